@@ -1,0 +1,1 @@
+"""ComponentResources: one Docker Swarm stack or storage bucket per module."""

@@ -1,0 +1,1 @@
+"""Python dynamic providers: keycloak/, ziti/, spire/ (client.py, models.py, provider.py each)."""

@@ -1,0 +1,19 @@
+# Sourced by scripts/up and scripts/test: create .venv if needed and install the pinned
+# requirements when they changed since the last install (a stamp file holds their hash).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ROOT}/.venv"
+PY="${PYTHON:-python3}"
+reqs="$1"
+if [ ! -x "${VENV}/bin/python" ]; then
+  echo "==> creating virtualenv ${VENV}"
+  "${PY}" -m venv "${VENV}"
+fi
+stamp="${VENV}/.requirements-$(basename "${reqs}").sha256"
+want="$(cat "${ROOT}"/requirements*.txt | sha256sum | cut -d' ' -f1)"
+if [ ! -f "${stamp}" ] || [ "$(cat "${stamp}")" != "${want}" ]; then
+  echo "==> installing ${reqs}"
+  "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${ROOT}/${reqs}"
+  echo "${want}" > "${stamp}"
+fi

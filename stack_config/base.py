@@ -1,0 +1,89 @@
+"""Shared base for the stack configuration model tree.
+
+Every model is frozen (config is parsed once and never mutated) and forbids unknown keys, so a
+typo in `Pulumi.<stack>.yaml` fails at `pulumi preview` instead of being silently ignored.
+Keys are camelCase in YAML (Pulumi's convention) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+PROJECT = "identity-platform"
+
+PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+_IMAGE_RE = re.compile(
+    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
+    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+class Model(BaseModel):
+    """Frozen, closed pydantic model with camelCase aliases."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        str_strip_whitespace=True,
+    )
+
+
+class ConfigError(ValueError):
+    """One actionable message per bad config value, naming the full config key."""
+
+
+def is_placeholder_domain(value: str) -> bool:
+    """True for example.* domains (and their subdomains) that strict mode rejects."""
+    v = value.lower().rstrip(".")
+    return any(v == d or v.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
+
+
+def is_localhost(value: str) -> bool:
+    """True when a host or URL points at the local machine."""
+    v = value.lower()
+    return bool(re.search(r"(^|[/@.])(localhost|127\.0\.0\.1|\[::1\])([:/]|$)", v))
+
+
+def check_pinned_image(ref: str) -> str:
+    """Return `ref` if it names an explicit, non-`latest` tag; raise ValueError otherwise."""
+    m = _IMAGE_RE.match(ref)
+    if not m:
+        raise ValueError(f"image {ref!r} is not pinned: use registry/name:<version> (optionally @sha256:<digest>)")
+    if m.group("tag") == "latest":
+        raise ValueError(f"image {ref!r} uses the 'latest' tag: pin an explicit version")
+    return ref
+
+
+def format_validation_error(err: ValidationError, root_keys: dict[str, str]) -> str:
+    """Render pydantic errors as `<project>:<key>.<path>: <message>` lines with a fix hint.
+
+    `root_keys` maps the model's top-level field alias to the Pulumi config key it came from.
+    """
+    lines = []
+    for e in err.errors():
+        loc: list[Any] = list(e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        if not loc:
+            # Model-level validators phrase their message as "<key.path>: <what to do>".
+            m = re.match(r"^([A-Za-z0-9_.-]+): (.*)$", msg, re.S)
+            if m:
+                loc, msg = m.group(1).split("."), m.group(2)
+        head = str(loc[0]) if loc else ""
+        key = f"{PROJECT}:{root_keys.get(head, head)}"
+        rest = ".".join(str(p) for p in loc[1:])
+        full = f"{key}.{rest}" if rest else key
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required: set it"
+        path_flag = " --path" if rest else ""
+        verb = "rm" if e["type"] == "extra_forbidden" else "set"
+        value = "" if verb == "rm" else " <value>"
+        lines.append(f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{full.split(':', 1)[1]}'{value}`)")
+    return "invalid stack configuration:\n  " + "\n  ".join(lines)
