@@ -1,0 +1,569 @@
+"""A typed client for SPIRE registration entries over two transports, with one error class.
+
+`EntryClient` holds the semantics the provider relies on; the subclasses only move bytes:
+
+- `GrpcEntryClient` calls `spire.api.server.entry.v1.Entry` over the server's admin Unix
+  socket (local callers are authorized by SPIRE's default policy; the socket has no TLS to
+  verify, and TCP admin access, which needs SPIFFE mTLS, is deliberately not offered).
+- `ExecEntryClient` runs the `spire-server` CLI inside the server container with `docker exec`
+  (DOCKER_HOST, so `ssh://` works) or `kubectl exec`, with `-output json`.
+
+Semantics, identical for both:
+
+- create: the entry id is derived from the (spiffe_id, parent_id, selectors) triple under the
+  stack's ownership prefix (`models.entry_id_for`). ALREADY_EXISTS with an entry means SPIRE
+  found a *similar* entry (same triple): adopted when its id carries our prefix, refused
+  (naming its id) otherwise. ALREADY_EXISTS without one means another entry holds our id.
+  Because the id is deterministic and SPIRE checks similarity in the same transaction as the
+  insert, re-sending a create whose response was lost finds the entry it made: no duplicates.
+- update: only the fields the provider owns. gRPC sends an explicit `input_mask`, so fields we
+  do not manage (expiry, additional attributes) are untouched. The CLI has no mask (`entry
+  update` replaces every field), so it reads the entry first and carries those fields over.
+- get: NOT_FOUND is None. delete: NOT_FOUND is success.
+- Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, an exec that
+  could not reach the engine or container) are retried a few times; every operation above is
+  idempotent, so a retry never duplicates anything.
+
+Nothing is cached between calls: build a client per provider call (`open_client`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from dynamic_providers.spire._proto import entry_pb2, types_pb2
+from dynamic_providers.spire.models import (
+    MUTABLE_FIELDS,
+    SPIFFE_SCHEME,
+    DockerExecConnection,
+    Entry,
+    EntryFields,
+    GrpcConnection,
+    KubectlExecConnection,
+    entry_id_for,
+    parse_selector,
+)
+
+T = TypeVar("T")
+
+# google.rpc codes, by number, as grpc-python names them.
+CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
+RETRY_DELAYS = (0.25, 1.0)  # seconds before the 2nd and 3rd attempt
+
+
+class SpireError(Exception):
+    """Any failure of a SPIRE operation; `code` is the gRPC status name (NOT_FOUND, UNAVAILABLE...)."""
+
+    def __init__(self, message: str, *, code: str = "UNKNOWN", entry_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.entry_id = entry_id
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_CODES
+
+
+@dataclass(frozen=True)
+class CreateStatus:
+    """One BatchCreateEntry result: its status and, when the transport gives it, the entry."""
+
+    code: str
+    message: str
+    entry: Entry | None
+
+
+class EntryClient(ABC):
+    """Registration-entry operations with SPIRE's semantics; subclasses supply the transport."""
+
+    # True when ALREADY_EXISTS carries the existing similar entry (the gRPC API); the CLI prints
+    # the request instead, so the similar entry has to be looked up.
+    reports_existing_entry: ClassVar[bool] = False
+
+    def __init__(self, connection: GrpcConnection | DockerExecConnection | KubectlExecConnection) -> None:
+        self.connection = connection
+        self.round_trips = 0
+        self.sleep: Callable[[float], None] = time.sleep
+
+    # --- transport primitives ----------------------------------------------------------
+
+    @abstractmethod
+    def _get(self, entry_id: str) -> Entry | None: ...
+
+    @abstractmethod
+    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus: ...
+
+    @abstractmethod
+    def _similar(self, fields: EntryFields) -> Entry | None: ...
+
+    @abstractmethod
+    def _update(self, entry_id: str, fields: EntryFields) -> Entry: ...
+
+    @abstractmethod
+    def _delete(self, entry_id: str) -> bool: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release transport resources."""
+
+    # --- semantics ----------------------------------------------------------------------
+
+    def _retry(self, op: Callable[[], T]) -> T:
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return op()
+            except SpireError as e:
+                if not e.transient or delay is None:
+                    raise
+                self._before_retry()
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _before_retry(self) -> None:  # noqa: B027 - optional hook
+        """Forget per-call state a retry should re-resolve."""
+
+    def entry_id_for(self, fields: EntryFields) -> str:
+        return entry_id_for(self.connection.owner_prefix, fields.spiffe_id, fields.parent_id, fields.selectors)
+
+    def get(self, entry_id: str) -> Entry | None:
+        """The entry, or None when the server has no entry with this id."""
+        return self._retry(lambda: self._get(entry_id))
+
+    def create(self, fields: EntryFields) -> Entry:
+        """Create the entry under this stack's deterministic id, or adopt our similar entry."""
+        entry_id = self.entry_id_for(fields)
+        status = self._retry(lambda: self._create(fields, entry_id))
+        if status.code == "OK" and status.entry is not None:
+            return status.entry
+        if status.code != "ALREADY_EXISTS":
+            raise SpireError(
+                f"creating entry {entry_id} for {fields.spiffe_id} failed ({status.code}): {status.message}",
+                code=status.code,
+                entry_id=entry_id,
+            )
+        if self.reports_existing_entry:
+            existing = status.entry
+        else:
+            existing = self._retry(lambda: self._similar(fields))
+        if existing is not None:
+            return self._adopt(existing, fields)
+        occupant = self._retry(lambda: self._get(entry_id))
+        if occupant is None:
+            raise SpireError(
+                f"creating entry {entry_id} failed with ALREADY_EXISTS ({status.message}) but neither a similar "
+                "entry nor an entry with that id exists now: run `pulumi up` again",
+                code="ALREADY_EXISTS",
+                entry_id=entry_id,
+            )
+        raise SpireError(
+            f"entry id collision: {entry_id} (this stack's id for {fields.spiffe_id} under {fields.parent_id} "
+            f"with selectors {list(fields.selectors)}) is held by a different entry: spiffe_id "
+            f"{occupant.spiffe_id}, parent_id {occupant.parent_id}, selectors {list(occupant.selectors)}, "
+            "probably edited outside Pulumi. Delete it (`spire-server entry delete -entryID "
+            f"{entry_id}`) or restore its spiffe_id, parent_id and selectors, then run `pulumi up` again",
+            code="ALREADY_EXISTS",
+            entry_id=entry_id,
+        )
+
+    def _adopt(self, existing: Entry, fields: EntryFields) -> Entry:
+        prefix = self.connection.owner_prefix
+        if not existing.id.startswith(prefix):
+            raise SpireError(
+                f"a similar entry already exists for {fields.spiffe_id} (same parent_id {fields.parent_id} and "
+                f"selectors {list(fields.selectors)}) with id {existing.id!r}, which this stack does not own "
+                f"(its entry ids start with {prefix!r}). SPIRE allows one entry per such triple: delete the "
+                f"other entry (`spire-server entry delete -entryID {existing.id}`) if it is stale, or change "
+                "this entry's selectors",
+                code="ALREADY_EXISTS",
+                entry_id=existing.id,
+            )
+        if _mutable(existing.fields()) == _mutable(fields):
+            return existing
+        return self.update(existing.id, fields)
+
+    def update(self, entry_id: str, fields: EntryFields) -> Entry:
+        """Write the owned mutable fields; raises SpireError(code=NOT_FOUND) if the entry is gone."""
+        return self._retry(lambda: self._update(entry_id, fields))
+
+    def delete(self, entry_id: str) -> bool:
+        """Delete the entry; False when it was already gone (which counts as success)."""
+        return self._retry(lambda: self._delete(entry_id))
+
+
+def _mutable(fields: EntryFields) -> dict[str, Any]:
+    norm = fields.normalized()
+    return {k: norm[k] for k in MUTABLE_FIELDS}
+
+
+# --- gRPC over the admin socket ---------------------------------------------------------------
+
+_SERVICE = "/spire.api.server.entry.v1.Entry/"
+_UPDATE_MASK = types_pb2.EntryMask(**dict.fromkeys(MUTABLE_FIELDS, True))
+
+
+class GrpcEntryClient(EntryClient):
+    """The Entry API on the admin Unix socket (`unix:<path>` target, no TLS on a local socket)."""
+
+    reports_existing_entry = True
+
+    def __init__(self, connection: GrpcConnection) -> None:
+        super().__init__(connection)
+        self._socket_path = connection.socket_path
+        self._timeout = connection.timeout_seconds
+        self._channel = grpc.insecure_channel(f"unix:{connection.socket_path}")
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Message, response_type: type[Message]) -> Any:
+        rpc = self._channel.unary_unary(
+            _SERVICE + method,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_type.FromString,
+        )
+        self.round_trips += 1
+        try:
+            return rpc(request, timeout=self._timeout)
+        except grpc.RpcError as e:
+            code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
+            details = e.details() if isinstance(e, grpc.Call) else str(e)
+            raise SpireError(
+                f"SPIRE Entry API {method} on unix:{self._socket_path} failed ({code}): {details}", code=code
+            ) from None
+
+    def _get(self, entry_id: str) -> Entry | None:
+        try:
+            pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id), types_pb2.Entry)
+        except SpireError as e:
+            if e.code == "NOT_FOUND":
+                return None
+            raise
+        return Entry.from_proto(pb)
+
+    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
+        request = entry_pb2.BatchCreateEntryRequest(entries=[fields.to_proto(entry_id)])
+        resp = self._call("BatchCreateEntry", request, entry_pb2.BatchCreateEntryResponse)
+        result = _single(resp.results, "BatchCreateEntry")
+        entry = Entry.from_proto(result.entry) if result.HasField("entry") else None
+        return CreateStatus(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry)
+
+    def _similar(self, fields: EntryFields) -> Entry | None:
+        pb = fields.to_proto()
+        flt = entry_pb2.ListEntriesRequest.Filter(
+            by_spiffe_id=pb.spiffe_id,
+            by_parent_id=pb.parent_id,
+            by_selectors=types_pb2.SelectorMatch(selectors=pb.selectors, match=types_pb2.SelectorMatch.MATCH_EXACT),
+        )
+        token = ""
+        while True:
+            resp = self._call(
+                "ListEntries",
+                entry_pb2.ListEntriesRequest(filter=flt, page_size=200, page_token=token),
+                entry_pb2.ListEntriesResponse,
+            )
+            for e in resp.entries:
+                entry = Entry.from_proto(e)
+                if entry.identity() == fields.identity():
+                    return entry
+            token = resp.next_page_token
+            if not token:
+                return None
+
+    def _update(self, entry_id: str, fields: EntryFields) -> Entry:
+        full = fields.to_proto(entry_id)
+        # Only the masked fields are read by the server; send just those.
+        pb = types_pb2.Entry(id=entry_id, **{f: getattr(full, f) for f in MUTABLE_FIELDS})
+        request = entry_pb2.BatchUpdateEntryRequest(entries=[pb], input_mask=_UPDATE_MASK)
+        resp = self._call("BatchUpdateEntry", request, entry_pb2.BatchUpdateEntryResponse)
+        result = _single(resp.results, "BatchUpdateEntry")
+        code = CODE_NAMES.get(result.status.code, "UNKNOWN")
+        if code != "OK":
+            raise SpireError(
+                f"updating entry {entry_id} failed ({code}): {result.status.message}", code=code, entry_id=entry_id
+            )
+        return Entry.from_proto(result.entry)
+
+    def _delete(self, entry_id: str) -> bool:
+        resp = self._call(
+            "BatchDeleteEntry", entry_pb2.BatchDeleteEntryRequest(ids=[entry_id]), entry_pb2.BatchDeleteEntryResponse
+        )
+        result = _single(resp.results, "BatchDeleteEntry")
+        return _delete_outcome(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry_id)
+
+
+def _single(results: Sequence[T], method: str) -> T:
+    if len(results) != 1:
+        raise SpireError(f"{method} returned {len(results)} results for one entry", code="INTERNAL")
+    return results[0]
+
+
+def _delete_outcome(code: str, message: str, entry_id: str) -> bool:
+    if code == "OK":
+        return True
+    if code == "NOT_FOUND":
+        return False
+    raise SpireError(f"deleting entry {entry_id} failed ({code}): {message}", code=code, entry_id=entry_id)
+
+
+# --- the spire-server CLI through docker exec / kubectl exec -----------------------------------
+
+# The CLI reports failures as one "Error: <msg>" line on stderr; gRPC errors inside look like
+# "rpc error: code = NotFound desc = entry not found" (Go code names).
+_CLI_ERROR = re.compile(r"^Error: (?P<msg>.*)$", re.M)
+_RPC_ERROR = re.compile(r"rpc error: code = (?P<code>\w+) desc = (?P<desc>.*)$", re.S)
+_GO_CODES = {"Canceled": "CANCELLED", "OK": "OK"}
+
+
+def go_code_name(go_name: str) -> str:
+    """Go's codes.Code.String() ("NotFound") as grpc-python's name ("NOT_FOUND")."""
+    return _GO_CODES.get(go_name) or re.sub(r"(?<!^)(?=[A-Z])", "_", go_name).upper()
+
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+class ExecEntryClient(EntryClient):
+    """`spire-server entry ... -output json` inside the server container."""
+
+    reports_existing_entry = False
+
+    def __init__(self, connection: DockerExecConnection | KubectlExecConnection, runner: Runner = subprocess.run):
+        super().__init__(connection)
+        self._conn = connection
+        self._runner = runner
+        self._container: str | None = None
+
+    # --- exec plumbing -------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if isinstance(self._conn, DockerExecConnection):
+            env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win
+            if self._conn.docker_host:
+                env["DOCKER_HOST"] = self._conn.docker_host
+            else:
+                env.pop("DOCKER_HOST", None)
+        return env
+
+    def _where(self) -> str:
+        c = self._conn
+        if isinstance(c, DockerExecConnection):
+            target = c.container or f"service {c.service}"
+            return f"docker exec into {target} on {c.docker_host or 'the local Docker engine'}"
+        ctx = f" (context {c.context})" if c.context else ""
+        return f"kubectl exec into {c.namespace}/{c.pod} container {c.container}{ctx}"
+
+    def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        self.round_trips += 1
+        try:
+            return self._runner(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.connection.timeout_seconds,
+                env=self._env(),
+                check=False,
+            )
+        except FileNotFoundError:
+            raise SpireError(
+                f"{argv[0]!r} is not on PATH: install the {argv[0]} CLI on the machine running Pulumi "
+                f"(needed for connection.transport {self.connection.transport!r})",
+                code="FAILED_PRECONDITION",
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SpireError(
+                f"{self._where()} did not finish within {self.connection.timeout_seconds:g}s",
+                code="DEADLINE_EXCEEDED",
+            ) from None
+
+    def _before_retry(self) -> None:
+        self._container = None  # a Swarm task may have been replaced
+
+    def _docker_container(self, conn: DockerExecConnection) -> str:
+        if conn.container:
+            return conn.container
+        if self._container is None:
+            proc = self._exec(
+                [
+                    "docker",
+                    "ps",
+                    "--filter",
+                    f"label=com.docker.swarm.service.name={conn.service}",
+                    "--filter",
+                    "status=running",
+                    "--format",
+                    "{{.Names}}",
+                ]
+            )
+            if proc.returncode != 0:
+                raise SpireError(f"{self._where()}: docker ps failed: {proc.stderr.strip()}", code="UNAVAILABLE")
+            names = sorted(n for n in proc.stdout.split() if n)
+            if not names:
+                raise SpireError(
+                    f"{self._where()}: no running task of service {conn.service!r} on this node: check that the "
+                    "SPIRE server runs there (connection.docker_host) and is healthy",
+                    code="UNAVAILABLE",
+                )
+            self._container = names[0]
+        return self._container
+
+    def _argv(self, args: list[str]) -> list[str]:
+        c = self._conn
+        cli = [c.server_binary, *args, "-output", "json"]
+        if c.socket_path:
+            cli += ["-socketPath", c.socket_path]
+        if isinstance(c, DockerExecConnection):
+            return ["docker", "exec", self._docker_container(c), *cli]
+        kubectl = ["kubectl"]
+        if c.kubeconfig:
+            kubectl += ["--kubeconfig", c.kubeconfig]
+        if c.context:
+            kubectl += ["--context", c.context]
+        return [*kubectl, "--namespace", c.namespace, "exec", c.pod, "--container", c.container, "--", *cli]
+
+    def _cli(self, *args: str) -> dict[str, Any]:
+        """Run one `spire-server` command; return its JSON, or raise SpireError."""
+        proc = self._exec(self._argv(list(args)))
+        m = _CLI_ERROR.search(proc.stderr)
+        if proc.returncode != 0 and m:
+            msg = m.group("msg").strip()
+            rpc = _RPC_ERROR.search(msg)
+            code = go_code_name(rpc.group("code")) if rpc else "INVALID_ARGUMENT"
+            raise SpireError(f"spire-server {' '.join(args[:2])} ({self._where()}): {msg}", code=code)
+        if proc.returncode != 0:
+            # Not the CLI speaking: the engine, ssh, kubectl or the container runtime failed.
+            detail = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
+            raise SpireError(f"{self._where()} failed: {detail}", code="UNAVAILABLE")
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise SpireError(
+                f"spire-server {' '.join(args[:2])} ({self._where()}) printed no JSON: {proc.stdout[:200]!r}",
+                code="UNKNOWN",
+            ) from None
+        if not isinstance(data, dict):
+            raise SpireError(f"spire-server {' '.join(args[:2])} printed unexpected JSON", code="UNKNOWN")
+        return data
+
+    # --- primitives ------------------------------------------------------------------------
+
+    def _get(self, entry_id: str) -> Entry | None:
+        try:
+            data = self._cli("entry", "show", f"-entryID={entry_id}")
+        except SpireError as e:
+            if e.code == "NOT_FOUND":
+                return None
+            raise
+        entries = [_entry_from_json(e) for e in data.get("entries") or []]
+        return next((e for e in entries if e.id == entry_id), None)
+
+    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
+        data = self._cli("entry", "create", f"-entryID={entry_id}", *_flags(fields, fields))
+        result = _single(data.get("results") or [], "entry create")
+        status = result.get("status") or {}
+        code = CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN")
+        # On failure the CLI prints the request in place of the entry: only trust it on OK.
+        entry = _entry_from_json(result["entry"]) if code == "OK" and result.get("entry") else None
+        return CreateStatus(code, str(status.get("message", "")), entry)
+
+    def _similar(self, fields: EntryFields) -> Entry | None:
+        selectors = [f"-selector={s}" for s in fields.selectors]
+        data = self._cli(
+            "entry",
+            "show",
+            f"-spiffeID={fields.spiffe_id}",
+            f"-parentID={fields.parent_id}",
+            *selectors,
+            "-matchSelectorsOn=exact",
+        )
+        for raw in data.get("entries") or []:
+            entry = _entry_from_json(raw)
+            if entry.identity() == fields.identity():
+                return entry
+        return None
+
+    def _update(self, entry_id: str, fields: EntryFields) -> Entry:
+        current = self._get(entry_id)
+        if current is None:
+            raise SpireError(f"entry {entry_id} not found", code="NOT_FOUND", entry_id=entry_id)
+        # `entry update` replaces every field: keep the identity triple and what we do not manage.
+        carried = []
+        if current.expires_at:
+            carried.append(f"-entryExpiry={current.expires_at}")
+        if current.disable_x509_svid_prefetch:
+            carried.append("-disableX509SVIDPrefetch")
+        if current.jwt_svid_include_jti:
+            carried.append("-jwtSVIDIncludeJTI")
+        data = self._cli("entry", "update", f"-entryID={entry_id}", *_flags(current.fields(), fields), *carried)
+        result = _single(data.get("results") or [], "entry update")
+        status = result.get("status") or {}
+        code = CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN")
+        if code != "OK":
+            raise SpireError(
+                f"updating entry {entry_id} failed ({code}): {status.get('message', '')}", code=code, entry_id=entry_id
+            )
+        return _entry_from_json(result["entry"])
+
+    def _delete(self, entry_id: str) -> bool:
+        data = self._cli("entry", "delete", f"-entryID={entry_id}")
+        result = _single(data.get("results") or [], "entry delete")
+        status = result.get("status") or {}
+        return _delete_outcome(
+            CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN"), status.get("message", ""), entry_id
+        )
+
+
+def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
+    """CLI flags: the identity triple from `identity`, every owned mutable field from `fields`.
+
+    `-name=value` throughout, so a value starting with '-' is never read as a flag.
+    """
+    flags = [f"-spiffeID={identity.spiffe_id}", f"-parentID={identity.parent_id}"]
+    flags += [f"-selector={t}:{v}" for t, v in map(parse_selector, identity.selectors)]
+    flags += [f"-x509SVIDTTL={fields.x509_svid_ttl}", f"-jwtSVIDTTL={fields.jwt_svid_ttl}"]
+    flags += [f"-dns={d}" for d in fields.dns_names]
+    flags += [f"-federatesWith={SPIFFE_SCHEME}{td}" for td in fields.federates_with]
+    if fields.hint:
+        flags.append(f"-hint={fields.hint}")
+    flags += [f"-{name}" for name, on in (("admin", fields.admin), ("downstream", fields.downstream)) if on]
+    if fields.store_svid:
+        flags.append("-storeSVID")
+    return flags
+
+
+def _entry_from_json(raw: dict[str, Any]) -> Entry:
+    """An entry from the CLI's protojson (proto field names, int64 as strings)."""
+    pb = json_format.ParseDict(raw, types_pb2.Entry(), ignore_unknown_fields=True)
+    return Entry.from_proto(pb)
+
+
+# --- factory -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_client(
+    connection: GrpcConnection | DockerExecConnection | KubectlExecConnection,
+) -> Iterator[EntryClient]:
+    """A client for one provider call, closed afterwards."""
+    client: EntryClient
+    if isinstance(connection, GrpcConnection):
+        client = GrpcEntryClient(connection)
+    else:
+        client = ExecEntryClient(connection)
+    try:
+        yield client
+    finally:
+        client.close()

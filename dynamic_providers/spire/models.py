@@ -1,0 +1,459 @@
+"""Typed values of the SPIRE registration-entry provider: the validation rules, canonical forms and
+ownership-prefixed entry ids, the server's view of an entry, and the provider's `connection`.
+
+The rules are SPIRE's own, so `pulumi preview` reports what the server would reject on `up`:
+SPIFFE IDs as go-spiffe parses them (`spiffeid.FromString`) plus SPIRE's entry rules
+(`pkg/server/api/entry.go`, `id.go`, `selector.go`, `sqlstore.validateRegistrationEntry`) and its
+DNS-name check (`pkg/common/x509util/dns.go`). Every problem is phrased as "<field>: <rule>".
+
+Nothing here talks to a server; `client.py` does, `provider.py` is the Pulumi glue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from dynamic_providers.spire._proto import types_pb2
+
+SPIFFE_SCHEME = "spiffe://"
+MAX_SPIFFE_ID_BYTES = 2048  # SPIFFE-ID.md: implementations SHOULD NOT generate longer URIs
+MAX_TRUST_DOMAIN_BYTES = 255
+MAX_ENTRY_ID_CHARS = 255  # sqlstore.validateRegistrationEntry
+MAX_HINT_BYTES = 1024  # api.hintMaximumLength (Go len() counts bytes)
+MAX_INT32 = 2**31 - 1  # x509_svid_ttl / jwt_svid_ttl are int32 on the wire
+DEFAULT_SERVER_SOCKET = "/tmp/spire-server/private/api.sock"  # noqa: S108 - SPIRE's documented default
+DEFAULT_SERVER_BINARY = "/opt/spire/bin/spire-server"
+MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
+
+_TRUST_DOMAIN_CHARS = re.compile(r"^[a-z0-9._-]+$")
+_PATH_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
+_ENTRY_ID_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
+_DNS_LABEL_CHARS = re.compile(r"^[A-Za-z0-9-]+$")
+_OWNER_PART = re.compile(r"[^A-Za-z0-9_-]")
+_DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://\S+$")
+
+
+# --- rules (each returns None when valid, else the broken rule) --------------------------------
+
+
+def trust_domain_problem(name: str) -> str | None:
+    """Why `name` is not a SPIFFE trust domain name (go-spiffe `TrustDomainFromString`), or None."""
+    if not name:
+        return "trust domain is missing"
+    if not _TRUST_DOMAIN_CHARS.match(name):
+        return "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
+    if len(name.encode()) > MAX_TRUST_DOMAIN_BYTES:
+        return f"trust domain is longer than {MAX_TRUST_DOMAIN_BYTES} bytes"
+    return None
+
+
+def path_problem(path: str) -> str | None:
+    """Why `path` is not a SPIFFE ID path (go-spiffe `ValidatePath`), or None. Empty is valid here."""
+    if not path:
+        return None
+    if not path.startswith("/"):
+        return "path must start with '/'"
+    segments = path.split("/")[1:]
+    for i, segment in enumerate(segments):
+        if segment == "":
+            if i == len(segments) - 1:
+                return "path cannot have a trailing slash"
+            return "path cannot contain empty segments"
+        if segment in (".", ".."):
+            return "path cannot contain dot segments"
+        if not _PATH_SEGMENT_CHARS.match(segment):
+            return "path segment characters are limited to letters, numbers, dots, dashes, and underscores"
+    return None
+
+
+def split_spiffe_id(value: str) -> tuple[str, str]:
+    """(trust domain, path) of a syntactically valid SPIFFE ID; raises ValueError with the rule."""
+    if len(value.encode()) > MAX_SPIFFE_ID_BYTES:
+        raise ValueError(f"is longer than {MAX_SPIFFE_ID_BYTES} bytes")
+    if not value.startswith(SPIFFE_SCHEME):
+        raise ValueError("scheme is missing or invalid: a SPIFFE ID starts with 'spiffe://' (lowercase)")
+    rest = value[len(SPIFFE_SCHEME) :]
+    td, slash, tail = rest.partition("/")
+    path = slash + tail
+    problem = trust_domain_problem(td) or path_problem(path)
+    if problem:
+        raise ValueError(problem)
+    return td, path
+
+
+def spiffe_id_problem(value: str, trust_domain: str | None, *, workload: bool) -> str | None:
+    """Why `value` cannot be an entry's SPIFFE ID (workload=True) or parent ID, or None.
+
+    SPIRE needs both in the server's trust domain with a non-empty path; a workload ID must not
+    sit in the reserved `/spire` namespace (agents and the server live there).
+    """
+    try:
+        td, path = split_spiffe_id(value)
+    except ValueError as e:
+        return f"{value!r} is not a valid SPIFFE ID: {e}"
+    if not path:
+        return f"{value!r} has an empty path: entries need one, e.g. spiffe://{td}/ns/app"
+    if trust_domain is not None and td != trust_domain:
+        return f"{value!r} is not a member of the server's trust domain {trust_domain!r}"
+    if workload and (path == "/spire" or path.startswith("/spire/")):
+        return f"{value!r} is in the reserved /spire namespace (agent and server IDs): choose another path"
+    return None
+
+
+def selector_problem(type_: str, value: str) -> str | None:
+    """SPIRE's selector rules (`api.SelectorsFromProto`)."""
+    if not type_:
+        return "type is empty"
+    if ":" in type_:
+        return "type must not contain ':'"
+    if not value:
+        return "value is empty"
+    return None
+
+
+def dns_name_problem(name: str) -> str | None:
+    """Why SPIRE rejects `name` as an entry DNS name (`x509util.ValidateLabel`), or None.
+
+    ASCII only (punycode `xn--` labels for IDNs), at most one wildcard and only as the whole first
+    label, no trailing dot, and a strict host name otherwise: labels of 1-63 letters, digits and
+    hyphens that neither start nor end with '-', 253 characters at most.
+    """
+    if not name.isascii():
+        return "must be ASCII (write internationalized names in their xn-- punycode form)"
+    stars = name.count("*")
+    if stars > 1:
+        return "has more than one wildcard"
+    if stars == 1:
+        if not name.startswith("*."):
+            return "may only use a wildcard as the whole first label, as in *.example.com"
+        name = name[2:]
+    if not name.strip():
+        return "is empty"
+    if name.endswith("."):
+        return "must not end with a dot"
+    if len(name) > 253:
+        return "is longer than 253 characters"
+    for label in name.split("."):
+        if not label:
+            return "contains an empty label"
+        if len(label) > 63:
+            return f"has a label longer than 63 characters ({label[:16]}...)"
+        if not _DNS_LABEL_CHARS.match(label):
+            return f"label {label!r} may contain only letters, digits and '-'"
+        if label.startswith("-") or label.endswith("-"):
+            return f"label {label!r} must not start or end with '-'"
+        if label[2:4] == "--":
+            if label[:4].lower() != "xn--":
+                return f"label {label!r} must not have '--' in the 3rd and 4th positions (only xn-- punycode may)"
+            try:
+                label[4:].encode().decode("punycode")
+            except UnicodeError:
+                return f"label {label!r} is not valid punycode"
+    return None
+
+
+def entry_id_problem(entry_id: str) -> str | None:
+    if not entry_id:
+        return "entry id is empty"
+    if len(entry_id) > MAX_ENTRY_ID_CHARS:
+        return f"entry id is longer than {MAX_ENTRY_ID_CHARS} characters"
+    if not _ENTRY_ID_CHARS.match(entry_id):
+        return "entry id characters are limited to letters, numbers, '.', '-' and '_'"
+    return None
+
+
+# --- canonical forms ---------------------------------------------------------------------------
+
+
+def parse_selector(raw: str | Mapping[str, Any]) -> tuple[str, str]:
+    """("type", "value") from "type:value" (split at the first ':', like the CLI) or {type, value}."""
+    if isinstance(raw, Mapping):
+        return str(raw.get("type", "")), str(raw.get("value", ""))
+    type_, _, value = raw.partition(":")
+    return type_, value
+
+
+def selector_string(type_: str, value: str) -> str:
+    return f"{type_}:{value}"
+
+
+def trust_domain_name(value: str) -> str:
+    """`federates_with` as the server returns it: the trust domain name, without `spiffe://`."""
+    return value[len(SPIFFE_SCHEME) :] if value.startswith(SPIFFE_SCHEME) else value
+
+
+def owner_prefix(project: str, stack: str) -> str:
+    """Entry-id prefix marking entries this Pulumi stack owns: `pulumi.<project>.<stack>.`.
+
+    Dots separate the parts (the spire-controller-manager convention, so a manager configured
+    with its own `entryIDPrefix` leaves these alone), so each part keeps only `[A-Za-z0-9_-]`.
+    """
+    parts = [_OWNER_PART.sub("-", p)[:64] or "-" for p in (project, stack)]
+    return f"pulumi.{parts[0]}.{parts[1]}."
+
+
+def entry_id_for(prefix: str, spiffe_id: str, parent_id: str, selectors: Iterable[str]) -> str:
+    """The id this stack gives the entry with this (spiffe_id, parent_id, selectors) triple.
+
+    Deterministic: the triple is SPIRE's identity of an entry (the "similar entry" test), so a
+    create retried after a lost response, or re-run after a crash before the state was written,
+    finds the entry it made instead of making a second one.
+    """
+    material = "\n".join([spiffe_id, parent_id, *sorted(set(selectors))])
+    return prefix + hashlib.sha256(material.encode()).hexdigest()[:24]
+
+
+# --- the entry fields the provider manages ----------------------------------------------------
+
+# Fields written on update (with an explicit input mask on gRPC); the identity triple is not
+# among them because changing it replaces the entry.
+MUTABLE_FIELDS = (
+    "x509_svid_ttl",
+    "jwt_svid_ttl",
+    "dns_names",
+    "federates_with",
+    "admin",
+    "downstream",
+    "hint",
+    "store_svid",
+)
+IDENTITY_FIELDS = ("spiffe_id", "parent_id", "selectors")
+MANAGED_FIELDS = IDENTITY_FIELDS + MUTABLE_FIELDS
+
+
+class EntryFields(BaseModel):
+    """The fields of a registration entry this provider manages, as the server stores them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spiffe_id: str
+    parent_id: str
+    selectors: tuple[str, ...] = Field(description='"type:value" strings')
+    x509_svid_ttl: int = Field(default=0, description="seconds; 0 = the server's default")
+    jwt_svid_ttl: int = Field(default=0, description="seconds; 0 = the server's default")
+    dns_names: tuple[str, ...] = ()
+    federates_with: tuple[str, ...] = Field(default=(), description="trust domain names, no scheme")
+    admin: bool = False
+    downstream: bool = False
+    hint: str = ""
+    store_svid: bool = False
+
+    @field_validator("federates_with")
+    @classmethod
+    def _td_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(trust_domain_name(td) for td in v)
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, Any]) -> EntryFields:
+        """From checked resource inputs or stored outputs (missing optional fields take defaults)."""
+        selectors = tuple(selector_string(*parse_selector(s)) for s in props.get("selectors") or ())
+        return cls(
+            spiffe_id=props["spiffe_id"],
+            parent_id=props["parent_id"],
+            selectors=selectors,
+            x509_svid_ttl=int(props.get("x509_svid_ttl") or 0),
+            jwt_svid_ttl=int(props.get("jwt_svid_ttl") or 0),
+            dns_names=tuple(props.get("dns_names") or ()),
+            federates_with=tuple(props.get("federates_with") or ()),
+            admin=bool(props.get("admin")),
+            downstream=bool(props.get("downstream")),
+            hint=props.get("hint") or "",
+            store_svid=bool(props.get("store_svid")),
+        )
+
+    def normalized(self) -> dict[str, Any]:
+        """Order-insensitive comparison form: sorted selectors, DNS names and trust domains.
+
+        TTLs stay as numbers: 0 means "server default", which the server also stores as 0.
+        """
+        data = self.model_dump()
+        for key in ("selectors", "dns_names", "federates_with"):
+            data[key] = sorted(set(data[key]))
+        return data
+
+    def identity(self) -> tuple[str, str, frozenset[str]]:
+        """SPIRE's "similar entry" key."""
+        return self.spiffe_id, self.parent_id, frozenset(self.selectors)
+
+    def as_props(self) -> dict[str, Any]:
+        data = self.model_dump()
+        for key in ("selectors", "dns_names", "federates_with"):
+            data[key] = list(data[key])
+        return data
+
+    def to_proto(self, entry_id: str = "") -> types_pb2.Entry:
+        spiffe_td, spiffe_path = split_spiffe_id(self.spiffe_id)
+        parent_td, parent_path = split_spiffe_id(self.parent_id)
+        return types_pb2.Entry(
+            id=entry_id,
+            spiffe_id=types_pb2.SPIFFEID(trust_domain=spiffe_td, path=spiffe_path),
+            parent_id=types_pb2.SPIFFEID(trust_domain=parent_td, path=parent_path),
+            selectors=[types_pb2.Selector(type=t, value=v) for t, v in map(parse_selector, self.selectors)],
+            x509_svid_ttl=self.x509_svid_ttl,
+            jwt_svid_ttl=self.jwt_svid_ttl,
+            dns_names=list(self.dns_names),
+            federates_with=list(self.federates_with),
+            admin=self.admin,
+            downstream=self.downstream,
+            hint=self.hint,
+            store_svid=self.store_svid,
+        )
+
+
+class Entry(EntryFields):
+    """An entry as the server returned it, including the fields the provider does not manage."""
+
+    id: str
+    revision_number: int = 0
+    created_at: int = 0
+    expires_at: int = 0
+    disable_x509_svid_prefetch: bool = False
+    jwt_svid_include_jti: bool = False
+
+    @classmethod
+    def from_proto(cls, pb: types_pb2.Entry) -> Entry:
+        attrs = pb.additional_attributes if pb.HasField("additional_attributes") else None
+        return cls(
+            id=pb.id,
+            spiffe_id=f"{SPIFFE_SCHEME}{pb.spiffe_id.trust_domain}{pb.spiffe_id.path}",
+            parent_id=f"{SPIFFE_SCHEME}{pb.parent_id.trust_domain}{pb.parent_id.path}",
+            selectors=tuple(selector_string(s.type, s.value) for s in pb.selectors),
+            x509_svid_ttl=pb.x509_svid_ttl,
+            jwt_svid_ttl=pb.jwt_svid_ttl,
+            dns_names=tuple(pb.dns_names),
+            federates_with=tuple(pb.federates_with),
+            admin=pb.admin,
+            downstream=pb.downstream,
+            hint=pb.hint,
+            store_svid=pb.store_svid,
+            revision_number=pb.revision_number,
+            created_at=pb.created_at,
+            expires_at=pb.expires_at,
+            disable_x509_svid_prefetch=bool(attrs and attrs.disable_x509_svid_prefetch),
+            jwt_svid_include_jti=bool(attrs and attrs.jwt_svid_include_jti),
+        )
+
+    def fields(self) -> EntryFields:
+        return EntryFields(**{k: getattr(self, k) for k in MANAGED_FIELDS})
+
+
+# --- the provider's connection input ----------------------------------------------------------
+
+
+class _ConnectionBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trust_domain: str = Field(description="The SPIRE server's trust domain; entries must be members of it.")
+    project: str = Field(min_length=1, description="Pulumi project: first part of the ownership prefix.")
+    stack: str = Field(min_length=1, description="Pulumi stack: second part of the ownership prefix.")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Per-call deadline.")
+
+    @field_validator("trust_domain")
+    @classmethod
+    def _td(cls, v: str) -> str:
+        problem = trust_domain_problem(v)
+        if problem:
+            raise ValueError(f"{v!r}: {problem} (give the name without spiffe://)")
+        return v
+
+    @property
+    def owner_prefix(self) -> str:
+        return owner_prefix(self.project, self.stack)
+
+
+def _server_socket(v: str | None) -> str | None:
+    if v is not None and not v.startswith("/"):
+        raise ValueError(f"{v!r} must be an absolute path inside the server container")
+    return v
+
+
+class GrpcConnection(_ConnectionBase):
+    """The Entry API over the server's admin Unix socket (local, or forwarded, e.g. `ssh -L`)."""
+
+    transport: Literal["grpc"]
+    socket_path: str = Field(description="Path of the admin API socket on the machine running Pulumi.")
+
+    @field_validator("socket_path")
+    @classmethod
+    def _socket(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"{v!r} must be an absolute path to the server's admin socket")
+        if len(v.encode()) > MAX_UNIX_SOCKET_PATH_BYTES:
+            raise ValueError(
+                f"{v!r} is longer than {MAX_UNIX_SOCKET_PATH_BYTES} bytes, the Unix socket limit: "
+                "forward the socket to a shorter path"
+            )
+        return v
+
+
+class DockerExecConnection(_ConnectionBase):
+    """`docker exec` of the `spire-server` CLI in the server container (DOCKER_HOST, ssh:// too)."""
+
+    transport: Literal["docker-exec"]
+    docker_host: str | None = Field(default=None, description="DOCKER_HOST of the server's node; None = local.")
+    container: str | None = Field(default=None, description="Container name or id of the SPIRE server.")
+    service: str | None = Field(default=None, description="Swarm service; its running task on the node is used.")
+    socket_path: str | None = Field(default=None, description="Admin socket inside the container (-socketPath).")
+    server_binary: str = Field(default=DEFAULT_SERVER_BINARY, description="spire-server path in the image.")
+
+    @field_validator("docker_host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not _DOCKER_HOST.match(v):
+            raise ValueError(f"{v!r} is not a Docker host URL: use ssh://user@host, tcp://host:port or unix:///path")
+        return v
+
+    @field_validator("socket_path")
+    @classmethod
+    def _socket(cls, v: str | None) -> str | None:
+        return _server_socket(v)
+
+    @model_validator(mode="after")
+    def _target(self) -> DockerExecConnection:
+        if bool(self.container) == bool(self.service):
+            raise ValueError("set exactly one of container (a container name) or service (a Swarm service name)")
+        return self
+
+
+class KubectlExecConnection(_ConnectionBase):
+    """`kubectl exec` of the `spire-server` CLI in the server pod (helm chart defaults)."""
+
+    transport: Literal["kubectl-exec"]
+    namespace: str = Field(default="spire-server", min_length=1)
+    pod: str = Field(default="spire-server-0", min_length=1, description="Pod, or TYPE/NAME such as sts/spire-server.")
+    container: str = Field(default="spire-server", min_length=1)
+    context: str | None = Field(default=None, description="kubeconfig context; None = the current one.")
+    kubeconfig: str | None = Field(default=None, description="kubeconfig path; None = kubectl's default.")
+    socket_path: str | None = Field(default=None, description="Admin socket inside the container (-socketPath).")
+    server_binary: str = Field(default=DEFAULT_SERVER_BINARY)
+
+    @field_validator("socket_path")
+    @classmethod
+    def _socket(cls, v: str | None) -> str | None:
+        return _server_socket(v)
+
+
+Connection = Annotated[GrpcConnection | DockerExecConnection | KubectlExecConnection, Field(discriminator="transport")]
+CONNECTION = TypeAdapter(Connection)
+TRANSPORTS = ("grpc", "docker-exec", "kubectl-exec")
+
+
+def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConnection | KubectlExecConnection:
+    """Validate a `connection` input; raises pydantic.ValidationError."""
+    return CONNECTION.validate_python(dict(raw))
+
+
+def duplicates(values: Sequence[str]) -> list[str]:
+    """Values that occur more than once, in first-seen order."""
+    seen: set[str] = set()
+    dupes: list[str] = []
+    for v in values:
+        if v in seen and v not in dupes:
+            dupes.append(v)
+        seen.add(v)
+    return dupes

@@ -1,0 +1,438 @@
+"""Pulumi glue for SPIRE registration entries: `SpireEntry` and its dynamic provider.
+
+Lifecycle (see `client.py` for the server-side semantics):
+
+- check: SPIRE's validation rules, offline, one failure per broken rule naming the field;
+  defaults filled in. Values still Unknown during preview are skipped.
+- diff: offline. Compares normalised fields (sorted selectors, DNS names and trust domains,
+  trust domains without scheme). A new spiffe_id, parent_id or selector set is a new entry for
+  SPIRE (its "similar entry" key, and our entry id is derived from it), so those replace;
+  everything else updates in place. Replacement is create-before-delete: the new triple gets a
+  new id, so old and new never collide.
+- create: under the stack's deterministic, ownership-prefixed id; adopts our own similar entry,
+  refuses a foreign one, reports an id collision.
+- read: NOT_FOUND means gone (empty id), e.g. deleted by hand or pruned after `expires_at`.
+- update: the owned fields only (no call when only the connection changed). If the entry has
+  vanished and holds the id we derive, it is re-created under that same id.
+- delete: NOT_FOUND counts as success.
+
+The provider is stateless (a client is built inside each method) and picklable by reference.
+The `connection` (transport, socket / docker host / kubectl target, trust domain, ownership
+prefix parts) is a resource input, echoed in the outputs so read and delete can reach the
+server; it carries no credentials (local admin socket, or the operator's docker/kubectl login).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.runtime import rpc
+from pydantic import ValidationError
+
+from dynamic_providers.spire.client import SpireError, open_client
+from dynamic_providers.spire.models import (
+    IDENTITY_FIELDS,
+    MANAGED_FIELDS,
+    MAX_HINT_BYTES,
+    MAX_INT32,
+    TRANSPORTS,
+    Entry,
+    EntryFields,
+    dns_name_problem,
+    duplicates,
+    parse_connection,
+    parse_selector,
+    selector_problem,
+    selector_string,
+    spiffe_id_problem,
+    trust_domain_name,
+    trust_domain_problem,
+)
+
+PROVIDER_KEY = "__provider"
+OUTPUT_KEYS = ("entry_id", "revision_number", "created_at")
+DEFAULTS: dict[str, Any] = {
+    "x509_svid_ttl": 0,
+    "jwt_svid_ttl": 0,
+    "dns_names": [],
+    "federates_with": [],
+    "admin": False,
+    "downstream": False,
+    "hint": "",
+    "store_svid": False,
+}
+
+
+def is_unknown(value: Any) -> bool:
+    """True when `value` is, or contains, a preview-time Unknown placeholder."""
+    if isinstance(value, str):
+        return value == rpc.UNKNOWN
+    if isinstance(value, Mapping):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+def _strip(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
+
+
+# --- check -------------------------------------------------------------------------------------
+
+
+def _int_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a whole number of seconds, got {value!r}"
+    if isinstance(value, float) and not value.is_integer():
+        return f"must be a whole number of seconds, got {value!r}"
+    if value < 0:
+        return f"must be >= 0 (0 = the server's default TTL), got {value:g}"
+    if value > MAX_INT32:
+        return f"must be at most {MAX_INT32} (int32 seconds), got {value:g}"
+    return None
+
+
+def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> list[str] | None:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        failures.append((field, f"{field}: must be a list of strings, got {type(value).__name__}"))
+        return None
+    out = []
+    for i, item in enumerate(value):
+        if is_unknown(item):
+            continue
+        if not isinstance(item, str):
+            failures.append((field, f"{field}[{i}]: must be a string, got {item!r}"))
+            continue
+        out.append(item)
+    return out
+
+
+def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
+    """Validate `connection`; return its trust domain when known and valid."""
+    if raw is None:
+        failures.append(("connection", "connection: required (transport, trust_domain, project, stack, ...)"))
+        return None
+    if not isinstance(raw, Mapping):
+        failures.append(("connection", f"connection: must be an object, got {type(raw).__name__}"))
+        return None
+    td = raw.get("trust_domain")
+    known_td = td if isinstance(td, str) and not is_unknown(td) and trust_domain_problem(td) is None else None
+    if is_unknown(raw):
+        return known_td  # validated again at `up`, when every value is known
+    transport = raw.get("transport")
+    if transport not in TRANSPORTS:
+        failures.append(
+            ("connection", f"connection.transport: must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
+        )
+        return known_td
+    try:
+        parse_connection(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = [str(p) for p in err["loc"] if str(p) != transport]
+            path = ".".join(["connection", *loc])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key for transport {transport!r}"
+            failures.append(("connection", f"{path}: {msg}"))
+    return known_td
+
+
+def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every broken rule as (field, "field: rule"), skipping values that are still Unknown."""
+    failures: list[tuple[str, str]] = []
+    td = _check_connection(props.get("connection"), failures)
+
+    for field, workload in (("spiffe_id", True), ("parent_id", False)):
+        value = props.get(field)
+        if is_unknown(value):
+            continue
+        if not isinstance(value, str) or not value:
+            failures.append((field, f"{field}: required, a SPIFFE ID such as spiffe://example.org/ns/app"))
+            continue
+        problem = spiffe_id_problem(value, td, workload=workload)
+        if problem:
+            failures.append((field, f"{field}: {problem}"))
+
+    selector_types: set[str] = set()
+    raw_selectors = props.get("selectors")
+    if not is_unknown(raw_selectors):
+        if not isinstance(raw_selectors, list | tuple) or not raw_selectors:
+            failures.append(("selectors", 'selectors: at least one "type:value" selector is required'))
+        else:
+            seen: list[str] = []
+            for i, raw in enumerate(raw_selectors):
+                if is_unknown(raw):
+                    continue
+                if not isinstance(raw, str | Mapping):
+                    failures.append(("selectors", f'selectors[{i}]: must be a "type:value" string, got {raw!r}'))
+                    continue
+                if isinstance(raw, str) and ":" not in raw:
+                    failures.append(("selectors", f"selectors[{i}]: {raw!r} is not \"type:value\" (no ':')"))
+                    continue
+                type_, value = parse_selector(raw)
+                problem = selector_problem(type_, value)
+                if problem:
+                    failures.append(("selectors", f"selectors[{i}]: {raw!r}: selector {problem}"))
+                    continue
+                selector_types.add(type_)
+                seen.append(selector_string(type_, value))
+            for dup in duplicates(seen):
+                failures.append(("selectors", f"selectors: {dup!r} is listed more than once"))
+
+    for field in ("x509_svid_ttl", "jwt_svid_ttl"):
+        value = props.get(field)
+        if value is None or is_unknown(value):
+            continue
+        problem = _int_problem(value)
+        if problem:
+            failures.append((field, f"{field}: {problem}"))
+
+    for field in ("admin", "downstream", "store_svid"):
+        value = props.get(field)
+        if value is not None and not is_unknown(value) and not isinstance(value, bool):
+            failures.append((field, f"{field}: must be true or false, got {value!r}"))
+
+    hint = props.get("hint")
+    if hint is not None and not is_unknown(hint):
+        if not isinstance(hint, str):
+            failures.append(("hint", f"hint: must be a string, got {hint!r}"))
+        elif len(hint.encode()) > MAX_HINT_BYTES:
+            failures.append(("hint", f"hint: at most {MAX_HINT_BYTES} bytes, got {len(hint.encode())}"))
+
+    dns_names = props.get("dns_names")
+    if not is_unknown(dns_names):
+        names = _string_list("dns_names", dns_names, failures) or []
+        for i, name in enumerate(names):
+            problem = dns_name_problem(name)
+            if problem:
+                failures.append(("dns_names", f"dns_names[{i}]: {name!r} {problem}"))
+        for dup in duplicates(names):
+            failures.append(("dns_names", f"dns_names: {dup!r} is listed more than once"))
+
+    federates_with = props.get("federates_with")
+    if not is_unknown(federates_with):
+        tds = _string_list("federates_with", federates_with, failures) or []
+        names = []
+        for i, raw in enumerate(tds):
+            name = trust_domain_name(raw)
+            if "/" in name:
+                failures.append(
+                    (
+                        "federates_with",
+                        f"federates_with[{i}]: {raw!r} must name a trust domain (other.org or spiffe://other.org), "
+                        "not a SPIFFE ID with a path",
+                    )
+                )
+                continue
+            problem = trust_domain_problem(name)
+            if problem:
+                failures.append(("federates_with", f"federates_with[{i}]: {raw!r}: {problem}"))
+                continue
+            if td is not None and name == td:
+                failures.append(
+                    (
+                        "federates_with",
+                        f"federates_with[{i}]: {raw!r} is the server's own trust domain; list peers only",
+                    )
+                )
+                continue
+            names.append(name)
+        for dup in duplicates(names):
+            failures.append(("federates_with", f"federates_with: {dup!r} is listed more than once"))
+
+    if props.get("store_svid") is True and len(selector_types) > 1:
+        failures.append(
+            (
+                "store_svid",
+                f"store_svid: needs all selectors of one type (SVIDStore export), got types {sorted(selector_types)}",
+            )
+        )
+    return failures
+
+
+# --- provider ----------------------------------------------------------------------------------
+
+
+def _normalized(props: Mapping[str, Any]) -> dict[str, Any]:
+    return EntryFields.from_props(props).normalized()
+
+
+def _connection_key(raw: Any) -> Any:
+    if isinstance(raw, Mapping):
+        return {k: v for k, v in sorted(raw.items()) if v is not None}
+    return raw
+
+
+def _outs(entry: Entry, connection: Any) -> dict[str, Any]:
+    return {
+        **entry.fields().as_props(),
+        "connection": connection,
+        "entry_id": entry.id,
+        "revision_number": entry.revision_number,
+        "created_at": entry.created_at,
+    }
+
+
+class SpireEntryProvider(ResourceProvider):
+    """CRUD for one SPIRE registration entry (see the module docstring)."""
+
+    # Nothing secret is captured (the class is pickled by reference): keep `__provider` plain, so
+    # a stack with a thousand entries does not pay a secret encryption per entry.
+    serialize_as_secret_always = False
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in _strip(news).items() if k not in OUTPUT_KEYS}
+        failures = check_inputs(inputs)
+        for key, default in DEFAULTS.items():
+            if inputs.get(key) is None:
+                inputs[key] = default
+        return CheckResult(inputs, [CheckFailure(field, reason) for field, reason in failures])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        olds, news = _strip(olds), _strip(news)
+        unknown = [k for k in (*MANAGED_FIELDS, "connection") if is_unknown(news.get(k))]
+        known_news = {k: v for k, v in news.items() if k not in unknown}
+        old, new = _normalized(olds), _normalized({**olds, **known_news})
+        changed = unknown + [k for k in MANAGED_FIELDS if k not in unknown and old[k] != new[k]]
+        if "connection" not in unknown and _connection_key(olds.get("connection")) != _connection_key(
+            news.get("connection")
+        ):
+            changed.append("connection")
+        replaces = [k for k in IDENTITY_FIELDS if k in changed]
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        props = _strip(props)
+        connection = parse_connection(props["connection"])
+        with open_client(connection) as client:
+            entry = client.create(EntryFields.from_props(props))
+        return CreateResult(entry.id, _outs(entry, props["connection"]))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        props = _strip(props)
+        connection = parse_connection(props["connection"])
+        with open_client(connection) as client:
+            entry = client.get(id_)
+        if entry is None:
+            return ReadResult("", {})
+        inputs = {**entry.fields().as_props(), "connection": props["connection"]}
+        return ReadResult(entry.id, _outs(entry, props["connection"]), inputs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        olds, news = _strip(olds), _strip(news)
+        connection = parse_connection(news["connection"])
+        fields = EntryFields.from_props(news)
+        old = EntryFields.from_props(olds).normalized()
+        new = fields.normalized()
+        if all(old[k] == new[k] for k in MANAGED_FIELDS):
+            # Only the connection changed: nothing to write on the server.
+            return UpdateResult({**olds, "connection": news["connection"]})
+        with open_client(connection) as client:
+            try:
+                entry = client.update(id_, fields)
+            except SpireError as e:
+                if e.code != "NOT_FOUND":
+                    raise
+                if client.entry_id_for(fields) != id_:
+                    raise SpireError(
+                        f"entry {id_} no longer exists on the SPIRE server (deleted outside Pulumi or expired): "
+                        "run `pulumi refresh`, then `pulumi up` re-creates it",
+                        code="NOT_FOUND",
+                        entry_id=id_,
+                    ) from None
+                entry = client.create(fields)
+        return UpdateResult(_outs(entry, news["connection"]))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        props = _strip(props)
+        connection = parse_connection(props["connection"])
+        with open_client(connection) as client:
+            client.delete(id_)
+
+
+class SpireEntry(Resource, module="spire", name="Entry"):
+    """A SPIRE registration entry (`pulumi-python:dynamic/spire:Entry`).
+
+    Inputs mirror `spire.api.types.Entry`: `selectors` are "type:value" strings, TTLs are seconds
+    (0 = the server's default), `federates_with` lists trust domains (with or without
+    `spiffe://`). `connection` says how to reach the server: `transport` "grpc" (`socket_path`),
+    "docker-exec" (`docker_host`, `container` or Swarm `service`) or "kubectl-exec" (`namespace`,
+    `pod`, `container`, `context`), plus `trust_domain`, `project` and `stack` (the entry-id
+    ownership prefix `pulumi.<project>.<stack>.`).
+    """
+
+    spiffe_id: pulumi.Output[str]
+    parent_id: pulumi.Output[str]
+    selectors: pulumi.Output[list[str]]
+    x509_svid_ttl: pulumi.Output[int]
+    jwt_svid_ttl: pulumi.Output[int]
+    dns_names: pulumi.Output[list[str]]
+    federates_with: pulumi.Output[list[str]]
+    admin: pulumi.Output[bool]
+    downstream: pulumi.Output[bool]
+    hint: pulumi.Output[str]
+    store_svid: pulumi.Output[bool]
+    connection: pulumi.Output[dict[str, Any]]
+    entry_id: pulumi.Output[str]
+    revision_number: pulumi.Output[int]
+    created_at: pulumi.Output[int]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        spiffe_id: pulumi.Input[str],
+        parent_id: pulumi.Input[str],
+        selectors: pulumi.Input[Sequence[pulumi.Input[str]]],
+        x509_svid_ttl: pulumi.Input[int] = 0,
+        jwt_svid_ttl: pulumi.Input[int] = 0,
+        dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        federates_with: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
+        admin: pulumi.Input[bool] = False,
+        downstream: pulumi.Input[bool] = False,
+        hint: pulumi.Input[str] | None = None,
+        store_svid: pulumi.Input[bool] = False,
+        connection: pulumi.Input[Mapping[str, Any]],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "spiffe_id": spiffe_id,
+            "parent_id": parent_id,
+            "selectors": selectors,
+            "x509_svid_ttl": x509_svid_ttl,
+            "jwt_svid_ttl": jwt_svid_ttl,
+            "dns_names": dns_names if dns_names is not None else [],
+            "federates_with": federates_with if federates_with is not None else [],
+            "admin": admin,
+            "downstream": downstream,
+            "hint": hint if hint is not None else "",
+            "store_svid": store_svid,
+            "connection": connection,
+            **dict.fromkeys(OUTPUT_KEYS),
+        }
+        super().__init__(SpireEntryProvider(), resource_name, props, opts)
+
+
+__all__ = [
+    "DEFAULTS",
+    "SpireEntry",
+    "SpireEntryProvider",
+    "check_inputs",
+    "is_unknown",
+]

@@ -1,0 +1,1 @@
+"""Protocol-faithful fakes of the servers and CLIs the providers talk to."""
