@@ -1,0 +1,13 @@
+"""Operating the stacks from other tools: the Automation API entry point and the outputs contract.
+
+- `python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]` (ops/cli.py);
+- `ops.operations` — the same operations as functions returning a `Report`;
+- `ops.outputs.StackOutputs` — the typed stack outputs and their loaders.
+
+Importing this package starts nothing: no CLI call happens before an operation is asked for.
+"""
+
+from ops.errors import ExitCode, OpsError
+from ops.outputs import OutputsContractError, StackOutputs
+
+__all__ = ["ExitCode", "OpsError", "OutputsContractError", "StackOutputs"]

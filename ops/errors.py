@@ -1,0 +1,42 @@
+"""Exit codes of `python -m ops` and the one error type that carries them.
+
+Every failure the entry point knows how to explain becomes an `OpsError` with a stable exit code
+and, where there is one, the command that fixes it. Scripts and CI branch on the code, people
+read the message; both are documented in README "Operating the stacks".
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (stable: automation depends on them)."""
+
+    OK = 0
+    FAILED = 1  # the engine ran and the operation failed (resource error, program exception)
+    CLI_MISSING = 2  # no usable Pulumi CLI on PATH (missing, or older than the SDK supports)
+    CONFIG_ERROR = 3  # stack file missing or invalid, secrets passphrase missing or wrong
+    STACK_NOT_FOUND = 4  # the stack does not exist in the backend, or has never been deployed
+    STACK_LOCKED = 5  # another update holds the stack's lock
+    POLICY_VIOLATION = 6  # a mandatory policy of a policy pack blocked the operation
+    CHANGES_PENDING = 7  # `preview --expect-no-changes` found changes (drift)
+    OUTPUTS_INVALID = 8  # the stack's outputs do not match the StackOutputs contract
+    USAGE = 64  # bad command line (EX_USAGE, same as scripts/up)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class OpsError(Exception):
+    """A failure with an exit code, a one-line message and an optional fix."""
+
+    def __init__(self, code: ExitCode, message: str, hint: str | None = None, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+        self.kind = kind or code.name.lower()
+        # What the operation had gathered before failing (an `ops.operations.Report`), for --json.
+        self.report: object | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message

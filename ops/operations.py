@@ -1,0 +1,274 @@
+"""preview / up / refresh / destroy / outputs of one stack, as functions returning a `Report`.
+
+Each function opens the stack as a local program (`ops.workspace.open_stack`), streams the
+engine's output lines to the callbacks it is given as they arrive, collects the structured engine
+events (planned steps, error diagnostics, policy violations) and returns them in a `Report`, or
+raises `OpsError` with the exit code and whatever the report had gathered so far.
+
+Guard rails, all before the engine starts: `preview`/`up` validate the stack file with the
+program's own config model; `refresh`/`destroy`/`outputs` never create a stack that does not
+exist. Confirmation (`--yes`) is the CLI's business, not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+from ops.errors import ExitCode, OpsError
+from ops.outputs import MASKED, OutputsContractError, StackOutputs
+from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, validate_stack_config
+
+Line = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource operation the engine planned or performed."""
+
+    op: str
+    urn: str
+    type: str
+
+
+@dataclass(frozen=True)
+class PolicyViolation:
+    policy: str
+    pack: str
+    level: str
+    message: str
+    urn: str | None
+
+
+@dataclass
+class Report:
+    """What one operation did; `as_json()` is the `--json` document minus the envelope."""
+
+    command: str
+    stack: str
+    result: str | None = None
+    changes: dict[str, int] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    diagnostics: list[str] = field(default_factory=list)
+    policy_violations: list[PolicyViolation] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "result": self.result,
+            "changes": self.changes,
+            "steps": [asdict(s) for s in self.steps],
+            "diagnostics": self.diagnostics,
+            "policyViolations": [asdict(v) for v in self.policy_violations],
+        }
+        if self.outputs is not None:
+            doc["outputs"] = self.outputs
+        return doc
+
+
+class EventCollector:
+    """`on_event` callback: keeps planned steps, error diagnostics and policy violations."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        pre = event.resource_pre_event
+        if pre is not None and _op(pre.metadata.op) != "same":
+            md = pre.metadata
+            self.report.steps.append(Step(_op(md.op), md.urn, md.type))
+        diag = event.diagnostic_event
+        if diag is not None and diag.severity == "error" and diag.message.strip():
+            self.report.diagnostics.append(diag.message.strip())
+        pol = event.policy_event
+        if pol is not None:
+            self.report.policy_violations.append(
+                PolicyViolation(
+                    pol.policy_name, pol.policy_pack_name, pol.enforcement_level, pol.message.strip(), pol.resource_urn
+                )
+            )
+        summary = event.summary_event
+        if summary is not None:
+            self.report.changes = _changes(summary.resource_changes)
+
+
+def _op(op: Any) -> str:
+    return str(getattr(op, "value", op))
+
+
+def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
+    return {_op(k): int(v) for k, v in (summary or {}).items()}
+
+
+def _failure(err: auto.CommandError, report: Report) -> OpsError:
+    """The exit code for a failed engine run, with the engine's own error lines as the message."""
+    mandatory = [v for v in report.policy_violations if v.level == "mandatory"]
+    if mandatory:
+        first = mandatory[0]
+        failure = OpsError(
+            ExitCode.POLICY_VIOLATION,
+            f"{len(mandatory)} mandatory policy violation(s); first: [{first.policy}] {first.message}",
+            "fix the resources named in policyViolations, or see README 'Policy pack'",
+        )
+    else:
+        failure = classify_command_error(err)
+        if failure.code == ExitCode.FAILED and report.diagnostics:
+            failure.message = report.diagnostics[-1].splitlines()[0]
+    failure.report = report
+    return failure
+
+
+def _policy_args(policy_packs: Sequence[str]) -> list[str] | None:
+    return [str(Path(p).resolve()) for p in policy_packs] or None
+
+
+def masked_outputs(outputs: Mapping[str, auto.OutputValue], *, show_secrets: bool) -> dict[str, Any]:
+    """Output values as the CLI prints them: secrets `[secret]` unless shown."""
+    return {k: (v.value if show_secrets or not v.secret else MASKED) for k, v in outputs.items()}
+
+
+def preview(
+    stack: str,
+    *,
+    on_output: Line | None = None,
+    on_error: Line | None = None,
+    policy_packs: Sequence[str] = (),
+    diff: bool = False,
+    expect_no_changes: bool = False,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """`pulumi preview`: zero side effects; `expect_no_changes` turns any change into exit 7."""
+    validate_stack_config(stack, root)
+    st = open_stack(stack, create=True, root=root, environ=environ, command=command)
+    report = Report("preview", stack)
+    try:
+        result = st.preview(
+            on_output=on_output,
+            on_error=on_error,
+            on_event=EventCollector(report),
+            policy_packs=_policy_args(policy_packs),
+            diff=diff or None,
+        )
+    except auto.CommandError as e:
+        raise _failure(e, report) from None
+    report.result = "succeeded"
+    report.changes = _changes(result.change_summary)
+    pending = {op: n for op, n in report.changes.items() if op != "same" and n}
+    if expect_no_changes and pending:
+        err = OpsError(
+            ExitCode.CHANGES_PENDING,
+            f"preview of {stack!r} proposes changes: " + ", ".join(f"{n} to {op}" for op, n in sorted(pending.items())),
+            f"review them and run `python -m ops up --stack {stack} --yes`, or find the drift with "
+            f"`python -m ops refresh --stack {stack} --yes`",
+        )
+        err.report = report
+        raise err
+    return report
+
+
+def up(
+    stack: str,
+    *,
+    on_output: Line | None = None,
+    on_error: Line | None = None,
+    policy_packs: Sequence[str] = (),
+    diff: bool = False,
+    show_secrets: bool = False,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """`pulumi up --yes --skip-preview`, then check the outputs against the contract (exit 8)."""
+    validate_stack_config(stack, root)
+    st = open_stack(stack, create=True, root=root, environ=environ, command=command)
+    report = Report("up", stack)
+    try:
+        result = st.up(
+            on_output=on_output,
+            on_error=on_error,
+            on_event=EventCollector(report),
+            policy_packs=_policy_args(policy_packs),
+            diff=diff or None,
+        )
+    except auto.CommandError as e:
+        raise _failure(e, report) from None
+    report.result = result.summary.result
+    report.changes = _changes(result.summary.resource_changes) or report.changes
+    report.outputs = masked_outputs(result.outputs, show_secrets=show_secrets)
+    try:
+        StackOutputs.from_output_map(result.outputs)
+    except OutputsContractError as e:
+        err = OpsError(
+            ExitCode.OUTPUTS_INVALID,
+            f"the update succeeded but its outputs break the contract: {e}",
+            "fix the exports in __main__.py or StackOutputs (ops/outputs.py) and regenerate the schema",
+        )
+        err.report = report
+        raise err from None
+    return report
+
+
+def refresh(
+    stack: str,
+    *,
+    on_output: Line | None = None,
+    on_error: Line | None = None,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """`pulumi refresh --yes --skip-preview` of an existing stack (never creates one)."""
+    st = open_stack(stack, create=False, root=root, environ=environ, command=command)
+    report = Report("refresh", stack)
+    try:
+        result = st.refresh(on_output=on_output, on_error=on_error, on_event=EventCollector(report))
+    except auto.CommandError as e:
+        raise _failure(e, report) from None
+    report.result = result.summary.result
+    report.changes = _changes(result.summary.resource_changes) or report.changes
+    return report
+
+
+def destroy(
+    stack: str,
+    *,
+    on_output: Line | None = None,
+    on_error: Line | None = None,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """`pulumi destroy --yes --skip-preview` of an existing stack; the stack itself is kept."""
+    st = open_stack(stack, create=False, root=root, environ=environ, command=command)
+    report = Report("destroy", stack)
+    try:
+        result = st.destroy(on_output=on_output, on_error=on_error, on_event=EventCollector(report))
+    except auto.CommandError as e:
+        raise _failure(e, report) from None
+    report.result = result.summary.result
+    report.changes = _changes(result.summary.resource_changes) or report.changes
+    return report
+
+
+def outputs(
+    stack: str,
+    *,
+    show_secrets: bool = False,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """The stack's outputs, validated against `StackOutputs` (exit 8 when they do not match)."""
+    report = Report("outputs", stack)
+    try:
+        parsed = StackOutputs.from_stack(stack, root=root, environ=environ, command=command)
+    except OutputsContractError as e:
+        raise OpsError(ExitCode.OUTPUTS_INVALID, str(e), "redeploy with a program that honours the contract") from None
+    report.outputs = parsed.to_exports(show_secrets=show_secrets)
+    return report

@@ -1,0 +1,198 @@
+"""The stack outputs contract: what `__main__.py` exports, typed, for tools that consume a stack.
+
+`StackOutputs` has exactly one field per export (camelCase aliases are the export keys) and
+forbids unknown keys, so an export added, renamed or dropped in the program breaks the contract
+test instead of a consumer. Secret exports (admin passwords) are `SecretStr`: they do not show up
+in reprs, logs or `model_dump()` unless revealed on purpose.
+
+Loaders:
+- `StackOutputs.from_stack("prod")` reads a deployed stack through the Automation API
+  (`stack output --json --show-secrets` under the hood);
+- `StackOutputs.from_json(text)` parses the JSON of `pulumi stack output --json --show-secrets`.
+
+The committed JSON Schema (`schema/stack-outputs.schema.json`) is generated from this model by
+`python -m ops schema`; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schema" / "stack-outputs.schema.json"
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# How the Pulumi CLI prints a secret output without --show-secrets.
+MASKED = "[secret]"
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Url = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", json_schema_extra={"format": "uri"})]
+Secret = Annotated[SecretStr, Field(min_length=1)]
+
+
+class OutputsContractError(ValueError):
+    """The outputs of a stack do not match `StackOutputs` (one line per problem)."""
+
+
+def _title(name: str, _field: Any) -> str:
+    return to_camel(name)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        field_title_generator=_title,
+    )
+
+
+class Bucket(_Model):
+    """One Spaces bucket (prod): where a role's backups or PKI files live."""
+
+    name: NonEmpty = Field(description="Bucket name (globally unique in the region).")
+    region: NonEmpty = Field(description="DigitalOcean region, e.g. fra1.")
+    endpoint: NonEmpty = Field(description="S3 endpoint host, e.g. fra1.digitaloceanspaces.com.")
+
+
+class StackOutputs(_Model):
+    """Everything one stack of the identity platform exports (`pulumi stack output`)."""
+
+    model_config = ConfigDict(title="StackOutputs")
+
+    environment: Literal["dev", "prod"] = Field(description="Which environment this stack is.")
+    nodes: list[NonEmpty] = Field(description="Swarm node names (keys of the `nodes` config map), sorted.")
+    spire_trust_domain: str = Field(
+        pattern=r"^[a-z0-9._-]+$", description="SPIFFE trust domain of the SPIRE server (no scheme)."
+    )
+    spire_bundle_pem: str = Field(
+        pattern=r"-----BEGIN CERTIFICATE-----",
+        description="Root CA certificate (PEM) every SVID chains to; also registered as the Ziti third-party CA.",
+    )
+    keycloak_url: Url = Field(description="Public base URL of Keycloak.")
+    keycloak_issuer_url: Url = Field(description="OIDC issuer of the platform realm (`iss` of its tokens).")
+    keycloak_jwks_url: Url = Field(description="JWKS endpoint of the platform realm (verifies its tokens).")
+    keycloak_admin_user: NonEmpty = Field(description="Keycloak bootstrap admin user name.")
+    keycloak_admin_password: Secret = Field(description="Keycloak bootstrap admin password (secret).")
+    keycloak_realm_id: NonEmpty = Field(description="Keycloak id of the platform realm.")
+    keycloak_ziti_client_id: NonEmpty = Field(description="Keycloak UUID of the Ziti OIDC client.")
+    ziti_controller_url: Url = Field(description="Ziti controller edge API base URL.")
+    ziti_console_url: Url = Field(description="Ziti admin console (ZAC) URL.")
+    ziti_admin_user: NonEmpty = Field(description="Ziti default admin user name.")
+    ziti_admin_password: Secret = Field(description="Ziti default admin password (secret).")
+    ziti_ca_id: NonEmpty = Field(description="Ziti id of the verified third-party CA (the SPIRE root).")
+    ziti_ca_fingerprint: NonEmpty = Field(description="Fingerprint Ziti computed for that CA.")
+    ziti_ext_jwt_signer_id: NonEmpty = Field(description="Ziti id of the external JWT signer (Keycloak).")
+    ziti_auth_policy_id: NonEmpty = Field(description="Ziti id of the auth policy accepting Keycloak JWTs.")
+    ziti_router_id: NonEmpty = Field(description="Ziti id of the edge router.")
+    ziti_identity_ids: dict[str, NonEmpty] = Field(description="Workload name -> Ziti identity id.")
+    spire_entry_ids: dict[str, NonEmpty] = Field(description="Workload name -> SPIRE registration entry id.")
+    buckets: dict[str, Bucket] = Field(description="Storage role -> Spaces bucket (empty in dev).")
+
+    # -- loaders -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> StackOutputs:
+        """Validate plain export values (keys as exported); raise OutputsContractError."""
+        masked = sorted(k for k in cls.secret_keys() if data.get(k) == MASKED)
+        if masked:
+            raise OutputsContractError(
+                f"secret outputs are masked ({', '.join(masked)} = {MASKED!r}): "
+                "read them with `pulumi stack output --json --show-secrets`"
+            )
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as e:
+            raise OutputsContractError(_render(e)) from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> StackOutputs:
+        """Parse the JSON printed by `pulumi stack output --json --show-secrets`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise OutputsContractError(f"stack outputs are not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise OutputsContractError(f"stack outputs must be a JSON object, got {type(data).__name__}")
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_output_map(cls, outputs: Mapping[str, auto.OutputValue]) -> StackOutputs:
+        """Validate an Automation API `OutputMap` (`stack.outputs()`, `UpResult.outputs`)."""
+        return cls.from_mapping({k: v.value for k, v in outputs.items()})
+
+    @classmethod
+    def from_stack(cls, stack: str, **workspace_args: Any) -> StackOutputs:
+        """Read a deployed stack's outputs through the Automation API (secrets included).
+
+        Raises `ops.errors.OpsError` (exit-code carrying) when the CLI is missing or the stack
+        does not exist or has no outputs, `OutputsContractError` when the outputs do not match.
+        `workspace_args` go to `ops.workspace.open_stack` (root, environ, command).
+        """
+        from pulumi import automation as auto
+
+        from ops.errors import ExitCode, OpsError
+        from ops.workspace import classify_command_error, open_stack
+
+        st = open_stack(stack, create=False, **workspace_args)
+        try:
+            outputs = st.outputs()
+        except auto.CommandError as e:
+            raise classify_command_error(e) from None
+        if not outputs:
+            raise OpsError(
+                ExitCode.STACK_NOT_FOUND,
+                f"stack {stack!r} has no outputs: it has never been deployed",
+                f"python -m ops up --stack {stack} --yes",
+                kind="not_deployed",
+            )
+        return cls.from_output_map(outputs)
+
+    # -- views -------------------------------------------------------------------------------------
+
+    @classmethod
+    def export_keys(cls) -> set[str]:
+        """The export keys (camelCase) this model requires."""
+        return {f.alias or name for name, f in cls.model_fields.items()}
+
+    @classmethod
+    def secret_keys(cls) -> set[str]:
+        """Export keys whose values are secrets."""
+        return {f.alias or n for n, f in cls.model_fields.items() if f.annotation is SecretStr}
+
+    def to_exports(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        """The outputs as exported (camelCase), secrets as `[secret]` unless `show_secrets`."""
+        data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                data[field.alias or name] = value.get_secret_value() if show_secrets else MASKED
+        return data
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of `StackOutputs`, as committed in schema/."""
+    schema = StackOutputs.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+
+
+def render_schema() -> str:
+    """The schema file's exact text."""
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+def _render(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = "unexpected output: the contract does not have it" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{loc}: {msg}")
+    return "stack outputs do not match the StackOutputs contract:\n  " + "\n  ".join(lines)

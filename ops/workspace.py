@@ -1,0 +1,222 @@
+"""Open a stack of this project through the Automation API, the same way `scripts/up` does.
+
+The program is run as a *local* program (`LocalWorkspace` with `work_dir` = the project root),
+never inline: the dynamic providers live in importable modules, and inline programs cannot load
+them (pulumi/pulumi#7960). Conventions shared with `scripts/up`:
+
+- backend: `PULUMI_BACKEND_URL` when set, else the file backend `file://<root>/.pulumi-state`;
+- dev on that default backend gets an empty secrets passphrase unless one is set;
+- the dynamic-provider host runs the project's `.venv` interpreter (`PULUMI_PYTHON_CMD`).
+
+Before the engine runs, the stack file is read and validated with the program's own config model
+(`stack_config.parse`), so a bad value fails here with the same message `pulumi preview` would
+print, but without starting the engine. What this module does not do: install the CLI (it tells
+you how), or talk to any cloud API itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pulumi import automation as auto
+
+import stack_config
+from ops.errors import ExitCode, OpsError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STATE_DIR = ".pulumi-state"
+INSTALL_HINT = "install it: curl -fsSL https://get.pulumi.com | sh   (or: brew install pulumi/tap/pulumi)"
+# DIY backends (no Pulumi Cloud): secrets are encrypted with a passphrase unless the stack says otherwise.
+_DIY_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://")
+
+
+def stack_names(root: Path = PROJECT_ROOT) -> list[str]:
+    """Stacks that have a `Pulumi.<stack>.yaml` file."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def _stack_file(stack: str, root: Path) -> dict[str, Any]:
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise OpsError(
+            ExitCode.CONFIG_ERROR,
+            f"no stack file {path.name} in {root}",
+            f"use one of: {', '.join(stack_names(root)) or '(none)'}; or create it with `pulumi stack init {stack}`",
+            kind="stack_file_missing",
+        )
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise OpsError(ExitCode.CONFIG_ERROR, f"{path.name} is not valid YAML: {e}", kind="config_invalid") from None
+    if not isinstance(doc, dict):
+        raise OpsError(
+            ExitCode.CONFIG_ERROR, f"{path.name}: expected a mapping at the top level", kind="config_invalid"
+        )
+    return doc
+
+
+def raw_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The project's config values for `stack` as the program reads them (camelCase keys).
+
+    Mirrors `stack_config._read_raw` over the files: `Pulumi.yaml` defaults first, then the
+    stack file's `<project>:<key>` values; `secure:` values are skipped (they are never part of
+    the model).
+    """
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+    name = project.get("name", stack_config.PROJECT)
+    known = (*stack_config.SCALAR_KEYS, *stack_config.STRUCTURED_KEYS)
+    raw: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        if key in known and isinstance(decl, dict) and "default" in decl:
+            raw[key] = decl["default"]
+    for full, value in ((_stack_file(stack, root).get("config")) or {}).items():
+        ns, _, key = str(full).rpartition(":")
+        if (ns or name) != name or key not in known:
+            continue
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            continue
+        raw[key] = value
+    return raw
+
+
+def validate_stack_config(stack: str, root: Path = PROJECT_ROOT) -> stack_config.StackConfig:
+    """Validate `Pulumi.<stack>.yaml` with the program's model; ConfigError becomes exit 3."""
+    raw = raw_config(stack, root)
+    if isinstance(raw.get("strict"), str):
+        raw["strict"] = raw["strict"].strip().lower() == "true"
+    for key in stack_config.STRUCTURED_KEYS:
+        if isinstance(raw.get(key), str):
+            try:
+                raw[key] = json.loads(raw[key])
+            except json.JSONDecodeError as e:
+                raise OpsError(
+                    ExitCode.CONFIG_ERROR,
+                    f"{stack_config.PROJECT}:{key}: not a YAML/JSON object ({e.msg})",
+                    f"check Pulumi.{stack}.yaml",
+                    kind="config_invalid",
+                ) from None
+    try:
+        return stack_config.parse(raw)
+    except stack_config.ConfigError as e:
+        raise OpsError(ExitCode.CONFIG_ERROR, str(e), kind="config_invalid") from None
+
+
+def backend_url(root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """(backend URL, whether it is our default file backend)."""
+    env = os.environ if environ is None else environ
+    url = env.get("PULUMI_BACKEND_URL", "").strip()
+    if url:
+        return url, False
+    return f"file://{root / STATE_DIR}", True
+
+
+def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Extra environment for every CLI call; never contains a user-provided secret.
+
+    `LocalWorkspace` prints its `env_vars` in its repr, so a passphrase the user set stays in the
+    inherited process environment and is not copied here.
+    """
+    env = os.environ if environ is None else environ
+    url, default = backend_url(root, env)
+    extra = {"PULUMI_BACKEND_URL": url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+    if default:
+        (root / STATE_DIR).mkdir(exist_ok=True)
+    has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
+    if not has_passphrase and _needs_passphrase(stack, root, url):
+        if default and stack == "dev":
+            extra["PULUMI_CONFIG_PASSPHRASE"] = ""  # dev on the local backend: nothing worth encrypting
+        else:
+            raise OpsError(
+                ExitCode.CONFIG_ERROR,
+                f"stack {stack!r} encrypts its secrets with a passphrase and none is set",
+                "export PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) and re-run",
+                kind="passphrase_missing",
+            )
+    venv_python = root / ".venv" / "bin" / "python"
+    if "PULUMI_PYTHON_CMD" not in env and venv_python.exists():
+        extra["PULUMI_PYTHON_CMD"] = str(venv_python)
+    return extra
+
+
+def _needs_passphrase(stack: str, root: Path, url: str) -> bool:
+    if not url.startswith(_DIY_SCHEMES):
+        return False  # Pulumi Cloud's default secrets provider needs no passphrase
+    path = root / f"Pulumi.{stack}.yaml"
+    doc = yaml.safe_load(path.read_text()) if path.is_file() else None
+    provider = str((doc or {}).get("secretsprovider", "passphrase"))
+    return provider in ("passphrase", "default")
+
+
+def pulumi_command() -> auto.PulumiCommand:
+    """The Pulumi CLI on PATH, checked for a version the SDK supports; exit 2 otherwise."""
+    try:
+        return auto.PulumiCommand()
+    except FileNotFoundError:
+        raise OpsError(
+            ExitCode.CLI_MISSING, "the Pulumi CLI is not installed (no `pulumi` on PATH)", INSTALL_HINT
+        ) from None
+    except auto.InvalidVersionError as e:
+        raise OpsError(ExitCode.CLI_MISSING, f"unusable Pulumi CLI: {e}", INSTALL_HINT) from None
+    except OSError as e:
+        raise OpsError(ExitCode.CLI_MISSING, f"cannot run the Pulumi CLI: {e}", INSTALL_HINT) from None
+
+
+def open_stack(
+    stack: str,
+    *,
+    create: bool = True,
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> auto.Stack:
+    """Select (or, with `create`, create) `stack` as a local program rooted at `root`."""
+    cli = command or pulumi_command()  # before anything touches the disk
+    opts = auto.LocalWorkspaceOptions(
+        work_dir=str(root), env_vars=workspace_env(stack, root, environ), pulumi_command=cli
+    )
+    try:
+        if create:
+            return auto.create_or_select_stack(stack, work_dir=str(root), opts=opts)
+        return auto.select_stack(stack, work_dir=str(root), opts=opts)
+    except auto.StackNotFoundError:
+        url = (opts.env_vars or {}).get("PULUMI_BACKEND_URL", "")
+        raise OpsError(
+            ExitCode.STACK_NOT_FOUND,
+            f"stack {stack!r} does not exist in {url}",
+            f"deploy it first: python -m ops up --stack {stack} --yes (or set PULUMI_BACKEND_URL to its backend)",
+        ) from None
+    except auto.CommandError as e:
+        raise classify_command_error(e) from None
+
+
+def classify_command_error(err: auto.CommandError) -> OpsError:
+    """Map an Automation API CommandError to an exit code and a readable message."""
+    text = str(err)
+    if isinstance(err, auto.StackNotFoundError):
+        return OpsError(ExitCode.STACK_NOT_FOUND, _last_error_line(text) or "stack not found")
+    if isinstance(err, auto.ConcurrentUpdateError):
+        return OpsError(
+            ExitCode.STACK_LOCKED,
+            _last_error_line(text) or "the stack is locked by another update",
+            "wait for the other update to finish; if it crashed, release the lock: Pulumi Cloud "
+            "`pulumi cancel --stack <name>`, file/S3 backends: delete the stale file under <backend>/.pulumi/locks/",
+        )
+    lowered = text.lower()
+    if "passphrase" in lowered and ("incorrect" in lowered or "must be set" in lowered):
+        return OpsError(
+            ExitCode.CONFIG_ERROR,
+            _last_error_line(text) or "wrong or missing secrets passphrase",
+            "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase",
+            kind="passphrase_invalid",
+        )
+    return OpsError(ExitCode.FAILED, _last_error_line(text) or "the Pulumi CLI failed", kind="failed")
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("error:")]
+    return lines[-1] if lines else ""
