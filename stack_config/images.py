@@ -17,7 +17,18 @@ class Images(Model):
     keycloak: str = Field(default="quay.io/keycloak/keycloak:26.6.2")
     ziti_controller: str = Field(default="docker.io/openziti/ziti-controller:2.0.1")
     ziti_router: str = Field(default="docker.io/openziti/ziti-router:2.0.1")
-    backup: str = Field(default="docker.io/rclone/rclone:1.71.2")
+    backup: str = Field(
+        default="docker.io/rclone/rclone:1.71.2",
+        description="Shell image for one-shot restore containers (restoreOnFirstStart).",
+    )
+    sqlite_backup: str = Field(
+        default="docker.io/library/python:3.13.7-alpine",
+        description="Runs SQLite's online backup API against SPIRE's datastore (prod backups).",
+    )
+    rclone_plugin: str = Field(
+        default="docker.io/rclone/docker-volume-rclone:amd64-1.71.2",
+        description="The rclone Docker volume plugin installed on the stateful node (prod).",
+    )
 
     @field_validator("*")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from stack_config.base import Model
 
@@ -57,6 +57,11 @@ class KeycloakSettings(Model):
     admin_user: str = Field(default="admin", min_length=1, description="Bootstrap admin user name.")
     ziti_client_id: str = Field(default="openziti", min_length=1, description="OIDC client Ziti users log in with.")
     published_port: int | None = Field(default=None, ge=1, le=65535, description="Host port (dev); prod uses Caddy.")
+    proxy_network: str = Field(
+        default="caddy_caddy",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="External overlay network of caddy-docker-proxy that Keycloak joins in prod.",
+    )
 
 
 class ZitiSettings(Model):
@@ -95,6 +100,35 @@ class Workload(Model):
     ziti_role_attributes: list[str] = Field(default_factory=list)
     dns_names: list[str] = Field(default_factory=list)
     x509_svid_ttl: int = Field(default=0, ge=0, description="Seconds; 0 = server default.")
+    svid_helper: bool = Field(
+        default=False,
+        description="Run a spiffe-helper container on the workload's node that keeps its X.509 SVID in the "
+        "tmpfs volume svid-<name>; the helper carries the workload's docker:label selectors as its labels.",
+    )
+
+    @field_validator("svid_helper")
+    @classmethod
+    def _helper_selectors(cls, v: bool, info: ValidationInfo) -> bool:
+        """The helper fetches the SVID as itself, so the entry's selectors must match the helper."""
+        if not v:
+            return v
+        for sel in info.data.get("selectors") or []:
+            parts = sel.split(":", 3)
+            if len(parts) != 4 or parts[:2] != ["docker", "label"] or not parts[2]:
+                raise ValueError(
+                    f"needs docker:label:<key>:<value> selectors (the helper container carries them as labels), "
+                    f"but selector {sel!r} is not one: change the workload's selectors or set svidHelper false"
+                )
+            if parts[2].startswith("com.docker.swarm."):
+                raise ValueError(
+                    f"selector {sel!r} uses a label the Swarm sets itself and a container cannot carry: "
+                    "use your own label key in the workload's selectors or set svidHelper false"
+                )
+        return v
+
+    def helper_labels(self) -> dict[str, str]:
+        """The labels that make the spiffe-helper container match this workload's selectors."""
+        return {sel.split(":", 3)[2]: sel.split(":", 3)[3] for sel in self.selectors}
 
     @field_validator("spiffe_path")
     @classmethod

@@ -147,7 +147,9 @@ class DefaultMocks(pmocks.Mocks):
         return rid, state
 
     def call(self, args: pmocks.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        # An empty failure list, not None: MockMonitor.Invoke iterates it.
+        answer = CALLS.get(args.token)
+        return (answer(args) if answer is not None else {}), []
 
 
 def _tls_private_key(args: pmocks.MockResourceArgs) -> dict[str, Any]:
@@ -190,6 +192,16 @@ COMPUTED: dict[str, Callable[[pmocks.MockResourceArgs], dict[str, Any]]] = {
     "digitalocean:index/spacesBucket:SpacesBucket": _spaces_bucket,
 }
 
+
+def _get_network(args: pmocks.MockCallArgs) -> dict[str, Any]:
+    name = args.args.get("name", "network")
+    return {"id": f"{name}-id", "name": name, "driver": "overlay", "scope": "swarm"}
+
+
+# Data-source invokes answered like the real provider would (by token).
+CALLS: dict[str, Callable[[pmocks.MockCallArgs], dict[str, Any]]] = {
+    "docker:index/getNetwork:getNetwork": _get_network,
+}
 
 class RecordingMonitor(pmocks.MockMonitor):
     """MockMonitor that also keeps each request's parent, dependencies and options."""

@@ -1,0 +1,237 @@
+"""Shared building blocks for the Swarm stacks: service defaults, content-named secrets and
+configs, placement of stateful services, ordering. No resources are created at import time.
+
+Conventions every stack follows (and the tests check):
+- every `docker.Service` has a healthcheck, `converge_config` (so `pulumi up` waits until its tasks
+  are healthy), `update_config` and `rollback_config`, an explicit restart policy (explicit
+  `delay`/`window` also avoid pulumi-docker#1285's perpetual diff) and rotated json-file logs;
+- stateful services are placed on the node labelled `zt.db=true`, run one replica and update
+  stop-first, because two tasks must never open the same node-local database;
+- Swarm secrets and configs are immutable, so their names carry a hash of their content: a change
+  creates a new object, the service switches to it, and the old one is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import pulumi
+import pulumi_docker as docker
+
+from stack_config import PROJECT, ConfigError, NodeSpec
+
+DB_LABEL = "zt.db"
+DB_CONSTRAINT = f"node.labels.{DB_LABEL}==true"
+
+# Secrets are mounted by the Swarm at /run/secrets/<file_name>.
+SECRETS_DIR = "/run/secrets"
+
+
+def stateful_node(nodes: Mapping[str, NodeSpec]) -> str:
+    """The one node that runs the stateful services (databases on node-local volumes).
+
+    Exactly one node must carry `zt.db=true`: with none, stateful tasks never schedule; with
+    several, a rescheduled task would start on another node with an empty local volume.
+    """
+    labelled = sorted(n for n, spec in nodes.items() if spec.labels.get(DB_LABEL) == "true")
+    fix = f"(fix: `pulumi config set --path 'nodes.<name>.labels[\"{DB_LABEL}\"]' true` on exactly one node)"
+    if not labelled:
+        raise ConfigError(
+            f"{PROJECT}:nodes: no node carries the label {DB_LABEL}=true, so databases could never be scheduled {fix}"
+        )
+    if len(labelled) > 1:
+        raise ConfigError(
+            f"{PROJECT}:nodes: {labelled} all carry {DB_LABEL}=true; databases live on node-local volumes and must "
+            f"stay on one node {fix}"
+        )
+    return labelled[0]
+
+
+def content_name(base: str, content: str) -> str:
+    """`<base>-<12 hex of sha256(content)>`: a new name whenever the content changes."""
+    return f"{base}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
+def after(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    """The resources a component was told to wait for (its `depends_on`).
+
+    Children do not inherit a component's `depends_on`, so each stack passes this list to the
+    children that start workloads; that is what makes SPIRE -> Keycloak -> OpenZiti real.
+    """
+    if opts is None or opts.depends_on is None:
+        return []
+    deps = opts.depends_on
+    if isinstance(deps, pulumi.Resource):
+        return [deps]
+    if isinstance(deps, Sequence):
+        return [d for d in deps if isinstance(d, pulumi.Resource)]
+    raise TypeError("depends_on must be a Resource or a list of Resources when passed to a stack component")
+
+
+def config_file(
+    resource_name: str,
+    *,
+    base: str,
+    content: pulumi.Input[str],
+    parent: pulumi.Resource,
+    provider: docker.Provider,
+) -> docker.ServiceConfig:
+    """A Swarm config with a content-hashed name (immutable objects roll out by replacement)."""
+    name: pulumi.Input[str]
+    if isinstance(content, str):
+        name = content_name(base, content)
+    else:
+        name = pulumi.Output.from_input(content).apply(lambda c: content_name(base, c))  # type: ignore[arg-type]
+    return docker.ServiceConfig(
+        resource_name,
+        name=name,
+        data_raw=content,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )
+
+
+def secret_file(
+    resource_name: str,
+    *,
+    base: str,
+    content: pulumi.Input[str],
+    parent: pulumi.Resource,
+    provider: docker.Provider,
+) -> docker.Secret:
+    """A Swarm secret whose name carries a hash of its (secret) content.
+
+    The name is a truncated SHA-256 of a high-entropy value, so it reveals nothing; it is
+    unmarked as a secret on purpose so that plans show which secret a service switches to.
+    """
+    value = pulumi.Output.secret(content)
+    return docker.Secret(
+        resource_name,
+        name=pulumi.Output.unsecret(value.apply(lambda v: content_name(base, v))),
+        data=value.apply(lambda v: base64.b64encode(v.encode()).decode()),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, additional_secret_outputs=["data"]),
+    )
+
+
+def secret_mount(
+    secret: docker.Secret, file_name: str, *, uid: str = "0", mode: int = 0o400
+) -> docker.ServiceTaskSpecContainerSpecSecretArgs:
+    return docker.ServiceTaskSpecContainerSpecSecretArgs(
+        secret_id=secret.id,
+        secret_name=secret.name,
+        file_name=file_name,
+        file_uid=uid,
+        file_gid=uid,
+        file_mode=mode,
+    )
+
+
+def config_mount(
+    cfg: docker.ServiceConfig, file_name: str, *, uid: str = "0", mode: int = 0o444
+) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
+    return docker.ServiceTaskSpecContainerSpecConfigArgs(
+        config_id=cfg.id,
+        config_name=cfg.name,
+        file_name=file_name,
+        file_uid=uid,
+        file_gid=uid,
+        file_mode=mode,
+    )
+
+
+def volume_mount(
+    source: pulumi.Input[str], target: str, *, read_only: bool = False, driver: str | None = None
+) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    """A named-volume mount. `driver` pins the volume driver (e.g. `rclone`), so a task that
+    somehow lands on a node without the pre-created volume fails instead of silently getting an
+    empty local one."""
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type="volume",
+        source=source,
+        target=target,
+        read_only=read_only,
+        volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(driver_name=driver)
+        if driver
+        else None,
+    )
+
+
+def healthcheck(
+    test: Sequence[str], *, interval: str = "15s", timeout: str = "5s", start_period: str = "30s", retries: int = 5
+) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    if not test or test[0] not in ("CMD", "CMD-SHELL"):
+        raise ValueError(f"healthcheck test must start with CMD or CMD-SHELL, got {list(test)!r}")
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=list(test), interval=interval, timeout=timeout, start_period=start_period, retries=retries
+    )
+
+
+def limits(prod: bool, *, memory_mb: int, cpus: float) -> docker.ServiceTaskSpecResourcesArgs | None:
+    """Resource limits in prod (a runaway task must not starve the node); none on a laptop."""
+    if not prod:
+        return None
+    return docker.ServiceTaskSpecResourcesArgs(
+        limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+            memory_bytes=memory_mb * 1024 * 1024, nano_cpus=int(cpus * 1e9)
+        )
+    )
+
+
+def network_attachment(
+    network: pulumi.Input[str], aliases: Sequence[str] = ()
+) -> docker.ServiceTaskSpecNetworksAdvancedArgs:
+    """Attach by network id (attaching by name makes pulumi-docker replace the service every run)."""
+    return docker.ServiceTaskSpecNetworksAdvancedArgs(id=network, aliases=list(aliases) or None)
+
+
+Order = Literal["stop-first", "start-first"]
+
+
+def service(
+    resource_name: str,
+    *,
+    name: str,
+    container_spec: docker.ServiceTaskSpecContainerSpecArgs,
+    networks: Sequence[docker.ServiceTaskSpecNetworksAdvancedArgs],
+    stateful: bool,
+    resources: docker.ServiceTaskSpecResourcesArgs | None,
+    opts: pulumi.ResourceOptions,
+    ports: Sequence[docker.ServiceEndpointSpecPortArgs] = (),
+    labels: Mapping[str, str] | None = None,
+    converge_timeout: str = "5m",
+) -> docker.Service:
+    """A replicated Swarm service with the platform's defaults (see the module docstring)."""
+    if container_spec.healthcheck is None:
+        raise ValueError(f"service {name}: every service needs a healthcheck (converge_config waits on it)")
+    order: Order = "stop-first" if stateful else "start-first"
+    return docker.Service(
+        resource_name,
+        name=name,
+        mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=1)),
+        labels=[docker.ServiceLabelArgs(label=k, value=v) for k, v in sorted((labels or {}).items())] or None,
+        task_spec=docker.ServiceTaskSpecArgs(
+            container_spec=container_spec,
+            networks_advanceds=list(networks),
+            placement=docker.ServiceTaskSpecPlacementArgs(constraints=[DB_CONSTRAINT], max_replicas=1)
+            if stateful
+            else None,
+            resources=resources,
+            restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+                condition="any", delay="5s", max_attempts=0, window="2m"
+            ),
+            log_driver=docker.ServiceTaskSpecLogDriverArgs(
+                name="json-file", options={"max-size": "10m", "max-file": "5"}
+            ),
+        ),
+        endpoint_spec=docker.ServiceEndpointSpecArgs(ports=list(ports)) if ports else None,
+        update_config=docker.ServiceUpdateConfigArgs(
+            parallelism=1, delay="10s", failure_action="rollback", monitor="30s", order=order
+        ),
+        rollback_config=docker.ServiceRollbackConfigArgs(
+            parallelism=1, delay="5s", failure_action="pause", monitor="30s", order=order
+        ),
+        converge_config=docker.ServiceConvergeConfigArgs(delay="7s", timeout=converge_timeout),
+        opts=opts,
+    )

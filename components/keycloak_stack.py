@@ -1,0 +1,196 @@
+"""KeycloakStack: Keycloak 26 in production mode (`start`) on PostgreSQL, as Swarm services.
+
+Keycloak has no `*_FILE` variants for its options (keycloak/keycloak#10816 is open), so a small
+bash wrapper reads the database and bootstrap-admin passwords from Swarm secret files into the
+process environment and execs `kc.sh`; no credential appears in the service spec. TLS ends at
+Caddy in prod (caddy-docker-proxy labels, the external `caddy_caddy` network; `KC_HTTP_ENABLED`,
+`KC_PROXY_HEADERS=xforwarded`); dev publishes the HTTP port on localhost. Health and metrics are
+served on the management port 9000 (`/health/ready`, `/metrics`), which the Swarm healthcheck
+probes with bash's `/dev/tcp` because the image has no curl.
+
+The bootstrap admin is created only when the master realm is first created; rotating the
+generated password afterwards does not change the existing admin (Keycloak's documented
+behaviour) — change it in Keycloak, then in the stack.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.docker_helpers import (
+    SECRETS_DIR,
+    after,
+    healthcheck,
+    limits,
+    network_attachment,
+    secret_file,
+    secret_mount,
+    service,
+)
+from components.postgres import PostgresDatabase
+from components.storage import SpacesBucket
+from components.swarm_nodes import SwarmNodes
+from stack_config import StackConfig
+
+KEYCLOAK_SERVICE = "keycloak"
+DB_SERVICE = "keycloak-postgres"
+KEYCLOAK_UID = "1000"
+HTTP_PORT = 8080
+MANAGEMENT_PORT = 9000
+DB_PASSWORD_FILE = "keycloak-db-password"  # noqa: S105 - file names, not passwords
+ADMIN_PASSWORD_FILE = "keycloak-admin-password"  # noqa: S105
+
+# `bash -c SCRIPT kc.sh start`: $0 = kc.sh, "$@" = start. `$(<file)` is a bash builtin read, so the
+# wrapper needs nothing beyond bash (the image is ubi-micro).
+ENTRYPOINT_WRAPPER = (
+    "set -euo pipefail; "
+    f'KC_DB_PASSWORD="$(<{SECRETS_DIR}/{DB_PASSWORD_FILE})"; '
+    f'KC_BOOTSTRAP_ADMIN_PASSWORD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; '
+    "export KC_DB_PASSWORD KC_BOOTSTRAP_ADMIN_PASSWORD; "
+    'exec /opt/keycloak/bin/kc.sh "$@"'
+)
+
+# 200 from /health/ready on the management port, or unhealthy.
+READY_PROBE = (
+    f"exec 3<>/dev/tcp/127.0.0.1/{MANAGEMENT_PORT} && "
+    "printf 'GET /health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
+    'IFS= read -r status <&3 && [[ "$status" == "HTTP/1.1 200"* ]]'
+)
+
+
+class KeycloakStack(pulumi.ComponentResource):
+    """PostgreSQL + Keycloak, reachable at `url` by the program and its providers."""
+
+    url: pulumi.Output[str]
+    internal_url: str
+    admin_user: str
+    admin_password: pulumi.Output[str]
+    network: docker.Network
+    service: docker.Service
+    database: PostgresDatabase
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        config: StackConfig,
+        swarm: SwarmNodes,
+        bucket: SpacesBucket | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("identity-platform:keycloak:KeycloakStack", resource_name, None, opts)
+        name = resource_name
+        kc, prod = config.keycloak, config.is_prod
+        wait = after(opts)
+        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        self.admin_user = kc.admin_user
+        if prod:
+            public_url = f"https://{kc.hostname}"
+        elif kc.published_port is not None:
+            public_url = f"http://{kc.hostname}:{kc.published_port}"
+        else:
+            raise ValueError("keycloak.publishedPort is required outside prod: dev reaches Keycloak on localhost")
+        self.url = pulumi.Output.from_input(public_url)
+        # Other services on the `keycloak` network (e.g. the Ziti controller fetching JWKS).
+        self.internal_url = f"http://{KEYCLOAK_SERVICE}:{HTTP_PORT}"
+
+        self.network = docker.Network(f"{name}-network", name="keycloak", driver="overlay", opts=on_manager)
+        self.database = PostgresDatabase(
+            f"{name}-db",
+            service_name=DB_SERVICE,
+            database="keycloak",
+            user="keycloak",
+            image=config.images.postgres,
+            network=self.network,
+            swarm=swarm,
+            prod=prod,
+            bucket=bucket,
+            backup_interval_minutes=config.storage.backup_interval_minutes,
+            restore_on_first_start=config.storage.restore_on_first_start,
+            depends_on=wait,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self._admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.admin_password = pulumi.Output.secret(self._admin_password.result)
+        admin_secret = secret_file(
+            f"{name}-admin-password",
+            base="keycloak-admin-password",
+            content=self.admin_password,
+            parent=self,
+            provider=swarm.manager,
+        )
+
+        env = {
+            "KC_DB": "postgres",
+            "KC_DB_URL": f"jdbc:postgresql://{DB_SERVICE}:5432/keycloak",
+            "KC_DB_USERNAME": "keycloak",
+            # Hostname v2 with a full URL: tokens carry this issuer whatever URL a caller used.
+            "KC_HOSTNAME": public_url,
+            # Back-channel calls from inside the Swarm may use the internal URL.
+            "KC_HOSTNAME_BACKCHANNEL_DYNAMIC": "true",
+            "KC_HTTP_ENABLED": "true",
+            "KC_HTTP_PORT": str(HTTP_PORT),
+            "KC_HEALTH_ENABLED": "true",
+            "KC_METRICS_ENABLED": "true",
+            "KC_BOOTSTRAP_ADMIN_USERNAME": kc.admin_user,
+            "KC_LOG": "console",
+            "KC_LOG_CONSOLE_OUTPUT": "json",
+        }
+        if prod:
+            env["KC_PROXY_HEADERS"] = "xforwarded"
+
+        networks = [network_attachment(self.network.id)]
+        labels: dict[str, str] = {}
+        ports: list[docker.ServiceEndpointSpecPortArgs] = []
+        if prod:
+            proxy = docker.get_network_output(
+                name=kc.proxy_network, opts=pulumi.InvokeOutputOptions(parent=self, provider=swarm.manager)
+            )
+            networks.append(network_attachment(proxy.id))
+            # caddy-docker-proxy reads these service labels and terminates TLS for the hostname.
+            labels = {"caddy": kc.hostname, "caddy.reverse_proxy": f"{{{{upstreams {HTTP_PORT}}}}}"}
+        if kc.published_port is not None:
+            ports.append(
+                docker.ServiceEndpointSpecPortArgs(
+                    name="http", target_port=HTTP_PORT, published_port=kc.published_port, protocol="tcp"
+                )
+            )
+
+        self.service = service(
+            f"{name}-service",
+            name=KEYCLOAK_SERVICE,
+            stateful=False,
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=config.images.keycloak,
+                commands=["/bin/bash", "-c", ENTRYPOINT_WRAPPER, "kc.sh"],
+                args=["start"],
+                env=env,
+                secrets=[
+                    secret_mount(self.database.password_secret, DB_PASSWORD_FILE, uid=KEYCLOAK_UID),
+                    secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=KEYCLOAK_UID),
+                ],
+                healthcheck=healthcheck(
+                    ["CMD", "/bin/bash", "-c", READY_PROBE], interval="15s", timeout="5s", start_period="180s"
+                ),
+                stop_grace_period="30s",
+            ),
+            networks=networks,
+            ports=ports,
+            labels=labels,
+            resources=limits(prod, memory_mb=1536, cpus=2.0),
+            converge_timeout="10m",  # the first `start` builds the Quarkus app before serving
+            opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[*wait, self.database.service])),
+        )
+        self.register_outputs(
+            {
+                "url": self.url,
+                "internal_url": self.internal_url,
+                "admin_user": self.admin_user,
+                "admin_password": self.admin_password,
+            }
+        )

@@ -1,0 +1,222 @@
+"""PostgresDatabase: one PostgreSQL service on the stateful node, its generated password, and (prod)
+scheduled `pg_dump` backups to the stack's bucket with an optional restore on first start.
+
+The data directory is a node-local volume (never an rclone mount: PostgreSQL needs working fsync
+and locks). Backups are custom-format dumps written to a local temp file, then moved onto the
+rclone volume as one closed file, so rclone uploads a complete archive; the bucket's versioning
+keeps older dumps until the lifecycle rule expires them. With `restore_on_first_start`, an
+init script restores the latest dump when PostgreSQL initialises an empty data directory —
+the image runs `/docker-entrypoint-initdb.d` scripts only then, so a populated database is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.docker_helpers import (
+    SECRETS_DIR,
+    config_file,
+    config_mount,
+    healthcheck,
+    limits,
+    network_attachment,
+    secret_file,
+    secret_mount,
+    service,
+    volume_mount,
+)
+from components.storage import SpacesBucket
+from components.swarm_nodes import SwarmNodes
+
+PGDATA_MOUNT = "/var/lib/postgresql/data"
+POSTGRES_UID = "999"  # the postgres user of the official Debian-based image
+BACKUP_MOUNT = "/backup"
+
+_BACKUP_LOOP = r"""set -u
+dump="$BACKUP_DIR/$PGDATABASE.dump"
+while :; do
+  if pg_dump --format=custom --file=/tmp/partial.dump && cp /tmp/partial.dump "$dump.partial" \
+      && mv -f "$dump.partial" "$dump"; then
+    date +%s > /tmp/last-success
+    echo "backup: wrote $dump"
+    sleep "$BACKUP_INTERVAL_SECONDS"
+  else
+    echo "backup: pg_dump to $dump failed; retrying in 30s" >&2
+    sleep 30
+  fi
+  rm -f /tmp/partial.dump
+done
+"""
+
+_RESTORE_SCRIPT = r"""#!/bin/bash
+# Runs only when PostgreSQL initialises an empty data directory (docker-entrypoint-initdb.d).
+set -euo pipefail
+dump="/backup/${POSTGRES_DB}.dump"
+if [ -s "$dump" ]; then
+  echo "restoreOnFirstStart: restoring $dump"
+  pg_restore --exit-on-error --no-owner --role="$POSTGRES_USER" \
+    --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" "$dump"
+else
+  echo "restoreOnFirstStart: no backup at $dump; starting with an empty database" >&2
+fi
+"""
+
+
+def backup_health_test(interval_seconds: int) -> list[str]:
+    """Healthy while the last successful backup is younger than two intervals plus slack."""
+    max_age = 2 * interval_seconds + 300
+    return [
+        "CMD-SHELL",
+        f"test -s /tmp/last-success && [ $(( $(date +%s) - $(cat /tmp/last-success) )) -lt {max_age} ]",
+    ]
+
+
+class PostgresDatabase(pulumi.ComponentResource):
+    """A single-node PostgreSQL for one stack (Keycloak's, or SPIRE's when configured)."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: pulumi.Output[str]
+    password_secret: docker.Secret
+    pgpass_secret: docker.Secret
+    service: docker.Service
+    backup_service: docker.Service | None
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        service_name: str,
+        database: str,
+        user: str,
+        image: str,
+        network: docker.Network,
+        swarm: SwarmNodes,
+        prod: bool,
+        bucket: SpacesBucket | None = None,
+        backup_interval_minutes: int = 15,
+        restore_on_first_start: bool = False,
+        depends_on: list[pulumi.Resource] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("identity-platform:db:Postgres", resource_name, None, opts)
+        wait = list(depends_on or [])
+        swarm_opts = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        self.host, self.port, self.database, self.user = service_name, 5432, database, user
+
+        self._password = random.RandomPassword(
+            f"{resource_name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.password = pulumi.Output.secret(self._password.result)
+        self.password_secret = secret_file(
+            f"{resource_name}-password",
+            base=f"{service_name}-password",
+            content=self.password,
+            parent=self,
+            provider=swarm.manager,
+        )
+        pgpass = self.password.apply(lambda p: f"{service_name}:5432:{database}:{user}:{p}\n")
+        self.pgpass_secret = secret_file(
+            f"{resource_name}-pgpass",
+            base=f"{service_name}-pgpass",
+            content=pgpass,
+            parent=self,
+            provider=swarm.manager,
+        )
+        # Node-local data; kept when the stack is destroyed (a database is not a cache).
+        self.data_volume = docker.Volume(
+            f"{resource_name}-data",
+            name=f"{service_name}-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+        )
+
+        backup_volume: docker.Volume | None = None
+        if bucket is not None:
+            backup_volume = bucket.rclone_volume(
+                f"{resource_name}-backup-volume",
+                volume_name=f"{service_name}-backup",
+                path=f"backups/{service_name}",
+                provider=swarm.db,
+                parent=self,
+                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
+            )
+
+        mounts = [volume_mount(self.data_volume.name, PGDATA_MOUNT)]
+        configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs] = []
+        if restore_on_first_start:
+            if backup_volume is None:
+                raise ValueError("restore_on_first_start needs a bucket: backups exist only where a bucket does (prod)")
+            restore = config_file(
+                f"{resource_name}-restore-script",
+                base=f"{service_name}-restore",
+                content=_RESTORE_SCRIPT,
+                parent=self,
+                provider=swarm.manager,
+            )
+            configs.append(config_mount(restore, "/docker-entrypoint-initdb.d/50-restore.sh", mode=0o555))
+            mounts.append(volume_mount(backup_volume.name, BACKUP_MOUNT, read_only=True, driver="rclone"))
+
+        self.service = service(
+            f"{resource_name}-service",
+            name=service_name,
+            stateful=True,
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=image,
+                env={
+                    "POSTGRES_DB": database,
+                    "POSTGRES_USER": user,
+                    "POSTGRES_PASSWORD_FILE": f"{SECRETS_DIR}/{service_name}-password",
+                },
+                # The entrypoint re-reads the file after dropping to the postgres user (uid 999).
+                secrets=[secret_mount(self.password_secret, f"{service_name}-password", uid=POSTGRES_UID)],
+                configs=configs or None,
+                mounts=mounts,
+                healthcheck=healthcheck(
+                    ["CMD", "pg_isready", "--username", user, "--dbname", database], interval="10s", start_period="60s"
+                ),
+                stop_grace_period="60s",
+                stop_signal="SIGINT",  # "fast shutdown": roll back open transactions, checkpoint, exit
+            ),
+            networks=[network_attachment(network.id)],
+            resources=limits(prod, memory_mb=1024, cpus=1.0),
+            opts=swarm_opts.merge(pulumi.ResourceOptions(depends_on=wait)),
+        )
+
+        self.backup_service = None
+        if backup_volume is not None:
+            interval = backup_interval_minutes * 60
+            self.backup_service = service(
+                f"{resource_name}-backup",
+                name=f"{service_name}-backup",
+                # On the stateful node: that is where its rclone volume exists.
+                stateful=True,
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=image,
+                    commands=["/bin/sh", "-c", _BACKUP_LOOP],
+                    env={
+                        "PGHOST": service_name,
+                        "PGPORT": "5432",
+                        "PGDATABASE": database,
+                        "PGUSER": user,
+                        "PGPASSFILE": f"{SECRETS_DIR}/{service_name}.pgpass",
+                        "BACKUP_DIR": BACKUP_MOUNT,
+                        "BACKUP_INTERVAL_SECONDS": str(interval),
+                    },
+                    # libpq ignores a password file that group or others can read.
+                    secrets=[secret_mount(self.pgpass_secret, f"{service_name}.pgpass", mode=0o400)],
+                    mounts=[volume_mount(backup_volume.name, BACKUP_MOUNT, driver="rclone")],
+                    healthcheck=healthcheck(backup_health_test(interval), interval="60s", start_period="5m", retries=3),
+                ),
+                networks=[network_attachment(network.id)],
+                resources=limits(prod, memory_mb=256, cpus=0.5),
+                opts=swarm_opts.merge(pulumi.ResourceOptions(depends_on=[self.service])),
+            )
+        self.register_outputs(
+            {"host": self.host, "database": self.database, "user": self.user, "password": self.password}
+        )

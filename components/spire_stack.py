@@ -1,0 +1,529 @@
+"""SpireStack: the SPIRE server as a Swarm service and one SPIRE agent container per node.
+
+Trust: pulumi-tls makes the root CA; the server uses it as `UpstreamAuthority "disk"`, so every
+SVID chains to a root this program owns (the same root the Ziti provider registers and verifies as
+a third-party CA). The root key reaches the server only as a Swarm secret.
+
+Agents: Swarm services cannot join the host PID namespace (moby/swarmkit#1605), and the `docker`
+workload attestor needs host PIDs to map a caller to its container. So each node runs the agent as
+a plain container (`pid_mode="host"`, the Docker socket, `/run/spire/sockets` bind-mounted for
+workloads) through that node's Docker provider. Agents attest with `x509pop`: each node gets a
+certificate (CN = node name) from a separate pulumi-tls CA, and `agent_path_template` makes the
+agent ID `spiffe://<td>/spire/agent/x509pop/<node>` — stable and known at preview, no join tokens.
+
+Storage: the datastore (SQLite, or PostgreSQL when configured) and the KeyManager's keys live on a
+node-local volume on the stateful node. In prod a sidecar takes SQLite online backups every
+`storage.backupIntervalMinutes` onto the stack's rclone volume, and `storage.restoreOnFirstStart`
+restores the latest one into an empty volume before the server starts.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_tls as tls
+
+from components.docker_helpers import (
+    SECRETS_DIR,
+    after,
+    config_file,
+    config_mount,
+    healthcheck,
+    limits,
+    network_attachment,
+    secret_file,
+    secret_mount,
+    service,
+    volume_mount,
+)
+from components.postgres import PostgresDatabase
+from components.spire_conf import AgentConf, AgentSection, HealthChecks, Plugin, ServerConf, ServerSection
+from components.storage import SpacesBucket
+from components.swarm_nodes import SwarmNodes
+from stack_config import PROJECT, ConfigError, StackConfig
+
+SERVER_SERVICE = "spire-server"
+SERVER_UID = "1000"  # the spire-server image runs as 1000:1000
+SERVER_DATA = "/var/lib/spire/server"
+SERVER_SOCKET_DIR = "/tmp/spire-server/private"  # noqa: S108 - the image's admin socket directory
+SERVER_CONF_PATH = "/etc/spire/server/server.conf"
+X509POP_CA_PATH = "/etc/spire/server/x509pop-ca.pem"
+UPSTREAM_CERT = "spire-upstream-ca.pem"
+UPSTREAM_KEY = "spire-upstream-ca.key"
+AGENT_SOCKET_DIR = "/run/spire/sockets"
+AGENT_CONF_DIR = "/etc/spire/agent"
+AGENT_PATH_TEMPLATE = "{{ .PluginName }}/{{ .Subject.CommonName }}"
+NODE_CERT_HOURS = 8760
+NODE_CERT_EARLY_RENEWAL_HOURS = 720
+
+_SQLITE_BACKUP = r"""
+import os, shutil, sqlite3, sys, time
+
+SRC, KEYS, DST = "/data/datastore.sqlite3", "/data/keys.json", "/backup"
+INTERVAL = int(os.environ["BACKUP_INTERVAL_SECONDS"])
+
+
+def publish(local, name):
+    # One closed file per object: copy next to the target, then rename over it.
+    shutil.copyfile(local, f"{DST}/{name}.partial")
+    os.replace(f"{DST}/{name}.partial", f"{DST}/{name}")
+
+
+def once():
+    src = sqlite3.connect(f"file:{SRC}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect("/tmp/datastore.sqlite3")
+    try:
+        src.backup(dst)  # SQLite's online backup API: a consistent copy while SPIRE writes
+        if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise RuntimeError("integrity_check failed on the backup copy")
+    finally:
+        src.close()
+        dst.close()
+    publish("/tmp/datastore.sqlite3", "datastore.sqlite3")
+    if os.path.exists(KEYS):
+        publish(KEYS, "keys.json")
+    with open("/tmp/last-success", "w") as f:
+        f.write(str(int(time.time())))
+
+
+while True:
+    try:
+        if not os.path.exists(SRC):
+            raise FileNotFoundError(SRC)
+        once()
+        print("backup: wrote datastore.sqlite3", flush=True)
+        time.sleep(INTERVAL)
+    except Exception as e:
+        print(f"backup failed: {e!r}; retrying in 30s", file=sys.stderr, flush=True)
+        time.sleep(30)
+"""
+
+_SQLITE_RESTORE = r"""set -eu
+if [ -s /data/datastore.sqlite3 ]; then
+  echo "restoreOnFirstStart: /data already holds a datastore; nothing to restore"
+elif [ -s /backup/datastore.sqlite3 ]; then
+  cp /backup/datastore.sqlite3 /data/datastore.sqlite3
+  if [ -s /backup/keys.json ]; then cp /backup/keys.json /data/keys.json; fi
+  echo "restoreOnFirstStart: restored the SPIRE datastore from the bucket"
+else
+  echo "restoreOnFirstStart: no backup in the bucket; SPIRE starts empty" >&2
+fi
+chown -R 1000:1000 /data
+"""
+
+
+def python_age_check(path: str, max_age_seconds: int) -> list[str]:
+    """Healthcheck for images without a shell: fails when `path` is missing or older than the limit."""
+    code = f"import os,sys,time; sys.exit(0 if time.time() - os.path.getmtime({path!r}) < {max_age_seconds} else 1)"
+    return ["CMD", "python3", "-c", code]
+
+
+class SpireStack(pulumi.ComponentResource):
+    """SPIRE server (Swarm service) + per-node agents (containers) + the Pulumi-owned root CA."""
+
+    trust_domain: str
+    root_ca_cert_pem: pulumi.Output[str]
+    root_ca_key_pem: pulumi.Output[str]
+    agent_spiffe_ids: dict[str, str]
+    server_node: str
+    server_service: docker.Service
+    backup_service: docker.Service | None
+    server_service_name: str
+    server_socket_path: str
+    agent_socket_path: str
+    agents: dict[str, docker.Container]
+    network: docker.Network
+    server_conf: ServerConf
+    agent_conf: AgentConf
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        config: StackConfig,
+        swarm: SwarmNodes,
+        bucket: SpacesBucket | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("identity-platform:spire:SpireStack", resource_name, None, opts)
+        name = resource_name
+        spire, images, prod = config.spire, config.images, config.is_prod
+        wait = after(opts)
+        self.trust_domain = spire.trust_domain
+        self.server_node = swarm.db_node
+        transport = spire.transport
+        if transport.kind == "docker-exec" and transport.node is not None and transport.node != self.server_node:
+            raise ConfigError(
+                f"{PROJECT}:spire.transport.node: {transport.node!r} does not run the SPIRE server; it runs on the "
+                f"stateful node {self.server_node!r} (fix: `pulumi config set --path 'spire.transport.node' "
+                f"{self.server_node}`)"
+            )
+        self.server_service_name = SERVER_SERVICE
+        self.server_socket_path = f"{SERVER_SOCKET_DIR}/api.sock"
+        self.agent_socket_path = f"{AGENT_SOCKET_DIR}/agent.sock"
+        child = pulumi.ResourceOptions(parent=self)
+        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
+
+        # --- PKI (pulumi-tls; keys are secret outputs) ---------------------------------------
+        root_key = tls.PrivateKey(f"{name}-root-ca-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
+        # No early renewal: a new root re-keys the whole trust chain and must be a deliberate change.
+        root = tls.SelfSignedCert(
+            f"{name}-root-ca",
+            private_key_pem=root_key.private_key_pem,
+            is_ca_certificate=True,
+            set_subject_key_id=True,
+            validity_period_hours=spire.root_ca_validity_hours,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{self.trust_domain} root CA", organization=PROJECT),
+            opts=child,
+        )
+        self.root_ca_cert_pem = root.cert_pem
+        self.root_ca_key_pem = pulumi.Output.secret(root_key.private_key_pem)
+
+        pop_key = tls.PrivateKey(f"{name}-x509pop-ca-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
+        pop_ca = tls.SelfSignedCert(
+            f"{name}-x509pop-ca",
+            private_key_pem=pop_key.private_key_pem,
+            is_ca_certificate=True,
+            set_subject_key_id=True,
+            validity_period_hours=spire.root_ca_validity_hours,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"{self.trust_domain} node attestation CA", organization=PROJECT
+            ),
+            opts=child,
+        )
+
+        # --- network, configs, secrets ------------------------------------------------------
+        # Attachable: the per-node agent containers (not Swarm tasks) join it to reach the server.
+        self.network = docker.Network(
+            f"{name}-network", name="spire", driver="overlay", attachable=True, opts=on_manager
+        )
+
+        datastore, db_secrets, db = self._datastore(name, config, swarm, bucket, wait)
+        self.server_conf = ServerConf(
+            server=ServerSection(
+                trust_domain=self.trust_domain,
+                data_dir=SERVER_DATA,
+                socket_path=self.server_socket_path,
+                ca_ttl=spire.ca_ttl,
+                default_x509_svid_ttl=spire.default_x509_svid_ttl,
+                default_jwt_svid_ttl=spire.default_jwt_svid_ttl,
+            ),
+            data_store=datastore,
+            key_manager=Plugin(name="disk", data={"keys_path": f"{SERVER_DATA}/keys.json"}),
+            node_attestors=[
+                Plugin(
+                    name="x509pop",
+                    data={"ca_bundle_path": X509POP_CA_PATH, "agent_path_template": AGENT_PATH_TEMPLATE},
+                )
+            ],
+            upstream_authority=Plugin(
+                name="disk",
+                data={
+                    "cert_file_path": f"{SECRETS_DIR}/{UPSTREAM_CERT}",
+                    "key_file_path": f"{SECRETS_DIR}/{UPSTREAM_KEY}",
+                },
+            ),
+            health_checks=HealthChecks(),
+        )
+        server_conf = config_file(
+            f"{name}-server-conf",
+            base="spire-server-conf",
+            content=self.server_conf.render(),
+            parent=self,
+            provider=swarm.manager,
+        )
+        pop_bundle_cfg = config_file(
+            f"{name}-x509pop-ca", base="spire-x509pop-ca", content=pop_ca.cert_pem, parent=self, provider=swarm.manager
+        )
+        upstream_cert = secret_file(
+            f"{name}-upstream-cert",
+            base="spire-upstream-ca-cert",
+            content=root.cert_pem,
+            parent=self,
+            provider=swarm.manager,
+        )
+        upstream_key = secret_file(
+            f"{name}-upstream-key",
+            base="spire-upstream-ca-key",
+            content=self.root_ca_key_pem,
+            parent=self,
+            provider=swarm.manager,
+        )
+
+        # --- server ----------------------------------------------------------------------------
+        data_volume = docker.Volume(
+            f"{name}-server-data",
+            name="spire-server-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+        )
+        # The admin API socket on its own volume: tools on the server's node can mount it.
+        socket_volume = docker.Volume(f"{name}-server-socket", name="spire-server-socket", driver="local", opts=on_db)
+
+        backup_volume: docker.Volume | None = None
+        if bucket is not None:
+            backup_volume = bucket.rclone_volume(
+                f"{name}-backup-volume",
+                volume_name="spire-backup",
+                path="backups/spire-server",
+                provider=swarm.db,
+                parent=self,
+                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
+            )
+        server_deps: list[pulumi.Resource] = [*wait, *([db.service] if db else [])]
+        if config.storage.restore_on_first_start and spire.datastore == "sqlite3":
+            if backup_volume is None:
+                raise ConfigError(
+                    f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
+                    "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
+                )
+            server_deps.append(
+                docker.Container(
+                    f"{name}-restore",
+                    name="spire-server-restore",
+                    image=images.backup,
+                    entrypoints=["/bin/sh", "-c"],
+                    command=[_SQLITE_RESTORE],
+                    volumes=[
+                        docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
+                        docker.ContainerVolumeArgs(
+                            volume_name=backup_volume.name, container_path="/backup", read_only=True
+                        ),
+                    ],
+                    network_mode="none",
+                    attach=True,
+                    must_run=False,
+                    healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+                    opts=on_db.merge(pulumi.ResourceOptions(depends_on=wait)),
+                )
+            )
+
+        self.server_service = service(
+            f"{name}-server",
+            name=SERVER_SERVICE,
+            stateful=True,
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=images.spire_server,
+                args=["-config", SERVER_CONF_PATH],
+                configs=[
+                    config_mount(server_conf, SERVER_CONF_PATH, uid=SERVER_UID),
+                    config_mount(pop_bundle_cfg, X509POP_CA_PATH, uid=SERVER_UID),
+                ],
+                secrets=[
+                    secret_mount(upstream_cert, UPSTREAM_CERT, uid=SERVER_UID, mode=0o444),
+                    secret_mount(upstream_key, UPSTREAM_KEY, uid=SERVER_UID),
+                    *db_secrets,
+                ],
+                mounts=[
+                    volume_mount(data_volume.name, SERVER_DATA),
+                    volume_mount(socket_volume.name, SERVER_SOCKET_DIR),
+                ],
+                # The image is FROM scratch (no shell, no curl): probe through the CLI, which asks
+                # the server's health subsystem over the admin socket. The HTTP listener on 8080
+                # (/live, /ready) is for external probes and load balancers.
+                healthcheck=healthcheck(
+                    ["CMD", "/opt/spire/bin/spire-server", "healthcheck", "-socketPath", self.server_socket_path],
+                    interval="10s",
+                    start_period="60s",
+                ),
+                stop_grace_period="30s",
+            ),
+            networks=[network_attachment(self.network.id)],
+            resources=limits(prod, memory_mb=512, cpus=1.0),
+            opts=on_manager.merge(pulumi.ResourceOptions(depends_on=server_deps)),
+        )
+
+        if backup_volume is not None and spire.datastore == "sqlite3":
+            interval = config.storage.backup_interval_minutes * 60
+            self.backup_service = service(
+                f"{name}-backup",
+                name="spire-backup",
+                stateful=True,  # on the server's node: it reads the node-local datastore volume
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=images.sqlite_backup,
+                    commands=["python3", "-c", _SQLITE_BACKUP],
+                    env={"BACKUP_INTERVAL_SECONDS": str(interval), "PYTHONUNBUFFERED": "1"},
+                    mounts=[
+                        volume_mount(data_volume.name, "/data"),
+                        volume_mount(backup_volume.name, "/backup", driver="rclone"),
+                    ],
+                    healthcheck=healthcheck(
+                        python_age_check("/tmp/last-success", 2 * interval + 300),  # noqa: S108
+                        interval="60s",
+                        start_period="5m",
+                        retries=3,
+                    ),
+                ),
+                networks=[],
+                resources=limits(prod, memory_mb=256, cpus=0.5),
+                opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[self.server_service])),
+            )
+        else:
+            self.backup_service = db.backup_service if db else None
+
+        # --- agents: one container per node ----------------------------------------------------
+        self.agent_conf = AgentConf(
+            agent=AgentSection(
+                server_address=SERVER_SERVICE,
+                trust_domain=self.trust_domain,
+                socket_path=self.agent_socket_path,
+                trust_bundle_path=f"{AGENT_CONF_DIR}/bootstrap.pem",
+            ),
+            node_attestor=Plugin(
+                name="x509pop",
+                data={
+                    "private_key_path": f"{AGENT_CONF_DIR}/node.key",
+                    "certificate_path": f"{AGENT_CONF_DIR}/node.pem",
+                },
+            ),
+            key_manager=Plugin(name="disk", data={"directory": "/var/lib/spire/agent"}),
+            workload_attestors=[
+                Plugin(name="docker", data={"docker_socket_path": "unix:///var/run/docker.sock"}),
+                Plugin(name="unix"),
+            ],
+        )
+        agent_conf_text = self.agent_conf.render()
+        self.agent_spiffe_ids = {}
+        self.agents = {}
+        for node in sorted(config.nodes):
+            self.agent_spiffe_ids[node] = f"spiffe://{self.trust_domain}/spire/agent/x509pop/{node}"
+            self.agents[node] = self._agent(
+                name, node, swarm, images.spire_agent, agent_conf_text, pop_key, pop_ca, root.cert_pem, prod
+            )
+
+        self.register_outputs(
+            {
+                "trust_domain": self.trust_domain,
+                "root_ca_cert_pem": self.root_ca_cert_pem,
+                "root_ca_key_pem": self.root_ca_key_pem,
+                "agent_spiffe_ids": self.agent_spiffe_ids,
+                "server_node": self.server_node,
+                "server_service_name": self.server_service_name,
+            }
+        )
+
+    def _datastore(
+        self,
+        name: str,
+        config: StackConfig,
+        swarm: SwarmNodes,
+        bucket: SpacesBucket | None,
+        wait: list[pulumi.Resource],
+    ) -> tuple[Plugin, list[docker.ServiceTaskSpecContainerSpecSecretArgs], PostgresDatabase | None]:
+        """SQLite on the server's volume, or a dedicated PostgreSQL whose password reaches SPIRE as
+        a libpq password file (`passfile=`), so the rendered server.conf holds no credential."""
+        if config.spire.datastore == "sqlite3":
+            return (
+                Plugin(
+                    name="sql",
+                    data={"database_type": "sqlite3", "connection_string": f"{SERVER_DATA}/datastore.sqlite3"},
+                ),
+                [],
+                None,
+            )
+        db = PostgresDatabase(
+            f"{name}-db",
+            service_name="spire-db",
+            database="spire",
+            user="spire",
+            image=config.images.postgres,
+            network=self.network,
+            swarm=swarm,
+            prod=config.is_prod,
+            bucket=bucket,
+            backup_interval_minutes=config.storage.backup_interval_minutes,
+            restore_on_first_start=config.storage.restore_on_first_start,
+            depends_on=wait,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        pgpass = "spire-db.pgpass"
+        conn = f"dbname=spire user=spire host=spire-db port=5432 sslmode=disable passfile={SECRETS_DIR}/{pgpass}"
+        return (
+            Plugin(name="sql", data={"database_type": "postgres", "connection_string": conn}),
+            [secret_mount(db.pgpass_secret, pgpass, uid=SERVER_UID)],
+            db,
+        )
+
+    def _agent(
+        self,
+        name: str,
+        node: str,
+        swarm: SwarmNodes,
+        image: str,
+        agent_conf: str,
+        pop_key: tls.PrivateKey,
+        pop_ca: tls.SelfSignedCert,
+        bundle_pem: pulumi.Output[str],
+        prod: bool,
+    ) -> docker.Container:
+        child = pulumi.ResourceOptions(parent=self)
+        key = tls.PrivateKey(f"{name}-agent-key-{node}", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        csr = tls.CertRequest(
+            f"{name}-agent-csr-{node}",
+            private_key_pem=key.private_key_pem,
+            subject=tls.CertRequestSubjectArgs(common_name=node, organization=PROJECT),
+            opts=child,
+        )
+        # Renewed by `pulumi up` inside the early-renewal window; the agent container is then
+        # replaced with the new certificate and re-attests under the same agent ID (CN = node).
+        cert = tls.LocallySignedCert(
+            f"{name}-agent-cert-{node}",
+            cert_request_pem=csr.cert_request_pem,
+            ca_private_key_pem=pop_key.private_key_pem,
+            ca_cert_pem=pop_ca.cert_pem,
+            validity_period_hours=NODE_CERT_HOURS,
+            early_renewal_hours=NODE_CERT_EARLY_RENEWAL_HOURS,
+            allowed_uses=["digital_signature", "key_encipherment", "client_auth"],
+            opts=child,
+        )
+        provider = swarm.providers[node]
+        data = docker.Volume(
+            f"{name}-agent-data-{node}",
+            name="spire-agent-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        return docker.Container(
+            f"{name}-agent-{node}",
+            name="spire-agent",
+            image=image,
+            command=["-config", f"{AGENT_CONF_DIR}/agent.conf"],
+            pid_mode="host",
+            restart="unless-stopped",
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network.name)],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    host_path="/var/run/docker.sock", container_path="/var/run/docker.sock", read_only=True
+                ),
+                docker.ContainerVolumeArgs(host_path=AGENT_SOCKET_DIR, container_path=AGENT_SOCKET_DIR),
+                docker.ContainerVolumeArgs(volume_name=data.name, container_path="/var/lib/spire/agent"),
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(file=f"{AGENT_CONF_DIR}/agent.conf", content=agent_conf),
+                docker.ContainerUploadArgs(file=f"{AGENT_CONF_DIR}/bootstrap.pem", content=bundle_pem),
+                docker.ContainerUploadArgs(file=f"{AGENT_CONF_DIR}/node.pem", content=cert.cert_pem),
+                docker.ContainerUploadArgs(
+                    file=f"{AGENT_CONF_DIR}/node.key",
+                    content=pulumi.Output.secret(key.private_key_pem),
+                    permissions="0600",
+                ),
+            ],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "/opt/spire/bin/spire-agent", "healthcheck", "-socketPath", self.agent_socket_path],
+                interval="15s",
+                timeout="5s",
+                start_period="30s",
+                retries=5,
+            ),
+            labels=[docker.ContainerLabelArgs(label="zt.role", value="spire-agent")],
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "5"},
+            memory=256 if prod else None,
+            # Waits until the agent is healthy, i.e. attested to the (healthy) server.
+            wait=True,
+            wait_timeout=300,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[self.server_service]),
+        )

@@ -1,0 +1,379 @@
+"""ZitiStack: the OpenZiti controller (console at `/zac`), the edge router, and the spiffe-helper
+sidecars of workloads that authenticate to Ziti with their SVIDs.
+
+Controller: the `openziti/ziti-controller` 2.x image bootstraps its own PKI, config and database
+from `ZITI_*` variables on first start and always runs clustered; its cluster trust domain must
+differ from SPIRE's. The admin password comes from a Swarm secret through a wrapper (exported as
+`ZITI_PWD` inside the process only). The console is the controller-hosted ZAC at
+`https://<advertised>:<port>/zac/`; the standalone `openziti/zac` image is deprecated and the Helm
+console chart was removed, so none is deployed. On the `ziti` network the controller is aliased
+by its advertised name, so routers and the backup job reach it inside the Swarm under the name its
+certificate carries.
+
+Router: its one-time enrollment JWT comes from the `ZitiEdgeRouter` resource (the Ziti provider) or,
+until that is wired, from the secret config key `zitiRouterEnrollmentJwt`; it is delivered as a
+Swarm secret (`ZITI_ENROLL_TOKEN` names the file). Without a JWT there is nothing to enroll with,
+so the router service is not created; `router_service` is then None. The router's enrolled
+identity lives on a node-local volume: the JWT is single-use.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.docker_helpers import (
+    SECRETS_DIR,
+    after,
+    healthcheck,
+    limits,
+    network_attachment,
+    secret_file,
+    secret_mount,
+    service,
+    volume_mount,
+)
+from components.keycloak_stack import KeycloakStack
+from components.spiffe_helper import SpiffeHelper
+from components.spire_stack import SpireStack
+from components.storage import SpacesBucket
+from components.swarm_nodes import SwarmNodes
+from stack_config import PROJECT, ConfigError, StackConfig
+from stack_config.base import is_localhost
+
+CONTROLLER_SERVICE = "ziti-controller"
+ROUTER_SERVICE = "ziti-router"
+ZITI_UID = "2171"  # user `ziggy` in the ziti images
+CONTROLLER_HOME = "/ziti-controller"
+ROUTER_HOME = "/ziti-router"
+ADMIN_PASSWORD_FILE = "ziti-admin-password"  # noqa: S105 - a file name
+ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
+
+# `bash -c SCRIPT entrypoint run config.yml`: read the password from the secret, then hand over to
+# the image's own entrypoint with the original arguments.
+CONTROLLER_WRAPPER = (
+    "set -euo pipefail; "
+    f'ZITI_PWD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; export ZITI_PWD; '
+    'exec /entrypoint.bash "$@"'
+)
+
+# The controller's database snapshot (management API, via the CLI) plus its PKI and config, copied
+# onto the rclone volume as closed files. The snapshot is written next to the live database with a
+# timestamp suffix; it is picked up by that suffix and by being newer than a marker.
+_BACKUP_LOOP = r"""set -u
+shopt -s globstar nullglob
+ctrl="https://${ZITI_CTRL_ADVERTISED_ADDRESS}:${ZITI_CTRL_ADVERTISED_PORT}"
+ca="${ZITI_HOME}/pki/root/certs/root.cert"
+publish() {  # one closed file per object: copy beside the target, then rename over it
+  cp "$1" "/backup/$2.partial" && mv -f "/backup/$2.partial" "/backup/$2"
+}
+backup_once() {
+  ziti edge login "$ctrl" --username "$ZITI_USER" --password "$(<"$ZITI_PWD_FILE")" --ca "$ca" >/dev/null || return 1
+  touch /tmp/mark
+  ziti edge db snapshot >/dev/null || return 1
+  sleep 5
+  local snap=""
+  for f in "$ZITI_HOME"/**/*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]*; do
+    if [[ -f "$f" && "$f" -nt /tmp/mark ]]; then snap="$f"; fi
+  done
+  [[ -n "$snap" ]] || { echo "backup: no snapshot file appeared" >&2; return 1; }
+  publish "$snap" ctrl.db || return 1
+  publish "$ZITI_HOME/config.yml" config.yml || return 1
+  mkdir -p /backup/pki && cp -a "$ZITI_HOME/pki/." /backup/pki/ || return 1
+  rm -f "$snap"
+}
+while :; do
+  if backup_once; then
+    date +%s > /tmp/last-success
+    echo "backup: wrote ctrl.db, config.yml and pki"
+    sleep "$BACKUP_INTERVAL_SECONDS"
+  else
+    echo "backup: failed; retrying in 30s" >&2
+    sleep 30
+  fi
+done
+"""
+
+# Restores PKI, config and the latest database snapshot into an empty data volume. The snapshot
+# is declared as `db:` so the clustered controller imports it when it initialises its raft store.
+_RESTORE = r"""set -eu
+if [ -s /data/config.yml ]; then
+  echo "restoreOnFirstStart: the controller volume is initialised; nothing to restore"
+elif [ -s /backup/ctrl.db ] && [ -s /backup/config.yml ] && [ -d /backup/pki ]; then
+  cp -a /backup/pki /data/pki
+  cp /backup/config.yml /data/config.yml
+  mkdir -p /data/restore && cp /backup/ctrl.db /data/restore/ctrl.db
+  grep -q '^db:' /data/config.yml || printf '\ndb: "/ziti-controller/restore/ctrl.db"\n' >> /data/config.yml
+  echo "restoreOnFirstStart: restored the controller from the bucket"
+else
+  echo "restoreOnFirstStart: no complete backup in the bucket; the controller bootstraps empty" >&2
+fi
+chown -R 2171:2171 /data
+"""
+
+
+def _backup_health(interval_seconds: int) -> list[str]:
+    max_age = 2 * interval_seconds + 300
+    return [
+        "CMD-SHELL",
+        f"test -s /tmp/last-success && [ $(( $(date +%s) - $(cat /tmp/last-success) )) -lt {max_age} ]",
+    ]
+
+
+def _is_internal_name(host: str) -> bool:
+    """Names that cannot be aliased on an overlay network (they resolve to the container itself)."""
+    return host == "localhost" or is_localhost(host)
+
+
+class ZitiStack(pulumi.ComponentResource):
+    """Controller + router + SVID helpers, after SPIRE and Keycloak."""
+
+    controller_url: pulumi.Output[str]
+    console_url: pulumi.Output[str]
+    admin_user: str
+    admin_password: pulumi.Output[str]
+    network: docker.Network
+    controller_service: docker.Service
+    router_service: docker.Service | None
+    backup_service: docker.Service | None
+    svid_helpers: dict[str, SpiffeHelper]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        config: StackConfig,
+        swarm: SwarmNodes,
+        spire: SpireStack,
+        keycloak: KeycloakStack | None = None,
+        bucket: SpacesBucket | None = None,
+        router_enrollment_jwt: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("identity-platform:ziti:ZitiStack", resource_name, None, opts)
+        name = resource_name
+        zt, images, prod = config.ziti, config.images, config.is_prod
+        wait = after(opts)
+        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
+        if zt.cluster_trust_domain == spire.trust_domain:
+            raise ConfigError(f"{PROJECT}:ziti.clusterTrustDomain: must differ from SPIRE's trust domain")
+        self.admin_user = zt.admin_user
+        self.controller_url = pulumi.Output.from_input(f"https://{zt.advertised_address}:{zt.advertised_port}")
+        self.console_url = self.controller_url.apply(lambda u: f"{u}/zac/")
+
+        self.network = docker.Network(f"{name}-network", name="ziti", driver="overlay", opts=on_manager)
+        aliases = [] if _is_internal_name(zt.advertised_address) else [zt.advertised_address]
+
+        self._admin_password = random.RandomPassword(
+            f"{name}-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.admin_password = pulumi.Output.secret(self._admin_password.result)
+        admin_secret = secret_file(
+            f"{name}-admin-password",
+            base="ziti-admin-password",
+            content=self.admin_password,
+            parent=self,
+            provider=swarm.manager,
+        )
+        controller_env = {
+            "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+            "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
+            "ZITI_USER": zt.admin_user,
+            "ZITI_BOOTSTRAP": "true",
+            "ZITI_BOOTSTRAP_PKI": "true",
+            "ZITI_BOOTSTRAP_CONFIG": "true",
+            "ZITI_BOOTSTRAP_DATABASE": "true",
+            "ZITI_BOOTSTRAP_CLUSTER": "true",
+            "ZITI_BOOTSTRAP_CONSOLE": "true",
+            "ZITI_CLUSTER_TRUST_DOMAIN": zt.cluster_trust_domain,
+            "ZITI_CLUSTER_NODE_NAME": "ziti-controller1",
+            "ZITI_AUTO_RENEW_CERTS": "true",
+            "ZITI_HOME": CONTROLLER_HOME,
+        }
+
+        data_volume = docker.Volume(
+            f"{name}-controller-data",
+            name="ziti-controller-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+        )
+        backup_volume: docker.Volume | None = None
+        if bucket is not None:
+            backup_volume = bucket.rclone_volume(
+                f"{name}-backup-volume",
+                volume_name="ziti-backup",
+                path="backups/ziti-controller",
+                provider=swarm.db,
+                parent=self,
+                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
+            )
+        controller_deps: list[pulumi.Resource] = list(wait)
+        if config.storage.restore_on_first_start:
+            if backup_volume is None:
+                raise ConfigError(
+                    f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
+                    "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
+                )
+            controller_deps.append(
+                docker.Container(
+                    f"{name}-restore",
+                    name="ziti-controller-restore",
+                    image=images.backup,
+                    entrypoints=["/bin/sh", "-c"],
+                    command=[_RESTORE],
+                    volumes=[
+                        docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
+                        docker.ContainerVolumeArgs(
+                            volume_name=backup_volume.name, container_path="/backup", read_only=True
+                        ),
+                    ],
+                    network_mode="none",
+                    attach=True,
+                    must_run=False,
+                    healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+                    opts=on_db.merge(pulumi.ResourceOptions(depends_on=wait)),
+                )
+            )
+
+        networks = [network_attachment(self.network.id, aliases)]
+        if keycloak is not None:
+            # Fetch Keycloak's JWKS over the internal network (ext-JWT signer), not via the proxy.
+            networks.append(network_attachment(keycloak.network.id))
+        self.controller_service = service(
+            f"{name}-controller",
+            name=CONTROLLER_SERVICE,
+            stateful=True,
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=images.ziti_controller,
+                commands=["/bin/bash", "-c", CONTROLLER_WRAPPER, "entrypoint"],
+                args=["run", "config.yml"],
+                env=controller_env,
+                secrets=[secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID)],
+                mounts=[volume_mount(data_volume.name, CONTROLLER_HOME)],
+                healthcheck=healthcheck(
+                    ["CMD", "ziti", "agent", "stats"], interval="10s", timeout="5s", start_period="90s"
+                ),
+                stop_grace_period="30s",
+            ),
+            networks=networks,
+            ports=[
+                docker.ServiceEndpointSpecPortArgs(
+                    name="ctrl", target_port=zt.advertised_port, published_port=zt.advertised_port, protocol="tcp"
+                )
+            ],
+            resources=limits(prod, memory_mb=1024, cpus=1.0),
+            converge_timeout="10m",
+            opts=on_manager.merge(pulumi.ResourceOptions(depends_on=controller_deps)),
+        )
+
+        self.backup_service = None
+        if backup_volume is not None:
+            interval = config.storage.backup_interval_minutes * 60
+            self.backup_service = service(
+                f"{name}-backup",
+                name="ziti-backup",
+                stateful=True,  # on the controller's node: it reads the snapshot from the data volume
+                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                    image=images.ziti_controller,
+                    commands=["/bin/bash", "-c", _BACKUP_LOOP],
+                    env={
+                        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+                        "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
+                        "ZITI_USER": zt.admin_user,
+                        "ZITI_PWD_FILE": f"{SECRETS_DIR}/{ADMIN_PASSWORD_FILE}",
+                        "ZITI_HOME": CONTROLLER_HOME,
+                        "BACKUP_INTERVAL_SECONDS": str(interval),
+                    },
+                    secrets=[secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID)],
+                    mounts=[
+                        volume_mount(data_volume.name, CONTROLLER_HOME),
+                        volume_mount(backup_volume.name, "/backup", driver="rclone"),
+                    ],
+                    healthcheck=healthcheck(_backup_health(interval), interval="60s", start_period="5m", retries=3),
+                ),
+                networks=[network_attachment(self.network.id)],
+                resources=limits(prod, memory_mb=256, cpus=0.5),
+                opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[self.controller_service])),
+            )
+
+        self.router_service = None
+        if router_enrollment_jwt is not None:
+            self.router_service = self._router(name, config, swarm, router_enrollment_jwt)
+
+        self.svid_helpers = {}
+        for wname, workload in sorted(config.workloads.items()):
+            if not workload.svid_helper:
+                continue
+            self.svid_helpers[wname] = SpiffeHelper(
+                f"{name}-svid-{wname}",
+                workload=wname,
+                image=images.spiffe_helper,
+                labels=workload.helper_labels(),
+                agent_socket_dir=spire.agent_socket_path.rsplit("/", 1)[0],
+                agent_socket_path=spire.agent_socket_path,
+                provider=swarm.providers[workload.node],
+                agent=spire.agents[workload.node],
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        self.register_outputs(
+            {
+                "controller_url": self.controller_url,
+                "console_url": self.console_url,
+                "admin_user": self.admin_user,
+                "admin_password": self.admin_password,
+                "router": bool(self.router_service),
+            }
+        )
+
+    def _router(self, name: str, config: StackConfig, swarm: SwarmNodes, jwt: pulumi.Input[str]) -> docker.Service:
+        zt, prod = config.ziti, config.is_prod
+        jwt_secret = secret_file(
+            f"{name}-router-jwt", base="ziti-router-enrollment", content=jwt, parent=self, provider=swarm.manager
+        )
+        data_volume = docker.Volume(
+            f"{name}-router-data",
+            name="ziti-router-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+        )
+        return service(
+            f"{name}-router",
+            name=ROUTER_SERVICE,
+            stateful=True,  # its enrolled identity is on a node-local volume
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=config.images.ziti_router,
+                args=["run", "config.yml"],
+                env={
+                    # A path: the bootstrap reads the token from the file.
+                    "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
+                    "ZITI_ROUTER_NAME": zt.router_name,
+                    "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
+                    "ZITI_ROUTER_PORT": str(zt.router_port),
+                    "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
+                    "ZITI_ROUTER_MODE": "host",
+                    "ZITI_ROUTER_TYPE": "edge",
+                    "ZITI_BOOTSTRAP": "true",
+                    "ZITI_BOOTSTRAP_CONFIG": "true",
+                    "ZITI_BOOTSTRAP_ENROLLMENT": "true",
+                    "ZITI_AUTO_RENEW_CERTS": "true",
+                    "ZITI_HOME": ROUTER_HOME,
+                },
+                secrets=[secret_mount(jwt_secret, ENROLLMENT_JWT_FILE, uid=ZITI_UID)],
+                mounts=[volume_mount(data_volume.name, ROUTER_HOME)],
+                healthcheck=healthcheck(
+                    ["CMD", "ziti", "agent", "stats"], interval="10s", timeout="5s", start_period="60s"
+                ),
+                stop_grace_period="30s",
+            ),
+            networks=[network_attachment(self.network.id)],
+            ports=[
+                docker.ServiceEndpointSpecPortArgs(
+                    name="edge", target_port=zt.router_port, published_port=zt.router_port, protocol="tcp"
+                )
+            ],
+            resources=limits(prod, memory_mb=512, cpus=1.0),
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.manager, depends_on=[self.controller_service]),
+        )
