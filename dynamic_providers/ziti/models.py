@@ -1,0 +1,623 @@
+"""Typed inputs of the OpenZiti resources and their Edge Management API shapes.
+
+Each `...Args` model is what one Pulumi resource takes (snake_case, as the props arrive in the
+provider) and serialises, field for field, to the controller's create/patch body (camelCase:
+`model_dump(by_alias=True)`). The validators are the controller's own rules (unique names aside),
+so `pulumi preview` rejects what the server would reject, before any request:
+
+- `ExternalIdClaim`: `validateExternalIdClaim` in the controller (SCHEME only with SAN_URI,
+  criteria for SCHEME/PREFIX/SUFFIX, SPLIT needs parser criteria, index >= 0);
+- `CertificateAuthorityArgs`: the first PEM block must be a CA certificate (the controller reads
+  only that block) and `ca_key_pem` must be its key, because the verification certificate must
+  be signed directly by it;
+- `ExternalJwtSignerArgs`: exactly one of `jwks_endpoint` / `cert_pem` (+ `kid`), issuer with no
+  trailing slash (tokens carry it verbatim and the comparison is exact);
+- role attributes may not start with `#` or `@`; policy roles must (`#attr`, `#all`, `@id`).
+
+Values still unknown during `pulumi preview` arrive as `rpc.UNKNOWN`; rules that need them are
+skipped (the engine checks again with real values before `create`/`update`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import types as key_types
+from pulumi.runtime import rpc
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+API_PATH = "/edge/management/v1"
+OWNER_STACK_TAG = "pulumi.stack"
+OWNER_NAME_TAG = "pulumi.name"
+DEFAULT_IDENTITY_NAME_FORMAT = "[caName]-[commonName]"
+
+TagValue = str | bool | None
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value Pulumi does not know yet (preview of a resource whose input is computed)."""
+    return isinstance(value, str) and value == rpc.UNKNOWN
+
+
+def contains_unknown(value: Any) -> bool:
+    if is_unknown(value):
+        return True
+    if isinstance(value, dict):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
+def rule(field: str, message: str) -> PydanticCustomError:
+    """A cross-field validation failure attributed to `field` (reported as that property by `check`)."""
+    return PydanticCustomError("ziti_rule", message, {"field": field})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiModel(_Model):
+    """Snake_case in Python and in Pulumi props, camelCase on the wire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+# --- connection and ownership -----------------------------------------------------------------------
+
+
+class ZitiConnection(_Model):
+    """How the provider reaches the controller's Edge Management API.
+
+    Trust is never blind: the controller's certificate is verified against `ca_bundle_pem`, or
+    against the root whose SHA-256 fingerprint is `ca_fingerprint` (fetched from
+    `/.well-known/est/cacerts` and accepted only if it carries that fingerprint), or, with neither,
+    against the system trust store.
+    """
+
+    url: str = Field(description="Controller base URL, e.g. https://ziti.example.com:1280.")
+    username: str = Field(min_length=1, description="Admin user (password authentication).")
+    password: SecretStr = Field(description="Admin password (a Pulumi secret).")
+    ca_bundle_pem: str | None = Field(default=None, description="PEM certificates that sign the controller's TLS cert.")
+    ca_fingerprint: str | None = Field(
+        default=None, description="SHA-256 of the controller's root CA (DER), hex, colons optional."
+    )
+    timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds per request.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if is_unknown(v):
+            return v
+        parts = urlsplit(v)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"{v!r} must be an https:// URL with a host (the controller only serves TLS)")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{v!r} must not carry a query or fragment")
+        path = parts.path.rstrip("/")
+        if path not in ("", API_PATH):
+            raise ValueError(f"{v!r}: give the controller base URL (https://host:port) or its {API_PATH} URL")
+        return v
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value():
+            raise ValueError("the admin password is empty")
+        return v
+
+    @field_validator("ca_bundle_pem")
+    @classmethod
+    def _bundle(cls, v: str | None) -> str | None:
+        if v is None or is_unknown(v):
+            return v
+        try:
+            certs = x509.load_pem_x509_certificates(v.encode())
+        except ValueError as e:
+            raise ValueError(f"not a PEM certificate bundle ({e})") from None
+        if not certs:
+            raise ValueError("contains no certificate")
+        return v
+
+    @field_validator("ca_fingerprint")
+    @classmethod
+    def _fingerprint(cls, v: str | None) -> str | None:
+        if v is None or is_unknown(v):
+            return v
+        hexed = v.replace(":", "").lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", hexed):
+            raise ValueError("must be the SHA-256 of the root CA certificate: 64 hex digits (colons allowed)")
+        return hexed
+
+    @model_validator(mode="after")
+    def _one_trust_source(self) -> ZitiConnection:
+        if self.ca_bundle_pem is not None and self.ca_fingerprint is not None:
+            raise rule("ca_fingerprint", "set either ca_bundle_pem or ca_fingerprint, not both")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        base = self.url.rstrip("/")
+        return base if base.endswith(API_PATH) else base + API_PATH
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
+class Ownership(_Model):
+    """Who created an entity: written into its `tags`, checked before adopting an existing entity."""
+
+    stack: str = Field(min_length=1, description="<project>/<stack>")
+    name: str = Field(min_length=1, description="The Pulumi resource name.")
+
+    def tags(self) -> dict[str, TagValue]:
+        return {OWNER_STACK_TAG: self.stack, OWNER_NAME_TAG: self.name}
+
+    def owns(self, tags: dict[str, Any] | None) -> bool:
+        tags = tags or {}
+        return tags.get(OWNER_STACK_TAG) == self.stack and tags.get(OWNER_NAME_TAG) == self.name
+
+
+def _attributes(values: list[str], field: str) -> list[str]:
+    for v in values:
+        if is_unknown(v):
+            continue
+        if not v:
+            raise ValueError(f"{field} contains an empty string")
+        if v.startswith(("#", "@")):
+            raise ValueError(f"{v!r}: role attributes may not start with '#' or '@' (write the bare attribute)")
+    return values
+
+
+def _roles(values: list[str]) -> list[str]:
+    for v in values:
+        if is_unknown(v):
+            continue
+        if not v.startswith(("#", "@")) or len(v) < 2:
+            raise ValueError(f"{v!r}: a policy role is '#<attribute>', '#all' or '@<entity id>'")
+    return values
+
+
+def _name(v: str) -> str:
+    if not is_unknown(v) and not v.strip():
+        raise ValueError("the name is empty")
+    return v
+
+
+class _Named(ApiModel):
+    name: str = Field(description="Unique name on the controller.")
+    tags: dict[str, TagValue] = Field(default_factory=dict, description="User tags (ownership tags are added).")
+
+    @field_validator("name")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        return _name(v)
+
+    @field_validator("tags")
+    @classmethod
+    def _no_owner_tags(cls, v: dict[str, TagValue]) -> dict[str, TagValue]:
+        reserved = {OWNER_STACK_TAG, OWNER_NAME_TAG} & set(v)
+        if reserved:
+            raise ValueError(f"tags {sorted(reserved)} are reserved for the ownership marker")
+        return v
+
+
+# --- certificate authorities ------------------------------------------------------------------------
+
+ClaimLocation = Literal["COMMON_NAME", "SAN_URI", "SAN_EMAIL"]
+ClaimMatcher = Literal["ALL", "PREFIX", "SUFFIX", "SCHEME"]
+ClaimParser = Literal["NONE", "SPLIT"]
+
+
+class ExternalIdClaim(ApiModel):
+    """Where the controller finds an identity's externalId in a client certificate.
+
+    For SPIFFE: `location=SAN_URI, matcher=SCHEME, matcher_criteria="spiffe"`.
+    """
+
+    location: ClaimLocation
+    matcher: ClaimMatcher
+    matcher_criteria: str = ""
+    parser: ClaimParser = "NONE"
+    parser_criteria: str = ""
+    index: int = 0
+
+    @model_validator(mode="after")
+    def _server_rules(self) -> ExternalIdClaim:
+        if contains_unknown(self.model_dump()):
+            return self
+        if self.index < 0:
+            raise rule("index", f"index {self.index} is negative: use 0 for the first matching value")
+        if self.matcher == "SCHEME" and self.location != "SAN_URI":
+            raise rule(
+                "matcher",
+                f"matcher SCHEME only applies to location SAN_URI, not {self.location}: use ALL, PREFIX or SUFFIX",
+            )
+        if self.matcher in ("SCHEME", "PREFIX", "SUFFIX") and not self.matcher_criteria:
+            raise rule("matcher_criteria", f"matcher {self.matcher} needs matcher_criteria (e.g. 'spiffe' for SCHEME)")
+        if self.parser == "SPLIT" and not self.parser_criteria:
+            raise rule("parser_criteria", "parser SPLIT needs parser_criteria (the separator)")
+        return self
+
+
+def first_pem_certificate(pem: str) -> x509.Certificate:
+    """The first certificate of a PEM text: the only one the controller reads."""
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())[0]
+    except (ValueError, IndexError) as e:
+        raise ValueError(f"not a PEM certificate ({e})") from None
+
+
+def load_private_key(pem: str) -> key_types.PrivateKeyTypes:
+    try:
+        return serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"not an unencrypted PEM private key ({e})") from None
+
+
+def sha1_fingerprint(cert: x509.Certificate) -> str:
+    """The controller's CA fingerprint: lowercase hex SHA-1 of the DER certificate."""
+    from cryptography.hazmat.primitives import hashes
+
+    return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (the controller's identifier, not a security check)
+
+
+def _public_der(key: Any) -> bytes:
+    der: bytes = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
+
+
+class CertificateAuthorityArgs(_Named):
+    """A third-party CA (`POST /cas`), verified by the provider with `ca_key_pem`."""
+
+    cert_pem: str = Field(description="The CA certificate; only the first PEM block is registered.")
+    ca_key_pem: SecretStr = Field(description="Its private key: signs the verification certificate, never sent.")
+    is_auth_enabled: bool = True
+    is_auto_ca_enrollment_enabled: bool = False
+    is_ott_ca_enrollment_enabled: bool = False
+    identity_roles: list[str] = Field(default_factory=list)
+    identity_name_format: str = DEFAULT_IDENTITY_NAME_FORMAT
+    external_id_claim: ExternalIdClaim | None = None
+
+    @field_validator("cert_pem")
+    @classmethod
+    def _ca_cert(cls, v: str) -> str:
+        if is_unknown(v):
+            return v
+        cert = first_pem_certificate(v)
+        try:
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            is_ca = False
+        if not is_ca:
+            subject = cert.subject.rfc4514_string()
+            raise ValueError(f"the first certificate ({subject}) is not a CA (no basicConstraints CA:TRUE)")
+        now = datetime.datetime.now(datetime.UTC)
+        if cert.not_valid_after_utc <= now:
+            raise ValueError(f"the CA certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}: renew it")
+        if cert.not_valid_before_utc > now:
+            raise ValueError(f"the CA certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z")
+        return v
+
+    @field_validator("ca_key_pem")
+    @classmethod
+    def _key(cls, v: SecretStr) -> SecretStr:
+        if not is_unknown(v.get_secret_value()):
+            load_private_key(v.get_secret_value())
+        return v
+
+    @field_validator("identity_roles")
+    @classmethod
+    def _identity_roles(cls, v: list[str]) -> list[str]:
+        return _attributes(v, "identity_roles")
+
+    @model_validator(mode="after")
+    def _key_matches(self) -> CertificateAuthorityArgs:
+        key_pem = self.ca_key_pem.get_secret_value()
+        if is_unknown(key_pem) or is_unknown(self.cert_pem):
+            return self
+        cert = first_pem_certificate(self.cert_pem)
+        if _public_der(load_private_key(key_pem).public_key()) != _public_der(cert.public_key()):
+            raise rule("ca_key_pem", "the key does not belong to the first certificate of cert_pem")
+        return self
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"ca_key_pem", "cert_pem", "tags"})
+        if create:
+            body["certPem"] = self.cert_pem
+        if self.external_id_claim is None:
+            body.pop("externalIdClaim")
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+# --- external JWT signers and auth policies -----------------------------------------------------------
+
+
+class ExternalJwtSignerArgs(_Named):
+    """An external JWT signer (`POST /external-jwt-signers`), e.g. a Keycloak realm."""
+
+    issuer: str = Field(description="Exact `iss` of the tokens, no trailing slash.")
+    audience: str = Field(min_length=1, description="Required `aud` of the tokens.")
+    jwks_endpoint: str | None = None
+    cert_pem: str | None = None
+    kid: str | None = None
+    claims_property: str = "sub"
+    use_external_id: bool = False
+    external_auth_url: str | None = None
+    client_id: str | None = None
+    scopes: list[str] = Field(default_factory=list)
+    target_token: Literal["ACCESS", "ID"] = "ACCESS"  # noqa: S105 (a token type, not a secret)
+    enabled: bool = True
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        if is_unknown(v):
+            return v
+        if not v:
+            raise ValueError("the issuer is empty")
+        if v.endswith("/"):
+            raise ValueError(f"{v!r} ends with '/': tokens carry the issuer without it; use {v.rstrip('/')!r}")
+        return v
+
+    @field_validator("jwks_endpoint", "external_auth_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None or is_unknown(v):
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http(s) URL")
+        return v
+
+    @field_validator("cert_pem")
+    @classmethod
+    def _signer_cert(cls, v: str | None) -> str | None:
+        if v is None or is_unknown(v):
+            return v
+        first_pem_certificate(v)
+        return v
+
+    @field_validator("claims_property")
+    @classmethod
+    def _claims_property(cls, v: str) -> str:
+        if not v:
+            raise ValueError("claims_property is empty (the default is 'sub')")
+        return v
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ExternalJwtSignerArgs:
+        if is_unknown(self.jwks_endpoint) or is_unknown(self.cert_pem):
+            return self
+        if (self.jwks_endpoint is None) == (self.cert_pem is None):
+            raise rule("jwks_endpoint", "set exactly one of jwks_endpoint (e.g. Keycloak's .../certs) or cert_pem")
+        if self.cert_pem is not None and not self.kid:
+            raise rule("kid", "cert_pem needs the kid the tokens carry in their header")
+        return self
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+class AuthPolicyCert(ApiModel):
+    allowed: bool = False
+    allow_expired_certs: bool = False
+
+
+class AuthPolicyExtJwt(ApiModel):
+    allowed: bool = False
+    allowed_signers: list[str] = Field(default_factory=list, description="Signer ids; empty = any enabled signer.")
+
+
+class AuthPolicyUpdb(ApiModel):
+    allowed: bool = False
+    min_password_length: int = Field(default=5, ge=0)
+    require_special_char: bool = False
+    require_number_char: bool = False
+    require_mixed_case: bool = False
+    max_attempts: int = Field(default=0, ge=0, description="0 = unlimited.")
+    lockout_duration_minutes: int = Field(default=0, ge=0, description="0 = until an admin unlocks.")
+
+
+class AuthPolicyPrimary(ApiModel):
+    cert: AuthPolicyCert = Field(default_factory=AuthPolicyCert)
+    ext_jwt: AuthPolicyExtJwt = Field(default_factory=AuthPolicyExtJwt)
+    updb: AuthPolicyUpdb = Field(default_factory=AuthPolicyUpdb)
+
+
+class AuthPolicySecondary(ApiModel):
+    require_totp: bool = False
+    require_ext_jwt_signer: str | None = None
+
+
+class AuthPolicyArgs(_Named):
+    """An authentication policy (`POST /auth-policies`); every block is sent in full."""
+
+    primary: AuthPolicyPrimary
+    secondary: AuthPolicySecondary = Field(default_factory=AuthPolicySecondary)
+
+    @model_validator(mode="after")
+    def _something_allowed(self) -> AuthPolicyArgs:
+        p = self.primary
+        if not (p.cert.allowed or p.ext_jwt.allowed or p.updb.allowed):
+            raise rule("primary", "no primary method is allowed: set cert, ext_jwt or updb `allowed: true`")
+        return self
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+# --- identities, routers, policies ----------------------------------------------------------------------
+
+
+class IdentityArgs(_Named):
+    """An identity (`POST /identities`); with `external_id` = a SPIFFE ID it logs in with its SVID."""
+
+    type: Literal["Default", "Router"] = "Default"
+    is_admin: bool = False
+    external_id: str | None = None
+    auth_policy_id: str = "default"
+    role_attributes: list[str] = Field(default_factory=list)
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, v: str | None) -> str | None:
+        if v is not None and not is_unknown(v) and not v.strip():
+            raise ValueError("external_id is empty: omit it instead")
+        return v
+
+    @field_validator("auth_policy_id")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if not v:
+            raise ValueError("auth_policy_id is empty (the built-in policy is 'default')")
+        return v
+
+    @field_validator("role_attributes")
+    @classmethod
+    def _role_attributes(cls, v: list[str]) -> list[str]:
+        return _attributes(v, "role_attributes")
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+class EdgeRouterArgs(_Named):
+    """An edge router (`POST /edge-routers`); its one-time enrollment JWT is an output."""
+
+    role_attributes: list[str] = Field(default_factory=list)
+    is_tunneler_enabled: bool = False
+
+    @field_validator("role_attributes")
+    @classmethod
+    def _role_attributes(cls, v: list[str]) -> list[str]:
+        return _attributes(v, "role_attributes")
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+Semantic = Literal["AllOf", "AnyOf"]
+
+
+class _Policy(_Named):
+    semantic: Semantic = "AllOf"
+
+    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = {**self.tags, **owner.tags()}
+        return body
+
+
+class ServicePolicyArgs(_Policy):
+    """Which identities may dial or bind which services (`POST /service-policies`)."""
+
+    type: Literal["Dial", "Bind"]
+    service_roles: list[str] = Field(default_factory=list)
+    identity_roles: list[str] = Field(default_factory=list)
+    posture_check_roles: list[str] = Field(default_factory=list)
+
+    @field_validator("service_roles", "identity_roles", "posture_check_roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return _roles(v)
+
+
+class EdgeRouterPolicyArgs(_Policy):
+    """Which identities may use which edge routers (`POST /edge-router-policies`)."""
+
+    edge_router_roles: list[str] = Field(default_factory=list)
+    identity_roles: list[str] = Field(default_factory=list)
+
+    @field_validator("edge_router_roles", "identity_roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return _roles(v)
+
+
+class ServiceEdgeRouterPolicyArgs(_Policy):
+    """Which services are reachable through which edge routers (`POST /service-edge-router-policies`)."""
+
+    edge_router_roles: list[str] = Field(default_factory=list)
+    service_roles: list[str] = Field(default_factory=list)
+
+    @field_validator("edge_router_roles", "service_roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        return _roles(v)
+
+
+# --- responses ------------------------------------------------------------------------------------------
+
+
+class ApiErrorCause(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None = None
+    reason: str | None = None
+    value: Any = None
+    code: str | None = None
+    message: str | None = None
+
+
+class ApiErrorBody(BaseModel):
+    """`apiError` of the error envelope; `cause` is a field error, a nested error or a string."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    code: str = "UNKNOWN"
+    message: str = ""
+    cause: ApiErrorCause | str | None = None
+    cause_message: str | None = None
+    request_id: str | None = None
+
+
+class Pagination(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+    limit: int
+    offset: int
+    total_count: int
+
+
+def from_api(model: type[BaseModel], detail: dict[str, Any]) -> dict[str, Any]:
+    """Map a camelCase API entity onto `model`'s snake_case field names (no validation: it is
+    what the server holds, echoed so `diff` can see drift)."""
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        if alias not in detail:
+            continue
+        value = detail[alias]
+        nested = _nested_model(field.annotation)
+        if nested is not None and isinstance(value, dict):
+            value = from_api(nested, value)
+        out[name] = value
+    return out
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    candidates = getattr(annotation, "__args__", None) or (annotation,)
+    for c in candidates:
+        if isinstance(c, type) and issubclass(c, BaseModel):
+            return c
+    return None
