@@ -1,0 +1,803 @@
+"""Pulumi dynamic providers and resource classes for Keycloak realms and OIDC clients.
+
+`KeycloakRealm` and `KeycloakClient` follow the Pulumi SDK convention (name first, inputs as
+keyword arguments, `opts` last). The Keycloak UUID is the resource id. Every object carries the
+ownership attribute `pulumi.stack=<project>/<stack>`; a create that finds the name taken (409), or
+that lost its answer, adopts the existing object only when it carries this stack's marker and
+otherwise fails naming it, so faults never produce duplicates or silently take over foreign objects.
+
+Contract per method (the engine runs them in `python -m pulumi.dynamic`, 4 threads, with the
+provider object unpickled from state; the providers hold no state and no credentials):
+
+* `check`: no network. Rejects bad input with the field and the fix; Unknown values (preview)
+  skip only the rules that need them.
+* `diff`: no network. Compares only the fields the user sets, normalised (URI lists as sets, `##`
+  post-logout lists, attribute values as strings, `""` equal to absent). A realm change replaces;
+  a `client_id` change renames in place; a `connection` change updates state without a request.
+* `create`: waits (bounded) for a Keycloak that is still starting, POSTs, takes the id from
+  `Location`, then reads the object back: outputs are the server's values.
+* `read`: GET by id; 404 means gone (empty id). Returns drift in managed fields as outputs and as
+  inputs, so the next preview shows it.
+* `update`: GET, overlay the managed fields, PUT (Keycloak's PUT merges); scopes and the audience
+  mapper through their own endpoints; the secret only through the rotation endpoint. Nothing is
+  sent when only `connection` changed. Always returns the full outputs.
+* `delete`: DELETE; 404 counts as success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypedDict
+
+import pulumi
+from pulumi import Input, Output, ResourceOptions, dynamic
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.runtime import rpc
+from pydantic import ValidationError
+
+from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, ScopeKind
+from dynamic_providers.keycloak.models import (
+    CLIENT_INPUTS,
+    OIDC,
+    OWNER_ATTRIBUTE,
+    PKCE_ATTRIBUTE,
+    POST_LOGOUT_ATTRIBUTE,
+    REALM_FIELDS,
+    ClientRepresentation,
+    ClientSpec,
+    Connection,
+    Problem,
+    RealmRepresentation,
+    RealmSpec,
+    audience_mapper,
+    client_problems,
+    connection_problems,
+    contains,
+    realm_problems,
+    validate_spec,
+)
+
+UNKNOWN = rpc.UNKNOWN
+PROVIDER_KEY = "__provider"
+FLOWS = ("standard_flow_enabled", "implicit_flow_enabled", "direct_access_grants_enabled", "service_accounts_enabled")
+# ClientSpec field -> ClientRepresentation attribute, for the plain top-level fields.
+_CLIENT_SCALARS = (
+    "name",
+    "description",
+    "root_url",
+    "base_url",
+    *FLOWS,
+)
+_SET_KEYS = frozenset(
+    {"redirect_uris", "web_origins", "post_logout_redirect_uris", "default_client_scopes", "optional_client_scopes"}
+)
+_BOOL_KEYS = frozenset({"enabled", *FLOWS})
+# Inputs that do not live on the server (never "drift").
+_CLIENT_LOCAL = ("realm", "connection", "owner", "rotate_secret_trigger")
+_ALWAYS_MANAGED = ("client_id", "enabled", "access_type")
+
+
+def _owner_text(owner: str | None) -> str:
+    return repr(owner) if owner else "absent"
+
+
+def _strip(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def normalise(key: str, value: Any) -> Any:
+    """The comparable form of one input or output value (see module docstring)."""
+    if value is None:
+        return None
+    if key in _SET_KEYS:
+        return tuple(sorted({str(v) for v in value}))
+    if key in _BOOL_KEYS:
+        return bool(value)
+    if key == "attributes":
+        return tuple(sorted((str(k), s) for k, v in dict(value).items() if (s := _stringify(v)) != ""))
+    if key == "connection":
+        return _normalise_connection(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value) if float(value).is_integer() else float(value)
+    text = _stringify(value)
+    return text or None
+
+
+def _normalise_connection(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    out = {k: v for k, v in value.items() if v is not None and v != ""}
+    if isinstance(out.get("url"), str):
+        out["url"] = out["url"].rstrip("/")
+    if out.get("base_path") in ("/",):
+        out.pop("base_path")
+    out.setdefault("token_realm", "master")
+    if "timeout" in out:
+        out["timeout"] = float(out["timeout"])
+    return tuple(sorted(out.items()))
+
+
+def _changed(
+    keys: Sequence[str], olds: Mapping[str, Any], news: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list[str]:
+    """Keys whose new value differs from the old output; unset (None) news are unmanaged and skipped."""
+    changed = []
+    for key in keys:
+        new = news.get(key, defaults.get(key))
+        if new is None:
+            if key == "attributes" and olds.get(key):
+                new = {}  # the whole map was dropped: clear what we set
+            else:
+                continue
+        if contains(new, UNKNOWN):
+            changed.append(key)
+        elif normalise(key, olds.get(key)) != normalise(key, new):
+            changed.append(key)
+    return changed
+
+
+def _failures(rules: list[Problem], types: list[Problem]) -> list[CheckFailure]:
+    """Rule problems first (they say how to fix it); type problems for properties not yet named."""
+    seen: set[tuple[str, str]] = set()
+    named = {p for p, _ in rules}
+    out = []
+    for prop, reason in [*rules, *[(p, r) for p, r in types if p not in named]]:
+        if (prop, reason) not in seen:
+            seen.add((prop, reason))
+            out.append(CheckFailure(prop, reason))
+    return out
+
+
+def _connection(props: Mapping[str, Any]) -> Connection:
+    raw = props.get("connection")
+    try:
+        return Connection.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise KeycloakApiError(f"invalid connection.{where}: {first['msg']}") from None
+
+
+class _KeycloakProvider(dynamic.ResourceProvider):
+    """Shared tuning. The instance is pickled into state: only plain, non-secret settings live here."""
+
+    def __init__(self, retry: RetryPolicy | None = None, ready_timeout: float = 300.0) -> None:
+        super().__init__()
+        self.retry = retry or RetryPolicy()
+        self.ready_timeout = ready_timeout
+
+    def _admin(self, conn: Connection, *, wait_ready: bool = False) -> KeycloakAdmin:
+        return KeycloakAdmin(conn, retry=self.retry, ready_timeout=self.ready_timeout if wait_ready else 0.0)
+
+
+# --- clients ----------------------------------------------------------------------------------
+
+
+def _client_view(rep: ClientRepresentation) -> dict[str, Any]:
+    """Server values keyed like the inputs."""
+    attrs = rep.attributes or {}
+    post_logout = attrs.get(POST_LOGOUT_ATTRIBUTE) or ""
+    mapper = rep.audience_mapper()
+    view: dict[str, Any] = {
+        "client_id": rep.client_id,
+        "enabled": rep.enabled if rep.enabled is not None else True,
+        "access_type": rep.access_type,
+        "redirect_uris": list(rep.redirect_uris or []),
+        "web_origins": list(rep.web_origins or []),
+        "post_logout_redirect_uris": [u for u in post_logout.split("##") if u],
+        "pkce_method": attrs.get(PKCE_ATTRIBUTE, ""),
+        "default_client_scopes": rep.default_client_scopes,
+        "optional_client_scopes": rep.optional_client_scopes,
+        "audience": mapper.config.get("included.custom.audience") if mapper else None,
+        "owner": rep.owner,
+    }
+    for key in _CLIENT_SCALARS:
+        view[key] = getattr(rep, key)
+    return view
+
+
+class KeycloakClientProvider(_KeycloakProvider):
+    """CRUD for one OIDC client (`/admin/realms/{realm}/clients/{uuid}`)."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        props = _strip(news)
+        if props.get("enabled") is None:
+            props["enabled"] = True
+        if props.get("access_type") is None:
+            props["access_type"] = "CONFIDENTIAL"
+        types, _ = validate_spec(ClientSpec, props, UNKNOWN)
+        rules = client_problems(props, UNKNOWN) + connection_problems(props.get("connection"), UNKNOWN)
+        attrs = props.get("attributes")
+        if isinstance(attrs, Mapping) and not contains(attrs, UNKNOWN):
+            props["attributes"] = {str(k): _stringify(v) for k, v in attrs.items()}
+        if props.get("rotate_secret_trigger") is not None and not contains(props["rotate_secret_trigger"], UNKNOWN):
+            props["rotate_secret_trigger"] = _stringify(props["rotate_secret_trigger"])
+        return CheckResult(props, _failures(rules, types))
+
+    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+        olds, news = _strip(_olds), _strip(_news)
+        changed = _changed(CLIENT_INPUTS, olds, news, {"enabled": True, "access_type": "CONFIDENTIAL"})
+        replaces = ["realm"] if "realm" in changed else []
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        raw = _strip(props)
+        spec = ClientSpec.model_validate(raw)
+        with self._admin(spec.connection, wait_ready=True) as kc:
+            if spec.default_client_scopes is not None or spec.optional_client_scopes is not None:
+                self._scope_ids(kc, spec)  # unknown scope names fail before anything is created
+            uuid = self._create_or_adopt(kc, spec)
+            rep = self._get(kc, spec, uuid)
+            secret = self._secret(kc, spec, rep)
+        return CreateResult(uuid, self._outs(raw, spec, rep, secret))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        olds = _strip(props)
+        conn = _connection(olds)
+        realm = str(olds["realm"])
+        with self._admin(conn) as kc:
+            rep = kc.get_client(realm, id_)
+            if rep is None:
+                return ReadResult(None, {})
+            secret = None
+            if rep.access_type == "CONFIDENTIAL":
+                secret = self._secret_of(kc, realm, id_, rep)
+        view = _client_view(rep)
+        outs = {k: olds.get(k) for k in _CLIENT_LOCAL}
+        outs["owner"] = view["owner"]
+        for key in (*_ALWAYS_MANAGED, *_CLIENT_SCALARS, *_SET_KEYS, "pkce_method", "audience"):
+            if key in _ALWAYS_MANAGED or olds.get(key) is not None:
+                outs[key] = view[key]
+        if olds.get("attributes") is not None:
+            server_attrs = rep.attributes or {}
+            outs["attributes"] = {k: server_attrs.get(k, "") for k in olds["attributes"]}
+        outs.update(self._derived(conn, realm, secret if rep.access_type == "CONFIDENTIAL" else None))
+        inputs = {k: v for k, v in outs.items() if k in CLIENT_INPUTS and v is not None}
+        return ReadResult(id_, outs, inputs)
+
+    def update(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
+        olds, raw = _strip(_olds), _strip(_news)
+        spec = ClientSpec.model_validate(raw)
+        changed = set(_changed(CLIENT_INPUTS, olds, raw, {"enabled": True, "access_type": "CONFIDENTIAL"}))
+        if changed <= {"connection"}:
+            # New credentials or URL only: nothing to send, but state must carry them for later steps.
+            outs = {**olds, "connection": raw.get("connection")}
+            return UpdateResult(outs)
+        with self._admin(spec.connection) as kc:
+            current = self._get(kc, spec, _id)
+            removed = set(olds.get("attributes") or {}) - set(spec.attributes or {})
+            self._reconcile(kc, spec, current, removed, audience_was_managed=olds.get("audience") is not None)
+            if "rotate_secret_trigger" in changed and spec.confidential:
+                kc.regenerate_client_secret(spec.realm, _id)
+            rep = self._get(kc, spec, _id)
+            secret = self._secret(kc, spec, rep)
+        return UpdateResult(self._outs(raw, spec, rep, secret))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        props = _strip(_props)
+        with self._admin(_connection(props)) as kc:
+            kc.delete_client(str(props["realm"]), _id)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _get(kc: KeycloakAdmin, spec: ClientSpec, uuid: str) -> ClientRepresentation:
+        rep = kc.get_client(spec.realm, uuid)
+        if rep is None:
+            raise KeycloakApiError(
+                f"client {spec.client_id!r} ({uuid}) no longer exists in realm {spec.realm!r}; run `pulumi refresh` "
+                "to drop it from the state, then `pulumi up` creates it again",
+                status=404,
+            )
+        return rep
+
+    def _create_or_adopt(self, kc: KeycloakAdmin, spec: ClientSpec) -> str:
+        """POST; on 409 or a lost answer look the clientId up: adopt ours, refuse foreign, else POST again."""
+        body = self._desired(spec, None, set())
+        body.protocol_mappers = [audience_mapper(spec.audience)] if spec.audience else None
+        body.default_client_scopes = spec.default_client_scopes
+        body.optional_client_scopes = spec.optional_client_scopes
+        last: KeycloakApiError | None = None
+        for _ in range(self.retry.attempts):
+            try:
+                return kc.create_client(spec.realm, body)
+            except KeycloakApiError as e:
+                if e.status != 409 and not e.outcome_unknown:
+                    raise
+                last = e
+            existing = kc.find_client(spec.realm, spec.client_id)
+            if existing is None:
+                continue  # the POST never took effect (or the holder of the name just went away)
+            if existing.owner != spec.owner:
+                raise KeycloakApiError(
+                    f"client {spec.client_id!r} already exists in realm {spec.realm!r} (id {existing.id}) and is not "
+                    f"managed by this stack: its {OWNER_ATTRIBUTE} attribute is "
+                    f"{_owner_text(existing.owner)}, this stack is {spec.owner!r}. "
+                    f"Choose another client_id, delete or rename that client in Keycloak, or hand it over by "
+                    f"setting its attribute {OWNER_ATTRIBUTE}={spec.owner}",
+                    status=409,
+                )
+            assert existing.id
+            current = self._get(kc, spec, existing.id)
+            self._reconcile(kc, spec, current, set(), audience_was_managed=False)
+            return existing.id
+        raise KeycloakApiError(
+            f"could not create client {spec.client_id!r} in realm {spec.realm!r}: {last}",
+            status=last.status if last else None,
+        )
+
+    @staticmethod
+    def _desired(spec: ClientSpec, current: ClientRepresentation | None, removed: set[str]) -> ClientRepresentation:
+        """`current` (or an empty client) with every managed field overlaid."""
+        rep = current.model_copy(deep=True) if current else ClientRepresentation()
+        rep.client_id = spec.client_id
+        rep.protocol = OIDC
+        rep.enabled = spec.enabled
+        rep.public_client = spec.public
+        rep.bearer_only = spec.bearer_only
+        for key in _CLIENT_SCALARS:
+            value = getattr(spec, key)
+            if value is None and spec.bearer_only and key in FLOWS:
+                value = False  # bearer-only clients run no flows; Keycloak would default some to on
+            if value is not None:
+                setattr(rep, key, value)
+        if spec.redirect_uris is not None:
+            rep.redirect_uris = list(spec.redirect_uris)
+        if spec.web_origins is not None:
+            rep.web_origins = list(spec.web_origins)
+        attrs = dict(rep.attributes or {})
+        for key in removed:
+            attrs[key] = ""  # PUT merges attributes: an absent key would be kept
+        attrs.update(spec.attributes or {})
+        attrs[OWNER_ATTRIBUTE] = spec.owner
+        if spec.pkce_method is not None:
+            attrs[PKCE_ATTRIBUTE] = spec.pkce_method
+        if spec.post_logout_redirect_uris is not None:
+            attrs[POST_LOGOUT_ATTRIBUTE] = "##".join(spec.post_logout_redirect_uris)
+        rep.attributes = attrs
+        return rep
+
+    def _reconcile(
+        self,
+        kc: KeycloakAdmin,
+        spec: ClientSpec,
+        current: ClientRepresentation,
+        removed: set[str],
+        *,
+        audience_was_managed: bool,
+    ) -> None:
+        """Make `current` match `spec`: PUT when a managed field differs, then scopes and the mapper."""
+        assert current.id
+        desired = self._desired(spec, current, removed)
+        if self._put_needed(current, desired, spec, removed):
+            kc.update_client(spec.realm, current.id, desired)
+        self._sync_scopes(kc, spec, current)
+        self._sync_audience(kc, spec, current, audience_was_managed)
+
+    @staticmethod
+    def _put_needed(
+        current: ClientRepresentation, desired: ClientRepresentation, spec: ClientSpec, removed: set[str]
+    ) -> bool:
+        have, want = _client_view(current), _client_view(desired)
+        keys = [*_ALWAYS_MANAGED, "owner", *_CLIENT_SCALARS, "redirect_uris", "web_origins"]
+        if spec.pkce_method is not None:
+            keys.append("pkce_method")
+        if spec.post_logout_redirect_uris is not None:
+            keys.append("post_logout_redirect_uris")
+        if any(normalise(k, have[k]) != normalise(k, want[k]) for k in keys):
+            return True
+        server_attrs = current.attributes or {}
+        if any(server_attrs.get(k, "") != v for k, v in (spec.attributes or {}).items()):
+            return True
+        return any(server_attrs.get(k, "") != "" for k in removed)
+
+    def _scope_ids(self, kc: KeycloakAdmin, spec: ClientSpec) -> dict[str, str]:
+        available = {s.name: s.id for s in kc.realm_client_scopes(spec.realm) if s.name and s.id}
+        wanted = [*(spec.default_client_scopes or []), *(spec.optional_client_scopes or [])]
+        missing = sorted(set(wanted) - set(available))
+        if missing:
+            raise KeycloakApiError(
+                f"client scope(s) {', '.join(missing)} do not exist in realm {spec.realm!r}; available: "
+                f"{', '.join(sorted(available))}. Fix default_client_scopes / optional_client_scopes",
+                status=400,
+            )
+        return available
+
+    def _sync_scopes(self, kc: KeycloakAdmin, spec: ClientSpec, current: ClientRepresentation) -> None:
+        """Scopes change only through the per-scope endpoints (PUT ignores them): detach, then attach."""
+        assert current.id
+        uuid = current.id
+        kinds: dict[ScopeKind, list[str] | None] = {
+            "default": spec.default_client_scopes,
+            "optional": spec.optional_client_scopes,
+        }
+        plans: dict[ScopeKind, tuple[set[str], set[str]]] = {}
+        for kind, wanted in kinds.items():
+            if wanted is None:
+                continue
+            have = current.default_client_scopes if kind == "default" else current.optional_client_scopes
+            if have is None:
+                have = [s.name for s in kc.client_scopes(spec.realm, uuid, kind) if s.name]
+            if set(have) != set(wanted):
+                plans[kind] = (set(wanted) - set(have), set(have) - set(wanted))
+        if not plans:
+            return
+        ids = self._scope_ids(kc, spec)
+        for kind, (_, drop) in plans.items():
+            for name in sorted(drop):
+                if name in ids:
+                    kc.remove_client_scope(spec.realm, uuid, kind, ids[name])
+        for kind, (add, _) in plans.items():
+            for name in sorted(add):
+                kc.add_client_scope(spec.realm, uuid, kind, ids[name])
+
+    @staticmethod
+    def _sync_audience(kc: KeycloakAdmin, spec: ClientSpec, current: ClientRepresentation, was_managed: bool) -> None:
+        assert current.id
+        mapper = current.audience_mapper()
+        if spec.audience is None:
+            if was_managed and mapper and mapper.id:
+                kc.delete_protocol_mapper(spec.realm, current.id, mapper.id)
+            return
+        wanted = audience_mapper(spec.audience)
+        if mapper is None:
+            kc.create_protocol_mapper(spec.realm, current.id, wanted)
+        elif mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
+            wanted.id = mapper.id
+            kc.update_protocol_mapper(spec.realm, current.id, wanted)
+
+    def _secret(self, kc: KeycloakAdmin, spec: ClientSpec, rep: ClientRepresentation) -> str | None:
+        if not spec.confidential or rep.id is None:
+            return None
+        return self._secret_of(kc, spec.realm, rep.id, rep)
+
+    @staticmethod
+    def _secret_of(kc: KeycloakAdmin, realm: str, uuid: str, rep: ClientRepresentation) -> str | None:
+        """The representation's secret when it is the real one, else the client-secret endpoint."""
+        if rep.secret and set(rep.secret) != {"*"}:
+            return rep.secret
+        return kc.get_client_secret(realm, uuid)
+
+    @staticmethod
+    def _derived(conn: Connection, realm: str, secret: str | None) -> dict[str, Any]:
+        issuer = conn.issuer_url(realm)
+        return {"client_secret": secret, "issuer_url": issuer, "jwks_url": f"{issuer}/protocol/openid-connect/certs"}
+
+    def _outs(
+        self, raw: Mapping[str, Any], spec: ClientSpec, rep: ClientRepresentation, secret: str | None
+    ) -> dict[str, Any]:
+        """Full outputs: local inputs echoed (`connection` under its own key), managed fields from the server."""
+        view = _client_view(rep)
+        outs: dict[str, Any] = {k: raw.get(k) for k in _CLIENT_LOCAL}
+        outs["owner"] = view["owner"]
+        for key in (*_ALWAYS_MANAGED, *_CLIENT_SCALARS, *_SET_KEYS, "pkce_method", "audience"):
+            if key in _ALWAYS_MANAGED or getattr(spec, key) is not None:
+                outs[key] = view[key]
+        if spec.attributes is not None:
+            server_attrs = rep.attributes or {}
+            outs["attributes"] = {k: server_attrs.get(k, "") for k in spec.attributes}
+        outs.update(self._derived(spec.connection, spec.realm, secret))
+        return outs
+
+
+# --- realms -----------------------------------------------------------------------------------
+
+
+def _realm_view(rep: RealmRepresentation) -> dict[str, Any]:
+    view = {key: getattr(rep, key) for key in REALM_FIELDS}
+    view["owner"] = rep.owner
+    return view
+
+
+class KeycloakRealmProvider(_KeycloakProvider):
+    """CRUD for one realm (`/admin/realms/{realm}`); id = the realm's internal id."""
+
+    _LOCAL = ("realm", "connection")
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        props = _strip(news)
+        if props.get("enabled") is None:
+            props["enabled"] = True
+        types, _ = validate_spec(RealmSpec, props, UNKNOWN)
+        rules = realm_problems(props, UNKNOWN) + connection_problems(props.get("connection"), UNKNOWN)
+        return CheckResult(props, _failures(rules, types))
+
+    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+        olds, news = _strip(_olds), _strip(_news)
+        keys = ["realm", "connection", "owner", *REALM_FIELDS]
+        changed = _changed(keys, olds, news, {"enabled": True})
+        replaces = ["realm"] if "realm" in changed else []
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        raw = _strip(props)
+        spec = RealmSpec.model_validate(raw)
+        with self._admin(spec.connection, wait_ready=True) as kc:
+            self._create_or_adopt(kc, spec)
+            rep = self._get(kc, spec.realm)
+            discovery = kc.discovery(spec.realm)
+        assert rep.id
+        return CreateResult(rep.id, self._outs(raw, rep, discovery))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        olds = _strip(props)
+        conn = _connection(olds)
+        with self._admin(conn) as kc:
+            rep = kc.get_realm(str(olds["realm"]))
+            if rep is None or (rep.id and rep.id != id_):
+                return ReadResult(None, {})  # gone, or another realm now holds the name
+            discovery = kc.discovery(str(olds["realm"]))
+        outs = self._outs(olds, rep, discovery)
+        inputs = {k: v for k, v in outs.items() if k in RealmSpec.model_fields and v is not None}
+        return ReadResult(id_, outs, inputs)
+
+    def update(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
+        olds, raw = _strip(_olds), _strip(_news)
+        spec = RealmSpec.model_validate(raw)
+        changed = set(_changed(["realm", "connection", "owner", *REALM_FIELDS], olds, raw, {"enabled": True}))
+        if changed <= {"connection"}:
+            return UpdateResult({**olds, "connection": raw.get("connection")})
+        with self._admin(spec.connection) as kc:
+            current = self._get(kc, spec.realm)
+            self._reconcile(kc, spec, current)
+            rep = self._get(kc, spec.realm)
+            discovery = kc.discovery(spec.realm)
+        return UpdateResult(self._outs(raw, rep, discovery))
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        props = _strip(_props)
+        with self._admin(_connection(props)) as kc:
+            kc.delete_realm(str(props["realm"]))
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _get(kc: KeycloakAdmin, realm: str) -> RealmRepresentation:
+        rep = kc.get_realm(realm)
+        if rep is None:
+            raise KeycloakApiError(
+                f"realm {realm!r} no longer exists; run `pulumi refresh` to drop it from the state", status=404
+            )
+        return rep
+
+    @staticmethod
+    def _body(spec: RealmSpec) -> RealmRepresentation:
+        """Only the managed fields: realm PUT merges top-level fields and attributes key by key."""
+        rep = RealmRepresentation(realm=spec.realm, attributes={OWNER_ATTRIBUTE: spec.owner})
+        for key in REALM_FIELDS:
+            value = getattr(spec, key)
+            if value is not None:
+                setattr(rep, key, value)
+        return rep
+
+    def _create_or_adopt(self, kc: KeycloakAdmin, spec: RealmSpec) -> None:
+        last: KeycloakApiError | None = None
+        for _ in range(self.retry.attempts):
+            try:
+                kc.create_realm(self._body(spec))
+                return
+            except KeycloakApiError as e:
+                if e.status != 409 and not e.outcome_unknown:
+                    raise
+                last = e
+            kc.renew_token()  # a realm made by a lost POST is invisible to the old token (403)
+            existing = kc.get_realm(spec.realm)
+            if existing is None:
+                continue
+            if existing.owner != spec.owner:
+                raise KeycloakApiError(
+                    f"realm {spec.realm!r} already exists (id {existing.id}) and is not managed by this stack: its "
+                    f"{OWNER_ATTRIBUTE} attribute is {_owner_text(existing.owner)}, this stack "
+                    f"is {spec.owner!r}. Choose another realm name, or hand it over by setting the realm attribute "
+                    f"{OWNER_ATTRIBUTE}={spec.owner}",
+                    status=409,
+                )
+            self._reconcile(kc, spec, existing)
+            return
+        raise KeycloakApiError(f"could not create realm {spec.realm!r}: {last}", status=last.status if last else None)
+
+    def _reconcile(self, kc: KeycloakAdmin, spec: RealmSpec, current: RealmRepresentation) -> None:
+        have, want = _realm_view(current), _realm_view(self._body(spec))
+        keys = ["owner", *(k for k in REALM_FIELDS if getattr(spec, k) is not None)]
+        if any(normalise(k, have[k]) != normalise(k, want[k]) for k in keys):
+            kc.update_realm(spec.realm, self._body(spec))
+
+    @staticmethod
+    def _outs(raw: Mapping[str, Any], rep: RealmRepresentation, discovery: Mapping[str, Any]) -> dict[str, Any]:
+        """Managed fields (those set in `raw`, inputs or previous outputs) from the server."""
+        view = _realm_view(rep)
+        outs: dict[str, Any] = {"realm": rep.realm or raw.get("realm"), "connection": raw.get("connection")}
+        outs["owner"] = view["owner"]
+        for key in REALM_FIELDS:
+            if key == "enabled" or raw.get(key) is not None:
+                outs[key] = view[key]
+        outs["issuer_url"] = discovery.get("issuer")
+        outs["jwks_url"] = discovery.get("jwks_uri")
+        return outs
+
+
+# --- resource classes -------------------------------------------------------------------------
+
+
+class ConnectionArgs(TypedDict, total=False):
+    """The `connection` input. `password` and `client_secret` are made Pulumi secrets here."""
+
+    url: Input[str]
+    base_path: Input[str]
+    token_realm: Input[str]
+    username: Input[str]
+    password: Input[str]
+    client_id: Input[str]
+    client_secret: Input[str]
+    ca_bundle_pem: Input[str]
+    timeout: Input[float]
+
+
+def connection_input(connection: Input[Mapping[str, Any]] | ConnectionArgs) -> Input[Mapping[str, Any]]:
+    """Mark the secret parts secret; a whole-Output connection becomes one secret."""
+    if isinstance(connection, Mapping):
+        out: dict[str, Any] = {k: v for k, v in connection.items() if v is not None}
+        for key in ("password", "client_secret"):
+            if key in out:
+                out[key] = Output.secret(out[key])
+        return out
+    return Output.secret(connection)
+
+
+def owner_marker() -> str:
+    """`<project>/<stack>` of the running program: the provider process cannot know it."""
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def _secret_opts(opts: ResourceOptions | None, outputs: list[str]) -> ResourceOptions:
+    return ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=outputs))
+
+
+class KeycloakRealm(dynamic.Resource, module="keycloak", name="Realm"):
+    """A Keycloak realm. Renaming replaces it (and with it everything inside); lifespans are seconds."""
+
+    realm: Output[str]
+    enabled: Output[bool]
+    display_name: Output[str | None]
+    access_token_lifespan: Output[int | None]
+    access_code_lifespan: Output[int | None]
+    sso_session_idle_timeout: Output[int | None]
+    sso_session_max_lifespan: Output[int | None]
+    offline_session_idle_timeout: Output[int | None]
+    owner: Output[str]
+    issuer_url: Output[str]
+    jwks_url: Output[str]
+
+    _OUTPUTS: ClassVar[tuple[str, ...]] = ("issuer_url", "jwks_url")
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        realm: Input[str],
+        connection: Input[Mapping[str, Any]] | ConnectionArgs,
+        enabled: Input[bool] = True,
+        display_name: Input[str] | None = None,
+        access_token_lifespan: Input[int] | None = None,
+        access_code_lifespan: Input[int] | None = None,
+        sso_session_idle_timeout: Input[int] | None = None,
+        sso_session_max_lifespan: Input[int] | None = None,
+        offline_session_idle_timeout: Input[int] | None = None,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "realm": realm,
+            "enabled": enabled,
+            "display_name": display_name,
+            "access_token_lifespan": access_token_lifespan,
+            "access_code_lifespan": access_code_lifespan,
+            "sso_session_idle_timeout": sso_session_idle_timeout,
+            "sso_session_max_lifespan": sso_session_max_lifespan,
+            "offline_session_idle_timeout": offline_session_idle_timeout,
+            "connection": connection_input(connection),
+            "owner": owner_marker(),
+            **dict.fromkeys(self._OUTPUTS),
+        }
+        super().__init__(KeycloakRealmProvider(), resource_name, props, _secret_opts(opts, ["connection"]))
+
+
+class KeycloakClient(dynamic.Resource, module="keycloak", name="Client"):
+    """An OpenID Connect client; the resource id is Keycloak's UUID of the client.
+
+    Unset optional inputs are not managed: Keycloak keeps or defaults them and diffs ignore them.
+    `audience` adds the `pulumi-audience` mapper so access and ID tokens carry that `aud`.
+    Changing `rotate_secret_trigger` (any string) regenerates a confidential client's secret.
+    """
+
+    realm: Output[str]
+    client_id: Output[str]
+    name: Output[str | None]
+    description: Output[str | None]
+    enabled: Output[bool]
+    access_type: Output[str]
+    standard_flow_enabled: Output[bool | None]
+    implicit_flow_enabled: Output[bool | None]
+    direct_access_grants_enabled: Output[bool | None]
+    service_accounts_enabled: Output[bool | None]
+    redirect_uris: Output[list[str] | None]
+    web_origins: Output[list[str] | None]
+    post_logout_redirect_uris: Output[list[str] | None]
+    root_url: Output[str | None]
+    base_url: Output[str | None]
+    pkce_method: Output[str | None]
+    attributes: Output[dict[str, str] | None]
+    default_client_scopes: Output[list[str] | None]
+    optional_client_scopes: Output[list[str] | None]
+    audience: Output[str | None]
+    rotate_secret_trigger: Output[str | None]
+    owner: Output[str]
+    client_secret: Output[str | None]
+    issuer_url: Output[str]
+    jwks_url: Output[str]
+
+    _OUTPUTS: ClassVar[tuple[str, ...]] = ("client_secret", "issuer_url", "jwks_url")
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        realm: Input[str],
+        client_id: Input[str],
+        connection: Input[Mapping[str, Any]] | ConnectionArgs,
+        name: Input[str] | None = None,
+        description: Input[str] | None = None,
+        enabled: Input[bool] = True,
+        access_type: Input[str] = "CONFIDENTIAL",
+        standard_flow_enabled: Input[bool] | None = None,
+        implicit_flow_enabled: Input[bool] | None = None,
+        direct_access_grants_enabled: Input[bool] | None = None,
+        service_accounts_enabled: Input[bool] | None = None,
+        redirect_uris: Input[Sequence[Input[str]]] | None = None,
+        web_origins: Input[Sequence[Input[str]]] | None = None,
+        post_logout_redirect_uris: Input[Sequence[Input[str]]] | None = None,
+        root_url: Input[str] | None = None,
+        base_url: Input[str] | None = None,
+        pkce_method: Input[str] | None = None,
+        attributes: Input[Mapping[str, Input[str]]] | None = None,
+        default_client_scopes: Input[Sequence[Input[str]]] | None = None,
+        optional_client_scopes: Input[Sequence[Input[str]]] | None = None,
+        audience: Input[str] | None = None,
+        rotate_secret_trigger: Input[str] | None = None,
+        opts: ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "realm": realm,
+            "client_id": client_id,
+            "name": name,
+            "description": description,
+            "enabled": enabled,
+            "access_type": access_type,
+            "standard_flow_enabled": standard_flow_enabled,
+            "implicit_flow_enabled": implicit_flow_enabled,
+            "direct_access_grants_enabled": direct_access_grants_enabled,
+            "service_accounts_enabled": service_accounts_enabled,
+            "redirect_uris": redirect_uris,
+            "web_origins": web_origins,
+            "post_logout_redirect_uris": post_logout_redirect_uris,
+            "root_url": root_url,
+            "base_url": base_url,
+            "pkce_method": pkce_method,
+            "attributes": attributes,
+            "default_client_scopes": default_client_scopes,
+            "optional_client_scopes": optional_client_scopes,
+            "audience": audience,
+            "rotate_secret_trigger": rotate_secret_trigger,
+            "connection": connection_input(connection),
+            "owner": owner_marker(),
+            **dict.fromkeys(self._OUTPUTS),
+        }
+        secret_outputs = ["connection", "client_secret"]
+        super().__init__(KeycloakClientProvider(), resource_name, props, _secret_opts(opts, secret_outputs))
