@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
@@ -253,23 +255,26 @@ REALM_FIELDS = {
 # --- validation with Unknowns ----------------------------------------------------------------
 
 
-def contains(value: Any, marker: str) -> bool:
-    """True when `value` is, or nests, the engine's Unknown placeholder `marker`."""
-    if isinstance(value, str):
-        return value == marker
+def is_unknown(value: Any) -> bool:
+    """The engine's placeholder for a value not known yet (preview): an `Unknown` or its sentinel string."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def contains_unknown(value: Any) -> bool:
+    """True when `value` is, or nests, an Unknown."""
+    if is_unknown(value):
+        return True
     if isinstance(value, Mapping):
-        return any(contains(v, marker) for v in value.values())
+        return any(contains_unknown(v) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(contains(v, marker) for v in value)
+        return any(contains_unknown(v) for v in value)
     return False
 
 
 Problem = tuple[str, str]  # (input property path, actionable reason)
 
 
-def validate_spec(
-    model: type[ClientSpec] | type[RealmSpec], props: Mapping[str, Any], unknown: str
-) -> tuple[list[Problem], dict[str, Any]]:
+def validate_spec(model: type[ClientSpec] | type[RealmSpec], props: Mapping[str, Any]) -> list[Problem]:
     """Type-check every known input, skipping Unknowns (preview); return problems and typed values.
 
     The model is validated with Unknown values replaced by valid stand-ins taken from
@@ -277,35 +282,32 @@ def validate_spec(
     Outputs still reports every problem in the values that are known.
     """
     problems: list[Problem] = []
-    known: dict[str, Any] = {}
     fields = model.model_fields
     for key in props:
         if key not in fields:
             problems.append((key, f"unknown input {key!r}; valid inputs are {', '.join(sorted(fields))}"))
     data = {k: v for k, v in props.items() if k in fields and v is not None}
-    for key, value in data.items():
-        known[key] = value
     # Unknown leaves are replaced by stand-ins that pass type checks, so only known values fail.
-    stand_in = _replace_unknowns(data, unknown)
+    stand_in = _replace_unknowns(data)
     try:
         model.model_validate(stand_in)
     except ValidationError as e:
         for err in e.errors():
             loc = [str(p) for p in err["loc"]]
-            if _at_unknown(data, err["loc"], unknown):
+            if _at_unknown(data, err["loc"]):
                 continue
             path = ".".join(loc) if loc else model.__name__
             problems.append((path, _reason(err)))
-    return problems, known
+    return problems
 
 
-def _replace_unknowns(value: Any, unknown: str, key: str = "") -> Any:
-    if isinstance(value, str) and value == unknown:
+def _replace_unknowns(value: Any, key: str = "") -> Any:
+    if is_unknown(value):
         return _STANDINS.get(key, "unknown")
     if isinstance(value, Mapping):
-        return {k: _replace_unknowns(v, unknown, str(k)) for k, v in value.items()}
+        return {k: _replace_unknowns(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_replace_unknowns(v, unknown, key + "[]") for v in value]
+        return [_replace_unknowns(v, key + "[]") for v in value]
     return value
 
 
@@ -340,10 +342,10 @@ _STANDINS: dict[str, Any] = {
 }
 
 
-def _at_unknown(data: Any, loc: tuple[int | str, ...], unknown: str) -> bool:
+def _at_unknown(data: Any, loc: tuple[int | str, ...]) -> bool:
     node = data
     for part in loc:
-        if isinstance(node, str) and node == unknown:
+        if is_unknown(node):
             return True
         if isinstance(node, Mapping) and part in node:
             node = node[part]
@@ -351,7 +353,7 @@ def _at_unknown(data: Any, loc: tuple[int | str, ...], unknown: str) -> bool:
             node = node[part]
         else:
             return False
-    return contains(node, unknown)
+    return contains_unknown(node)
 
 
 def _reason(err: Any) -> str:
@@ -424,11 +426,11 @@ def realm_name_problem(realm: str) -> str | None:
     return None
 
 
-def client_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
+def client_problems(values: Mapping[str, Any]) -> list[Problem]:
     """Rules across inputs (TF's ValidateOpenidClient plus URI syntax); Unknown inputs skip their rules."""
 
     def known(*keys: str) -> bool:
-        return all(not contains(values.get(k), unknown) for k in keys)
+        return all(not contains_unknown(values.get(k)) for k in keys)
 
     out: list[Problem] = []
     access = values.get("access_type") or "CONFIDENTIAL"
@@ -483,7 +485,7 @@ def client_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
         uris = values.get(key)
         if isinstance(uris, list):
             for i, uri in enumerate(uris):
-                if isinstance(uri, str) and uri != unknown:
+                if isinstance(uri, str) and not is_unknown(uri):
                     if key == "redirect_uris" and uri == "+":
                         out.append((f"{key}[{i}]", "'+' is only meaningful for web_origins / post-logout URIs"))
                         continue
@@ -493,13 +495,13 @@ def client_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
     origins = values.get("web_origins")
     if isinstance(origins, list):
         for i, origin in enumerate(origins):
-            if isinstance(origin, str) and origin != unknown:
+            if isinstance(origin, str) and not is_unknown(origin):
                 problem = web_origin_problem(origin)
                 if problem:
                     out.append((f"web_origins[{i}]", problem))
     for key, rel in (("root_url", False), ("base_url", True)):
         url = values.get(key)
-        if isinstance(url, str) and url and url != unknown:
+        if isinstance(url, str) and url and not is_unknown(url):
             problem = url_problem(url, key, relative_ok=rel)
             if problem:
                 out.append((key, problem))
@@ -520,7 +522,7 @@ def client_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
     if isinstance(default_scopes, list) and isinstance(optional_scopes, list):
         both = sorted(
             {s for s in default_scopes if isinstance(s, str)}
-            & {s for s in optional_scopes if isinstance(s, str)} - {unknown}
+            & {s for s in optional_scopes if isinstance(s, str)} - {UNKNOWN}
         )
         if both:
             out.append(
@@ -530,29 +532,29 @@ def client_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
                 )
             )
     audience = values.get("audience")
-    if isinstance(audience, str) and audience != unknown and not audience.strip():
+    if isinstance(audience, str) and not is_unknown(audience) and not audience.strip():
         out.append(("audience", "audience must be non-empty, or leave it unset for no audience mapper"))
     if access == "BEARER-ONLY" and known("access_type", "audience") and values.get("audience"):
         out.append(("audience", "a BEARER-ONLY client issues no tokens, so an audience mapper on it has no effect"))
     return out
 
 
-def realm_problems(values: Mapping[str, Any], unknown: str) -> list[Problem]:
+def realm_problems(values: Mapping[str, Any]) -> list[Problem]:
     out: list[Problem] = []
     realm = values.get("realm")
-    if isinstance(realm, str) and realm != unknown:
+    if isinstance(realm, str) and not is_unknown(realm):
         problem = realm_name_problem(realm)
         if problem:
             out.append(("realm", problem))
     return out
 
 
-def connection_problems(conn: Any, unknown: str) -> list[Problem]:
+def connection_problems(conn: Any) -> list[Problem]:
     """Credential rule for a connection whose fields may be Unknown."""
     if not isinstance(conn, Mapping):
         return []
     keys = ("username", "password", "client_id", "client_secret")
-    if any(contains(conn.get(k), unknown) for k in keys):
+    if any(contains_unknown(conn.get(k)) for k in keys):
         return []
     values = {k: conn.get(k) for k in keys}
     if values["username"] or values["password"]:

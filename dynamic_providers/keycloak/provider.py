@@ -32,7 +32,6 @@ from typing import Any, ClassVar, TypedDict
 import pulumi
 from pulumi import Input, Output, ResourceOptions, dynamic
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
-from pulumi.runtime import rpc
 from pydantic import ValidationError
 
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, ScopeKind
@@ -52,12 +51,11 @@ from dynamic_providers.keycloak.models import (
     audience_mapper,
     client_problems,
     connection_problems,
-    contains,
+    contains_unknown,
     realm_problems,
     validate_spec,
 )
 
-UNKNOWN = rpc.UNKNOWN
 PROVIDER_KEY = "__provider"
 FLOWS = ("standard_flow_enabled", "implicit_flow_enabled", "direct_access_grants_enabled", "service_accounts_enabled")
 # ClientSpec field -> ClientRepresentation attribute, for the plain top-level fields.
@@ -75,6 +73,9 @@ _BOOL_KEYS = frozenset({"enabled", *FLOWS})
 # Inputs that do not live on the server (never "drift").
 _CLIENT_LOCAL = ("realm", "connection", "owner", "rotate_secret_trigger")
 _ALWAYS_MANAGED = ("client_id", "enabled", "access_type")
+# Unsetting these removes what the provider added (attribute keys, the audience mapper); unsetting
+# any other input only stops managing it, and Keycloak keeps its value.
+_REMOVABLE = frozenset({"attributes", "audience"})
 
 
 def _owner_text(owner: str | None) -> str:
@@ -96,7 +97,7 @@ def _stringify(value: Any) -> str:
 def normalise(key: str, value: Any) -> Any:
     """The comparable form of one input or output value (see module docstring)."""
     if value is None:
-        return None
+        return () if key == "attributes" else None
     if key in _SET_KEYS:
         return tuple(sorted({str(v) for v in value}))
     if key in _BOOL_KEYS:
@@ -128,16 +129,15 @@ def _normalise_connection(value: Any) -> Any:
 def _changed(
     keys: Sequence[str], olds: Mapping[str, Any], news: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> list[str]:
-    """Keys whose new value differs from the old output; unset (None) news are unmanaged and skipped."""
+    """Keys whose new value differs from the old output; unset (None) news are unmanaged unless removable."""
     changed = []
     for key in keys:
         new = news.get(key, defaults.get(key))
         if new is None:
-            if key == "attributes" and olds.get(key):
-                new = {}  # the whole map was dropped: clear what we set
-            else:
-                continue
-        if contains(new, UNKNOWN):
+            if key in _REMOVABLE and olds.get(key):
+                changed.append(key)  # dropped from the program: remove what the provider added
+            continue
+        if contains_unknown(new):
             changed.append(key)
         elif normalise(key, olds.get(key)) != normalise(key, new):
             changed.append(key)
@@ -213,12 +213,12 @@ class KeycloakClientProvider(_KeycloakProvider):
             props["enabled"] = True
         if props.get("access_type") is None:
             props["access_type"] = "CONFIDENTIAL"
-        types, _ = validate_spec(ClientSpec, props, UNKNOWN)
-        rules = client_problems(props, UNKNOWN) + connection_problems(props.get("connection"), UNKNOWN)
+        types = validate_spec(ClientSpec, props)
+        rules = client_problems(props) + connection_problems(props.get("connection"))
         attrs = props.get("attributes")
-        if isinstance(attrs, Mapping) and not contains(attrs, UNKNOWN):
+        if isinstance(attrs, Mapping) and not contains_unknown(attrs):
             props["attributes"] = {str(k): _stringify(v) for k, v in attrs.items()}
-        if props.get("rotate_secret_trigger") is not None and not contains(props["rotate_secret_trigger"], UNKNOWN):
+        if props.get("rotate_secret_trigger") is not None and not contains_unknown(props["rotate_secret_trigger"]):
             props["rotate_secret_trigger"] = _stringify(props["rotate_secret_trigger"])
         return CheckResult(props, _failures(rules, types))
 
@@ -506,8 +506,8 @@ class KeycloakRealmProvider(_KeycloakProvider):
         props = _strip(news)
         if props.get("enabled") is None:
             props["enabled"] = True
-        types, _ = validate_spec(RealmSpec, props, UNKNOWN)
-        rules = realm_problems(props, UNKNOWN) + connection_problems(props.get("connection"), UNKNOWN)
+        types = validate_spec(RealmSpec, props)
+        rules = realm_problems(props) + connection_problems(props.get("connection"))
         return CheckResult(props, _failures(rules, types))
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:

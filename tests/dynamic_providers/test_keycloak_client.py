@@ -1,0 +1,353 @@
+"""The Admin REST client: token lifetime handling, retries that are safe, readiness, TLS.
+
+Driven in-process against the loopback Keycloak; the fake's request log is the witness.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, forget_tokens
+from dynamic_providers.keycloak.models import ClientRepresentation, Connection, RealmRepresentation
+from tests.fakes.keycloak import KeycloakFake
+from tests.harness.loopback import LoopbackServer
+
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+CLIENTS = "/admin/realms/{realm}/clients"
+CLIENT = "/admin/realms/{realm}/clients/{uuid}"
+TOKEN = "/realms/{realm}/protocol/openid-connect/token"
+
+
+@pytest.fixture(autouse=True)
+def _cold_tokens() -> Iterator[None]:
+    forget_tokens()
+    yield
+    forget_tokens()
+
+
+@pytest.fixture
+def fake(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
+    kc = KeycloakFake()
+    kc.serve(loopback)
+    return kc
+
+
+class Sleeps:
+    """Records requested back-off delays instead of sleeping them (the test asserts on them)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def admin(fake: KeycloakFake, sleeps: Sleeps | None = None, **conn: Any) -> KeycloakAdmin:
+    return KeycloakAdmin(Connection.model_validate(fake.connection(**conn)), retry=FAST, sleep=sleeps or Sleeps())
+
+
+def statuses(fake: KeycloakFake, method: str, pattern: str) -> list[int | None]:
+    assert fake.server is not None
+    return [r.status for r in fake.server.log if r.method == method and r.pattern == pattern]
+
+
+class TestTokenLifetime:
+    def test_one_login_serves_many_calls_and_sessions(self, fake: KeycloakFake) -> None:
+        for _ in range(3):
+            with admin(fake) as kc:
+                assert kc.get_realm("master") is not None
+        assert fake.grants == {"password": 1}
+
+    def test_token_is_renewed_at_90_percent_of_its_lifetime_before_it_fails(self, fake: KeycloakFake) -> None:
+        fake.access_token_lifespan = 1.0
+        with admin(fake) as kc:
+            kc.get_realm("master")
+            time.sleep(0.95)  # past 90 % of 1 s, still inside the lifetime on the server
+            kc.get_realm("master")
+        assert fake.grants == {"password": 1, "refresh_token": 1}
+        assert 401 not in statuses(fake, "GET", "/admin/realms/{realm}")
+
+    def test_401_renews_with_the_refresh_token_and_retries_once(self, fake: KeycloakFake) -> None:
+        with admin(fake) as kc:
+            kc.get_realm("master")
+            fake.expire_tokens()  # as after 60 s in master
+            assert kc.get_realm("master") is not None
+        assert statuses(fake, "GET", "/admin/realms/{realm}") == [200, 401, 200]
+        assert fake.grants == {"password": 1, "refresh_token": 1}
+
+    def test_refused_refresh_falls_back_to_a_new_login(self, fake: KeycloakFake) -> None:
+        with admin(fake) as kc:
+            kc.get_realm("master")
+            fake.end_sessions()
+            assert kc.get_realm("master") is not None
+        assert fake.grants == {"password": 2, "refresh_token": 1}
+
+    def test_client_credentials_log_in_again_because_there_is_no_refresh_token(self, fake: KeycloakFake) -> None:
+        with admin(fake, username=None, password=None, client_id="temp-admin", client_secret="bootstrap") as kc:
+            kc.get_realm("master")
+            fake.expire_tokens()
+            kc.get_realm("master")
+        assert fake.grants == {"client_credentials": 2}
+
+    def test_403_on_a_realm_newer_than_the_token_renews_and_succeeds(self, fake: KeycloakFake) -> None:
+        with admin(fake) as kc:
+            kc.get_realm("master")
+            fake.seed_realm("newer")
+            rep = kc.get_realm("newer")
+        assert rep is not None and rep.realm == "newer"
+        assert statuses(fake, "GET", "/admin/realms/{realm}") == [200, 403, 200]
+
+    def test_creating_a_realm_renews_the_token_before_it_is_used(self, fake: KeycloakFake) -> None:
+        with admin(fake) as kc:
+            kc.create_realm(RealmRepresentation(realm="fresh", enabled=True))
+            assert kc.get_realm("fresh") is not None
+        assert 403 not in statuses(fake, "GET", "/admin/realms/{realm}")
+
+    def test_a_persistent_403_names_the_missing_role(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", status=403, body={"error": "HTTP 403 Forbidden"}, times=2)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError, match="lacks the admin role") as err:
+            kc.get_realm("master")
+        assert err.value.status == 403
+
+    def test_concurrent_calls_share_one_login(self, fake: KeycloakFake) -> None:
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with admin(fake) as kc:
+                    kc.get_realm("master")
+            except BaseException as e:  # noqa: BLE001 (collected and asserted below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert fake.grants == {"password": 1}
+
+
+class TestLoginErrors:
+    def test_wrong_password_names_the_connection_and_hides_the_password(self, fake: KeycloakFake) -> None:
+        with admin(fake, password="not-the-password") as kc, pytest.raises(KeycloakApiError) as err:
+            kc.get_realm("master")
+        text = str(err.value)
+        assert "401" in text and "connection" in text and "invalid_grant" in text
+        assert "not-the-password" not in text
+
+    def test_wrong_base_path_says_so(self, fake: KeycloakFake) -> None:
+        with admin(fake, base_path="/auth") as kc, pytest.raises(KeycloakApiError, match="base_path") as err:
+            kc.get_realm("master")
+        assert err.value.status == 404
+
+    def test_legacy_auth_base_path_works_when_configured(self, loopback: Callable[..., LoopbackServer]) -> None:
+        kc_fake = KeycloakFake(base_path="/auth")
+        kc_fake.serve(loopback)
+        with admin(kc_fake) as kc:
+            assert kc.get_realm("master") is not None
+
+    def test_missing_credentials_fail_before_any_request(self, fake: KeycloakFake) -> None:
+        with admin(fake, username=None, password=None) as kc, pytest.raises(KeycloakApiError, match="client_secret"):
+            kc.get_realm("master")
+        assert fake.server is not None and fake.server.count() == 0
+
+
+class TestRetries:
+    def test_503_on_get_is_retried_honouring_retry_after(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", status=503, headers={"Retry-After": "2"}, times=2)
+        sleeps = Sleeps()
+        with admin(fake, sleeps) as kc:
+            assert kc.get_realm("master") is not None
+        assert sleeps.delays == [2.0, 2.0]
+        assert statuses(fake, "GET", "/admin/realms/{realm}") == [503, 503, 200]
+
+    def test_429_on_post_is_retried_after_the_delay_the_server_asks_for(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", CLIENTS, status=429, headers={"Retry-After": "1"})
+        sleeps = Sleeps()
+        with admin(fake, sleeps) as kc:
+            kc.create_client("master", ClientRepresentation(client_id="rate", public_client=True))
+        assert sleeps.delays == [1.0]
+        assert fake.count_clients("master", "rate") == 1
+
+    def test_retry_after_http_date_is_understood(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        from email.utils import formatdate
+
+        fake.server.inject(
+            "GET",
+            "/admin/realms/{realm}",
+            status=429,
+            headers={"Retry-After": formatdate(time.time() + 3, usegmt=True)},
+        )
+        sleeps = Sleeps()
+        with admin(fake, sleeps) as kc:
+            kc.get_realm("master")
+        assert len(sleeps.delays) == 1 and 1.0 <= sleeps.delays[0] <= 3.0
+
+    def test_retry_after_longer_than_the_cap_fails_with_a_clear_message(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", status=503, headers={"Retry-After": "3600"})
+        with admin(fake) as kc, pytest.raises(KeycloakApiError, match="after 3600 s"):
+            kc.get_realm("master")
+
+    def test_connection_reset_on_get_is_retried(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", reset=True)
+        with admin(fake) as kc:
+            assert kc.get_realm("master") is not None
+        assert statuses(fake, "GET", "/admin/realms/{realm}") == [None, 200]
+
+    def test_get_slower_than_the_timeout_is_retried(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", delay=1.5)
+        with admin(fake, timeout=0.5) as kc:
+            assert kc.get_realm("master") is not None
+        assert fake.server.count("GET", "/admin/realms/{realm}") >= 1
+
+    @pytest.mark.parametrize(
+        "fault",
+        [
+            pytest.param({"reset": True}, id="reset-before-handler"),
+            pytest.param({"reset_after": True}, id="answer-lost"),
+            pytest.param({"status": 502}, id="bad-gateway"),
+        ],
+    )
+    def test_a_post_whose_outcome_is_unknown_is_not_repeated(self, fake: KeycloakFake, fault: dict[str, Any]) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", CLIENTS, **fault)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.create_client("master", ClientRepresentation(client_id="once", public_client=True))
+        assert err.value.outcome_unknown
+        assert fake.server.count("POST", CLIENTS) == 1
+
+    def test_a_post_that_times_out_is_not_repeated(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", CLIENTS, delay=1.0)
+        with admin(fake, timeout=0.3) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.create_client("master", ClientRepresentation(client_id="slow", public_client=True))
+        assert err.value.outcome_unknown
+        time.sleep(1.0)  # the server finishes the slow request afterwards
+        assert fake.count_clients("master", "slow") == 1
+
+    def test_500_is_an_error_with_keycloaks_message_and_not_retried(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("PUT", CLIENT, status=500, body={"errorMessage": "unexpected failure"})
+        uuid = fake.seed_client("master", {"clientId": "p"})
+        with admin(fake) as kc, pytest.raises(KeycloakApiError, match=r"500.*unexpected failure"):
+            kc.update_client("master", uuid, ClientRepresentation(client_id="p", description="x"))
+        assert fake.server.count("PUT", CLIENT) == 1
+
+    def test_optimistic_lock_500_on_a_realm_write_is_retried(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        body = {"errorMessage": "jakarta.persistence.OptimisticLockException: Row was updated by another transaction"}
+        fake.server.inject("PUT", "/admin/realms/{realm}", status=500, body=body)
+        with admin(fake) as kc:
+            kc.update_realm("master", RealmRepresentation(realm="master", display_name="Master"))
+        assert statuses(fake, "PUT", "/admin/realms/{realm}") == [500, 204]
+
+    def test_realm_writes_are_serialised_in_the_process(self, fake: KeycloakFake) -> None:
+        fake.realm_write_seconds = 0.05  # wide window: overlapping PUTs would conflict
+        errors: list[BaseException] = []
+
+        def write(i: int) -> None:
+            try:
+                with admin(fake) as kc:
+                    kc.update_realm("master", RealmRepresentation(realm="master", display_name=f"n{i}"))
+            except BaseException as e:  # noqa: BLE001 (collected and asserted below)
+                errors.append(e)
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and fake.lock_conflicts == 0
+        assert statuses(fake, "PUT", "/admin/realms/{realm}") == [204] * 4
+
+    def test_retries_are_bounded(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("GET", "/admin/realms/{realm}", status=503, times=100)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError, match="503"):
+            kc.get_realm("master")
+        assert fake.server.count("GET", "/admin/realms/{realm}") == FAST.attempts
+
+    def test_backoff_has_jitter_and_a_cap(self) -> None:
+        policy = RetryPolicy(base_delay=1.0, max_delay=4.0)
+        samples = [policy.backoff(10) for _ in range(200)]
+        assert max(samples) <= 4.0 and len({round(s, 6) for s in samples}) > 150
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestReadiness:
+    def test_waits_for_a_keycloak_that_is_still_starting(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", TOKEN, status=503, times=6)  # more than the retry attempts
+        conn = Connection.model_validate(fake.connection())
+        with KeycloakAdmin(conn, retry=FAST, ready_timeout=30, sleep=lambda s: time.sleep(min(s, 0.01))) as kc:
+            assert kc.get_realm("master") is not None
+        assert statuses(fake, "POST", TOKEN) == [503] * 6 + [200]
+
+    def test_gives_up_after_the_readiness_window_naming_the_url(self) -> None:
+        url = f"http://127.0.0.1:{_closed_port()}"
+        conn = Connection(url=url, username="admin", password="x", timeout=1)
+        start = time.monotonic()
+        with KeycloakAdmin(conn, retry=FAST, ready_timeout=1.0) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.get_realm("master")
+        elapsed = time.monotonic() - start
+        assert 1.0 <= elapsed < 5.0
+        assert url in str(err.value) and "within 1 s" in str(err.value)
+
+    def test_without_a_readiness_window_an_unreachable_server_fails_fast(self) -> None:
+        conn = Connection(url=f"http://127.0.0.1:{_closed_port()}", username="a", password="b")
+        start = time.monotonic()
+        with KeycloakAdmin(conn, retry=FAST) as kc, pytest.raises(KeycloakApiError, match="did not answer"):
+            kc.get_realm("master")
+        assert time.monotonic() - start < 2.0
+
+
+class TestTransportSecurity:
+    def test_an_untrusted_certificate_is_refused(self, fake: KeycloakFake) -> None:
+        with admin(fake, ca_bundle_pem=None) as kc, pytest.raises(KeycloakApiError, match="CERTIFICATE_VERIFY_FAILED"):
+            kc.get_realm("master")
+
+    def test_the_ca_bundle_is_added_to_the_system_roots(self, fake: KeycloakFake) -> None:
+        with admin(fake) as kc:
+            assert kc.get_realm("master") is not None
+
+    @pytest.mark.parametrize("url", ["http://auth.acme.net", "http://10.0.0.5:8080", "ftp://auth.acme.net"])
+    def test_plain_http_is_refused_except_for_loopback(self, url: str) -> None:
+        with pytest.raises(ValidationError, match=r"https|http"):
+            Connection(url=url, username="a", password="b")
+
+    @pytest.mark.parametrize("url", ["http://localhost:8080", "http://127.0.0.1:8080", "http://[::1]:8080"])
+    def test_plain_http_to_loopback_is_accepted(self, url: str) -> None:
+        assert Connection(url=url, username="a", password="b").url == url
+
+    def test_a_malformed_ca_bundle_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="ca_bundle_pem"):
+            Connection(
+                url="https://a.b",
+                username="a",
+                password="b",
+                ca_bundle_pem="-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n",
+            )
+
+    def test_secrets_do_not_appear_in_the_connection_repr(self) -> None:
+        conn = Connection(url="https://a.b", username="a", password="hunter2-secret")
+        assert "hunter2-secret" not in repr(conn) and "hunter2-secret" not in str(conn)
