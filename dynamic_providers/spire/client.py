@@ -442,7 +442,7 @@ class ExecEntryClient(EntryClient):
             msg = m.group("msg").strip()
             rpc = _RPC_ERROR.search(msg)
             code = go_code_name(rpc.group("code")) if rpc else "INVALID_ARGUMENT"
-            raise SpireError(f"spire-server {' '.join(args[:2])} ({self._where()}): {msg}", code=code)
+            raise SpireError(f"spire-server {' '.join(args[:2])} ({self._where()}) failed ({code}): {msg}", code=code)
         if proc.returncode != 0:
             # Not the CLI speaking: the engine, ssh, kubectl or the container runtime failed.
             detail = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"

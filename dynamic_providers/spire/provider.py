@@ -38,6 +38,7 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import ValidationError
 
@@ -75,10 +76,19 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _whole_unknown(value: Any) -> bool:
+    """True when the value itself (not just an element of it) is Unknown.
+
+    The dynamic-provider host hands check/diff `rpc.Unknown()` objects; the wire sentinel
+    string is accepted too.
+    """
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
 def is_unknown(value: Any) -> bool:
     """True when `value` is, or contains, a preview-time Unknown placeholder."""
-    if isinstance(value, str):
-        return value == rpc.UNKNOWN
+    if _whole_unknown(value):
+        return True
     if isinstance(value, Mapping):
         return any(is_unknown(v) for v in value.values())
     if isinstance(value, list | tuple):
@@ -124,6 +134,8 @@ def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> lis
 
 def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
     """Validate `connection`; return its trust domain when known and valid."""
+    if _whole_unknown(raw):
+        return None
     if raw is None:
         failures.append(("connection", "connection: required (transport, trust_domain, project, stack, ...)"))
         return None
@@ -132,19 +144,22 @@ def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
         return None
     td = raw.get("trust_domain")
     known_td = td if isinstance(td, str) and not is_unknown(td) and trust_domain_problem(td) is None else None
-    if is_unknown(raw):
-        return known_td  # validated again at `up`, when every value is known
     transport = raw.get("transport")
+    if is_unknown(transport):
+        return known_td  # validated again at `up`, when every value is known
     if transport not in TRANSPORTS:
         failures.append(
             ("connection", f"connection.transport: must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         )
         return known_td
+    unknown_keys = {k for k, v in raw.items() if is_unknown(v)}
     try:
         parse_connection(raw)
     except ValidationError as e:
         for err in e.errors():
             loc = [str(p) for p in err["loc"] if str(p) != transport]
+            if loc and loc[0] in unknown_keys:
+                continue  # an Unknown placeholder, not the real value
             path = ".".join(["connection", *loc])
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
@@ -171,7 +186,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     selector_types: set[str] = set()
     raw_selectors = props.get("selectors")
-    if not is_unknown(raw_selectors):
+    if not _whole_unknown(raw_selectors):
         if not isinstance(raw_selectors, list | tuple) or not raw_selectors:
             failures.append(("selectors", 'selectors: at least one "type:value" selector is required'))
         else:
@@ -216,7 +231,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
             failures.append(("hint", f"hint: at most {MAX_HINT_BYTES} bytes, got {len(hint.encode())}"))
 
     dns_names = props.get("dns_names")
-    if not is_unknown(dns_names):
+    if not _whole_unknown(dns_names):
         names = _string_list("dns_names", dns_names, failures) or []
         for i, name in enumerate(names):
             problem = dns_name_problem(name)
@@ -226,7 +241,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
             failures.append(("dns_names", f"dns_names: {dup!r} is listed more than once"))
 
     federates_with = props.get("federates_with")
-    if not is_unknown(federates_with):
+    if not _whole_unknown(federates_with):
         tds = _string_list("federates_with", federates_with, failures) or []
         names = []
         for i, raw in enumerate(tds):
