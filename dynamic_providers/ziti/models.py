@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import types as key_types
+from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -42,8 +43,11 @@ TagValue = str | bool | None
 
 
 def is_unknown(value: Any) -> bool:
-    """True for a value Pulumi does not know yet (preview of a resource whose input is computed)."""
-    return isinstance(value, str) and value == rpc.UNKNOWN
+    """True for a value Pulumi does not know yet (preview of a resource whose input is computed).
+
+    The provider host deserializes such values as `pulumi.output.Unknown` instances; the raw wire
+    sentinel `rpc.UNKNOWN` is accepted too."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
 
 
 def contains_unknown(value: Any) -> bool:

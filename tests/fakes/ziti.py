@@ -44,6 +44,7 @@ from typing import Any
 
 import jsonschema
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
@@ -133,6 +134,8 @@ class ApiError(Exception):
             },
             "meta": {"apiEnrollmentVersion": "0.0.1", "apiVersion": "0.0.1"},
         }
+        if self.cause is None:
+            del body["error"]["cause"]  # omitempty
         return Response(self.status, body, dict(self.headers))
 
 
@@ -247,6 +250,7 @@ KINDS = {
             "caUpdate",
             "caPatch",
             "caDetail",
+            nullable_unique=("fingerprint",),
             filterable=frozenset({"id", "name", "fingerprint", "isVerified", "isAuthEnabled", "createdAt"}),
         ),
         Kind(
@@ -807,7 +811,7 @@ class ZitiController:
     def _on_create(self, collection: str, entity: dict[str, Any]) -> None:
         if collection == "edge-routers":
             self._new_router_enrollment(entity)
-            entity.update(isVerified=False, fingerprint=None, isOnline=False)
+            entity.update(isVerified=False, fingerprint="", isOnline=False)
 
     def _new_router_enrollment(self, router: dict[str, Any]) -> None:
         created = now_utc()
@@ -875,9 +879,17 @@ class ZitiController:
                 d[roles_field + "Display"] = [{"role": r, "name": r} for r in d.get(roles_field) or []]
             if collection == "edge-router-policies":
                 d["isSystem"] = bool(entity.get("isSystem", False))
+        elif collection == "cas":
+            if d.get("externalIdClaim") is None:
+                d.pop("externalIdClaim", None)  # a nil pointer with omitempty: absent, not null
         elif collection == "external-jwt-signers":
-            for key in ("kid", "clientId", "externalAuthUrl", "commonName", "notAfter", "notBefore", "fingerprint"):
-                d.setdefault(key, None)
+            # Non-pointer strings in the controller: unset is "" (and the zero time), never null.
+            for key in ("kid", "clientId", "externalAuthUrl", "commonName", "fingerprint"):
+                if d.get(key) is None:
+                    d[key] = ""
+            for key in ("notAfter", "notBefore"):
+                if d.get(key) is None:
+                    d[key] = "0001-01-01T00:00:00.000Z"
             d.setdefault("certPem", None)
             d.setdefault("jwksEndpoint", None)
         return d
@@ -916,7 +928,7 @@ class ZitiController:
         reason = None
         try:
             cert.verify_directly_issued_by(ca_cert)
-        except (ValueError, TypeError, x509.InvalidSignature) as e:
+        except (ValueError, TypeError, InvalidSignature) as e:
             reason = f"x509: certificate signed by unknown authority ({type(e).__name__})"
         if reason is None:
             for c in (cert, ca_cert):
@@ -941,7 +953,7 @@ class ZitiController:
     def _re_enroll(self, req: Request, id: str) -> tuple[int, Any]:
         router = self._get("edge-routers", id)
         self._new_router_enrollment(router)
-        router.update(isVerified=False, fingerprint=None)
+        router.update(isVerified=False, fingerprint="")
         return 200, empty_envelope()
 
 
@@ -1042,7 +1054,7 @@ def make_ca(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_before(now - datetime.timedelta(minutes=5, days=max(0, -valid_days) + (valid_days <= 0)))
         .not_valid_after(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -1071,3 +1083,26 @@ def connection(srv: LoopbackServer, fake: ZitiController, **overrides: Any) -> d
 
 def owner(name: str, stack: str = "identity-platform/test") -> dict[str, str]:
     return {"stack": stack, "name": name}
+
+
+def start(loopback: Callable[..., LoopbackServer], **kwargs: Any) -> tuple[ZitiController, LoopbackServer]:
+    """A fake controller on a loopback TLS server (use with the `loopback` fixture)."""
+    fake = ZitiController(**kwargs)
+    return fake, fake.serve(loopback)
+
+
+class BodyRecorder:
+    """`fake.on_request` hook keeping (method, path, parsed JSON body) of every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, Any]] = []
+
+    def __call__(self, req: Request) -> None:
+        try:
+            body = json.loads(req.body) if req.body and req.header("content-type") == "application/json" else req.body
+        except ValueError:
+            body = req.body
+        self.requests.append((req.method, req.path, body))
+
+    def bodies(self, method: str, path_suffix: str = "") -> list[Any]:
+        return [b for m, p, b in self.requests if m == method and p.endswith(path_suffix)]

@@ -1,0 +1,198 @@
+"""The Edge Management client: sessions, retries only where repeating is harmless, the error
+envelope, paging, and TLS trust that is never blind (bundle, pinned root, or system store)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from dynamic_providers.ziti.client import PAGE_LIMIT, ZitiApiError, ZitiClient, sha256_fingerprint, zitiql_string
+from dynamic_providers.ziti.models import ZitiConnection
+from tests.fakes import ziti as fake_ziti
+from tests.fakes.ziti import API, ZitiController
+
+CAS = f"{API}/cas"
+CA = f"{API}/cas/{{id}}"
+IDENTITIES = f"{API}/identities"
+AUTH = f"{API}/authenticate"
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def ziti(loopback) -> tuple[ZitiController, Any]:
+    return fake_ziti.start(loopback)
+
+
+def client(fake: ZitiController, srv: Any, sleeps: Sleeps | None = None, **conn: Any) -> ZitiClient:
+    connection = ZitiConnection.model_validate(fake_ziti.connection(srv, fake, **conn))
+    return ZitiClient(connection, sleep=sleeps if sleeps is not None else Sleeps())
+
+
+def identity(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "Default", "isAdmin": False, **extra}
+
+
+class TestSession:
+    def test_logs_in_once_and_again_only_after_expiry(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            c.list_all("cas")
+            c.list_all("cas")
+            assert fake.authentications == 1
+            fake.expire_sessions()
+            assert c.list_all("cas") == []
+        assert fake.authentications == 2
+        assert srv.counts()[f"GET {CAS}"] == 4  # the 401 and its repeat
+
+    def test_a_second_401_is_an_error_not_a_loop(self, loopback) -> None:
+        fake, srv = fake_ziti.start(loopback, session_max_requests=0)
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert err.value.status == 401 and err.value.code == "UNAUTHORIZED"
+        assert fake.authentications == 2
+
+    def test_wrong_password_names_the_user_never_the_password(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv, password="not-the-password") as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert err.value.code == "INVALID_AUTH" and "'admin'" in str(err.value)
+        assert "not-the-password" not in str(err.value)
+        assert srv.count("POST", AUTH) == 1  # a refusal is not retried
+
+
+class TestRetries:
+    def test_429_waits_for_retry_after(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, status=429, headers={"Retry-After": "3"}, body={"error": {"code": "RATE_LIMITED"}})
+        sleeps = Sleeps()
+        with client(fake, srv, sleeps) as c:
+            assert c.list_all("cas") == []
+        assert sleeps == [3.0]
+
+    def test_5xx_and_resets_on_reads_are_retried_with_backoff(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, status=503, times=1)
+        srv.inject("GET", CAS, reset=True, times=1)
+        sleeps = Sleeps()
+        with client(fake, srv, sleeps) as c:
+            assert c.list_all("cas") == []
+        assert sleeps == [0.25, 0.5]
+
+    def test_retries_stop_after_the_budget_with_the_last_error(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, status=502, times=10)
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert err.value.status == 502
+        assert srv.count("GET", CAS) == 4
+
+    def test_slow_answer_beyond_the_timeout_is_retried(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, delay=1.5, times=1)
+        with client(fake, srv, timeout=0.5) as c:
+            assert c.list_all("cas") == []
+        deadline = time.monotonic() + 5
+        while srv.count("GET", CAS) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the slow first answer is logged only when its handler finishes
+        assert srv.count("GET", CAS) == 2
+
+    def test_create_is_never_repeated_after_a_lost_answer(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("POST", IDENTITIES, reset_after=True)
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.create("identities", identity("w"))
+        assert err.value.outcome_unknown and err.value.retryable
+        assert srv.count("POST", IDENTITIES) == 1
+        assert [i["name"] for i in fake.all("identities")] == ["w"]  # it landed: the caller must look it up
+
+    def test_create_5xx_is_reported_uncertain_429_certain(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("POST", IDENTITIES, status=503)
+        srv.inject("POST", IDENTITIES, status=429, headers={"Retry-After": "1"})
+        with client(fake, srv) as c:
+            with pytest.raises(ZitiApiError) as err:
+                c.create("identities", identity("w"))
+            assert err.value.outcome_unknown and err.value.status == 503
+            with pytest.raises(ZitiApiError) as err:
+                c.create("identities", identity("w"))
+            assert not err.value.outcome_unknown and err.value.retryable and err.value.retry_after == 1.0
+        assert srv.count("POST", IDENTITIES) == 2
+
+
+class TestErrorsAndLists:
+    def test_duplicate_is_parsed_from_the_envelope(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            c.create("identities", identity("w"))
+            with pytest.raises(ZitiApiError) as err:
+                c.create("identities", identity("w"))
+        e = err.value
+        assert (e.status, e.code, e.field, e.is_duplicate) == (400, "COULD_NOT_VALIDATE", "name", True)
+        assert "duplicate value 'w' in unique index on identities store" in str(e)
+        assert e.request_id
+
+    def test_not_found(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            assert c.get_or_none("cas", "nope") is None
+            assert c.delete("cas", "nope") is False
+            with pytest.raises(ZitiApiError) as err:
+                c.get("cas", "nope")
+        assert err.value.is_not_found and err.value.code == "NOT_FOUND"
+
+    def test_lists_page_through_everything(self, ziti) -> None:
+        fake, srv = ziti
+        for i in range(2 * PAGE_LIMIT + 3):
+            fake.put_entity("identities", {**identity(f"w{i:04d}"), "authPolicyId": "default", "roleAttributes": ["x"]})
+        with client(fake, srv) as c:
+            names = [e["name"] for e in c.list_all("identities")]
+        assert len(names) == 2 * PAGE_LIMIT + 3 and len(set(names)) == len(names)
+        assert srv.count("GET", IDENTITIES) == 3
+
+    def test_lookup_by_name_quotes_the_filter(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            c.create("identities", identity('we"ird\\name'))
+            c.create("identities", identity("plain"))
+            assert c.find_by_name("identities", 'we"ird\\name')["name"] == 'we"ird\\name'
+            assert c.find_by_name("identities", "absent") is None
+        assert zitiql_string('a"b') == '"a\\"b"'
+
+
+class TestTrust:
+    def test_a_bundle_that_did_not_sign_the_server_is_refused(self, ziti) -> None:
+        fake, srv = ziti
+        other, _ = fake_ziti.make_ca("someone else")
+        with client(fake, srv, ca_bundle_pem=other) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+        assert fake.authentications == 0
+
+    def test_without_a_bundle_the_system_store_applies(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv, ca_bundle_pem=None) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
+
+    def test_pinned_root_from_est_cacerts(self, ziti) -> None:
+        fake, srv = ziti
+        pin = sha256_fingerprint(x509.load_pem_x509_certificate(srv.ca_pem.encode()))
+        with client(
+            fake, srv, ca_bundle_pem=None, ca_fingerprint=":".join(pin[i : i + 2] for i in range(0, 64, 2))
+        ) as c:
+            assert c.list_all("cas") == []
+        assert srv.count("GET", "/.well-known/est/cacerts") == 1
+
+    def test_a_wrong_pin_fails_before_any_credentials_are_sent(self, ziti) -> None:
+        fake, srv = ziti
+        with pytest.raises(ZitiApiError) as err, client(fake, srv, ca_bundle_pem=None, ca_fingerprint="ab" * 32):
+            pass
+        assert "pinned fingerprint" in str(err.value) and "ab" * 32 in str(err.value)
+        assert srv.count("POST", AUTH) == 0
