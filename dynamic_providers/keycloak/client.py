@@ -30,6 +30,7 @@ error text.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import random
 import ssl
@@ -193,10 +194,16 @@ def forget_tokens() -> None:
 # --- the client -----------------------------------------------------------------------------
 
 
-def _ssl_context(conn: Connection) -> ssl.SSLContext:
+@functools.lru_cache(maxsize=16)
+def _ssl_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
+    """System roots plus the connection's CA bundle, verification on.
+
+    Cached by the bundle's content (it cannot go stale: a different bundle is a different key):
+    loading the system trust store costs ~25 ms, more than a round trip, on every provider call.
+    """
     ctx = ssl.create_default_context()
-    if conn.ca_bundle_pem:
-        ctx.load_verify_locations(cadata=conn.ca_bundle_pem)
+    if ca_bundle_pem:
+        ctx.load_verify_locations(cadata=ca_bundle_pem)
     return ctx
 
 
@@ -218,7 +225,7 @@ class KeycloakAdmin:
         self._sleep = sleep
         self._key = _fingerprint(conn)
         self._http = httpx.Client(
-            verify=_ssl_context(conn),
+            verify=_ssl_context(conn.ca_bundle_pem),
             timeout=httpx.Timeout(conn.timeout),
             transport=transport,
             headers={"Accept": "application/json"},

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import ssl
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -119,8 +119,8 @@ class Connection(BaseModel):
         if "-----BEGIN CERTIFICATE-----" not in v:
             raise ValueError("must be PEM text containing at least one '-----BEGIN CERTIFICATE-----' block")
         try:
-            ssl.create_default_context(cadata=v)
-        except (ssl.SSLError, ValueError) as e:
+            x509.load_pem_x509_certificates(v.encode())
+        except ValueError as e:
             raise ValueError(f"is not a readable PEM certificate bundle ({e})") from None
         return v
 
@@ -505,6 +505,9 @@ def client_problems(values: Mapping[str, Any]) -> list[Problem]:
             problem = url_problem(url, key, relative_ok=rel)
             if problem:
                 out.append((key, problem))
+    pkce = values.get("pkce_method")
+    if isinstance(pkce, str) and not is_unknown(pkce) and pkce not in ("", "plain", "S256"):
+        out.append(("pkce_method", f"unknown PKCE method {pkce!r}: use 'S256' (or 'plain', or '' to turn PKCE off)"))
     attrs = values.get("attributes")
     if isinstance(attrs, Mapping):
         for key in attrs:
