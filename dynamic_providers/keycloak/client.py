@@ -231,7 +231,6 @@ class KeycloakAdmin:
             headers={"Accept": "application/json"},
             follow_redirects=False,
         )
-        self.requests = 0  # HTTP requests sent by this session (tokens included), for benchmarks
 
     def close(self) -> None:
         self._http.close()
@@ -308,7 +307,6 @@ class KeycloakAdmin:
             attempt += 1
             last: str
             try:
-                self.requests += 1
                 resp = self._http.post(self.token_url, data=form)
             except httpx.TransportError as e:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
@@ -386,7 +384,6 @@ class KeycloakAdmin:
             attempt += 1
             token = self._token()
             try:
-                self.requests += 1
                 resp = self._http.request(
                     method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
                 )
@@ -517,7 +514,6 @@ class KeycloakAdmin:
         while True:
             attempt += 1
             try:
-                self.requests += 1
                 resp = self._http.get(url)
             except httpx.TransportError as e:
                 if attempt < self.retry.attempts:
@@ -601,6 +597,10 @@ class KeycloakAdmin:
         raise KeycloakApiError(f"could not rotate the secret of client {uuid}: every answer was lost")
 
     # --- protocol mappers -------------------------------------------------------------------
+
+    def list_protocol_mappers(self, realm: str, uuid: str) -> list[ProtocolMapperRepresentation]:
+        body = self._json("GET", f"{self._c(realm, uuid)}/protocol-mappers/models", what=f"list mappers of {uuid}")
+        return [ProtocolMapperRepresentation.model_validate(m) for m in body or []]
 
     def create_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation) -> None:
         self.request(

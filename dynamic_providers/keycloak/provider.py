@@ -449,15 +449,29 @@ class KeycloakClientProvider(_KeycloakProvider):
             return
         wanted = audience_mapper(spec.audience)
         if mapper is None:
-            kc.create_protocol_mapper(spec.realm, current.id, wanted)
-        elif mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
+            try:
+                kc.create_protocol_mapper(spec.realm, current.id, wanted)
+                return
+            except KeycloakApiError as e:
+                if e.status != 409 and not e.outcome_unknown:
+                    raise
+                lost = e.outcome_unknown
+            # 409, or the answer was lost: look it up by name before adding it again.
+            mapper = next((m for m in kc.list_protocol_mappers(spec.realm, current.id) if m.name == wanted.name), None)
+            if mapper is None:
+                if not lost:
+                    raise KeycloakApiError(f"Keycloak refused the audience mapper of client {spec.client_id!r} (409)")
+                kc.create_protocol_mapper(spec.realm, current.id, wanted)
+                return
+        if mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
             wanted.id = mapper.id
             kc.update_protocol_mapper(spec.realm, current.id, wanted)
 
     def _secret(self, kc: KeycloakAdmin, spec: ClientSpec, rep: ClientRepresentation) -> str | None:
+        """A confidential client's secret; one without a secret (e.g. just switched from PUBLIC) gets one."""
         if not spec.confidential or rep.id is None:
             return None
-        return self._secret_of(kc, spec.realm, rep.id, rep)
+        return self._secret_of(kc, spec.realm, rep.id, rep) or kc.regenerate_client_secret(spec.realm, rep.id)
 
     @staticmethod
     def _secret_of(kc: KeycloakAdmin, realm: str, uuid: str, rep: ClientRepresentation) -> str | None:

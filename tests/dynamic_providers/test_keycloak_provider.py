@@ -277,6 +277,16 @@ class TestSecrets:
         assert state.outputs["client_secret"] == server(masked, "billing")["secret"]
         assert "*" not in state.outputs["client_secret"]
 
+    def test_switching_a_public_client_to_confidential_yields_a_secret(
+        self, fake: KeycloakFake, clients: DynamicProviderHost
+    ) -> None:
+        state = clients.up("ziti", ziti_client(fake))
+        assert state.outputs.get("client_secret") is None
+        switched, _ = clients.change("ziti", state, ziti_client(fake, access_type="CONFIDENTIAL"))
+        assert switched.outputs["client_secret"] == server(fake, "openziti")["secret"]
+        back, _ = clients.change("ziti", switched, ziti_client(fake))
+        assert back.outputs.get("client_secret") is None and "secret" not in server(fake, "openziti")
+
     def test_read_never_turns_the_secret_into_an_input(self, fake: KeycloakFake, clients: DynamicProviderHost) -> None:
         state = clients.up("billing", confidential(fake))
         _, outs, inputs = clients.read("billing", state.id, state.outputs)
@@ -405,6 +415,20 @@ class TestLostAnswersNeverDuplicate:
         fake.server.inject("GET", CLIENT, **fault)
         refreshed = clients.refresh("ziti", state)
         assert refreshed is not None and refreshed.id == state.id
+
+    def test_a_lost_answer_when_adding_the_audience_mapper_leaves_one_mapper(
+        self, fake: KeycloakFake, clients: DynamicProviderHost
+    ) -> None:
+        without = ziti_client(fake)
+        del without["audience"]
+        state = clients.up("ziti", without)
+        assert fake.server is not None
+        fake.server.inject("POST", "/admin/realms/{realm}/clients/{uuid}/protocol-mappers/models", reset_after=True)
+        clients.change("ziti", state, ziti_client(fake))
+        mappers = server(fake, "openziti")["protocolMappers"]
+        assert [m["name"] for m in mappers] == ["pulumi-audience"]
+        models = "/admin/realms/{realm}/clients/{uuid}/protocol-mappers/models"
+        assert (fake.server.count("POST", models), fake.server.count("GET", models)) == (1, 1)  # looked up, not re-sent
 
     def test_delete_is_idempotent(self, fake: KeycloakFake, clients: DynamicProviderHost) -> None:
         state = clients.up("ziti", ziti_client(fake))
