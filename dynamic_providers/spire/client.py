@@ -111,7 +111,8 @@ class EntryClient(ABC):
     def _similar(self, fields: EntryFields) -> Entry | None: ...
 
     @abstractmethod
-    def _update(self, entry_id: str, fields: EntryFields) -> Entry: ...
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+        """Write the owned fields; `current`, when given, is the entry as just read."""
 
     @abstractmethod
     def _delete(self, entry_id: str) -> bool: ...
@@ -192,11 +193,21 @@ class EntryClient(ABC):
             )
         if _mutable(existing.fields()) == _mutable(fields):
             return existing
-        return self.update(existing.id, fields)
+        return self.update(existing.id, fields, current=existing)
 
-    def update(self, entry_id: str, fields: EntryFields) -> Entry:
-        """Write the owned mutable fields; raises SpireError(code=NOT_FOUND) if the entry is gone."""
-        return self._retry(lambda: self._update(entry_id, fields))
+    def update(self, entry_id: str, fields: EntryFields, *, current: Entry | None = None) -> Entry:
+        """Write the owned mutable fields; raises SpireError(code=NOT_FOUND) if the entry is gone.
+
+        `current` (an entry read moments ago) spares the CLI its read before `entry update`;
+        a retry reads again.
+        """
+        first = [current]
+
+        def attempt() -> Entry:
+            known, first[0] = first[0], None
+            return self._update(entry_id, fields, known)
+
+        return self._retry(attempt)
 
     def delete(self, entry_id: str) -> bool:
         """Delete the entry; False when it was already gone (which counts as success)."""
@@ -282,7 +293,7 @@ class GrpcEntryClient(EntryClient):
             if not token:
                 return None
 
-    def _update(self, entry_id: str, fields: EntryFields) -> Entry:
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
         full = fields.to_proto(entry_id)
         # Only the masked fields are read by the server; send just those.
         pb = types_pb2.Entry(id=entry_id, **{f: getattr(full, f) for f in MUTABLE_FIELDS})
@@ -495,8 +506,8 @@ class ExecEntryClient(EntryClient):
                 return entry
         return None
 
-    def _update(self, entry_id: str, fields: EntryFields) -> Entry:
-        current = self._get(entry_id)
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+        current = current if current is not None else self._get(entry_id)
         if current is None:
             raise SpireError(f"entry {entry_id} not found", code="NOT_FOUND", entry_id=entry_id)
         # `entry update` replaces every field: keep the identity triple and what we do not manage.
