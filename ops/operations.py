@@ -58,6 +58,8 @@ class Report:
     outputs: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
+        if self.command == "outputs":
+            return {"outputs": self.outputs}
         doc: dict[str, Any] = {
             "result": self.result,
             "changes": self.changes,

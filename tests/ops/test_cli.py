@@ -275,7 +275,9 @@ class TestOutputs:
         self._deployed(fake_cli, monkeypatch)
         res = fake_cli.run("outputs", "--stack", "prod", "--json")
         assert res.code == 0, res.stderr
-        outs = res.json()["outputs"]
+        doc = res.json()
+        assert set(doc) == {"command", "stack", "ok", "exitCode", "outputs"}
+        outs = doc["outputs"]
         assert outs["keycloakAdminPassword"] == "[secret]" and outs["zitiAdminPassword"] == "[secret]"
         assert outs["buckets"]["backups"]["endpoint"] == "fra1.digitaloceanspaces.com"
         for secret in SECRETS:
