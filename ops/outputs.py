@@ -60,7 +60,7 @@ class Bucket(_Model):
 
     name: NonEmpty = Field(description="Bucket name (globally unique in the region).")
     region: NonEmpty = Field(description="DigitalOcean region, e.g. fra1.")
-    endpoint: NonEmpty = Field(description="S3 endpoint host, e.g. fra1.digitaloceanspaces.com.")
+    endpoint: NonEmpty = Field(description="S3 endpoint of the region, e.g. https://fra1.digitaloceanspaces.com.")
 
 
 class StackOutputs(_Model):

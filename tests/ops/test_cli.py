@@ -279,7 +279,7 @@ class TestOutputs:
         assert set(doc) == {"command", "stack", "ok", "exitCode", "outputs"}
         outs = doc["outputs"]
         assert outs["keycloakAdminPassword"] == "[secret]" and outs["zitiAdminPassword"] == "[secret]"
-        assert outs["buckets"]["backups"]["endpoint"] == "fra1.digitaloceanspaces.com"
+        assert outs["buckets"]["backups"]["endpoint"] == "https://fra1.digitaloceanspaces.com"
         for secret in SECRETS:
             assert secret not in res.stdout
 

@@ -76,7 +76,7 @@ class TestLoaders:
         text = (RECORDED / "stack-output.prod.show-secrets.json").read_text()
         outs = StackOutputs.from_json(text)
         assert outs.environment == "prod" and outs.nodes == ["manager-1", "worker-1", "worker-2"]
-        assert outs.buckets["pki"].endpoint == "fra1.digitaloceanspaces.com"
+        assert outs.buckets["pki"].endpoint == "https://fra1.digitaloceanspaces.com"
         assert outs.ziti_identity_ids == {"ledger": "Hq2sN7dVa", "payments-api": "b3JxW0yRe"}
         assert outs.keycloak_admin_password.get_secret_value() == PROD["keycloakAdminPassword"]
 
