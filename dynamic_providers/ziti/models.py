@@ -21,6 +21,7 @@ skipped (the engine checks again with real values before `create`/`update`).
 from __future__ import annotations
 
 import datetime
+import os
 import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -159,17 +160,37 @@ class ZitiConnection(_Model):
 
 
 class Ownership(_Model):
-    """Who created an entity: written into its `tags`, checked before adopting an existing entity."""
+    """Who created an entity: written into its `tags`, checked before adopting an existing entity.
+
+    The resource classes pass both parts. A provider driven without them (e.g. by another
+    program through the provider host) falls back to the host's PULUMI_PROJECT/PULUMI_STACK.
+    """
 
     stack: str = Field(min_length=1, description="<project>/<stack>")
-    name: str = Field(min_length=1, description="The Pulumi resource name.")
+    name: str | None = Field(default=None, min_length=1, description="The Pulumi resource name.")
+
+    @classmethod
+    def from_environment(cls) -> Ownership | None:
+        project, stack = os.environ.get("PULUMI_PROJECT"), os.environ.get("PULUMI_STACK")
+        return cls(stack=f"{project}/{stack}") if project and stack else None
 
     def tags(self) -> dict[str, TagValue]:
-        return {OWNER_STACK_TAG: self.stack, OWNER_NAME_TAG: self.name}
+        tags: dict[str, TagValue] = {OWNER_STACK_TAG: self.stack}
+        if self.name is not None:
+            tags[OWNER_NAME_TAG] = self.name
+        return tags
 
     def owns(self, tags: dict[str, Any] | None) -> bool:
+        """Same stack, and the same resource when both sides record one."""
         tags = tags or {}
-        return tags.get(OWNER_STACK_TAG) == self.stack and tags.get(OWNER_NAME_TAG) == self.name
+        if tags.get(OWNER_STACK_TAG) != self.stack:
+            return False
+        theirs = tags.get(OWNER_NAME_TAG)
+        return theirs is None or self.name is None or theirs == self.name
+
+
+def owner_tags(tags: dict[str, TagValue], owner: Ownership | None) -> dict[str, TagValue]:
+    return {**tags, **(owner.tags() if owner is not None else {})}
 
 
 def _attributes(values: list[str], field: str) -> list[str]:
@@ -335,13 +356,13 @@ class CertificateAuthorityArgs(_Named):
             raise rule("ca_key_pem", "the key does not belong to the first certificate of cert_pem")
         return self
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"ca_key_pem", "cert_pem", "tags"})
         if create:
             body["certPem"] = self.cert_pem
         if self.external_id_claim is None:
             body.pop("externalIdClaim")
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 
@@ -410,9 +431,9 @@ class ExternalJwtSignerArgs(_Named):
             raise rule("kid", "cert_pem needs the kid the tokens carry in their header")
         return self
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 
@@ -460,9 +481,9 @@ class AuthPolicyArgs(_Named):
             raise rule("primary", "no primary method is allowed: set cert, ext_jwt or updb `allowed: true`")
         return self
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 
@@ -497,9 +518,9 @@ class IdentityArgs(_Named):
     def _role_attributes(cls, v: list[str]) -> list[str]:
         return _attributes(v, "role_attributes")
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 
@@ -514,9 +535,9 @@ class EdgeRouterArgs(_Named):
     def _role_attributes(cls, v: list[str]) -> list[str]:
         return _attributes(v, "role_attributes")
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 
@@ -526,9 +547,9 @@ Semantic = Literal["AllOf", "AnyOf"]
 class _Policy(_Named):
     semantic: Semantic = "AllOf"
 
-    def api_body(self, owner: Ownership, *, create: bool) -> dict[str, Any]:
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = {**self.tags, **owner.tags()}
+        body["tags"] = owner_tags(self.tags, owner)
         return body
 
 

@@ -238,7 +238,8 @@ class _ZitiProvider(dynamic.ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         props = _strip(news)
         failures = validation_failures(ZitiConnection, props.get("connection"), "connection")
-        failures += validation_failures(Ownership, props.get("owner"), "owner")
+        if props.get("owner") is not None:
+            failures += validation_failures(Ownership, props["owner"], "owner")
         failures += validation_failures(self.args_model, self._args_props(props))
         inputs = {**props, **canonical(self.args_model, self._args_props(props))}
         return dynamic.CheckResult(inputs, failures)
@@ -316,15 +317,19 @@ class _ZitiProvider(dynamic.ResourceProvider):
     def _args_props(self, props: Mapping[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in props.items() if k in self.args_model.model_fields and v is not None}
 
-    def _parse(self, props: Mapping[str, Any]) -> tuple[Any, ZitiConnection, Ownership]:
+    def _parse(self, props: Mapping[str, Any]) -> tuple[Any, ZitiConnection, Ownership | None]:
         props = _strip(props)
         _fail(ZitiConnection, props.get("connection"), "connection")
-        _fail(Ownership, props.get("owner"), "owner")
+        if props.get("owner") is not None:
+            _fail(Ownership, props["owner"], "owner")
         _fail(self.args_model, self._args_props(props), "")
+        owner = (
+            Ownership.model_validate(props["owner"]) if props.get("owner") is not None else Ownership.from_environment()
+        )
         return (
             self.args_model.model_validate(self._args_props(props)),
             ZitiConnection.model_validate(props["connection"]),
-            Ownership.model_validate(props["owner"]),
+            owner,
         )
 
     def _comparable(self, field: str, value: Any) -> Any:
@@ -342,7 +347,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
     def _check_adoptable(self, existing: dict[str, Any], args: Any) -> None:
         return None
 
-    def _create_or_adopt(self, c: ZitiClient, args: Any, owner: Ownership) -> tuple[str, bool]:
+    def _create_or_adopt(self, c: ZitiClient, args: Any, owner: Ownership | None) -> tuple[str, bool]:
         """(id, created): POST once; after an uncertain failure look up before posting again."""
         body = args.api_body(owner, create=True)
         for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
@@ -371,18 +376,25 @@ class _ZitiProvider(dynamic.ResourceProvider):
                     return self._adopt(c, existing, args, owner, e), False
         raise AssertionError("unreachable")
 
-    def _adopt(self, c: ZitiClient, existing: dict[str, Any], args: Any, owner: Ownership, err: ZitiApiError) -> str:
+    def _adopt(
+        self, c: ZitiClient, existing: dict[str, Any], args: Any, owner: Ownership | None, err: ZitiApiError
+    ) -> str:
         tags = existing.get("tags") or {}
-        if not owner.owns(tags):
+        if owner is None or not owner.owns(tags):
             holder = (
                 f"stack {tags[OWNER_STACK_TAG]!r}, resource {tags.get(OWNER_NAME_TAG)!r}"
                 if OWNER_STACK_TAG in tags
                 else "no Pulumi ownership tags: created outside this program"
             )
+            fix = (
+                f"or tag it with {OWNER_STACK_TAG}={owner.stack!r} and {OWNER_NAME_TAG}={owner.name!r} to let Pulumi "
+                "adopt it"
+                if owner is not None
+                else "(this provider call carries no ownership, so it adopts nothing)"
+            )
             raise ZitiApiError(
                 f"{self.label} {existing.get('name')!r} (id {existing.get('id')}) already exists and is not owned by "
-                f"this resource ({holder}). Rename the resource, delete the existing entity, or tag it with "
-                f"{OWNER_STACK_TAG}={owner.stack!r} and {OWNER_NAME_TAG}={owner.name!r} to let Pulumi adopt it",
+                f"this resource ({holder}). Rename the resource, delete the existing entity, {fix}",
                 method=err.method,
                 path=err.path,
                 status=err.status,

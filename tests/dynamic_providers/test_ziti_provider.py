@@ -249,6 +249,25 @@ class TestSessionsAndOwnership:
         assert again.id == first.id and the_cas(fake)[0]["name"] == "spire-renamed"
 
 
+class TestOwnershipWithoutTheResourceClass:
+    def test_without_an_owner_input_the_hosts_project_and_stack_tag_the_entity(self, ziti, host) -> None:
+        fake, srv = ziti
+        props = {k: v for k, v in ca_props(fake, srv).items() if k != "owner"}
+        state = host.up("ca", props)
+        assert the_cas(fake)[0]["tags"] == {"pulumi.stack": "identity-platform/test"}
+        again = host.up("ca", props)  # lost state: adopted by the stack tag
+        assert again.id == state.id and len(the_cas(fake)) == 1
+
+    def test_an_entity_of_the_same_stack_but_another_resource_is_not_adopted(self, ziti, host) -> None:
+        fake, srv = ziti
+        props = ca_props(fake, srv)
+        host.up("ca", {**props, "owner": fake_ziti.owner("another-resource")})
+        with pytest.raises(ProviderCallError) as err:
+            host.up("ca", props)
+        assert "resource 'another-resource'" in err.value.details
+        assert len(the_cas(fake)) == 1
+
+
 class TestProviderObject:
     def test_serialized_provider_is_a_small_module_reference(self, host) -> None:
         assert host.serialized_size < 400, host.serialized_size
