@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import types as key_types
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -336,25 +336,21 @@ class CertificateAuthorityArgs(_Named):
 
     @field_validator("ca_key_pem")
     @classmethod
-    def _key(cls, v: SecretStr) -> SecretStr:
-        if not is_unknown(v.get_secret_value()):
-            load_private_key(v.get_secret_value())
+    def _key(cls, v: SecretStr, info: ValidationInfo) -> SecretStr:
+        key_pem = v.get_secret_value()
+        if is_unknown(key_pem):
+            return v
+        key = load_private_key(key_pem)
+        cert_pem = info.data.get("cert_pem")  # absent when it failed its own validation
+        if isinstance(cert_pem, str) and not is_unknown(cert_pem):
+            if _public_der(key.public_key()) != _public_der(first_pem_certificate(cert_pem).public_key()):
+                raise ValueError("the key does not belong to the first certificate of cert_pem")
         return v
 
     @field_validator("identity_roles")
     @classmethod
     def _identity_roles(cls, v: list[str]) -> list[str]:
         return _attributes(v, "identity_roles")
-
-    @model_validator(mode="after")
-    def _key_matches(self) -> CertificateAuthorityArgs:
-        key_pem = self.ca_key_pem.get_secret_value()
-        if is_unknown(key_pem) or is_unknown(self.cert_pem):
-            return self
-        cert = first_pem_certificate(self.cert_pem)
-        if _public_der(load_private_key(key_pem).public_key()) != _public_der(cert.public_key()):
-            raise rule("ca_key_pem", "the key does not belong to the first certificate of cert_pem")
-        return self
 
     def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude={"ca_key_pem", "cert_pem", "tags"})
@@ -373,7 +369,7 @@ class ExternalJwtSignerArgs(_Named):
     """An external JWT signer (`POST /external-jwt-signers`), e.g. a Keycloak realm."""
 
     issuer: str = Field(description="Exact `iss` of the tokens, no trailing slash.")
-    audience: str = Field(min_length=1, description="Required `aud` of the tokens.")
+    audience: str = Field(description="Required `aud` of the tokens.")
     jwks_endpoint: str | None = None
     cert_pem: str | None = None
     kid: str | None = None
@@ -394,6 +390,13 @@ class ExternalJwtSignerArgs(_Named):
             raise ValueError("the issuer is empty")
         if v.endswith("/"):
             raise ValueError(f"{v!r} ends with '/': tokens carry the issuer without it; use {v.rstrip('/')!r}")
+        return v
+
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, v: str) -> str:
+        if not is_unknown(v) and not v:
+            raise ValueError("the audience is empty: set the `aud` the tokens carry (e.g. the Keycloak client id)")
         return v
 
     @field_validator("jwks_endpoint", "external_auth_url")

@@ -99,15 +99,17 @@ def _value_at(value: Any, loc: Sequence[int | str]) -> tuple[bool, Any]:
     return is_unknown(current), current
 
 
-def _reason(err: Mapping[str, Any]) -> str:
+def _reason(err: Mapping[str, Any], path: str) -> str:
+    """The failure text. The engine prints it after the property name (and that property's value
+    when it is a top-level input), so it does not repeat the path, and never quotes the value."""
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix) :]
     if err["type"] == "missing":
-        return "is required"
+        return f"{path} is required"
     if err["type"] == "extra_forbidden":
-        return "is not an input of this resource (check the spelling)"
+        return f"{path} is not an input of this resource (check the spelling)"
     return msg
 
 
@@ -134,7 +136,7 @@ def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") ->
                 if unknown:
                     continue
             path = ".".join(str(p) for p in ([prefix] if prefix else []) + loc) or prefix or "inputs"
-            failures.append(dynamic.CheckFailure(path, f"{path}: {_reason(err)}"))
+            failures.append(dynamic.CheckFailure(path, _reason(err, path)))
         return failures
     return []
 
@@ -183,7 +185,7 @@ def _differs(old: Any, new: Any) -> bool:
 def _fail(model: type[BaseModel], value: Any, what: str) -> None:
     failures = validation_failures(model, value, what)
     if failures:
-        raise ValueError("; ".join(f.reason for f in failures))
+        raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in failures))
 
 
 def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> str:

@@ -75,6 +75,12 @@ class TestCertificateAuthorityRules:
         assert list(found) == ["ca_key_pem"] and "does not belong" in found["ca_key_pem"]
         assert other_key not in repr(found)
 
+    def test_independent_mistakes_are_reported_together(self) -> None:
+        _, other_key = make_ca()
+        claim = {"location": "SAN_URI", "matcher": "PREFIX"}
+        found = failures(CA, **ca(ca_key_pem=other_key, external_id_claim=claim, name=""))
+        assert set(found) == {"ca_key_pem", "external_id_claim.matcher_criteria", "name"}
+
     def test_an_expired_ca_cannot_be_verified(self) -> None:
         from cryptography.hazmat.primitives import serialization
 
