@@ -52,11 +52,13 @@ ENTRYPOINT_WRAPPER = (
     'exec /opt/keycloak/bin/kc.sh "$@"'
 )
 
-# 200 from /health/ready on the management port, or unhealthy.
+# 200 from /health/ready on the management port, or unhealthy. The rest of the response is drained
+# so the server sees an orderly close.
 READY_PROBE = (
     f"exec 3<>/dev/tcp/127.0.0.1/{MANAGEMENT_PORT} && "
     "printf 'GET /health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
-    'IFS= read -r status <&3 && [[ "$status" == "HTTP/1.1 200"* ]]'
+    "IFS= read -r status <&3 && while IFS= read -r _; do :; done <&3; "
+    '[[ "$status" =~ ^HTTP/1\\.[01]\\ 200\\  ]]'
 )
 
 

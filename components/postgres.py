@@ -36,25 +36,26 @@ POSTGRES_UID = "999"  # the postgres user of the official Debian-based image
 BACKUP_MOUNT = "/backup"
 
 _BACKUP_LOOP = r"""set -u
+state="${STATE_DIR:-/tmp}"
 dump="$BACKUP_DIR/$PGDATABASE.dump"
 while :; do
-  if pg_dump --format=custom --file=/tmp/partial.dump && cp /tmp/partial.dump "$dump.partial" \
+  if pg_dump --format=custom --file="$state/partial.dump" && cp "$state/partial.dump" "$dump.partial" \
       && mv -f "$dump.partial" "$dump"; then
-    date +%s > /tmp/last-success
+    date +%s > "$state/last-success"
     echo "backup: wrote $dump"
     sleep "$BACKUP_INTERVAL_SECONDS"
   else
-    echo "backup: pg_dump to $dump failed; retrying in 30s" >&2
-    sleep 30
+    echo "backup: pg_dump to $dump failed; retrying in ${RETRY_SECONDS:-30}s" >&2
+    sleep "${RETRY_SECONDS:-30}"
   fi
-  rm -f /tmp/partial.dump
+  rm -f "$state/partial.dump"
 done
 """
 
 _RESTORE_SCRIPT = r"""#!/bin/bash
 # Runs only when PostgreSQL initialises an empty data directory (docker-entrypoint-initdb.d).
 set -euo pipefail
-dump="/backup/${POSTGRES_DB}.dump"
+dump="${BACKUP_DIR:-/backup}/${POSTGRES_DB}.dump"
 if [ -s "$dump" ]; then
   echo "restoreOnFirstStart: restoring $dump"
   pg_restore --exit-on-error --no-owner --role="$POSTGRES_USER" \
@@ -65,13 +66,10 @@ fi
 """
 
 
-def backup_health_test(interval_seconds: int) -> list[str]:
+def backup_health_test(interval_seconds: int, marker: str = "/tmp/last-success") -> list[str]:  # noqa: S108
     """Healthy while the last successful backup is younger than two intervals plus slack."""
     max_age = 2 * interval_seconds + 300
-    return [
-        "CMD-SHELL",
-        f"test -s /tmp/last-success && [ $(( $(date +%s) - $(cat /tmp/last-success) )) -lt {max_age} ]",
-    ]
+    return ["CMD-SHELL", f'test -s {marker} && [ $(( $(date +%s) - $(cat {marker}) )) -lt {max_age} ]']
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -83,7 +81,7 @@ class PostgresDatabase(pulumi.ComponentResource):
     user: str
     password: pulumi.Output[str]
     password_secret: docker.Secret
-    pgpass_secret: docker.Secret
+    pgpass_secret: docker.Secret | None
     service: docker.Service
     backup_service: docker.Service | None
 
@@ -101,6 +99,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         bucket: SpacesBucket | None = None,
         backup_interval_minutes: int = 15,
         restore_on_first_start: bool = False,
+        pgpass: bool = False,
         depends_on: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -120,14 +119,17 @@ class PostgresDatabase(pulumi.ComponentResource):
             parent=self,
             provider=swarm.manager,
         )
-        pgpass = self.password.apply(lambda p: f"{service_name}:5432:{database}:{user}:{p}\n")
-        self.pgpass_secret = secret_file(
-            f"{resource_name}-pgpass",
-            base=f"{service_name}-pgpass",
-            content=pgpass,
-            parent=self,
-            provider=swarm.manager,
-        )
+        # A libpq password file, for clients that take no password variable (backups, SPIRE).
+        self.pgpass_secret = None
+        if pgpass or bucket is not None:
+            line = self.password.apply(lambda p: f"{service_name}:5432:{database}:{user}:{p}\n")
+            self.pgpass_secret = secret_file(
+                f"{resource_name}-pgpass",
+                base=f"{service_name}-pgpass",
+                content=line,
+                parent=self,
+                provider=swarm.manager,
+            )
         # Node-local data; kept when the stack is destroyed (a database is not a cache).
         self.data_volume = docker.Volume(
             f"{resource_name}-data",
@@ -189,7 +191,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         )
 
         self.backup_service = None
-        if backup_volume is not None:
+        if backup_volume is not None and self.pgpass_secret is not None:
             interval = backup_interval_minutes * 60
             self.backup_service = service(
                 f"{resource_name}-backup",

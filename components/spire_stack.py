@@ -59,7 +59,10 @@ NODE_CERT_EARLY_RENEWAL_HOURS = 720
 _SQLITE_BACKUP = r"""
 import os, shutil, sqlite3, sys, time
 
-SRC, KEYS, DST = "/data/datastore.sqlite3", "/data/keys.json", "/backup"
+DATA = os.environ.get("DATA_DIR", "/data")
+DST = os.environ.get("BACKUP_DIR", "/backup")
+STATE = os.environ.get("STATE_DIR", "/tmp")
+SRC, KEYS = f"{DATA}/datastore.sqlite3", f"{DATA}/keys.json"
 INTERVAL = int(os.environ["BACKUP_INTERVAL_SECONDS"])
 
 
@@ -71,7 +74,8 @@ def publish(local, name):
 
 def once():
     src = sqlite3.connect(f"file:{SRC}?mode=ro", uri=True, timeout=30)
-    dst = sqlite3.connect("/tmp/datastore.sqlite3")
+    copy = f"{STATE}/datastore.sqlite3"
+    dst = sqlite3.connect(copy)
     try:
         src.backup(dst)  # SQLite's online backup API: a consistent copy while SPIRE writes
         if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
@@ -79,10 +83,10 @@ def once():
     finally:
         src.close()
         dst.close()
-    publish("/tmp/datastore.sqlite3", "datastore.sqlite3")
+    publish(copy, "datastore.sqlite3")
     if os.path.exists(KEYS):
         publish(KEYS, "keys.json")
-    with open("/tmp/last-success", "w") as f:
+    with open(f"{STATE}/last-success", "w") as f:
         f.write(str(int(time.time())))
 
 
@@ -99,16 +103,17 @@ while True:
 """
 
 _SQLITE_RESTORE = r"""set -eu
-if [ -s /data/datastore.sqlite3 ]; then
-  echo "restoreOnFirstStart: /data already holds a datastore; nothing to restore"
-elif [ -s /backup/datastore.sqlite3 ]; then
-  cp /backup/datastore.sqlite3 /data/datastore.sqlite3
-  if [ -s /backup/keys.json ]; then cp /backup/keys.json /data/keys.json; fi
+data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}"
+if [ -s "$data/datastore.sqlite3" ]; then
+  echo "restoreOnFirstStart: the volume already holds a datastore; nothing to restore"
+elif [ -s "$backup/datastore.sqlite3" ]; then
+  cp "$backup/datastore.sqlite3" "$data/datastore.sqlite3"
+  if [ -s "$backup/keys.json" ]; then cp "$backup/keys.json" "$data/keys.json"; fi
   echo "restoreOnFirstStart: restored the SPIRE datastore from the bucket"
 else
   echo "restoreOnFirstStart: no backup in the bucket; SPIRE starts empty" >&2
 fi
-chown -R 1000:1000 /data
+chown -R 1000:1000 "$data"
 """
 
 
@@ -436,9 +441,12 @@ class SpireStack(pulumi.ComponentResource):
             bucket=bucket,
             backup_interval_minutes=config.storage.backup_interval_minutes,
             restore_on_first_start=config.storage.restore_on_first_start,
+            pgpass=True,
             depends_on=wait,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        if db.pgpass_secret is None:
+            raise RuntimeError("PostgresDatabase did not create the password file it was asked for")
         pgpass = "spire-db.pgpass"
         conn = f"dbname=spire user=spire host=spire-db port=5432 sslmode=disable passfile={SECRETS_DIR}/{pgpass}"
         return (

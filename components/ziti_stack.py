@@ -35,6 +35,7 @@ from components.docker_helpers import (
     volume_mount,
 )
 from components.keycloak_stack import KeycloakStack
+from components.postgres import backup_health_test
 from components.spiffe_helper import SpiffeHelper
 from components.spire_stack import SpireStack
 from components.storage import SpacesBucket
@@ -63,34 +64,35 @@ CONTROLLER_WRAPPER = (
 # timestamp suffix; it is picked up by that suffix and by being newer than a marker.
 _BACKUP_LOOP = r"""set -u
 shopt -s globstar nullglob
+state="${STATE_DIR:-/tmp}" backup="${BACKUP_DIR:-/backup}"
 ctrl="https://${ZITI_CTRL_ADVERTISED_ADDRESS}:${ZITI_CTRL_ADVERTISED_PORT}"
 ca="${ZITI_HOME}/pki/root/certs/root.cert"
 publish() {  # one closed file per object: copy beside the target, then rename over it
-  cp "$1" "/backup/$2.partial" && mv -f "/backup/$2.partial" "/backup/$2"
+  cp "$1" "$backup/$2.partial" && mv -f "$backup/$2.partial" "$backup/$2"
 }
 backup_once() {
   ziti edge login "$ctrl" --username "$ZITI_USER" --password "$(<"$ZITI_PWD_FILE")" --ca "$ca" >/dev/null || return 1
-  touch /tmp/mark
+  touch "$state/mark"
   ziti edge db snapshot >/dev/null || return 1
-  sleep 5
+  sleep "${SNAPSHOT_WAIT_SECONDS:-5}"  # the snapshot is written asynchronously
   local snap=""
   for f in "$ZITI_HOME"/**/*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]*; do
-    if [[ -f "$f" && "$f" -nt /tmp/mark ]]; then snap="$f"; fi
+    if [[ -f "$f" && "$f" -nt "$state/mark" ]]; then snap="$f"; fi
   done
   [[ -n "$snap" ]] || { echo "backup: no snapshot file appeared" >&2; return 1; }
   publish "$snap" ctrl.db || return 1
   publish "$ZITI_HOME/config.yml" config.yml || return 1
-  mkdir -p /backup/pki && cp -a "$ZITI_HOME/pki/." /backup/pki/ || return 1
+  mkdir -p "$backup/pki" && cp -a "$ZITI_HOME/pki/." "$backup/pki/" || return 1
   rm -f "$snap"
 }
 while :; do
   if backup_once; then
-    date +%s > /tmp/last-success
+    date +%s > "$state/last-success"
     echo "backup: wrote ctrl.db, config.yml and pki"
     sleep "$BACKUP_INTERVAL_SECONDS"
   else
-    echo "backup: failed; retrying in 30s" >&2
-    sleep 30
+    echo "backup: failed; retrying in ${RETRY_SECONDS:-30}s" >&2
+    sleep "${RETRY_SECONDS:-30}"
   fi
 done
 """
@@ -98,27 +100,20 @@ done
 # Restores PKI, config and the latest database snapshot into an empty data volume. The snapshot
 # is declared as `db:` so the clustered controller imports it when it initialises its raft store.
 _RESTORE = r"""set -eu
-if [ -s /data/config.yml ]; then
+data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}"
+if [ -s "$data/config.yml" ]; then
   echo "restoreOnFirstStart: the controller volume is initialised; nothing to restore"
-elif [ -s /backup/ctrl.db ] && [ -s /backup/config.yml ] && [ -d /backup/pki ]; then
-  cp -a /backup/pki /data/pki
-  cp /backup/config.yml /data/config.yml
-  mkdir -p /data/restore && cp /backup/ctrl.db /data/restore/ctrl.db
-  grep -q '^db:' /data/config.yml || printf '\ndb: "/ziti-controller/restore/ctrl.db"\n' >> /data/config.yml
+elif [ -s "$backup/ctrl.db" ] && [ -s "$backup/config.yml" ] && [ -d "$backup/pki" ]; then
+  cp -a "$backup/pki" "$data/pki"
+  cp "$backup/config.yml" "$data/config.yml"
+  mkdir -p "$data/restore" && cp "$backup/ctrl.db" "$data/restore/ctrl.db"
+  grep -q '^db:' "$data/config.yml" || printf '\ndb: "/ziti-controller/restore/ctrl.db"\n' >> "$data/config.yml"
   echo "restoreOnFirstStart: restored the controller from the bucket"
 else
   echo "restoreOnFirstStart: no complete backup in the bucket; the controller bootstraps empty" >&2
 fi
-chown -R 2171:2171 /data
+chown -R 2171:2171 "$data"
 """
-
-
-def _backup_health(interval_seconds: int) -> list[str]:
-    max_age = 2 * interval_seconds + 300
-    return [
-        "CMD-SHELL",
-        f"test -s /tmp/last-success && [ $(( $(date +%s) - $(cat /tmp/last-success) )) -lt {max_age} ]",
-    ]
 
 
 def _is_internal_name(host: str) -> bool:
@@ -291,7 +286,7 @@ class ZitiStack(pulumi.ComponentResource):
                         volume_mount(data_volume.name, CONTROLLER_HOME),
                         volume_mount(backup_volume.name, "/backup", driver="rclone"),
                     ],
-                    healthcheck=healthcheck(_backup_health(interval), interval="60s", start_period="5m", retries=3),
+                    healthcheck=healthcheck(backup_health_test(interval), interval="60s", start_period="5m", retries=3),
                 ),
                 networks=[network_attachment(self.network.id)],
                 resources=limits(prod, memory_mb=256, cpus=0.5),

@@ -117,3 +117,47 @@ class TestErrorsSurfaceAtPreview:
     def test_structured_key_that_is_not_an_object(self) -> None:
         with pytest.raises(ConfigError, match="identity-platform:nodes"):
             run_program("dev", preview=True, config={"identity-platform:nodes": "{not json"})
+
+
+class TestPlatformSettings:
+    """Settings the Swarm stacks added (issue 3): each validator names its key."""
+
+    @pytest.mark.parametrize(
+        ("path", "value", "key", "hint"),
+        [
+            ("images.rcloneplugin", "x", "identity-platform:images.rcloneplugin", "unknown key"),
+            ("images.rclonePlugin", "rclone/docker-volume-rclone", "identity-platform:images.rclonePlugin", "pinned"),
+            ("images.sqliteBackup", "python:latest", "identity-platform:images.sqliteBackup", "latest"),
+            ("keycloak.proxyNetwork", "caddy net", "identity-platform:keycloak.proxyNetwork", "pattern"),
+        ],
+    )
+    def test_bad_value(self, path: str, value: Any, key: str, hint: str) -> None:
+        with pytest.raises(ConfigError) as err:
+            parse(with_path(prod_raw(), path, value))
+        assert key in str(err.value) and hint in str(err.value), str(err.value)
+
+    @pytest.mark.parametrize(
+        ("selector", "hint"),
+        [
+            ("docker:label:com.docker.swarm.service.name:payments_api", "the Swarm sets itself"),
+            ("unix:uid:1000", "docker:label:<key>:<value>"),
+            ("docker:label::x", "docker:label:<key>:<value>"),
+        ],
+    )
+    def test_svid_helper_needs_reproducible_selectors(self, selector: str, hint: str) -> None:
+        raw = with_path(prod_raw(), "workloads.ledger.selectors", [selector])
+        raw["workloads"]["ledger"]["svidHelper"] = True
+        with pytest.raises(ConfigError) as err:
+            parse(raw)
+        assert "identity-platform:workloads.ledger.svidHelper" in str(err.value) and hint in str(err.value)
+
+    def test_svid_helper_labels_come_from_the_selectors(self) -> None:
+        raw = with_path(prod_raw(), "workloads.ledger.selectors", ["docker:label:app:ledger", "docker:label:tier:db"])
+        raw["workloads"]["ledger"]["svidHelper"] = True
+        assert parse(raw).workloads["ledger"].helper_labels() == {"app": "ledger", "tier": "db"}
+
+    def test_defaults(self) -> None:
+        cfg = parse(prod_raw())
+        assert cfg.keycloak.proxy_network == "caddy_caddy"
+        assert cfg.images.rclone_plugin.startswith("docker.io/rclone/docker-volume-rclone:")
+        assert not any(w.svid_helper for w in cfg.workloads.values())

@@ -1,0 +1,1 @@
+"""Tests of components/: each ComponentResource under the mock engine, and their scripts."""

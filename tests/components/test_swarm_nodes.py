@@ -1,0 +1,86 @@
+"""SwarmNodes and the shared Swarm helpers: one provider per node, the stateful-node rule, content
+names, ordering and service defaults."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+import pytest
+
+from components.docker_helpers import after, content_name, healthcheck, service, stateful_node
+from components.swarm_nodes import SwarmNodes
+from stack_config import ConfigError, NodeSpec
+from tests.harness.mock_engine import run
+
+
+def nodes(*labelled: str, others: tuple[str, ...] = ()) -> dict[str, NodeSpec]:
+    out = {n: NodeSpec(docker_host=f"ssh://root@{n}", labels={"zt.db": "true"}) for n in labelled}
+    out.update({n: NodeSpec(docker_host=f"ssh://root@{n}") for n in others})
+    return out
+
+
+class TestStatefulNode:
+    def test_exactly_one_labelled_node(self) -> None:
+        assert stateful_node(nodes("db", others=("w1", "w2"))) == "db"
+
+    def test_none_labelled(self) -> None:
+        with pytest.raises(ConfigError, match=r"identity-platform:nodes: no node carries the label zt\.db=true"):
+            stateful_node(nodes(others=("w1",)))
+
+    def test_two_labelled(self) -> None:
+        with pytest.raises(ConfigError, match="must stay on one node"):
+            stateful_node(nodes("a", "b"))
+
+
+class TestSwarmNodes:
+    def test_one_provider_per_node_and_the_plugin_on_the_db_node(self) -> None:
+        def body() -> None:
+            SwarmNodes("swarm", nodes=nodes("db", others=("w1",)), manager_node="w1",
+                       rclone_plugin_image="docker.io/rclone/docker-volume-rclone:amd64-1.71.2")  # fmt: skip
+
+        r = run(body, stack="prod")
+        providers = {p.name: p for p in r.of_type("pulumi:providers:docker")}
+        assert {n: p.inputs["host"] for n, p in providers.items()} == {
+            "swarm-db": "ssh://root@db",
+            "swarm-w1": "ssh://root@w1",
+        }
+        (plugin,) = r.of_type("docker:index/plugin:Plugin")
+        assert plugin.provider.startswith(providers["swarm-db"].urn)
+        assert plugin.inputs["alias"] == "rclone" and plugin.inputs["grantAllPermissions"] is True
+
+    def test_no_plugin_without_an_image(self) -> None:
+        r = run(lambda: SwarmNodes("swarm", nodes=nodes("local"), manager_node="local"))
+        assert not r.of_type("docker:index/plugin:Plugin")
+
+    def test_manager_must_be_a_node(self) -> None:
+        with pytest.raises(ValueError, match="manager node"):
+            run(lambda: SwarmNodes("swarm", nodes=nodes("a"), manager_node="b"))
+
+
+class TestHelpers:
+    def test_content_name_is_deterministic_and_content_sensitive(self) -> None:
+        assert content_name("x", "a") == content_name("x", "a")
+        assert content_name("x", "a") != content_name("x", "b")
+        assert len(content_name("x", "a")) == len("x-") + 12
+
+    def test_after_normalises_depends_on(self) -> None:
+        assert after(None) == [] and after(pulumi.ResourceOptions()) == []
+
+        def body() -> None:
+            res = docker.Network("n", name="n")
+            assert after(pulumi.ResourceOptions(depends_on=res)) == [res]
+            assert after(pulumi.ResourceOptions(depends_on=[res])) == [res]
+
+        run(body)
+
+    def test_a_service_without_healthcheck_is_refused(self) -> None:
+        def body() -> None:
+            service("s", name="s", container_spec=docker.ServiceTaskSpecContainerSpecArgs(image="a/b:1"),
+                    networks=[], stateful=False, resources=None, opts=pulumi.ResourceOptions())  # fmt: skip
+
+        with pytest.raises(ValueError, match="needs a healthcheck"):
+            run(body)
+
+    def test_healthcheck_needs_a_command_form(self) -> None:
+        with pytest.raises(ValueError, match="CMD"):
+            healthcheck(["curl", "-f", "http://x"])

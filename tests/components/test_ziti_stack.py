@@ -1,0 +1,237 @@
+"""ZitiStack: controller bootstrap without a password in the environment, console at /zac, the
+router only with an enrollment JWT (delivered as a Swarm secret), spiffe-helper sidecars, and the
+controller backup/restore scripts (run for real with a `ziti` CLI double)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import ziti_stack
+from components.spiffe_helper import SVID_DIR
+from stack_config import ConfigError
+from tests.components._platform import (
+    CONTAINER,
+    SECRET,
+    VOLUME,
+    attached_networks,
+    network_names,
+    platform,
+    provider_of_node,
+    provider_urn,
+    secret_payload,
+    services,
+    spec,
+    unwrap,
+)
+from tests.components.test_spire_conf import parse
+from tests.harness.mock_engine import ProgramRun, run_program
+
+JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb3V0ZXIifQ.c2lnbmF0dXJl"
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def built(request: pytest.FixtureRequest) -> tuple[ProgramRun, dict[str, Any]]:
+    return platform(request.param)
+
+
+class TestController:
+    def test_bootstrap_environment(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
+        r, objs = built
+        cs = spec(services(r)["ziti-controller"])
+        env = cs["env"]
+        assert cs["image"].startswith("docker.io/openziti/ziti-controller:2.")
+        assert env["ZITI_CLUSTER_TRUST_DOMAIN"] != objs["spire"].trust_domain
+        assert env["ZITI_BOOTSTRAP_CONSOLE"] == "true" and env["ZITI_BOOTSTRAP_CLUSTER"] == "true"
+        assert env["ZITI_CTRL_ADVERTISED_PORT"] == "1280"
+        assert "ZITI_PWD" not in env
+        (secret,) = cs["secrets"]
+        assert f"/run/secrets/{secret['fileName']}" in cs["commands"][2]
+        assert cs["args"] == ["run", "config.yml"]
+        assert cs["healthcheck"]["tests"] == ["CMD", "ziti", "agent", "stats"]
+        (port,) = services(r)["ziti-controller"].inputs["endpointSpec"]["ports"]
+        assert port["publishedPort"] == port["targetPort"] == 1280
+
+    def test_urls_and_console(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
+        r, _ = built
+        host = "localhost" if r.stack == "dev" else "ziti.zt.acme-identity.net"
+        assert r.exports["ziti.controller_url"].value == f"https://{host}:1280"
+        assert r.exports["ziti.console_url"].value == f"https://{host}:1280/zac/"
+        assert r.exports["ziti.admin_password"].secret
+        images = [spec(s)["image"] for s in services(r).values()] + [c.inputs["image"] for c in r.of_type(CONTAINER)]
+        assert not [i for i in images if "/zac" in i or "ziti-console" in i], "the standalone console is deprecated"
+
+    def test_aliased_by_its_advertised_name_in_prod(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
+        r, _ = built
+        nets = services(r)["ziti-controller"].inputs["taskSpec"]["networksAdvanceds"]
+        ziti = next(n for n in nets if network_names(r).get(n["id"]) == "ziti")
+        if r.stack == "prod":
+            assert ziti["aliases"] == ["ziti.zt.acme-identity.net"]
+        else:
+            assert not ziti.get("aliases"), "localhost cannot be an overlay alias"
+        assert {network_names(r)[i] for i in attached_networks(r, services(r)["ziti-controller"])} == {
+            "ziti",
+            "keycloak",
+        }
+
+
+class TestRouter:
+    def test_no_jwt_no_router(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
+        r, objs = built
+        assert "ziti-router" not in services(r)
+        assert objs["ziti"].router_service is None
+
+    def test_jwt_is_a_swarm_secret_file(self) -> None:
+        r, _ = platform("prod", router_jwt=JWT)
+        svc = services(r)["ziti-router"]
+        cs = spec(svc)
+        (secret,) = cs["secrets"]
+        assert cs["env"]["ZITI_ENROLL_TOKEN"] == f"/run/secrets/{secret['fileName']}"
+        assert JWT not in str(cs["env"])
+        jwt_secret = next(s for s in r.of_type(SECRET) if s.name == "ziti-router-jwt")
+        assert secret_payload(jwt_secret) == JWT
+        assert cs["env"]["ZITI_ROUTER_ADVERTISED_ADDRESS"] == "router.zt.acme-identity.net"
+        (port,) = svc.inputs["endpointSpec"]["ports"]
+        assert port["publishedPort"] == 3022
+        assert services(r)["ziti-controller"].urn in svc.dependencies
+        assert r.get(VOLUME, "ziti-router-data").inputs["driver"] == "local", "the enrolled identity persists"
+
+    def test_main_wires_the_config_key(self) -> None:
+        r = run_program("dev", False, config={"identity-platform:zitiRouterEnrollmentJwt": JWT})
+        assert "ziti-router" in services(r)
+
+
+class TestSvidHelper:
+    def test_dev_demo_workload_gets_a_helper(self) -> None:
+        r, objs = platform("dev")
+        helper = r.get(CONTAINER, "ziti-svid-demo-api-container")
+        labels = {lbl["label"]: lbl["value"] for lbl in helper.inputs["labels"]}
+        assert labels == {"com.docker.compose.service": "demo-api"}, "the workload's selectors match the helper"
+        assert helper.inputs["networkMode"] == "none"
+        assert provider_urn(helper) == provider_of_node(r, "local")
+        assert r.get(CONTAINER, "spire-agent-local").urn in helper.dependencies
+        vols = {v["containerPath"]: v for v in helper.inputs["volumes"]}
+        assert vols["/run/spire/sockets"]["readOnly"] is True
+        assert vols[SVID_DIR]["volumeName"] == "svid-demo-api"
+        volume = r.get(VOLUME, "ziti-svid-demo-api-volume")
+        assert volume.inputs["driverOpts"]["type"] == "tmpfs", "keys never touch disk"
+        files = {u["file"]: u["content"] for u in unwrap(helper.inputs["uploads"])}
+        conf = parse(files[helper.inputs["command"][1]])
+        assert conf["agent_address"] == objs["spire"].agent_socket_path and conf["cert_dir"] == SVID_DIR
+        probe_conf = helper.inputs["healthcheck"]["tests"][3]
+        assert parse(files[probe_conf])["daemon_mode"] is False
+        assert helper.inputs["healthcheck"]["tests"][-1] == "-daemon-mode=false"
+
+    def test_prod_workloads_without_the_flag_get_none(self) -> None:
+        r, objs = platform("prod")
+        assert objs["ziti"].svid_helpers == {}
+        assert not [c for c in r.of_type(CONTAINER) if "svid" in c.name]
+
+
+class TestBackupWiring:
+    def test_prod_backup_job(self) -> None:
+        r, _ = platform("prod")
+        cs = spec(services(r)["ziti-backup"])
+        assert cs["env"]["ZITI_PWD_FILE"].startswith("/run/secrets/")
+        mounts = {m["target"]: m for m in cs["mounts"]}
+        assert mounts["/backup"]["volumeOptions"]["driverName"] == "rclone"
+        assert "/ziti-controller" in mounts
+
+    def test_restore_in_dev_is_refused(self) -> None:
+        with pytest.raises(ConfigError, match="restoreOnFirstStart"):
+            platform("dev", config={"storage": {"restoreOnFirstStart": True}})
+
+    def test_restore_container_precedes_the_controller(self) -> None:
+        storage = {"restoreOnFirstStart": True}
+        r, _ = platform("prod", config={"storage": storage})
+        restore = r.get(CONTAINER, "ziti-restore")
+        assert restore.urn in services(r)["ziti-controller"].dependencies
+
+
+ZITI_DOUBLE = r"""#!/bin/bash
+# `ziti` test double: checks the login arguments, writes a snapshot like the controller does.
+echo "ziti $*" >> "$CALLS"
+case "$1 $2" in
+  "edge login")
+    [[ "$*" == *"--ca $ZITI_HOME/pki/root/certs/root.cert"* ]] || exit 3
+    [[ "$*" == *"--password s3cret"* ]] || exit 4 ;;
+  "edge db")
+    mkdir -p "$ZITI_HOME/raft" && echo snapshot > "$ZITI_HOME/raft/ctrl-ha.db-20260101-120000" ;;
+esac
+"""
+
+
+class TestControllerBackupRuns:
+    def test_snapshot_config_and_pki_are_published(self, tmp_path: Path) -> None:
+        home, backup, state, bin_ = (tmp_path / d for d in ("home", "backup", "state", "bin"))
+        for d in (home / "pki" / "root" / "certs", backup, state, bin_):
+            d.mkdir(parents=True)
+        (home / "pki" / "root" / "certs" / "root.cert").write_text("ROOT")
+        (home / "config.yml").write_text("v: 3\n")
+        (tmp_path / "pwd").write_text("s3cret")
+        (bin_ / "ziti").write_text(ZITI_DOUBLE)
+        (bin_ / "ziti").chmod(0o755)
+        env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}", "ZITI_HOME": str(home), "STATE_DIR": str(state),
+               "BACKUP_DIR": str(backup), "ZITI_PWD_FILE": str(tmp_path / "pwd"), "ZITI_USER": "admin",
+               "ZITI_CTRL_ADVERTISED_ADDRESS": "ziti.acme.net", "ZITI_CTRL_ADVERTISED_PORT": "1280",
+               "BACKUP_INTERVAL_SECONDS": "3600", "CALLS": str(tmp_path / "calls"),
+               "SNAPSHOT_WAIT_SECONDS": "0"}  # fmt: skip
+        proc = subprocess.Popen(
+            ["bash", "-c", ziti_stack._BACKUP_LOOP], env=env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline and not (state / "last-success").exists():
+                time.sleep(0.1)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate(timeout=10)
+        assert (state / "last-success").exists(), err
+        assert (backup / "ctrl.db").read_text() == "snapshot\n"
+        assert (backup / "config.yml").read_text() == "v: 3\n"
+        assert (backup / "pki" / "root" / "certs" / "root.cert").read_text() == "ROOT"
+        assert not (home / "raft" / "ctrl-ha.db-20260101-120000").exists(), "local snapshot cleaned up"
+        calls = (tmp_path / "calls").read_text().splitlines()
+        assert calls[0].startswith("ziti edge login https://ziti.acme.net:1280 ")
+        assert calls[1] == "ziti edge db snapshot"
+
+
+class TestControllerRestoreRuns:
+    @pytest.mark.skipif(os.geteuid() != 0, reason="the script chowns to the controller's uid")
+    def test_restores_pki_config_and_declares_the_snapshot(self, tmp_path: Path) -> None:
+        data, backup = tmp_path / "data", tmp_path / "backup"
+        (backup / "pki" / "root").mkdir(parents=True)
+        data.mkdir()
+        (backup / "pki" / "root" / "root.cert").write_text("ROOT")
+        (backup / "config.yml").write_text("v: 3\n")
+        (backup / "ctrl.db").write_text("snapshot")
+        env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup)}
+        out = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert (data / "pki" / "root" / "root.cert").read_text() == "ROOT"
+        assert (data / "restore" / "ctrl.db").read_text() == "snapshot"
+        assert 'db: "/ziti-controller/restore/ctrl.db"' in (data / "config.yml").read_text()
+        assert (data / "config.yml").stat().st_uid == 2171
+        again = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        assert "nothing to restore" in again.stdout
+        assert (data / "config.yml").read_text().count("db:") == 1
+
+
+class TestControllerWrapperRuns:
+    def test_password_reaches_the_entrypoint_only(self, tmp_path: Path) -> None:
+        (tmp_path / ziti_stack.ADMIN_PASSWORD_FILE).write_text("pw")
+        entry = tmp_path / "entrypoint.bash"
+        entry.write_text('#!/bin/bash\necho "$* pwd=$ZITI_PWD"\n')
+        entry.chmod(0o755)
+        script = ziti_stack.CONTROLLER_WRAPPER.replace("/run/secrets", str(tmp_path)).replace(
+            "/entrypoint.bash", str(entry)
+        )
+        out = subprocess.run(["bash", "-c", script, "entrypoint", "run", "config.yml"], capture_output=True, text=True)
+        assert out.stdout.strip() == "run config.yml pwd=pw", out.stderr
