@@ -139,6 +139,16 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a transport error, if any: a verification failure is not transient."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def zitiql_string(value: str) -> str:
     """A ZitiQL string literal: double quotes, backslash-escaped."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -148,7 +158,7 @@ def sha256_fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
-def fetch_pinned_root(connection: ZitiConnection, attempts: int = 3) -> x509.Certificate:
+def fetch_pinned_root(connection: ZitiConnection) -> x509.Certificate:
     """The controller's root CA from `/.well-known/est/cacerts`, accepted only if it is the pinned one.
 
     No trust anchor exists before this call, so the TLS handshake cannot be checked by OpenSSL;
@@ -169,27 +179,35 @@ def fetch_pinned_root(connection: ZitiConnection, attempts: int = 3) -> x509.Cer
     bootstrap.check_hostname = False
     bootstrap.verify_mode = ssl.CERT_NONE  # verified below, against the pin, before anything is used
     path = "/.well-known/est/cacerts"
-    last: Exception | None = None
-    for attempt in range(attempts):
+    deadline = time.monotonic() + connection.ready_timeout
+    attempt = 0
+    while True:
+        attempt += 1
         conn = http.client.HTTPSConnection(host, port, context=bootstrap, timeout=connection.timeout)
         try:
+            conn.connect()
+            sock = conn.sock
+            leaf_der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
             conn.request("GET", path, headers={"Accept": "application/pkcs7-mime"})
             resp = conn.getresponse()
             body = resp.read()
-            sock = conn.sock
-            leaf_der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
             status = resp.status
         except OSError as e:
-            last = e
-            time.sleep(0.2 * 2**attempt)
+            if time.monotonic() >= deadline:
+                raise ZitiApiError(
+                    f"could not fetch the controller CA bundle from {host}:{port} within "
+                    f"{connection.ready_timeout:g}s: {e}",
+                    method="GET",
+                    path=path,
+                    code="NO_RESPONSE",
+                ) from e
+            time.sleep(min(0.25 * 2 ** (attempt - 1), 5.0))
             continue
         finally:
             conn.close()
         if status != 200:
             raise ZitiApiError(f"could not fetch the controller CA bundle (HTTP {status})", method="GET", path=path)
         break
-    else:
-        raise ZitiApiError(f"could not fetch the controller CA bundle: {last}", method="GET", path=path) from last
     try:
         certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(b"".join(body.split())))
     except ValueError as e:
@@ -241,10 +259,12 @@ class ZitiClient:
         self.sleep = sleep
         self._token: str | None = None
         self._http: httpx.Client | None = None
+        self._ready_deadline = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> ZitiClient:
+        self._ready_deadline = time.monotonic() + self.connection.ready_timeout
         self._http = httpx.Client(
             base_url=self.connection.api_url,
             verify=self._trust(),
@@ -325,13 +345,27 @@ class ZitiClient:
             try:
                 resp = self.http.request(method, path, params=params, json=json, content=content, headers=hdrs)
             except httpx.TransportError as e:
+                tls = _tls_failure(e)
+                if tls is not None:
+                    raise ZitiApiError(
+                        f"TLS verification of {self.connection.origin} failed: {tls}; check connection.ca_bundle_pem "
+                        "or connection.ca_fingerprint",
+                        method=method,
+                        path=path,
+                        code="TLS_ERROR",
+                    ) from e
                 # ConnectError/ConnectTimeout: the request never left; anything else may have landed.
                 never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
-                if (retry or never_sent) and attempt < self.max_attempts:
+                if never_sent and time.monotonic() < self._ready_deadline:
+                    # Not listening yet (a controller still starting): wait up to ready_timeout.
+                    self.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
+                    continue
+                if retry and not never_sent and attempt < self.max_attempts:
                     self.pause(attempt)
                     continue
                 raise ZitiApiError(
-                    f"{type(e).__name__}: {e or 'no response'}",
+                    f"{type(e).__name__}: {e or 'no response'}"
+                    + (f" (not reachable within {self.connection.ready_timeout:g}s)" if never_sent else ""),
                     method=method,
                     path=path,
                     code="NO_RESPONSE",

@@ -96,6 +96,9 @@ class ZitiConnection(_Model):
         default=None, description="SHA-256 of the controller's root CA (DER), hex, colons optional."
     )
     timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds per request.")
+    ready_timeout: float = Field(
+        default=120.0, ge=0, le=1800, description="Seconds to wait for a controller that still refuses connections."
+    )
 
     @field_validator("url")
     @classmethod

@@ -3,6 +3,9 @@ envelope, paging, and TLS trust that is never blind (bundle, pinned root, or sys
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from typing import Any
 
@@ -164,6 +167,89 @@ class TestErrorsAndLists:
             assert c.find_by_name("identities", 'we"ird\\name')["name"] == 'we"ird\\name'
             assert c.find_by_name("identities", "absent") is None
         assert zitiql_string('a"b') == '"a\\"b"'
+
+
+class RealSleeps(Sleeps):
+    def __call__(self, seconds: float) -> None:
+        super().__call__(seconds)
+        time.sleep(seconds)
+
+
+class DelayedRelay:
+    """A port that refuses connections until `open()`, then relays bytes to the real server
+    (TLS passes through untouched): a controller whose API comes up late."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        self.port = self.sock.getsockname()[1]
+
+    def open(self) -> None:
+        self.sock.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client_sock, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            for a, b in ((client_sock, upstream), (upstream, client_sock)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TestStartingController:
+    def test_waits_for_a_controller_that_is_not_listening_yet(self, ziti) -> None:
+        fake, srv = ziti
+        relay = DelayedRelay(srv.port)
+        try:
+            threading.Timer(1.0, relay.open).start()
+            sleeps = RealSleeps()
+            with client(fake, srv, sleeps, url=f"https://localhost:{relay.port}", ready_timeout=30) as c:
+                assert c.list_all("cas") == []
+            assert len(sleeps) >= 2  # refused at least twice before the API came up
+        finally:
+            relay.close()
+
+    def test_gives_up_after_ready_timeout_naming_it(self, ziti) -> None:
+        fake, srv = ziti
+        relay = DelayedRelay(srv.port)  # never opened
+        try:
+            with (
+                client(fake, srv, RealSleeps(), url=f"https://localhost:{relay.port}", ready_timeout=1) as c,
+                pytest.raises(ZitiApiError) as err,
+            ):
+                c.list_all("cas")
+        finally:
+            relay.close()
+        assert err.value.code == "NO_RESPONSE" and "not reachable within 1s" in str(err.value)
+        assert not err.value.outcome_unknown
+
+    def test_a_tls_failure_is_not_waited_for(self, ziti) -> None:
+        fake, srv = ziti
+        other, _ = fake_ziti.make_ca("someone else")
+        sleeps = Sleeps()
+        with client(fake, srv, sleeps, ca_bundle_pem=other) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert err.value.code == "TLS_ERROR" and sleeps == []
+        assert "ca_bundle_pem" in str(err.value)
 
 
 class TestTrust:
