@@ -132,6 +132,23 @@ class TestFaultsAroundVerification:
         assert state.outputs["is_verified"] is True and len(fake.all("cas")) == 1
 
 
+class TestRefreshFaults:
+    def test_refresh_rides_out_transient_faults(self, ziti, id_host) -> None:
+        fake, srv = ziti
+        state = id_host.up("w", id_props(fake, srv))
+        srv.inject("GET", IDENTITY, status=503)
+        srv.inject("GET", IDENTITY, reset=True)
+        refreshed = id_host.refresh("w", state)
+        assert refreshed is not None and refreshed.id == state.id
+
+    def test_refresh_never_reports_gone_on_an_error(self, ziti, id_host) -> None:
+        fake, srv = ziti
+        state = id_host.up("w", id_props(fake, srv))
+        srv.inject("GET", IDENTITY, status=500, times=10)
+        with pytest.raises(ProviderCallError):
+            id_host.refresh("w", state)  # an error, not an empty id: the state keeps the identity
+
+
 class TestUpdateAndDeleteFaults:
     def test_patch_answer_lost_is_repeated_safely(self, ziti, id_host) -> None:
         fake, srv = ziti

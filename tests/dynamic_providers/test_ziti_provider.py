@@ -5,6 +5,7 @@ ownership tags, and a verification failure reported with the controller's code."
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -271,3 +272,11 @@ class TestOwnershipWithoutTheResourceClass:
 class TestProviderObject:
     def test_serialized_provider_is_a_small_module_reference(self, host) -> None:
         assert host.serialized_size < 400, host.serialized_size
+
+    def test_the_state_holds_no_credential_outside_the_connection_output(self, ziti, host) -> None:
+        fake, srv = ziti
+        props = ca_props(fake, srv)
+        state = host.up("ca", props)
+        assert b"admin-password" not in base64.b64decode(host.blob)
+        outside = {k: v for k, v in state.outputs.items() if k != "connection"}
+        assert "admin-password" not in repr(outside) and props["ca_key_pem"] not in repr(state.outputs)
