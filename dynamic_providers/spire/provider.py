@@ -24,6 +24,7 @@ server; it carries no credentials (local admin socket, or the operator's docker/
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -313,6 +314,14 @@ class SpireEntryProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in _strip(news).items() if k not in OUTPUT_KEYS}
+        connection = inputs.get("connection")
+        if isinstance(connection, Mapping):
+            # The engine runs the provider with PULUMI_PROJECT (and the test host with
+            # PULUMI_STACK) set; fill in what the program left out, so state records the owner.
+            env = {"project": os.environ.get("PULUMI_PROJECT"), "stack": os.environ.get("PULUMI_STACK")}
+            missing = {k: v for k, v in env.items() if v and connection.get(k) is None}
+            if missing:
+                inputs["connection"] = {**connection, **missing}
         failures = check_inputs(inputs)
         for key, default in DEFAULTS.items():
             if inputs.get(key) is None:

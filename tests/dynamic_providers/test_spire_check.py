@@ -103,7 +103,7 @@ TABLE = [
     _case("connection", {**GRPC, "socket_path": "/tmp/" + "s" * 110}, GRPC, "107 bytes"),
     _case("connection", {**GRPC, "sockt_path": "/x"}, GRPC, "connection.sockt_path"),
     _case("connection", {**GRPC, "trust_domain": "spiffe://example.org"}, GRPC, "connection.trust_domain"),
-    _case("connection", {k: v for k, v in GRPC.items() if k != "project"}, GRPC, "connection.project"),
+    _case("connection", {**GRPC, "project": ""}, GRPC, "connection.project"),
     _case("connection", {**GRPC, "timeout_seconds": 0}, GRPC, "connection.timeout_seconds"),
     _case("connection", {**DOCKER, "docker_host": "10.0.0.2"}, DOCKER, "connection.docker_host"),
     _case("connection", {k: v for k, v in DOCKER.items() if k != "service"}, DOCKER, "exactly one of container"),
@@ -163,6 +163,23 @@ def test_store_svid_needs_one_selector_type() -> None:
 def test_one_failure_per_broken_rule_across_fields() -> None:
     props = {**VALID, "spiffe_id": "spiffe://example.org/a/", "x509_svid_ttl": -1, "hint": "x" * 2000}
     assert sorted(prop for prop, _ in _failures(props)) == ["hint", "spiffe_id", "x509_svid_ttl"]
+
+
+def test_owner_parts_come_from_the_provider_environment_when_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    bare = {k: v for k, v in GRPC.items() if k not in ("project", "stack")}
+    monkeypatch.delenv("PULUMI_PROJECT", raising=False)
+    monkeypatch.delenv("PULUMI_STACK", raising=False)
+    assert sorted(r for _, r in _failures({**VALID, "connection": bare})) == [
+        "connection.project: Field required",
+        "connection.stack: Field required",
+    ]
+    monkeypatch.setenv("PULUMI_PROJECT", "identity-platform")
+    monkeypatch.setenv("PULUMI_STACK", "prod")
+    result = SpireEntryProvider().check({}, {**VALID, "connection": bare})
+    assert result.failures == []
+    assert result.inputs["connection"] == {**bare, "project": "identity-platform", "stack": "prod"}
+    given = SpireEntryProvider().check({}, {**VALID, "connection": {**bare, "project": "p", "stack": "s"}})
+    assert given.inputs["connection"]["stack"] == "s"  # what the program says wins
 
 
 def test_check_fills_defaults_and_drops_output_keys() -> None:
