@@ -446,28 +446,27 @@ class ExecEntryClient(EntryClient):
         return [*kubectl, "--namespace", c.namespace, "exec", c.pod, "--container", c.container, "--", *cli]
 
     def _cli(self, *args: str) -> dict[str, Any]:
-        """Run one `spire-server` command; return its JSON, or raise SpireError."""
+        """Run one `spire-server` command; return its JSON, or raise SpireError.
+
+        Per-entry results are read from the JSON whatever the exit status: SPIRE 1.15 exits 0 in
+        json mode for failed results, other builds and the pretty printer exit 1.
+        """
+        what = f"spire-server {' '.join(args[:2])} ({self._where()})"
         proc = self._exec(self._argv(list(args)))
+        data = _json_object(proc.stdout)
+        if data is not None and ("results" in data or "entries" in data):
+            return data
         m = _CLI_ERROR.search(proc.stderr)
         if proc.returncode != 0 and m:
             msg = m.group("msg").strip()
             rpc = _RPC_ERROR.search(msg)
             code = go_code_name(rpc.group("code")) if rpc else "INVALID_ARGUMENT"
-            raise SpireError(f"spire-server {' '.join(args[:2])} ({self._where()}) failed ({code}): {msg}", code=code)
+            raise SpireError(f"{what} failed ({code}): {msg}", code=code)
         if proc.returncode != 0:
             # Not the CLI speaking: the engine, ssh, kubectl or the container runtime failed.
             detail = (proc.stderr or proc.stdout).strip() or f"exit status {proc.returncode}"
             raise SpireError(f"{self._where()} failed: {detail}", code="UNAVAILABLE")
-        try:
-            data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            raise SpireError(
-                f"spire-server {' '.join(args[:2])} ({self._where()}) printed no JSON: {proc.stdout[:200]!r}",
-                code="UNKNOWN",
-            ) from None
-        if not isinstance(data, dict):
-            raise SpireError(f"spire-server {' '.join(args[:2])} printed unexpected JSON", code="UNKNOWN")
-        return data
+        raise SpireError(f"{what} printed no results JSON: {proc.stdout[:200]!r}", code="UNKNOWN")
 
     # --- primitives ------------------------------------------------------------------------
 
@@ -553,6 +552,14 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     if fields.store_svid:
         flags.append("-storeSVID")
     return flags
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _entry_from_json(raw: dict[str, Any]) -> Entry:

@@ -218,6 +218,31 @@ class TestCliQuirks:
         assert err.value.code == code
         assert len(calls) == (3 if code == "UNAVAILABLE" else 1)
 
+    def test_results_json_wins_over_a_nonzero_exit(self) -> None:
+        """A build that exits 1 for failed results (as the pretty printer does) reads the same."""
+        foreign = {
+            "id": "theirs",
+            "spiffe_id": {"trust_domain": TD, "path": "/ns/demo/sa/api"},
+            "parent_id": {"trust_domain": TD, "path": "/spire/agent/x509pop/worker-1"},
+            "selectors": [{"type": t, "value": v} for t, _, v in (s.partition(":") for s in FIELDS.selectors)],
+            "revision_number": 3,
+        }
+
+        def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+            if "create" in argv:
+                out = {"results": [{"status": {"code": 6, "message": "similar entry already exists"}, "entry": {}}]}
+                return subprocess.CompletedProcess(
+                    argv, 1, json.dumps(out), "Error: failed to create one or more entries\n"
+                )
+            return subprocess.CompletedProcess(argv, 0, json.dumps({"entries": [foreign]}), "")
+
+        conn = parse_connection(
+            {"transport": "docker-exec", "container": "spire", "trust_domain": TD, "project": "p", "stack": "s"}
+        )
+        with pytest.raises(SpireError, match="'theirs', which this stack does not own") as err:
+            ExecEntryClient(conn, runner=runner).create(FIELDS)
+        assert err.value.code == "ALREADY_EXISTS" and err.value.entry_id == "theirs"
+
     def test_missing_cli_binary_is_actionable(self) -> None:
         def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
             raise FileNotFoundError(argv[0])
