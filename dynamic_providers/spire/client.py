@@ -159,8 +159,9 @@ class EntryClient(ABC):
             existing = status.entry
         else:
             existing = self._retry(lambda: self._similar(fields))
-        if existing is not None:
+        if existing is not None and existing.identity() == fields.identity():
             return self._adopt(existing, fields)
+        # Only an entry with the same triple is "similar"; anything else means our id is taken.
         occupant = self._retry(lambda: self._get(entry_id))
         if occupant is None:
             raise SpireError(

@@ -18,12 +18,14 @@ import pytest
 from dynamic_providers.spire._proto import types_pb2
 from dynamic_providers.spire.client import (
     MUTABLE_FIELDS,
+    CreateStatus,
+    EntryClient,
     ExecEntryClient,
     SpireError,
     go_code_name,
     open_client,
 )
-from dynamic_providers.spire.models import EntryFields, parse_connection
+from dynamic_providers.spire.models import Entry, EntryFields, parse_connection
 from tests.fakes.spire_env import TRANSPORTS, SpireTarget, make_target
 from tests.fakes.spire_server import FakeSpireServer, entry
 
@@ -139,6 +141,38 @@ class TestUpdateLeavesWhatWeDoNotOwn:
             with pytest.raises(SpireError) as err:
                 client.update("pulumi.identity-platform.test.gone", FIELDS)
         assert err.value.code == "NOT_FOUND"
+
+
+def test_an_already_exists_entry_that_is_not_similar_is_never_adopted() -> None:
+    """Adoption needs the same (spiffe_id, parent_id, selectors); otherwise it is an id collision."""
+    ours_by_prefix = Entry(id="pulumi.p.s.x", spiffe_id=f"spiffe://{TD}/other", parent_id=AGENT, selectors=("a:b",))
+
+    class Scripted(EntryClient):
+        reports_existing_entry = True
+        updates: list[str] = []
+
+        def _get(self, entry_id: str) -> Entry | None:
+            return ours_by_prefix
+
+        def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
+            return CreateStatus("ALREADY_EXISTS", "failed to create entry", ours_by_prefix)
+
+        def _similar(self, fields: EntryFields) -> Entry | None:
+            raise AssertionError("not needed over gRPC")
+
+        def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+            self.updates.append(entry_id)
+            return ours_by_prefix
+
+        def _delete(self, entry_id: str) -> bool:
+            return True
+
+    conn = parse_connection(
+        {"transport": "grpc", "socket_path": "/x.sock", "trust_domain": TD, "project": "p", "stack": "s"}
+    )
+    with pytest.raises(SpireError, match="collision"):
+        Scripted(conn).create(FIELDS)
+    assert Scripted.updates == []
 
 
 class TestCliQuirks:
