@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--stack", action="append", help="stack name (default: every Pulumi.<stack>.yaml)")
     args = parser.parse_args()
     stacks = args.stack or stack_files()
+    medians: dict[tuple[str, str], float] = {}
     print(f"{'stack':<10} {'mode':<8} {'resources':>9} {'median ms':>10} {'min ms':>8} {'runs':>5}")
     for stack in stacks:
         for preview in (True, False):
@@ -34,9 +35,15 @@ def main() -> None:
                 times.append((time.perf_counter() - start) * 1000)
                 count = len(result.resources)
             mode = "preview" if preview else "update"
+            medians[(stack, mode)] = statistics.median(times)
             print(
                 f"{stack:<10} {mode:<8} {count:>9} {statistics.median(times):>10.1f} {min(times):>8.1f} {args.runs:>5}"
             )
+    if ("prod", "update") in medians:
+        print(
+            f"prod program evaluation: {medians[('prod', 'update')]:.1f} ms (update), "
+            f"{medians[('prod', 'preview')]:.1f} ms (preview), median of {args.runs}"
+        )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ fi
 def backup_health_test(interval_seconds: int, marker: str = "/tmp/last-success") -> list[str]:  # noqa: S108
     """Healthy while the last successful backup is younger than two intervals plus slack."""
     max_age = 2 * interval_seconds + 300
-    return ["CMD-SHELL", f'test -s {marker} && [ $(( $(date +%s) - $(cat {marker}) )) -lt {max_age} ]']
+    return ["CMD-SHELL", f"test -s {marker} && [ $(( $(date +%s) - $(cat {marker}) )) -lt {max_age} ]"]
 
 
 class PostgresDatabase(pulumi.ComponentResource):

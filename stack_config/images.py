@@ -26,8 +26,9 @@ class Images(Model):
         description="Runs SQLite's online backup API against SPIRE's datastore (prod backups).",
     )
     rclone_plugin: str = Field(
-        default="docker.io/rclone/docker-volume-rclone:amd64-1.71.2",
-        description="The rclone Docker volume plugin installed on the stateful node (prod).",
+        default="rclone/docker-volume-rclone:amd64-1.71.2",
+        description="The rclone Docker volume plugin installed on the stateful node (prod); named as "
+        "`docker plugin ls` shows it, so the provider reads back the same name.",
     )
 
     @field_validator("*")

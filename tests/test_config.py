@@ -159,5 +159,5 @@ class TestPlatformSettings:
     def test_defaults(self) -> None:
         cfg = parse(prod_raw())
         assert cfg.keycloak.proxy_network == "caddy_caddy"
-        assert cfg.images.rclone_plugin.startswith("docker.io/rclone/docker-volume-rclone:")
+        assert cfg.images.rclone_plugin.startswith("rclone/docker-volume-rclone:amd64-")
         assert not any(w.svid_helper for w in cfg.workloads.values())

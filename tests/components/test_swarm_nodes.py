@@ -36,7 +36,7 @@ class TestSwarmNodes:
     def test_one_provider_per_node_and_the_plugin_on_the_db_node(self) -> None:
         def body() -> None:
             SwarmNodes("swarm", nodes=nodes("db", others=("w1",)), manager_node="w1",
-                       rclone_plugin_image="docker.io/rclone/docker-volume-rclone:amd64-1.71.2")  # fmt: skip
+                       rclone_plugin_image="rclone/docker-volume-rclone:amd64-1.71.2")  # fmt: skip
 
         r = run(body, stack="prod")
         providers = {p.name: p for p in r.of_type("pulumi:providers:docker")}

@@ -203,6 +203,7 @@ CALLS: dict[str, Callable[[pmocks.MockCallArgs], dict[str, Any]]] = {
     "docker:index/getNetwork:getNetwork": _get_network,
 }
 
+
 class RecordingMonitor(pmocks.MockMonitor):
     """MockMonitor that also keeps each request's parent, dependencies and options."""
 
@@ -244,15 +245,19 @@ def mocked_engine(
     old_settings = settings.SETTINGS
     old_config = pulumi.runtime.config.CONFIG.get()
     old_secret = pulumi.runtime.config._SECRET_KEYS.get()
+    old_root = settings.ROOT.get()
     values, secrets = stack_config(stack)
     values.update(config or {})
     monitor = RecordingMonitor(mocks or DefaultMocks(preview))
+    # A fresh root Stack per run: otherwise exports of an earlier run leak into this one.
+    settings.ROOT.set(None)
     pmocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(values, secret_keys=secrets + list(secret_keys or []))
     try:
         yield monitor
     finally:
         settings.configure(old_settings)
+        settings.ROOT.set(old_root)
         pulumi.runtime.config.CONFIG.set(old_config)
         pulumi.runtime.config._SECRET_KEYS.set(old_secret)
 
