@@ -135,6 +135,7 @@ class SpireStack(pulumi.ComponentResource):
     backup_service: docker.Service | None
     server_service_name: str
     server_socket_path: str
+    agent_socket_dir: str
     agent_socket_path: str
     agents: dict[str, docker.Container]
     network: docker.Network
@@ -165,6 +166,7 @@ class SpireStack(pulumi.ComponentResource):
             )
         self.server_service_name = SERVER_SERVICE
         self.server_socket_path = f"{SERVER_SOCKET_DIR}/api.sock"
+        self.agent_socket_dir = AGENT_SOCKET_DIR
         self.agent_socket_path = f"{AGENT_SOCKET_DIR}/agent.sock"
         child = pulumi.ResourceOptions(parent=self)
         on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)

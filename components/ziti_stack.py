@@ -306,7 +306,7 @@ class ZitiStack(pulumi.ComponentResource):
                 workload=wname,
                 image=images.spiffe_helper,
                 labels=workload.helper_labels(),
-                agent_socket_dir=spire.agent_socket_path.rsplit("/", 1)[0],
+                agent_socket_dir=spire.agent_socket_dir,
                 agent_socket_path=spire.agent_socket_path,
                 provider=swarm.providers[workload.node],
                 agent=spire.agents[workload.node],

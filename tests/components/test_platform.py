@@ -342,3 +342,22 @@ class TestDevHasNoCloud:
         assert not dev.of_type(PLUGIN)
         assert all(v.inputs["driver"] == "local" for v in dev.of_type(VOLUME))
         assert not [n for n in services(dev) if n.endswith("backup")]
+
+
+class TestChildNaming:
+    def test_children_are_named_after_their_parent(self, every_run: ProgramRun) -> None:
+        by_urn = {r.urn: r for r in every_run.resources}
+        checked = 0
+        for r in every_run.resources:
+            parent = by_urn.get(r.parent)
+            if parent is None:
+                continue
+            assert r.name.startswith(f"{parent.name}-"), f"{r.type} {r.name} under {parent.name}"
+            checked += 1
+        assert checked >= 30
+
+    def test_component_type_tokens(self, every_run: ProgramRun) -> None:
+        components = [r for r in every_run.resources if not r.custom]
+        assert components
+        for c in components:
+            assert re.fullmatch(r"identity-platform:[a-z]+:[A-Za-z]+", c.type), c.type
