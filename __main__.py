@@ -1,72 +1,40 @@
-"""The identity platform: load config, build the stacks, wire the trust chain, export outputs."""
+"""The identity platform: load config, build the stacks and the trust chain, export outputs.
+
+The wiring lives in `components/assembly.py`; the exports below are the contract that
+`ops/outputs.py` (`StackOutputs`, schema/stack-outputs.schema.json) types for consumers.
+"""
 
 import pulumi
 
 import stack_config
-from components.keycloak_stack import KeycloakStack
-from components.spire_stack import SpireStack
-from components.storage import SpacesBucket, bucket_name
-from components.swarm_nodes import SwarmNodes
-from components.ziti_stack import ZitiStack
+from components.assembly import build_platform
 
 config = stack_config.load()
-stack = pulumi.get_stack()
-
-swarm = SwarmNodes(
-    "swarm",
-    nodes=config.nodes,
-    manager_node=config.manager_node,
-    rclone_plugin_image=config.images.rclone_plugin if config.is_prod else None,
-)
-
-# prod: one private bucket (and key) per stack; dev: local volumes only.
-buckets = (
-    {
-        role: SpacesBucket(
-            f"bucket-{role}",
-            bucket_name=bucket_name(config.domain, stack, role),
-            region=config.region,
-            noncurrent_version_days=config.storage.noncurrent_version_days,
-        )
-        for role in ("spire", "keycloak", "ziti")
-    }
-    if config.is_prod
-    else {}
-)
-
-# Order: SPIRE -> Keycloak -> OpenZiti.
-spire = SpireStack("spire", config=config, swarm=swarm, bucket=buckets.get("spire"))
-keycloak = KeycloakStack(
-    "keycloak",
-    config=config,
-    swarm=swarm,
-    bucket=buckets.get("keycloak"),
-    opts=pulumi.ResourceOptions(depends_on=[spire]),
-)
-ziti = ZitiStack(
-    "ziti",
-    config=config,
-    swarm=swarm,
-    spire=spire,
-    keycloak=keycloak,
-    bucket=buckets.get("ziti"),
-    # Until the ZitiEdgeRouter resource is wired in, the router's one-time JWT may come from config.
-    router_enrollment_jwt=pulumi.Config().get_secret("zitiRouterEnrollmentJwt"),
-    opts=pulumi.ResourceOptions(depends_on=[keycloak]),
-)
+p = build_platform(config)
 
 pulumi.export("environment", config.environment)
 pulumi.export("nodes", sorted(config.nodes))
-pulumi.export("spireTrustDomain", spire.trust_domain)
-pulumi.export("spireBundlePem", spire.root_ca_cert_pem)
-pulumi.export("keycloakUrl", keycloak.url)
-pulumi.export("keycloakAdminUser", keycloak.admin_user)
-pulumi.export("keycloakAdminPassword", pulumi.Output.secret(keycloak.admin_password))
-pulumi.export("zitiControllerUrl", ziti.controller_url)
-pulumi.export("zitiConsoleUrl", ziti.console_url)
-pulumi.export("zitiAdminUser", ziti.admin_user)
-pulumi.export("zitiAdminPassword", pulumi.Output.secret(ziti.admin_password))
+pulumi.export("spireTrustDomain", p.spire.trust_domain)
+pulumi.export("spireBundlePem", p.spire.root_ca_cert_pem)
+pulumi.export("spireEntryIds", p.registrations.entry_ids)
+pulumi.export("keycloakUrl", p.keycloak.url)
+pulumi.export("keycloakIssuerUrl", p.keycloak_identity.issuer_url)
+pulumi.export("keycloakJwksUrl", p.keycloak_identity.jwks_url)
+pulumi.export("keycloakRealmId", p.keycloak_identity.realm_id)
+pulumi.export("keycloakZitiClientId", p.keycloak_identity.client_uuid)
+pulumi.export("keycloakAdminUser", p.keycloak.admin_user)
+pulumi.export("keycloakAdminPassword", pulumi.Output.secret(p.keycloak.admin_password))
+pulumi.export("zitiControllerUrl", p.ziti.controller_url)
+pulumi.export("zitiConsoleUrl", p.ziti.console_url)
+pulumi.export("zitiAdminUser", p.ziti.admin_user)
+pulumi.export("zitiAdminPassword", pulumi.Output.secret(p.ziti.admin_password))
+pulumi.export("zitiCaId", p.ziti_trust.ca_id)
+pulumi.export("zitiCaFingerprint", p.ziti_trust.ca_fingerprint)
+pulumi.export("zitiExtJwtSignerId", p.ziti_trust.ext_jwt_signer_id)
+pulumi.export("zitiAuthPolicyId", p.ziti_trust.auth_policy_id)
+pulumi.export("zitiRouterId", p.ziti_trust.router_id)
+pulumi.export("zitiIdentityIds", p.ziti_trust.identity_ids)
 pulumi.export(
     "buckets",
-    {role: {"name": b.bucket_name, "region": b.region, "endpoint": b.endpoint} for role, b in buckets.items()},
+    {role: {"name": b.bucket_name, "region": b.region, "endpoint": b.endpoint} for role, b in p.buckets.items()},
 )

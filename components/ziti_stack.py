@@ -10,11 +10,15 @@ console chart was removed, so none is deployed. On the `ziti` network the contro
 by its advertised name, so routers and the backup job reach it inside the Swarm under the name its
 certificate carries.
 
-Router: its one-time enrollment JWT comes from the `ZitiEdgeRouter` resource (the Ziti provider) or,
-until that is wired, from the secret config key `zitiRouterEnrollmentJwt`; it is delivered as a
-Swarm secret (`ZITI_ENROLL_TOKEN` names the file). Without a JWT there is nothing to enroll with,
-so the router service is not created; `router_service` is then None. The router's enrolled
-identity lives on a node-local volume: the JWT is single-use.
+Controller PKI: the program owns the controller's root CA (pulumi-tls, URI SAN
+`spiffe://<cluster trust domain>`), delivered as two Swarm secrets that the wrapper copies to
+`pki/root/{certs/root.cert,keys/root.key}` before the image's bootstrap runs; the bootstrap
+issues the intermediate and server certificates only when missing and keeps an existing root. So
+the program knows the CA that signs the controller's TLS certificate before the controller exists,
+and the Ziti provider verifies the controller against it (`controller_ca_pem`) in the same `up`.
+
+The edge router is `components/ziti_router.py`: its one-time JWT comes from the `ZitiEdgeRouter`
+resource, which needs this controller running, so it cannot be built inside this component.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
+import pulumi_tls as tls
 
 from components.docker_helpers import (
     SECRETS_DIR,
@@ -49,12 +54,21 @@ ZITI_UID = "2171"  # user `ziggy` in the ziti images
 CONTROLLER_HOME = "/ziti-controller"
 ROUTER_HOME = "/ziti-router"
 ADMIN_PASSWORD_FILE = "ziti-admin-password"  # noqa: S105 - a file name
-ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
+PKI_ROOT_CERT_FILE = "ziti-pki-root.cert"
+PKI_ROOT_KEY_FILE = "ziti-pki-root.key"
 
 # `bash -c SCRIPT entrypoint run config.yml`: read the password from the secret, then hand over to
 # the image's own entrypoint with the original arguments.
+# The Pulumi-owned root goes into place only on an empty volume (first start or restore-less
+# rebuild); afterwards the bootstrap finds its own files and renews leaves from them.
 CONTROLLER_WRAPPER = (
     "set -euo pipefail; "
+    f'root="{CONTROLLER_HOME}/pki/root"; '
+    'if [[ ! -s "$root/certs/root.cert" ]]; then '
+    'mkdir -p "$root/certs" "$root/keys"; '
+    f'cp {SECRETS_DIR}/{PKI_ROOT_CERT_FILE} "$root/certs/root.cert"; '
+    f'cp {SECRETS_DIR}/{PKI_ROOT_KEY_FILE} "$root/keys/root.key"; chmod 0400 "$root/keys/root.key"; '
+    "fi; "
     f'ZITI_PWD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; export ZITI_PWD; '
     'exec /entrypoint.bash "$@"'
 )
@@ -129,8 +143,8 @@ class ZitiStack(pulumi.ComponentResource):
     admin_user: str
     admin_password: pulumi.Output[str]
     network: docker.Network
+    controller_ca_pem: pulumi.Output[str]
     controller_service: docker.Service
-    router_service: docker.Service | None
     backup_service: docker.Service | None
     svid_helpers: dict[str, SpiffeHelper]
 
@@ -143,7 +157,6 @@ class ZitiStack(pulumi.ComponentResource):
         spire: SpireStack,
         keycloak: KeycloakStack | None = None,
         bucket: SpacesBucket | None = None,
-        router_enrollment_jwt: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("identity-platform:ziti:ZitiStack", resource_name, None, opts)
@@ -169,6 +182,38 @@ class ZitiStack(pulumi.ComponentResource):
             f"{name}-admin-password",
             base="ziti-admin-password",
             content=self.admin_password,
+            parent=self,
+            provider=swarm.manager,
+        )
+        # The controller's own PKI root (distinct from SPIRE's root: different trust domains).
+        pki_key = tls.PrivateKey(
+            f"{name}-pki-root-key", algorithm="ECDSA", ecdsa_curve="P384", opts=pulumi.ResourceOptions(parent=self)
+        )
+        pki_root = tls.SelfSignedCert(
+            f"{name}-pki-root",
+            private_key_pem=pki_key.private_key_pem,
+            is_ca_certificate=True,
+            set_subject_key_id=True,
+            validity_period_hours=config.spire.root_ca_validity_hours,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            uris=[f"spiffe://{zt.cluster_trust_domain}"],
+            subject=tls.SelfSignedCertSubjectArgs(
+                common_name=f"{zt.cluster_trust_domain} controller root CA", organization=PROJECT
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.controller_ca_pem = pki_root.cert_pem
+        pki_cert_secret = secret_file(
+            f"{name}-pki-root-cert",
+            base="ziti-pki-root-cert",
+            content=pki_root.cert_pem,
+            parent=self,
+            provider=swarm.manager,
+        )
+        pki_key_secret = secret_file(
+            f"{name}-pki-root-key",
+            base="ziti-pki-root-key",
+            content=pki_key.private_key_pem,
             parent=self,
             provider=swarm.manager,
         )
@@ -245,7 +290,11 @@ class ZitiStack(pulumi.ComponentResource):
                 commands=["/bin/bash", "-c", CONTROLLER_WRAPPER, "entrypoint"],
                 args=["run", "config.yml"],
                 env=controller_env,
-                secrets=[secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID)],
+                secrets=[
+                    secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID),
+                    secret_mount(pki_cert_secret, PKI_ROOT_CERT_FILE, uid=ZITI_UID),
+                    secret_mount(pki_key_secret, PKI_ROOT_KEY_FILE, uid=ZITI_UID),
+                ],
                 mounts=[volume_mount(data_volume.name, CONTROLLER_HOME)],
                 healthcheck=healthcheck(
                     ["CMD", "ziti", "agent", "stats"], interval="10s", timeout="5s", start_period="90s"
@@ -293,10 +342,6 @@ class ZitiStack(pulumi.ComponentResource):
                 opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[self.controller_service])),
             )
 
-        self.router_service = None
-        if router_enrollment_jwt is not None:
-            self.router_service = self._router(name, config, swarm, router_enrollment_jwt)
-
         self.svid_helpers = {}
         for wname, workload in sorted(config.workloads.items()):
             if not workload.svid_helper:
@@ -319,56 +364,6 @@ class ZitiStack(pulumi.ComponentResource):
                 "console_url": self.console_url,
                 "admin_user": self.admin_user,
                 "admin_password": self.admin_password,
-                "router": bool(self.router_service),
+                "controller_ca_pem": self.controller_ca_pem,
             }
-        )
-
-    def _router(self, name: str, config: StackConfig, swarm: SwarmNodes, jwt: pulumi.Input[str]) -> docker.Service:
-        zt, prod = config.ziti, config.is_prod
-        jwt_secret = secret_file(
-            f"{name}-router-jwt", base="ziti-router-enrollment", content=jwt, parent=self, provider=swarm.manager
-        )
-        data_volume = docker.Volume(
-            f"{name}-router-data",
-            name="ziti-router-data",
-            driver="local",
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
-        )
-        return service(
-            f"{name}-router",
-            name=ROUTER_SERVICE,
-            stateful=True,  # its enrolled identity is on a node-local volume
-            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                image=config.images.ziti_router,
-                args=["run", "config.yml"],
-                env={
-                    # A path: the bootstrap reads the token from the file.
-                    "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
-                    "ZITI_ROUTER_NAME": zt.router_name,
-                    "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
-                    "ZITI_ROUTER_PORT": str(zt.router_port),
-                    "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
-                    "ZITI_ROUTER_MODE": "host",
-                    "ZITI_ROUTER_TYPE": "edge",
-                    "ZITI_BOOTSTRAP": "true",
-                    "ZITI_BOOTSTRAP_CONFIG": "true",
-                    "ZITI_BOOTSTRAP_ENROLLMENT": "true",
-                    "ZITI_AUTO_RENEW_CERTS": "true",
-                    "ZITI_HOME": ROUTER_HOME,
-                },
-                secrets=[secret_mount(jwt_secret, ENROLLMENT_JWT_FILE, uid=ZITI_UID)],
-                mounts=[volume_mount(data_volume.name, ROUTER_HOME)],
-                healthcheck=healthcheck(
-                    ["CMD", "ziti", "agent", "stats"], interval="10s", timeout="5s", start_period="60s"
-                ),
-                stop_grace_period="30s",
-            ),
-            networks=[network_attachment(self.network.id)],
-            ports=[
-                docker.ServiceEndpointSpecPortArgs(
-                    name="edge", target_port=zt.router_port, published_port=zt.router_port, protocol="tcp"
-                )
-            ],
-            resources=limits(prod, memory_mb=512, cpus=1.0),
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.manager, depends_on=[self.controller_service]),
         )

@@ -14,11 +14,7 @@ import pulumi
 from pulumi.output import Unknown
 
 import stack_config
-from components.keycloak_stack import KeycloakStack
-from components.spire_stack import SpireStack
-from components.storage import SpacesBucket, bucket_name
-from components.swarm_nodes import SwarmNodes
-from components.ziti_stack import ZitiStack
+from components import assembly
 from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered, run
 
 SERVICE = "docker:index/service:Service"
@@ -132,61 +128,36 @@ def is_unknown(value: Any) -> bool:
     return isinstance(value, Unknown)
 
 
-def build_platform(router_jwt: str | None = None) -> Callable[[], None]:
-    """The stacks exactly as `__main__.py` builds them, returned as a mock-engine body, so tests
-    can reach the component objects (attributes) as well as the registrations."""
+def build_platform() -> Callable[[], None]:
+    """The stacks exactly as `__main__.py` builds them (the same `build_platform`), returned as a
+    mock-engine body, so tests can reach the component objects (attributes) as well as the
+    registrations."""
 
     def body() -> None:
         config = stack_config.load()
-        swarm = SwarmNodes(
-            "swarm",
-            nodes=config.nodes,
-            manager_node=config.manager_node,
-            rclone_plugin_image=config.images.rclone_plugin if config.is_prod else None,
+        p = assembly.build_platform(config)
+        BUILT.update(
+            swarm=p.swarm,
+            spire=p.spire,
+            keycloak=p.keycloak,
+            ziti=p.ziti,
+            buckets=p.buckets,
+            router=p.router,
+            trust=p.ziti_trust,
         )
-        buckets = (
-            {
-                role: SpacesBucket(
-                    f"bucket-{role}",
-                    bucket_name=bucket_name(config.domain, pulumi.get_stack(), role),
-                    region=config.region,
-                    noncurrent_version_days=config.storage.noncurrent_version_days,
-                )
-                for role in ("spire", "keycloak", "ziti")
-            }
-            if config.is_prod
-            else {}
-        )
-        spire = SpireStack("spire", config=config, swarm=swarm, bucket=buckets.get("spire"))
-        keycloak = KeycloakStack(
-            "keycloak",
-            config=config,
-            swarm=swarm,
-            bucket=buckets.get("keycloak"),
-            opts=pulumi.ResourceOptions(depends_on=[spire]),
-        )
-        ziti = ZitiStack(
-            "ziti",
-            config=config,
-            swarm=swarm,
-            spire=spire,
-            keycloak=keycloak,
-            bucket=buckets.get("ziti"),
-            router_enrollment_jwt=pulumi.Output.secret(router_jwt) if router_jwt else None,
-            opts=pulumi.ResourceOptions(depends_on=[keycloak]),
-        )
-        BUILT.update(swarm=swarm, spire=spire, keycloak=keycloak, ziti=ziti, buckets=buckets)
         pulumi.export("nodes", sorted(config.nodes))
-        pulumi.export("spireBundlePem", spire.root_ca_cert_pem)
+        pulumi.export("spireBundlePem", p.spire.root_ca_cert_pem)
         # Component attributes that are Outputs, readable (with secretness) as exports.
-        pulumi.export("spire.root_ca_cert_pem", spire.root_ca_cert_pem)
-        pulumi.export("spire.root_ca_key_pem", spire.root_ca_key_pem)
-        pulumi.export("keycloak.url", keycloak.url)
-        pulumi.export("keycloak.admin_password", keycloak.admin_password)
-        pulumi.export("ziti.controller_url", ziti.controller_url)
-        pulumi.export("ziti.console_url", ziti.console_url)
-        pulumi.export("ziti.admin_password", ziti.admin_password)
-        for role, b in buckets.items():
+        pulumi.export("spire.root_ca_cert_pem", p.spire.root_ca_cert_pem)
+        pulumi.export("spire.root_ca_key_pem", p.spire.root_ca_key_pem)
+        pulumi.export("keycloak.url", p.keycloak.url)
+        pulumi.export("keycloak.admin_password", p.keycloak.admin_password)
+        pulumi.export("ziti.controller_url", p.ziti.controller_url)
+        pulumi.export("ziti.console_url", p.ziti.console_url)
+        pulumi.export("ziti.admin_password", p.ziti.admin_password)
+        pulumi.export("ziti.controller_ca_pem", p.ziti.controller_ca_pem)
+        pulumi.export("trust.router_enrollment_jwt", p.ziti_trust.router_enrollment_jwt)
+        for role, b in p.buckets.items():
             pulumi.export(f"bucket.{role}.secret_key", b.secret_key)
             pulumi.export(f"bucket.{role}.access_key_id", b.access_key_id)
 
@@ -197,10 +168,10 @@ BUILT: dict[str, Any] = {}
 
 
 def platform(
-    stack: str = "dev", preview: bool = False, config: dict[str, Any] | None = None, router_jwt: str | None = None
+    stack: str = "dev", preview: bool = False, config: dict[str, Any] | None = None
 ) -> tuple[ProgramRun, dict[str, Any]]:
     """Run the platform with config overrides (`{"spire": {...}}` -> `identity-platform:spire`)."""
     BUILT.clear()
     raw = {f"identity-platform:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
-    result = run(build_platform(router_jwt), stack=stack, preview=preview, config=raw)
+    result = run(build_platform(), stack=stack, preview=preview, config=raw)
     return result, dict(BUILT)

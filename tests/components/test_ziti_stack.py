@@ -1,6 +1,7 @@
-"""ZitiStack: controller bootstrap without a password in the environment, console at /zac, the
-router only with an enrollment JWT (delivered as a Swarm secret), spiffe-helper sidecars, and the
-controller backup/restore scripts (run for real with a `ziti` CLI double)."""
+"""ZitiStack: controller bootstrap without a password in the environment, a Pulumi-owned controller
+PKI root, console at /zac, the router (ZitiRouter) enrolled with the edge-router resource's JWT
+delivered as a Swarm secret, spiffe-helper sidecars, and the controller backup/restore scripts (run
+for real with a `ziti` CLI double)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from tests.components._platform import (
     unwrap,
 )
 from tests.components.test_spire_conf import parse
-from tests.harness.mock_engine import ProgramRun, run_program
+from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, run_program
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb3V0ZXIifQ.c2lnbmF0dXJl"
 
@@ -51,7 +52,7 @@ class TestController:
         assert env["ZITI_BOOTSTRAP_CONSOLE"] == "true" and env["ZITI_BOOTSTRAP_CLUSTER"] == "true"
         assert env["ZITI_CTRL_ADVERTISED_PORT"] == "1280"
         assert "ZITI_PWD" not in env
-        (secret,) = cs["secrets"]
+        secret = next(s for s in cs["secrets"] if s["fileName"] == ziti_stack.ADMIN_PASSWORD_FILE)
         assert f"/run/secrets/{secret['fileName']}" in cs["commands"][2]
         assert cs["args"] == ["run", "config.yml"]
         assert cs["healthcheck"]["tests"] == ["CMD", "ziti", "agent", "stats"]
@@ -82,29 +83,46 @@ class TestController:
 
 
 class TestRouter:
-    def test_no_jwt_no_router(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
-        r, objs = built
-        assert "ziti-router" not in services(r)
-        assert objs["ziti"].router_service is None
-
-    def test_jwt_is_a_swarm_secret_file(self) -> None:
-        r, _ = platform("prod", router_jwt=JWT)
+    def test_router_is_enrolled_with_the_edge_router_resources_jwt(self) -> None:
+        r, _ = platform("prod")
         svc = services(r)["ziti-router"]
         cs = spec(svc)
         (secret,) = cs["secrets"]
         assert cs["env"]["ZITI_ENROLL_TOKEN"] == f"/run/secrets/{secret['fileName']}"
-        assert JWT not in str(cs["env"])
+        jwt = r.exports["trust.router_enrollment_jwt"]
+        assert jwt.secret and jwt.value.startswith(SECRET_PREFIX), "the JWT comes from ZitiEdgeRouter"
+        assert jwt.value not in str(cs["env"])
         jwt_secret = next(s for s in r.of_type(SECRET) if s.name == "ziti-router-jwt")
-        assert secret_payload(jwt_secret) == JWT
+        assert secret_payload(jwt_secret) == jwt.value
+        edge_router = r.get("pulumi-python:dynamic/ziti:EdgeRouter", "ziti-trust-router")
+        assert edge_router.urn in jwt_secret.dependencies, "the secret waits for the edge-router resource"
         assert cs["env"]["ZITI_ROUTER_ADVERTISED_ADDRESS"] == "router.zt.acme-identity.net"
         (port,) = svc.inputs["endpointSpec"]["ports"]
         assert port["publishedPort"] == 3022
         assert services(r)["ziti-controller"].urn in svc.dependencies
         assert r.get(VOLUME, "ziti-router-data").inputs["driver"] == "local", "the enrolled identity persists"
 
-    def test_main_wires_the_config_key(self) -> None:
-        r = run_program("dev", False, config={"identity-platform:zitiRouterEnrollmentJwt": JWT})
+    def test_main_builds_the_router(self) -> None:
+        r = run_program("dev", False)
         assert "ziti-router" in services(r)
+
+    def test_controller_pki_root_is_pulumi_owned_and_delivered_as_secrets(
+        self, built: tuple[ProgramRun, dict[str, Any]]
+    ) -> None:
+        r, _ = built
+        cs = spec(services(r)["ziti-controller"])
+        files = {s["fileName"] for s in cs["secrets"]}
+        assert {ziti_stack.PKI_ROOT_CERT_FILE, ziti_stack.PKI_ROOT_KEY_FILE} <= files
+        cert = r.get("tls:index/selfSignedCert:SelfSignedCert", "ziti-pki-root")
+        assert cert.inputs["isCaCertificate"] is True
+        cluster_td = "ctrl.zt.acme-identity.net" if r.stack == "prod" else "ctrl.dev.zt.internal"
+        assert cert.inputs["uris"] == [f"spiffe://{cluster_td}"]
+        key_secret = r.get(SECRET, "ziti-pki-root-key")
+        assert "data" in key_secret.additional_secret_outputs
+        # The wrapper installs the root only on an empty volume, before the image's bootstrap.
+        wrapper = cs["commands"][2]
+        assert wrapper.index("root.cert") < wrapper.index("exec /entrypoint.bash")
+        assert 'if [[ ! -s "$root/certs/root.cert" ]]' in wrapper
 
 
 class TestSvidHelper:
@@ -225,13 +243,42 @@ class TestControllerRestoreRuns:
 
 
 class TestControllerWrapperRuns:
-    def test_password_reaches_the_entrypoint_only(self, tmp_path: Path) -> None:
-        (tmp_path / ziti_stack.ADMIN_PASSWORD_FILE).write_text("pw")
+    @staticmethod
+    def _run(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+        secrets, home = tmp_path / "secrets", tmp_path / "home"
         entry = tmp_path / "entrypoint.bash"
         entry.write_text('#!/bin/bash\necho "$* pwd=$ZITI_PWD"\n')
         entry.chmod(0o755)
-        script = ziti_stack.CONTROLLER_WRAPPER.replace("/run/secrets", str(tmp_path)).replace(
-            "/entrypoint.bash", str(entry)
+        script = (
+            ziti_stack.CONTROLLER_WRAPPER.replace("/run/secrets", str(secrets))
+            .replace(ziti_stack.CONTROLLER_HOME, str(home))
+            .replace("/entrypoint.bash", str(entry))
         )
-        out = subprocess.run(["bash", "-c", script, "entrypoint", "run", "config.yml"], capture_output=True, text=True)
+        return subprocess.run(
+            ["bash", "-c", script, "entrypoint", "run", "config.yml"], capture_output=True, text=True, check=False
+        )
+
+    @staticmethod
+    def _secrets(tmp_path: Path, cert: str = "ROOT CERT") -> None:
+        secrets = tmp_path / "secrets"
+        secrets.mkdir(exist_ok=True)
+        (secrets / ziti_stack.ADMIN_PASSWORD_FILE).write_text("pw")
+        (secrets / ziti_stack.PKI_ROOT_CERT_FILE).write_text(cert)
+        (secrets / ziti_stack.PKI_ROOT_KEY_FILE).write_text("ROOT KEY")
+
+    def test_password_reaches_the_entrypoint_only(self, tmp_path: Path) -> None:
+        self._secrets(tmp_path)
+        out = self._run(tmp_path)
         assert out.stdout.strip() == "run config.yml pwd=pw", out.stderr
+
+    def test_pulumi_root_is_installed_on_an_empty_volume_only(self, tmp_path: Path) -> None:
+        self._secrets(tmp_path)
+        assert self._run(tmp_path).returncode == 0
+        root = tmp_path / "home" / "pki" / "root"
+        assert (root / "certs" / "root.cert").read_text() == "ROOT CERT"
+        assert (root / "keys" / "root.key").read_text() == "ROOT KEY"
+        assert oct((root / "keys" / "root.key").stat().st_mode & 0o777) == "0o400"
+        # A later start with a different secret leaves the controller's existing PKI alone.
+        self._secrets(tmp_path, cert="ROTATED")
+        assert self._run(tmp_path).returncode == 0
+        assert (root / "certs" / "root.cert").read_text() == "ROOT CERT"

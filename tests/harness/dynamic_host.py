@@ -23,9 +23,10 @@ from typing import Any
 import grpc
 from google.protobuf import struct_pb2
 from pulumi.dynamic import ResourceProvider
-from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+from dynamic_providers._serialization import serialize_provider
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_KEY = "__provider"

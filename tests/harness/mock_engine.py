@@ -11,6 +11,7 @@ test can look for them anywhere they must not appear (environment variables, pla
 
 from __future__ import annotations
 
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Iterator
@@ -183,7 +184,44 @@ def _spaces_bucket(args: pmocks.MockResourceArgs) -> dict[str, Any]:
     }
 
 
+def unwrap_secret(value: Any) -> Any:
+    """The plain value of a recorded input that the SDK serialized as a secret."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return value.get("value")
+    return value
+
+
+# Dynamic resources: the outputs our providers compute on create (the mock never runs them; the
+# engine-path tests in tests/dynamic_providers/ do).
+def _keycloak_realm(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    conn = unwrap_secret(args.inputs.get("connection") or {})
+    issuer = f"{conn.get('url', 'https://keycloak')}{conn.get('base_path') or ''}/realms/{args.inputs.get('realm')}"
+    return {"issuer_url": issuer, "jwks_url": f"{issuer}/protocol/openid-connect/certs"}
+
+
+def _ziti_ca(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    digest = hashlib.sha256(str(args.inputs.get("cert_pem")).encode()).hexdigest()
+    return {
+        "fingerprint": digest,
+        "is_verified": True,
+        "enrollment_jwt": f"{SECRET_PREFIX}ziti-ca-jwt-{args.name}",
+    }
+
+
+def _ziti_router(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    return {"enrollment_jwt": f"{SECRET_PREFIX}router-jwt-{args.name}", "is_verified": False}
+
+
+def _spire_entry(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    digest = hashlib.sha256(str(args.inputs.get("spiffe_id")).encode()).hexdigest()[:16]
+    return {"entry_id": f"pulumi.{PROJECT}.mock.{digest}", "revision_number": 0, "created_at": 1_700_000_000}
+
+
 COMPUTED: dict[str, Callable[[pmocks.MockResourceArgs], dict[str, Any]]] = {
+    "pulumi-python:dynamic/keycloak:Realm": _keycloak_realm,
+    "pulumi-python:dynamic/ziti:CertificateAuthority": _ziti_ca,
+    "pulumi-python:dynamic/ziti:EdgeRouter": _ziti_router,
+    "pulumi-python:dynamic/spire:Entry": _spire_entry,
     "tls:index/privateKey:PrivateKey": _tls_private_key,
     "tls:index/selfSignedCert:SelfSignedCert": _tls_cert,
     "tls:index/locallySignedCert:LocallySignedCert": _tls_cert,

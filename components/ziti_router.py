@@ -1,0 +1,102 @@
+"""ZitiRouter: the OpenZiti edge router service, enrolled with a one-time JWT.
+
+The JWT comes from the `ZitiEdgeRouter` resource (dynamic provider), which can only be created
+once the controller answers; that is why the router is its own component, built after
+`ZitiTrust`, instead of part of `ZitiStack`. The JWT is delivered as a Swarm secret
+(`ZITI_ENROLL_TOKEN` names the file, never the token). Routers cannot enroll with a SPIFFE SVID in
+current OpenZiti, so the one-time token is the only enrollment path. The enrolled identity lives
+on a node-local volume on the labelled node: the JWT is single-use, so losing the volume means
+re-creating the edge-router resource (`pulumi up --replace` on it).
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from components.docker_helpers import (
+    SECRETS_DIR,
+    after,
+    healthcheck,
+    limits,
+    network_attachment,
+    secret_file,
+    secret_mount,
+    service,
+    volume_mount,
+)
+from components.swarm_nodes import SwarmNodes
+from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiStack
+from stack_config import StackConfig
+
+ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
+
+
+class ZitiRouter(pulumi.ComponentResource):
+    """The edge router service on the `ziti` network, publishing the edge listener."""
+
+    service: docker.Service
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        config: StackConfig,
+        swarm: SwarmNodes,
+        ziti: ZitiStack,
+        enrollment_jwt: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("identity-platform:ziti:ZitiRouter", resource_name, None, opts)
+        name = resource_name
+        zt, prod = config.ziti, config.is_prod
+        jwt_secret = secret_file(
+            f"{name}-jwt", base="ziti-router-enrollment", content=enrollment_jwt, parent=self, provider=swarm.manager
+        )
+        data_volume = docker.Volume(
+            f"{name}-data",
+            name="ziti-router-data",
+            driver="local",
+            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+        )
+        self.service = service(
+            f"{name}-service",
+            name=ROUTER_SERVICE,
+            stateful=True,  # its enrolled identity is on a node-local volume
+            container_spec=docker.ServiceTaskSpecContainerSpecArgs(
+                image=config.images.ziti_router,
+                args=["run", "config.yml"],
+                env={
+                    # A path: the bootstrap reads the token from the file.
+                    "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
+                    "ZITI_ROUTER_NAME": zt.router_name,
+                    "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
+                    "ZITI_ROUTER_PORT": str(zt.router_port),
+                    "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
+                    "ZITI_ROUTER_MODE": "host",
+                    "ZITI_ROUTER_TYPE": "edge",
+                    "ZITI_BOOTSTRAP": "true",
+                    "ZITI_BOOTSTRAP_CONFIG": "true",
+                    "ZITI_BOOTSTRAP_ENROLLMENT": "true",
+                    "ZITI_AUTO_RENEW_CERTS": "true",
+                    "ZITI_HOME": ROUTER_HOME,
+                },
+                secrets=[secret_mount(jwt_secret, ENROLLMENT_JWT_FILE, uid=ZITI_UID)],
+                mounts=[volume_mount(data_volume.name, ROUTER_HOME)],
+                healthcheck=healthcheck(
+                    ["CMD", "ziti", "agent", "stats"], interval="10s", timeout="5s", start_period="60s"
+                ),
+                stop_grace_period="30s",
+            ),
+            networks=[network_attachment(ziti.network.id)],
+            ports=[
+                docker.ServiceEndpointSpecPortArgs(
+                    name="edge", target_port=zt.router_port, published_port=zt.router_port, protocol="tcp"
+                )
+            ],
+            resources=limits(prod, memory_mb=512, cpus=1.0),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=swarm.manager, depends_on=[ziti.controller_service, *after(opts)]
+            ),
+        )
+        self.register_outputs({"service_id": self.service.id})
