@@ -14,7 +14,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dynamic_providers._serialization import serialize_provider
+from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from dynamic_providers.spire.provider import SpireEntryProvider
+from dynamic_providers.ziti.provider import CertificateAuthorityProvider, EdgeRouterProvider, IdentityProvider
 from tests.harness.mock_engine import run_program, stack_files
+
+PROVIDERS = (
+    KeycloakRealmProvider,
+    KeycloakClientProvider,
+    CertificateAuthorityProvider,
+    IdentityProvider,
+    EdgeRouterProvider,
+    SpireEntryProvider,
+)
+
+
+def print_provider_sizes() -> None:
+    """Bytes of `__provider` (base64 dill) each dynamic resource stores in state, twice: inputs and outputs."""
+    print(f"\n{'provider':<60} {'bytes':>6}")
+    for cls in PROVIDERS:
+        print(f"{cls.__module__ + '.' + cls.__name__:<60} {len(serialize_provider(cls())):>6}")
 
 
 def main() -> None:
@@ -44,6 +64,7 @@ def main() -> None:
             f"prod program evaluation: {medians[('prod', 'update')]:.1f} ms (update), "
             f"{medians[('prod', 'preview')]:.1f} ms (preview), median of {args.runs}"
         )
+    print_provider_sizes()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import pulumi
 from pulumi import Input, Output, ResourceOptions
 
+from components.docker_helpers import after
 from dynamic_providers.keycloak import KeycloakClient, KeycloakRealm
 
 # The OpenZiti tunnelers' loopback callback for the authorization-code + PKCE login.
@@ -74,7 +75,8 @@ class KeycloakIdentity(pulumi.ComponentResource):
             "password": Output.secret(admin_password),
             "ca_bundle_pem": ca_bundle_pem,
         }
-        child = ResourceOptions(parent=self)
+        # depends_on is not inherited through `parent`: realm and client wait for the Keycloak stack.
+        child = ResourceOptions(parent=self, depends_on=after(opts))
         self.realm = KeycloakRealm(
             f"{name}-realm",
             realm=realm,

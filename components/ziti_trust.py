@@ -25,6 +25,7 @@ from typing import Any
 
 import pulumi
 
+from components.docker_helpers import after
 from dynamic_providers.ziti.provider import (
     ZitiAuthPolicy,
     ZitiCertificateAuthority,
@@ -93,7 +94,9 @@ class ZitiTrust(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("identity-platform:ziti:ZitiTrust", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # depends_on is not inherited through `parent`: every child waits for the controller.
+        wait = after(opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=wait)
         # The admin password stays secret however the caller built the map.
         conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in connection.items()}
 
@@ -169,7 +172,7 @@ class ZitiTrust(pulumi.ComponentResource):
                 role_attributes=list(workload.role_attributes),
                 connection=conn,
                 # Logins through the CA need it verified first; identities need nothing else from it.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[ca]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[ca, *wait]),
             )
             self.identity_ids[key] = identity.id
         ZitiEdgeRouterPolicy(
