@@ -70,11 +70,13 @@ STATEFUL_PATHS = (
     "/var/lib/spire",  # SPIRE server/agent data dir and sqlite datastore (this project)
     "/opt/spire/data",  # SPIRE images' default data dir
     "/run/spire/data",
-    "/persistent",  # openziti controller/router: ctrl.db (bbolt), PKI, identities
+    "/persistent",  # legacy openziti/quickstart: ctrl.db (bbolt), PKI, identities
+    "/ziti-controller",  # openziti/ziti-controller ZITI_HOME: raft store, db, PKI (this project)
+    "/ziti-router",  # openziti/ziti-router ZITI_HOME: enrolled identity, config (this project)
     "/opt/keycloak/data",  # Keycloak's embedded H2 and caches
 )
 # Env variables that name a data directory; their value is a stateful path too.
-DATA_DIR_ENV = re.compile(r"^(PGDATA|MYSQL_DATADIR|.*_DATA_?DIR|.*_DB_PATH|.*_DATABASE_PATH)$", re.I)
+DATA_DIR_ENV = re.compile(r"^(PGDATA|MYSQL_DATADIR|ZITI_HOME|.*_DATA_?DIR|.*_DB_PATH|.*_DATABASE_PATH)$", re.I)
 DB_FILE = re.compile(r"\.(db|sqlite|sqlite3|bolt|mdb)$", re.I)
 
 SECRET_NAME = re.compile(

@@ -60,3 +60,30 @@ def test_rules_read_the_shape_the_program_registers(stack: str) -> None:
     for r in buckets:
         public = {**r.inputs, "acl": "public-read", "versioning": {"enabled": False}}
         assert len(v.check_resource(v.BUCKET, public, "prod")["spaces-buckets-private-versioned"]) == 2
+
+
+# The data directory of each stateful service the program runs (where its live database sits).
+DATA_DIRS = {
+    "keycloak-postgres": "/var/lib/postgresql/data",
+    "spire-server": "/var/lib/spire/server",
+    "ziti-controller": "/ziti-controller",
+    "ziti-router": "/ziti-router",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_moving_any_real_database_onto_rclone_is_caught(stack: str) -> None:
+    """The rclone rule knows this program's real data directories: each stateful service's own
+    data mount, switched to the rclone driver, is flagged (and only that rule fires)."""
+    run = program_run(stack, preview=False)
+    env = validate_stack_config(stack).environment
+    services = {r.inputs["name"]: r for r in run.resources if r.type == v.SERVICE}
+    assert set(DATA_DIRS) <= set(services), sorted(services)
+    for name, data_dir in DATA_DIRS.items():
+        props = copy.deepcopy(services[name].inputs)
+        mounts = props["taskSpec"]["containerSpec"]["mounts"]
+        (data,) = [m for m in mounts if m["target"] == data_dir]
+        data["volumeOptions"] = {"driverName": "rclone"}
+        found = v.check_resource(v.SERVICE, props, env)
+        assert set(found) == {"stateful-data-not-on-rclone"}, (name, found)
+        assert data_dir in found["stateful-data-not-on-rclone"][0], (name, found)
