@@ -18,6 +18,7 @@ Rules that need no network (flows vs access type, URI syntax, PKCE method...) li
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 AccessType = Literal["CONFIDENTIAL", "PUBLIC", "BEARER-ONLY"]
@@ -168,11 +169,25 @@ def _stringify(value: Any) -> str:
     raise ValueError(f"attribute values must be strings, booleans or numbers, not {type(value).__name__}")
 
 
+def environment_owner() -> str | None:
+    """`<project>/<stack>` from the provider process's PULUMI_PROJECT / PULUMI_STACK (the engine sets them)."""
+    project, stack = os.environ.get("PULUMI_PROJECT"), os.environ.get("PULUMI_STACK")
+    return f"{project}/{stack}" if project and stack else None
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     connection: Connection
     owner: str = Field(min_length=3, pattern=r"^[^/\s]+/[^/\s]+$", description="<project>/<stack>: the marker.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_owner(cls, data: Any) -> Any:
+        """The resource classes pass `owner`; a provider driven without it uses the host's stack."""
+        if isinstance(data, Mapping) and data.get("owner") is None and (owner := environment_owner()):
+            return {**data, "owner": owner}
+        return data
 
 
 class ClientSpec(_Spec):

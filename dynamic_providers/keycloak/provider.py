@@ -52,6 +52,7 @@ from dynamic_providers.keycloak.models import (
     client_problems,
     connection_problems,
     contains_unknown,
+    environment_owner,
     realm_problems,
     validate_spec,
 )
@@ -156,6 +157,29 @@ def _failures(rules: list[Problem], types: list[Problem]) -> list[CheckFailure]:
     return out
 
 
+def _checked_defaults(news: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Inputs with unset defaults filled in, and `owner` from the host's stack when the caller gave none."""
+    props = _strip(news)
+    for key, value in defaults.items():
+        if props.get(key) is None:
+            props[key] = value
+    if props.get("owner") is None and (owner := environment_owner()):
+        props["owner"] = owner
+    return props
+
+
+def _owner_problems(props: Mapping[str, Any]) -> list[Problem]:
+    if props.get("owner") is not None:
+        return []
+    return [
+        (
+            "owner",
+            "no ownership marker: the resource classes set owner to '<project>/<stack>' and a provider run by "
+            "the engine takes it from PULUMI_PROJECT/PULUMI_STACK; pass owner='<project>/<stack>'",
+        )
+    ]
+
+
 def _connection(props: Mapping[str, Any]) -> Connection:
     raw = props.get("connection")
     try:
@@ -208,13 +232,9 @@ class KeycloakClientProvider(_KeycloakProvider):
     """CRUD for one OIDC client (`/admin/realms/{realm}/clients/{uuid}`)."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        props = _strip(news)
-        if props.get("enabled") is None:
-            props["enabled"] = True
-        if props.get("access_type") is None:
-            props["access_type"] = "CONFIDENTIAL"
+        props = _checked_defaults(news, {"enabled": True, "access_type": "CONFIDENTIAL"})
         types = validate_spec(ClientSpec, props)
-        rules = client_problems(props) + connection_problems(props.get("connection"))
+        rules = client_problems(props) + connection_problems(props.get("connection")) + _owner_problems(props)
         attrs = props.get("attributes")
         if isinstance(attrs, Mapping) and not contains_unknown(attrs):
             props["attributes"] = {str(k): _stringify(v) for k, v in attrs.items()}
@@ -517,11 +537,9 @@ class KeycloakRealmProvider(_KeycloakProvider):
     _LOCAL = ("realm", "connection")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        props = _strip(news)
-        if props.get("enabled") is None:
-            props["enabled"] = True
+        props = _checked_defaults(news, {"enabled": True})
         types = validate_spec(RealmSpec, props)
-        rules = realm_problems(props) + connection_problems(props.get("connection"))
+        rules = realm_problems(props) + connection_problems(props.get("connection")) + _owner_problems(props)
         return CheckResult(props, _failures(rules, types))
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:

@@ -170,6 +170,30 @@ class TestConnectionRules:
         assert all("12345" not in reason for _, reason in failures(props))
 
 
+class TestOwner:
+    def test_without_owner_the_hosts_stack_is_recorded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PULUMI_PROJECT", "proj")
+        monkeypatch.setenv("PULUMI_STACK", "dev")
+        props = client(owner=None)
+        assert "owner" not in props
+        result = KeycloakClientProvider().check({}, props)
+        assert result.failures == [] and result.inputs["owner"] == "proj/dev"
+        realm = KeycloakRealmProvider().check({}, {"realm": "platform", "connection": CONN})
+        assert realm.failures == [] and realm.inputs["owner"] == "proj/dev"
+
+    def test_an_explicit_owner_wins_over_the_host(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("PULUMI_PROJECT", "proj")
+        monkeypatch.setenv("PULUMI_STACK", "dev")
+        assert KeycloakClientProvider().check({}, client()).inputs["owner"] == OWNER
+
+    def test_no_owner_anywhere_is_one_clear_failure(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("PULUMI_PROJECT", raising=False)
+        monkeypatch.delenv("PULUMI_STACK", raising=False)
+        found = failures(client(owner=None))
+        assert [p for p, _ in found] == ["owner"]
+        assert "owner='<project>/<stack>'" in found[0][1]
+
+
 class TestUnknownsAtPreview:
     def test_unknown_values_skip_only_the_rules_that_need_them(self) -> None:
         props = client(

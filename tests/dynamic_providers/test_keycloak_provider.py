@@ -335,6 +335,17 @@ class TestOwnership:
         assert "pulumi.stack=identity-platform/test" in details  # how to hand it over
         assert server(fake, "openziti") == before  # untouched
 
+    def test_inputs_without_owner_are_marked_with_the_hosts_stack(
+        self, fake: KeycloakFake, clients: DynamicProviderHost
+    ) -> None:
+        props = confidential(fake)
+        del props["owner"]  # as another program driving the provider with only the inputs
+        state = clients.up("billing", props)
+        assert server(fake, "billing")["attributes"]["pulumi.stack"] == OWNER
+        assert state.outputs["owner"] == OWNER
+        _, diff = clients.preview_change("billing", state, props)
+        assert diff.changes == "DIFF_NONE"
+
     def test_keycloak_built_in_clients_are_never_taken_over(
         self, fake: KeycloakFake, clients: DynamicProviderHost
     ) -> None:
