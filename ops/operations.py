@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pulumi import automation as auto
 
@@ -24,6 +24,7 @@ from ops.outputs import MASKED, OutputsContractError, StackOutputs
 from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, validate_stack_config
 
 Line = Callable[[str], object]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,19 @@ def masked_outputs(outputs: Mapping[str, auto.OutputValue], *, show_secrets: boo
     return {k: (v.value if show_secrets or not v.secret else MASKED) for k, v in outputs.items()}
 
 
+def _engine(report: Report, run: Callable[..., R], **kwargs: Any) -> R:
+    """Run one engine operation with `report` collecting its events; a failure becomes OpsError."""
+    try:
+        return run(on_event=EventCollector(report), **kwargs)
+    except auto.CommandError as e:
+        raise _failure(e, report) from None
+
+
+def _summarise(report: Report, summary: auto.UpdateSummary) -> None:
+    report.result = summary.result
+    report.changes = _changes(summary.resource_changes) or report.changes
+
+
 def preview(
     stack: str,
     *,
@@ -149,16 +163,14 @@ def preview(
     validate_stack_config(stack, root)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = Report("preview", stack)
-    try:
-        result = st.preview(
-            on_output=on_output,
-            on_error=on_error,
-            on_event=EventCollector(report),
-            policy_packs=_policy_args(policy_packs),
-            diff=diff or None,
-        )
-    except auto.CommandError as e:
-        raise _failure(e, report) from None
+    result = _engine(
+        report,
+        st.preview,
+        on_output=on_output,
+        on_error=on_error,
+        policy_packs=_policy_args(policy_packs),
+        diff=diff or None,
+    )
     report.result = "succeeded"
     report.changes = _changes(result.change_summary)
     pending = {op: n for op, n in report.changes.items() if op != "same" and n}
@@ -190,18 +202,15 @@ def up(
     validate_stack_config(stack, root)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = Report("up", stack)
-    try:
-        result = st.up(
-            on_output=on_output,
-            on_error=on_error,
-            on_event=EventCollector(report),
-            policy_packs=_policy_args(policy_packs),
-            diff=diff or None,
-        )
-    except auto.CommandError as e:
-        raise _failure(e, report) from None
-    report.result = result.summary.result
-    report.changes = _changes(result.summary.resource_changes) or report.changes
+    result = _engine(
+        report,
+        st.up,
+        on_output=on_output,
+        on_error=on_error,
+        policy_packs=_policy_args(policy_packs),
+        diff=diff or None,
+    )
+    _summarise(report, result.summary)
     report.outputs = masked_outputs(result.outputs, show_secrets=show_secrets)
     try:
         StackOutputs.from_output_map(result.outputs)
@@ -216,6 +225,25 @@ def up(
     return report
 
 
+def _on_existing(
+    name: Literal["refresh", "destroy"],
+    stack: str,
+    *,
+    on_output: Line | None,
+    on_error: Line | None,
+    root: Path,
+    environ: Mapping[str, str] | None,
+    command: auto.PulumiCommand | None,
+) -> Report:
+    """refresh/destroy: the same flow on a stack that must already exist (never created here)."""
+    st = open_stack(stack, create=False, root=root, environ=environ, command=command)
+    report = Report(name, stack)
+    run: Callable[..., auto.RefreshResult | auto.DestroyResult] = st.refresh if name == "refresh" else st.destroy
+    result = _engine(report, run, on_output=on_output, on_error=on_error)
+    _summarise(report, result.summary)
+    return report
+
+
 def refresh(
     stack: str,
     *,
@@ -226,15 +254,9 @@ def refresh(
     command: auto.PulumiCommand | None = None,
 ) -> Report:
     """`pulumi refresh --yes --skip-preview` of an existing stack (never creates one)."""
-    st = open_stack(stack, create=False, root=root, environ=environ, command=command)
-    report = Report("refresh", stack)
-    try:
-        result = st.refresh(on_output=on_output, on_error=on_error, on_event=EventCollector(report))
-    except auto.CommandError as e:
-        raise _failure(e, report) from None
-    report.result = result.summary.result
-    report.changes = _changes(result.summary.resource_changes) or report.changes
-    return report
+    return _on_existing(
+        "refresh", stack, on_output=on_output, on_error=on_error, root=root, environ=environ, command=command
+    )
 
 
 def destroy(
@@ -247,15 +269,9 @@ def destroy(
     command: auto.PulumiCommand | None = None,
 ) -> Report:
     """`pulumi destroy --yes --skip-preview` of an existing stack; the stack itself is kept."""
-    st = open_stack(stack, create=False, root=root, environ=environ, command=command)
-    report = Report("destroy", stack)
-    try:
-        result = st.destroy(on_output=on_output, on_error=on_error, on_event=EventCollector(report))
-    except auto.CommandError as e:
-        raise _failure(e, report) from None
-    report.result = result.summary.result
-    report.changes = _changes(result.summary.resource_changes) or report.changes
-    return report
+    return _on_existing(
+        "destroy", stack, on_output=on_output, on_error=on_error, root=root, environ=environ, command=command
+    )
 
 
 def outputs(
