@@ -15,7 +15,8 @@ What it does for every call, so the provider code above it stays about resources
   Keycloak's optimistic-lock failures.
 * **Readiness.** With `ready_timeout`, the first login waits (bounded, with backoff) for a
   Keycloak that is still starting, then fails naming the URL.
-* **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots.
+* **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
+  certificate that fails verification fails the call at once (no retries, no readiness wait).
 
 The token cache is the one piece of process state: a dict keyed by a hash of the token URL and
 credentials, guarded by locks, living in the provider process only (never pickled into state,
@@ -143,6 +144,20 @@ class RetryPolicy:
                     )
                 return max(seconds, 0.0)
         return self.backoff(attempt)
+
+
+def raise_if_untrusted(exc: BaseException, conn: Connection, url: str) -> None:
+    """A certificate verification failure is not transient: fail at once, saying how to trust the CA."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            raise KeycloakApiError(
+                f"TLS verification of {conn.url} failed ({seen}): the certificate is not "
+                "signed by a trusted CA or does not match the host; put the issuing CA in "
+                "connection.ca_bundle_pem or fix connection.url (verification is never turned off)",
+                url=url,
+            ) from exc
+        seen = seen.__cause__ or seen.__context__
 
 
 # --- the process-wide token cache -----------------------------------------------------------
@@ -309,6 +324,7 @@ class KeycloakAdmin:
             try:
                 resp = self._http.post(self.token_url, data=form)
             except httpx.TransportError as e:
+                raise_if_untrusted(e, self.conn, self.token_url)
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
                 delay = self.retry.backoff(attempt)
             else:
@@ -389,6 +405,7 @@ class KeycloakAdmin:
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 # The request never reached Keycloak: safe to repeat for any method.
+                raise_if_untrusted(e, self.conn, url)
                 if attempt < self.retry.attempts:
                     self._sleep(self.retry.backoff(attempt))
                     continue
@@ -516,6 +533,7 @@ class KeycloakAdmin:
             try:
                 resp = self._http.get(url)
             except httpx.TransportError as e:
+                raise_if_untrusted(e, self.conn, url)
                 if attempt < self.retry.attempts:
                     self._sleep(self.retry.backoff(attempt))
                     continue

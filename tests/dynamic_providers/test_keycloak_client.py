@@ -326,6 +326,17 @@ class TestTransportSecurity:
         with admin(fake, ca_bundle_pem=None) as kc, pytest.raises(KeycloakApiError, match="CERTIFICATE_VERIFY_FAILED"):
             kc.get_realm("master")
 
+    def test_an_untrusted_certificate_fails_at_once_even_while_waiting_for_readiness(self, fake: KeycloakFake) -> None:
+        conn = Connection.model_validate(fake.connection(ca_bundle_pem=None))
+        sleeps = Sleeps()
+        start = time.monotonic()
+        with KeycloakAdmin(conn, retry=FAST, ready_timeout=300, sleep=sleeps) as kc:
+            with pytest.raises(KeycloakApiError) as err:
+                kc.get_realm("master")
+        assert time.monotonic() - start < 5.0 and sleeps.delays == []
+        assert "connection.ca_bundle_pem" in str(err.value) and fake.url in str(err.value)
+        assert fake.server is not None and fake.server.log == []  # no request completed the handshake
+
     def test_the_ca_bundle_is_added_to_the_system_roots(self, fake: KeycloakFake) -> None:
         with admin(fake) as kc:
             assert kc.get_realm("master") is not None
