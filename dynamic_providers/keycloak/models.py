@@ -482,17 +482,15 @@ def client_problems(values: Mapping[str, Any]) -> list[Problem]:
             )
     if known("access_type", "standard_flow_enabled", "implicit_flow_enabled", "redirect_uris", "root_url"):
         if access != "BEARER-ONLY" and not values.get("redirect_uris") and not values.get("root_url"):
-            # Keycloak enables the standard flow when it is not given.
-            standard = values.get("standard_flow_enabled")
-            standard_on = standard is not False
-            if standard_on or values.get("implicit_flow_enabled") is True:
-                which = "standard_flow_enabled" if standard_on else "implicit_flow_enabled"
-                default = " (Keycloak's default when it is not set)" if standard is None and standard_on else ""
+            # Only flows the program turns on (as terraform's ValidateOpenidClient): an unset
+            # standard flow is Keycloak's default, which Keycloak itself accepts without redirects.
+            on = [f for f in ("standard_flow_enabled", "implicit_flow_enabled") if values.get(f) is True]
+            if on:
                 out.append(
                     (
                         "redirect_uris",
-                        f"{which} is on{default} but redirect_uris is empty, so no login can complete: "
-                        f"add redirect URIs or set {which}=False",
+                        f"{' and '.join(on)} is on but redirect_uris is empty, so no login can complete: "
+                        f"add redirect URIs (or root_url) or set {on[0]}=False",
                     )
                 )
     relative_ok = bool(values.get("root_url")) and known("root_url")

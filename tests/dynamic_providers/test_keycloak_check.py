@@ -61,8 +61,11 @@ class TestClientRules:
     def test_standard_flow_without_redirect_uris(self) -> None:
         assert_fails(client(redirect_uris=None, standard_flow_enabled=True), "redirect_uris", "add redirect URIs")
 
-    def test_keycloaks_default_standard_flow_needs_redirect_uris_too(self) -> None:
-        assert_fails(client(redirect_uris=[]), "redirect_uris", "Keycloak's default", "standard_flow_enabled=False")
+    def test_an_unset_standard_flow_is_keycloaks_default_and_not_refused(self) -> None:
+        # Keycloak accepts it; only flows the program turns on need redirect URIs (as terraform).
+        assert failures(client(redirect_uris=[])) == []
+        minimal = {"realm": "platform", "client_id": "svc", "connection": dict(CONN), "owner": OWNER}
+        assert failures(minimal) == []
 
     def test_implicit_flow_without_redirect_uris(self) -> None:
         props = client(redirect_uris=None, standard_flow_enabled=False, implicit_flow_enabled=True)

@@ -346,6 +346,22 @@ class TestOwnership:
         _, diff = clients.preview_change("billing", state, props)
         assert diff.changes == "DIFF_NONE"
 
+    def test_minimal_inputs_create_a_confidential_client_with_keycloaks_defaults(
+        self, fake: KeycloakFake, clients: DynamicProviderHost
+    ) -> None:
+        props = {"realm": "platform", "client_id": "svc", "connection": fake.connection()}
+        state = clients.up("svc", props)
+        rep = server(fake, "svc")
+        assert state.id == rep["id"] and rep["publicClient"] is False and rep["bearerOnly"] is False
+        assert rep["standardFlowEnabled"] is True  # Keycloak's default, left unmanaged
+        assert state.outputs["client_secret"] == rep["secret"]
+        refreshed = clients.refresh("svc", state)
+        assert refreshed is not None
+        _, diff = clients.preview_change("svc", refreshed, props)
+        assert diff.changes == "DIFF_NONE"
+        clients.delete("svc", state.id, refreshed.outputs)
+        assert fake.client_by_client_id("platform", "svc") is None
+
     def test_keycloak_built_in_clients_are_never_taken_over(
         self, fake: KeycloakFake, clients: DynamicProviderHost
     ) -> None:
