@@ -20,6 +20,7 @@ from typing import Literal
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_tls as tls
 
 from stack_config import PROJECT, ConfigError, NodeSpec
 
@@ -235,3 +236,72 @@ def service(
         converge_config=docker.ServiceConvergeConfigArgs(delay="7s", timeout=converge_timeout),
         opts=opts,
     )
+
+
+def restore_container(
+    resource_name: str,
+    *,
+    name: str,
+    image: str,
+    script: str,
+    data_volume: docker.Volume,
+    backup_volume: docker.Volume | None,
+    provider: docker.Provider,
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> docker.Container:
+    """`storage.restoreOnFirstStart`: a one-shot container on the stateful node that runs `script`
+    (`/bin/sh -c`) to copy the latest backup (`/backup`, read-only) into the data volume (`/data`)
+    before the service starts. The script must leave a volume that already holds data alone.
+
+    Backups exist only where a bucket does (prod), so asking for a restore without one is a
+    config error at preview. Attached and `must_run=False`: `pulumi up` waits for it to exit.
+    """
+    if backup_volume is None:
+        raise ConfigError(
+            f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
+            "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
+        )
+    return docker.Container(
+        resource_name,
+        name=name,
+        image=image,
+        entrypoints=["/bin/sh", "-c"],
+        command=[script],
+        volumes=[
+            docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
+            docker.ContainerVolumeArgs(volume_name=backup_volume.name, container_path="/backup", read_only=True),
+        ],
+        network_mode="none",
+        attach=True,
+        must_run=False,
+        healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
+    )
+
+
+def self_signed_ca(
+    resource_name: str,
+    *,
+    common_name: str,
+    validity_hours: int,
+    parent: pulumi.Resource,
+    uris: Sequence[str] | None = None,
+) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+    """A P-384 root CA made by pulumi-tls: the key (`<resource_name>-key`, a secret output) and
+    the self-signed certificate (`<resource_name>`). No early renewal: a new root re-keys every
+    chain under it, so that must be a deliberate change."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    key = tls.PrivateKey(f"{resource_name}-key", algorithm="ECDSA", ecdsa_curve="P384", opts=opts)
+    cert = tls.SelfSignedCert(
+        resource_name,
+        private_key_pem=key.private_key_pem,
+        is_ca_certificate=True,
+        set_subject_key_id=True,
+        validity_period_hours=validity_hours,
+        allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+        uris=list(uris) if uris else None,
+        subject=tls.SelfSignedCertSubjectArgs(common_name=common_name, organization=PROJECT),
+        opts=opts,
+    )
+    return key, cert

@@ -144,9 +144,8 @@ class PostgresDatabase(pulumi.ComponentResource):
                 f"{resource_name}-backup-volume",
                 volume_name=f"{service_name}-backup",
                 path=f"backups/{service_name}",
-                provider=swarm.db,
+                swarm=swarm,
                 parent=self,
-                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
             )
 
         mounts = [volume_mount(self.data_volume.name, PGDATA_MOUNT)]

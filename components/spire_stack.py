@@ -31,8 +31,10 @@ from components.docker_helpers import (
     healthcheck,
     limits,
     network_attachment,
+    restore_container,
     secret_file,
     secret_mount,
+    self_signed_ca,
     service,
     volume_mount,
 )
@@ -168,38 +170,24 @@ class SpireStack(pulumi.ComponentResource):
         self.server_socket_path = f"{SERVER_SOCKET_DIR}/api.sock"
         self.agent_socket_dir = AGENT_SOCKET_DIR
         self.agent_socket_path = f"{AGENT_SOCKET_DIR}/agent.sock"
-        child = pulumi.ResourceOptions(parent=self)
         on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
         on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
 
         # --- PKI (pulumi-tls; keys are secret outputs) ---------------------------------------
-        root_key = tls.PrivateKey(f"{name}-root-ca-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
-        # No early renewal: a new root re-keys the whole trust chain and must be a deliberate change.
-        root = tls.SelfSignedCert(
+        root_key, root = self_signed_ca(
             f"{name}-root-ca",
-            private_key_pem=root_key.private_key_pem,
-            is_ca_certificate=True,
-            set_subject_key_id=True,
-            validity_period_hours=spire.root_ca_validity_hours,
-            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{self.trust_domain} root CA", organization=PROJECT),
-            opts=child,
+            common_name=f"{self.trust_domain} root CA",
+            validity_hours=spire.root_ca_validity_hours,
+            parent=self,
         )
         self.root_ca_cert_pem = root.cert_pem
         self.root_ca_key_pem = pulumi.Output.secret(root_key.private_key_pem)
 
-        pop_key = tls.PrivateKey(f"{name}-x509pop-ca-key", algorithm="ECDSA", ecdsa_curve="P384", opts=child)
-        pop_ca = tls.SelfSignedCert(
+        pop_key, pop_ca = self_signed_ca(
             f"{name}-x509pop-ca",
-            private_key_pem=pop_key.private_key_pem,
-            is_ca_certificate=True,
-            set_subject_key_id=True,
-            validity_period_hours=spire.root_ca_validity_hours,
-            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
-            subject=tls.SelfSignedCertSubjectArgs(
-                common_name=f"{self.trust_domain} node attestation CA", organization=PROJECT
-            ),
-            opts=child,
+            common_name=f"{self.trust_domain} node attestation CA",
+            validity_hours=spire.root_ca_validity_hours,
+            parent=self,
         )
 
         # --- network, configs, secrets ------------------------------------------------------
@@ -276,35 +264,22 @@ class SpireStack(pulumi.ComponentResource):
                 f"{name}-backup-volume",
                 volume_name="spire-backup",
                 path="backups/spire-server",
-                provider=swarm.db,
+                swarm=swarm,
                 parent=self,
-                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
             )
         server_deps: list[pulumi.Resource] = [*wait, *([db.service] if db else [])]
         if config.storage.restore_on_first_start and spire.datastore == "sqlite3":
-            if backup_volume is None:
-                raise ConfigError(
-                    f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
-                    "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
-                )
             server_deps.append(
-                docker.Container(
+                restore_container(
                     f"{name}-restore",
                     name="spire-server-restore",
                     image=images.backup,
-                    entrypoints=["/bin/sh", "-c"],
-                    command=[_SQLITE_RESTORE],
-                    volumes=[
-                        docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
-                        docker.ContainerVolumeArgs(
-                            volume_name=backup_volume.name, container_path="/backup", read_only=True
-                        ),
-                    ],
-                    network_mode="none",
-                    attach=True,
-                    must_run=False,
-                    healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
-                    opts=on_db.merge(pulumi.ResourceOptions(depends_on=wait)),
+                    script=_SQLITE_RESTORE,
+                    data_volume=data_volume,
+                    backup_volume=backup_volume,
+                    provider=swarm.db,
+                    parent=self,
+                    depends_on=wait,
                 )
             )
 

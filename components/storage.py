@@ -14,10 +14,14 @@ one; they use node-local volumes and write backups here.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_digitalocean as digitalocean
 import pulumi_docker as docker
+
+if TYPE_CHECKING:
+    from components.swarm_nodes import SwarmNodes
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -134,11 +138,11 @@ class SpacesBucket(pulumi.ComponentResource):
         *,
         volume_name: str,
         path: str,
-        provider: docker.Provider,
+        swarm: SwarmNodes,
         parent: pulumi.Resource,
-        depends_on: list[pulumi.Resource] | None = None,
     ) -> docker.Volume:
-        """A named rclone volume on one node (the node whose services mount it).
+        """A named rclone volume on the stateful node: the only node with the rclone plugin, and
+        the one that runs every service mounting such a volume (they are all placed by label).
 
         Created ahead of the services so that credentials live in the volume's options on that node
         rather than in every service spec. Volume options are immutable: a key rotation replaces
@@ -152,8 +156,8 @@ class SpacesBucket(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(label="zt.storage", value="rclone")],
             opts=pulumi.ResourceOptions(
                 parent=parent,
-                provider=provider,
-                depends_on=depends_on or [],
+                provider=swarm.db,
+                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
                 delete_before_replace=True,
                 additional_secret_outputs=["driver_opts"],
             ),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
-import pulumi_tls as tls
 
 from components.docker_helpers import (
     SECRETS_DIR,
@@ -34,8 +33,10 @@ from components.docker_helpers import (
     healthcheck,
     limits,
     network_attachment,
+    restore_container,
     secret_file,
     secret_mount,
+    self_signed_ca,
     service,
     volume_mount,
 )
@@ -164,7 +165,6 @@ class ZitiStack(pulumi.ComponentResource):
         zt, images, prod = config.ziti, config.images, config.is_prod
         wait = after(opts)
         on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
-        on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
         if zt.cluster_trust_domain == spire.trust_domain:
             raise ConfigError(f"{PROJECT}:ziti.clusterTrustDomain: must differ from SPIRE's trust domain")
         self.admin_user = zt.admin_user
@@ -186,21 +186,12 @@ class ZitiStack(pulumi.ComponentResource):
             provider=swarm.manager,
         )
         # The controller's own PKI root (distinct from SPIRE's root: different trust domains).
-        pki_key = tls.PrivateKey(
-            f"{name}-pki-root-key", algorithm="ECDSA", ecdsa_curve="P384", opts=pulumi.ResourceOptions(parent=self)
-        )
-        pki_root = tls.SelfSignedCert(
+        pki_key, pki_root = self_signed_ca(
             f"{name}-pki-root",
-            private_key_pem=pki_key.private_key_pem,
-            is_ca_certificate=True,
-            set_subject_key_id=True,
-            validity_period_hours=config.spire.root_ca_validity_hours,
-            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            common_name=f"{zt.cluster_trust_domain} controller root CA",
+            validity_hours=config.spire.root_ca_validity_hours,
             uris=[f"spiffe://{zt.cluster_trust_domain}"],
-            subject=tls.SelfSignedCertSubjectArgs(
-                common_name=f"{zt.cluster_trust_domain} controller root CA", organization=PROJECT
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            parent=self,
         )
         self.controller_ca_pem = pki_root.cert_pem
         pki_cert_secret = secret_file(
@@ -245,35 +236,22 @@ class ZitiStack(pulumi.ComponentResource):
                 f"{name}-backup-volume",
                 volume_name="ziti-backup",
                 path="backups/ziti-controller",
-                provider=swarm.db,
+                swarm=swarm,
                 parent=self,
-                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
             )
         controller_deps: list[pulumi.Resource] = list(wait)
         if config.storage.restore_on_first_start:
-            if backup_volume is None:
-                raise ConfigError(
-                    f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
-                    "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
-                )
             controller_deps.append(
-                docker.Container(
+                restore_container(
                     f"{name}-restore",
                     name="ziti-controller-restore",
                     image=images.backup,
-                    entrypoints=["/bin/sh", "-c"],
-                    command=[_RESTORE],
-                    volumes=[
-                        docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
-                        docker.ContainerVolumeArgs(
-                            volume_name=backup_volume.name, container_path="/backup", read_only=True
-                        ),
-                    ],
-                    network_mode="none",
-                    attach=True,
-                    must_run=False,
-                    healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
-                    opts=on_db.merge(pulumi.ResourceOptions(depends_on=wait)),
+                    script=_RESTORE,
+                    data_volume=data_volume,
+                    backup_volume=backup_volume,
+                    provider=swarm.db,
+                    parent=self,
+                    depends_on=wait,
                 )
             )
 
