@@ -427,7 +427,7 @@ class ZitiClient:
         return list(self.iter_list(collection, filter_))
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
-        return self.list_all(collection, f"{field} = {zitiql_string(value)}")
+        return self.list_all(collection, f"{field}={zitiql_string(value)}")  # e.g. name="x"
 
     def find_by_name(self, collection: str, name: str) -> dict[str, Any] | None:
         found = self.find(collection, "name", name)

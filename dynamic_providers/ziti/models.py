@@ -239,6 +239,12 @@ class _Named(ApiModel):
             raise ValueError(f"tags {sorted(reserved)} are reserved for the ownership marker")
         return v
 
+    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
+        """The create/patch body: every field in camelCase, user tags plus the ownership tags."""
+        body = self.model_dump(by_alias=True, exclude={"tags"})
+        body["tags"] = owner_tags(self.tags, owner)
+        return body
+
 
 # --- certificate authorities ------------------------------------------------------------------------
 
@@ -437,11 +443,6 @@ class ExternalJwtSignerArgs(_Named):
             raise rule("kid", "cert_pem needs the kid the tokens carry in their header")
         return self
 
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
-
 
 class AuthPolicyCert(ApiModel):
     allowed: bool = False
@@ -487,11 +488,6 @@ class AuthPolicyArgs(_Named):
             raise rule("primary", "no primary method is allowed: set cert, ext_jwt or updb `allowed: true`")
         return self
 
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
-
 
 # --- identities, routers, policies ----------------------------------------------------------------------
 
@@ -524,11 +520,6 @@ class IdentityArgs(_Named):
     def _role_attributes(cls, v: list[str]) -> list[str]:
         return _attributes(v, "role_attributes")
 
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
-
 
 class EdgeRouterArgs(_Named):
     """An edge router (`POST /edge-routers`); its one-time enrollment JWT is an output."""
@@ -541,22 +532,12 @@ class EdgeRouterArgs(_Named):
     def _role_attributes(cls, v: list[str]) -> list[str]:
         return _attributes(v, "role_attributes")
 
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
-
 
 Semantic = Literal["AllOf", "AnyOf"]
 
 
 class _Policy(_Named):
     semantic: Semantic = "AllOf"
-
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
 
 
 class ServicePolicyArgs(_Policy):
@@ -639,14 +620,15 @@ def from_api(model: type[BaseModel], detail: dict[str, Any]) -> dict[str, Any]:
         if alias not in detail:
             continue
         value = detail[alias]
-        nested = _nested_model(field.annotation)
+        nested = nested_model(field.annotation)
         if nested is not None and isinstance(value, dict):
             value = from_api(nested, value)
         out[name] = value
     return out
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field annotation (`X`, `X | None`), if any."""
     candidates = getattr(annotation, "__args__", None) or (annotation,)
     for c in candidates:
         if isinstance(c, type) and issubclass(c, BaseModel):

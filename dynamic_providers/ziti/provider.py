@@ -56,6 +56,7 @@ from dynamic_providers.ziti.models import (
     from_api,
     is_unknown,
     load_private_key,
+    nested_model,
     sha1_fingerprint,
 )
 
@@ -149,11 +150,14 @@ def _default(field: Any) -> Any:
 
 
 def canonical(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
-    """`values` with defaults filled in, "" and None read as "not set", nested models recursed
-    and order-insensitive lists sorted, so equal configurations compare equal. No validation."""
+    """`values` with defaults filled in, "" and None read as "not set", camelCase keys read as
+    their snake_case field, nested models recursed and order-insensitive lists sorted, so equal
+    configurations compare equal. No validation."""
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         value = values.get(name)
+        if value is None and field.alias:
+            value = values.get(field.alias)  # nested blocks may be written in the API's camelCase
         if field.is_required():
             if value is None:
                 continue
@@ -162,20 +166,13 @@ def canonical(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, An
             default = _default(field)
         if value is None or (value == "" and default is None):
             value = default
-        nested = _nested(field.annotation)
+        nested = nested_model(field.annotation)
         if nested is not None and isinstance(value, Mapping) and not is_unknown(value):
             value = canonical(nested, value)
         if name in SET_FIELDS and isinstance(value, list) and not contains_unknown(value):
             value = sorted(value)
         out[name] = value
     return out
-
-
-def _nested(annotation: Any) -> type[BaseModel] | None:
-    for c in getattr(annotation, "__args__", None) or (annotation,):
-        if isinstance(c, type) and issubclass(c, BaseModel):
-            return c
-    return None
 
 
 def _differs(old: Any, new: Any) -> bool:
@@ -243,6 +240,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
         if props.get("owner") is not None:
             failures += validation_failures(Ownership, props["owner"], "owner")
         failures += validation_failures(self.args_model, self._args_props(props))
+        failures += self._unknown_inputs(props)
         inputs = {**props, **canonical(self.args_model, self._args_props(props))}
         return dynamic.CheckResult(inputs, failures)
 
@@ -313,6 +311,17 @@ class _ZitiProvider(dynamic.ResourceProvider):
         conn = ZitiConnection.model_validate(_strip(props)["connection"])
         with ZitiClient(conn) as c:
             c.delete(self.collection, id_)
+
+    def _unknown_inputs(self, props: Mapping[str, Any]) -> list[dynamic.CheckFailure]:
+        """A misspelt input would otherwise be dropped silently and its default deployed."""
+        fields = self.args_model.model_fields
+        known = {*fields, *META_KEYS, *self.computed}
+        by_alias = {f.alias: name for name, f in fields.items() if f.alias and f.alias != name}
+        failures = []
+        for key in sorted(k for k, v in props.items() if k not in known and v is not None):
+            hint = f"; write it as {by_alias[key]}" if key in by_alias else f"; the inputs are {', '.join(fields)}"
+            failures.append(dynamic.CheckFailure(key, f"{key} is not an input of this resource{hint}"))
+        return failures
 
     # -- pieces subclasses adjust --
 

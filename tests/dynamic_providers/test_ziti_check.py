@@ -126,6 +126,25 @@ class TestOtherRules:
         assert set(found) == {"primary.updb.min_password_length"}
         assert list(failures(zp.AuthPolicyProvider(), name="p", primary={})) == ["primary"]
 
+    def test_a_misspelt_or_camel_case_input_is_named_not_dropped(self) -> None:
+        found = failures(zp.IdentityProvider(), name="w", is_admn=True, externalId="spiffe://td/w")
+        assert set(found) == {"is_admn", "externalId"}
+        assert "write it as external_id" in found["externalId"] and "is_admin" in found["is_admn"]
+        # Outputs seeded as None by the resource class are not inputs, and are not failures.
+        assert failures(zp.EdgeRouterProvider(), name="r", enrollment_jwt=None, is_verified=None) == {}
+
+    def test_camel_case_blocks_keep_their_values(self) -> None:
+        primary = {"extJwt": {"allowed": True, "allowedSigners": ["s1"]}, "updb": {"minPasswordLength": 8}}
+        result = zp.AuthPolicyProvider().check(
+            {}, {"connection": CONN, "owner": OWNER, "name": "p", "primary": primary}
+        )
+        assert result.failures == []
+        assert result.inputs["primary"]["ext_jwt"] == {"allowed": True, "allowed_signers": ["s1"]}
+        assert result.inputs["primary"]["updb"]["min_password_length"] == 8
+        claim = {"location": "SAN_URI", "matcher": "SCHEME", "matcherCriteria": "spiffe"}
+        result = CA.check({}, {"connection": CONN, "owner": OWNER, **ca(external_id_claim=claim)})
+        assert result.failures == [] and result.inputs["external_id_claim"]["matcher_criteria"] == "spiffe"
+
     def test_connection_rules_never_echo_the_password(self) -> None:
         bad = {"url": "http://ziti:1280", "username": "", "password": "s3cret-Passw0rd", "ca_fingerprint": "zz"}
         result = CA.check({}, {"connection": bad, "owner": OWNER, **ca()})

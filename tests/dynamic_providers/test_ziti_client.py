@@ -161,12 +161,16 @@ class TestErrorsAndLists:
 
     def test_lookup_by_name_quotes_the_filter(self, ziti) -> None:
         fake, srv = ziti
+        recorded: list[Any] = []
+        fake.on_request = recorded.append
         with client(fake, srv) as c:
             c.create("identities", identity('we"ird\\name'))
             c.create("identities", identity("plain"))
             assert c.find_by_name("identities", 'we"ird\\name')["name"] == 'we"ird\\name'
             assert c.find_by_name("identities", "absent") is None
         assert zitiql_string('a"b') == '"a\\"b"'
+        filters = [r.query.get("filter") for r in recorded if r.method == "GET" and r.path == IDENTITIES]
+        assert filters == [['name="we\\"ird\\\\name"'], ['name="absent"']]
 
 
 class RealSleeps(Sleeps):
