@@ -49,6 +49,7 @@ class SpiffeHelper(pulumi.ComponentResource):
         agent_socket_path: str,
         provider: docker.Provider,
         agent: pulumi.Resource | None = None,
+        memory_mb: int | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("identity-platform:spire:SpiffeHelper", resource_name, None, opts)
@@ -91,6 +92,7 @@ class SpiffeHelper(pulumi.ComponentResource):
             ),
             log_driver="json-file",
             log_opts={"max-size": "10m", "max-file": "3"},
+            memory=memory_mb,  # prod sets a limit; the helper needs a few MB
             # Not `wait`: the SVID exists only once the workload's SPIRE entry does (a later resource).
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[agent] if agent else []),
         )

@@ -333,6 +333,7 @@ class ZitiStack(pulumi.ComponentResource):
                 agent_socket_path=spire.agent_socket_path,
                 provider=swarm.providers[workload.node],
                 agent=spire.agents[workload.node],
+                memory_mb=64 if prod else None,
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

@@ -16,6 +16,7 @@ import pytest
 
 from components import ziti_stack
 from components.spiffe_helper import SVID_DIR
+from policy import validators as policy_rules
 from stack_config import ConfigError
 from tests.components._platform import (
     CONTAINER,
@@ -145,6 +146,23 @@ class TestSvidHelper:
         probe_conf = helper.inputs["healthcheck"]["tests"][3]
         assert parse(files[probe_conf])["daemon_mode"] is False
         assert helper.inputs["healthcheck"]["tests"][-1] == "-daemon-mode=false"
+
+    def test_dev_helper_has_no_limit_and_prod_helper_has_one(self) -> None:
+        dev, _ = platform("dev")
+        assert not dev.get(CONTAINER, "ziti-svid-demo-api-container").inputs.get("memory")
+        workload = {
+            "spiffePath": "/ns/edge/sa/gw",
+            "node": "worker-1",
+            "selectors": ["docker:label:acme.workload:edge-gw"],
+            "svidHelper": True,
+        }
+        r, objs = platform("prod", config={"workloads": {"edge-gw": workload}})
+        helper = r.get(CONTAINER, "ziti-svid-edge-gw-container")
+        assert helper.inputs["memory"] > 0, "resource limits in prod, for every long-running container"
+        assert provider_urn(helper) == provider_of_node(r, "worker-1")
+        assert set(objs["ziti"].svid_helpers) == {"edge-gw"}
+        triples = [(x.urn, x.type, x.inputs) for x in r.resources if x.custom]
+        assert policy_rules.check_stack(triples, "prod") == [], "the policy pack accepts the prod helper"
 
     def test_prod_workloads_without_the_flag_get_none(self) -> None:
         r, objs = platform("prod")
