@@ -237,6 +237,7 @@ class TestOrderingSpireKeycloakZiti:
             assert self.depends(svcs[name], spire_server), f"{name} must wait for the SPIRE server"
         for name in ("ziti-controller",):
             assert self.depends(svcs[name], svcs["keycloak"]), f"{name} must wait for Keycloak"
+        assert self.depends(svcs["ziti-router"], svcs["ziti-controller"]), "the router enrolls with the controller"
         agents = [c for c in containers(every_run) if c.inputs["name"] == "spire-agent"]
         assert all(self.depends(a, spire_server) for a in agents)
         assert all(a.inputs["wait"] for a in agents), "up waits for attested agents"
@@ -331,8 +332,15 @@ class TestProdStorage:
         for name, s in services(prod).items():
             limits = s.inputs["taskSpec"]["resources"]["limits"]
             assert limits["memoryBytes"] > 0 and limits["nanoCpus"] > 0, name
-        for name, s in services(program_run("dev", prod.preview)).items():
+        long_running = [c for c in containers(prod) if not c.inputs.get("attach")]
+        assert long_running, "the agents at least"
+        for c in long_running:
+            assert c.inputs["memory"] > 0, f"{c.name}: a long-running container needs a memory limit in prod"
+        dev = program_run("dev", prod.preview)
+        for name, s in services(dev).items():
             assert not s.inputs["taskSpec"].get("resources"), name
+        for c in containers(dev):
+            assert not c.inputs.get("memory"), c.name
 
 
 class TestDevHasNoCloud:
