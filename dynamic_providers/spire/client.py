@@ -439,12 +439,13 @@ class ExecEntryClient(EntryClient):
             cli += ["-socketPath", c.socket_path]
         if isinstance(c, DockerExecConnection):
             return ["docker", "exec", self._docker_container(c), *cli]
-        kubectl = ["kubectl"]
+        # The usual `kubectl exec -n NS POD -c C -- CMD` form; kubectl takes its global flags here too.
+        kubectl = ["kubectl", "exec"]
         if c.kubeconfig:
             kubectl += ["--kubeconfig", c.kubeconfig]
         if c.context:
             kubectl += ["--context", c.context]
-        return [*kubectl, "--namespace", c.namespace, "exec", c.pod, "--container", c.container, "--", *cli]
+        return [*kubectl, "--namespace", c.namespace, c.pod, "--container", c.container, "--", *cli]
 
     def _cli(self, *args: str) -> dict[str, Any]:
         """Run one `spire-server` command; return its JSON, or raise SpireError.
@@ -484,22 +485,15 @@ class ExecEntryClient(EntryClient):
     def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
         data = self._cli("entry", "create", f"-entryID={entry_id}", *_flags(fields, fields))
         result = _single(data.get("results") or [], "entry create")
-        status = result.get("status") or {}
-        code = CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN")
+        code, message = _json_status(result)
         # On failure the CLI prints the request in place of the entry: only trust it on OK.
         entry = _entry_from_json(result["entry"]) if code == "OK" and result.get("entry") else None
-        return CreateStatus(code, str(status.get("message", "")), entry)
+        return CreateStatus(code, message, entry)
 
     def _similar(self, fields: EntryFields) -> Entry | None:
-        selectors = [f"-selector={s}" for s in fields.selectors]
-        data = self._cli(
-            "entry",
-            "show",
-            f"-spiffeID={fields.spiffe_id}",
-            f"-parentID={fields.parent_id}",
-            *selectors,
-            "-matchSelectorsOn=exact",
-        )
+        # Filter on the two IDs only and compare selector sets here: few entries share both, and
+        # selector match modes (`-matchSelectorsOn`, default superset) differ between CLI builds.
+        data = self._cli("entry", "show", f"-spiffeID={fields.spiffe_id}", f"-parentID={fields.parent_id}")
         for raw in data.get("entries") or []:
             entry = _entry_from_json(raw)
             if entry.identity() == fields.identity():
@@ -520,21 +514,21 @@ class ExecEntryClient(EntryClient):
             carried.append("-jwtSVIDIncludeJTI")
         data = self._cli("entry", "update", f"-entryID={entry_id}", *_flags(current.fields(), fields), *carried)
         result = _single(data.get("results") or [], "entry update")
-        status = result.get("status") or {}
-        code = CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN")
+        code, message = _json_status(result)
         if code != "OK":
-            raise SpireError(
-                f"updating entry {entry_id} failed ({code}): {status.get('message', '')}", code=code, entry_id=entry_id
-            )
+            raise SpireError(f"updating entry {entry_id} failed ({code}): {message}", code=code, entry_id=entry_id)
         return _entry_from_json(result["entry"])
 
     def _delete(self, entry_id: str) -> bool:
-        data = self._cli("entry", "delete", f"-entryID={entry_id}")
+        try:
+            data = self._cli("entry", "delete", f"-entryID={entry_id}")
+        except SpireError as e:
+            # A build that reports the missing entry as an error instead of a per-id result.
+            if e.code == "NOT_FOUND":
+                return False
+            raise
         result = _single(data.get("results") or [], "entry delete")
-        status = result.get("status") or {}
-        return _delete_outcome(
-            CODE_NAMES.get(int(status.get("code", 2)), "UNKNOWN"), status.get("message", ""), entry_id
-        )
+        return _delete_outcome(*_json_status(result), entry_id)
 
 
 def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
@@ -553,6 +547,18 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     if fields.store_svid:
         flags.append("-storeSVID")
     return flags
+
+
+def _json_status(result: dict[str, Any]) -> tuple[str, str]:
+    """(code name, message) of one per-entry result in the CLI's JSON.
+
+    protojson drops zero values unless told otherwise, so a status without `code` is OK (0); a
+    result without any status is UNKNOWN.
+    """
+    status = result.get("status")
+    if not isinstance(status, dict):
+        return "UNKNOWN", "the result has no status"
+    return CODE_NAMES.get(int(status.get("code") or 0), "UNKNOWN"), str(status.get("message", ""))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 from pulumi.dynamic import (
@@ -447,10 +447,28 @@ class SpireEntry(Resource, module="spire", name="Entry"):
             "downstream": downstream,
             "hint": hint if hint is not None else "",
             "store_svid": store_svid,
-            "connection": connection,
+            "connection": _with_owner(connection),
             **dict.fromkeys(OUTPUT_KEYS),
         }
         super().__init__(SpireEntryProvider(), resource_name, props, opts)
+
+
+def _with_owner(connection: pulumi.Input[Mapping[str, Any]]) -> pulumi.Input[Mapping[str, Any]]:
+    """`connection` with `project` / `stack` (the entry-id ownership prefix) filled in from the
+    running program when left out: the program knows its stack, the provider process may not."""
+
+    def fill(raw: Any) -> Any:
+        if not isinstance(raw, Mapping):
+            return raw  # check reports it
+        out = dict(raw)
+        for key, value in (("project", pulumi.get_project()), ("stack", pulumi.get_stack())):
+            if out.get(key) is None:
+                out[key] = value
+        return out
+
+    if isinstance(connection, Mapping):
+        return fill(connection)  # type: ignore[no-any-return]
+    return pulumi.Output.from_input(cast(Any, connection)).apply(fill)
 
 
 __all__ = [

@@ -204,12 +204,75 @@ class TestCliQuirks:
         t = make_target("kubectl-exec", server, tmp_path / "w")
         for key, value in t.env.items():
             monkeypatch.setenv(key, value)
+        # Same IDs but other selector sets (a superset, a subset) are not similar: only "theirs" is.
+        server.seed(entry(FIELDS.spiffe_id, AGENT, [*FIELDS.selectors, "unix:gid:0"], entry_id="pulumi.p.s.superset"))
+        server.seed(entry(FIELDS.spiffe_id, AGENT, FIELDS.selectors[:1], entry_id="pulumi.p.s.subset"))
         server.seed(entry(FIELDS.spiffe_id, AGENT, FIELDS.selectors, entry_id="theirs"))
         with _client(t) as client:
-            with pytest.raises(SpireError, match="'theirs'"):
+            with pytest.raises(SpireError, match="'theirs'") as err:
                 client.create(FIELDS)
+        assert err.value.entry_id == "theirs"
         show = [e["argv"] for e in t.world.execs() if "show" in e["argv"]]
-        assert show and "-matchSelectorsOn=exact" in show[0]
+        assert len(show) == 1
+        assert f"-spiffeID={FIELDS.spiffe_id}" in show[0] and f"-parentID={AGENT}" in show[0]
+        assert len(server.entries) == 3
+
+    def test_our_entry_is_adopted_only_with_the_exact_selector_set(
+        self, server: FakeSpireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        t = make_target("docker-exec", server, tmp_path / "w")
+        for key, value in t.env.items():
+            monkeypatch.setenv(key, value)
+        prefix = parse_connection(t.connection).owner_prefix
+        server.seed(entry(FIELDS.spiffe_id, AGENT, [*FIELDS.selectors, "unix:gid:0"], entry_id=prefix + "wider"))
+        server.seed(entry(FIELDS.spiffe_id, AGENT, list(reversed(FIELDS.selectors)), entry_id=prefix + "same"))
+        with _client(t) as client:
+            adopted = client.create(FIELDS)
+        assert adopted.id == prefix + "same"
+        stored = server.get(prefix + "same")
+        assert stored is not None and list(stored.dns_names) == list(FIELDS.dns_names)
+        wider = server.get(prefix + "wider")
+        assert wider is not None and list(wider.dns_names) == [] and wider.revision_number == 0
+
+    def test_delete_reported_as_a_not_found_error_is_success(self) -> None:
+        """Builds that print "Error: ... NotFound" (exit 1) instead of a per-id result."""
+
+        def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+            err = "Error: rpc error: code = NotFound desc = entry not found\n"
+            return subprocess.CompletedProcess(argv, 1, "", err)
+
+        conn = parse_connection(
+            {"transport": "docker-exec", "container": "spire", "trust_domain": TD, "project": "p", "stack": "s"}
+        )
+        assert ExecEntryClient(conn, runner=runner).delete("pulumi.p.s.gone") is False
+
+    @pytest.mark.parametrize(
+        ("status", "expected"),
+        [
+            ({"code": 0, "message": "OK"}, True),
+            ({"message": "OK"}, True),  # protojson without unpopulated fields drops code 0
+            ({"code": 5, "message": "entry not found"}, False),
+        ],
+    )
+    def test_delete_status_in_json(self, status: dict[str, Any], expected: bool) -> None:
+        def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+            return subprocess.CompletedProcess(argv, 0, json.dumps({"results": [{"status": status, "id": "x"}]}), "")
+
+        conn = parse_connection(
+            {"transport": "docker-exec", "container": "spire", "trust_domain": TD, "project": "p", "stack": "s"}
+        )
+        assert ExecEntryClient(conn, runner=runner).delete("x") is expected
+
+    def test_a_result_without_status_is_not_success(self) -> None:
+        def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+            return subprocess.CompletedProcess(argv, 0, json.dumps({"results": [{"id": "x"}]}), "")
+
+        conn = parse_connection(
+            {"transport": "docker-exec", "container": "spire", "trust_domain": TD, "project": "p", "stack": "s"}
+        )
+        with pytest.raises(SpireError, match="no status") as err:
+            ExecEntryClient(conn, runner=runner).delete("x")
+        assert err.value.code == "UNKNOWN"
 
     @pytest.mark.parametrize(
         ("stderr", "rc", "code"),
@@ -361,13 +424,13 @@ class TestCliQuirks:
         argv, _ = seen[-1]
         assert argv[:11] == [
             "kubectl",
+            "exec",
             "--kubeconfig",
             "/home/op/.kube/prod",
             "--context",
             "prod",
             "--namespace",
             "spire",
-            "exec",
             "sts/spire-server",
             "--container",
             "spire-server",

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pulumi
 import pytest
 from pulumi.runtime import rpc
 
 from dynamic_providers.spire.models import entry_id_for, owner_prefix
-from dynamic_providers.spire.provider import SpireEntryProvider
+from dynamic_providers.spire.provider import SpireEntry, SpireEntryProvider
 from tests.fakes.spire_env import DOCKER_HOST, KUBE_CONTEXT, SERVICE, TRANSPORTS, SpireTarget, make_target
 from tests.fakes.spire_server import FakeSpireServer, entry
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
+from tests.harness.mock_engine import run
 
 TYPE = "pulumi-python:dynamic/spire:Entry"
 TD = "example.org"
@@ -298,4 +300,52 @@ class TestExecTransportsReachTheRightPlace:
         execs = target.world.execs("kubectl")
         assert execs and all((e["context"], e["namespace"]) == (KUBE_CONTEXT, "spire-server") for e in execs)
         argv = execs[0]["argv"]
-        assert argv[argv.index("exec") + 1] == "spire-server-0" and "--container" in argv
+        assert argv[0] == "exec" and argv[argv.index("--container") - 1] == "spire-server-0"
+
+
+class TestSdkStyleConstructor:
+    """`SpireEntry(resource_name, *, <issue's inputs>, connection, opts=None)` under the mock engine."""
+
+    def test_inputs_named_as_in_the_issue_and_owner_filled_in(self) -> None:
+        connection = {"transport": "grpc", "socket_path": "/run/spire/api.sock", "trust_domain": TD}
+
+        def body() -> None:
+            e = SpireEntry(
+                "api",
+                spiffe_id=f"spiffe://{TD}/ns/a",
+                parent_id=AGENT,
+                selectors=["unix:uid:0"],
+                x509_svid_ttl=600,
+                jwt_svid_ttl=300,
+                dns_names=["a.internal"],
+                federates_with=["partner.org"],
+                admin=True,
+                downstream=False,
+                hint="a",
+                store_svid=True,
+                connection=connection,
+            )
+            SpireEntry(
+                "from-output",
+                spiffe_id=f"spiffe://{TD}/ns/b",
+                parent_id=AGENT,
+                selectors=["unix:uid:1"],
+                connection=pulumi.Output.from_input({**connection, "stack": "explicit"}),
+            )
+            pulumi.export("entryId", e.entry_id)
+
+        r = run(body, stack="prod")
+        api = r.get(TYPE, "api").inputs
+        assert {k: api[k] for k in ("x509_svid_ttl", "jwt_svid_ttl", "admin", "store_svid", "hint")} == {
+            "x509_svid_ttl": 600,
+            "jwt_svid_ttl": 300,
+            "admin": True,
+            "store_svid": True,
+            "hint": "a",
+        }
+        assert api["connection"] == {**connection, "project": "identity-platform", "stack": "prod"}
+        other = r.get(TYPE, "from-output").inputs
+        assert other["connection"]["stack"] == "explicit" and other["connection"]["project"] == "identity-platform"
+        assert other["dns_names"] == [] and other["hint"] == "" and other["x509_svid_ttl"] == 0
+        # The filled-in connection passes check as it is.
+        assert SpireEntryProvider().check({}, dict(api)).failures == []
