@@ -12,8 +12,9 @@ Behaviour the providers rely on:
   with `outcome_unknown` set and the provider looks the object up before it posts again.
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
-- **Trust**: TLS is always verified — against `ca_bundle_pem`, against the root pinned by
-  `ca_fingerprint`, or against the system store.
+- **Trust**: TLS is always verified — against `ca_bundle_pem` (any certificate in it may end
+  the chain: the root, or the intermediate that issued the controller's certificate), against
+  the root pinned by `ca_fingerprint`, or against the system store.
 """
 
 from __future__ import annotations
@@ -240,6 +241,14 @@ def fetch_pinned_root(connection: ZitiConnection) -> x509.Certificate:
     return root
 
 
+def _anchored(pem: str) -> ssl.SSLContext:
+    """A verifying context whose only anchors are the given certificates. Any of them may end the
+    chain, an issuing intermediate as well as the root (as Python 3.13 does by default)."""
+    ctx = ssl.create_default_context(cadata=pem)
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return ctx
+
+
 class ZitiClient:
     """One authenticated session against one controller; use as a context manager per provider call."""
 
@@ -287,10 +296,10 @@ class ZitiClient:
     def _trust(self) -> ssl.SSLContext:
         conn = self.connection
         if conn.ca_bundle_pem is not None:
-            return ssl.create_default_context(cadata=conn.ca_bundle_pem)
+            return _anchored(conn.ca_bundle_pem)
         if conn.ca_fingerprint is not None:
             root = fetch_pinned_root(conn)
-            return ssl.create_default_context(cadata=root.public_bytes(serialization.Encoding.PEM).decode())
+            return _anchored(root.public_bytes(serialization.Encoding.PEM).decode())
         return ssl.create_default_context()
 
     @property

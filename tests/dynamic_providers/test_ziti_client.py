@@ -4,9 +4,14 @@ envelope, paging, and TLS trust that is never blind (bundle, pinned root, or sys
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import socket
+import ssl
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -286,3 +291,105 @@ class TestTrust:
             pass
         assert "pinned fingerprint" in str(err.value) and "ab" * 32 in str(err.value)
         assert srv.count("POST", AUTH) == 0
+
+
+def _issue(
+    subject: str, key: Any, issuer: tuple[x509.Certificate, Any] | None, *, ca: bool, uris: tuple[str, ...] = ()
+) -> x509.Certificate:
+    """A certificate as Ziti's PKI makes them: SKI/AKI, CA key usage on CAs, SANs on the server."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_cert, issuer_key = issuer if issuer is not None else (None, key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_cert.subject if issuer_cert is not None else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+    else:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
+    if not ca:
+        sans += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _pem(*certs: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certs)
+
+
+class TestControllerPki:
+    """The program's setup: a Pulumi-owned root (with the cluster's SPIFFE URI) signs the
+    intermediate that the controller's bootstrap creates, which signs the server certificate; the
+    controller presents leaf + intermediate and the provider trusts only the root."""
+
+    @pytest.fixture
+    def pki(self, loopback) -> Any:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+        root = _issue("ziti pki root", keys[0], None, ca=True, uris=("spiffe://ziti-cluster",))
+        intermediate = _issue("ziti intermediate", keys[1], (root, keys[0]), ca=True)
+        leaf = _issue("localhost", keys[2], (intermediate, keys[1]), ca=False)
+        fake = ZitiController()
+        srv = loopback(fake.app, tls=False)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as d:
+            chain, key = Path(d, "chain.pem"), Path(d, "key.pem")
+            chain.write_text(_pem(leaf, intermediate))
+            key.write_bytes(
+                keys[2].private_bytes(
+                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                )
+            )
+            ctx.load_cert_chain(chain, key)
+        srv._httpd.socket = ctx.wrap_socket(srv._httpd.socket, server_side=True)
+        srv.scheme = "https"
+        fake.tls_ca_pem = _pem(root, intermediate)  # what /.well-known/est/cacerts serves
+        return fake, srv, root, intermediate
+
+    def test_the_root_alone_verifies_a_controller_that_sends_its_intermediate(self, pki) -> None:
+        fake, srv, root, _ = pki
+        with client(fake, srv, ca_bundle_pem=_pem(root)) as c:
+            assert c.list_all("cas") == []
+        assert fake.authentications == 1
+
+    def test_the_issuing_intermediate_alone_is_enough_too(self, pki) -> None:
+        fake, srv, _, intermediate = pki
+        with client(fake, srv, ca_bundle_pem=_pem(intermediate)) as c:
+            assert c.list_all("cas") == []
+
+    def test_the_pinned_root_is_found_among_the_controllers_cacerts(self, pki) -> None:
+        fake, srv, root, _ = pki
+        with client(fake, srv, ca_bundle_pem=None, ca_fingerprint=sha256_fingerprint(root)) as c:
+            assert c.list_all("cas") == []
+
+    def test_another_root_with_the_same_name_is_refused(self, pki) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        fake, srv, _, _ = pki
+        impostor = _issue("ziti pki root", ec.generate_private_key(ec.SECP256R1()), None, ca=True)
+        with client(fake, srv, ca_bundle_pem=_pem(impostor)) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert err.value.code == "TLS_ERROR" and fake.authentications == 0
