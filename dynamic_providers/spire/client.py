@@ -163,6 +163,9 @@ class EntryClient(ABC):
             return self._adopt(existing, fields)
         # Only an entry with the same triple is "similar"; anything else means our id is taken.
         occupant = self._retry(lambda: self._get(entry_id))
+        if occupant is not None and occupant.identity() == fields.identity():
+            # Our id on our triple: a server that checks the id before similarity said so.
+            return self._adopt(occupant, fields)
         if occupant is None:
             raise SpireError(
                 f"creating entry {entry_id} failed with ALREADY_EXISTS ({status.message}) but neither a similar "

@@ -175,6 +175,27 @@ def test_an_already_exists_entry_that_is_not_similar_is_never_adopted() -> None:
     assert Scripted.updates == []
 
 
+def test_id_checked_before_similarity_still_finds_our_entry(server: FakeSpireServer) -> None:
+    """A server answering a re-sent create with the bare unique-index ALREADY_EXISTS (no entry)."""
+    conn = parse_connection(
+        {"transport": "grpc", "socket_path": server.socket_path, "trust_domain": TD, "project": "p", "stack": "s"}
+    )
+    with open_client(conn) as client:
+        first = client.create(FIELDS)
+        real_create = client._create
+
+        def id_first(fields: EntryFields, entry_id: str) -> CreateStatus:
+            if server.get(entry_id) is not None:
+                return CreateStatus("ALREADY_EXISTS", "UNIQUE constraint failed: registered_entries.entry_id", None)
+            return real_create(fields, entry_id)
+
+        client._create = id_first  # type: ignore[method-assign]
+        again = client.create(FIELDS.model_copy(update={"hint": "second run"}))
+    assert again.id == first.id and list(server.entries) == [first.id]
+    stored = server.get(first.id)
+    assert stored is not None and stored.hint == "second run"
+
+
 class TestCliQuirks:
     def test_already_exists_exits_zero_and_echoes_the_request(self, server: FakeSpireServer, tmp_path: Path) -> None:
         """`-output json` reports ALREADY_EXISTS with exit 0 and the *request* as the entry."""
