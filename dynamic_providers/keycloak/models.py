@@ -158,7 +158,7 @@ class Connection(BaseModel):
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _stringify(value: Any) -> str:
+def attribute_text(value: Any) -> str:
     """Keycloak attribute values are strings: booleans become "true"/"false", numbers their text."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -219,13 +219,13 @@ class ClientSpec(_Spec):
     @classmethod
     def _attrs(cls, v: Any) -> Any:
         if isinstance(v, Mapping):
-            return {str(k): _stringify(val) for k, val in v.items()}
+            return {str(k): attribute_text(val) for k, val in v.items()}
         return v
 
     @field_validator("rotate_secret_trigger", mode="before")
     @classmethod
     def _trigger(cls, v: Any) -> Any:
-        return None if v is None else _stringify(v)
+        return None if v is None else attribute_text(v)
 
     @property
     def public(self) -> bool:

@@ -48,6 +48,7 @@ from dynamic_providers.keycloak.models import (
     Problem,
     RealmRepresentation,
     RealmSpec,
+    attribute_text,
     audience_mapper,
     client_problems,
     connection_problems,
@@ -88,11 +89,11 @@ def _strip(props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _stringify(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    """`attribute_text`, lenient: anything else (already refused by check) compares as its str()."""
+    try:
+        return attribute_text(value)
+    except ValueError:
+        return str(value)
 
 
 def normalise(key: str, value: Any) -> Any:
@@ -257,7 +258,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             uuid = self._create_or_adopt(kc, spec)
             rep = self._get(kc, spec, uuid)
             secret = self._secret(kc, spec, rep)
-        return CreateResult(uuid, self._outs(raw, spec, rep, secret))
+        return CreateResult(uuid, self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         olds = _strip(props)
@@ -270,16 +271,8 @@ class KeycloakClientProvider(_KeycloakProvider):
             secret = None
             if rep.access_type == "CONFIDENTIAL":
                 secret = self._secret_of(kc, realm, id_, rep)
-        view = _client_view(rep)
-        outs = {k: olds.get(k) for k in _CLIENT_LOCAL}
-        outs["owner"] = view["owner"]
-        for key in (*_ALWAYS_MANAGED, *_CLIENT_SCALARS, *_SET_KEYS, "pkce_method", "audience"):
-            if key in _ALWAYS_MANAGED or olds.get(key) is not None:
-                outs[key] = view[key]
-        if olds.get("attributes") is not None:
-            server_attrs = rep.attributes or {}
-            outs["attributes"] = {k: server_attrs.get(k, "") for k in olds["attributes"]}
-        outs.update(self._derived(conn, realm, secret if rep.access_type == "CONFIDENTIAL" else None))
+        # Managed = set in the previous outputs; the secret belongs to confidential clients only.
+        outs = self._outs(olds, olds, conn, realm, rep, secret)
         inputs = {k: v for k, v in outs.items() if k in CLIENT_INPUTS and v is not None}
         return ReadResult(id_, outs, inputs)
 
@@ -299,7 +292,7 @@ class KeycloakClientProvider(_KeycloakProvider):
                 kc.regenerate_client_secret(spec.realm, _id)
             rep = self._get(kc, spec, _id)
             secret = self._secret(kc, spec, rep)
-        return UpdateResult(self._outs(raw, spec, rep, secret))
+        return UpdateResult(self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         props = _strip(_props)
@@ -505,20 +498,28 @@ class KeycloakClientProvider(_KeycloakProvider):
         issuer = conn.issuer_url(realm)
         return {"client_secret": secret, "issuer_url": issuer, "jwks_url": f"{issuer}/protocol/openid-connect/certs"}
 
+    @classmethod
     def _outs(
-        self, raw: Mapping[str, Any], spec: ClientSpec, rep: ClientRepresentation, secret: str | None
+        cls,
+        local: Mapping[str, Any],
+        managed: Mapping[str, Any],
+        conn: Connection,
+        realm: str,
+        rep: ClientRepresentation,
+        secret: str | None,
     ) -> dict[str, Any]:
-        """Full outputs: local inputs echoed (`connection` under its own key), managed fields from the server."""
+        """Full outputs: `local` inputs echoed (`connection` under its own key), and from the server
+        every field `managed` sets (the inputs on create/update, the previous outputs on read)."""
         view = _client_view(rep)
-        outs: dict[str, Any] = {k: raw.get(k) for k in _CLIENT_LOCAL}
+        outs: dict[str, Any] = {k: local.get(k) for k in _CLIENT_LOCAL}
         outs["owner"] = view["owner"]
         for key in (*_ALWAYS_MANAGED, *_CLIENT_SCALARS, *_SET_KEYS, "pkce_method", "audience"):
-            if key in _ALWAYS_MANAGED or getattr(spec, key) is not None:
+            if key in _ALWAYS_MANAGED or managed.get(key) is not None:
                 outs[key] = view[key]
-        if spec.attributes is not None:
+        if managed.get("attributes") is not None:
             server_attrs = rep.attributes or {}
-            outs["attributes"] = {k: server_attrs.get(k, "") for k in spec.attributes}
-        outs.update(self._derived(spec.connection, spec.realm, secret))
+            outs["attributes"] = {k: server_attrs.get(k, "") for k in managed["attributes"]}
+        outs.update(cls._derived(conn, realm, secret if rep.access_type == "CONFIDENTIAL" else None))
         return outs
 
 
