@@ -94,10 +94,12 @@ class ZitiApiError(Exception):
     @property
     def is_duplicate(self) -> bool:
         """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ..."."""
-        if self.status != 400 or self.code != "COULD_NOT_VALIDATE" or not isinstance(self.cause, ApiErrorCause):
+        if self.status != 400 or self.code != "COULD_NOT_VALIDATE":
             return False
-        reason = (self.cause.reason or "").lower()
-        return "duplicate value" in reason or "must be unique" in reason or "already used" in reason
+        # The controller puts it in cause.reason; read causeMessage and a string cause as well.
+        cause = self.cause.reason if isinstance(self.cause, ApiErrorCause) else self.cause
+        text = " ".join(t for t in (cause, self.cause_message) if t).lower()
+        return "duplicate value" in text or "must be unique" in text or "already used" in text
 
     @property
     def retryable(self) -> bool:

@@ -146,6 +146,23 @@ class TestErrorsAndLists:
         assert "duplicate value 'w' in unique index on identities store" in str(e)
         assert e.request_id
 
+    @pytest.mark.parametrize(
+        ("error", "duplicate"),
+        [
+            ({"code": "COULD_NOT_VALIDATE", "cause": "duplicate value 'w' in unique index on x store"}, True),
+            ({"code": "COULD_NOT_VALIDATE", "causeMessage": "name: duplicate value 'w' in unique index"}, True),
+            ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "certPem", "reason": "certificate already used"}}, True),
+            ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "name", "reason": "name is required"}}, False),
+            ({"code": "INVALID_FIELD", "cause": {"field": "name", "reason": "duplicate value 'w'"}}, False),
+        ],
+    )
+    def test_duplicate_wherever_the_envelope_says_it(self, ziti, error: dict[str, Any], duplicate: bool) -> None:
+        fake, srv = ziti
+        srv.inject("POST", IDENTITIES, status=400, body={"error": {"message": "invalid", **error}, "meta": {}})
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.create("identities", identity("w"))
+        assert err.value.is_duplicate is duplicate and err.value.code == error["code"]
+
     def test_not_found(self, ziti) -> None:
         fake, srv = ziti
         with client(fake, srv) as c:
