@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import NameOID
 from pulumi import dynamic
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import (
@@ -647,9 +647,17 @@ def _owner(resource_name: str) -> dict[str, str]:
 
 
 def _dump(value: Any) -> Any:
-    """Pydantic models given as inputs become plain snake_case dicts."""
+    """Pydantic models given as inputs (a `ZitiConnection`, an `AuthPolicyPrimary`, also inside
+    dicts and lists) become plain snake_case values. A `SecretStr` is revealed here only because
+    the caller wraps what carries it (the connection) in a Pulumi secret."""
     if isinstance(value, BaseModel):
-        return value.model_dump()
+        value = value.model_dump()
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Mapping):
+        return {k: _dump(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dump(v) for v in value]
     return value
 
 
@@ -707,7 +715,7 @@ class ZitiCertificateAuthority(dynamic.Resource, module="ziti", name="Certificat
             CertificateAuthorityProvider.computed,
             name=name,
             cert_pem=cert_pem,
-            ca_key_pem=pulumi.Output.secret(ca_key_pem),
+            ca_key_pem=pulumi.Output.secret(_dump(ca_key_pem)),
             is_auth_enabled=is_auth_enabled,
             is_auto_ca_enrollment_enabled=is_auto_ca_enrollment_enabled,
             is_ott_ca_enrollment_enabled=is_ott_ca_enrollment_enabled,

@@ -260,3 +260,41 @@ class TestExternalJwtSigner:
         signer = fake.entities["external-jwt-signers"][state.id]
         assert signer["jwksEndpoint"] is None and signer["certPem"] == cert and signer["kid"] == "kid-1"
         assert new_state.outputs.get("jwks_endpoint") is None and new_state.outputs["kid"] == "kid-1"
+
+
+class TestResourceClasses:
+    """The SDK-style constructors under the mock engine: typed models are accepted as inputs (the
+    connection's `SecretStr` password included) and travel only inside a Pulumi secret."""
+
+    def test_pydantic_connection_and_blocks_are_accepted_and_stay_secret(self) -> None:
+        from pulumi.runtime import rpc
+
+        from dynamic_providers.ziti.models import AuthPolicyExtJwt, AuthPolicyPrimary, ZitiConnection
+        from tests.harness import mock_engine
+        from tests.harness.mock_engine import run
+
+        cert, key = make_ca()
+        conn = ZitiConnection(url="https://ziti.example.com:1280", username="admin", password="typed-admin-pw")
+
+        def body() -> None:
+            zp.ZitiAuthPolicy(
+                "users",
+                name="users",
+                primary=AuthPolicyPrimary(ext_jwt=AuthPolicyExtJwt(allowed=True, allowed_signers=["s1"])),
+                connection=conn,
+            )
+            zp.ZitiCertificateAuthority("ca", name="spire", cert_pem=cert, ca_key_pem=key, connection=conn)
+
+        program = run(body)
+        [policy] = program.of_type("pulumi-python:dynamic/ziti:AuthPolicy")
+        [ca] = program.of_type("pulumi-python:dynamic/ziti:CertificateAuthority")
+        assert policy.inputs["primary"]["ext_jwt"] == {"allowed": True, "allowed_signers": ["s1"]}
+        assert policy.inputs["owner"] == {"stack": f"{mock_engine.PROJECT}/dev", "name": "users"}
+        for r in (policy, ca):
+            wrapped = r.inputs["connection"]
+            assert wrapped[rpc._special_sig_key] == rpc._special_secret_sig
+            assert wrapped["value"]["password"] == "typed-admin-pw"
+            outside = {k: v for k, v in r.inputs.items() if k != "connection"}
+            assert "typed-admin-pw" not in repr(outside)
+        assert ca.inputs["ca_key_pem"][rpc._special_sig_key] == rpc._special_secret_sig
+        assert {"connection", "ca_key_pem", "enrollment_jwt"} <= set(ca.additional_secret_outputs)
