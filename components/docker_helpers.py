@@ -20,6 +20,7 @@ from typing import Literal
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 import pulumi_tls as tls
 
 from stack_config import PROJECT, ConfigError, NodeSpec
@@ -305,3 +306,16 @@ def self_signed_ca(
         opts=opts,
     )
     return key, cert
+
+
+def generated_password(
+    resource_name: str, *, base: str, parent: pulumi.Resource, provider: docker.Provider
+) -> tuple[pulumi.Output[str], docker.Secret]:
+    """A 32-character password made by pulumi-random (alphanumeric: it goes into connection
+    strings and shell wrappers unquoted) as a Pulumi secret, and the Swarm secret that delivers
+    it. Both resources are named `resource_name`."""
+    password = random.RandomPassword(
+        resource_name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    value: pulumi.Output[str] = pulumi.Output.secret(password.result)
+    return value, secret_file(resource_name, base=base, content=value, parent=parent, provider=provider)

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.docker_helpers import (
     SECRETS_DIR,
     after,
+    generated_password,
     healthcheck,
     limits,
     network_attachment,
-    secret_file,
     secret_mount,
     service,
 )
@@ -115,16 +114,8 @@ class KeycloakStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        self._admin_password = random.RandomPassword(
-            f"{name}-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
-        self.admin_password = pulumi.Output.secret(self._admin_password.result)
-        admin_secret = secret_file(
-            f"{name}-admin-password",
-            base="keycloak-admin-password",
-            content=self.admin_password,
-            parent=self,
-            provider=swarm.manager,
+        self.admin_password, admin_secret = generated_password(
+            f"{name}-admin-password", base="keycloak-admin-password", parent=self, provider=swarm.manager
         )
 
         env = {

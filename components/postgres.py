@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.docker_helpers import (
     SECRETS_DIR,
     config_file,
     config_mount,
+    generated_password,
     healthcheck,
     limits,
     network_attachment,
@@ -108,16 +108,8 @@ class PostgresDatabase(pulumi.ComponentResource):
         swarm_opts = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
         self.host, self.port, self.database, self.user = service_name, 5432, database, user
 
-        self._password = random.RandomPassword(
-            f"{resource_name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
-        self.password = pulumi.Output.secret(self._password.result)
-        self.password_secret = secret_file(
-            f"{resource_name}-password",
-            base=f"{service_name}-password",
-            content=self.password,
-            parent=self,
-            provider=swarm.manager,
+        self.password, self.password_secret = generated_password(
+            f"{resource_name}-password", base=f"{service_name}-password", parent=self, provider=swarm.manager
         )
         # A libpq password file, for clients that take no password variable (backups, SPIRE).
         self.pgpass_secret = None

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_random as random
 
 from components.docker_helpers import (
     SECRETS_DIR,
     after,
+    generated_password,
     healthcheck,
     limits,
     network_attachment,
@@ -174,16 +174,8 @@ class ZitiStack(pulumi.ComponentResource):
         self.network = docker.Network(f"{name}-network", name="ziti", driver="overlay", opts=on_manager)
         aliases = [] if _is_internal_name(zt.advertised_address) else [zt.advertised_address]
 
-        self._admin_password = random.RandomPassword(
-            f"{name}-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
-        self.admin_password = pulumi.Output.secret(self._admin_password.result)
-        admin_secret = secret_file(
-            f"{name}-admin-password",
-            base="ziti-admin-password",
-            content=self.admin_password,
-            parent=self,
-            provider=swarm.manager,
+        self.admin_password, admin_secret = generated_password(
+            f"{name}-admin-password", base="ziti-admin-password", parent=self, provider=swarm.manager
         )
         # The controller's own PKI root (distinct from SPIRE's root: different trust domains).
         pki_key, pki_root = self_signed_ca(
