@@ -365,19 +365,18 @@ class ExecEntryClient(EntryClient):
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        if isinstance(self._conn, DockerExecConnection):
-            env.pop("DOCKER_CONTEXT", None)  # DOCKER_HOST must win
-            if self._conn.docker_host:
-                env["DOCKER_HOST"] = self._conn.docker_host
-            else:
-                env.pop("DOCKER_HOST", None)
+        if isinstance(self._conn, DockerExecConnection) and self._conn.docker_host:
+            env.pop("DOCKER_CONTEXT", None)  # the connection's DOCKER_HOST must win
+            env["DOCKER_HOST"] = self._conn.docker_host
+        # Without docker_host, the engine the environment selects (DOCKER_HOST, docker context).
         return env
 
     def _where(self) -> str:
         c = self._conn
         if isinstance(c, DockerExecConnection):
             target = c.container or f"service {c.service}"
-            return f"docker exec into {target} on {c.docker_host or 'the local Docker engine'}"
+            engine = c.docker_host or os.environ.get("DOCKER_HOST") or "the Docker engine of the current context"
+            return f"docker exec into {target} on {engine}"
         ctx = f" (context {c.context})" if c.context else ""
         return f"kubectl exec into {c.namespace}/{c.pod} container {c.container}{ctx}"
 

@@ -395,7 +395,10 @@ class DockerExecConnection(_ConnectionBase):
     """`docker exec` of the `spire-server` CLI in the server container (DOCKER_HOST, ssh:// too)."""
 
     transport: Literal["docker-exec"]
-    docker_host: str | None = Field(default=None, description="DOCKER_HOST of the server's node; None = local.")
+    docker_host: str | None = Field(
+        default=None,
+        description="DOCKER_HOST of the server's node; None = the environment's DOCKER_HOST / docker context.",
+    )
     container: str | None = Field(default=None, description="Container name or id of the SPIRE server.")
     service: str | None = Field(default=None, description="Swarm service; its running task on the node is used.")
     socket_path: str | None = Field(default=None, description="Admin socket inside the container (-socketPath).")

@@ -427,7 +427,13 @@ class TestCliQuirks:
             "-socketPath",
             "/run/spire/server/private/api.sock",
         ]
-        assert "DOCKER_HOST" not in env and "DOCKER_CONTEXT" not in env  # the local engine, as configured
+        # No docker_host: the environment's engine, as plain `docker` would use it.
+        assert env["DOCKER_HOST"] == "unix:///somewhere/else.sock" and env["DOCKER_CONTEXT"] == "laptop"
+
+        remote = parse_connection({**local.model_dump(), "docker_host": "ssh://root@10.0.0.9"})
+        ExecEntryClient(remote, runner=runner).get("id-1")
+        argv, env = seen[-1]
+        assert env["DOCKER_HOST"] == "ssh://root@10.0.0.9" and "DOCKER_CONTEXT" not in env
 
         kube = parse_connection(
             {

@@ -275,10 +275,13 @@ class TestExecTransportsReachTheRightPlace:
     def test_named_container_skips_the_lookup(
         self, dynamic_host: Callable[..., DynamicProviderHost], target: SpireTarget
     ) -> None:
-        connection = {**target.connection, "service": None, "container": f"{SERVICE}.1.p4k2x9f0d1c3"}
-        host = dynamic_host(SpireEntryProvider(), resource_type=TYPE, env=target.env)
+        # No docker_host in the connection: the provider's DOCKER_HOST picks the engine.
+        connection = {**target.connection, "docker_host": None, "service": None}
+        connection["container"] = f"{SERVICE}.1.p4k2x9f0d1c3"
+        host = dynamic_host(SpireEntryProvider(), resource_type=TYPE, env={**target.env, "DOCKER_HOST": DOCKER_HOST})
         host.up("api", _props(target, connection=connection))
-        assert [e["argv"][0] for e in target.world.execs("docker")] == ["exec"]
+        execs = target.world.execs("docker")
+        assert [e["argv"][0] for e in execs] == ["exec"] and execs[0]["DOCKER_HOST"] == DOCKER_HOST
 
     def test_unreachable_engine_is_an_error_not_a_missing_entry(
         self, dynamic_host: Callable[..., DynamicProviderHost], target: SpireTarget
