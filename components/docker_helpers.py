@@ -319,3 +319,19 @@ def generated_password(
     )
     value: pulumi.Output[str] = pulumi.Output.secret(password.result)
     return value, secret_file(resource_name, base=base, content=value, parent=parent, provider=provider)
+
+
+def key_pair_secrets(
+    resource_name: str,
+    *,
+    base: str,
+    cert_pem: pulumi.Input[str],
+    key_pem: pulumi.Input[str],
+    parent: pulumi.Resource,
+    provider: docker.Provider,
+) -> tuple[docker.Secret, docker.Secret]:
+    """A certificate and its private key as two Swarm secrets (`<resource_name>-cert`/`-key`,
+    content-named `<base>-cert-…`/`<base>-key-…`); the key never leaves Pulumi secrets."""
+    cert = secret_file(f"{resource_name}-cert", base=f"{base}-cert", content=cert_pem, parent=parent, provider=provider)
+    key = secret_file(f"{resource_name}-key", base=f"{base}-key", content=key_pem, parent=parent, provider=provider)
+    return cert, key

@@ -29,10 +29,10 @@ from components.docker_helpers import (
     config_file,
     config_mount,
     healthcheck,
+    key_pair_secrets,
     limits,
     network_attachment,
     restore_container,
-    secret_file,
     secret_mount,
     self_signed_ca,
     service,
@@ -233,17 +233,11 @@ class SpireStack(pulumi.ComponentResource):
         pop_bundle_cfg = config_file(
             f"{name}-x509pop-ca", base="spire-x509pop-ca", content=pop_ca.cert_pem, parent=self, provider=swarm.manager
         )
-        upstream_cert = secret_file(
-            f"{name}-upstream-cert",
-            base="spire-upstream-ca-cert",
-            content=root.cert_pem,
-            parent=self,
-            provider=swarm.manager,
-        )
-        upstream_key = secret_file(
-            f"{name}-upstream-key",
-            base="spire-upstream-ca-key",
-            content=self.root_ca_key_pem,
+        upstream_cert, upstream_key = key_pair_secrets(
+            f"{name}-upstream",
+            base="spire-upstream-ca",
+            cert_pem=root.cert_pem,
+            key_pem=self.root_ca_key_pem,
             parent=self,
             provider=swarm.manager,
         )

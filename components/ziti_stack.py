@@ -31,10 +31,10 @@ from components.docker_helpers import (
     after,
     generated_password,
     healthcheck,
+    key_pair_secrets,
     limits,
     network_attachment,
     restore_container,
-    secret_file,
     secret_mount,
     self_signed_ca,
     service,
@@ -186,17 +186,11 @@ class ZitiStack(pulumi.ComponentResource):
             parent=self,
         )
         self.controller_ca_pem = pki_root.cert_pem
-        pki_cert_secret = secret_file(
-            f"{name}-pki-root-cert",
-            base="ziti-pki-root-cert",
-            content=pki_root.cert_pem,
-            parent=self,
-            provider=swarm.manager,
-        )
-        pki_key_secret = secret_file(
-            f"{name}-pki-root-key",
-            base="ziti-pki-root-key",
-            content=pki_key.private_key_pem,
+        pki_cert_secret, pki_key_secret = key_pair_secrets(
+            f"{name}-pki-root",
+            base="ziti-pki-root",
+            cert_pem=pki_root.cert_pem,
+            key_pem=pki_key.private_key_pem,
             parent=self,
             provider=swarm.manager,
         )
