@@ -7,7 +7,16 @@ import pulumi
 import pulumi_docker as docker
 import pytest
 
-from components.docker_helpers import after, content_name, healthcheck, service, stateful_node
+from components.docker_helpers import (
+    after,
+    content_name,
+    generated_password,
+    healthcheck,
+    key_pair_secrets,
+    self_signed_ca,
+    service,
+    stateful_node,
+)
 from components.swarm_nodes import SwarmNodes
 from stack_config import ConfigError, NodeSpec
 from tests.harness.mock_engine import run
@@ -84,3 +93,35 @@ class TestHelpers:
     def test_healthcheck_needs_a_command_form(self) -> None:
         with pytest.raises(ValueError, match="CMD"):
             healthcheck(["curl", "-f", "http://x"])
+
+    def test_ca_password_and_key_pair_helpers(self) -> None:
+        """Names, parents and secretness of what the shared helpers register."""
+
+        def body() -> None:
+            parent = pulumi.ComponentResource("identity-platform:test:Parent", "p")
+            provider = docker.Provider("engine", host="unix:///var/run/docker.sock")
+            key, cert = self_signed_ca(
+                "p-ca", common_name="example CA", validity_hours=24, uris=["spiffe://ex"], parent=parent
+            )
+            password, _ = generated_password("p-password", base="pw", parent=parent, provider=provider)
+            key_pair_secrets(
+                "p-pair", base="pair", cert_pem=cert.cert_pem, key_pem=key.private_key_pem, parent=parent,
+                provider=provider,
+            )  # fmt: skip
+            pulumi.export("password", password)
+
+        r = run(body)
+        parent = r.get("identity-platform:test:Parent", "p")
+        cert = r.get("tls:index/selfSignedCert:SelfSignedCert", "p-ca")
+        key = r.get("tls:index/privateKey:PrivateKey", "p-ca-key")
+        assert cert.parent == key.parent == parent.urn
+        assert cert.inputs["isCaCertificate"] is True and cert.inputs["uris"] == ["spiffe://ex"]
+        assert "cert_signing" in cert.inputs["allowedUses"] and cert.inputs["validityPeriodHours"] == 24
+        assert key.inputs["algorithm"] == "ECDSA" and key.inputs["ecdsaCurve"] == "P384"
+        pw = r.get("random:index/randomPassword:RandomPassword", "p-password")
+        assert pw.inputs["length"] == 32 and pw.inputs["special"] is False
+        assert r.exports["password"].secret
+        secrets = {s.name: s for s in r.of_type("docker:index/secret:Secret")}
+        assert set(secrets) == {"p-password", "p-pair-cert", "p-pair-key"}
+        assert secrets["p-pair-key"].inputs["name"].startswith("pair-key-")
+        assert all("data" in s.additional_secret_outputs for s in secrets.values())
