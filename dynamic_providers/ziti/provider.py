@@ -11,7 +11,9 @@ One provider class per entity type, sharing one CRUD contract (`_ZitiProvider`):
 - `create` POSTs once. A lost answer (timeout, reset, 5xx, 429) is followed by a lookup by name
   before posting again; a 400 "duplicate value" adopts the existing entity only if it carries
   this resource's ownership tags (`pulumi.stack`, `pulumi.name`), otherwise it fails and says
-  which entity is in the way. Adoption PATCHes the entity to the declared state.
+  which entity is in the way. Adoption PATCHes the entity to the declared state. Without any
+  ownership (no `owner` input, no PULUMI_PROJECT/PULUMI_STACK) the provider checks the name is
+  free before posting, so it can still take the entity its own lost POST created.
 - `update` PATCHes only the changed fields, then GETs (the controller answers updates with an
   empty envelope) and returns the full outputs.
 - `read` returns `ReadResult(id, outs, inputs)` from the server's entity, or an empty id when
@@ -361,12 +363,18 @@ class _ZitiProvider(dynamic.ResourceProvider):
     def _create_or_adopt(self, c: ZitiClient, args: Any, owner: Ownership | None) -> tuple[str, bool]:
         """(id, created): POST once; after an uncertain failure look up before posting again."""
         body = args.api_body(owner, create=True)
+        # Without ownership no tag marks what this call creates. If the name is free before the first
+        # POST, an entity that holds it after a lost answer can only be that POST's.
+        free_before = owner is None and self._find_existing(c, args, None) is None
+        uncertain = False
         for attempt in range(1, MAX_CREATE_ATTEMPTS + 1):
             try:
                 return c.create(self.collection, body), True
             except ZitiApiError as e:
                 if e.is_duplicate:
                     existing = self._find_existing(c, args, e)
+                    if existing is not None and free_before and uncertain:
+                        return self._adopt_own_post(existing, args), True
                     if existing is None:
                         raise ZitiApiError(
                             f"the controller refused to create {self.label} {args.name!r} because another entity "
@@ -380,12 +388,20 @@ class _ZitiProvider(dynamic.ResourceProvider):
                     return self._adopt(c, existing, args, owner, e), False
                 if not e.retryable or attempt == MAX_CREATE_ATTEMPTS:
                     raise
+                uncertain = True
                 c.pause(attempt, e.retry_after)
                 existing = self._find_existing(c, args, None)
+                if existing is not None and free_before:
+                    return self._adopt_own_post(existing, args), True
                 if existing is not None:
                     # The lost POST did land (or an earlier run's did): adopt it rather than duplicate.
                     return self._adopt(c, existing, args, owner, e), False
         raise AssertionError("unreachable")
+
+    def _adopt_own_post(self, existing: dict[str, Any], args: Any) -> str:
+        """The entity a lost POST of this very call created (already in the declared state)."""
+        self._check_adoptable(existing, args)
+        return str(existing["id"])
 
     def _adopt(
         self, c: ZitiClient, existing: dict[str, Any], args: Any, owner: Ownership | None, err: ZitiApiError

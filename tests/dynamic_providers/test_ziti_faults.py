@@ -176,3 +176,33 @@ class TestUpdateAndDeleteFaults:
             id_host.delete("w", state.id, state.outputs)
         assert "NO_RESPONSE" in err.value.details
         assert [i["id"] for i in fake.all("identities")] == [state.id]  # state keeps it: nothing is lost
+
+
+class TestLostAnswerWithoutOwnership:
+    """Driven without an `owner` input by a host with no PULUMI_PROJECT/PULUMI_STACK, nothing tags
+    what a create makes: the provider notes that the name is free before it posts."""
+
+    @pytest.fixture
+    def bare_ca_host(self, dynamic_host) -> DynamicProviderHost:
+        return dynamic_host(
+            CertificateAuthorityProvider(), resource_type="pulumi-python:dynamic/ziti:CertificateAuthority", project=""
+        )
+
+    def test_the_entity_of_this_calls_lost_post_is_taken_not_refused(self, ziti, bare_ca_host) -> None:
+        fake, srv = ziti
+        srv.inject("POST", CAS, reset_after=True)
+        props = {k: v for k, v in ca_props(fake, srv).items() if k != "owner"}
+        state = bare_ca_host.up("ca", props)
+        [ca] = fake.all("cas")
+        assert ca["id"] == state.id and ca["isVerified"] is True and ca["tags"] == {}
+        assert srv.count("POST", CAS) == 1
+
+    def test_a_name_taken_before_the_post_is_still_refused(self, ziti, bare_ca_host) -> None:
+        fake, srv = ziti
+        props = {k: v for k, v in ca_props(fake, srv).items() if k != "owner"}
+        theirs = fake.put_entity("cas", {"name": "spire", "certPem": "x", "fingerprint": "y", "isVerified": True})
+        srv.inject("POST", CAS, reset_after=True)
+        with pytest.raises(ProviderCallError) as err:
+            bare_ca_host.up("ca", props)
+        assert "carries no ownership, so it adopts nothing" in err.value.details
+        assert [c["id"] for c in fake.all("cas")] == [theirs]
