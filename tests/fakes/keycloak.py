@@ -197,6 +197,10 @@ class FakeRealm:
         return next((s for s in self.scopes.values() if s["name"] == name), None)
 
 
+RealmHandler = Callable[[Request, FakeRealm], Response]
+ClientHandler = Callable[[Request, FakeRealm, FakeClient], Response]
+
+
 def _err(status: int, message: str, key: str = "errorMessage") -> Response:
     return Response(status, {key: message})
 
@@ -537,6 +541,38 @@ class KeycloakFake:
             return realm, None, _err(404, "Could not find client", "error")
         return realm, client, None
 
+    def _realm_route(self, method: str, path: str) -> Callable[[RealmHandler], RealmHandler]:
+        """Route an Admin API call on one realm: 401, 403 and 404 are answered before the handler runs."""
+
+        def register(handler: RealmHandler) -> RealmHandler:
+            def route(req: Request) -> Response:
+                realm, denied = self._realm(req)
+                if denied:
+                    return denied
+                assert realm is not None
+                return handler(req, realm)
+
+            self.app.route(method, self._p(path))(route)
+            return handler
+
+        return register
+
+    def _client_route(self, method: str, path: str) -> Callable[[ClientHandler], ClientHandler]:
+        """Route an Admin API call on one client (`{uuid}`): 401, 403 and 404 answered first."""
+
+        def register(handler: ClientHandler) -> ClientHandler:
+            def route(req: Request) -> Response:
+                realm, client, denied = self._client(req)
+                if denied:
+                    return denied
+                assert realm is not None and client is not None
+                return handler(req, realm, client)
+
+            self.app.route(method, self._p(path))(route)
+            return handler
+
+        return register
+
     def _issue(self, subject: str, realm: str, client_id: str, with_refresh: bool) -> dict[str, Any]:
         access, session = secrets.token_urlsafe(32), str(uuid.uuid4())
         now = time.monotonic()
@@ -658,21 +694,13 @@ class KeycloakFake:
                 self._new_realm(name, body, owner=None)
             return Response(201, None, {"Location": f"{self._issuer_base(req)}/admin/realms/{name}"})
 
-        @app.route("GET", p("/admin/realms/{realm}"))
-        def get_realm(req: Request) -> Response:
-            realm, denied = self._realm(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._realm_route("GET", "/admin/realms/{realm}")
+        def get_realm(req: Request, realm: FakeRealm) -> Response:
             with self.lock:
                 return Response(200, copy.deepcopy(realm.rep))
 
-        @app.route("PUT", p("/admin/realms/{realm}"))
-        def put_realm(req: Request) -> Response:
-            realm, denied = self._realm(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._realm_route("PUT", "/admin/realms/{realm}")
+        def put_realm(req: Request, realm: FakeRealm) -> Response:
             body, bad = self._body(req, "RealmRepresentation")
             if bad:
                 return bad
@@ -711,40 +739,32 @@ class KeycloakFake:
                     self._writing.discard(name)
             return Response(204)
 
-        @app.route("DELETE", p("/admin/realms/{realm}"))
-        def delete_realm(req: Request) -> Response:
-            _, denied = self._realm(req)
-            if denied:
-                return denied
+        @self._realm_route("DELETE", "/admin/realms/{realm}")
+        def delete_realm(req: Request, _realm: FakeRealm) -> Response:
             with self.lock:
                 self.realms.pop(req.params["realm"], None)
             return Response(204)
 
         # clients ----------------------------------------------------------------------------
 
-        @app.route("GET", p("/admin/realms/{realm}/clients"))
-        def list_clients(req: Request) -> Response:
-            realm, denied = self._realm(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._realm_route("GET", "/admin/realms/{realm}/clients")
+        def list_clients(req: Request, realm: FakeRealm) -> Response:
             wanted = req.arg("clientId")
             search = (req.arg("search") or "false").lower() == "true"
-            first, limit = int(req.arg("first") or 0), int(req.arg("max") or 100)
+            # No `max` means every client (ClientsResource passes null through), not a default page.
+            first = int(req.arg("first") or 0)
+            max_arg = req.arg("max")
+            limit = int(max_arg) if max_arg else None
             with self.lock:
                 found = []
                 for c in realm.clients.values():
                     cid = c.rep["clientId"]
                     if wanted is None or (cid == wanted if not search else wanted.lower() in cid.lower()):
                         found.append(self._client_view(realm, c))
-            return Response(200, found[first : first + limit])
+            return Response(200, found[first:] if limit is None else found[first : first + limit])
 
-        @app.route("POST", p("/admin/realms/{realm}/clients"))
-        def create_client(req: Request) -> Response:
-            realm, denied = self._realm(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._realm_route("POST", "/admin/realms/{realm}/clients")
+        def create_client(req: Request, realm: FakeRealm) -> Response:
             body, bad = self._body(req, "ClientRepresentation")
             if bad:
                 return bad
@@ -755,21 +775,13 @@ class KeycloakFake:
             location = f"{self._issuer_base(req)}/admin/realms/{req.params['realm']}/clients/{created}"
             return Response(201, None, {"Location": location})
 
-        @app.route("GET", p("/admin/realms/{realm}/clients/{uuid}"))
-        def get_client(req: Request) -> Response:
-            realm, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None and client is not None
+        @self._client_route("GET", "/admin/realms/{realm}/clients/{uuid}")
+        def get_client(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 return Response(200, self._client_view(realm, client))
 
-        @app.route("PUT", p("/admin/realms/{realm}/clients/{uuid}"))
-        def put_client(req: Request) -> Response:
-            realm, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None and client is not None
+        @self._client_route("PUT", "/admin/realms/{realm}/clients/{uuid}")
+        def put_client(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
             body, bad = self._body(req, "ClientRepresentation")
             if bad:
                 return bad
@@ -805,34 +817,22 @@ class KeycloakFake:
                 client.rep = rep
             return Response(204)
 
-        @app.route("DELETE", p("/admin/realms/{realm}/clients/{uuid}"))
-        def delete_client(req: Request) -> Response:
-            realm, _, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._client_route("DELETE", "/admin/realms/{realm}/clients/{uuid}")
+        def delete_client(req: Request, realm: FakeRealm, _client: FakeClient) -> Response:
             with self.lock:
                 realm.clients.pop(req.params["uuid"], None)
             return Response(204)
 
-        @app.route("GET", p("/admin/realms/{realm}/clients/{uuid}/client-secret"))
-        def get_secret(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("GET", "/admin/realms/{realm}/clients/{uuid}/client-secret")
+        def get_secret(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 body = {"type": "secret"}
                 if client.rep.get("secret"):
                     body["value"] = client.rep["secret"]
                 return Response(200, body)
 
-        @app.route("POST", p("/admin/realms/{realm}/clients/{uuid}/client-secret"))
-        def regenerate_secret(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("POST", "/admin/realms/{realm}/clients/{uuid}/client-secret")
+        def regenerate_secret(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 client.rep["secret"] = self._new_secret(client.rep)
                 return Response(200, {"type": "secret", "value": client.rep["secret"]})
@@ -841,21 +841,13 @@ class KeycloakFake:
 
         models = "/admin/realms/{realm}/clients/{uuid}/protocol-mappers/models"
 
-        @app.route("GET", p(models))
-        def list_mappers(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("GET", models)
+        def list_mappers(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 return Response(200, [copy.deepcopy(m) for m in client.mappers.values()])
 
-        @app.route("POST", p(models))
-        def create_mapper(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("POST", models)
+        def create_mapper(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             body, bad = self._body(req, "ProtocolMapperRepresentation")
             if bad:
                 return bad
@@ -866,22 +858,14 @@ class KeycloakFake:
                 client.mappers[mid] = {"protocol": "openid-connect", "config": {}, **body, "id": mid}
             return Response(201, None, {"Location": f"{self._issuer_base(req)}{req.path}/{mid}"})
 
-        @app.route("GET", p(models + "/{mapper}"))
-        def get_mapper(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("GET", models + "/{mapper}")
+        def get_mapper(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 mapper = client.mappers.get(req.params["mapper"])
                 return Response(200, copy.deepcopy(mapper)) if mapper else _err(404, "Model not found", "error")
 
-        @app.route("PUT", p(models + "/{mapper}"))
-        def put_mapper(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("PUT", models + "/{mapper}")
+        def put_mapper(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             body, bad = self._body(req, "ProtocolMapperRepresentation")
             if bad:
                 return bad
@@ -892,12 +876,8 @@ class KeycloakFake:
                 mapper.update({k: v for k, v in body.items() if k != "id" and v is not None})
             return Response(204)
 
-        @app.route("DELETE", p(models + "/{mapper}"))
-        def delete_mapper(req: Request) -> Response:
-            _, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert client is not None
+        @self._client_route("DELETE", models + "/{mapper}")
+        def delete_mapper(req: Request, _realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 if client.mappers.pop(req.params["mapper"], None) is None:
                     return _err(404, "Model not found", "error")
@@ -905,12 +885,8 @@ class KeycloakFake:
 
         # client scopes ----------------------------------------------------------------------
 
-        @app.route("GET", p("/admin/realms/{realm}/client-scopes"))
-        def realm_scopes(req: Request) -> Response:
-            realm, denied = self._realm(req)
-            if denied:
-                return denied
-            assert realm is not None
+        @self._realm_route("GET", "/admin/realms/{realm}/client-scopes")
+        def realm_scopes(req: Request, realm: FakeRealm) -> Response:
             with self.lock:
                 return Response(200, [copy.deepcopy(s) for s in realm.scopes.values()])
 
@@ -918,25 +894,16 @@ class KeycloakFake:
             self._scope_routes(kind)
 
     def _scope_routes(self, kind: str) -> None:
-        app, p = self.app, self._p
         base = f"/admin/realms/{{realm}}/clients/{{uuid}}/{kind}-client-scopes"
         attr = f"{kind}_scopes"
         other = "optional_scopes" if kind == "default" else "default_scopes"
 
-        def listing(req: Request) -> Response:
-            realm, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None and client is not None
+        def listing(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 ids = getattr(client, attr)
                 return Response(200, [{"id": s, "name": realm.scopes[s]["name"]} for s in ids if s in realm.scopes])
 
-        def link(req: Request) -> Response:
-            realm, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None and client is not None
+        def link(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
             sid = req.params["scope"]
             with self.lock:
                 if sid not in realm.scopes:
@@ -947,11 +914,7 @@ class KeycloakFake:
                     getattr(client, attr).append(sid)
             return Response(204)
 
-        def unlink(req: Request) -> Response:
-            realm, client, denied = self._client(req)
-            if denied:
-                return denied
-            assert realm is not None and client is not None
+        def unlink(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
             with self.lock:
                 if req.params["scope"] not in realm.scopes:
                     return _err(404, "Client scope not found", "error")
@@ -960,9 +923,9 @@ class KeycloakFake:
                     ids.remove(req.params["scope"])
             return Response(204)
 
-        app.route("GET", p(base))(listing)
-        app.route("PUT", p(base + "/{scope}"))(link)
-        app.route("DELETE", p(base + "/{scope}"))(unlink)
+        self._client_route("GET", base)(listing)
+        self._client_route("PUT", base + "/{scope}")(link)
+        self._client_route("DELETE", base + "/{scope}")(unlink)
 
     @staticmethod
     def _replace_mappers(client: FakeClient, mappers: list[dict[str, Any]]) -> None:
