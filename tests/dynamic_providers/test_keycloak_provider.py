@@ -122,6 +122,9 @@ class TestClientLifecycle:
         rep = server(fake, "billing")
         assert state.id == rep["id"]
         assert rep["publicClient"] is False and rep["bearerOnly"] is False
+        [posted] = [body for method, path, body in fake.bodies if method == "POST" and path.endswith("/clients")]
+        assert posted["protocol"] == "openid-connect"
+        assert posted["publicClient"] is False and posted["bearerOnly"] is False  # explicit, never defaulted
         assert rep["attributes"]["pulumi.stack"] == OWNER
         assert rep["attributes"]["access.token.lifespan"] == "600"
         assert rep["attributes"]["post.logout.redirect.uris"] == "https://billing.acme.net/bye"
@@ -264,8 +267,9 @@ class TestSecrets:
         updated, _ = clients.change("billing", state, confidential(fake, description="now described"))
         assert server(fake, "billing")["secret"] == rotated_elsewhere
         assert updated.outputs["client_secret"] == rotated_elsewhere
-        put_bodies = [r for r in fake.server.log if r.method == "PUT"] if fake.server else []
-        assert put_bodies  # the update did PUT, without a secret (the fake would have stored it)
+        puts = [body for method, path, body in fake.bodies if method == "PUT" and path.endswith(state.id)]
+        assert len(puts) == 1 and puts[0]["description"] == "now described"
+        assert "secret" not in puts[0] and "protocolMappers" not in puts[0]  # never a stale copy
 
     def test_the_secret_is_read_from_its_endpoint_when_the_representation_masks_it(
         self, loopback: Callable[..., LoopbackServer], clients: DynamicProviderHost

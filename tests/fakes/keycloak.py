@@ -241,6 +241,7 @@ class KeycloakFake:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.grants: Counter[str] = Counter()
         self.invalid_bodies: list[str] = []
+        self.bodies: list[tuple[str, str, Any]] = []  # (method, path, JSON) of every valid body received
         self.lock_conflicts = 0
         self._writing: set[str] = set()
         self.validator = spec_validator()
@@ -508,6 +509,8 @@ class KeycloakFake:
         if errors:
             self.invalid_bodies.append(f"{req.method} {req.path} ({schema}): {'; '.join(errors)}")
             return None, Response(400, {"error": "unknown_error", "error_description": errors[0]})
+        with self.lock:
+            self.bodies.append((req.method, req.path, copy.deepcopy(body)))
         return body, None
 
     def _auth(self, req: Request, realm: str | None = None) -> Response | None:
