@@ -11,8 +11,9 @@ What it does for every call, so the provider code above it stays about resources
   jitter on 429 (honouring `Retry-After`), 502/503/504, connection errors and timeouts. A POST
   is retried only when it provably never reached Keycloak (connect errors, 429); when its answer
   is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object up before
-  creating again. Realm writes are serialised per realm in this process and retried on
-  Keycloak's optimistic-lock failures.
+  creating again. Realm writes are serialised per realm in this process; a PUT or DELETE that
+  meets Keycloak's generic 500 (`unknown_error`, what an optimistic-lock failure becomes) is
+  retried, since the server rolled it back.
 * **Readiness.** With `ready_timeout`, the first login waits (bounded, with backoff) for a
   Keycloak that is still starting, then fails naming the URL.
 * **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
@@ -107,6 +108,23 @@ def error_detail(resp: httpx.Response) -> str:
         if parts:
             return ": ".join(parts)
     return resp.text[:500]
+
+
+def _maybe_lock_conflict(resp: httpx.Response) -> bool:
+    """A 500 that may be a concurrent-write failure, so an idempotent write may be repeated.
+
+    Keycloak's error handler turns an uncaught exception, an optimistic-lock or serialisation
+    failure among them (keycloak/keycloak#11588), into 500 `{"error": "unknown_error"}` with the
+    details only in the server log, after rolling the transaction back. A body naming the lock
+    failure (other versions, proxies) counts too.
+    """
+    if any(h in resp.text.lower() for h in _LOCK_HINTS):
+        return True
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == "unknown_error"
 
 
 @dataclass(frozen=True)
@@ -444,7 +462,7 @@ class KeycloakAdmin:
                     err.outcome_unknown = True
                     raise err
             if status == 500 and method in ("PUT", "DELETE") and attempt < self.retry.attempts:
-                if any(h in resp.text.lower() for h in _LOCK_HINTS):
+                if _maybe_lock_conflict(resp):
                     self._sleep(self.retry.backoff(attempt))
                     continue
             if status in expected:

@@ -24,8 +24,9 @@ Behaviour reproduced (sources: shared/research/keycloak.md, which cites Keycloak
   properties rejected as Keycloak's Jackson mapper does; failures are 400 and are recorded in
   `invalid_bodies` so tests can assert there were none. Client URIs are checked like Keycloak's
   ClientValidator (no fragments, no `javascript:`).
-* Optimistic locking: overlapping PUTs on one realm fail with 500 `OptimisticLockException`
-  (keycloak/keycloak#11588) when `realm_write_seconds` > 0 makes a write take time.
+* Optimistic locking: overlapping PUTs on one realm fail with Keycloak's generic 500
+  `{"error": "unknown_error"}` (an OptimisticLockException, keycloak/keycloak#11588, reaches
+  KeycloakErrorHandler uncaught) when `realm_write_seconds` > 0 makes a write take time.
 
 State is in memory behind one lock; `seed_client` / `client_by_client_id` let tests set up and
 inspect the server without going through HTTP.
@@ -197,6 +198,8 @@ class FakeRealm:
         return next((s for s in self.scopes.values() if s["name"] == name), None)
 
 
+# What Keycloak's KeycloakErrorHandler answers for any uncaught exception (JSON requests).
+SERVER_ERROR_BODY = {"error": "unknown_error", "error_description": "For more on this error consult the server log."}
 RealmHandler = Callable[[Request, FakeRealm], Response]
 ClientHandler = Callable[[Request, FakeRealm, FakeClient], Response]
 
@@ -711,11 +714,9 @@ class KeycloakFake:
             with self.lock:
                 if name in self._writing:
                     self.lock_conflicts += 1
-                    return _err(
-                        500,
-                        "org.hibernate.StaleObjectStateException / jakarta.persistence.OptimisticLockException: "
-                        "Row was updated or deleted by another transaction",
-                    )
+                    # KeycloakErrorHandler: an OptimisticLockException is an uncaught error, rolled back,
+                    # answered with the generic body (the exception is only in the server log).
+                    return Response(500, SERVER_ERROR_BODY)
                 self._writing.add(name)
             try:
                 if self.realm_write_seconds:
