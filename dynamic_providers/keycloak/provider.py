@@ -256,7 +256,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             if spec.default_client_scopes is not None or spec.optional_client_scopes is not None:
                 self._scope_ids(kc, spec)  # unknown scope names fail before anything is created
             uuid = self._create_or_adopt(kc, spec)
-            rep = self._get(kc, spec, uuid)
+            rep = self._fill_scopes(kc, spec.realm, self._get(kc, spec, uuid), raw)
             secret = self._secret(kc, spec, rep)
         return CreateResult(uuid, self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
@@ -265,9 +265,10 @@ class KeycloakClientProvider(_KeycloakProvider):
         conn = _connection(olds)
         realm = str(olds["realm"])
         with self._admin(conn) as kc:
-            rep = kc.get_client(realm, id_)
-            if rep is None:
+            found = kc.get_client(realm, id_)
+            if found is None:
                 return ReadResult(None, {})
+            rep = self._fill_scopes(kc, realm, found, olds)
             secret = None
             if rep.access_type == "CONFIDENTIAL":
                 secret = self._secret_of(kc, realm, id_, rep)
@@ -290,7 +291,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             self._reconcile(kc, spec, current, removed, audience_was_managed=olds.get("audience") is not None)
             if "rotate_secret_trigger" in changed and spec.confidential:
                 kc.regenerate_client_secret(spec.realm, _id)
-            rep = self._get(kc, spec, _id)
+            rep = self._fill_scopes(kc, spec.realm, self._get(kc, spec, _id), raw)
             secret = self._secret(kc, spec, rep)
         return UpdateResult(self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
@@ -411,6 +412,22 @@ class KeycloakClientProvider(_KeycloakProvider):
         if any(server_attrs.get(k, "") != v for k, v in (spec.attributes or {}).items()):
             return True
         return any(server_attrs.get(k, "") != "" for k in removed)
+
+    @staticmethod
+    def _fill_scopes(
+        kc: KeycloakAdmin, realm: str, rep: ClientRepresentation, managed: Mapping[str, Any]
+    ) -> ClientRepresentation:
+        """Managed scope lists the representation leaves out (Keycloak blanks them for callers that
+        may not view client scopes) come from the per-client scope endpoints instead."""
+        assert rep.id
+        kinds: tuple[tuple[ScopeKind, str], ...] = (
+            ("default", "default_client_scopes"),
+            ("optional", "optional_client_scopes"),
+        )
+        for kind, attr in kinds:
+            if managed.get(attr) is not None and getattr(rep, attr) is None:
+                setattr(rep, attr, [s.name for s in kc.client_scopes(realm, rep.id, kind) if s.name])
+        return rep
 
     def _scope_ids(self, kc: KeycloakAdmin, spec: ClientSpec) -> dict[str, str]:
         available = {s.name: s.id for s in kc.realm_client_scopes(spec.realm) if s.name and s.id}

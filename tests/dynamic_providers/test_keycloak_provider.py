@@ -249,6 +249,19 @@ class TestClientLifecycle:
         same = {**props, "default_client_scopes": ["phone", "profile"], "optional_client_scopes": ["email"]}
         assert clients.preview_change("ziti", moved, same)[1].changes == "DIFF_NONE"
 
+    def test_scopes_left_out_of_the_representation_are_read_from_their_endpoints(
+        self, loopback: Callable[..., LoopbackServer], clients: DynamicProviderHost
+    ) -> None:
+        hidden = KeycloakFake(hide_scopes_in_representation=True)
+        hidden.serve(loopback)
+        hidden.seed_realm("platform", {"pulumi.stack": OWNER})
+        props = ziti_client(hidden, default_client_scopes=["profile", "email"], optional_client_scopes=["phone"])
+        state = clients.up("ziti", props)
+        assert sorted(state.outputs["default_client_scopes"]) == ["email", "profile"]
+        refreshed = clients.refresh("ziti", state)
+        assert refreshed is not None and refreshed.outputs["optional_client_scopes"] == ["phone"]
+        assert clients.preview_change("ziti", refreshed, props)[1].changes == "DIFF_NONE"  # no perpetual diff
+
     def test_an_unknown_scope_fails_before_anything_is_created(
         self, fake: KeycloakFake, clients: DynamicProviderHost
     ) -> None:

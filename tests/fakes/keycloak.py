@@ -229,6 +229,7 @@ class KeycloakFake:
         refresh_token_lifespan: float = 1800.0,
         frontend_url: str | None = None,
         mask_secret_in_representation: bool = False,
+        hide_scopes_in_representation: bool = False,
     ) -> None:
         self.base_path = base_path
         self.users = {admin_user: admin_password}
@@ -237,6 +238,8 @@ class KeycloakFake:
         self.refresh_token_lifespan = refresh_token_lifespan
         self.frontend_url = frontend_url
         self.mask_secret_in_representation = mask_secret_in_representation
+        # ClientResource.getClient blanks the scope lists for a caller that may not view client scopes.
+        self.hide_scopes_in_representation = hide_scopes_in_representation
         self.realm_write_seconds = 0.0
         self.lock = threading.RLock()
         self.realms: dict[str, FakeRealm] = {}
@@ -490,8 +493,9 @@ class KeycloakFake:
             rep["secret"] = "**********"
         if client.mappers:
             rep["protocolMappers"] = [copy.deepcopy(m) for m in client.mappers.values()]
-        rep["defaultClientScopes"] = [realm.scopes[s]["name"] for s in client.default_scopes if s in realm.scopes]
-        rep["optionalClientScopes"] = [realm.scopes[s]["name"] for s in client.optional_scopes if s in realm.scopes]
+        if not self.hide_scopes_in_representation or full_secret:
+            rep["defaultClientScopes"] = [realm.scopes[s]["name"] for s in client.default_scopes if s in realm.scopes]
+            rep["optionalClientScopes"] = [realm.scopes[s]["name"] for s in client.optional_scopes if s in realm.scopes]
         rep["access"] = {"view": True, "configure": True, "manage": True}
         return rep
 
