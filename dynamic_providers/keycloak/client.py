@@ -593,6 +593,11 @@ class KeycloakAdmin:
             "POST", self._c(realm), json=rep.payload(), expected=(201,), what=f"create client {rep.client_id!r}"
         )
         assert resp is not None
+        if not resp.headers.get("Location"):
+            # Created, but not told where (a proxy dropped the header): the clientId is unique.
+            found = self.find_client(realm, rep.client_id or "")
+            if found is not None and found.id:
+                return found.id
         return self._location_id(resp)
 
     def update_client(self, realm: str, uuid: str, rep: ClientRepresentation) -> None:

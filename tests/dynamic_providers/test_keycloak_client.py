@@ -240,6 +240,14 @@ class TestRetries:
         time.sleep(1.0)  # the server finishes the slow request afterwards
         assert fake.count_clients("master", "slow") == 1
 
+    def test_a_201_without_location_is_resolved_by_client_id_not_repeated(self, fake: KeycloakFake) -> None:
+        fake.omit_location = True
+        with admin(fake) as kc:
+            uuid = kc.create_client("master", ClientRepresentation(client_id="nolocation", public_client=True))
+        rep = fake.client_by_client_id("master", "nolocation")
+        assert rep is not None and rep["id"] == uuid
+        assert fake.count_clients("master", "nolocation") == 1
+
     def test_500_is_an_error_with_keycloaks_message_and_not_retried(self, fake: KeycloakFake) -> None:
         assert fake.server is not None
         fake.server.inject("PUT", CLIENT, status=500, body={"errorMessage": "unexpected failure"})

@@ -241,6 +241,7 @@ class KeycloakFake:
         # ClientResource.getClient blanks the scope lists for a caller that may not view client scopes.
         self.hide_scopes_in_representation = hide_scopes_in_representation
         self.realm_write_seconds = 0.0
+        self.omit_location = False  # as a proxy that drops the header would
         self.lock = threading.RLock()
         self.realms: dict[str, FakeRealm] = {}
         self.tokens: dict[str, Token] = {}
@@ -781,7 +782,7 @@ class KeycloakFake:
             if isinstance(created, Response):
                 return created
             location = f"{self._issuer_base(req)}/admin/realms/{req.params['realm']}/clients/{created}"
-            return Response(201, None, {"Location": location})
+            return Response(201, None, {} if self.omit_location else {"Location": location})
 
         @self._client_route("GET", "/admin/realms/{realm}/clients/{uuid}")
         def get_client(req: Request, realm: FakeRealm, client: FakeClient) -> Response:
