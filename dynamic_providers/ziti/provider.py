@@ -187,6 +187,13 @@ def _fail(model: type[BaseModel], value: Any, what: str) -> None:
         raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in failures))
 
 
+def _connection(props: Mapping[str, Any]) -> ZitiConnection:
+    """The connection from the state. `read`/`delete` get only outputs: one written without it
+    (e.g. an import) gets a clear message, not a KeyError."""
+    _fail(ZitiConnection, props.get("connection"), "connection")
+    return ZitiConnection.model_validate(props["connection"])
+
+
 def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> str:
     """The proof of key possession the controller wants: CN = the CA's verificationToken, signed
     directly by the CA key (no intermediate: the controller verifies with the CA as the only root)."""
@@ -277,7 +284,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
         props = _strip(props)
-        conn = ZitiConnection.model_validate(props["connection"])
+        conn = _connection(props)
         with ZitiClient(conn) as c:
             detail = c.get_or_none(self.collection, id_)
             if detail is None:
@@ -310,7 +317,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
         return dynamic.UpdateResult(outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        conn = ZitiConnection.model_validate(_strip(props)["connection"])
+        conn = _connection(_strip(props))
         with ZitiClient(conn) as c:
             c.delete(self.collection, id_)
 

@@ -242,3 +242,12 @@ class TestPreviewMakesNoRequests:
 def test_a_missing_connection_is_named() -> None:
     result = CA.check({}, {"owner": OWNER, **ca()})
     assert [(f.property, f.reason) for f in result.failures] == [("connection", "connection is required")]
+
+
+def test_read_and_delete_of_a_state_without_connection_name_it() -> None:
+    for call in (
+        lambda: zp.IdentityProvider().read("id", {"name": "w"}),
+        lambda: zp.IdentityProvider().delete("id", {}),
+    ):
+        with pytest.raises(ValueError, match=r"^connection: connection is required$"):
+            call()
