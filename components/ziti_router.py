@@ -7,6 +7,11 @@ once the controller answers; that is why the router is its own component, built 
 current OpenZiti, so the one-time token is the only enrollment path. The enrolled identity lives
 on a node-local volume on the labelled node: the JWT is single-use, so losing the volume means
 re-creating the edge-router resource (`pulumi up --replace` on it).
+
+The reverse also holds: a re-created edge-router resource (new id, new JWT) cannot use the identity
+enrolled for the old one. The wrapper records a hash of the token it enrolled with; when the token
+changes, it moves the old identity and config aside (`.replaced-<time>/`) so that the image's
+bootstrap enrolls with the new token instead of running as a router the controller deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +35,22 @@ from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiSta
 from stack_config import StackConfig
 
 ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
+
+# `bash -c SCRIPT entrypoint run config.yml`: re-enroll when the token changed, then hand over to the
+# image's own entrypoint. The hash is written before enrolling: if enrollment fails, the identity
+# is still missing and the next start enrolls again with the same token.
+ROUTER_WRAPPER = (
+    "set -euo pipefail; "
+    f'home="{ROUTER_HOME}"; mark="$home/.enrollment-jwt.sha256"; '
+    f'sum="$(sha256sum < {SECRETS_DIR}/{ENROLLMENT_JWT_FILE})"; sum="${{sum%% *}}"; '
+    'if [[ -s "$mark" && "$(<"$mark")" != "$sum" ]]; then '
+    'old="$home/.replaced-$(date +%s)"; mkdir "$old"; '
+    'shopt -s dotglob nullglob; for f in "$home"/*; do [[ "${f##*/}" == .replaced-* ]] || mv "$f" "$old/"; done; '
+    'echo "enrollment token changed: previous identity moved to $old; enrolling with the new token"; '
+    "fi; "
+    'printf "%s\\n" "$sum" > "$mark"; '
+    'exec /entrypoint.bash "$@"'
+)
 
 
 class ZitiRouter(pulumi.ComponentResource):
@@ -65,6 +86,7 @@ class ZitiRouter(pulumi.ComponentResource):
             stateful=True,  # its enrolled identity is on a node-local volume
             container_spec=docker.ServiceTaskSpecContainerSpecArgs(
                 image=config.images.ziti_router,
+                commands=["/bin/bash", "-c", ROUTER_WRAPPER, "entrypoint"],
                 args=["run", "config.yml"],
                 env={
                     # A path: the bootstrap reads the token from the file.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from components import ziti_stack
+from components import ziti_router, ziti_stack
 from components.spiffe_helper import SVID_DIR
 from policy import validators as policy_rules
 from stack_config import ConfigError
@@ -300,3 +300,58 @@ class TestControllerWrapperRuns:
         self._secrets(tmp_path, cert="ROTATED")
         assert self._run(tmp_path).returncode == 0
         assert (root / "certs" / "root.cert").read_text() == "ROOT CERT"
+
+
+class TestRouterWrapperRuns:
+    """The router's wrapper, run for real: first start, restart, and a re-created edge router."""
+
+    @staticmethod
+    def _start(tmp_path: Path, jwt: str) -> subprocess.CompletedProcess[str]:
+        secrets, home = tmp_path / "secrets", tmp_path / "home"
+        secrets.mkdir(exist_ok=True)
+        home.mkdir(exist_ok=True)
+        (secrets / ziti_router.ENROLLMENT_JWT_FILE).write_text(jwt)
+        entry = tmp_path / "entrypoint.bash"
+        # Stands in for the image's bootstrap: enroll (write the identity) only when it is missing.
+        entry.write_text(
+            "#!/bin/bash\n"
+            f"[[ -s {home}/identity.cert ]] || cp {secrets}/{ziti_router.ENROLLMENT_JWT_FILE} {home}/identity.cert\n"
+            'echo "$*"\n'
+        )
+        entry.chmod(0o755)
+        script = (
+            ziti_router.ROUTER_WRAPPER.replace("/run/secrets", str(secrets))
+            .replace(f'home="{ziti_stack.ROUTER_HOME}"', f'home="{home}"')
+            .replace("/entrypoint.bash", str(entry))
+        )
+        return subprocess.run(
+            ["bash", "-c", script, "entrypoint", "run", "config.yml"], capture_output=True, text=True, check=False
+        )
+
+    def test_first_start_and_restart_keep_the_identity(self, tmp_path: Path) -> None:
+        first = self._start(tmp_path, "jwt-1")
+        assert first.returncode == 0 and first.stdout.strip() == "run config.yml", first.stderr
+        identity = tmp_path / "home" / "identity.cert"
+        assert identity.read_text() == "jwt-1"
+        again = self._start(tmp_path, "jwt-1")
+        assert again.returncode == 0 and "token changed" not in again.stdout
+        assert identity.read_text() == "jwt-1"
+        assert not list((tmp_path / "home").glob(".replaced-*"))
+
+    def test_a_new_token_moves_the_old_identity_aside_and_enrolls_again(self, tmp_path: Path) -> None:
+        assert self._start(tmp_path, "jwt-1").returncode == 0
+        (tmp_path / "home" / "config.yml").write_text("old router config")
+        out = self._start(tmp_path, "jwt-2")
+        assert out.returncode == 0 and "enrollment token changed" in out.stdout, out.stderr
+        home = tmp_path / "home"
+        assert (home / "identity.cert").read_text() == "jwt-2", "enrolled with the new token"
+        (old,) = home.glob(".replaced-*")
+        assert (old / "identity.cert").read_text() == "jwt-1" and (old / "config.yml").exists()
+        assert not (home / "config.yml").exists(), "the bootstrap writes a fresh config"
+        assert "jwt-1" not in out.stdout + out.stderr and "jwt-2" not in out.stdout + out.stderr, "no token printed"
+
+    def test_the_service_runs_the_wrapper(self) -> None:
+        r, _ = platform("dev")
+        cs = spec(services(r)["ziti-router"])
+        assert cs["commands"] == ["/bin/bash", "-c", ziti_router.ROUTER_WRAPPER, "entrypoint"]
+        assert cs["args"] == ["run", "config.yml"]
