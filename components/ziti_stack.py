@@ -1,4 +1,4 @@
-"""ZitiStack: the OpenZiti controller (console at `/zac`), the edge router, and the spiffe-helper
+"""ZitiStack: the OpenZiti controller (console at `/zac`), its backups, and the spiffe-helper
 sidecars of workloads that authenticate to Ziti with their SVIDs.
 
 Controller: the `openziti/ziti-controller` 2.x image bootstraps its own PKI, config and database
@@ -137,7 +137,7 @@ def _is_internal_name(host: str) -> bool:
 
 
 class ZitiStack(pulumi.ComponentResource):
-    """Controller + router + SVID helpers, after SPIRE and Keycloak."""
+    """Controller + backups + SVID helpers, after SPIRE and Keycloak (the router: `ZitiRouter`)."""
 
     controller_url: pulumi.Output[str]
     console_url: pulumi.Output[str]
