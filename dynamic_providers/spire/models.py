@@ -376,11 +376,15 @@ class GrpcConnection(_ConnectionBase):
     """The Entry API over the server's admin Unix socket (local, or forwarded, e.g. `ssh -L`)."""
 
     transport: Literal["grpc"]
-    socket_path: str = Field(description="Path of the admin API socket on the machine running Pulumi.")
+    socket_path: str = Field(
+        description="Path of the admin API socket on the machine running Pulumi (`unix://` target form accepted)."
+    )
 
     @field_validator("socket_path")
     @classmethod
     def _socket(cls, v: str) -> str:
+        # gRPC's target forms `unix:///abs/path` and `unix:/abs/path` name the same socket.
+        v = v.removeprefix("unix://") if v.startswith("unix:///") else v.removeprefix("unix:")
         if not v.startswith("/"):
             raise ValueError(f"{v!r} must be an absolute path to the server's admin socket")
         if len(v.encode()) > MAX_UNIX_SOCKET_PATH_BYTES:

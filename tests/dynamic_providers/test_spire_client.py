@@ -175,6 +175,16 @@ def test_an_already_exists_entry_that_is_not_similar_is_never_adopted() -> None:
     assert Scripted.updates == []
 
 
+@pytest.mark.parametrize("form", ["unix://{}", "unix:{}"])
+def test_grpc_target_forms_of_the_socket_path(server: FakeSpireServer, form: str) -> None:
+    raw = {"transport": "grpc", "socket_path": form.format(server.socket_path), "trust_domain": TD}
+    conn = parse_connection({**raw, "project": "p", "stack": "s"})
+    assert conn.socket_path == server.socket_path
+    with open_client(conn) as client:
+        created = client.create(FIELDS)
+    assert server.get(created.id) is not None
+
+
 def test_id_checked_before_similarity_still_finds_our_entry(server: FakeSpireServer) -> None:
     """A server answering a re-sent create with the bare unique-index ALREADY_EXISTS (no entry)."""
     conn = parse_connection(
