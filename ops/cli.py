@@ -5,8 +5,9 @@ stderr as `error: ...` plus a `fix:` line. With `--json`, stdout carries exactly
 (`{"command", "stack", "ok", "exitCode", ...}`) and the engine's output is streamed to stderr, so
 a pipeline can parse stdout while a person still sees progress. Exit codes: `ops.errors.ExitCode`.
 
-`up`, `refresh` and `destroy` change the stack and require `--yes`: the CLI never prompts, so it
-behaves the same in a terminal, in CI and under another tool.
+Nothing prompts, so it behaves the same in a terminal, in CI and under another tool: `up` and
+`refresh` apply what was asked (as `pulumi up --yes` would); `destroy`, the one operation that
+deletes running infrastructure, requires `--yes` and otherwise runs nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import PROJECT_ROOT
 
-MUTATING = ("up", "refresh", "destroy")
+NEEDS_CONFIRMATION = ("destroy",)
 
 
 class _UsageError(Exception):
@@ -51,13 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", action="store_true", help="show a rich property diff")
 
     p = sub.add_parser("up", parents=[common], help="create or update the stack's resources")
-    p.add_argument("--yes", "-y", action="store_true", help="confirm: apply without prompting")
+    p.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; up never prompts")
     p.add_argument("--policy-pack", action="append", default=[], metavar="DIR", help="run a policy pack (repeatable)")
     p.add_argument("--diff", action="store_true", help="show a rich property diff")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
 
     p = sub.add_parser("refresh", parents=[common], help="reconcile the state with the real resources")
-    p.add_argument("--yes", "-y", action="store_true", help="confirm: write the refreshed state")
+    p.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; refresh never prompts")
 
     p = sub.add_parser("destroy", parents=[common], help="delete every resource of the stack")
     p.add_argument("--yes", "-y", action="store_true", help="confirm: delete without prompting")
@@ -98,7 +99,7 @@ def main(
         print(line, file=err, flush=True)
 
     try:
-        if args.command in MUTATING and not args.yes:
+        if args.command in NEEDS_CONFIRMATION and not args.yes:
             raise OpsError(
                 ExitCode.USAGE,
                 f"`{args.command}` changes stack {args.stack!r} and needs --yes",

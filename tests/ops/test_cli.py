@@ -147,11 +147,17 @@ class TestPreviewExitCodes:
 
 
 class TestUp:
-    def test_up_needs_yes_and_runs_nothing_without_it(self, fake_cli: FakeCli) -> None:
-        res = fake_cli.run("up", "--stack", "dev")
+    def test_destroy_needs_yes_and_runs_nothing_without_it(self, fake_cli: FakeCli) -> None:
+        res = fake_cli.run("destroy", "--stack", "dev")
         assert res.code == ExitCode.USAGE
         assert "--yes" in res.stderr
         assert fake_cli.calls() == []
+
+    def test_up_in_the_issues_form_runs_without_yes(self, fake_cli: FakeCli) -> None:
+        fake_cli.configure(stacks=["dev"], operations={"up": UP_PROD})
+        res = fake_cli.run("up", "--stack", "dev", "--json")
+        assert res.code == 0, res.stderr
+        assert fake_cli.call("up").args[:3] == ["up", "--yes", "--skip-preview"]
 
     def test_up_applies_without_preview_and_reports_masked_outputs(
         self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch
@@ -242,9 +248,8 @@ class TestRefreshAndDestroy:
         assert ["stack", "init"] not in fake_cli.commands()
         assert "up --stack prod" in res.json()["error"]["hint"]
 
-    @pytest.mark.parametrize("command", ["refresh", "destroy"])
-    def test_needs_yes(self, fake_cli: FakeCli, command: str) -> None:
-        assert fake_cli.run(command, "--stack", "prod").code == ExitCode.USAGE
+    def test_destroy_needs_yes(self, fake_cli: FakeCli) -> None:
+        assert fake_cli.run("destroy", "--stack", "prod").code == ExitCode.USAGE
         assert fake_cli.calls() == []
 
     def test_refresh_runs_with_yes_and_skip_preview(self, fake_cli: FakeCli, monkeypatch) -> None:
