@@ -178,8 +178,8 @@ def preview(
         err = OpsError(
             ExitCode.CHANGES_PENDING,
             f"preview of {stack!r} proposes changes: " + ", ".join(f"{n} to {op}" for op, n in sorted(pending.items())),
-            f"review them and run `python -m ops up --stack {stack} --yes`, or find the drift with "
-            f"`python -m ops refresh --stack {stack} --yes`",
+            f"review them and run `python -m ops up --stack {stack}`, or find the drift with "
+            f"`python -m ops refresh --stack {stack}`",
         )
         err.report = report
         raise err
