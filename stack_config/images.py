@@ -1,22 +1,24 @@
-"""Pinned container images. Defaults live here, in one place, so upgrades are one reviewed diff."""
+"""Pinned container images. The server versions come from `stack_config/versions.py`, the pin table
+the test suites build their real servers from, so what is deployed is what the tests ran."""
 
 from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from stack_config import versions
 from stack_config.base import Model, check_pinned_image
 
 
 class Images(Model):
     """Every image the platform runs, each pinned to an explicit version."""
 
-    spire_server: str = Field(default="ghcr.io/spiffe/spire-server:1.15.3")
-    spire_agent: str = Field(default="ghcr.io/spiffe/spire-agent:1.15.3")
+    spire_server: str = Field(default=f"ghcr.io/spiffe/spire-server:{versions.SPIRE}")
+    spire_agent: str = Field(default=f"ghcr.io/spiffe/spire-agent:{versions.SPIRE}")
     spiffe_helper: str = Field(default="ghcr.io/spiffe/spiffe-helper:0.11.0")
-    postgres: str = Field(default="docker.io/library/postgres:17.6")
-    keycloak: str = Field(default="quay.io/keycloak/keycloak:26.6.2")
-    ziti_controller: str = Field(default="docker.io/openziti/ziti-controller:2.0.1")
-    ziti_router: str = Field(default="docker.io/openziti/ziti-router:2.0.1")
+    postgres: str = Field(default=f"docker.io/library/postgres:{versions.POSTGRES}-bookworm")
+    keycloak: str = Field(default=f"quay.io/keycloak/keycloak:{versions.KEYCLOAK}")
+    ziti_controller: str = Field(default=f"docker.io/openziti/ziti-controller:{versions.ZITI}")
+    ziti_router: str = Field(default=f"docker.io/openziti/ziti-router:{versions.ZITI}")
     backup: str = Field(
         default="docker.io/rclone/rclone:1.71.2",
         description="Shell image for one-shot restore containers (restoreOnFirstStart).",

@@ -65,3 +65,46 @@ def loopback() -> Iterator[Callable[..., LoopbackServer]]:
     yield start
     for s in servers:
         s.stop()
+
+
+# --- the real-server tier (tests/real/): option, skip, and the report line ----------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-real-servers",
+        action="store_true",
+        help="skip the real-server tier (tests/real/) for quick local runs; CI never passes it",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--no-real-servers"):
+        return
+    skip = pytest.mark.skip(reason="--no-real-servers: the real-server tier was not asked for")
+    for item in items:
+        if item.get_closest_marker("real_server") or "/tests/real/" in str(item.fspath):
+            item.add_marker(skip)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from stack_config import versions
+
+    tier = "skipped (--no-real-servers)" if config.getoption("--no-real-servers") else "on"
+    return [
+        f"real servers {tier}: SPIRE {versions.SPIRE}, OpenZiti {versions.ZITI}, "
+        f"Keycloak {versions.KEYCLOAK}, PostgreSQL {versions.POSTGRES} (stack_config/versions.py)"
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from tests.real.conftest import STARTED
+
+    if config.getoption("--no-real-servers"):
+        terminalreporter.write_line("real servers: not run (--no-real-servers)")
+        return
+    if not STARTED:
+        terminalreporter.write_line("real servers: none started in this run")
+        return
+    for name, reported in STARTED.items():
+        terminalreporter.write_line(f"real servers: {name} ran (installed binary reports {reported})")

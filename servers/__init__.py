@@ -1,0 +1,61 @@
+"""Real SPIRE, OpenZiti, Keycloak and PostgreSQL servers on loopback, at the pinned versions
+(`stack_config/versions.py`): the test suites' real-server tier and a local playground without
+Docker. `scripts/servers install|start|stop|env|versions` is the command line; tests use
+`install`, `start` and `Run.stop` directly.
+
+Each server is a module with one `SERVER` object (see `Server`): `install` brings its binaries into
+the cache (idempotent), `start` launches it in a `Run` and returns the section of the state
+document that describes it (endpoints, credentials, CA bundles, sockets)."""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from servers.errors import ServerError
+from servers.process import Run, load, stop_procs
+
+ORDER = ("postgres", "keycloak", "spire", "ziti")
+
+
+class Server(Protocol):
+    name: ClassVar[str]
+    version: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]]
+
+    def install(self) -> None:
+        """Bring the pinned binaries into the cache (seconds when they are there)."""
+
+    def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None = None) -> Run:
+    """Install (if needed) and start `names` with their requirements, skipping what `run` already
+    has; on failure stop what this call started and re-raise."""
+    order = install(names)
+    if run is None:
+        run = Run(root=root or Path(tempfile.mkdtemp(prefix="identity-platform-servers-")))
+        run.save()
+    before = len(run.procs)
+    try:
+        for n in order:
+            if n in run.servers:
+                continue
+            deps = {d: run.servers[d] for d in get(n).requires}
+            run.record(n, {"version": get(n).version, **get(n).start(run, deps)})
+    except BaseException:
+        stop_procs(list(reversed(run.procs[before:])))
+        del run.procs[before:]
+        run.save()
+        raise
+    return run
+
+
+def stop(state_path: Path) -> list[str]:
+    """Stop what the state document lists; returns the processes that needed SIGKILL."""
+    run = load(state_path)
+    killed = stop_procs(list(reversed(run.procs)))
+    return [f"{p.server}/{p.name} (pid {p.pid})" for p in killed]
+
+
+__all__ = ["ORDER", "Run", "Server", "ServerError", "closure", "get", "install", "start", "stop"]

@@ -1,0 +1,31 @@
+"""The one pin table: the server versions the stacks deploy and the test suites run.
+
+`stack_config/images.py` builds its default image tags from these, and `scripts/servers install`
+builds or fetches exactly these (the Go tools modules in `servers/go/` require the same versions;
+a test fails if any of them drift). Why each pin is where it is: README, "Pinned versions".
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SPIRE: Final = "1.15.3"
+"""SPIRE server and agent: `github.com/spiffe/spire` (Go module), `ghcr.io/spiffe/spire-*`."""
+
+ZITI: Final = "1.7.2"
+"""OpenZiti controller, router and CLI (`github.com/openziti/ziti`, the `ziti` binary). 2.0.x is not
+served by the Go module proxy here; 1.7.2 is the newest release that is (README)."""
+
+KEYCLOAK: Final = "26.7.0"
+"""Keycloak (`org.keycloak:keycloak-quarkus-dist` on Maven Central, `quay.io/keycloak/keycloak`).
+26.6.x is not served by Maven Central here; 26.7.0 is the nearest release that is."""
+
+POSTGRES: Final = "15.18"
+"""PostgreSQL: Debian bookworm's `postgresql-15` (15.18-0+deb12u1) and the `postgres:15.18-bookworm`
+image built on the same Debian release."""
+
+POSTGRES_DEBIAN: Final = "15.18-0+deb12u1"
+"""The Debian package version of POSTGRES (`apt-get install postgresql-15=<this>`)."""
+
+JAVA_FOR_KEYCLOAK: Final = 21
+"""Keycloak 26.7 needs Java 21 or newer; the tests use the machine's Temurin 25 JDK."""
