@@ -29,7 +29,45 @@ class Server(Protocol):
     def install(self) -> None:
         """Bring the pinned binaries into the cache (seconds when they are there)."""
 
-    def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None = None) -> Run:
+    def start(self, run: Run, deps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Start in `run` (`deps`: the state sections of what it requires); returns its section."""
+
+    def reported_version(self) -> str:
+        """The version the installed binary reports (ServerError when it is not installed)."""
+
+    def path_entries(self) -> list[Path]:
+        """Directories holding the server's binaries (for `scripts/servers env`)."""
+
+
+def get(name: str) -> Server:
+    """The `SERVER` of `servers/<name>.py`."""
+    if name not in ORDER:
+        raise ServerError(name, f"unknown server (known: {', '.join(ORDER)})")
+    server: Server = importlib.import_module(f"servers.{name}").SERVER
+    return server
+
+
+def closure(names: Sequence[str]) -> list[str]:
+    """`names` (all servers when empty) with everything they require, in start order."""
+    wanted: set[str] = set()
+    todo = list(names or ORDER)
+    while todo:
+        n = todo.pop()
+        if n not in wanted:
+            wanted.add(n)
+            todo.extend(get(n).requires)
+    return [n for n in ORDER if n in wanted]
+
+
+def install(names: Sequence[str] = ()) -> list[str]:
+    """Install `names` and what they require; returns them in start order."""
+    order = closure(names)
+    for n in order:
+        get(n).install()
+    return order
+
+
+def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None = None) -> Run:
     """Install (if needed) and start `names` with their requirements, skipping what `run` already
     has; on failure stop what this call started and re-raise."""
     order = install(names)
