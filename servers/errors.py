@@ -28,5 +28,6 @@ class ServerError(RuntimeError):
             tail = log_tail(log)
             text += f"\n  log: {log}"
             if tail:
-                text += f"\n  --- last lines of {log.name} ---\n" + "\n".join(f"  | {line}" for line in tail.splitlines())
+                lines = "\n".join(f"  | {line}" for line in tail.splitlines())
+                text += f"\n  --- last lines of {log.name} ---\n{lines}"
         super().__init__(text)

@@ -56,17 +56,18 @@ class Postgres:
         pwfile = home / "superuser-password"
         pwfile.write_text(password + "\n")
         if user is not None:
-            os.chmod(run.root, 0o755)
+            os.chmod(run.root, 0o755)  # noqa: S103 - the server user must reach its data dir
             for p in (home, sockets, pwfile):
                 os.chown(p, _uid(user), _gid(user))
             os.chmod(pwfile, 0o600)
-        run.run(self.name, "initdb", [str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
-                                      f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"], user=user)
+        initdb = [str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
+                  f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C"]
+        run.run(self.name, "initdb", initdb, user=user)
         pwfile.unlink()
         port = run.port(self.name)
-        proc = run.spawn(self.name, "server", [str(BIN / "postgres"), "-D", str(data), "-p", str(port),
-                                               "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}"],
-                         user=user)
+        argv = [str(BIN / "postgres"), "-D", str(data), "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={sockets}"]
+        proc = run.spawn(self.name, "server", argv, user=user)
         env = {"PGPASSWORD": password}
 
         def ready() -> bool:
@@ -77,10 +78,9 @@ class Postgres:
         dbs: dict[str, dict[str, str]] = {}
         for db in DATABASES:
             pw = secrets.token_urlsafe(18)
-            sql = f"CREATE ROLE {db} LOGIN PASSWORD '{pw}'; CREATE DATABASE {db} OWNER {db};"
-            for stmt in sql.split("; "):
-                run.run(self.name, f"create-{db}", [str(BIN / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U",
-                                                   "postgres", "-v", "ON_ERROR_STOP=1", "-qc", stmt.rstrip(";")], env=env)
+            psql = [str(BIN / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-qv", "ON_ERROR_STOP=1"]
+            run.run(self.name, f"create-{db}-role", psql, env=env, stdin=f"CREATE ROLE {db} LOGIN PASSWORD '{pw}';")
+            run.run(self.name, f"create-{db}", [*psql, "-c", f"CREATE DATABASE {db} OWNER {db}"], env=env)
             dbs[db] = {"user": db, "password": pw, "url": f"postgresql://127.0.0.1:{port}/{db}"}
         return {
             "host": "127.0.0.1",

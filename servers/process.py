@@ -106,7 +106,9 @@ class Run:
         if wanted is None:
             return free_port()
         if port_in_use(wanted):
-            raise ServerError(server, f"port {wanted} on 127.0.0.1 is already in use; stop what holds it or pick another")
+            raise ServerError(
+                server, f"port {wanted} on 127.0.0.1 is already in use; stop what holds it or pick another"
+            )
         return wanted
 
     def spawn(
@@ -154,8 +156,11 @@ class Run:
         cwd: Path | None = None,
         user: str | None = None,
         timeout: float = 120,
+        stdin: str | None = None,
     ) -> str:
-        """Run a one-shot command of a server's set-up; its output goes to the server's log too."""
+        """Run a one-shot command of a server's set-up; its output goes to the server's log too.
+
+        Secrets go in `stdin` (never logged), not in `argv` (logged, and visible in `ps`)."""
         log = self.log(server, name)
         cmd = list(argv)
         if user is not None:
@@ -165,6 +170,7 @@ class Run:
                 cmd,
                 capture_output=True,
                 text=True,
+                input=stdin,
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 timeout=timeout,
@@ -214,7 +220,9 @@ class Run:
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.document(), indent=2) + "\n")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds admin credentials
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self.document(), indent=2) + "\n")
         tmp.replace(self.state_path)
 
     def stop(self, timeout: float = 20) -> list[Proc]:

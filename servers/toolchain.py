@@ -54,6 +54,13 @@ def go_module_require(module_dir: Path, path: str) -> str:
     return m.group(1)
 
 
+def go_build_entry(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "") -> Path:
+    """The cache entry `go_build` uses for these inputs (built or not); its binaries are in `bin/`."""
+    src = GO_MODULES / module
+    files = [(src / "go.mod").read_bytes(), (src / "go.sum").read_bytes()]
+    return cache.entry(server, version, cache.key(*files, *packages, ldflags, go_version()))
+
+
 def go_build(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "") -> Path:
     """Build `packages` of the tools module `servers/go/<module>` into the cache; returns its bin dir.
 
@@ -62,9 +69,7 @@ def go_build(server: str, version: str, module: str, packages: Sequence[str], ld
     files, the packages, the flags and the Go version: any change builds a new entry.
     """
     src = GO_MODULES / module
-    files = [(src / "go.mod").read_bytes(), (src / "go.sum").read_bytes()]
-    digest = cache.key(*files, *packages, ldflags, go_version())
-    dest = cache.entry(server, version, digest)
+    dest = go_build_entry(server, version, module, packages, ldflags)
     with cache.building(dest) as must_build:
         if must_build:
             work = dest / "src"
