@@ -31,7 +31,7 @@ from components.docker_helpers import (
 from components.postgres import PostgresDatabase
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
-from stack_config import StackConfig
+from stack_config import KeycloakSettings, StackConfig
 
 KEYCLOAK_SERVICE = "keycloak"
 DB_SERVICE = "keycloak-postgres"
@@ -61,6 +61,46 @@ READY_PROBE = (
 )
 
 
+BUILD_TIME_OPTIONS = ("KC_DB", "KC_HEALTH_ENABLED", "KC_METRICS_ENABLED")
+"""The options of `keycloak_env` that Keycloak bakes in at build time (`kc.sh build`): the image's
+`start` builds with them on first boot; `scripts/servers install` builds the local dist with them."""
+
+
+def keycloak_public_url(kc: KeycloakSettings, *, prod: bool) -> str:
+    """The URL users and the program reach Keycloak at (and the issuer's base)."""
+    if prod:
+        return f"https://{kc.hostname}"
+    if kc.published_port is not None:
+        return f"http://{kc.hostname}:{kc.published_port}"
+    raise ValueError("keycloak.publishedPort is required outside prod: dev reaches Keycloak on localhost")
+
+
+def keycloak_env(kc: KeycloakSettings, *, prod: bool) -> dict[str, str]:
+    """The service's environment (no secrets: the wrapper adds the passwords from secret files).
+
+    `servers/keycloak.py` starts the real Keycloak with exactly this mapping, remapping only the
+    database URL, the HTTP port and (for a loopback run) nothing else."""
+    env = {
+        "KC_DB": "postgres",
+        "KC_DB_URL": f"jdbc:postgresql://{DB_SERVICE}:5432/keycloak",
+        "KC_DB_USERNAME": "keycloak",
+        # Hostname v2 with a full URL: tokens carry this issuer whatever URL a caller used.
+        "KC_HOSTNAME": keycloak_public_url(kc, prod=prod),
+        # Back-channel calls from inside the Swarm may use the internal URL.
+        "KC_HOSTNAME_BACKCHANNEL_DYNAMIC": "true",
+        "KC_HTTP_ENABLED": "true",
+        "KC_HTTP_PORT": str(HTTP_PORT),
+        "KC_HEALTH_ENABLED": "true",
+        "KC_METRICS_ENABLED": "true",
+        "KC_BOOTSTRAP_ADMIN_USERNAME": kc.admin_user,
+        "KC_LOG": "console",
+        "KC_LOG_CONSOLE_OUTPUT": "json",
+    }
+    if prod:
+        env["KC_PROXY_HEADERS"] = "xforwarded"
+    return env
+
+
 class KeycloakStack(pulumi.ComponentResource):
     """PostgreSQL + Keycloak, reachable at `url` by the program and its providers."""
 
@@ -87,12 +127,7 @@ class KeycloakStack(pulumi.ComponentResource):
         wait = after(opts)
         on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
         self.admin_user = kc.admin_user
-        if prod:
-            public_url = f"https://{kc.hostname}"
-        elif kc.published_port is not None:
-            public_url = f"http://{kc.hostname}:{kc.published_port}"
-        else:
-            raise ValueError("keycloak.publishedPort is required outside prod: dev reaches Keycloak on localhost")
+        public_url = keycloak_public_url(kc, prod=prod)
         self.url = pulumi.Output.from_input(public_url)
         # Other services on the `keycloak` network (e.g. the Ziti controller fetching JWKS).
         self.internal_url = f"http://{KEYCLOAK_SERVICE}:{HTTP_PORT}"
@@ -118,24 +153,7 @@ class KeycloakStack(pulumi.ComponentResource):
             f"{name}-admin-password", base="keycloak-admin-password", parent=self, provider=swarm.manager
         )
 
-        env = {
-            "KC_DB": "postgres",
-            "KC_DB_URL": f"jdbc:postgresql://{DB_SERVICE}:5432/keycloak",
-            "KC_DB_USERNAME": "keycloak",
-            # Hostname v2 with a full URL: tokens carry this issuer whatever URL a caller used.
-            "KC_HOSTNAME": public_url,
-            # Back-channel calls from inside the Swarm may use the internal URL.
-            "KC_HOSTNAME_BACKCHANNEL_DYNAMIC": "true",
-            "KC_HTTP_ENABLED": "true",
-            "KC_HTTP_PORT": str(HTTP_PORT),
-            "KC_HEALTH_ENABLED": "true",
-            "KC_METRICS_ENABLED": "true",
-            "KC_BOOTSTRAP_ADMIN_USERNAME": kc.admin_user,
-            "KC_LOG": "console",
-            "KC_LOG_CONSOLE_OUTPUT": "json",
-        }
-        if prod:
-            env["KC_PROXY_HEADERS"] = "xforwarded"
+        env = keycloak_env(kc, prod=prod)
 
         networks = [network_attachment(self.network.id)]
         labels: dict[str, str] = {}
