@@ -32,7 +32,7 @@ from components.docker_helpers import (
 )
 from components.swarm_nodes import SwarmNodes
 from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiStack
-from stack_config import StackConfig
+from stack_config import StackConfig, ZitiSettings
 
 ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
 
@@ -51,6 +51,29 @@ ROUTER_WRAPPER = (
     'printf "%s\\n" "$sum" > "$mark"; '
     'exec /entrypoint.bash "$@"'
 )
+
+
+def router_env(zt: ZitiSettings) -> dict[str, str]:
+    """The router's `ZITI_*` environment for the image's bootstrap (config + enrollment on first
+    start). The bootstrap's `makeConfig` requires the controller's address and port (the router
+    config's `ctrl.endpoint`); without them it stops before enrolling."""
+    return {
+        # A path: the bootstrap reads the token from the file.
+        "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
+        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+        "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
+        "ZITI_ROUTER_NAME": zt.router_name,
+        "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
+        "ZITI_ROUTER_PORT": str(zt.router_port),
+        "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
+        "ZITI_ROUTER_MODE": "host",
+        "ZITI_ROUTER_TYPE": "edge",
+        "ZITI_BOOTSTRAP": "true",
+        "ZITI_BOOTSTRAP_CONFIG": "true",
+        "ZITI_BOOTSTRAP_ENROLLMENT": "true",
+        "ZITI_AUTO_RENEW_CERTS": "true",
+        "ZITI_HOME": ROUTER_HOME,
+    }
 
 
 class ZitiRouter(pulumi.ComponentResource):
@@ -88,21 +111,7 @@ class ZitiRouter(pulumi.ComponentResource):
                 image=config.images.ziti_router,
                 commands=["/bin/bash", "-c", ROUTER_WRAPPER, "entrypoint"],
                 args=["run", "config.yml"],
-                env={
-                    # A path: the bootstrap reads the token from the file.
-                    "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
-                    "ZITI_ROUTER_NAME": zt.router_name,
-                    "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
-                    "ZITI_ROUTER_PORT": str(zt.router_port),
-                    "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
-                    "ZITI_ROUTER_MODE": "host",
-                    "ZITI_ROUTER_TYPE": "edge",
-                    "ZITI_BOOTSTRAP": "true",
-                    "ZITI_BOOTSTRAP_CONFIG": "true",
-                    "ZITI_BOOTSTRAP_ENROLLMENT": "true",
-                    "ZITI_AUTO_RENEW_CERTS": "true",
-                    "ZITI_HOME": ROUTER_HOME,
-                },
+                env=router_env(zt),
                 secrets=[secret_mount(jwt_secret, ENROLLMENT_JWT_FILE, uid=ZITI_UID)],
                 mounts=[volume_mount(data_volume.name, ROUTER_HOME)],
                 healthcheck=healthcheck(

@@ -1,9 +1,12 @@
 """ZitiStack: the OpenZiti controller (console at `/zac`), its backups, and the spiffe-helper
 sidecars of workloads that authenticate to Ziti with their SVIDs.
 
-Controller: the `openziti/ziti-controller` 2.x image bootstraps its own PKI, config and database
-from `ZITI_*` variables on first start and always runs clustered; its cluster trust domain must
-differ from SPIRE's. The admin password comes from a Swarm secret through a wrapper (exported as
+Controller: the `openziti/ziti-controller` image at the pinned version (`stack_config/versions.py`,
+1.7.2: no 2.x release is served by the Go module proxy the tests build `ziti` from, and what users
+deploy is what the tests ran) bootstraps its own PKI, config and bbolt database from `ZITI_*`
+variables on first start (`bootstrap.bash` of the image, run by its `entrypoint.bash`). 1.7.2's
+bootstrap has no cluster mode: one controller with the database file `ZITI_CTRL_DATABASE_FILE`
+in its volume. The admin password comes from a Swarm secret through a wrapper (exported as
 `ZITI_PWD` inside the process only). The console is the controller-hosted ZAC at
 `https://<advertised>:<port>/zac/`; the standalone `openziti/zac` image is deprecated and the Helm
 console chart was removed, so none is deployed. On the `ziti` network the controller is aliased
@@ -11,11 +14,13 @@ by its advertised name, so routers and the backup job reach it inside the Swarm 
 certificate carries.
 
 Controller PKI: the program owns the controller's root CA (pulumi-tls, URI SAN
-`spiffe://<cluster trust domain>`), delivered as two Swarm secrets that the wrapper copies to
-`pki/root/{certs/root.cert,keys/root.key}` before the image's bootstrap runs; the bootstrap
-issues the intermediate and server certificates only when missing and keeps an existing root. So
-the program knows the CA that signs the controller's TLS certificate before the controller exists,
-and the Ziti provider verifies the controller against it (`controller_ca_pem`) in the same `up`.
+`spiffe://<ziti.clusterTrustDomain>`, which the controller takes as its trust domain), delivered
+as two Swarm secrets that the wrapper copies to `pki/root/{certs/root.cert,keys/root.key}` before
+the image's bootstrap runs; the bootstrap issues the intermediate and server certificates only
+when missing and keeps an existing root. So the program knows the CA that signs the controller's
+TLS certificate before the controller exists, and the Ziti provider verifies the controller
+against it (`controller_ca_pem`) in the same `up`. `servers/ziti.py` starts the real controller
+this way (same wrapper, same image scripts, same variables) for the tests.
 
 The edge router is `components/ziti_router.py`: its one-time JWT comes from the `ZitiEdgeRouter`
 resource, which needs this controller running, so it cannot be built inside this component.
@@ -46,7 +51,7 @@ from components.spiffe_helper import SpiffeHelper
 from components.spire_stack import SpireStack
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
-from stack_config import PROJECT, ConfigError, StackConfig
+from stack_config import PROJECT, ConfigError, StackConfig, ZitiSettings
 from stack_config.base import is_localhost
 
 CONTROLLER_SERVICE = "ziti-controller"
@@ -57,43 +62,54 @@ ROUTER_HOME = "/ziti-router"
 ADMIN_PASSWORD_FILE = "ziti-admin-password"  # noqa: S105 - a file name
 PKI_ROOT_CERT_FILE = "ziti-pki-root.cert"
 PKI_ROOT_KEY_FILE = "ziti-pki-root.key"
+DATABASE_FILE = "bbolt.db"  # relative to CONTROLLER_HOME (the image's default, set explicitly)
 
 # `bash -c SCRIPT entrypoint run config.yml`: read the password from the secret, then hand over to
 # the image's own entrypoint with the original arguments.
 # The Pulumi-owned root goes into place only on an empty volume (first start or restore-less
-# rebuild); afterwards the bootstrap finds its own files and renews leaves from them.
+# rebuild); afterwards the bootstrap finds its own files and renews leaves from them. The root
+# directory is laid out as `ziti pki` lays out a CA it made (store.InitCADir: serial, crlnumber,
+# index.txt, index.txt.attr, crls/): `ziti pki create intermediate` appends to the root's
+# index.txt and fails without it (found running the real bootstrap, servers/ziti.py).
 CONTROLLER_WRAPPER = (
     "set -euo pipefail; "
     f'root="{CONTROLLER_HOME}/pki/root"; '
     'if [[ ! -s "$root/certs/root.cert" ]]; then '
-    'mkdir -p "$root/certs" "$root/keys"; '
+    'mkdir -p "$root/certs" "$root/keys" "$root/crls"; chmod 0700 "$root/keys" "$root/crls"; '
     f'cp {SECRETS_DIR}/{PKI_ROOT_CERT_FILE} "$root/certs/root.cert"; '
     f'cp {SECRETS_DIR}/{PKI_ROOT_KEY_FILE} "$root/keys/root.key"; chmod 0400 "$root/keys/root.key"; '
+    'printf "01\\n" > "$root/serial"; printf "01\\n" > "$root/crlnumber"; : > "$root/index.txt"; '
+    'printf "unique_subject = no\\n" > "$root/index.txt.attr"; '
     "fi; "
     f'ZITI_PWD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; export ZITI_PWD; '
     'exec /entrypoint.bash "$@"'
 )
 
 # The controller's database snapshot (management API, via the CLI) plus its PKI and config, copied
-# onto the rclone volume as closed files. The snapshot is written next to the live database with a
-# timestamp suffix; it is picked up by that suffix and by being newer than a marker.
+# onto the rclone volume as closed files. The controller writes the snapshot next to its database
+# file as `<db>-YYYYMMDD-HHMMSS`. Leftovers of an interrupted run are removed before the snapshot,
+# so the file with that suffix afterwards is this run's (an mtime marker is not enough: the
+# controller can write the snapshot within the file system's timestamp granularity).
 _BACKUP_LOOP = r"""set -u
 shopt -s globstar nullglob
 state="${STATE_DIR:-/tmp}" backup="${BACKUP_DIR:-/backup}"
 ctrl="https://${ZITI_CTRL_ADVERTISED_ADDRESS}:${ZITI_CTRL_ADVERTISED_PORT}"
 ca="${ZITI_HOME}/pki/root/certs/root.cert"
+export ZITI_CONFIG_DIR="$state/ziti-cli"  # the CLI's login state, off the controller's volume
 publish() {  # one closed file per object: copy beside the target, then rename over it
   cp "$1" "$backup/$2.partial" && mv -f "$backup/$2.partial" "$backup/$2"
 }
+list_snapshots() {
+  snaps=("$ZITI_HOME"/**/*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9])
+}
 backup_once() {
   ziti edge login "$ctrl" --username "$ZITI_USER" --password "$(<"$ZITI_PWD_FILE")" --ca "$ca" >/dev/null || return 1
-  touch "$state/mark"
+  list_snapshots; rm -f "${snaps[@]}"
   ziti edge db snapshot >/dev/null || return 1
-  sleep "${SNAPSHOT_WAIT_SECONDS:-5}"  # the snapshot is written asynchronously
-  local snap=""
-  for f in "$ZITI_HOME"/**/*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9]*; do
-    if [[ -f "$f" && "$f" -nt "$state/mark" ]]; then snap="$f"; fi
-  done
+  sleep "${SNAPSHOT_WAIT_SECONDS:-5}"  # the snapshot may be written asynchronously
+  list_snapshots
+  local snap=""  # glob results sort by name, and names by their timestamp: the last is the newest
+  if (( ${#snaps[@]} )); then snap="${snaps[${#snaps[@]}-1]}"; fi
   [[ -n "$snap" ]] || { echo "backup: no snapshot file appeared" >&2; return 1; }
   publish "$snap" ctrl.db || return 1
   publish "$ZITI_HOME/config.yml" config.yml || return 1
@@ -113,22 +129,48 @@ done
 """
 
 # Restores PKI, config and the latest database snapshot into an empty data volume. The snapshot
-# is declared as `db:` so the clustered controller imports it when it initialises its raft store.
+# (a bbolt file) goes where config.yml's `db:` names the database, so the image's bootstrap finds
+# config and database present and only renews the leaf certificates. `ZITI_HOME` is where the
+# controller sees the volume (the paths in config.yml start there); DATA_DIR is where this
+# container sees it.
 _RESTORE = r"""set -eu
-data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}"
+data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}" home="${ZITI_HOME:-/ziti-controller}"
 if [ -s "$data/config.yml" ]; then
   echo "restoreOnFirstStart: the controller volume is initialised; nothing to restore"
 elif [ -s "$backup/ctrl.db" ] && [ -s "$backup/config.yml" ] && [ -d "$backup/pki" ]; then
+  db="$(sed -n 's/^db:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' "$backup/config.yml")"
+  case "$db" in
+    "$home"/*) ;;
+    *) echo "restoreOnFirstStart: config.yml names no database under $home (db: '$db')" >&2; exit 1 ;;
+  esac
+  target="$data/${db#"$home"/}"
   cp -a "$backup/pki" "$data/pki"
+  mkdir -p "$(dirname "$target")"
+  cp "$backup/ctrl.db" "$target.partial" && mv "$target.partial" "$target"
   cp "$backup/config.yml" "$data/config.yml"
-  mkdir -p "$data/restore" && cp "$backup/ctrl.db" "$data/restore/ctrl.db"
-  grep -q '^db:' "$data/config.yml" || printf '\ndb: "/ziti-controller/restore/ctrl.db"\n' >> "$data/config.yml"
   echo "restoreOnFirstStart: restored the controller from the bucket"
 else
   echo "restoreOnFirstStart: no complete backup in the bucket; the controller bootstraps empty" >&2
 fi
 chown -R 2171:2171 "$data"
 """
+
+
+def controller_env(zt: ZitiSettings) -> dict[str, str]:
+    """The controller's `ZITI_*` environment: what the image's bootstrap makes on first start."""
+    return {
+        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+        "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
+        "ZITI_USER": zt.admin_user,
+        "ZITI_BOOTSTRAP": "true",
+        "ZITI_BOOTSTRAP_PKI": "true",
+        "ZITI_BOOTSTRAP_CONFIG": "true",
+        "ZITI_BOOTSTRAP_DATABASE": "true",
+        "ZITI_BOOTSTRAP_CONSOLE": "true",
+        "ZITI_CTRL_DATABASE_FILE": DATABASE_FILE,
+        "ZITI_AUTO_RENEW_CERTS": "true",
+        "ZITI_HOME": CONTROLLER_HOME,
+    }
 
 
 def _is_internal_name(host: str) -> bool:
@@ -194,21 +236,7 @@ class ZitiStack(pulumi.ComponentResource):
             parent=self,
             provider=swarm.manager,
         )
-        controller_env = {
-            "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
-            "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
-            "ZITI_USER": zt.admin_user,
-            "ZITI_BOOTSTRAP": "true",
-            "ZITI_BOOTSTRAP_PKI": "true",
-            "ZITI_BOOTSTRAP_CONFIG": "true",
-            "ZITI_BOOTSTRAP_DATABASE": "true",
-            "ZITI_BOOTSTRAP_CLUSTER": "true",
-            "ZITI_BOOTSTRAP_CONSOLE": "true",
-            "ZITI_CLUSTER_TRUST_DOMAIN": zt.cluster_trust_domain,
-            "ZITI_CLUSTER_NODE_NAME": "ziti-controller1",
-            "ZITI_AUTO_RENEW_CERTS": "true",
-            "ZITI_HOME": CONTROLLER_HOME,
-        }
+        ctrl_env = controller_env(zt)
 
         data_volume = docker.Volume(
             f"{name}-controller-data",
@@ -253,7 +281,7 @@ class ZitiStack(pulumi.ComponentResource):
                 image=images.ziti_controller,
                 commands=["/bin/bash", "-c", CONTROLLER_WRAPPER, "entrypoint"],
                 args=["run", "config.yml"],
-                env=controller_env,
+                env=ctrl_env,
                 secrets=[
                     secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID),
                     secret_mount(pki_cert_secret, PKI_ROOT_CERT_FILE, uid=ZITI_UID),

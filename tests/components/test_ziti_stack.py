@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+import stack_config
 from components import ziti_router, ziti_stack
 from components.spiffe_helper import SVID_DIR
 from policy import validators as policy_rules
-from stack_config import ConfigError
+from stack_config import ConfigError, versions
 from tests.components._platform import (
     CONTAINER,
     SECRET,
@@ -45,12 +46,16 @@ def built(request: pytest.FixtureRequest) -> tuple[ProgramRun, dict[str, Any]]:
 
 class TestController:
     def test_bootstrap_environment(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
-        r, objs = built
+        r, _ = built
         cs = spec(services(r)["ziti-controller"])
         env = cs["env"]
-        assert cs["image"].startswith("docker.io/openziti/ziti-controller:2.")
-        assert env["ZITI_CLUSTER_TRUST_DOMAIN"] != objs["spire"].trust_domain
-        assert env["ZITI_BOOTSTRAP_CONSOLE"] == "true" and env["ZITI_BOOTSTRAP_CLUSTER"] == "true"
+        assert cs["image"] == f"docker.io/openziti/ziti-controller:{versions.ZITI}"
+        # The pinned image's bootstrap has no cluster mode: no ZITI_BOOTSTRAP_CLUSTER/ZITI_CLUSTER_*.
+        assert not [k for k in env if "CLUSTER" in k]
+        assert env["ZITI_BOOTSTRAP_CONSOLE"] == "true" and env["ZITI_BOOTSTRAP_DATABASE"] == "true"
+        assert env["ZITI_CTRL_DATABASE_FILE"] == ziti_stack.DATABASE_FILE
+        # The same function renders what servers/ziti.py starts for real.
+        assert set(env) == set(ziti_stack.controller_env(stack_config.parse({"environment": "dev"}).ziti))
         assert env["ZITI_CTRL_ADVERTISED_PORT"] == "1280"
         assert "ZITI_PWD" not in env
         secret = next(s for s in cs["secrets"] if s["fileName"] == ziti_stack.ADMIN_PASSWORD_FILE)
@@ -98,6 +103,10 @@ class TestRouter:
         edge_router = r.get("pulumi-python:dynamic/ziti:EdgeRouter", "ziti-trust-router")
         assert edge_router.urn in jwt_secret.dependencies, "the secret waits for the edge-router resource"
         assert cs["env"]["ZITI_ROUTER_ADVERTISED_ADDRESS"] == "router.zt.acme-identity.net"
+        # The router image's bootstrap stops before enrolling without the controller's address.
+        assert cs["env"]["ZITI_CTRL_ADVERTISED_ADDRESS"] == "ziti.zt.acme-identity.net"
+        assert cs["env"]["ZITI_CTRL_ADVERTISED_PORT"] == "1280"
+        assert cs["image"] == f"docker.io/openziti/ziti-router:{versions.ZITI}"
         (port,) = svc.inputs["endpointSpec"]["ports"]
         assert port["publishedPort"] == 3022
         assert services(r)["ziti-controller"].urn in svc.dependencies
@@ -198,7 +207,7 @@ case "$1 $2" in
     [[ "$*" == *"--ca $ZITI_HOME/pki/root/certs/root.cert"* ]] || exit 3
     [[ "$*" == *"--password s3cret"* ]] || exit 4 ;;
   "edge db")
-    mkdir -p "$ZITI_HOME/raft" && echo snapshot > "$ZITI_HOME/raft/ctrl-ha.db-20260101-120000" ;;
+    echo snapshot > "$ZITI_HOME/bbolt.db-20260101-120000" ;;  # where the real 1.7.2 controller writes it
 esac
 """
 
@@ -233,7 +242,7 @@ class TestControllerBackupRuns:
         assert (backup / "ctrl.db").read_text() == "snapshot\n"
         assert (backup / "config.yml").read_text() == "v: 3\n"
         assert (backup / "pki" / "root" / "certs" / "root.cert").read_text() == "ROOT"
-        assert not (home / "raft" / "ctrl-ha.db-20260101-120000").exists(), "local snapshot cleaned up"
+        assert not (home / "bbolt.db-20260101-120000").exists(), "local snapshot cleaned up"
         calls = (tmp_path / "calls").read_text().splitlines()
         assert calls[0].startswith("ziti edge login https://ziti.acme.net:1280 ")
         assert calls[1] == "ziti edge db snapshot"
@@ -241,23 +250,35 @@ class TestControllerBackupRuns:
 
 class TestControllerRestoreRuns:
     @pytest.mark.skipif(os.geteuid() != 0, reason="the script chowns to the controller's uid")
-    def test_restores_pki_config_and_declares_the_snapshot(self, tmp_path: Path) -> None:
+    def test_restores_pki_config_and_the_database_where_config_names_it(self, tmp_path: Path) -> None:
         data, backup = tmp_path / "data", tmp_path / "backup"
         (backup / "pki" / "root").mkdir(parents=True)
         data.mkdir()
         (backup / "pki" / "root" / "root.cert").write_text("ROOT")
-        (backup / "config.yml").write_text("v: 3\n")
+        config = 'v: 3\ndb:                     "/ziti-controller/bbolt.db"\n'  # as `ziti create config` writes it
+        (backup / "config.yml").write_text(config)
         (backup / "ctrl.db").write_text("snapshot")
         env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup)}
         out = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert (data / "pki" / "root" / "root.cert").read_text() == "ROOT"
-        assert (data / "restore" / "ctrl.db").read_text() == "snapshot"
-        assert 'db: "/ziti-controller/restore/ctrl.db"' in (data / "config.yml").read_text()
+        assert (data / "bbolt.db").read_text() == "snapshot"
+        assert (data / "config.yml").read_text() == config
         assert (data / "config.yml").stat().st_uid == 2171
         again = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
         assert "nothing to restore" in again.stdout
-        assert (data / "config.yml").read_text().count("db:") == 1
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="the script chowns to the controller's uid")
+    def test_a_config_without_a_database_under_the_volume_is_refused(self, tmp_path: Path) -> None:
+        data, backup = tmp_path / "data", tmp_path / "backup"
+        (backup / "pki").mkdir(parents=True)
+        data.mkdir()
+        (backup / "config.yml").write_text('db: "/elsewhere/bbolt.db"\n')
+        (backup / "ctrl.db").write_text("snapshot")
+        env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup)}
+        out = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        assert out.returncode != 0 and "names no database under /ziti-controller" in out.stderr
+        assert not (data / "config.yml").exists()
 
 
 class TestControllerWrapperRuns:
@@ -296,6 +317,11 @@ class TestControllerWrapperRuns:
         assert (root / "certs" / "root.cert").read_text() == "ROOT CERT"
         assert (root / "keys" / "root.key").read_text() == "ROOT KEY"
         assert oct((root / "keys" / "root.key").stat().st_mode & 0o777) == "0o400"
+        # The CA directory as `ziti pki` makes it (store.InitCADir), so the bootstrap can sign with it.
+        assert (root / "index.txt").read_text() == ""
+        assert (root / "serial").read_text() == (root / "crlnumber").read_text() == "01\n"
+        assert (root / "index.txt.attr").read_text() == "unique_subject = no\n"
+        assert (root / "crls").is_dir()
         # A later start with a different secret leaves the controller's existing PKI alone.
         self._secrets(tmp_path, cert="ROTATED")
         assert self._run(tmp_path).returncode == 0
