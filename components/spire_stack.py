@@ -54,9 +54,15 @@ UPSTREAM_CERT = "spire-upstream-ca.pem"
 UPSTREAM_KEY = "spire-upstream-ca.key"
 AGENT_SOCKET_DIR = "/run/spire/sockets"
 AGENT_CONF_DIR = "/etc/spire/agent"
-AGENT_PATH_TEMPLATE = "{{ .PluginName }}/{{ .Subject.CommonName }}"
+# SPIRE builds the agent ID as spiffe://<td>/spire/agent + this path, which must start with "/"
+# (1.15 refuses attestation otherwise: "invalid agent path suffix ...: path must have a leading slash").
+AGENT_PATH_TEMPLATE = "/{{ .PluginName }}/{{ .Subject.CommonName }}"
 NODE_CERT_HOURS = 8760
 NODE_CERT_EARLY_RENEWAL_HOURS = 720
+SERVER_SOCKET_PATH = f"{SERVER_SOCKET_DIR}/api.sock"
+AGENT_SOCKET_PATH = f"{AGENT_SOCKET_DIR}/agent.sock"
+ROOT_CA_CN = "{trust_domain} root CA"
+X509POP_CA_CN = "{trust_domain} node attestation CA"
 
 _SQLITE_BACKUP = r"""
 import os, shutil, sqlite3, sys, time
@@ -125,6 +131,72 @@ def python_age_check(path: str, max_age_seconds: int) -> list[str]:
     return ["CMD", "python3", "-c", code]
 
 
+def sqlite_datastore() -> Plugin:
+    """The `sql` DataStore on SQLite in the server's data volume (`spire.datastore: sqlite3`)."""
+    return Plugin(
+        name="sql", data={"database_type": "sqlite3", "connection_string": f"{SERVER_DATA}/datastore.sqlite3"}
+    )
+
+
+def build_server_conf(config: StackConfig, datastore: Plugin) -> ServerConf:
+    """The server's `server.conf` for `config`, with container paths (pure: no resources).
+
+    `scripts/servers start spire` and the real-server tests render the same model and remap its
+    paths and ports; the Swarm service ships `render()` of it as a config.
+    """
+    spire = config.spire
+    return ServerConf(
+        server=ServerSection(
+            trust_domain=spire.trust_domain,
+            data_dir=SERVER_DATA,
+            socket_path=SERVER_SOCKET_PATH,
+            ca_ttl=spire.ca_ttl,
+            default_x509_svid_ttl=spire.default_x509_svid_ttl,
+            default_jwt_svid_ttl=spire.default_jwt_svid_ttl,
+        ),
+        data_store=datastore,
+        key_manager=Plugin(name="disk", data={"keys_path": f"{SERVER_DATA}/keys.json"}),
+        node_attestors=[
+            Plugin(
+                name="x509pop",
+                data={"ca_bundle_path": X509POP_CA_PATH, "agent_path_template": AGENT_PATH_TEMPLATE},
+            )
+        ],
+        upstream_authority=Plugin(
+            name="disk",
+            data={
+                "cert_file_path": f"{SECRETS_DIR}/{UPSTREAM_CERT}",
+                "key_file_path": f"{SECRETS_DIR}/{UPSTREAM_KEY}",
+            },
+        ),
+        health_checks=HealthChecks(),
+    )
+
+
+def build_agent_conf(config: StackConfig) -> AgentConf:
+    """Every node's `agent.conf` (container paths; pure, like `server_conf`)."""
+    return AgentConf(
+        agent=AgentSection(
+            server_address=SERVER_SERVICE,
+            trust_domain=config.spire.trust_domain,
+            socket_path=AGENT_SOCKET_PATH,
+            trust_bundle_path=f"{AGENT_CONF_DIR}/bootstrap.pem",
+        ),
+        node_attestor=Plugin(
+            name="x509pop",
+            data={
+                "private_key_path": f"{AGENT_CONF_DIR}/node.key",
+                "certificate_path": f"{AGENT_CONF_DIR}/node.pem",
+            },
+        ),
+        key_manager=Plugin(name="disk", data={"directory": "/var/lib/spire/agent"}),
+        workload_attestors=[
+            Plugin(name="docker", data={"docker_socket_path": "unix:///var/run/docker.sock"}),
+            Plugin(name="unix"),
+        ],
+    )
+
+
 class SpireStack(pulumi.ComponentResource):
     """SPIRE server (Swarm service) + per-node agents (containers) + the Pulumi-owned root CA."""
 
@@ -167,16 +239,16 @@ class SpireStack(pulumi.ComponentResource):
                 f"{self.server_node}`)"
             )
         self.server_service_name = SERVER_SERVICE
-        self.server_socket_path = f"{SERVER_SOCKET_DIR}/api.sock"
+        self.server_socket_path = SERVER_SOCKET_PATH
         self.agent_socket_dir = AGENT_SOCKET_DIR
-        self.agent_socket_path = f"{AGENT_SOCKET_DIR}/agent.sock"
+        self.agent_socket_path = AGENT_SOCKET_PATH
         on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
         on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
 
         # --- PKI (pulumi-tls; keys are secret outputs) ---------------------------------------
         root_key, root = self_signed_ca(
             f"{name}-root-ca",
-            common_name=f"{self.trust_domain} root CA",
+            common_name=ROOT_CA_CN.format(trust_domain=self.trust_domain),
             validity_hours=spire.root_ca_validity_hours,
             parent=self,
         )
@@ -185,7 +257,7 @@ class SpireStack(pulumi.ComponentResource):
 
         pop_key, pop_ca = self_signed_ca(
             f"{name}-x509pop-ca",
-            common_name=f"{self.trust_domain} node attestation CA",
+            common_name=X509POP_CA_CN.format(trust_domain=self.trust_domain),
             validity_hours=spire.root_ca_validity_hours,
             parent=self,
         )
@@ -197,32 +269,7 @@ class SpireStack(pulumi.ComponentResource):
         )
 
         datastore, db_secrets, db = self._datastore(name, config, swarm, bucket, wait)
-        self.server_conf = ServerConf(
-            server=ServerSection(
-                trust_domain=self.trust_domain,
-                data_dir=SERVER_DATA,
-                socket_path=self.server_socket_path,
-                ca_ttl=spire.ca_ttl,
-                default_x509_svid_ttl=spire.default_x509_svid_ttl,
-                default_jwt_svid_ttl=spire.default_jwt_svid_ttl,
-            ),
-            data_store=datastore,
-            key_manager=Plugin(name="disk", data={"keys_path": f"{SERVER_DATA}/keys.json"}),
-            node_attestors=[
-                Plugin(
-                    name="x509pop",
-                    data={"ca_bundle_path": X509POP_CA_PATH, "agent_path_template": AGENT_PATH_TEMPLATE},
-                )
-            ],
-            upstream_authority=Plugin(
-                name="disk",
-                data={
-                    "cert_file_path": f"{SECRETS_DIR}/{UPSTREAM_CERT}",
-                    "key_file_path": f"{SECRETS_DIR}/{UPSTREAM_KEY}",
-                },
-            ),
-            health_checks=HealthChecks(),
-        )
+        self.server_conf = build_server_conf(config, datastore)
         server_conf = config_file(
             f"{name}-server-conf",
             base="spire-server-conf",
@@ -341,26 +388,7 @@ class SpireStack(pulumi.ComponentResource):
             self.backup_service = db.backup_service if db else None
 
         # --- agents: one container per node ----------------------------------------------------
-        self.agent_conf = AgentConf(
-            agent=AgentSection(
-                server_address=SERVER_SERVICE,
-                trust_domain=self.trust_domain,
-                socket_path=self.agent_socket_path,
-                trust_bundle_path=f"{AGENT_CONF_DIR}/bootstrap.pem",
-            ),
-            node_attestor=Plugin(
-                name="x509pop",
-                data={
-                    "private_key_path": f"{AGENT_CONF_DIR}/node.key",
-                    "certificate_path": f"{AGENT_CONF_DIR}/node.pem",
-                },
-            ),
-            key_manager=Plugin(name="disk", data={"directory": "/var/lib/spire/agent"}),
-            workload_attestors=[
-                Plugin(name="docker", data={"docker_socket_path": "unix:///var/run/docker.sock"}),
-                Plugin(name="unix"),
-            ],
-        )
+        self.agent_conf = build_agent_conf(config)
         agent_conf_text = self.agent_conf.render()
         self.agent_spiffe_ids = {}
         self.agents = {}
@@ -392,14 +420,7 @@ class SpireStack(pulumi.ComponentResource):
         """SQLite on the server's volume, or a dedicated PostgreSQL whose password reaches SPIRE as
         a libpq password file (`passfile=`), so the rendered server.conf holds no credential."""
         if config.spire.datastore == "sqlite3":
-            return (
-                Plugin(
-                    name="sql",
-                    data={"database_type": "sqlite3", "connection_string": f"{SERVER_DATA}/datastore.sqlite3"},
-                ),
-                [],
-                None,
-            )
+            return sqlite_datastore(), [], None
         db = PostgresDatabase(
             f"{name}-db",
             service_name="spire-db",

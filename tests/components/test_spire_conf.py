@@ -87,7 +87,7 @@ class TestServerConfParses:
         assert "UpstreamAuthority" not in doc["plugins"][0]
 
     def test_agent_path_template_survives(self) -> None:
-        tpl = "{{ .PluginName }}/{{ .Subject.CommonName }}"
+        tpl = "/{{ .PluginName }}/{{ .Subject.CommonName }}"
         conf = server_conf(node_attestors=[Plugin(name="x509pop", data={"agent_path_template": tpl})])
         assert plugins(parse(conf.render()), "NodeAttestor")["x509pop"]["agent_path_template"] == tpl
 

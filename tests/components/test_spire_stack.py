@@ -113,9 +113,11 @@ class TestAgents:
         for node in nodes:
             csr = r.get("tls:index/certRequest:CertRequest", f"spire-agent-csr-{node}")
             cn = csr.inputs["subject"]["commonName"]
-            # What SPIRE's text/template makes of the template: <plugin>/<subject CN>.
+            # What SPIRE's text/template makes of the template: /<plugin>/<subject CN>, appended to
+            # /spire/agent (the leading slash is required: tests/real/test_spire_configs.py attests).
             path = AGENT_PATH_TEMPLATE.replace("{{ .PluginName }}", "x509pop").replace("{{ .Subject.CommonName }}", cn)
-            assert spire.agent_spiffe_ids[node] == f"spiffe://{spire.trust_domain}/spire/agent/{path}"
+            assert path.startswith("/")
+            assert spire.agent_spiffe_ids[node] == f"spiffe://{spire.trust_domain}/spire/agent{path}"
             assert cn == node
 
     def test_node_certificates_come_from_the_attestation_ca(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:

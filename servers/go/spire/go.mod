@@ -3,6 +3,9 @@ module identity-platform/servers/spire
 
 go 1.26.8
 
+// spire v1.15.3 requires github.com/Keyfactor/ejbca-go-client-sdk v1.1.0, which the Go module proxy
+// here does not serve; v1.0.2 builds the same packages. Only the ejbca UpstreamAuthority plugin uses
+// it, and this product never configures that plugin (its UpstreamAuthority is "disk").
 replace github.com/Keyfactor/ejbca-go-client-sdk => github.com/Keyfactor/ejbca-go-client-sdk v1.0.2
 
 tool (
