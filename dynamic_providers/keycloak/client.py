@@ -110,6 +110,15 @@ def error_detail(resp: httpx.Response) -> str:
     return resp.text[:500]
 
 
+def _oauth_error(resp: httpx.Response) -> str | None:
+    """The OAuth `error` code of a token endpoint answer, if it has one."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    return str(body["error"]) if isinstance(body, dict) and body.get("error") else None
+
+
 def _maybe_lock_conflict(resp: httpx.Response) -> bool:
     """A 500 that may be a concurrent-write failure, so an idempotent write may be repeated.
 
@@ -388,6 +397,9 @@ class KeycloakAdmin:
                 'connection.base_path ("" for Keycloak >= 17, "/auth" for older)'
             ),
         }.get(resp.status_code, "")
+        if resp.status_code == 400 and _oauth_error(resp) in ("invalid_grant", "unauthorized_client", "invalid_client"):
+            # Keycloak 26.7 answers wrong user credentials with 400 invalid_grant, not 401.
+            hint = f"check the credentials in connection ({who}, client {conn.grant_client_id!r})"
         err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {conn.token_realm!r}")
         if hint:
             err.args = (f"{err.args[0]}; {hint}",)
@@ -604,7 +616,21 @@ class KeycloakAdmin:
         """PUT merges field by field. Never sent: the secret (a stale copy would overwrite a rotated
         one), protocol mappers (a PUT list deletes every mapper it omits), scopes (PUT ignores them)."""
         body = rep.payload(drop=_NEVER_PUT)
-        self.request("PUT", self._c(realm, uuid), json=body, expected=(204,), what=f"update client {uuid}")
+        try:
+            self.request("PUT", self._c(realm, uuid), json=body, expected=(204,), what=f"update client {uuid}")
+        except KeycloakApiError as e:
+            if e.status != 409:
+                raise
+            # Keycloak 26.7 answers a rename onto a taken clientId with a bare
+            # {"error": "conflict", "error_description": "Duplicate resource error"}: name the clientId.
+            raise KeycloakApiError(
+                f"update client {uuid}: client_id {rep.client_id!r} is already used by another client in realm "
+                f"{realm!r}; pick another client_id or delete that client ({e})",
+                status=409,
+                method=e.method,
+                url=e.url,
+                body=e.body,
+            ) from e
 
     def delete_client(self, realm: str, uuid: str) -> bool:
         resp = self.request(

@@ -229,6 +229,17 @@ def _client_view(rep: ClientRepresentation) -> dict[str, Any]:
     return view
 
 
+KEYCLOAK_MANAGED_DEFAULT_SCOPES = frozenset({"service_account"})
+"""Default scopes Keycloak attaches and detaches itself: `service_account` while a client has service
+accounts enabled (seen on Keycloak 26.7, not in the 26.6.2 API spec). Unless listed in
+`default_client_scopes`, they are neither drift nor removed."""
+
+
+def _without_keycloak_managed(names: list[str], declared: Any) -> list[str]:
+    keep = set(declared) if isinstance(declared, list) else set()
+    return [n for n in names if n not in KEYCLOAK_MANAGED_DEFAULT_SCOPES or n in keep]
+
+
 class KeycloakClientProvider(_KeycloakProvider):
     """CRUD for one OIDC client (`/admin/realms/{realm}/clients/{uuid}`)."""
 
@@ -427,6 +438,9 @@ class KeycloakClientProvider(_KeycloakProvider):
         for kind, attr in kinds:
             if managed.get(attr) is not None and getattr(rep, attr) is None:
                 setattr(rep, attr, [s.name for s in kc.client_scopes(realm, rep.id, kind) if s.name])
+        declared = managed.get("default_client_scopes")
+        if rep.default_client_scopes is not None:
+            rep.default_client_scopes = _without_keycloak_managed(rep.default_client_scopes, declared)
         return rep
 
     def _scope_ids(self, kc: KeycloakAdmin, spec: ClientSpec) -> dict[str, str]:
@@ -456,6 +470,8 @@ class KeycloakClientProvider(_KeycloakProvider):
             have = current.default_client_scopes if kind == "default" else current.optional_client_scopes
             if have is None:
                 have = [s.name for s in kc.client_scopes(spec.realm, uuid, kind) if s.name]
+            if kind == "default":
+                have = _without_keycloak_managed(have, wanted)
             if set(have) != set(wanted):
                 plans[kind] = (set(wanted) - set(have), set(have) - set(wanted))
         if not plans:

@@ -6,14 +6,17 @@ Behaviour reproduced (sources: shared/research/keycloak.md, which cites Keycloak
   client-credentials and refresh-token grants. Master-realm access tokens live **60 s**
   (`access_token_lifespan`, configurable so tests can make them expire between calls);
   client-credentials grants return **no refresh token**. Expired or unknown tokens get 401. A token
-  only carries roles for realms that existed when it was issued, so a realm created afterwards
-  answers **403** until the caller refreshes (Keycloak's real quirk, terraform-provider-keycloak #922).
+  only carries roles for realms that existed when it was issued, so with `new_realm_needs_new_token`
+  a realm created afterwards answers **403** until the caller refreshes (older Keycloaks' quirk,
+  terraform-provider-keycloak #922; Keycloak 26.7 answers 200, so it is off by default). A wrong
+  password is **400** `invalid_grant`, as Keycloak 26.7 answers it.
 * Realms: POST (201 + `Location`, 409 on a taken name), GET, PUT (top-level merge, attributes merged
   key by key), DELETE (cascades to clients). New realms get Keycloak's defaults and built-in clients.
 * Clients: POST fills the server defaults (`publicClient` true when neither `publicClient` nor
   `bearerOnly` is sent, standard and direct-grant flows on, generated secret for confidential
   clients, backchannel attributes, realm default scopes) and answers 201 with `Location`; a taken
-  `clientId` is **409**. PUT **merges**: absent fields are kept, attributes merge key by key and
+  `clientId` is **409** (`Client <id> already exists`; a rename onto a taken one is 409 `conflict` /
+  `Duplicate resource error`). PUT **merges**: absent fields are kept, attributes merge key by key and
   `""` removes a key, `redirectUris`/`webOrigins` are replaced when present, scopes are ignored,
   a present `protocolMappers` list deletes every mapper it omits, anything but
   `authorizationServicesEnabled: true` disables authorization, a public client loses its secret.
@@ -110,6 +113,7 @@ def build_subset(spec: dict[str, Any]) -> dict[str, Any]:
 
 DEFAULT_SCOPES = ("profile", "email", "roles", "web-origins", "acr", "basic")
 OPTIONAL_SCOPES = ("address", "phone", "offline_access", "microprofile-jwt", "organization")
+SERVICE_ACCOUNT_SCOPE = "service_account"
 BUILTIN_CLIENTS = ("account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console")
 
 
@@ -230,6 +234,7 @@ class KeycloakFake:
         frontend_url: str | None = None,
         mask_secret_in_representation: bool = False,
         hide_scopes_in_representation: bool = False,
+        new_realm_needs_new_token: bool = False,
     ) -> None:
         self.base_path = base_path
         self.users = {admin_user: admin_password}
@@ -240,6 +245,9 @@ class KeycloakFake:
         self.mask_secret_in_representation = mask_secret_in_representation
         # ClientResource.getClient blanks the scope lists for a caller that may not view client scopes.
         self.hide_scopes_in_representation = hide_scopes_in_representation
+        # Older Keycloaks answer 403 for a realm created after the caller's token was issued
+        # (terraform-provider-keycloak #922); Keycloak 26.7 answers 200, so this is opt-in.
+        self.new_realm_needs_new_token = new_realm_needs_new_token
         self.realm_write_seconds = 0.0
         self.omit_location = False  # as a proxy that drops the header would
         self.lock = threading.RLock()
@@ -372,6 +380,8 @@ class KeycloakFake:
             realm.scopes[sid] = {"id": sid, "name": scope_name, "protocol": "openid-connect"}
         sid = str(uuid.uuid4())
         realm.scopes[sid] = {"id": sid, "name": "role_list", "protocol": "saml"}
+        sid = str(uuid.uuid4())
+        realm.scopes[sid] = {"id": sid, "name": SERVICE_ACCOUNT_SCOPE, "protocol": "openid-connect"}
         self.realms[name] = realm
         for cid in BUILTIN_CLIENTS:
             public = cid in ("admin-cli", "account-console", "security-admin-console")
@@ -485,8 +495,22 @@ class KeycloakFake:
         for mapper in body.get("protocolMappers") or []:
             mid = str(uuid.uuid4())
             client.mappers[mid] = {"protocol": "openid-connect", "config": {}, **copy.deepcopy(mapper), "id": mid}
+        self._service_account_scope(realm, client)
         realm.clients[cid] = client
         return str(cid)
+
+    @staticmethod
+    def _service_account_scope(realm: FakeRealm, client: FakeClient) -> None:
+        """Keycloak (26.7) attaches `service_account` as a default scope while service accounts are
+        enabled and detaches it when they are turned off."""
+        scope = realm.scope_by_name(SERVICE_ACCOUNT_SCOPE)
+        if scope is None:
+            return
+        if client.rep.get("serviceAccountsEnabled"):
+            if scope["id"] not in client.default_scopes:
+                client.default_scopes.append(scope["id"])
+        elif scope["id"] in client.default_scopes:
+            client.default_scopes.remove(scope["id"])
 
     def _client_view(self, realm: FakeRealm, client: FakeClient, *, full_secret: bool = False) -> dict[str, Any]:
         rep = copy.deepcopy(client.rep)
@@ -498,6 +522,8 @@ class KeycloakFake:
             rep["defaultClientScopes"] = [realm.scopes[s]["name"] for s in client.default_scopes if s in realm.scopes]
             rep["optionalClientScopes"] = [realm.scopes[s]["name"] for s in client.optional_scopes if s in realm.scopes]
         rep["access"] = {"view": True, "configure": True, "manage": True}
+        if not rep.get("authorizationServicesEnabled"):
+            rep.pop("authorizationServicesEnabled", None)  # Keycloak leaves the key out unless authorization is on
         return rep
 
     # --- request plumbing ---------------------------------------------------------------------
@@ -529,7 +555,12 @@ class KeycloakFake:
             token = self.tokens.get(header[len("Bearer ") :])
             if token is None or token.expires_at <= time.monotonic():
                 return _err(401, "HTTP 401 Unauthorized", "error")
-            if realm is not None and realm in self.realms and realm not in token.visible_realms:
+            if (
+                self.new_realm_needs_new_token
+                and realm is not None
+                and realm in self.realms
+                and realm not in token.visible_realms
+            ):
                 return _err(403, "HTTP 403 Forbidden", "error")
         return None
 
@@ -630,8 +661,9 @@ class KeycloakFake:
                         return Response(401, {"error": "invalid_client", "error_description": "Invalid client"})
                     user, password = form.get("username", ""), form.get("password", "")
                     if realm != "master" or self.users.get(user) != password or not password:
+                        # 400, not 401: what Keycloak 26.7 answers (tests/real/test_keycloak_fidelity.py).
                         return Response(
-                            401, {"error": "invalid_grant", "error_description": "Invalid user credentials"}
+                            400, {"error": "invalid_grant", "error_description": "Invalid user credentials"}
                         )
                     return Response(200, self._issue(user, realm, client_id, with_refresh=True))
                 if grant == "client_credentials":
@@ -701,7 +733,7 @@ class KeycloakFake:
                 return _err(400, "Realm name cannot be empty")
             with self.lock:
                 if name in self.realms:
-                    return _err(409, "Conflict detected. See logs for details")
+                    return _err(409, f"Realm {name} already exists")
                 self._new_realm(name, body, owner=None)
             return Response(201, None, {"Location": f"{self._issuer_base(req)}/admin/realms/{name}"})
 
@@ -799,7 +831,8 @@ class KeycloakFake:
                 new_id = body.get("clientId")
                 if new_id and new_id != rep["clientId"]:
                     if any(c.rep["clientId"] == new_id for c in realm.clients.values()):
-                        return _err(409, "Client already exists")
+                        # RepresentationToModel's ModelDuplicateException, as KeycloakErrorHandler renders it.
+                        return Response(409, {"error": "conflict", "error_description": "Duplicate resource error"})
                 for key, value in body.items():
                     if value is None or key in ("id", "defaultClientScopes", "optionalClientScopes", "access"):
                         continue
@@ -824,6 +857,7 @@ class KeycloakFake:
                 elif not rep.get("secret"):
                     rep["secret"] = self._new_secret(rep)
                 client.rep = rep
+                self._service_account_scope(realm, client)
             return Response(204)
 
         @self._client_route("DELETE", "/admin/realms/{realm}/clients/{uuid}")
