@@ -1,0 +1,198 @@
+"""Faults between the Ziti providers and the REAL controller: the fault proxy
+(tests/harness/fault_proxy.py) ends TLS with its own throwaway CA (given to the provider as its
+bundle), verifies the controller with the controller's CA, and resets, cuts after the controller
+acted, answers 5xx/429 or stalls. The fake-based guarantees (tests/dynamic_providers/
+test_ziti_faults.py), now against the controller's own answers: no duplicate, no orphan, nothing
+lost, after at most one re-run of the step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dynamic_providers.ziti.provider import CertificateAuthorityProvider, IdentityProvider
+from tests.fakes.ziti import make_ca
+from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
+from tests.harness.fault_proxy import http_proxy
+from tests.harness.loopback import LoopbackServer
+from tests.real._ziti import API, Admin, admin_client, connection, owner, unique, ziti_section
+
+CAS = f"{API}/cas"
+CA = f"{API}/cas/{{id}}"
+VERIFY = f"{API}/cas/{{id}}/verify"
+IDENTITIES = f"{API}/identities"
+IDENTITY = f"{API}/identities/{{id}}"
+AUTH = f"{API}/authenticate"
+
+ziti = pytest.fixture(scope="module")(ziti_section)
+admin = pytest.fixture(scope="module")(admin_client)
+
+
+@pytest.fixture
+def proxy(ziti: dict[str, Any]) -> Iterator[LoopbackServer]:
+    srv, app = http_proxy(ziti["url"], ca_pem=ziti["ca_pem"], templates=[VERIFY, CA, CAS, IDENTITY, IDENTITIES, AUTH])
+    yield srv
+    srv.stop()
+    app.close()
+
+
+@pytest.fixture
+def ca_host(dynamic_host: Any) -> DynamicProviderHost:
+    h: DynamicProviderHost = dynamic_host(
+        CertificateAuthorityProvider(), resource_type="pulumi-python:dynamic/ziti:CertificateAuthority"
+    )
+    return h
+
+
+@pytest.fixture
+def id_host(dynamic_host: Any) -> DynamicProviderHost:
+    h: DynamicProviderHost = dynamic_host(IdentityProvider(), resource_type="pulumi-python:dynamic/ziti:Identity")
+    return h
+
+
+@pytest.fixture
+def made(admin: Admin) -> Iterator[list[tuple[str, str]]]:
+    """(collection, name) of everything a test made, removed afterwards whatever the outcome."""
+    names: list[tuple[str, str]] = []
+    yield names
+    for collection, name in names:
+        for entity in admin.find(collection, name):
+            admin.delete(collection, entity["id"])
+
+
+def via(ziti: dict[str, Any], proxy: LoopbackServer, **extra: Any) -> dict[str, Any]:
+    return connection(ziti, url=proxy.url, ca_bundle_pem=proxy.ca_pem, **extra)
+
+
+def ca_props(ziti: dict[str, Any], proxy: LoopbackServer, made: list[tuple[str, str]], **conn: Any) -> dict[str, Any]:
+    name = unique("spire")
+    made.append(("cas", name))
+    cert, key = make_ca(name)
+    return {
+        "name": name,
+        "cert_pem": cert,
+        "ca_key_pem": key,
+        "identity_roles": ["spire"],
+        "external_id_claim": {"location": "SAN_URI", "matcher": "SCHEME", "matcher_criteria": "spiffe"},
+        "connection": via(ziti, proxy, **conn),
+        "owner": owner(f"res-{name}"),
+    }
+
+
+def id_props(ziti: dict[str, Any], proxy: LoopbackServer, made: list[tuple[str, str]], **conn: Any) -> dict[str, Any]:
+    name = unique("payments-api")
+    made.append(("identities", name))
+    return {
+        "name": name,
+        "external_id": f"spiffe://faults.test/ns/payments/sa/{name}",
+        "role_attributes": ["payments"],
+        "connection": via(ziti, proxy, **conn),
+        "owner": owner(f"identity-{name}"),
+    }
+
+
+def up_at_most_twice(host: DynamicProviderHost, name: str, props: dict[str, Any]) -> State:
+    try:
+        return host.up(name, props)
+    except ProviderCallError:
+        return host.up(name, props)
+
+
+class TestCreateFaults:
+    def test_a_lost_answer_after_the_controller_created_the_ca_is_adopted(self, ziti, admin, proxy, made, ca_host):
+        props = ca_props(ziti, proxy, made)
+        proxy.inject("POST", CAS, reset_after=True)
+        state = up_at_most_twice(ca_host, "ca", props)
+        [ca] = admin.find("cas", props["name"])
+        assert ca["id"] == state.id and ca["isVerified"] is True
+        assert proxy.count("POST", CAS) == 1  # found by its ownership tags, not posted again
+
+    def test_a_reset_before_the_controller_saw_it_creates_once(self, ziti, admin, proxy, made, id_host):
+        props = id_props(ziti, proxy, made)
+        proxy.inject("POST", IDENTITIES, reset=True)
+        state = up_at_most_twice(id_host, "w", props)
+        assert [i["id"] for i in admin.find("identities", props["name"])] == [state.id]
+        assert proxy.count("POST", IDENTITIES) == 2
+
+    def test_429_and_503_are_ridden_out(self, ziti, admin, proxy, made, id_host):
+        props = id_props(ziti, proxy, made)
+        proxy.inject("POST", IDENTITIES, status=503)
+        proxy.inject("POST", IDENTITIES, status=429, headers={"Retry-After": "1"},
+                     body={"error": {"code": "RATE_LIMITED"}})
+        started = time.monotonic()
+        state = id_host.up("w", props)
+        assert time.monotonic() - started >= 1.0
+        assert [i["id"] for i in admin.find("identities", props["name"])] == [state.id]
+
+    def test_a_create_slower_than_the_timeout_leaves_exactly_one_identity(self, ziti, admin, proxy, made, id_host):
+        props = id_props(ziti, proxy, made, timeout=1)
+        proxy.inject("POST", IDENTITIES, delay=3)
+        state = up_at_most_twice(id_host, "w", props)
+        time.sleep(3)  # the stalled first POST reaches the controller late; its unique name refuses it
+        assert [i["id"] for i in admin.find("identities", props["name"])] == [state.id]
+
+    def test_persistent_5xx_fails_without_leaving_anything(self, ziti, admin, proxy, made, id_host):
+        props = id_props(ziti, proxy, made)
+        proxy.inject("POST", IDENTITIES, status=500, times=100)
+        with pytest.raises(ProviderCallError, match="500"):
+            id_host.up("w", props)
+        assert admin.find("identities", props["name"]) == []
+
+
+class TestVerificationFaults:
+    def test_a_lost_verify_answer_still_ends_verified(self, ziti, admin, proxy, made, ca_host):
+        props = ca_props(ziti, proxy, made)
+        proxy.inject("POST", VERIFY, reset_after=True)
+        state = up_at_most_twice(ca_host, "ca", props)
+        [ca] = admin.find("cas", props["name"])
+        assert ca["id"] == state.id and ca["isVerified"] is True and state.outputs["is_verified"] is True
+
+
+class TestReadUpdateDeleteFaults:
+    def test_refresh_rides_out_transient_faults(self, ziti, proxy, made, id_host):
+        state = id_host.up("w", id_props(ziti, proxy, made))
+        proxy.inject("GET", IDENTITY, status=503)
+        proxy.inject("GET", IDENTITY, reset=True)
+        refreshed = id_host.refresh("w", state)
+        assert refreshed is not None and refreshed.id == state.id
+
+    def test_refresh_never_reports_gone_on_an_error(self, ziti, admin, proxy, made, id_host):
+        state = id_host.up("w", id_props(ziti, proxy, made))
+        proxy.inject("GET", IDENTITY, status=500, times=10)
+        with pytest.raises(ProviderCallError):
+            id_host.refresh("w", state)
+        assert admin.get(f"/identities/{state.id}") is not None
+
+    def test_a_lost_patch_answer_is_applied_once(self, ziti, admin, proxy, made, id_host):
+        props = id_props(ziti, proxy, made)
+        state = id_host.up("w", props)
+        proxy.inject("PATCH", IDENTITY, reset_after=True)
+        new = {**props, "role_attributes": ["payments", "pci"]}
+        try:
+            id_host.change("w", state, new)
+        except ProviderCallError:
+            id_host.change("w", state, new)
+        identity = admin.get(f"/identities/{state.id}")
+        assert identity is not None and sorted(identity["roleAttributes"]) == ["payments", "pci"]
+
+    def test_a_delete_with_503_and_a_lost_answer_still_deletes(self, ziti, admin, proxy, made, id_host):
+        state = id_host.up("w", id_props(ziti, proxy, made))
+        proxy.inject("DELETE", IDENTITY, status=503)
+        proxy.inject("DELETE", IDENTITY, reset_after=True)
+        try:
+            id_host.delete("w", state.id, state.outputs)
+        except ProviderCallError:
+            id_host.delete("w", state.id, state.outputs)
+        assert admin.get(f"/identities/{state.id}") is None
+
+    def test_a_controller_that_stays_unreachable_fails_the_step_and_keeps_the_resource(
+        self, ziti, admin, proxy, made, id_host
+    ):
+        state = id_host.up("w", id_props(ziti, proxy, made))
+        proxy.inject("DELETE", IDENTITY, reset=True, times=100)
+        with pytest.raises(ProviderCallError):
+            id_host.delete("w", state.id, state.outputs)
+        assert admin.get(f"/identities/{state.id}") is not None  # the state keeps it: nothing is lost
