@@ -79,6 +79,10 @@ class ZitiApiError(Exception):
         detail = ""
         if isinstance(self.cause, ApiErrorCause) and (self.cause.field or self.cause.reason):
             detail = f" [{self.cause.field}: {self.cause.reason}]"
+        elif isinstance(self.cause, ApiErrorCause) and self.cause.message:
+            # A nested error: what the real controller says, e.g. a 404 NOT_FOUND on POST /identities
+            # whose cause is "authPolicy with id x not found" (the envelope's message alone misleads).
+            detail = f" [{self.cause.message}]"
         elif self.cause_message:
             detail = f" [{self.cause_message}]"
         return f"{where}{status}{code}{self.args[0]}{detail}"
@@ -469,6 +473,10 @@ class ZitiClient:
     def patch(self, collection: str, id_: str, body: dict[str, Any]) -> None:
         """PATCH only the supplied fields; the controller answers an empty envelope, not the entity."""
         self._send("PATCH", f"/{collection}/{id_}", json=body)
+
+    def put(self, collection: str, id_: str, body: dict[str, Any]) -> None:
+        """PUT every updatable field (what the body omits is cleared); answered like PATCH."""
+        self._send("PUT", f"/{collection}/{id_}", json=body)
 
     def delete(self, collection: str, id_: str) -> bool:
         """DELETE; False when it was already gone (404 counts as done)."""

@@ -311,7 +311,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
             body["tags"] = full["tags"]
         with ZitiClient(conn) as c:
             if body:
-                c.patch(self.collection, id_, body)
+                self._write(c, id_, body, full)
             detail = self._after_update(c, id_, args)
             outs = self._outs(c, detail, news, olds)
         return dynamic.UpdateResult(outs)
@@ -437,8 +437,13 @@ class _ZitiProvider(dynamic.ResourceProvider):
             ) from err
         self._check_adoptable(existing, args)
         id_ = str(existing["id"])
-        c.patch(self.collection, id_, args.api_body(owner, create=False))
+        full = args.api_body(owner, create=False)
+        self._write(c, id_, full, full)
         return id_
+
+    def _write(self, c: ZitiClient, id_: str, body: dict[str, Any], full: dict[str, Any]) -> None:
+        """Send the changed fields `body` (`full`: every field as declared)."""
+        c.patch(self.collection, id_, body)
 
     def _after_create(self, c: ZitiClient, id_: str, args: Any, created: bool) -> dict[str, Any]:
         return c.get(self.collection, id_)
@@ -489,6 +494,16 @@ class CertificateAuthorityProvider(_ZitiProvider):
             except ValueError:
                 return value.strip()
         return value
+
+    def _write(self, c: ZitiClient, id_: str, body: dict[str, Any], full: dict[str, Any]) -> None:
+        # The controller (1.7.2, found against the real one) drops `externalIdClaim.parserCriteria`
+        # from a PATCH: its store names the field `externalIdClaim.parserSeparator`, so the PATCH's
+        # field list never matches it. A PUT applies every updatable field, so a claim goes by PUT
+        # with everything as declared (tags included: PUT clears what it omits).
+        if "externalIdClaim" in body:
+            c.put(self.collection, id_, full)
+        else:
+            c.patch(self.collection, id_, body)
 
     def _replaces(self, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         # A claim cannot be removed by PATCH (an empty claim is ignored): remove it by re-creating.

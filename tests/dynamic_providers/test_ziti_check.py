@@ -189,7 +189,7 @@ class TestUnknownsInPreview:
     parser_criteria=st.sampled_from(["", "/"]),
     index=st.integers(min_value=-2, max_value=2),
 )
-def test_check_accepts_exactly_the_claims_the_controller_accepts(**claim: Any) -> None:
+def test_check_refuses_what_the_controller_refuses_and_what_can_never_match(**claim: Any) -> None:
     snake = dict(claim)
     camel = {
         "location": claim["location"],
@@ -204,7 +204,14 @@ def test_check_accepts_exactly_the_claims_the_controller_accepts(**claim: Any) -
         server_ok = True
     except ApiError:
         server_ok = False
-    assert (failures(CA, **ca(external_id_claim=snake)) == {}) == server_ok
+    # The pinned controller (1.7.2) refuses only SCHEME outside SAN_URI; a claim with empty criteria,
+    # SPLIT without a separator or a negative index is stored and fails at login. check refuses both.
+    never_matches = (
+        (claim["matcher"] in ("SCHEME", "PREFIX", "SUFFIX") and not claim["matcher_criteria"])
+        or (claim["parser"] == "SPLIT" and not claim["parser_criteria"])
+        or claim["index"] < 0
+    )
+    assert (failures(CA, **ca(external_id_claim=snake)) == {}) == (server_ok and not never_matches)
 
 
 class TestPreviewMakesNoRequests:

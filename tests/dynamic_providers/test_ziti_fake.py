@@ -178,7 +178,7 @@ class TestBodiesAreValidatedAgainstTheSwagger:
     @pytest.mark.parametrize(
         ("path", "body", "field"),
         [
-            ("/cas", {"name": "x"}, "(root)"),  # certPem and the flags are required
+            ("/cas", {"name": "x"}, "certPem"),  # the first missing required property, as go-swagger names it
             (
                 "/cas",
                 {
@@ -271,7 +271,12 @@ class TestUpdates:
             "index": 0,
         }
         err = _error(api.call("POST", "/cas", json=_ca_body(externalIdClaim=claim)))
-        assert err["cause"]["field"] == "externalIdClaim.matcher"
+        # As the real 1.7.2 controller: 400, a nested cause without a field.
+        assert err["code"] == "REFERENCED_ENTITY_NOT_FOUND"  # sic
+        assert "scheme matcher can only be used with URI" in err["cause"]["message"]
+        lax = {**claim, "location": "SAN_URI", "matcherCriteria": "", "parser": "SPLIT", "index": -1}
+        r = api.call("POST", "/cas", json=_ca_body(name="lax", externalIdClaim=lax))
+        assert r.status_code == 201, "1.7.2 stores claims that can never match; check() refuses them"
 
 
 class TestLists:

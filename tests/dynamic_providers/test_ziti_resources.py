@@ -236,11 +236,12 @@ class TestIdentity:
         assert "another entity already holds a unique value" in err.value.details
         assert "externalId" in err.value.details and spiffe in err.value.details
 
-    def test_a_missing_auth_policy_is_reported_by_field(self, ziti, host) -> None:
+    def test_a_missing_auth_policy_is_reported_with_the_controllers_message(self, ziti, host) -> None:
         fake, srv = ziti
         with pytest.raises(ProviderCallError) as err:
             host.up("w", full({"name": "w", "auth_policy_id": "nope"}, fake, srv, "w"))
-        assert "COULD_NOT_VALIDATE" in err.value.details and "authPolicyId" in err.value.details
+        # As the real 1.7.2 controller answers it: 404 NOT_FOUND, the cause naming the policy.
+        assert "NOT_FOUND" in err.value.details and "authPolicy with id nope not found" in err.value.details
         assert fake.all("identities") == []
 
 

@@ -508,6 +508,10 @@ class ZitiController:
         if errors:
             err = errors[0]
             path = ".".join(str(p) for p in err.absolute_path) or "(root)"
+            if err.validator == "required":  # as go-swagger: the cause names the missing property
+                missing = re.search(r"'([^']+)' is a required property", err.message)
+                path = ".".join(p for p in (".".join(str(x) for x in err.absolute_path), missing and missing.group(1))
+                                if p) or path
             self.rejected_bodies.append((req.method, req.path, f"{path}: {err.message}"))
             raise ApiError(
                 400,
@@ -643,6 +647,12 @@ class ZitiController:
             for key in IMMUTABLE.get(collection, set()):
                 merged[key] = current.get(key)
             merged = self._prepare(collection, merged, current)
+            if patch and collection == "cas" and isinstance(merged.get("externalIdClaim"), dict):
+                # As the real controller (1.7.2): the claim is validated as sent, but PATCH never
+                # writes parserCriteria (the store's field is `externalIdClaim.parserSeparator`,
+                # which no PATCH field list names), so the stored value stays what it was.
+                before = current.get("externalIdClaim") or {}
+                merged["externalIdClaim"]["parserCriteria"] = before.get("parserCriteria", "")
             self._check_unique(kind, merged, id)
             merged.update(id=id, createdAt=current["createdAt"], updatedAt=iso(now_utc()))
             merged.setdefault("tags", {})
@@ -719,8 +729,10 @@ class ZitiController:
             entity.setdefault("authPolicyId", DEFAULT_AUTH_POLICY_ID)
             if entity.get("authPolicyId") is None:
                 entity["authPolicyId"] = DEFAULT_AUTH_POLICY_ID
-            if entity["authPolicyId"] not in self.entities["auth-policies"]:
-                raise field_error("authPolicyId", "no authPolicies found with the given id", entity["authPolicyId"])
+            if entity["authPolicyId"] not in self.entities["auth-policies"]:  # as 1.7.2: 404, not a field error
+                missing = f"authPolicy with id {entity['authPolicyId']} not found"
+                raise ApiError(404, "NOT_FOUND", "The resource requested was not found or is no longer available",
+                               {"code": "UNHANDLED", "message": missing})
             entity.setdefault("roleAttributes", [])
             entity.setdefault("isAdmin", False)
             entity.setdefault("externalId", None)
@@ -978,16 +990,19 @@ SERVER_FIELDS = {
 
 
 def _validate_claim(claim: dict[str, Any]) -> None:
-    """The controller's validateExternalIdClaim."""
-    index = claim.get("index")
-    if index is not None and index < 0:
-        raise field_error("externalIdClaim.index", "must be >= 0", index)
+    """What the pinned controller (1.7.2) refuses when a CA is created or updated: only a SCHEME
+    matcher outside SAN_URI (400, a cause without a field). Empty matcher criteria, SPLIT without a
+    separator and a negative index are accepted there and fail only when a client authenticates;
+    the provider's `check` refuses them earlier (replayed against the real controller in
+    tests/real/test_ziti_fidelity.py)."""
     if claim.get("matcher") == "SCHEME" and claim.get("location") != "SAN_URI":
-        raise field_error("externalIdClaim.matcher", "SCHEME is only valid with location SAN_URI", claim.get("matcher"))
-    if claim.get("matcher") in ("SCHEME", "PREFIX", "SUFFIX") and not claim.get("matcherCriteria"):
-        raise field_error("externalIdClaim.matcherCriteria", "required for this matcher", claim.get("matcherCriteria"))
-    if claim.get("parser") == "SPLIT" and not claim.get("parserCriteria"):
-        raise field_error("externalIdClaim.parserCriteria", "required for parser SPLIT", claim.get("parserCriteria"))
+        raise ApiError(  # sic: the real 1.7.2 controller answers this code
+            400,
+            "REFERENCED_ENTITY_NOT_FOUND",
+            "The supplied request contains an invalid document",
+            {"code": "UNHANDLED", "message": "the value 'SCHEME' for 'matcher' is invalid: scheme matcher can only "
+                                             "be used with URI locations"},
+        )
 
 
 def _attributes(values: list[str] | None) -> None:

@@ -79,22 +79,6 @@ class TestCreateAndVerify:
         cleanup.append(state.id)
         assert state.outputs["is_verified"] is True
 
-    def test_a_wrong_key_fails_verification_with_the_controllers_code_and_leaves_nothing(
-        self, ziti, admin, host
-    ) -> None:
-        name = unique("wrongkey")
-        cert_pem, _ = make_ca(name)
-        _, other_key = make_ca("someone else")
-        props = ca_props(ziti, name, (cert_pem, other_key))
-        # `check` refuses a key that is not the certificate's; the engine would stop there. Create
-        # directly, as a state from an older program version would, to reach the controller.
-        assert host.check("ca", {}, props).failures
-        with pytest.raises(ProviderCallError) as err:
-            host.create("ca", props)
-        assert "CERTIFICATE_FAILED_VALIDATION" in err.value.details or "INVALID" in err.value.details, err.value.details
-        assert "the unverified CA was deleted again" in err.value.details
-        assert admin.find("cas", name) == []
-
     def test_a_certificate_that_is_not_a_ca_is_refused_by_the_controller(self, admin) -> None:
         cert_pem, _ = make_ca(unique("leaf"), is_ca=False)
         r = admin.request("POST", "/cas", json={
