@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+import stack_config
 from components import keycloak_stack
 from components.docker_helpers import SECRETS_DIR
 from servers import cache, toolchain
@@ -35,7 +36,6 @@ from stack_config import KeycloakSettings, versions
 
 COORDINATES = f"org.keycloak:keycloak-quarkus-dist:{versions.KEYCLOAK}:zip"
 READY_SECONDS = 420  # a cold JVM on two cores shared with Go builds; a warm start takes ~20-40 s
-ADMIN_USER = "admin"
 TOKEN_LIFESPAN_ENV = "IDENTITY_PLATFORM_KEYCLOAK_TOKEN_LIFESPAN"  # noqa: S105 - a variable name
 """Seconds for the master realm's access tokens, set through the admin API after start (tests of
 token expiry); Keycloak's bootstrap value (60 s) when unset."""
@@ -122,6 +122,11 @@ class Keycloak:
         return section
 
 
+def dev_settings() -> KeycloakSettings:
+    """The dev stack's Keycloak settings (the defaults `stack_config` applies to `environment: dev`)."""
+    return stack_config.parse({"environment": "dev"}).keycloak
+
+
 def start_keycloak(
     run: Run,
     postgres: dict[str, Any],
@@ -132,23 +137,31 @@ def start_keycloak(
     database: str = "keycloak",
     timeout: float = READY_SECONDS,
 ) -> dict[str, Any]:
-    """Start Keycloak with the stack's environment for `settings` (dev: `127.0.0.1:<free port>`).
+    """Start Keycloak with the stack's environment for `settings` (default: the dev stack's).
 
-    `database` is a database of the local PostgreSQL owned by role `keycloak` (the restore test
-    points a second start at a restored copy). Returns the state section."""
+    The stack's environment is used as it is, except what a loopback run must change (`remapped` in
+    the section): the database URL, the HTTP port and, for dev, the published `localhost:8080`
+    hostname, which becomes `127.0.0.1:<free port>`; prod keeps its public `https://` hostname
+    and proxy settings. `local` adds loopback binds for HTTP, the management interface and
+    Infinispan's transport. `database` is a database of the local PostgreSQL owned by role
+    `keycloak` (the restore test starts on a restored copy). Returns the state section."""
     dist = home()
     if not (dist / "bin" / "kc.sh").is_file():
         raise ServerError("keycloak", f"not installed ({dist} is missing); run scripts/servers install keycloak")
     java = toolchain.java_home(versions.JAVA_FOR_KEYCLOAK)
     http_port, mgmt_port = run.port("keycloak"), run.port("keycloak")
-    if settings is None:
-        settings = KeycloakSettings(hostname="127.0.0.1", published_port=http_port, admin_user=ADMIN_USER)
+    settings = settings or dev_settings()
     stack_env = keycloak_stack.keycloak_env(settings, prod=prod)
     db = postgres["databases"]["keycloak"]
     remapped = {
         "KC_DB_URL": f"jdbc:postgresql://{postgres['host']}:{postgres['port']}/{database}",
         "KC_HTTP_PORT": str(http_port),
     }
+    if not prod:
+        local_url = keycloak_stack.keycloak_public_url(
+            settings.model_copy(update={"hostname": "127.0.0.1", "published_port": http_port}), prod=False
+        )
+        remapped["KC_HOSTNAME"] = local_url
     missing = [k for k in remapped if k not in stack_env]
     if missing or stack_env["KC_DB_USERNAME"] != db["user"]:
         raise ServerError(
@@ -163,20 +176,21 @@ def start_keycloak(
         # The embedded Infinispan's JGroups transport: loopback, a free port (the default 7800 may be taken).
         "KC_CACHE_EMBEDDED_NETWORK_BIND_ADDRESS": "127.0.0.1",
         "KC_CACHE_EMBEDDED_NETWORK_BIND_PORT": str(run.port("keycloak")),
-        "JAVA_HOME": str(java),
     }
-    env = {**stack_env, **remapped, **local}
+    env = {**stack_env, **remapped, **local, "JAVA_HOME": str(java)}
 
-    kdir = run.dir("keycloak", name)
+    kdir = run.dir("keycloak")
     secrets_dir = kdir / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
-    admin_password = secrets.token_urlsafe(24)
-    for fname, value in (
-        (keycloak_stack.DB_PASSWORD_FILE, db["password"]),
-        (keycloak_stack.ADMIN_PASSWORD_FILE, admin_password),
-    ):
-        path = secrets_dir / fname
-        path.write_text(value)
+    # The bootstrap admin exists once the master realm does: every later start on this run's
+    # databases (a restart, a restored copy) must use the password of the first.
+    admin_file = secrets_dir / keycloak_stack.ADMIN_PASSWORD_FILE
+    if not admin_file.exists():
+        admin_file.write_text(secrets.token_urlsafe(24))
+    admin_password = admin_file.read_text()
+    db_file = secrets_dir / keycloak_stack.DB_PASSWORD_FILE
+    db_file.write_text(db["password"])
+    for path in (admin_file, db_file):
         os.chmod(path, 0o600)
     wrapper = keycloak_stack.ENTRYPOINT_WRAPPER.replace(SECRETS_DIR, str(secrets_dir)).replace(
         "/opt/keycloak/bin/kc.sh", str(dist / "bin" / "kc.sh")
@@ -184,25 +198,33 @@ def start_keycloak(
     if str(secrets_dir) not in wrapper or str(dist) not in wrapper:
         raise ServerError("keycloak", "the stack's ENTRYPOINT_WRAPPER changed its paths; update servers/keycloak.py")
     t0 = time.monotonic()
-    proc = run.spawn("keycloak", name, ["/bin/bash", "-c", wrapper, "kc.sh", "start", "--optimized"], env=env, cwd=kdir)
+    proc = run.spawn(
+        "keycloak",
+        name,
+        ["/bin/bash", "-c", wrapper, "kc.sh", "start", "--optimized"],
+        env=env,
+        cwd=run.dir("keycloak", name),
+    )
     ready_url = f"http://127.0.0.1:{mgmt_port}/health/ready"
 
     def ready() -> bool:
         return httpx.get(ready_url, timeout=2).status_code == 200
 
-    run.wait_ready(proc, ready, timeout=timeout, what=f"200 from {ready_url}", interval=1.0)
-    base = f"http://127.0.0.1:{http_port}"
+    run.wait_ready(proc, ready, timeout=timeout, what=f"200 from {ready_url}", interval=2.0)
     return {
-        "url": base,
-        "public_url": stack_env["KC_HOSTNAME"],
+        "url": f"http://127.0.0.1:{http_port}",
+        "public_url": env["KC_HOSTNAME"],
         "admin_user": settings.admin_user,
         "admin_password": admin_password,
         "token_realm": "master",
         "management_url": f"http://127.0.0.1:{mgmt_port}",
         "database": database,
+        "prod": prod,
+        "stack_env": stack_env,
+        "remapped": remapped,
+        "local": local,
         "java_home": str(java),
         "home": str(dist),
-        "env": {k: v for k, v in env.items() if k != "JAVA_HOME"},
         "start_seconds": round(time.monotonic() - t0, 1),
         "pid": proc.pid,
         "log": proc.log,

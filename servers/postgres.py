@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +50,14 @@ class Postgres:
 
     def start(self, run: Run, deps: dict[str, dict[str, Any]]) -> dict[str, Any]:
         user = _user()
-        home = run.dir("postgres")
+        if user is not None and not _traversable(run.root):
+            # The server user cannot reach a run directory under a private parent (pytest's
+            # /tmp/pytest-of-root is 0700): keep the cluster in its own directory, linked from the run.
+            home = Path(tempfile.mkdtemp(prefix="identity-platform-postgres-"))
+            os.chmod(home, 0o755)  # noqa: S103 - owned by the server user below
+            (run.root / "postgres").symlink_to(home)
+        else:
+            home = run.dir("postgres")
         data, sockets = home / "data", home / "sockets"
         sockets.mkdir(exist_ok=True)
         password = secrets.token_urlsafe(24)
@@ -93,6 +101,11 @@ class Postgres:
             "pid": proc.pid,
             "log": proc.log,
         }
+
+
+def _traversable(path: Path) -> bool:
+    """Every directory from / down to `path` lets other users through (o+x)."""
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
 
 
 def _uid(user: str) -> int:

@@ -260,4 +260,11 @@ class TestRealms:
         kc.serve(loopback, tls=False)
         body = httpx.get(f"{kc.url}/realms/master/.well-known/openid-configuration").json()
         assert body["issuer"] == "https://auth.acme.net/realms/master"
+        assert body["authorization_endpoint"] == "https://auth.acme.net/realms/master/protocol/openid-connect/auth"
+        # Back-channel endpoints follow the caller's URL (KC_HOSTNAME_BACKCHANNEL_DYNAMIC, as Keycloak 26.7)...
+        assert body["jwks_uri"] == f"{kc.url}/realms/master/protocol/openid-connect/certs"
+        assert body["token_endpoint"] == f"{kc.url}/realms/master/protocol/openid-connect/token"
+        # ... unless that is off.
+        kc.backchannel_dynamic = False
+        body = httpx.get(f"{kc.url}/realms/master/.well-known/openid-configuration").json()
         assert body["jwks_uri"] == "https://auth.acme.net/realms/master/protocol/openid-connect/certs"

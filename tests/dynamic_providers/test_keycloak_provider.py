@@ -601,7 +601,8 @@ class TestRealmLifecycle:
         assert state.id == rep["id"] and rep["enabled"] is True and rep["displayName"] == "Users"
         assert rep["attributes"]["pulumi.stack"] == OWNER
         assert state.outputs["issuer_url"] == "https://auth.acme.net/realms/users"
-        assert state.outputs["jwks_url"] == "https://auth.acme.net/realms/users/protocol/openid-connect/certs"
+        # JWKS is a back-channel endpoint: it follows the URL the provider used (KC_HOSTNAME_BACKCHANNEL_DYNAMIC).
+        assert state.outputs["jwks_url"] == f"{kc.url}/realms/users/protocol/openid-connect/certs"
 
         # The same host process then creates a client in the new realm: no 403 from a stale token.
         clients.up("c", ziti_client(kc, realm="users"))

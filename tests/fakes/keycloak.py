@@ -235,13 +235,15 @@ class KeycloakFake:
         mask_secret_in_representation: bool = False,
         hide_scopes_in_representation: bool = False,
         new_realm_needs_new_token: bool = False,
+        backchannel_dynamic: bool = True,
     ) -> None:
         self.base_path = base_path
         self.users = {admin_user: admin_password}
         self.service_clients = dict(service_clients if service_clients is not None else {"temp-admin": "bootstrap"})
         self.access_token_lifespan = access_token_lifespan
         self.refresh_token_lifespan = refresh_token_lifespan
-        self.frontend_url = frontend_url
+        self.frontend_url = frontend_url  # KC_HOSTNAME: the issuer and front-channel endpoints
+        self.backchannel_dynamic = backchannel_dynamic  # KC_HOSTNAME_BACKCHANNEL_DYNAMIC, as the stack sets it
         self.mask_secret_in_representation = mask_secret_in_representation
         # ClientResource.getClient blanks the scope lists for a caller that may not view client scopes.
         self.hide_scopes_in_representation = hide_scopes_in_representation
@@ -697,14 +699,20 @@ class KeycloakFake:
                     return _err(404, "Realm does not exist", "error")
             issuer = f"{self._issuer_base(req)}/realms/{realm}"
             oidc = f"{issuer}/protocol/openid-connect"
+            # Back-channel endpoints follow the URL the caller used when the hostname is fixed and
+            # KC_HOSTNAME_BACKCHANNEL_DYNAMIC is on (the stack sets both; seen on Keycloak 26.7).
+            back = oidc
+            if self.frontend_url and self.backchannel_dynamic:
+                scheme = self.server.scheme if self.server else "https"
+                back = f"{scheme}://{req.header('host')}{self.base_path}/realms/{realm}/protocol/openid-connect"
             return Response(
                 200,
                 {
                     "issuer": issuer,
                     "authorization_endpoint": f"{oidc}/auth",
-                    "token_endpoint": f"{oidc}/token",
-                    "jwks_uri": f"{oidc}/certs",
-                    "userinfo_endpoint": f"{oidc}/userinfo",
+                    "token_endpoint": f"{back}/token",
+                    "jwks_uri": f"{back}/certs",
+                    "userinfo_endpoint": f"{back}/userinfo",
                     "code_challenge_methods_supported": ["plain", "S256"],
                     "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "password"],
                 },

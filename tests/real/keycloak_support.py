@@ -186,13 +186,14 @@ class RealKeycloak:
 # --- fixtures (imported by the test modules) -------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def kc(real_servers: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """The real Keycloak's state section (started with PostgreSQL on first use)."""
+    """The real Keycloak's state section (started with PostgreSQL on first use; started again, on
+    the same database, after a test stopped it)."""
     return real_servers("keycloak")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def admin(kc: dict[str, Any]) -> Iterator[RealKeycloak]:
     helper = RealKeycloak(kc)
     helper.enable_login_events()
