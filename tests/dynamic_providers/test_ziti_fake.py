@@ -138,6 +138,9 @@ class TestSpecFile:
             detail = api.call("GET", f"/{collection}/{id_}").json()["data"]
             definition = fake_ziti.KINDS[collection].detail_def
             errors = [e.message for e in validator(definition).iter_errors(detail)]
+            if collection == "service-policies":  # the real 1.7.2 answers null here, against its spec
+                assert detail["postureCheckRoles"] is None
+                errors.remove("None is not of type 'array'")
             assert errors == [], (collection, errors)
             listed = api.call("GET", f"/{collection}")
             assert listed.status_code == 200

@@ -653,6 +653,12 @@ class ZitiController:
                 # which no PATCH field list names), so the stored value stays what it was.
                 before = current.get("externalIdClaim") or {}
                 merged["externalIdClaim"]["parserCriteria"] = before.get("parserCriteria", "")
+            if patch and collection == "auth-policies":
+                # As the real 1.7.2 controller: PATCH leaves primary.updb.minPasswordLength as it was.
+                old_min = ((current.get("primary") or {}).get("updb") or {}).get("minPasswordLength")
+                updb = (merged.get("primary") or {}).get("updb")
+                if isinstance(updb, dict) and old_min is not None:
+                    updb["minPasswordLength"] = old_min
             self._check_unique(kind, merged, id)
             merged.update(id=id, createdAt=current["createdAt"], updatedAt=iso(now_utc()))
             merged.setdefault("tags", {})
@@ -821,6 +827,10 @@ class ZitiController:
         return entity
 
     def _on_create(self, collection: str, entity: dict[str, Any]) -> None:
+        if collection == "external-jwt-signers":
+            # As the real 1.7.2 controller: MapCreateExternalJwtSignerToModel drops the tags of a
+            # create (PUT and PATCH keep them).
+            entity["tags"] = {}
         if collection == "edge-routers":
             self._new_router_enrollment(entity)
             entity.update(isVerified=False, fingerprint="", isOnline=False)
@@ -851,6 +861,13 @@ class ZitiController:
         d["_links"] = _links(collection, entity["id"])
         if collection != "edge-router-policies":
             d.pop("isSystem", None)
+        # As the real 1.7.2 controller renders them: no requireExtJwtSigner key when unset, and
+        # null (not []) for a service policy without posture checks.
+        if collection == "auth-policies" and isinstance(d.get("secondary"), dict):
+            if d["secondary"].get("requireExtJwtSigner") is None:
+                d["secondary"].pop("requireExtJwtSigner", None)
+        if collection == "service-policies" and not d.get("postureCheckRoles"):
+            d["postureCheckRoles"] = None
         if collection == "identities":
             policy = self.entities["auth-policies"].get(d["authPolicyId"], {})
             d.update(
