@@ -93,6 +93,9 @@ class Run:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     _popen: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
     def dir(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
