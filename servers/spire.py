@@ -43,6 +43,7 @@ PACKAGES = ("github.com/spiffe/spire/cmd/spire-server", "github.com/spiffe/spire
 LDFLAGS = f"-s -w -X github.com/spiffe/spire/pkg/common/version.gittag={versions.SPIRE}"
 SERVER_READY_SECONDS = 90
 AGENT_READY_SECONDS = 90
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 REPO = Path(__file__).resolve().parent.parent
 NOT_FILES = frozenset({"live_path", "ready_path", "agent_path_template"})  # URL and SPIFFE ID paths
 
@@ -317,6 +318,10 @@ def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_po
         },
         home,
     )
+    for sock in (server.server.socket_path, agent.agent.socket_path):
+        if len(sock.encode()) > UNIX_PATH_MAX:
+            raise ServerError(NAME, f"socket path {sock} is longer than the {UNIX_PATH_MAX}-byte Unix limit: "
+                                    "use a shorter run directory (scripts/servers start --dir)")
     server_conf_path = dirs["server_conf"] / Path(stack_mod.SERVER_CONF_PATH).name
     server_conf_path.write_text(server.render())
     agent_conf_path = dirs["agent_conf"] / "agent.conf"

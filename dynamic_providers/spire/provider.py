@@ -295,9 +295,42 @@ def _connection_key(raw: Any) -> Any:
     return raw
 
 
-def _outs(entry: Entry, connection: Any) -> dict[str, Any]:
+_LIST_KEYS: dict[str, Any] = {
+    "selectors": lambda s: selector_string(*parse_selector(s)),
+    "dns_names": lambda s: s,
+    "federates_with": lambda s: trust_domain_name(s),
+}
+
+
+def _ordered_like(values: Sequence[str], reference: Any, key: Any) -> list[str]:
+    """`values` (as the server holds them) in the order of `reference` (the program's list) when
+    both hold the same items, else as the server returned them.
+
+    SPIRE's list order is not stable: a create or update answers with the selectors sorted, a
+    read returns them in insertion order (tests/real/test_spire_fidelity.py). Without this, a
+    `pulumi refresh` right after `pulumi up` would report a changed `selectors` output."""
+    if not isinstance(reference, list | tuple) or not all(isinstance(r, str) for r in reference):
+        return list(values)
+    try:
+        ref_keys = [key(r) for r in reference]
+    except ValueError:
+        return list(values)
+    if sorted(key(v) for v in values) != sorted(ref_keys):
+        return list(values)
+    by_key = {key(v): v for v in values}
+    return [by_key[k] for k in ref_keys]
+
+
+def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
+    props = entry.fields().as_props()
+    for name, key in _LIST_KEYS.items():
+        props[name] = _ordered_like(props[name], reference.get(name), key)
+    return props
+
+
+def _outs(entry: Entry, connection: Any, reference: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        **entry.fields().as_props(),
+        **_props_of(entry, reference),
         "connection": connection,
         "entry_id": entry.id,
         "revision_number": entry.revision_number,
@@ -346,7 +379,7 @@ class SpireEntryProvider(ResourceProvider):
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             entry = client.create(EntryFields.from_props(props))
-        return CreateResult(entry.id, _outs(entry, props["connection"]))
+        return CreateResult(entry.id, _outs(entry, props["connection"], props))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = _strip(props)
@@ -355,8 +388,8 @@ class SpireEntryProvider(ResourceProvider):
             entry = client.get(id_)
         if entry is None:
             return ReadResult("", {})
-        inputs = {**entry.fields().as_props(), "connection": props["connection"]}
-        return ReadResult(entry.id, _outs(entry, props["connection"]), inputs)
+        inputs = {**_props_of(entry, props), "connection": props["connection"]}
+        return ReadResult(entry.id, _outs(entry, props["connection"], props), inputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = _strip(olds), _strip(news)
@@ -381,7 +414,7 @@ class SpireEntryProvider(ResourceProvider):
                         entry_id=id_,
                     ) from None
                 entry = client.create(fields)
-        return UpdateResult(_outs(entry, news["connection"]))
+        return UpdateResult(_outs(entry, news["connection"], news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = _strip(props)

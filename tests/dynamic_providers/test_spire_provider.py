@@ -122,6 +122,21 @@ class TestLifecycle:
         host.delete("api", state2.id, state2.outputs)  # already gone: success
         assert host.refresh("api", state2) is None
 
+    def test_refresh_after_create_keeps_the_programs_list_order(
+        self, host: DynamicProviderHost, target: SpireTarget
+    ) -> None:
+        # SPIRE answers a create or update with the selectors sorted and a read in insertion
+        # order (found against the real server, tests/real/test_spire_fidelity.py); the outputs
+        # follow the program's order either way, so a refresh right after `up` changes nothing.
+        props = _props(target, selectors=["unix:uid:1000", "docker:label:a:b"], dns_names=["b.internal", "a.internal"])
+        state = host.up("api", props)
+        assert state.outputs["selectors"] == props["selectors"]
+        assert target.server.get(state.id).selectors[0].type == "unix"  # type: ignore[union-attr]
+        refreshed = host.refresh("api", state)
+        assert refreshed is not None and refreshed.outputs == state.outputs
+        assert refreshed.inputs["selectors"] == props["selectors"]
+        assert refreshed.inputs["dns_names"] == props["dns_names"]
+
     def test_only_the_connection_changed_updates_without_calling_the_server(
         self, host: DynamicProviderHost, target: SpireTarget
     ) -> None:

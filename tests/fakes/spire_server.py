@@ -383,7 +383,7 @@ class FakeSpireServer:
             try:
                 federates = self._federates(e.federates_with)
             except LookupError as err:
-                return INTERNAL, f"failed to create entry: datastore-sql: {err}", None
+                return INTERNAL, f"failed to create entry: {err}", None
             stored = types_pb2.Entry()
             stored.CopyFrom(e)
             stored.id = entry_id
@@ -392,7 +392,7 @@ class FakeSpireServer:
             stored.revision_number = 0
             stored.created_at = int(self.clock())
             self.entries[entry_id] = stored
-            return OK, "OK", stored
+            return OK, "OK", _sorted_selectors(stored)
 
     def _update(self, e: types_pb2.Entry, mask: types_pb2.EntryMask | None) -> tuple[int, str, types_pb2.Entry | None]:
         effective = mask if mask is not None else ALL_FIELDS_MASK
@@ -409,7 +409,7 @@ class FakeSpireServer:
                 )
             current = self.entries.get(e.id)
             if current is None:
-                return NOT_FOUND, "failed to update entry: datastore-sql: record not found", None
+                return NOT_FOUND, "failed to update entry", None
             updated = types_pb2.Entry()
             updated.CopyFrom(current)
             for f in types_pb2.EntryMask.DESCRIPTOR.fields:
@@ -420,7 +420,7 @@ class FakeSpireServer:
                     try:
                         names = self._federates(e.federates_with)
                     except LookupError as err:
-                        return INTERNAL, f"failed to update entry: datastore-sql: {err}", None
+                        return INTERNAL, f"failed to update entry: {err}", None
                     del updated.federates_with[:]
                     updated.federates_with.extend(names)
                 elif ef.label == ef.LABEL_REPEATED:
@@ -442,7 +442,7 @@ class FakeSpireServer:
                 )
             updated.revision_number = current.revision_number + 1
             self.entries[e.id] = updated
-            return OK, "OK", updated
+            return OK, "OK", _sorted_selectors(updated)
 
     def _list(self, flt: Any) -> list[types_pb2.Entry]:
         """Filter entries; raises _InvalidError("malformed ... filter: ...") like ListEntries."""
@@ -591,6 +591,20 @@ class _Servicer(entry_pb2_grpc.EntryServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         self._leave("CountEntries", context)
         return entry_pb2.CountEntriesResponse(count=count)
+
+
+
+def _sorted_selectors(e: types_pb2.Entry) -> types_pb2.Entry:
+    """The entry as SPIRE 1.15 answers a successful create or update: selectors sorted by type,
+    then value (the request's slice is sorted in place on the way to the datastore), while the
+    stored entry (GetEntry, ListEntries, the similar entry of ALREADY_EXISTS) keeps the order it
+    was written in. Replayed against the real server: tests/real/test_spire_fidelity.py."""
+    out = types_pb2.Entry()
+    out.CopyFrom(e)
+    ordered = sorted(out.selectors, key=lambda sel: (sel.type, sel.value))
+    del out.selectors[:]
+    out.selectors.extend(ordered)
+    return out
 
 
 def entry(

@@ -1,0 +1,136 @@
+"""The real SPIRE server (`real_servers("spire")`) reached over the provider's transports.
+
+- grpc: the server's admin Unix socket, dialled by the provider directly.
+- docker-exec: there is no Docker engine here, so `docker exec` cannot run. A tiny `docker` shim
+  (a shell script written into a temp dir put first on PATH) stands in for the engine: `docker ps
+  --filter label=com.docker.swarm.service.name=<svc>` prints one task name, and `docker exec
+  <task> /opt/spire/bin/spire-server ARGS...` runs the REAL `spire-server` binary with ARGS and
+  `-socketPath <the real admin socket>` (last, so it wins over the in-container path). It
+  refuses any other container or binary, like a real engine would, and logs every call, so
+  tests can count round trips. Everything the provider parses comes from the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from dynamic_providers.spire._proto import entry_pb2, entry_pb2_grpc, types_pb2
+
+SERVICE = "spire_spire-server"
+TASK = f"{SERVICE}.1.realshim0001"
+DOCKER_HOST = "ssh://root@10.0.0.2"
+SERVER_BINARY = "/opt/spire/bin/spire-server"
+
+_SHIM = """#!/bin/sh
+# docker shim for the real-server tests (tests/real/spire_targets.py): no engine, the real CLI.
+printf '%s\\n' "$*" >> {log}
+case "$1" in
+  ps)
+    case "$*" in
+      *"label=com.docker.swarm.service.name={service}"*) echo {task} ;;
+    esac
+    exit 0 ;;
+  exec)
+    if [ "$2" != {task} ]; then
+      echo "Error response from daemon: No such container: $2" >&2; exit 1
+    fi
+    if [ "$3" != {binary} ]; then
+      echo "OCI runtime exec failed: exec failed: unable to start container process: exec: \\"$3\\": no such file" >&2
+      exit 126
+    fi
+    shift 3
+    exec {server} "$@" -socketPath {socket} ;;
+esac
+echo "docker shim: unsupported command: $*" >&2
+exit 2
+"""
+
+
+@dataclass
+class RealTarget:
+    kind: str
+    connection: dict[str, Any]
+    env: dict[str, str]
+    log: Path | None = None
+
+    def execs(self) -> list[str]:
+        if self.log is None or not self.log.exists():
+            return []
+        return self.log.read_text().splitlines()
+
+
+def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str = "test") -> RealTarget:
+    base = {"trust_domain": state["trust_domain"], "project": "identity-platform", "stack": stack}
+    if kind == "grpc":
+        return RealTarget(kind, {"transport": "grpc", "socket_path": state["admin_socket"], **base}, {})
+    if kind != "docker-exec":
+        raise ValueError(kind)
+    shim_dir = directory / "shim-bin"
+    shim_dir.mkdir(parents=True, exist_ok=True)
+    log = directory / "docker-calls.log"
+    shim = shim_dir / "docker"
+    shim.write_text(
+        _SHIM.format(
+            log=shlex.quote(str(log)),
+            service=SERVICE,
+            task=shlex.quote(TASK),
+            binary=shlex.quote(SERVER_BINARY),
+            server=shlex.quote(str(Path(state["bin_dir"]) / "spire-server")),
+            socket=shlex.quote(state["admin_socket"]),
+        )
+    )
+    shim.chmod(0o755)
+    env = {"PATH": os.pathsep.join([str(shim_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    connection = {"transport": "docker-exec", "docker_host": DOCKER_HOST, "service": SERVICE, **base}
+    return RealTarget(kind, connection, env, log)
+
+
+class Admin:
+    """Raw Entry API calls on the real server's admin socket, independent of the provider's
+    client: seeding foreign entries, editing fields behind the provider's back, reading state."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.channel = grpc.insecure_channel(f"unix:{socket_path}")
+        self.stub = entry_pb2_grpc.EntryStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def get(self, entry_id: str) -> types_pb2.Entry | None:
+        try:
+            return self.stub.GetEntry(entry_pb2.GetEntryRequest(id=entry_id), timeout=10)
+        except grpc.RpcError as e:
+            if isinstance(e, grpc.Call) and e.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    def ids(self) -> list[str]:
+        resp = self.stub.ListEntries(entry_pb2.ListEntriesRequest(), timeout=10)
+        return sorted(e.id for e in resp.entries)
+
+    def create(self, entry: types_pb2.Entry) -> Any:
+        (result,) = self.stub.BatchCreateEntry(entry_pb2.BatchCreateEntryRequest(entries=[entry]), timeout=10).results
+        return result
+
+    def update(self, entry: types_pb2.Entry, mask: types_pb2.EntryMask) -> Any:
+        req = entry_pb2.BatchUpdateEntryRequest(entries=[entry], input_mask=mask)
+        (result,) = self.stub.BatchUpdateEntry(req, timeout=10).results
+        return result
+
+    def delete_all(self) -> None:
+        ids = self.ids()
+        if ids:
+            self.stub.BatchDeleteEntry(entry_pb2.BatchDeleteEntryRequest(ids=ids), timeout=10)
+
+
+def cli_json(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    return data
