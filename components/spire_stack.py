@@ -61,6 +61,8 @@ NODE_CERT_HOURS = 8760
 NODE_CERT_EARLY_RENEWAL_HOURS = 720
 SERVER_SOCKET_PATH = f"{SERVER_SOCKET_DIR}/api.sock"
 AGENT_SOCKET_PATH = f"{AGENT_SOCKET_DIR}/agent.sock"
+SPIRE_DB_SERVICE = "spire-db"
+SPIRE_DB_PGPASS = "spire-db.pgpass"
 ROOT_CA_CN = "{trust_domain} root CA"
 X509POP_CA_CN = "{trust_domain} node attestation CA"
 
@@ -136,6 +138,16 @@ def sqlite_datastore() -> Plugin:
     return Plugin(
         name="sql", data={"database_type": "sqlite3", "connection_string": f"{SERVER_DATA}/datastore.sqlite3"}
     )
+
+
+def postgres_datastore() -> Plugin:
+    """The `sql` DataStore on the stack's `spire-db` PostgreSQL (`spire.datastore: postgres`): the
+    password reaches SPIRE as a libpq password file (`passfile=`), never in server.conf."""
+    conn = (
+        f"dbname=spire user=spire host={SPIRE_DB_SERVICE} port=5432 sslmode=disable "
+        f"passfile={SECRETS_DIR}/{SPIRE_DB_PGPASS}"
+    )
+    return Plugin(name="sql", data={"database_type": "postgres", "connection_string": conn})
 
 
 def build_server_conf(config: StackConfig, datastore: Plugin) -> ServerConf:
@@ -423,7 +435,7 @@ class SpireStack(pulumi.ComponentResource):
             return sqlite_datastore(), [], None
         db = PostgresDatabase(
             f"{name}-db",
-            service_name="spire-db",
+            service_name=SPIRE_DB_SERVICE,
             database="spire",
             user="spire",
             image=config.images.postgres,
@@ -439,11 +451,9 @@ class SpireStack(pulumi.ComponentResource):
         )
         if db.pgpass_secret is None:
             raise RuntimeError("PostgresDatabase did not create the password file it was asked for")
-        pgpass = "spire-db.pgpass"
-        conn = f"dbname=spire user=spire host=spire-db port=5432 sslmode=disable passfile={SECRETS_DIR}/{pgpass}"
         return (
-            Plugin(name="sql", data={"database_type": "postgres", "connection_string": conn}),
-            [secret_mount(db.pgpass_secret, pgpass, uid=SERVER_UID)],
+            postgres_datastore(),
+            [secret_mount(db.pgpass_secret, SPIRE_DB_PGPASS, uid=SERVER_UID)],
             db,
         )
 

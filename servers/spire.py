@@ -248,11 +248,13 @@ class Layout:
     pki: Pki
 
 
-def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_port, pki: Pki | None = None) -> Layout:
+def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_port, pki: Pki | None = None,
+            datastore: Any = None) -> Layout:
     """Render the stack's server.conf and agent.conf into `home`, paths and ports remapped.
 
     `pki` reuses another layout's CAs and node certificate (a restored server must keep its
-    upstream root); otherwise a new PKI is made."""
+    upstream root); otherwise a new PKI is made. `datastore` (a `spire_conf.Plugin`, already
+    pointing at this machine) replaces the stack's SQLite one, e.g. the PostgreSQL variant."""
     from components import spire_stack as stack_mod
     from components.docker_helpers import SECRETS_DIR
 
@@ -279,10 +281,11 @@ def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_po
     _link(pki.node_key, dirs["agent_conf"] / "node.key")
 
     server_port, server_health, agent_health = port(), port(), port()
-    if config.spire.datastore != "sqlite3":
-        raise ServerError(NAME, f"Pulumi.{stack}.yaml: spire.datastore {config.spire.datastore!r}: only the SQLite "
-                                "datastore runs locally")
-    datastore = stack_mod.sqlite_datastore()
+    if datastore is None:
+        if config.spire.datastore != "sqlite3":
+            raise ServerError(NAME, f"Pulumi.{stack}.yaml: spire.datastore {config.spire.datastore!r}: pass the "
+                                    "datastore plugin for this machine (prepare(datastore=...))")
+        datastore = stack_mod.sqlite_datastore()
     server = remap(
         stack_mod.build_server_conf(config, datastore),
         {

@@ -2,7 +2,8 @@
 `stack_config/versions.py`): they validate (dev and prod stack files), the dev ones start and the
 agent attests with x509pop; an SVID fetched from the agent chains to the program's root CA; the
 stack's SQLite backup script runs against the live datastore and a server starts from the
-restored copy with its entries.
+restored copy with its entries; the PostgreSQL variant's connection string (password only in
+the libpq password file) works against the real PostgreSQL.
 
 The text checked is the text the program ships: the Swarm config `spire-server-conf` and the
 agents' uploaded `agent.conf` from `__main__.py` under the mock engine equal the models
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import pytest
 from cryptography import x509
 
 from components import spire_stack
+from components.docker_helpers import SECRETS_DIR
 from servers import spire
 from servers.process import Run
 from tests.conftest import program_run
@@ -187,5 +190,53 @@ class TestBackupAndRestore:
             assert restored["hint"] == "restored"
             agents = _cli(bins, "spire-server", "agent", "list", "-socketPath", str(layout.admin_socket))
             assert s["agent_spiffe_id"] in agents.stdout, "the attested agent is in the restored datastore too"
+        finally:
+            run.stop()
+
+
+class TestPostgresDatastore:
+    """`spire.datastore: postgres`: the stack's connection string (`passfile=`, no password in
+    server.conf) against the real PostgreSQL of the pin table; SPIRE creates its schema there."""
+
+    def test_server_runs_on_postgres_with_the_password_only_in_the_passfile(
+        self, real_servers: RealServers, tmp_path: Path, bins: Path
+    ) -> None:
+        pg = real_servers("postgres")
+        psql = [f"{pg['bin_dir']}/psql", "-h", pg["host"], "-p", str(pg["port"]), "-U", pg["superuser"], "-v",
+                "ON_ERROR_STOP=1", "-qtAc"]
+        pg_env = {**os.environ, "PGPASSWORD": pg["password"]}
+        password = secrets.token_urlsafe(18)
+        for sql in ("DROP DATABASE IF EXISTS spire", "DROP ROLE IF EXISTS spire",
+                    f"CREATE ROLE spire LOGIN PASSWORD '{password}'", "CREATE DATABASE spire OWNER spire"):
+            done = subprocess.run([*psql, sql], env=pg_env, capture_output=True, text=True, check=False)
+            assert done.returncode == 0, done.stderr
+
+        plugin = spire_stack.postgres_datastore()
+        conn = plugin.data["connection_string"]
+        assert isinstance(conn, str) and password not in conn
+        secrets_dir = tmp_path / "secrets"
+        secrets_dir.mkdir(mode=0o700)
+        local = conn.replace(f"host={spire_stack.SPIRE_DB_SERVICE} port=5432", f"host={pg['host']} port={pg['port']}")
+        local = local.replace(f"{SECRETS_DIR}/", f"{secrets_dir}/")
+        assert local != conn and str(secrets_dir) in local
+        # The line PostgresDatabase writes (components/postgres.py), for this host and port.
+        passfile = secrets_dir / spire_stack.SPIRE_DB_PGPASS
+        passfile.write_text(f"{pg['host']}:{pg['port']}:spire:spire:{password}\n")
+        passfile.chmod(0o600)  # libpq ignores a password file others can read
+
+        layout = spire.prepare(tmp_path / "pg", "dev", datastore=spire_stack.Plugin(
+            name="sql", data={"database_type": "postgres", "connection_string": local}))
+        assert password not in layout.server_conf.read_text()
+        assert _cli(bins, "spire-server", "validate", "-config", str(layout.server_conf)).returncode == 0
+        run = Run(root=tmp_path / "run")
+        try:
+            spire.start_server(run, layout, bins, name="server-postgres")
+            done = _cli(bins, "spire-server", "entry", "create", "-socketPath", str(layout.admin_socket), "-parentID",
+                        layout.agent_spiffe_id, "-spiffeID", f"spiffe://{layout.trust_domain}/test/on-postgres",
+                        "-selector", "unix:uid:7", "-entryID", "test.on-postgres")
+            assert done.returncode == 0, done.stderr
+            rows = subprocess.run([*psql, "SELECT entry_id FROM registered_entries", "-d", "spire"], env=pg_env,
+                                  capture_output=True, text=True, check=False)
+            assert rows.returncode == 0 and rows.stdout.split() == ["test.on-postgres"], rows.stderr
         finally:
             run.stop()

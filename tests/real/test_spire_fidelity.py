@@ -3,8 +3,8 @@ replayed against the fakes (`tests/fakes/spire_server.py`, `tests/fakes/spire_cl
 real server at the pinned version; status codes, messages and response shapes must match.
 
 Generated values (`created_at`, the opaque page token) are blanked; every entry id is
-client-chosen, so ids compare as they are. A difference here is fixed in the fake (or, when the product relied on the fake's
-behaviour, in the product), never by loosening the comparison.
+client-chosen, so ids compare as they are. A difference here is fixed in the fake (or, when the
+product relied on the fake's behaviour, in the product), never by loosening the comparison.
 """
 
 from __future__ import annotations
