@@ -8,6 +8,9 @@
   `-socketPath <the real admin socket>` (last, so it wins over the in-container path). It
   refuses any other container or binary, like a real engine would, and logs every call, so
   tests can count round trips. Everything the provider parses comes from the real CLI.
+- kubectl-exec: the same for `kubectl exec --context kind-spire --namespace spire-server
+  spire-server-0 --container spire-server -- /opt/spire/bin/spire-server ARGS...` (the helm
+  chart's names); any other context, pod, container or binary is refused.
 """
 
 from __future__ import annotations
@@ -53,6 +56,36 @@ echo "docker shim: unsupported command: $*" >&2
 exit 2
 """
 
+_KUBECTL_SHIM = """#!/bin/sh
+# kubectl shim for the real-server tests (tests/real/spire_targets.py): no cluster, the real CLI.
+printf '%s\\n' "$*" >> {log}
+[ "$1" = exec ] || {{ echo "kubectl shim: unsupported command: $*" >&2; exit 2; }}
+shift
+ns= pod= container= context=
+while [ $# -gt 0 ] && [ "$1" != -- ]; do
+  case "$1" in
+    --namespace|-n) ns=$2; shift 2 ;;
+    --container|-c) container=$2; shift 2 ;;
+    --context) context=$2; shift 2 ;;
+    --kubeconfig) shift 2 ;;
+    -*) echo "error: unknown flag: $1" >&2; exit 1 ;;
+    *) pod=$1; shift ;;
+  esac
+done
+shift
+if [ "$context" != {context} ]; then echo "error: context \\"$context\\" does not exist" >&2; exit 1; fi
+if [ "$ns/$pod" != {namespace}/{pod} ]; then
+  echo "Error from server (NotFound): pods \\"$pod\\" not found" >&2; exit 1
+fi
+if [ "$container" != {container} ]; then
+  echo "error: container $container is not valid for pod $pod" >&2; exit 1
+fi
+[ "$1" = {binary} ] || {{ echo "exec: \\"$1\\": no such file" >&2; exit 126; }}
+shift
+exec {server} "$@" -socketPath {socket}
+"""
+KUBE_CONTEXT = "kind-spire"
+
 
 @dataclass
 class RealTarget:
@@ -71,25 +104,28 @@ def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str
     base = {"trust_domain": state["trust_domain"], "project": "identity-platform", "stack": stack}
     if kind == "grpc":
         return RealTarget(kind, {"transport": "grpc", "socket_path": state["admin_socket"], **base}, {})
-    if kind != "docker-exec":
-        raise ValueError(kind)
     shim_dir = directory / "shim-bin"
     shim_dir.mkdir(parents=True, exist_ok=True)
-    log = directory / "docker-calls.log"
-    shim = shim_dir / "docker"
-    shim.write_text(
-        _SHIM.format(
-            log=shlex.quote(str(log)),
-            service=SERVICE,
-            task=shlex.quote(TASK),
-            binary=shlex.quote(SERVER_BINARY),
-            server=shlex.quote(str(Path(state["bin_dir"]) / "spire-server")),
-            socket=shlex.quote(state["admin_socket"]),
-        )
-    )
+    common = {
+        "binary": shlex.quote(SERVER_BINARY),
+        "server": shlex.quote(str(Path(state["bin_dir"]) / "spire-server")),
+        "socket": shlex.quote(state["admin_socket"]),
+    }
+    if kind == "docker-exec":
+        log = directory / "docker-calls.log"
+        shim = shim_dir / "docker"
+        shim.write_text(_SHIM.format(log=shlex.quote(str(log)), service=SERVICE, task=shlex.quote(TASK), **common))
+        connection = {"transport": "docker-exec", "docker_host": DOCKER_HOST, "service": SERVICE, **base}
+    elif kind == "kubectl-exec":
+        log = directory / "kubectl-calls.log"
+        shim = shim_dir / "kubectl"
+        shim.write_text(_KUBECTL_SHIM.format(log=shlex.quote(str(log)), context=KUBE_CONTEXT, namespace="spire-server",
+                                             pod="spire-server-0", container="spire-server", **common))
+        connection = {"transport": "kubectl-exec", "context": KUBE_CONTEXT, **base}  # the helm chart's defaults
+    else:
+        raise ValueError(kind)
     shim.chmod(0o755)
     env = {"PATH": os.pathsep.join([str(shim_dir), str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    connection = {"transport": "docker-exec", "docker_host": DOCKER_HOST, "service": SERVICE, **base}
     return RealTarget(kind, connection, env, log)
 
 

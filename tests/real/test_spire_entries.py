@@ -1,8 +1,9 @@
 """`SpireEntry` through the engine's own provider host (`python -m pulumi.dynamic`) against the
 REAL SPIRE server (`real_servers("spire")`, the pinned version), over the gRPC admin socket and
-through the real `spire-server entry` CLI (docker-exec transport via the `docker` shim described
-in `tests/real/spire_targets.py`). The scenarios of `tests/dynamic_providers/test_spire_provider.py`
-that a real server can play; assertions read the server's state with raw Entry API calls.
+through the real `spire-server entry` CLI (docker-exec and kubectl-exec transports via the
+`docker` / `kubectl` shims described in `tests/real/spire_targets.py`). The scenarios of
+`tests/dynamic_providers/test_spire_provider.py` that a real server can play; assertions read the
+server's state with raw Entry API calls.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def admin(state: dict[str, Any]) -> Iterator[Admin]:
     a.close()
 
 
-@pytest.fixture(params=["grpc", "docker-exec"])
+@pytest.fixture(params=["grpc", "docker-exec", "kubectl-exec"])
 def target(request: pytest.FixtureRequest, state: dict[str, Any], tmp_path: Path) -> RealTarget:
     return make_target(request.param, state, tmp_path)
 
@@ -252,4 +253,16 @@ def test_docker_shim_is_what_the_exec_transport_used(
     calls = target.execs()
     assert calls[0].startswith("ps --filter label=com.docker.swarm.service.name=")
     assert any(c.startswith(f"exec {TASK} /opt/spire/bin/spire-server entry create") for c in calls)
+    assert admin.ids() == [st.id]
+
+
+def test_kubectl_shim_is_what_the_kubectl_transport_used(
+    dynamic_host: Callable[..., DynamicProviderHost], state: dict[str, Any], tmp_path: Path, admin: Admin
+) -> None:
+    target = make_target("kubectl-exec", state, tmp_path)
+    host = dynamic_host(SpireEntryProvider(), resource_type=TYPE, env=target.env)
+    st = host.up("api", _props(state, target))
+    calls = target.execs()
+    assert calls and calls[0].startswith("exec --context kind-spire --namespace spire-server spire-server-0 "
+                                         "--container spire-server -- /opt/spire/bin/spire-server entry create")
     assert admin.ids() == [st.id]
