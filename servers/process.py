@@ -44,6 +44,13 @@ def ours(proc: Proc) -> bool:
     return alive(proc.pid) and (proc.started == 0 or start_ticks(proc.pid) == proc.started)
 
 
+def as_user(argv: Sequence[str], user: str | None) -> list[str]:
+    """`argv`, run as `user` when one is named (PostgreSQL refuses to run as root)."""
+    if user is None:
+        return list(argv)
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
+
+
 def free_port() -> int:
     """A port that is free on 127.0.0.1 right now (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -115,20 +122,12 @@ class Run:
         return wanted
 
     def spawn(
-        self,
-        server: str,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        user: str | None = None,
+        self, server: str, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+        cwd: Path | None = None, user: str | None = None,
     ) -> Proc:
         """Start `argv` in a new session (so `stop` can end its whole group), output to its log."""
         log = self.log(server, name)
-        cmd = list(argv)
-        if user is not None:
-            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *cmd]
+        cmd = as_user(argv, user)
         full_env = {**os.environ, **(env or {})}
         with open(log, "ab") as out:
             try:
@@ -150,24 +149,14 @@ class Run:
         return proc
 
     def run(
-        self,
-        server: str,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        user: str | None = None,
-        timeout: float = 120,
-        stdin: str | None = None,
+        self, server: str, name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+        cwd: Path | None = None, user: str | None = None, timeout: float = 120, stdin: str | None = None,
     ) -> str:
         """Run a one-shot command of a server's set-up; its output goes to the server's log too.
 
         Secrets go in `stdin` (never logged), not in `argv` (logged, and visible in `ps`)."""
         log = self.log(server, name)
-        cmd = list(argv)
-        if user is not None:
-            cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *cmd]
+        cmd = as_user(argv, user)
         try:
             done = subprocess.run(
                 cmd,

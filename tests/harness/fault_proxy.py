@@ -17,16 +17,29 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
 
 from tests.harness.loopback import App, Fault, LoopbackServer, Request, Response, Route
+
+T = TypeVar("T")
+
+
+def with_one_rerun(step: Callable[[], T]) -> T:
+    """Run an engine step; if it fails, run it once more, as `pulumi up` after a failed one would
+    (the engine recorded nothing of the failed attempt). The guarantee under test: one re-run at
+    most leaves exactly one object, nothing orphaned, nothing lost."""
+    try:
+        return step()
+    except Exception:  # noqa: BLE001 - any failure of the first attempt; the re-run must succeed
+        return step()
+
 
 # Hop-by-hop and framing headers are the proxy's own business on each side.
 _DROP = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding",
@@ -171,4 +184,4 @@ class _Forwarder(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(unary)
 
 
-__all__ = ["Fault", "GrpcFault", "GrpcFaultProxy", "ProxyApp", "http_proxy"]
+__all__ = ["Fault", "GrpcFault", "GrpcFaultProxy", "ProxyApp", "http_proxy", "with_one_rerun"]

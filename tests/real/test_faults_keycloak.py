@@ -14,8 +14,8 @@ import pytest
 
 from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
-from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
-from tests.harness.fault_proxy import ProxyApp, http_proxy
+from tests.harness.dynamic_host import DynamicProviderHost
+from tests.harness.fault_proxy import ProxyApp, http_proxy, with_one_rerun
 from tests.harness.loopback import LoopbackServer
 from tests.real.keycloak_support import OWNER, RealKeycloak, admin, kc, realm  # noqa: F401 - fixtures
 
@@ -70,19 +70,12 @@ def ziti_client(realm: str, connection: dict[str, Any], **overrides: Any) -> dic
     }
 
 
-def up_at_most_twice(host: DynamicProviderHost, name: str, props: dict[str, Any]) -> State:
-    """`pulumi up`, and once more if the first failed (the engine recorded nothing)."""
-    try:
-        return host.up(name, props)
-    except ProviderCallError:
-        return host.up(name, props)
-
 
 class TestClientCreate:
     def test_a_lost_answer_is_adopted_not_repeated(self, proxy, admin, realm, clients) -> None:
         srv, _ = proxy
         srv.inject("POST", CLIENTS, reset_after=True)  # Keycloak created it; the answer never arrives
-        state = up_at_most_twice(clients, "ziti", ziti_client(realm, via(proxy, admin)))
+        state = with_one_rerun(lambda: clients.up("ziti", ziti_client(realm, via(proxy, admin))))
         assert admin.count_clients(realm, "openziti") == 1
         assert state.id == admin.client(realm, "openziti")["id"]
         assert srv.count("POST", CLIENTS) == 1
@@ -98,7 +91,7 @@ class TestClientCreate:
     def test_a_create_slower_than_the_timeout_leaves_one_client(self, proxy, admin, realm, clients) -> None:
         srv, _ = proxy
         srv.inject("POST", CLIENTS, delay=3)
-        state = up_at_most_twice(clients, "ziti", ziti_client(realm, via(proxy, admin, timeout=1)))
+        state = with_one_rerun(lambda: clients.up("ziti", ziti_client(realm, via(proxy, admin, timeout=1))))
         time.sleep(3)  # the stalled request reaches Keycloak after the provider gave up on it
         assert admin.count_clients(realm, "openziti") == 1
         assert state.id == admin.client(realm, "openziti")["id"]
@@ -119,10 +112,7 @@ class TestClientCreate:
         del without["audience"]
         state = clients.up("ziti", without)
         srv.inject("POST", MAPPERS, reset_after=True)
-        try:
-            clients.change("ziti", state, ziti_client(realm, via(proxy, admin)))
-        except ProviderCallError:
-            clients.change("ziti", state, ziti_client(realm, via(proxy, admin)))
+        with_one_rerun(lambda: clients.change("ziti", state, ziti_client(realm, via(proxy, admin))))
         mappers = admin.client(realm, "openziti").get("protocolMappers", [])
         audience = [m for m in mappers if m.get("protocolMapper") == "oidc-audience-mapper"]
         assert len(audience) == 1, mappers
@@ -150,10 +140,7 @@ class TestReadUpdateDelete:
         state = clients.up("ziti", ziti_client(realm, via(proxy, admin)))
         srv.inject("PUT", CLIENT, reset_after=True)
         new = ziti_client(realm, via(proxy, admin), redirect_uris=["http://localhost:20315/auth/callback"])
-        try:
-            clients.change("ziti", state, new)
-        except ProviderCallError:
-            clients.change("ziti", state, new)
+        with_one_rerun(lambda: clients.change("ziti", state, new))
         assert admin.client(realm, "openziti")["redirectUris"] == ["http://localhost:20315/auth/callback"]
         assert admin.count_clients(realm, "openziti") == 1
 
@@ -161,10 +148,7 @@ class TestReadUpdateDelete:
         srv, _ = proxy
         state = clients.up("ziti", ziti_client(realm, via(proxy, admin)))
         srv.inject("DELETE", CLIENT, reset_after=True)
-        try:
-            clients.delete("ziti", state.id, state.outputs)
-        except ProviderCallError:
-            clients.delete("ziti", state.id, state.outputs)  # the re-run finds it gone
+        with_one_rerun(lambda: clients.delete("ziti", state.id, state.outputs))  # the re-run finds it gone
         assert admin.count_clients(realm, "openziti") == 0
 
     def test_the_admin_login_rides_out_a_503_from_the_token_endpoint(self, proxy, admin, realm, clients) -> None:
@@ -181,7 +165,8 @@ class TestRealmCreate:
         name = f"lost-{int(time.time() * 1000) % 10**9}"
         request.addfinalizer(lambda: admin.delete_realm(name))
         srv.inject("POST", REALMS, reset_after=True)
-        state = up_at_most_twice(realms, name, {"realm": name, "connection": via(proxy, admin), "owner": OWNER})
+        props = {"realm": name, "connection": via(proxy, admin), "owner": OWNER}
+        state = with_one_rerun(lambda: realms.up(name, props))
         rep = admin.realm(name)
         assert rep is not None and state.id == rep["id"]
         assert srv.count("POST", REALMS) == 1

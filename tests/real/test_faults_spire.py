@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from dynamic_providers.spire.provider import SpireEntryProvider
-from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
-from tests.harness.fault_proxy import GrpcFaultProxy
+from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
+from tests.harness.fault_proxy import GrpcFaultProxy, with_one_rerun
 from tests.real.conftest import RealServers
 from tests.real.spire_targets import Admin
 
@@ -60,17 +60,11 @@ def props(state: dict[str, Any], proxy: GrpcFaultProxy, **overrides: Any) -> dic
     }
 
 
-def up_at_most_twice(host: DynamicProviderHost, name: str, p: dict[str, Any]) -> State:
-    try:
-        return host.up(name, p)
-    except ProviderCallError:
-        return host.up(name, p)
-
 
 class TestCreate:
     def test_a_lost_create_answer_leaves_one_entry(self, state, admin, proxy, host) -> None:
         proxy.inject(SVC + "BatchCreateEntry", before=False)  # SPIRE created it; the answer is lost
-        st = up_at_most_twice(host, "api", props(state, proxy))
+        st = with_one_rerun(lambda: host.up("api", props(state, proxy)))
         assert admin.ids() == [st.id]
         assert any("after the server ran it" in outcome for _, outcome in proxy.calls)
 
@@ -82,7 +76,7 @@ class TestCreate:
 
     def test_unavailable_before_the_server_is_retried(self, state, admin, proxy, host) -> None:
         proxy.inject(SVC + "BatchCreateEntry")
-        st = up_at_most_twice(host, "api", props(state, proxy))
+        st = with_one_rerun(lambda: host.up("api", props(state, proxy)))
         assert admin.ids() == [st.id]
         assert host.refresh("api", st) is not None
 
@@ -93,10 +87,7 @@ class TestUpdateAndDelete:
         st = host.up("api", p)
         proxy.inject(SVC + "BatchUpdateEntry", before=False)
         new = {**p, "dns_names": ["api.payments.internal"]}
-        try:
-            host.change("api", st, new)
-        except ProviderCallError:
-            host.change("api", st, new)
+        with_one_rerun(lambda: host.change("api", st, new))
         stored = admin.get(st.id)
         assert stored is not None and list(stored.dns_names) == ["api.payments.internal"]
         assert admin.ids() == [st.id]
@@ -104,10 +95,7 @@ class TestUpdateAndDelete:
     def test_a_lost_delete_answer_leaves_nothing(self, state, admin, proxy, host) -> None:
         st = host.up("api", props(state, proxy))
         proxy.inject(SVC + "BatchDeleteEntry", before=False)
-        try:
-            host.delete("api", st.id, st.outputs)
-        except ProviderCallError:
-            host.delete("api", st.id, st.outputs)  # SPIRE answers NOT_FOUND: already done
+        with_one_rerun(lambda: host.delete("api", st.id, st.outputs))  # SPIRE answers NOT_FOUND: already done
         assert admin.ids() == []
 
     def test_a_refused_delete_keeps_the_resource(self, state, admin, proxy, host) -> None:

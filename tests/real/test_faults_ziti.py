@@ -15,8 +15,8 @@ import pytest
 
 from dynamic_providers.ziti.provider import CertificateAuthorityProvider, IdentityProvider
 from tests.fakes.ziti import make_ca
-from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
-from tests.harness.fault_proxy import http_proxy
+from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
+from tests.harness.fault_proxy import http_proxy, with_one_rerun
 from tests.harness.loopback import LoopbackServer
 from tests.real._ziti import API, Admin, admin_client, connection, owner, unique, ziti_section
 
@@ -94,18 +94,12 @@ def id_props(ziti: dict[str, Any], proxy: LoopbackServer, made: list[tuple[str, 
     }
 
 
-def up_at_most_twice(host: DynamicProviderHost, name: str, props: dict[str, Any]) -> State:
-    try:
-        return host.up(name, props)
-    except ProviderCallError:
-        return host.up(name, props)
-
 
 class TestCreateFaults:
     def test_a_lost_answer_after_the_controller_created_the_ca_is_adopted(self, ziti, admin, proxy, made, ca_host):
         props = ca_props(ziti, proxy, made)
         proxy.inject("POST", CAS, reset_after=True)
-        state = up_at_most_twice(ca_host, "ca", props)
+        state = with_one_rerun(lambda: ca_host.up("ca", props))
         [ca] = admin.find("cas", props["name"])
         assert ca["id"] == state.id and ca["isVerified"] is True
         assert proxy.count("POST", CAS) == 1  # found by its ownership tags, not posted again
@@ -113,7 +107,7 @@ class TestCreateFaults:
     def test_a_reset_before_the_controller_saw_it_creates_once(self, ziti, admin, proxy, made, id_host):
         props = id_props(ziti, proxy, made)
         proxy.inject("POST", IDENTITIES, reset=True)
-        state = up_at_most_twice(id_host, "w", props)
+        state = with_one_rerun(lambda: id_host.up("w", props))
         assert [i["id"] for i in admin.find("identities", props["name"])] == [state.id]
         assert proxy.count("POST", IDENTITIES) == 2
 
@@ -130,7 +124,7 @@ class TestCreateFaults:
     def test_a_create_slower_than_the_timeout_leaves_exactly_one_identity(self, ziti, admin, proxy, made, id_host):
         props = id_props(ziti, proxy, made, timeout=1)
         proxy.inject("POST", IDENTITIES, delay=3)
-        state = up_at_most_twice(id_host, "w", props)
+        state = with_one_rerun(lambda: id_host.up("w", props))
         time.sleep(3)  # the stalled first POST reaches the controller late; its unique name refuses it
         assert [i["id"] for i in admin.find("identities", props["name"])] == [state.id]
 
@@ -146,7 +140,7 @@ class TestVerificationFaults:
     def test_a_lost_verify_answer_still_ends_verified(self, ziti, admin, proxy, made, ca_host):
         props = ca_props(ziti, proxy, made)
         proxy.inject("POST", VERIFY, reset_after=True)
-        state = up_at_most_twice(ca_host, "ca", props)
+        state = with_one_rerun(lambda: ca_host.up("ca", props))
         [ca] = admin.find("cas", props["name"])
         assert ca["id"] == state.id and ca["isVerified"] is True and state.outputs["is_verified"] is True
 
@@ -171,10 +165,7 @@ class TestReadUpdateDeleteFaults:
         state = id_host.up("w", props)
         proxy.inject("PATCH", IDENTITY, reset_after=True)
         new = {**props, "role_attributes": ["payments", "pci"]}
-        try:
-            id_host.change("w", state, new)
-        except ProviderCallError:
-            id_host.change("w", state, new)
+        with_one_rerun(lambda: id_host.change("w", state, new))
         identity = admin.get(f"/identities/{state.id}")
         assert identity is not None and sorted(identity["roleAttributes"]) == ["payments", "pci"]
 
@@ -182,10 +173,7 @@ class TestReadUpdateDeleteFaults:
         state = id_host.up("w", id_props(ziti, proxy, made))
         proxy.inject("DELETE", IDENTITY, status=503)
         proxy.inject("DELETE", IDENTITY, reset_after=True)
-        try:
-            id_host.delete("w", state.id, state.outputs)
-        except ProviderCallError:
-            id_host.delete("w", state.id, state.outputs)
+        with_one_rerun(lambda: id_host.delete("w", state.id, state.outputs))
         assert admin.get(f"/identities/{state.id}") is None
 
     def test_a_controller_that_stays_unreachable_fails_the_step_and_keeps_the_resource(
