@@ -95,7 +95,8 @@ def maven_artifact(server: str, coordinates: str) -> Path:
         return path
     log = cache.cache_root() / "logs" / f"{server}-maven.log"
     _run(server, f"fetching {coordinates} from Maven Central",
-         ["mvn", "-q", "-B", "dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false"], log, timeout=1800)
+         ["mvn", "-q", "-B", "dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false",
+          f"-Dmaven.repo.local={m2}"], log, timeout=1800)
     if not path.is_file():
         raise ServerError(server, f"Maven reported success but {path} is missing", log)
     return path
