@@ -268,18 +268,28 @@ class TestProdStack:
             assert section["stack_env"] == keycloak_stack.keycloak_env(prod.keycloak, prod=True)
             assert section["stack_env"]["KC_PROXY_HEADERS"] == "xforwarded"
             assert set(section["remapped"]) == {"KC_DB_URL", "KC_HTTP_PORT"}  # hostname and proxy kept
-            env = environ(section["pid"])
-            assert env["KC_HOSTNAME"] == f"https://{prod.keycloak.hostname}" and env["KC_PROXY_HEADERS"] == "xforwarded"
             public = f"https://{prod.keycloak.hostname}"
-            # Reached over loopback (as Caddy reaches it), Keycloak writes the public issuer.
-            disc = httpx.get(
-                f"{section['url']}/realms/master/.well-known/openid-configuration",
-                headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": prod.keycloak.hostname},
-            )
-            assert disc.status_code == 200 and disc.json()["issuer"] == f"{public}/realms/master"
+            env = environ(section["pid"])
+            assert env["KC_HOSTNAME"] == public and env["KC_PROXY_HEADERS"] == "xforwarded"
+            # Reached over loopback, as Caddy reaches it: the issuer and the front channel are the
+            # public hostname; back-channel endpoints follow the request (KC_HOSTNAME_BACKCHANNEL_DYNAMIC),
+            # and with KC_PROXY_HEADERS=xforwarded the request is what the proxy's headers say.
             oidc = "realms/master/protocol/openid-connect"
-            assert disc.json()["authorization_endpoint"] == f"{public}/{oidc}/auth"  # front channel: public
-            assert disc.json()["token_endpoint"] == f"{section['url']}/{oidc}/token"  # back channel: as reached
+            url = f"{section['url']}/realms/master/.well-known/openid-configuration"
+            direct = httpx.get(url).json()
+            proxied = httpx.get(
+                url,
+                headers={
+                    "X-Forwarded-Proto": "https",
+                    "X-Forwarded-Host": "proxy.example.org",
+                    "X-Forwarded-Port": "8443",
+                },
+            ).json()
+            for disc in (direct, proxied):
+                assert disc["issuer"] == f"{public}/realms/master"
+                assert disc["authorization_endpoint"] == f"{public}/{oidc}/auth"
+            assert direct["token_endpoint"] == f"{section['url']}/{oidc}/token"
+            assert proxied["token_endpoint"] == f"https://proxy.example.org:8443/{oidc}/token"  # headers honoured
             assert ready_probe(section["management_url"]) == 0
 
             helper = RealKeycloak(section)
