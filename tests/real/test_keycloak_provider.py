@@ -17,6 +17,7 @@ import pytest
 
 from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from servers import keycloak as kc_server
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
 from tests.real.keycloak_support import OWNER, RealKeycloak, admin, kc, realm  # noqa: F401 - fixtures
 
@@ -95,11 +96,12 @@ class TokenFault:
 def token_mode(admin: RealKeycloak, request: pytest.FixtureRequest) -> Iterator[TokenFault]:
     mode = request.param
     if mode == "short-lived":
-        admin.set_master(accessTokenLifespan=2)
+        kc_server.set_master_token_lifespan(admin.section, 2)  # the knob scripts/servers offers too
+        assert admin.realm("master")["accessTokenLifespan"] == 2  # type: ignore[index]
     admin.clear_events()
     yield TokenFault(admin, mode)
     if mode == "short-lived":
-        admin.set_master(accessTokenLifespan=60)
+        kc_server.set_master_token_lifespan(admin.section, 60)
 
 
 class TestClientLifecycle:
