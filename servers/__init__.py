@@ -19,6 +19,10 @@ from servers.errors import ServerError
 from servers.process import Run, load, stop_procs
 
 ORDER = ("postgres", "keycloak", "spire", "ziti")
+TOOLS = ("pulumi",)
+"""Installed like the servers but never started (`servers/pulumi.py`: the Pulumi engine). Only named
+ones are installed (`install(())` means ORDER); `start` skips them, so `scripts/servers start`,
+with or without names, never "starts" a tool."""
 
 
 class Server(Protocol):
@@ -41,14 +45,15 @@ class Server(Protocol):
 
 def get(name: str) -> Server:
     """The `SERVER` of `servers/<name>.py`."""
-    if name not in ORDER:
-        raise ServerError(name, f"unknown server (known: {', '.join(ORDER)})")
+    if name not in ORDER + TOOLS:
+        raise ServerError(name, f"unknown server (known: {', '.join(ORDER + TOOLS)})")
     server: Server = importlib.import_module(f"servers.{name}").SERVER
     return server
 
 
 def closure(names: Sequence[str]) -> list[str]:
-    """`names` (all servers when empty) with everything they require, in start order."""
+    """`names` (all servers, no tools, when empty) with everything they require, in start order
+    (tools last)."""
     wanted: set[str] = set()
     todo = list(names or ORDER)
     while todo:
@@ -56,7 +61,7 @@ def closure(names: Sequence[str]) -> list[str]:
         if n not in wanted:
             wanted.add(n)
             todo.extend(get(n).requires)
-    return [n for n in ORDER if n in wanted]
+    return [n for n in ORDER + TOOLS if n in wanted]
 
 
 def install(names: Sequence[str] = ()) -> list[str]:
@@ -77,7 +82,7 @@ def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None =
     before = len(run.procs)
     try:
         for n in order:
-            if n in run.servers:
+            if n in run.servers or n in TOOLS:
                 continue
             deps = {d: run.servers[d] for d in get(n).requires}
             run.record(n, {"version": get(n).version, **get(n).start(run, deps)})
@@ -96,4 +101,4 @@ def stop(state_path: Path) -> list[str]:
     return [f"{p.server}/{p.name} (pid {p.pid})" for p in killed]
 
 
-__all__ = ["ORDER", "Run", "Server", "ServerError", "closure", "get", "install", "start", "stop"]
+__all__ = ["ORDER", "TOOLS", "Run", "Server", "ServerError", "closure", "get", "install", "start", "stop"]

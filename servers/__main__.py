@@ -6,7 +6,8 @@
     scripts/servers versions                     the pin table and what each installed binary reports
     scripts/servers env                          shell exports for the installed binaries
 
-SERVER is one of postgres, keycloak, spire, ziti (default: all; requirements are added).
+SERVER is one of postgres, keycloak, spire, ziti (default: all; requirements are added), or the
+tool pulumi (the Pulumi engine: installed only when named, never started).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             killed = servers.stop(state)
             print(f"stopped everything listed in {state}" + (f"; killed {', '.join(killed)}" if killed else ""))
         elif args.command == "versions":
-            for n in servers.ORDER:
+            for n in servers.ORDER + servers.TOOLS:
                 s = servers.get(n)
                 try:
                     reported = s.reported_version()

@@ -10,9 +10,9 @@ from servers.errors import ServerError
 
 
 def exports() -> dict[str, str]:
-    """PATH with every installed server's bin directories first, and the cache root."""
+    """PATH with every installed server's and tool's bin directories first, and the cache root."""
     entries: list[str] = []
-    for name in servers.ORDER:
+    for name in servers.ORDER + servers.TOOLS:
         try:
             entries += [str(p) for p in servers.get(name).path_entries() if p.is_dir()]
         except ServerError:

@@ -29,3 +29,21 @@ POSTGRES_DEBIAN: Final = "15.18-0+deb12u1"
 
 JAVA_FOR_KEYCLOAK: Final = 21
 """Keycloak 26.7 needs Java 21 or newer; the tests use the machine's Temurin 25 JDK."""
+
+PULUMI: Final = "3.274.1"
+"""The Pulumi engine the real-engine tests run and `scripts/servers install pulumi` builds: the CLI
+(`github.com/pulumi/pulumi/pkg/v3/cmd/pulumi`) and the Python language host, built against
+`github.com/pulumi/pulumi/sdk/v3` at this version (tools module `servers/go/pulumi`). 3.272.0, the
+Python SDK's version, is not served by the Go module proxy here; 3.274.1 is the nearest that is, and
+a CLI runs programs of older SDKs (README, "Pinned versions")."""
+
+PULUMI_PYTHON_SDK: Final = "3.272.0"
+"""The `pulumi` Python package (requirements.txt): the newest release on PyPI. Not newer than PULUMI."""
+
+PULUMI_TLS: Final = "5.6.2"
+"""The `pulumi-tls` Python package (requirements.txt). Its provider plugin must be the same version;
+`github.com/pulumi/pulumi-tls/provider/v5` is not served by the Go module proxy here (README)."""
+
+PULUMI_RANDOM: Final = "4.21.4"
+"""The `pulumi-random` Python package (requirements.txt). Its provider plugin must be the same version;
+`github.com/pulumi/pulumi-random/provider/v4` is not served by the Go module proxy here (README)."""
