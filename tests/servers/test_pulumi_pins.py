@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import re
 from importlib import metadata
+from pathlib import Path
+
+import pytest
 
 import servers
 from servers import pulumi as engine
@@ -64,3 +67,11 @@ def test_the_engine_is_a_tool_installed_only_when_named_and_never_started() -> N
 def test_the_readme_names_the_pinned_engine() -> None:
     text = (ROOT / "README.md").read_text()
     assert re.search(rf"\b{re.escape(versions.PULUMI)}\b", text), f"README does not mention {versions.PULUMI}"
+
+
+def test_without_go_the_engine_install_fails_loudly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_PLATFORM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `go` here
+    with pytest.raises(servers.ServerError, match=r"^go: the Go toolchain is not installed"):
+        servers.install(["pulumi"])
+    assert not list((tmp_path / "cache").rglob("pulumi-*")), "nothing half-built is left behind"

@@ -1,0 +1,31 @@
+"""The real-engine tier: the Pulumi CLI at the pin (`scripts/servers install pulumi`) runs real
+Pulumi programs against the real servers of `servers/`.
+
+The engine is installed on first use; when it cannot be (no Go toolchain, a failed build) the
+tests fail with the build's log, never skip. The real-server fixtures are those of `tests/real/`
+(so `--no-real-servers` skips this tier too, and CI never passes it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from servers import pulumi as engine
+from tests.real.conftest import real_servers, servers_run
+
+__all__ = ["engine_bin", "real_servers", "servers_run"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.real_server)
+
+
+@pytest.fixture(scope="session")
+def engine_bin() -> Path:
+    """The bin dir of the installed engine (builds it on first use; raises ServerError if it cannot)."""
+    engine.SERVER.install()
+    return engine.SERVER.path_entries()[0]

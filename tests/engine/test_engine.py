@@ -1,0 +1,146 @@
+"""The real Pulumi engine end to end on this machine: the CLI at the pin, the language host, Pulumi's
+program executor and dynamic-provider host, with one of our dynamic providers (`SpireEntry`)
+against the real SPIRE server, a local file backend and the passphrase secrets provider.
+
+A throwaway program (written into the test's directory) registers one `SpireEntry` over the
+server's admin socket and exports a secret from stack config. The test runs `pulumi stack init`,
+`config set` (the secret through stdin), `preview` (no entry on the server afterwards), `up` (the
+entry exists on the server, owned by this stack), a second `preview --expect-no-changes`, `refresh
+--expect-no-changes`, and `destroy` (the entry is gone); the state file never holds the secret in
+plaintext. pulumi-tls and pulumi-random are not in the program: their plugins cannot be built here
+(README, "The Pulumi engine")."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynamic_providers.spire.models import owner_prefix
+from stack_config import versions
+from tests.real.conftest import RealServers
+from tests.real.spire_targets import Admin
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT = "engine-probe"
+STACK = "test"
+SECRET = "engine-probe-s3cret-value-4711"
+PASSPHRASE = "engine-probe-passphrase"
+
+PROGRAM = '''
+import pulumi
+from dynamic_providers.spire.provider import SpireEntry
+
+cfg = pulumi.Config()
+td = cfg.require("trustDomain")
+entry = SpireEntry(
+    "workload",
+    spiffe_id=f"spiffe://{td}/engine/probe",
+    parent_id=f"spiffe://{td}/engine/parent",
+    selectors=["unix:uid:4711"],
+    x509_svid_ttl=cfg.get_int("ttl") or 600,
+    connection={"transport": "grpc", "socket_path": cfg.require("adminSocket"), "trust_domain": td},
+)
+pulumi.export("entry_id", entry.entry_id)
+pulumi.export("spiffe_id", entry.spiffe_id)
+pulumi.export("secret", cfg.require_secret("probeSecret"))
+'''
+
+
+class Cli:
+    """`pulumi` in one project directory with its own PULUMI_HOME, backend and passphrase."""
+
+    def __init__(self, bin_dir: Path, work: Path) -> None:
+        self.dir = work / "program"
+        self.state = work / "state"
+        self.dir.mkdir()
+        self.state.mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+            "PULUMI_HOME": str(work / "home"),
+            "PULUMI_BACKEND_URL": f"file://{self.state}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PYTHONPATH": str(REPO),  # the program and the provider host import dynamic_providers
+        }
+
+    def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(["pulumi", *args, "--non-interactive", "--stack", STACK], cwd=self.dir, env=self.env,
+                              input=stdin, capture_output=True, text=True, timeout=300, check=False)
+        if ok:
+            assert done.returncode == 0, f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def state_text(self) -> str:
+        return "\n".join(p.read_text() for p in self.state.rglob("*.json"))
+
+
+@pytest.fixture
+def spire(real_servers: RealServers) -> Iterator[tuple[dict[str, Any], Admin]]:
+    s = real_servers("spire")
+    admin = Admin(s["admin_socket"])
+    yield s, admin
+    admin.close()
+
+
+def test_preview_up_refresh_destroy_with_a_dynamic_provider_against_real_spire(
+    engine_bin: Path, spire: tuple[dict[str, Any], Admin], tmp_path: Path
+) -> None:
+    s, admin = spire
+    cli = Cli(engine_bin, tmp_path)
+    (cli.dir / "Pulumi.yaml").write_text(textwrap.dedent(f"""\
+        name: {PROJECT}
+        runtime:
+          name: python
+          options:
+            toolchain: pip
+            virtualenv: {REPO / ".venv"}
+        """))
+    (cli.dir / "__main__.py").write_text(PROGRAM)
+    ours = owner_prefix(PROJECT, STACK)
+
+    def our_entries() -> list[str]:
+        return [i for i in admin.ids() if i.startswith(ours)]
+
+    version = subprocess.run([str(engine_bin / "pulumi"), "version"], env=cli.env, capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert version == f"v{versions.PULUMI}"
+    cli("stack", "init")
+    cli("config", "set", "trustDomain", s["trust_domain"])
+    cli("config", "set", "adminSocket", s["admin_socket"])
+    cli("config", "set", "--secret", "probeSecret", stdin=SECRET)
+    stack_file = (cli.dir / f"Pulumi.{STACK}.yaml").read_text()
+    assert "secure:" in stack_file and SECRET not in stack_file
+
+    assert our_entries() == []
+    preview = cli("preview", "--diff")
+    assert "pulumi-python:dynamic/spire:Entry" in preview.stdout and "+ 2 to create" in preview.stdout
+    assert our_entries() == [], "preview must not write to the server"
+
+    cli("up", "--yes")
+    outputs = json.loads(cli("stack", "output", "--json", "--show-secrets").stdout)
+    assert outputs["secret"] == SECRET
+    assert outputs["spiffe_id"] == f"spiffe://{s['trust_domain']}/engine/probe"
+    assert our_entries() == [outputs["entry_id"]]
+    entry = admin.get(outputs["entry_id"])
+    assert entry is not None and entry.x509_svid_ttl == 600
+    assert [f"{sel.type}:{sel.value}" for sel in entry.selectors] == ["unix:uid:4711"]
+
+    cli("preview", "--expect-no-changes")
+    cli("refresh", "--yes", "--expect-no-changes")
+
+    state = cli.state_text()
+    assert outputs["entry_id"] in state
+    assert SECRET not in state, "the state file holds the secret in plaintext"
+
+    cli("destroy", "--yes")
+    assert our_entries() == []
+    assert json.loads(cli("stack", "output", "--json").stdout) == {}
