@@ -144,3 +144,16 @@ def test_preview_up_refresh_destroy_with_a_dynamic_provider_against_real_spire(
     cli("destroy", "--yes")
     assert our_entries() == []
     assert json.loads(cli("stack", "output", "--json").stdout) == {}
+
+
+def test_a_failing_program_fails_the_cli_with_its_own_message(engine_bin: Path, tmp_path: Path) -> None:
+    cli = Cli(engine_bin, tmp_path)
+    (cli.dir / "Pulumi.yaml").write_text(f"name: {PROJECT}\nruntime:\n  name: python\n  options:\n"
+                                         f"    toolchain: pip\n    virtualenv: {REPO / '.venv'}\n")
+    (cli.dir / "__main__.py").write_text("import pulumi\npulumi.Config().require('absent')\n")
+    cli("stack", "init")
+    done = cli("preview", ok=False)
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert f"Missing required configuration variable '{PROJECT}:absent'" in out
+    assert "program exited with non-zero exit code: 1" in out
