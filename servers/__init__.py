@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from servers.errors import ServerError
-from servers.process import Run, load, stop_procs
+from servers.process import Run, load, remove_scratch, stop_procs
 
 ORDER = ("postgres", "keycloak", "spire", "ziti")
 TOOLS = ("pulumi",)
@@ -79,7 +79,7 @@ def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None =
     if run is None:
         run = Run(root=root or Path(tempfile.mkdtemp(prefix="identity-platform-servers-")))
         run.save()
-    before = len(run.procs)
+    before, scratch_before = len(run.procs), len(run.scratch)
     try:
         for n in order:
             if n in run.servers or n in TOOLS:
@@ -88,7 +88,8 @@ def start(names: Sequence[str] = (), root: Path | None = None, run: Run | None =
             run.record(n, {"version": get(n).version, **get(n).start(run, deps)})
     except BaseException:
         stop_procs(list(reversed(run.procs[before:])))
-        del run.procs[before:]
+        remove_scratch(run.scratch[scratch_before:])
+        del run.procs[before:], run.scratch[scratch_before:]
         run.save()
         raise
     return run
@@ -98,6 +99,7 @@ def stop(state_path: Path) -> list[str]:
     """Stop what the state document lists; returns the processes that needed SIGKILL."""
     run = load(state_path)
     killed = stop_procs(list(reversed(run.procs)))
+    remove_scratch(run.scratch)
     return [f"{p.server}/{p.name} (pid {p.pid})" for p in killed]
 
 

@@ -9,7 +9,6 @@ import os
 import re
 import secrets
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,7 +52,7 @@ class Postgres:
         if user is not None and not _traversable(run.root):
             # The server user cannot reach a run directory under a private parent (pytest's
             # /tmp/pytest-of-root is 0700): keep the cluster in its own directory, linked from the run.
-            home = Path(tempfile.mkdtemp(prefix="identity-platform-postgres-"))
+            home = run.scratch_dir("identity-platform-postgres-")
             os.chmod(home, 0o755)  # noqa: S103 - owned by the server user below
             (run.root / "postgres").symlink_to(home)
         else:

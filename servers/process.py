@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -98,6 +100,7 @@ class Run:
     root: Path
     procs: list[Proc] = field(default_factory=list)
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scratch: list[str] = field(default_factory=list)  # directories outside `root`, removed by stop
     _popen: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +109,14 @@ class Run:
     def dir(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def scratch_dir(self, prefix: str) -> Path:
+        """A new directory outside `root` (for a server user that cannot reach `root`); `stop`
+        removes it with everything in it."""
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.scratch.append(str(path))
+        self.save()
         return path
 
     def log(self, server: str, name: str) -> Path:
@@ -207,6 +218,7 @@ class Run:
             "run_dir": str(self.root),
             "servers": self.servers,
             "processes": [asdict(p) for p in self.procs],
+            "scratch": self.scratch,
         }
 
     def save(self) -> None:
@@ -222,6 +234,7 @@ class Run:
         killed = stop_procs(list(reversed(self.procs)), timeout)
         for p in self._popen.values():
             p.poll()
+        remove_scratch(self.scratch)
         return killed
 
 
@@ -256,6 +269,13 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
             pass
 
 
+def remove_scratch(paths: Sequence[str]) -> None:
+    """Remove a run's scratch directories (only ones it made: they carry the mkdtemp prefix)."""
+    for p in paths:
+        if Path(p).name.startswith("identity-platform-"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def load(state_path: Path) -> Run:
     """The Run recorded in a state document (for `stop` from another process)."""
     doc = json.loads(state_path.read_text())
@@ -263,4 +283,5 @@ def load(state_path: Path) -> Run:
         root=Path(doc["run_dir"]),
         procs=[Proc(**p) for p in doc.get("processes", [])],
         servers=doc.get("servers", {}),
+        scratch=doc.get("scratch", []),
     )

@@ -30,6 +30,7 @@ def test_a_port_taken_between_choice_and_bind_fails_with_the_servers_own_words(
     assert "postgres-server.log" in text
     assert "Address already in use" in text  # PostgreSQL's own line, from the log tail
     assert "postgres" not in run.servers and not any(process.alive(p.pid) for p in run.procs)
+    assert run.scratch == []  # its data directory outside the run went with it
 
 
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_named(

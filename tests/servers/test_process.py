@@ -123,3 +123,15 @@ def test_a_reused_pid_is_not_stopped(tmp_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_scratch_directories_go_with_stop(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    a = run.scratch_dir("identity-platform-test-")
+    (a / "data").write_text("x")
+    run.stop()
+    assert not a.exists()
+    again = Run(tmp_path / "two")
+    b = again.scratch_dir("identity-platform-test-")
+    servers.stop(again.state_path)  # from the state document, as `scripts/servers stop` does
+    assert not b.exists()
