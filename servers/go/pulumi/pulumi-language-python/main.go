@@ -10,8 +10,8 @@
 // GetPluginInfo and GetRequiredPackages answer as it does, except that GetRequiredPackages reports no
 // packages (Pulumi's host lists the plugins of the installed pulumi-* Python packages so the CLI can
 // install them up front; here the engine loads each provider plugin when the program first uses it).
-// Everything else (new, convert, install, about, package generation, debugging, typecheckers) answers
-// Unimplemented, which the CLI tolerates for the operations the tests use.
+// Everything else (new, convert, install, about, package generation) answers Unimplemented, which the
+// CLI tolerates for the operations the tests use; a debugger or a typechecker option is refused.
 package main
 
 import (
@@ -163,6 +163,9 @@ func options(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error) {
 }
 
 func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
+	if req.GetAttachDebugger() {
+		return &pulumirpc.RunResponse{Error: "attaching a debugger is not supported by this language host"}, nil
+	}
 	opts, err := options(req.GetInfo())
 	if err != nil {
 		return nil, err
