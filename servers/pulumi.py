@@ -77,10 +77,10 @@ def bin_dir() -> Path:
             bins.mkdir()
             log = dest / "build.log"
             env = {"GOFLAGS": "-mod=readonly", "CGO_ENABLED": os.environ.get("CGO_ENABLED", "1")}
-            toolchain._run(NAME, f"building the Pulumi CLI and language host {versions.PULUMI}",
+            toolchain.run_logged(NAME, f"building the Pulumi CLI and language host {versions.PULUMI}",
                            ["go", "build", "-trimpath", "-o", f"{bins}/", "-ldflags", LDFLAGS, *PACKAGES], log,
                            cwd=work, env=env)
-            sdk_dir = toolchain._run(NAME, f"locating {SDK}", ["go", "list", "-m", "-f", "{{.Dir}}", SDK], log,
+            sdk_dir = toolchain.run_logged(NAME, f"locating {SDK}", ["go", "list", "-m", "-f", "{{.Dir}}", SDK], log,
                                      cwd=work, env=env).strip()
             for rel in SCRIPTS:
                 target = bins / Path(rel).name

@@ -17,8 +17,9 @@ from servers.errors import ServerError
 GO_MODULES = Path(__file__).resolve().parent / "go"
 
 
-def _run(server: str, what: str, argv: Sequence[str], log: Path, *, cwd: Path | None = None,
-         env: Mapping[str, str] | None = None, timeout: float = 3600) -> str:
+def run_logged(server: str, what: str, argv: Sequence[str], log: Path, *, cwd: Path | None = None,
+               env: Mapping[str, str] | None = None, timeout: float = 3600) -> str:
+    """Run an install step with its output appended to `log`; a failure names the server and the log."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         out.write(f"$ {' '.join(argv)}\n")
@@ -81,7 +82,7 @@ def go_build(server: str, version: str, module: str, packages: Sequence[str], ld
             argv = ["go", "build", "-trimpath", "-o", str(dest / "bin") + "/"]
             if ldflags:
                 argv += ["-ldflags", ldflags]
-            _run(server, f"building {server} {version} ({' '.join(packages)})", [*argv, *packages], log,
+            run_logged(server, f"building {server} {version} ({' '.join(packages)})", [*argv, *packages], log,
                  cwd=work, env={"GOFLAGS": "-mod=readonly", "CGO_ENABLED": os.environ.get("CGO_ENABLED", "1")})
     return dest / "bin"
 
@@ -94,7 +95,7 @@ def maven_artifact(server: str, coordinates: str) -> Path:
     if path.is_file():
         return path
     log = cache.cache_root() / "logs" / f"{server}-maven.log"
-    _run(server, f"fetching {coordinates} from Maven Central",
+    run_logged(server, f"fetching {coordinates} from Maven Central",
          ["mvn", "-q", "-B", "dependency:get", f"-Dartifact={coordinates}", "-Dtransitive=false",
           f"-Dmaven.repo.local={m2}"], log, timeout=1800)
     if not path.is_file():
@@ -113,9 +114,10 @@ def debian_package(server: str, package: str, version: str, probe: Path) -> None
                                   f"run as root or: sudo apt-get install {package}={version}")
     log = cache.cache_root() / "logs" / f"{server}-apt.log"
     if not _apt_has(package, version):
-        _run(server, "apt-get update", ["apt-get", "update"], log)
-    _run(server, f"installing {package}={version} from Debian", ["apt-get", "install", "-y", "--no-install-recommends",
-         "--allow-downgrades", f"{package}={version}"], log, env={"DEBIAN_FRONTEND": "noninteractive"})
+        run_logged(server, "apt-get update", ["apt-get", "update"], log)
+    apt = ["apt-get", "install", "-y", "--no-install-recommends", "--allow-downgrades", f"{package}={version}"]
+    noninteractive = {"DEBIAN_FRONTEND": "noninteractive"}
+    run_logged(server, f"installing {package}={version} from Debian", apt, log, env=noninteractive)
 
 
 def _apt_has(package: str, version: str) -> bool:

@@ -64,7 +64,7 @@ def module_dir() -> Path:
     path = Path(gomodcache) / f"{MODULE}@v{versions.ZITI}"
     if not path.is_dir():
         log = cache.cache_root() / "logs" / "ziti-mod-download.log"
-        toolchain._run("ziti", f"downloading {MODULE}@v{versions.ZITI}",
+        toolchain.run_logged("ziti", f"downloading {MODULE}@v{versions.ZITI}",
                        ["go", "mod", "download", f"{MODULE}@v{versions.ZITI}"],
                        log, cwd=toolchain.GO_MODULES / "ziti", env={"GOFLAGS": "-mod=readonly"})
     return path

@@ -13,6 +13,8 @@ from tests.harness.dynamic_host import DynamicProviderHost
 from tests.harness.loopback import App, LoopbackServer
 from tests.harness.mock_engine import ProgramRun, run_program, stack_files
 
+pytest_plugins = ["tests.harness.real_servers"]
+
 STACKS = stack_files()
 MODES = [pytest.param(True, id="preview"), pytest.param(False, id="update")]
 
@@ -83,7 +85,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="--no-real-servers: the real-server tier was not asked for")
     for item in items:
-        if item.get_closest_marker("real_server") or "/tests/real/" in str(item.fspath):
+        path = str(item.fspath)
+        if item.get_closest_marker("real_server") or "/tests/real/" in path or "/tests/engine/" in path:
             item.add_marker(skip)
 
 
@@ -98,7 +101,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from tests.real.conftest import STARTED
+    from tests.harness.real_servers import STARTED
 
     if config.getoption("--no-real-servers"):
         terminalreporter.write_line("real servers: not run (--no-real-servers)")

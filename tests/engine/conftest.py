@@ -2,8 +2,9 @@
 Pulumi programs against the real servers of `servers/`.
 
 The engine is installed on first use; when it cannot be (no Go toolchain, a failed build) the
-tests fail with the build's log, never skip. The real-server fixtures are those of `tests/real/`
-(so `--no-real-servers` skips this tier too, and CI never passes it)."""
+tests fail with the build's log, never skip. The real-server fixtures are the suite-wide ones of
+`tests/harness/real_servers.py` (one server each for both tiers); `--no-real-servers` skips this
+tier too, and CI never passes it."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from servers import pulumi as engine
-from tests.real.conftest import real_servers, servers_run
 
-__all__ = ["engine_bin", "real_servers", "servers_run"]
+__all__ = ["engine_bin"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,7 @@
 """The same entry point against the real Pulumi CLI, on a throwaway copy of the project and a
-throwaway file backend. Skipped where the CLI (or, for a preview, a Docker engine) is missing:
-no package registry ships the CLI, so these run on operators' machines, not on CI here."""
+throwaway file backend. The CLI is the pinned engine (`scripts/servers install pulumi`, which
+`./scripts/test` runs before pytest), else a `pulumi` on PATH; only a quick run without either
+(`--no-real-servers` on a machine that never built it) skips. A preview needs a Docker engine."""
 
 from __future__ import annotations
 
@@ -13,12 +14,28 @@ from pathlib import Path
 import pytest
 
 from ops.errors import ExitCode
+from servers import cache
+from servers import pulumi as engine
 from tests.harness.mock_engine import ROOT
 
-HAS_CLI = shutil.which("pulumi") is not None
+
+def _engine_bin() -> str | None:
+    """The pinned engine's bin dir when it is installed (never builds), else the PATH's pulumi."""
+    try:
+        installed = engine.entry()
+    except Exception:  # noqa: BLE001 - no Go toolchain to key the entry: fall back to PATH
+        installed = None
+    if installed is not None and cache.is_complete(installed):
+        return str(installed / "bin")
+    found = shutil.which("pulumi")
+    return str(Path(found).parent) if found else None
+
+
+ENGINE_BIN = _engine_bin()
+HAS_CLI = ENGINE_BIN is not None
 pytestmark = [
     pytest.mark.needs_cli,
-    pytest.mark.skipif(not HAS_CLI, reason="the Pulumi CLI is not installed (no `pulumi` on PATH)"),
+    pytest.mark.skipif(not HAS_CLI, reason="no Pulumi CLI: run `scripts/servers install pulumi`"),
 ]
 
 
@@ -43,6 +60,7 @@ def project_copy(tmp_path: Path) -> Path:
 
 def _ops(project: Path, *argv: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env["PATH"] = os.pathsep.join([str(ENGINE_BIN), env.get("PATH", "")])
     env.update(PULUMI_BACKEND_URL=f"file://{tmp / 'state'}", PULUMI_CONFIG_PASSPHRASE="", PULUMI_HOME=str(tmp / "home"))
     (tmp / "state").mkdir(exist_ok=True)
     return subprocess.run(
