@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -168,19 +169,19 @@ def _project_copy(cli: Cli, stack: str, pulumi_yaml: str | None = None) -> None:
     (cli.dir / ".venv").symlink_to(REPO / ".venv")
 
 
-def _docker_plugin_version() -> str:
+def _plugin_version(package: str) -> str:
     for line in (REPO / "requirements.txt").read_text().splitlines():
-        if line.startswith("pulumi-docker=="):
+        if line.startswith(f"{package}=="):
             return line.split("==", 1)[1].strip()
-    raise AssertionError("requirements.txt does not pin pulumi-docker")
+    raise AssertionError(f"requirements.txt does not pin {package}")
 
 
 def test_the_dev_stack_previews_up_to_the_docker_provider_plugin(engine_bin: Path, tmp_path: Path) -> None:
     """`pulumi preview --stack dev` of the project itself: the CLI accepts the stack's config (the
     required-keys rule), the program parses it and registers its first components, and the preview
-    stops exactly at the first Docker provider, whose plugin cannot be built or fetched here (README,
-    "The Pulumi engine"). When the docker plugin becomes installable this test fails on purpose:
-    replace it with a preview that runs to the end."""
+    stops at the first provider plugin it needs (docker, or pulumi-tls beside it), which cannot be
+    built or fetched here (README, "The Pulumi engine"), and names the pinned plugin version. When
+    those plugins become installable this test fails on purpose: replace it with a full preview."""
     cli = Cli(engine_bin, tmp_path, "dev")
     _project_copy(cli, "dev")
     cli("stack", "init")
@@ -190,8 +191,14 @@ def test_the_dev_stack_previews_up_to_the_docker_provider_plugin(engine_bin: Pat
     assert "missing configuration value" not in out
     assert "identity-platform:swarm:Nodes swarm create" in out
     assert "identity-platform:spire:SpireStack spire create" in out
-    assert (f"pulumi:providers:docker swarm-local  error: no resource plugin 'pulumi-resource-docker' found in "
-            f"the workspace at version v{_docker_plugin_version()}") in out
+    # Which missing plugin the engine reports first depends on registration timing: the first docker
+    # provider, or the pulumi-tls resource registered beside it (neither plugin is available here).
+    missing = re.findall(r"no resource plugin 'pulumi-resource-(\w+)' found in the workspace at version v([\d.]+)", out)
+    assert missing, out
+    expected = {"docker": _plugin_version("pulumi-docker"), "tls": _plugin_version("pulumi-tls"),
+                "random": _plugin_version("pulumi-random")}
+    for plugin, version in missing:
+        assert expected.get(plugin) == version, (plugin, version)
 
 
 def test_the_cli_refuses_a_declared_key_without_default_that_the_stack_file_lacks(

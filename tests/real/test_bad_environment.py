@@ -4,7 +4,9 @@ ends with the server's own log lines (here PostgreSQL, the quickest of the four 
 from __future__ import annotations
 
 import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,19 +38,30 @@ def test_a_port_taken_between_choice_and_bind_fails_with_the_servers_own_words(
 def test_a_server_that_is_not_ready_in_time_is_stopped_and_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(postgres, "READY_SECONDS", 0)
-    run = Run(tmp_path / "run")
+    """The real server starts, but its readiness probe never answers yes (as when it hangs)."""
+    monkeypatch.setattr(postgres, "READY_SECONDS", 2)
+    real_run = subprocess.run
+
+    def probe_says_no(argv: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(argv[0]).endswith("pg_isready"):
+            return subprocess.CompletedProcess(argv, 2, b"", b"")
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(postgres.subprocess, "run", probe_says_no)
     started: list[process.Proc] = []
     spawn = Run.spawn
 
-    def spy(self: Run, *args: object, **kwargs: object) -> process.Proc:
-        proc = spawn(self, *args, **kwargs)  # type: ignore[arg-type]
+    def spy(self: Run, *args: Any, **kwargs: Any) -> process.Proc:
+        proc = spawn(self, *args, **kwargs)
         started.append(proc)
         return proc
 
     monkeypatch.setattr(Run, "spawn", spy)
+    run = Run(tmp_path / "run")
     with pytest.raises(ServerError) as e:
         servers.start(["postgres"], run=run)
-    assert "postgres: server did not become ready (accepting connections on 127.0.0.1:" in str(e.value)
-    assert "within 0 s" in str(e.value) and "log: " in str(e.value)
-    assert started and not any(process.alive(p.pid) for p in started)  # nothing left running
+    text = str(e.value)
+    assert "postgres: server did not become ready (accepting connections on 127.0.0.1:" in text
+    assert "within 2 s" in text and "postgres-server.log" in text
+    assert run.procs == [] and run.scratch == []  # what this start launched was stopped and removed
+    assert started and not any(process.alive(p.pid) for p in started)
