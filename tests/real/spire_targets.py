@@ -18,7 +18,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,3 +173,29 @@ class Admin:
 def cli_json(text: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+@contextmanager
+def emptied(state: dict[str, Any]) -> Iterator[Admin]:
+    """An admin client of the real server with no entries before and after the block."""
+    admin = Admin(state["admin_socket"])
+    admin.delete_all()
+    try:
+        yield admin
+    finally:
+        admin.delete_all()
+        admin.close()
+
+
+def federate_with(state: dict[str, Any], trust_domain: str, directory: Path) -> None:
+    """Give the real server a bundle for `trust_domain` (a fresh CA) with the real CLI, so
+    entries may federate with it."""
+    from servers import spire
+
+    _, ca = spire.self_signed_ca(f"{trust_domain} test CA", 48)
+    pem = directory / f"{trust_domain}.pem"
+    pem.write_text(spire._pem(ca))
+    done = subprocess.run([f"{state['bin_dir']}/spire-server", "bundle", "set", "-format", "pem", "-id",
+                           f"spiffe://{trust_domain}", "-path", str(pem), "-socketPath", state["admin_socket"]],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

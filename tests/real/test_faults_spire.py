@@ -16,7 +16,7 @@ from dynamic_providers.spire.provider import SpireEntryProvider
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
 from tests.harness.fault_proxy import GrpcFaultProxy, with_one_rerun
 from tests.real.conftest import RealServers
-from tests.real.spire_targets import Admin
+from tests.real.spire_targets import Admin, emptied
 
 TYPE = "pulumi-python:dynamic/spire:Entry"
 SVC = "/spire.api.server.entry.v1.Entry/"
@@ -29,11 +29,8 @@ def state(real_servers: RealServers) -> dict[str, Any]:
 
 @pytest.fixture
 def admin(state: dict[str, Any]) -> Iterator[Admin]:
-    a = Admin(state["admin_socket"])
-    a.delete_all()
-    yield a
-    a.delete_all()
-    a.close()
+    with emptied(state) as a:
+        yield a
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ server's state with raw Entry API calls.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,10 @@ import pytest
 from dynamic_providers.spire._proto import types_pb2
 from dynamic_providers.spire.models import entry_id_for, owner_prefix
 from dynamic_providers.spire.provider import SpireEntryProvider
-from servers import spire
 from tests.fakes.spire_server import entry
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
 from tests.real.conftest import RealServers
-from tests.real.spire_targets import TASK, Admin, RealTarget, make_target
+from tests.real.spire_targets import TASK, Admin, RealTarget, emptied, federate_with, make_target
 
 TYPE = "pulumi-python:dynamic/spire:Entry"
 PREFIX = owner_prefix("identity-platform", "test")
@@ -35,23 +33,14 @@ def state(real_servers: RealServers, tmp_path_factory: pytest.TempPathFactory) -
     s = real_servers("spire")
     d = tmp_path_factory.mktemp("bundles")
     for td in FEDERATED:
-        _, ca = spire.self_signed_ca(f"{td} test CA", 48)
-        pem = d / f"{td}.pem"
-        pem.write_text(spire._pem(ca))
-        done = subprocess.run([f"{s['bin_dir']}/spire-server", "bundle", "set", "-format", "pem", "-id",
-                               f"spiffe://{td}", "-path", str(pem), "-socketPath", s["admin_socket"]],
-                              capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
+        federate_with(s, td, d)
     return s
 
 
 @pytest.fixture
 def admin(state: dict[str, Any]) -> Iterator[Admin]:
-    a = Admin(state["admin_socket"])
-    a.delete_all()
-    yield a
-    a.delete_all()
-    a.close()
+    with emptied(state) as a:
+        yield a
 
 
 @pytest.fixture(params=["grpc", "docker-exec", "kubectl-exec"])

@@ -26,7 +26,7 @@ from dynamic_providers.spire._proto import entry_pb2, entry_pb2_grpc, types_pb2
 from tests.fakes.spire_cli import BIN as FAKE_BIN
 from tests.fakes.spire_server import FakeSpireServer, entry
 from tests.real.conftest import RealServers
-from tests.real.spire_targets import Admin
+from tests.real.spire_targets import emptied, federate_with
 
 FEDERATED = {"partner.org"}
 MASK = types_pb2.EntryMask(
@@ -37,26 +37,15 @@ MASK = types_pb2.EntryMask(
 
 @pytest.fixture(scope="module")
 def real(real_servers: RealServers, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from servers import spire
-
     s = real_servers("spire")
-    _, ca = spire.self_signed_ca("partner.org test CA", 48)
-    pem = tmp_path_factory.mktemp("fidelity") / "partner.pem"
-    pem.write_text(spire._pem(ca))
-    done = subprocess.run([f"{s['bin_dir']}/spire-server", "bundle", "set", "-format", "pem", "-id",
-                           "spiffe://partner.org", "-path", str(pem), "-socketPath", s["admin_socket"]],
-                          capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    federate_with(s, "partner.org", tmp_path_factory.mktemp("fidelity"))
     return s
 
 
 @pytest.fixture
 def clean(real: dict[str, Any]) -> Iterator[None]:
-    admin = Admin(real["admin_socket"])
-    admin.delete_all()
-    yield
-    admin.delete_all()
-    admin.close()
+    with emptied(real):
+        yield
 
 
 @pytest.fixture
