@@ -137,23 +137,34 @@ def _name(common_name: str) -> x509.Name:
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, PROJECT)])
 
 
-def self_signed_ca(common_name: str, validity_hours: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """pulumi-tls `SelfSignedCert` as `self_signed_ca` asks for it: ECDSA P-384, CA, subject key
-    id, cert_signing + crl_signing + digital_signature."""
-    key = ec.generate_private_key(ec.SECP384R1())
+def _usage(*, key_encipherment: bool = False, signs: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=key_encipherment,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=signs, crl_sign=signs,
+                         encipher_only=False, decipher_only=False)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
+             validity_hours: int, *, ca: bool, usage: x509.KeyUsage) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
-        .issuer_name(_name(common_name))
+        .subject_name(subject)
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=validity_hours))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+    )
+
+
+def self_signed_ca(common_name: str, validity_hours: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """pulumi-tls `SelfSignedCert` as `self_signed_ca` asks for it: ECDSA P-384, CA, subject key
+    id, cert_signing + crl_signing + digital_signature."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    cert = (
+        _builder(_name(common_name), _name(common_name), key, validity_hours, ca=True, usage=_usage(signs=True))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -165,19 +176,8 @@ def node_certificate(node: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Cer
     """The agent's x509pop certificate as `SpireStack._agent` makes it: ECDSA P-256, CN = node,
     digital_signature + key_encipherment, client_auth."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(node))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=validity_hours))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        _builder(_name(node), ca.subject, key, validity_hours, ca=False, usage=_usage(key_encipherment=True))
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
