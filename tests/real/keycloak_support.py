@@ -17,6 +17,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from dynamic_providers.keycloak.client import RetryPolicy
+from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from tests.harness.dynamic_host import DynamicProviderHost
+
+CLIENT_TYPE = "pulumi-python:dynamic/keycloak:Client"
+REALM_TYPE = "pulumi-python:dynamic/keycloak:Realm"
+RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2)
 OWNER = "identity-platform/test"  # the dynamic host's PULUMI_PROJECT / PULUMI_STACK
 EVENT_TYPES = ["LOGIN", "LOGIN_ERROR", "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR"]
 
@@ -208,3 +215,16 @@ def realm(admin: RealKeycloak, request: pytest.FixtureRequest) -> Iterator[str]:
     admin.seed_realm(name, {"pulumi.stack": OWNER})
     yield name
     admin.delete_realm(name)
+
+
+Host = Callable[..., DynamicProviderHost]
+
+
+@pytest.fixture
+def clients(dynamic_host: Host) -> DynamicProviderHost:
+    return dynamic_host(KeycloakClientProvider(retry=RETRY, ready_timeout=30), resource_type=CLIENT_TYPE)
+
+
+@pytest.fixture
+def realms(dynamic_host: Host) -> DynamicProviderHost:
+    return dynamic_host(KeycloakRealmProvider(retry=RETRY, ready_timeout=30), resource_type=REALM_TYPE)

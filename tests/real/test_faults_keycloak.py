@@ -7,29 +7,32 @@ orphaned, nothing lost, after at most one re-run of the step."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from dynamic_providers.keycloak.client import RetryPolicy
-from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
-from tests.harness.dynamic_host import DynamicProviderHost
 from tests.harness.fault_proxy import ProxyApp, http_proxy, with_one_rerun
 from tests.harness.loopback import LoopbackServer
-from tests.real.keycloak_support import OWNER, RealKeycloak, admin, kc, realm  # noqa: F401 - fixtures
+from tests.real.keycloak_support import (  # noqa: F401 - fixtures
+    CLIENT_TYPE,
+    OWNER,
+    REALM_TYPE,
+    RETRY,
+    RealKeycloak,
+    admin,
+    clients,
+    kc,
+    realm,
+    realms,
+)
 
-CLIENT_TYPE = "pulumi-python:dynamic/keycloak:Client"
-REALM_TYPE = "pulumi-python:dynamic/keycloak:Realm"
-RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2)
 CLIENTS = "/admin/realms/{realm}/clients"
 CLIENT = "/admin/realms/{realm}/clients/{uuid}"
 MAPPERS = "/admin/realms/{realm}/clients/{uuid}/protocol-mappers/models"
 REALMS = "/admin/realms"
 REALM = "/admin/realms/{realm}"
 TOKEN = "/realms/{realm}/protocol/openid-connect/token"
-
-Host = Callable[..., DynamicProviderHost]
 
 
 @pytest.fixture
@@ -38,16 +41,6 @@ def proxy(admin: RealKeycloak) -> Iterator[tuple[LoopbackServer, ProxyApp]]:
     yield srv, app
     srv.stop()
     app.close()
-
-
-@pytest.fixture
-def clients(dynamic_host: Host) -> DynamicProviderHost:
-    return dynamic_host(KeycloakClientProvider(retry=RETRY, ready_timeout=30), resource_type=CLIENT_TYPE)
-
-
-@pytest.fixture
-def realms(dynamic_host: Host) -> DynamicProviderHost:
-    return dynamic_host(KeycloakRealmProvider(retry=RETRY, ready_timeout=30), resource_type=REALM_TYPE)
 
 
 def via(proxy: tuple[LoopbackServer, ProxyApp], admin: RealKeycloak, **overrides: Any) -> dict[str, Any]:

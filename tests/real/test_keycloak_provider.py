@@ -15,27 +15,22 @@ from typing import Any
 import httpx
 import pytest
 
-from dynamic_providers.keycloak.client import RetryPolicy
-from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from servers import keycloak as kc_server
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
-from tests.real.keycloak_support import OWNER, RealKeycloak, admin, kc, realm  # noqa: F401 - fixtures
-
-CLIENT_TYPE = "pulumi-python:dynamic/keycloak:Client"
-REALM_TYPE = "pulumi-python:dynamic/keycloak:Realm"
-RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2)
+from tests.real.keycloak_support import (  # noqa: F401 - fixtures
+    CLIENT_TYPE,
+    OWNER,
+    REALM_TYPE,
+    RETRY,
+    RealKeycloak,
+    admin,
+    clients,
+    kc,
+    realm,
+    realms,
+)
 
 Host = Callable[..., DynamicProviderHost]
-
-
-@pytest.fixture
-def clients(dynamic_host: Host) -> DynamicProviderHost:
-    return dynamic_host(KeycloakClientProvider(retry=RETRY, ready_timeout=30), resource_type=CLIENT_TYPE)
-
-
-@pytest.fixture
-def realms(dynamic_host: Host) -> DynamicProviderHost:
-    return dynamic_host(KeycloakRealmProvider(retry=RETRY, ready_timeout=30), resource_type=REALM_TYPE)
 
 
 def confidential(admin: RealKeycloak, realm: str, **overrides: Any) -> dict[str, Any]:
