@@ -1,10 +1,10 @@
 """How the components fit together: the stacks in order and the trust chain between them.
 
-`__main__.py` calls `build_platform(config)` and exports from the result; tests call the same
-function, so what they assert is exactly what `pulumi up` builds. No resources here are
+`__main__.py` calls `build_platform(config, secrets)` and exports what it returns; tests call the
+same function, so what they assert is exactly what `pulumi up` builds. No resources here are
 created at import time.
 
-Order and data flow (each arrow is a `depends_on` or an Output passed as an input):
+platform swarm — order and data flow (each arrow is a `depends_on` or an Output passed as an input):
 
     SpireStack ──► KeycloakStack ──► ZitiStack (controller)
         │ root CA (cert + key)              │ controller CA, URL, admin password
@@ -12,24 +12,33 @@ Order and data flow (each arrow is a `depends_on` or an Output passed as an inpu
         ├──► SpireRegistrations ──► ZitiTrust ◄── KeycloakIdentity (realm, Ziti client)
         │       (SPIFFE IDs)          │  CA verified, signer, policies, identities
         └───────────────────────────► │  edge router ─ one-time JWT ─► ZitiRouter
+
+platform external — the same trust-chain components against servers the user runs, with the
+connections from stack config:
+
+    RootCa (generated or brought) ──► ZitiTrust ◄── KeycloakIdentity
+    SpireRegistrations (entries under spire.agents) ──► ZitiTrust (workload identities)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from components.keycloak_identity import KeycloakIdentity
 from components.keycloak_stack import KeycloakStack
+from components.root_ca import RootCa, RootCaArgs
 from components.spire_registrations import SpireRegistrations, registration_connection
-from components.spire_stack import SpireStack
+from components.spire_stack import ROOT_CA_CN, SpireStack
 from components.storage import SpacesBucket, bucket_name
 from components.swarm_nodes import SwarmNodes
 from components.ziti_router import ZitiRouter
 from components.ziti_stack import ZitiStack
-from components.ziti_trust import ZitiTrust, ZitiWorkload
-from stack_config import StackConfig
+from components.ziti_trust import ZitiTrust, ZitiUserSpec, ZitiWorkload
+from stack_config import StackConfig, StackSecrets
 
 BUCKET_ROLES = ("spire", "keycloak", "ziti")
 
@@ -38,8 +47,8 @@ SERVER_READY_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
-class Platform:
-    """Every component of one stack, for exports and tests."""
+class SwarmPlatform:
+    """Every component of one swarm stack, for exports and tests."""
 
     swarm: SwarmNodes
     buckets: dict[str, SpacesBucket]
@@ -50,9 +59,206 @@ class Platform:
     keycloak_identity: KeycloakIdentity
     ziti_trust: ZitiTrust
     router: ZitiRouter
+    config: StackConfig
+
+    def exports(self) -> dict[str, Any]:
+        """The stack outputs (the contract `ops/outputs.py` types), by export key."""
+        p, config = self, self.config
+        return {
+            "environment": config.environment,
+            "platform": config.platform,
+            "nodes": sorted(config.nodes),
+            **_chain_exports(p.spire.trust_domain, p.spire.root_ca_cert_pem, p.registrations, p.keycloak_identity,
+                             p.ziti_trust),
+            "keycloakUrl": p.keycloak.url,
+            "keycloakAdminUser": p.keycloak.admin_user,
+            "keycloakAdminPassword": pulumi.Output.secret(p.keycloak.admin_password),
+            "zitiControllerUrl": p.ziti.controller_url,
+            "zitiConsoleUrl": p.ziti.console_url,
+            "zitiAdminUser": p.ziti.admin_user,
+            "zitiAdminPassword": pulumi.Output.secret(p.ziti.admin_password),
+            "buckets": {
+                role: {"name": b.bucket_name, "region": b.region, "endpoint": b.endpoint}
+                for role, b in p.buckets.items()
+            },
+        }
 
 
-def build_platform(config: StackConfig) -> Platform:
+@dataclass(frozen=True)
+class ExternalPlatform:
+    """The trust chain alone against the user's servers (platform external)."""
+
+    root_ca: RootCa
+    registrations: SpireRegistrations
+    keycloak_identity: KeycloakIdentity
+    ziti_trust: ZitiTrust
+    config: StackConfig
+
+    def exports(self) -> dict[str, Any]:
+        """The stack outputs; no admin password (they are the user's), no console, no buckets."""
+        p, config = self, self.config
+        outputs: dict[str, Any] = {
+            "environment": config.environment,
+            "platform": config.platform,
+            "nodes": [],
+            **_chain_exports(config.spire.trust_domain, p.root_ca.cert_pem, p.registrations, p.keycloak_identity,
+                             p.ziti_trust),
+            "keycloakUrl": config.keycloak.url,
+            "keycloakAdminUser": config.keycloak.admin_user,
+            "zitiControllerUrl": config.ziti.controller_url,
+            "zitiAdminUser": config.ziti.admin_user,
+            "buckets": {},
+        }
+        if p.root_ca.generated:
+            # The user's SPIRE server needs this key as its UpstreamAuthority "disk" key_file_path.
+            outputs["spireUpstreamCaKeyPem"] = p.root_ca.key_pem
+        if p.ziti_trust.router_enrollment_jwt is not None:
+            outputs["zitiRouterEnrollmentJwt"] = p.ziti_trust.router_enrollment_jwt
+        return outputs
+
+
+Platform = SwarmPlatform | ExternalPlatform
+
+
+def _chain_exports(
+    trust_domain: str,
+    bundle_pem: pulumi.Input[str],
+    registrations: SpireRegistrations,
+    identity: KeycloakIdentity,
+    trust: ZitiTrust,
+) -> dict[str, Any]:
+    """The trust chain's outputs, the same on every platform."""
+    outputs: dict[str, Any] = {
+        "spireTrustDomain": trust_domain,
+        "spireBundlePem": bundle_pem,
+        "spireEntryIds": registrations.entry_ids,
+        "keycloakIssuerUrl": identity.issuer_url,
+        "keycloakJwksUrl": identity.jwks_url,
+        "keycloakRealmId": identity.realm_id,
+        "keycloakZitiClientId": identity.client_uuid,
+        "zitiCaId": trust.ca_id,
+        "zitiCaFingerprint": trust.ca_fingerprint,
+        "zitiExtJwtSignerId": trust.ext_jwt_signer_id,
+        "zitiAuthPolicyId": trust.auth_policy_id,
+        "zitiIdentityIds": trust.identity_ids,
+        "zitiUserIdentityIds": trust.user_identity_ids,
+    }
+    if trust.router_id is not None:
+        outputs["zitiRouterId"] = trust.router_id
+    return outputs
+
+
+def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
+    """The stack for `config.platform`."""
+    if config.platform == "external":
+        return build_external(config, secrets)
+    return build_swarm(config, secrets)
+
+
+@dataclass(frozen=True)
+class ChainEnds:
+    """Where the trust chain connects: the only thing a platform changes about it."""
+
+    root_ca_cert_pem: pulumi.Input[str]
+    root_ca_key_pem: pulumi.Input[str]
+    agent_spiffe_ids: Mapping[str, str]
+    spire_connection: Mapping[str, Any]
+    keycloak_url: pulumi.Input[str]
+    keycloak_admin_password: pulumi.Input[str]
+    keycloak_ca_bundle_pem: str | None
+    # The JWKS URL as the controller reaches it; None: the one the realm advertises.
+    keycloak_jwks_url: pulumi.Input[str] | None
+    ziti_connection: Mapping[str, pulumi.Input[Any]]
+    router_name: str | None
+    # What each part waits for (the servers the program starts; nothing for external ones).
+    spire_after: Sequence[pulumi.Resource] = ()
+    keycloak_after: Sequence[pulumi.Resource] = ()
+    ziti_after: Sequence[pulumi.Resource] = ()
+
+
+def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistrations, KeycloakIdentity, ZitiTrust]:
+    """SPIRE entries, the Keycloak realm and client, and the Ziti side: the same on every platform."""
+    kc = config.keycloak
+    registrations = SpireRegistrations(
+        "spire-entries",
+        workloads=config.workloads,
+        trust_domain=config.spire.trust_domain,
+        agent_spiffe_ids=ends.agent_spiffe_ids,
+        connection=ends.spire_connection,
+        opts=pulumi.ResourceOptions(depends_on=list(ends.spire_after)),
+    )
+    identity = KeycloakIdentity(
+        "keycloak-identity",
+        url=ends.keycloak_url,
+        admin_user=kc.admin_user,
+        admin_password=ends.keycloak_admin_password,
+        realm=kc.realm,
+        ziti_client_id=kc.ziti_client_id,
+        # Tokens for Ziti carry the Ziti client's id as audience; the signer expects exactly that.
+        audience=kc.ziti_client_id,
+        ca_bundle_pem=ends.keycloak_ca_bundle_pem,
+        opts=pulumi.ResourceOptions(depends_on=list(ends.keycloak_after)),
+    )
+    trust = ZitiTrust(
+        "ziti-trust",
+        connection=ends.ziti_connection,
+        root_ca_cert_pem=ends.root_ca_cert_pem,
+        root_ca_key_pem=ends.root_ca_key_pem,
+        keycloak_issuer=identity.issuer_url,
+        keycloak_jwks_url=ends.keycloak_jwks_url if ends.keycloak_jwks_url is not None else identity.jwks_url,
+        keycloak_audience=identity.audience,
+        keycloak_client_id=identity.client_id,
+        router_name=ends.router_name,
+        workloads={
+            wname: ZitiWorkload(registrations.spiffe_ids[wname], tuple(w.ziti_role_attributes))
+            for wname, w in sorted(config.workloads.items())
+        },
+        users={name: ZitiUserSpec(u.email, tuple(u.ziti_role_attributes)) for name, u in config.users.items()},
+        opts=pulumi.ResourceOptions(depends_on=list(ends.ziti_after)),
+    )
+    return registrations, identity, trust
+
+
+def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatform:
+    """The trust chain against the user's SPIRE, Keycloak and OpenZiti (connections from config)."""
+    spire, kc, zt = config.spire, config.keycloak, config.ziti
+    if kc.url is None or zt.controller_url is None or secrets.keycloak_admin_password is None or (
+        secrets.ziti_admin_password is None
+    ):
+        raise AssertionError("stack_config.load refuses an external stack without its connections")
+    root_ca = RootCa(
+        "root-ca",
+        RootCaArgs(
+            common_name=ROOT_CA_CN.format(trust_domain=spire.trust_domain),
+            validity_hours=spire.root_ca_validity_hours,
+            certificate=config.root_ca.certificate if config.root_ca else None,
+            key=secrets.root_ca_key,
+        ),
+    )
+    registrations, identity, trust = _trust_chain(
+        config,
+        ChainEnds(
+            root_ca_cert_pem=root_ca.cert_pem,
+            root_ca_key_pem=root_ca.key_pem,
+            agent_spiffe_ids=spire.agents,
+            spire_connection=registration_connection(config),
+            keycloak_url=kc.url,
+            keycloak_admin_password=secrets.keycloak_admin_password,
+            keycloak_ca_bundle_pem=kc.ca_bundle,
+            keycloak_jwks_url=kc.jwks_url,
+            ziti_connection={
+                "url": zt.controller_url,
+                "username": zt.admin_user,
+                "password": secrets.ziti_admin_password,
+                "ca_bundle_pem": zt.ca_bundle,
+            },
+            router_name=zt.router_name if config.makes_router else None,
+        ),
+    )
+    return ExternalPlatform(root_ca, registrations, identity, trust, config)
+
+
+def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
     """Build the three stacks (SPIRE -> Keycloak -> OpenZiti) and wire the trust chain."""
     swarm = SwarmNodes(
         "swarm",
@@ -75,7 +281,12 @@ def build_platform(config: StackConfig) -> Platform:
         else {}
     )
 
-    spire = SpireStack("spire", config=config, swarm=swarm, bucket=buckets.get("spire"))
+    brought = (
+        (config.root_ca.certificate, secrets.root_ca_key)
+        if config.root_ca is not None and secrets.root_ca_key is not None
+        else None
+    )
+    spire = SpireStack("spire", config=config, swarm=swarm, bucket=buckets.get("spire"), brought_root_ca=brought)
     keycloak = KeycloakStack(
         "keycloak",
         config=config,
@@ -92,57 +303,38 @@ def build_platform(config: StackConfig) -> Platform:
         bucket=buckets.get("ziti"),
         opts=pulumi.ResourceOptions(depends_on=[keycloak]),
     )
-
-    registrations = SpireRegistrations(
-        "spire-entries",
-        workloads=config.workloads,
-        trust_domain=spire.trust_domain,
-        agent_spiffe_ids=spire.agent_spiffe_ids,
-        connection=registration_connection(
-            config,
-            server_node=spire.server_node,
-            server_service=spire.server_service_name,
-            server_socket_path=spire.server_socket_path,
+    registrations, identity, trust = _trust_chain(
+        config,
+        ChainEnds(
+            root_ca_cert_pem=spire.root_ca_cert_pem,
+            root_ca_key_pem=spire.root_ca_key_pem,
+            agent_spiffe_ids=spire.agent_spiffe_ids,
+            spire_connection=registration_connection(
+                config,
+                server_node=spire.server_node,
+                server_service=spire.server_service_name,
+                server_socket_path=spire.server_socket_path,
+            ),
+            keycloak_url=keycloak.url,
+            keycloak_admin_password=keycloak.admin_password,
+            keycloak_ca_bundle_pem=None,
+            # The controller fetches the JWKS itself, over the `keycloak` overlay network.
+            keycloak_jwks_url=f"{keycloak.internal_url}/realms/{config.keycloak.realm}/protocol/openid-connect/certs",
+            ziti_connection={
+                "url": ziti.controller_url,
+                "username": ziti.admin_user,
+                "password": ziti.admin_password,
+                "ca_bundle_pem": ziti.controller_ca_pem,
+                "ready_timeout": SERVER_READY_TIMEOUT_SECONDS,
+            },
+            router_name=config.ziti.router_name,
+            spire_after=[spire],
+            keycloak_after=[keycloak],
+            ziti_after=[ziti],
         ),
-        opts=pulumi.ResourceOptions(depends_on=[spire]),
     )
-
-    kc = config.keycloak
-    identity = KeycloakIdentity(
-        "keycloak-identity",
-        url=keycloak.url,
-        admin_user=keycloak.admin_user,
-        admin_password=keycloak.admin_password,
-        realm=kc.realm,
-        ziti_client_id=kc.ziti_client_id,
-        # Tokens for Ziti carry the Ziti client's id as audience; the signer expects exactly that.
-        audience=kc.ziti_client_id,
-        opts=pulumi.ResourceOptions(depends_on=[keycloak]),
-    )
-
-    trust = ZitiTrust(
-        "ziti-trust",
-        connection={
-            "url": ziti.controller_url,
-            "username": ziti.admin_user,
-            "password": ziti.admin_password,
-            "ca_bundle_pem": ziti.controller_ca_pem,
-            "ready_timeout": SERVER_READY_TIMEOUT_SECONDS,
-        },
-        root_ca_cert_pem=spire.root_ca_cert_pem,
-        root_ca_key_pem=spire.root_ca_key_pem,
-        keycloak_issuer=identity.issuer_url,
-        # The controller fetches the JWKS itself, over the `keycloak` overlay network.
-        keycloak_jwks_url=f"{keycloak.internal_url}/realms/{kc.realm}/protocol/openid-connect/certs",
-        keycloak_audience=identity.audience,
-        keycloak_client_id=identity.client_id,
-        router_name=config.ziti.router_name,
-        workloads={
-            wname: ZitiWorkload(registrations.spiffe_ids[wname], tuple(w.ziti_role_attributes))
-            for wname, w in sorted(config.workloads.items())
-        },
-        opts=pulumi.ResourceOptions(depends_on=[ziti]),
-    )
+    if trust.router_enrollment_jwt is None:
+        raise AssertionError("swarm always makes the edge router entity")
     router = ZitiRouter(
         "ziti-router",
         config=config,
@@ -151,4 +343,4 @@ def build_platform(config: StackConfig) -> Platform:
         enrollment_jwt=trust.router_enrollment_jwt,
         opts=pulumi.ResourceOptions(depends_on=[ziti]),
     )
-    return Platform(swarm, buckets, spire, keycloak, ziti, registrations, identity, trust, router)
+    return SwarmPlatform(swarm, buckets, spire, keycloak, ziti, registrations, identity, trust, router, config)

@@ -32,6 +32,7 @@ from components.postgres import PostgresDatabase
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
 from stack_config import KeycloakSettings, StackConfig
+from stack_config.base import required
 
 KEYCLOAK_SERVICE = "keycloak"
 DB_SERVICE = "keycloak-postgres"
@@ -164,7 +165,10 @@ class KeycloakStack(pulumi.ComponentResource):
             )
             networks.append(network_attachment(proxy.id))
             # caddy-docker-proxy reads these service labels and terminates TLS for the hostname.
-            labels = {"caddy": kc.hostname, "caddy.reverse_proxy": f"{{{{upstreams {HTTP_PORT}}}}}"}
+            labels = {
+                "caddy": required(kc.hostname, "keycloak.hostname"),
+                "caddy.reverse_proxy": f"{{{{upstreams {HTTP_PORT}}}}}",
+            }
         if kc.published_port is not None:
             ports.append(
                 docker.ServiceEndpointSpecPortArgs(

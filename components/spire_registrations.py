@@ -3,8 +3,8 @@
 The workloads are a named map in stack config (`workloads: {name: {spiffePath, node, selectors,
 ...}}`), so entries are keyed and named by workload name, never by position: reordering the map
 changes nothing, renaming a workload replaces only its entry. Each entry is parented to the
-SPIRE agent of the workload's node (`spiffe://<td>/spire/agent/x509pop/<node>`, from
-`SpireStack.agent_spiffe_ids`), which is the agent that attests it.
+SPIRE agent of the workload's node (swarm: `spiffe://<td>/spire/agent/x509pop/<node>`, from
+`SpireStack.agent_spiffe_ids`; external: `spire.agents`), which is the agent that attests it.
 
 `registration_connection()` turns `spire.transport` into the provider's `connection`: docker exec
 on the SPIRE server's node (the Swarm default), kubectl exec, or the admin socket over gRPC.
@@ -25,16 +25,18 @@ from stack_config.base import PROJECT
 def registration_connection(
     config: StackConfig,
     *,
-    server_node: str,
-    server_service: str,
+    server_node: str | None = None,
+    server_service: str | None = None,
     server_socket_path: str | None = None,
 ) -> dict[str, Any]:
     """The `connection` for `SpireEntry` from `spire.transport`.
 
-    docker-exec runs the CLI in the running task of `server_service` on `spire.transport.node`
-    (default: `server_node`, where SpireStack places the server), through that node's
-    `dockerHost` (an ssh:// URL in prod). grpc dials `spire.transport.socketPath` (the admin
-    socket, local or forwarded). kubectl-exec uses the helm chart's defaults.
+    swarm: docker-exec runs the CLI in the running task of `server_service` on
+    `spire.transport.node` (default: `server_node`, where SpireStack places the server), through
+    that node's `dockerHost` (an ssh:// URL in prod). external: docker-exec names the engine and
+    the container or service of your server. grpc dials `spire.transport.socketPath` (the admin
+    socket, local or forwarded); kubectl-exec runs the CLI in `namespace`/`pod` (the helm chart's
+    defaults unless set).
     """
     t = config.spire.transport
     base: dict[str, Any] = {
@@ -45,9 +47,13 @@ def registration_connection(
     if t.kind == "grpc":
         return {"transport": "grpc", "socket_path": t.socket_path, **base}
     if t.kind == "kubectl-exec":
-        return {"transport": "kubectl-exec", **base}
+        where = {k: v for k, v in (("namespace", t.namespace), ("pod", t.pod)) if v is not None}
+        return {"transport": "kubectl-exec", **where, **base}
+    if config.platform == "external":
+        target = {"container": t.container} if t.container else {"service": t.service}
+        return {"transport": "docker-exec", "docker_host": t.docker_host, **target, **base}
     node = t.node or server_node
-    if node not in config.nodes:
+    if node is None or node not in config.nodes:
         raise ConfigError(f"{PROJECT}:spire.transport.node: {node!r} is not a key of `nodes` ({sorted(config.nodes)})")
     connection = {
         "transport": "docker-exec",

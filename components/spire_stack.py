@@ -235,8 +235,10 @@ class SpireStack(pulumi.ComponentResource):
         config: StackConfig,
         swarm: SwarmNodes,
         bucket: SpacesBucket | None = None,
+        brought_root_ca: tuple[str, pulumi.Input[str]] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`brought_root_ca` (certificate PEM, key PEM) is the user's CA; None generates the root."""
         super().__init__("identity-platform:spire:SpireStack", resource_name, None, opts)
         name = resource_name
         spire, images, prod = config.spire, config.images, config.is_prod
@@ -258,14 +260,18 @@ class SpireStack(pulumi.ComponentResource):
         on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
 
         # --- PKI (pulumi-tls; keys are secret outputs) ---------------------------------------
-        root_key, root = self_signed_ca(
-            f"{name}-root-ca",
-            common_name=ROOT_CA_CN.format(trust_domain=self.trust_domain),
-            validity_hours=spire.root_ca_validity_hours,
-            parent=self,
-        )
-        self.root_ca_cert_pem = root.cert_pem
-        self.root_ca_key_pem = pulumi.Output.secret(root_key.private_key_pem)
+        if brought_root_ca is not None:
+            self.root_ca_cert_pem = pulumi.Output.from_input(brought_root_ca[0])
+            self.root_ca_key_pem = pulumi.Output.secret(brought_root_ca[1])
+        else:
+            root_key, root = self_signed_ca(
+                f"{name}-root-ca",
+                common_name=ROOT_CA_CN.format(trust_domain=self.trust_domain),
+                validity_hours=spire.root_ca_validity_hours,
+                parent=self,
+            )
+            self.root_ca_cert_pem = root.cert_pem
+            self.root_ca_key_pem = pulumi.Output.secret(root_key.private_key_pem)
 
         pop_key, pop_ca = self_signed_ca(
             f"{name}-x509pop-ca",
@@ -295,7 +301,7 @@ class SpireStack(pulumi.ComponentResource):
         upstream_cert, upstream_key = key_pair_secrets(
             f"{name}-upstream",
             base="spire-upstream-ca",
-            cert_pem=root.cert_pem,
+            cert_pem=self.root_ca_cert_pem,
             key_pem=self.root_ca_key_pem,
             parent=self,
             provider=swarm.manager,
@@ -407,7 +413,7 @@ class SpireStack(pulumi.ComponentResource):
         for node in sorted(config.nodes):
             self.agent_spiffe_ids[node] = f"spiffe://{self.trust_domain}/spire/agent/x509pop/{node}"
             self.agents[node] = self._agent(
-                name, node, swarm, images.spire_agent, agent_conf_text, pop_key, pop_ca, root.cert_pem, prod
+                name, node, swarm, images.spire_agent, agent_conf_text, pop_key, pop_ca, self.root_ca_cert_pem, prod
             )
 
         self.register_outputs(

@@ -33,6 +33,7 @@ from components.docker_helpers import (
 from components.swarm_nodes import SwarmNodes
 from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiStack
 from stack_config import StackConfig, ZitiSettings
+from stack_config.base import required
 
 ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
 
@@ -60,10 +61,10 @@ def router_env(zt: ZitiSettings) -> dict[str, str]:
     return {
         # A path: the bootstrap reads the token from the file.
         "ZITI_ENROLL_TOKEN": f"{SECRETS_DIR}/{ENROLLMENT_JWT_FILE}",
-        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+        "ZITI_CTRL_ADVERTISED_ADDRESS": required(zt.advertised_address, "ziti.advertisedAddress"),
         "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
         "ZITI_ROUTER_NAME": zt.router_name,
-        "ZITI_ROUTER_ADVERTISED_ADDRESS": zt.router_advertised_address,
+        "ZITI_ROUTER_ADVERTISED_ADDRESS": required(zt.router_advertised_address, "ziti.routerAdvertisedAddress"),
         "ZITI_ROUTER_PORT": str(zt.router_port),
         "ZITI_ROUTER_LISTENER_BIND_PORT": str(zt.router_port),
         "ZITI_ROUTER_MODE": "host",

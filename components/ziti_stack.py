@@ -52,7 +52,7 @@ from components.spire_stack import SpireStack
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
 from stack_config import PROJECT, ConfigError, StackConfig, ZitiSettings
-from stack_config.base import is_localhost
+from stack_config.base import is_localhost, required
 
 CONTROLLER_SERVICE = "ziti-controller"
 ROUTER_SERVICE = "ziti-router"
@@ -159,7 +159,7 @@ chown -R 2171:2171 "$data"
 def controller_env(zt: ZitiSettings) -> dict[str, str]:
     """The controller's `ZITI_*` environment: what the image's bootstrap makes on first start."""
     return {
-        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+        "ZITI_CTRL_ADVERTISED_ADDRESS": required(zt.advertised_address, "ziti.advertisedAddress"),
         "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
         "ZITI_USER": zt.admin_user,
         "ZITI_BOOTSTRAP": "true",
@@ -210,11 +210,12 @@ class ZitiStack(pulumi.ComponentResource):
         if zt.cluster_trust_domain == spire.trust_domain:
             raise ConfigError(f"{PROJECT}:ziti.clusterTrustDomain: must differ from SPIRE's trust domain")
         self.admin_user = zt.admin_user
-        self.controller_url = pulumi.Output.from_input(f"https://{zt.advertised_address}:{zt.advertised_port}")
+        advertised = required(zt.advertised_address, "ziti.advertisedAddress")
+        self.controller_url = pulumi.Output.from_input(f"https://{advertised}:{zt.advertised_port}")
         self.console_url = self.controller_url.apply(lambda u: f"{u}/zac/")
 
         self.network = docker.Network(f"{name}-network", name="ziti", driver="overlay", opts=on_manager)
-        aliases = [] if _is_internal_name(zt.advertised_address) else [zt.advertised_address]
+        aliases = [] if _is_internal_name(advertised) else [advertised]
 
         self.admin_password, admin_secret = generated_password(
             f"{name}-admin-password", base="ziti-admin-password", parent=self, provider=swarm.manager
@@ -315,7 +316,7 @@ class ZitiStack(pulumi.ComponentResource):
                     image=images.ziti_controller,
                     commands=["/bin/bash", "-c", _BACKUP_LOOP],
                     env={
-                        "ZITI_CTRL_ADVERTISED_ADDRESS": zt.advertised_address,
+                        "ZITI_CTRL_ADVERTISED_ADDRESS": advertised,
                         "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
                         "ZITI_USER": zt.admin_user,
                         "ZITI_PWD_FILE": f"{SECRETS_DIR}/{ADMIN_PASSWORD_FILE}",

@@ -8,8 +8,10 @@ What the reference architecture's bootstrap script did by hand:
 - one identity per workload (`externalId` = SPIFFE ID), under a cert-only auth policy;
 - the Keycloak realm as an external JWT signer (issuer, JWKS, audience) and an auth policy that
   admits only tokens from it, for users;
-- the edge router entity, whose one-time enrollment JWT is the router service's secret (routers
-  cannot enroll with a third-party CA in current OpenZiti);
+- one identity per Keycloak user (`externalId` = the user's email, the claim the signer matches),
+  under the auth policy that admits only Keycloak tokens;
+- the edge router entity (when `router_name` is given), whose one-time enrollment JWT is the
+  router service's secret (routers cannot enroll with a third-party CA in current OpenZiti);
 - default policies: every identity may use every edge router, every service is reachable
   through every edge router. Service (Dial/Bind) policies stay per application.
 
@@ -57,6 +59,14 @@ class ZitiWorkload:
 WorkloadSpec = ZitiWorkload | tuple[Any, Sequence[str]]
 
 
+@dataclass(frozen=True)
+class ZitiUserSpec:
+    """A Keycloak user's Ziti identity: matched by the email claim of their token."""
+
+    email: str
+    role_attributes: Sequence[str] = field(default_factory=tuple)
+
+
 def _workload(spec: WorkloadSpec) -> ZitiWorkload:
     if isinstance(spec, ZitiWorkload):
         return spec
@@ -72,9 +82,10 @@ class ZitiTrust(pulumi.ComponentResource):
     ext_jwt_signer_id: pulumi.Output[str]
     auth_policy_id: pulumi.Output[str]
     workload_auth_policy_id: pulumi.Output[str]
-    router_id: pulumi.Output[str]
-    router_enrollment_jwt: pulumi.Output[str]
+    router_id: pulumi.Output[str] | None
+    router_enrollment_jwt: pulumi.Output[str] | None
     identity_ids: dict[str, pulumi.Output[str]]
+    user_identity_ids: dict[str, pulumi.Output[str]]
 
     def __init__(
         self,
@@ -87,8 +98,9 @@ class ZitiTrust(pulumi.ComponentResource):
         keycloak_jwks_url: pulumi.Input[str],
         keycloak_audience: pulumi.Input[str],
         keycloak_client_id: pulumi.Input[str],
-        router_name: str,
+        router_name: str | None,
         workloads: Mapping[str, WorkloadSpec],
+        users: Mapping[str, ZitiUserSpec] | None = None,
         keycloak_claims_property: str = "email",
         router_role_attributes: Sequence[str] = ("public",),
         opts: pulumi.ResourceOptions | None = None,
@@ -151,13 +163,17 @@ class ZitiTrust(pulumi.ComponentResource):
             connection=conn,
             opts=child,
         )
-        router = ZitiEdgeRouter(
-            f"{name}-router",
-            name=router_name,
-            role_attributes=list(router_role_attributes),
-            is_tunneler_enabled=False,
-            connection=conn,
-            opts=child,
+        router = (
+            ZitiEdgeRouter(
+                f"{name}-router",
+                name=router_name,
+                role_attributes=list(router_role_attributes),
+                is_tunneler_enabled=False,
+                connection=conn,
+                opts=child,
+            )
+            if router_name is not None
+            else None
         )
         self.identity_ids = {}
         for key, spec in sorted(workloads.items()):
@@ -175,6 +191,19 @@ class ZitiTrust(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[ca, *wait]),
             )
             self.identity_ids[key] = identity.id
+        self.user_identity_ids = {}
+        for key, user in sorted((users or {}).items()):
+            self.user_identity_ids[key] = ZitiIdentity(
+                f"{name}-user-{key}",
+                name=f"user-{key}",
+                type="Default",
+                is_admin=False,
+                external_id=user.email,
+                auth_policy_id=user_policy.id,
+                role_attributes=list(user.role_attributes),
+                connection=conn,
+                opts=child,
+            ).id
         ZitiEdgeRouterPolicy(
             f"{name}-all-routers",
             name=f"{name}-all-identities-all-routers",
@@ -199,8 +228,8 @@ class ZitiTrust(pulumi.ComponentResource):
         self.ext_jwt_signer_id = signer.id
         self.auth_policy_id = user_policy.id
         self.workload_auth_policy_id = workload_policy.id
-        self.router_id = router.id
-        self.router_enrollment_jwt = pulumi.Output.secret(router.enrollment_jwt)
+        self.router_id = router.id if router else None
+        self.router_enrollment_jwt = pulumi.Output.secret(router.enrollment_jwt) if router else None
         self.register_outputs(
             {
                 "ca_id": self.ca_id,
@@ -211,5 +240,6 @@ class ZitiTrust(pulumi.ComponentResource):
                 "router_id": self.router_id,
                 "router_enrollment_jwt": self.router_enrollment_jwt,
                 "identity_ids": self.identity_ids,
+                "user_identity_ids": self.user_identity_ids,
             }
         )

@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
@@ -35,6 +35,14 @@ MASKED = "[secret]"
 NonEmpty = Annotated[str, Field(min_length=1)]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", json_schema_extra={"format": "uri"})]
 Secret = Annotated[SecretStr, Field(min_length=1)]
+
+
+# Exports only one platform has: the servers' admin credentials and console exist only where the
+# program runs the servers; a generated root's key and a router's enrollment token are handed to
+# the user only where the user runs the servers. The router id is optional there (routerName).
+SWARM_ONLY = {"keycloakAdminPassword", "zitiConsoleUrl", "zitiAdminPassword", "zitiRouterId"}
+EXTERNAL_ONLY = {"spireUpstreamCaKeyPem", "zitiRouterEnrollmentJwt"}
+EXTERNAL_OPTIONAL = {"zitiRouterId"}
 
 
 class OutputsContractError(ValueError):
@@ -69,7 +77,12 @@ class StackOutputs(_Model):
     model_config = ConfigDict(title="StackOutputs")
 
     environment: Literal["dev", "prod"] = Field(description="Which environment this stack is.")
-    nodes: list[NonEmpty] = Field(description="Swarm node names (keys of the `nodes` config map), sorted.")
+    platform: Literal["swarm", "external"] = Field(
+        description="swarm: the program runs the servers; external: the trust chain on servers the user runs."
+    )
+    nodes: list[NonEmpty] = Field(
+        description="Swarm node names (keys of the `nodes` config map), sorted; empty with platform external."
+    )
     spire_trust_domain: str = Field(
         pattern=r"^[a-z0-9._-]+$", description="SPIFFE trust domain of the SPIRE server (no scheme)."
     )
@@ -81,21 +94,59 @@ class StackOutputs(_Model):
     keycloak_issuer_url: Url = Field(description="OIDC issuer of the platform realm (`iss` of its tokens).")
     keycloak_jwks_url: Url = Field(description="JWKS endpoint of the platform realm (verifies its tokens).")
     keycloak_admin_user: NonEmpty = Field(description="Keycloak bootstrap admin user name.")
-    keycloak_admin_password: Secret = Field(description="Keycloak bootstrap admin password (secret).")
+    keycloak_admin_password: Secret | None = Field(
+        default=None, description="Keycloak bootstrap admin password (secret; swarm only: external ones are yours)."
+    )
     keycloak_realm_id: NonEmpty = Field(description="Keycloak id of the platform realm.")
     keycloak_ziti_client_id: NonEmpty = Field(description="Keycloak UUID of the Ziti OIDC client.")
     ziti_controller_url: Url = Field(description="Ziti controller edge API base URL.")
-    ziti_console_url: Url = Field(description="Ziti admin console (ZAC) URL.")
+    ziti_console_url: Url | None = Field(default=None, description="Ziti admin console (ZAC) URL (swarm only).")
     ziti_admin_user: NonEmpty = Field(description="Ziti default admin user name.")
-    ziti_admin_password: Secret = Field(description="Ziti default admin password (secret).")
+    ziti_admin_password: Secret | None = Field(
+        default=None, description="Ziti default admin password (secret; swarm only: external ones are yours)."
+    )
     ziti_ca_id: NonEmpty = Field(description="Ziti id of the verified third-party CA (the SPIRE root).")
     ziti_ca_fingerprint: NonEmpty = Field(description="Fingerprint Ziti computed for that CA.")
     ziti_ext_jwt_signer_id: NonEmpty = Field(description="Ziti id of the external JWT signer (Keycloak).")
     ziti_auth_policy_id: NonEmpty = Field(description="Ziti id of the auth policy accepting Keycloak JWTs.")
-    ziti_router_id: NonEmpty = Field(description="Ziti id of the edge router.")
+    ziti_router_id: NonEmpty | None = Field(
+        default=None, description="Ziti id of the edge router (external: only when ziti.routerName is set)."
+    )
+    ziti_router_enrollment_jwt: Secret | None = Field(
+        default=None,
+        description="One-time enrollment JWT of that router (secret; external only: enroll your router with it).",
+    )
     ziti_identity_ids: dict[str, NonEmpty] = Field(description="Workload name -> Ziti identity id.")
+    ziti_user_identity_ids: dict[str, NonEmpty] = Field(description="User name (`users`) -> Ziti identity id.")
+    spire_upstream_ca_key_pem: Secret | None = Field(
+        default=None,
+        description="Key of the generated root CA (secret; external only, when the root is not brought): your "
+        "SPIRE server's UpstreamAuthority \"disk\" key.",
+    )
     spire_entry_ids: dict[str, NonEmpty] = Field(description="Workload name -> SPIRE registration entry id.")
     buckets: dict[str, Bucket] = Field(description="Storage role -> Spaces bucket (empty in dev).")
+
+    @model_validator(mode="after")
+    def _platform_keys(self) -> StackOutputs:
+        """Each platform exports its own keys: present where required, absent where foreign."""
+        present = {type(self).model_fields[n].alias or n for n in self.model_fields_set
+                   if getattr(self, n) is not None}
+        problems = type(self).platform_problems(self.platform, present)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @classmethod
+    def platform_problems(cls, platform: str, present: set[str]) -> list[str]:
+        """`<key>: ...` for each key `platform` requires but lacks, or has but does not export."""
+        if platform not in ("swarm", "external"):
+            return []  # the field itself reports it
+        required = cls.export_keys(platform)
+        known = {f.alias or n for n, f in cls.model_fields.items()}
+        allowed = required | cls.optional_keys(platform)
+        problems = [f"{k}: required with platform {platform}" for k in sorted(required - present)]
+        problems += [f"{k}: not exported with platform {platform}" for k in sorted((present & known) - allowed)]
+        return problems
 
     # -- loaders -----------------------------------------------------------------------------------
 
@@ -111,7 +162,14 @@ class StackOutputs(_Model):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as e:
-            raise OutputsContractError(_render(e)) from None
+            # Field errors stop the model's own platform check: add it, so every problem is named.
+            platform = str(data.get("platform", "swarm"))
+            present = {k for k, v in data.items() if v is not None}
+            checked = any(not x["loc"] for x in e.errors())
+            extra = [] if checked else [
+                p for p in cls.platform_problems(platform, present) if p.split(":")[0] not in _locs(e)
+            ]
+            raise OutputsContractError(_render(e, extra)) from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> StackOutputs:
@@ -159,29 +217,62 @@ class StackOutputs(_Model):
     # -- views -------------------------------------------------------------------------------------
 
     @classmethod
-    def export_keys(cls) -> set[str]:
-        """The export keys (camelCase) this model requires."""
-        return {f.alias or name for name, f in cls.model_fields.items()}
+    def export_keys(cls, platform: str = "swarm") -> set[str]:
+        """The export keys (camelCase) a stack of `platform` always has."""
+        keys = {f.alias or name for name, f in cls.model_fields.items()}
+        return keys - EXTERNAL_ONLY - (SWARM_ONLY if platform == "external" else set())
+
+    @classmethod
+    def optional_keys(cls, platform: str = "swarm") -> set[str]:
+        """Export keys a stack of `platform` has only in some configurations."""
+        return EXTERNAL_ONLY | EXTERNAL_OPTIONAL if platform == "external" else set()
 
     @classmethod
     def secret_keys(cls) -> set[str]:
         """Export keys whose values are secrets."""
-        return {f.alias or n for n, f in cls.model_fields.items() if f.annotation is SecretStr}
+        return {f.alias or n for n, f in cls.model_fields.items() if _is_secret(f.annotation)}
 
     def to_exports(self, *, show_secrets: bool = False) -> dict[str, Any]:
         """The outputs as exported (camelCase), secrets as `[secret]` unless `show_secrets`."""
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
-            if isinstance(value, SecretStr):
+            if value is None and name not in self.model_fields_set:
+                data.pop(field.alias or name, None)
+            elif isinstance(value, SecretStr):
                 data[field.alias or name] = value.get_secret_value() if show_secrets else MASKED
         return data
 
 
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_is_secret(a) for a in get_args(annotation))
+
+
 def json_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of `StackOutputs`, as committed in schema/."""
+    """JSON Schema (draft 2020-12) of `StackOutputs`, as committed in schema/.
+
+    A platform-specific export is absent, never null, where it does not apply; which keys each
+    platform requires and forbids is said with if/then on `platform`."""
     schema = StackOutputs.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": JSON_SCHEMA_DIALECT, **schema}
+    for prop in schema["properties"].values():
+        options = prop.get("anyOf") or []
+        if len(options) == 2 and {"type": "null"} in options:
+            prop.pop("anyOf")
+            prop.pop("default", None)
+            prop.update(next(o for o in options if o != {"type": "null"}))
+    schema["required"] = sorted(StackOutputs.export_keys("swarm") & StackOutputs.export_keys("external"))
+    branches = []
+    for platform in ("swarm", "external"):
+        allowed = StackOutputs.export_keys(platform) | StackOutputs.optional_keys(platform)
+        foreign = sorted(set(schema["properties"]) - allowed)
+        branches.append({
+            "if": {"properties": {"platform": {"const": platform}}, "required": ["platform"]},
+            "then": {
+                "required": sorted(StackOutputs.export_keys(platform)),
+                **({"not": {"anyOf": [{"required": [k]} for k in foreign]}} if foreign else {}),
+            },
+        })
+    return {"$schema": JSON_SCHEMA_DIALECT, **schema, "allOf": branches}
 
 
 def render_schema() -> str:
@@ -189,10 +280,17 @@ def render_schema() -> str:
     return json.dumps(json_schema(), indent=2) + "\n"
 
 
-def _render(err: ValidationError) -> str:
-    lines = []
+def _locs(err: ValidationError) -> set[str]:
+    return {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+
+
+def _render(err: ValidationError, extra: list[str] | None = None) -> str:
+    lines = list(extra or [])
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if not e["loc"]:  # the platform check: "<key>: problem; <key>: problem"
+            lines += e["msg"].removeprefix("Value error, ").split("; ")
+            continue
+        loc = ".".join(str(p) for p in e["loc"])
         msg = "unexpected output: the contract does not have it" if e["type"] == "extra_forbidden" else e["msg"]
         lines.append(f"{loc}: {msg}")
     return "stack outputs do not match the StackOutputs contract:\n  " + "\n  ".join(lines)

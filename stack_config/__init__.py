@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pulumi
 from pydantic import Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 
 from stack_config.base import (
     PROJECT,
@@ -24,13 +26,16 @@ from stack_config.base import (
 )
 from stack_config.images import Images
 from stack_config.nodes import NodeSpec, validate_node_names
+from stack_config.secrets import StackSecrets, read_secrets, secret_problems
 from stack_config.systems import (
     KeycloakSettings,
+    RootCaSettings,
     SpireSettings,
     SpireTransport,
     StorageSettings,
     Workload,
     ZitiSettings,
+    ZitiUser,
 )
 
 __all__ = [
@@ -39,18 +44,22 @@ __all__ = [
     "Images",
     "KeycloakSettings",
     "NodeSpec",
+    "RootCaSettings",
     "SpireSettings",
     "SpireTransport",
     "StackConfig",
+    "StackSecrets",
     "StorageSettings",
     "Workload",
     "ZitiSettings",
+    "ZitiUser",
     "load",
+    "load_secrets",
 ]
 
 # Keys of the structured config objects (camelCase in YAML), in the order they are read.
-STRUCTURED_KEYS = ("nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads")
-SCALAR_KEYS = ("environment", "domain", "region", "strict")
+STRUCTURED_KEYS = ("nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa")
+SCALAR_KEYS = ("environment", "platform", "domain", "region", "strict")
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 
@@ -59,6 +68,11 @@ class StackConfig(Model):
     """Everything the program needs to know about one stack."""
 
     environment: Literal["dev", "prod"] = Field(description="dev = one local Docker host; prod = DigitalOcean Swarm.")
+    platform: Literal["swarm", "external"] = Field(
+        default="swarm",
+        description="swarm: the program runs SPIRE, Keycloak and OpenZiti as Swarm stacks; external: the trust "
+        "chain alone, against servers you already run (connections in spire/keycloak/ziti).",
+    )
     domain: str = Field(default="localhost")
     region: str = Field(default="fra1", pattern=r"^[a-z]{3}[0-9]$")
     strict: bool | None = Field(default=None, description="Defaults to true in prod, false in dev.")
@@ -69,12 +83,18 @@ class StackConfig(Model):
     ziti: ZitiSettings
     storage: StorageSettings = Field(default_factory=StorageSettings)
     workloads: dict[str, Workload] = Field(default_factory=dict)
+    users: dict[str, ZitiUser] = Field(
+        default_factory=dict, description="Keycloak users by name who reach Ziti with their token (one identity each)."
+    )
+    root_ca: RootCaSettings | None = Field(
+        default=None, description="A root CA you bring (certificate; key in rootCaKey). Unset: generated."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _environment_defaults(cls, data: Any) -> Any:
-        """dev needs nothing but `environment`: one local node and localhost names."""
-        if not isinstance(data, dict) or data.get("environment") != "dev":
+        """swarm dev needs nothing but `environment`: one local node and localhost names."""
+        if not isinstance(data, dict) or data.get("environment") != "dev" or data.get("platform", "swarm") != "swarm":
             return data
         data = dict(data)
         data.setdefault("nodes", {"local": {"dockerHost": LOCAL_ENGINE, "labels": {"zt.db": "true"}, "manager": True}})
@@ -92,25 +112,98 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
-        validate_node_names(self.nodes)
-        if not self.nodes:
-            raise ValueError("nodes: the node map is empty: add at least one node (name -> {dockerHost, labels})")
-        if self.spire.trust_domain == self.ziti.cluster_trust_domain:
-            raise ValueError(
-                "ziti.clusterTrustDomain: must differ from spire.trustDomain, or Ziti's controller SVIDs would collide "
-                "with workload SPIFFE IDs"
-            )
+        """Checks across sections, all reported at once ("key: problem" lines)."""
+        problems = self._swarm_problems() if self.platform == "swarm" else self._external_problems()
+        agents = self.agent_names
         for wname, w in self.workloads.items():
-            if w.node not in self.nodes:
-                raise ValueError(f"workloads.{wname}.node: {w.node!r} is not a key of `nodes` ({sorted(self.nodes)})")
+            if w.node not in agents:
+                where = "`nodes`" if self.platform == "swarm" else "`spire.agents`"
+                problems.append(f"workloads.{wname}.node: {w.node!r} is not a key of {where} ({sorted(agents)})")
+        t = self.spire.transport
+        if t.kind == "grpc" and not t.socket_path:
+            problems.append("spire.transport.socketPath: required when spire.transport.kind is grpc")
+        if self.is_strict:
+            problems += self._strict_problems()
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _swarm_problems(self) -> list[str]:
+        problems = []
+        try:
+            validate_node_names(self.nodes)
+        except ValueError as e:
+            problems.append(str(e))
+        if not self.nodes:
+            problems.append("nodes: the node map is empty: add at least one node (name -> {dockerHost, labels})")
+        for section, fields in (("keycloak", ("hostname",)),
+                                ("ziti", ("advertised_address", "cluster_trust_domain", "router_advertised_address"))):
+            for f in fields:
+                if getattr(getattr(self, section), f) is None:
+                    problems.append(f"{section}.{to_camel(f)}: required: set it")
+        if self.spire.trust_domain == self.ziti.cluster_trust_domain:
+            problems.append(
+                "ziti.clusterTrustDomain: must differ from spire.trustDomain, or Ziti's controller SVIDs would "
+                "collide with workload SPIFFE IDs"
+            )
+        if self.spire.agents:
+            problems.append("spire.agents: swarm runs one agent per node (keys of `nodes`): remove spire.agents")
+        problems += _set_fields("keycloak", self.keycloak, KeycloakSettings.EXTERNAL_ONLY, "platform swarm")
+        problems += _set_fields("ziti", self.ziti, ZitiSettings.EXTERNAL_ONLY, "platform swarm")
         t = self.spire.transport
         if t.kind == "docker-exec" and t.node is not None and t.node not in self.nodes:
-            raise ValueError(f"spire.transport.node: {t.node!r} is not a key of `nodes` ({sorted(self.nodes)})")
-        if t.kind == "grpc" and not t.socket_path:
-            raise ValueError("spire.transport.socketPath: required when spire.transport.kind is grpc")
-        if self.is_strict:
-            self._strict_checks()
-        return self
+            problems.append(f"spire.transport.node: {t.node!r} is not a key of `nodes` ({sorted(self.nodes)})")
+        problems += _set_fields("spire.transport", t, ("docker_host", "container", "service"), "platform swarm")
+        return problems
+
+    def _external_problems(self) -> list[str]:
+        why = "platform external (your own servers)"
+        prefix = f"spiffe://{self.spire.trust_domain}/"
+        problems = [
+            f"spire.agents.{name}: {spiffe_id!r} is not a SPIFFE ID in the trust domain {self.spire.trust_domain!r}: "
+            f"use the agent's ID as `spire-server agent list` shows it ({prefix}...)"
+            for name, spiffe_id in self.spire.agents.items()
+            if not spiffe_id.startswith(prefix) or spiffe_id == prefix
+        ]
+        problems += [
+            f"{to_camel(k)}: the program deploys nothing with {why}: remove it (fix: `pulumi config rm {to_camel(k)}`)"
+            for k in ("nodes", "images", "storage")
+            if k in self.model_fields_set
+        ]
+        problems += _set_fields("spire", self.spire, SpireSettings.DEPLOYED_ONLY, why)
+        problems += _set_fields("keycloak", self.keycloak, KeycloakSettings.DEPLOYED_ONLY, why)
+        problems += _set_fields("ziti", self.ziti, ZitiSettings.DEPLOYED_ONLY, why)
+        problems += [
+            f"workloads.{w}.svidHelper: the helper is a Swarm container the program runs; with {why} run "
+            "spiffe-helper next to your workload (fix: `pulumi config rm --path 'workloads." + w + ".svidHelper'`)"
+            for w, spec in self.workloads.items()
+            if spec.svid_helper
+        ]
+        if self.keycloak.url is None:
+            problems.append("keycloak.url: required with platform external: your Keycloak's base URL")
+        if self.ziti.controller_url is None:
+            problems.append("ziti.controllerUrl: required with platform external: your controller's edge API URL")
+        if self.workloads and not self.spire.agents:
+            problems.append("spire.agents: required for workloads with platform external: name -> agent SPIFFE ID")
+        t = self.spire.transport
+        if t.node is not None:
+            problems.append("spire.transport.node: names a Swarm node; with platform external use dockerHost")
+        if t.kind == "docker-exec":
+            if t.docker_host is None:
+                problems.append("spire.transport.dockerHost: required for docker-exec with platform external")
+            if (t.container is None) == (t.service is None):
+                problems.append("spire.transport.container: set exactly one of container or service (docker-exec)")
+        return problems
+
+    @property
+    def agent_names(self) -> set[str]:
+        """What a workload's `node` may name: Swarm nodes, or the external server's agents."""
+        return set(self.nodes) if self.platform == "swarm" else set(self.spire.agents)
+
+    @property
+    def makes_router(self) -> bool:
+        """swarm runs an edge router; external makes the entity only when `ziti.routerName` is set."""
+        return self.platform == "swarm" or "router_name" in self.ziti.model_fields_set
 
     @property
     def is_strict(self) -> bool:
@@ -126,27 +219,49 @@ class StackConfig(Model):
         managers = sorted(n for n, s in self.nodes.items() if s.manager)
         return managers[0] if managers else sorted(self.nodes)[0]
 
-    def _strict_checks(self) -> None:
+    def _strict_problems(self) -> list[str]:
         """Strict mode: placeholders that work on a laptop are mistakes in prod."""
+        problems = []
         names = {
             "domain": self.domain,
             "spire.trustDomain": self.spire.trust_domain,
             "ziti.clusterTrustDomain": self.ziti.cluster_trust_domain,
             "keycloak.hostname": self.keycloak.hostname,
+            "keycloak.url": self.keycloak.url,
             "ziti.advertisedAddress": self.ziti.advertised_address,
             "ziti.routerAdvertisedAddress": self.ziti.router_advertised_address,
+            "ziti.controllerUrl": self.ziti.controller_url,
         }
+        if self.platform == "external":
+            del names["domain"]  # nothing is published under it
         for key, value in names.items():
-            if is_placeholder_domain(value):
-                raise ValueError(f"{key}: {value!r} is a placeholder (example.*): set your real domain (strict mode)")
-            if is_localhost(value) or value == "localhost":
-                raise ValueError(f"{key}: {value!r} points at localhost: set a name reachable by clients (strict mode)")
+            if value is None:
+                continue
+            if is_placeholder_domain(urlsplit(value).hostname or "" if "://" in value else value):
+                problems.append(f"{key}: {value!r} is a placeholder (example.*): set your real domain (strict mode)")
+            elif is_localhost(value) or value == "localhost":
+                problems.append(f"{key}: {value!r} points at localhost: set a name reachable by clients (strict mode)")
+        for key, value in {"keycloak.url": self.keycloak.url, "ziti.controllerUrl": self.ziti.controller_url}.items():
+            if value is not None and not value.startswith("https://"):
+                problems.append(f"{key}: {value!r} is plain http: admin credentials would cross the network "
+                                "in clear; use https (strict mode)")
         for nname, node in self.nodes.items():
             if is_localhost(node.docker_host):
-                raise ValueError(
+                problems.append(
                     f"nodes.{nname}.dockerHost: {node.docker_host!r} is local: "
                     "use the node's ssh:// or tcp:// URL (strict mode)"
                 )
+        return problems
+
+
+def _set_fields(section: str, model: Model, fields: tuple[str, ...], why: str) -> list[str]:
+    """One problem per field of `fields` set explicitly in `section`, which `why` does not use."""
+    return [
+        f"{section}.{to_camel(f)}: not used with {why}: remove it "
+        f"(fix: `pulumi config rm --path '{section}.{to_camel(f)}'`)"
+        for f in fields
+        if f in model.model_fields_set
+    ]
 
 
 def _read_raw(cfg: pulumi.Config) -> dict[str, Any]:
@@ -178,6 +293,35 @@ def parse(raw: dict[str, Any]) -> StackConfig:
         raise ConfigError(format_validation_error(e, {})) from None
 
 
+def _plain(key: str) -> str | None:
+    """A config value as the program receives it (secrets decrypted); only the checks see it."""
+    value = pulumi.runtime.get_config(f"{PROJECT}:{key}")
+    return None if value is None else str(value)
+
+
+def _is_secret(full_key: str) -> bool:
+    return pulumi.runtime.is_config_secret(full_key)
+
+
 def load(cfg: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate this stack's configuration (the program's only config read)."""
-    return parse(_read_raw(cfg or pulumi.Config(PROJECT)))
+    """Read and validate this stack's configuration (the program's only config read).
+
+    The model and the secret keys are checked together, so one preview reports every problem."""
+    raw = _read_raw(cfg or pulumi.Config(PROJECT))
+    lines: list[str] = []
+    config: StackConfig | None = None
+    try:
+        config = parse(raw)
+    except ConfigError as e:
+        lines += str(e).split("\n  ")[1:]
+    root = raw.get("rootCa")
+    cert = root.get("certificate") if isinstance(root, dict) and isinstance(root.get("certificate"), str) else None
+    lines += secret_problems(_plain, _is_secret, platform=str(raw.get("platform", "swarm")), root_ca_cert=cert)
+    if lines or config is None:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(lines))
+    return config
+
+
+def load_secrets(config: StackConfig) -> StackSecrets:
+    """The stack's secret keys, checked by `load`, as secret Outputs."""
+    return read_secrets(_plain, platform=config.platform, brought_root=config.root_ca is not None)

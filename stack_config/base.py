@@ -60,6 +60,24 @@ def check_pinned_image(ref: str) -> str:
     return ref
 
 
+def _line(loc: list[Any], msg: str, kind: str, root_keys: dict[str, str]) -> str:
+    """One `<project>:<key>: <message> (fix: ...)` line."""
+    head = str(loc[0]) if loc else ""
+    key = f"{PROJECT}:{root_keys.get(head, head)}"
+    rest = ".".join(str(p) for p in loc[1:])
+    full = f"{key}.{rest}" if rest else key
+    if kind == "extra_forbidden":
+        msg = "unknown key: remove it or check its spelling"
+    elif kind == "missing":
+        msg = "required: set it"
+    if "(fix: `" in msg:
+        return f"{full}: {msg}"
+    path_flag = " --path" if rest else ""
+    verb = "rm" if kind == "extra_forbidden" or "remove it" in msg else "set"
+    value = "" if verb == "rm" else " <value>"
+    return f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{full.split(':', 1)[1]}'{value}`)"
+
+
 def format_validation_error(err: ValidationError, root_keys: dict[str, str]) -> str:
     """Render pydantic errors as `<project>:<key>.<path>: <message>` lines with a fix hint.
 
@@ -70,20 +88,20 @@ def format_validation_error(err: ValidationError, root_keys: dict[str, str]) -> 
         loc: list[Any] = list(e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
         if not loc:
-            # Model-level validators phrase their message as "<key.path>: <what to do>".
-            m = re.match(r"^([A-Za-z0-9_.-]+): (.*)$", msg, re.S)
-            if m:
-                loc, msg = m.group(1).split("."), m.group(2)
-        head = str(loc[0]) if loc else ""
-        key = f"{PROJECT}:{root_keys.get(head, head)}"
-        rest = ".".join(str(p) for p in loc[1:])
-        full = f"{key}.{rest}" if rest else key
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key: remove it or check its spelling"
-        elif e["type"] == "missing":
-            msg = "required: set it"
-        path_flag = " --path" if rest else ""
-        verb = "rm" if e["type"] == "extra_forbidden" else "set"
-        value = "" if verb == "rm" else " <value>"
-        lines.append(f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{full.split(':', 1)[1]}'{value}`)")
+            # Model-level validators phrase each problem as a "<key.path>: <what to do>" line.
+            for line in msg.split("\n"):
+                m = re.match(r"^([A-Za-z0-9_.-]+): (.*)$", line, re.S)
+                if m:
+                    lines.append(_line(m.group(1).split("."), m.group(2), e["type"], root_keys))
+                else:
+                    lines.append(_line([], line, e["type"], root_keys))
+            continue
+        lines.append(_line(loc, msg, e["type"], root_keys))
     return "invalid stack configuration:\n  " + "\n  ".join(lines)
+
+
+def required(value: str | None, key: str) -> str:
+    """A setting the platform needs; `StackConfig` has already refused a stack without it."""
+    if value is None:
+        raise ConfigError(f"{PROJECT}:{key}: required: set it (fix: `pulumi config set --path '{key}' <value>`)")
+    return value

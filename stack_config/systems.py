@@ -6,9 +6,12 @@ live in `stack_config.StackConfig`, which sees the whole tree.
 
 from __future__ import annotations
 
+import datetime
 import re
-from typing import Literal
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
+from cryptography import x509
 from pydantic import Field, ValidationInfo, field_validator
 
 from stack_config.base import Model
@@ -30,10 +33,22 @@ class SpireTransport(Model):
     kind: Literal["docker-exec", "grpc", "kubectl-exec"] = Field(
         default="docker-exec",
         description="docker-exec runs `spire-server entry ...` in the server container on `node`; "
-        "grpc dials `socket_path`.",
+        "grpc dials `socket_path`; kubectl-exec runs the CLI in `namespace`/`pod`.",
     )
     node: str | None = Field(default=None, description="Node (key of `nodes`) whose engine runs the SPIRE server.")
     socket_path: str | None = Field(default=None, description="Admin API Unix socket forwarded to this machine (grpc).")
+    docker_host: str | None = Field(
+        default=None,
+        description="platform external, docker-exec: the Docker host URL of the engine that runs your SPIRE server.",
+    )
+    container: str | None = Field(
+        default=None, description="platform external, docker-exec: the SPIRE server's container name."
+    )
+    service: str | None = Field(
+        default=None, description="platform external, docker-exec: the SPIRE server's Swarm service name."
+    )
+    namespace: str | None = Field(default=None, description="kubectl-exec: the server's namespace (spire-server).")
+    pod: str | None = Field(default=None, description="kubectl-exec: the server pod (spire-server-0).")
 
 
 class SpireSettings(Model):
@@ -44,6 +59,14 @@ class SpireSettings(Model):
     default_jwt_svid_ttl: str = Field(default="5m")
     root_ca_validity_hours: int = Field(default=87600, gt=24, description="Validity of the Pulumi-owned root CA.")
     transport: SpireTransport = Field(default_factory=SpireTransport)
+    agents: dict[str, str] = Field(
+        default_factory=dict,
+        description="platform external: agent name -> the SPIFFE ID your server gave that agent; a workload's "
+        "`node` names the agent that attests it (swarm: the agents are the nodes, not set here).",
+    )
+
+    # Settings of the SPIRE server this program deploys; with platform external, yours configures itself.
+    DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = ("datastore", "ca_ttl", "default_x509_svid_ttl", "default_jwt_svid_ttl")
 
     @field_validator("trust_domain")
     @classmethod
@@ -51,8 +74,40 @@ class SpireSettings(Model):
         return _trust_domain(v)
 
 
+def _pem_bundle(v: str | None) -> str | None:
+    if v is None:
+        return v
+    if "-----BEGIN CERTIFICATE-----" not in v:
+        raise ValueError("not a PEM certificate bundle: paste the CA certificate(s), -----BEGIN CERTIFICATE----- ...")
+    return v
+
+
+def _http_url(v: str | None) -> str | None:
+    if v is None:
+        return v
+    u = urlsplit(v)
+    if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+        raise ValueError(f"{v!r} is not an http(s) URL without query: use e.g. https://host:port")
+    return v.rstrip("/")
+
+
 class KeycloakSettings(Model):
-    hostname: str = Field(description="Public host name of Keycloak (KC_HOSTNAME), e.g. auth.acme.net.")
+    hostname: str | None = Field(
+        default=None, description="swarm: public host name of Keycloak (KC_HOSTNAME), e.g. auth.acme.net."
+    )
+    url: str | None = Field(
+        default=None,
+        description="platform external: base URL of your Keycloak (admin API and realms), e.g. https://auth.acme.net.",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="platform external: PEM CA bundle that verifies `url` (default: the system trust store).",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        description="platform external: the realm's JWKS URL as your Ziti controller reaches it "
+        "(default: the one in the realm's discovery document).",
+    )
     realm: str = Field(default="platform", min_length=1, description="Realm the platform's users live in.")
     admin_user: str = Field(default="admin", min_length=1, description="Bootstrap admin user name.")
     ziti_client_id: str = Field(default="openziti", min_length=1, description="OIDC client Ziti users log in with.")
@@ -63,20 +118,72 @@ class KeycloakSettings(Model):
         description="External overlay network of caddy-docker-proxy that Keycloak joins in prod.",
     )
 
+    @field_validator("url", "jwks_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca(cls, v: str | None) -> str | None:
+        return _pem_bundle(v)
+
+    # Settings of the Keycloak this program deploys (swarm).
+    DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = ("hostname", "published_port", "proxy_network")
+    EXTERNAL_ONLY: ClassVar[tuple[str, ...]] = ("url", "ca_bundle", "jwks_url")
+
 
 class ZitiSettings(Model):
-    advertised_address: str = Field(description="Host name clients and routers use to reach the controller.")
+    advertised_address: str | None = Field(
+        default=None, description="swarm: host name clients and routers use to reach the controller."
+    )
     advertised_port: int = Field(default=1280, ge=1, le=65535)
-    cluster_trust_domain: str = Field(description="Trust domain of the controller cluster; must differ from SPIRE's.")
+    cluster_trust_domain: str | None = Field(
+        default=None, description="swarm: trust domain of the controller cluster; must differ from SPIRE's."
+    )
     admin_user: str = Field(default="admin", min_length=1)
-    router_name: str = Field(default="edge-router-1", min_length=1)
-    router_advertised_address: str = Field(description="Host name the edge router advertises to clients.")
+    router_name: str = Field(
+        default="edge-router-1",
+        min_length=1,
+        description="The edge router entity. platform external: made only when set; its one-time enrollment "
+        "JWT is the secret output zitiRouterEnrollmentJwt.",
+    )
+    router_advertised_address: str | None = Field(
+        default=None, description="swarm: host name the edge router advertises to clients."
+    )
     router_port: int = Field(default=3022, ge=1, le=65535)
+    controller_url: str | None = Field(
+        default=None, description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280."
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="platform external: PEM CA bundle that verifies `controllerUrl` (the controller's edge CA; "
+        "`ziti edge login` shows it).",
+    )
+
+    @field_validator("controller_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca(cls, v: str | None) -> str | None:
+        return _pem_bundle(v)
 
     @field_validator("cluster_trust_domain")
     @classmethod
-    def _td(cls, v: str) -> str:
-        return _trust_domain(v)
+    def _td(cls, v: str | None) -> str | None:
+        return None if v is None else _trust_domain(v)
+
+    DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = (
+        "advertised_address",
+        "advertised_port",
+        "cluster_trust_domain",
+        "router_advertised_address",
+        "router_port",
+    )
+    EXTERNAL_ONLY: ClassVar[tuple[str, ...]] = ("controller_url", "ca_bundle")
 
 
 class StorageSettings(Model):
@@ -136,3 +243,53 @@ class Workload(Model):
         if not v.startswith("/") or v.endswith("/") or "//" in v:
             raise ValueError(f"{v!r} must start with '/', have no empty segments and no trailing '/'")
         return v
+
+
+class RootCaSettings(Model):
+    """A root CA the user brings (an enterprise root usually exists): the certificate here, its
+    private key as the secret `identity-platform:rootCaKey`. Without this section the program
+    generates the root with pulumi-tls."""
+
+    certificate: str = Field(description="PEM certificate of your root (or intermediate) CA; its key is rootCaKey.")
+
+    @field_validator("certificate")
+    @classmethod
+    def _ca_certificate(cls, v: str) -> str:
+        problem = ca_certificate_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+
+def ca_certificate_problem(pem: str) -> str | None:
+    """Why `pem` cannot sign SPIRE's intermediate and be a Ziti third-party CA, or None."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return "not one PEM certificate: paste the CA certificate, -----BEGIN CERTIFICATE----- ..."
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        return "is not a CA certificate (basicConstraints CA:TRUE is missing): bring the CA, not a leaf"
+    try:
+        if not cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
+            return "may not sign certificates (keyUsage lacks keyCertSign): bring a signing CA"
+    except x509.ExtensionNotFound:
+        pass
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc <= now:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d}: bring a valid CA certificate"
+    return None
+
+
+class ZitiUser(Model):
+    """A Keycloak user who reaches Ziti with a token: a Ziti identity whose externalId is the
+    claim the signer matches (the user's email), under the auth policy that admits only Keycloak."""
+
+    email: str = Field(
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="The user's email in Keycloak (the `email` claim Ziti matches to this identity).",
+    )
+    ziti_role_attributes: list[str] = Field(default_factory=list, description="Role attributes for Ziti policies.")

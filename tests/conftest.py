@@ -11,11 +11,12 @@ from pulumi.dynamic import ResourceProvider
 
 from tests.harness.dynamic_host import DynamicProviderHost
 from tests.harness.loopback import App, LoopbackServer
-from tests.harness.mock_engine import ProgramRun, run_program, stack_files
+from tests.harness.mock_engine import ProgramRun, run_program, stack_files, swarm_stack_files
 
 pytest_plugins = ["tests.harness.real_servers"]
 
 STACKS = stack_files()
+SWARM_STACKS = swarm_stack_files()
 MODES = [pytest.param(True, id="preview"), pytest.param(False, id="update")]
 
 _RUNS: dict[tuple[str, bool], ProgramRun] = {}
@@ -34,6 +35,15 @@ def program_run(stack: str, preview: bool) -> ProgramRun:
 )
 def every_run(request: pytest.FixtureRequest) -> ProgramRun:
     """`__main__.py` for every stack file, in preview and in update mode."""
+    stack, preview = request.param
+    return program_run(stack, preview)
+
+
+@pytest.fixture(
+    params=[pytest.param((s, p), id=f"{s}-{'preview' if p else 'update'}") for s in SWARM_STACKS for p in (True, False)]
+)
+def swarm_run(request: pytest.FixtureRequest) -> ProgramRun:
+    """`__main__.py` for every stack file of platform swarm (the program runs the servers)."""
     stack, preview = request.param
     return program_run(stack, preview)
 

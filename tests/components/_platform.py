@@ -135,7 +135,7 @@ def build_platform() -> Callable[[], None]:
 
     def body() -> None:
         config = stack_config.load()
-        p = assembly.build_platform(config)
+        p = assembly.build_swarm(config, stack_config.load_secrets(config))
         BUILT.update(
             swarm=p.swarm,
             spire=p.spire,

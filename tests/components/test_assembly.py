@@ -10,7 +10,7 @@ import pytest
 
 from tests.components._platform import SECRET, unwrap
 from tests.conftest import program_run
-from tests.harness.mock_engine import COMPUTED, ProgramRun, Registered, stack_config, stack_files
+from tests.harness.mock_engine import COMPUTED, ProgramRun, Registered, stack_config, swarm_stack_files
 
 DYN = "pulumi-python:dynamic/"
 SERVICE = "docker:index/service:Service"
@@ -22,7 +22,7 @@ def is_secret(value: Any) -> bool:
     return isinstance(value, dict) and SECRET_SIG in value
 
 
-@pytest.fixture(params=[(s, p) for s in stack_files() for p in (True, False)], ids=lambda sp: f"{sp[0]}-{sp[1]}")
+@pytest.fixture(params=[(s, p) for s in swarm_stack_files() for p in (True, False)], ids=lambda sp: f"{sp[0]}-{sp[1]}")
 def run(request: pytest.FixtureRequest) -> ProgramRun:
     stack, preview = request.param
     return program_run(stack, preview)

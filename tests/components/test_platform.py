@@ -62,8 +62,8 @@ def images(r: ProgramRun) -> list[tuple[str, str]]:
 
 
 class TestEveryImageIsPinned:
-    def test_services_containers_and_plugins(self, every_run: ProgramRun) -> None:
-        found = images(every_run)
+    def test_services_containers_and_plugins(self, swarm_run: ProgramRun) -> None:
+        found = images(swarm_run)
         assert len(found) >= 6, found
         for name, ref in found:
             assert check_pinned_image(ref) == ref, name
@@ -73,11 +73,11 @@ class TestEveryImageIsPinned:
 
 
 class TestNoSecretReachesAnEnvironmentVariable:
-    def test_no_known_secret_value_in_env_labels_or_commands(self, every_run: ProgramRun) -> None:
-        secrets = secret_values(every_run)
-        if not every_run.preview:
+    def test_no_known_secret_value_in_env_labels_or_commands(self, swarm_run: ProgramRun) -> None:
+        secrets = secret_values(swarm_run)
+        if not swarm_run.preview:
             assert sum("mock-secret-value-password" in s for s in secrets) >= 3, "generated passwords are known"
-        for res in every_run.of_type(SERVICE) + every_run.of_type(CONTAINER):
+        for res in swarm_run.of_type(SERVICE) + swarm_run.of_type(CONTAINER):
             cs = spec(res) if res.type == SERVICE else res.inputs
             exposed = list(env_of(res).items())
             exposed += [("label", lbl) for lbl in walk_strings(res.inputs.get("labels"))]
@@ -87,27 +87,27 @@ class TestNoSecretReachesAnEnvironmentVariable:
                 assert not any(s in value for s in secrets if len(s) >= 8), f"{res.name}: {where} leaks a secret"
                 assert "mock-secret-value-" not in value, f"{res.name}: {where} carries a secret"
 
-    def test_credential_shaped_variables_point_at_files(self, every_run: ProgramRun) -> None:
+    def test_credential_shaped_variables_point_at_files(self, swarm_run: ProgramRun) -> None:
         cred = re.compile(r"PASSWORD|PWD|SECRET|TOKEN|PASSFILE|_KEY$")
         seen = 0
-        for res in every_run.of_type(SERVICE) + every_run.of_type(CONTAINER):
+        for res in swarm_run.of_type(SERVICE) + swarm_run.of_type(CONTAINER):
             for key, value in env_of(res).items():
                 if cred.search(key):
                     seen += 1
                     assert value.startswith("/run/secrets/"), f"{res.name}: {key}={value!r} is not a secret file"
         assert seen >= 1
 
-    def test_secrets_are_swarm_secrets_marked_secret(self, every_run: ProgramRun) -> None:
-        for s in every_run.of_type(SECRET):
+    def test_secrets_are_swarm_secrets_marked_secret(self, swarm_run: ProgramRun) -> None:
+        for s in swarm_run.of_type(SECRET):
             assert "data" in s.additional_secret_outputs, s.name
-            if not every_run.preview:
+            if not swarm_run.preview:
                 assert re.fullmatch(r"[a-z0-9-]+-[0-9a-f]{12}", s.inputs["name"]), "name carries a content hash"
                 assert is_secret(s.inputs["data"]), s.name
 
 
 class TestEveryServiceIsHealthCheckedAndConverges:
-    def test_services(self, every_run: ProgramRun) -> None:
-        svcs = services(every_run)
+    def test_services(self, swarm_run: ProgramRun) -> None:
+        svcs = services(swarm_run)
         assert {"spire-server", "keycloak", "keycloak-postgres", "ziti-controller"} <= set(svcs)
         for name, s in svcs.items():
             hc = spec(s)["healthcheck"]
@@ -118,8 +118,8 @@ class TestEveryServiceIsHealthCheckedAndConverges:
             rp = s.inputs["taskSpec"]["restartPolicy"]
             assert rp["delay"] and rp["window"], f"{name}: explicit delay/window avoid pulumi-docker#1285"
 
-    def test_long_running_containers(self, every_run: ProgramRun) -> None:
-        for c in containers(every_run):
+    def test_long_running_containers(self, swarm_run: ProgramRun) -> None:
+        for c in containers(swarm_run):
             tests = c.inputs["healthcheck"]["tests"]
             if c.inputs.get("attach"):  # one-shot restore containers exit by design
                 assert tests == ["NONE"], c.name
@@ -129,29 +129,29 @@ class TestEveryServiceIsHealthCheckedAndConverges:
 
 
 class TestEachServiceJoinsOnlyItsNetworks:
-    def test_attachments(self, every_run: ProgramRun) -> None:
-        svcs = services(every_run)
-        prod = every_run.stack == "prod"
+    def test_attachments(self, swarm_run: ProgramRun) -> None:
+        svcs = services(swarm_run)
+        prod = swarm_run.stack == "prod"
         for name, s in svcs.items():
             expected = set(EXPECTED_NETWORKS[name])
             if name == "keycloak" and prod:
                 expected.add("caddy_caddy")
-            attached = attached_networks(every_run, s)
+            attached = attached_networks(swarm_run, s)
             assert len(attached) == len(expected), (name, attached)
-            if not every_run.preview:
-                names = network_names(every_run)
+            if not swarm_run.preview:
+                names = network_names(swarm_run)
                 got = {names.get(a, a.removesuffix("-id")) for a in attached}
                 assert got == expected, name
 
-    def test_overlays_and_the_attachable_one(self, every_run: ProgramRun) -> None:
-        nets = {n.inputs["name"]: n for n in every_run.of_type(NETWORK)}
+    def test_overlays_and_the_attachable_one(self, swarm_run: ProgramRun) -> None:
+        nets = {n.inputs["name"]: n for n in swarm_run.of_type(NETWORK)}
         assert set(nets) == {"spire", "keycloak", "ziti"}
         assert all(n.inputs["driver"] == "overlay" for n in nets.values())
         # Only SPIRE's: plain containers (the agents) join it.
         assert [k for k, n in nets.items() if n.inputs.get("attachable")] == ["spire"]
 
-    def test_containers_join_only_what_they_need(self, every_run: ProgramRun) -> None:
-        for c in containers(every_run):
+    def test_containers_join_only_what_they_need(self, swarm_run: ProgramRun) -> None:
+        for c in containers(swarm_run):
             if c.inputs["name"] == "spire-agent":
                 assert [n["name"] for n in c.inputs["networksAdvanced"]] == ["spire"]
             else:
@@ -160,8 +160,8 @@ class TestEachServiceJoinsOnlyItsNetworks:
 
 
 class TestStatefulServicesArePlacedByLabel:
-    def test_placement(self, every_run: ProgramRun) -> None:
-        svcs = services(every_run)
+    def test_placement(self, swarm_run: ProgramRun) -> None:
+        svcs = services(swarm_run)
         for name, s in svcs.items():
             placement = s.inputs["taskSpec"].get("placement")
             if name in STATEFUL:
@@ -172,26 +172,26 @@ class TestStatefulServicesArePlacedByLabel:
                 assert not placement, f"{name} is stateless and may run anywhere"
                 assert s.inputs["updateConfig"]["order"] == "start-first", name
 
-    def test_the_label_is_on_exactly_one_configured_node(self, every_run: ProgramRun) -> None:
+    def test_the_label_is_on_exactly_one_configured_node(self, swarm_run: ProgramRun) -> None:
         import stack_config
         from tests.harness.mock_engine import stack_config as raw_config
 
-        values, _ = raw_config(every_run.stack)
+        values, _ = raw_config(swarm_run.stack)
         raw = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("identity-platform:")}
         import json
 
         cfg = stack_config.parse({k: json.loads(v) if v[:1] in "{[" else v for k, v in raw.items()})
         assert [n for n, spec_ in cfg.nodes.items() if spec_.labels.get("zt.db") == "true"] == [
             r.name.removeprefix("swarm-")
-            for r in every_run.of_type(PROVIDER)
-            if r.urn == provider_urn(every_run.get(VOLUME, "keycloak-db-data"))
+            for r in swarm_run.of_type(PROVIDER)
+            if r.urn == provider_urn(swarm_run.get(VOLUME, "keycloak-db-data"))
         ]
 
-    def test_database_volumes_are_node_local(self, every_run: ProgramRun) -> None:
+    def test_database_volumes_are_node_local(self, swarm_run: ProgramRun) -> None:
         for name in ("spire-server-data", "keycloak-db-data", "ziti-controller-data"):
-            vol = every_run.get(VOLUME, name)
+            vol = swarm_run.get(VOLUME, name)
             assert vol.inputs["driver"] == "local", name
-        for name, s in services(every_run).items():
+        for name, s in services(swarm_run).items():
             for m in spec(s).get("mounts") or []:
                 driver = (m.get("volumeOptions") or {}).get("driverName")
                 if m["target"] in ("/var/lib/postgresql/data", "/var/lib/spire/server", "/ziti-controller"):
@@ -199,28 +199,28 @@ class TestStatefulServicesArePlacedByLabel:
 
 
 class TestOneAgentPerNode:
-    def test_agents(self, every_run: ProgramRun) -> None:
-        nodes = every_run.exports["nodes"].value
-        agents = [c for c in containers(every_run) if c.inputs["name"] == "spire-agent"]
+    def test_agents(self, swarm_run: ProgramRun) -> None:
+        nodes = swarm_run.exports["nodes"].value
+        agents = [c for c in containers(swarm_run) if c.inputs["name"] == "spire-agent"]
         assert sorted(a.name for a in agents) == sorted(f"spire-agent-{n}" for n in nodes)
         for node in nodes:
-            agent = every_run.get(CONTAINER, f"spire-agent-{node}")
-            assert provider_urn(agent) == provider_of_node(every_run, node), "agent runs on its own node's engine"
+            agent = swarm_run.get(CONTAINER, f"spire-agent-{node}")
+            assert provider_urn(agent) == provider_of_node(swarm_run, node), "agent runs on its own node's engine"
             assert agent.inputs["pidMode"] == "host"
             mounts = {v["containerPath"]: v for v in agent.inputs["volumes"]}
             assert mounts["/var/run/docker.sock"]["hostPath"] == "/var/run/docker.sock"
             assert mounts["/var/run/docker.sock"]["readOnly"] is True
             assert mounts["/run/spire/sockets"]["hostPath"] == "/run/spire/sockets"
 
-    def test_one_provider_per_node_and_swarm_objects_on_the_manager(self, every_run: ProgramRun) -> None:
-        nodes = every_run.exports["nodes"].value
-        providers = every_run.of_type(PROVIDER)
+    def test_one_provider_per_node_and_swarm_objects_on_the_manager(self, swarm_run: ProgramRun) -> None:
+        nodes = swarm_run.exports["nodes"].value
+        providers = swarm_run.of_type(PROVIDER)
         assert sorted(p.name for p in providers) == sorted(f"swarm-{n}" for n in nodes)
-        manager = "local" if every_run.stack == "dev" else "manager-1"
+        manager = "local" if swarm_run.stack == "dev" else "manager-1"
         for t in (SERVICE, NETWORK, SECRET, CONFIG):
-            for r in every_run.of_type(t):
-                assert provider_urn(r) == provider_of_node(every_run, manager), r.name
-        for r in every_run.resources:
+            for r in swarm_run.of_type(t):
+                assert provider_urn(r) == provider_of_node(swarm_run, manager), r.name
+        for r in swarm_run.resources:
             if r.type.startswith("docker:"):
                 assert r.provider, f"{r.name} would use an implicit default provider"
 
@@ -230,40 +230,40 @@ class TestOrderingSpireKeycloakZiti:
     def depends(r: Registered, on: Registered) -> bool:
         return on.urn in r.dependencies
 
-    def test_workloads_wait_for_the_previous_stack(self, every_run: ProgramRun) -> None:
-        svcs = services(every_run)
+    def test_workloads_wait_for_the_previous_stack(self, swarm_run: ProgramRun) -> None:
+        svcs = services(swarm_run)
         spire_server = svcs["spire-server"]
         for name in ("keycloak-postgres", "keycloak"):
             assert self.depends(svcs[name], spire_server), f"{name} must wait for the SPIRE server"
         for name in ("ziti-controller",):
             assert self.depends(svcs[name], svcs["keycloak"]), f"{name} must wait for Keycloak"
         assert self.depends(svcs["ziti-router"], svcs["ziti-controller"]), "the router enrolls with the controller"
-        agents = [c for c in containers(every_run) if c.inputs["name"] == "spire-agent"]
+        agents = [c for c in containers(swarm_run) if c.inputs["name"] == "spire-agent"]
         assert all(self.depends(a, spire_server) for a in agents)
         assert all(a.inputs["wait"] for a in agents), "up waits for attested agents"
 
-    def test_components_declare_it(self, every_run: ProgramRun) -> None:
+    def test_components_declare_it(self, swarm_run: ProgramRun) -> None:
         # depends_on a component is expanded to its children by the SDK.
-        keycloak = every_run.get("identity-platform:keycloak:KeycloakStack", "keycloak")
-        ziti = every_run.get("identity-platform:ziti:ZitiStack", "ziti")
-        svcs = services(every_run)
+        keycloak = swarm_run.get("identity-platform:keycloak:KeycloakStack", "keycloak")
+        ziti = swarm_run.get("identity-platform:ziti:ZitiStack", "ziti")
+        svcs = services(swarm_run)
         assert svcs["spire-server"].urn in keycloak.dependencies
         assert svcs["keycloak"].urn in ziti.dependencies
         assert svcs["keycloak"].urn not in keycloak.dependencies
 
 
 class TestExports:
-    def test_exports_exist_and_credentials_are_secret(self, every_run: ProgramRun) -> None:
-        assert REQUIRED_EXPORTS <= set(every_run.exports)
+    def test_exports_exist_and_credentials_are_secret(self, swarm_run: ProgramRun) -> None:
+        assert REQUIRED_EXPORTS <= set(swarm_run.exports)
         for key in REQUIRED_EXPORTS:
-            assert every_run.exports[key].secret == (key in CREDENTIAL_EXPORTS), key
-        if every_run.preview:
+            assert swarm_run.exports[key].secret == (key in CREDENTIAL_EXPORTS), key
+        if swarm_run.preview:
             return
-        ex = {k: v.value for k, v in every_run.exports.items()}
+        ex = {k: v.value for k, v in swarm_run.exports.items()}
         assert ex["keycloakAdminPassword"].startswith("mock-secret-value-")
         assert ex["spireBundlePem"].startswith("-----BEGIN CERTIFICATE-----")
         assert ex["zitiConsoleUrl"] == ex["zitiControllerUrl"] + "/zac/"
-        if every_run.stack == "dev":
+        if swarm_run.stack == "dev":
             assert ex["keycloakUrl"] == "http://localhost:8080"
             assert ex["zitiControllerUrl"] == "https://localhost:1280"
             assert ex["buckets"] == {}
@@ -353,10 +353,10 @@ class TestDevHasNoCloud:
 
 
 class TestChildNaming:
-    def test_children_are_named_after_their_parent(self, every_run: ProgramRun) -> None:
-        by_urn = {r.urn: r for r in every_run.resources}
+    def test_children_are_named_after_their_parent(self, swarm_run: ProgramRun) -> None:
+        by_urn = {r.urn: r for r in swarm_run.resources}
         checked = 0
-        for r in every_run.resources:
+        for r in swarm_run.resources:
             parent = by_urn.get(r.parent)
             if parent is None:
                 continue
@@ -364,8 +364,8 @@ class TestChildNaming:
             checked += 1
         assert checked >= 30
 
-    def test_component_type_tokens(self, every_run: ProgramRun) -> None:
-        components = [r for r in every_run.resources if not r.custom]
+    def test_component_type_tokens(self, swarm_run: ProgramRun) -> None:
+        components = [r for r in swarm_run.resources if not r.custom]
         assert components
         for c in components:
             assert re.fullmatch(r"identity-platform:[a-z]+:[A-Za-z]+", c.type), c.type

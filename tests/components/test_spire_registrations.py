@@ -13,7 +13,7 @@ import pytest
 from components.spire_registrations import SpireRegistrations, registration_connection
 from dynamic_providers.spire.provider import check_inputs
 from stack_config import ConfigError, StackConfig, Workload
-from tests.harness.mock_engine import ProgramRun, Registered, run, stack_config, stack_files
+from tests.harness.mock_engine import ProgramRun, Registered, run, stack_config, swarm_stack_files
 
 ENTRY = "pulumi-python:dynamic/spire:Entry"
 COMPONENT = "identity-platform:spire:SpireRegistrations"
@@ -184,7 +184,7 @@ class TestConnectionFromConfig:
         kube = self._connection(self._config("prod", transport={"kind": "kubectl-exec"}))
         assert kube["transport"] == "kubectl-exec" and "docker_host" not in kube
 
-    @pytest.mark.parametrize("stack", stack_files())
+    @pytest.mark.parametrize("stack", swarm_stack_files())
     def test_every_stack_files_workloads_make_valid_entries(self, stack: str) -> None:
         cfg = self._config(stack)
         agents = {n: f"spiffe://{cfg.spire.trust_domain}/spire/agent/x509pop/{n}" for n in cfg.nodes}

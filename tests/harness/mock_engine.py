@@ -33,9 +33,25 @@ PROJECT = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
 SECRET_PREFIX = "mock-secret-value-"
 
 
+# What an operator sets with `pulumi config set --secret` before the first preview, per the
+# stack file's own comments (platform external: the admin passwords of their servers).
+OPERATOR_SECRETS = {"platform external": ("keycloakAdminPassword", "zitiAdminPassword")}
+
+
 def stack_files() -> list[str]:
     """Names of every stack with a `Pulumi.<stack>.yaml` file in the project."""
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def stack_platform(stack: str) -> str:
+    """The `platform` a stack file selects (swarm when unset)."""
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    return str((doc.get("config") or {}).get(f"{PROJECT}:platform", "swarm"))
+
+
+def swarm_stack_files() -> list[str]:
+    """The stacks whose program runs the servers as Swarm stacks."""
+    return [s for s in stack_files() if stack_platform(s) == "swarm"]
 
 
 def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
@@ -58,6 +74,11 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
             secret_keys.append(full)
         else:
             values[full] = _encode(value)
+    for key in OPERATOR_SECRETS.get(f"platform {stack_platform(stack)}", ()):
+        full = f"{PROJECT}:{key}"
+        if full not in values:
+            values[full] = SECRET_PREFIX + full.replace(":", "-")
+            secret_keys.append(full)
     return values, secret_keys
 
 

@@ -142,7 +142,7 @@ class TestPreviewExitCodes:
         assert res.code == ExitCode.CONFIG_ERROR
         doc = res.json()
         assert doc["error"]["kind"] == "stack_file_missing"
-        assert "dev, prod" in doc["error"]["hint"]
+        assert "dev, external, prod" in doc["error"]["hint"]
         assert fake_cli.calls() == []
 
 

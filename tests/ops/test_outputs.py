@@ -16,14 +16,19 @@ from ops.outputs import SCHEMA_PATH, OutputsContractError, StackOutputs, json_sc
 from tests.harness.mock_engine import ROOT
 from tests.ops.conftest import RECORDED, FakeCli
 
-# The stack exports contract, as written in the project brief (camelCase keys).
+# The stack exports contract, as written in the project brief (camelCase keys), for swarm stacks;
+# an external stack has no server admin credentials, console or mandatory router, and may hand the
+# user a generated root's key and a router's enrollment token.
 CONTRACT = {
-    "environment", "nodes", "spireTrustDomain", "spireBundlePem", "keycloakUrl", "keycloakIssuerUrl",
+    "environment", "platform", "zitiUserIdentityIds", "nodes",
+    "spireTrustDomain", "spireBundlePem", "keycloakUrl", "keycloakIssuerUrl",
     "keycloakJwksUrl", "keycloakAdminUser", "keycloakAdminPassword", "keycloakRealmId", "keycloakZitiClientId",
     "zitiControllerUrl", "zitiConsoleUrl", "zitiAdminUser", "zitiAdminPassword", "zitiCaId", "zitiCaFingerprint",
     "zitiExtJwtSignerId", "zitiAuthPolicyId", "zitiRouterId", "zitiIdentityIds", "spireEntryIds", "buckets",
 }  # fmt: skip
-SECRET_KEYS = {"keycloakAdminPassword", "zitiAdminPassword"}
+SWARM_ONLY = {"keycloakAdminPassword", "zitiConsoleUrl", "zitiAdminPassword", "zitiRouterId"}
+EXTERNAL_MAY = {"zitiRouterId", "zitiRouterEnrollmentJwt", "spireUpstreamCaKeyPem"}
+SECRET_KEYS = {"keycloakAdminPassword", "zitiAdminPassword", "zitiRouterEnrollmentJwt", "spireUpstreamCaKeyPem"}
 
 
 def recorded(name: str) -> dict[str, Any]:
@@ -36,7 +41,19 @@ PROD = recorded("stack-output.prod.show-secrets.json")
 
 class TestTheModelIsTheContract:
     def test_fields_are_exactly_the_export_keys(self) -> None:
-        assert StackOutputs.export_keys() == CONTRACT
+        assert StackOutputs.export_keys("swarm") == CONTRACT
+        assert StackOutputs.export_keys("external") == CONTRACT - SWARM_ONLY
+        assert StackOutputs.optional_keys("external") == EXTERNAL_MAY
+
+    def test_each_platform_refuses_the_others_keys(self) -> None:
+        with pytest.raises(OutputsContractError, match="spireUpstreamCaKeyPem: not exported with platform swarm"):
+            StackOutputs.from_mapping({**PROD, "spireUpstreamCaKeyPem": "k"})
+        external = {k: v for k, v in PROD.items() if k not in SWARM_ONLY} | {"platform": "external"}
+        assert StackOutputs.from_mapping(external).ziti_router_id is None
+        with pytest.raises(OutputsContractError, match="zitiConsoleUrl: not exported with platform external"):
+            StackOutputs.from_mapping({**external, "zitiConsoleUrl": PROD["zitiConsoleUrl"]})
+        with pytest.raises(OutputsContractError, match="zitiAdminPassword: required with platform swarm"):
+            StackOutputs.from_mapping({k: v for k, v in PROD.items() if k != "zitiAdminPassword"})
 
     def test_secret_fields_are_secretstr(self) -> None:
         assert StackOutputs.secret_keys() == SECRET_KEYS
@@ -158,4 +175,11 @@ class TestCommittedSchema:
     def test_schema_marks_secrets_write_only(self) -> None:
         props = json_schema()["properties"]
         assert {k for k, v in props.items() if v.get("writeOnly")} == SECRET_KEYS
-        assert set(json_schema()["required"]) == CONTRACT
+        assert set(json_schema()["required"]) == CONTRACT - SWARM_ONLY
+
+    def test_schema_applies_the_platform_rules(self) -> None:
+        validator = jsonschema.Draft202012Validator(json_schema())
+        assert list(validator.iter_errors({k: v for k, v in PROD.items() if k != "zitiAdminPassword"}))
+        external = {k: v for k, v in PROD.items() if k not in SWARM_ONLY} | {"platform": "external"}
+        assert list(validator.iter_errors(external)) == []
+        assert list(validator.iter_errors({**external, "zitiConsoleUrl": PROD["zitiConsoleUrl"]}))
