@@ -1,0 +1,390 @@
+"""The platform's identity chain against the REAL servers, at provider level.
+
+1. Workload -> Ziti with an SVID: a process of this uid, attested by the real SPIRE agent (`unix`
+   workload attestor) under an entry made as `SpireRegistrations` makes it (selector
+   `unix:uid:<uid>`, parent = the agent), fetches its X.509 SVID with the real `spire-agent api
+   fetch x509` and logs in to the real Ziti controller with it (`method=cert`), trusted through
+   SPIRE's upstream root registered, verified and claim-mapped as `ZitiTrust` does it.
+2. Keycloak user -> Ziti with a token: a user of the realm `KeycloakIdentity` makes logs in
+   through its public PKCE client as a browser does, and the access token logs in to Ziti
+   (`method=ext-jwt`) through the signer and user auth policy `ZitiTrust` makes.
+
+How the resources are made: each component is evaluated under Pulumi's mock engine
+(tests/harness/mock_engine.py) with inputs that point at this session's servers, and the dynamic
+resources it registers (type, name, inputs and the serialized provider it carries) are then
+created for real through `python -m pulumi.dynamic` (tests/harness/dynamic_host.py), in
+registration order, every mock id in a later input (`auth_policy_id`, `allowed_signers`)
+replaced by the real id. The settings are therefore the components' own, not a copy that could
+drift from them. Only the user's Ziti identity is made by hand: the program makes none (users are
+the operator's).
+
+Each flow has a negative that proves the positive is not vacuous, next to a control login that
+succeeds under the same conditions. Everything made is deleted through its provider (try/finally
+by an ExitStack), newest first.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dill
+import httpx
+import pytest
+from cryptography import x509
+from pulumi.dynamic import ResourceProvider
+
+from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity
+from components.spire_registrations import SpireRegistrations
+from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiWorkload
+from dynamic_providers.ziti import provider as zp
+from servers import keycloak as kc_server
+from stack_config import Workload
+from tests.harness import chain, mock_engine
+from tests.harness.dynamic_host import PROVIDER_KEY, DynamicProviderHost, State
+from tests.harness.mock_engine import Registered
+from tests.real._ziti import connection, owner, unique, ziti_section
+from tests.real.conftest import RealServers
+
+ziti = pytest.fixture(scope="module")(ziti_section)
+
+DYNAMIC = "pulumi-python:dynamic/"
+IDENTITY_TYPE = f"{DYNAMIC}ziti:Identity"
+WORKLOAD_SIDE = ("-spire-ca", "-workload-policy", "-identity-")  # ZitiTrust's names, workload half
+USER_SIDE = ("-keycloak-signer", "-user-policy")  # ... and the Keycloak half
+UNUSED = "unused-by-this-test"
+LOGIN_SETTLE_SECONDS = 30.0
+"""How long a control login may be refused (401) right after its CA, signer or identity was made:
+the controller loads them from change events (see chain.ziti_jwt_login)."""
+REDIRECT_URI = next(u for u in DEFAULT_ZITI_REDIRECT_URIS if u.startswith("http://127.0.0.1:"))
+
+
+@pytest.fixture(scope="module")
+def spire(real_servers: RealServers) -> dict[str, Any]:
+    return real_servers("spire")
+
+
+@pytest.fixture(scope="module")
+def keycloak(real_servers: RealServers) -> dict[str, Any]:
+    return real_servers("keycloak")
+
+
+@pytest.fixture
+def made(dynamic_host: Callable[..., DynamicProviderHost]) -> Iterator[Made]:
+    with ExitStack() as cleanup:
+        yield Made(dynamic_host, cleanup)
+
+
+# --- components under the mock engine, their resources made for real ------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A recorded input with every Pulumi secret unwrapped (the engine hands providers plain values)."""
+    value = mock_engine.unwrap_secret(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def registered(build: Callable[[], object]) -> list[Registered]:
+    """The dynamic resources `build` (component code) registers, with their inputs, in order."""
+    return [r for r in mock_engine.run(build).resources if r.type.startswith(DYNAMIC)]
+
+
+@dataclass
+class Made:
+    """Resources created for real, each deleted through its provider when the test ends."""
+
+    dynamic_host: Callable[..., DynamicProviderHost]
+    cleanup: ExitStack
+
+    def __post_init__(self) -> None:
+        self.states: dict[str, State] = {}
+        self.real_ids: dict[str, str] = {}  # mock id ("<name>-id") -> the server's id
+        self.hosts: dict[tuple[str, type], DynamicProviderHost] = {}
+
+    def create(self, provider: ResourceProvider, type_: str, name: str, props: dict[str, Any]) -> State:
+        key = (type_, type(provider))
+        if key not in self.hosts:
+            self.hosts[key] = self.dynamic_host(provider, resource_type=type_)
+        host = self.hosts[key]
+        state = host.up(name, props)
+        self.cleanup.callback(host.delete, name, state.id, state.outputs)
+        self.states[name] = state
+        self.real_ids[f"{name}-id"] = state.id
+        return state
+
+    def realize(self, resources: Iterable[Registered], *, only: tuple[str, ...] = (), suffix: str = "",
+                **overrides: Any) -> list[State]:
+        """Create the recorded resources (those whose name contains one of `only`, if given) with
+        the provider each one carries; `overrides` replace inputs, `suffix` extends the names."""
+        resources = list(resources)
+        mock_ids = {f"{r.name}-id" for r in resources}
+        out = []
+        for r in resources:
+            if only and not any(part in r.name for part in only):
+                continue
+            props = self._real_ids(plain({k: v for k, v in r.inputs.items() if k != PROVIDER_KEY}), mock_ids)
+            provider = dill.loads(base64.b64decode(plain(r.inputs[PROVIDER_KEY])))  # noqa: S301 (our own recording)
+            out.append(self.create(provider, r.type, r.name + suffix, {**props, **overrides}))
+        return out
+
+    def _real_ids(self, value: Any, mock_ids: set[str]) -> Any:
+        if isinstance(value, dict):
+            return {k: self._real_ids(v, mock_ids) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._real_ids(v, mock_ids) for v in value]
+        if isinstance(value, str) and value in mock_ids:
+            assert value in self.real_ids, f"an input refers to {value}, which this test has not made (yet)"
+            return self.real_ids[value]
+        return value
+
+
+def register_workloads(made: Made, spire: Mapping[str, Any], paths: Mapping[str, str]) -> dict[str, str]:
+    """SPIRE entries as `SpireRegistrations` makes them: one per workload (name -> SPIFFE path),
+    selector `unix:uid:<this uid>`, parented to the real agent, over the admin socket (grpc).
+    Returns name -> SPIFFE ID."""
+    node = spire["x509pop"]["node"]
+    workloads = {n: Workload(spiffe_path=p, node=node, selectors=[f"unix:uid:{os.getuid()}"]) for n, p in paths.items()}
+    ids: dict[str, str] = {}
+
+    def build() -> None:
+        regs = SpireRegistrations("chain-entries", workloads=workloads, trust_domain=spire["trust_domain"],
+                                  agent_spiffe_ids={node: spire["agent_spiffe_id"]},
+                                  connection={"transport": "grpc", "socket_path": spire["admin_socket"]})
+        ids.update(regs.spiffe_ids)
+
+    for state in made.realize(registered(build)):
+        assert state.outputs["parent_id"] == spire["agent_spiffe_id"]
+    return ids
+
+
+def ziti_trust(name: str, ziti: dict[str, Any], *, spire: Mapping[str, Any] | None = None,
+               issuer: str = UNUSED, jwks_url: str = UNUSED, audience: str = UNUSED, client_id: str = UNUSED,
+               workloads: Mapping[str, str] | None = None) -> list[Registered]:
+    """What `ZitiTrust` registers for the session's controller (inputs a test does not use are
+    placeholders; it realizes only its half, see WORKLOAD_SIDE / USER_SIDE)."""
+    root_cert = Path(spire["x509pop"]["root_cert"]).read_text() if spire else UNUSED
+    root_key = Path(spire["x509pop"]["root_key"]).read_text() if spire else UNUSED
+
+    def build() -> None:
+        ZitiTrust(name, connection=connection(ziti), root_ca_cert_pem=root_cert, root_ca_key_pem=root_key,
+                  keycloak_issuer=issuer, keycloak_jwks_url=jwks_url, keycloak_audience=audience,
+                  keycloak_client_id=client_id, router_name=f"{name}-router",
+                  workloads={k: ZitiWorkload(v) for k, v in (workloads or {}).items()})
+
+    return registered(build)
+
+
+# --- 1. workload -> Ziti with an SVID ------------------------------------------------------------
+
+
+def workload_chain(made: Made, spire: Mapping[str, Any], ziti: dict[str, Any], name: str,
+                   known: str, stranger: str | None = None) -> dict[str, str]:
+    """SPIRE entries for `known` (and `stranger`, which gets no Ziti identity) and ZitiTrust's
+    workload half: the root as a verified third-party CA, the cert-only policy, `known`'s identity."""
+    paths = {known: f"/chain/{name}/{known}", **({stranger: f"/chain/{name}/{stranger}"} if stranger else {})}
+    spiffe_ids = register_workloads(made, spire, paths)
+    trust = ziti_trust(name, ziti, spire=spire, workloads={known: spiffe_ids[known]})
+    states = made.realize(trust, only=WORKLOAD_SIDE)
+    ca = made.states[f"{name}-spire-ca"]
+    assert ca.outputs["is_verified"] is True
+    assert ca.inputs["external_id_claim"] == SPIFFE_CLAIM
+    assert len(states) == 3
+    return spiffe_ids
+
+
+class ControllerLog:
+    """The controller's own account of why it refused a login (its API only says INVALID_AUTH):
+    the JSON log lines written after this object was made."""
+
+    def __init__(self, ziti: Mapping[str, Any]) -> None:
+        self.path = Path(ziti["log"])
+        self.offset = self.path.stat().st_size
+
+    def reasons(self) -> list[str]:
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        out = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("level") == "error":
+                out.append(f"{entry.get('msg', '')} {entry.get('error', '')}".strip())
+        return out
+
+    def says(self, reason: str) -> bool:
+        return any(reason in r for r in self.reasons())
+
+
+def refused(login: Callable[[], object], ziti: Mapping[str, Any], reason: str) -> None:
+    """`login` is answered 401 and the controller logs `reason` for it: refused for that reason,
+    not for another (a refusal for any reason would make the positive look right too)."""
+    log = ControllerLog(ziti)
+    with pytest.raises(chain.LoginRefusedError) as err:
+        login()
+    assert err.value.status == 401, err.value
+    assert log.says(reason), f"the controller refused, but not with {reason!r}: {log.reasons()}"
+
+
+def svid_of(spire: Mapping[str, Any], out_dir: Path, spiffe_id: str) -> chain.Svid:
+    """The SVID the real agent issues to this process for `spiffe_id` (files under `out_dir`)."""
+    return chain.fetch_x509_svid(spire["bin_dir"], spire["agent_socket"], out_dir, spiffe_id=spiffe_id)
+
+
+def test_a_workload_logs_in_to_ziti_with_the_svid_spire_issued_to_it(
+    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path
+) -> None:
+    name = unique("chain")
+    api = f"{name}-api"
+    spiffe_ids = workload_chain(made, spire, ziti, name, api)
+    identity = made.states[f"{name}-identity-{api}"]
+
+    svid = svid_of(spire, tmp_path / "svid", spiffe_ids[api])
+
+    # What the agent handed the workload: leaf <- SPIRE's server CA <- the upstream ("disk") root.
+    root = x509.load_pem_x509_certificate(Path(spire["x509pop"]["root_cert"]).read_bytes())
+    leaf, *intermediates = svid.certificates
+    assert chain.spiffe_id_of(leaf) == spiffe_ids[api]
+    assert len(intermediates) == 1, [c.subject.rfc4514_string() for c in intermediates]
+    leaf.verify_directly_issued_by(intermediates[0])
+    intermediates[0].verify_directly_issued_by(root)
+    assert x509.load_pem_x509_certificates(svid.bundle_pem.encode()) == [root]
+
+    data = chain.ziti_cert_login(ziti["url"], ziti["ca_pem"], svid, within=LOGIN_SETTLE_SECONDS)
+    assert data["identity"]["id"] == identity.id
+    assert data["identity"]["name"] == api
+    assert data["authQueries"] == []  # the certificate alone completes the login: no secondary factor
+
+
+def test_an_svid_without_a_ziti_identity_or_without_its_chain_is_refused(
+    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path
+) -> None:
+    name = unique("chain")
+    api, other = f"{name}-api", f"{name}-stranger"
+    spiffe_ids = workload_chain(made, spire, ziti, name, api, stranger=other)
+    identity = made.states[f"{name}-identity-{api}"]
+    known = svid_of(spire, tmp_path / "known", spiffe_ids[api])
+    stranger = svid_of(spire, tmp_path / "stranger", spiffe_ids[other])
+    assert stranger.spiffe_id != known.spiffe_id and stranger.chain_path != known.chain_path
+
+    # The control: same CA, same process, same moment -> in.
+    assert chain.ziti_cert_login(ziti["url"], ziti["ca_pem"], known,
+                                 within=LOGIN_SETTLE_SECONDS)["identity"]["id"] == identity.id
+    # A valid SVID of the same trust domain whose SPIFFE ID no identity has: nowhere.
+    refused(lambda: chain.ziti_cert_login(ziti["url"], ziti["ca_pem"], stranger), ziti,
+            "failed to find identity by externalId")
+    # The known SVID without SPIRE's intermediate: the chain does not reach the registered root.
+    leaf_only = known.leaf_only(tmp_path / "leaf-only")
+    refused(lambda: chain.ziti_cert_login(ziti["url"], ziti["ca_pem"], leaf_only), ziti,
+            "failed to verify client via all pools, no valid roots")
+
+
+# --- 2. Keycloak user -> Ziti with a token ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserSide:
+    realm: str
+    client_id: str
+    issuer: str
+    user_policy_id: str
+    client: Registered  # the recorded Ziti client, to make a look-alike with another audience
+
+
+def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str) -> UserSide:
+    """KeycloakIdentity's realm and Ziti client, then ZitiTrust's Keycloak half (signer from the
+    realm's discovery outputs, audience and client id from the client) as the assembly wires them."""
+    client_id = kc_server.dev_settings().ziti_client_id
+    realm = name
+
+    def identity() -> None:
+        KeycloakIdentity(name, url=keycloak["url"], admin_user=keycloak["admin_user"],
+                         admin_password=keycloak["admin_password"], realm=realm, ziti_client_id=client_id,
+                         audience=client_id)  # as components/assembly.py: the client id is the audience
+
+    kc_resources = registered(identity)
+    made.realize(kc_resources)
+    realm_out, client_out = made.states[f"{name}-realm"].outputs, made.states[f"{name}-ziti-client"].outputs
+    discovery = httpx.get(f"{keycloak['url']}/realms/{realm}/.well-known/openid-configuration", timeout=30).json()
+    assert (realm_out["issuer_url"], realm_out["jwks_url"]) == (discovery["issuer"], discovery["jwks_uri"])
+
+    trust = ziti_trust(name, ziti, issuer=realm_out["issuer_url"], jwks_url=realm_out["jwks_url"],
+                       audience=client_out["audience"], client_id=client_out["client_id"])
+    made.realize(trust, only=USER_SIDE)
+    (client,) = [r for r in kc_resources if r.name == f"{name}-ziti-client"]
+    return UserSide(realm, client_id, realm_out["issuer_url"], made.states[f"{name}-user-policy"].id, client)
+
+
+def user(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], side: UserSide, login: str,
+         *, with_identity: bool) -> tuple[str, str, str | None]:
+    """A realm user (username, password) as an operator makes it, and, if asked, the Ziti identity
+    an operator gives it: externalId = its email, under ZitiTrust's user policy. Returns
+    (username, password, identity id)."""
+    username, password = unique(login), secrets.token_urlsafe(18)
+    email = f"{username}@example.org"
+    chain.create_keycloak_user(keycloak["url"], keycloak["admin_user"], keycloak["admin_password"], side.realm,
+                               username, email, password)
+    if not with_identity:
+        return username, password, None
+    state = made.create(zp.IdentityProvider(), IDENTITY_TYPE, f"{side.realm}-{login}", {
+        "name": username, "type": "Default", "is_admin": False, "external_id": email,
+        "auth_policy_id": side.user_policy_id, "connection": connection(ziti), "owner": owner(username)})
+    return username, password, state.id
+
+
+def test_a_keycloak_user_logs_in_to_ziti_with_the_token_of_a_browser_login(
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+) -> None:
+    side = user_chain(made, keycloak, ziti, unique("chain"))
+    username, password, identity_id = user(made, keycloak, ziti, side, "alice", with_identity=True)
+
+    token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, username, password)
+    claims = chain.jwt_claims(token)
+    assert claims["iss"] == side.issuer
+    assert side.client_id in ([claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"])
+    assert (claims["azp"], claims["email"]) == (side.client_id, f"{username}@example.org")
+
+    data = chain.ziti_jwt_login(ziti["url"], ziti["ca_pem"], token, within=LOGIN_SETTLE_SECONDS)
+    assert data["identity"]["id"] == identity_id
+    assert data["authQueries"] == []
+
+
+def test_a_token_of_a_user_without_identity_or_for_another_audience_is_refused(
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+) -> None:
+    side = user_chain(made, keycloak, ziti, unique("chain"))
+    alice, alice_pw, alice_identity = user(made, keycloak, ziti, side, "alice", with_identity=True)
+    bob, bob_pw, _ = user(made, keycloak, ziti, side, "bob", with_identity=False)
+    # Another app of the same realm: the Ziti client's exact settings, its own id as audience.
+    other = f"{side.client_id}-other-app"
+    made.realize([side.client], suffix="-other", client_id=other, audience=other)
+
+    # The control: alice through the Ziti client -> her identity.
+    token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, alice, alice_pw)
+    data = chain.ziti_jwt_login(ziti["url"], ziti["ca_pem"], token, within=LOGIN_SETTLE_SECONDS)
+    assert data["identity"]["id"] == alice_identity
+
+    # bob's token is as good as alice's, but no identity has his email: refused.
+    bob_token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, bob, bob_pw)
+    refused(lambda: chain.ziti_jwt_login(ziti["url"], ziti["ca_pem"], bob_token), ziti,
+            "identity not found by externalId")
+
+    # alice's token from the other app: same issuer, keys and email, audience not the signer's.
+    other_token = chain.keycloak_pkce_login(keycloak["url"], side.realm, other, REDIRECT_URI, alice, alice_pw)
+    claims = chain.jwt_claims(other_token)
+    assert claims["azp"] == other and side.client_id not in claims["aud"], claims["aud"]
+    refused(lambda: chain.ziti_jwt_login(ziti["url"], ziti["ca_pem"], other_token), ziti,
+            "audience validation failed")
