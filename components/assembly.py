@@ -170,6 +170,8 @@ class ChainEnds:
     keycloak_jwks_url: pulumi.Input[str] | None
     ziti_connection: Mapping[str, pulumi.Input[Any]]
     router_name: str | None
+    # Prefix of the Ziti objects' names: None on a controller the stack owns.
+    ziti_name_scope: str | None = None
     # What each part waits for (the servers the program starts; nothing for external ones).
     spire_after: Sequence[pulumi.Resource] = ()
     keycloak_after: Sequence[pulumi.Resource] = ()
@@ -209,6 +211,7 @@ def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistratio
         keycloak_audience=identity.audience,
         keycloak_client_id=identity.client_id,
         router_name=ends.router_name,
+        name_scope=ends.ziti_name_scope,
         workloads={
             wname: ZitiWorkload(registrations.spiffe_ids[wname], tuple(w.ziti_role_attributes))
             for wname, w in sorted(config.workloads.items())
@@ -253,6 +256,8 @@ def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatfo
                 "ca_bundle_pem": zt.ca_bundle,
             },
             router_name=zt.router_name if config.makes_router else None,
+            # Your controller may serve several stacks: their objects' names must not collide.
+            ziti_name_scope=pulumi.get_stack(),
         ),
     )
     return ExternalPlatform(root_ca, registrations, identity, trust, config)

@@ -103,18 +103,22 @@ class ZitiTrust(pulumi.ComponentResource):
         users: Mapping[str, ZitiUserSpec] | None = None,
         keycloak_claims_property: str = "email",
         router_role_attributes: Sequence[str] = ("public",),
+        name_scope: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """`name_scope` prefixes the name of every Ziti object made here (`<scope>-...`): on a
+        controller several stacks share (platform external), names are unique per stack."""
         super().__init__("identity-platform:ziti:ZitiTrust", name, None, opts)
         # depends_on is not inherited through `parent`: every child waits for the controller.
         wait = after(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=wait)
+        scope = f"{name_scope}-" if name_scope else ""
         # The admin password stays secret however the caller built the map.
         conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in connection.items()}
 
         ca = ZitiCertificateAuthority(
             f"{name}-spire-ca",
-            name=f"{name}-spire",
+            name=f"{scope}{name}-spire",
             cert_pem=root_ca_cert_pem,
             ca_key_pem=pulumi.Output.secret(root_ca_key_pem),
             is_auth_enabled=True,
@@ -127,7 +131,7 @@ class ZitiTrust(pulumi.ComponentResource):
         )
         workload_policy = ZitiAuthPolicy(
             f"{name}-workload-policy",
-            name=f"{name}-spiffe-workloads",
+            name=f"{scope}{name}-spiffe-workloads",
             primary={
                 "cert": {"allowed": True, "allow_expired_certs": False},
                 "ext_jwt": {"allowed": False, "allowed_signers": []},
@@ -138,7 +142,7 @@ class ZitiTrust(pulumi.ComponentResource):
         )
         signer = ZitiExternalJwtSigner(
             f"{name}-keycloak-signer",
-            name=f"{name}-keycloak",
+            name=f"{scope}{name}-keycloak",
             issuer=keycloak_issuer,
             audience=keycloak_audience,
             jwks_endpoint=keycloak_jwks_url,
@@ -154,7 +158,7 @@ class ZitiTrust(pulumi.ComponentResource):
         )
         user_policy = ZitiAuthPolicy(
             f"{name}-user-policy",
-            name=f"{name}-keycloak-users",
+            name=f"{scope}{name}-keycloak-users",
             primary={
                 "cert": {"allowed": False, "allow_expired_certs": False},
                 "ext_jwt": {"allowed": True, "allowed_signers": [signer.id]},
@@ -180,7 +184,7 @@ class ZitiTrust(pulumi.ComponentResource):
             workload = _workload(spec)
             identity = ZitiIdentity(
                 f"{name}-identity-{key}",
-                name=key,
+                name=f"{scope}{key}",
                 type="Default",
                 is_admin=False,
                 external_id=workload.spiffe_id,
@@ -195,7 +199,7 @@ class ZitiTrust(pulumi.ComponentResource):
         for key, user in sorted((users or {}).items()):
             self.user_identity_ids[key] = ZitiIdentity(
                 f"{name}-user-{key}",
-                name=f"user-{key}",
+                name=f"{scope}user-{key}",
                 type="Default",
                 is_admin=False,
                 external_id=user.email,
@@ -206,7 +210,7 @@ class ZitiTrust(pulumi.ComponentResource):
             ).id
         ZitiEdgeRouterPolicy(
             f"{name}-all-routers",
-            name=f"{name}-all-identities-all-routers",
+            name=f"{scope}{name}-all-identities-all-routers",
             semantic="AnyOf",
             identity_roles=["#all"],
             edge_router_roles=["#all"],
@@ -215,7 +219,7 @@ class ZitiTrust(pulumi.ComponentResource):
         )
         ZitiServiceEdgeRouterPolicy(
             f"{name}-all-services",
-            name=f"{name}-all-services-all-routers",
+            name=f"{scope}{name}-all-services-all-routers",
             semantic="AnyOf",
             service_roles=["#all"],
             edge_router_roles=["#all"],

@@ -5,6 +5,7 @@
     scripts/servers stop [--state FILE]          stop exactly what that start started
     scripts/servers versions                     the pin table and what each installed binary reports
     scripts/servers env                          shell exports for the installed binaries
+    scripts/servers configure STACK [--state F]  point a platform-external stack at the started servers
 
 SERVER is one of postgres, keycloak, spire, ziti (default: all; requirements are added), or the
 tool pulumi (the Pulumi engine: installed only when named, never started).
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     p_stop.add_argument("--state", type=Path, help="state document (default: the last start's)")
     sub.add_parser("versions", help="pinned versions and what the installed binaries report")
     sub.add_parser("env", help="print shell exports for the installed binaries")
+    p_conf = sub.add_parser("configure", help="point a `platform: external` stack at the started servers")
+    p_conf.add_argument("stack", help="a stack already created with `pulumi stack init` in this project")
+    p_conf.add_argument("--state", type=Path, help="state document (default: the last start's)")
     args = parser.parse_args(argv)
 
     try:
@@ -70,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
                 except ServerError as e:
                     reported = f"not installed ({e.args[0].splitlines()[0]})"
                 print(f"{n:9} pinned {s.version:8} installed: {reported}")
+        elif args.command == "configure":
+            from servers.stack import configure
+
+            state_path = args.state or Path(json.loads(_last_state().read_text())["state"])
+            written = configure(args.stack, json.loads(state_path.read_text()), Path.cwd())
+            print(f"{written}: platform external against the servers of {state_path}; secrets set with --secret")
         elif args.command == "env":
             from servers.environment import exports
 

@@ -147,7 +147,10 @@ class StackConfig(Model):
                 "collide with workload SPIFFE IDs"
             )
         if self.spire.agents:
-            problems.append("spire.agents: swarm runs one agent per node (keys of `nodes`): remove spire.agents")
+            problems.append(
+                "spire.agents: swarm runs one agent per node (keys of `nodes`): remove it "
+                "(fix: `pulumi config rm --path 'spire.agents'`)"
+            )
         problems += _set_fields("keycloak", self.keycloak, KeycloakSettings.EXTERNAL_ONLY, "platform swarm")
         problems += _set_fields("ziti", self.ziti, ZitiSettings.EXTERNAL_ONLY, "platform swarm")
         t = self.spire.transport
@@ -187,7 +190,10 @@ class StackConfig(Model):
             problems.append("spire.agents: required for workloads with platform external: name -> agent SPIFFE ID")
         t = self.spire.transport
         if t.node is not None:
-            problems.append("spire.transport.node: names a Swarm node; with platform external use dockerHost")
+            problems.append(
+                "spire.transport.node: names a Swarm node; with platform external use dockerHost "
+                "(fix: `pulumi config rm --path 'spire.transport.node'`)"
+            )
         if t.kind == "docker-exec":
             if t.docker_host is None:
                 problems.append("spire.transport.dockerHost: required for docker-exec with platform external")
@@ -286,11 +292,28 @@ def _read_raw(cfg: pulumi.Config) -> dict[str, Any]:
 
 
 def parse(raw: dict[str, Any]) -> StackConfig:
-    """Validate a raw config dict (camelCase keys) into the frozen model, or raise ConfigError."""
+    """Validate a raw config dict (camelCase keys) into the frozen model, or raise ConfigError.
+
+    Pydantic skips the cross-section checks when a field fails; so they run once more without the
+    sections that failed, and their problems join the field errors: one preview names them all."""
     try:
         return StackConfig.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, {})) from None
+        message = format_validation_error(e, {})
+        failed = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
+        if failed:
+            try:
+                StackConfig.model_validate({k: v for k, v in raw.items() if k not in failed})
+            except ValidationError as rest:
+                cross = [err for err in rest.errors() if not err["loc"]]
+                if cross:
+                    extra = format_validation_error(rest, {}).split("\n  ")[1:]
+                    keep = [line for line in extra if not any(line.startswith(f"{PROJECT}:{k}") for k in failed)]
+                    lines = message.split("\n  ")[1:]
+                    message = "invalid stack configuration:\n  " + "\n  ".join(
+                        lines + [line for line in keep if line not in lines]
+                    )
+        raise ConfigError(message) from None
 
 
 def _plain(key: str) -> str | None:

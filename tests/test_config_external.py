@@ -311,7 +311,7 @@ REFUSED = [
     # -- swarm refuses what only external uses
     case("swarm-spire-agents", "prod",
          {"spire": {"trustDomain": TD, "transport": SWARM_TRANSPORT, "agents": {"worker-1": AGENT}}},
-         [("spire.agents", "swarm runs one agent per node (keys of `nodes`): remove spire.agents",
+         [("spire.agents", "swarm runs one agent per node (keys of `nodes`): remove it",
            rm("spire.agents"))]),
     case("swarm-keycloak-url", "prod", {"keycloak": {**SWARM_KEYCLOAK, "url": KC_URL}},
          [("keycloak.url", "not used with platform swarm", rm("keycloak.url"))]),

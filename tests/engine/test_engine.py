@@ -13,7 +13,6 @@ plaintext. pulumi-tls and pulumi-random are not in the program: their plugins ca
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import textwrap
@@ -25,14 +24,12 @@ import pytest
 
 from dynamic_providers.spire.models import owner_prefix
 from stack_config import versions
+from tests.engine.cli import REPO, STACK, Cli, project_copy
 from tests.real.conftest import RealServers
 from tests.real.spire_targets import Admin
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT = "engine-probe"
-STACK = "test"
 SECRET = "engine-probe-s3cret-value-4711"
-PASSPHRASE = "engine-probe-passphrase"
 
 PROGRAM = '''
 import pulumi
@@ -52,37 +49,6 @@ pulumi.export("entry_id", entry.entry_id)
 pulumi.export("spiffe_id", entry.spiffe_id)
 pulumi.export("secret", cfg.require_secret("probeSecret"))
 '''
-
-
-class Cli:
-    """`pulumi` in one project directory with its own PULUMI_HOME, backend and passphrase."""
-
-    def __init__(self, bin_dir: Path, work: Path, stack: str = STACK) -> None:
-        self.stack = stack
-        self.dir = work / "program"
-        self.state = work / "state"
-        self.dir.mkdir()
-        self.state.mkdir()
-        self.env = {
-            **os.environ,
-            "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
-            "PULUMI_HOME": str(work / "home"),
-            "PULUMI_BACKEND_URL": f"file://{self.state}",
-            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PYTHONPATH": str(REPO),  # the program and the provider host import dynamic_providers
-        }
-
-    def __call__(self, *args: str, stdin: str | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(["pulumi", *args, "--non-interactive", "--stack", self.stack], cwd=self.dir, env=self.env,
-                              input=stdin, capture_output=True, text=True, timeout=300, check=False)
-        if ok:
-            assert done.returncode == 0, f"pulumi {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done
-
-    def state_text(self) -> str:
-        return "\n".join(p.read_text() for p in self.state.rglob("*.json"))
 
 
 @pytest.fixture
@@ -161,14 +127,6 @@ def test_a_failing_program_fails_the_cli_with_its_own_message(engine_bin: Path, 
     assert "program exited with non-zero exit code: 1" in out
 
 
-def _project_copy(cli: Cli, stack: str, pulumi_yaml: str | None = None) -> None:
-    """The project's own program and files in `cli.dir` (stack init rewrites the stack file)."""
-    for name in ("__main__.py", f"Pulumi.{stack}.yaml"):
-        (cli.dir / name).write_text((REPO / name).read_text())
-    (cli.dir / "Pulumi.yaml").write_text(pulumi_yaml or (REPO / "Pulumi.yaml").read_text())
-    (cli.dir / ".venv").symlink_to(REPO / ".venv")
-
-
 def _plugin_version(package: str) -> str:
     for line in (REPO / "requirements.txt").read_text().splitlines():
         if line.startswith(f"{package}=="):
@@ -183,7 +141,7 @@ def test_the_dev_stack_previews_up_to_the_docker_provider_plugin(engine_bin: Pat
     built or fetched here (README, "The Pulumi engine"), and names the pinned plugin version. When
     those plugins become installable this test fails on purpose: replace it with a full preview."""
     cli = Cli(engine_bin, tmp_path, "dev")
-    _project_copy(cli, "dev")
+    project_copy(cli, "dev")
     cli("stack", "init")
     done = cli("preview", ok=False)
     out = done.stdout + done.stderr
@@ -207,7 +165,7 @@ def test_the_cli_refuses_a_declared_key_without_default_that_the_stack_file_lack
     """The rule `tests/test_required_config.py` checks without the CLI is the real CLI's rule."""
     cli = Cli(engine_bin, tmp_path, "dev")
     declared = (REPO / "Pulumi.yaml").read_text() + "  nodes:\n    description: declared without a default\n"
-    _project_copy(cli, "dev", declared)
+    project_copy(cli, "dev", declared)
     cli("stack", "init")
     done = cli("preview", ok=False)
     assert done.returncode != 0
