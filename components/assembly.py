@@ -22,6 +22,7 @@ connections from stack config:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ from components.swarm_nodes import SwarmNodes
 from components.ziti_router import ZitiRouter
 from components.ziti_stack import ZitiStack
 from components.ziti_trust import ZitiTrust, ZitiUserSpec, ZitiWorkload
-from stack_config import StackConfig, StackSecrets
+from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
 
 BUCKET_ROLES = ("spire", "keycloak", "ziti")
 
@@ -149,10 +150,50 @@ def _chain_exports(
 
 
 def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
-    """The stack for `config.platform`."""
-    if config.platform == "external":
-        return build_external(config, secrets)
-    return build_swarm(config, secrets)
+    """The stack for `config.platform`; `imports` are taken over instead of created."""
+    seen = _import_existing(config.imports) if config.imports else None
+    platform: Platform = build_external(config, secrets) if config.platform == "external" else build_swarm(
+        config, secrets
+    )
+    if seen is not None:
+        problems = []
+        for name in sorted(config.imports):
+            fix = f"(fix: `pulumi config rm --path 'imports.{name}'`)"
+            if name not in seen:
+                close = difflib.get_close_matches(name, list(seen), 1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"{PROJECT}:imports.{name}: this stack has no resource of that name{hint} {fix}")
+            elif not seen[name].startswith(IMPORTABLE):
+                problems.append(
+                    f"{PROJECT}:imports.{name}: a {seen[name]} cannot be taken over; only Ziti objects can "
+                    f"(others are adopted by their ownership marker: docs in README) {fix}"
+                )
+        if problems:
+            raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
+    return platform
+
+
+IMPORTABLE = "pulumi-python:dynamic/ziti:"
+
+
+def _import_existing(imports: Mapping[str, str]) -> dict[str, str]:
+    """Hand each existing object named in `imports` to the resource of that name; returns the
+    name -> type of every resource the program registers (filled in as they are constructed).
+
+    Pulumi cannot import a Python dynamic resource (`pulumi import` or the `import` option: its
+    provider host finds no serialized provider without state, pulumi/pulumi#16175). So the id
+    goes in as the input `import_id`, and the provider's create takes the object over (writes its
+    ownership and the declared settings) instead of creating one; its connection is the stack's."""
+    seen: dict[str, str] = {}
+
+    def transformation(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        seen[args.name] = args.type_
+        if args.name not in imports or not args.type_.startswith(IMPORTABLE):
+            return None
+        return pulumi.ResourceTransformationResult({**args.props, "import_id": imports[args.name]}, args.opts)
+
+    pulumi.runtime.register_stack_transformation(transformation)
+    return seen
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             from servers.stack import configure
 
             state_path = args.state or Path(json.loads(_last_state().read_text())["state"])
-            written = configure(args.stack, json.loads(state_path.read_text()), Path.cwd())
+            project = Path(os.environ.get("SERVERS_CALLER_DIR") or Path.cwd())
+            written = configure(args.stack, json.loads(state_path.read_text())["servers"], project)
             print(f"{written}: platform external against the servers of {state_path}; secrets set with --secret")
         elif args.command == "env":
             from servers.environment import exports

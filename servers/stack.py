@@ -63,15 +63,31 @@ def external_settings(
 
 
 def write_stack_file(project_dir: Path, stack: str, plain: dict[str, Any]) -> Path:
-    """Merge `plain` into `Pulumi.<stack>.yaml` (keeping what the CLI wrote, e.g. the salt)."""
+    """`plain` as the project's settings in `Pulumi.<stack>.yaml`: other plain project keys go,
+    what the CLI wrote stays (the salt, `secure:` values, other namespaces)."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     doc: dict[str, Any] = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
-    config = doc.setdefault("config", {}) or {}
+    config = {
+        k: v for k, v in (doc.get("config") or {}).items()
+        if not k.startswith(f"{PROJECT}:") or (isinstance(v, dict) and set(v) == {"secure"})
+    }
     doc["config"] = config
     for key, value in plain.items():
         config[f"{PROJECT}:{key}"] = value
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=200))
+    path.write_text(yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, width=200))
     return path
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (PEM certificates) as `|` blocks, readable in the stack file."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
 
 
 def set_secrets(secrets: dict[str, str], *, stack: str, cwd: Path, env: dict[str, str] | None = None,

@@ -9,7 +9,7 @@ so `pulumi preview` fails fast.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pulumi
@@ -58,7 +58,9 @@ __all__ = [
 ]
 
 # Keys of the structured config objects (camelCase in YAML), in the order they are read.
-STRUCTURED_KEYS = ("nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa")
+STRUCTURED_KEYS = (
+    "nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa", "imports",
+)
 SCALAR_KEYS = ("environment", "platform", "domain", "region", "strict")
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
@@ -88,6 +90,12 @@ class StackConfig(Model):
     )
     root_ca: RootCaSettings | None = Field(
         default=None, description="A root CA you bring (certificate; key in rootCaKey). Unset: generated."
+    )
+    imports: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=dict,
+        description="Existing server objects to take over: resource name (as `pulumi stack --show-urns` or "
+        "`pulumi preview` names it) -> the object's id on its server. The next `pulumi up` imports each "
+        "instead of creating it (the program's settings must match the object); remove the entry afterwards.",
     )
 
     @model_validator(mode="before")

@@ -64,6 +64,9 @@ from dynamic_providers.ziti.models import (
 
 PROVIDER_KEY = "__provider"
 META_KEYS = ("connection", "owner")
+# The id of an existing entity the operator hands to this resource (`identity-platform:imports`):
+# create takes it over instead of posting. Not a setting of the entity: never a diff.
+IMPORT_KEY = "import_id"
 # Lists whose order the controller does not care about: compared as sets, so reordering is no diff.
 SET_FIELDS = frozenset(
     {
@@ -276,8 +279,12 @@ class _ZitiProvider(dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         args, conn, owner = self._parse(props)
+        import_id = props.get(IMPORT_KEY)
         with ZitiClient(conn) as c:
-            id_, created = self._create_or_adopt(c, args, owner)
+            if import_id:
+                id_, created = self._take_over(c, str(import_id), args, owner), False
+            else:
+                id_, created = self._create_or_adopt(c, args, owner)
             detail = self._after_create(c, id_, args, created)
             outs = self._outs(c, detail, props, {})
         return dynamic.CreateResult(id_, outs)
@@ -324,7 +331,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
     def _unknown_inputs(self, props: Mapping[str, Any]) -> list[dynamic.CheckFailure]:
         """A misspelt input would otherwise be dropped silently and its default deployed."""
         fields = self.args_model.model_fields
-        known = {*fields, *META_KEYS, *self.computed}
+        known = {*fields, *META_KEYS, IMPORT_KEY, *self.computed}
         by_alias = {f.alias: name for name, f in fields.items() if f.alias and f.alias != name}
         failures = []
         for key in sorted(k for k, v in props.items() if k not in known and v is not None):
@@ -404,6 +411,26 @@ class _ZitiProvider(dynamic.ResourceProvider):
                     # The lost POST did land (or an earlier run's did): adopt it rather than duplicate.
                     return self._adopt(c, existing, args, owner, e), False
         raise AssertionError("unreachable")
+
+    def _take_over(self, c: ZitiClient, id_: str, args: Any, owner: Ownership | None) -> str:
+        """The entity the operator named by id becomes this resource: its ownership tags and the
+        declared settings are written. One that another stack owns stays untouched."""
+        existing = c.get_or_none(self.collection, id_)
+        if existing is None:
+            raise ValueError(
+                f"import: no {self.label} with id {id_!r} on the controller: check the id in identity-platform:imports "
+                "(`ziti edge list` shows it)"
+            )
+        tags = existing.get("tags") or {}
+        if OWNER_STACK_TAG in tags and (owner is None or not owner.owns(tags)):
+            raise ValueError(
+                f"import: {self.label} {existing.get('name')!r} (id {id_}) belongs to stack {tags[OWNER_STACK_TAG]!r}, "
+                f"resource {tags.get(OWNER_NAME_TAG)!r}: remove it from that stack first"
+            )
+        self._check_adoptable(existing, args)
+        full = args.api_body(owner, create=False)
+        self._write(c, id_, full, full)
+        return id_
 
     def _adopt_own_post(self, existing: dict[str, Any], args: Any) -> str:
         """The entity a lost POST of this very call created (already in the declared state)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ops.outputs import StackOutputs
+from servers.process import Run
 from servers.stack import external_settings, set_secrets, write_stack_file
 from tests.engine.cli import REPO, Cli
 from tests.harness import chain
@@ -199,6 +201,31 @@ def test_an_external_stack_lives_and_dies_under_the_real_engine(
             x509.load_pem_x509_certificate(cert_pem.encode()).subject
         assert replaced["spireBundlePem"].strip() == cert_pem.strip()
 
+        # -- take over an identity made outside the program (`imports`) -----------------------
+        legacy = f"legacy-{tag}"
+        existing = ziti_admin.create("identities", {
+            "name": f"{stack}-{legacy}", "type": "Default", "isAdmin": False, "roleAttributes": ["legacy"],
+            "externalId": f"spiffe://{spire['trust_domain']}/engine/{tag}/legacy",
+        })
+        plain["workloads"][legacy] = {"spiffePath": f"/engine/{tag}/legacy", "node": "local",
+                                      "selectors": ["unix:uid:4242"], "zitiRoleAttributes": ["legacy"]}
+        plain["imports"] = {f"ziti-trust-identity-{legacy}": existing}
+        write_stack_file(cli.dir, stack, plain)
+        ops = plan(cli)
+        assert ops == {f"ziti-trust-identity-{legacy}": "create", f"spire-entries-entry-{legacy}": "create"}, ops
+        cli("up", "--yes")
+        taken = json.loads(cli("stack", "output", "--json", "--show-secrets").stdout)
+        assert taken["zitiIdentityIds"][legacy] == existing
+        assert [o["id"] for o in ziti_admin.find("identities", f"{stack}-{legacy}")] == [existing]  # no duplicate
+        detail = ziti_admin.get(f"/identities/{existing}")
+        assert detail["tags"]["pulumi.stack"] == f"{PROJECT}/{stack}"
+        (policy,) = ziti_admin.find("auth-policies", f"{stack}-ziti-trust-spiffe-workloads")
+        assert detail["authPolicyId"] == policy["id"]
+        del plain["imports"]
+        write_stack_file(cli.dir, stack, plain)
+        cli("preview", "--expect-no-changes")
+        replaced["zitiIdentityIds"] = taken["zitiIdentityIds"]
+
         # -- the state file holds no secret in plain text ------------------------------------
         state = cli.state_text()
         assert replaced["zitiCaId"] in state  # the state we searched is the stack's
@@ -240,3 +267,25 @@ def _names(admin: ZitiAdmin, collection: str) -> list[str]:
     r = admin.request("GET", f"/{collection}", params={"limit": 500})
     r.raise_for_status()
     return [str(o.get("name", "")) for o in r.json()["data"]]
+
+
+def test_the_quick_start_configure_command_makes_a_stack_the_cli_previews(
+    engine_bin: Path, servers: dict[str, Any], servers_run: Run, tmp_path: Path
+) -> None:
+    """README's quick start as written: `pulumi stack init`, then `scripts/servers configure STACK`
+    from the project directory (the wrapper itself, not the function), then `pulumi preview`."""
+    stack = f"qs-{secrets.token_hex(3)}"
+    cli = Cli(engine_bin, tmp_path, stack)
+    for name in ("__main__.py", "Pulumi.yaml"):
+        (cli.dir / name).write_text((REPO / name).read_text())
+    (cli.dir / ".venv").symlink_to(REPO / ".venv")
+    cli("stack", "init")
+    argv = [str(REPO / "scripts" / "servers"), "configure", stack, "--state", str(servers_run.state_path)]
+    done = subprocess.run(argv, cwd=cli.dir, env=cli.env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (cli.dir / f"Pulumi.{stack}.yaml").read_text()
+    assert "identity-platform:platform: external" in text and "certificate: |" in text
+    assert servers["ziti"]["admin_password"] not in text and servers["keycloak"]["admin_password"] not in text
+    assert text.count("secure: ") == 3  # the two admin passwords and the root CA key
+    preview = cli("preview")
+    assert "+ 15 to create" in preview.stdout, preview.stdout
