@@ -34,8 +34,12 @@ SECRET_PREFIX = "mock-secret-value-"
 
 
 # What an operator sets with `pulumi config set --secret` before the first preview, per the
-# stack file's own comments (platform external: the admin passwords of their servers).
-OPERATOR_SECRETS = {"platform external": ("keycloakAdminPassword", "zitiAdminPassword")}
+# stack file's own comments (platform external: the admin passwords of their servers; prod: the
+# DigitalOcean credentials). Stack files hold no placeholder for them.
+OPERATOR_SECRETS = {
+    "platform external": (f"{PROJECT}:keycloakAdminPassword", f"{PROJECT}:zitiAdminPassword"),
+    "environment prod": ("digitalocean:token", "digitalocean:spacesAccessId", "digitalocean:spacesSecretKey"),
+}
 
 
 def stack_files() -> list[str]:
@@ -74,8 +78,12 @@ def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
             secret_keys.append(full)
         else:
             values[full] = _encode(value)
-    for key in OPERATOR_SECRETS.get(f"platform {stack_platform(stack)}", ()):
-        full = f"{PROJECT}:{key}"
+    environment = str((doc.get("config") or {}).get(f"{PROJECT}:environment", ""))
+    platform = stack_platform(stack)
+    needed = [*OPERATOR_SECRETS.get(f"platform {platform}", ())]
+    if platform == "swarm":
+        needed += OPERATOR_SECRETS.get(f"environment {environment}", ())
+    for full in needed:
         if full not in values:
             values[full] = SECRET_PREFIX + full.replace(":", "-")
             secret_keys.append(full)
