@@ -165,7 +165,8 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
                 problems.append(f"{PROJECT}:imports.{name}: this stack has no resource of that name{hint} {fix}")
             elif not seen[name].startswith(IMPORTABLE):
                 problems.append(
-                    f"{PROJECT}:imports.{name}: a {seen[name]} cannot be taken over; only Ziti objects can "
+                    f"{PROJECT}:imports.{name}: a resource of type {seen[name]} cannot be taken over; "
+                    "only Ziti objects can "
                     f"(others are adopted by their ownership marker: docs in README) {fix}"
                 )
         if problems:

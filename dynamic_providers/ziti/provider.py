@@ -279,12 +279,8 @@ class _ZitiProvider(dynamic.ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         args, conn, owner = self._parse(props)
-        import_id = props.get(IMPORT_KEY)
         with ZitiClient(conn) as c:
-            if import_id:
-                id_, created = self._take_over(c, str(import_id), args, owner), False
-            else:
-                id_, created = self._create_or_adopt(c, args, owner)
+            id_, created = self._obtain(c, props, args, owner)
             detail = self._after_create(c, id_, args, created)
             outs = self._outs(c, detail, props, {})
         return dynamic.CreateResult(id_, outs)
@@ -411,6 +407,13 @@ class _ZitiProvider(dynamic.ResourceProvider):
                     # The lost POST did land (or an earlier run's did): adopt it rather than duplicate.
                     return self._adopt(c, existing, args, owner, e), False
         raise AssertionError("unreachable")
+
+    def _obtain(self, c: ZitiClient, props: Mapping[str, Any], args: Any, owner: Ownership | None) -> tuple[str, bool]:
+        """(id, created): the entity the operator handed over (`import_id`), or a new one."""
+        import_id = props.get(IMPORT_KEY)
+        if import_id:
+            return self._take_over(c, str(import_id), args, owner), False
+        return self._create_or_adopt(c, args, owner)
 
     def _take_over(self, c: ZitiClient, id_: str, args: Any, owner: Ownership | None) -> str:
         """The entity the operator named by id becomes this resource: its ownership tags and the
@@ -621,7 +624,7 @@ class ExternalJwtSignerProvider(_ZitiProvider):
         # which the next `up` refuses as foreign (never adopts): delete it and run again.
         args, conn, owner = self._parse(props)
         with ZitiClient(conn) as c:
-            id_, _ = self._create_or_adopt(c, args, owner)
+            id_, _ = self._obtain(c, props, args, owner)
             detail = c.get(self.collection, id_)
             wanted = args.api_body(owner, create=False)["tags"]
             if (detail.get("tags") or {}) != wanted:

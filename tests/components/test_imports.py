@@ -111,7 +111,8 @@ class TestRefusedNames:
     )
     def test_a_resource_that_is_not_a_ziti_object_is_refused_naming_its_type(self, name: str, type_: str) -> None:
         message = config_error("dev", {name: "id-1"})
-        assert f"identity-platform:imports.{name}: a {type_} cannot be taken over; only Ziti objects can" in message
+        expected = f"identity-platform:imports.{name}: a resource of type {type_} cannot be taken over; only Ziti"
+        assert expected in message
         assert fix(name) in message
 
     def test_a_resource_of_another_stack_is_unknown_here(self) -> None:

@@ -401,11 +401,6 @@ class TestEdgeRouterTakeOver:
 
 
 class TestExternalJwtSignerTakeOver:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="product bug: ExternalJwtSignerProvider.create overrides _ZitiProvider.create and never reads "
-        "import_id, so an imported signer is POSTed (refused as foreign, or created a second time)",
-    )
     @pytest.mark.parametrize("existing_name", ["keycloak", "keycloak-by-hand"])
     def test_an_untagged_signer_is_taken_over_without_a_post(self, ziti, dynamic_host, existing_name) -> None:
         fake, srv = ziti
