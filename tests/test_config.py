@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import yaml
 
-import stack_config
 from stack_config import ConfigError, parse
 from tests.harness.mock_engine import ROOT, run_program
 
@@ -42,7 +41,7 @@ class TestStackFilesAreValid:
     def test_dev_needs_only_the_environment(self) -> None:
         cfg = parse({"environment": "dev"})
         assert list(cfg.nodes) == ["local"]
-        assert cfg.nodes["local"].docker_host == stack_config.LOCAL_ENGINE
+        assert cfg.nodes["local"].docker_host == "unix:///var/run/docker.sock"  # Docker's default local socket
         assert cfg.keycloak.hostname == "localhost"
 
     def test_model_is_frozen(self) -> None:

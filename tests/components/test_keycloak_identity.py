@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime import mocks as pmocks
 
-from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity
+from components.keycloak_identity import KeycloakIdentity
 from dynamic_providers.keycloak.client import RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from tests.fakes.keycloak import KeycloakFake
@@ -98,7 +98,11 @@ class TestStructure:
         assert inputs["standard_flow_enabled"] is True
         assert inputs["implicit_flow_enabled"] is False and inputs["direct_access_grants_enabled"] is False
         assert inputs["service_accounts_enabled"] is False
-        assert inputs["redirect_uris"] == list(DEFAULT_ZITI_REDIRECT_URIS)
+        # The OpenZiti tunnelers' OIDC callback listens on loopback port 20314.
+        assert inputs["redirect_uris"] == [
+            "http://localhost:20314/auth/callback",
+            "http://127.0.0.1:20314/auth/callback",
+        ]
         assert inputs["audience"] == "openziti" and inputs["client_id"] == "openziti"
         assert inputs["owner"] == "identity-platform/dev"
 

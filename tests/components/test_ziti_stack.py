@@ -53,7 +53,7 @@ class TestController:
         # The pinned image's bootstrap has no cluster mode: no ZITI_BOOTSTRAP_CLUSTER/ZITI_CLUSTER_*.
         assert not [k for k in env if "CLUSTER" in k]
         assert env["ZITI_BOOTSTRAP_CONSOLE"] == "true" and env["ZITI_BOOTSTRAP_DATABASE"] == "true"
-        assert env["ZITI_CTRL_DATABASE_FILE"] == ziti_stack.DATABASE_FILE
+        assert env["ZITI_CTRL_DATABASE_FILE"] == "bbolt.db"  # the image's default, under the persisted home
         # The same function renders what servers/ziti.py starts for real.
         assert set(env) == set(ziti_stack.controller_env(stack_config.parse({"environment": "dev"}).ziti))
         assert env["ZITI_CTRL_ADVERTISED_PORT"] == "1280"

@@ -257,7 +257,13 @@ json_value = st.recursive(
 )
 def test_check_never_raises_on_arbitrary_input(props: dict[str, Any]) -> None:
     result = KeycloakClientProvider().check({}, props)
-    assert isinstance(result.failures, list)
+    named = {f.property.split(".")[0].split("[")[0] for f in result.failures}
+    assert all(f.reason for f in result.failures)
+    assert ("x" in props) == ("x" in named), "an unknown input is named, and only then"
+    if not isinstance(props.get("realm"), str) or not props["realm"].strip():
+        assert "realm" in named, "a client needs a realm name"
+    if not isinstance(props.get("connection"), dict):
+        assert "connection" in named, "a client needs a connection"
 
 
 @given(st.lists(uri, min_size=1, max_size=6), st.randoms())

@@ -17,7 +17,6 @@ import pytest
 
 from dynamic_providers.spire._proto import types_pb2
 from dynamic_providers.spire.client import (
-    MUTABLE_FIELDS,
     CreateStatus,
     EntryClient,
     ExecEntryClient,
@@ -111,7 +110,16 @@ class TestUpdateLeavesWhatWeDoNotOwn:
         method, request = server.requests[-1]
         assert method == "BatchUpdateEntry"
         mask = {f.name for f in types_pb2.EntryMask.DESCRIPTOR.fields if getattr(request.input_mask, f.name)}
-        assert mask == set(MUTABLE_FIELDS)
+        assert mask == {
+            "x509_svid_ttl",
+            "jwt_svid_ttl",
+            "dns_names",
+            "federates_with",
+            "admin",
+            "downstream",
+            "hint",
+            "store_svid",
+        }
         sent = request.entries[0]
         assert not sent.HasField("spiffe_id") and not sent.HasField("parent_id") and not sent.selectors
         assert updated.hint == "h" and updated.dns_names == ()

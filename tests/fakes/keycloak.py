@@ -55,10 +55,10 @@ from openapi_schema_validator import OAS30Validator
 from tests.harness.loopback import App, LoopbackServer, Request, Response
 
 # The spec's schemas the fake validates with (and their $ref closure) plus every operation's request
-# schema and response codes, vendored from the official file so the tests run without /work/shared;
-# `build_subset` regenerates it and a test checks it still matches the full spec when that is present.
+# schema and response codes, vendored from the official file (kept whole in tests/specs/);
+# `build_subset` regenerates it and a test checks it still matches the full spec.
 SUBSET_PATH = Path(__file__).resolve().parent / "keycloak_openapi_subset.json"
-FULL_SPEC_PATH = Path("/work/shared/specs/keycloak-admin-openapi.json")
+FULL_SPEC_PATH = Path(__file__).resolve().parents[1] / "specs" / "keycloak-admin-openapi.json.gz"  # see its README
 VALIDATED_SCHEMAS = (
     "ClientRepresentation",
     "RealmRepresentation",
