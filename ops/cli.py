@@ -1,4 +1,5 @@
 """`python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]`, and `schema`.
+`python -m ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
 
 Human mode streams the engine's output to stdout and ends with a one-line summary; errors go to
 stderr as `error: ...` plus a `fix:` line. With `--json`, stdout carries exactly one JSON document
@@ -25,6 +26,9 @@ from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import PROJECT_ROOT
 
 NEEDS_CONFIRMATION = ("destroy",)
+STATUS_EPILOG = """exit codes: 0 healthy (warnings allowed), 9 a check failed (--strict: or warned),
+3 config or passphrase, 4 stack not deployed, 8 outputs break the contract, 64 usage.
+Rows, score and the --json shape: ops/health/__init__.py."""
 
 
 class _UsageError(Exception):
@@ -66,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("outputs", parents=[common], help="print the stack outputs, checked against the contract")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
 
+    p = sub.add_parser(
+        "status", parents=[common], help="health of every component of a deployed stack, with a score",
+        epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per network call (default 10)")
+    p.add_argument("--keycloak-health-url", metavar="URL", help="Keycloak's /health/ready on its management port")
+    p.add_argument("--expiry-warning-days", type=int, default=30, metavar="DAYS",
+                   help="warn when a certificate expires sooner (default 30)")
+    p.add_argument("--strict", action="store_true", help="a warning is unhealthy too (exit 9)")
+
     p = sub.add_parser("schema", help="write (or --check) schema/stack-outputs.schema.json")
     p.add_argument("--check", action="store_true", help="exit 1 if the committed schema is stale")
     return parser
@@ -106,6 +120,8 @@ def main(
                 f"see the plan with `python -m ops preview --stack {args.stack}`, then re-run with --yes",
                 kind="confirmation_required",
             )
+        if args.command == "status":
+            return _status(args, out, environ, root)
         report = _run(args, emit, emit_err, environ, root)
     except OpsError as e:
         _print_error(e, args, out, err, as_json)
@@ -199,3 +215,19 @@ def _schema(check: bool, out: TextIO, err: TextIO) -> int:
     SCHEMA_PATH.write_text(text)
     print(f"wrote {SCHEMA_PATH}", file=out)
     return ExitCode.OK
+
+
+def _status(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None, root: Path) -> int:
+    from ops import health
+
+    opts = health.Options(timeout=args.timeout, keycloak_health_url=args.keycloak_health_url,
+                          expiry_warning_days=args.expiry_warning_days)
+    report = health.status(args.stack, opts, root=root, environ=environ)
+    code = ExitCode.UNHEALTHY if report.unhealthy(strict=args.strict) else ExitCode.OK
+    if args.json:
+        doc = {"command": "status", "stack": args.stack, "ok": code == ExitCode.OK, "exitCode": int(code),
+               **report.as_json(strict=args.strict)}
+        print(json.dumps(doc, indent=2), file=out)
+    else:
+        print(report.render_table(strict=args.strict), file=out)
+    return code

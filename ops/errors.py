@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     POLICY_VIOLATION = 6  # a mandatory policy of a policy pack blocked the operation
     CHANGES_PENDING = 7  # `preview --expect-no-changes` found changes (drift)
     OUTPUTS_INVALID = 8  # the stack's outputs do not match the StackOutputs contract
+    UNHEALTHY = 9  # `status`: a health check failed (with --strict: or warned)
     USAGE = 64  # bad command line (EX_USAGE, same as scripts/up)
     INTERRUPTED = 130  # Ctrl-C
 
