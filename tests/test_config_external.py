@@ -77,7 +77,8 @@ def engine(
     values = {f"{P}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
     values |= {f"{P}:{k}": v for k, v in (secrets or {}).items()}
     with (
-        mock.patch.dict(mock_engine.OPERATOR_SECRETS, {"platform external": operator}, clear=True),
+        # The harness names the operator's secrets with their namespace (mock_engine.OPERATOR_SECRETS).
+        mock.patch.dict(mock_engine.OPERATOR_SECRETS, {"platform external": tuple(f"{P}:{k}" for k in operator)}),
         mock_engine.mocked_engine(stack, config=values, secret_keys=[f"{P}:{k}" for k in secrets or {}]),
     ):
         yield

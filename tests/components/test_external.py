@@ -70,7 +70,9 @@ def custom_run(preview: bool) -> ProgramRun:
     if preview not in _RUNS:
         values = {f"identity-platform:{k}": json.dumps(v) for k, v in CUSTOM.items()}
         values["identity-platform:rootCaKey"] = BROUGHT.key
-        operator = {"platform external": ("keycloakAdminPassword", "zitiAdminPassword", "rootCaKey")}
+        keys = ("keycloakAdminPassword", "zitiAdminPassword", "rootCaKey")
+        # Full keys, as mock_engine.OPERATOR_SECRETS names them.
+        operator = {"platform external": tuple(f"identity-platform:{k}" for k in keys)}
         with mock.patch.dict(mock_engine.OPERATOR_SECRETS, operator, clear=True):
             _RUNS[preview] = run_program("external", preview, config=values)
     return _RUNS[preview]
