@@ -1,5 +1,6 @@
 """`python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]`, and `schema`.
 `python -m ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
+`python -m ops diagram --stack NAME [--format mermaid|dot|svg] [--from state|preview]`: ops/diagram.py.
 
 Human mode streams the engine's output to stdout and ends with a one-line summary; errors go to
 stderr as `error: ...` plus a `fix:` line. With `--json`, stdout carries exactly one JSON document
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ops import operations
+from ops import diagram, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import PROJECT_ROOT
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="write (or --check) schema/stack-outputs.schema.json")
     p.add_argument("--check", action="store_true", help="exit 1 if the committed schema is stale")
+
+    diagram.add_parser(sub)
     return parser
 
 
@@ -102,6 +105,8 @@ def main(
         return ExitCode.USAGE
     if args.command == "schema":
         return _schema(args.check, out, err)
+    if args.command == "diagram":
+        return diagram.run(args, out, err, environ=environ, root=root)
 
     as_json: bool = args.json
     engine_stream = err if as_json else out

@@ -116,6 +116,147 @@ class TestPullRequestPreview:
         assert cond == "github.event.pull_request.head.repo.full_name == github.repository"
 
 
+FAKE_GH = r"""#!/usr/bin/env python3
+# A stand-in for `gh api`: comments from $FAKE_GH/comments.json, every call logged; a `--jq`
+# filter is run by the real jq (gh runs gojq: the same language for these filters).
+import json, os, subprocess, sys
+home = os.environ["FAKE_GH"]
+args = sys.argv[1:]
+with open(os.path.join(home, "calls.jsonl"), "a") as log:
+    log.write(json.dumps(args) + "\n")
+comments = json.load(open(os.path.join(home, "comments.json")))
+assert args[0] == "api", args
+jq = args[args.index("--jq") + 1] if "--jq" in args else None
+path = next(a for a in args[1:] if a.startswith("repos/"))
+method = args[args.index("--method") + 1] if "--method" in args else "GET"
+if path.endswith("/comments") and method == "GET":
+    doc = [{"id": c["id"], "body": c["body"], "user": {"login": "github-actions[bot]"}} for c in comments]
+else:
+    cid = int(path.rsplit("/", 1)[1])
+    (found,) = [c for c in comments if c["id"] == cid]
+    if method == "PATCH":
+        field = args[args.index("-F") + 1]
+        assert field.startswith("body=@"), field
+        found["body"] = open(field[len("body=@"):]).read()
+        json.dump(comments, open(os.path.join(home, "comments.json"), "w"))
+    doc = found
+if jq is None:
+    print(json.dumps(doc))
+else:
+    done = subprocess.run(["jq", "-r", jq], input=json.dumps(doc), capture_output=True, text=True, check=True)
+    sys.stdout.write(done.stdout)
+"""
+DIAGRAM = "#### Topology and trust chain: identity-platform/dev\n\n```mermaid\nflowchart LR\n  a --> b\n```\n"
+ACTION_HEADING = "#### :tropical_drink: `preview` on identity-platform/{stack}"  # pulumi/actions src/libs/pr.ts
+
+
+def diagram_step() -> dict[str, Any]:
+    (step,) = [s for s in steps(load("preview.yml"), "preview") if "-m ops diagram" in s.get("run", "")]
+    return step
+
+
+class TestPreviewCommentDiagram:
+    """The step that appends `ops diagram --from preview` to the comment pulumi/actions posts."""
+
+    def test_runs_ops_diagram_after_the_preview(self) -> None:
+        all_steps = steps(load("preview.yml"), "preview")
+        step = diagram_step()
+        (preview,) = pulumi_steps(load("preview.yml"), "preview")
+        assert all_steps.index(step) == all_steps.index(preview) + 1
+        command = ".venv/bin/python -m ops diagram --stack ${{ matrix.stack }} --from preview --format mermaid"
+        assert command in step["run"]
+        env = step["env"]
+        # The comment to extend is the action's: its heading names the project of Pulumi.yaml.
+        project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"]
+        heading = ACTION_HEADING.format(stack="${{ matrix.stack }}")
+        assert env["HEADING"] == heading.replace("identity-platform", project)
+        assert env["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+        # The same backend and credentials as the preview itself: ops runs `pulumi preview --json`.
+        assert env["PULUMI_BACKEND_URL"] == preview["with"]["cloud-url"]
+        assert {k: v for k, v in env.items() if k in preview["env"]} == preview["env"]
+
+    @pytest.fixture
+    def run_step(self, tmp_path: Path) -> Any:
+        if shutil.which("jq") is None:
+            pytest.fail("jq is needed to run gh's --jq filters: scripts/apt-packages installs it")
+        bindir, home, work = tmp_path / "bin", tmp_path / "gh", tmp_path / "work"
+        for d in (bindir, home, work / ".venv" / "bin"):
+            d.mkdir(parents=True)
+        (bindir / "gh").write_text(FAKE_GH.replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
+        (bindir / "gh").chmod(0o755)
+        python = work / ".venv" / "bin" / "python"
+        python.write_text(f'#!/bin/sh\necho "$*" >> "{home}/python-args"\nprintf \'%s\' "$DIAGRAM"\n')
+        python.chmod(0o755)
+
+        def run(comments: list[dict[str, Any]], stack: str = "dev") -> dict[str, Any]:
+            (home / "comments.json").write_text(json.dumps(comments))
+            (home / "calls.jsonl").write_text("")
+            summary = tmp_path / f"summary-{len(comments)}.md"
+            step = diagram_step()
+            script = step["run"].replace("${{ matrix.stack }}", stack)
+            env = {
+                "PATH": f"{bindir}:/usr/bin:/bin",
+                "FAKE_GH": str(home),
+                "DIAGRAM": DIAGRAM,
+                "STACK": stack,
+                "PR_NUMBER": "7",
+                "GH_TOKEN": "t",
+                "HEADING": ACTION_HEADING.format(stack=stack),
+                "GITHUB_REPOSITORY": "acme/identity-platform",
+                "RUNNER_TEMP": str(tmp_path),
+                "GITHUB_STEP_SUMMARY": str(summary),
+            }
+            # GitHub runs `run:` with `bash --noprofile --norc -eo pipefail`.
+            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=work,
+                                  env=env, capture_output=True, text=True, timeout=60, check=False)
+            return {
+                "code": done.returncode,
+                "stdout": done.stdout,
+                "stderr": done.stderr,
+                "comments": {c["id"]: c["body"] for c in json.loads((home / "comments.json").read_text())},
+                "calls": [json.loads(line) for line in (home / "calls.jsonl").read_text().splitlines()],
+                "summary": summary.read_text() if summary.exists() else "",
+                "python": (home / "python-args").read_text().splitlines(),
+            }
+
+        return run
+
+    @staticmethod
+    def action_comment(stack: str) -> str:
+        report = "<details>\n<summary>Pulumi report</summary>\n<pre>\n+ 61 to create\n</pre>\n</details>"
+        return f"{ACTION_HEADING.format(stack=stack)}\n\n{report}"
+
+    def test_appends_the_diagram_to_the_actions_comment_of_its_stack(self, run_step: Any) -> None:
+        dev, prod = self.action_comment("dev"), self.action_comment("prod")
+        r = run_step([{"id": 1, "body": "LGTM"}, {"id": 2, "body": prod}, {"id": 3, "body": dev}])
+        assert r["code"] == 0, r["stderr"]
+        assert r["python"] == ["-m ops diagram --stack dev --from preview --format mermaid"]
+        assert r["comments"] == {1: "LGTM", 2: prod, 3: f"{dev}\n\n<!-- ops diagram -->\n{DIAGRAM}"}
+        assert DIAGRAM in r["summary"]
+        assert [c[:3] for c in r["calls"] if "PATCH" in c] == [["api", "--method", "PATCH"]]
+
+    def test_a_rerun_replaces_the_diagram_it_appended(self, run_step: Any) -> None:
+        dev = self.action_comment("dev")
+        old = f"{dev}\n\n<!-- ops diagram -->\n#### an older diagram\n```mermaid\nflowchart LR\n```\n"
+        r = run_step([{"id": 3, "body": old}])
+        assert r["code"] == 0, r["stderr"]
+        assert r["comments"][3] == f"{dev}\n\n<!-- ops diagram -->\n{DIAGRAM}"
+        assert r["comments"][3].count("<!-- ops diagram -->") == 1
+
+    def test_without_the_actions_comment_the_summary_still_has_it(self, run_step: Any) -> None:
+        r = run_step([{"id": 1, "body": "LGTM"}, {"id": 2, "body": self.action_comment("prod")}])
+        assert r["code"] == 0, r["stderr"]
+        assert "::warning::no preview comment for dev" in r["stdout"]
+        assert not [c for c in r["calls"] if "PATCH" in c] and DIAGRAM in r["summary"]
+
+    def test_a_comment_too_long_for_github_gets_a_note(self, run_step: Any) -> None:
+        big = self.action_comment("dev").replace("+ 61 to create", "x" * 64_990)
+        r = run_step([{"id": 3, "body": big}])
+        assert r["code"] == 0, r["stderr"]
+        assert r["comments"][3].endswith("<!-- ops diagram -->\nThe diagram does not fit in this comment "
+                                         "(GitHub's limit): see the job summary.\n")
+
+
 class TestDeployOnMain:
     def test_dev_then_prod_on_push_to_main(self) -> None:
         doc = load("deploy.yml")
