@@ -4,8 +4,15 @@ backend and the passphrase secrets provider, the installed engine first on PATH.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers.stack import external_settings, set_secrets, write_stack_file
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "test"
@@ -49,3 +56,49 @@ def project_copy(cli: Cli, stack: str, pulumi_yaml: str | None = None) -> None:
         (cli.dir / name).write_text((REPO / name).read_text())
     (cli.dir / "Pulumi.yaml").write_text(pulumi_yaml or (REPO / "Pulumi.yaml").read_text())
     (cli.dir / ".venv").symlink_to(REPO / ".venv")
+
+
+# The CLI's environment, which the Automation API (so `ops`) inherits from this process.
+CLI_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PATH", "PULUMI_SKIP_UPDATE_CHECK",
+           "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION")
+
+
+@dataclass(frozen=True)
+class ExternalStack:
+    """A `platform: external` stack of the project's own program, configured (not yet up)."""
+
+    cli: Cli
+    tag: str
+    workload: str  # its one workload, `shell-<tag>`
+    user: str  # its one Keycloak user, `alice-<tag>`
+    secret_values: dict[str, str]  # what `pulumi config set --secret` was given
+
+    @property
+    def stack(self) -> str:
+        return self.cli.stack
+
+
+def external_stack(engine_bin: Path, work: Path, servers: dict[str, Any], prefix: str,
+                   monkeypatch: pytest.MonkeyPatch | None = None) -> ExternalStack:
+    """Stack `<prefix>-<tag>` in `work` against the real `servers`, as `scripts/servers configure`
+    sets one up (secrets with `--secret`): realm `<prefix>-<tag>`, workload `shell-<tag>` at
+    `/<prefix>/<tag>/shell`, user `alice-<tag>`. With `monkeypatch`, this process takes the CLI's
+    environment (`CLI_ENV`), so `ops` commands run in-process reach the same backend."""
+    tag = secrets.token_hex(3)
+    cli = Cli(engine_bin, work, f"{prefix}-{tag}")
+    for name in ("__main__.py", "Pulumi.yaml"):
+        (cli.dir / name).write_text((REPO / name).read_text())
+    (cli.dir / ".venv").symlink_to(REPO / ".venv")
+    plain, secret_values = external_settings(servers)
+    workload, user = f"shell-{tag}", f"alice-{tag}"
+    plain["keycloak"]["realm"] = cli.stack
+    plain["workloads"] = {workload: {**plain["workloads"]["local-shell"], "spiffePath": f"/{prefix}/{tag}/shell"}}
+    plain["users"] = {user: {"email": f"{user}@acme-identity.net", "zitiRoleAttributes": ["operators"]}}
+    cli("stack", "init")
+    write_stack_file(cli.dir, cli.stack, plain)
+    set_secrets(secret_values, stack=cli.stack, cwd=cli.dir, env=cli.env)
+    if monkeypatch is not None:
+        for key in CLI_ENV:
+            monkeypatch.setenv(key, cli.env[key])
+        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    return ExternalStack(cli, tag, workload, user, secret_values)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ import pytest
 from dynamic_providers.spire._proto import entry_pb2
 from ops.cli import main
 from ops.errors import ExitCode
-from servers.stack import external_settings, set_secrets, write_stack_file
-from tests.engine.cli import REPO, Cli
+from tests.engine.cli import external_stack
 from tests.real._ziti import Admin as ZitiAdmin
 from tests.real.conftest import RealServers
 from tests.real.spire_targets import Admin as SpireAdmin
@@ -35,8 +33,6 @@ ROWS = {
     ("ziti", "health"), ("ziti", "ca"), ("ziti", "ext-jwt signer"), ("ziti", "auth policy"), ("ziti", "identities"),
     ("certificates", "root CA"), ("certificates", "controller TLS"),
 }
-CLI_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PATH", "PULUMI_SKIP_UPDATE_CHECK",
-           "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION")
 
 
 @pytest.fixture
@@ -56,27 +52,11 @@ def test_ops_status_on_a_live_external_stack_and_after_breaking_it(
     engine_bin: Path, servers: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spire, kc, zt = servers["spire"], servers["keycloak"], servers["ziti"]
-    tag = secrets.token_hex(3)
-    stack = f"status-{tag}"
-    cli = Cli(engine_bin, tmp_path, stack)
-    for name in ("__main__.py", "Pulumi.yaml"):
-        (cli.dir / name).write_text((REPO / name).read_text())
-    (cli.dir / ".venv").symlink_to(REPO / ".venv")
+    # `ops` runs the CLI through the Automation API, which inherits this process's environment.
+    ext = external_stack(engine_bin, tmp_path, servers, "status", monkeypatch)
+    cli, stack, workload, secret_values = ext.cli, ext.stack, ext.workload, ext.secret_values
     spire_admin = SpireAdmin(spire["admin_socket"])
     ziti_admin = ZitiAdmin(zt)
-
-    plain, secret_values = external_settings(servers)
-    workload, user = f"shell-{tag}", f"alice-{tag}"
-    plain["keycloak"]["realm"] = f"status-{tag}"
-    plain["workloads"] = {workload: {**plain["workloads"]["local-shell"], "spiffePath": f"/status/{tag}/shell"}}
-    plain["users"] = {user: {"email": f"{user}@acme-identity.net", "zitiRoleAttributes": ["operators"]}}
-    cli("stack", "init")
-    write_stack_file(cli.dir, stack, plain)
-    set_secrets(secret_values, stack=stack, cwd=cli.dir, env=cli.env)
-    # `ops` runs the CLI through the Automation API, which inherits this process's environment.
-    for key in CLI_ENV:
-        monkeypatch.setenv(key, cli.env[key])
-    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
 
     def status(*extra: str) -> tuple[int, dict[str, Any], str]:
         out, err = io.StringIO(), io.StringIO()
