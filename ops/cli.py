@@ -1,6 +1,7 @@
 """`python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]`, and `schema`.
 `python -m ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
 `python -m ops diagram --stack NAME [--format mermaid|dot|svg] [--from state|preview]`: ops/diagram.py.
+`python -m ops dashboard --stack NAME [--stack NAME ...] [--port P] [--refresh SECONDS]`: ops/dashboard/.
 
 Human mode streams the engine's output to stdout and ends with a one-line summary; errors go to
 stderr as `error: ...` plus a `fix:` line. With `--json`, stdout carries exactly one JSON document
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ops import diagram, operations
+from ops import dashboard, diagram, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import PROJECT_ROOT
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 if the committed schema is stale")
 
     diagram.add_parser(sub)
+    dashboard.add_parser(sub)
     return parser
 
 
@@ -107,6 +109,8 @@ def main(
         return _schema(args.check, out, err)
     if args.command == "diagram":
         return diagram.run(args, out, err, environ=environ, root=root)
+    if args.command == "dashboard":
+        return dashboard.run(args, out, err, environ=environ, root=root)
 
     as_json: bool = args.json
     engine_stream = err if as_json else out

@@ -504,7 +504,7 @@ class TestAptPackages:
             (bindir / tool).symlink_to(found)
         done = subprocess.run([str(exports.ROOT / "scripts" / "apt-packages"), "--check"], capture_output=True,
                               text=True, timeout=60, check=False, env={"PATH": str(bindir)})
-        assert done.returncode == 1 and "missing Debian packages: graphviz jq" in done.stderr
+        assert done.returncode == 1 and "missing Debian packages: graphviz jq chromium" in done.stderr
 
 
 # -- the committed diagrams --------------------------------------------------------------------
