@@ -29,6 +29,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.dynamic import ResourceProvider
+from pulumi.output import Unknown
 from pydantic import BaseModel
 
 from dynamic_providers.keycloak.models import ClientSpec, RealmSpec
@@ -547,6 +548,9 @@ SAME: list[Change] = [
     Change("keycloak-client", "default_client_scopes", ["email", "profile"]),
     Change("keycloak-client", "attributes", {"access.token.lifespan": 300}),
     Change("keycloak-client", "connection/url", "https://auth.acme-identity.net/"),
+    Change("keycloak-client", "connection/token_realm", "master"),  # the default admin realm
+    Change("keycloak-client", "connection/base_path", "/"),
+    Change("keycloak-client", "connection/ca_bundle_pem", ""),
     Change("keycloak-realm", "access_token_lifespan", 300.0),
     Change("ziti-ca", "identity_roles", ["workloads", "spire"]),
     Change("ziti-ca", "cert_pem", CA_CERT.strip() + "\n\n"),
@@ -563,6 +567,7 @@ SAME: list[Change] = [
         },
     ),
     Change("ziti-signer", "scopes", ["email", "openid"]),
+    Change("ziti-signer-cert", "cert_pem", "\n" + SIGNER_CERT.strip() + "\n\n"),
     Change("ziti-identity", "role_attributes", ["workloads"]),
     Change("ziti-router-policy", "identity_roles", ["#workloads"]),
     Change("ziti-service-policy", "service_roles", ["#payments"]),
@@ -693,3 +698,89 @@ def test_every_managed_field_has_a_row(kind: str) -> None:
         leaves = _nested_leaves(KINDS[kind].provider().args_model)  # type: ignore[attr-defined]
         assert leaves - {c.path for c in CHANGES if c.kind == kind} == set(), f"{kind}: nested settings without a row"
     assert set(KINDS[kind].base) <= _managed(kind), f"{kind}: the base sets an input the provider does not take"
+
+
+# A field dropped from the program: (kind, field, its value in the state, diff reports a change).
+# Keycloak stops managing a dropped optional input (the server keeps its value), except the inputs
+# with a default; Ziti and SPIRE fields fall back to their defaults.
+DROPPED = [
+    ("keycloak-client", "enabled", False, True),
+    ("keycloak-client", "access_type", "PUBLIC", True),
+    ("keycloak-client", "name", "OpenZiti", False),
+    ("keycloak-client", "redirect_uris", KEYCLOAK_CLIENT["redirect_uris"], False),
+    ("keycloak-realm", "enabled", False, True),
+    ("keycloak-realm", "display_name", "Platform", False),
+    ("ziti-identity", "auth_policy_id", "spire-workloads", True),
+    ("ziti-router-policy", "semantic", "AnyOf", True),
+    ("ziti-ca", "identity_name_format", "[commonName]", True),
+    ("spire-entry", "hint", "payments", True),
+    ("spire-entry", "x509_svid_ttl", 3600, True),
+    ("spire-entry", "federates_with", ["partner.org"], True),
+]
+
+
+# SPIRE's diff lays the new inputs over the stored ones (so that an Unknown leaves the rest as
+# stored): only the checked inputs, which carry every default, tell it that a field was dropped.
+OVERLAYS_NEWS_ON_OLDS = {"spire-entry"}
+
+
+@pytest.mark.parametrize(("kind_name", "path", "old", "changes"), DROPPED, ids=[f"{k}:{p}" for k, p, _, _ in DROPPED])
+def test_a_dropped_field_is_unmanaged_or_back_to_its_default(
+    kind_name: str, path: str, old: Any, changes: bool
+) -> None:
+    kind = KINDS[kind_name]
+    news = _with(kind.base, path, UNSET)
+    variants = [("checked", _checked(kind, news))]
+    if kind_name not in OVERLAYS_NEWS_ON_OLDS:
+        variants.append(("as written", {**news, PROVIDER_KEY: PICKLED}))
+    for label, props in variants:
+        result = _diff(kind, props, _with(kind.base, path, old))
+        assert result.changes is changes, f"{kind_name}:{path} dropped ({label})"
+        assert not result.replaces
+
+
+# Values not known yet in a preview (outputs of other resources): a change, and a replacement
+# where the field replaces.
+UNKNOWN = [
+    Change("keycloak-client", "redirect_uris", Unknown()),
+    Change("keycloak-client", "redirect_uris", ["http://localhost:20314/auth/callback", Unknown()]),
+    Change("keycloak-client", "realm", Unknown(), ("realm",)),
+    Change("keycloak-realm", "realm", Unknown(), ("realm",)),
+    Change("keycloak-realm", "display_name", Unknown()),
+    Change("ziti-ca", "cert_pem", Unknown(), ("cert_pem",)),
+    Change("ziti-ca", "name", Unknown()),
+    Change("ziti-identity", "role_attributes", ["workloads", Unknown()]),
+    Change("ziti-signer", "issuer", Unknown()),
+    Change("spire-entry", "selectors", Unknown(), ("selectors",)),
+    Change("spire-entry", "parent_id", Unknown(), ("parent_id",)),
+    Change("spire-entry", "hint", Unknown()),
+    Change("spire-entry", "connection", Unknown()),
+]
+
+
+@pytest.mark.parametrize("row", UNKNOWN, ids=lambda r: r.id)
+def test_an_unknown_value_is_a_change(row: Change) -> None:
+    kind = KINDS[row.kind]
+    result = _diff(kind, {**_with(kind.base, row.path, row.value), PROVIDER_KEY: PICKLED})
+    assert result.changes is True
+    assert sorted(result.replaces or []) == sorted(row.replaces)
+
+
+# An edge router whose one-time enrollment JWT expired unused needs a new one: `update` re-enrolls.
+@pytest.mark.parametrize(
+    ("verified", "expires_at", "changes"),
+    [
+        (False, "2020-01-01T00:00:00Z", True),
+        (False, "2020-01-01T00:00:00+00:00", True),
+        (False, "2999-01-01T00:00:00Z", False),
+        (True, "2020-01-01T00:00:00Z", False),  # enrolled: the used token expiring means nothing
+        (False, None, False),
+        (False, "not a time", False),
+    ],
+)
+def test_an_expired_router_enrollment_is_a_change(verified: bool, expires_at: str | None, changes: bool) -> None:
+    kind = KINDS["ziti-router"]
+    olds = {**_state(kind, kind.base), "is_verified": verified, "enrollment_expires_at": expires_at}
+    result = kind.provider().diff("the-id", olds, _checked(kind, kind.base))
+    assert result.changes is changes
+    assert not result.replaces
