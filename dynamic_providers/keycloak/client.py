@@ -11,9 +11,10 @@ What it does for every call, so the provider code above it stays about resources
   jitter on 429 (honouring `Retry-After`), 502/503/504, connection errors and timeouts. A POST
   is retried only when it provably never reached Keycloak (connect errors, 429); when its answer
   is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object up before
-  creating again. Realm writes are serialised per realm in this process; a PUT or DELETE that
-  meets Keycloak's generic 500 (`unknown_error`, what an optimistic-lock failure becomes) is
-  retried, since the server rolled it back.
+  creating again, after waiting by the same policy (`pause`: the error's `Retry-After`, else
+  backoff), so a persistent 503 never turns into a burst of POSTs. Realm writes are serialised
+  per realm in this process; a PUT or DELETE that meets Keycloak's generic 500 (`unknown_error`,
+  what an optimistic-lock failure becomes) is retried, since the server rolled it back.
 * **Readiness.** With `ready_timeout`, the first login waits (bounded, with backoff) for a
   Keycloak that is still starting, then fails naming the URL.
 * **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
@@ -25,13 +26,13 @@ never written anywhere). Without it every provider call would log in again, and 
 expires between calls" would be impossible to handle instead of handled. Everything else is built
 per call: `KeycloakAdmin` is a context manager created inside each provider method.
 
-One exception class, `KeycloakApiError`, carries the HTTP status, method, URL and Keycloak's
-error text.
+One exception class, `KeycloakApiError`, carries the HTTP status, method, URL, Keycloak's error
+text and its `Retry-After`. Reads by id or name check the answer is about that object (a GET
+answered about another realm or client is an error); the clientId lookup keeps exact matches only.
 """
 
 from __future__ import annotations
 
-import email.utils
 import functools
 import hashlib
 import random
@@ -47,6 +48,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from dynamic_providers._retry import parse_retry_after
 from dynamic_providers.keycloak.models import (
     ClientRepresentation,
     ClientScopeRepresentation,
@@ -75,6 +77,7 @@ class KeycloakApiError(Exception):
         url: str | None = None,
         body: str | None = None,
         outcome_unknown: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -82,6 +85,7 @@ class KeycloakApiError(Exception):
         self.url = url
         self.body = body
         self.outcome_unknown = outcome_unknown
+        self.retry_after = retry_after  # the server's Retry-After, in seconds, when it sent one
 
     @classmethod
     def from_response(cls, resp: httpx.Response, what: str | None = None) -> KeycloakApiError:
@@ -94,6 +98,7 @@ class KeycloakApiError(Exception):
             method=method,
             url=url,
             body=resp.text[:2000],
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
         )
 
 
@@ -152,25 +157,25 @@ class RetryPolicy:
 
     def retry_after(self, resp: httpx.Response, attempt: int) -> float:
         """The server's `Retry-After` (seconds or HTTP date), capped; backoff when absent."""
-        value = resp.headers.get("Retry-After")
-        if value:
-            seconds: float | None
-            try:
-                seconds = float(value)
-            except ValueError:
-                parsed = email.utils.parsedate_to_datetime(value) if value else None
-                seconds = parsed.timestamp() - time.time() if parsed else None
-            if seconds is not None:
-                if seconds > self.max_retry_after:
-                    raise KeycloakApiError(
-                        f"Keycloak asked to retry {resp.request.method} {resp.request.url} after {seconds:.0f} s, "
-                        f"more than the {self.max_retry_after:.0f} s this provider waits; try again later",
-                        status=resp.status_code,
-                        method=resp.request.method,
-                        url=str(resp.request.url),
-                    )
-                return max(seconds, 0.0)
-        return self.backoff(attempt)
+        return self.delay(
+            attempt,
+            parse_retry_after(resp.headers.get("Retry-After")),
+            f"{resp.request.method} {resp.request.url}",
+            status=resp.status_code,
+        )
+
+    def delay(self, attempt: int, retry_after: float | None, what: str, *, status: int | None = None) -> float:
+        """Seconds to wait before attempt `attempt + 1`: the server's `Retry-After` when it gave one
+        (more than `max_retry_after` fails at once), else `backoff(attempt)`."""
+        if retry_after is None:
+            return self.backoff(attempt)
+        if retry_after > self.max_retry_after:
+            raise KeycloakApiError(
+                f"Keycloak asked to retry {what} after {retry_after:.0f} s, more than the "
+                f"{self.max_retry_after:.0f} s this provider waits; try again later",
+                status=status,
+            )
+        return retry_after
 
 
 def raise_if_untrusted(exc: BaseException, conn: Connection, url: str) -> None:
@@ -407,6 +412,15 @@ class KeycloakAdmin:
 
     # --- requests ---------------------------------------------------------------------------
 
+    def pause(self, attempt: int, err: KeycloakApiError | None) -> None:
+        """Wait before repeating a call that failed `attempt` times: the same policy as `request`'s
+        own retries (the server's `Retry-After` when `err` carries one, else jittered backoff)."""
+        if err is None:
+            self._sleep(self.retry.backoff(attempt))
+            return
+        what = f"{err.method} {err.url}" if err.method else "the call"
+        self._sleep(self.retry.delay(attempt, err.retry_after, what, status=err.status))
+
     def url(self, path: str) -> str:
         return f"{self.conn.server}{path}"
 
@@ -516,6 +530,17 @@ class KeycloakAdmin:
             )
         return object_id
 
+    def _another(self, path: str, found: str, asked: str) -> KeycloakApiError:
+        """A read answered about another object than the one asked for: never taken as it."""
+        url = self.url(path)
+        return KeycloakApiError(
+            f"GET {url} answered with {found}, not {asked}: an answer about another object is not trusted "
+            "(a proxy or server answering for something else); check connection.url",
+            status=200,
+            method="GET",
+            url=url,
+        )
+
     @contextmanager
     def realm_write(self, realm: str) -> Iterator[None]:
         """Serialise writes to one realm's top-level entity within this process (optimistic locking)."""
@@ -529,8 +554,14 @@ class KeycloakAdmin:
         return f"/admin/realms/{quote(realm, safe='')}"
 
     def get_realm(self, realm: str) -> RealmRepresentation | None:
+        """The realm named `realm`; an answer about another realm is an error, never taken as it."""
         body = self._json("GET", self._r(realm), not_found_ok=True, what=f"read realm {realm!r}")
-        return None if body is None else RealmRepresentation.model_validate(body)
+        if body is None:
+            return None
+        rep = RealmRepresentation.model_validate(body)
+        if rep.realm != realm:
+            raise self._another(self._r(realm), f"realm {rep.realm!r} (id {rep.id})", repr(realm))
+        return rep
 
     def create_realm(self, rep: RealmRepresentation) -> None:
         """POST /admin/realms (201). Raises with status 409 when the name is taken."""
@@ -596,8 +627,14 @@ class KeycloakAdmin:
         return None
 
     def get_client(self, realm: str, uuid: str) -> ClientRepresentation | None:
+        """The client with id `uuid`; an answer about another client is an error, never taken as it."""
         body = self._json("GET", self._c(realm, uuid), not_found_ok=True, what=f"read client {uuid} in {realm!r}")
-        return None if body is None else ClientRepresentation.model_validate(body)
+        if body is None:
+            return None
+        rep = ClientRepresentation.model_validate(body)
+        if rep.id != uuid:
+            raise self._another(self._c(realm, uuid), f"client {rep.client_id!r} (id {rep.id})", f"id {uuid}")
+        return rep
 
     def create_client(self, realm: str, rep: ClientRepresentation) -> str:
         """POST the client; returns its UUID from `Location`. 409 = clientId taken."""
@@ -645,7 +682,10 @@ class KeycloakAdmin:
     def regenerate_client_secret(self, realm: str, uuid: str) -> str:
         """POST a new secret. Not idempotent, so after a lost answer compare with the old secret first."""
         before = self.get_client_secret(realm, uuid)
-        for _ in range(self.retry.attempts):
+        last: KeycloakApiError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            if last is not None:
+                self.pause(attempt - 1, last)
             try:
                 body = self._json(
                     "POST", f"{self._c(realm, uuid)}/client-secret", what=f"rotate the secret of client {uuid}"
@@ -653,6 +693,7 @@ class KeycloakAdmin:
             except KeycloakApiError as e:
                 if not e.outcome_unknown:
                     raise
+                last = e
                 now = self.get_client_secret(realm, uuid)
                 if now and now != before:
                     return now

@@ -14,14 +14,30 @@ provider object unpickled from state; the providers hold no state and no credent
 * `diff`: no network. Compares only the fields the user sets, normalised (URI lists as sets, `##`
   post-logout lists, attribute values as strings, `""` equal to absent). A realm change replaces;
   a `client_id` change renames in place; a `connection` change updates state without a request.
+  Never raises: a stored value it cannot read (older or damaged state) counts as changed, so a
+  malformed `realm` plans a replacement and anything else an update.
 * `create`: waits (bounded) for a Keycloak that is still starting, POSTs, takes the id from
-  `Location`, then reads the object back: outputs are the server's values.
-* `read`: GET by id; 404 means gone (empty id). Returns drift in managed fields as outputs and as
-  inputs, so the next preview shows it.
-* `update`: GET, overlay the managed fields, PUT (Keycloak's PUT merges); scopes and the audience
-  mapper through their own endpoints; the secret only through the rotation endpoint. Nothing is
-  sent when only `connection` changed. Always returns the full outputs.
-* `delete`: DELETE; 404 counts as success.
+  `Location`, then reads the object back: outputs are the server's values. A POST repeated after
+  a lost answer or a 409 waits first, with the client's backoff (`Retry-After` when given).
+* `read`: GET (clients by id, realms by name); 404 means gone (empty id). A foreign object at that
+  address also reads as gone: a realm whose id is not the state's (deleted and re-created outside
+  Pulumi), or an object whose owner attribute is neither this stack's (PULUMI_PROJECT/PULUMI_STACK)
+  nor the one the state recorded. A refresh then drops it from the state, and the next `up` plans
+  a create, which refuses the object as foreign if it holds the name. Otherwise returns drift in
+  managed fields as outputs and as inputs, so the next preview shows it.
+* `update`: GET, check ownership (below), overlay the managed fields, PUT (Keycloak's PUT merges);
+  scopes and the audience mapper through their own endpoints; the secret only through the rotation
+  endpoint. Nothing is sent when only `connection` changed. Always returns the full outputs.
+* `delete`: GET, check ownership, DELETE; an object already gone (404) counts as success.
+
+Ownership on every write (`dynamic_providers/_ownership.py`): before an update or a delete sends
+anything, the object at the state's address must be the one in the state (same id: a realm is
+addressed by name, so one re-created outside Pulumi is caught here) and carry this stack's marker
+(its `pulumi.stack` attribute is the `owner` input, or the marker the state recorded, so that a
+renamed stack re-marks its own objects; a delete, which sees only the state, takes this stack's
+PULUMI_PROJECT/PULUMI_STACK or the recorded marker). Anything else is refused untouched with
+`ForeignObjectError`, naming the object, its id, its owner and how to hand it over. Requests
+between the check and the write are not atomic on Keycloak's API: the window is one round trip.
 """
 
 from __future__ import annotations
@@ -34,6 +50,7 @@ from pulumi import Input, Output, ResourceOptions, dynamic
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
+from dynamic_providers._ownership import Malformed, refusal
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, ScopeKind
 from dynamic_providers.keycloak.models import (
     CLIENT_INPUTS,
@@ -103,7 +120,7 @@ def normalise(key: str, value: Any) -> Any:
     if key in _SET_KEYS:
         return tuple(sorted({str(v) for v in value}))
     if key in _BOOL_KEYS:
-        return bool(value)
+        return _flag(value)
     if key == "attributes":
         return tuple(sorted((str(k), s) for k, v in dict(value).items() if (s := _stringify(v)) != ""))
     if key == "connection":
@@ -112,6 +129,15 @@ def normalise(key: str, value: Any) -> Any:
         return int(value) if float(value).is_integer() else float(value)
     text = _stringify(value)
     return text or None
+
+
+def _flag(value: Any) -> bool:
+    """A boolean as Keycloak or the state holds it; anything else is not read as one."""
+    if isinstance(value, bool | int):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"not a boolean: {value!r}")
 
 
 def _normalise_connection(value: Any) -> Any:
@@ -141,9 +167,76 @@ def _changed(
             continue
         if contains_unknown(new):
             changed.append(key)
-        elif normalise(key, olds.get(key)) != normalise(key, new):
+        elif _comparable(key, olds.get(key)) != _comparable(key, new):
             changed.append(key)
     return changed
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """`normalise`, but a value it cannot read (older or damaged state) compares unequal to all."""
+    try:
+        return normalise(key, value)
+    except (TypeError, ValueError, AttributeError):
+        return Malformed(value)
+
+
+# --- ownership ----------------------------------------------------------------------------------
+
+
+def _markers(*candidates: Any) -> list[str]:
+    """The owner markers that make an object ours, in order of preference, without repeats."""
+    out: list[str] = []
+    for c in candidates:
+        if isinstance(c, str) and c and c not in out:
+            out.append(c)
+    return out
+
+
+def _state_markers(props: Mapping[str, Any]) -> list[str]:
+    """For read and delete, which see only the state: this stack's marker (the host's
+    PULUMI_PROJECT/PULUMI_STACK) and the one the state recorded from the server."""
+    return _markers(environment_owner(), props.get("owner"))
+
+
+def _marker_text(markers: Sequence[str]) -> str:
+    return repr(markers[0]) if markers else "unknown (no owner input and no PULUMI_PROJECT/PULUMI_STACK)"
+
+
+def _require_ours(
+    action: str,
+    what: str,
+    rep: ClientRepresentation | RealmRepresentation,
+    state_id: str,
+    markers: Sequence[str],
+    kcadm_target: str,
+) -> None:
+    """Refuse, before any write, the object found at the state's address unless it is the one in
+    the state (same id) and carries one of `markers`: `ForeignObjectError` saying what it is, whose
+    it is and how to hand it over."""
+    if rep.id == state_id and rep.owner in markers:
+        return
+    ours = markers[0] if markers else "<project>/<stack>"
+    owned = f"its {OWNER_ATTRIBUTE} attribute is {_owner_text(rep.owner)}, this stack is {_marker_text(markers)}"
+    kcadm = f"kcadm.sh update {kcadm_target} -s 'attributes.\"{OWNER_ATTRIBUTE}\"={ours}'"
+    mark = f"set its attribute {OWNER_ATTRIBUTE}={ours} (`{kcadm}`)"
+    if rep.id != state_id:
+        raise refusal(
+            action,
+            what,
+            str(rep.id),
+            f"it is not the one in this stack's state (id {state_id}): that one was deleted and this one "
+            "created in its place outside Pulumi",
+            owned,
+            f"{mark}, then `pulumi refresh` and `pulumi up` adopt it",
+        )
+    raise refusal(
+        action,
+        what,
+        state_id,
+        "it is not managed by this stack",
+        owned,
+        f"{mark}, then run the same Pulumi command again",
+    )
 
 
 def _failures(rules: list[Problem], types: list[Problem]) -> list[CheckFailure]:
@@ -277,8 +370,8 @@ class KeycloakClientProvider(_KeycloakProvider):
         realm = str(olds["realm"])
         with self._admin(conn) as kc:
             found = kc.get_client(realm, id_)
-            if found is None:
-                return ReadResult(None, {})
+            if found is None or found.owner not in _state_markers(olds):
+                return ReadResult(None, {})  # gone, or no longer this stack's: refresh forgets it
             rep = self._fill_scopes(kc, realm, found, olds)
             secret = None
             if rep.access_type == "CONFIDENTIAL":
@@ -298,6 +391,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             return UpdateResult(outs)
         with self._admin(spec.connection) as kc:
             current = self._get(kc, spec, _id)
+            self._require_ours("update", current, _id, spec.realm, _markers(spec.owner, olds.get("owner")))
             removed = set(olds.get("attributes") or {}) - set(spec.attributes or {})
             self._reconcile(kc, spec, current, removed, audience_was_managed=olds.get("audience") is not None)
             if "rotate_secret_trigger" in changed and spec.confidential:
@@ -308,10 +402,22 @@ class KeycloakClientProvider(_KeycloakProvider):
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         props = _strip(_props)
+        realm = str(props["realm"])
         with self._admin(_connection(props)) as kc:
-            kc.delete_client(str(props["realm"]), _id)
+            current = kc.get_client(realm, _id)
+            if current is None:
+                return  # already gone
+            self._require_ours("delete", current, _id, realm, _state_markers(props))
+            kc.delete_client(realm, _id)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_ours(
+        action: str, current: ClientRepresentation, uuid: str, realm: str, markers: Sequence[str]
+    ) -> None:
+        what = f"Keycloak client {current.client_id!r} in realm {realm!r}"
+        _require_ours(action, what, current, uuid, markers, f"clients/{uuid} -r {realm}")
 
     @staticmethod
     def _get(kc: KeycloakAdmin, spec: ClientSpec, uuid: str) -> ClientRepresentation:
@@ -331,7 +437,9 @@ class KeycloakClientProvider(_KeycloakProvider):
         body.default_client_scopes = spec.default_client_scopes
         body.optional_client_scopes = spec.optional_client_scopes
         last: KeycloakApiError | None = None
-        for _ in range(self.retry.attempts):
+        for attempt in range(1, self.retry.attempts + 1):
+            if last is not None:
+                kc.pause(attempt - 1, last)  # the same backoff as any retry, Retry-After first
             try:
                 return kc.create_client(spec.realm, body)
             except KeycloakApiError as e:
@@ -417,7 +525,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             keys.append("pkce_method")
         if spec.post_logout_redirect_uris is not None:
             keys.append("post_logout_redirect_uris")
-        if any(normalise(k, have[k]) != normalise(k, want[k]) for k in keys):
+        if any(_comparable(k, have[k]) != _comparable(k, want[k]) for k in keys):
             return True
         server_attrs = current.attributes or {}
         if any(server_attrs.get(k, "") != v for k, v in (spec.attributes or {}).items()):
@@ -501,12 +609,13 @@ class KeycloakClientProvider(_KeycloakProvider):
             except KeycloakApiError as e:
                 if e.status != 409 and not e.outcome_unknown:
                     raise
-                lost = e.outcome_unknown
+                failed = e
             # 409, or the answer was lost: look it up by name before adding it again.
             mapper = next((m for m in kc.list_protocol_mappers(spec.realm, current.id) if m.name == wanted.name), None)
             if mapper is None:
-                if not lost:
+                if not failed.outcome_unknown:
                     raise KeycloakApiError(f"Keycloak refused the audience mapper of client {spec.client_id!r} (409)")
+                kc.pause(1, failed)
                 kc.create_protocol_mapper(spec.realm, current.id, wanted)
                 return
         if mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
@@ -598,8 +707,8 @@ class KeycloakRealmProvider(_KeycloakProvider):
         conn = _connection(olds)
         with self._admin(conn) as kc:
             rep = kc.get_realm(str(olds["realm"]))
-            if rep is None or (rep.id and rep.id != id_):
-                return ReadResult(None, {})  # gone, or another realm now holds the name
+            if rep is None or rep.id != id_ or rep.owner not in _state_markers(olds):
+                return ReadResult(None, {})  # gone, another realm now holds the name, or no longer ours
             discovery = kc.discovery(str(olds["realm"]))
         outs = self._outs(olds, rep, discovery)
         inputs = {k: v for k, v in outs.items() if k in RealmSpec.model_fields and v is not None}
@@ -613,6 +722,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
             return UpdateResult({**olds, "connection": raw.get("connection")})
         with self._admin(spec.connection) as kc:
             current = self._get(kc, spec.realm)
+            self._require_ours("update", current, _id, _markers(spec.owner, olds.get("owner")))
             self._reconcile(kc, spec, current)
             rep = self._get(kc, spec.realm)
             discovery = kc.discovery(spec.realm)
@@ -620,10 +730,22 @@ class KeycloakRealmProvider(_KeycloakProvider):
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         props = _strip(_props)
+        realm = str(props["realm"])
         with self._admin(_connection(props)) as kc:
-            kc.delete_realm(str(props["realm"]))
+            current = kc.get_realm(realm)
+            if current is None:
+                return  # already gone
+            self._require_ours("delete", current, _id, _state_markers(props))
+            kc.delete_realm(realm)
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _require_ours(action: str, current: RealmRepresentation, realm_id: str, markers: Sequence[str]) -> None:
+        """Realms are addressed by name: one deleted and re-created outside Pulumi has the name, not the id."""
+        _require_ours(
+            action, f"Keycloak realm {current.realm!r}", current, realm_id, markers, f"realms/{current.realm}"
+        )
 
     @staticmethod
     def _get(kc: KeycloakAdmin, realm: str) -> RealmRepresentation:
@@ -646,7 +768,9 @@ class KeycloakRealmProvider(_KeycloakProvider):
 
     def _create_or_adopt(self, kc: KeycloakAdmin, spec: RealmSpec) -> None:
         last: KeycloakApiError | None = None
-        for _ in range(self.retry.attempts):
+        for attempt in range(1, self.retry.attempts + 1):
+            if last is not None:
+                kc.pause(attempt - 1, last)  # the same backoff as any retry, Retry-After first
             try:
                 kc.create_realm(self._body(spec))
                 return
@@ -673,7 +797,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
     def _reconcile(self, kc: KeycloakAdmin, spec: RealmSpec, current: RealmRepresentation) -> None:
         have, want = _realm_view(current), _realm_view(self._body(spec))
         keys = ["owner", *(k for k in REALM_FIELDS if getattr(spec, k) is not None)]
-        if any(normalise(k, have[k]) != normalise(k, want[k]) for k in keys):
+        if any(_comparable(k, have[k]) != _comparable(k, want[k]) for k in keys):
             kc.update_realm(spec.realm, self._body(spec))
 
     @staticmethod

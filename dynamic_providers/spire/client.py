@@ -19,7 +19,9 @@ Semantics, identical for both:
 - update: only the fields the provider owns. gRPC sends an explicit `input_mask`, so fields we
   do not manage (expiry, additional attributes) are untouched. The CLI has no mask (`entry
   update` replaces every field), so it reads the entry first and carries those fields over.
-- get: NOT_FOUND is None. delete: NOT_FOUND is success.
+- get: NOT_FOUND is None; an answer about another id is an error. delete: NOT_FOUND is success.
+- lookups trust nothing: the similar-entry lookup keeps only an entry with exactly the asked
+  spiffe_id, parent_id and selector set, whatever filter the server applied.
 - Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, an exec that
   could not reach the engine or container) are retried a few times; every operation above is
   idempotent, so a retry never duplicates anything.
@@ -266,6 +268,13 @@ class GrpcEntryClient(EntryClient):
             if e.code == "NOT_FOUND":
                 return None
             raise
+        if pb.id != entry_id:
+            raise SpireError(
+                f"GetEntry {entry_id} on unix:{self._socket_path} answered with entry {pb.id!r}: an answer about "
+                "another entry is not trusted",
+                code="INTERNAL",
+                entry_id=entry_id,
+            )
         return Entry.from_proto(pb)
 
     def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:

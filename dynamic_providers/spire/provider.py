@@ -8,13 +8,27 @@ Lifecycle (see `client.py` for the server-side semantics):
   trust domains without scheme). A new spiffe_id, parent_id or selector set is a new entry for
   SPIRE (its "similar entry" key, and our entry id is derived from it), so those replace;
   everything else updates in place. Replacement is create-before-delete: the new triple gets a
-  new id, so old and new never collide.
+  new id, so old and new never collide. Never raises: a stored field it cannot read (older or
+  damaged state) counts as changed, so a bad identity field replaces and any other updates.
 - create: under the stack's deterministic, ownership-prefixed id; adopts our own similar entry,
   refuses a foreign one, reports an id collision.
-- read: NOT_FOUND means gone (empty id), e.g. deleted by hand or pruned after `expires_at`.
-- update: the owned fields only (no call when only the connection changed). If the entry has
-  vanished and holds the id we derive, it is re-created under that same id.
-- delete: NOT_FOUND counts as success.
+- read: NOT_FOUND means gone (empty id), e.g. deleted by hand or pruned after `expires_at`. A
+  foreign entry at that id (see below) reads as gone too: a refresh drops it from the state, and
+  the next `up` plans a create, which refuses it as an id collision if it holds our id.
+- update: reads the entry and checks ownership, then writes the owned fields only (no call when
+  only the connection changed). If the entry has vanished and holds the id we derive, it is
+  re-created under that same id.
+- delete: reads the entry and checks ownership, then deletes; NOT_FOUND counts as success.
+
+Ownership on every write (`dynamic_providers/_ownership.py`): the entry at the state's id is ours
+only if that id carries this stack's prefix (`pulumi.<project>.<stack>.`, from the connection in
+the state or, on update, the new one: the mark create adopts by) and it is the entry in the state:
+the same spiffe_id, parent_id and selectors (the provider never changes those in place; with no
+readable identity in the state, the id must be the one derived from the entry's own). An entry
+that fails was made by another stack or tool, or edited or re-created outside Pulumi. It is
+refused untouched with `ForeignObjectError`, naming the entry, its id, whose prefix it carries and
+what to do (an entry id cannot change, so handing over means deleting it and letting this stack
+create its own).
 
 The provider is stateless (a client is built inside each method) and picklable by reference.
 The `connection` (transport, socket / docker host / kubectl target, trust domain, ownership
@@ -43,6 +57,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 from pydantic import ValidationError
 
+from dynamic_providers._ownership import Malformed, refusal
 from dynamic_providers.spire.client import SpireError, open_client
 from dynamic_providers.spire.models import (
     IDENTITY_FIELDS,
@@ -54,6 +69,7 @@ from dynamic_providers.spire.models import (
     EntryFields,
     dns_name_problem,
     duplicates,
+    entry_id_for,
     parse_connection,
     parse_selector,
     selector_problem,
@@ -285,8 +301,92 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 # --- provider ----------------------------------------------------------------------------------
 
 
+# Stand-ins for the identity fields, so that one field at a time can be read with `from_props`.
+_PLACEHOLDER: dict[str, Any] = {"spiffe_id": "", "parent_id": "", "selectors": ()}
+
+
 def _normalized(props: Mapping[str, Any]) -> dict[str, Any]:
-    return EntryFields.from_props(props).normalized()
+    """`EntryFields.normalized()`, field by field: a value that cannot be read (older or damaged
+    state, e.g. a missing spiffe_id or a TTL that is not a number) is `Malformed`, unequal to all,
+    so `diff` reports it as a change (a replacement for an identity field) instead of raising."""
+    out: dict[str, Any] = {}
+    for key in MANAGED_FIELDS:
+        try:
+            out[key] = EntryFields.from_props({**_PLACEHOLDER, key: props.get(key)}).normalized()[key]
+        except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
+            out[key] = Malformed(props.get(key))
+    return out
+
+
+def _prefixes(*connections: Any) -> list[str]:
+    """The ownership prefixes of the valid connections among `connections` (a damaged one proves nothing)."""
+    out: list[str] = []
+    for raw in connections:
+        try:
+            prefix = parse_connection(raw).owner_prefix
+        except (ValidationError, TypeError, ValueError):
+            continue
+        if prefix not in out:
+            out.append(prefix)
+    return out
+
+
+def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str]] | None:
+    """The (spiffe_id, parent_id, selectors) the state records, from the first state that has them readable."""
+    for state in states:
+        try:
+            return EntryFields.from_props(state).identity()
+        except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
+            continue
+    return None
+
+
+def _owned(entry: Entry, prefixes: Sequence[str], *states: Mapping[str, Any]) -> bool:
+    """An entry is ours when its id carries one of our prefixes (the ownership mark: create adopts
+    such an entry, refuses any other) and it is the entry in the state: same spiffe_id, parent_id
+    and selectors (the provider never changes them in place). With no readable identity in the
+    state, its id must be the one this provider derives from its own identity fields."""
+    prefix = next((p for p in prefixes if entry.id.startswith(p)), None)
+    if prefix is None:
+        return False
+    recorded = _state_identity(*states)
+    if recorded is not None:
+        return entry.identity() == recorded
+    return entry.id == entry_id_for(prefix, entry.spiffe_id, entry.parent_id, entry.selectors)
+
+
+def _holder(entry_id: str) -> str:
+    parts = entry_id.split(".")
+    if len(parts) == 4 and parts[0] == "pulumi":
+        prefix = ".".join(parts[:3]) + "."
+        return f"its id carries the prefix {prefix!r} (Pulumi project {parts[1]!r}, stack {parts[2]!r})"
+    return "its id carries no Pulumi stack prefix (made by hand, by the SPIRE CLI or by another tool)"
+
+
+def _refuse(action: str, entry: Entry, prefixes: Sequence[str]) -> Exception:
+    ours = prefixes[0] if prefixes else "pulumi.<project>.<stack>."
+    delete = f"`spire-server entry delete -entryID {entry.id}`"
+    what = f"SPIRE entry {entry.spiffe_id} (parent {entry.parent_id})"
+    if any(entry.id.startswith(p) for p in prefixes):
+        return refusal(
+            action,
+            what,
+            entry.id,
+            f"it is not the entry in this stack's state: its spiffe_id, parent_id and selectors "
+            f"{list(entry.selectors)} are not the recorded ones, so it was edited or re-created outside Pulumi",
+            f"its id carries this stack's prefix {ours!r}",
+            "restore the spiffe_id, parent_id and selectors this stack declared, or delete it "
+            f"({delete}) so that `pulumi up` creates this stack's own",
+        )
+    return refusal(
+        action,
+        what,
+        entry.id,
+        "it is not managed by this stack",
+        f"{_holder(entry.id)}; this stack's prefix is {ours!r}",
+        "an entry id cannot change, so it cannot be handed over in place: delete it in its own stack or with "
+        f"{delete}, and `pulumi up` creates this stack's own",
+    )
 
 
 def _connection_key(raw: Any) -> Any:
@@ -386,8 +486,8 @@ class SpireEntryProvider(ResourceProvider):
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             entry = client.get(id_)
-        if entry is None:
-            return ReadResult("", {})
+        if entry is None or not _owned(entry, _prefixes(props["connection"]), props):
+            return ReadResult("", {})  # gone, or not this stack's: refresh forgets it
         inputs = {**_props_of(entry, props), "connection": props["connection"]}
         return ReadResult(entry.id, _outs(entry, props["connection"], props), inputs)
 
@@ -395,14 +495,20 @@ class SpireEntryProvider(ResourceProvider):
         olds, news = _strip(olds), _strip(news)
         connection = parse_connection(news["connection"])
         fields = EntryFields.from_props(news)
-        old = EntryFields.from_props(olds).normalized()
+        old = _normalized(olds)
         new = fields.normalized()
         if all(old[k] == new[k] for k in MANAGED_FIELDS):
             # Only the connection changed: nothing to write on the server.
             return UpdateResult({**olds, "connection": news["connection"]})
         with open_client(connection) as client:
             try:
-                entry = client.update(id_, fields)
+                current = client.get(id_)
+                ours = _prefixes(news["connection"], olds.get("connection"))
+                if current is not None and not _owned(current, ours, olds, news):
+                    raise _refuse("update", current, ours)
+                if current is None:
+                    raise SpireError(f"entry {id_} not found", code="NOT_FOUND", entry_id=id_)
+                entry = client.update(id_, fields, current=current)
             except SpireError as e:
                 if e.code != "NOT_FOUND":
                     raise
@@ -420,6 +526,12 @@ class SpireEntryProvider(ResourceProvider):
         props = _strip(props)
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
+            current = client.get(id_)
+            if current is None:
+                return  # already gone
+            prefixes = _prefixes(props["connection"])
+            if not _owned(current, prefixes, props):
+                raise _refuse("delete", current, prefixes)
             client.delete(id_)
 
 

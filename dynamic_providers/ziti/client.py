@@ -12,6 +12,9 @@ Behaviour the providers rely on:
   with `outcome_unknown` set and the provider looks the object up before it posts again.
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
+- **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
+  filtered on (a controller or proxy that ignores the filter hands over nothing else), and `get`
+  refuses an answer about another id.
 - **Trust**: TLS is always verified — against `ca_bundle_pem` (any certificate in it may end
   the chain: the root, or the intermediate that issued the controller's certificate), against
   the root pinned by `ca_fingerprint`, or against the system store.
@@ -20,8 +23,6 @@ Behaviour the providers rely on:
 from __future__ import annotations
 
 import base64
-import datetime
-import email.utils
 import http.client
 import ipaddress
 import ssl
@@ -37,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from dynamic_providers._retry import parse_retry_after
 from dynamic_providers.ziti.models import ApiErrorBody, ApiErrorCause, Pagination, ZitiConnection
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
@@ -130,20 +132,6 @@ class ZitiApiError(Exception):
             request_id=body.request_id,
             retry_after=retry_after,
         )
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
@@ -442,16 +430,28 @@ class ZitiClient:
         return list(self.iter_list(collection, filter_))
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
-        return self.list_all(collection, f"{field}={zitiql_string(value)}")  # e.g. name="x"
+        """Entities whose `field` is exactly `value`. The filter (e.g. name="x") is checked again in
+        what comes back: a controller or proxy that ignores or loosens it never hands over others."""
+        found = self.list_all(collection, f"{field}={zitiql_string(value)}")
+        return [e for e in found if isinstance(e, dict) and e.get(field) == value]
 
     def find_by_name(self, collection: str, name: str) -> dict[str, Any] | None:
         found = self.find(collection, "name", name)
         return found[0] if found else None
 
     def get(self, collection: str, id_: str) -> dict[str, Any]:
+        """The entity with id `id_`; an answer about another entity is an error, never taken as it."""
         data = self._data(self._send("GET", f"/{collection}/{id_}"))
         if not isinstance(data, dict):
             raise ZitiApiError("detail answer is not an object", method="GET", path=f"/{collection}/{id_}")
+        if str(data.get("id")) != id_:
+            raise ZitiApiError(
+                f"the controller answered with entity {data.get('id')!r} ({data.get('name')!r}), not {id_!r}: "
+                "an answer about another entity is not trusted; check connection.url",
+                method="GET",
+                path=f"/{collection}/{id_}",
+                code="WRONG_ENTITY",
+            )
         return data
 
     def get_or_none(self, collection: str, id_: str) -> dict[str, Any] | None:

@@ -14,10 +14,23 @@ One provider class per entity type, sharing one CRUD contract (`_ZitiProvider`):
   which entity is in the way. Adoption PATCHes the entity to the declared state. Without any
   ownership (no `owner` input, no PULUMI_PROJECT/PULUMI_STACK) the provider checks the name is
   free before posting, so it can still take the entity its own lost POST created.
-- `update` PATCHes only the changed fields, then GETs (the controller answers updates with an
-  empty envelope) and returns the full outputs.
-- `read` returns `ReadResult(id, outs, inputs)` from the server's entity, or an empty id when
-  it is gone; `delete` treats 404 as done.
+- `update` GETs the entity and checks it is ours (below), PATCHes only the changed fields, then
+  GETs (the controller answers updates with an empty envelope) and returns the full outputs.
+- `delete` GETs and checks the same way, then DELETEs; an entity already gone (404) is done.
+- `read` returns `ReadResult(id, outs, inputs)` from the server's entity, or an empty id when it
+  is gone or no longer ours (its tags name another stack or resource, or none): a refresh then
+  drops it from the state, and the next `up` plans a create, which refuses it as foreign if it
+  holds the name, or creates this resource anew.
+- `diff` never raises: a stored value it cannot compare (older or damaged state) counts as
+  changed, so it plans an update, or a replacement for a field that cannot change in place.
+
+Ownership on every write (`dynamic_providers/_ownership.py`): update and delete address the
+entity by the id in the state (a GET answered about another id is refused by the client) and
+write only if its tags carry this resource's ownership: the `owner` the state recorded or, on
+update, the new one (a resource renamed through an alias), or on delete without a recorded owner,
+this stack from PULUMI_PROJECT/PULUMI_STACK. An entity taken over through `import_id` got our tags
+at create, so it is ours. Anything else is refused untouched with `ForeignObjectError`, naming the
+entity, its id, the tags it carries and the tags that hand it over.
 
 Providers hold no state: the connection (URL, admin credentials, CA) travels as the `connection`
 input and is echoed in the outputs under the same key, so the engine keeps it secret and `read`
@@ -27,6 +40,7 @@ input and is echoed in the outputs under the same key, so the engine keeps it se
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -38,6 +52,7 @@ from cryptography.x509.oid import NameOID
 from pulumi import dynamic
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from dynamic_providers._ownership import refusal
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import (
     OWNER_NAME_TAG,
@@ -175,7 +190,10 @@ def canonical(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, An
         if nested is not None and isinstance(value, Mapping) and not is_unknown(value):
             value = canonical(nested, value)
         if name in SET_FIELDS and isinstance(value, list) and not contains_unknown(value):
-            value = sorted(value)
+            try:
+                value = sorted(value)
+            except TypeError:
+                pass  # mixed types (refused by check; in old state, a diff): compared as given
         out[name] = value
     return out
 
@@ -233,6 +251,42 @@ def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> s
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def _ownerships(*candidates: Any) -> list[Ownership]:
+    """The valid ownerships among `candidates` (dicts from the state, or parsed ones), no repeats."""
+    out: list[Ownership] = []
+    for c in candidates:
+        if c is None:
+            continue
+        try:
+            parsed = c if isinstance(c, Ownership) else Ownership.model_validate(c)
+        except ValidationError:
+            continue  # a damaged `owner` in old state proves nothing
+        if parsed not in out:
+            out.append(parsed)
+    return out
+
+
+def _state_ownerships(props: Mapping[str, Any]) -> list[Ownership]:
+    """For read and delete, which see only the state: the `owner` it recorded (the input, echoed),
+    else this stack from the host's PULUMI_PROJECT/PULUMI_STACK."""
+    return _ownerships(props.get("owner")) or _ownerships(Ownership.from_environment())
+
+
+def _owned(tags: Any, owners: Sequence[Ownership]) -> bool:
+    """Whether an entity with these tags is ours. With no ownership at all (a provider driven with
+    no `owner` and no PULUMI_PROJECT/PULUMI_STACK) only an entity no stack has tagged is."""
+    tags = tags if isinstance(tags, dict) else {}
+    if not owners:
+        return OWNER_STACK_TAG not in tags
+    return any(o.owns(tags) for o in owners)
+
+
+def _owner_text(owner: Ownership | None) -> str:
+    if owner is None:
+        return "unknown (no owner input and no PULUMI_PROJECT/PULUMI_STACK)"
+    return f"stack {owner.stack!r}, resource {owner.name!r}" if owner.name else f"stack {owner.stack!r}"
+
+
 # --- the shared CRUD contract ---------------------------------------------------------------------
 
 
@@ -260,12 +314,7 @@ class _ZitiProvider(dynamic.ResourceProvider):
         olds, news = _strip(olds), _strip(news)
         old_c = canonical(self.args_model, self._args_props(olds))
         new_c = canonical(self.args_model, self._args_props(news))
-        changed = [
-            f
-            for f in self.args_model.model_fields
-            if f not in self.write_only
-            and _differs(self._comparable(f, old_c.get(f)), self._comparable(f, new_c.get(f)))
-        ]
+        changed = self._changed_fields(old_c, new_c)
         changed += [k for k in META_KEYS if _differs(olds.get(k), news.get(k))]
         changed += self._extra_changes(olds, news)
         replaces = [f for f in changed if f in self.replace_fields] + self._replaces(old_c, new_c)
@@ -290,8 +339,8 @@ class _ZitiProvider(dynamic.ResourceProvider):
         conn = _connection(props)
         with ZitiClient(conn) as c:
             detail = c.get_or_none(self.collection, id_)
-            if detail is None:
-                return dynamic.ReadResult(None, {})
+            if detail is None or not _owned(detail.get("tags"), _state_ownerships(props)):
+                return dynamic.ReadResult(None, {})  # gone, or no longer ours: refresh forgets it
             outs = self._outs(c, detail, props, props)
         inputs = {k: outs[k] for k in self.args_model.model_fields if k in outs}
         inputs.update({k: props[k] for k in META_KEYS if k in props})
@@ -302,17 +351,20 @@ class _ZitiProvider(dynamic.ResourceProvider):
         args, conn, owner = self._parse(news)
         old_c = canonical(self.args_model, self._args_props(olds))
         new_c = canonical(self.args_model, self._args_props(news))
-        changed = [
-            f
-            for f in self.args_model.model_fields
-            if f not in self.write_only and self._comparable(f, old_c.get(f)) != self._comparable(f, new_c.get(f))
-        ]
+        changed = self._changed_fields(old_c, new_c)
         full = args.api_body(owner, create=False)
         aliases = {f: self.args_model.model_fields[f].alias or f for f in changed}
         body = {aliases[f]: full[aliases[f]] for f in changed if aliases[f] in full}
         if olds.get("owner") != news.get("owner") or "tags" in changed:
             body["tags"] = full["tags"]
         with ZitiClient(conn) as c:
+            if self._require_ours(c, id_, "update", _ownerships(owner, olds.get("owner"))) is None:
+                raise ZitiApiError(
+                    f"{self.label} {args.name!r} (id {id_}) no longer exists on the controller (deleted outside "
+                    "Pulumi): run `pulumi refresh` to drop it from the state, then `pulumi up` creates it again",
+                    status=404,
+                    code="NOT_FOUND",
+                )
             if body:
                 self._write(c, id_, body, full)
             detail = self._after_update(c, id_, args)
@@ -320,9 +372,51 @@ class _ZitiProvider(dynamic.ResourceProvider):
         return dynamic.UpdateResult(outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        conn = _connection(_strip(props))
+        props = _strip(props)
+        conn = _connection(props)
         with ZitiClient(conn) as c:
-            c.delete(self.collection, id_)
+            if self._require_ours(c, id_, "delete", _state_ownerships(props)) is not None:
+                c.delete(self.collection, id_)
+
+    # -- ownership --
+
+    def _changed_fields(self, old_c: Mapping[str, Any], new_c: Mapping[str, Any]) -> list[str]:
+        """Fields whose comparable forms differ; one that cannot be compared (older or damaged state) differs."""
+        changed = []
+        for f in self.args_model.model_fields:
+            if f in self.write_only:
+                continue
+            try:
+                differs = _differs(self._comparable(f, old_c.get(f)), self._comparable(f, new_c.get(f)))
+            except (TypeError, ValueError, AttributeError, KeyError):
+                differs = True
+            if differs:
+                changed.append(f)
+        return changed
+
+    def _require_ours(self, c: ZitiClient, id_: str, action: str, owners: Sequence[Ownership]) -> dict[str, Any] | None:
+        """The entity at `id_` if it is this resource's; None when it is gone. One that carries no
+        ownership tags of ours is refused before anything is written (`_ownership.py`)."""
+        current = c.get_or_none(self.collection, id_)
+        if current is None or _owned(current.get("tags"), owners):
+            return current
+        tags = current.get("tags") or {}
+        holder = (
+            f"its tags name stack {tags[OWNER_STACK_TAG]!r}, resource {tags.get(OWNER_NAME_TAG)!r}"
+            if OWNER_STACK_TAG in tags
+            else "it carries no Pulumi ownership tags (created or re-tagged outside this program)"
+        )
+        ours = owners[0] if owners else None
+        wanted = json.dumps(ours.tags() if ours is not None else {OWNER_STACK_TAG: "<project>/<stack>"})
+        raise refusal(
+            action,
+            f"Ziti {self.label} {current.get('name')!r}",
+            id_,
+            "it is not managed by this resource",
+            f"{holder}; this resource is {_owner_text(ours)}",
+            f"add the tags {wanted} to it (PATCH /edge/management/v1/{self.collection}/{id_} with "
+            '{"tags": {...}}, keeping its other tags), then run the same Pulumi command again',
+        )
 
     def _unknown_inputs(self, props: Mapping[str, Any]) -> list[dynamic.CheckFailure]:
         """A misspelt input would otherwise be dropped silently and its default deployed."""
