@@ -186,7 +186,7 @@ def _changed_lines(diff: str) -> str:
     return "  |  ".join(" ".join(ln.split()) for ln in lines)[:400]
 
 
-def _run_mutmut(workdir: Path, max_children: int, deadline: float, log: Path) -> bool:
+def _run_mutmut(workdir: Path, max_children: int, deadline: float, log: Path, names: list[str]) -> bool:
     """Run `mutmut run`; stop it at `deadline` (time.monotonic()). Finished?
 
     mutmut saves each verdict as it comes, so stopping it (SIGTERM to its process group, which its
@@ -195,7 +195,7 @@ def _run_mutmut(workdir: Path, max_children: int, deadline: float, log: Path) ->
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(_mutmut()), "run", "--max-children", str(max_children)],
+            [str(_mutmut()), "run", "--max-children", str(max_children), *names],
             cwd=workdir,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -247,6 +247,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="scratch directory (reused: mutmut keeps earlier verdicts)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (`mutmut browse` there)")
     parser.add_argument("--no-preflight", action="store_true", help="skip the unmutated run that finds failing tests")
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="with --workdir of an earlier run: run again only its survivors and unchecked mutants "
+        "(after adding tests; mutmut traces the new tests first)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
 
@@ -263,7 +269,15 @@ def main() -> None:
     print(f"source: {args.rev or 'working tree'}; scratch copy {workdir}", flush=True)
     tests = _setup_cfg(workdir, conf, args.scope, args.only, args.tests, preflight=not args.no_preflight)
     print(f"tests: {' '.join(tests)}", flush=True)
-    finished = _run_mutmut(workdir, args.max_children, started + args.minutes * 60, workdir / "mutmut.log")
+    names: list[str] = []
+    if args.recheck:
+        before = _results(workdir) if (workdir / "mutants").exists() else {}
+        names = [n for m in before.values() for n, st in m.items() if st in (*SURVIVED, "not checked")]
+        print(f"recheck: {len(names)} survivors and unchecked mutants of the earlier run in {workdir}", flush=True)
+    if not args.recheck or names:
+        finished = _run_mutmut(workdir, args.max_children, started + args.minutes * 60, workdir / "mutmut.log", names)
+    else:
+        finished = True
     seconds = time.monotonic() - started
 
     results = _results(workdir)

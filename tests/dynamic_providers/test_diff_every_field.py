@@ -548,6 +548,7 @@ SAME: list[Change] = [
     Change("keycloak-client", "default_client_scopes", ["email", "profile"]),
     Change("keycloak-client", "attributes", {"access.token.lifespan": 300}),
     Change("keycloak-client", "connection/url", "https://auth.acme-identity.net/"),
+    Change("keycloak-client", "attributes/client.secret.creation.time", ""),  # "" is no attribute
     Change("keycloak-client", "connection/token_realm", "master"),  # the default admin realm
     Change("keycloak-client", "connection/base_path", "/"),
     Change("keycloak-client", "connection/ca_bundle_pem", ""),
@@ -745,6 +746,7 @@ UNKNOWN = [
     Change("keycloak-client", "redirect_uris", Unknown()),
     Change("keycloak-client", "redirect_uris", ["http://localhost:20314/auth/callback", Unknown()]),
     Change("keycloak-client", "realm", Unknown(), ("realm",)),
+    Change("keycloak-client", "attributes", {"access.token.lifespan": Unknown()}),
     Change("keycloak-realm", "realm", Unknown(), ("realm",)),
     Change("keycloak-realm", "display_name", Unknown()),
     Change("ziti-ca", "cert_pem", Unknown(), ("cert_pem",)),
@@ -784,3 +786,10 @@ def test_an_expired_router_enrollment_is_a_change(verified: bool, expires_at: st
     result = kind.provider().diff("the-id", olds, _checked(kind, kind.base))
     assert result.changes is changes
     assert not result.replaces
+
+
+@pytest.mark.parametrize("attributes", [{}, {"access.token.lifespan": ""}])
+def test_keycloak_attributes_that_add_nothing_are_no_diff(attributes: dict[str, str]) -> None:
+    kind = KINDS["keycloak-client"]
+    result = _diff(kind, _checked(kind, {**kind.base, "attributes": attributes}), _with(kind.base, "attributes", UNSET))
+    assert result.changes is False
