@@ -278,6 +278,7 @@ def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatfo
             validity_hours=spire.root_ca_validity_hours,
             certificate=config.root_ca.certificate if config.root_ca else None,
             key=secrets.root_ca_key,
+            protect=config.is_prod,
         ),
     )
     registrations, identity, trust = _trust_chain(

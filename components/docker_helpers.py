@@ -288,12 +288,19 @@ def self_signed_ca(
     validity_hours: int,
     parent: pulumi.Resource,
     uris: Sequence[str] | None = None,
+    protect: bool = False,
 ) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
     """A P-384 root CA made by pulumi-tls: the key (`<resource_name>-key`, a secret output) and
     the self-signed certificate (`<resource_name>`). No early renewal: a new root re-keys every
-    chain under it, so that must be a deliberate change."""
+    chain under it, so that must be a deliberate change. `protect` keeps the key from `pulumi
+    destroy` and from replacement (prod: every SVID and the Ziti CA hang on it)."""
     opts = pulumi.ResourceOptions(parent=parent)
-    key = tls.PrivateKey(f"{resource_name}-key", algorithm="ECDSA", ecdsa_curve="P384", opts=opts)
+    key = tls.PrivateKey(
+        f"{resource_name}-key",
+        algorithm="ECDSA",
+        ecdsa_curve="P384",
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )
     cert = tls.SelfSignedCert(
         resource_name,
         private_key_pem=key.private_key_pem,

@@ -25,6 +25,8 @@ class RootCaArgs:
     validity_hours: int
     certificate: str | None = None
     key: pulumi.Input[str] | None = None
+    # A generated key is protected from destroy and replacement (prod).
+    protect: bool = False
 
 
 class RootCa(pulumi.ComponentResource):
@@ -44,7 +46,11 @@ class RootCa(pulumi.ComponentResource):
             self.key_pem = pulumi.Output.secret(args.key)
         else:
             key, cert = self_signed_ca(
-                name, common_name=args.common_name, validity_hours=args.validity_hours, parent=self
+                name,
+                common_name=args.common_name,
+                validity_hours=args.validity_hours,
+                parent=self,
+                protect=args.protect,
             )
             self.cert_pem = cert.cert_pem
             self.key_pem = pulumi.Output.secret(key.private_key_pem)

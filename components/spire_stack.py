@@ -269,6 +269,7 @@ class SpireStack(pulumi.ComponentResource):
                 common_name=ROOT_CA_CN.format(trust_domain=self.trust_domain),
                 validity_hours=spire.root_ca_validity_hours,
                 parent=self,
+                protect=prod,
             )
             self.root_ca_cert_pem = root.cert_pem
             self.root_ca_key_pem = pulumi.Output.secret(root_key.private_key_pem)

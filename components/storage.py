@@ -81,7 +81,8 @@ class SpacesBucket(pulumi.ComponentResource):
             ],
             force_destroy=force_destroy,
             # The provider has no rename: a new name must be a new bucket.
-            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["name", "region"]),
+            # The backups live here: `pulumi destroy` must not take them (unprotect on purpose first).
+            opts=pulumi.ResourceOptions(parent=self, replace_on_changes=["name", "region"], protect=True),
         )
         self.key = digitalocean.SpacesKey(
             f"{resource_name}-key",

@@ -10,7 +10,8 @@ a pipeline can parse stdout while a person still sees progress. Exit codes: `ops
 
 Nothing prompts, so it behaves the same in a terminal, in CI and under another tool: `up` and
 `refresh` apply what was asked (as `pulumi up --yes` would); `destroy`, the one operation that
-deletes running infrastructure, requires `--yes` and otherwise runs nothing.
+deletes running infrastructure, requires `--yes` and otherwise runs nothing; on a prod stack also
+`--confirm-stack <the stack's name>`, typed back.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ Rows, score and the --json shape: ops/health/__init__.py."""
 
 class _UsageError(Exception):
     pass
+
+
+def _is_prod(stack: str, root: Path) -> bool:
+    """A stack whose file says environment prod (an unreadable file is left to the operation)."""
+    from ops.workspace import raw_config
+
+    try:
+        return raw_config(stack, root).get("environment") == "prod"
+    except (OpsError, OSError, ValueError):
+        return False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("destroy", parents=[common], help="delete every resource of the stack")
     p.add_argument("--yes", "-y", action="store_true", help="confirm: delete without prompting")
+    p.add_argument(
+        "--confirm-stack",
+        metavar="NAME",
+        help="prod stacks (environment prod): the stack's name typed back, required with --yes",
+    )
 
     p = sub.add_parser("outputs", parents=[common], help="print the stack outputs, checked against the contract")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
@@ -127,6 +143,13 @@ def main(
                 ExitCode.USAGE,
                 f"`{args.command}` changes stack {args.stack!r} and needs --yes",
                 f"see the plan with `python -m ops preview --stack {args.stack}`, then re-run with --yes",
+                kind="confirmation_required",
+            )
+        if args.command == "destroy" and _is_prod(args.stack, root) and args.confirm_stack != args.stack:
+            raise OpsError(
+                ExitCode.USAGE,
+                f"stack {args.stack!r} is a prod stack: destroy needs its name typed back",
+                f"python -m ops destroy --stack {args.stack} --yes --confirm-stack {args.stack}",
                 kind="confirmation_required",
             )
         if args.command == "status":

@@ -169,3 +169,17 @@ def root_cert_pem(run: ProgramRun, cert: Registered) -> str:
     """The certPem the mock engine answered for this SelfSignedCert (what the program passes on)."""
     args = SimpleNamespace(typ=cert.type, name=cert.name, inputs=cert.inputs)
     return str(COMPUTED[CERT](args)["certPem"])  # type: ignore[arg-type]
+
+
+class TestProdDataIsProtected:
+    """`pulumi destroy` (and a replacement) must not take prod's root CA key or its backups."""
+
+    @pytest.mark.parametrize("preview", [True, False])
+    def test_root_key_and_buckets_protected_in_prod_only(self, preview: bool) -> None:
+        prod, dev = program_run("prod", preview), program_run("dev", preview)
+        key = "tls:index/privateKey:PrivateKey"
+        bucket = "digitalocean:index/spacesBucket:SpacesBucket"
+        assert [r.name for r in prod.of_type(key) if r.protect] == ["spire-root-ca-key"]
+        assert sorted(r.name for r in prod.of_type(bucket) if r.protect) == [
+            "bucket-keycloak-bucket", "bucket-spire-bucket", "bucket-ziti-bucket"]
+        assert not any(r.protect for r in dev.resources)

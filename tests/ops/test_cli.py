@@ -243,7 +243,8 @@ class TestRefreshAndDestroy:
     @pytest.mark.parametrize("command", ["refresh", "destroy"])
     def test_missing_stack_exits_4_and_is_not_created(self, fake_cli: FakeCli, command: str, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
-        res = fake_cli.run(command, "--stack", "prod", "--yes", "--json")
+        confirm = ["--confirm-stack", "prod"] if command == "destroy" else []
+        res = fake_cli.run(command, "--stack", "prod", "--yes", *confirm, "--json")
         assert res.code == ExitCode.STACK_NOT_FOUND
         assert ["stack", "init"] not in fake_cli.commands()
         assert "up --stack prod" in res.json()["error"]["hint"]
@@ -260,10 +261,24 @@ class TestRefreshAndDestroy:
         assert fake_cli.call("refresh").args[:3] == ["refresh", "--skip-preview", "--yes"]
         assert res.json()["changes"] == {"same": 5, "update": 1}
 
+    @pytest.mark.parametrize("confirm", [[], ["--confirm-stack", "dev"], ["--confirm-stack", "Prod"]])
+    def test_destroy_of_prod_needs_the_name_typed_back(self, fake_cli: FakeCli, monkeypatch, confirm) -> None:
+        monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        fake_cli.configure(stacks=["prod"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
+        res = fake_cli.run("destroy", "--stack", "prod", "--yes", *confirm, "--json")
+        assert res.code == ExitCode.USAGE
+        assert res.json()["error"]["hint"] == "python -m ops destroy --stack prod --yes --confirm-stack prod"
+        assert fake_cli.calls() == []
+
+    def test_destroy_of_dev_needs_no_name(self, fake_cli: FakeCli, monkeypatch) -> None:
+        monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        fake_cli.configure(stacks=["dev"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
+        assert fake_cli.run("destroy", "--stack", "dev", "--yes").code == 0
+
     def test_destroy_deletes_and_keeps_the_stack(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
         fake_cli.configure(stacks=["prod"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
-        res = fake_cli.run("destroy", "--stack", "prod", "--yes")
+        res = fake_cli.run("destroy", "--stack", "prod", "--yes", "--confirm-stack", "prod")
         assert res.code == 0, res.stderr
         assert fake_cli.call("destroy").args[:3] == ["destroy", "--skip-preview", "--yes"]
         assert ["stack", "rm"] not in fake_cli.commands() and "prod" in fake_cli.stacks()
