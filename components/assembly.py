@@ -167,7 +167,7 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
                 problems.append(
                     f"{PROJECT}:imports.{name}: a resource of type {seen[name]} cannot be taken over; "
                     "only Ziti objects can "
-                    f"(others are adopted by their ownership marker: docs in README) {fix}"
+                    f"(others are adopted by their ownership marker: docs/providers/) {fix}"
                 )
         if problems:
             raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))

@@ -4,7 +4,7 @@ and the rclone Docker volumes that put its objects on a node.
 One bucket per stack (spire, keycloak, ziti), each with a key that can reach only that bucket:
 a leaked key exposes one stack's backups, not the others', and each stack's retention can differ.
 (Spaces keys grant per bucket; there is no prefix-scoped grant, so "one bucket with prefixes"
-would give every stack's key access to every stack's data.) See README "Storage policy".
+would give every stack's key access to every stack's data.) See docs/architecture.md, "Storage policy".
 
 What goes on an rclone volume: files written whole and then closed (backups, archives). rclone
 uploads a file only after it is closed and coordinates no locks, so live databases never run on

@@ -7,7 +7,7 @@ reordering nodes never renames another node's resources.
 
 The rclone plugin is installed only where rclone volumes live: on the stateful node (`zt.db=true`),
 which runs every service that mounts one. Host prerequisites the plugin cannot create itself
-(FUSE, `/var/lib/docker-plugins/rclone/{config,cache}`) are documented in the README.
+(FUSE, `/var/lib/docker-plugins/rclone/{config,cache}`) are documented in docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m ops ...`: see ops/cli.py and README "Operating the stacks"."""
+"""`python -m ops ...`: see ops/cli.py and docs/operations.md."""
 
 from ops.cli import main
 

@@ -2,7 +2,7 @@
 
 Every failure the entry point knows how to explain becomes an `OpsError` with a stable exit code
 and, where there is one, the command that fixes it. Scripts and CI branch on the code, people
-read the message; both are documented in README "Operating the stacks".
+read the message; both are documented in docs/operations.md.
 """
 
 from __future__ import annotations

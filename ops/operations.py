@@ -115,7 +115,7 @@ def _failure(err: auto.CommandError, report: Report) -> OpsError:
         failure = OpsError(
             ExitCode.POLICY_VIOLATION,
             f"{len(mandatory)} mandatory policy violation(s); first: [{first.policy}] {first.message}",
-            "fix the resources named in policyViolations, or see README 'Policy pack'",
+            "fix the resources named in policyViolations, or see docs/operations.md, 'Policy pack'",
         )
     else:
         failure = classify_command_error(err)

@@ -20,7 +20,7 @@ into the cache, with the CLI's own version stamp (`version.Version`), gives `bin
 
 The CLI finds the language host and the dynamic-provider host next to its own binary (its
 "bundled" plugins) or on PATH. Provider plugins (pulumi-tls, pulumi-random, docker, digitalocean)
-are not part of it: their Go modules are not served here (README, "The Pulumi engine").
+are not part of it: their Go modules are not served here (docs/testing.md, "The Pulumi engine").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `stack_config/images.py` builds its default image tags from these, and `scripts/servers install`
 builds or fetches exactly these (the Go tools modules in `servers/go/` require the same versions;
-a test fails if any of them drift). Why each pin is where it is: README, "Pinned versions".
+a test fails if any of them drift). Why each pin is where it is: docs/architecture.md, "Pinned versions".
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ PULUMI: Final = "3.274.1"
 (`github.com/pulumi/pulumi/pkg/v3/cmd/pulumi`) and the Python language host, built against
 `github.com/pulumi/pulumi/sdk/v3` at this version (tools module `servers/go/pulumi`). 3.272.0, the
 Python SDK's version, is not served by the Go module proxy here; 3.274.1 is the nearest that is, and
-a CLI runs programs of older SDKs (README, "Pinned versions")."""
+a CLI runs programs of older SDKs (docs/architecture.md, "Pinned versions")."""
 
 PULUMI_PYTHON_SDK: Final = "3.272.0"
 """The `pulumi` Python package (requirements.txt): the newest release on PyPI. Not newer than PULUMI."""

@@ -8,7 +8,7 @@ server's admin socket and exports a secret from stack config. The test runs `pul
 entry exists on the server, owned by this stack), a second `preview --expect-no-changes`, `refresh
 --expect-no-changes`, and `destroy` (the entry is gone); the state file never holds the secret in
 plaintext. pulumi-tls and pulumi-random are not in the program: their plugins cannot be built here
-(README, "The Pulumi engine")."""
+(docs/testing.md, "The Pulumi engine")."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_the_swarm_stacks_preview_up_to_the_first_provider_plugin(engine_bin: Pa
     (the required-keys rule; prod: the operator's secrets set with --secret), the program parses it
     and registers its first components, and the preview stops at the first provider plugin it
     needs (docker, digitalocean, or pulumi-tls/random beside them), which cannot be built or fetched
-    here (README, "The Pulumi engine"), and names the pinned plugin version. When those plugins
+    here (docs/testing.md, "The Pulumi engine"), and names the pinned plugin version. When those plugins
     become installable this test fails on purpose: replace it with a full preview."""
     cli = Cli(engine_bin, tmp_path, stack)
     project_copy(cli, stack)

@@ -5,7 +5,7 @@ For every step the status code must be equal; error bodies must be equal (ids an
 normalised); success bodies must have the same shape: every key the fake answers with exists in the
 real answer with the same JSON type (the real server adds many keys the provider never reads), and
 `Location` is present on the same 201s. A difference is fixed in the fake (or, where the real server
-behaves in a way the provider must handle, in the product: README, "Keycloak realms and clients").
+behaves in a way the provider must handle, in the product: docs/providers/keycloak.md).
 """
 
 from __future__ import annotations
