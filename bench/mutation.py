@@ -19,6 +19,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import json
 import os
 import shutil
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tokenize
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -114,6 +117,35 @@ def _preflight(workdir: Path, tests: list[str], pytest_args: list[str]) -> list[
     return [f"--ignore={n}" for n in found["broken"]] + [f"--deselect={n}" for n in found["failed"]]
 
 
+def _leave_out_functions(workdir: Path, globs: list[str], names: set[str]) -> None:
+    """Mark the functions called `names` in the scratch copy's files matching `globs` with mutmut's
+    `# pragma: no mutate block`, which mutmut honours on the line that ends a `def` header."""
+    for pattern in globs:
+        for path in workdir.glob(pattern):
+            source = path.read_text()
+            lines = source.splitlines(keepends=True)
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in names:
+                    end = _header_end(source, node)
+                    lines[end - 1] = lines[end - 1].rstrip("\n") + "  # pragma: no mutate block\n"
+            path.write_text("".join(lines))
+
+
+def _header_end(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """The line of the `:` that ends the `def` header of `node`."""
+    lines = source.splitlines(keepends=True)
+    text = "".join(lines[node.lineno - 1 :])
+    depth = 0
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.OP and tok.string in "([{":
+            depth += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            depth -= 1
+        elif tok.type == tokenize.OP and tok.string == ":" and depth == 0:
+            return node.lineno + tok.start[0] - 1
+    raise ValueError(f"no header end for {node.name} at line {node.lineno}")
+
+
 def _setup_cfg(
     workdir: Path, conf: dict[str, Any], scope: str, only: list[str] | None, tests: list[str] | None, preflight: bool
 ) -> list[str]:
@@ -123,7 +155,10 @@ def _setup_cfg(
     mutate = conf["mutate"]
     sources = mutate["source_paths"]
     only = only or (mutate["decisions"] if scope == "decisions" else mutate["only_mutate"])
+    # mutmut skips every statement that starts on a matching line: a `def` line skips the function.
     tests = [t for t in tests or conf["tests"]["paths"] if (workdir / t).exists()]
+    if scope == "decisions":
+        _leave_out_functions(workdir, only, set(mutate["engine_time"]))
     pytest_args = list(conf["tests"]["pytest_args"])
     if preflight:
         pytest_args += _preflight(workdir, tests, pytest_args)
@@ -138,7 +173,8 @@ def _setup_cfg(
         ("pytest_add_cli_args", pytest_args),
         ("pytest_add_cli_args_test_selection", tests),
     ):
-        lines.append(f"{key} =" + "".join(f"\n    {v}" for v in values))
+        if values:  # an empty value would read as [""], and the pattern "" matches every line
+            lines.append(f"{key} =" + "".join(f"\n    {v}" for v in values))
     (workdir / "setup.cfg").write_text("\n".join(lines) + "\n")
     return tests
 
