@@ -44,6 +44,8 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
+from policy.image_ref import DIGEST_RE, pin_problem
+
 PACK_NAME = "identity-platform-policies"
 PROJECT = "identity-platform"
 
@@ -55,8 +57,6 @@ BUCKET = "digitalocean:index/spacesBucket:SpacesBucket"
 BUCKET_OBJECT = "digitalocean:index/spacesBucketObject:SpacesBucketObject"
 BUCKET_POLICY = "digitalocean:index/spacesBucketPolicy:SpacesBucketPolicy"
 
-# Tags that name a moving target rather than a release.
-FLOATING_TAGS = frozenset({"latest", "stable", "edge", "nightly", "main", "master"})
 # Where databases and datastores keep live files. rclone uploads a file only once it is closed,
 # fsync reaches only the local cache and nothing coordinates locks across nodes, so none of these
 # may sit on an rclone volume (research/pulumi.md §7.3).
@@ -167,21 +167,11 @@ def _number(value: Any) -> float | None:
 
 
 def image_pin_problem(ref: str) -> str | None:
-    """Why `ref` is not pinned to an immutable release, or None when it is."""
-    if re.fullmatch(r"sha256:[0-9a-f]{64}", ref):
+    """Why `ref` is not pinned to an immutable release, or None when it is (`policy.image_ref`, the
+    rule the stack configuration applies too)."""
+    if DIGEST_RE.fullmatch(ref):
         return None  # an image id (docker.RemoteImage.image_id)
-    name, at, digest = ref.partition("@")
-    if at:
-        if re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            return None
-        return f"image {ref!r} has a malformed digest: use @sha256:<64 hex>"
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return f"image {ref!r} has no tag (Docker pulls :latest): pin name:<version> or name@sha256:<digest>"
-    tag = last.rsplit(":", 1)[1]
-    if tag.lower() in FLOATING_TAGS:
-        return f"image {ref!r} uses the moving tag {tag!r}: pin name:<version> or name@sha256:<digest>"
-    return None
+    return pin_problem(ref)
 
 
 def _image_refs(resource_type: str, props: Mapping[str, Any]) -> list[tuple[str, Any]]:
@@ -459,7 +449,9 @@ class RuleSpec:
 
 
 RULES: tuple[RuleSpec, ...] = (
-    RuleSpec("images-pinned", "Images are pinned to a version tag or digest, never latest.", images_pinned),
+    RuleSpec(
+        "images-pinned", "Images are pinned to a full release (major.minor.patch) or a digest.", images_pinned
+    ),
     RuleSpec(
         "no-secret-env-values",
         "No credential in environment variables; secrets are Swarm secrets mounted as files.",

@@ -13,13 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
+from policy.image_ref import pin_problem
+
 PROJECT = "identity-platform"
 
 PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
-_IMAGE_RE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*)"
-    r":(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})(?:@sha256:[0-9a-f]{64})?$"
-)
 
 
 class Model(BaseModel):
@@ -51,12 +49,10 @@ def is_localhost(value: str) -> bool:
 
 
 def check_pinned_image(ref: str) -> str:
-    """Return `ref` if it names an explicit, non-`latest` tag; raise ValueError otherwise."""
-    m = _IMAGE_RE.match(ref)
-    if not m:
-        raise ValueError(f"image {ref!r} is not pinned: use registry/name:<version> (optionally @sha256:<digest>)")
-    if m.group("tag") == "latest":
-        raise ValueError(f"image {ref!r} uses the 'latest' tag: pin an explicit version")
+    """Return `ref` if it is pinned (`policy.image_ref`: a full version tag or a digest)."""
+    problem = pin_problem(ref)
+    if problem:
+        raise ValueError(problem)
     return ref
 
 
