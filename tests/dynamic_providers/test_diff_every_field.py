@@ -793,3 +793,38 @@ def test_keycloak_attributes_that_add_nothing_are_no_diff(attributes: dict[str, 
     kind = KINDS["keycloak-client"]
     result = _diff(kind, _checked(kind, {**kind.base, "attributes": attributes}), _with(kind.base, "attributes", UNSET))
     assert result.changes is False
+
+
+# Values as older states or the server hold them: (kind, field, value in the state, a change?).
+STORED_AS = [
+    ("keycloak-client", "enabled", "true", False),
+    ("keycloak-client", "enabled", "FALSE", True),
+    ("keycloak-client", "enabled", 1, False),
+    ("keycloak-client", "implicit_flow_enabled", 0, False),
+    ("keycloak-client", "standard_flow_enabled", "yes", True),  # unreadable: a change, never an error
+    ("keycloak-client", "attributes", {"access.token.lifespan": 300}, False),
+    ("keycloak-client", "attributes", {"access.token.lifespan": "300", "pkce": ""}, False),
+    ("keycloak-realm", "access_token_lifespan", 300.0, False),
+    ("keycloak-realm", "access_token_lifespan", 300.5, True),
+    ("spire-entry", "federates_with", ["spiffe://partner.org"], False),
+    (
+        "spire-entry",
+        "selectors",
+        [
+            {"type": "docker", "value": "label:com.docker.stack.namespace:payments"},
+            {"type": "docker", "value": "label:com.docker.swarm.service.name:payments_api"},
+        ],
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind_name", "path", "stored", "changes"), STORED_AS, ids=[f"{k}:{p}={v!r}" for k, p, v, _ in STORED_AS]
+)
+def test_a_value_stored_in_another_form(kind_name: str, path: str, stored: Any, changes: bool) -> None:
+    kind = KINDS[kind_name]
+    olds = {**_state(kind, kind.base), path: stored}
+    result = kind.provider().diff("the-id", olds, _checked(kind, kind.base))
+    assert result.changes is changes
+    assert not result.replaces
