@@ -20,13 +20,14 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stack_config.base import GoDuration
+
 PluginValue = Union[str, int, bool, list[str]]  # noqa: UP007 - pydantic needs the runtime Union
 HclValue = Union[str, int, bool, Sequence[str], "HclBody"]
 HclBody = Mapping[str, HclValue]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _PORT = r"^[0-9]{1,5}$"
-_DURATION = r"^[0-9]+(ns|us|ms|s|m|h)$"
 
 
 class HclError(ValueError):
@@ -141,9 +142,10 @@ class ServerSection(HclModel):
     data_dir: str = "/var/lib/spire/server"
     log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "json"
-    ca_ttl: str = Field(default="24h", pattern=_DURATION)
-    default_x509_svid_ttl: str = Field(default="1h", pattern=_DURATION)
-    default_jwt_svid_ttl: str = Field(default="5m", pattern=_DURATION)
+    # Go durations, checked by the config's own rule (`stack_config.base.GoDuration`): 1h30m is one.
+    ca_ttl: GoDuration = "24h"
+    default_x509_svid_ttl: GoDuration = "1h"
+    default_jwt_svid_ttl: GoDuration = "5m"
 
 
 class ServerConf(HclModel):

@@ -8,10 +8,11 @@ them (pulumi/pulumi#7960). Conventions shared with `scripts/up`:
 - dev on that default backend gets an empty secrets passphrase unless one is set;
 - the dynamic-provider host runs the project's `.venv` interpreter (`PULUMI_PYTHON_CMD`).
 
-Before the engine runs, the stack file is read and validated with the program's own config model
-(`stack_config.parse`), so a bad value fails here with the same message `pulumi preview` would
-print, but without starting the engine. What this module does not do: install the CLI (it tells
-you how), or talk to any cloud API itself.
+Before the engine runs, the stack file is read and validated by the program's own loader
+(`stack_config.parse_stack_values`, the function `stack_config.load()` runs at preview): every key
+of the project namespace, typos and secret keys included, so a bad value fails here with the same
+lines `pulumi preview` would print, but without starting the engine. What this module does not do:
+install the CLI (it tells you how), or talk to any cloud API itself.
 """
 
 from __future__ import annotations
@@ -60,48 +61,55 @@ def _stack_file(stack: str, root: Path) -> dict[str, Any]:
     return doc
 
 
-def raw_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """The project's config values for `stack` as the program reads them (camelCase keys).
+def _encode(value: Any) -> str:
+    """A stack-file value as the CLI hands it to the program: strings as they are, booleans and
+    numbers as their YAML text, objects and lists JSON-encoded."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
 
-    Mirrors `stack_config._read_raw` over the files: `Pulumi.yaml` defaults first, then the
-    stack file's `<project>:<key>` values; `secure:` values are skipped (they are never part of
-    the model).
+
+def stack_values(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str | None], set[str]]:
+    """The config the CLI would hand the program for `stack`, and the names of its secret keys.
+
+    `Pulumi.yaml` defaults first, then every key of the stack file (a key without a namespace is
+    the project's). A `secure:` value is present and secret, but this module has no passphrase:
+    its value is None, which `stack_config.parse_stack_values` treats as "set, not readable".
     """
     project = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
-    name = project.get("name", stack_config.PROJECT)
-    known = (*stack_config.SCALAR_KEYS, *stack_config.STRUCTURED_KEYS)
-    raw: dict[str, Any] = {}
+    name = str(project.get("name", stack_config.PROJECT))
+    values: dict[str, str | None] = {}
+    secret: set[str] = set()
     for key, decl in (project.get("config") or {}).items():
-        if key in known and isinstance(decl, dict) and "default" in decl:
-            raw[key] = decl["default"]
-    for full, value in ((_stack_file(stack, root).get("config")) or {}).items():
-        ns, _, key = str(full).rpartition(":")
-        if (ns or name) != name or key not in known:
-            continue
+        if isinstance(decl, dict) and "default" in decl and decl["default"] is not None:
+            values[str(key) if ":" in str(key) else f"{name}:{key}"] = _encode(decl["default"])
+    for key, value in ((_stack_file(stack, root).get("config")) or {}).items():
+        full = str(key) if ":" in str(key) else f"{name}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            continue
-        raw[key] = value
-    return raw
+            values[full] = None
+            secret.add(full)
+        elif value is not None:
+            values[full] = _encode(value)
+    return values, secret
+
+
+def raw_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The model's raw config for `stack` (camelCase keys, objects decoded), as the program reads
+    it: `stack_values` through `stack_config.stack_raw`; secrets and other namespaces left out."""
+    return stack_config.stack_raw(stack_values(stack, root)[0])[0]
 
 
 def validate_stack_config(stack: str, root: Path = PROJECT_ROOT) -> stack_config.StackConfig:
-    """Validate `Pulumi.<stack>.yaml` with the program's model; ConfigError becomes exit 3."""
-    raw = raw_config(stack, root)
-    if isinstance(raw.get("strict"), str):
-        raw["strict"] = raw["strict"].strip().lower() == "true"
-    for key in stack_config.STRUCTURED_KEYS:
-        if isinstance(raw.get(key), str):
-            try:
-                raw[key] = json.loads(raw[key])
-            except json.JSONDecodeError as e:
-                raise OpsError(
-                    ExitCode.CONFIG_ERROR,
-                    f"{stack_config.PROJECT}:{key}: not a YAML/JSON object ({e.msg})",
-                    f"check Pulumi.{stack}.yaml",
-                    kind="config_invalid",
-                ) from None
+    """Validate `Pulumi.<stack>.yaml` exactly as the program does at `pulumi preview`
+    (`stack_config.parse_stack_values`: every key, the secret keys, one line per problem);
+    ConfigError becomes exit 3."""
+    values, secret = stack_values(stack, root)
     try:
-        return stack_config.parse(raw)
+        return stack_config.parse_stack_values(values, secret)
     except stack_config.ConfigError as e:
         raise OpsError(ExitCode.CONFIG_ERROR, str(e), kind="config_invalid") from None
 

@@ -1,32 +1,48 @@
-"""The stack configuration, parsed once from `pulumi.Config` into a frozen pydantic tree.
+"""The stack configuration, parsed once from the config the CLI hands the program into a frozen
+pydantic tree: the single gate every value passes before any resource exists.
 
-`load()` is the only place the program reads configuration. It applies environment defaults
-(dev: one local engine, localhost URLs; prod: strict mode on) and turns every validation error
-into one message naming the config key and how to set it, raised before any resource exists,
-so `pulumi preview` fails fast.
+`load()` is the only place the program reads configuration; `python -m ops` feeds a stack file
+through the same `parse_stack_values`, so both agree. Every key of the `identity-platform`
+namespace is read, so a misspelt key is refused instead of ignored. Environment defaults apply
+(dev: one local engine, localhost URLs; prod: strict mode on), and every problem becomes one
+line naming its `identity-platform:<key>` and the `pulumi config` command that fixes it, all in
+one ConfigError: what a provider's `check` or a server would refuse later is refused here.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import re
+from collections.abc import Callable, Collection, Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 import pulumi
-from pydantic import Field, ValidationError, model_validator
+from pulumi.runtime import config as runtime_config
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from stack_config.base import (
     PROJECT,
     ConfigError,
+    Hostname,
     Model,
-    format_validation_error,
-    is_localhost,
+    ObjectName,
+    did_you_mean,
+    error_lines,
+    format_duration,
+    go_duration_seconds,
+    host_of,
+    is_local_host,
     is_placeholder_domain,
+    join_lines,
+    key_path,
+    validation_lines,
 )
 from stack_config.images import Images
-from stack_config.nodes import NodeSpec, validate_node_names
-from stack_config.secrets import StackSecrets, read_secrets, secret_problems
+from stack_config.nodes import DB_LABEL, NodeName, NodeSpec
+from stack_config.secrets import SECRET_KEYS, StackSecrets, read_secrets, secret_problems
+from stack_config.spiffe import spiffe_id_problem
 from stack_config.systems import (
     KeycloakSettings,
     RootCaSettings,
@@ -55,6 +71,8 @@ __all__ = [
     "ZitiUser",
     "load",
     "load_secrets",
+    "parse",
+    "parse_stack_values",
 ]
 
 # Keys of the structured config objects (camelCase in YAML), in the order they are read.
@@ -62,8 +80,34 @@ STRUCTURED_KEYS = (
     "nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa", "imports",
 )
 SCALAR_KEYS = ("environment", "platform", "domain", "region", "strict")
+KNOWN_KEYS = (*SCALAR_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS)
+"""Every key of the project namespace the program reads; any other is refused."""
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
+
+# Ports a Swarm node already uses: publishing one of them through the ingress mesh breaks the node.
+SWARM_PORTS = {
+    2377: "Docker Swarm's cluster management port",
+    7946: "Docker Swarm's node communication port",
+    4789: "Docker Swarm's overlay network (VXLAN) port",
+}
+# prod: Keycloak sits behind caddy-docker-proxy (`keycloak.proxyNetwork`), which publishes these.
+PROXY_PORTS = {80: "caddy-docker-proxy's HTTP port (prod)", 443: "caddy-docker-proxy's HTTPS port (prod)"}
+# SPIRE guarantees an SVID's full lifetime only up to a sixth of the CA TTL, and never beyond 7
+# days (`manager.MaxSVIDTTLForCATTL`); above that it warns and issues shorter SVIDs.
+SVID_TTL_DIVISOR = 6
+MAX_GUARANTEED_SVID_SECONDS = 7 * 24 * 3600
+
+
+def _pulumi_bool(v: Any) -> Any:
+    """`strict` as `pulumi.Config.get_bool` reads it: true/True/false/False, nothing else."""
+    if v is None or isinstance(v, bool):
+        return v
+    if v in ("true", "True"):
+        return True
+    if v in ("false", "False"):
+        return False
+    raise ValueError(f"{v!r} is not true or false")
 
 
 class StackConfig(Model):
@@ -75,17 +119,19 @@ class StackConfig(Model):
         description="swarm: the program runs SPIRE, Keycloak and OpenZiti as Swarm stacks; external: the trust "
         "chain alone, against servers you already run (connections in spire/keycloak/ziti).",
     )
-    domain: str = Field(default="localhost")
+    domain: Hostname = Field(default="localhost")
     region: str = Field(default="fra1", pattern=r"^[a-z]{3}[0-9]$")
-    strict: bool | None = Field(default=None, description="Defaults to true in prod, false in dev.")
-    nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+    strict: Annotated[bool | None, BeforeValidator(_pulumi_bool)] = Field(
+        default=None, description="Defaults to true in prod, false in dev."
+    )
+    nodes: dict[NodeName, NodeSpec] = Field(default_factory=dict)
     images: Images = Field(default_factory=Images)
     spire: SpireSettings
     keycloak: KeycloakSettings
     ziti: ZitiSettings
     storage: StorageSettings = Field(default_factory=StorageSettings)
-    workloads: dict[str, Workload] = Field(default_factory=dict)
-    users: dict[str, ZitiUser] = Field(
+    workloads: dict[ObjectName, Workload] = Field(default_factory=dict)
+    users: dict[Annotated[str, Field(min_length=1)], ZitiUser] = Field(
         default_factory=dict, description="Keycloak users by name who reach Ziti with their token (one identity each)."
     )
     root_ca: RootCaSettings | None = Field(
@@ -105,7 +151,7 @@ class StackConfig(Model):
         if not isinstance(data, dict) or data.get("environment") != "dev" or data.get("platform", "swarm") != "swarm":
             return data
         data = dict(data)
-        data.setdefault("nodes", {"local": {"dockerHost": LOCAL_ENGINE, "labels": {"zt.db": "true"}, "manager": True}})
+        data.setdefault("nodes", {"local": {"dockerHost": LOCAL_ENGINE, "labels": {DB_LABEL: "true"}, "manager": True}})
         data.setdefault("spire", {"trustDomain": "dev.zt.internal"})
         data.setdefault("keycloak", {"hostname": "localhost", "publishedPort": 8080})
         data.setdefault(
@@ -120,30 +166,29 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
-        """Checks across sections, all reported at once ("key: problem" lines)."""
+        """Checks across sections, all reported at once ("key: problem" lines, one per key)."""
         problems = self._swarm_problems() if self.platform == "swarm" else self._external_problems()
-        agents = self.agent_names
-        for wname, w in self.workloads.items():
-            if w.node not in agents:
-                where = "`nodes`" if self.platform == "swarm" else "`spire.agents`"
-                problems.append(f"workloads.{wname}.node: {w.node!r} is not a key of {where} ({sorted(agents)})")
-        t = self.spire.transport
-        if t.kind == "grpc" and not t.socket_path:
-            problems.append("spire.transport.socketPath: required when spire.transport.kind is grpc")
+        problems += self._transport_problems()
+        problems += self._workload_problems()
         if self.is_strict:
             problems += self._strict_problems()
-        if problems:
-            raise ValueError("\n".join(problems))
+        seen: set[str] = set()
+        unique = []
+        for line in problems:
+            key = line.split(": ", 1)[0]
+            if key not in seen:
+                seen.add(key)
+                unique.append(line)
+        if unique:
+            raise ValueError("\n".join(unique))
         return self
 
     def _swarm_problems(self) -> list[str]:
         problems = []
-        try:
-            validate_node_names(self.nodes)
-        except ValueError as e:
-            problems.append(str(e))
         if not self.nodes:
             problems.append("nodes: the node map is empty: add at least one node (name -> {dockerHost, labels})")
+        else:
+            problems += self._node_problems()
         for section, fields in (("keycloak", ("hostname",)),
                                 ("ziti", ("advertised_address", "cluster_trust_domain", "router_advertised_address"))):
             for f in fields:
@@ -159,12 +204,119 @@ class StackConfig(Model):
                 "spire.agents: swarm runs one agent per node (keys of `nodes`): remove it "
                 "(fix: `pulumi config rm --path 'spire.agents'`)"
             )
+        if not self.is_prod and self.keycloak.published_port is None:
+            problems.append(
+                "keycloak.publishedPort: required in dev: without Caddy, Keycloak is reached on "
+                f"http://{self.keycloak.hostname}:<port> (e.g. 8080)"
+            )
+        if not self.is_prod and self.storage.restore_on_first_start:
+            problems.append(
+                "storage.restoreOnFirstStart: backups exist only in prod (buckets): there is nothing to restore "
+                "from in dev (fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`)"
+            )
         problems += _set_fields("keycloak", self.keycloak, KeycloakSettings.EXTERNAL_ONLY, "platform swarm")
         problems += _set_fields("ziti", self.ziti, ZitiSettings.EXTERNAL_ONLY, "platform swarm")
         t = self.spire.transport
-        if t.kind == "docker-exec" and t.node is not None and t.node not in self.nodes:
-            problems.append(f"spire.transport.node: {t.node!r} is not a key of `nodes` ({sorted(self.nodes)})")
+        if t.kind == "kubectl-exec":
+            problems.append(
+                "spire.transport.kind: kubectl-exec runs the SPIRE CLI in a Kubernetes pod, but platform swarm runs "
+                "the SPIRE server as a Swarm service: use docker-exec (the default) or grpc "
+                "(fix: `pulumi config set --path 'spire.transport.kind' docker-exec`)"
+            )
+        if t.kind == "docker-exec" and t.node is not None:
+            db = self.stateful_nodes
+            if t.node not in self.nodes:
+                problems.append(f"spire.transport.node: {t.node!r} is not a key of `nodes` ({sorted(self.nodes)})")
+            elif len(db) == 1 and t.node != db[0]:
+                problems.append(
+                    f"spire.transport.node: {t.node!r} does not run the SPIRE server; it runs on the stateful node "
+                    f"{db[0]!r} (the one labelled {DB_LABEL}=true) "
+                    f"(fix: `pulumi config set --path 'spire.transport.node' {db[0]}`)"
+                )
         problems += _set_fields("spire.transport", t, ("docker_host", "container", "service"), "platform swarm")
+        problems += self._port_problems()
+        problems += self._ttl_problems()
+        return problems
+
+    def _node_problems(self) -> list[str]:
+        """One stateful node, one engine per node."""
+        problems = []
+        db = self.stateful_nodes
+        fix = f"(fix: `pulumi config set --path 'nodes.<name>.labels[\"{DB_LABEL}\"]' true` on exactly one node)"
+        if not db:
+            problems.append(
+                f"nodes: no node carries the label {DB_LABEL}=true, so databases could never be scheduled {fix}"
+            )
+        elif len(db) > 1:
+            problems.append(
+                f"nodes: {db} all carry {DB_LABEL}=true; databases live on node-local volumes and must stay on one "
+                f"node {fix}"
+            )
+        engines: dict[str, str] = {}
+        for name in sorted(self.nodes):
+            host = self.nodes[name].docker_host.rstrip("/")
+            if host in engines:
+                problems.append(
+                    f"nodes.{name}.dockerHost: {host!r} is also the engine of nodes.{engines[host]}: one Swarm node "
+                    "per Docker engine; give each node its own host URL"
+                )
+            engines.setdefault(host, name)
+        return problems
+
+    def _port_problems(self) -> list[str]:
+        """The ports the Swarm stacks publish (ingress: on every node) must be free and distinct."""
+        published = [("ziti.advertisedPort", self.ziti.advertised_port), ("ziti.routerPort", self.ziti.router_port)]
+        if self.keycloak.published_port is not None:
+            published.insert(0, ("keycloak.publishedPort", self.keycloak.published_port))
+        taken: dict[int, str] = dict(SWARM_PORTS)
+        if self.is_prod:
+            taken.update(PROXY_PORTS)
+        for name in sorted(self.nodes):
+            url = self.nodes[name].docker_host
+            port = _url_port(url)
+            if url.startswith("ssh://"):
+                taken.setdefault(port or 22, f"the SSH port the program reaches nodes.{name} on")
+            elif url.startswith("tcp://") and port is not None:
+                taken.setdefault(port, f"the Docker API port of nodes.{name}")
+        problems = []
+        for key, port in published:
+            if port in taken:
+                problems.append(
+                    f"{key}: {port} is already {taken[port]}: Swarm publishes a port on every node, once; "
+                    "choose another port"
+                )
+            else:
+                taken[port] = key
+        return problems
+
+    def _ttl_problems(self) -> list[str]:
+        """SVID TTLs within what SPIRE's CA TTL can guarantee (server.conf; entries' x509SvidTtl)."""
+        ca = go_duration_seconds(self.spire.ca_ttl)
+        limit = min(ca / SVID_TTL_DIVISOR, MAX_GUARANTEED_SVID_SECONDS)
+        ttls = [
+            (f"spire.{to_camel(f)}", text, go_duration_seconds(text))
+            for f, text in (
+                ("default_x509_svid_ttl", self.spire.default_x509_svid_ttl),
+                ("default_jwt_svid_ttl", self.spire.default_jwt_svid_ttl),
+            )
+        ]
+        ttls += [
+            (f"workloads.{w}.x509SvidTtl", f"{spec.x509_svid_ttl}s", float(spec.x509_svid_ttl))
+            for w, spec in sorted(self.workloads.items())
+        ]
+        problems = []
+        for key, text, seconds in ttls:
+            if seconds > MAX_GUARANTEED_SVID_SECONDS:
+                problems.append(
+                    f"{key}: {text!r} is longer than 7 days, the longest SVID lifetime SPIRE guarantees across CA "
+                    "rotations: set it to 168h or less"
+                )
+            elif seconds > limit:
+                problems.append(
+                    f"{key}: {text!r} is more than a sixth of spire.caTtl ({self.spire.ca_ttl!r}), so SPIRE would "
+                    f"issue shorter SVIDs around CA rotations: set it to {format_duration(limit)} or less, or "
+                    f"spire.caTtl to {format_duration(seconds * SVID_TTL_DIVISOR)} or more"
+                )
         return problems
 
     def _external_problems(self) -> list[str]:
@@ -174,7 +326,7 @@ class StackConfig(Model):
             f"spire.agents.{name}: {spiffe_id!r} is not a SPIFFE ID in the trust domain {self.spire.trust_domain!r}: "
             f"use the agent's ID as `spire-server agent list` shows it ({prefix}...)"
             for name, spiffe_id in self.spire.agents.items()
-            if not spiffe_id.startswith(prefix) or spiffe_id == prefix
+            if not spiffe_id.startswith(prefix)
         ]
         problems += [
             f"{to_camel(k)}: the program deploys nothing with {why}: remove it (fix: `pulumi config rm {to_camel(k)}`)"
@@ -209,6 +361,58 @@ class StackConfig(Model):
                 problems.append("spire.transport.container: set exactly one of container or service (docker-exec)")
         return problems
 
+    def _transport_problems(self) -> list[str]:
+        """Each transport reads its own fields; a field of another transport would be ignored."""
+        t = self.spire.transport
+        problems = []
+        if t.kind == "grpc" and not t.socket_path:
+            problems.append("spire.transport.socketPath: required when spire.transport.kind is grpc")
+        if t.kind == "kubectl-exec" and self.platform == "swarm":
+            return problems  # the kind itself is refused (`_swarm_problems`): its fields are not the question
+        for kind, fields in SpireTransport.FIELDS.items():
+            if kind != t.kind:
+                problems += _set_fields("spire.transport", t, fields, f"spire.transport.kind {t.kind}")
+        return problems
+
+    def _workload_problems(self) -> list[str]:
+        """Workloads name an agent, and each is one Ziti identity: its externalId (the SPIFFE ID for a
+        workload, the email for a user) must be unique on the controller."""
+        problems = []
+        agents = self.agent_names
+        where = "`nodes`" if self.platform == "swarm" else "`spire.agents`"
+        owners: dict[str, str] = {}
+        for wname, w in sorted(self.workloads.items()):
+            if w.node not in agents:
+                problems.append(f"workloads.{wname}.node: {w.node!r} is not a key of {where} ({sorted(agents)})")
+            spiffe_id = f"spiffe://{self.spire.trust_domain}{w.spiffe_path}"
+            if spiffe_id in owners:
+                problems.append(
+                    f"workloads.{wname}.spiffePath: {w.spiffe_path!r} is also the path of "
+                    f"workloads.{owners[spiffe_id]}: "
+                    "each workload is one Ziti identity whose externalId is its SPIFFE ID, which must be unique; "
+                    "give each workload its own path"
+                )
+                continue
+            owners[spiffe_id] = wname
+            problem = spiffe_id_problem(spiffe_id, self.spire.trust_domain, workload=True)
+            if problem:
+                problems.append(f"workloads.{wname}.spiffePath: {problem}")
+        emails: dict[str, str] = {}
+        for uname, user in sorted(self.users.items()):
+            email = user.email.lower()
+            if email in emails:
+                problems.append(
+                    f"users.{uname}.email: {user.email!r} is also the email of users.{emails[email]}: Ziti matches "
+                    "a token to one identity by it; give each user their own"
+                )
+            emails.setdefault(email, uname)
+        return problems
+
+    @property
+    def stateful_nodes(self) -> list[str]:
+        """The nodes labelled zt.db=true (a valid swarm stack has exactly one)."""
+        return sorted(n for n, spec in self.nodes.items() if spec.labels.get(DB_LABEL) == "true")
+
     @property
     def agent_names(self) -> set[str]:
         """What a workload's `node` may name: Swarm nodes, or the external server's agents."""
@@ -242,30 +446,54 @@ class StackConfig(Model):
             "ziti.clusterTrustDomain": self.ziti.cluster_trust_domain,
             "keycloak.hostname": self.keycloak.hostname,
             "keycloak.url": self.keycloak.url,
+            "keycloak.jwksUrl": self.keycloak.jwks_url,
             "ziti.advertisedAddress": self.ziti.advertised_address,
             "ziti.routerAdvertisedAddress": self.ziti.router_advertised_address,
             "ziti.controllerUrl": self.ziti.controller_url,
         }
+        names |= {f"users.{u}.email": spec.email.rpartition("@")[2] for u, spec in sorted(self.users.items())}
         if self.platform == "external":
             del names["domain"]  # nothing is published under it
         for key, value in names.items():
             if value is None:
                 continue
-            if is_placeholder_domain(urlsplit(value).hostname or "" if "://" in value else value):
-                problems.append(f"{key}: {value!r} is a placeholder (example.*): set your real domain (strict mode)")
-            elif is_localhost(value) or value == "localhost":
-                problems.append(f"{key}: {value!r} points at localhost: set a name reachable by clients (strict mode)")
+            problem = strict_name_problem(host_of(value))
+            if problem:
+                shown = self.users[key.split(".")[1]].email if key.startswith("users.") else value
+                problems.append(f"{key}: {shown!r} {problem}")
         for key, value in {"keycloak.url": self.keycloak.url, "ziti.controllerUrl": self.ziti.controller_url}.items():
             if value is not None and not value.startswith("https://"):
                 problems.append(f"{key}: {value!r} is plain http: admin credentials would cross the network "
                                 "in clear; use https (strict mode)")
-        for nname, node in self.nodes.items():
-            if is_localhost(node.docker_host):
+        manager = self.manager_node if self.nodes else None
+        for nname, node in sorted(self.nodes.items()):
+            if is_local_host(host_of(node.docker_host)):
                 problems.append(
                     f"nodes.{nname}.dockerHost: {node.docker_host!r} is local: "
                     "use the node's ssh:// or tcp:// URL (strict mode)"
                 )
+            elif node.docker_host.startswith("unix://") and nname != manager:
+                problems.append(
+                    f"nodes.{nname}.dockerHost: {node.docker_host!r} is the engine of the machine running Pulumi, "
+                    f"which can only be the manager ({manager!r}): reach this node over ssh:// or tcp:// (strict mode)"
+                )
         return problems
+
+
+def strict_name_problem(host: str) -> str | None:
+    """Why strict mode refuses `host` (a name or an address), or None."""
+    if is_local_host(host):
+        return "points at localhost: set a name reachable by clients (strict mode)"
+    if not is_placeholder_domain(host):
+        return None
+    if host.lower().rstrip(".").rsplit(".", 1)[-1] in ("test", "invalid", "example"):
+        return "is a reserved test name (.test, .invalid, .example: RFC 2606): set your real domain (strict mode)"
+    return "is a placeholder (example.*): set your real domain (strict mode)"
+
+
+def _url_port(url: str) -> int | None:
+    m = re.match(r"^[a-z]+://(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/]*):([0-9]+)", url)
+    return int(m.group(1)) if m else None
 
 
 def _set_fields(section: str, model: Model, fields: tuple[str, ...], why: str) -> list[str]:
@@ -278,50 +506,230 @@ def _set_fields(section: str, model: Model, fields: tuple[str, ...], why: str) -
     ]
 
 
-def _read_raw(cfg: pulumi.Config) -> dict[str, Any]:
-    raw: dict[str, Any] = {}
-    for key in SCALAR_KEYS:
-        value = cfg.get(key)
-        if value is None:
-            continue
-        if key == "strict":
-            raw[key] = cfg.get_bool(key)
-        else:
-            raw[key] = value
-    for key in STRUCTURED_KEYS:
-        text = cfg.get(key)
-        if text is None:
-            continue
-        try:
-            raw[key] = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{PROJECT}:{key}: not a YAML/JSON object ({e.msg}); check Pulumi.<stack>.yaml") from e
-    return raw
+# --- validation, with every problem at once ----------------------------------------------------
+
+PRUNED = "pruned-invalid"
+"""Marks a stand-in for a value that failed (see `_without_failed`); lines that mention it are dropped."""
+_MAP_KEYS = frozenset({"nodes", "workloads", "users", "imports"})
+# Stand-ins for required values, so the cross-section checks still run when one of them fails.
+_STAND_INS: dict[tuple[str, ...], Callable[[str], Any]] = {
+    ("spire",): lambda _: {"trustDomain": f"{PRUNED}.td"},
+    ("keycloak",): lambda _: {},
+    ("ziti",): lambda _: {},
+    ("spire", "trustDomain"): lambda _: f"{PRUNED}.td",
+    ("workloads", "*", "spiffePath"): lambda name: f"/{PRUNED}/{name}",
+    ("workloads", "*", "selectors"): lambda name: [f"{PRUNED}:{name}"],
+    ("nodes", "*", "dockerHost"): lambda name: f"ssh://{name}.{PRUNED}",
+    ("users", "*", "email"): lambda name: f"{name}@{PRUNED}.td",
+}
+_DELETED = object()
 
 
-def parse(raw: dict[str, Any]) -> StackConfig:
-    """Validate a raw config dict (camelCase keys) into the frozen model, or raise ConfigError.
+def parse(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a raw config dict (camelCase keys, objects decoded) into the frozen model, or raise
+    ConfigError with one line per problem."""
+    config, lines = _validate(dict(raw))
+    if config is None:
+        raise ConfigError(join_lines(lines))
+    return config
 
-    Pydantic skips the cross-section checks when a field fails; so they run once more without the
-    sections that failed, and their problems join the field errors: one preview names them all."""
+
+def _validate(raw: dict[str, Any]) -> tuple[StackConfig | None, list[str]]:
     try:
-        return StackConfig.model_validate(raw)
+        return StackConfig.model_validate(raw), []
     except ValidationError as e:
-        message = format_validation_error(e, {})
-        failed = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
-        if failed:
+        error = e
+    lines = validation_lines(error, StackConfig)
+    failed = [err for err in error.errors() if err["loc"]]
+    if failed:
+        lines += [line for line in _without_failed(raw, failed) if line not in lines]
+    return None, lines
+
+
+def _without_failed(raw: dict[str, Any], errors: list[Any]) -> list[str]:
+    """The problems `raw` has besides `errors`, found once its failed values are set aside.
+
+    Pydantic skips the model-level checks when a field fails, and a failed list item hides the
+    list's own rules; so validation runs again on a copy where each failed value is removed (its
+    default applies) or, when required, replaced by a stand-in; a failed list item is removed, and
+    a map entry that cannot stand without it is dropped. A problem about a failed key, a dropped
+    entry or a stand-in is a consequence of one already reported, and is left out."""
+    data = copy.deepcopy(raw)
+    failed: list[str] = []
+    aside: list[list[Any]] = []
+    dropped: set[str] = set()
+    found: list[str] = []
+    for _ in range(10):
+        for err in errors:
+            loc = [p for p in err["loc"] if p != "[key]"]
+            failed.append(key_path(loc))
+            if not _set_aside(data, loc, missing=err["type"] == "missing", aside=aside, dropped=dropped):
+                return found
+        _purge(data)
+        try:
+            StackConfig.model_validate(data)
+            return found
+        except ValidationError as e:
+            errors = [err for err in e.errors() if err["loc"]]
+            found += [
+                line
+                for err in errors
+                for line in error_lines(err, StackConfig)
+                if _independent(line, failed, dropped, parents=err["type"] in _CONSEQUENCES)
+            ]
+            if not errors:
+                return found + [line for line in validation_lines(e) if _independent(line, failed, dropped)]
+    return found
+
+
+# Errors a set-aside value causes in its parent: the parent's own lines would repeat the problem.
+_CONSEQUENCES = frozenset({"missing", "too_short"})
+
+
+def _set_aside(
+    data: dict[str, Any], loc: list[Any], *, missing: bool, aside: list[list[Any]], dropped: set[str]
+) -> bool:
+    """Remove or stand in for the value at `loc`; False when only the whole config could go."""
+    path = list(loc)
+    while path:
+        if any(path[: len(a)] == a and (len(a) < len(path) or not missing) for a in aside):
+            return True  # it, or what holds it, is already set aside
+        pattern = tuple("*" if i == 1 and path[0] in _MAP_KEYS else str(p) for i, p in enumerate(path))
+        parent = _get(data, path[:-1])
+        if pattern in _STAND_INS and isinstance(parent, dict):
+            parent[path[-1]] = _STAND_INS[pattern](str(path[1]) if len(path) > 1 else "")
+            aside.append(path)
+            return True
+        if not missing and isinstance(parent, dict) and path[-1] in parent:
+            del parent[path[-1]]
+            aside.append(path)
+            if (len(path) == 2 and path[0] in _MAP_KEYS) or (len(path) == 3 and path[:2] == ["spire", "agents"]):
+                dropped.add(str(path[-1]))  # a named entry: problems that name it are consequences
+            return True
+        if not missing and isinstance(parent, list) and isinstance(path[-1], int) and path[-1] < len(parent):
+            parent[path[-1]] = _DELETED
+            aside.append(path)
+            return True
+        path, missing = path[:-1], False
+    return False
+
+
+def _get(data: Any, path: list[Any]) -> Any:
+    for p in path:
+        if isinstance(data, dict) and p in data:
+            data = data[p]
+        elif isinstance(data, list) and isinstance(p, int) and p < len(data):
+            data = data[p]
+        else:
+            return None
+    return data
+
+
+def _purge(data: Any) -> None:
+    """Drop the list items `_set_aside` marked."""
+    if isinstance(data, dict):
+        for v in data.values():
+            _purge(v)
+    elif isinstance(data, list):
+        data[:] = [v for v in data if v is not _DELETED]
+        for v in data:
+            _purge(v)
+
+
+def _independent(line: str, failed: list[str], dropped: set[str], *, parents: bool = True) -> bool:
+    """False for a line about a failed key (or its child; with `parents`, its parent), a dropped
+    entry or a stand-in."""
+    if PRUNED in line or any(f"{name!r}" in line for name in dropped):
+        return False
+    key = line.split(": ", 1)[0].removeprefix(f"{PROJECT}:")
+    return not any(
+        key == f or key.startswith((f + ".", f + "[")) or (parents and f.startswith((key + ".", key + "[")))
+        for f in failed
+    )
+
+
+# --- the config as the CLI hands it over -------------------------------------------------------
+
+
+def _unknown_key(key: str) -> str:
+    head = re.split(r"[.\[]", key, maxsplit=1)[0]
+    if head != key and head in STRUCTURED_KEYS:
+        return (
+            f"{PROJECT}:{key}: a key named like a path: it was set without --path, so it is not part of `{head}` "
+            f"and the program would ignore it (fix: `pulumi config rm '{key}'`, then "
+            f"`pulumi config set --path '{key}' <value>`)"
+        )
+    return (
+        f"{PROJECT}:{key}: unknown key{did_you_mean(key, list(KNOWN_KEYS))}: the program reads only its own keys "
+        f"and would ignore this one; remove it or correct its spelling (fix: `pulumi config rm '{key}'`)"
+    )
+
+
+def stack_raw(values: Mapping[str, str | None]) -> tuple[dict[str, Any], dict[str, str | None], list[str]]:
+    """Split the project's keys of `values` into the model's raw dict (objects decoded) and the
+    secret keys, with a line for each key the program does not read or cannot decode."""
+    raw: dict[str, Any] = {}
+    secrets: dict[str, str | None] = {}
+    lines = []
+    for full in sorted(values):
+        namespace, sep, key = full.partition(":")
+        if namespace != PROJECT or not sep:
+            continue
+        text = values[full]
+        if key in SECRET_KEYS:
+            secrets[key] = text
+        elif key not in KNOWN_KEYS:
+            lines.append(_unknown_key(key))
+        elif text is None:
+            continue  # a secret model key whose value the caller cannot decrypt
+        elif key in SCALAR_KEYS:
+            raw[key] = text
+        else:
             try:
-                StackConfig.model_validate({k: v for k, v in raw.items() if k not in failed})
-            except ValidationError as rest:
-                cross = [err for err in rest.errors() if not err["loc"]]
-                if cross:
-                    extra = format_validation_error(rest, {}).split("\n  ")[1:]
-                    keep = [line for line in extra if not any(line.startswith(f"{PROJECT}:{k}") for k in failed)]
-                    lines = message.split("\n  ")[1:]
-                    message = "invalid stack configuration:\n  " + "\n  ".join(
-                        lines + [line for line in keep if line not in lines]
-                    )
-        raise ConfigError(message) from None
+                raw[key] = json.loads(text)
+            except json.JSONDecodeError as e:
+                lines.append(
+                    f"{PROJECT}:{key}: not a YAML/JSON object ({e.msg}): write it as a mapping under "
+                    f"`{PROJECT}:{key}:` in Pulumi.<stack>.yaml "
+                    f"(fix: `pulumi config set --path '{key}.<field>' <value>`)"
+                )
+    return raw, secrets, lines
+
+
+def parse_stack_values(values: Mapping[str, str | None], secret_keys: Collection[str] = ()) -> StackConfig:
+    """Validate a stack's whole configuration, as the CLI hands it to the program, or raise
+    ConfigError with one line per problem.
+
+    `values`: every config key (`<namespace>:<key>` -> its string; objects JSON-encoded, as the CLI
+    passes them); keys of other namespaces are skipped. None stands for a secret the caller cannot
+    decrypt (`python -m ops` without the passphrase): present and secret, its content unchecked.
+    `secret_keys`: the full names of the keys set with `--secret`."""
+    raw, secrets, unknown = stack_raw(values)
+    config, lines = _validate(raw)
+    # A key that is not an object has its own line: what the model says of its absence is noise.
+    undecoded = [k for k in STRUCTURED_KEYS if values.get(f"{PROJECT}:{k}") is not None and k not in raw]
+    lines = [line for line in lines if _independent(line, undecoded, set())]
+    root = raw.get("rootCa")
+    cert = root.get("certificate") if isinstance(root, dict) and isinstance(root.get("certificate"), str) else None
+    platform = raw.get("platform", "swarm")
+    lines += secret_problems(
+        secrets, lambda k: k in secret_keys, platform=platform if isinstance(platform, str) else "", root_ca_cert=cert
+    )
+    lines += unknown
+    if lines or config is None:
+        raise ConfigError(join_lines(lines))
+    return config
+
+
+def _stack_values() -> dict[str, str]:
+    """Every key of the project namespace the CLI handed the program, as strings."""
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    out = {k: str(v) for k, v in values.items() if k.startswith(f"{PROJECT}:")}
+    for key in KNOWN_KEYS:  # PULUMI_CONFIG_<KEY> variables cannot be listed, only asked for
+        full = f"{PROJECT}:{key}"
+        if full not in out and (value := runtime_config.get_config(full)) is not None:
+            out[full] = str(value)
+    return out
 
 
 def _plain(key: str) -> str | None:
@@ -330,27 +738,12 @@ def _plain(key: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _is_secret(full_key: str) -> bool:
-    return pulumi.runtime.is_config_secret(full_key)
-
-
-def load(cfg: pulumi.Config | None = None) -> StackConfig:
-    """Read and validate this stack's configuration (the program's only config read).
-
-    The model and the secret keys are checked together, so one preview reports every problem."""
-    raw = _read_raw(cfg or pulumi.Config(PROJECT))
-    lines: list[str] = []
-    config: StackConfig | None = None
-    try:
-        config = parse(raw)
-    except ConfigError as e:
-        lines += str(e).split("\n  ")[1:]
-    root = raw.get("rootCa")
-    cert = root.get("certificate") if isinstance(root, dict) and isinstance(root.get("certificate"), str) else None
-    lines += secret_problems(_plain, _is_secret, platform=str(raw.get("platform", "swarm")), root_ca_cert=cert)
-    if lines or config is None:
-        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(lines))
-    return config
+def load() -> StackConfig:
+    """Read and validate this stack's configuration (the program's only config read): the model,
+    the secret keys and the names of every key of the namespace, so one preview reports every
+    problem."""
+    values = _stack_values()
+    return parse_stack_values(values, {k for k in values if pulumi.runtime.is_config_secret(k)})
 
 
 def load_secrets(config: StackConfig) -> StackSecrets:

@@ -1,4 +1,7 @@
-"""Shared base for the stack configuration model tree.
+"""Shared base for the stack configuration model tree: the model class, the value types several
+sections use (host names, object names, realm names, Go durations, pinned images), the
+placeholder and local-address rules of strict mode, and the rendering of every problem as one
+`identity-platform:<key>: <problem> (fix: ...)` line.
 
 Every model is frozen (config is parsed once and never mutated) and forbids unknown keys, so a
 typo in `Pulumi.<stack>.yaml` fails at `pulumi preview` instead of being silently ignored.
@@ -7,17 +10,22 @@ Keys are camelCase in YAML (Pulumi's convention) and snake_case in Python.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import re
-from typing import Any
+import socket
+import types
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from policy.image_ref import pin_problem
 
 PROJECT = "identity-platform"
-
-PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
 
 
 class Model(BaseModel):
@@ -36,16 +44,189 @@ class ConfigError(ValueError):
     """One actionable message per bad config value, naming the full config key."""
 
 
+# --- strict mode: placeholders and local addresses ---------------------------------------------
+
+# RFC 2606 / RFC 6761 reserve these top-level names for tests and documentation; `localhost` is
+# a local address (below).
+RESERVED_TLDS = ("example", "test", "invalid")
+# Second-level labels under which registries sell names (example.co.uk, example.com.au): with a
+# two-letter country code after them, `example` is the registered name.
+_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "go", "gob", "gov", "ltd", "mil", "ne", "net", "nom", "or", "org",
+                           "plc", "sch"})  # fmt: skip
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def host_of(value: str) -> str:
+    """The host of a URL (`https://h:1/x` -> `h`), or `value` itself when it is not a URL."""
+    if "://" in value:
+        try:
+            return urlsplit(value).hostname or ""
+        except ValueError:
+            return ""
+    return value
+
+
 def is_placeholder_domain(value: str) -> bool:
-    """True for example.* domains (and their subdomains) that strict mode rejects."""
-    v = value.lower().rstrip(".")
-    return any(v == d or v.endswith("." + d) for d in PLACEHOLDER_DOMAINS)
+    """True for documentation names (RFC 2606): `example.<tld>` and `example.<sld>.<cc>` with any
+    subdomains (auth.example.com, example.co.uk), and anything under `.example`, `.test` or
+    `.invalid`."""
+    labels = value.strip().lower().rstrip(".").split(".")
+    if labels[-1] in RESERVED_TLDS:
+        return True
+    if "example" not in labels[:-1]:
+        return False
+    after = labels[len(labels) - 1 - labels[::-1].index("example") + 1 :]
+    return len(after) == 1 or (len(after) == 2 and after[0] in _SECOND_LEVEL and len(after[1]) == 2)
+
+
+def is_local_host(host: str) -> bool:
+    """True when `host` names this machine or no machine: localhost in any spelling (`LOCALHOST`,
+    `localhost.`, `*.localhost`), loopback addresses (`127.x.y.z`, `::1`, `127.1`, `0x7f000001`)
+    and the unspecified addresses (`0.0.0.0`, `::`, `[::]`)."""
+    h = host.strip().lower()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    h = h.rstrip(".")
+    if not h:
+        return False
+    if h in _LOCAL_NAMES or h.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(h)
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-fx.]+", h):
+            return False
+        try:  # the BSD spellings of IPv4 (127.1, 0x7f.1, 2130706433) that resolvers accept
+            ip = ipaddress.IPv4Address(socket.inet_aton(h))
+        except OSError:
+            return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_unspecified
 
 
 def is_localhost(value: str) -> bool:
-    """True when a host or URL points at the local machine."""
-    v = value.lower()
-    return bool(re.search(r"(^|[/@.])(localhost|127\.0\.0\.1|\[::1\])([:/]|$)", v))
+    """True when a host or a URL's host points at the local machine (see `is_local_host`)."""
+    return is_local_host(host_of(value))
+
+
+# --- value types -------------------------------------------------------------------------------
+
+
+def checked(problem: Callable[[str], str | None], explain: Callable[[str, str], str]) -> AfterValidator:
+    """A pydantic validator from a rule: `problem(v)` says what is wrong (None: nothing), and
+    `explain(v, problem)` is the message the config line carries."""
+
+    def check(v: str) -> str:
+        found = problem(v)
+        if found:
+            raise ValueError(explain(v, found))
+        return v
+
+    return AfterValidator(check)
+
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def hostname_problem(v: str) -> str | None:
+    """Why `v` is not a host name clients can be given (DNS name or IPv4 address), or None."""
+    if "://" in v or "/" in v:
+        return "is a URL or a path: give the host name alone (e.g. auth.acme.net), without scheme or path"
+    if any(c.isspace() for c in v):
+        return "contains whitespace: give one host name (e.g. auth.acme.net)"
+    if ":" in v:
+        return "has a port or is an IPv6 address: give a DNS name or an IPv4 address without a port"
+    if v.endswith("."):
+        return "ends with a dot: write the name without it (certificates and URLs use that form)"
+    if _IPV4.match(v):
+        try:
+            ipaddress.IPv4Address(v)
+        except ValueError:
+            return "is not a valid IPv4 address"
+        return None
+    if len(v) > 253:
+        return "is longer than 253 characters"
+    for label in v.split("."):
+        if not _HOST_LABEL.match(label):
+            return (
+                f"is not a host name: label {label!r} must be 1-63 letters, digits or '-', not starting or "
+                "ending with '-'"
+            )
+    return None
+
+
+_OBJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def object_name_problem(v: str) -> str | None:
+    """Docker's object-name rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`), at most 63 characters: the name
+    becomes Docker container and volume names, Pulumi resource names and Ziti entity names."""
+    if not _OBJECT_NAME.match(v):
+        return (
+            "is not a valid name: use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit "
+            "(it names Docker objects and Ziti entities)"
+        )
+    return None
+
+
+_REALM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def realm_problem(v: str) -> str | None:
+    """A Keycloak realm name must be safe in URL paths (`/realms/<name>`, `/admin/realms/<name>`)
+    and not be the admin realm."""
+    if v.lower() == "master":
+        return "is Keycloak's administration realm: the platform's users live in a realm of their own (e.g. platform)"
+    if not _REALM.match(v):
+        return (
+            "is not a path-safe realm name: use letters, digits, '.', '_' or '-', starting with a letter or digit "
+            "(it is a segment of every Keycloak URL)"
+        )
+    return None
+
+
+# Go's time.ParseDuration grammar, without a sign: SPIRE reads its TTLs with it.
+_GO_DURATION = re.compile(r"^(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+$")
+_GO_UNIT = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_NANOS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+          "h": 3600 * 10**9}  # fmt: skip
+_MAX_GO_NANOS = 2**63 - 1
+DURATION_HINT = (
+    "write a Go duration, the pattern <number><unit>... such as 90s, 45m, 24h or 1h30m (units ns, us, ms, s, m, h; "
+    "no days)"
+)
+
+
+def go_duration_seconds(text: str) -> float:
+    """The length of a positive Go duration (`1h30m` -> 5400.0); raises ValueError with the rule."""
+    if text.startswith(("-", "+")):
+        raise ValueError(f"{text!r} has a sign: a TTL is a positive duration; {DURATION_HINT}")
+    if text == "0":  # Go's one unitless duration
+        raise ValueError(f"{text!r} is zero: SPIRE would silently use its default; {DURATION_HINT}")
+    if not _GO_DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration SPIRE can read: {DURATION_HINT}")
+    nanos = sum(float(n) * _NANOS[unit] for n, unit in _GO_UNIT.findall(text))
+    if nanos <= 0:
+        raise ValueError(f"{text!r} is zero: SPIRE would silently use its default; {DURATION_HINT}")
+    if nanos > _MAX_GO_NANOS:
+        raise ValueError(f"{text!r} is longer than Go's longest duration (about 292 years)")
+    return nanos / 10**9
+
+
+def _go_duration(v: str) -> str:
+    go_duration_seconds(v)
+    return v
+
+
+def format_duration(seconds: float) -> str:
+    """A Go duration for `seconds` (`16200` -> `4h30m`), for messages that propose a value."""
+    whole = int(seconds)
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s or not whole else "")
+    return out
 
 
 def check_pinned_image(ref: str) -> str:
@@ -56,44 +237,126 @@ def check_pinned_image(ref: str) -> str:
     return ref
 
 
-def _line(loc: list[Any], msg: str, kind: str, root_keys: dict[str, str]) -> str:
-    """One `<project>:<key>: <message> (fix: ...)` line."""
-    head = str(loc[0]) if loc else ""
-    key = f"{PROJECT}:{root_keys.get(head, head)}"
-    rest = ".".join(str(p) for p in loc[1:])
-    full = f"{key}.{rest}" if rest else key
+Hostname = Annotated[str, checked(hostname_problem, lambda v, p: f"{v!r} {p}")]
+"""A DNS name or IPv4 address, without scheme, port, path or trailing dot."""
+ObjectName = Annotated[str, checked(object_name_problem, lambda v, p: f"{v!r} {p}")]
+"""A name that is valid for Docker objects and Ziti entities."""
+RealmName = Annotated[str, checked(realm_problem, lambda v, p: f"{v!r} {p}")]
+"""A path-safe Keycloak realm name other than master."""
+GoDuration = Annotated[str, AfterValidator(_go_duration)]
+"""A positive Go duration (`24h`, `1h30m`), as SPIRE's configuration takes it."""
+
+
+# --- problems as lines -------------------------------------------------------------------------
+
+
+def key_path(loc: list[Any]) -> str:
+    """A config key path as `pulumi config set --path` takes it: `a.b[0]["zt.db"]`."""
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", str(p)):
+            out += f".{p}" if out else str(p)
+        else:
+            out += f'["{p}"]'
+    return out
+
+
+def known_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
+    """The keys a model of the tree accepts at `loc` (the location of an unknown key)."""
+    current: Any = model
+    i = 0
+    while i < len(loc) - 1:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == loc[i] or n == loc[i]), None)
+        if field is None:
+            return []
+        current = _unwrap(field.annotation)
+        i += 1
+        while typing.get_origin(current) is dict:  # a map: the next location is an entry name
+            current = _unwrap(typing.get_args(current)[1])
+            i += 1
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X, `Annotated[X, ...]` -> X."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = args[0] if len(args) == 1 else annotation
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """` (did you mean 'x'?)` for the closest candidate, or ``."""
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def problem_line(loc: list[Any], msg: str, kind: str = "value_error", known: list[str] | None = None) -> str:
+    """One `<project>:<key>: <message> (fix: ...)` line; the fix is `pulumi config rm` when the
+    message says to remove the value, else `pulumi config set`."""
+    if loc and loc[-1] == "[key]":  # a map entry whose name is invalid
+        loc = loc[:-1]
+        msg = f"{msg}: remove the entry and set it again under a valid name"
+        kind = "entry_name"
+    path = key_path(loc)
+    full = f"{PROJECT}:{path}"
     if kind == "extra_forbidden":
-        msg = "unknown key: remove it or check its spelling"
+        msg = f"unknown key{did_you_mean(str(loc[-1]), known or [])}: remove it or check its spelling"
     elif kind == "missing":
         msg = "required: set it"
     if "(fix: `" in msg:
         return f"{full}: {msg}"
-    path_flag = " --path" if rest else ""
-    verb = "rm" if kind == "extra_forbidden" or "remove it" in msg else "set"
+    path_flag = " --path" if len(loc) > 1 else ""
+    verb = "rm" if kind in ("extra_forbidden", "entry_name") or "remove it" in msg else "set"
     value = "" if verb == "rm" else " <value>"
-    return f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{full.split(':', 1)[1]}'{value}`)"
+    return f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{path}'{value}`)"
 
 
-def format_validation_error(err: ValidationError, root_keys: dict[str, str]) -> str:
-    """Render pydantic errors as `<project>:<key>.<path>: <message>` lines with a fix hint.
+_KEYED_LINE = re.compile(r"^([A-Za-z0-9_.-]+): (.*)$", re.S)
 
-    `root_keys` maps the model's top-level field alias to the Pulumi config key it came from.
-    """
-    lines = []
-    for e in err.errors():
-        loc: list[Any] = list(e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
-        if not loc:
-            # Model-level validators phrase each problem as a "<key.path>: <what to do>" line.
-            for line in msg.split("\n"):
-                m = re.match(r"^([A-Za-z0-9_.-]+): (.*)$", line, re.S)
-                if m:
-                    lines.append(_line(m.group(1).split("."), m.group(2), e["type"], root_keys))
-                else:
-                    lines.append(_line([], line, e["type"], root_keys))
-            continue
-        lines.append(_line(loc, msg, e["type"], root_keys))
-    return "invalid stack configuration:\n  " + "\n  ".join(lines)
+
+def error_lines(error: Any, model: type[BaseModel] | None = None) -> list[str]:
+    """One pydantic error (an item of `ValidationError.errors()`) as lines: one for a field, one
+    per "<key.path>: <what to do>" line of a model-level validator's message."""
+    loc: list[Any] = list(error["loc"])
+    msg = error["msg"].removeprefix("Value error, ")
+    if not loc:
+        lines = []
+        for line in msg.split("\n"):
+            m = _KEYED_LINE.match(line)
+            lines.append(problem_line(m.group(1).split(".") if m else [], m.group(2) if m else line, error["type"]))
+        return lines
+    known = known_keys(model, loc) if model is not None and error["type"] == "extra_forbidden" else None
+    return [problem_line(loc, msg, error["type"], known)]
+
+
+def validation_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """Every error of `err` as `<project>:<key>: <problem> (fix: ...)` lines."""
+    return [line for e in err.errors() for line in error_lines(e, model)]
+
+
+HEADER = "invalid stack configuration:"
+
+
+def join_lines(lines: list[str]) -> str:
+    """The ConfigError text: the header, then one indented line per problem."""
+    return HEADER + "\n  " + "\n  ".join(lines)
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """Render pydantic errors as `<project>:<key>.<path>: <message>` lines with a fix hint."""
+    return join_lines(validation_lines(err, model))
 
 
 def required(value: str | None, key: str) -> str:

@@ -10,7 +10,7 @@ secret Outputs only.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -41,30 +41,35 @@ def _fix(key: str) -> str:
 
 
 def secret_problems(
-    get: Callable[[str], str | None],
+    values: Mapping[str, str | None],
     is_secret: Callable[[str], bool],
     *,
     platform: str,
     root_ca_cert: str | None,
 ) -> list[str]:
-    """Every problem with the secret keys, as full `identity-platform:<key>: ...` lines."""
+    """Every problem with the secret keys, as full `identity-platform:<key>: ...` lines.
+
+    `values`: the secret keys the stack sets (bare key -> value); None is a value the caller
+    cannot decrypt (`python -m ops` reads `secure:` entries without the passphrase): present and
+    secret, its content unchecked. `is_secret` takes the full `<project>:<key>` name."""
     problems = []
     for key in SECRET_KEYS:
-        value = get(key)
+        present = key in values
         full = f"{PROJECT}:{key}"
-        if value is not None and not is_secret(full):
+        if present and not is_secret(full):
             problems.append(f"{full}: set in plain text; it is a secret {_fix(key)}")
-        if platform != "external" and key in EXTERNAL_ONLY and value is not None:
+        if platform != "external" and key in EXTERNAL_ONLY and present:
             problems.append(
                 f"{full}: not used with platform {platform}: the program generates this password "
                 f"(fix: `pulumi config rm {key}`)"
             )
-        if platform == "external" and key in EXTERNAL_ONLY and value is None:
+        if platform == "external" and key in EXTERNAL_ONLY and not present:
             problems.append(f"{full}: required with platform external: {SECRET_KEYS[key]} {_fix(key)}")
-    key_pem = get("rootCaKey")
-    if root_ca_cert is not None and key_pem is None:
+    has_key = "rootCaKey" in values
+    key_pem = values.get("rootCaKey")
+    if root_ca_cert is not None and not has_key:
         problems.append(f"{PROJECT}:rootCaKey: required with rootCa: {SECRET_KEYS['rootCaKey']} {_fix('rootCaKey')}")
-    elif root_ca_cert is None and key_pem is not None:
+    elif root_ca_cert is None and has_key:
         problems.append(
             f"{PROJECT}:rootCaKey: set without rootCa.certificate: bring both, or neither to let the program "
             "generate the root (fix: `pulumi config set --path 'rootCa.certificate' \"$(cat ca.pem)\"`)"

@@ -8,22 +8,63 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import ClassVar, Literal
+from collections.abc import Sequence
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from stack_config.base import Model
+from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName
+from stack_config.nodes import DockerHost
+from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
 
-_TRUST_DOMAIN_RE = re.compile(r"^[a-z0-9._-]{1,255}$")
+MAX_INT32 = 2**31 - 1  # SPIRE's entry TTLs are int32 seconds
+MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
+_K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace
+_K8S_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a pod
 
 
-def _trust_domain(v: str) -> str:
-    if not _TRUST_DOMAIN_RE.match(v):
+def _no_repeats(values: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} is listed more than once: remove the repeat")
+        seen.add(v)
+
+
+def _role_attribute(v: str) -> str:
+    """Ziti's rule for role attributes (the provider's check): bare, non-empty names."""
+    if not v:
+        raise ValueError("a role attribute is empty: remove it")
+    if v.startswith(("#", "@")):
+        raise ValueError(f"{v!r}: write the bare attribute, without '#' or '@' (policies add the '#')")
+    return v
+
+
+RoleAttribute = Annotated[str, AfterValidator(_role_attribute)]
+
+
+def _socket_path(v: str | None) -> str | None:
+    """An absolute path to a Unix socket on this machine (gRPC's unix:// target forms accepted)."""
+    if v is None:
+        return v
+    path = v.removeprefix("unix://") if v.startswith("unix:///") else v.removeprefix("unix:")
+    if not path.startswith("/"):
         raise ValueError(
-            f"{v!r} is not a SPIFFE trust domain: use lowercase letters, digits, '.', '-' and '_' without a scheme"
+            f"{v!r} must be an absolute path to the forwarded admin socket (e.g. /run/user/1000/spire.sock)"
         )
+    if len(path.encode()) > MAX_UNIX_SOCKET_PATH_BYTES:
+        raise ValueError(
+            f"{v!r} is longer than {MAX_UNIX_SOCKET_PATH_BYTES} bytes, the Unix socket limit: forward the socket "
+            "to a shorter path"
+        )
+    return v
+
+
+def _k8s_name(v: str | None, rule: re.Pattern[str], what: str) -> str | None:
+    if v is not None and not rule.match(v.split("/", 1)[-1]):
+        raise ValueError(f"{v!r} is not a Kubernetes {what}")
     return v
 
 
@@ -37,29 +78,51 @@ class SpireTransport(Model):
     )
     node: str | None = Field(default=None, description="Node (key of `nodes`) whose engine runs the SPIRE server.")
     socket_path: str | None = Field(default=None, description="Admin API Unix socket forwarded to this machine (grpc).")
-    docker_host: str | None = Field(
+    docker_host: DockerHost | None = Field(
         default=None,
         description="platform external, docker-exec: the Docker host URL of the engine that runs your SPIRE server.",
     )
-    container: str | None = Field(
+    container: ObjectName | None = Field(
         default=None, description="platform external, docker-exec: the SPIRE server's container name."
     )
-    service: str | None = Field(
+    service: ObjectName | None = Field(
         default=None, description="platform external, docker-exec: the SPIRE server's Swarm service name."
     )
     namespace: str | None = Field(default=None, description="kubectl-exec: the server's namespace (spire-server).")
     pod: str | None = Field(default=None, description="kubectl-exec: the server pod (spire-server-0).")
 
+    # The fields each transport reads; a field set for another transport is refused (StackConfig).
+    FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "grpc": ("socket_path",),
+        "docker-exec": ("node", "docker_host", "container", "service"),
+        "kubectl-exec": ("namespace", "pod"),
+    }
+
+    @field_validator("socket_path")
+    @classmethod
+    def _socket(cls, v: str | None) -> str | None:
+        return _socket_path(v)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str | None) -> str | None:
+        return _k8s_name(v, _K8S_LABEL, "namespace name (lowercase letters, digits and '-', at most 63)")
+
+    @field_validator("pod")
+    @classmethod
+    def _pod(cls, v: str | None) -> str | None:
+        return _k8s_name(v, _K8S_SUBDOMAIN, "pod name (lowercase letters, digits, '-' and '.'), or TYPE/NAME")
+
 
 class SpireSettings(Model):
-    trust_domain: str = Field(description="SPIFFE trust domain of the SPIRE server, e.g. prod.acme.net.")
+    trust_domain: TrustDomain = Field(description="SPIFFE trust domain of the SPIRE server, e.g. prod.acme.net.")
     datastore: Literal["sqlite3", "postgres"] = Field(default="sqlite3")
-    ca_ttl: str = Field(default="24h", description="TTL of SPIRE's intermediate CA signed by the root CA.")
-    default_x509_svid_ttl: str = Field(default="1h")
-    default_jwt_svid_ttl: str = Field(default="5m")
+    ca_ttl: GoDuration = Field(default="24h", description="TTL of SPIRE's intermediate CA signed by the root CA.")
+    default_x509_svid_ttl: GoDuration = Field(default="1h")
+    default_jwt_svid_ttl: GoDuration = Field(default="5m")
     root_ca_validity_hours: int = Field(default=87600, gt=24, description="Validity of the Pulumi-owned root CA.")
     transport: SpireTransport = Field(default_factory=SpireTransport)
-    agents: dict[str, str] = Field(
+    agents: dict[str, SpiffeId] = Field(
         default_factory=dict,
         description="platform external: agent name -> the SPIFFE ID your server gave that agent; a workload's "
         "`node` names the agent that attests it (swarm: the agents are the nodes, not set here).",
@@ -67,11 +130,6 @@ class SpireSettings(Model):
 
     # Settings of the SPIRE server this program deploys; with platform external, yours configures itself.
     DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = ("datastore", "ca_ttl", "default_x509_svid_ttl", "default_jwt_svid_ttl")
-
-    @field_validator("trust_domain")
-    @classmethod
-    def _td(cls, v: str) -> str:
-        return _trust_domain(v)
 
 
 def _pem_bundle(v: str | None) -> str | None:
@@ -92,7 +150,7 @@ def _http_url(v: str | None) -> str | None:
 
 
 class KeycloakSettings(Model):
-    hostname: str | None = Field(
+    hostname: Hostname | None = Field(
         default=None, description="swarm: public host name of Keycloak (KC_HOSTNAME), e.g. auth.acme.net."
     )
     url: str | None = Field(
@@ -108,7 +166,7 @@ class KeycloakSettings(Model):
         description="platform external: the realm's JWKS URL as your Ziti controller reaches it "
         "(default: the one in the realm's discovery document).",
     )
-    realm: str = Field(default="platform", min_length=1, description="Realm the platform's users live in.")
+    realm: RealmName = Field(default="platform", min_length=1, description="Realm the platform's users live in.")
     admin_user: str = Field(default="admin", min_length=1, description="Bootstrap admin user name.")
     ziti_client_id: str = Field(default="openziti", min_length=1, description="OIDC client Ziti users log in with.")
     published_port: int | None = Field(default=None, ge=1, le=65535, description="Host port (dev); prod uses Caddy.")
@@ -134,21 +192,20 @@ class KeycloakSettings(Model):
 
 
 class ZitiSettings(Model):
-    advertised_address: str | None = Field(
+    advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name clients and routers use to reach the controller."
     )
     advertised_port: int = Field(default=1280, ge=1, le=65535)
-    cluster_trust_domain: str | None = Field(
+    cluster_trust_domain: TrustDomain | None = Field(
         default=None, description="swarm: trust domain of the controller cluster; must differ from SPIRE's."
     )
     admin_user: str = Field(default="admin", min_length=1)
-    router_name: str = Field(
+    router_name: ObjectName = Field(
         default="edge-router-1",
-        min_length=1,
         description="The edge router entity. platform external: made only when set; its one-time enrollment "
         "JWT is the secret output zitiRouterEnrollmentJwt.",
     )
-    router_advertised_address: str | None = Field(
+    router_advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name the edge router advertises to clients."
     )
     router_port: int = Field(default=3022, ge=1, le=65535)
@@ -170,11 +227,6 @@ class ZitiSettings(Model):
     @classmethod
     def _ca(cls, v: str | None) -> str | None:
         return _pem_bundle(v)
-
-    @field_validator("cluster_trust_domain")
-    @classmethod
-    def _td(cls, v: str | None) -> str | None:
-        return None if v is None else _trust_domain(v)
 
     DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = (
         "advertised_address",
@@ -199,14 +251,14 @@ class StorageSettings(Model):
 class Workload(Model):
     """A workload that gets a SPIFFE ID from SPIRE and a Ziti identity whose externalId is that ID."""
 
-    spiffe_path: str = Field(description="Path of the SPIFFE ID, e.g. /ns/payments/sa/api.")
+    spiffe_path: SpiffePath = Field(description="Path of the SPIFFE ID, e.g. /ns/payments/sa/api.")
     node: str = Field(description="Node (key of `nodes`) whose agent attests the workload.")
-    selectors: list[str] = Field(
+    selectors: list[Selector] = Field(
         min_length=1, description='Workload selectors, "type:value", e.g. docker:label:app:api.'
     )
-    ziti_role_attributes: list[str] = Field(default_factory=list)
-    dns_names: list[str] = Field(default_factory=list)
-    x509_svid_ttl: int = Field(default=0, ge=0, description="Seconds; 0 = server default.")
+    ziti_role_attributes: list[RoleAttribute] = Field(default_factory=list)
+    dns_names: list[DnsName] = Field(default_factory=list)
+    x509_svid_ttl: int = Field(default=0, ge=0, le=MAX_INT32, description="Seconds; 0 = server default.")
     svid_helper: bool = Field(
         default=False,
         description="Run a spiffe-helper container on the workload's node that keeps its X.509 SVID in the "
@@ -237,11 +289,16 @@ class Workload(Model):
         """The labels that make the spiffe-helper container match this workload's selectors."""
         return {sel.split(":", 3)[2]: sel.split(":", 3)[3] for sel in self.selectors}
 
-    @field_validator("spiffe_path")
+    @field_validator("selectors")
     @classmethod
-    def _path(cls, v: str) -> str:
-        if not v.startswith("/") or v.endswith("/") or "//" in v:
-            raise ValueError(f"{v!r} must start with '/', have no empty segments and no trailing '/'")
+    def _distinct_selectors(cls, v: list[str]) -> list[str]:
+        _no_repeats(v, "selector")
+        return v
+
+    @field_validator("dns_names")
+    @classmethod
+    def _distinct_dns_names(cls, v: list[str]) -> list[str]:
+        _no_repeats(v, "DNS name")
         return v
 
 
@@ -292,4 +349,6 @@ class ZitiUser(Model):
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
         description="The user's email in Keycloak (the `email` claim Ziti matches to this identity).",
     )
-    ziti_role_attributes: list[str] = Field(default_factory=list, description="Role attributes for Ziti policies.")
+    ziti_role_attributes: list[RoleAttribute] = Field(
+        default_factory=list, description="Role attributes for Ziti policies."
+    )

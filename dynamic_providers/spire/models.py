@@ -20,9 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from dynamic_providers.spire._proto import types_pb2
 
-SPIFFE_SCHEME = "spiffe://"
-MAX_SPIFFE_ID_BYTES = 2048  # SPIFFE-ID.md: implementations SHOULD NOT generate longer URIs
-MAX_TRUST_DOMAIN_BYTES = 255
+# The SPIFFE rules live in one module, shared with the stack configuration (explicit re-exports).
+from stack_config.spiffe import SPIFFE_SCHEME as SPIFFE_SCHEME
+from stack_config.spiffe import dns_name_problem as dns_name_problem
+from stack_config.spiffe import selector_problem as selector_problem
+from stack_config.spiffe import spiffe_id_problem as spiffe_id_problem
+from stack_config.spiffe import split_spiffe_id as split_spiffe_id
+from stack_config.spiffe import trust_domain_problem as trust_domain_problem
+
 MAX_ENTRY_ID_CHARS = 255  # sqlstore.validateRegistrationEntry
 MAX_HINT_BYTES = 1024  # api.hintMaximumLength (Go len() counts bytes)
 MAX_INT32 = 2**31 - 1  # x509_svid_ttl / jwt_svid_ttl are int32 on the wire
@@ -30,131 +35,12 @@ DEFAULT_SERVER_SOCKET = "/tmp/spire-server/private/api.sock"  # noqa: S108 - SPI
 DEFAULT_SERVER_BINARY = "/opt/spire/bin/spire-server"
 MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 
-_TRUST_DOMAIN_CHARS = re.compile(r"^[a-z0-9._-]+$")
-_PATH_SEGMENT_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
 _ENTRY_ID_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
-_DNS_LABEL_CHARS = re.compile(r"^[A-Za-z0-9-]+$")
 _OWNER_PART = re.compile(r"[^A-Za-z0-9_-]")
 _DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://\S+$")
 
 
 # --- rules (each returns None when valid, else the broken rule) --------------------------------
-
-
-def trust_domain_problem(name: str) -> str | None:
-    """Why `name` is not a SPIFFE trust domain name (go-spiffe `TrustDomainFromString`), or None."""
-    if not name:
-        return "trust domain is missing"
-    if not _TRUST_DOMAIN_CHARS.match(name):
-        return "trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores"
-    if len(name.encode()) > MAX_TRUST_DOMAIN_BYTES:
-        return f"trust domain is longer than {MAX_TRUST_DOMAIN_BYTES} bytes"
-    return None
-
-
-def path_problem(path: str) -> str | None:
-    """Why `path` is not a SPIFFE ID path (go-spiffe `ValidatePath`), or None. Empty is valid here."""
-    if not path:
-        return None
-    if not path.startswith("/"):
-        return "path must start with '/'"
-    segments = path.split("/")[1:]
-    for i, segment in enumerate(segments):
-        if segment == "":
-            if i == len(segments) - 1:
-                return "path cannot have a trailing slash"
-            return "path cannot contain empty segments"
-        if segment in (".", ".."):
-            return "path cannot contain dot segments"
-        if not _PATH_SEGMENT_CHARS.match(segment):
-            return "path segment characters are limited to letters, numbers, dots, dashes, and underscores"
-    return None
-
-
-def split_spiffe_id(value: str) -> tuple[str, str]:
-    """(trust domain, path) of a syntactically valid SPIFFE ID; raises ValueError with the rule."""
-    if len(value.encode()) > MAX_SPIFFE_ID_BYTES:
-        raise ValueError(f"is longer than {MAX_SPIFFE_ID_BYTES} bytes")
-    if not value.startswith(SPIFFE_SCHEME):
-        raise ValueError("scheme is missing or invalid: a SPIFFE ID starts with 'spiffe://' (lowercase)")
-    rest = value[len(SPIFFE_SCHEME) :]
-    td, slash, tail = rest.partition("/")
-    path = slash + tail
-    problem = trust_domain_problem(td) or path_problem(path)
-    if problem:
-        raise ValueError(problem)
-    return td, path
-
-
-def spiffe_id_problem(value: str, trust_domain: str | None, *, workload: bool) -> str | None:
-    """Why `value` cannot be an entry's SPIFFE ID (workload=True) or parent ID, or None.
-
-    SPIRE needs both in the server's trust domain with a non-empty path; a workload ID must not
-    sit in the reserved `/spire` namespace (agents and the server live there).
-    """
-    try:
-        td, path = split_spiffe_id(value)
-    except ValueError as e:
-        return f"{value!r} is not a valid SPIFFE ID: {e}"
-    if not path:
-        return f"{value!r} has an empty path: entries need one, e.g. spiffe://{td}/ns/app"
-    if trust_domain is not None and td != trust_domain:
-        return f"{value!r} is not a member of the server's trust domain {trust_domain!r}"
-    if workload and (path == "/spire" or path.startswith("/spire/")):
-        return f"{value!r} is in the reserved /spire namespace (agent and server IDs): choose another path"
-    return None
-
-
-def selector_problem(type_: str, value: str) -> str | None:
-    """SPIRE's selector rules (`api.SelectorsFromProto`)."""
-    if not type_:
-        return "type is empty"
-    if ":" in type_:
-        return "type must not contain ':'"
-    if not value:
-        return "value is empty"
-    return None
-
-
-def dns_name_problem(name: str) -> str | None:
-    """Why SPIRE rejects `name` as an entry DNS name (`x509util.ValidateLabel`), or None.
-
-    ASCII only (punycode `xn--` labels for IDNs), at most one wildcard and only as the whole first
-    label, no trailing dot, and a strict host name otherwise: labels of 1-63 letters, digits and
-    hyphens that neither start nor end with '-', 253 characters at most.
-    """
-    if not name.isascii():
-        return "must be ASCII (write internationalized names in their xn-- punycode form)"
-    stars = name.count("*")
-    if stars > 1:
-        return "has more than one wildcard"
-    if stars == 1:
-        if not name.startswith("*."):
-            return "may only use a wildcard as the whole first label, as in *.example.com"
-        name = name[2:]
-    if not name.strip():
-        return "is empty"
-    if name.endswith("."):
-        return "must not end with a dot"
-    if len(name) > 253:
-        return "is longer than 253 characters"
-    for label in name.split("."):
-        if not label:
-            return "contains an empty label"
-        if len(label) > 63:
-            return f"has a label longer than 63 characters ({label[:16]}...)"
-        if not _DNS_LABEL_CHARS.match(label):
-            return f"label {label!r} may contain only letters, digits and '-'"
-        if label.startswith("-") or label.endswith("-"):
-            return f"label {label!r} must not start or end with '-'"
-        if label[2:4] == "--":
-            if label[:4].lower() != "xn--":
-                return f"label {label!r} must not have '--' in the 3rd and 4th positions (only xn-- punycode may)"
-            try:
-                label[4:].encode().decode("punycode")
-            except UnicodeError:
-                return f"label {label!r} is not valid punycode"
-    return None
 
 
 def entry_id_problem(entry_id: str) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 
 from components.spire_registrations import SpireRegistrations, registration_connection
 from dynamic_providers.spire.provider import check_inputs
-from stack_config import ConfigError, StackConfig, Workload
+from stack_config import ConfigError, SpireTransport, StackConfig, Workload, parse_stack_values
 from tests.harness.mock_engine import ProgramRun, Registered, run, stack_config, swarm_stack_files
 
 ENTRY = "pulumi-python:dynamic/spire:Entry"
@@ -181,8 +181,13 @@ class TestConnectionFromConfig:
     def test_grpc_and_kubectl(self) -> None:
         grpc = self._connection(self._config("prod", transport={"kind": "grpc", "socketPath": "/run/spire/api.sock"}))
         assert grpc["transport"] == "grpc" and grpc["socket_path"] == "/run/spire/api.sock"
-        kube = self._connection(self._config("prod", transport={"kind": "kubectl-exec"}))
-        assert kube["transport"] == "kubectl-exec" and "docker_host" not in kube
+        # kubectl-exec reaches a server in Kubernetes: your own (platform external); swarm refuses it.
+        external = parse_stack_values(*stack_config("external"))
+        transport = SpireTransport(kind="kubectl-exec", namespace="spire")
+        kube_cfg = external.model_copy(update={"spire": external.spire.model_copy(update={"transport": transport})})
+        kube: dict[str, Any] = {}
+        run(lambda: kube.update(registration_connection(kube_cfg)), stack="prod")
+        assert kube["transport"] == "kubectl-exec" and kube["namespace"] == "spire" and "docker_host" not in kube
 
     @pytest.mark.parametrize("stack", swarm_stack_files())
     def test_every_stack_files_workloads_make_valid_entries(self, stack: str) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from ops.errors import ExitCode, OpsError
-from ops.workspace import backend_url, raw_config, stack_names, validate_stack_config, workspace_env
-from tests.harness.mock_engine import ROOT
+from ops.workspace import backend_url, raw_config, stack_names, stack_values, validate_stack_config, workspace_env
+from tests.harness.mock_engine import OPERATOR_SECRETS, ROOT, stack_platform
+
+P = "identity-platform"
 
 
 @pytest.fixture
@@ -19,11 +21,66 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def add_config(project: Path, stack: str, text: str) -> None:
+    """Append `text` (YAML lines of the `config:` mapping) to the copied stack file."""
+    f = project / f"Pulumi.{stack}.yaml"
+    f.write_text(f.read_text().rstrip("\n") + "\n" + text)
+
+
+def set_operator_secrets(project: Path, stack: str) -> None:
+    """The `secure:` entries an operator's `pulumi config set --secret` writes for this stack's own
+    keys (the harness's OPERATOR_SECRETS; ops cannot decrypt them and need not)."""
+    keys = OPERATOR_SECRETS.get(f"platform {stack_platform(stack)}", ())
+    add_config(project, stack, "".join(f"  {k}:\n    secure: v1:AAAA\n" for k in keys if k.startswith(f"{P}:")))
+
+
 class TestStackConfigIsCheckedWithTheProgramsModel:
     @pytest.mark.parametrize("stack", stack_names(ROOT))
-    def test_every_committed_stack_file_is_valid(self, stack: str) -> None:
-        cfg = validate_stack_config(stack, ROOT)
-        assert cfg.environment == raw_config(stack, ROOT)["environment"]
+    def test_every_committed_stack_file_is_valid_once_its_secrets_are_set(self, project: Path, stack: str) -> None:
+        set_operator_secrets(project, stack)
+        cfg = validate_stack_config(stack, project)
+        assert cfg.environment == raw_config(stack, project)["environment"]
+
+    def test_external_without_the_operators_secrets_fails_as_preview_does(self) -> None:
+        # Pulumi.external.yaml leaves the admin passwords to the operator; preview refuses it until then.
+        with pytest.raises(OpsError) as err:
+            validate_stack_config("external", ROOT)
+        lines = err.value.message.split("\n  ")[1:]
+        assert [line.split(": ", 1)[0] for line in lines] == [f"{P}:keycloakAdminPassword", f"{P}:zitiAdminPassword"]
+        assert all("pulumi config set --secret" in line for line in lines), lines
+
+    def test_secure_values_are_present_and_secret_but_unread(self, project: Path) -> None:
+        set_operator_secrets(project, "external")
+        values, secret = stack_values("external", project)
+        assert values[f"{P}:keycloakAdminPassword"] is None and values[f"{P}:zitiAdminPassword"] is None
+        assert secret == {f"{P}:keycloakAdminPassword", f"{P}:zitiAdminPassword"}
+        assert "keycloakAdminPassword" not in raw_config("external", project)
+
+    def test_a_secret_in_plain_text_fails(self, project: Path) -> None:
+        set_operator_secrets(project, "external")
+        add_config(project, "external", f"  {P}:rootCaKey: not-a-key\n")
+        with pytest.raises(OpsError) as err:
+            validate_stack_config("external", project)
+        assert f"{P}:rootCaKey: set in plain text; it is a secret" in err.value.message
+        assert "not-a-key" not in err.value.message
+
+    @pytest.mark.parametrize(
+        ("line", "expected"),
+        [
+            (f"  {P}:workload:\n    x: {{}}\n", f"{P}:workload: unknown key (did you mean 'workloads'?)"),
+            (f"  {P}:spirre:\n    trustDomain: a.b\n", f"{P}:spirre: unknown key (did you mean 'spire'?)"),
+            ("  spire.trustDomain: a.b\n", f"{P}:spire.trustDomain: a key named like a path"),
+            (f"  {P}:strict: maybe\n", f"{P}:strict: 'maybe' is not true or false"),
+        ],
+        ids=["typo-workloads", "typo-spire", "flat-path-key", "strict-maybe"],
+    )
+    def test_what_preview_refuses_fails_here_too(self, project: Path, line: str, expected: str) -> None:
+        f = project / "Pulumi.dev.yaml"
+        f.write_text(f.read_text().replace(f"  {P}:strict: false\n", "") + line)
+        with pytest.raises(OpsError) as err:
+            validate_stack_config("dev", project)
+        assert err.value.code == ExitCode.CONFIG_ERROR
+        assert expected in err.value.message, err.value.message
 
     def test_project_defaults_apply_and_secure_values_are_skipped(self) -> None:
         raw = raw_config("prod", ROOT)
