@@ -119,18 +119,29 @@ class StackConfig(Model):
         description="swarm: the program runs SPIRE, Keycloak and OpenZiti as Swarm stacks; external: the trust "
         "chain alone, against servers you already run (connections in spire/keycloak/ziti).",
     )
-    domain: Hostname = Field(default="localhost")
-    region: str = Field(default="fra1", pattern=r"^[a-z]{3}[0-9]$")
+    domain: Hostname = Field(
+        default="localhost",
+        description="Public DNS domain; services are published as auth.<domain>, ziti.<domain>, router.<domain>.",
+    )
+    region: str = Field(
+        default="fra1", pattern=r"^[a-z]{3}[0-9]$", description="DigitalOcean region of the Spaces buckets (prod)."
+    )
     strict: Annotated[bool | None, BeforeValidator(_pulumi_bool)] = Field(
         default=None, description="Defaults to true in prod, false in dev."
     )
-    nodes: dict[NodeName, NodeSpec] = Field(default_factory=dict)
-    images: Images = Field(default_factory=Images)
-    spire: SpireSettings
-    keycloak: KeycloakSettings
-    ziti: ZitiSettings
-    storage: StorageSettings = Field(default_factory=StorageSettings)
-    workloads: dict[ObjectName, Workload] = Field(default_factory=dict)
+    nodes: dict[NodeName, NodeSpec] = Field(
+        default_factory=dict, description="Swarm nodes by name (swarm; dev: one local node by default)."
+    )
+    images: Images = Field(default_factory=Images, description="Image overrides by role; each a pinned reference.")
+    spire: SpireSettings = Field(description="SPIRE: trust domain, server settings (swarm), registration transport.")
+    keycloak: KeycloakSettings = Field(description="Keycloak: hostname (swarm) or URL (external), realm, Ziti client.")
+    ziti: ZitiSettings = Field(description="OpenZiti: advertised addresses (swarm) or controller URL (external).")
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="Backups to Spaces (prod): schedule, retention, restore."
+    )
+    workloads: dict[ObjectName, Workload] = Field(
+        default_factory=dict, description="Workloads by name: a SPIRE entry and a Ziti identity each."
+    )
     users: dict[Annotated[str, Field(min_length=1)], ZitiUser] = Field(
         default_factory=dict, description="Keycloak users by name who reach Ziti with their token (one identity each)."
     )

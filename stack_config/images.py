@@ -12,13 +12,21 @@ from stack_config.base import Model, check_pinned_image
 class Images(Model):
     """Every image the platform runs, each pinned to an explicit version."""
 
-    spire_server: str = Field(default=f"ghcr.io/spiffe/spire-server:{versions.SPIRE}")
-    spire_agent: str = Field(default=f"ghcr.io/spiffe/spire-agent:{versions.SPIRE}")
-    spiffe_helper: str = Field(default="ghcr.io/spiffe/spiffe-helper:0.11.0")
-    postgres: str = Field(default=f"docker.io/library/postgres:{versions.POSTGRES}-bookworm")
-    keycloak: str = Field(default=f"quay.io/keycloak/keycloak:{versions.KEYCLOAK}")
-    ziti_controller: str = Field(default=f"docker.io/openziti/ziti-controller:{versions.ZITI}")
-    ziti_router: str = Field(default=f"docker.io/openziti/ziti-router:{versions.ZITI}")
+    spire_server: str = Field(default=f"ghcr.io/spiffe/spire-server:{versions.SPIRE}", description="SPIRE server.")
+    spire_agent: str = Field(default=f"ghcr.io/spiffe/spire-agent:{versions.SPIRE}", description="SPIRE agent.")
+    spiffe_helper: str = Field(
+        default="ghcr.io/spiffe/spiffe-helper:0.11.0", description="spiffe-helper (workloads with svidHelper)."
+    )
+    postgres: str = Field(
+        default=f"docker.io/library/postgres:{versions.POSTGRES}-bookworm", description="PostgreSQL (Keycloak, SPIRE)."
+    )
+    keycloak: str = Field(default=f"quay.io/keycloak/keycloak:{versions.KEYCLOAK}", description="Keycloak.")
+    ziti_controller: str = Field(
+        default=f"docker.io/openziti/ziti-controller:{versions.ZITI}", description="OpenZiti controller."
+    )
+    ziti_router: str = Field(
+        default=f"docker.io/openziti/ziti-router:{versions.ZITI}", description="OpenZiti edge router."
+    )
     backup: str = Field(
         default="docker.io/rclone/rclone:1.71.2",
         description="Shell image for one-shot restore containers (restoreOnFirstStart).",

@@ -116,12 +116,16 @@ class SpireTransport(Model):
 
 class SpireSettings(Model):
     trust_domain: TrustDomain = Field(description="SPIFFE trust domain of the SPIRE server, e.g. prod.acme.net.")
-    datastore: Literal["sqlite3", "postgres"] = Field(default="sqlite3")
+    datastore: Literal["sqlite3", "postgres"] = Field(
+        default="sqlite3", description="SPIRE server datastore (swarm): SQLite on its volume, or PostgreSQL."
+    )
     ca_ttl: GoDuration = Field(default="24h", description="TTL of SPIRE's intermediate CA signed by the root CA.")
-    default_x509_svid_ttl: GoDuration = Field(default="1h")
-    default_jwt_svid_ttl: GoDuration = Field(default="5m")
+    default_x509_svid_ttl: GoDuration = Field(default="1h", description="Default X.509 SVID lifetime (swarm).")
+    default_jwt_svid_ttl: GoDuration = Field(default="5m", description="Default JWT SVID lifetime (swarm).")
     root_ca_validity_hours: int = Field(default=87600, gt=24, description="Validity of the Pulumi-owned root CA.")
-    transport: SpireTransport = Field(default_factory=SpireTransport)
+    transport: SpireTransport = Field(
+        default_factory=SpireTransport, description="How registration entries reach the SPIRE server."
+    )
     agents: dict[str, SpiffeId] = Field(
         default_factory=dict,
         description="platform external: agent name -> the SPIFFE ID your server gave that agent; a workload's "
@@ -195,11 +199,11 @@ class ZitiSettings(Model):
     advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name clients and routers use to reach the controller."
     )
-    advertised_port: int = Field(default=1280, ge=1, le=65535)
+    advertised_port: int = Field(default=1280, ge=1, le=65535, description="Controller edge API port (swarm).")
     cluster_trust_domain: TrustDomain | None = Field(
         default=None, description="swarm: trust domain of the controller cluster; must differ from SPIRE's."
     )
-    admin_user: str = Field(default="admin", min_length=1)
+    admin_user: str = Field(default="admin", min_length=1, description="Ziti admin user the providers log in as.")
     router_name: ObjectName = Field(
         default="edge-router-1",
         description="The edge router entity. platform external: made only when set; its one-time enrollment "
@@ -208,7 +212,7 @@ class ZitiSettings(Model):
     router_advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name the edge router advertises to clients."
     )
-    router_port: int = Field(default=3022, ge=1, le=65535)
+    router_port: int = Field(default=3022, ge=1, le=65535, description="Edge router port clients dial (swarm).")
     controller_url: str | None = Field(
         default=None, description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280."
     )
@@ -256,8 +260,10 @@ class Workload(Model):
     selectors: list[Selector] = Field(
         min_length=1, description='Workload selectors, "type:value", e.g. docker:label:app:api.'
     )
-    ziti_role_attributes: list[RoleAttribute] = Field(default_factory=list)
-    dns_names: list[DnsName] = Field(default_factory=list)
+    ziti_role_attributes: list[RoleAttribute] = Field(
+        default_factory=list, description="Role attributes of its Ziti identity (selected by Ziti policies)."
+    )
+    dns_names: list[DnsName] = Field(default_factory=list, description="DNS SANs of its X.509 SVID.")
     x509_svid_ttl: int = Field(default=0, ge=0, le=MAX_INT32, description="Seconds; 0 = server default.")
     svid_helper: bool = Field(
         default=False,

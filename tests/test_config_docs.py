@@ -25,3 +25,7 @@ def test_nested_keys_are_listed_with_their_path() -> None:
     keys = ("spire.transport.socketPath", "workloads.<name>.spiffePath", "users.<name>.email", "rootCa.certificate")
     for key in keys:
         assert f"| `{key}` |" in text, key
+
+
+def test_every_key_has_a_description() -> None:
+    assert docs.undocumented() == []
