@@ -51,9 +51,15 @@ def _mutmut() -> Path:
     return exe
 
 
-def _snapshot(workdir: Path, rev: str | None) -> None:
+def _snapshot(workdir: Path, rev: str | None, only: str | None = None) -> None:
     """The project's files into `workdir`: the tree of `rev`, or the working tree (tracked and
-    untracked files git does not ignore)."""
+    untracked files git does not ignore); with `only`, just that folder (the sources stay as they
+    are, so mutmut keeps its mutants and verdicts)."""
+    if only:
+        with tempfile.TemporaryDirectory() as tmp:
+            _snapshot(Path(tmp), rev)
+            shutil.copytree(Path(tmp) / only, workdir / only, dirs_exist_ok=True)
+        return
     if rev:
         archive = subprocess.run(["git", "archive", rev], cwd=ROOT, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive, check=True)
@@ -147,7 +153,13 @@ def _header_end(source: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> in
 
 
 def _setup_cfg(
-    workdir: Path, conf: dict[str, Any], scope: str, only: list[str] | None, tests: list[str] | None, preflight: bool
+    workdir: Path,
+    conf: dict[str, Any],
+    scope: str,
+    only: list[str] | None,
+    tests: list[str] | None,
+    preflight: bool,
+    sources_ready: bool = False,
 ) -> list[str]:
     """mutmut reads its settings from setup.cfg in the directory it runs in; returns the test paths."""
     if "mutmut" in tomllib.loads((workdir / "pyproject.toml").read_text()).get("tool", {}):
@@ -157,7 +169,7 @@ def _setup_cfg(
     only = only or (mutate["decisions"] if scope == "decisions" else mutate["only_mutate"])
     # mutmut skips every statement that starts on a matching line: a `def` line skips the function.
     tests = [t for t in tests or conf["tests"]["paths"] if (workdir / t).exists()]
-    if scope == "decisions":
+    if scope == "decisions" and not sources_ready:
         _leave_out_functions(workdir, only, set(mutate["engine_time"]))
     pytest_args = list(conf["tests"]["pytest_args"])
     if preflight:
@@ -286,8 +298,8 @@ def main() -> None:
     parser.add_argument(
         "--recheck",
         action="store_true",
-        help="with --workdir of an earlier run: run again only its survivors and unchecked mutants "
-        "(after adding tests; mutmut traces the new tests first)",
+        help="with --workdir of an earlier run: take the tests anew (sources stay), run again only the "
+        "survivors and unchecked mutants (after adding tests; mutmut traces the new tests first)",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
@@ -297,13 +309,16 @@ def main() -> None:
     floor = float(conf["report"]["floor"])
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mutation-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    _snapshot(workdir, args.rev)
+    recheck = args.recheck and (workdir / "mutants").exists()
+    _snapshot(workdir, args.rev, only="tests" if recheck else None)
     from importlib.metadata import version
 
     scope = " ".join(args.only) if args.only else args.scope
     print(f"== mutation testing (mutmut {version('mutmut')}, {args.max_children} workers, scope {scope}) ==")
     print(f"source: {args.rev or 'working tree'}; scratch copy {workdir}", flush=True)
-    tests = _setup_cfg(workdir, conf, args.scope, args.only, args.tests, preflight=not args.no_preflight)
+    tests = _setup_cfg(
+        workdir, conf, args.scope, args.only, args.tests, preflight=not args.no_preflight, sources_ready=recheck
+    )
     print(f"tests: {' '.join(tests)}", flush=True)
     names: list[str] = []
     if args.recheck:
