@@ -136,36 +136,37 @@ class SpireSettings(Model):
     DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = ("datastore", "ca_ttl", "default_x509_svid_ttl", "default_jwt_svid_ttl")
 
 
-def _pem_bundle(v: str | None) -> str | None:
-    if v is None:
-        return v
+def _pem_bundle(v: str) -> str:
     if "-----BEGIN CERTIFICATE-----" not in v:
         raise ValueError("not a PEM certificate bundle: paste the CA certificate(s), -----BEGIN CERTIFICATE----- ...")
     return v
 
 
-def _http_url(v: str | None) -> str | None:
-    if v is None:
-        return v
+def _http_url(v: str) -> str:
     u = urlsplit(v)
     if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
         raise ValueError(f"{v!r} is not an http(s) URL without query: use e.g. https://host:port")
     return v.rstrip("/")
 
 
+# The external servers' endpoints: an http(s) URL without query (no trailing slash), a PEM bundle.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+PemBundle = Annotated[str, AfterValidator(_pem_bundle)]
+
+
 class KeycloakSettings(Model):
     hostname: Hostname | None = Field(
         default=None, description="swarm: public host name of Keycloak (KC_HOSTNAME), e.g. auth.acme.net."
     )
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None,
         description="platform external: base URL of your Keycloak (admin API and realms), e.g. https://auth.acme.net.",
     )
-    ca_bundle: str | None = Field(
+    ca_bundle: PemBundle | None = Field(
         default=None,
         description="platform external: PEM CA bundle that verifies `url` (default: the system trust store).",
     )
-    jwks_url: str | None = Field(
+    jwks_url: HttpUrl | None = Field(
         default=None,
         description="platform external: the realm's JWKS URL as your Ziti controller reaches it "
         "(default: the one in the realm's discovery document).",
@@ -180,15 +181,6 @@ class KeycloakSettings(Model):
         description="External overlay network of caddy-docker-proxy that Keycloak joins in prod.",
     )
 
-    @field_validator("url", "jwks_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        return _http_url(v)
-
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca(cls, v: str | None) -> str | None:
-        return _pem_bundle(v)
 
     # Settings of the Keycloak this program deploys (swarm).
     DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = ("hostname", "published_port", "proxy_network")
@@ -213,24 +205,15 @@ class ZitiSettings(Model):
         default=None, description="swarm: host name the edge router advertises to clients."
     )
     router_port: int = Field(default=3022, ge=1, le=65535, description="Edge router port clients dial (swarm).")
-    controller_url: str | None = Field(
+    controller_url: HttpUrl | None = Field(
         default=None, description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280."
     )
-    ca_bundle: str | None = Field(
+    ca_bundle: PemBundle | None = Field(
         default=None,
         description="platform external: PEM CA bundle that verifies `controllerUrl` (the controller's edge CA; "
         "`ziti edge login` shows it).",
     )
 
-    @field_validator("controller_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        return _http_url(v)
-
-    @field_validator("ca_bundle")
-    @classmethod
-    def _ca(cls, v: str | None) -> str | None:
-        return _pem_bundle(v)
 
     DEPLOYED_ONLY: ClassVar[tuple[str, ...]] = (
         "advertised_address",
