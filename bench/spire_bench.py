@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pulumi
+from _timing import median_ms
 
 from components.spire_registrations import SpireRegistrations
 from dynamic_providers.spire.provider import SpireEntryProvider
@@ -53,14 +54,6 @@ def workloads(n: int, nodes: tuple[str, ...] = NODES) -> dict[str, dict[str, Any
     }
 
 
-def _median_ms(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), result
-
 
 def evaluation(entries: int, runs: int) -> None:
     print(f"== program evaluation with {entries} configured entries (mock engine, median of {runs}) ==")
@@ -76,7 +69,7 @@ def evaluation(entries: int, runs: int) -> None:
         pulumi.export("spireEntryIds", reg.entry_ids)
 
     for preview in (True, False):
-        ms, result = _median_ms(lambda p=preview: run(component, stack="prod", preview=p), runs)
+        ms, result = median_ms(lambda p=preview: run(component, stack="prod", preview=p), runs)
         n = len(result.of_type(ENTRY))
         mode = "preview" if preview else "update"
         print(
@@ -87,7 +80,7 @@ def evaluation(entries: int, runs: int) -> None:
     for stack, nodes in (("dev", ("local",)), ("prod", NODES)):
         config = {"identity-platform:workloads": json.dumps(workloads(entries, nodes))}
         for preview in (True, False):
-            ms, result = _median_ms(lambda s=stack, p=preview, c=config: run_program(s, p, config=c), runs)
+            ms, result = median_ms(lambda s=stack, p=preview, c=config: run_program(s, p, config=c), runs)
             n = len(result.of_type(ENTRY))
             mode = "preview" if preview else "update"
             note = "" if n else "  (SpireRegistrations not wired into __main__.py)"

@@ -376,9 +376,11 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
                 "ready_timeout": SERVER_READY_TIMEOUT_SECONDS,
             },
             router_name=config.ziti.router_name,
-            spire_after=[spire],
-            keycloak_after=[keycloak],
-            ziti_after=[ziti],
+            # The one service each part talks to, not its stack component: depending on a component
+            # makes the SDK expand its whole child tree for every workload's resources.
+            spire_after=[spire.server_service],
+            keycloak_after=[keycloak.service],
+            ziti_after=[ziti.controller_service],
         ),
     )
     if trust.router_enrollment_jwt is None:
