@@ -61,42 +61,18 @@ def keycloak(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
     return kc
 
 
-def keycloak_writes(fake: KeycloakFake) -> list[str]:
-    """Requests other than reads and logins."""
-    assert fake.server is not None
-    return [
-        f"{r.method} {r.pattern}"
-        for r in fake.server.log
-        if r.method != "GET" and not r.pattern.endswith("/protocol/openid-connect/token")
-    ]
-
-
 def realm_props(fake: KeycloakFake, **extra: Any) -> dict[str, Any]:
     return {"realm": "shop", "display_name": "Shop", "connection": fake.connection(), "owner": OWNER, **extra}
 
 
-def replace_realm(fake: KeycloakFake, attributes: dict[str, str]) -> None:
-    """Delete realm `shop` and create another with that name, as an operator or another tool would."""
-    with fake.lock:
-        del fake.realms["shop"]
-    fake.seed_realm("shop", attributes)
-
-
-def remark_realm(fake: KeycloakFake, attributes: dict[str, str]) -> None:
-    with fake.lock:
-        attrs = fake.realms["shop"].rep["attributes"]
-        attrs.pop("pulumi.stack", None)
-        attrs.update(attributes)
-
-
 REALM_CASES = {
     # A realm re-created outside Pulumi: another id, even when it carries our marker.
-    "recreated-with-our-marker": (replace_realm, {"pulumi.stack": OWNER}),
-    "recreated-by-another-stack": (replace_realm, {"pulumi.stack": OTHER}),
-    "recreated-unmarked": (replace_realm, {}),
+    "recreated-with-our-marker": (KeycloakFake.recreate_realm, {"pulumi.stack": OWNER}),
+    "recreated-by-another-stack": (KeycloakFake.recreate_realm, {"pulumi.stack": OTHER}),
+    "recreated-unmarked": (KeycloakFake.recreate_realm, {}),
     # The realm in the state, handed to another stack or stripped of its marker.
-    "handed-to-another-stack": (remark_realm, {"pulumi.stack": OTHER}),
-    "marker-removed": (remark_realm, {}),
+    "handed-to-another-stack": (KeycloakFake.remark_realm, {"pulumi.stack": OTHER}),
+    "marker-removed": (KeycloakFake.remark_realm, {}),
 }
 
 
@@ -115,7 +91,7 @@ class TestKeycloakRealm:
         props = realm_props(fake)
         state = realms.up("shop", props)
         change, attributes = REALM_CASES[case]
-        change(fake, attributes)
+        change(fake, "shop", attributes)
         before = copy.deepcopy(fake.realms["shop"].rep)
         assert fake.server is not None
         fake.server.reset_log()
@@ -134,7 +110,7 @@ class TestKeycloakRealm:
         else:
             assert "not managed by this stack" in update
         assert fake.realms["shop"].rep == before
-        assert keycloak_writes(fake) == []
+        assert fake.writes() == []
 
         # A refresh forgets it; the create the engine then plans adopts it only if it carries our marker.
         assert realms.refresh("shop", state) is None
@@ -214,7 +190,7 @@ class TestKeycloakClient:
         )
         refused(lambda: clients.delete("billing", state.id, state.outputs), f"refusing to delete {found}")
         assert realm.clients[state.id] == before  # fields, marker, secret, mappers and scopes
-        assert keycloak_writes(fake) == []
+        assert fake.writes() == []
 
         assert clients.refresh("billing", state) is None
         with pytest.raises(ProviderCallError, match="is not managed by this stack"):

@@ -314,6 +314,29 @@ class KeycloakFake:
             assert isinstance(created, str), created
             return created
 
+    def recreate_realm(self, name: str, attributes: dict[str, str]) -> None:
+        """Delete realm `name` and create another with that name (a new id), as an operator or another
+        tool would."""
+        with self.lock:
+            del self.realms[name]
+        self.seed_realm(name, attributes)
+
+    def remark_realm(self, name: str, attributes: dict[str, str]) -> None:
+        """Replace realm `name`'s ownership attribute by `attributes` (none: the marker removed)."""
+        with self.lock:
+            attrs = self.realms[name].rep["attributes"]
+            attrs.pop("pulumi.stack", None)
+            attrs.update(attributes)
+
+    def writes(self) -> list[str]:
+        """The requests received other than reads and logins, as "METHOD route"."""
+        assert self.server is not None
+        return [
+            f"{r.method} {r.pattern}"
+            for r in self.server.log
+            if r.method != "GET" and not r.pattern.endswith("/protocol/openid-connect/token")
+        ]
+
     def client_by_client_id(self, realm: str, client_id: str) -> dict[str, Any] | None:
         with self.lock:
             found = [c for c in self.realms[realm].clients.values() if c.rep["clientId"] == client_id]
