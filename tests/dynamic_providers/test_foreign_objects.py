@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from dynamic_providers.spire.models import entry_id_for, owner_prefix
 from dynamic_providers.spire.provider import DEFAULTS, SpireEntryProvider
-from dynamic_providers.ziti import provider as zp
 from tests.fakes import ziti as fake_ziti
 from tests.fakes.keycloak import KeycloakFake
 from tests.fakes.spire_env import TRANSPORTS, SpireTarget, make_target
 from tests.fakes.spire_server import FakeSpireServer, entry
-from tests.fakes.ziti import ZitiController, make_ca
+from tests.fakes.ziti import ZitiController
+from tests.fakes.ziti_kinds import ZITI_KINDS, ZitiKind
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
 from tests.harness.loopback import LoopbackServer
 
@@ -213,66 +212,6 @@ class TestKeycloakClient:
 # --- Ziti -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ZitiKind:
-    provider: type[zp._ZitiProvider]
-    props: Callable[[ZitiController], dict[str, Any]]
-    change: dict[str, Any]
-
-
-def _signer(fake: ZitiController) -> str:
-    return fake.put_entity(
-        "external-jwt-signers",
-        {"name": "pre", "issuer": "https://pre", "audience": "a", "jwksEndpoint": "https://pre/jwks", "enabled": True},
-    )
-
-
-def _ca(fake: ZitiController) -> dict[str, Any]:
-    cert, key = make_ca()
-    return {"name": "spire", "cert_pem": cert, "ca_key_pem": key, "is_auth_enabled": True, "identity_roles": ["a"]}
-
-
-ZITI_KINDS = {
-    "ca": ZitiKind(zp.CertificateAuthorityProvider, _ca, {"identity_roles": ["b"]}),
-    "identity": ZitiKind(
-        zp.IdentityProvider,
-        lambda fake: {"name": "payments-api", "external_id": "spiffe://prod.example/api", "role_attributes": ["p"]},
-        {"role_attributes": ["p", "pci"]},
-    ),
-    "auth-policy": ZitiKind(
-        zp.AuthPolicyProvider,
-        lambda fake: {"name": "users", "primary": {"ext_jwt": {"allowed": True, "allowed_signers": [_signer(fake)]}}},
-        {"secondary": {"require_totp": True}},
-    ),
-    "external-jwt-signer": ZitiKind(
-        zp.ExternalJwtSignerProvider,
-        lambda fake: {
-            "name": "keycloak",
-            "issuer": "https://auth.example.com/realms/platform",
-            "audience": "openziti",
-            "jwks_endpoint": "https://auth.example.com/realms/platform/protocol/openid-connect/certs",
-        },
-        {"enabled": False},
-    ),
-    "edge-router": ZitiKind(
-        zp.EdgeRouterProvider, lambda fake: {"name": "router-1", "role_attributes": ["public"]}, {"role_attributes": []}
-    ),
-    "edge-router-policy": ZitiKind(
-        zp.EdgeRouterPolicyProvider,
-        lambda fake: {"name": "all", "identity_roles": ["#all"], "edge_router_roles": ["#all"]},
-        {"identity_roles": ["#users"]},
-    ),
-    "service-edge-router-policy": ZitiKind(
-        zp.ServiceEdgeRouterPolicyProvider,
-        lambda fake: {"name": "all", "service_roles": ["#all"], "edge_router_roles": ["#all"]},
-        {"semantic": "AnyOf"},
-    ),
-    "service-policy": ZitiKind(
-        zp.ServicePolicyProvider,
-        lambda fake: {"name": "dial", "type": "Dial", "service_roles": ["#s"], "identity_roles": ["#i"]},
-        {"identity_roles": ["#j"]},
-    ),
-}
 RESOURCE = "ziti-resource"
 ZITI_TAGS = {
     "another-stack": {"pulumi.stack": OTHER, "pulumi.name": RESOURCE, "team": "prod"},

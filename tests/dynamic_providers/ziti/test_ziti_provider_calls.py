@@ -1,0 +1,443 @@
+"""The Ziti providers called in-process, through their public methods, against the loopback
+controller fake: what each call leaves on the controller and what it says.
+
+tests/dynamic_providers/test_foreign_objects.py, test_ziti_import.py and test_ziti_faults.py prove
+these contracts through the engine's provider host; here they run in the test process for every
+kind, so mutation testing (bench/mutation.py) sees which test exercises which decision:
+
+* ownership on every write: update and delete write only an entity whose tags carry this
+  resource's ownership (the state's `owner`, the new one on update, or the host's stack on a
+  delete without one); anything else is refused untouched with `ForeignObjectError`;
+* create-or-adopt: a create that meets the name taken adopts the entity only when it carries this
+  resource's tags (after a crash between create and state write), and brings it to the declared
+  state; any other holder is refused naming it; a lost answer is looked up before posting again;
+* take-over (`import_id`): an untagged entity becomes this resource's; another owner's is refused;
+* check: every failure named by its property path, Unknown values skipped, misspelt inputs named.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pulumi.runtime import rpc
+
+from dynamic_providers._ownership import REFRESH_HINT, ForeignObjectError
+from dynamic_providers.ziti import provider as zp
+from dynamic_providers.ziti.client import ZitiApiError
+from tests.fakes import ziti as fake_ziti
+from tests.fakes.ziti import API, ZitiController, make_ca
+from tests.fakes.ziti_kinds import ZITI_KINDS, ZitiKind
+from tests.harness.loopback import LoopbackServer
+
+OWNER = "identity-platform/test"  # this stack: PULUMI_PROJECT / PULUMI_STACK below
+OTHER = "identity-platform/prod"
+RESOURCE = "ziti-resource"
+Ziti = tuple[ZitiController, LoopbackServer]
+
+
+@pytest.fixture(autouse=True)
+def _this_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_PROJECT", "identity-platform")
+    monkeypatch.setenv("PULUMI_STACK", "test")
+
+
+@pytest.fixture
+def ziti(loopback: Callable[..., LoopbackServer]) -> Ziti:
+    return fake_ziti.start(loopback)
+
+
+def inputs(kind: ZitiKind, ziti: Ziti, **extra: Any) -> dict[str, Any]:
+    fake, srv = ziti
+    raw = {**kind.props(fake), "connection": fake_ziti.connection(srv, fake), "owner": fake_ziti.owner(RESOURCE)}
+    return kind.provider().check({}, {**raw, **extra}).inputs
+
+
+def writes(srv: LoopbackServer) -> list[str]:
+    """Requests that could change an entity: anything but reads and the login."""
+    return [f"{r.method} {r.pattern}" for r in srv.log if r.method != "GET" and not r.pattern.endswith("/authenticate")]
+
+
+def entity(fake: ZitiController, kind: ZitiKind, id_: str) -> dict[str, Any]:
+    return fake.entities[kind.provider.collection][id_]
+
+
+def named(fake: ZitiController, kind: ZitiKind, name: str) -> list[dict[str, Any]]:
+    return [e for e in fake.all(kind.provider.collection) if e["name"] == name]
+
+
+def handover(kind: ZitiKind, id_: str, tags: dict[str, str]) -> str:
+    return (
+        f"add the tags {json.dumps(tags)} to it (PATCH /edge/management/v1/{kind.provider.collection}/{id_} with "
+        '{"tags": {...}}, keeping its other tags), then run the same Pulumi command again'
+    )
+
+
+TAGS = {
+    "another-stack": (
+        {"pulumi.stack": OTHER, "pulumi.name": RESOURCE, "team": "prod"},
+        f"its tags name stack {OTHER!r}, resource {RESOURCE!r}",
+    ),
+    "another-resource-of-this-stack": (
+        {"pulumi.stack": OWNER, "pulumi.name": "ziti-other"},
+        f"its tags name stack {OWNER!r}, resource 'ziti-other'",
+    ),
+    "no-pulumi-tags": (
+        {"team": "payments"},
+        "it carries no Pulumi ownership tags (created or re-tagged outside this program)",
+    ),
+}
+OURS = {"pulumi.stack": OWNER, "pulumi.name": RESOURCE}
+
+
+class TestOwnershipOnWrites:
+    @pytest.mark.parametrize("tags", sorted(TAGS))
+    @pytest.mark.parametrize("name", sorted(ZITI_KINDS))
+    def test_an_entity_with_foreign_tags_is_refused_untouched(self, ziti: Ziti, name: str, tags: str) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS[name]
+        provider = kind.provider()
+        props = inputs(kind, ziti)
+        created = provider.create(props)
+        theirs, holder = TAGS[tags]
+        entity(fake, kind, created.id)["tags"] = dict(theirs)  # re-tagged outside Pulumi
+        before = copy.deepcopy(entity(fake, kind, created.id))
+        srv.reset_log()
+        changed = provider.check({}, {**props, **kind.change}).inputs
+        for action, call in (
+            ("update", lambda: provider.update(created.id, created.outs, changed)),
+            ("delete", lambda: provider.delete(created.id, created.outs)),
+        ):
+            with pytest.raises(ForeignObjectError) as err:
+                call()
+            assert str(err.value) == (
+                f"refusing to {action} Ziti {provider.label} {props['name']!r} (id {created.id}): it is not managed "
+                f"by this resource; {holder}; this resource is stack {OWNER!r}, resource {RESOURCE!r}. Nothing was "
+                f"changed. To hand it over to this stack: {handover(kind, created.id, OURS)}. {REFRESH_HINT}"
+            )
+        assert entity(fake, kind, created.id) == before
+        assert writes(srv) == []
+        assert provider.read(created.id, created.outs).id is None  # a refresh forgets it
+        with pytest.raises(ZitiApiError) as create:  # and the create then planned refuses it: it holds the name
+            provider.create(props)
+        owner = "no Pulumi ownership tags: created outside this program"
+        if "pulumi.stack" in theirs:
+            owner = f"stack {theirs['pulumi.stack']!r}, resource {theirs['pulumi.name']!r}"
+        assert create.value.args[0] == (
+            f"{provider.label} {props['name']!r} (id {created.id}) already exists and is not owned by this resource "
+            f"({owner}). Rename the resource, delete the existing entity, or tag it with pulumi.stack={OWNER!r} and "
+            f"pulumi.name={RESOURCE!r} to let Pulumi adopt it"
+        )
+        assert entity(fake, kind, created.id) == before
+
+    @pytest.mark.parametrize("name", sorted(ZITI_KINDS))
+    def test_our_entity_is_updated_and_deleted_and_a_gone_one_is_deleted(self, ziti: Ziti, name: str) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS[name]
+        provider = kind.provider()
+        props = inputs(kind, ziti)
+        created = provider.create(props)
+        assert entity(fake, kind, created.id)["tags"] == OURS
+        changed = provider.check({}, {**props, **kind.change}).inputs
+        updated = provider.update(created.id, created.outs, changed)
+        assert provider.diff(created.id, updated.outs, changed).changes is False
+        provider.delete(created.id, updated.outs)
+        assert created.id not in fake.entities[kind.provider.collection]
+        provider.delete(created.id, updated.outs)  # already gone: success
+
+    def test_a_resource_renamed_by_alias_still_owns_and_re_tags_its_entity(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["edge-router-policy"]
+        created = kind.provider().create(inputs(kind, ziti))
+        renamed = inputs(kind, ziti, owner=fake_ziti.owner("ziti-renamed"))
+        kind.provider().update(created.id, created.outs, renamed)
+        assert entity(fake, kind, created.id)["tags"] == {"pulumi.stack": OWNER, "pulumi.name": "ziti-renamed"}
+
+    def test_a_delete_without_a_recorded_owner_goes_by_the_engines_stack(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        state = {k: v for k, v in created.outs.items() if k != "owner"}
+        kind.provider().delete(created.id, state)
+        assert created.id not in fake.entities["identities"]
+
+    def test_a_delete_without_any_ownership_touches_only_untagged_entities(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        monkeypatch.delenv("PULUMI_PROJECT")
+        monkeypatch.delenv("PULUMI_STACK")
+        state = {k: v for k, v in created.outs.items() if k != "owner"}
+        with pytest.raises(ForeignObjectError) as err:
+            kind.provider().delete(created.id, state)
+        assert (
+            f"this resource is unknown (no owner input and no PULUMI_PROJECT/PULUMI_STACK). Nothing was changed. "
+            f"To hand it over to this stack: {handover(kind, created.id, {'pulumi.stack': '<project>/<stack>'})}"
+        ) in str(err.value)
+        assert created.id in fake.entities["identities"]
+        entity(fake, kind, created.id)["tags"] = {}
+        kind.provider().delete(created.id, state)
+        assert created.id not in fake.entities["identities"]
+
+    def test_a_damaged_owner_in_the_state_proves_nothing(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        entity(fake, kind, created.id)["tags"] = {"pulumi.stack": OTHER}
+        with pytest.raises(ForeignObjectError, match=f"its tags name stack {OTHER!r}, resource None"):
+            kind.provider().delete(created.id, {**created.outs, "owner": {"stack": ""}})
+        assert created.id in fake.entities["identities"]
+
+    def test_a_state_without_a_connection_is_reported_not_a_key_error(self, ziti: Ziti) -> None:
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        state = {k: v for k, v in created.outs.items() if k != "connection"}
+        with pytest.raises(ValueError, match=r"^connection: connection is required$"):
+            kind.provider().delete(created.id, state)
+        broken = {**created.outs, "connection": {"url": created.outs["connection"]["url"]}}
+        with pytest.raises(ValueError, match=r"connection\.username"):
+            kind.provider().read(created.id, broken)
+
+
+class TestCreateOrAdopt:
+    @pytest.mark.parametrize("name", sorted(ZITI_KINDS))
+    def test_our_entity_left_by_a_crash_is_adopted_and_brought_to_the_declared_state(
+        self, ziti: Ziti, name: str
+    ) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS[name]
+        provider = kind.provider()
+        props = inputs(kind, ziti)
+        first = provider.create(props)  # then the state write was lost; the program changed meanwhile
+        changed = provider.check({}, {**props, **kind.change}).inputs
+        srv.reset_log()
+        again = provider.create(changed)
+        assert again.id == first.id
+        assert [e["id"] for e in named(fake, kind, props["name"])] == [first.id]
+        assert provider.diff(again.id, again.outs, changed).changes is False
+        assert entity(fake, kind, first.id)["tags"] == OURS
+
+    def test_an_own_ca_registering_another_certificate_is_not_adopted(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["ca"]
+        first = kind.provider().create(inputs(kind, ziti))
+        before = copy.deepcopy(entity(fake, kind, first.id))
+        cert, key = make_ca()
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti, cert_pem=cert, ca_key_pem=key))
+        assert err.value.code == "CERTIFICATE_MISMATCH"
+        assert f"CA 'spire' (id {first.id}) is owned by this resource but registers a different certificate" in str(
+            err.value
+        )
+        assert entity(fake, kind, first.id) == before
+
+    def test_our_ca_under_an_older_name_is_found_by_its_certificate_and_renamed(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["ca"]
+        props = inputs(kind, ziti, name="spire-old")
+        first = kind.provider().create(props)
+        again = kind.provider().create({**props, "name": "spire"})
+        assert again.id == first.id and entity(fake, kind, first.id)["name"] == "spire"
+        assert len(fake.all("cas")) == 1
+
+    def test_a_lost_answer_is_looked_up_and_adopted_not_posted_again(self, ziti: Ziti) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        srv.inject("POST", f"{API}/identities", reset_after=True)
+        created = kind.provider().create(inputs(kind, ziti))
+        assert [e["id"] for e in fake.all("identities")] == [created.id]
+        assert srv.count("POST", f"{API}/identities") == 1
+
+    def test_without_ownership_only_the_entity_of_its_own_lost_post_is_taken(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fake, srv = ziti
+        monkeypatch.delenv("PULUMI_PROJECT")
+        kind = ZITI_KINDS["identity"]
+        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        srv.inject("POST", f"{API}/identities", reset_after=True)
+        created = kind.provider().create(props)
+        assert [e["id"] for e in fake.all("identities")] == [created.id]
+        with pytest.raises(ZitiApiError, match=r"\(this provider call carries no ownership, so it adopts nothing\)"):
+            kind.provider().create(props)  # the name is held, and nothing proves whose it is
+        assert len(fake.all("identities")) == 1
+
+    def test_a_unique_value_held_under_another_name_is_reported(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        fake.put_entity(
+            "identities",
+            {"name": "elsewhere", "type": "Default", "isAdmin": False, "externalId": "spiffe://prod.example/api"},
+        )
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti))
+        assert err.value.args[0].startswith(
+            "the controller refused to create identity 'payments-api' because another entity already holds a "
+            "unique value ("
+        )
+        assert err.value.status == 400 and err.value.code == "COULD_NOT_VALIDATE"
+        assert [e["name"] for e in fake.all("identities")] == ["elsewhere"]
+
+
+class TestTakeOver:
+    def existing(self, fake: ZitiController, tags: dict[str, str]) -> str:
+        return fake.put_entity(
+            "identities",
+            {"name": "payments-api", "type": "Default", "isAdmin": False, "authPolicyId": "default", "tags": tags},
+        )
+
+    @pytest.mark.parametrize(
+        "tags",
+        [
+            pytest.param({"team": "payments"}, id="untagged"),
+            pytest.param({"pulumi.stack": OWNER, "pulumi.name": RESOURCE}, id="ours-already"),
+            pytest.param({"pulumi.stack": OWNER}, id="this-stack-without-a-resource"),
+        ],
+    )
+    def test_an_entity_no_other_owner_holds_becomes_this_resources(self, ziti: Ziti, tags: dict[str, str]) -> None:
+        fake, srv = ziti
+        theirs = self.existing(fake, tags)
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti, import_id=theirs))
+        assert created.id == theirs and len(fake.all("identities")) == 1
+        taken = fake.entities["identities"][theirs]
+        assert taken["tags"] == OURS and taken["externalId"] == "spiffe://prod.example/api"
+        assert srv.count("POST", f"{API}/identities") == 0
+
+    @pytest.mark.parametrize(
+        ("tags", "holder"),
+        [
+            pytest.param({"pulumi.stack": OTHER, "pulumi.name": "r"}, f"stack {OTHER!r}, resource 'r'", id="other"),
+            pytest.param({"pulumi.stack": OWNER, "pulumi.name": "x"}, f"stack {OWNER!r}, resource 'x'", id="sibling"),
+        ],
+    )
+    def test_an_entity_another_resource_owns_is_refused_untouched(
+        self, ziti: Ziti, tags: dict[str, str], holder: str
+    ) -> None:
+        fake, srv = ziti
+        theirs = self.existing(fake, tags)
+        before = copy.deepcopy(fake.entities["identities"][theirs])
+        kind = ZITI_KINDS["identity"]
+        with pytest.raises(ValueError) as err:
+            kind.provider().create(inputs(kind, ziti, import_id=theirs))
+        assert str(err.value) == (
+            f"import: identity 'payments-api' (id {theirs}) belongs to {holder}: remove it from that stack first"
+        )
+        assert fake.entities["identities"][theirs] == before and writes(srv) == []
+
+    def test_an_id_that_is_not_on_the_controller_is_reported(self, ziti: Ziti) -> None:
+        kind = ZITI_KINDS["identity"]
+        with pytest.raises(ValueError) as err:
+            kind.provider().create(inputs(kind, ziti, import_id="nope"))
+        assert str(err.value) == (
+            "import: no identity with id 'nope' on the controller: check the id in identity-platform:imports "
+            "(`ziti edge list` shows it)"
+        )
+
+    def test_a_ca_registering_another_certificate_is_not_taken_over(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        cert, _key = make_ca()
+        theirs = fake.put_entity("cas", {"name": "spire", "certPem": cert, "fingerprint": "00" * 20, "tags": {}})
+        kind = ZITI_KINDS["ca"]
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti, import_id=theirs))
+        assert err.value.code == "CERTIFICATE_MISMATCH"
+        assert fake.entities["cas"][theirs]["tags"] == {}
+
+
+# --- check --------------------------------------------------------------------------------------------
+
+CONN = {"url": "https://ziti.example.com:1280", "username": "admin", "password": "s3cret-Passw0rd"}
+OWNED = {"stack": OWNER, "name": "r"}
+U = rpc.UNKNOWN
+
+
+def failures(provider: zp._ZitiProvider, **props: Any) -> list[tuple[str, str]]:
+    result = provider.check({}, {"connection": CONN, "owner": OWNED, **props})
+    return [(f.property, f.reason) for f in result.failures]
+
+
+IDENTITY = zp.IdentityProvider()
+CLAIM = {"location": "SAN_URI", "matcher": "SCHEME", "matcher_criteria": "spiffe"}
+
+
+class TestCheck:
+    @pytest.mark.parametrize(
+        ("props", "expected"),
+        [
+            pytest.param({}, [("name", "name is required")], id="missing-name"),
+            pytest.param(
+                {"name": "a", "owner": {"stack": ""}},
+                [("owner.stack", "String should have at least 1 character")],
+                id="empty-owner-stack",
+            ),
+            pytest.param({"name": "a", "owner": None}, [], id="no-owner"),
+            pytest.param({"name": "a", "owner": U}, [], id="unknown-owner"),
+            pytest.param({"name": "a", "connection": U}, [], id="unknown-connection"),
+            pytest.param({"name": "a", "connection": None}, [("connection", "connection is required")], id="no-conn"),
+            pytest.param(
+                {"name": "a", "roleAttributes": ["x"]},
+                [("roleAttributes", "roleAttributes is not an input of this resource; write it as role_attributes")],
+                id="api-spelling",
+            ),
+        ],
+    )
+    def test_identity(self, props: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+        assert failures(IDENTITY, **props) == expected
+
+    def test_a_misspelt_input_lists_the_inputs(self) -> None:
+        [(prop, reason)] = failures(IDENTITY, name="a", rol_attributes=["x"])
+        assert prop == "rol_attributes"
+        assert reason.startswith("rol_attributes is not an input of this resource; the inputs are name, ")
+        assert "role_attributes" in reason
+
+    @pytest.mark.parametrize(
+        ("claim", "expected"),
+        [
+            pytest.param(
+                {**CLAIM, "bogus": 1},
+                [
+                    (
+                        "external_id_claim.bogus",
+                        "external_id_claim.bogus is not an input of this resource (check the spelling)",
+                    )
+                ],
+                id="nested-misspelling",
+            ),
+            pytest.param({"location": "SAN_URI", "matcher": U}, [], id="nested-unknown"),
+        ],
+    )
+    def test_ca_claims(self, claim: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+        cert, key = make_ca()
+        found = failures(
+            zp.CertificateAuthorityProvider(),
+            name="spire",
+            cert_pem=cert,
+            ca_key_pem=key,
+            **{"external_id_claim": claim},
+        )
+        assert found == expected
+
+    def test_an_unknown_role_item_does_not_hide_a_broken_one(self) -> None:
+        assert failures(IDENTITY, name="a", role_attributes=[U, "#bad"]) == [
+            ("role_attributes", "'#bad': role attributes may not start with '#' or '@' (write the bare attribute)")
+        ]
+
+
+class TestDiffDetails:
+    def test_an_empty_external_id_is_unset(self) -> None:
+        state = {"name": "a", "connection": CONN, "owner": OWNED}
+        assert IDENTITY.diff("id", state, {**state, "external_id": ""}).changes is False
+
+    def test_an_unenrolled_router_whose_jwt_expired_is_re_enrolled(self) -> None:
+        state = {"name": "r1", "connection": CONN, "owner": OWNED, "is_verified": False}
+        router = zp.EdgeRouterProvider()
+        expired = {**state, "enrollment_expires_at": "2020-01-01T00:00:00Z"}
+        assert router.diff("id", expired, state).changes is True
+        assert router.diff("id", {**expired, "is_verified": True}, state).changes is False
+        assert router.diff("id", {**state, "enrollment_expires_at": "2999-01-01T00:00:00Z"}, state).changes is False
