@@ -1,7 +1,14 @@
-"""`python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]`, and `schema`.
-`python -m ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
-`python -m ops diagram --stack NAME [--format mermaid|dot|svg] [--from state|preview]`: ops/diagram.py.
-`python -m ops dashboard --stack NAME [--stack NAME ...] [--port P] [--refresh SECONDS]`: ops/dashboard/.
+"""`ops` (the console script of pyproject.toml) and `python -m ops`: operate the stacks.
+
+`ops {preview,up,refresh,destroy,drift,outputs,backend} --stack NAME [--json] [--yes]`, and `schema`.
+`ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
+`ops diagram --stack NAME [--format mermaid|dot|svg] [--from state|preview]`: ops/diagram.py.
+`ops dashboard --stack NAME [--stack NAME ...] [--port P] [--refresh SECONDS]`: ops/dashboard/.
+`ops COMMAND --help` lists each command's options, exit codes and the environment it reads.
+
+It runs from any directory: the project is `--project-dir`, else `$IDENTITY_PLATFORM_DIR`, else
+the directory (or a parent of it) holding this project's Pulumi.yaml, else the checkout the
+installed package lives in (`ops.workspace.find_project`).
 
 Human mode streams the engine's output to stdout and ends with a one-line summary; errors go to
 stderr as `error: ...` plus a `fix:` line. With `--json`, stdout carries exactly one JSON document
@@ -11,13 +18,15 @@ a pipeline can parse stdout while a person still sees progress. Exit codes: `ops
 Nothing prompts, so it behaves the same in a terminal, in CI and under another tool: `up` and
 `refresh` apply what was asked (as `pulumi up --yes` would); `destroy`, the one operation that
 deletes running infrastructure, requires `--yes` and otherwise runs nothing; on a prod stack also
-`--confirm-stack <the stack's name>`, typed back.
+`--confirm-stack <the stack's name>`, typed back. `up --plan FILE` applies only what the reviewed
+`preview --save-plan FILE` showed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,26 +35,62 @@ from typing import Any, NoReturn, TextIO
 from ops import dashboard, diagram, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
-from ops.workspace import PROJECT_ROOT
+from ops.workspace import PROJECT_ENV, backend_url, chosen_backend, find_project, is_prod, local_backend
 
 NEEDS_CONFIRMATION = ("destroy",)
-STATUS_EPILOG = """exit codes: 0 healthy (warnings allowed), 9 a check failed (--strict: or warned),
-3 config or passphrase, 4 stack not deployed, 8 outputs break the contract, 64 usage.
-Rows, score and the --json shape: ops/health/__init__.py."""
+PROG = "ops"
+
+# What every stack command reads from the environment (the Pulumi CLI it runs reads its own too:
+# PULUMI_ACCESS_TOKEN, provider credentials such as DIGITALOCEAN_TOKEN).
+ENVIRONMENT_HELP = f"""environment:
+  {PROJECT_ENV}         the project directory when --project-dir is not given
+  PULUMI_BACKEND_URL          the state backend (else backend.url in Pulumi.yaml; else dev's
+                              local .pulumi-state; prod refuses that unless --local-state)
+  PULUMI_CONFIG_PASSPHRASE, PULUMI_CONFIG_PASSPHRASE_FILE
+                              the stack's secrets passphrase (passphrase secrets provider)
+  PULUMI_PYTHON_CMD           the interpreter of the program (default: the project's .venv)
+  PULUMI_HOME, PATH           the Pulumi CLI's home, and where `pulumi` is found"""
+
+EXIT_MEANINGS = {
+    0: "success",
+    1: "the operation ran and failed (the engine's error is in the message)",
+    2: "no usable Pulumi CLI on PATH",
+    3: "configuration: stack file, config value, passphrase, no backend for prod, no project",
+    4: "the stack does not exist in the backend (or was never deployed)",
+    5: "the stack is locked by another update",
+    6: "a mandatory policy blocked the operation",
+    7: "--expect-no-changes: changes were proposed",
+    8: "the outputs break the StackOutputs contract",
+    9: "a health check failed (--strict: or warned)",
+    10: "drift: the real resources differ from the program",
+    11: "--plan: the update needed an operation the saved plan does not contain",
+    64: "usage: unknown command or flag, missing --stack, --yes or --confirm-stack",
+    130: "interrupted",
+}
+# The exit codes each command can end with besides 0, 2, 3, 64 and 130 (every command's).
+COMMAND_EXITS: dict[str, tuple[int, ...]] = {
+    "preview": (1, 4, 5, 6, 7),
+    "up": (1, 5, 6, 8, 11),
+    "refresh": (1, 4, 5),
+    "destroy": (1, 4, 5),
+    "drift": (1, 4, 5, 6, 10),
+    "outputs": (4, 8),
+    "backend": (),
+    "status": (4, 8, 9),
+    "diagram": (1, 4),
+    "dashboard": (4,),
+}
+
+
+def epilog(command: str) -> str:
+    """The exit codes `command` can end with and the environment it reads, for its --help."""
+    codes = sorted({0, 2, 3, 64, 130, *COMMAND_EXITS.get(command, ())})
+    lines = ["exit codes:", *(f"  {c:<4} {EXIT_MEANINGS[c]}" for c in codes)]
+    return "\n".join(lines) + "\n\n" + ENVIRONMENT_HELP
 
 
 class _UsageError(Exception):
     pass
-
-
-def _is_prod(stack: str, root: Path) -> bool:
-    """A stack whose file says environment prod (an unreadable file is left to the operation)."""
-    from ops.workspace import raw_config
-
-    try:
-        return raw_config(stack, root).get("environment") == "prod"
-    except (OpsError, OSError, ValueError):
-        return False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,27 +102,56 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
-    common.add_argument("--stack", "-s", required=True, help="stack name: one of the Pulumi.<stack>.yaml files")
+    common.add_argument(
+        "--stack", "-s", required=True,
+        help="stack name: `stack`, `org/stack` or `org/identity-platform/stack` (its file: Pulumi.<stack>.yaml)",
+    )
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout (engine output: stderr)")
+    common.add_argument(
+        "--local-state", action="store_true",
+        help="use the project's .pulumi-state file backend on purpose (needed for a prod stack with no backend chosen)",
+    )
+    targets = _Parser(add_help=False)
+    targets.add_argument("--target", "-t", action="append", default=[], metavar="URN",
+                         help="operate on this resource only (repeatable; pulumi's --target)")
+    targets.add_argument("--target-dependents", action="store_true",
+                         help="with --target: also the resources that depend on the targets")
+    changes = _Parser(add_help=False)
+    changes.add_argument("--replace", action="append", default=[], metavar="URN",
+                         help="replace this resource even if nothing changed (repeatable)")
+    changes.add_argument("--refresh", action="store_true",
+                         help="refresh the state from the real resources first (pulumi's --refresh)")
+    changes.add_argument("--policy-pack", action="append", default=[], metavar="DIR",
+                         help="run a policy pack (repeatable)")
+    changes.add_argument("--diff", action="store_true", help="show a rich property diff")
 
-    parser = _Parser(prog="python -m ops", description="Operate the identity-platform stacks (Automation API).")
+    parser = _Parser(
+        prog=PROG,
+        description="Operate the identity-platform stacks (Pulumi Automation API). "
+        "`ops COMMAND --help`: a command's options, exit codes and environment.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--project-dir", "-C", metavar="DIR",
+                        help=f"the project (default: ${PROJECT_ENV}, else found from the current directory)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("preview", parents=[common], help="show what `up` would change (no side effects)")
-    p.add_argument("--expect-no-changes", action="store_true", help="exit 7 if any change is proposed (drift check)")
-    p.add_argument("--policy-pack", action="append", default=[], metavar="DIR", help="run a policy pack (repeatable)")
-    p.add_argument("--diff", action="store_true", help="show a rich property diff")
+    p = sub.add_parser("preview", parents=[common, targets, changes],
+                       help="show what `up` would change (no side effects)")
+    p.add_argument("--expect-no-changes", action="store_true", help="exit 7 if any change is proposed")
+    p.add_argument("--save-plan", metavar="FILE",
+                   help="save the proposed operations; `up --plan FILE` then applies exactly these")
 
-    p = sub.add_parser("up", parents=[common], help="create or update the stack's resources")
+    p = sub.add_parser("up", parents=[common, targets, changes], help="create or update the stack's resources")
     p.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; up never prompts")
-    p.add_argument("--policy-pack", action="append", default=[], metavar="DIR", help="run a policy pack (repeatable)")
-    p.add_argument("--diff", action="store_true", help="show a rich property diff")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
+    p.add_argument("--plan", metavar="FILE",
+                   help="apply only the operations of this saved plan (`preview --save-plan`); exit 11 otherwise")
 
-    p = sub.add_parser("refresh", parents=[common], help="reconcile the state with the real resources")
+    p = sub.add_parser("refresh", parents=[common, targets], help="reconcile the state with the real resources")
     p.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; refresh never prompts")
 
-    p = sub.add_parser("destroy", parents=[common], help="delete every resource of the stack")
+    p = sub.add_parser("destroy", parents=[common, targets], help="delete every resource of the stack")
     p.add_argument("--yes", "-y", action="store_true", help="confirm: delete without prompting")
     p.add_argument(
         "--confirm-stack",
@@ -85,13 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="prod stacks (environment prod): the stack's name typed back, required with --yes",
     )
 
+    p = sub.add_parser(
+        "drift", parents=[common, targets],
+        help="compare the real resources with the program (a refresh preview, nothing written); exit 10 on drift",
+        description="Refresh the state from the real resources in memory and preview the program against "
+        "them (`pulumi preview --refresh`); nothing is written. Any proposed change is drift: something "
+        "outside Pulumi changed a resource, or the program changed since the last `up`.",
+    )
+    p.add_argument("--policy-pack", action="append", default=[], metavar="DIR", help="run a policy pack (repeatable)")
+
     p = sub.add_parser("outputs", parents=[common], help="print the stack outputs, checked against the contract")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
 
-    p = sub.add_parser(
-        "status", parents=[common], help="health of every component of a deployed stack, with a score",
-        epilog=STATUS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    sub.add_parser("backend", parents=[common], help="print the state backend the stack's commands use",
+                   description="Print the backend URL `ops` and scripts/up use for the stack, or refuse as "
+                   "they would (a prod stack with no backend chosen: exit 3).")
+
+    p = sub.add_parser("status", parents=[common], help="health of every component of a deployed stack, with a score",
+                       description="Rows, score and the --json shape: ops/health/__init__.py.")
     p.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per network call (default 10)")
     p.add_argument("--keycloak-health-url", metavar="URL", help="Keycloak's /health/ready on its management port")
     p.add_argument("--expiry-warning-days", type=int, default=30, metavar="DAYS",
@@ -103,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagram.add_parser(sub)
     dashboard.add_parser(sub)
+    for name, command in sub.choices.items():
+        # Also accepted after the command; SUPPRESS keeps a value given before it.
+        command.add_argument("--project-dir", "-C", metavar="DIR", default=argparse.SUPPRESS,
+                             help="the project directory (see `ops --help`)")
+        if name != "schema":
+            command.epilog = epilog(name)
+            command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -112,8 +204,9 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
-    root: Path = PROJECT_ROOT,
+    root: Path | None = None,
 ) -> int:
+    """Run one command and return its exit code. `root` skips the project search (tests, tools)."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     try:
@@ -123,12 +216,8 @@ def main(
         return ExitCode.USAGE
     if args.command == "schema":
         return _schema(args.check, out, err)
-    if args.command == "diagram":
-        return diagram.run(args, out, err, environ=environ, root=root)
-    if args.command == "dashboard":
-        return dashboard.run(args, out, err, environ=environ, root=root)
 
-    as_json: bool = args.json
+    as_json: bool = getattr(args, "json", False)
     engine_stream = err if as_json else out
 
     def emit(line: str) -> None:
@@ -138,22 +227,31 @@ def main(
         print(line, file=err, flush=True)
 
     try:
+        if root is None:
+            root = find_project(args.project_dir, environ, Path.cwd())
+        environ = _with_local_state(args, environ, root)
+        if args.command == "diagram":
+            return diagram.run(args, out, err, environ=environ, root=root)
+        if args.command == "dashboard":
+            return dashboard.run(args, out, err, environ=environ, root=root)
         if args.command in NEEDS_CONFIRMATION and not args.yes:
             raise OpsError(
                 ExitCode.USAGE,
                 f"`{args.command}` changes stack {args.stack!r} and needs --yes",
-                f"see the plan with `python -m ops preview --stack {args.stack}`, then re-run with --yes",
+                f"see the plan with `ops preview --stack {args.stack}`, then re-run with --yes",
                 kind="confirmation_required",
             )
-        if args.command == "destroy" and _is_prod(args.stack, root) and args.confirm_stack != args.stack:
+        if args.command == "destroy" and is_prod(args.stack, root) and args.confirm_stack != args.stack:
             raise OpsError(
                 ExitCode.USAGE,
                 f"stack {args.stack!r} is a prod stack: destroy needs its name typed back",
-                f"python -m ops destroy --stack {args.stack} --yes --confirm-stack {args.stack}",
+                f"ops destroy --stack {args.stack} --yes --confirm-stack {args.stack}",
                 kind="confirmation_required",
             )
         if args.command == "status":
             return _status(args, out, environ, root)
+        if args.command == "backend":
+            return _backend(args, out, environ, root)
         report = _run(args, emit, emit_err, environ, root)
     except OpsError as e:
         _print_error(e, args, out, err, as_json)
@@ -169,6 +267,34 @@ def main(
     return ExitCode.OK
 
 
+def _with_local_state(
+    args: argparse.Namespace, environ: Mapping[str, str] | None, root: Path
+) -> Mapping[str, str] | None:
+    """`--local-state` chooses the project's file backend, as `PULUMI_BACKEND_URL=file://<root>/.pulumi-state`
+    would. With another backend chosen it is a usage error, never a silent override."""
+    if not getattr(args, "local_state", False):
+        return environ
+    chosen = chosen_backend(root, environ)
+    if chosen is not None and chosen[0] != local_backend(root):
+        raise OpsError(
+            ExitCode.USAGE,
+            f"--local-state asks for {local_backend(root)}, but {chosen[1]} chooses {chosen[0]}",
+            f"drop --local-state to use {chosen[0]}, or unset {chosen[1]}",
+            kind="backend_conflict",
+        )
+    return {**(os.environ if environ is None else environ), "PULUMI_BACKEND_URL": local_backend(root)}
+
+
+def _backend(args: argparse.Namespace, out: TextIO, environ: Mapping[str, str] | None, root: Path) -> int:
+    url, _ = backend_url(root, environ, stack=args.stack)
+    if args.json:
+        doc = {"command": "backend", "stack": args.stack, "ok": True, "exitCode": 0, "backend": url}
+        print(json.dumps(doc, indent=2), file=out)
+    else:
+        print(url, file=out)
+    return ExitCode.OK
+
+
 def _run(
     args: argparse.Namespace,
     emit: operations.Line,
@@ -178,12 +304,17 @@ def _run(
 ) -> operations.Report:
     common: dict[str, Any] = {"root": root, "environ": environ}
     stream: dict[str, Any] = {"on_output": emit, "on_error": emit_err}
+    if args.command in ("preview", "up", "refresh", "destroy", "drift"):
+        stream["targets"] = operations.Targets(tuple(args.target), args.target_dependents)
     if args.command == "preview":
         return operations.preview(
             args.stack,
             policy_packs=args.policy_pack,
             diff=args.diff,
             expect_no_changes=args.expect_no_changes,
+            refresh=args.refresh,
+            replace=args.replace,
+            save_plan=args.save_plan,
             **stream,
             **common,
         )
@@ -193,9 +324,14 @@ def _run(
             policy_packs=args.policy_pack,
             diff=args.diff,
             show_secrets=args.show_secrets,
+            refresh=args.refresh,
+            replace=args.replace,
+            plan=args.plan,
             **stream,
             **common,
         )
+    if args.command == "drift":
+        return operations.drift(args.stack, policy_packs=args.policy_pack, **stream, **common)
     if args.command == "refresh":
         return operations.refresh(args.stack, **stream, **common)
     if args.command == "destroy":

@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     CHANGES_PENDING = 7  # `preview --expect-no-changes` found changes (drift)
     OUTPUTS_INVALID = 8  # the stack's outputs do not match the StackOutputs contract
     UNHEALTHY = 9  # `status`: a health check failed (with --strict: or warned)
+    DRIFT = 10  # `drift`: a refresh preview proposes changes (reality differs from the program)
+    PLAN_REJECTED = 11  # `up --plan`: the update needed an operation the saved plan does not contain
     USAGE = 64  # bad command line (EX_USAGE, same as scripts/up)
     INTERRUPTED = 130  # Ctrl-C
 

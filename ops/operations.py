@@ -1,4 +1,4 @@
-"""preview / up / refresh / destroy / outputs of one stack, as functions returning a `Report`.
+"""preview / up / refresh / destroy / drift / outputs of one stack, as functions returning a `Report`.
 
 Each function opens the stack as a local program (`ops.workspace.open_stack`), streams the
 engine's output lines to the callbacks it is given as they arrive, collects the structured engine
@@ -8,6 +8,12 @@ raises `OpsError` with the exit code and whatever the report had gathered so far
 Guard rails, all before the engine starts: `preview`/`up` validate the stack file with the
 program's own config model; `refresh`/`destroy`/`outputs` never create a stack that does not
 exist. Confirmation (`--yes`) is the CLI's business, not this module's.
+
+The engine options an operator reaches for are passed through as the CLI's own flags: `targets`
+(`--target`, `--target-dependents`), `replace`, `refresh`, and update plans — `preview(save_plan=F)`
+writes the operations it proposes (`--save-plan`; secrets stay encrypted in it), `up(plan=F)`
+applies only those (`--plan`), and an update that would need any other operation stops with
+exit 11 instead of doing it. `drift` is `preview --refresh` read as a verdict.
 """
 
 from __future__ import annotations
@@ -25,6 +31,21 @@ from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, vali
 
 Line = Callable[[str], object]
 R = TypeVar("R")
+# What the engine says when an update leaves its plan (pkg/engine: "... is not allowed by the plan").
+PLAN_REJECTION = "not allowed by the plan"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """`--target URN` (repeatable) and `--target-dependents`: the engine touches only these."""
+
+    urns: tuple[str, ...] = ()
+    dependents: bool = False
+
+    def engine_args(self) -> dict[str, Any]:
+        if not self.urns:
+            return {}
+        return {"target": list(self.urns), "target_dependents": self.dependents or None}
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,16 @@ def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
 def _failure(err: auto.CommandError, report: Report) -> OpsError:
     """The exit code for a failed engine run, with the engine's own error lines as the message."""
     mandatory = [v for v in report.policy_violations if v.level == "mandatory"]
-    if mandatory:
+    rejected = [d for d in report.diagnostics if PLAN_REJECTION in d]
+    if rejected:
+        failure = OpsError(
+            ExitCode.PLAN_REJECTED,
+            f"the update left its saved plan, nothing beyond it was done: {rejected[0].splitlines()[0]}",
+            "the program, its config or the real resources changed since the preview: review a new one "
+            "(`ops preview --save-plan FILE`) and apply that",
+            kind="plan_rejected",
+        )
+    elif mandatory:
         first = mandatory[0]
         failure = OpsError(
             ExitCode.POLICY_VIOLATION,
@@ -155,14 +185,49 @@ def preview(
     policy_packs: Sequence[str] = (),
     diff: bool = False,
     expect_no_changes: bool = False,
+    refresh: bool = False,
+    replace: Sequence[str] = (),
+    targets: Targets = Targets(),
+    save_plan: str | None = None,
     root: Path = PROJECT_ROOT,
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
-    """`pulumi preview`: zero side effects; `expect_no_changes` turns any change into exit 7."""
+    """`pulumi preview`: zero side effects; `expect_no_changes` turns any change into exit 7.
+    `refresh` previews against the real resources (read in memory, state untouched); `save_plan`
+    writes the proposed operations for `up(plan=...)`."""
     validate_stack_config(stack, root)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
-    report = Report("preview", stack)
+    report = _preview(
+        Report("preview", stack), st, on_output=on_output, on_error=on_error, policy_packs=policy_packs,
+        diff=diff, refresh=refresh, replace=replace, targets=targets, save_plan=save_plan,
+    )
+    pending = _pending(report)
+    if expect_no_changes and pending:
+        err = OpsError(
+            ExitCode.CHANGES_PENDING,
+            f"preview of {stack!r} proposes changes: {pending}",
+            f"review them and run `ops up --stack {stack}`, or see whether reality moved with "
+            f"`ops drift --stack {stack}`",
+        )
+        err.report = report
+        raise err
+    return report
+
+
+def _preview(
+    report: Report,
+    st: auto.Stack,
+    *,
+    on_output: Line | None,
+    on_error: Line | None,
+    policy_packs: Sequence[str],
+    diff: bool = False,
+    refresh: bool = False,
+    replace: Sequence[str] = (),
+    targets: Targets = Targets(),
+    save_plan: str | None = None,
+) -> Report:
     result = _engine(
         report,
         st.preview,
@@ -170,16 +235,51 @@ def preview(
         on_error=on_error,
         policy_packs=_policy_args(policy_packs),
         diff=diff or None,
+        refresh=refresh or None,
+        replace=list(replace) or None,
+        plan=str(Path(save_plan).resolve()) if save_plan else None,
+        **targets.engine_args(),
     )
     report.result = "succeeded"
     report.changes = _changes(result.change_summary)
+    return report
+
+
+def _pending(report: Report) -> str:
+    """`1 to update, 2 to create`, or "" when the report proposes nothing."""
     pending = {op: n for op, n in report.changes.items() if op != "same" and n}
-    if expect_no_changes and pending:
+    return ", ".join(f"{n} to {op}" for op, n in sorted(pending.items()))
+
+
+def drift(
+    stack: str,
+    *,
+    on_output: Line | None = None,
+    on_error: Line | None = None,
+    policy_packs: Sequence[str] = (),
+    targets: Targets = Targets(),
+    root: Path = PROJECT_ROOT,
+    environ: Mapping[str, str] | None = None,
+    command: auto.PulumiCommand | None = None,
+) -> Report:
+    """Does reality still match the program? `pulumi preview --refresh` of an existing stack: the
+    real resources are read (in memory; the state is not written) and the program is previewed
+    against them. Any proposed step is drift (exit 10) and is listed in the report's steps: a
+    resource changed or deleted behind Pulumi's back, or a program change not yet applied."""
+    validate_stack_config(stack, root)
+    st = open_stack(stack, create=False, root=root, environ=environ, command=command)  # exit 4, never created
+    report = _preview(
+        Report("drift", stack), st, on_output=on_output, on_error=on_error, policy_packs=policy_packs,
+        refresh=True, targets=targets,
+    )
+    pending = _pending(report)
+    if pending:
         err = OpsError(
-            ExitCode.CHANGES_PENDING,
-            f"preview of {stack!r} proposes changes: " + ", ".join(f"{n} to {op}" for op, n in sorted(pending.items())),
-            f"review them and run `python -m ops up --stack {stack}`, or find the drift with "
-            f"`python -m ops refresh --stack {stack}`",
+            ExitCode.DRIFT,
+            f"stack {stack!r} has drifted: the refreshed preview proposes {pending}",
+            f"see which resources in steps; put reality back with `ops up --stack {stack} --refresh`, or "
+            "change the program to accept it",
+            kind="drift",
         )
         err.report = report
         raise err
@@ -194,12 +294,21 @@ def up(
     policy_packs: Sequence[str] = (),
     diff: bool = False,
     show_secrets: bool = False,
+    refresh: bool = False,
+    replace: Sequence[str] = (),
+    targets: Targets = Targets(),
+    plan: str | None = None,
     root: Path = PROJECT_ROOT,
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
-    """`pulumi up --yes --skip-preview`, then check the outputs against the contract (exit 8)."""
+    """`pulumi up --yes --skip-preview`, then check the outputs against the contract (exit 8).
+    With `plan` (a `preview(save_plan=...)` file) the engine does only what that preview showed."""
     validate_stack_config(stack, root)
+    if plan is not None and not Path(plan).is_file():
+        raise OpsError(
+            ExitCode.USAGE, f"no plan file {plan}", f"save one: ops preview --stack {stack} --save-plan {plan}"
+        )
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = Report("up", stack)
     result = _engine(
@@ -209,6 +318,10 @@ def up(
         on_error=on_error,
         policy_packs=_policy_args(policy_packs),
         diff=diff or None,
+        refresh=refresh or None,
+        replace=list(replace) or None,
+        plan=str(Path(plan).resolve()) if plan else None,
+        **targets.engine_args(),
     )
     _summarise(report, result.summary)
     report.outputs = masked_outputs(result.outputs, show_secrets=show_secrets)
@@ -231,6 +344,7 @@ def _on_existing(
     *,
     on_output: Line | None,
     on_error: Line | None,
+    targets: Targets,
     root: Path,
     environ: Mapping[str, str] | None,
     command: auto.PulumiCommand | None,
@@ -239,7 +353,7 @@ def _on_existing(
     st = open_stack(stack, create=False, root=root, environ=environ, command=command)
     report = Report(name, stack)
     run: Callable[..., auto.RefreshResult | auto.DestroyResult] = st.refresh if name == "refresh" else st.destroy
-    result = _engine(report, run, on_output=on_output, on_error=on_error)
+    result = _engine(report, run, on_output=on_output, on_error=on_error, **targets.engine_args())
     _summarise(report, result.summary)
     return report
 
@@ -249,13 +363,15 @@ def refresh(
     *,
     on_output: Line | None = None,
     on_error: Line | None = None,
+    targets: Targets = Targets(),
     root: Path = PROJECT_ROOT,
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
     """`pulumi refresh --yes --skip-preview` of an existing stack (never creates one)."""
     return _on_existing(
-        "refresh", stack, on_output=on_output, on_error=on_error, root=root, environ=environ, command=command
+        "refresh", stack, on_output=on_output, on_error=on_error, targets=targets, root=root, environ=environ,
+        command=command,
     )
 
 
@@ -264,13 +380,15 @@ def destroy(
     *,
     on_output: Line | None = None,
     on_error: Line | None = None,
+    targets: Targets = Targets(),
     root: Path = PROJECT_ROOT,
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
     """`pulumi destroy --yes --skip-preview` of an existing stack; the stack itself is kept."""
     return _on_existing(
-        "destroy", stack, on_output=on_output, on_error=on_error, root=root, environ=environ, command=command
+        "destroy", stack, on_output=on_output, on_error=on_error, targets=targets, root=root, environ=environ,
+        command=command,
     )
 
 

@@ -4,14 +4,20 @@ The program is run as a *local* program (`LocalWorkspace` with `work_dir` = the 
 never inline: the dynamic providers live in importable modules, and inline programs cannot load
 them (pulumi/pulumi#7960). Conventions shared with `scripts/up`:
 
-- backend: `PULUMI_BACKEND_URL` when set, else the file backend `file://<root>/.pulumi-state`;
+- backend: `PULUMI_BACKEND_URL` when set, else `backend.url` of `Pulumi.yaml`, else the file backend
+  `file://<root>/.pulumi-state` — except for a prod stack, which is refused rather than given a state
+  file in the working copy (`--local-state` chooses that file backend on purpose);
 - dev on that default backend gets an empty secrets passphrase unless one is set;
+- a stack may be named as Pulumi names it, `stack`, `org/stack` or `org/identity-platform/stack`:
+  its file is `Pulumi.<stack>.yaml` either way;
 - the dynamic-provider host runs the project's `.venv` interpreter (`PULUMI_PYTHON_CMD`).
 
 Before the engine runs, the stack file is read and validated by the program's own loader
 (`stack_config.parse_stack_values`, the function `stack_config.load()` runs at preview): every key
 of the project namespace, typos and secret keys included, so a bad value fails here with the same
-lines `pulumi preview` would print, but without starting the engine. What this module does not do:
+lines `pulumi preview` would print, but without starting the engine. A stack file that imports Pulumi
+ESC environments (`environment:`) gets its config from them too, which only Pulumi Cloud can open:
+for it, only what the file alone decides is checked here (`esc_problems`). What this module does not do:
 install the CLI (it tells you how), or talk to any cloud API itself.
 """
 
@@ -28,12 +34,59 @@ from pulumi import automation as auto
 
 import stack_config
 from ops.errors import ExitCode, OpsError
+from stack_config.base import join_lines
+from stack_config.secrets import SECRET_KEYS
 
+# The checkout this package lives in (an editable install points here too).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ENV = "IDENTITY_PLATFORM_DIR"
 STATE_DIR = ".pulumi-state"
 INSTALL_HINT = "install it: curl -fsSL https://get.pulumi.com | sh   (or: brew install pulumi/tap/pulumi)"
 # DIY backends (no Pulumi Cloud): secrets are encrypted with a passphrase unless the stack says otherwise.
 _DIY_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://")
+
+
+def is_project(path: Path) -> bool:
+    """A directory holding this project's Pulumi.yaml (`name: identity-platform`)."""
+    try:
+        doc = yaml.safe_load((path / "Pulumi.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and doc.get("name") == stack_config.PROJECT
+
+
+def find_project(explicit: str | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Path:
+    """The project directory `ops` works on, so the console script runs from anywhere.
+
+    In order: `explicit` (`--project-dir`), `$IDENTITY_PLATFORM_DIR`, the current directory or
+    the nearest parent holding this project's Pulumi.yaml (as `pulumi` itself looks), the checkout
+    the installed package lives in. A directory named explicitly must be the project: it is never
+    silently replaced by the next candidate. Exit 3 when none is found."""
+    env = os.environ if environ is None else environ
+    for given, source in ((explicit, "--project-dir"), (env.get(PROJECT_ENV), f"${PROJECT_ENV}")):
+        if given:
+            path = Path(given).expanduser().resolve()
+            if not is_project(path):
+                raise OpsError(
+                    ExitCode.CONFIG_ERROR,
+                    f"{source} {given}: no Pulumi.yaml of project {stack_config.PROJECT!r} there",
+                    "name the directory of your identity-platform checkout (the one with Pulumi.yaml)",
+                    kind="project_not_found",
+                )
+            return path
+    start = (cwd or Path.cwd()).resolve()
+    for path in (start, *start.parents):
+        if is_project(path):
+            return path
+    if is_project(PROJECT_ROOT):
+        return PROJECT_ROOT
+    raise OpsError(
+        ExitCode.CONFIG_ERROR,
+        f"no {stack_config.PROJECT} project here ({start}) or in any parent, and the installed package is not "
+        "in a checkout",
+        f"run from the checkout, or pass --project-dir DIR, or export {PROJECT_ENV}=DIR",
+        kind="project_not_found",
+    )
 
 
 def stack_names(root: Path = PROJECT_ROOT) -> list[str]:
@@ -41,13 +94,41 @@ def stack_names(root: Path = PROJECT_ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
+def short_name(stack: str) -> str:
+    """The stack part of a stack name as Pulumi accepts it: `stack`, `org/stack` or
+    `org/<project>/stack` (the file of each is `Pulumi.<stack>.yaml`). Another project's name, or
+    more segments, is a usage error (exit 64): the CLI would refuse it against this project."""
+    parts = stack.split("/")
+    if len(parts) > 3 or not all(parts):
+        raise OpsError(
+            ExitCode.USAGE,
+            f"{stack!r} is not a stack name",
+            "name it `stack`, `org/stack` or `org/identity-platform/stack`",
+            kind="stack_name_invalid",
+        )
+    if len(parts) == 3 and parts[1] != stack_config.PROJECT:
+        raise OpsError(
+            ExitCode.USAGE,
+            f"stack {stack!r} belongs to project {parts[1]!r}, not {stack_config.PROJECT!r}",
+            f"name it {parts[0]}/{stack_config.PROJECT}/{parts[2]}",
+            kind="stack_name_invalid",
+        )
+    return parts[-1]
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    """`<root>/Pulumi.<stack>.yaml` for any form of the stack's name (`short_name`)."""
+    return root / f"Pulumi.{short_name(stack)}.yaml"
+
+
 def _stack_file(stack: str, root: Path) -> dict[str, Any]:
-    path = root / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack, root)
     if not path.is_file():
         raise OpsError(
             ExitCode.CONFIG_ERROR,
             f"no stack file {path.name} in {root}",
-            f"use one of: {', '.join(stack_names(root)) or '(none)'}; or create it with `pulumi stack init {stack}`",
+            f"use one of: {', '.join(stack_names(root)) or '(none)'}; or create it with `pulumi stack init {stack}`"
+            " (or pass --project-dir to the project that has it)",
             kind="stack_file_missing",
         )
     try:
@@ -103,24 +184,106 @@ def raw_config(stack: str, root: Path = PROJECT_ROOT) -> dict[str, Any]:
     return stack_config.stack_raw(stack_values(stack, root)[0])[0]
 
 
-def validate_stack_config(stack: str, root: Path = PROJECT_ROOT) -> stack_config.StackConfig:
+def esc_environments(stack: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """The Pulumi ESC environments the stack file imports: `environment:` as a list, or in its
+    `imports:` form. Empty when it imports none."""
+    env = _stack_file(stack, root).get("environment")
+    if isinstance(env, dict):
+        env = env.get("imports")
+    if isinstance(env, str):
+        return [env]
+    return [str(e) for e in env] if isinstance(env, list) else []
+
+
+def esc_problems(values: dict[str, str | None], secret: set[str]) -> list[str]:
+    """What the stack file alone decides when ESC environments supply the rest of its config.
+
+    Pulumi Cloud opens the environments when the CLI runs (`pulumi config --open` needs a login
+    there), and their `pulumiConfig` fills any key the file does not set, so a missing key or field,
+    and every rule that spans keys, can only be judged by the program at preview, on the merged
+    config. What stays wrong whatever the environments hold, and so is checked here: a key the
+    program does not read (a typo), an object that does not decode, a secret key in plain text."""
+    lines = stack_config.stack_raw(values)[2]
+    for key in SECRET_KEYS:
+        full = f"{stack_config.PROJECT}:{key}"
+        if full in values and full not in secret:
+            lines.append(
+                f"{full}: set in plain text; it is a secret (fix: `pulumi config rm {key}`, then "
+                f"`pulumi config set --secret {key}`, or keep it in the ESC environment as a secret)"
+            )
+    return lines
+
+
+def validate_stack_config(stack: str, root: Path = PROJECT_ROOT) -> stack_config.StackConfig | None:
     """Validate `Pulumi.<stack>.yaml` exactly as the program does at `pulumi preview`
     (`stack_config.parse_stack_values`: every key, the secret keys, one line per problem);
-    ConfigError becomes exit 3."""
+    ConfigError becomes exit 3. A stack that imports ESC environments is checked by `esc_problems`
+    only and gives None: its full config exists only once Pulumi Cloud opens them."""
     values, secret = stack_values(stack, root)
+    if esc_environments(stack, root):
+        lines = esc_problems(values, secret)
+        if lines:
+            raise OpsError(ExitCode.CONFIG_ERROR, join_lines(lines), kind="config_invalid")
+        return None
     try:
         return stack_config.parse_stack_values(values, secret)
     except stack_config.ConfigError as e:
         raise OpsError(ExitCode.CONFIG_ERROR, str(e), kind="config_invalid") from None
 
 
-def backend_url(root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """(backend URL, whether it is our default file backend)."""
+def is_prod(stack: str, root: Path = PROJECT_ROOT) -> bool:
+    """A prod stack: its file says environment prod, or it imports ESC environments and does not
+    say (they may say prod; the safe side). A missing or unreadable file is left to the operation."""
+    try:
+        environment = raw_config(stack, root).get("environment")
+        return environment == "prod" or (environment is None and bool(esc_environments(stack, root)))
+    except (OpsError, OSError, ValueError):
+        return False
+
+
+def local_backend(root: Path = PROJECT_ROOT) -> str:
+    """The project's own file backend, `file://<root>/.pulumi-state` (dev's default)."""
+    return f"file://{root / STATE_DIR}"
+
+
+def chosen_backend(root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(URL, where it was chosen) when the operator chose a backend: `PULUMI_BACKEND_URL`, else
+    `backend.url` in Pulumi.yaml (the CLI's own order); None when neither is set."""
     env = os.environ if environ is None else environ
     url = env.get("PULUMI_BACKEND_URL", "").strip()
     if url:
-        return url, False
-    return f"file://{root / STATE_DIR}", True
+        return url, "PULUMI_BACKEND_URL"
+    try:
+        project = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    backend = project.get("backend") if isinstance(project, dict) else None
+    url = str(backend.get("url") or "").strip() if isinstance(backend, dict) else ""
+    return (url, "backend.url in Pulumi.yaml") if url else None
+
+
+def backend_url(
+    root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None, *, stack: str | None = None
+) -> tuple[str, bool]:
+    """(backend URL, whether it is the project's local file backend).
+
+    With no backend chosen (`chosen_backend`), dev gets the local file backend; a prod stack
+    (`is_prod`) is refused (exit 3), because its state — every secret of the stack, encrypted,
+    and the only record of what exists — would otherwise live in one working copy, silently."""
+    chosen = chosen_backend(root, environ)
+    if chosen is not None:
+        return chosen[0], chosen[0] == local_backend(root)
+    if stack is not None and is_prod(stack, root):
+        raise OpsError(
+            ExitCode.CONFIG_ERROR,
+            f"stack {stack!r} is a prod stack and no state backend is chosen: its state would be a file in "
+            f"this working copy ({root / STATE_DIR})",
+            "choose one: `export PULUMI_BACKEND_URL=s3://<bucket>?endpoint=...` (or https://api.pulumi.com, "
+            "or `backend: {url: ...}` in Pulumi.yaml); or keep the state in the working copy on purpose "
+            "with --local-state (ops) or `./scripts/up <stack> --local-state`",
+            kind="backend_not_chosen",
+        )
+    return local_backend(root), True
 
 
 def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -130,13 +293,13 @@ def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, s
     inherited process environment and is not copied here.
     """
     env = os.environ if environ is None else environ
-    url, default = backend_url(root, env)
+    url, default = backend_url(root, env, stack=stack)
     extra = {"PULUMI_BACKEND_URL": url, "PULUMI_SKIP_UPDATE_CHECK": "true"}
     if default:
         (root / STATE_DIR).mkdir(exist_ok=True)
     has_passphrase = "PULUMI_CONFIG_PASSPHRASE" in env or "PULUMI_CONFIG_PASSPHRASE_FILE" in env
     if not has_passphrase and _needs_passphrase(stack, root, url):
-        if default and stack == "dev":
+        if default and short_name(stack) == "dev":
             extra["PULUMI_CONFIG_PASSPHRASE"] = ""  # dev on the local backend: nothing worth encrypting
         else:
             raise OpsError(
@@ -154,7 +317,7 @@ def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, s
 def _needs_passphrase(stack: str, root: Path, url: str) -> bool:
     if not url.startswith(_DIY_SCHEMES):
         return False  # Pulumi Cloud's default secrets provider needs no passphrase
-    path = root / f"Pulumi.{stack}.yaml"
+    path = stack_file(stack, root)
     doc = yaml.safe_load(path.read_text()) if path.is_file() else None
     provider = str((doc or {}).get("secretsprovider", "passphrase"))
     return provider in ("passphrase", "default")

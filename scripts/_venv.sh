@@ -1,5 +1,6 @@
 # Sourced by scripts/up and scripts/test: create .venv if needed and install the pinned
-# requirements when they changed since the last install (a stamp file holds their hash).
+# requirements when they changed since the last install (a stamp file holds their hash), then the
+# project itself (editable: the `ops` console script).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${ROOT}/.venv"
@@ -10,10 +11,12 @@ if [ ! -x "${VENV}/bin/python" ]; then
   "${PY}" -m venv "${VENV}"
 fi
 stamp="${VENV}/.requirements-$(basename "${reqs}").sha256"
-want="$(cat "${ROOT}"/requirements*.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat "${ROOT}"/requirements*.txt "${ROOT}/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "${stamp}" ] || [ "$(cat "${stamp}")" != "${want}" ]; then
   echo "==> installing ${reqs}"
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${ROOT}/${reqs}"
+  # The project itself, editable and without dependencies: gives .venv/bin/ops (pyproject.toml).
+  "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "${ROOT}"
   echo "${want}" > "${stamp}"
 fi

@@ -54,6 +54,45 @@ class TestDeployCommand:
         assert "dev" in proc.stderr and "prod" in proc.stderr
 
 
+PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "p"}
+
+
+class TestDeployChoosesTheBackendAsOpsDoes:
+    """scripts/up asks `ops backend`: a prod stack with no backend chosen is refused before the CLI
+    touches anything; `--local-state` keeps its state in the working copy on purpose."""
+
+    def _up(self, tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> tuple[int, str, list[str]]:
+        fake = tmp_path / "fakebin"
+        fake.mkdir()
+        log = tmp_path / "pulumi.log"
+        (fake / "pulumi").write_text(f'#!/bin/sh\necho "$PULUMI_BACKEND_URL $*" >> "{log}"\n')
+        (fake / "docker").write_text("#!/bin/sh\nexit 0\n")
+        for tool in ("pulumi", "docker"):
+            (fake / tool).chmod(0o755)
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+        proc = subprocess.run([str(ROOT / "scripts/up"), *argv], env={**base, "PATH": f"{fake}:{base['PATH']}",
+                              **(env or {})}, capture_output=True, text=True, timeout=120, check=False)
+        calls = log.read_text().splitlines() if log.exists() else []
+        return proc.returncode, proc.stderr, calls
+
+    def test_prod_without_a_backend_exits_3_naming_the_ways_to_choose(self, tmp_path: Path) -> None:
+        code, stderr, calls = self._up(tmp_path, "prod", env=PASSPHRASE)
+        assert code == 3, stderr
+        assert "no state backend is chosen" in stderr and "PULUMI_BACKEND_URL" in stderr and "--local-state" in stderr
+        assert calls == []
+
+    def test_local_state_is_the_explicit_choice_and_is_not_passed_to_pulumi(self, tmp_path: Path) -> None:
+        code, stderr, calls = self._up(tmp_path, "prod", "--local-state", "--diff", env=PASSPHRASE)
+        assert code == 0, stderr
+        local = f"file://{ROOT}/.pulumi-state"
+        assert calls == [f"{local} stack select --create prod", f"{local} up --stack prod --diff"]
+
+    def test_a_chosen_backend_is_used(self, tmp_path: Path) -> None:
+        code, stderr, calls = self._up(tmp_path, "prod", env={"PULUMI_BACKEND_URL": "s3://st", **PASSPHRASE})
+        assert code == 0, stderr
+        assert calls[-1] == "s3://st up --stack prod"
+
+
 class TestReadmeCommandsAreTheOnesCIRuns:
     def test_ci_runs_the_readme_test_command(self) -> None:
         readme = (ROOT / "README.md").read_text()

@@ -18,6 +18,8 @@ UP_PROD = {
     "outputs": {"show_secrets": "stack-output.prod.show-secrets.json", "masked": "stack-output.prod.json"},
 }
 SECRETS = ("Qy7#vR2p!Lm9@Xt4$Wc8", "Zp4!nK8@rT2#mW6$vB0q")  # the recorded admin passwords
+# A chosen backend: prod refuses the project's local one unless asked (the fake CLI never opens it).
+BACKEND = "s3://zt-state?endpoint=fra1.digitaloceanspaces.com&region=fra1"
 
 
 def preview_dev(fake: FakeCli, events: str = "preview.dev.events.jsonl") -> FakeCli:
@@ -52,6 +54,7 @@ class TestPreviewRunsTheLocalProgram:
         preview_dev(fake_cli)
         monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://zt-state?endpoint=fra1.digitaloceanspaces.com&region=fra1")
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "team passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         assert fake_cli.run("preview", "--stack", "dev").code == 0
         env = fake_cli.call("preview").env
         assert env["PULUMI_BACKEND_URL"].startswith("s3://zt-state?")
@@ -163,6 +166,7 @@ class TestUp:
         self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "prod passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"up": UP_PROD})
         res = fake_cli.run("up", "--stack", "prod", "--yes", "--json")
         assert res.code == 0, res.stdout + res.stderr
@@ -179,11 +183,13 @@ class TestUp:
 
     def test_show_secrets_reveals_them(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "prod passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"up": UP_PROD})
         doc = fake_cli.run("up", "--stack", "prod", "--yes", "--json", "--show-secrets").json()
         assert doc["outputs"]["zitiAdminPassword"] == SECRETS[1]
 
-    def test_prod_on_a_passphrase_backend_without_passphrase_exits_3(self, fake_cli: FakeCli) -> None:
+    def test_prod_on_a_passphrase_backend_without_passphrase_exits_3(self, fake_cli: FakeCli, monkeypatch) -> None:
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"up": UP_PROD})
         res = fake_cli.run("up", "--stack", "prod", "--yes")
         assert res.code == ExitCode.CONFIG_ERROR
@@ -192,6 +198,7 @@ class TestUp:
 
     def test_outputs_that_break_the_contract_exit_8(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "prod passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         broken = {
             **UP_PROD,
             "outputs": {
@@ -207,6 +214,7 @@ class TestUp:
 
     def test_failed_update_exits_1_with_the_engine_error(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "prod passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         failed = {"events": ["up.prod.failed.events.jsonl"], "code": 255, "stderr": "error: update failed"}
         fake_cli.configure(stacks=["prod"], operations={"up": failed})
         res = fake_cli.run("up", "--stack", "prod", "--yes", "--json")
@@ -218,6 +226,7 @@ class TestUp:
 
     def test_locked_stack_exits_5(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "prod passphrase")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         locked = {
             "code": 255,
             "stderr": "error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) "
@@ -230,6 +239,7 @@ class TestUp:
 
     def test_wrong_passphrase_exits_3(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "wrong")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(
             stacks=["prod"],
             fail={"stack select": {"stderr": "error: incorrect passphrase, please set PULUMI_CONFIG_PASSPHRASE"}},
@@ -243,6 +253,7 @@ class TestRefreshAndDestroy:
     @pytest.mark.parametrize("command", ["refresh", "destroy"])
     def test_missing_stack_exits_4_and_is_not_created(self, fake_cli: FakeCli, command: str, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         confirm = ["--confirm-stack", "prod"] if command == "destroy" else []
         res = fake_cli.run(command, "--stack", "prod", "--yes", *confirm, "--json")
         assert res.code == ExitCode.STACK_NOT_FOUND
@@ -255,6 +266,7 @@ class TestRefreshAndDestroy:
 
     def test_refresh_runs_with_yes_and_skip_preview(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"refresh": {"events": ["refresh.prod.events.jsonl"]}})
         res = fake_cli.run("refresh", "--stack", "prod", "--yes", "--json")
         assert res.code == 0, res.stdout
@@ -264,19 +276,22 @@ class TestRefreshAndDestroy:
     @pytest.mark.parametrize("confirm", [[], ["--confirm-stack", "dev"], ["--confirm-stack", "Prod"]])
     def test_destroy_of_prod_needs_the_name_typed_back(self, fake_cli: FakeCli, monkeypatch, confirm) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
         res = fake_cli.run("destroy", "--stack", "prod", "--yes", *confirm, "--json")
         assert res.code == ExitCode.USAGE
-        assert res.json()["error"]["hint"] == "python -m ops destroy --stack prod --yes --confirm-stack prod"
+        assert res.json()["error"]["hint"] == "ops destroy --stack prod --yes --confirm-stack prod"
         assert fake_cli.calls() == []
 
     def test_destroy_of_dev_needs_no_name(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["dev"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
         assert fake_cli.run("destroy", "--stack", "dev", "--yes").code == 0
 
     def test_destroy_deletes_and_keeps_the_stack(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"], operations={"destroy": {"events": ["destroy.prod.events.jsonl"]}})
         res = fake_cli.run("destroy", "--stack", "prod", "--yes", "--confirm-stack", "prod")
         assert res.code == 0, res.stderr
@@ -288,6 +303,7 @@ class TestRefreshAndDestroy:
 class TestOutputs:
     def _deployed(self, fake: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake.configure(stacks=["prod"], operations={"up": UP_PROD})
         assert fake.run("up", "--stack", "prod", "--yes").code == 0
 
@@ -311,6 +327,7 @@ class TestOutputs:
 
     def test_never_deployed_stack_exits_4(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         fake_cli.configure(stacks=["prod"])
         res = fake_cli.run("outputs", "--stack", "prod", "--json")
         assert res.code == ExitCode.STACK_NOT_FOUND
@@ -318,6 +335,7 @@ class TestOutputs:
 
     def test_missing_stack_exits_4(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
         assert fake_cli.run("outputs", "--stack", "prod").code == ExitCode.STACK_NOT_FOUND
         assert ["stack", "init"] not in fake_cli.commands()
 

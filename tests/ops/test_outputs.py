@@ -123,6 +123,7 @@ class TestLoaders:
 
     def test_from_stack_reads_through_the_automation_api(self, fake_cli: FakeCli, monkeypatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://zt-state?region=fra1")
         fake_cli.configure(
             stacks=["prod"],
             operations={

@@ -369,7 +369,8 @@ def test_status_help_documents_the_exit_codes() -> None:
 
         with contextlib.redirect_stdout(out):
             main(["status", "--help"])
-    assert "9 a check failed" in out.getvalue() and "--keycloak-health-url" in out.getvalue()
+    assert "  9    a health check failed (--strict: or warned)" in out.getvalue()
+    assert "--keycloak-health-url" in out.getvalue()
 
 
 def test_no_secret_is_ever_printed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,7 @@ class TestActionlint:
 
     def test_our_workflows_pass(self) -> None:
         files = sorted(WORKFLOWS.glob("*.yml"))
-        assert {f.name for f in files} == {"preview.yml", "deploy.yml"}
+        assert {f.name for f in files} == {"preview.yml", "deploy.yml", "drift.yml"}
         proc = run_actionlint(*files)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout == ""
@@ -281,8 +281,77 @@ class TestDeployOnMain:
             assert any(f"-m ops outputs --stack {job}" in r for r in runs), runs
 
 
+DRIFT_REPORT = {
+    "command": "drift", "stack": "prod", "ok": False, "exitCode": 10,
+    "error": {"kind": "drift", "message": "stack 'prod' has drifted: the refreshed preview proposes 1 to update",
+              "hint": "..."},
+    "steps": [{"op": "update", "type": "pulumi-python:dynamic/ziti:ExternalJwtSigner",
+               "urn": "urn:pulumi:prod::identity-platform::pulumi-python:dynamic/ziti:ExternalJwtSigner::signer"}],
+}
+
+
+class TestScheduledDrift:
+    """drift.yml: `ops drift` of prod on a schedule; drift fails the run and is listed in the summary."""
+
+    def test_runs_on_a_schedule_and_by_hand_without_an_environment(self) -> None:
+        doc = load("drift.yml")
+        assert set(doc["on"]) == {"schedule", "workflow_dispatch"}
+        (cron,) = [s["cron"] for s in doc["on"]["schedule"]]
+        assert len(cron.split()) == 5
+        job = doc["jobs"]["drift"]
+        assert "environment" not in job  # a schedule must not wait for a reviewer
+        assert job["env"]["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
+        assert doc["concurrency"]["group"] != "deploy", "a queued drift check must never cancel a queued deploy"
+
+    def test_installs_the_console_script_and_the_pinned_cli(self) -> None:
+        doc = load("drift.yml")
+        runs = "\n".join(s.get("run", "") for s in steps(doc, "drift"))
+        assert "pip install --no-deps --editable ." in runs and ".venv/bin/ops drift --stack prod --json" in runs
+        (cli,) = pulumi_steps(doc, "drift")
+        assert set(cli["with"]) == {"pulumi-version"}, "with a command the action would run it"
+
+    @pytest.fixture
+    def run_step(self, tmp_path: Path) -> Any:
+        if shutil.which("jq") is None:
+            pytest.fail("jq is needed: scripts/apt-packages installs it")
+        work = tmp_path / "work"
+        (work / ".venv" / "bin").mkdir(parents=True)
+        fake = work / ".venv" / "bin" / "ops"
+        step = next(s for s in steps(load("drift.yml"), "drift") if "ops drift" in s.get("run", ""))
+
+        def run(code: int, report: dict[str, Any]) -> tuple[int, str, str]:
+            doc = json.dumps(report)
+            fake.write_text(f"#!/bin/sh\necho \"$*\" > {tmp_path}/argv\ncat <<'J'\n{doc}\nJ\nexit {code}\n")
+            fake.chmod(0o755)
+            summary = tmp_path / "summary.md"
+            summary.write_text("")
+            env = {"PATH": "/usr/bin:/bin", "RUNNER_TEMP": str(tmp_path), "GITHUB_STEP_SUMMARY": str(summary)}
+            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=work,
+                                  env=env, capture_output=True, text=True, timeout=60, check=False)
+            assert (tmp_path / "argv").read_text().split() == ["drift", "--stack", "prod", "--json"]
+            return done.returncode, summary.read_text(), done.stderr
+
+        return run
+
+    def test_drift_fails_the_run_with_the_resources_in_the_summary(self, run_step: Any) -> None:
+        code, summary, err = run_step(10, DRIFT_REPORT)
+        assert code == 10, err
+        assert "**Drift**: stack 'prod' has drifted" in summary
+        assert f"- `update` {DRIFT_REPORT['steps'][0]['urn']}" in summary
+
+    def test_no_drift_passes(self, run_step: Any) -> None:
+        code, summary, err = run_step(0, {"ok": True, "steps": []})
+        assert code == 0, err
+        assert "No drift" in summary
+
+    def test_a_failed_check_is_not_reported_as_drift(self, run_step: Any) -> None:
+        code, summary, err = run_step(3, {"ok": False, "error": {"message": "no passphrase"}})
+        assert code == 3, err
+        assert "The check itself failed (exit 3): no passphrase" in summary and "Drift**" not in summary
+
+
 class TestHygiene:
-    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "drift.yml"])
     def test_actions_are_pinned_to_full_commit_shas(self, name: str) -> None:
         text = (WORKFLOWS / name).read_text()
         uses = re.findall(r"uses:\s*(\S+)(.*)", text)
@@ -291,7 +360,7 @@ class TestHygiene:
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
             assert re.search(r"# v\d+\.\d+\.\d+", comment), f"{ref}: add the version as a comment"
 
-    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "drift.yml"])
     def test_pulumi_action_inputs_exist_in_the_pinned_release(self, name: str) -> None:
         doc = load(name)
         for job in doc["jobs"]:
@@ -299,12 +368,12 @@ class TestHygiene:
                 assert step["uses"].split("@")[1] == "8e5e406f4007fca908480587cb9893c07090f58d"
                 assert set(step["with"]) <= ACTION_INPUTS, set(step["with"]) - ACTION_INPUTS
 
-    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "drift.yml"])
     def test_cli_version_matches_the_sdk_pin(self, name: str) -> None:
         sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
         assert sdk and load(name)["env"]["PULUMI_VERSION"] == sdk.group(1)
 
-    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+    @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml", "drift.yml"])
     def test_credentials_come_from_secrets_only(self, name: str) -> None:
         text = (WORKFLOWS / name).read_text()
         for var in ("DIGITALOCEAN_TOKEN", "PULUMI_CONFIG_PASSPHRASE"):

@@ -8,7 +8,21 @@ from pathlib import Path
 import pytest
 
 from ops.errors import ExitCode, OpsError
-from ops.workspace import backend_url, raw_config, stack_names, stack_values, validate_stack_config, workspace_env
+from ops.workspace import (
+    PROJECT_ENV,
+    PROJECT_ROOT,
+    backend_url,
+    esc_environments,
+    find_project,
+    is_prod,
+    local_backend,
+    raw_config,
+    short_name,
+    stack_names,
+    stack_values,
+    validate_stack_config,
+    workspace_env,
+)
 from tests.harness.mock_engine import OPERATOR_SECRETS, ROOT, stack_platform
 
 P = "identity-platform"
@@ -127,18 +141,18 @@ class TestBackendAndEnvironment:
         assert (project / ".pulumi-state").is_dir()
 
     def test_user_passphrase_is_never_copied_into_workspace_env(self, project: Path) -> None:
-        for stack in ("dev", "prod"):
-            env = workspace_env(stack, project, {"PULUMI_CONFIG_PASSPHRASE": "s3cret"})
+        for stack, backend in (("dev", {}), ("prod", {"PULUMI_BACKEND_URL": "s3://state"})):
+            env = workspace_env(stack, project, {"PULUMI_CONFIG_PASSPHRASE": "s3cret", **backend})
             assert "s3cret" not in env.values()
             assert "PULUMI_CONFIG_PASSPHRASE" not in env
 
     def test_passphrase_file_counts_as_a_passphrase(self, project: Path) -> None:
-        workspace_env("prod", project, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/pp"})
+        workspace_env("prod", project, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/pp", "PULUMI_BACKEND_URL": "s3://s"})
 
     @pytest.mark.parametrize("url", ["s3://state?region=fra1", None])
     def test_prod_without_passphrase_on_a_diy_backend_fails(self, project: Path, url: str | None) -> None:
         with pytest.raises(OpsError, match="PULUMI_CONFIG_PASSPHRASE") as err:
-            workspace_env("prod", project, {"PULUMI_BACKEND_URL": url} if url else {})
+            workspace_env("prod", project, {"PULUMI_BACKEND_URL": url or local_backend(project)})
         assert err.value.code == ExitCode.CONFIG_ERROR
 
     def test_dev_on_a_shared_backend_needs_the_passphrase_too(self, project: Path) -> None:
@@ -160,3 +174,135 @@ class TestBackendAndEnvironment:
         venv_python.write_text("")
         assert workspace_env("dev", project, {})["PULUMI_PYTHON_CMD"] == str(venv_python)
         assert "PULUMI_PYTHON_CMD" not in workspace_env("dev", project, {"PULUMI_PYTHON_CMD": "python3"})
+
+
+class TestProdRefusesAnUnchosenLocalBackend:
+    """A prod stack's state is every secret of it and the only record of what exists: with no
+    backend chosen it is refused, never put in the working copy silently."""
+
+    @pytest.mark.parametrize("stack", ["prod", "external", "acme/prod", "acme/identity-platform/prod"])
+    def test_prod_stacks_without_a_backend_are_refused_naming_the_ways_to_choose(self, project: Path, stack) -> None:
+        with pytest.raises(OpsError) as err:
+            backend_url(project, {}, stack=stack)
+        assert err.value.code == ExitCode.CONFIG_ERROR and err.value.kind == "backend_not_chosen"
+        assert str(project / ".pulumi-state") in err.value.message
+        hint = err.value.hint or ""
+        assert "PULUMI_BACKEND_URL" in hint and "backend: {url: ...}" in hint and "--local-state" in hint
+        with pytest.raises(OpsError, match="no state backend is chosen"):
+            workspace_env(stack, project, {"PULUMI_CONFIG_PASSPHRASE": "p"})
+        assert not (project / ".pulumi-state").exists()
+
+    def test_dev_keeps_its_local_default(self, project: Path) -> None:
+        assert backend_url(project, {}, stack="dev") == (local_backend(project), True)
+
+    def test_the_environment_chooses(self, project: Path) -> None:
+        assert backend_url(project, {"PULUMI_BACKEND_URL": "s3://st"}, stack="prod") == ("s3://st", False)
+
+    def test_pulumi_yaml_backend_url_chooses_and_the_environment_wins_over_it(self, project: Path) -> None:
+        f = project / "Pulumi.yaml"
+        f.write_text(f.read_text() + "backend:\n  url: gs://team-state\n")
+        assert backend_url(project, {}, stack="prod") == ("gs://team-state", False)
+        assert backend_url(project, {"PULUMI_BACKEND_URL": "s3://st"}, stack="prod")[0] == "s3://st"
+        assert workspace_env("prod", project, {"PULUMI_CONFIG_PASSPHRASE": "p"})["PULUMI_BACKEND_URL"] == "gs://team-state"
+
+    def test_the_local_backend_named_explicitly_is_a_choice(self, project: Path) -> None:
+        env = {"PULUMI_BACKEND_URL": local_backend(project), "PULUMI_CONFIG_PASSPHRASE": "p"}
+        assert workspace_env("prod", project, env)["PULUMI_BACKEND_URL"] == local_backend(project)
+
+
+class TestStackNames:
+    @pytest.mark.parametrize("name", ["prod", "acme/prod", "acme/identity-platform/prod"])
+    def test_every_form_pulumi_accepts_reads_the_same_stack_file(self, name: str) -> None:
+        assert short_name(name) == "prod"
+        assert raw_config(name, ROOT) == raw_config("prod", ROOT)
+        assert is_prod(name, ROOT)
+
+    @pytest.mark.parametrize(
+        ("name", "why"),
+        [("acme/other/prod", "belongs to project 'other'"), ("a/b/c/d", "not a stack name"), ("acme/", "not a stack")],
+    )
+    def test_other_names_are_usage_errors(self, name: str, why: str) -> None:
+        with pytest.raises(OpsError, match=why) as err:
+            validate_stack_config(name, ROOT)
+        assert err.value.code == ExitCode.USAGE
+
+    def test_dev_qualified_keeps_the_empty_passphrase_of_the_local_backend(self, project: Path) -> None:
+        assert workspace_env("acme/dev", project, {})["PULUMI_CONFIG_PASSPHRASE"] == ""
+
+
+def esc_stack(project: Path, environments: str, config: str) -> None:
+    """Pulumi.esc.yaml importing ESC `environments`, with `config` lines of its own."""
+    (project / "Pulumi.esc.yaml").write_text(f"environment:{environments}\nconfig:\n{config}")
+
+
+class TestEscEnvironments:
+    """Config from Pulumi ESC is opened by Pulumi Cloud when the CLI runs: only what the stack file
+    alone decides is checked before it."""
+
+    def test_a_stack_whose_config_the_environment_supplies_is_not_rejected(self, project: Path) -> None:
+        # Every required key (environment, strict, the admin passwords of platform external) is missing here.
+        esc_stack(project, "\n  - identity/prod", f"  {P}:platform: external\n")
+        assert esc_environments("esc", project) == ["identity/prod"]
+        assert validate_stack_config("esc", project) is None
+        # Without the environment, the same file fails as preview would.
+        (project / "Pulumi.plain.yaml").write_text(f"config:\n  {P}:platform: external\n")
+        with pytest.raises(OpsError, match="environment"):
+            validate_stack_config("plain", project)
+
+    def test_the_imports_form_counts_too(self, project: Path) -> None:
+        esc_stack(project, "\n  imports:\n    - identity/common\n    - identity/prod", "")
+        assert esc_environments("esc", project) == ["identity/common", "identity/prod"]
+        assert validate_stack_config("esc", project) is None
+
+    @pytest.mark.parametrize(
+        ("config", "expected"),
+        [
+            (f"  {P}:workload:\n    x: {{}}\n", f"{P}:workload: unknown key (did you mean 'workloads'?)"),
+            (f"  {P}:zitiAdminPassword: hunter2\n", f"{P}:zitiAdminPassword: set in plain text; it is a secret"),
+            ("  spire.trustDomain: a.b\n", f"{P}:spire.trustDomain: a key named like a path"),
+        ],
+        ids=["typo", "plain-secret", "flat-path-key"],
+    )
+    def test_what_the_file_alone_gets_wrong_is_still_refused(self, project: Path, config: str, expected: str) -> None:
+        esc_stack(project, "\n  - identity/prod", config)
+        with pytest.raises(OpsError) as err:
+            validate_stack_config("esc", project)
+        assert err.value.code == ExitCode.CONFIG_ERROR and expected in err.value.message
+        assert "hunter2" not in err.value.message
+
+    def test_an_esc_stack_that_does_not_say_its_environment_counts_as_prod(self, project: Path) -> None:
+        esc_stack(project, "\n  - identity/prod", "")
+        assert is_prod("esc", project)
+        esc_stack(project, "\n  - identity/dev", f"  {P}:environment: dev\n")
+        assert not is_prod("esc", project)
+
+
+class TestProjectDiscovery:
+    def test_explicit_directory_first(self, project: Path, tmp_path: Path) -> None:
+        assert find_project(str(project), {PROJECT_ENV: "/nowhere"}, tmp_path) == project.resolve()
+
+    def test_then_the_environment_variable(self, project: Path, tmp_path: Path) -> None:
+        assert find_project(None, {PROJECT_ENV: str(project)}, tmp_path) == project.resolve()
+
+    def test_then_the_current_directory_or_a_parent(self, project: Path) -> None:
+        deep = project / "docs" / "deeper"
+        deep.mkdir(parents=True)
+        assert find_project(None, {}, deep) == project.resolve()
+
+    def test_then_the_checkout_the_package_lives_in(self, tmp_path: Path) -> None:
+        assert find_project(None, {}, tmp_path) == PROJECT_ROOT
+
+    @pytest.mark.parametrize("how", ["flag", "env"])
+    def test_a_named_directory_that_is_not_the_project_is_an_error(self, tmp_path: Path, how: str) -> None:
+        (tmp_path / "Pulumi.yaml").write_text("name: another-project\nruntime: python\n")
+        with pytest.raises(OpsError, match=r"no Pulumi\.yaml of project 'identity-platform'") as err:
+            find_project(str(tmp_path) if how == "flag" else None, {PROJECT_ENV: str(tmp_path)}, PROJECT_ROOT)
+        assert err.value.code == ExitCode.CONFIG_ERROR and err.value.kind == "project_not_found"
+
+    def test_nothing_found_names_every_way(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        import ops.workspace
+
+        monkeypatch.setattr(ops.workspace, "PROJECT_ROOT", tmp_path / "site-packages")
+        with pytest.raises(OpsError) as err:
+            find_project(None, {}, tmp_path)
+        assert "--project-dir" in (err.value.hint or "") and PROJECT_ENV in (err.value.hint or "")

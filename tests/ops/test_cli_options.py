@@ -1,0 +1,228 @@
+"""`ops` as an operator's CLI: the engine options it passes (`--target`, `--replace`, `--refresh`,
+saved plans), `drift`, the backend rule for prod, help that lists exit codes and environment, and
+the installed console script running from any directory. Against the recording fake `pulumi`,
+except the console-script tests, which run the real `.venv/bin/ops` (the pinned engine's own
+handling of these flags: tests/engine/test_ops_engine.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops.cli import COMMAND_EXITS, EXIT_MEANINGS, build_parser, main
+from ops.errors import ExitCode
+from ops.workspace import PROJECT_ENV, local_backend
+from tests.harness.mock_engine import ROOT
+from tests.ops.conftest import FakeCli
+from tests.ops.test_cli import BACKEND, PREVIEW_OUT, UP_PROD
+
+SERVICE = ("urn:pulumi:dev::identity-platform::identity-platform:keycloak:KeycloakStack"
+           "$docker:index/service:Service::keycloak")
+REALM = "urn:pulumi:dev::identity-platform::pulumi-python:dynamic/keycloak:Realm::realm"
+
+
+def preview_with(fake: FakeCli, events: str, **extra: object) -> FakeCli:
+    return fake.configure(stacks=["dev"], operations={"preview": {"events": [events], "stdout": PREVIEW_OUT, **extra}})
+
+
+class TestEngineOptionsArePassedAsTheCliFlags:
+    def test_preview_refresh_targets_and_replacements(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl")
+        res = fake_cli.run("preview", "--stack", "dev", "--refresh", "--target", SERVICE, "-t", REALM,
+                           "--target-dependents", "--replace", REALM)
+        assert res.code == 0, res.stderr
+        args = fake_cli.call("preview").args
+        assert "--refresh" in args and "--target-dependents" in args
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--target"] == [SERVICE, REALM]
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--replace"] == [REALM]
+
+    def test_nothing_is_added_when_not_asked(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl")
+        assert fake_cli.run("preview", "--stack", "dev").code == 0
+        args = fake_cli.call("preview").args
+        assert not {"--refresh", "--target", "--target-dependents", "--replace", "--save-plan"} & set(args)
+
+    def test_target_dependents_alone_is_not_passed(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl")
+        assert fake_cli.run("preview", "--stack", "dev", "--target-dependents").code == 0
+        assert "--target-dependents" not in fake_cli.call("preview").args
+
+    def test_up_refresh_target_replace(self, fake_cli: FakeCli) -> None:
+        fake_cli.configure(stacks=["dev"], operations={"up": UP_PROD})
+        res = fake_cli.run("up", "--stack", "dev", "--refresh", "--target", SERVICE, "--replace", SERVICE, "--json")
+        assert res.code == 0, res.stdout
+        up = fake_cli.call("up")
+        assert up.args[:3] == ["up", "--yes", "--skip-preview"]
+        assert "--refresh" in up.args and up.opt("--target") == SERVICE and up.opt("--replace") == SERVICE
+
+    @pytest.mark.parametrize("command", ["refresh", "destroy"])
+    def test_refresh_and_destroy_take_targets(self, fake_cli: FakeCli, command: str) -> None:
+        fake_cli.configure(stacks=["dev"], operations={command: {"events": ["refresh.prod.events.jsonl"]}})
+        yes = ["--yes"]
+        assert fake_cli.run(command, "--stack", "dev", *yes, "--target", REALM).code == 0
+        assert fake_cli.call(command).opt("--target") == REALM
+
+
+class TestSavedPlans:
+    def test_preview_saves_the_plan_where_asked_as_an_absolute_path(self, fake_cli: FakeCli, monkeypatch) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl")
+        monkeypatch.chdir(fake_cli.home)
+        assert fake_cli.run("preview", "--stack", "dev", "--save-plan", "reviewed.plan.json").code == 0
+        assert fake_cli.call("preview").opt("--save-plan") == str(fake_cli.home / "reviewed.plan.json")
+
+    def test_up_applies_the_saved_plan(self, fake_cli: FakeCli, tmp_path: Path) -> None:
+        plan = tmp_path / "reviewed.plan.json"
+        plan.write_text("{}")
+        fake_cli.configure(stacks=["dev"], operations={"up": UP_PROD})
+        assert fake_cli.run("up", "--stack", "dev", "--plan", str(plan)).code == 0
+        up = fake_cli.call("up")
+        assert up.args[:3] == ["up", "--yes", "--skip-preview"] and up.opt("--plan") == str(plan)
+
+    def test_a_missing_plan_file_is_a_usage_error_before_the_engine(self, fake_cli: FakeCli, tmp_path: Path) -> None:
+        res = fake_cli.run("up", "--stack", "dev", "--plan", str(tmp_path / "nope.json"))
+        assert res.code == ExitCode.USAGE and "no plan file" in res.stderr
+        assert fake_cli.calls() == []
+
+    def test_an_update_that_leaves_its_plan_exits_11(self, fake_cli: FakeCli, tmp_path: Path) -> None:
+        # The engine's own words (pkg/engine), as the pinned CLI prints them: tests/engine proves it for real.
+        rejected = {"diagnosticEvent": {
+            "urn": REALM, "prefix": "error: ", "color": "never", "severity": "error",
+            "message": "create is not allowed by the plan: no steps were expected for this resource\n"}}
+        (fake_cli.home / "recorded" / "up.rejected.events.jsonl").write_text(json.dumps(rejected) + "\n")
+        plan = tmp_path / "plan.json"
+        plan.write_text("{}")
+        fake_cli.configure(stacks=["dev"], operations={
+            "up": {"events": ["up.rejected.events.jsonl"], "code": 255, "stderr": "error: update failed"}})
+        res = fake_cli.run("up", "--stack", "dev", "--plan", str(plan), "--json")
+        assert res.code == ExitCode.PLAN_REJECTED
+        doc = res.json()
+        assert doc["error"]["kind"] == "plan_rejected" and "not allowed by the plan" in doc["error"]["message"]
+        assert "--save-plan" in doc["error"]["hint"]
+
+
+class TestDrift:
+    def test_drift_is_a_refresh_preview_of_an_existing_stack_and_exits_10(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.drift.events.jsonl")
+        res = fake_cli.run("drift", "--stack", "dev", "--json")
+        assert res.code == ExitCode.DRIFT
+        assert fake_cli.commands() == [["version"], ["stack", "select"], ["preview"]]
+        assert "--refresh" in fake_cli.call("preview").args
+        doc = res.json()
+        assert doc["command"] == "drift" and doc["error"]["kind"] == "drift"
+        assert [s["op"] for s in doc["steps"]] == ["update"] and "1 to update" in doc["error"]["message"]
+
+    def test_no_drift_exits_0(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.same.events.jsonl")
+        res = fake_cli.run("drift", "--stack", "dev")
+        assert res.code == 0, res.stderr
+        assert res.stdout.splitlines()[-1] == "drift dev: no changes (6 unchanged)"
+
+    def test_a_stack_never_deployed_exits_4_and_is_not_created(self, fake_cli: FakeCli) -> None:
+        res = fake_cli.run("drift", "--stack", "dev")
+        assert res.code == ExitCode.STACK_NOT_FOUND
+        assert ["stack", "init"] not in fake_cli.commands() and ["preview"] not in fake_cli.commands()
+
+    def test_a_failed_refresh_is_exit_1_not_drift(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl", code=255, stderr="error: refresh failed")
+        res = fake_cli.run("drift", "--stack", "dev", "--json")
+        assert res.code == ExitCode.FAILED and res.json()["command"] == "drift"
+
+
+class TestProdBackend:
+    def test_prod_without_a_backend_is_refused_before_the_engine(self, fake_cli: FakeCli, monkeypatch) -> None:
+        monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        res = fake_cli.run("up", "--stack", "prod", "--json")
+        assert res.code == ExitCode.CONFIG_ERROR and res.json()["error"]["kind"] == "backend_not_chosen"
+        assert fake_cli.commands() == [["version"]]
+        assert not (fake_cli.project / ".pulumi-state").exists()
+
+    def test_local_state_chooses_the_project_file_backend(self, fake_cli: FakeCli, monkeypatch) -> None:
+        monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+        fake_cli.configure(stacks=["prod"], operations={"up": UP_PROD})
+        assert fake_cli.run("up", "--stack", "prod", "--local-state").code == 0
+        assert fake_cli.call("up").env["PULUMI_BACKEND_URL"] == local_backend(fake_cli.project)
+
+    def test_local_state_against_a_chosen_backend_is_a_usage_error(self, fake_cli: FakeCli, monkeypatch) -> None:
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
+        res = fake_cli.run("backend", "--stack", "prod", "--local-state")
+        assert res.code == ExitCode.USAGE and "PULUMI_BACKEND_URL chooses s3://zt-state" in res.stderr
+
+    def test_backend_prints_what_the_commands_use(self, fake_cli: FakeCli, monkeypatch) -> None:
+        assert fake_cli.run("backend", "--stack", "dev").stdout.strip() == local_backend(fake_cli.project)
+        assert fake_cli.run("backend", "--stack", "prod").code == ExitCode.CONFIG_ERROR
+        monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)
+        assert fake_cli.run("backend", "--stack", "prod", "--json").json()["backend"] == BACKEND
+        assert fake_cli.calls() == []
+
+
+class TestHelp:
+    COMMANDS = ("preview", "up", "refresh", "destroy", "drift", "outputs", "backend", "status", "diagram",
+                "dashboard")
+
+    @pytest.mark.parametrize("command", COMMANDS)
+    def test_every_command_lists_its_exit_codes_and_the_environment(self, command: str) -> None:
+        sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+        text = sub.choices[command].format_help()
+        codes = {0, 2, 3, 64, 130, *COMMAND_EXITS[command]}
+        for code in codes:
+            assert f"  {code:<4} {EXIT_MEANINGS[code]}" in text, (command, code)
+        for var in (PROJECT_ENV, "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+            assert var in text, (command, var)
+
+    def test_every_exit_code_has_a_meaning(self) -> None:
+        assert set(EXIT_MEANINGS) == {int(c) for c in ExitCode}
+
+    def test_help_exits_0(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as done:
+            main(["drift", "--help"])
+        assert done.value.code == 0
+        assert "exit codes:" in capsys.readouterr().out
+
+
+OPS = Path(sys.executable).parent / "ops"
+
+
+@pytest.mark.skipif(not OPS.exists(), reason="the project is not installed in this venv (scripts/_venv.sh does it)")
+class TestConsoleScript:
+    """`.venv/bin/ops`, the console script of pyproject.toml, run as a user would: from elsewhere."""
+
+    def _run(self, *argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != PROJECT_ENV}
+        return subprocess.run([str(OPS), *argv], cwd=cwd, env={**base, **(env or {})}, capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    def test_it_runs_from_any_directory_on_the_checkout_it_was_installed_from(self, tmp_path: Path) -> None:
+        done = self._run("backend", "--stack", "dev", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == local_backend(ROOT)
+
+    def test_project_dir_and_the_environment_variable_name_another_checkout(self, tmp_path: Path) -> None:
+        other = tmp_path / "other-checkout"
+        other.mkdir()
+        for f in ROOT.glob("Pulumi*.yaml"):
+            shutil.copy(f, other / f.name)
+        for how in (["--project-dir", str(other)], ["-C", str(other)]):
+            done = self._run(*how, "backend", "--stack", "dev", cwd=tmp_path)
+            assert done.stdout.strip() == local_backend(other), done.stderr
+        done = self._run("backend", "--stack", "dev", "--project-dir", str(other), cwd=tmp_path)
+        assert done.stdout.strip() == local_backend(other), done.stderr
+        done = self._run("backend", "--stack", "dev", cwd=tmp_path, env={PROJECT_ENV: str(other)})
+        assert done.stdout.strip() == local_backend(other), done.stderr
+        done = self._run("backend", "--stack", "dev", cwd=other / ".")
+        assert done.stdout.strip() == local_backend(other), done.stderr
+
+    def test_a_wrong_project_dir_exits_3_saying_so(self, tmp_path: Path) -> None:
+        done = self._run("backend", "--stack", "dev", "--project-dir", str(tmp_path), cwd=tmp_path)
+        assert done.returncode == ExitCode.CONFIG_ERROR
+        assert "no Pulumi.yaml of project 'identity-platform'" in done.stderr
+
+    def test_help_names_the_exit_codes(self, tmp_path: Path) -> None:
+        done = self._run("preview", "--help", cwd=tmp_path)
+        assert done.returncode == 0 and "exit codes:" in done.stdout and done.stdout.startswith("usage: ops preview")
