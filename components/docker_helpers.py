@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -50,6 +51,16 @@ def stateful_node(nodes: Mapping[str, NodeSpec]) -> str:
             f"stay on one node {fix}"
         )
     return labelled[0]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a stack's resources go: the manager's provider (Swarm objects), the stateful node's
+    (node-local and rclone volumes, one-shot containers) and the rclone plugin there (prod)."""
+
+    manager: docker.Provider
+    stateful_node: docker.Provider
+    rclone_plugin: docker.Plugin | None = None
 
 
 def content_name(base: str, content: str) -> str:
@@ -236,48 +247,6 @@ def service(
         ),
         converge_config=docker.ServiceConvergeConfigArgs(delay="7s", timeout=converge_timeout),
         opts=opts,
-    )
-
-
-def restore_container(
-    resource_name: str,
-    *,
-    name: str,
-    image: str,
-    script: str,
-    data_volume: docker.Volume,
-    backup_volume: docker.Volume | None,
-    provider: docker.Provider,
-    parent: pulumi.Resource,
-    depends_on: Sequence[pulumi.Resource] = (),
-) -> docker.Container:
-    """`storage.restoreOnFirstStart`: a one-shot container on the stateful node that runs `script`
-    (`/bin/sh -c`) to copy the latest backup (`/backup`, read-only) into the data volume (`/data`)
-    before the service starts. The script must leave a volume that already holds data alone.
-
-    Backups exist only where a bucket does (prod), so asking for a restore without one is a
-    config error at preview. Attached and `must_run=False`: `pulumi up` waits for it to exit.
-    """
-    if backup_volume is None:
-        raise ConfigError(
-            f"{PROJECT}:storage.restoreOnFirstStart: backups exist only in prod (buckets); "
-            "fix: `pulumi config set --path 'storage.restoreOnFirstStart' false`"
-        )
-    return docker.Container(
-        resource_name,
-        name=name,
-        image=image,
-        entrypoints=["/bin/sh", "-c"],
-        command=[script],
-        volumes=[
-            docker.ContainerVolumeArgs(volume_name=data_volume.name, container_path="/data"),
-            docker.ContainerVolumeArgs(volume_name=backup_volume.name, container_path="/backup", read_only=True),
-        ],
-        network_mode="none",
-        attach=True,
-        must_run=False,
-        healthcheck=docker.ContainerHealthcheckArgs(tests=["NONE"]),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on)),
     )
 
 

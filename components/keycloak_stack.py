@@ -19,7 +19,6 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker_helpers import (
-    SECRETS_DIR,
     after,
     generated_password,
     healthcheck,
@@ -29,6 +28,7 @@ from components.docker_helpers import (
     service,
 )
 from components.postgres import PostgresDatabase
+from components.scripts import script
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
 from stack_config import KeycloakSettings, StackConfig
@@ -42,24 +42,10 @@ MANAGEMENT_PORT = 9000
 DB_PASSWORD_FILE = "keycloak-db-password"  # noqa: S105 - file names, not passwords
 ADMIN_PASSWORD_FILE = "keycloak-admin-password"  # noqa: S105
 
-# `bash -c SCRIPT kc.sh start`: $0 = kc.sh, "$@" = start. `$(<file)` is a bash builtin read, so the
-# wrapper needs nothing beyond bash (the image is ubi-micro).
-ENTRYPOINT_WRAPPER = (
-    "set -euo pipefail; "
-    f'KC_DB_PASSWORD="$(<{SECRETS_DIR}/{DB_PASSWORD_FILE})"; '
-    f'KC_BOOTSTRAP_ADMIN_PASSWORD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; '
-    "export KC_DB_PASSWORD KC_BOOTSTRAP_ADMIN_PASSWORD; "
-    'exec /opt/keycloak/bin/kc.sh "$@"'
-)
-
-# 200 from /health/ready on the management port, or unhealthy. The rest of the response is drained
-# so the server sees an orderly close.
-READY_PROBE = (
-    f"exec 3<>/dev/tcp/127.0.0.1/{MANAGEMENT_PORT} && "
-    "printf 'GET /health/ready HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && "
-    "IFS= read -r status <&3 && while IFS= read -r _; do :; done <&3; "
-    '[[ "$status" =~ ^HTTP/1\\.[01]\\ 200\\  ]]'
-)
+# `bash -c ENTRYPOINT_WRAPPER kc.sh start`: the passwords from their secret files, then kc.sh.
+ENTRYPOINT_WRAPPER = script("keycloak-wrapper.bash")
+# The healthcheck: 200 from /health/ready on the management port (bash's /dev/tcp; no curl).
+READY_PROBE = script("keycloak-ready.bash")
 
 
 BUILD_TIME_OPTIONS = ("KC_DB", "KC_HEALTH_ENABLED", "KC_METRICS_ENABLED")
@@ -190,7 +176,10 @@ class KeycloakStack(pulumi.ComponentResource):
                     secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=KEYCLOAK_UID),
                 ],
                 healthcheck=healthcheck(
-                    ["CMD", "/bin/bash", "-c", READY_PROBE], interval="15s", timeout="5s", start_period="180s"
+                    ["CMD", "/bin/bash", "-c", READY_PROBE, "ready", str(MANAGEMENT_PORT)],
+                    interval="15s",
+                    timeout="5s",
+                    start_period="180s",
                 ),
                 stop_grace_period="30s",
             ),

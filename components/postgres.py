@@ -15,6 +15,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
+from components.backup_job import BACKUP_MOUNT, BackupJob, BackupJobArgs
 from components.docker_helpers import (
     SECRETS_DIR,
     config_file,
@@ -28,48 +29,14 @@ from components.docker_helpers import (
     service,
     volume_mount,
 )
+from components.scripts import script
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
 
 PGDATA_MOUNT = "/var/lib/postgresql/data"
 POSTGRES_UID = "999"  # the postgres user of the official Debian-based image
-BACKUP_MOUNT = "/backup"
-
-_BACKUP_LOOP = r"""set -u
-state="${STATE_DIR:-/tmp}"
-dump="$BACKUP_DIR/$PGDATABASE.dump"
-while :; do
-  if pg_dump --format=custom --file="$state/partial.dump" && cp "$state/partial.dump" "$dump.partial" \
-      && mv -f "$dump.partial" "$dump"; then
-    date +%s > "$state/last-success"
-    echo "backup: wrote $dump"
-    sleep "$BACKUP_INTERVAL_SECONDS"
-  else
-    echo "backup: pg_dump to $dump failed; retrying in ${RETRY_SECONDS:-30}s" >&2
-    sleep "${RETRY_SECONDS:-30}"
-  fi
-  rm -f "$state/partial.dump"
-done
-"""
-
-_RESTORE_SCRIPT = r"""#!/bin/bash
-# Runs only when PostgreSQL initialises an empty data directory (docker-entrypoint-initdb.d).
-set -euo pipefail
-dump="${BACKUP_DIR:-/backup}/${POSTGRES_DB}.dump"
-if [ -s "$dump" ]; then
-  echo "restoreOnFirstStart: restoring $dump"
-  pg_restore --exit-on-error --no-owner --role="$POSTGRES_USER" \
-    --username="$POSTGRES_USER" --dbname="$POSTGRES_DB" "$dump"
-else
-  echo "restoreOnFirstStart: no backup at $dump; starting with an empty database" >&2
-fi
-"""
-
-
-def backup_health_test(interval_seconds: int, marker: str = "/tmp/last-success") -> list[str]:  # noqa: S108
-    """Healthy while the last successful backup is younger than two intervals plus slack."""
-    max_age = 2 * interval_seconds + 300
-    return ["CMD-SHELL", f"test -s {marker} && [ $(( $(date +%s) - $(cat {marker}) )) -lt {max_age} ]"]
+# An init script (/docker-entrypoint-initdb.d): restores the latest dump from BACKUP_MOUNT.
+RESTORE_SCRIPT = script("postgres-restore.sh")
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -130,30 +97,46 @@ class PostgresDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
         )
 
-        backup_volume: docker.Volume | None = None
-        if bucket is not None:
-            backup_volume = bucket.rclone_volume(
-                f"{resource_name}-backup-volume",
-                volume_name=f"{service_name}-backup",
-                path=f"backups/{service_name}",
-                swarm=swarm,
-                parent=self,
+        backup: BackupJob | None = None
+        if bucket is not None and self.pgpass_secret is not None:
+            backup = BackupJob(
+                f"{resource_name}-backup",
+                BackupJobArgs(
+                    name=f"{service_name}-backup",
+                    bucket=bucket,
+                    bucket_path=f"backups/{service_name}",
+                    image=image,
+                    command=["/bin/sh", "-c", script("postgres-backup.sh")],
+                    env={
+                        "PGHOST": service_name,
+                        "PGPORT": "5432",
+                        "PGDATABASE": database,
+                        "PGUSER": user,
+                        "PGPASSFILE": f"{SECRETS_DIR}/{service_name}.pgpass",
+                    },
+                    # libpq ignores a password file that group or others can read.
+                    secrets=[secret_mount(self.pgpass_secret, f"{service_name}.pgpass", mode=0o400)],
+                    network_ids=[network.id],
+                    interval_minutes=backup_interval_minutes,
+                    placement=swarm.placement,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
 
         mounts = [volume_mount(self.data_volume.name, PGDATA_MOUNT)]
         configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs] = []
-        if restore_on_first_start:
-            if backup_volume is None:
-                raise ValueError("restore_on_first_start needs a bucket: backups exist only where a bucket does (prod)")
+        if restore_on_first_start and backup is not None:
+            # The image runs /docker-entrypoint-initdb.d scripts only when it initialises an empty
+            # data directory, so a populated database is never overwritten.
             restore = config_file(
                 f"{resource_name}-restore-script",
                 base=f"{service_name}-restore",
-                content=_RESTORE_SCRIPT,
+                content=RESTORE_SCRIPT,
                 parent=self,
                 provider=swarm.manager,
             )
             configs.append(config_mount(restore, "/docker-entrypoint-initdb.d/50-restore.sh", mode=0o555))
-            mounts.append(volume_mount(backup_volume.name, BACKUP_MOUNT, read_only=True, driver="rclone"))
+            mounts.append(volume_mount(backup.volume.name, BACKUP_MOUNT, read_only=True, driver="rclone"))
 
         self.service = service(
             f"{resource_name}-service",
@@ -181,35 +164,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             opts=swarm_opts.merge(pulumi.ResourceOptions(depends_on=wait)),
         )
 
-        self.backup_service = None
-        if backup_volume is not None and self.pgpass_secret is not None:
-            interval = backup_interval_minutes * 60
-            self.backup_service = service(
-                f"{resource_name}-backup",
-                name=f"{service_name}-backup",
-                # On the stateful node: that is where its rclone volume exists.
-                stateful=True,
-                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=image,
-                    commands=["/bin/sh", "-c", _BACKUP_LOOP],
-                    env={
-                        "PGHOST": service_name,
-                        "PGPORT": "5432",
-                        "PGDATABASE": database,
-                        "PGUSER": user,
-                        "PGPASSFILE": f"{SECRETS_DIR}/{service_name}.pgpass",
-                        "BACKUP_DIR": BACKUP_MOUNT,
-                        "BACKUP_INTERVAL_SECONDS": str(interval),
-                    },
-                    # libpq ignores a password file that group or others can read.
-                    secrets=[secret_mount(self.pgpass_secret, f"{service_name}.pgpass", mode=0o400)],
-                    mounts=[volume_mount(backup_volume.name, BACKUP_MOUNT, driver="rclone")],
-                    healthcheck=healthcheck(backup_health_test(interval), interval="60s", start_period="5m", retries=3),
-                ),
-                networks=[network_attachment(network.id)],
-                resources=limits(prod, memory_mb=256, cpus=0.5),
-                opts=swarm_opts.merge(pulumi.ResourceOptions(depends_on=[self.service])),
-            )
+        self.backup_service = backup.start(after=[self.service]) if backup else None
         self.register_outputs(
             {"host": self.host, "database": self.database, "user": self.user, "password": self.password}
         )

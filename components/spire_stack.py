@@ -23,6 +23,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
+from components.backup_job import BackupJob, BackupJobArgs, Restore
 from components.docker_helpers import (
     SECRETS_DIR,
     after,
@@ -32,13 +33,13 @@ from components.docker_helpers import (
     key_pair_secrets,
     limits,
     network_attachment,
-    restore_container,
     secret_mount,
     self_signed_ca,
     service,
     volume_mount,
 )
 from components.postgres import PostgresDatabase
+from components.scripts import script
 from components.spire_conf import AgentConf, AgentSection, HealthChecks, Plugin, ServerConf, ServerSection
 from components.storage import SpacesBucket
 from components.swarm_nodes import SwarmNodes
@@ -65,73 +66,6 @@ SPIRE_DB_SERVICE = "spire-db"
 SPIRE_DB_PGPASS = "spire-db.pgpass"
 ROOT_CA_CN = "{trust_domain} root CA"
 X509POP_CA_CN = "{trust_domain} node attestation CA"
-
-_SQLITE_BACKUP = r"""
-import os, shutil, sqlite3, sys, time
-
-DATA = os.environ.get("DATA_DIR", "/data")
-DST = os.environ.get("BACKUP_DIR", "/backup")
-STATE = os.environ.get("STATE_DIR", "/tmp")
-SRC, KEYS = f"{DATA}/datastore.sqlite3", f"{DATA}/keys.json"
-INTERVAL = int(os.environ["BACKUP_INTERVAL_SECONDS"])
-
-
-def publish(local, name):
-    # One closed file per object: copy next to the target, then rename over it.
-    shutil.copyfile(local, f"{DST}/{name}.partial")
-    os.replace(f"{DST}/{name}.partial", f"{DST}/{name}")
-
-
-def once():
-    src = sqlite3.connect(f"file:{SRC}?mode=ro", uri=True, timeout=30)
-    copy = f"{STATE}/datastore.sqlite3"
-    dst = sqlite3.connect(copy)
-    try:
-        src.backup(dst)  # SQLite's online backup API: a consistent copy while SPIRE writes
-        if dst.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise RuntimeError("integrity_check failed on the backup copy")
-    finally:
-        src.close()
-        dst.close()
-    publish(copy, "datastore.sqlite3")
-    if os.path.exists(KEYS):
-        publish(KEYS, "keys.json")
-    with open(f"{STATE}/last-success", "w") as f:
-        f.write(str(int(time.time())))
-
-
-while True:
-    try:
-        if not os.path.exists(SRC):
-            raise FileNotFoundError(SRC)
-        once()
-        print("backup: wrote datastore.sqlite3", flush=True)
-        time.sleep(INTERVAL)
-    except Exception as e:
-        print(f"backup failed: {e!r}; retrying in 30s", file=sys.stderr, flush=True)
-        time.sleep(30)
-"""
-
-_SQLITE_RESTORE = r"""set -eu
-data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}"
-if [ -s "$data/datastore.sqlite3" ]; then
-  echo "restoreOnFirstStart: the volume already holds a datastore; nothing to restore"
-elif [ -s "$backup/datastore.sqlite3" ]; then
-  cp "$backup/datastore.sqlite3" "$data/datastore.sqlite3"
-  if [ -s "$backup/keys.json" ]; then cp "$backup/keys.json" "$data/keys.json"; fi
-  echo "restoreOnFirstStart: restored the SPIRE datastore from the bucket"
-else
-  echo "restoreOnFirstStart: no backup in the bucket; SPIRE starts empty" >&2
-fi
-chown -R 1000:1000 "$data"
-"""
-
-
-def python_age_check(path: str, max_age_seconds: int) -> list[str]:
-    """Healthcheck for images without a shell: fails when `path` is missing or older than the limit."""
-    code = f"import os,sys,time; sys.exit(0 if time.time() - os.path.getmtime({path!r}) < {max_age_seconds} else 1)"
-    return ["CMD", "python3", "-c", code]
-
 
 def sqlite_datastore() -> Plugin:
     """The `sql` DataStore on SQLite in the server's data volume (`spire.datastore: sqlite3`)."""
@@ -318,30 +252,29 @@ class SpireStack(pulumi.ComponentResource):
         # The admin API socket on its own volume: tools on the server's node can mount it.
         socket_volume = docker.Volume(f"{name}-server-socket", name="spire-server-socket", driver="local", opts=on_db)
 
-        backup_volume: docker.Volume | None = None
-        if bucket is not None:
-            backup_volume = bucket.rclone_volume(
-                f"{name}-backup-volume",
-                volume_name="spire-backup",
-                path="backups/spire-server",
-                swarm=swarm,
-                parent=self,
+        backup: BackupJob | None = None
+        if bucket is not None and spire.datastore == "sqlite3":
+            backup = BackupJob(
+                f"{name}-backup",
+                BackupJobArgs(
+                    name="spire-backup",
+                    bucket=bucket,
+                    bucket_path="backups/spire-server",
+                    image=images.sqlite_backup,
+                    command=["python3", "-c", script("spire_sqlite_backup.py")],
+                    env={"PYTHONUNBUFFERED": "1"},
+                    mounts=[volume_mount(data_volume.name, "/data")],
+                    interval_minutes=config.storage.backup_interval_minutes,
+                    placement=swarm.placement,
+                    restore=Restore(
+                        "spire-server-restore", images.backup, script("spire-sqlite-restore.sh"), data_volume
+                    ),
+                    restore_on_first_start=config.storage.restore_on_first_start,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
         server_deps: list[pulumi.Resource] = [*wait, *([db.service] if db else [])]
-        if config.storage.restore_on_first_start and spire.datastore == "sqlite3":
-            server_deps.append(
-                restore_container(
-                    f"{name}-restore",
-                    name="spire-server-restore",
-                    image=images.backup,
-                    script=_SQLITE_RESTORE,
-                    data_volume=data_volume,
-                    backup_volume=backup_volume,
-                    provider=swarm.db,
-                    parent=self,
-                    depends_on=wait,
-                )
-            )
+        server_deps += backup.restored if backup else []
 
         self.server_service = service(
             f"{name}-server",
@@ -378,31 +311,8 @@ class SpireStack(pulumi.ComponentResource):
             opts=on_manager.merge(pulumi.ResourceOptions(depends_on=server_deps)),
         )
 
-        if backup_volume is not None and spire.datastore == "sqlite3":
-            interval = config.storage.backup_interval_minutes * 60
-            self.backup_service = service(
-                f"{name}-backup",
-                name="spire-backup",
-                stateful=True,  # on the server's node: it reads the node-local datastore volume
-                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=images.sqlite_backup,
-                    commands=["python3", "-c", _SQLITE_BACKUP],
-                    env={"BACKUP_INTERVAL_SECONDS": str(interval), "PYTHONUNBUFFERED": "1"},
-                    mounts=[
-                        volume_mount(data_volume.name, "/data"),
-                        volume_mount(backup_volume.name, "/backup", driver="rclone"),
-                    ],
-                    healthcheck=healthcheck(
-                        python_age_check("/tmp/last-success", 2 * interval + 300),  # noqa: S108
-                        interval="60s",
-                        start_period="5m",
-                        retries=3,
-                    ),
-                ),
-                networks=[],
-                resources=limits(prod, memory_mb=256, cpus=0.5),
-                opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[self.server_service])),
-            )
+        if backup is not None:
+            self.backup_service = backup.start(after=[self.server_service])
         else:
             self.backup_service = db.backup_service if db else None
 

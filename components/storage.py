@@ -14,14 +14,9 @@ one; they use node-local volumes and write backups here.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_digitalocean as digitalocean
-import pulumi_docker as docker
-
-if TYPE_CHECKING:
-    from components.swarm_nodes import SwarmNodes
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -132,34 +127,3 @@ class SpacesBucket(pulumi.ComponentResource):
             }
         )
         return pulumi.Output.secret(opts)
-
-    def rclone_volume(
-        self,
-        resource_name: str,
-        *,
-        volume_name: str,
-        path: str,
-        swarm: SwarmNodes,
-        parent: pulumi.Resource,
-    ) -> docker.Volume:
-        """A named rclone volume on the stateful node: the only node with the rclone plugin, and
-        the one that runs every service mounting such a volume (they are all placed by label).
-
-        Created ahead of the services so that credentials live in the volume's options on that node
-        rather than in every service spec. Volume options are immutable: a key rotation replaces
-        the volume (delete first, the name is fixed).
-        """
-        return docker.Volume(
-            resource_name,
-            name=volume_name,
-            driver="rclone",
-            driver_opts=self.rclone_driver_options(path),
-            labels=[docker.VolumeLabelArgs(label="zt.storage", value="rclone")],
-            opts=pulumi.ResourceOptions(
-                parent=parent,
-                provider=swarm.db,
-                depends_on=[swarm.rclone_plugin] if swarm.rclone_plugin else [],
-                delete_before_replace=True,
-                additional_secret_outputs=["driver_opts"],
-            ),
-        )

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_helpers import stateful_node
+from components.docker_helpers import Placement, stateful_node
 from stack_config import NodeSpec
 
 
@@ -79,3 +79,8 @@ class SwarmNodes(pulumi.ComponentResource):
     def db(self) -> docker.Provider:
         """The provider of the node that holds the node-local database volumes."""
         return self.providers[self.db_node]
+
+    @property
+    def placement(self) -> Placement:
+        """The manager, the stateful node and its rclone plugin, for components that place by role."""
+        return Placement(self.manager, self.db, self.rclone_plugin)

@@ -30,6 +30,7 @@ from components.docker_helpers import (
     service,
     volume_mount,
 )
+from components.scripts import script
 from components.swarm_nodes import SwarmNodes
 from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiStack
 from stack_config import StackConfig, ZitiSettings
@@ -37,21 +38,9 @@ from stack_config.base import required
 
 ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
 
-# `bash -c SCRIPT entrypoint run config.yml`: re-enroll when the token changed, then hand over to the
-# image's own entrypoint. The hash is written before enrolling: if enrollment fails, the identity
-# is still missing and the next start enrolls again with the same token.
-ROUTER_WRAPPER = (
-    "set -euo pipefail; "
-    f'home="{ROUTER_HOME}"; mark="$home/.enrollment-jwt.sha256"; '
-    f'sum="$(sha256sum < {SECRETS_DIR}/{ENROLLMENT_JWT_FILE})"; sum="${{sum%% *}}"; '
-    'if [[ -s "$mark" && "$(<"$mark")" != "$sum" ]]; then '
-    'old="$home/.replaced-$(date +%s)"; mkdir "$old"; '
-    'shopt -s dotglob nullglob; for f in "$home"/*; do [[ "${f##*/}" == .replaced-* ]] || mv "$f" "$old/"; done; '
-    'echo "enrollment token changed: previous identity moved to $old; enrolling with the new token"; '
-    "fi; "
-    'printf "%s\\n" "$sum" > "$mark"; '
-    'exec /entrypoint.bash "$@"'
-)
+# `bash -c ROUTER_WRAPPER entrypoint run config.yml`: re-enroll when the token changed, then the
+# image's own entrypoint.
+ROUTER_WRAPPER = script("ziti-router-wrapper.bash")
 
 
 def router_env(zt: ZitiSettings) -> dict[str, str]:

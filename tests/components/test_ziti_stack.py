@@ -16,6 +16,7 @@ import pytest
 
 import stack_config
 from components import ziti_router, ziti_stack
+from components.scripts import script as script_text
 from components.spiffe_helper import SVID_DIR
 from policy import validators as policy_rules
 from stack_config import ConfigError, versions
@@ -35,6 +36,9 @@ from tests.components._platform import (
 )
 from tests.components.test_spire_conf import parse
 from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, run_program
+
+ZITI_RESTORE = script_text("ziti-controller-restore.sh")
+ZITI_BACKUP = script_text("ziti-backup.bash")
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb3V0ZXIifQ.c2lnbmF0dXJl"
 
@@ -192,11 +196,6 @@ class TestBackupWiring:
         with pytest.raises(ConfigError, match="restoreOnFirstStart"):
             platform("dev", config={"storage": {"restoreOnFirstStart": True}})
 
-    def test_restore_container_precedes_the_controller(self) -> None:
-        storage = {"restoreOnFirstStart": True}
-        r, _ = platform("prod", config={"storage": storage})
-        restore = r.get(CONTAINER, "ziti-restore")
-        assert restore.urn in services(r)["ziti-controller"].dependencies
 
 
 ZITI_DOUBLE = r"""#!/bin/bash
@@ -228,7 +227,7 @@ class TestControllerBackupRuns:
                "BACKUP_INTERVAL_SECONDS": "3600", "CALLS": str(tmp_path / "calls"),
                "SNAPSHOT_WAIT_SECONDS": "0"}  # fmt: skip
         proc = subprocess.Popen(
-            ["bash", "-c", ziti_stack._BACKUP_LOOP], env=env, start_new_session=True,
+            ["bash", "-c", ZITI_BACKUP], env=env, start_new_session=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -259,13 +258,13 @@ class TestControllerRestoreRuns:
         (backup / "config.yml").write_text(config)
         (backup / "ctrl.db").write_text("snapshot")
         env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup)}
-        out = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        out = subprocess.run(["sh", "-c", ZITI_RESTORE], env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert (data / "pki" / "root" / "root.cert").read_text() == "ROOT"
         assert (data / "bbolt.db").read_text() == "snapshot"
         assert (data / "config.yml").read_text() == config
         assert (data / "config.yml").stat().st_uid == 2171
-        again = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        again = subprocess.run(["sh", "-c", ZITI_RESTORE], env=env, capture_output=True, text=True)
         assert "nothing to restore" in again.stdout
 
     @pytest.mark.skipif(os.geteuid() != 0, reason="the script chowns to the controller's uid")
@@ -276,7 +275,7 @@ class TestControllerRestoreRuns:
         (backup / "config.yml").write_text('db: "/elsewhere/bbolt.db"\n')
         (backup / "ctrl.db").write_text("snapshot")
         env = {**os.environ, "DATA_DIR": str(data), "BACKUP_DIR": str(backup)}
-        out = subprocess.run(["sh", "-c", ziti_stack._RESTORE], env=env, capture_output=True, text=True)
+        out = subprocess.run(["sh", "-c", ZITI_RESTORE], env=env, capture_output=True, text=True)
         assert out.returncode != 0 and "names no database under /ziti-controller" in out.stderr
         assert not (data / "config.yml").exists()
 

@@ -114,6 +114,9 @@ class Registered:
     delete_before_replace: bool
     protect: bool
     ignore_changes: tuple[str, ...]
+    # What this resource's `aliases` name: earlier parents' URNs and earlier names.
+    alias_parents: tuple[str, ...] = ()
+    alias_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,10 @@ class RecordingMonitor(pmocks.MockMonitor):
                     delete_before_replace=bool(request.deleteBeforeReplace),
                     protect=bool(request.protect),
                     ignore_changes=tuple(request.ignoreChanges),
+                    alias_parents=tuple(
+                        a.spec.parentUrn for a in request.aliases if a.HasField("spec") and a.spec.parentUrn
+                    ),
+                    alias_names=tuple(a.spec.name for a in request.aliases if a.HasField("spec") and a.spec.name),
                 )
             )
         return response

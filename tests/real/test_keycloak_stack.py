@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from components import keycloak_stack, postgres
+from components.scripts import script as script_text
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from servers import keycloak as kc_server
 from servers.process import Run, free_port, stop_procs
@@ -35,6 +36,8 @@ from stack_config import STRUCTURED_KEYS, StackConfig, parse
 from tests.harness.dynamic_host import DynamicProviderHost, State
 from tests.harness.mock_engine import PROJECT, stack_config
 from tests.real.keycloak_support import OWNER, RealKeycloak, admin, kc  # noqa: F401 - fixtures
+
+PG_BACKUP = script_text("postgres-backup.sh")
 
 Host = Callable[..., DynamicProviderHost]
 
@@ -58,9 +61,8 @@ def environ(pid: int) -> dict[str, str]:
 def ready_probe(management_url: str) -> int:
     """The stack's Swarm healthcheck command (bash `/dev/tcp`), pointed at this management port."""
     port = management_url.rsplit(":", 1)[1]
-    probe = keycloak_stack.READY_PROBE.replace(f"/{keycloak_stack.MANAGEMENT_PORT} ", f"/{port} ")
-    assert f"/dev/tcp/127.0.0.1/{port} " in probe
-    return subprocess.run(["/bin/bash", "-c", probe], capture_output=True, timeout=30, check=False).returncode
+    probe = ["/bin/bash", "-c", keycloak_stack.READY_PROBE, "ready", port]
+    return subprocess.run(probe, capture_output=True, timeout=30, check=False).returncode
 
 
 def json_log_messages(log: str) -> list[str]:
@@ -189,7 +191,7 @@ class TestBackupAndRestore:
         }
         env.pop("PGPASSWORD", None)
         loop = subprocess.Popen(
-            ["/bin/sh", "-c", postgres._BACKUP_LOOP],
+            ["/bin/sh", "-c", PG_BACKUP],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -226,7 +228,7 @@ class TestBackupAndRestore:
         for k in ("PGDATABASE", "PGPASSFILE"):
             renv.pop(k)
         script = tmp_path / "50-restore.sh"
-        script.write_text(postgres._RESTORE_SCRIPT)
+        script.write_text(postgres.RESTORE_SCRIPT)
         script.chmod(0o755)
         done = subprocess.run([str(script)], env=renv, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr

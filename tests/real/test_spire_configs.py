@@ -27,10 +27,14 @@ from cryptography import x509
 
 from components import spire_stack
 from components.docker_helpers import SECRETS_DIR
+from components.scripts import script as script_text
 from servers import spire
 from servers.process import Run
 from tests.conftest import program_run
 from tests.real.conftest import RealServers
+
+SQLITE_BACKUP = script_text("spire_sqlite_backup.py")
+SQLITE_RESTORE = script_text("spire-sqlite-restore.sh")
 
 CONFIG = "docker:index/serviceConfig:ServiceConfig"
 CONTAINER = "docker:index/container:Container"
@@ -154,7 +158,7 @@ class TestBackupAndRestore:
         state.mkdir()
         env = {**os.environ, "DATA_DIR": s["server_data"], "BACKUP_DIR": str(backup), "STATE_DIR": str(state),
                "BACKUP_INTERVAL_SECONDS": "3600"}
-        job = subprocess.Popen([sys.executable, "-c", spire_stack._SQLITE_BACKUP], env=env, stdout=subprocess.PIPE,
+        job = subprocess.Popen([sys.executable, "-c", SQLITE_BACKUP], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
@@ -173,7 +177,7 @@ class TestBackupAndRestore:
         pki = spire.Pki(**{k: Path(v) if k != "node" else v for k, v in s["x509pop"].items()})
         layout = spire.prepare(tmp_path / "restored", "dev", pki=pki)
         assert not any(layout.server_data.iterdir())
-        script = spire_stack._SQLITE_RESTORE
+        script = SQLITE_RESTORE
         out = subprocess.run(["sh", "-c", script], env={**os.environ, "DATA_DIR": str(layout.server_data),
                              "BACKUP_DIR": str(backup)}, capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stderr

@@ -16,11 +16,15 @@ import pytest
 from cryptography import x509
 
 from components import ziti_stack
+from components.scripts import script as script_text
 from dynamic_providers.ziti.client import ZitiClient
 from dynamic_providers.ziti.models import ZitiConnection
 from servers import ziti as ziti_server
 from servers.process import Run
 from tests.real._ziti import Admin, unique, ziti_section
+
+ZITI_RESTORE = script_text("ziti-controller-restore.sh")
+ZITI_BACKUP = script_text("ziti-backup.bash")
 
 ziti = pytest.fixture(scope="module")(ziti_section)
 
@@ -61,7 +65,7 @@ def test_backup_loop_and_restore_script_against_a_real_controller(servers_run: R
         "ZITI_CTRL_ADVERTISED_ADDRESS": "localhost", "ZITI_CTRL_ADVERTISED_PORT": str(ctrl.port),
         "BACKUP_INTERVAL_SECONDS": "3600", "SNAPSHOT_WAIT_SECONDS": "1", "RETRY_SECONDS": "2",
     }
-    loop = subprocess.Popen(["bash", "-c", ziti_stack._BACKUP_LOOP], env=env, start_new_session=True,
+    loop = subprocess.Popen(["bash", "-c", ZITI_BACKUP], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
@@ -81,7 +85,7 @@ def test_backup_loop_and_restore_script_against_a_real_controller(servers_run: R
     ctrl.stop()
     shutil.move(str(ctrl.home), str(ctrl.home) + ".lost")
     ctrl.home.mkdir()
-    done = subprocess.run(["sh", "-c", ziti_stack._RESTORE], capture_output=True, text=True, check=False,
+    done = subprocess.run(["sh", "-c", ZITI_RESTORE], capture_output=True, text=True, check=False,
                           env={**os.environ, "DATA_DIR": str(ctrl.home), "BACKUP_DIR": str(backup),
                                "ZITI_HOME": str(ctrl.home)})
     assert done.returncode == 0 and "restored the controller" in done.stdout, done.stderr
