@@ -1,12 +1,13 @@
-"""Typed SPIRE `server.conf`, `agent.conf` and spiffe-helper `helper.conf`, rendered to HCL.
+"""Typed SPIRE `server.conf`, `agent.conf` and spiffe-helper `helper.conf`, rendered as JSON.
 
 Pure code, no resources: the SPIRE components build these models and ship the rendered text as
-Swarm configs (server) or container uploads (agents, helpers). SPIRE parses its files with
-HashiCorp HCL v1 and spiffe-helper with HCL as well, so the renderer emits only the subset both HCL
-v1 and HCL2 read identically: quoted strings, numbers, booleans, lists of strings, nested blocks and
-labelled plugin blocks (`NodeAttestor "x509pop" { plugin_data { ... } }`). Template sequences
-(`${`, `%{`) and control characters are rejected instead of escaped, because the two HCL versions
-escape them differently.
+Swarm configs (server) or container uploads (agents, helpers); `servers/spire.py` starts the real
+server and agent from the same models. SPIRE and spiffe-helper read their files with HashiCorp HCL
+v1, whose decoder takes JSON as well (a file that starts with `{`), as spiffe/helm-charts-hardened
+ships `server.conf`. JSON has one escaping, so any string is written exactly, with nothing of our
+own to get wrong; `tests/real/test_spire_configs.py` has the real `spire-server validate` and
+`spire-agent validate` read what is rendered, and starts both from it. Plugins are written as the
+chart writes them: `"plugins": {"NodeAttestor": [{"x509pop": {"plugin_data": {...}}}]}`.
 
 Field names follow the SPIRE docs (`doc/spire_server.md`, `doc/spire_agent.md`, plugin docs) and
 spiffe-helper's README; values SPIRE documents as quoted strings (ports) stay strings.
@@ -14,91 +15,40 @@ spiffe-helper's README; values SPIRE documents as quoted strings (ports) stay st
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Mapping, Sequence
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stack_config.base import GoDuration
 
 PluginValue = Union[str, int, bool, list[str]]  # noqa: UP007 - pydantic needs the runtime Union
-HclValue = Union[str, int, bool, Sequence[str], "HclBody"]
-HclBody = Mapping[str, HclValue]
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _PORT = r"^[0-9]{1,5}$"
 
 
-class HclError(ValueError):
-    """A value cannot be written as HCL that SPIRE (HCL v1) and HCL2 read the same way."""
+def render(document: Mapping[str, Any]) -> str:
+    """The file's text: indented JSON, keys in the models' order, non-ASCII written as is."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _quote(value: str) -> str:
-    if "${" in value or "%{" in value:
-        raise HclError(f"{value!r}: template sequences ('${{', '%{{') are not allowed in generated SPIRE config")
-    if any(ord(c) < 0x20 and c != "\t" for c in value):
-        raise HclError(f"{value!r}: control characters are not allowed in generated SPIRE config")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _scalar(value: str | int | bool | Sequence[str]) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return _quote(value)
-    return "[" + ", ".join(_quote(v) for v in value) + "]"
-
-
-def _key(key: str) -> str:
-    if not _IDENT.match(key):
-        raise HclError(f"{key!r} is not an HCL identifier")
-    return key
-
-
-def render_body(body: HclBody, indent: int = 0) -> str:
-    """Render attributes first, then blocks, each block on its own lines.
-
-    A mapping value is a nested block (`health_checks { ... }`); a key of the form
-    `Type "label"` (see `labelled`) is a labelled block.
-    """
-    pad = "  " * indent
-    lines: list[str] = []
-    blocks: list[tuple[str, HclBody]] = []
-    for key, value in body.items():
-        if isinstance(value, Mapping):
-            blocks.append((key, value))
-        else:
-            lines.append(f"{pad}{_key(key)} = {_scalar(value)}")
-    for key, value in blocks:
-        head = key if " " in key else _key(key)
-        inner = render_body(value, indent + 1)
-        lines.append(f"{pad}{head} {{" + (f"\n{inner}\n{pad}}}" if inner else "}"))
-    return "\n".join(lines)
-
-
-def labelled(block_type: str, label: str) -> str:
-    """The key for a labelled block: `labelled("NodeAttestor", "x509pop")` -> `NodeAttestor "x509pop"`."""
-    return f"{_key(block_type)} {_quote(label)}"
-
-
-class HclModel(BaseModel):
+class ConfModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Plugin(HclModel):
+class Plugin(ConfModel):
     """One plugin instance: its name (the block label) and its `plugin_data`."""
 
     name: str = Field(pattern=r"^[a-z0-9_]+$", description="Plugin name, the block label, e.g. x509pop.")
     data: dict[str, PluginValue] = Field(default_factory=dict, description="The plugin_data attributes.")
 
-    def body(self) -> HclBody:
-        return {"plugin_data": dict(self.data)}
+    def entry(self) -> dict[str, Any]:
+        """`{"<name>": {"plugin_data": {...}}}`: one item of a plugin type's list."""
+        return {self.name: {"plugin_data": dict(self.data)}}
 
 
-class HealthChecks(HclModel):
+class HealthChecks(ConfModel):
     """The HTTP health listener (`/live`, `/ready`); probes and load balancers use it."""
 
     listener_enabled: bool = True
@@ -108,24 +58,20 @@ class HealthChecks(HclModel):
     ready_path: str = "/ready"
 
 
-class Prometheus(HclModel):
+class Prometheus(ConfModel):
     host: str = "0.0.0.0"  # noqa: S104
     port: int = Field(default=9988, ge=1, le=65535)
 
 
-class Telemetry(HclModel):
+class Telemetry(ConfModel):
     prometheus: Prometheus = Field(default_factory=Prometheus)
 
-    def body(self) -> HclBody:
+    def document(self) -> dict[str, Any]:
         return {"Prometheus": self.prometheus.model_dump()}
 
 
-def _plugins_body(groups: Mapping[str, Sequence[Plugin]]) -> HclBody:
-    out: dict[str, HclValue] = {}
-    for block_type, plugins in groups.items():
-        for p in plugins:
-            out[labelled(block_type, p.name)] = p.body()
-    return out
+def _plugins(groups: Mapping[str, Sequence[Plugin]]) -> dict[str, Any]:
+    return {plugin_type: [p.entry() for p in plugins] for plugin_type, plugins in groups.items()}
 
 
 def _unique(kind: str, plugins: Sequence[Plugin]) -> None:
@@ -134,7 +80,7 @@ def _unique(kind: str, plugins: Sequence[Plugin]) -> None:
         raise ValueError(f"{kind}: plugin names must be unique, got {names}")
 
 
-class ServerSection(HclModel):
+class ServerSection(ConfModel):
     bind_address: str = "0.0.0.0"  # noqa: S104
     bind_port: str = Field(default="8081", pattern=_PORT)
     socket_path: str = "/tmp/spire-server/private/api.sock"  # noqa: S108 - the image's admin socket path
@@ -148,7 +94,7 @@ class ServerSection(HclModel):
     default_jwt_svid_ttl: GoDuration = "5m"
 
 
-class ServerConf(HclModel):
+class ServerConf(ConfModel):
     """`server.conf`: exactly one DataStore and KeyManager, at least one NodeAttestor, at most one
     UpstreamAuthority (SPIRE refuses to start otherwise)."""
 
@@ -172,7 +118,7 @@ class ServerConf(HclModel):
             raise ValueError(f"DataStore {self.data_store.name!r}: SPIRE ships only the 'sql' datastore")
         return self
 
-    def render(self) -> str:
+    def document(self) -> dict[str, Any]:
         groups: dict[str, list[Plugin]] = {
             "DataStore": [self.data_store],
             "KeyManager": [self.key_manager],
@@ -180,16 +126,18 @@ class ServerConf(HclModel):
         }
         if self.upstream_authority is not None:
             groups["UpstreamAuthority"] = [self.upstream_authority]
-        body: dict[str, HclValue] = {
+        return {
             "server": self.server.model_dump(),
-            "plugins": _plugins_body(groups),
+            "plugins": _plugins(groups),
             "health_checks": self.health_checks.model_dump(),
-            "telemetry": self.telemetry.body(),
+            "telemetry": self.telemetry.document(),
         }
-        return render_body(body) + "\n"
+
+    def render(self) -> str:
+        return render(self.document())
 
 
-class AgentSection(HclModel):
+class AgentSection(ConfModel):
     data_dir: str = "/var/lib/spire/agent"
     log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "json"
@@ -200,7 +148,7 @@ class AgentSection(HclModel):
     trust_bundle_path: str = Field(description="PEM bundle the agent trusts when it first dials the server.")
 
 
-class AgentConf(HclModel):
+class AgentConf(ConfModel):
     """`agent.conf`: one NodeAttestor (matching the server's), one KeyManager, workload attestors."""
 
     agent: AgentSection
@@ -216,10 +164,10 @@ class AgentConf(HclModel):
         _unique("WorkloadAttestor", v)
         return v
 
-    def render(self) -> str:
-        body: dict[str, HclValue] = {
+    def document(self) -> dict[str, Any]:
+        return {
             "agent": self.agent.model_dump(),
-            "plugins": _plugins_body(
+            "plugins": _plugins(
                 {
                     "NodeAttestor": [self.node_attestor],
                     "KeyManager": [self.key_manager],
@@ -227,12 +175,14 @@ class AgentConf(HclModel):
                 }
             ),
             "health_checks": self.health_checks.model_dump(),
-            "telemetry": self.telemetry.body(),
+            "telemetry": self.telemetry.document(),
         }
-        return render_body(body) + "\n"
+
+    def render(self) -> str:
+        return render(self.document())
 
 
-class HelperConf(HclModel):
+class HelperConf(ConfModel):
     """spiffe-helper's `helper.conf` (v0.11): fetch the caller's X.509 SVID into `cert_dir` and
     keep it renewed (`daemon_mode`)."""
 
@@ -247,4 +197,4 @@ class HelperConf(HclModel):
     daemon_mode: bool = True
 
     def render(self) -> str:
-        return render_body(self.model_dump()) + "\n"
+        return render(self.model_dump())

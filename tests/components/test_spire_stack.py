@@ -53,14 +53,14 @@ class TestServerConfig:
     def test_parses_with_the_required_blocks_and_plugins(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
         r, objs = built
         doc = server_conf(r)
-        assert doc["server"][0]["trust_domain"] == objs["spire"].trust_domain
+        assert doc["server"]["trust_domain"] == objs["spire"].trust_domain
         assert plugins(doc, "DataStore")["sql"]["database_type"] == "sqlite3"
         assert set(plugins(doc, "KeyManager")) == {"disk"}
         # SPIRE's text/template over the x509pop attestation data: /<plugin>/<subject CN>.
         template = plugins(doc, "NodeAttestor")["x509pop"]["agent_path_template"]
         assert template == "/{{ .PluginName }}/{{ .Subject.CommonName }}"
         assert set(plugins(doc, "UpstreamAuthority")) == {"disk"}
-        assert doc["health_checks"][0]["bind_port"] == "8080"
+        assert doc["health_checks"]["bind_port"] == "8080"
 
     def test_every_path_it_names_is_mounted(self, built: tuple[ProgramRun, dict[str, Any]]) -> None:
         r, _ = built
@@ -75,8 +75,8 @@ class TestServerConfig:
         assert upstream["cert_file_path"] in secret_files
         assert plugins(doc, "NodeAttestor")["x509pop"]["ca_bundle_path"] in config_files
         assert cs["args"] == ["-config", next(k for k in config_files if k.endswith("server.conf"))]
-        assert doc["server"][0]["data_dir"] in mounts
-        assert os.path.dirname(doc["server"][0]["socket_path"]) in mounts, "the admin socket is on a volume"
+        assert doc["server"]["data_dir"] in mounts
+        assert os.path.dirname(doc["server"]["socket_path"]) in mounts, "the admin socket is on a volume"
         assert os.path.dirname(plugins(doc, "DataStore")["sql"]["connection_string"]) in mounts
 
     def test_config_name_changes_with_content(self) -> None:
@@ -141,7 +141,7 @@ class TestAgents:
             files = uploads(agent)
             conf_path = agent.inputs["command"][1]
             doc = parse(files[conf_path]["content"])
-            section = doc["agent"][0]
+            section = doc["agent"]
             assert section["trust_domain"] == objs["spire"].trust_domain
             assert section["server_address"] == "spire-server"
             assert section["socket_path"] == objs["spire"].agent_socket_path

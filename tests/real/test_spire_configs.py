@@ -78,19 +78,18 @@ class TestRenderedConfigs:
         missing UpstreamAuthority key or node certificate, or the agent_path_template without a
         leading slash all pass it, which is why the dev configs are also started below)."""
         layout = spire.prepare(tmp_path / stack, stack)
-        server_text, agent_text = layout.server_conf.read_text(), layout.agent_conf.read_text()
-        broken = {
-            "ca_bundle": server_text.replace(str(layout.server_conf.parent / "x509pop-ca.pem"), "/nonexistent.pem"),
-            "unknown_key": server_text.replace('log_level = "INFO"', 'log_level = "INFO"\n  no_such_setting = 1'),
-        }
-        assert all(text != server_text for text in broken.values())
-        for name, text in broken.items():
+        server_doc, agent_doc = json.loads(layout.server_conf.read_text()), json.loads(layout.agent_conf.read_text())
+        no_bundle = json.loads(json.dumps(server_doc))
+        no_bundle["plugins"]["NodeAttestor"][0]["x509pop"]["plugin_data"]["ca_bundle_path"] = "/nonexistent.pem"
+        unknown = {**server_doc, "server": {**server_doc["server"], "no_such_setting": 1}}
+        broken = {"ca_bundle": no_bundle, "unknown_key": unknown}
+        for name, doc in broken.items():
             bad = layout.server_conf.with_name(f"{name}.conf")
-            bad.write_text(text)
+            bad.write_text(json.dumps(doc))
             done = _cli(bins, "spire-server", "validate", "-config", str(bad))
             assert done.returncode == 1 and "file is valid" not in done.stdout, (name, done.stdout)
         bad = layout.agent_conf.with_name("broken.conf")
-        bad.write_text(agent_text.replace('log_level = "INFO"', 'log_level = "INFO"\n  no_such_setting = 1'))
+        bad.write_text(json.dumps({**agent_doc, "agent": {**agent_doc["agent"], "no_such_setting": 1}}))
         done = _cli(bins, "spire-agent", "validate", "-config", str(bad))
         assert done.returncode == 1 and "unknown configuration" in done.stderr, done.stderr
 
