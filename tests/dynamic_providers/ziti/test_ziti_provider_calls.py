@@ -390,6 +390,23 @@ class TestCheck:
     def test_identity(self, props: dict[str, Any], expected: list[tuple[str, str]]) -> None:
         assert failures(IDENTITY, **props) == expected
 
+    def test_an_unknown_value_does_not_hide_a_later_broken_one(self) -> None:
+        assert failures(IDENTITY, name="a", type=U, is_admin="maybe") == [
+            ("is_admin", "Input should be a valid boolean, unable to interpret input")
+        ]
+
+    def test_unset_inputs_get_the_controllers_defaults(self) -> None:
+        result = IDENTITY.check({}, {"connection": CONN, "owner": OWNED, "name": "a"})
+        assert result.failures == []
+        defaults = {k: result.inputs[k] for k in ("type", "is_admin", "auth_policy_id", "role_attributes", "tags")}
+        assert defaults == {
+            "type": "Default",
+            "is_admin": False,
+            "auth_policy_id": "default",
+            "role_attributes": [],
+            "tags": {},
+        }
+
     def test_a_misspelt_input_lists_the_inputs(self) -> None:
         [(prop, reason)] = failures(IDENTITY, name="a", rol_attributes=["x"])
         assert prop == "rol_attributes"
