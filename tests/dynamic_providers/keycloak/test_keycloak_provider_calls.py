@@ -167,7 +167,8 @@ class TestRealmCreateOrAdopt:
 # case: (change made outside Pulumi, attributes it leaves, the reason the refusal gives)
 NOT_OURS = "it is not managed by this stack"
 REPLACED = (
-    "it is not the one in this stack's state (id {state}): that one was deleted and this one created in its place"
+    "it is not the one in this stack's state (id {state}): that one was deleted and this one created in its place "
+    "outside Pulumi"
 )
 REALM_CASES = {
     "recreated-with-our-marker": (KeycloakFake.recreate_realm, {"pulumi.stack": OWNER}, REPLACED),
@@ -232,13 +233,16 @@ class TestRealmOwnership:
         realms().delete(created.id, created.outs)
         assert "shop" not in fake.realms
 
+    @pytest.mark.parametrize("recorded", [None, ""], ids=["no-owner-recorded", "empty-owner-recorded"])
     def test_a_delete_with_no_marker_at_all_is_refused(
-        self, fake: KeycloakFake, monkeypatch: pytest.MonkeyPatch
+        self, fake: KeycloakFake, monkeypatch: pytest.MonkeyPatch, recorded: str | None
     ) -> None:
         created = realms().create(realm_props(fake))
         monkeypatch.delenv("PULUMI_PROJECT")
         monkeypatch.delenv("PULUMI_STACK")
         state = {k: v for k, v in created.outs.items() if k != "owner"}
+        if recorded is not None:
+            state["owner"] = recorded
         with pytest.raises(ForeignObjectError) as err:
             realms().delete(created.id, state)
         assert (
@@ -246,6 +250,22 @@ class TestRealmOwnership:
             "PULUMI_PROJECT/PULUMI_STACK)"
         ) in str(err.value)
         assert 'attributes."pulumi.stack"=<project>/<stack>' in str(err.value)
+        assert "shop" in fake.realms
+
+    def test_a_delete_goes_by_the_engines_stack_when_the_state_recorded_another_marker(
+        self, fake: KeycloakFake
+    ) -> None:
+        created = realms().create(realm_props(fake))  # marked OWNER, the engine's stack
+        realms().delete(created.id, {**created.outs, "owner": "identity-platform/old-name"})
+        assert "shop" not in fake.realms
+
+    def test_a_state_with_a_broken_connection_is_reported(self, fake: KeycloakFake) -> None:
+        created = realms().create(realm_props(fake))
+        broken = {**created.outs, "connection": {**created.outs["connection"], "url": "ftp://auth.acme.net"}}
+        with pytest.raises(KeycloakApiError) as err:
+            realms().delete(created.id, broken)
+        assert str(err.value).startswith("invalid connection.url: ")
+        assert "'ftp://auth.acme.net' is not an http(s) URL" in str(err.value)
         assert "shop" in fake.realms
 
     def test_our_realm_is_updated_and_deleted_and_a_gone_one_is_deleted(self, fake: KeycloakFake) -> None:
@@ -310,6 +330,24 @@ class TestClientCreateOrAdopt:
         assert result.outs["audience"] == "openziti"
         assert server(fake).count("POST", CLIENTS) == 1
         assert fake.count_clients("platform", "billing") == 1
+
+    @pytest.mark.parametrize(
+        ("declared", "reported"),
+        [
+            pytest.param(["profile"], ["profile"], id="attached-by-keycloak-not-declared"),
+            pytest.param(["profile", "service_account"], ["profile", "service_account"], id="declared"),
+        ],
+    )
+    def test_the_service_account_scope_is_reported_only_when_declared(
+        self, fake: KeycloakFake, declared: list[str], reported: list[str]
+    ) -> None:
+        props = client_props(
+            fake, access_type="CONFIDENTIAL", service_accounts_enabled=True, default_client_scopes=declared
+        )
+        result = clients().create(props)
+        assert scope_names(fake, result.id)[0] == ["profile", "service_account"]  # Keycloak attaches it
+        assert sorted(result.outs["default_client_scopes"]) == reported
+        assert clients().diff(result.id, result.outs, props).changes is False
 
     def test_our_client_left_by_a_crash_is_adopted_and_brought_to_the_declared_state(self, fake: KeycloakFake) -> None:
         seeded = fake.seed_client(
@@ -494,7 +532,13 @@ class TestCheckDetails:
     def test_a_realm_without_any_owner_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("PULUMI_PROJECT")
         result = KeycloakRealmProvider().check({}, {"realm": "shop", "connection": CONN})
-        assert [f.property for f in result.failures] == ["owner"]
+        assert [(f.property, f.reason) for f in result.failures] == [
+            (
+                "owner",
+                "no ownership marker: the resource classes set owner to '<project>/<stack>' and a provider run by "
+                "the engine takes it from PULUMI_PROJECT/PULUMI_STACK; pass owner='<project>/<stack>'",
+            )
+        ]
 
     def test_unknown_attribute_values_and_secret_trigger_stay_unknown(self) -> None:
         unknown = Unknown()
@@ -537,6 +581,8 @@ class TestDiffDetails:
         [
             pytest.param({"enabled": False}, {"enabled": None}, True, id="enabled-unset-means-true"),
             pytest.param({"access_type": "PUBLIC"}, {"access_type": None}, True, id="access-type-unset-confidential"),
+            pytest.param({"access_type": "CONFIDENTIAL"}, {"access_type": None}, False, id="confidential-by-default"),
+            pytest.param({"attributes": {"a": ["x"]}}, {"attributes": {"a": ["y"]}}, True, id="odd-attribute-values"),
             pytest.param({"enabled": "false"}, {"enabled": False}, False, id="false-stored-as-text"),
             pytest.param({"enabled": "FALSE"}, {"enabled": False}, False, id="false-stored-upper-case"),
             pytest.param({"attributes": {"a": "1"}}, {"attributes": {"b": "1"}}, True, id="attribute-key-renamed"),
@@ -554,6 +600,7 @@ class TestDiffDetails:
         [
             pytest.param(300.0, 300, False, id="whole-float"),
             pytest.param(300, 301, True, id="other-number"),
+            pytest.param(0.5, 0.5, False, id="same-fraction"),
         ],
     )
     def test_realm_lifespans_compare_as_numbers(self, old: Any, new: Any, changes: bool) -> None:
