@@ -120,7 +120,11 @@ class TestOwnership:
 
     @pytest.mark.parametrize(
         ("prefix", "holder"),
-        [pytest.param(PROD, ANOTHER_STACK, id="another-stack"), pytest.param("", NO_PREFIX, id="no-pulumi-prefix")],
+        [
+            pytest.param(PROD, ANOTHER_STACK, id="another-stack"),
+            pytest.param("", NO_PREFIX, id="no-pulumi-prefix"),
+            pytest.param("spire.controller.manager.", NO_PREFIX, id="another-tools-dotted-prefix"),
+        ],
     )
     def test_an_entry_of_another_owner_at_the_states_id_is_refused(
         self, fake: FakeSpireServer, prefix: str, holder: str
@@ -166,6 +170,14 @@ class TestOwnership:
         fake.seed(entry(API, AGENT, ["unix:uid:1000"], entry_id=derived))
         SpireEntryProvider().delete(derived, state_at(derived, damaged))
         assert derived not in fake.entries
+
+    def test_with_the_old_identity_unreadable_the_new_inputs_identify_the_entry(self, fake: FakeSpireServer) -> None:
+        inputs = props(fake)
+        earlier = OURS + "earlier-run"  # ours by its prefix, under an id an earlier run chose
+        fake.seed(entry(API, AGENT, ["unix:uid:1000"], entry_id=earlier))
+        damaged = {k: v for k, v in inputs.items() if k not in ("spiffe_id", "parent_id", "selectors")}
+        SpireEntryProvider().update(earlier, state_at(earlier, damaged), {**inputs, "hint": "ours"})
+        assert fake.entries[earlier].hint == "ours"
 
     def test_an_entry_under_the_stacks_previous_prefix_is_updated_by_the_renamed_stack(
         self, fake: FakeSpireServer
@@ -320,6 +332,20 @@ class TestCheckReportsEverything:
                 id="lists-that-are-not-lists",
             ),
             pytest.param({"dns_names": U, "federates_with": U, "selectors": U}, [], id="whole-lists-unknown"),
+            pytest.param({"selectors": [{"type": "unix", "value": U}]}, [], id="selector-object-with-an-unknown-value"),
+            pytest.param(
+                {"connection": "grpc"}, [("connection", "connection: must be an object, got str")], id="connection-text"
+            ),
+            pytest.param(
+                {"connection": {**GRPC, "transport": "carrier-pigeon"}},
+                [
+                    (
+                        "connection",
+                        "connection.transport: must be one of grpc, docker-exec, kubectl-exec, got 'carrier-pigeon'",
+                    )
+                ],
+                id="unknown-transport-name",
+            ),
         ],
     )
     def test_connection_and_list_shapes(self, overrides: dict[str, Any], expected: list[tuple[str, str]]) -> None:
