@@ -31,6 +31,8 @@ import pulumi
 
 from components.keycloak_identity import KeycloakIdentity
 from components.keycloak_stack import KeycloakStack
+from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
+from components.kubernetes.cluster import cluster_provider
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_registrations import SpireRegistrations, registration_connection
 from components.spire_stack import ROOT_CA_CN, SpireStack
@@ -118,7 +120,35 @@ class ExternalPlatform:
         return outputs
 
 
-Platform = SwarmPlatform | ExternalPlatform
+@dataclass(frozen=True)
+class KubernetesPlatform:
+    """SPIRE in a Kubernetes cluster and its workloads' entries (platform kubernetes)."""
+
+    root_ca: RootCa
+    topology: BasicTopology
+    registrations: SpireRegistrations
+    config: StackConfig
+
+    def exports(self) -> dict[str, Any]:
+        """The SPIRE side of the chain and where the server runs; no Keycloak or Ziti (not deployed)."""
+        config = self.config
+        k8s = config.kubernetes
+        if k8s is None:
+            raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+        return {
+            "environment": config.environment,
+            "platform": config.platform,
+            "nodes": [],
+            "spireTrustDomain": config.spire.trust_domain,
+            "spireBundlePem": self.root_ca.cert_pem,
+            "spireEntryIds": self.registrations.entry_ids,
+            "kubernetesTopology": k8s.topology,
+            "kubernetesClusters": sorted(k8s.clusters),
+            "spireServerAddress": self.topology.server_address,
+        }
+
+
+Platform = SwarmPlatform | ExternalPlatform | KubernetesPlatform
 
 
 def _chain_exports(
@@ -152,9 +182,13 @@ def _chain_exports(
 def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
     """The stack for `config.platform`; `imports` are taken over instead of created."""
     seen = _import_existing(config.imports) if config.imports else None
-    platform: Platform = build_external(config, secrets) if config.platform == "external" else build_swarm(
-        config, secrets
-    )
+    platform: Platform
+    if config.platform == "kubernetes":
+        platform = build_kubernetes(config, secrets)
+    elif config.platform == "external":
+        platform = build_external(config, secrets)
+    else:
+        platform = build_swarm(config, secrets)
     if seen is not None:
         problems = []
         for name in sorted(config.imports):
@@ -394,3 +428,42 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
         opts=pulumi.ResourceOptions(depends_on=[ziti]),
     )
     return SwarmPlatform(swarm, buckets, spire, keycloak, ziti, registrations, identity, trust, router, config)
+
+
+def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
+    """The basic topology in its one cluster, and an entry per workload under the cluster's agents."""
+    k8s = config.kubernetes
+    if k8s is None:
+        raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+    (cluster, access), = k8s.clusters.items()  # basic: exactly one (stack_config)
+    root_ca = RootCa(
+        "root-ca",
+        RootCaArgs(
+            common_name=ROOT_CA_CN.format(trust_domain=config.spire.trust_domain),
+            validity_hours=config.spire.root_ca_validity_hours,
+            certificate=config.root_ca.certificate if config.root_ca else None,
+            key=secrets.root_ca_key,
+            protect=config.is_prod,
+        ),
+    )
+    provider = cluster_provider(cluster, access)
+    topology = BasicTopology(
+        f"spire-{cluster}",
+        BasicTopologyArgs(
+            config=config,
+            cluster=cluster,
+            cluster_access=access,
+            root_ca_cert_pem=root_ca.cert_pem,
+            root_ca_key_pem=root_ca.key_pem,
+        ),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
+    )
+    registrations = SpireRegistrations(
+        "spire-entries",
+        workloads=config.workloads,
+        trust_domain=config.spire.trust_domain,
+        agent_spiffe_ids={cluster: topology.alias_id},
+        connection=topology.connection,
+        opts=pulumi.ResourceOptions(depends_on=[topology.alias_entry]),
+    )
+    return KubernetesPlatform(root_ca, topology, registrations, config)

@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stack_config.base import GoDuration
 
-PluginValue = Union[str, int, bool, list[str]]  # noqa: UP007 - pydantic needs the runtime Union
+ScalarValue = Union[str, int, bool, list[str]]  # noqa: UP007 - pydantic needs the runtime Union
+# A map of named objects, such as k8s_psat's `"clusters": {"<name>": {...}}`.
+PluginValue = Union[ScalarValue, dict[str, dict[str, ScalarValue]]]  # noqa: UP007
 
 _PORT = r"^[0-9]{1,5}$"
 

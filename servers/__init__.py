@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Protocol
 from servers.errors import ServerError
 from servers.process import Run, load, remove_scratch, stop_procs
 
-ORDER = ("postgres", "keycloak", "spire", "ziti")
+ORDER = ("postgres", "keycloak", "spire", "ziti", "kubernetes")
 TOOLS = ("pulumi",)
 """Installed like the servers but never started (`servers/pulumi.py`: the Pulumi engine). Only named
 ones are installed (`install(())` means ORDER); `start` skips them, so `scripts/servers start`,

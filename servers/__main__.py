@@ -7,7 +7,7 @@
     scripts/servers env                          shell exports for the installed binaries
     scripts/servers configure STACK [--state F]  point a platform-external stack at the started servers
 
-SERVER is one of postgres, keycloak, spire, ziti (default: all; requirements are added), or the
+SERVER is one of postgres, keycloak, spire, ziti, kubernetes (default: all; requirements are added), or the
 tool pulumi (the Pulumi engine: installed only when named, never started).
 """
 

@@ -55,22 +55,30 @@ def go_module_require(module_dir: Path, path: str) -> str:
     return m.group(1)
 
 
-def go_build_entry(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "") -> Path:
+def go_build_entry(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "",
+                   binary: str | None = None) -> Path:
     """The cache entry `go_build` uses for these inputs (built or not); its binaries are in `bin/`."""
     src = GO_MODULES / module
     files = [(src / "go.mod").read_bytes(), (src / "go.sum").read_bytes()]
-    return cache.entry(server, version, cache.key(*files, *packages, ldflags, go_version()))
+    named = (f"binary={binary}",) if binary else ()
+    return cache.entry(server, version, cache.key(*files, *packages, ldflags, go_version(), *named))
 
 
-def go_build(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "") -> Path:
+def go_build(server: str, version: str, module: str, packages: Sequence[str], ldflags: str = "",
+             binary: str | None = None) -> Path:
     """Build `packages` of the tools module `servers/go/<module>` into the cache; returns its bin dir.
+
+    `binary` names the one package's executable where Go's own choice is wrong: a main package at
+    a major-version path (`go.etcd.io/etcd/server/v3`) would be called `server`.
 
     The tools module (go.mod + go.sum, committed) pins every dependency and its checksum, so the
     build needs only the module proxy and never the checksum database. The cache key covers both
     files, the packages, the flags and the Go version: any change builds a new entry.
     """
     src = GO_MODULES / module
-    dest = go_build_entry(server, version, module, packages, ldflags)
+    if binary is not None and len(packages) != 1:
+        raise ValueError("a binary name needs exactly one package")
+    dest = go_build_entry(server, version, module, packages, ldflags, binary)
     with cache.building(dest) as must_build:
         if must_build:
             work = dest / "src"
@@ -79,7 +87,8 @@ def go_build(server: str, version: str, module: str, packages: Sequence[str], ld
             shutil.copy2(src / "go.sum", work / "go.sum")
             (dest / "bin").mkdir()
             log = dest / "build.log"
-            argv = ["go", "build", "-trimpath", "-o", str(dest / "bin") + "/"]
+            out = str(dest / "bin" / binary) if binary else str(dest / "bin") + "/"
+            argv = ["go", "build", "-trimpath", "-o", out]
             if ldflags:
                 argv += ["-ldflags", ldflags]
             run_logged(server, f"building {server} {version} ({' '.join(packages)})", [*argv, *packages], log,

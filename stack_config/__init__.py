@@ -40,6 +40,7 @@ from stack_config.base import (
     validation_lines,
 )
 from stack_config.images import Images
+from stack_config.kubernetes import KubernetesCluster, KubernetesSettings
 from stack_config.nodes import DB_LABEL, NodeName, NodeSpec
 from stack_config.secrets import SECRET_KEYS, StackSecrets, read_secrets, secret_problems
 from stack_config.spiffe import spiffe_id_problem
@@ -59,6 +60,8 @@ __all__ = [
     "ConfigError",
     "Images",
     "KeycloakSettings",
+    "KubernetesCluster",
+    "KubernetesSettings",
     "NodeSpec",
     "RootCaSettings",
     "SpireSettings",
@@ -77,7 +80,7 @@ __all__ = [
 
 # Keys of the structured config objects (camelCase in YAML), in the order they are read.
 STRUCTURED_KEYS = (
-    "nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa", "imports",
+    "nodes", "images", "spire", "keycloak", "ziti", "storage", "workloads", "users", "rootCa", "imports", "kubernetes",
 )
 SCALAR_KEYS = ("environment", "platform", "domain", "region", "strict")
 KNOWN_KEYS = (*SCALAR_KEYS, *STRUCTURED_KEYS, *SECRET_KEYS)
@@ -114,10 +117,11 @@ class StackConfig(Model):
     """Everything the program needs to know about one stack."""
 
     environment: Literal["dev", "prod"] = Field(description="dev = one local Docker host; prod = DigitalOcean Swarm.")
-    platform: Literal["swarm", "external"] = Field(
+    platform: Literal["swarm", "external", "kubernetes"] = Field(
         default="swarm",
         description="swarm: the program runs SPIRE, Keycloak and OpenZiti as Swarm stacks; external: the trust "
-        "chain alone, against servers you already run (connections in spire/keycloak/ziti).",
+        "chain alone, against servers you already run (connections in spire/keycloak/ziti); kubernetes: SPIRE in "
+        "Kubernetes clusters (`kubernetes`), workloads registered by SpireEntry resources.",
     )
     domain: Hostname = Field(
         default="localhost",
@@ -148,6 +152,10 @@ class StackConfig(Model):
     root_ca: RootCaSettings | None = Field(
         default=None, description="A root CA you bring (certificate; key in rootCaKey). Unset: generated."
     )
+    kubernetes: KubernetesSettings | None = Field(
+        default=None,
+        description="platform kubernetes: the topology and the clusters (kubeconfig and context of each).",
+    )
     imports: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict,
         description="Existing server objects to take over: resource name (as `pulumi stack --show-urns` or "
@@ -158,7 +166,13 @@ class StackConfig(Model):
     @model_validator(mode="before")
     @classmethod
     def _environment_defaults(cls, data: Any) -> Any:
-        """swarm dev needs nothing but `environment`: one local node and localhost names."""
+        """swarm dev needs nothing but `environment`: one local node and localhost names. kubernetes
+        deploys no Keycloak or OpenZiti (yet): their sections are empty there."""
+        if isinstance(data, dict) and data.get("platform") == "kubernetes":
+            data = dict(data)
+            data.setdefault("keycloak", {})
+            data.setdefault("ziti", {})
+            return data
         if not isinstance(data, dict) or data.get("environment") != "dev" or data.get("platform", "swarm") != "swarm":
             return data
         data = dict(data)
@@ -178,7 +192,9 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
         """Checks across sections, all reported at once ("key: problem" lines, one per key)."""
-        problems = self._swarm_problems() if self.platform == "swarm" else self._external_problems()
+        problems = {
+            "swarm": self._swarm_problems, "external": self._external_problems, "kubernetes": self._kubernetes_problems,
+        }[self.platform]()
         problems += self._transport_problems()
         problems += self._workload_problems()
         if self.is_strict:
@@ -372,6 +388,61 @@ class StackConfig(Model):
                 problems.append("spire.transport.container: set exactly one of container or service (docker-exec)")
         return problems
 
+    def _kubernetes_problems(self) -> list[str]:
+        """platform kubernetes: the clusters and topology; what only Swarm or external servers use."""
+        why = "platform kubernetes"
+        k8s = self.kubernetes
+        if k8s is None:
+            return ["kubernetes: required with platform kubernetes: the topology and the clusters "
+                    "(fix: `pulumi config set --path 'kubernetes.clusters.<name>.context' <context>`)"]
+        problems = k8s.problems()
+        problems += [
+            f"{to_camel(key)}: not used with {why} (the clusters are in `kubernetes.clusters`): remove it "
+            f"(fix: `pulumi config rm {to_camel(key)}`)"
+            for key in ("nodes", "storage", "users")
+            if key in self.model_fields_set
+        ]
+        problems += [
+            f"{section}: {why} deploys no {label} yet (issue 15: SPIRE first): remove it "
+            f"(fix: `pulumi config rm {section}`)"
+            for section, label in (("keycloak", "Keycloak"), ("ziti", "OpenZiti"))
+            if getattr(self, section).model_fields_set
+        ]
+        if "transport" in self.spire.model_fields_set:
+            problems.append(
+                "spire.transport: with platform kubernetes the program registers entries with `kubectl exec` into "
+                "its own server pod, through the cluster's kubeconfig: remove it "
+                "(fix: `pulumi config rm --path 'spire.transport'`)"
+            )
+        if self.spire.agents:
+            problems.append(
+                "spire.agents: with platform kubernetes the agents are the clusters' DaemonSets (a workload's `node` "
+                "names a cluster): remove it (fix: `pulumi config rm --path 'spire.agents'`)"
+            )
+        if "datastore" in self.spire.model_fields_set and self.spire.datastore != "postgres":
+            problems.append(
+                "spire.datastore: the Kubernetes server keeps its datastore in PostgreSQL (a StatefulSet of its own), "
+                "so a rescheduled server pod finds its entries (fix: `pulumi config rm --path 'spire.datastore'`)"
+            )
+        for wname, w in sorted(self.workloads.items()):
+            kinds = [sel.split(":", 2)[:2] for sel in w.selectors]
+            if any(k[0] != "k8s" for k in kinds):
+                problems.append(
+                    f"workloads.{wname}.selectors: the agents attest workloads with the k8s workload attestor only: "
+                    "use k8s:* selectors (k8s:ns:<namespace>, k8s:sa:<service account>)"
+                )
+            elif [k[1] for k in kinds].count("ns") != 1 or [k[1] for k in kinds].count("sa") != 1:
+                problems.append(
+                    f"workloads.{wname}.selectors: needs exactly one k8s:ns and one k8s:sa selector, so the entry "
+                    "names one service account (the identity a pod runs as)"
+                )
+            if w.svid_helper:
+                problems.append(
+                    f"workloads.{wname}.svidHelper: a Swarm container; on Kubernetes the pod mounts the Workload "
+                    f"API (fix: `pulumi config rm --path 'workloads.{wname}.svidHelper'`)"
+                )
+        return problems
+
     def _transport_problems(self) -> list[str]:
         """Each transport reads its own fields; a field of another transport would be ignored."""
         t = self.spire.transport
@@ -390,7 +461,7 @@ class StackConfig(Model):
         workload, the email for a user) must be unique on the controller."""
         problems = []
         agents = self.agent_names
-        where = "`nodes`" if self.platform == "swarm" else "`spire.agents`"
+        where = {"swarm": "`nodes`", "external": "`spire.agents`", "kubernetes": "`kubernetes.clusters`"}[self.platform]
         owners: dict[str, str] = {}
         for wname, w in sorted(self.workloads.items()):
             if w.node not in agents:
@@ -427,6 +498,8 @@ class StackConfig(Model):
     @property
     def agent_names(self) -> set[str]:
         """What a workload's `node` may name: Swarm nodes, or the external server's agents."""
+        if self.platform == "kubernetes":
+            return set(self.kubernetes.clusters) if self.kubernetes else set()
         return set(self.nodes) if self.platform == "swarm" else set(self.spire.agents)
 
     @property
@@ -463,7 +536,7 @@ class StackConfig(Model):
             "ziti.controllerUrl": self.ziti.controller_url,
         }
         names |= {f"users.{u}.email": spec.email.rpartition("@")[2] for u, spec in sorted(self.users.items())}
-        if self.platform == "external":
+        if self.platform != "swarm":
             del names["domain"]  # nothing is published under it
         for key, value in names.items():
             if value is None:
@@ -476,6 +549,12 @@ class StackConfig(Model):
             if value is not None and not value.startswith("https://"):
                 problems.append(f"{key}: {value!r} is plain http: admin credentials would cross the network "
                                 "in clear; use https (strict mode)")
+        if self.kubernetes is not None and self.kubernetes.skip_kubelet_verification:
+            problems.append(
+                "kubernetes.skipKubeletVerification: the agents would accept any kubelet's certificate, so a "
+                "spoofed kubelet could claim any pod's identity: give the kubelets certificates the cluster CA "
+                "signs (strict mode) (fix: `pulumi config rm --path 'kubernetes.skipKubeletVerification'`)"
+            )
         manager = self.manager_node if self.nodes else None
         for nname, node in sorted(self.nodes.items()):
             if is_local_host(host_of(node.docker_host)):

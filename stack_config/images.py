@@ -17,6 +17,14 @@ class Images(Model):
     spiffe_helper: str = Field(
         default="ghcr.io/spiffe/spiffe-helper:0.11.0", description="spiffe-helper (workloads with svidHelper)."
     )
+    spiffe_csi_driver: str = Field(
+        default="ghcr.io/spiffe/spiffe-csi-driver:0.2.3",
+        description="SPIFFE CSI driver (platform kubernetes): mounts the Workload API socket into pods.",
+    )
+    csi_node_driver_registrar: str = Field(
+        default="registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.6.2",
+        description="Registers the SPIFFE CSI driver with each node's kubelet (platform kubernetes).",
+    )
     postgres: str = Field(
         default=f"docker.io/library/postgres:{versions.POSTGRES}-bookworm", description="PostgreSQL (Keycloak, SPIRE)."
     )

@@ -47,3 +47,12 @@ PULUMI_TLS: Final = "5.6.2"
 PULUMI_RANDOM: Final = "4.21.4"
 """The `pulumi-random` Python package (requirements.txt). Its provider plugin must be the same version;
 `github.com/pulumi/pulumi-random/provider/v4` is not served by the Go module proxy here (README)."""
+
+KUBERNETES: Final = "1.37.2"
+"""The Kubernetes API the `platform: kubernetes` stacks target and the tests run: kube-apiserver built
+from `k8s.io/kubernetes` at this version (tools module `servers/go/kubernetes`, every staging module
+`k8s.io/*` replaced by its published v0.37.2), run on loopback without nodes as envtest does."""
+
+ETCD: Final = "3.7.3"
+"""etcd for that API server (`go.etcd.io/etcd/server/v3`, tools module `servers/go/etcd`): the newest
+patch of the 3.7 line Kubernetes 1.37 is built against (its go.mod requires the 3.7.0 client)."""

@@ -16,6 +16,7 @@ import pytest
 
 import servers
 from servers.process import Run
+from tests.harness.kube_api import KubeApi
 
 RealServers = Callable[[str], dict[str, Any]]
 
@@ -48,3 +49,9 @@ def real_servers(servers_run: Run) -> RealServers:
         return servers_run.servers[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def kube_api(real_servers: RealServers) -> KubeApi:
+    """The real Kubernetes API server on loopback (`servers/kubernetes.py`), as its admin."""
+    return KubeApi(real_servers("kubernetes"))

@@ -7,7 +7,8 @@ import pytest
 import servers
 from stack_config import versions
 
-PINNED = {"spire": versions.SPIRE, "ziti": versions.ZITI, "keycloak": versions.KEYCLOAK, "postgres": versions.POSTGRES}
+PINNED = {"spire": versions.SPIRE, "ziti": versions.ZITI, "keycloak": versions.KEYCLOAK, "postgres": versions.POSTGRES,
+          "kubernetes": versions.KUBERNETES}
 
 
 @pytest.mark.parametrize("name", servers.ORDER)

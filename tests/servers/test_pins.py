@@ -29,6 +29,19 @@ def test_the_go_tools_modules_build_the_pinned_versions() -> None:
     go = toolchain.GO_MODULES
     assert toolchain.go_module_require(go / "spire", "github.com/spiffe/spire") == f"v{versions.SPIRE}"
     assert toolchain.go_module_require(go / "ziti", "github.com/openziti/ziti") == f"v{versions.ZITI}"
+    assert toolchain.go_module_require(go / "kubernetes", "k8s.io/kubernetes") == f"v{versions.KUBERNETES}"
+    assert toolchain.go_module_require(go / "etcd", "go.etcd.io/etcd/server/v3") == f"v{versions.ETCD}"
+
+
+def test_every_kubernetes_staging_module_is_the_release_of_the_pinned_version() -> None:
+    """k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with paths inside
+    its own repository; the tools module must replace each with the published v0.<minor>.<patch>
+    of the same release, or the API server would be built from mismatched libraries."""
+    staging = f"v0.{versions.KUBERNETES.split('.', 1)[1]}"
+    text = (toolchain.GO_MODULES / "kubernetes" / "go.mod").read_text()
+    replaced = dict(re.findall(r"^\s*(k8s\.io/[a-z-]+) => \1 (v\S+)$", text, re.MULTILINE))
+    assert {"k8s.io/api", "k8s.io/apiserver", "k8s.io/client-go", "k8s.io/apimachinery"} <= set(replaced)
+    assert set(replaced.values()) == {staging}, replaced
 
 
 def test_keycloak_and_postgres_come_from_the_pinned_versions() -> None:

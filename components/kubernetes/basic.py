@@ -1,0 +1,163 @@
+"""BasicTopology: the design's single-cluster SPIRE deployment (`kubernetes.topology: basic`).
+
+Namespaces and their Pod Security levels (enforced by the API server's admission):
+
+    spire-server   restricted   SpireServer: the server StatefulSet and its PostgreSQL
+    spire-system   privileged   SpireAgents: the agent DaemonSet (hostPID) and the CSI driver
+    production     restricted   the workloads; SampleWorkloads when `sampleWorkloads` is on
+
+plus the node alias entry every agent of the cluster is mapped to, registered on the server by a
+`SpireEntry` (through `kubectl exec` into the first server pod), so workload entries have a parent
+that exists before any node does. The workload entries themselves are `SpireRegistrations`,
+the same component the Swarm and external platforms use (components/assembly.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kubernetes import security as sec
+from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
+from components.kubernetes.spire_config import (
+    SERVER_NAME,
+    SERVER_NAMESPACE,
+    SERVER_SOCKET,
+    SYSTEM_NAMESPACE,
+    WORKLOAD_NAMESPACE,
+    build_agent_conf,
+    build_server_conf,
+    node_alias,
+)
+from components.kubernetes.spire_server import SpireServer, SpireServerArgs
+from components.kubernetes.workloads import SampleWorkloads, SampleWorkloadsArgs, k8s_identity
+from dynamic_providers.spire.provider import SpireEntry
+from stack_config import KubernetesCluster, StackConfig
+
+
+@dataclass(frozen=True)
+class BasicTopologyArgs:
+    config: StackConfig
+    cluster: str
+    cluster_access: KubernetesCluster
+    root_ca_cert_pem: pulumi.Input[str]
+    root_ca_key_pem: pulumi.Input[str]
+    extra_namespaces: tuple[str, ...] = field(default=())
+
+
+def registration_connection(trust_domain: str, access: KubernetesCluster) -> dict[str, Any]:
+    """`kubectl exec` of the SPIRE CLI in the first server pod, through the cluster's kubeconfig."""
+    conn: dict[str, Any] = {
+        "transport": "kubectl-exec",
+        "namespace": SERVER_NAMESPACE,
+        "pod": f"{SERVER_NAME}-0",
+        "container": SERVER_NAME,
+        "socket_path": SERVER_SOCKET,
+        "trust_domain": trust_domain,
+        "project": pulumi.get_project(),
+        "stack": pulumi.get_stack(),
+    }
+    if access.kubeconfig is not None:
+        conn["kubeconfig"] = access.kubeconfig
+    if access.context is not None:
+        conn["context"] = access.context
+    return conn
+
+
+def workload_namespaces(config: StackConfig) -> list[str]:
+    """`production` and every namespace a sample workload runs in."""
+    names = {WORKLOAD_NAMESPACE}
+    if config.kubernetes is not None and config.kubernetes.sample_workloads:
+        names |= {k8s_identity(w)[0] for w in config.workloads.values()}
+    return sorted(names)
+
+
+class BasicTopology(pulumi.ComponentResource):
+    """Namespaces, the SPIRE server, the agents, the node alias and the sample workloads."""
+
+    namespaces: dict[str, k8s.core.v1.Namespace]
+    server: SpireServer
+    agents: SpireAgents
+    alias_entry: SpireEntry
+    alias_id: str
+    connection: Mapping[str, Any]
+    server_address: str
+
+    def __init__(self, name: str, args: BasicTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("identity-platform:kubernetes:BasicTopology", name, None, opts)
+        config, cluster = args.config, args.cluster
+        k8s_conf = config.kubernetes
+        if k8s_conf is None:
+            raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+        levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
+        levels |= {ns: "restricted" for ns in workload_namespaces(config)}
+        self.namespaces = {
+            ns: k8s.core.v1.Namespace(
+                f"{name}-ns-{ns}",
+                metadata={"name": ns, "labels": {**sec.namespace_labels(level),
+                                                 "app.kubernetes.io/part-of": "identity-platform"}},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for ns, level in sorted(levels.items())
+        }
+        names = {ns: r.metadata.apply(lambda m: str(m.name)) for ns, r in self.namespaces.items()}
+        images = config.images
+        self.server = SpireServer(
+            f"{name}-server",
+            SpireServerArgs(
+                namespace=names[SERVER_NAMESPACE],
+                server_conf=build_server_conf(config, cluster).render(),
+                server_image=images.spire_server,
+                postgres_image=images.postgres,
+                root_ca_cert_pem=args.root_ca_cert_pem,
+                root_ca_key_pem=args.root_ca_key_pem,
+                server_storage=k8s_conf.server_storage,
+                database_storage=k8s_conf.database_storage,
+                storage_class=k8s_conf.storage_class,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.agents = SpireAgents(
+            f"{name}-agents",
+            SpireAgentsArgs(
+                namespace=names[SYSTEM_NAMESPACE],
+                agent_conf=build_agent_conf(config, cluster).render(),
+                bundle_pem=args.root_ca_cert_pem,
+                agent_image=images.spire_agent,
+                csi_driver_image=images.spiffe_csi_driver,
+                csi_registrar_image=images.csi_node_driver_registrar,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        for ns in workload_namespaces(config):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{ns}-default-deny",
+                metadata={"name": "default-deny", "namespace": names[ns],
+                          "labels": sec.labels("default-deny", "policy")},
+                spec=sec.default_deny(),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        if k8s_conf.sample_workloads and config.workloads:
+            SampleWorkloads(
+                f"{name}-workloads",
+                SampleWorkloadsArgs(workloads=config.workloads, namespaces=names, helper_image=images.spiffe_helper),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agents]),
+            )
+
+        td = config.spire.trust_domain
+        self.connection = registration_connection(td, args.cluster_access)
+        self.alias_id, alias_selectors = node_alias(td, cluster)
+        self.alias_entry = SpireEntry(
+            f"{name}-node-alias",
+            spiffe_id=self.alias_id,
+            parent_id=f"spiffe://{td}/spire/server",
+            selectors=alias_selectors,
+            connection=dict(self.connection),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server.statefulset]),
+        )
+        self.server_address = f"{SERVER_NAME}.{SERVER_NAMESPACE}.svc"
+        self.register_outputs({"alias_id": self.alias_id, "server_address": self.server_address})

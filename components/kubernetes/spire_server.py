@@ -1,0 +1,331 @@
+"""SpireServer: the SPIRE server of a cluster, in the `spire-server` namespace.
+
+- A StatefulSet of `SERVER_REPLICAS` servers sharing one PostgreSQL datastore (`spire-db`, a
+  StatefulSet of its own), so a rescheduled or second server sees the same entries; each server
+  keeps its own CA keys on its own volume (KeyManager "disk"), as SPIRE's HA setup expects.
+- `UpstreamAuthority "disk"` with the platform's root CA (a Secret mounted read-only), so every
+  SVID chains to the root the rest of the trust chain uses.
+- `k8s_psat` node attestation: the server reviews agents' projected tokens (TokenReview) and
+  reads their pods and nodes; its ClusterRole grants exactly `create tokenreviews`, `get pods`
+  and `get nodes`, nothing to list, watch or write.
+- Passwords: PostgreSQL's from pulumi-random, delivered as Secrets mounted as files (the
+  database reads `POSTGRES_PASSWORD_FILE`, SPIRE a libpq password file), never an environment
+  value, a ConfigMap or a plain output.
+- Pods at the restricted Pod Security level, requests and limits, probes on the health listener;
+  a PodDisruptionBudget keeps one server up through voluntary disruptions; network policies allow
+  only agents -> server:8081, server -> database:5432, server -> API server, and DNS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.kubernetes import security as sec
+from components.kubernetes.spire_config import (
+    AGENT_NAME,
+    DATABASE_NAME,
+    HEALTH_PORT,
+    METRICS_PORT,
+    PGPASS,
+    SERVER_CONF_DIR,
+    SERVER_DATA,
+    SERVER_NAME,
+    SERVER_NAMESPACE,
+    SERVER_PORT,
+    SERVER_SECRETS,
+    SERVER_SOCKET_DIR,
+    SYSTEM_NAMESPACE,
+    UPSTREAM_CERT,
+    UPSTREAM_KEY,
+)
+
+SERVER_UID = 1000  # the spire-server image's user
+POSTGRES_UID = 999  # the postgres image's `postgres` user
+SERVER_REPLICAS = 2
+DATABASE_PORT = 5432
+# The API server as pods reach it: the `kubernetes` Service's port, or the endpoint's own
+# (6443) where the CNI applies policies after the Service's address is translated.
+API_SERVER_PORTS = (443, 6443)
+SECRET_FILE_MODE = 0o440  # owner root, group = the pod's fsGroup: readable by the server's user only
+
+
+@dataclass(frozen=True)
+class SpireServerArgs:
+    namespace: pulumi.Input[str]
+    server_conf: str
+    server_image: str
+    postgres_image: str
+    root_ca_cert_pem: pulumi.Input[str]
+    root_ca_key_pem: pulumi.Input[str]
+    server_storage: str
+    database_storage: str
+    storage_class: str | None = None
+
+
+def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
+    spec: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+        "access_modes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class is not None:
+        spec["storage_class_name"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+class SpireServer(pulumi.ComponentResource):
+    """The server StatefulSet, its datastore, RBAC, PDB and network policies."""
+
+    service_name: str
+    statefulset: k8s.apps.v1.StatefulSet
+    database: k8s.apps.v1.StatefulSet
+
+    def __init__(self, name: str, args: SpireServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("identity-platform:kubernetes:SpireServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = args.namespace
+        self.service_name = SERVER_NAME
+
+        # --- identity and RBAC: what k8s_psat needs, nothing more ---------------------------------
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-account",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-role",
+            metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
+            rules=[
+                # k8s_psat: review each agent's projected service-account token ...
+                {"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                # ... and read the agent's pod and node for its selectors (by name: no list or watch).
+                {"api_groups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
+            ],
+            opts=child,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-role-binding",
+            metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+            subjects=[{"kind": "ServiceAccount", "name": SERVER_NAME, "namespace": ns}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
+        )
+
+        # --- secrets, as files ------------------------------------------------------------------
+        password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
+        db_secret = k8s.core.v1.Secret(
+            f"{name}-db-secret",
+            metadata=sec.meta(f"{DATABASE_NAME}-password", ns, DATABASE_NAME, "database"),
+            string_data={"password": password.result},
+            opts=child,
+        )
+        host = f"{DATABASE_NAME}.{SERVER_NAMESPACE}.svc"
+        pgpass = k8s.core.v1.Secret(
+            f"{name}-pgpass",
+            metadata=sec.meta(f"{SERVER_NAME}-pgpass", ns, SERVER_NAME, "server"),
+            string_data={PGPASS: password.result.apply(lambda pw: f"{host}:{DATABASE_PORT}:spire:spire:{pw}\n")},
+            opts=child,
+        )
+        upstream = k8s.core.v1.Secret(
+            f"{name}-upstream-ca",
+            metadata=sec.meta(f"{SERVER_NAME}-upstream-ca", ns, SERVER_NAME, "server"),
+            string_data={
+                UPSTREAM_CERT: args.root_ca_cert_pem,
+                UPSTREAM_KEY: pulumi.Output.secret(args.root_ca_key_pem),
+            },
+            opts=child,
+        )
+        conf = k8s.core.v1.ConfigMap(
+            f"{name}-conf",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
+            data={"server.conf": args.server_conf},
+            opts=child,
+        )
+
+        # --- the datastore: its own account, which has no role and no token -----------------------
+        db_account = k8s.core.v1.ServiceAccount(
+            f"{name}-db-account",
+            metadata=sec.meta(DATABASE_NAME, ns, DATABASE_NAME, "database"),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        db_service = k8s.core.v1.Service(
+            f"{name}-db-service",
+            metadata=sec.meta(DATABASE_NAME, ns, DATABASE_NAME, "database"),
+            spec={
+                "cluster_ip": "None",  # headless: the StatefulSet's governing Service
+                "selector": sec.selector(DATABASE_NAME),
+                "ports": [{"name": "postgres", "port": DATABASE_PORT, "target_port": DATABASE_PORT}],
+            },
+            opts=child,
+        )
+        db_container: k8s.core.v1.ContainerArgsDict = {
+            "name": "postgres",
+            "image": args.postgres_image,
+            "env": [
+                {"name": "POSTGRES_USER", "value": "spire"},
+                {"name": "POSTGRES_DB", "value": "spire"},
+                {"name": "POSTGRES_PASSWORD_FILE", "value": "/run/secrets/postgres/password"},
+                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+            ],
+            "ports": [{"name": "postgres", "container_port": DATABASE_PORT}],
+            "readiness_probe": {"exec_": {"command": ["pg_isready", "-U", "spire", "-d", "spire", "-h", "127.0.0.1"]},
+                                "period_seconds": 10},
+            "liveness_probe": {"exec_": {"command": ["pg_isready", "-U", "spire", "-d", "spire", "-h", "127.0.0.1"]},
+                               "period_seconds": 30, "failure_threshold": 5},
+            "resources": sec.DATABASE_RESOURCES.spec(),
+            "security_context": sec.restricted_container(),
+            "volume_mounts": [
+                {"name": "data", "mount_path": "/var/lib/postgresql/data"},
+                {"name": "password", "mount_path": "/run/secrets/postgres", "read_only": True},
+                # The read-only root filesystem: the server's socket and temporary files go here.
+                {"name": "run", "mount_path": "/var/run/postgresql"},
+                {"name": "tmp", "mount_path": "/tmp"},  # noqa: S108
+            ],
+        }
+        self.database = k8s.apps.v1.StatefulSet(
+            f"{name}-db",
+            metadata=sec.meta(DATABASE_NAME, ns, DATABASE_NAME, "database"),
+            spec={
+                "service_name": DATABASE_NAME,
+                "replicas": 1,
+                "selector": {"match_labels": sec.selector(DATABASE_NAME)},
+                "template": {
+                    "metadata": {"labels": sec.labels(DATABASE_NAME, "database")},
+                    "spec": {
+                        "service_account_name": DATABASE_NAME,
+                        "automount_service_account_token": False,
+                        "enable_service_links": False,
+                        "security_context": sec.pod_security(POSTGRES_UID),
+                        "containers": [db_container],
+                        "volumes": [
+                            {"name": "password", "secret": {"secret_name": db_secret.metadata.name,
+                                                            "default_mode": SECRET_FILE_MODE}},
+                            {"name": "run", "empty_dir": {"medium": "Memory", "size_limit": "16Mi"}},
+                            {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}},
+                        ],
+                    },
+                },
+                "volume_claim_templates": [_claim("data", args.database_storage, args.storage_class)],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[db_service, db_account]),
+        )
+
+        # --- the server -------------------------------------------------------------------------
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
+            spec={
+                "selector": sec.selector(SERVER_NAME),
+                "ports": [{"name": "grpc", "port": SERVER_PORT, "target_port": SERVER_PORT}],
+            },
+            opts=child,
+        )
+        pods = k8s.core.v1.Service(
+            f"{name}-pods",
+            metadata=sec.meta(f"{SERVER_NAME}-pods", ns, SERVER_NAME, "server"),
+            spec={"cluster_ip": "None", "selector": sec.selector(SERVER_NAME),
+                  "ports": [{"name": "grpc", "port": SERVER_PORT, "target_port": SERVER_PORT}]},
+            opts=child,
+        )
+        server_container: k8s.core.v1.ContainerArgsDict = {
+            "name": SERVER_NAME,
+            "image": args.server_image,
+            "args": ["-config", f"{SERVER_CONF_DIR}/server.conf"],
+            "ports": [
+                {"name": "grpc", "container_port": SERVER_PORT},
+                {"name": "health", "container_port": HEALTH_PORT},
+                {"name": "metrics", "container_port": METRICS_PORT},
+            ],
+            "liveness_probe": {
+                "http_get": {"path": "/live", "port": HEALTH_PORT}, "period_seconds": 30, "failure_threshold": 3,
+            },
+            "readiness_probe": {"http_get": {"path": "/ready", "port": HEALTH_PORT}, "period_seconds": 10},
+            "resources": sec.SERVER_RESOURCES.spec(),
+            "security_context": sec.restricted_container(),
+            "volume_mounts": [
+                {"name": "conf", "mount_path": SERVER_CONF_DIR, "read_only": True},
+                {"name": "secrets", "mount_path": SERVER_SECRETS, "read_only": True},
+                {"name": "data", "mount_path": SERVER_DATA},
+                # The admin socket (entries are registered through it with `kubectl exec`).
+                {"name": "admin-socket", "mount_path": SERVER_SOCKET_DIR},
+            ],
+        }
+        self.statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
+            spec={
+                "service_name": f"{SERVER_NAME}-pods",
+                "replicas": SERVER_REPLICAS,
+                "pod_management_policy": "Parallel",
+                "selector": {"match_labels": sec.selector(SERVER_NAME)},
+                "template": {
+                    "metadata": {
+                        "labels": sec.labels(SERVER_NAME, "server"),
+                        # A changed server.conf rolls the servers over to it.
+                        "annotations": {"identity-platform/server-conf": sec.digest(args.server_conf)},
+                    },
+                    "spec": {
+                        "service_account_name": SERVER_NAME,
+                        # The k8s_psat server plugin calls the API server with this token.
+                        "automount_service_account_token": True,
+                        "enable_service_links": False,
+                        "security_context": sec.pod_security(SERVER_UID),
+                        "containers": [server_container],
+                        "volumes": [
+                            {"name": "conf", "config_map": {"name": conf.metadata.name}},
+                            {"name": "secrets", "projected": {"default_mode": SECRET_FILE_MODE, "sources": [
+                                {"secret": {"name": upstream.metadata.name}},
+                                {"secret": {"name": pgpass.metadata.name}},
+                            ]}},
+                            {"name": "admin-socket", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
+                        ],
+                    },
+                },
+                "volume_claim_templates": [_claim("data", args.server_storage, args.storage_class)],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pods, service, self.database, account]),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
+            spec={"min_available": 1, "selector": {"match_labels": sec.selector(SERVER_NAME)}},
+            opts=child,
+        )
+
+        # --- network policies: deny everything, then the flows the server needs ------------------
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny", metadata=sec.meta("default-deny", ns, SERVER_NAME, "policy"),
+            spec=sec.default_deny(), opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-server-policy",
+            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "policy"),
+            spec=sec.allow(
+                SERVER_NAME,
+                # Agents attest and fetch SVIDs on 8081.
+                ingress=[{"from_": [sec.peer(SYSTEM_NAMESPACE, AGENT_NAME)], "ports": sec.tcp(SERVER_PORT)}],
+                egress=[
+                    {"to": [sec.pod(DATABASE_NAME)], "ports": sec.tcp(DATABASE_PORT)},
+                    # TokenReview and pod/node reads: the API server's address differs per cluster.
+                    {"ports": sec.tcp(*API_SERVER_PORTS)},
+                    sec.dns_egress(),
+                ],
+            ),
+            opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-db-policy",
+            metadata=sec.meta(DATABASE_NAME, ns, DATABASE_NAME, "policy"),
+            spec=sec.allow(
+                DATABASE_NAME,
+                ingress=[{"from_": [sec.pod(SERVER_NAME)], "ports": sec.tcp(DATABASE_PORT)}],
+            ),
+            opts=child,
+        )
+        self.register_outputs({"service_name": self.service_name})
+

@@ -1,0 +1,124 @@
+"""`platform: kubernetes`: which topology, and how the program reaches each cluster.
+
+The clusters are a named map like the Swarm nodes: each name is also the SPIRE `k8s_psat` cluster
+name the server authorizes and the agents present, so it follows the Kubernetes label rule. A
+cluster is reached through a kubeconfig file and context (one pulumi-kubernetes Provider per
+cluster); only the path is stored, so credentials stay in the kubeconfig and never reach Pulumi
+state.
+
+Topologies (docs: the SPIRE design, research/spire.md sections 5-6):
+
+- `basic`: one cluster; the SPIRE server (StatefulSet, PostgreSQL datastore) and its agents
+  (DaemonSet, `k8s_psat`), workloads registered by `SpireEntry` resources.
+- `enterprise`: two clusters, an upstream server and a nested downstream one with federation.
+- `crd-free`: agents only, pointing at servers outside the cluster.
+
+Only `basic` is built so far: the other two are refused at preview with that reason, rather than
+accepted and half-deployed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from stack_config.base import Model, checked
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+
+
+def cluster_name_problem(v: str) -> str | None:
+    if not _LABEL.match(v):
+        return (
+            "is not a cluster name: use 1-63 lowercase letters, digits or '-', starting and ending with a letter "
+            "or digit (it is the k8s_psat cluster name and part of SPIFFE IDs)"
+        )
+    return None
+
+
+ClusterName = Annotated[str, checked(cluster_name_problem, lambda v, p: f"{v!r} {p}")]
+
+
+class KubernetesCluster(Model):
+    """How the program reaches one cluster: a kubeconfig file and a context in it."""
+
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path of the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config). Only the path is "
+        "kept in Pulumi state; the credentials stay in the file.",
+    )
+    context: str | None = Field(
+        default=None, min_length=1, description="Context of that kubeconfig (default: its current context)."
+    )
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "\n" in v or v.lstrip().startswith(("apiVersion", "{"))):
+            raise ValueError(
+                "give the path of a kubeconfig file, not its contents: the contents hold credentials, which "
+                "must not sit in the stack file or in Pulumi state"
+            )
+        return v
+
+
+class KubernetesSettings(Model):
+    topology: Literal["basic", "enterprise", "crd-free"] = Field(
+        default="basic",
+        description="basic: one cluster runs the SPIRE server and agents; enterprise: upstream and downstream "
+        "servers in two clusters with federation; crd-free: agents only, against external servers.",
+    )
+    clusters: dict[ClusterName, KubernetesCluster] = Field(
+        min_length=1,
+        description="Clusters by name (the k8s_psat cluster name): kubeconfig path and context of each. basic: "
+        "exactly one.",
+    )
+    storage_class: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="StorageClass of the SPIRE server's and its PostgreSQL's volumes (default: the cluster's default).",
+    )
+    server_storage: str = Field(
+        default="1Gi", description="Size of the SPIRE server's data volume (its CA keys), a Kubernetes quantity."
+    )
+    database_storage: str = Field(
+        default="2Gi", description="Size of the SPIRE datastore's PostgreSQL volume, a Kubernetes quantity."
+    )
+
+    skip_kubelet_verification: bool = Field(
+        default=False,
+        description="The agents' k8s workload attestor does not verify the kubelet's serving certificate (for "
+        "local clusters whose kubelets serve self-signed certificates, such as kind). Refused in strict mode.",
+    )
+    sample_workloads: bool = Field(
+        default=False,
+        description="Run each workload as a sample Deployment in its k8s:ns namespace, as its k8s:sa service "
+        "account, that fetches and renews its SVID through the Workload API (spiffe-helper).",
+    )
+
+    BUILT: ClassVar[tuple[str, ...]] = ("basic",)
+
+    @field_validator("server_storage", "database_storage")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not _QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes quantity: write e.g. 1Gi or 500Mi")
+        return v
+
+    def problems(self) -> list[str]:
+        """`kubernetes.<key>: ...` lines for what the topology cannot take."""
+        out = []
+        if self.topology not in self.BUILT:
+            out.append(
+                f"kubernetes.topology: {self.topology!r} is not built yet (issue 15: only basic is); use basic "
+                "(fix: `pulumi config set --path 'kubernetes.topology' basic`)"
+            )
+        elif self.topology == "basic" and len(self.clusters) != 1:
+            out.append(
+                f"kubernetes.clusters: the basic topology runs in exactly one cluster, not {len(self.clusters)} "
+                f"({sorted(self.clusters)}): keep one"
+            )
+        return out

@@ -1,0 +1,149 @@
+"""A small client of the real Kubernetes API server (`servers/kubernetes.py`) for the tests: API
+discovery, server-side apply (optionally dry-run) with the warnings the server returns, reads, and
+SubjectAccessReview ("can this identity do that?").
+
+Plain httpx on purpose: the checks are about what the API server says (status, `Status` body,
+`Warning` headers from PodSecurity admission), and a typed client would add nothing to that.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from servers.kubernetes import admin_client
+
+FIELD_MANAGER = "identity-platform-tests"
+
+
+class ApiRefusedError(Exception):
+    """The API server refused a request: its HTTP status and `Status` message."""
+
+    def __init__(self, status: int, message: str, what: str) -> None:
+        self.status, self.message = status, message
+        super().__init__(f"{what}: HTTP {status}: {message}")
+
+
+@dataclass(frozen=True)
+class Applied:
+    body: dict[str, Any]
+    warnings: list[str]
+
+
+@dataclass
+class KubeApi:
+    section: Mapping[str, Any]
+    _kinds: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+
+    @contextmanager
+    def client(self) -> Iterator[httpx.Client]:
+        with admin_client(dict(self.section)) as c:
+            yield c
+
+    def _discover(self) -> None:
+        with self.client() as c:
+            groups = [("", "/api/v1")]
+            for g in c.get("/apis").json()["groups"]:
+                groups += [(g["name"], f"/apis/{v['groupVersion']}") for v in g["versions"]]
+            for _, path in groups:
+                doc = c.get(path).json()
+                gv = doc["groupVersion"]
+                for r in doc["resources"]:
+                    if "/" not in r["name"]:
+                        self._kinds[(gv, r["kind"])] = (r["name"], r["namespaced"])
+
+    def collection(self, api_version: str, kind: str, namespace: str | None = None) -> str:
+        """The URL path of a kind's collection (in `namespace` when the kind is namespaced)."""
+        if not self._kinds:
+            self._discover()
+        try:
+            plural, namespaced = self._kinds[(api_version, kind)]
+        except KeyError:
+            raise ApiRefusedError(404, f"the API server serves no {kind} in {api_version}", "discovery") from None
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        if namespaced:
+            if not namespace:
+                raise ApiRefusedError(422, f"{kind} is namespaced but has no namespace", "apply")
+            return f"{base}/namespaces/{namespace}/{plural}"
+        return f"{base}/{plural}"
+
+    def path(self, obj: Mapping[str, Any]) -> str:
+        meta = obj["metadata"]
+        return f"{self.collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
+
+    def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> Applied:
+        """Server-side apply `obj` (create or update); the server's object and its warnings."""
+        params = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        if dry_run:
+            params["dryRun"] = "All"
+        with self.client() as c:
+            r = c.patch(self.path(obj), params=params, content=json.dumps(obj),
+                        headers={"Content-Type": "application/apply-patch+yaml"})
+        what = f"apply {obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+        _raise_for(r, what)
+        return Applied(r.json(), warnings(r))
+
+    def create(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> Applied:
+        params = {"dryRun": "All"} if dry_run else {}
+        meta = obj["metadata"]
+        with self.client() as c:
+            r = c.post(self.collection(obj["apiVersion"], obj["kind"], meta.get("namespace")), params=params,
+                       json=dict(obj))
+        _raise_for(r, f"create {obj['kind']} {meta.get('namespace', '')}/{meta.get('name', '')}")
+        return Applied(r.json(), warnings(r))
+
+    def get(self, path: str) -> dict[str, Any]:
+        with self.client() as c:
+            r = c.get(path)
+        _raise_for(r, f"GET {path}")
+        body: dict[str, Any] = r.json()
+        return body
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        with self.client() as c:
+            r = c.post(path, json=dict(body))
+        _raise_for(r, f"POST {path}")
+        out: dict[str, Any] = r.json()
+        return out
+
+    def can(self, user: str, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
+            subresource: str = "", name: str = "", groups: tuple[str, ...] = ()) -> bool:
+        """SubjectAccessReview: may `user` (with `groups`) do `verb` on `resource`?"""
+        attrs: dict[str, Any] = {"verb": verb, "resource": resource, "group": group}
+        if namespace:
+            attrs["namespace"] = namespace
+        if subresource:
+            attrs["subresource"] = subresource
+        if name:
+            attrs["name"] = name
+        review = self.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": list(groups), "resourceAttributes": attrs},
+        })
+        return bool(review["status"].get("allowed"))
+
+
+def warnings(r: httpx.Response) -> list[str]:
+    """The `Warning` headers of a response (`299 - "text"`), as their texts."""
+    out = []
+    for value in r.headers.get_list("warning"):
+        text = value.split(" ", 2)[-1].strip()
+        if text.startswith('"') and text.endswith('"'):
+            text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        out.append(text)
+    return out
+
+
+def _raise_for(r: httpx.Response, what: str) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        message = r.json().get("message", r.text)
+    except ValueError:
+        message = r.text
+    raise ApiRefusedError(r.status_code, message, what)
