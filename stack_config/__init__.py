@@ -396,10 +396,15 @@ class StackConfig(Model):
             return ["kubernetes: required with platform kubernetes: the topology and the clusters "
                     "(fix: `pulumi config set --path 'kubernetes.clusters.<name>.context' <context>`)"]
         problems = k8s.problems()
+        unused = {
+            "nodes": "the clusters are in `kubernetes.clusters`",
+            "storage": "the server's volumes are in `kubernetes`",
+            "users": "no Keycloak users without Keycloak",
+            "imports": "there is no Ziti object to take over",
+        }
         problems += [
-            f"{to_camel(key)}: not used with {why} (the clusters are in `kubernetes.clusters`): remove it "
-            f"(fix: `pulumi config rm {to_camel(key)}`)"
-            for key in ("nodes", "storage", "users")
+            f"{key}: not used with {why} ({reason}): remove it (fix: `pulumi config rm {key}`)"
+            for key, reason in unused.items()
             if key in self.model_fields_set
         ]
         problems += [

@@ -4,6 +4,8 @@ where the model says, and values that validate."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from ops.outputs import StackOutputs
@@ -11,8 +13,13 @@ from stack_config import parse_stack_values
 from tests.conftest import STACKS, program_run
 from tests.harness.mock_engine import stack_config, stack_platform
 
+# The platforms the contract types; platform kubernetes (SPIRE alone, so far) exports its own keys,
+# asserted in tests/components/test_kubernetes.py, and `ops` does not read its stacks yet.
+TYPED = get_args(StackOutputs.model_fields["platform"].annotation)
+CONTRACT_STACKS = [s for s in STACKS if stack_platform(s) in TYPED]
 
-@pytest.mark.parametrize("stack", STACKS)
+
+@pytest.mark.parametrize("stack", CONTRACT_STACKS)
 def test_exports_match_the_model_keys(stack: str) -> None:
     run = program_run(stack, preview=False)
     platform = stack_platform(stack)
@@ -23,7 +30,7 @@ def test_exports_match_the_model_keys(stack: str) -> None:
     )
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CONTRACT_STACKS)
 def test_secret_exports_are_pulumi_secrets(stack: str) -> None:
     run = program_run(stack, preview=False)
     secret = {k for k, e in run.exports.items() if e.secret}
@@ -34,7 +41,7 @@ def test_secret_exports_are_pulumi_secrets(stack: str) -> None:
         assert isinstance(run.exports[key].value, str) and run.exports[key].value
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CONTRACT_STACKS)
 def test_exports_validate_against_the_model(stack: str) -> None:
     run = program_run(stack, preview=False)
     outs = StackOutputs.from_mapping({k: e.value for k, e in run.exports.items()})
