@@ -45,6 +45,8 @@ AGENT_DATA = "/var/lib/spire/agent"
 AGENT_TOKEN_DIR = "/var/run/secrets/tokens"  # noqa: S105 - a directory, not a secret
 AGENT_TOKEN = f"{AGENT_TOKEN_DIR}/spire-agent"  # the k8s_psat agent plugin's default token_path
 AGENT_TOKEN_AUDIENCE = "spire-server"  # noqa: S105 - the k8s_psat server plugin default audience
+# The pod's own service-account token: the k8s workload attestor authenticates to the kubelet with it.
+POD_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 NODE_NAME_ENV = "MY_NODE_NAME"  # the k8s workload attestor reaches the kubelet at this node's name
 
 
@@ -98,7 +100,7 @@ def build_server_conf(config: StackConfig, cluster: str) -> ServerConf:
 def build_agent_conf(config: StackConfig, cluster: str) -> AgentConf:
     """agent.conf of the cluster's agents."""
     k8s = config.kubernetes
-    attestor: dict[str, str | bool] = {"node_name_env": NODE_NAME_ENV}
+    attestor: dict[str, str | bool] = {"node_name_env": NODE_NAME_ENV, "token_path": f"{POD_ACCOUNT_DIR}/token"}
     if k8s is not None and k8s.skip_kubelet_verification:
         attestor["skip_kubelet_verification"] = True
     return AgentConf(

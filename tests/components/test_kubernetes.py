@@ -8,6 +8,7 @@ renders (the real-server tier validates those with the real binaries)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -196,19 +197,28 @@ def test_the_server_is_a_statefulset_on_postgres_with_a_disruption_budget(run: P
     conf = by_name(run, "core/v1:ConfigMap")["spire-server/spire-server"]["data"]["server.conf"]
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
     assert conf == spire_config.build_server_conf(config, "dev").render()
-    assert 'trust_domain = "k8s-dev.zt.internal"' in conf
-    assert 'database_type = "postgres"' in conf and "password" not in conf.replace("passfile", "")
-    assert 'NodeAttestor "k8s_psat"' in conf and '"dev" = {' in conf
-    assert 'service_account_allow_list = ["spire-system:spire-agent"]' in conf
+    doc = json.loads(conf)
+    assert doc["server"]["trust_domain"] == "k8s-dev.zt.internal"
+    (datastore,) = doc["plugins"]["DataStore"]
+    assert datastore["sql"]["plugin_data"]["database_type"] == "postgres"
+    assert "password" not in conf.replace("passfile", "")
+    (psat,) = doc["plugins"]["NodeAttestor"]
+    assert psat == {"k8s_psat": {"plugin_data": {"clusters": {
+        "dev": {"service_account_allow_list": ["spire-system:spire-agent"]},
+    }}}}
 
 
 def test_the_agents_config(run: ProgramRun) -> None:
     conf = by_name(run, "core/v1:ConfigMap")["spire-system/spire-agent"]["data"]["agent.conf"]
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
     assert conf == spire_config.build_agent_conf(config, "dev").render()
-    assert 'socket_path = "/run/spire/sockets/agent.sock"' in conf
-    assert 'WorkloadAttestor "k8s"' in conf and 'NodeAttestor "k8s_psat"' in conf
-    assert 'server_address = "spire-server.spire-server.svc"' in conf
+    doc = json.loads(conf)
+    assert doc["agent"]["socket_path"] == "/run/spire/sockets/agent.sock"
+    assert doc["agent"]["server_address"] == "spire-server.spire-server.svc"
+    assert doc["agent"]["trust_domain"] == "k8s-dev.zt.internal"
+    assert [next(iter(p)) for p in doc["plugins"]["NodeAttestor"]] == ["k8s_psat"]
+    assert doc["plugins"]["NodeAttestor"][0]["k8s_psat"]["plugin_data"]["cluster"] == "dev"
+    assert [next(iter(p)) for p in doc["plugins"]["WorkloadAttestor"]] == ["k8s"]
 
 
 def test_entries_register_the_workloads_under_the_clusters_agents(run: ProgramRun) -> None:

@@ -9,6 +9,7 @@ UpstreamAuthority loads the root CA, and the agent's k8s workload attestor takes
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -63,11 +64,12 @@ def test_the_server_and_agent_configs_validate(bins: Path, tmp_path: Path) -> No
 
 def test_the_k8s_psat_cluster_map_is_read_as_written(bins: Path, tmp_path: Path) -> None:
     server, _ = _layout(tmp_path)
-    text = server.read_text()
-    allow = 'service_account_allow_list = ["spire-system:spire-agent"]'
-    assert allow in text
+    doc = json.loads(server.read_text())
+    cluster = doc["plugins"]["NodeAttestor"][0]["k8s_psat"]["plugin_data"]["clusters"]["dev"]
+    assert cluster == {"service_account_allow_list": ["spire-system:spire-agent"]}
+    cluster["service_account_allow_list"] = []
     emptied = server.with_name("emptied.conf")
-    emptied.write_text(text.replace(allow, "service_account_allow_list = []"))
+    emptied.write_text(json.dumps(doc))
     done = _validate(bins, "spire-server", emptied)
     assert done.returncode == 1
     assert 'cluster "dev" configuration must have at least one service account allowed' in done.stdout + done.stderr
