@@ -34,10 +34,13 @@ def _layout(root: Path) -> tuple[Path, Path]:
     paths = {
         sc.SERVER_SECRETS: root / "secrets", sc.SERVER_DATA: root / "server-data", sc.SERVER_SOCKET_DIR: root / "admin",
         sc.AGENT_BUNDLE_DIR: root / "bundle", sc.AGENT_DATA: root / "agent-data", sc.AGENT_SOCKET_DIR: root / "sockets",
-        sc.AGENT_TOKEN_DIR: root / "tokens",
+        sc.AGENT_TOKEN_DIR: root / "tokens", sc.POD_ACCOUNT_DIR: root / "account",
     }
     for p in paths.values():
         p.mkdir(parents=True)
+    # The k8s workload attestor loads the pod's token when it is configured (its content is only
+    # sent to the kubelet later).
+    (paths[sc.POD_ACCOUNT_DIR] / "token").write_text("not-a-token-validate-does-not-send-it\n")
     key, cert = spire.self_signed_ca("k8s-dev root CA", 48)
     spire._write_key(paths[sc.SERVER_SECRETS] / sc.UPSTREAM_KEY, key)
     (paths[sc.SERVER_SECRETS] / sc.UPSTREAM_CERT).write_text(spire._pem(cert))
