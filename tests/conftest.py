@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pulumi.dynamic import ResourceProvider
 
+from dynamic_providers._transport import forget_sessions
 from tests.harness.dynamic_host import DynamicProviderHost
 from tests.harness.loopback import App, LoopbackServer
 from tests.harness.mock_engine import ProgramRun, run_program, stack_files, swarm_stack_files
@@ -20,6 +21,13 @@ SWARM_STACKS = swarm_stack_files()
 MODES = [pytest.param(True, id="preview"), pytest.param(False, id="update")]
 
 _RUNS: dict[tuple[str, bool], ProgramRun] = {}
+
+
+@pytest.fixture(autouse=True)
+def _cold_sessions() -> Iterator[None]:
+    """Each test starts without the logins and pooled connections of the tests before it."""
+    yield
+    forget_sessions()
 
 
 def program_run(stack: str, preview: bool) -> ProgramRun:

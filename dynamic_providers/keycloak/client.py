@@ -2,29 +2,22 @@
 
 What it does for every call, so the provider code above it stays about resources:
 
-* **Tokens.** Logs in with the password or client-credentials grant, caches the token for the
-  process, renews it at 90 % of its lifetime (master-realm tokens live 60 s), uses the refresh
-  token when there is one (client-credentials grants have none) and falls back to a fresh login
-  when the refresh is refused. A 401/403 renews the token and retries the call once (403 is what
-  Keycloak answers right after a realm is created, before the token carries the new realm's roles).
-* **Retries.** Idempotent calls (GET, PUT, DELETE) are retried with exponential backoff and full
-  jitter on 429 (honouring `Retry-After`), 502/503/504, connection errors and timeouts. A POST
-  is retried only when it provably never reached Keycloak (connect errors, 429); when its answer
-  is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object up before
-  creating again, after waiting by the same policy (`pause`: the error's `Retry-After`, else
-  backoff), so a persistent 503 never turns into a burst of POSTs. Realm writes are serialised
-  per realm in this process; a PUT or DELETE that meets Keycloak's generic 500 (`unknown_error`,
-  what an optimistic-lock failure becomes) is retried, since the server rolled it back.
-* **Readiness.** With `ready_timeout`, the first login waits (bounded, with backoff) for a
-  Keycloak that is still starting, then fails naming the URL.
+* **Tokens** (`KeycloakSession`, the transport's `Session`): logs in with the password or
+  client-credentials grant once per server and account in the provider process, renews at 90 % of
+  the token's lifetime (master-realm tokens live 60 s) with the refresh token when there is one
+  (client-credentials grants have none), and logs in afresh when the refresh is refused. A
+  401/403 renews the token and resends the call once (403 is what Keycloak answers right after a
+  realm is created, before the token carries the new realm's roles).
+* **Retries**: the transport's one rule. GET, PUT and DELETE are retried on 429, 5xx (Keycloak's
+  generic 500 `unknown_error` is what an optimistic-lock failure becomes, after a rollback),
+  resets and timeouts; a POST only when it never reached Keycloak (connect errors, 429). When a
+  POST's answer is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object
+  up before creating again, after `pause` (the error's `Retry-After`, else backoff), so a
+  persistent 503 never turns into a burst of POSTs. Realm writes are serialised per realm here.
+* **Readiness.** With `ready_timeout`, the first login waits for a Keycloak that is still
+  starting, then fails naming the URL.
 * **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
   certificate that fails verification fails the call at once (no retries, no readiness wait).
-
-The token cache is the one piece of process state: a dict keyed by a hash of the token URL and
-credentials, guarded by locks, living in the provider process only (never pickled into state,
-never written anywhere). Without it every provider call would log in again, and a "token that
-expires between calls" would be impossible to handle instead of handled. Everything else is built
-per call: `KeycloakAdmin` is a context manager created inside each provider method.
 
 One exception class, `KeycloakApiError`, carries the HTTP status, method, URL, Keycloak's error
 text and its `Retry-After`. Reads by id or name check the answer is about that object (a GET
@@ -33,22 +26,19 @@ answered about another realm or client is an error); the clientId lookup keeps e
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
-from dynamic_providers._retry import parse_retry_after
+from dynamic_providers._transport import ApiError, RetryPolicy, Session, forget_sessions, ssl_context, tls_failure
+from dynamic_providers._transport.retry import RETRY_STATUSES, never_sent
 from dynamic_providers.keycloak.models import (
     ClientRepresentation,
     ClientScopeRepresentation,
@@ -59,143 +49,68 @@ from dynamic_providers.keycloak.models import (
     TokenResponse,
 )
 
+__all__ = ["KeycloakAdmin", "KeycloakApiError", "KeycloakSession", "RetryPolicy", "forget_tokens"]
+
 ScopeKind = Literal["default", "optional"]
-_RETRYABLE_STATUS = frozenset({502, 503, 504})
 _NEVER_PUT = ("secret", "protocolMappers", "defaultClientScopes", "optionalClientScopes", "access")
-_LOCK_HINTS = ("optimisticlock", "optimistic lock", "could not serialize", "deadlock", "stale")
+forget_tokens = forget_sessions  # tests and benchmarks start cold with it
 
 
-class KeycloakApiError(Exception):
+class KeycloakApiError(ApiError):
     """Any failure talking to Keycloak: an error status, an unreachable server, a lost answer."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        method: str | None = None,
-        url: str | None = None,
-        body: str | None = None,
-        outcome_unknown: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.method = method
-        self.url = url
+    def __init__(self, message: str, *, body: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.body = body
-        self.outcome_unknown = outcome_unknown
-        self.retry_after = retry_after  # the server's Retry-After, in seconds, when it sent one
 
     @classmethod
     def from_response(cls, resp: httpx.Response, what: str | None = None) -> KeycloakApiError:
-        detail = error_detail(resp)
         method, url = resp.request.method, str(resp.request.url)
         prefix = f"{what}: " if what else ""
-        return cls(
-            f"{prefix}Keycloak answered {resp.status_code} to {method} {url}: {detail}",
-            status=resp.status_code,
-            method=method,
-            url=url,
-            body=resp.text[:2000],
-            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-        )
+        message = f"{prefix}Keycloak answered {resp.status_code} to {method} {url}: {error_detail(resp)}"
+        err = cls.answered(resp, message, body=resp.text[:2000], code=_json_field(resp, "error"))
+        if err.retry_after is not None:
+            err.args = (f"{err.args[0]} (Keycloak asked to retry after {err.retry_after:.0f} s)",)
+        return err
 
 
-def error_detail(resp: httpx.Response) -> str:
-    """Keycloak's error text: `errorMessage`, `error_description` or `error`, else the raw body."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:500] or resp.reason_phrase
-    if isinstance(body, dict):
-        parts = [str(body[k]) for k in ("error", "error_description", "errorMessage") if body.get(k)]
-        if parts:
-            return ": ".join(parts)
-    return resp.text[:500]
-
-
-def _oauth_error(resp: httpx.Response) -> str | None:
-    """The OAuth `error` code of a token endpoint answer, if it has one."""
+def _json_field(resp: httpx.Response, key: str) -> str | None:
     try:
         body = resp.json()
     except ValueError:
         return None
-    return str(body["error"]) if isinstance(body, dict) and body.get("error") else None
+    return str(body[key]) if isinstance(body, dict) and body.get(key) else None
 
 
-def _maybe_lock_conflict(resp: httpx.Response) -> bool:
-    """A 500 that may be a concurrent-write failure, so an idempotent write may be repeated.
+def error_detail(resp: httpx.Response) -> str:
+    """Keycloak's error text: `errorMessage`, `error_description` or `error`, else the raw body."""
+    parts = [p for k in ("error", "error_description", "errorMessage") if (p := _json_field(resp, k))]
+    return ": ".join(parts) if parts else resp.text[:500] or resp.reason_phrase
 
-    Keycloak's error handler turns an uncaught exception, an optimistic-lock or serialisation
-    failure among them (keycloak/keycloak#11588), into 500 `{"error": "unknown_error"}` with the
-    details only in the server log, after rolling the transaction back. A body naming the lock
-    failure (other versions, proxies) counts too.
-    """
-    if any(h in resp.text.lower() for h in _LOCK_HINTS):
-        return True
-    try:
-        body = resp.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("error") == "unknown_error"
+
+def unreachable(exc: httpx.TransportError, conn: Connection, what: str) -> KeycloakApiError:
+    """The error for a call that got no answer; a certificate that fails verification says how to trust it."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return KeycloakApiError.unanswered(
+            exc,
+            f"TLS verification of {conn.url} failed ({tls}): the certificate is not signed by a trusted CA or does "
+            "not match the host; put the issuing CA in connection.ca_bundle_pem or fix connection.url "
+            "(verification is never turned off)",
+        )
+    detail = f"{type(exc).__name__}: {exc or 'no detail'}"
+    if never_sent(exc):
+        return KeycloakApiError.unanswered(exc, f"cannot reach Keycloak at {conn.server} for {what}: {detail}")
+    err = KeycloakApiError.unanswered(exc, f"{what}: the answer was lost ({detail})")
+    if err.outcome_unknown:
+        err.args = (f"{err.args[0]}; Keycloak may or may not have applied it",)
+    return err
+
+
+# --- the session ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try. `attempts` counts tries per call; delays grow from `base_delay` (seconds)."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    max_retry_after: float = 120.0
-
-    def backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max_delay, base * 2^(attempt-1))]."""
-        cap = min(self.max_delay, self.base_delay * (2 ** max(attempt - 1, 0)))
-        return random.uniform(0, cap)  # noqa: S311 (jitter, not cryptography)
-
-    def retry_after(self, resp: httpx.Response, attempt: int) -> float:
-        """The server's `Retry-After` (seconds or HTTP date), capped; backoff when absent."""
-        return self.delay(
-            attempt,
-            parse_retry_after(resp.headers.get("Retry-After")),
-            f"{resp.request.method} {resp.request.url}",
-            status=resp.status_code,
-        )
-
-    def delay(self, attempt: int, retry_after: float | None, what: str, *, status: int | None = None) -> float:
-        """Seconds to wait before attempt `attempt + 1`: the server's `Retry-After` when it gave one
-        (more than `max_retry_after` fails at once), else `backoff(attempt)`."""
-        if retry_after is None:
-            return self.backoff(attempt)
-        if retry_after > self.max_retry_after:
-            raise KeycloakApiError(
-                f"Keycloak asked to retry {what} after {retry_after:.0f} s, more than the "
-                f"{self.max_retry_after:.0f} s this provider waits; try again later",
-                status=status,
-            )
-        return retry_after
-
-
-def raise_if_untrusted(exc: BaseException, conn: Connection, url: str) -> None:
-    """A certificate verification failure is not transient: fail at once, saying how to trust the CA."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            raise KeycloakApiError(
-                f"TLS verification of {conn.url} failed ({seen}): the certificate is not "
-                "signed by a trusted CA or does not match the host; put the issuing CA in "
-                "connection.ca_bundle_pem or fix connection.url (verification is never turned off)",
-                url=url,
-            ) from exc
-        seen = seen.__cause__ or seen.__context__
-
-
-# --- the process-wide token cache -----------------------------------------------------------
-
-
-@dataclass
 class _Token:
     access: str
     refresh: str | None
@@ -203,59 +118,115 @@ class _Token:
     refresh_until: float | None  # same for the refresh token; None = no expiry announced
 
 
-@dataclass
-class _TokenStore:
-    guard: threading.Lock = field(default_factory=threading.Lock)
-    tokens: dict[str, _Token] = field(default_factory=dict)
-    locks: dict[str, threading.Lock] = field(default_factory=dict)
+class KeycloakSession(Session):
+    """The admin token of one account on one Keycloak, with its pooled client (see the transport)."""
 
-    def lock(self, key: str) -> threading.Lock:
-        with self.guard:
-            return self.locks.setdefault(key, threading.Lock())
+    renew_on = frozenset({401, 403})
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.token_url = f"{conn.server}/realms/{quote(conn.token_realm, safe='')}/protocol/openid-connect/token"
+        super().__init__(httpx.HTTPTransport(verify=ssl_context(conn.ca_bundle_pem)),
+                         headers={"Accept": "application/json"}, timeout=conn.timeout)
+
+    @classmethod
+    def of(cls, conn: Connection) -> KeycloakSession:
+        secrets = [s.get_secret_value() if s else "" for s in (conn.password, conn.client_secret)]
+        key = (conn.server, conn.token_realm, conn.grant, conn.grant_client_id, conn.username or "", *secrets,
+               conn.ca_bundle_pem or "")
+        return cls.shared(key, lambda: cls(conn))
+
+    def fresh(self, credential: Any) -> bool:
+        return bool(time.monotonic() < credential.fresh_until)
+
+    def apply(self, request: httpx.Request, credential: Any) -> None:
+        request.headers["Authorization"] = f"Bearer {credential.access}"
+
+    def login(self, extensions: dict[str, Any], previous: Any) -> _Token:
+        conn, tok = self.conn, previous
+        if tok is not None and tok.refresh and (tok.refresh_until is None or time.monotonic() < tok.refresh_until):
+            form = {"grant_type": "refresh_token", "refresh_token": tok.refresh, "client_id": conn.grant_client_id}
+            if conn.client_secret:
+                form["client_secret"] = conn.client_secret.get_secret_value()
+            try:
+                return self._token(form, "refresh the admin token", extensions)
+            except KeycloakApiError as e:
+                if e.status not in (400, 401):  # refused refresh (session gone): log in again
+                    raise
+        problem = conn.credential_problem()
+        if problem:
+            raise KeycloakApiError(f"cannot log in to Keycloak: {problem}")
+        form = {"client_id": conn.grant_client_id, "grant_type": conn.grant}
+        if conn.username and conn.password:
+            form.update(username=conn.username, password=conn.password.get_secret_value())
+        if conn.client_secret:
+            form["client_secret"] = conn.client_secret.get_secret_value()
+        return self._token(form, "log in", extensions)
+
+    def _token(self, form: dict[str, str], what: str, extensions: dict[str, Any]) -> _Token:
+        """POST the token endpoint; safe to repeat (a grant changes nothing but sessions)."""
+        waited = extensions.get("ready_timeout") or 0
+        policy: RetryPolicy = extensions.get("retry") or RetryPolicy()
+        gave_up = f" within {waited:.0f} s" if waited else f" after {policy.attempts} attempts"
+        try:
+            resp = self.http.request("POST", self.token_url, data=form, auth=None,
+                                     extensions={**extensions, "idempotent": True})
+        except httpx.TransportError as e:
+            if tls_failure(e):
+                raise unreachable(e, self.conn, f"POST {self.token_url}") from e
+            raise self._silent(gave_up, f"{type(e).__name__}: {e or 'no detail'}") from e
+        if resp.status_code in RETRY_STATUSES:
+            raise self._silent(gave_up, f"{resp.status_code} {error_detail(resp)}")
+        if resp.status_code != 200:
+            raise self._refused(resp, what)
+        try:
+            body = TokenResponse.model_validate(resp.json())
+        except (ValueError, ValidationError) as e:
+            raise KeycloakApiError(
+                f"the token endpoint {self.token_url} did not return a token ({e}); is connection.url pointing at "
+                "Keycloak?", status=200, method="POST", url=self.token_url) from None
+        now = time.monotonic()
+        # refresh_expires_in 0 means "no expiry" (offline tokens)
+        refresh_until = now + 0.9 * body.refresh_expires_in if body.refresh_expires_in else None
+        return _Token(body.access_token, body.refresh_token, now + 0.9 * body.expires_in, refresh_until)
+
+    def _silent(self, gave_up: str, last: str) -> KeycloakApiError:
+        return KeycloakApiError(
+            f"Keycloak at {self.conn.server} did not answer{gave_up} (last error: {last}); check that Keycloak is "
+            "running and reachable from this machine and that connection.url / connection.base_path point at it",
+            method="POST", url=self.token_url)
+
+    def _refused(self, resp: httpx.Response, what: str) -> KeycloakApiError:
+        conn = self.conn
+        who = f"user {conn.username!r}" if conn.grant == "password" else f"client {conn.grant_client_id!r}"
+        credentials = f"check the credentials in connection ({who}, client {conn.grant_client_id!r})"
+        hint = {
+            401: credentials,
+            400: "the grant was refused; check connection.client_id and that the client allows this grant",
+            404: (
+                f"realm {conn.token_realm!r} has no token endpoint there: check connection.token_realm and "
+                'connection.base_path ("" for Keycloak >= 17, "/auth" for older)'
+            ),
+        }.get(resp.status_code, "")
+        if resp.status_code == 400 and _json_field(resp, "error") in ("invalid_grant", "unauthorized_client",
+                                                                     "invalid_client"):
+            hint = credentials  # Keycloak 26.7 answers wrong user credentials with 400 invalid_grant, not 401.
+        err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {conn.token_realm!r}")
+        if hint:
+            err.args = (f"{err.args[0]}; {hint}",)
+        return err
 
 
-_TOKENS = _TokenStore()
-_REALM_LOCKS = _TokenStore()  # only its `locks` are used: one per (server, realm)
-
-
-def _fingerprint(conn: Connection) -> str:
-    parts = [
-        conn.server,
-        conn.token_realm,
-        conn.grant,
-        conn.grant_client_id,
-        conn.username or "",
-        conn.password.get_secret_value() if conn.password else "",
-        conn.client_secret.get_secret_value() if conn.client_secret else "",
-        conn.ca_bundle_pem or "",
-    ]
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def forget_tokens() -> None:
-    """Drop every cached token (tests and benchmarks use it to start cold)."""
-    with _TOKENS.guard:
-        _TOKENS.tokens.clear()
+_REALM_GUARD = threading.Lock()
+_REALM_LOCKS: dict[str, threading.Lock] = {}
 
 
 # --- the client -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
-def _ssl_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
-    """System roots plus the connection's CA bundle, verification on.
-
-    Cached by the bundle's content (it cannot go stale: a different bundle is a different key):
-    loading the system trust store costs ~25 ms, more than a round trip, on every provider call.
-    """
-    ctx = ssl.create_default_context()
-    if ca_bundle_pem:
-        ctx.load_verify_locations(cadata=ca_bundle_pem)
-    return ctx
-
-
 class KeycloakAdmin:
-    """An Admin REST API session for one `Connection`; use as a context manager inside one provider call."""
+    """Admin REST API calls for one `Connection`; use as a context manager inside one provider call.
+    The token and connections are the process's (`KeycloakSession`), the policy and sleep this caller's."""
 
     def __init__(
         self,
@@ -264,23 +235,16 @@ class KeycloakAdmin:
         retry: RetryPolicy | None = None,
         ready_timeout: float = 0.0,
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.conn = conn
         self.retry = retry or RetryPolicy()
         self.ready_timeout = ready_timeout
         self._sleep = sleep
-        self._key = _fingerprint(conn)
-        self._http = httpx.Client(
-            verify=_ssl_context(conn.ca_bundle_pem),
-            timeout=httpx.Timeout(conn.timeout),
-            transport=transport,
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
-        )
+        self._ext = self.retry.extensions(sleep, ready_timeout)
+        self.session = KeycloakSession.of(conn)
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: the session and its connections stay with the process."""
 
     def __enter__(self) -> KeycloakAdmin:
         return self
@@ -288,141 +252,31 @@ class KeycloakAdmin:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # --- tokens -----------------------------------------------------------------------------
-
     @property
     def token_url(self) -> str:
-        return f"{self.conn.server}/realms/{quote(self.conn.token_realm, safe='')}/protocol/openid-connect/token"
+        return self.session.token_url
 
-    def _token(self) -> str:
-        with _TOKENS.lock(self._key):
-            tok = _TOKENS.tokens.get(self._key)
-            if tok is not None and time.monotonic() < tok.fresh_until:
-                return tok.access
-            return self._renew_locked(tok).access
-
-    def renew_token(self, stale: str | None = None) -> None:
-        """Get a new token unless another thread already replaced `stale` (None: renew regardless)."""
-        with _TOKENS.lock(self._key):
-            tok = _TOKENS.tokens.get(self._key)
-            if stale is not None and tok is not None and tok.access != stale:
-                return
-            self._renew_locked(tok)
-
-    def _renew_locked(self, tok: _Token | None) -> _Token:
-        now = time.monotonic()
-        if tok is not None and tok.refresh and (tok.refresh_until is None or now < tok.refresh_until):
-            form = {"grant_type": "refresh_token", "refresh_token": tok.refresh, "client_id": self.conn.grant_client_id}
-            if self.conn.client_secret:
-                form["client_secret"] = self.conn.client_secret.get_secret_value()
-            try:
-                return self._store(self._token_request(form, "refresh the admin token"))
-            except KeycloakApiError as e:
-                if e.status not in (400, 401):  # refused refresh (session gone): log in again
-                    raise
-        return self._store(self._token_request(self._login_form(), "log in"))
-
-    def _login_form(self) -> dict[str, str]:
-        conn = self.conn
-        problem = conn.credential_problem()
-        if problem:
-            raise KeycloakApiError(f"cannot log in to Keycloak: {problem}")
-        form = {"client_id": conn.grant_client_id}
-        if conn.grant == "password":
-            assert conn.username is not None and conn.password is not None
-            form.update(grant_type="password", username=conn.username, password=conn.password.get_secret_value())
-        else:
-            form["grant_type"] = "client_credentials"
-        if conn.client_secret:
-            form["client_secret"] = conn.client_secret.get_secret_value()
-        return form
-
-    def _store(self, resp: TokenResponse) -> _Token:
-        now = time.monotonic()
-        refresh_until = None
-        if resp.refresh_expires_in:  # 0 means "no expiry" (offline tokens)
-            refresh_until = now + 0.9 * resp.refresh_expires_in
-        tok = _Token(resp.access_token, resp.refresh_token, now + 0.9 * resp.expires_in, refresh_until)
-        _TOKENS.tokens[self._key] = tok
-        return tok
-
-    def _token_request(self, form: dict[str, str], what: str) -> TokenResponse:
-        """POST the token endpoint; safe to repeat (a grant changes nothing but sessions)."""
-        deadline = time.monotonic() + self.ready_timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            last: str
-            try:
-                resp = self._http.post(self.token_url, data=form)
-            except httpx.TransportError as e:
-                raise_if_untrusted(e, self.conn, self.token_url)
-                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
-                delay = self.retry.backoff(attempt)
-            else:
-                if resp.status_code == 200:
-                    try:
-                        return TokenResponse.model_validate(resp.json())
-                    except (ValueError, ValidationError) as e:
-                        raise KeycloakApiError(
-                            f"the token endpoint {self.token_url} did not return a token ({e}); "
-                            "is connection.url pointing at Keycloak?",
-                            status=200,
-                            method="POST",
-                            url=self.token_url,
-                        ) from None
-                if resp.status_code not in _RETRYABLE_STATUS | {429}:
-                    raise self._token_error(resp, what)
-                last = f"{resp.status_code} {error_detail(resp)}"
-                delay = self.retry.retry_after(resp, attempt)
-            if attempt < self.retry.attempts:
-                self._sleep(delay)
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining > 0:  # still starting: keep waiting until the readiness deadline
-                self._sleep(min(max(delay, self.retry.base_delay), remaining))
-                continue
-            waited = f" within {self.ready_timeout:.0f} s" if self.ready_timeout else f" after {attempt} attempts"
-            raise KeycloakApiError(
-                f"Keycloak at {self.conn.server} did not answer{waited} (last error: {last}); check that "
-                "Keycloak is running and reachable from this machine and that connection.url / "
-                "connection.base_path point at it",
-                method="POST",
-                url=self.token_url,
-            )
-
-    def _token_error(self, resp: httpx.Response, what: str) -> KeycloakApiError:
-        conn = self.conn
-        who = f"user {conn.username!r}" if conn.grant == "password" else f"client {conn.grant_client_id!r}"
-        hint = {
-            401: f"check the credentials in connection ({who}, client {conn.grant_client_id!r})",
-            400: "the grant was refused; check connection.client_id and that the client allows this grant",
-            404: (
-                f"realm {conn.token_realm!r} has no token endpoint there: check connection.token_realm and "
-                'connection.base_path ("" for Keycloak >= 17, "/auth" for older)'
-            ),
-        }.get(resp.status_code, "")
-        if resp.status_code == 400 and _oauth_error(resp) in ("invalid_grant", "unauthorized_client", "invalid_client"):
-            # Keycloak 26.7 answers wrong user credentials with 400 invalid_grant, not 401.
-            hint = f"check the credentials in connection ({who}, client {conn.grant_client_id!r})"
-        err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {conn.token_realm!r}")
-        if hint:
-            err.args = (f"{err.args[0]}; {hint}",)
-        return err
-
-    # --- requests ---------------------------------------------------------------------------
+    def renew_token(self) -> None:
+        """Get a new token now (the cached one predates a realm and lacks its roles)."""
+        self.session.renew(self._ext)
 
     def pause(self, attempt: int, err: KeycloakApiError | None) -> None:
-        """Wait before repeating a call that failed `attempt` times: the same policy as `request`'s
-        own retries (the server's `Retry-After` when `err` carries one, else jittered backoff)."""
-        if err is None:
-            self._sleep(self.retry.backoff(attempt))
-            return
-        what = f"{err.method} {err.url}" if err.method else "the call"
-        self._sleep(self.retry.delay(attempt, err.retry_after, what, status=err.status))
+        """Wait before repeating a call that failed `attempt` times: the same policy as the transport's
+        own retries (the server's `Retry-After` when `err` carries one, else jittered backoff); a
+        `Retry-After` longer than the policy waits fails with `err` at once."""
+        asked = err.retry_after if err is not None else None
+        if err is not None and asked is not None and asked > self.retry.max_retry_after:
+            raise err
+        self._sleep(self.retry.delay(attempt, asked))
 
     def url(self, path: str) -> str:
         return f"{self.conn.server}{path}"
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return self.session.http.request(method, url, extensions=self._ext, timeout=self.conn.timeout, **kwargs)
+        except httpx.TransportError as e:
+            raise unreachable(e, self.conn, f"{method} {url}") from e
 
     def request(
         self,
@@ -435,73 +289,19 @@ class KeycloakAdmin:
         not_found_ok: bool = False,
         what: str | None = None,
     ) -> httpx.Response | None:
-        """Send one Admin API call with token handling and retries; None for a tolerated 404."""
-        idempotent = method in ("GET", "PUT", "DELETE", "HEAD")
-        url = self.url(path)
-        attempt = 0
-        renewed = False
-        while True:
-            attempt += 1
-            token = self._token()
-            try:
-                resp = self._http.request(
-                    method, url, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
-                )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
-                # The request never reached Keycloak: safe to repeat for any method.
-                raise_if_untrusted(e, self.conn, url)
-                if attempt < self.retry.attempts:
-                    self._sleep(self.retry.backoff(attempt))
-                    continue
-                raise KeycloakApiError(
-                    f"cannot reach Keycloak at {self.conn.server} for {method} {path}: {type(e).__name__}: {e}",
-                    method=method,
-                    url=url,
-                ) from e
-            except httpx.TransportError as e:
-                # Sent, but the answer was lost (reset, timeout): Keycloak may have acted on it.
-                if idempotent and attempt < self.retry.attempts:
-                    self._sleep(self.retry.backoff(attempt))
-                    continue
-                raise KeycloakApiError(
-                    f"{method} {url}: the answer was lost ({type(e).__name__}: {e or 'no detail'})"
-                    + ("" if idempotent else "; Keycloak may or may not have applied it"),
-                    method=method,
-                    url=url,
-                    outcome_unknown=not idempotent,
-                ) from e
-            status = resp.status_code
-            if status in (401, 403) and not renewed:
-                renewed = True
-                attempt -= 1
-                self.renew_token(token)
-                continue
-            if status == 429 and attempt < self.retry.attempts:
-                self._sleep(self.retry.retry_after(resp, attempt))
-                continue
-            if status in _RETRYABLE_STATUS:
-                if idempotent and attempt < self.retry.attempts:
-                    self._sleep(self.retry.retry_after(resp, attempt))
-                    continue
-                if not idempotent:
-                    err = KeycloakApiError.from_response(resp, what)
-                    err.outcome_unknown = True
-                    raise err
-            if status == 500 and method in ("PUT", "DELETE") and attempt < self.retry.attempts:
-                if _maybe_lock_conflict(resp):
-                    self._sleep(self.retry.backoff(attempt))
-                    continue
-            if status in expected:
-                return resp
-            if status == 404 and not_found_ok:
-                return None
-            err = KeycloakApiError.from_response(resp, what)
-            if status == 403:
-                err.args = (
-                    f"{err.args[0]}; the account in `connection` lacks the admin role for this realm "
-                    "(use a master-realm admin, or grant realm-management/realm-admin)",
-                )
-            raise err
+        """Send one Admin API call (token and retries by the transport); None for a tolerated 404."""
+        resp = self._send(method, self.url(path), json=json, params=params)
+        if resp.status_code in expected:
+            return resp
+        if resp.status_code == 404 and not_found_ok:
+            return None
+        err = KeycloakApiError.from_response(resp, what)
+        if resp.status_code == 403:
+            err.args = (
+                f"{err.args[0]}; the account in `connection` lacks the admin role for this realm "
+                "(use a master-realm admin, or grant realm-management/realm-admin)",
+            )
+        raise err
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.request(method, path, **kwargs)
@@ -544,7 +344,9 @@ class KeycloakAdmin:
     @contextmanager
     def realm_write(self, realm: str) -> Iterator[None]:
         """Serialise writes to one realm's top-level entity within this process (optimistic locking)."""
-        with _REALM_LOCKS.lock(f"{self.conn.server}|{realm}"):
+        with _REALM_GUARD:
+            lock = _REALM_LOCKS.setdefault(f"{self.conn.server}|{realm}", threading.Lock())
+        with lock:
             yield
 
     # --- realms -----------------------------------------------------------------------------
@@ -564,14 +366,13 @@ class KeycloakAdmin:
         return rep
 
     def create_realm(self, rep: RealmRepresentation) -> None:
-        """POST /admin/realms (201). Raises with status 409 when the name is taken."""
+        """POST /admin/realms (201). Raises with status 409 when the name is taken. A Keycloak whose
+        tokens carry per-realm roles answers 403 until the token is renewed: the session does that."""
         assert rep.realm
         with self.realm_write(rep.realm):
             self.request(
                 "POST", "/admin/realms", json=rep.payload(), expected=(201,), what=f"create realm {rep.realm!r}"
             )
-        # The cached token predates the realm and lacks its roles: renew before touching it.
-        self.renew_token()
 
     def update_realm(self, realm: str, rep: RealmRepresentation) -> None:
         with self.realm_write(realm):
@@ -588,26 +389,13 @@ class KeycloakAdmin:
     def discovery(self, realm: str) -> dict[str, Any]:
         """The realm's OpenID discovery document (public): the issuer Keycloak really puts in tokens."""
         url = f"{self.conn.server}/realms/{quote(realm, safe='')}/.well-known/openid-configuration"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                resp = self._http.get(url)
-            except httpx.TransportError as e:
-                raise_if_untrusted(e, self.conn, url)
-                if attempt < self.retry.attempts:
-                    self._sleep(self.retry.backoff(attempt))
-                    continue
-                raise KeycloakApiError(f"GET {url}: {type(e).__name__}: {e}", method="GET", url=url) from e
-            if resp.status_code in _RETRYABLE_STATUS | {429} and attempt < self.retry.attempts:
-                self._sleep(self.retry.retry_after(resp, attempt))
-                continue
-            if resp.status_code != 200:
-                raise KeycloakApiError.from_response(resp, f"read the OpenID configuration of realm {realm!r}")
-            body = resp.json()
-            if not isinstance(body, dict) or "issuer" not in body:
-                raise KeycloakApiError(f"GET {url}: not an OpenID configuration", status=200, method="GET", url=url)
-            return body
+        resp = self._send("GET", url, auth=None)
+        if resp.status_code != 200:
+            raise KeycloakApiError.from_response(resp, f"read the OpenID configuration of realm {realm!r}")
+        body = resp.json()
+        if not isinstance(body, dict) or "issuer" not in body:
+            raise KeycloakApiError(f"GET {url}: not an OpenID configuration", status=200, method="GET", url=url)
+        return body
 
     # --- clients ----------------------------------------------------------------------------
 
@@ -680,29 +468,25 @@ class KeycloakAdmin:
         return CredentialRepresentation.model_validate(body or {}).value
 
     def regenerate_client_secret(self, realm: str, uuid: str) -> str:
-        """POST a new secret. Not idempotent, so after a lost answer compare with the old secret first."""
+        """POST a new secret. Not idempotent: after a lost answer, a secret that changed is that POST's;
+        only an unchanged one is rotated again (the policy's tries and waits)."""
         before = self.get_client_secret(realm, uuid)
-        last: KeycloakApiError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            if last is not None:
-                self.pause(attempt - 1, last)
-            try:
-                body = self._json(
-                    "POST", f"{self._c(realm, uuid)}/client-secret", what=f"rotate the secret of client {uuid}"
-                )
-            except KeycloakApiError as e:
-                if not e.outcome_unknown:
-                    raise
-                last = e
-                now = self.get_client_secret(realm, uuid)
-                if now and now != before:
-                    return now
-                continue
+        tried = False
+
+        def rotate() -> str:
+            nonlocal tried
+            if tried and (now := self.get_client_secret(realm, uuid)) and now != before:
+                return now
+            tried = True
+            what = f"rotate the secret of client {uuid}"
+            body = self._json("POST", f"{self._c(realm, uuid)}/client-secret", what=what)
             value = CredentialRepresentation.model_validate(body or {}).value
             if not value:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
-        raise KeycloakApiError(f"could not rotate the secret of client {uuid}: every answer was lost")
+
+        lost = lambda e: isinstance(e, KeycloakApiError) and e.outcome_unknown  # noqa: E731
+        return self.retry.call(rotate, when=lost, sleep=self._sleep)
 
     # --- protocol mappers -------------------------------------------------------------------
 

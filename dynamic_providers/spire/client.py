@@ -23,8 +23,9 @@ Semantics, identical for both:
 - lookups trust nothing: the similar-entry lookup keeps only an entry with exactly the asked
   spiffe_id, parent_id and selector set, whatever filter the server applied.
 - Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, an exec that
-  could not reach the engine or container) are retried a few times; every operation above is
-  idempotent, so a retry never duplicates anything.
+  could not reach the engine or container) are retried by the transport's one policy
+  (`dynamic_providers._transport.RetryPolicy`); every operation above is idempotent, so a retry
+  never duplicates anything.
 
 Nothing is cached between calls: build a client per provider call (`open_client`).
 """
@@ -46,6 +47,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from dynamic_providers._transport import RetryPolicy, ServerError
 from dynamic_providers.spire._proto import entry_pb2, types_pb2
 from dynamic_providers.spire.models import (
     MUTABLE_FIELDS,
@@ -64,15 +66,15 @@ T = TypeVar("T")
 # google.rpc codes, by number, as grpc-python names them.
 CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
-RETRY_DELAYS = (0.25, 1.0)  # seconds before the 2nd and 3rd attempt
 
 
-class SpireError(Exception):
+class SpireError(ServerError):
     """Any failure of a SPIRE operation; `code` is the gRPC status name (NOT_FOUND, UNAVAILABLE...)."""
 
+    code: str
+
     def __init__(self, message: str, *, code: str = "UNKNOWN", entry_id: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.entry_id = entry_id
 
     @property
@@ -99,6 +101,7 @@ class EntryClient(ABC):
     def __init__(self, connection: GrpcConnection | DockerExecConnection | KubectlExecConnection) -> None:
         self.connection = connection
         self.round_trips = 0
+        self.retry = RetryPolicy()
         self.sleep: Callable[[float], None] = time.sleep
 
     # --- transport primitives ----------------------------------------------------------
@@ -125,15 +128,10 @@ class EntryClient(ABC):
     # --- semantics ----------------------------------------------------------------------
 
     def _retry(self, op: Callable[[], T]) -> T:
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                return op()
-            except SpireError as e:
-                if not e.transient or delay is None:
-                    raise
-                self._before_retry()
-                self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """`op()` under the transport's policy: every operation here is idempotent, so any transient
+        failure is repeated (the deterministic id makes a repeated create find its entry)."""
+        return self.retry.call(op, when=lambda e: isinstance(e, SpireError) and e.transient,
+                               sleep=self.sleep, before_retry=self._before_retry)
 
     def _before_retry(self) -> None:  # noqa: B027 - optional hook
         """Forget per-call state a retry should re-resolve."""

@@ -2,14 +2,16 @@
 
 Behaviour the providers rely on:
 
-- **Session**: `POST /authenticate?method=password`, then the `zt-session` header. Sessions expire
-  after 30 idle minutes (and on controller restarts); on a 401 the client authenticates again
-  and repeats the request once. A 401 is a refusal before any processing, so repeating even a
-  POST is safe.
-- **Retries** only where repeating is harmless: GET, PATCH, DELETE and the CA verify POST (a
-  second verify answers 409 `CA_ALREADY_VERIFIED`) are retried on 429 (after `Retry-After`),
-  502/503/504/500 and connection errors. A create POST is never repeated here: `create` raises
-  with `outcome_unknown` set and the provider looks the object up before it posts again.
+- **Session** (`ZitiSession`, the transport's `Session`): `POST /authenticate?method=password`,
+  then the `zt-session` header; one session and one pooled TLS client per controller and admin
+  in the provider process. Sessions expire after 30 idle minutes (and on controller restarts): on
+  a 401 the client logs in again and resends the request once (a 401 is a refusal before any
+  processing, so resending even a POST is safe).
+- **Retries** follow the transport's one rule: GET, PUT, DELETE, PATCH (it sets the given fields)
+  and the CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`) on 429, 5xx, resets
+  and timeouts; a create POST only when it never reached the controller. A lost create answer
+  raises with `outcome_unknown` set and the provider looks the object up before it posts again.
+- **Readiness**: the login waits up to `ready_timeout` for a controller that is still starting.
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
 - **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
@@ -23,8 +25,6 @@ Behaviour the providers rely on:
 from __future__ import annotations
 
 import base64
-import http.client
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -34,19 +34,22 @@ from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import VerificationError
 
-from dynamic_providers._retry import parse_retry_after
+from dynamic_providers._transport import ApiError, RetryPolicy, RetryTransport, Session, sha256_fingerprint, ssl_context
+from dynamic_providers._transport.retry import never_sent
+from dynamic_providers._transport.tls import tls_failure, verify_server
 from dynamic_providers.ziti.models import ApiErrorBody, ApiErrorCause, Pagination, ZitiConnection
 
+__all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
+
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 30.0
+Sleep = Callable[[float], None]
 
 
-class ZitiApiError(Exception):
+class ZitiApiError(ApiError):
     """Any failure talking to the controller: an error envelope, a bad answer, or no answer."""
 
     def __init__(
@@ -55,24 +58,16 @@ class ZitiApiError(Exception):
         *,
         method: str = "",
         path: str = "",
-        status: int | None = None,
-        code: str | None = None,
         cause: ApiErrorCause | str | None = None,
         cause_message: str | None = None,
         request_id: str | None = None,
-        retry_after: float | None = None,
-        outcome_unknown: bool = False,
+        **fields: Any,
     ) -> None:
-        self.method = method
-        self.path = path
-        self.status = status
-        self.code = code
-        self.cause = cause
+        request: httpx.Request | None = fields.get("request")
+        super().__init__(message, method=method, cause=cause, **fields)
+        self.path = path or (request.url.path if request is not None else "")
         self.cause_message = cause_message
         self.request_id = request_id
-        self.retry_after = retry_after
-        self.outcome_unknown = outcome_unknown
-        super().__init__(message)
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.method else ""
@@ -107,41 +102,20 @@ class ZitiApiError(Exception):
         text = " ".join(t for t in (cause, self.cause_message) if t).lower()
         return "duplicate value" in text or "must be unique" in text or "already used" in text
 
-    @property
-    def retryable(self) -> bool:
-        return self.outcome_unknown or self.status in RETRY_STATUSES
-
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ZitiApiError:
-        method, path = resp.request.method, resp.request.url.path
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         try:
-            envelope = resp.json()
-            body = ApiErrorBody.model_validate(envelope["error"])
+            body = ApiErrorBody.model_validate(resp.json()["error"])
         except (ValueError, KeyError, TypeError):
-            text = resp.text[:200].strip() or resp.reason_phrase
-            return cls(text, method=method, path=path, status=resp.status_code, retry_after=retry_after)
-        return cls(
+            return cls.answered(resp, resp.text[:200].strip() or resp.reason_phrase)
+        return cls.answered(
+            resp,
             body.message or resp.reason_phrase,
-            method=method,
-            path=path,
-            status=resp.status_code,
             code=body.code,
             cause=body.cause,
             cause_message=body.cause_message,
             request_id=body.request_id,
-            retry_after=retry_after,
         )
-
-
-def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error behind a transport error, if any: a verification failure is not transient."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def zitiql_string(value: str) -> str:
@@ -149,64 +123,40 @@ def zitiql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def sha256_fingerprint(cert: x509.Certificate) -> str:
-    return cert.fingerprint(hashes.SHA256()).hex()
-
-
-def fetch_pinned_root(connection: ZitiConnection) -> x509.Certificate:
+def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) -> x509.Certificate:
     """The controller's root CA from `/.well-known/est/cacerts`, accepted only if it is the pinned one.
 
     No trust anchor exists before this call, so the TLS handshake cannot be checked by OpenSSL;
     instead nothing from it is believed until (1) a certificate in the returned PKCS#7 bundle has
-    exactly the pinned SHA-256 fingerprint and is a CA, and (2) the server certificate presented
-    in that same handshake verifies (chain, validity, host name) against that root with
-    cryptography's X.509 verifier. No credentials are sent on this connection; every later
-    request uses a normal verifying TLS context anchored on the returned root.
+    exactly the pinned SHA-256 fingerprint, and (2) the server certificate presented in that same
+    handshake verifies (chain, validity, host name) against that root. No credentials are sent
+    on this connection; every later request uses a verifying context anchored on the root.
     """
-    pin = connection.ca_fingerprint
-    if pin is None:
-        raise ValueError("fetch_pinned_root needs connection.ca_fingerprint")
-    parts = urlsplit(connection.url)
-    host = parts.hostname or ""
-    port = parts.port or 443
+    host = urlsplit(connection.url).hostname or ""
+    path = "/.well-known/est/cacerts"
     bootstrap = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    bootstrap.minimum_version = ssl.TLSVersion.TLSv1_2
     bootstrap.check_hostname = False
     bootstrap.verify_mode = ssl.CERT_NONE  # verified below, against the pin, before anything is used
-    path = "/.well-known/est/cacerts"
-    deadline = time.monotonic() + connection.ready_timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        conn = http.client.HTTPSConnection(host, port, context=bootstrap, timeout=connection.timeout)
+    transport = RetryTransport(httpx.HTTPTransport(verify=bootstrap))
+    with httpx.Client(transport=transport, timeout=connection.timeout) as http:
         try:
-            conn.connect()
-            sock = conn.sock
-            leaf_der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-            conn.request("GET", path, headers={"Accept": "application/pkcs7-mime"})
-            resp = conn.getresponse()
-            body = resp.read()
-            status = resp.status
-        except OSError as e:
-            if time.monotonic() >= deadline:
-                raise ZitiApiError(
-                    f"could not fetch the controller CA bundle from {host}:{port} within "
-                    f"{connection.ready_timeout:g}s: {e}",
-                    method="GET",
-                    path=path,
-                    code="NO_RESPONSE",
-                ) from e
-            time.sleep(min(0.25 * 2 ** (attempt - 1), 5.0))
-            continue
-        finally:
-            conn.close()
-        if status != 200:
-            raise ZitiApiError(f"could not fetch the controller CA bundle (HTTP {status})", method="GET", path=path)
-        break
+            with http.stream("GET", connection.origin + path, headers={"Accept": "application/pkcs7-mime"},
+                             extensions={**extensions, "login": True}) as resp:
+                tls = resp.extensions["network_stream"].get_extra_info("ssl_object")
+                leaf_der = tls.getpeercert(True) if tls is not None else None  # DER
+                body = resp.read()
+        except httpx.TransportError as e:
+            raise ZitiApiError.unanswered(
+                e, f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
+                method="GET", path=path, code="NO_RESPONSE") from e
+    if resp.status_code != 200:
+        raise ZitiApiError(f"could not fetch the controller CA bundle (HTTP {resp.status_code})", method="GET",
+                           path=path)
     try:
         certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(b"".join(body.split())))
     except ValueError as e:
         raise ZitiApiError(f"the controller CA bundle is not base64 PKCS#7: {e}", method="GET", path=path) from e
+    pin = connection.ca_fingerprint
     roots = [c for c in certs if sha256_fingerprint(c) == pin]
     if not roots:
         seen = ", ".join(f"{c.subject.rfc4514_string()} sha256={sha256_fingerprint(c)}" for c in certs) or "none"
@@ -216,104 +166,47 @@ def fetch_pinned_root(connection: ZitiConnection) -> x509.Certificate:
             method="GET",
             path=path,
         )
-    root = roots[0]
     if leaf_der is None:
         raise ZitiApiError("the controller presented no TLS certificate", method="GET", path=path)
     try:
-        subject: x509.DNSName | x509.IPAddress = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        subject = x509.DNSName(host)
-    verifier = PolicyBuilder().store(Store([root])).build_server_verifier(subject)
-    try:
-        verifier.verify(x509.load_der_x509_certificate(leaf_der), [c for c in certs if c is not root])
+        verify_server(leaf_der, roots[0], [c for c in certs if c is not roots[0]], host)
     except VerificationError as e:
         raise ZitiApiError(
             f"the controller's TLS certificate does not verify against the pinned root for {host}: {e}",
             method="GET",
             path=path,
         ) from e
-    return root
+    return roots[0]
 
 
-def _anchored(pem: str) -> ssl.SSLContext:
-    """A verifying context whose only anchors are the given certificates. Any of them may end the
-    chain, an issuing intermediate as well as the root (as Python 3.13 does by default)."""
-    ctx = ssl.create_default_context(cadata=pem)
-    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return ctx
+class ZitiSession(Session):
+    """The admin's `zt-session` on one controller, with its pooled client (see the transport)."""
 
-
-class ZitiClient:
-    """One authenticated session against one controller; use as a context manager per provider call."""
-
-    def __init__(
-        self,
-        connection: ZitiConnection,
-        *,
-        max_attempts: int = 4,
-        backoff: float = 0.25,
-        max_backoff: float = 8.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, connection: ZitiConnection, extensions: dict[str, Any]) -> None:
         self.connection = connection
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.sleep = sleep
-        self._token: str | None = None
-        self._http: httpx.Client | None = None
-        self._ready_deadline = 0.0
-
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> ZitiClient:
-        self._ready_deadline = time.monotonic() + self.connection.ready_timeout
-        self._http = httpx.Client(
-            base_url=self.connection.api_url,
-            verify=self._trust(),
-            timeout=self.connection.timeout,
-            headers={"Accept": "application/json"},
-            follow_redirects=False,
-        )
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    def _trust(self) -> ssl.SSLContext:
-        conn = self.connection
-        if conn.ca_bundle_pem is not None:
-            return _anchored(conn.ca_bundle_pem)
-        if conn.ca_fingerprint is not None:
-            root = fetch_pinned_root(conn)
-            return _anchored(root.public_bytes(serialization.Encoding.PEM).decode())
-        return ssl.create_default_context()
-
-    @property
-    def http(self) -> httpx.Client:
-        if self._http is None:
-            raise RuntimeError("ZitiClient is used outside its `with` block")
-        return self._http
-
-    # --- transport ------------------------------------------------------------------------------
-
-    def pause(self, attempt: int, retry_after: float | None = None) -> None:
-        """Wait before attempt `attempt + 1`: the server's Retry-After if given, else backoff."""
-        if retry_after is not None:
-            self.sleep(min(retry_after, MAX_RETRY_AFTER))
+        if connection.ca_fingerprint is not None:
+            root = fetch_pinned_root(connection, extensions)
+            trust = ssl_context(root.public_bytes(serialization.Encoding.PEM).decode(), system_roots=False)
         else:
-            self.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
+            trust = ssl_context(connection.ca_bundle_pem, system_roots=False)
+        super().__init__(httpx.HTTPTransport(verify=trust), base_url=connection.api_url,
+                         headers={"Accept": "application/json"}, timeout=connection.timeout)
 
-    def authenticate(self) -> None:
+    @classmethod
+    def of(cls, connection: ZitiConnection, extensions: dict[str, Any]) -> ZitiSession:
+        c = connection
+        key = (c.api_url, c.username, c.password.get_secret_value(), c.ca_bundle_pem or "", c.ca_fingerprint or "")
+        return cls.shared(key, lambda: cls(connection, extensions))
+
+    def login(self, extensions: dict[str, Any], previous: Any) -> str:
         body = {"username": self.connection.username, "password": self.connection.password.get_secret_value()}
-        resp = self._send("POST", "/authenticate", params={"method": "password"}, json=body, auth=False, retry=True)
+        resp = self.http.request("POST", "/authenticate", params={"method": "password"}, json=body, auth=None,
+                              extensions={**extensions, "idempotent": True})
+        if resp.is_error:
+            err = ZitiApiError.from_response(resp)
+            if resp.status_code == 401:
+                err.args = (f"authentication as {self.connection.username!r} failed: {err.args[0]}",)
+            raise err
         token = resp.headers.get("zt-session")
         if not token:
             try:
@@ -322,75 +215,86 @@ class ZitiClient:
                 token = None
         if not token:
             raise ZitiApiError("authentication answered without a session token", method="POST", path="/authenticate")
-        self._token = token
+        return str(token)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        content: str | None = None,
-        headers: dict[str, str] | None = None,
-        auth: bool = True,
-        retry: bool = True,
-    ) -> httpx.Response:
-        attempt = 0
-        reauthenticated = False
-        while True:
-            attempt += 1
-            if auth and self._token is None:
-                self.authenticate()
-            hdrs = dict(headers or {})
-            if auth and self._token is not None:
-                hdrs["zt-session"] = self._token
-            try:
-                resp = self.http.request(method, path, params=params, json=json, content=content, headers=hdrs)
-            except httpx.TransportError as e:
-                tls = _tls_failure(e)
-                if tls is not None:
-                    raise ZitiApiError(
-                        f"TLS verification of {self.connection.origin} failed: {tls}; check connection.ca_bundle_pem "
-                        "or connection.ca_fingerprint",
-                        method=method,
-                        path=path,
-                        code="TLS_ERROR",
-                    ) from e
-                # ConnectError/ConnectTimeout: the request never left; anything else may have landed.
-                never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
-                if never_sent and time.monotonic() < self._ready_deadline:
-                    # Not listening yet (a controller still starting): wait up to ready_timeout.
-                    self.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-                    continue
-                if retry and not never_sent and attempt < self.max_attempts:
-                    self.pause(attempt)
-                    continue
-                raise ZitiApiError(
-                    f"{type(e).__name__}: {e or 'no response'}"
-                    + (f" (not reachable within {self.connection.ready_timeout:g}s)" if never_sent else ""),
-                    method=method,
-                    path=path,
-                    code="NO_RESPONSE",
-                    outcome_unknown=not never_sent,
-                ) from e
-            if resp.status_code == 401 and auth and not reauthenticated:
-                # Session expired or was revoked: log in again and repeat this request once.
-                self._token = None
-                reauthenticated = True
-                attempt -= 1
-                continue
-            if resp.status_code in RETRY_STATUSES and retry and attempt < self.max_attempts:
-                self.pause(attempt, parse_retry_after(resp.headers.get("Retry-After")))
-                continue
-            if resp.is_error:
-                err = ZitiApiError.from_response(resp)
-                if resp.status_code in RETRY_STATUSES and not retry:
-                    err.outcome_unknown = resp.status_code != 429
-                if resp.status_code == 401 and not auth:
-                    err.args = (f"authentication as {self.connection.username!r} failed: {err.args[0]}",)
-                raise err
-            return resp
+    def apply(self, request: httpx.Request, credential: Any) -> None:
+        request.headers["zt-session"] = credential
+
+
+class ZitiClient:
+    """Calls on one controller as one admin; use as a context manager per provider call. The
+    session and connections are the process's (`ZitiSession`), the policy and sleep this caller's."""
+
+    def __init__(self, connection: ZitiConnection, *, retry: RetryPolicy | None = None, sleep: Sleep = time.sleep):
+        self.connection = connection
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self._session: ZitiSession | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> ZitiClient:
+        self._ext = self.retry.extensions(self.sleep, self.connection.ready_timeout)
+        try:
+            self._session = ZitiSession.of(self.connection, self._ext)
+        except httpx.TransportError as e:  # the pinned-root fetch
+            raise self._unanswered(e, "GET", "/.well-known/est/cacerts") from e
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: the session and its connections stay with the process."""
+        self._session = None
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._session is None:
+            raise RuntimeError("ZitiClient is used outside its `with` block")
+        return self._session.http
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def pause(self, attempt: int, retry_after: float | None = None) -> None:
+        """Wait before attempt `attempt + 1`: the server's Retry-After if given, else backoff."""
+        self.sleep(self.retry.delay(attempt, retry_after))
+
+    def authenticate(self) -> None:
+        """Log in now (a fresh session); raises what the controller answered."""
+        if self._session is None:
+            raise RuntimeError("ZitiClient is used outside its `with` block")
+        try:
+            self._session.renew(self._ext)
+        except httpx.TransportError as e:
+            raise self._unanswered(e, "POST", "/authenticate") from e
+
+    def _unanswered(self, e: httpx.TransportError, method: str, path: str) -> ZitiApiError:
+        tls = tls_failure(e)
+        if tls is not None:
+            return ZitiApiError(
+                f"TLS verification of {self.connection.origin} failed: {tls}; check connection.ca_bundle_pem "
+                "or connection.ca_fingerprint",
+                method=method,
+                path=path,
+                code="TLS_ERROR",
+            )
+        waited = f" (not reachable within {self.connection.ready_timeout:g}s)" if never_sent(e) else ""
+        return ZitiApiError.unanswered(
+            e, f"{type(e).__name__}: {e or 'no response'}{waited}", method=method, path=path, code="NO_RESPONSE"
+        )
+
+    def _send(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+        ext = self._ext if idempotent is None else {**self._ext, "idempotent": idempotent}
+        try:
+            resp = self.http.request(method, path, extensions=ext, timeout=self.connection.timeout, **kwargs)
+        except httpx.TransportError as e:
+            raise self._unanswered(e, method, path) from e
+        if resp.is_error:
+            raise ZitiApiError.from_response(resp)
+        return resp
 
     @staticmethod
     def _data(resp: httpx.Response) -> Any:
@@ -464,15 +368,14 @@ class ZitiClient:
 
     def create(self, collection: str, body: dict[str, Any]) -> str:
         """POST once. A lost answer raises with `outcome_unknown`: the caller looks up before re-posting."""
-        resp = self._send("POST", f"/{collection}", json=body, retry=False)
-        data = self._data(resp)
+        data = self._data(self._send("POST", f"/{collection}", json=body))
         if not isinstance(data, dict) or not data.get("id"):
             raise ZitiApiError("create answered without an id", method="POST", path=f"/{collection}")
         return str(data["id"])
 
     def patch(self, collection: str, id_: str, body: dict[str, Any]) -> None:
-        """PATCH only the supplied fields; the controller answers an empty envelope, not the entity."""
-        self._send("PATCH", f"/{collection}/{id_}", json=body)
+        """PATCH only the supplied fields (setting them again is harmless); answered with an empty envelope."""
+        self._send("PATCH", f"/{collection}/{id_}", json=body, idempotent=True)
 
     def put(self, collection: str, id_: str, body: dict[str, Any]) -> None:
         """PUT every updatable field (what the body omits is cleared); answered like PATCH."""
@@ -493,12 +396,8 @@ class ZitiClient:
     def verify_ca(self, id_: str, certificate_pem: str) -> bool:
         """POST the verification certificate as text/plain. False when the CA was already verified."""
         try:
-            self._send(
-                "POST",
-                f"/cas/{id_}/verify",
-                content=certificate_pem,
-                headers={"Content-Type": "text/plain"},
-            )
+            self._send("POST", f"/cas/{id_}/verify", content=certificate_pem, idempotent=True,
+                       headers={"Content-Type": "text/plain"})
         except ZitiApiError as e:
             if e.status == 409 and e.code == "CA_ALREADY_VERIFIED":
                 return False
@@ -510,4 +409,5 @@ class ZitiClient:
         return resp.text.strip()
 
     def re_enroll_edge_router(self, id_: str) -> None:
-        self._send("POST", f"/edge-routers/{id_}/re-enroll")
+        """A new enrollment either way (the provider reads the router's JWT afterwards): safe to repeat."""
+        self._send("POST", f"/edge-routers/{id_}/re-enroll", idempotent=True)

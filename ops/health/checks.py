@@ -21,7 +21,8 @@ from cryptography import x509
 from components.docker_helpers import stateful_node
 from components.spire_registrations import registration_connection
 from components.spire_stack import SERVER_SERVICE, SERVER_SOCKET_PATH
-from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy
+from dynamic_providers._transport import RetryPolicy, ssl_context
+from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError
 from dynamic_providers.keycloak.models import Connection as KeycloakConnection
 from dynamic_providers.spire._proto import entry_pb2, types_pb2
 from dynamic_providers.spire.client import ExecEntryClient, GrpcEntryClient, SpireError
@@ -92,22 +93,6 @@ def _reason(exc: BaseException) -> str:
         return f"TLS verification failed: {getattr(tls, 'verify_message', None) or tls}"
     text = str(exc).strip() or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
-
-
-def _anchored(pem: str | None) -> ssl.SSLContext:
-    """Verification on: the system store, or only `pem`, any certificate of which may end the chain."""
-    if not pem:
-        return ssl.create_default_context()
-    ctx = ssl.create_default_context(cadata=pem)
-    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return ctx
-
-
-def _with_extra_ca(pem: str | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if pem:
-        ctx.load_verify_locations(cadata=pem)
-    return ctx
 
 
 # --- SPIRE ---------------------------------------------------------------------------------------
@@ -208,7 +193,7 @@ def keycloak_health(t: Target, o: Options, ctx: Context) -> list[Check]:
     port 9000 of its host; on swarm, when that port is not reachable, the Swarm healthcheck of the
     `keycloak` service (which probes the same endpoint inside the task)."""
     tried: list[str] = []
-    verify = _with_extra_ca(t.keycloak_ca_pem)
+    verify = ssl_context(t.keycloak_ca_pem)
     for url in _health_candidates(t, o):
         try:
             resp = httpx.get(url, timeout=o.timeout, verify=verify, follow_redirects=False)
@@ -266,7 +251,7 @@ def keycloak_endpoints(t: Target, o: Options, ctx: Context) -> list[Check]:
     `jwks`: `keycloakJwksUrl` serves at least one key."""
     realm = t.config.keycloak.realm
     url = f"{t.outputs.keycloak_url.rstrip('/')}/realms/{realm}/.well-known/openid-configuration"
-    verify = _with_extra_ca(t.keycloak_ca_pem)
+    verify = ssl_context(t.keycloak_ca_pem)
     rows = [_json_row("keycloak", "issuer", url, o.timeout, verify, lambda doc: _issuer(t, realm, doc))]
     rows.append(_json_row("keycloak", "jwks", t.outputs.keycloak_jwks_url, o.timeout, verify, _jwks))
     return rows
@@ -350,7 +335,7 @@ def ziti_health(t: Target, o: Options, ctx: Context) -> list[Check]:
     """`health`: the controller's health-checks API (`/health-checks`), verified with the
     controller's CA; a controller without that binding is asked for its management API version."""
     origin = _origin(t.outputs.ziti_controller_url)
-    verify = _anchored(t.ziti_ca_pem)
+    verify = ssl_context(t.ziti_ca_pem, system_roots=False)
     url = origin + ZITI_HEALTH_PATH
     try:
         resp = httpx.get(url, timeout=o.timeout, verify=verify, follow_redirects=False)
@@ -395,7 +380,7 @@ def ziti_management(t: Target, o: Options, ctx: Context) -> list[Check]:
         conn = ZitiConnection(url=t.outputs.ziti_controller_url, username=t.outputs.ziti_admin_user,
                               password=t.ziti_admin_password, ca_bundle_pem=t.ziti_ca_pem, timeout=o.timeout,
                               ready_timeout=0)
-        with ZitiClient(conn, max_attempts=1) as client:
+        with ZitiClient(conn, retry=RetryPolicy(attempts=1)) as client:
             try:
                 client.authenticate()
             except ZitiApiError as e:

@@ -435,13 +435,22 @@ class TestLostAnswersNeverDuplicate:
         assert time.monotonic() - start >= 1.0
         assert fake.count_clients("platform", "openziti") == 1
 
-    def test_500_on_create_fails_without_a_client(self, fake: KeycloakFake, clients: DynamicProviderHost) -> None:
+    def test_500_on_create_is_looked_up_before_it_is_sent_again(self, fake: KeycloakFake,
+                                                                 clients: DynamicProviderHost) -> None:
+        """A 5xx to a POST leaves its outcome unknown (the transport's one rule): look, then post."""
         assert fake.server is not None
         fake.server.inject("POST", CLIENTS, status=500, body={"errorMessage": "unknown_error"})
+        clients.up("ziti", ziti_client(fake))
+        assert fake.count_clients("platform", "openziti") == 1
+        assert fake.server.count("POST", CLIENTS) == 2 and fake.server.count("GET", CLIENTS) >= 1
+
+    def test_a_persistent_500_on_create_fails_without_a_client(self, fake: KeycloakFake,
+                                                               clients: DynamicProviderHost) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", CLIENTS, status=500, body={"errorMessage": "unknown_error"}, times=100)
         with pytest.raises(ProviderCallError, match="500"):
             clients.up("ziti", ziti_client(fake))
         assert fake.client_by_client_id("platform", "openziti") is None
-        assert fake.server.count("POST", CLIENTS) == 1
 
     @pytest.mark.parametrize(
         "fault",

@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import copy
+import random
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from dynamic_providers.keycloak import client as kc_client
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.models import Connection
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider, _KeycloakProvider
@@ -203,7 +203,7 @@ class TestKeycloakPostBackoff:
         self, keycloak: KeycloakFake, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, kind: str
     ) -> None:
         provider_class, props, pattern = POSTS[kind]
-        monkeypatch.setattr(kc_client.random, "uniform", lambda low, high: high)  # the top of each jitter range
+        monkeypatch.setattr(random, "uniform", lambda low, high: high)  # the top of each jitter range
         provider = provider_class(retry=RetryPolicy(attempts=5, base_delay=0.1, max_delay=0.5))
         assert keycloak.server is not None
         keycloak.server.inject("POST", pattern, status=503, times=100)

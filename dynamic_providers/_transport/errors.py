@@ -1,0 +1,84 @@
+"""The error every provider raises: what the server said, and whether the operation may have happened."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import httpx
+
+from dynamic_providers._transport.retry import RETRY_STATUSES, idempotent, never_sent, parse_retry_after
+
+
+class ServerError(Exception):
+    """A failed operation on a server, whatever the wire (HTTP, gRPC, an exec'd CLI).
+
+    `code` is the server's own name for the failure (Ziti's `error.code`, Keycloak's `error`, a
+    gRPC status name), `cause` what it blamed, `retry_after` the seconds it asked to wait, and
+    `outcome_unknown` says the request may have been applied although no success came back: the
+    caller looks before it repeats a create.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        cause: Any = None,
+        retry_after: float | None = None,
+        outcome_unknown: bool = False,
+    ) -> None:
+        Exception.__init__(self, message)
+        self.code = code
+        self.cause = cause
+        self.retry_after = retry_after
+        self.outcome_unknown = outcome_unknown
+
+
+class ApiError(ServerError, httpx.HTTPStatusError):
+    """A failed HTTP API call: an error answer, a bad answer, or no answer (`status` None).
+
+    An `httpx.HTTPStatusError`, so code that handles httpx's errors handles these; `request` and
+    `response` are set when there was one (`status`, `method` and `url` are always readable).
+    """
+
+    response: httpx.Response | None  # type: ignore[assignment]  # None when no answer came
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        url: str = "",
+        request: httpx.Request | None = None,
+        response: httpx.Response | None = None,
+        **fields: Any,
+    ) -> None:
+        ServerError.__init__(self, message, **fields)
+        self._request = request
+        self.response = response
+        self.status = status if status is not None or response is None else response.status_code
+        self.method = method or (request.method if request is not None else "")
+        self.url = url or (str(request.url) if request is not None else "")
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another try later: the outcome is unknown, or the server said it was busy or failing."""
+        return self.outcome_unknown or self.status in RETRY_STATUSES
+
+    @classmethod
+    def answered(cls, resp: httpx.Response, message: str, **fields: Any) -> Self:
+        """The error for an error answer; a 5xx to a request that is not idempotent leaves its outcome unknown."""
+        unknown = resp.status_code in RETRY_STATUSES - {429} and not idempotent(resp.request)
+        fields.setdefault("retry_after", parse_retry_after(resp.headers.get("Retry-After")))
+        fields.setdefault("outcome_unknown", unknown)
+        return cls(message, request=resp.request, response=resp, **fields)
+
+    @classmethod
+    def unanswered(cls, exc: httpx.TransportError, message: str, **fields: Any) -> Self:
+        """The error for a request that got no answer: its outcome is unknown unless it was never
+        sent or repeating it is harmless."""
+        request = exc._request  # set by httpx.Client.send
+        sent = not never_sent(exc)
+        fields.setdefault("outcome_unknown", sent and (request is None or not idempotent(request)))
+        return cls(message, request=request, **fields)
