@@ -2,7 +2,8 @@
 
 The floor for registering and verifying a CA is four requests: POST /cas, GET /cas/{id} (the
 verification token), POST /cas/{id}/verify, GET /cas/{id} (confirm isVerified). The provider
-also logs in once per call and fetches the CA enrollment JWT (a secret output). The table shows
+also fetches the CA enrollment JWT (a secret output), and logs in once per process (here: per run,
+each run is a new controller). The table shows
 what one `create` sent, per route, next to that floor, and the median wall time with an added
 per-request latency (the fake sleeps before answering), over several runs; "floor ms" is four
 requests' latency, "sent x latency" what the requests sent cost (the rest is TLS and crypto). Usage:
@@ -25,7 +26,7 @@ from tests.harness.loopback import LoopbackServer
 
 FLOOR = [f"POST {API}/cas", f"GET {API}/cas/{{id}}", f"POST {API}/cas/{{id}}/verify", f"GET {API}/cas/{{id}}"]
 EXTRA = {
-    f"POST {API}/authenticate": "login (once per provider call)",
+    f"POST {API}/authenticate": "login (once per provider process and controller)",
     f"GET {API}/cas/{{id}}/jwt": "enrollment_jwt output",
 }
 

@@ -66,6 +66,11 @@ class ApiError(ServerError, httpx.HTTPStatusError):
         """Worth another try later: the outcome is unknown, or the server said it was busy or failing."""
         return self.outcome_unknown or self.status in RETRY_STATUSES
 
+    def without_exchange(self) -> Self:
+        """The error without its request and response: a login's request body holds the password."""
+        self._request = self.response = None
+        return self
+
     @classmethod
     def answered(cls, resp: httpx.Response, message: str, **fields: Any) -> Self:
         """The error for an error answer; a 5xx to a request that is not idempotent leaves its outcome unknown."""

@@ -39,7 +39,6 @@ class Session(httpx.Auth):
     def __init__(self, transport: httpx.BaseTransport, **client_options: Any) -> None:
         self._lock = threading.Lock()
         self._credential: Any = None
-        self.logins = 0
         self.http = httpx.Client(auth=self, transport=RetryTransport(transport), follow_redirects=False,
                                  **client_options)
 
@@ -80,7 +79,6 @@ class Session(httpx.Auth):
             current = self._credential
             if current is None or current is stale or not self.fresh(current):
                 self._credential = None
-                self.logins += 1
                 self._credential = self.login({**extensions, "login": True}, current)
             return self._credential
 

@@ -211,7 +211,7 @@ class KeycloakSession(Session):
         if resp.status_code == 400 and _json_field(resp, "error") in ("invalid_grant", "unauthorized_client",
                                                                      "invalid_client"):
             hint = credentials  # Keycloak 26.7 answers wrong user credentials with 400 invalid_grant, not 401.
-        err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {conn.token_realm!r}")
+        err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {conn.token_realm!r}").without_exchange()
         if hint:
             err.args = (f"{err.args[0]}; {hint}",)
         return err

@@ -203,7 +203,7 @@ class ZitiSession(Session):
         resp = self.http.request("POST", "/authenticate", params={"method": "password"}, json=body, auth=None,
                               extensions={**extensions, "idempotent": True})
         if resp.is_error:
-            err = ZitiApiError.from_response(resp)
+            err = ZitiApiError.from_response(resp).without_exchange()
             if resp.status_code == 401:
                 err.args = (f"authentication as {self.connection.username!r} failed: {err.args[0]}",)
             raise err

@@ -147,6 +147,7 @@ class TestLoginErrors:
         # 400 invalid_grant, as Keycloak 26.7 answers (tests/real/test_keycloak_fidelity.py).
         assert "400" in text and "check the credentials in connection" in text and "invalid_grant" in text
         assert "not-the-password" not in text
+        assert err.value.response is None and "not-the-password" not in repr(vars(err.value))  # no login request kept
 
     def test_wrong_base_path_says_so(self, fake: KeycloakFake) -> None:
         with admin(fake, base_path="/auth") as kc, pytest.raises(KeycloakApiError, match="base_path") as err:

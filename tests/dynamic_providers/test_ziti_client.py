@@ -72,6 +72,7 @@ class TestSession:
             c.list_all("cas")
         assert err.value.code == "INVALID_AUTH" and "'admin'" in str(err.value)
         assert "not-the-password" not in str(err.value)
+        assert err.value.response is None and "not-the-password" not in repr(vars(err.value))  # no login request kept
         assert srv.count("POST", AUTH) == 1  # a refusal is not retried
 
 
