@@ -113,7 +113,8 @@ def test_an_expired_session_on_the_real_controller_is_renewed(servers_run: Run) 
     try:
         with ZitiClient(conn) as c:
             c.find_by_name("cas", "nothing")
-            first = c._token
+            assert c._session is not None
+            first = c._session._credential  # the process's session for this controller and admin
             stale = first
             time.sleep(75)  # idle past the timeout; the controller's enforcer runs every 5 s
             admin = Admin(section(ctrl))
@@ -121,6 +122,6 @@ def test_an_expired_session_on_the_real_controller_is_renewed(servers_run: Run) 
             admin.close()
             assert r.status_code == 401, "the session really expired"
             assert c.find_by_name("cas", "nothing") is None  # the client logs in again and answers
-            assert c._token and c._token != first
+            assert c._session._credential and c._session._credential != first
     finally:
         ctrl.stop()
