@@ -33,6 +33,7 @@ from components.keycloak_identity import KeycloakIdentity
 from components.keycloak_stack import KeycloakStack
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
+from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_registrations import SpireRegistrations, registration_connection
 from components.spire_stack import ROOT_CA_CN, SpireStack
@@ -124,8 +125,8 @@ class ExternalPlatform:
 class KubernetesPlatform:
     """SPIRE in a Kubernetes cluster and its workloads' entries (platform kubernetes)."""
 
-    root_ca: RootCa
-    topology: BasicTopology
+    topology: BasicTopology | AgentsOnlyTopology
+    bundle_pem: pulumi.Input[str]
     registrations: SpireRegistrations
     config: StackConfig
 
@@ -140,7 +141,7 @@ class KubernetesPlatform:
             "platform": config.platform,
             "nodes": [],
             "spireTrustDomain": config.spire.trust_domain,
-            "spireBundlePem": self.root_ca.cert_pem,
+            "spireBundlePem": self.bundle_pem,
             "spireEntryIds": self.registrations.entry_ids,
             "kubernetesTopology": k8s.topology,
             "kubernetesClusters": sorted(k8s.clusters),
@@ -431,33 +432,40 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
 
 
 def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
-    """The basic topology in its one cluster, and an entry per workload under the cluster's agents."""
+    """The topology in its one cluster, and an entry per workload under the cluster's agents."""
     k8s = config.kubernetes
     if k8s is None:
         raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
-    (cluster, access), = k8s.clusters.items()  # basic: exactly one (stack_config)
-    root_ca = RootCa(
-        "root-ca",
-        RootCaArgs(
-            common_name=ROOT_CA_CN.format(trust_domain=config.spire.trust_domain),
-            validity_hours=config.spire.root_ca_validity_hours,
-            certificate=config.root_ca.certificate if config.root_ca else None,
-            key=secrets.root_ca_key,
-            protect=config.is_prod,
-        ),
-    )
-    provider = cluster_provider(cluster, access)
-    topology = BasicTopology(
-        f"spire-{cluster}",
-        BasicTopologyArgs(
-            config=config,
-            cluster=cluster,
-            cluster_access=access,
-            root_ca_cert_pem=root_ca.cert_pem,
-            root_ca_key_pem=root_ca.key_pem,
-        ),
-        opts=pulumi.ResourceOptions(providers={"kubernetes": provider}),
-    )
+    (cluster, access), = k8s.clusters.items()  # basic and crd-free: exactly one (stack_config)
+    on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster_provider(cluster, access)})
+    topology: BasicTopology | AgentsOnlyTopology
+    bundle: pulumi.Input[str]
+    if k8s.topology == "crd-free":
+        topology = AgentsOnlyTopology(f"agents-{cluster}", AgentsOnlyTopologyArgs(config, cluster), opts=on_cluster)
+        bundle = topology.bundle_pem
+    else:
+        root_ca = RootCa(
+            "root-ca",
+            RootCaArgs(
+                common_name=ROOT_CA_CN.format(trust_domain=config.spire.trust_domain),
+                validity_hours=config.spire.root_ca_validity_hours,
+                certificate=config.root_ca.certificate if config.root_ca else None,
+                key=secrets.root_ca_key,
+                protect=config.is_prod,
+            ),
+        )
+        topology = BasicTopology(
+            f"spire-{cluster}",
+            BasicTopologyArgs(
+                config=config,
+                cluster=cluster,
+                cluster_access=access,
+                root_ca_cert_pem=root_ca.cert_pem,
+                root_ca_key_pem=root_ca.key_pem,
+            ),
+            opts=on_cluster,
+        )
+        bundle = root_ca.cert_pem
     registrations = SpireRegistrations(
         "spire-entries",
         workloads=config.workloads,
@@ -466,4 +474,4 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
         connection=topology.connection,
         opts=pulumi.ResourceOptions(depends_on=[topology.alias_entry]),
     )
-    return KubernetesPlatform(root_ca, topology, registrations, config)
+    return KubernetesPlatform(topology, bundle, registrations, config)

@@ -49,7 +49,7 @@ def registration_connection(
     if t.kind == "kubectl-exec":
         where = {k: v for k, v in (("namespace", t.namespace), ("pod", t.pod)) if v is not None}
         return {"transport": "kubectl-exec", **where, **base}
-    if config.platform == "external":
+    if config.platform != "swarm":  # the user's server (external, or kubernetes crd-free)
         target = {"container": t.container} if t.container else {"service": t.service}
         return {"transport": "docker-exec", "docker_host": t.docker_host, **target, **base}
     node = t.node or server_node

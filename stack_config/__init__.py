@@ -375,15 +375,21 @@ class StackConfig(Model):
             problems.append("ziti.controllerUrl: required with platform external: your controller's edge API URL")
         if self.workloads and not self.spire.agents:
             problems.append("spire.agents: required for workloads with platform external: name -> agent SPIFFE ID")
+        problems += self._external_transport_problems("platform external")
+        return problems
+
+    def _external_transport_problems(self, where: str) -> list[str]:
+        """A SPIRE server the program does not run is reached by the transport's own settings."""
+        problems = []
         t = self.spire.transport
         if t.node is not None:
             problems.append(
-                "spire.transport.node: names a Swarm node; with platform external use dockerHost "
+                f"spire.transport.node: names a Swarm node; with {where} use dockerHost "
                 "(fix: `pulumi config rm --path 'spire.transport.node'`)"
             )
         if t.kind == "docker-exec":
             if t.docker_host is None:
-                problems.append("spire.transport.dockerHost: required for docker-exec with platform external")
+                problems.append(f"spire.transport.dockerHost: required for docker-exec with {where}")
             if (t.container is None) == (t.service is None):
                 problems.append("spire.transport.container: set exactly one of container or service (docker-exec)")
         return problems
@@ -413,7 +419,16 @@ class StackConfig(Model):
             for section, label in (("keycloak", "Keycloak"), ("ziti", "OpenZiti"))
             if getattr(self, section).model_fields_set
         ]
-        if "transport" in self.spire.model_fields_set:
+        if k8s.topology == "crd-free":
+            # The server is someone else's: it is reached, and configured, as with platform external.
+            problems += self._external_transport_problems("the crd-free topology")
+            problems += _set_fields("spire", self.spire, SpireSettings.DEPLOYED_ONLY, "the crd-free topology")
+            if self.root_ca is not None:
+                problems.append(
+                    "rootCa: the crd-free topology's server has its own CA; the agents trust "
+                    "kubernetes.externalServer.trustBundle: remove it (fix: `pulumi config rm rootCa`)"
+                )
+        elif "transport" in self.spire.model_fields_set:
             problems.append(
                 "spire.transport: with platform kubernetes the program registers entries with `kubectl exec` into "
                 "its own server pod, through the cluster's kubeconfig: remove it "
@@ -541,6 +556,8 @@ class StackConfig(Model):
             "ziti.controllerUrl": self.ziti.controller_url,
         }
         names |= {f"users.{u}.email": spec.email.rpartition("@")[2] for u, spec in sorted(self.users.items())}
+        if self.kubernetes is not None and self.kubernetes.external_server is not None:
+            names["kubernetes.externalServer.address"] = self.kubernetes.external_server.address
         if self.platform != "swarm":
             del names["domain"]  # nothing is published under it
         for key, value in names.items():

@@ -13,8 +13,8 @@ Topologies (docs: the SPIRE design, research/spire.md sections 5-6):
 - `enterprise`: two clusters, an upstream server and a nested downstream one with federation.
 - `crd-free`: agents only, pointing at servers outside the cluster.
 
-Only `basic` is built so far: the other two are refused at preview with that reason, rather than
-accepted and half-deployed.
+`basic` and `crd-free` are built; `enterprise` is refused at preview with that reason, rather
+than accepted and half-deployed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Model, checked
+from stack_config.base import Hostname, Model, checked
+from stack_config.systems import PemBundle
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -65,6 +66,16 @@ class KubernetesCluster(Model):
         return v
 
 
+class ExternalSpireServer(Model):
+    """crd-free: the SPIRE server outside the cluster that the agents attest to."""
+
+    address: Hostname = Field(description="Host name or IPv4 address the agents dial, e.g. spire.acme.net.")
+    port: int = Field(default=8081, ge=1, le=65535, description="The server's agent API port.")
+    trust_bundle: PemBundle = Field(
+        description="The server's trust bundle (PEM): the agents bootstrap with it (`spire-server bundle show`)."
+    )
+
+
 class KubernetesSettings(Model):
     topology: Literal["basic", "enterprise", "crd-free"] = Field(
         default="basic",
@@ -99,7 +110,13 @@ class KubernetesSettings(Model):
         "account, that fetches and renews its SVID through the Workload API (spiffe-helper).",
     )
 
-    BUILT: ClassVar[tuple[str, ...]] = ("basic",)
+    external_server: ExternalSpireServer | None = Field(
+        default=None,
+        description="crd-free: the SPIRE server the agents attest to (its address, port and trust bundle); "
+        "registration entries reach it through spire.transport.",
+    )
+
+    BUILT: ClassVar[tuple[str, ...]] = ("basic", "crd-free")
 
     @field_validator("server_storage", "database_storage")
     @classmethod
@@ -113,12 +130,24 @@ class KubernetesSettings(Model):
         out = []
         if self.topology not in self.BUILT:
             out.append(
-                f"kubernetes.topology: {self.topology!r} is not built yet (issue 15: only basic is); use basic "
-                "(fix: `pulumi config set --path 'kubernetes.topology' basic`)"
+                f"kubernetes.topology: {self.topology!r} is not built yet (issue 15: basic and crd-free are); use "
+                "basic (fix: `pulumi config set --path 'kubernetes.topology' basic`)"
             )
-        elif self.topology == "basic" and len(self.clusters) != 1:
+            return out
+        if len(self.clusters) != 1:
             out.append(
-                f"kubernetes.clusters: the basic topology runs in exactly one cluster, not {len(self.clusters)} "
-                f"({sorted(self.clusters)}): keep one"
+                f"kubernetes.clusters: the {self.topology} topology runs in exactly one cluster, not "
+                f"{len(self.clusters)} ({sorted(self.clusters)}): keep one"
+            )
+        if self.topology == "crd-free" and self.external_server is None:
+            out.append(
+                "kubernetes.externalServer: required with the crd-free topology: the address, port and trust "
+                "bundle of the SPIRE server the agents attest to "
+                "(fix: `pulumi config set --path 'kubernetes.externalServer.address' <host>`)"
+            )
+        if self.topology == "basic" and self.external_server is not None:
+            out.append(
+                "kubernetes.externalServer: the basic topology runs its own server in the cluster: remove it "
+                "(fix: `pulumi config rm --path 'kubernetes.externalServer'`)"
             )
         return out

@@ -14,8 +14,9 @@ the same component the Swarm and external platforms use (components/assembly.py)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -26,6 +27,7 @@ from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
 from components.kubernetes.spire_config import (
     SERVER_NAME,
     SERVER_NAMESPACE,
+    SERVER_PORT,
     SERVER_SOCKET,
     SYSTEM_NAMESPACE,
     WORKLOAD_NAMESPACE,
@@ -46,10 +48,9 @@ class BasicTopologyArgs:
     cluster_access: KubernetesCluster
     root_ca_cert_pem: pulumi.Input[str]
     root_ca_key_pem: pulumi.Input[str]
-    extra_namespaces: tuple[str, ...] = field(default=())
 
 
-def registration_connection(trust_domain: str, access: KubernetesCluster) -> dict[str, Any]:
+def kubectl_connection(trust_domain: str, access: KubernetesCluster) -> dict[str, Any]:
     """`kubectl exec` of the SPIRE CLI in the first server pod, through the cluster's kubeconfig."""
     conn: dict[str, Any] = {
         "transport": "kubectl-exec",
@@ -76,6 +77,82 @@ def workload_namespaces(config: StackConfig) -> list[str]:
     return sorted(names)
 
 
+def namespaces(
+    name: str, levels: Mapping[str, sec.PodSecurityLevel], parent: pulumi.Resource
+) -> tuple[dict[str, k8s.core.v1.Namespace], dict[str, pulumi.Output[str]]]:
+    """The namespaces at their Pod Security levels, and their names as outputs (which objects in
+    them take, so they wait for the namespace)."""
+    made = {
+        ns: k8s.core.v1.Namespace(
+            f"{name}-ns-{ns}",
+            metadata={"name": ns, "labels": {**sec.namespace_labels(level),
+                                             "app.kubernetes.io/part-of": "identity-platform"}},
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for ns, level in sorted(levels.items())
+    }
+    return made, {ns: r.metadata.apply(lambda m: str(m.name)) for ns, r in made.items()}
+
+
+def agents_of(
+    name: str, config: StackConfig, cluster: str, namespace: pulumi.Input[str], bundle_pem: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> SpireAgents:
+    """The cluster's agents, trusting `bundle_pem`, dialing the server `agent.conf` names: the
+    cluster's own (basic) or `kubernetes.externalServer` (crd-free, reachable on any address)."""
+    k8s_conf = config.kubernetes
+    external = k8s_conf.external_server if k8s_conf is not None else None
+    images = config.images
+    args = SpireAgentsArgs(
+        namespace=namespace,
+        agent_conf=build_agent_conf(config, cluster).render(),
+        bundle_pem=bundle_pem,
+        agent_image=images.spire_agent,
+        csi_driver_image=images.spiffe_csi_driver,
+        csi_registrar_image=images.csi_node_driver_registrar,
+    )
+    if external is not None:
+        args = dataclasses.replace(args, server_peer=None, server_port=external.port)
+    return SpireAgents(f"{name}-agents", args, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def workloads_side(
+    name: str, config: StackConfig, names: Mapping[str, pulumi.Input[str]], agents: pulumi.Resource,
+    parent: pulumi.Resource,
+) -> None:
+    """Default-deny in every workload namespace; the sample workloads when asked for."""
+    for ns in workload_namespaces(config):
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-{ns}-default-deny",
+            metadata={"name": "default-deny", "namespace": names[ns], "labels": sec.labels("default-deny", "policy")},
+            spec=sec.default_deny(),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+    if config.kubernetes is not None and config.kubernetes.sample_workloads and config.workloads:
+        SampleWorkloads(
+            f"{name}-workloads",
+            SampleWorkloadsArgs(workloads=config.workloads, namespaces=names, helper_image=config.images.spiffe_helper),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[agents]),
+        )
+
+
+def alias_entry(
+    name: str, trust_domain: str, cluster: str, connection: Mapping[str, Any], parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> tuple[SpireEntry, str]:
+    """The node alias of the cluster's agents (`spire_config.node_alias`) as a SpireEntry, and its ID."""
+    alias_id, selectors = node_alias(trust_domain, cluster)
+    entry = SpireEntry(
+        f"{name}-node-alias",
+        spiffe_id=alias_id,
+        parent_id=f"spiffe://{trust_domain}/spire/server",
+        selectors=selectors,
+        connection=dict(connection),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
+    )
+    return entry, alias_id
+
+
 class BasicTopology(pulumi.ComponentResource):
     """Namespaces, the SPIRE server, the agents, the node alias and the sample workloads."""
 
@@ -95,16 +172,7 @@ class BasicTopology(pulumi.ComponentResource):
             raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
         levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
         levels |= {ns: "restricted" for ns in workload_namespaces(config)}
-        self.namespaces = {
-            ns: k8s.core.v1.Namespace(
-                f"{name}-ns-{ns}",
-                metadata={"name": ns, "labels": {**sec.namespace_labels(level),
-                                                 "app.kubernetes.io/part-of": "identity-platform"}},
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for ns, level in sorted(levels.items())
-        }
-        names = {ns: r.metadata.apply(lambda m: str(m.name)) for ns, r in self.namespaces.items()}
+        self.namespaces, names = namespaces(name, levels, self)
         images = config.images
         self.server = SpireServer(
             f"{name}-server",
@@ -121,43 +189,13 @@ class BasicTopology(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.agents = SpireAgents(
-            f"{name}-agents",
-            SpireAgentsArgs(
-                namespace=names[SYSTEM_NAMESPACE],
-                agent_conf=build_agent_conf(config, cluster).render(),
-                bundle_pem=args.root_ca_cert_pem,
-                agent_image=images.spire_agent,
-                csi_driver_image=images.spiffe_csi_driver,
-                csi_registrar_image=images.csi_node_driver_registrar,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        for ns in workload_namespaces(config):
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{ns}-default-deny",
-                metadata={"name": "default-deny", "namespace": names[ns],
-                          "labels": sec.labels("default-deny", "policy")},
-                spec=sec.default_deny(),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-        if k8s_conf.sample_workloads and config.workloads:
-            SampleWorkloads(
-                f"{name}-workloads",
-                SampleWorkloadsArgs(workloads=config.workloads, namespaces=names, helper_image=images.spiffe_helper),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.agents]),
-            )
+        self.agents = agents_of(name, config, cluster, names[SYSTEM_NAMESPACE], args.root_ca_cert_pem, self)
+        workloads_side(name, config, names, self.agents, self)
 
         td = config.spire.trust_domain
-        self.connection = registration_connection(td, args.cluster_access)
-        self.alias_id, alias_selectors = node_alias(td, cluster)
-        self.alias_entry = SpireEntry(
-            f"{name}-node-alias",
-            spiffe_id=self.alias_id,
-            parent_id=f"spiffe://{td}/spire/server",
-            selectors=alias_selectors,
-            connection=dict(self.connection),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.server.statefulset]),
+        self.connection = kubectl_connection(td, args.cluster_access)
+        self.alias_entry, self.alias_id = alias_entry(
+            name, td, cluster, self.connection, self, depends_on=[self.server.statefulset]
         )
-        self.server_address = f"{SERVER_NAME}.{SERVER_NAMESPACE}.svc"
+        self.server_address = f"{SERVER_NAME}.{SERVER_NAMESPACE}.svc:{SERVER_PORT}"
         self.register_outputs({"alias_id": self.alias_id, "server_address": self.server_address})

@@ -28,7 +28,7 @@ The exceptions to the restricted level, each needed and nothing more:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -66,6 +66,12 @@ class SpireAgentsArgs:
     agent_image: str
     csi_driver_image: str
     csi_registrar_image: str
+    # The server's pods (basic), or None for a server outside the cluster (crd-free), whose address
+    # a policy cannot name: then the agents may reach `server_port` on any address.
+    server_peer: k8s.networking.v1.NetworkPolicyPeerArgsDict | None = field(
+        default_factory=lambda: sec.peer(SERVER_NAMESPACE, SERVER_NAME)
+    )
+    server_port: int = SERVER_PORT
 
 
 def _node_name() -> k8s.core.v1.EnvVarArgsDict:
@@ -264,7 +270,7 @@ class SpireAgents(pulumi.ComponentResource):
             spec=sec.allow(
                 AGENT_NAME,
                 egress=[
-                    {"to": [sec.peer(SERVER_NAMESPACE, SERVER_NAME)], "ports": sec.tcp(SERVER_PORT)},
+                    _server_egress(args),
                     # The node's kubelet (its address is the node's, not a pod's).
                     {"ports": sec.tcp(KUBELET_PORT)},
                     sec.dns_egress(),
@@ -274,3 +280,9 @@ class SpireAgents(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
+
+
+def _server_egress(args: SpireAgentsArgs) -> k8s.networking.v1.NetworkPolicyEgressRuleArgsDict:
+    if args.server_peer is None:
+        return {"ports": sec.tcp(args.server_port)}
+    return {"to": [args.server_peer], "ports": sec.tcp(args.server_port)}

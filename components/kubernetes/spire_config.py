@@ -98,15 +98,17 @@ def build_server_conf(config: StackConfig, cluster: str) -> ServerConf:
 
 
 def build_agent_conf(config: StackConfig, cluster: str) -> AgentConf:
-    """agent.conf of the cluster's agents."""
+    """agent.conf of the cluster's agents: the cluster's own server (basic), or the external one
+    (crd-free)."""
     k8s = config.kubernetes
     attestor: dict[str, str | bool] = {"node_name_env": NODE_NAME_ENV, "token_path": f"{POD_ACCOUNT_DIR}/token"}
     if k8s is not None and k8s.skip_kubelet_verification:
         attestor["skip_kubelet_verification"] = True
+    external = k8s.external_server if k8s is not None else None
     return AgentConf(
         agent=AgentSection(
-            server_address=server_address(),
-            server_port=str(SERVER_PORT),
+            server_address=external.address if external else server_address(),
+            server_port=str(external.port if external else SERVER_PORT),
             trust_domain=config.spire.trust_domain,
             socket_path=AGENT_SOCKET,
             trust_bundle_path=f"{AGENT_BUNDLE_DIR}/{AGENT_BUNDLE}",

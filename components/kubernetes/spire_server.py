@@ -76,6 +76,37 @@ def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.Persi
     return {"metadata": {"name": name}, "spec": spec}
 
 
+def psat_reviewer(name: str, namespace: pulumi.Input[str], parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:
+    """The `spire-server` service account and the one ClusterRole k8s_psat needs: review each
+    agent's projected token, then read the agent's pod and node (by name: no list or watch, no
+    write). The server in the cluster runs as it (basic); a server outside uses a token of it
+    (crd-free: `kubectl create token spire-server -n spire-system`, in its `kube_config_file`)."""
+    child = pulumi.ResourceOptions(parent=parent)
+    account = k8s.core.v1.ServiceAccount(
+        f"{name}-account",
+        metadata=sec.meta(SERVER_NAME, namespace, SERVER_NAME, "server"),
+        automount_service_account_token=False,
+        opts=child,
+    )
+    role = k8s.rbac.v1.ClusterRole(
+        f"{name}-role",
+        metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
+        rules=[
+            {"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"api_groups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
+        ],
+        opts=child,
+    )
+    k8s.rbac.v1.ClusterRoleBinding(
+        f"{name}-role-binding",
+        metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
+        role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+        subjects=[{"kind": "ServiceAccount", "name": SERVER_NAME, "namespace": namespace}],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[account]),
+    )
+    return account
+
+
 class SpireServer(pulumi.ComponentResource):
     """The server StatefulSet, its datastore, RBAC, PDB and network policies."""
 
@@ -90,30 +121,7 @@ class SpireServer(pulumi.ComponentResource):
         self.service_name = SERVER_NAME
 
         # --- identity and RBAC: what k8s_psat needs, nothing more ---------------------------------
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-account",
-            metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        role = k8s.rbac.v1.ClusterRole(
-            f"{name}-role",
-            metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
-            rules=[
-                # k8s_psat: review each agent's projected service-account token ...
-                {"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-                # ... and read the agent's pod and node for its selectors (by name: no list or watch).
-                {"api_groups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
-            ],
-            opts=child,
-        )
-        k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-role-binding",
-            metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
-            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
-            subjects=[{"kind": "ServiceAccount", "name": SERVER_NAME, "namespace": ns}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
-        )
+        account = psat_reviewer(name, ns, self)
 
         # --- secrets, as files ------------------------------------------------------------------
         password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)

@@ -266,7 +266,7 @@ def test_the_stack_exports_the_spire_side() -> None:
     values = {k: e.value for k, e in r.exports.items()}
     assert values["platform"] == "kubernetes" and values["kubernetesTopology"] == "basic"
     assert values["kubernetesClusters"] == ["dev"]
-    assert values["spireServerAddress"] == "spire-server.spire-server.svc"
+    assert values["spireServerAddress"] == "spire-server.spire-server.svc:8081"
     assert set(values["spireEntryIds"]) == WORKLOADS
     assert not any(k.startswith(("keycloak", "ziti")) for k in values)
 
@@ -301,7 +301,7 @@ class TestConfigRefusesWhatKubernetesCannotTake:
                     "kubernetes.skipKubeletVerification"):
             assert f"identity-platform:{key}:" in text, (key, text)
 
-    def test_topologies_not_built_yet_are_refused(self) -> None:
+    def test_the_enterprise_topology_is_refused_until_built(self) -> None:
         with pytest.raises(ConfigError, match=r"kubernetes.topology: 'enterprise' is not built yet"):
             stack_config.parse(_config(kubernetes={"topology": "enterprise", "clusters": {"a": {}, "b": {}}}))
 
@@ -321,4 +321,75 @@ class TestConfigRefusesWhatKubernetesCannotTake:
     def test_workloads_need_one_namespace_and_one_service_account(self) -> None:
         raw = _config(workloads={"w": {"spiffePath": "/w", "node": "dev", "selectors": ["k8s:ns:production"]}})
         with pytest.raises(ConfigError, match=r"workloads.w.selectors: needs exactly one k8s:ns and one k8s:sa"):
+            stack_config.parse(raw)
+
+
+CRD_FREE = "k8s-crd-free"
+
+
+@pytest.fixture(params=MODES)
+def crd_free(request: pytest.FixtureRequest) -> ProgramRun:
+    return program_run(CRD_FREE, request.param)
+
+
+class TestCrdFree:
+    """Agents only, against the server in kubernetes.externalServer; entries through spire.transport."""
+
+    def test_only_agents_run_in_the_cluster(self, crd_free: ProgramRun) -> None:
+        assert sorted(by_name(crd_free, "core/v1:Namespace")) == ["production", "spire-system"]
+        assert sorted(app for _, app, _ in pod_specs(crd_free)) == ["spiffe-csi-driver", "spire-agent"]
+        assert not objects(crd_free, "core/v1:Secret") and not objects(crd_free, "apps/v1:StatefulSet")
+        assert not [x for x in crd_free.resources if "CustomResourceDefinition" in x.type]
+
+    def test_the_agents_attest_to_the_external_server_and_trust_its_bundle(self, crd_free: ProgramRun) -> None:
+        config = stack_config.parse_stack_values(*raw_stack_config(CRD_FREE))
+        assert config.kubernetes is not None and config.kubernetes.external_server is not None
+        server = config.kubernetes.external_server
+        maps = by_name(crd_free, "core/v1:ConfigMap")
+        agent = json.loads(maps["spire-system/spire-agent"]["data"]["agent.conf"])
+        assert (agent["agent"]["server_address"], agent["agent"]["server_port"]) == (server.address, str(server.port))
+        assert maps["spire-system/spire-bundle"]["data"]["bundle.pem"] == server.trust_bundle
+        assert "skip_kubelet_verification" not in json.dumps(agent)  # strict: the kubelets are verified
+        policy = by_name(crd_free, "networking.k8s.io/v1:NetworkPolicy")["spire-system/spire-agent"]["spec"]
+        assert {"ports": [{"protocol": "TCP", "port": server.port}]} in policy["egress"]
+
+    def test_the_external_server_gets_a_reviewer_identity_and_nothing_that_writes(self, crd_free: ProgramRun) -> None:
+        roles = by_name(crd_free, "rbac.authorization.k8s.io/v1:ClusterRole")
+        assert roles["identity-platform-spire-server"]["rules"] == [
+            {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
+        ]
+        bindings = by_name(crd_free, "rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+        assert bindings["identity-platform-spire-server"]["subjects"] == [
+            {"kind": "ServiceAccount", "name": "spire-server", "namespace": "spire-system"},
+        ]
+
+    def test_entries_go_to_the_external_server_through_the_transport(self, crd_free: ProgramRun) -> None:
+        entries = {e.name: e.inputs for e in crd_free.resources if e.type == "pulumi-python:dynamic/spire:Entry"}
+        td = "regulated.acme-identity.net"
+        alias = entries.pop("agents-regulated-node-alias")
+        assert alias["spiffe_id"] == f"spiffe://{td}/k8s/regulated/agents"
+        (ledger,) = entries.values()
+        assert ledger["parent_id"] == alias["spiffe_id"]
+        for e in (alias, ledger):
+            conn = unwrap(e["connection"])
+            assert (conn["transport"], conn["socket_path"]) == ("grpc", "/run/user/1000/spire-admin.sock")
+
+    def test_config_refuses_what_crd_free_cannot_take(self) -> None:
+        raw = _config(
+            kubernetes={"topology": "crd-free", "clusters": {"dev": {}}},
+            spire={"trustDomain": "k8s.acme.net", "datastore": "postgres"},
+        )
+        with pytest.raises(ConfigError) as e:
+            stack_config.parse(raw)
+        text = str(e.value)
+        assert "identity-platform:kubernetes.externalServer: required with the crd-free topology" in text
+        assert "identity-platform:spire.datastore: not used with the crd-free topology" in text
+        assert "identity-platform:spire.transport.dockerHost: required for docker-exec with the crd-free" in text
+
+    def test_basic_refuses_an_external_server(self) -> None:
+        bundle = stack_config.parse_stack_values(*raw_stack_config(CRD_FREE)).kubernetes.external_server.trust_bundle
+        raw = _config(kubernetes={"clusters": {"dev": {}}, "externalServer": {"address": "spire.acme.net",
+                                                                              "trustBundle": bundle}})
+        with pytest.raises(ConfigError, match=r"kubernetes.externalServer: the basic topology runs its own server"):
             stack_config.parse(raw)

@@ -42,9 +42,9 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def manifests() -> list[dict[str, Any]]:
+def manifests(stack: str = STACK) -> list[dict[str, Any]]:
     """The stack's Kubernetes objects as the provider would send them, in creation order."""
-    run = program_run(STACK, False)
+    run = program_run(stack, False)
     out = [
         _ints(unwrap(r.inputs))
         for r in run.resources
@@ -187,3 +187,23 @@ def test_the_server_reviews_an_agents_token_as_k8s_psat_does(applied: Applied, k
         assert status["user"]["username"] == AGENT
         # ... and nothing else: the same credentials cannot read Secrets.
         assert c.get("/api/v1/namespaces/spire-server/secrets").status_code == 403
+
+
+def test_the_crd_free_stack_is_accepted_and_writes_nothing_in_the_cluster(applied: Applied, kube_api: KubeApi) -> None:
+    """crd-free: agents only. Its objects are accepted, only its DaemonSets fall below restricted,
+    and nothing it grants writes anything: the external server's identity may review tokens and
+    read pods and nodes, the agents read their kubelet's pod list."""
+    objects = manifests("k8s-crd-free")
+    kinds = {m["kind"] for m in objects}
+    assert "CustomResourceDefinition" not in kinds and not kinds & {"StatefulSet", "Secret", "Deployment"}
+    warned = {_key(m): w for m in objects if (w := kube_api.apply(m).warnings)}
+    assert set(warned) == {"DaemonSet/spire-system/spire-agent", "DaemonSet/spire-system/spiffe-csi-driver"}
+    for role in (m for m in objects if m["kind"] == "ClusterRole"):
+        for rule in role["rules"]:
+            assert set(rule["verbs"]) <= {"get"} or (rule["resources"], rule["verbs"]) == (["tokenreviews"], ["create"])
+    reviewer = "system:serviceaccount:spire-system:spire-server"
+    groups = ("system:serviceaccounts", "system:serviceaccounts:spire-system")
+    assert kube_api.can(reviewer, "create", "tokenreviews", group="authentication.k8s.io", groups=groups)
+    assert kube_api.can(reviewer, "get", "nodes", groups=groups)
+    assert not kube_api.can(reviewer, "create", "pods", namespace="production", groups=groups)
+    assert not kube_api.can(reviewer, "get", "secrets", namespace="spire-system", groups=groups)
