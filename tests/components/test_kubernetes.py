@@ -20,8 +20,8 @@ from components.kubernetes.spire_agents import CSI_DRIVER
 from policy.image_ref import pin_problem
 from stack_config import ConfigError
 from tests.components._platform import is_secret, unwrap, walk_strings
-from tests.conftest import MODES, program_run
-from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered
+from tests.conftest import MODES, STACKS, program_run
+from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered, stack_platform
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 STACK = "k8s-dev"
@@ -393,3 +393,36 @@ class TestCrdFree:
                                                                               "trustBundle": bundle}})
         with pytest.raises(ConfigError, match=r"kubernetes.externalServer: the basic topology runs its own server"):
             stack_config.parse(raw)
+
+
+KUBERNETES_STACKS = [s for s in STACKS if stack_platform(s) == "kubernetes"]
+
+
+@pytest.mark.parametrize("stack", KUBERNETES_STACKS)
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_every_kubernetes_stack_keeps_the_pod_rules(stack: str, preview: bool) -> None:
+    """The rules hold for every stack file of the platform, not only k8s-dev's."""
+    run = program_run(stack, preview)
+    specs = list(pod_specs(run))
+    assert specs
+    for ns, app, spec in specs:
+        for c in spec["containers"]:
+            assert pin_problem(c["image"]) is None and set(c["resources"]) == {"requests", "limits"}
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        if ns == "spire-system":
+            assert app in NODE_LEVEL
+            continue
+        assert spec["securityContext"]["runAsNonRoot"] is True and not spec.get("hostPID"), (stack, app)
+        for c in spec["containers"]:
+            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}, (stack, app)
+
+
+def test_the_prod_stack_is_strict_and_uses_its_storage_class() -> None:
+    config = stack_config.parse_stack_values(*raw_stack_config("k8s-prod"))
+    assert config.is_strict and config.kubernetes is not None and not config.kubernetes.skip_kubelet_verification
+    run = program_run("k8s-prod", False)
+    for sts in by_name(run, "apps/v1:StatefulSet").values():
+        (claim,) = sts["spec"]["volumeClaimTemplates"]
+        assert claim["spec"]["storageClassName"] == "do-block-storage"
+    agent = json.loads(by_name(run, "core/v1:ConfigMap")["spire-system/spire-agent"]["data"]["agent.conf"])
+    assert "skip_kubelet_verification" not in json.dumps(agent)
