@@ -82,6 +82,48 @@ def _unique(kind: str, plugins: Sequence[Plugin]) -> None:
         raise ValueError(f"{kind}: plugin names must be unique, got {names}")
 
 
+class BundleEndpoint(ConfModel):
+    """The server's SPIFFE bundle endpoint (federation), authenticated with the server's own SVID
+    (profile `https_spiffe`): peers that federate with this trust domain fetch its bundle here."""
+
+    address: str = "0.0.0.0"  # noqa: S104 - peers in other networks fetch the bundle
+    port: int = Field(default=8443, ge=1, le=65535)
+    refresh_hint: GoDuration = Field(default="5m", description="How often peers should fetch the bundle again.")
+
+    def document(self) -> dict[str, Any]:
+        return {**self.model_dump(), "profile": {"https_spiffe": {}}}
+
+
+class FederatesWith(ConfModel):
+    """A trust domain this server keeps the bundle of, fetched from that domain's bundle endpoint,
+    which must present `endpoint_spiffe_id` (its SPIRE server); its bundle is seeded once by hand
+    (`bundle show` there, `bundle set` here), as https_spiffe requires."""
+
+    bundle_endpoint_url: str = Field(pattern=r"^https://[^\s]+$")
+    endpoint_spiffe_id: str = Field(pattern=r"^spiffe://[a-z0-9._-]+/spire/server$")
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "bundle_endpoint_url": self.bundle_endpoint_url,
+            "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": self.endpoint_spiffe_id}},
+        }
+
+
+class Federation(ConfModel):
+    """`server.federation`: the bundle endpoint this server serves and the domains it federates with."""
+
+    bundle_endpoint: BundleEndpoint | None = None
+    federates_with: dict[str, FederatesWith] = Field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.bundle_endpoint is not None:
+            out["bundle_endpoint"] = self.bundle_endpoint.document()
+        if self.federates_with:
+            out["federates_with"] = {td: f.document() for td, f in self.federates_with.items()}
+        return out
+
+
 class ServerSection(ConfModel):
     bind_address: str = "0.0.0.0"  # noqa: S104
     bind_port: str = Field(default="8081", pattern=_PORT)
@@ -94,6 +136,13 @@ class ServerSection(ConfModel):
     ca_ttl: GoDuration = "24h"
     default_x509_svid_ttl: GoDuration = "1h"
     default_jwt_svid_ttl: GoDuration = "5m"
+    federation: Federation | None = None
+
+    def document(self) -> dict[str, Any]:
+        out = self.model_dump(exclude={"federation"})
+        if self.federation is not None:
+            out["federation"] = self.federation.document()
+        return out
 
 
 class ServerConf(ConfModel):
@@ -129,7 +178,7 @@ class ServerConf(ConfModel):
         if self.upstream_authority is not None:
             groups["UpstreamAuthority"] = [self.upstream_authority]
         return {
-            "server": self.server.model_dump(),
+            "server": self.server.document(),
             "plugins": _plugins(groups),
             "health_checks": self.health_checks.model_dump(),
             "telemetry": self.telemetry.document(),
