@@ -131,3 +131,14 @@ def node_alias(trust_domain: str, cluster: str) -> tuple[str, list[str]]:
             f"k8s_psat:agent_sa:{AGENT_NAME}",
         ],
     )
+
+
+def spire_upstream(server_address: str, server_port: int, workload_api_socket: str) -> Plugin:
+    """`UpstreamAuthority "spire"` of a nested (downstream) server: it asks the upstream server of
+    the same trust domain for its intermediate CA, authenticated by the SVID the upstream's agent
+    gives it through `workload_api_socket` (a `downstream` entry on the upstream names it)."""
+    return Plugin(name="spire", data={
+        "server_address": server_address,
+        "server_port": str(server_port),
+        "workload_api_socket": workload_api_socket,
+    })
