@@ -30,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pulumi
 from _timing import median_ms
 
-from components.spire_registrations import SpireRegistrations
+from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
 from dynamic_providers.spire.provider import SpireEntryProvider
-from stack_config import Workload
 from tests.fakes.spire_env import make_target
 from tests.fakes.spire_server import FakeSpireServer
 from tests.harness.mock_engine import run, run_program
@@ -58,14 +57,17 @@ def workloads(n: int, nodes: tuple[str, ...] = NODES) -> dict[str, dict[str, Any
 def evaluation(entries: int, runs: int) -> None:
     print(f"== program evaluation with {entries} configured entries (mock engine, median of {runs}) ==")
     print(f"{'what':<34} {'mode':<8} {'resources':>9} {'entries':>8} {'median ms':>10} {'ms/entry':>9}")
-    typed = {k: Workload.model_validate(v) for k, v in workloads(entries).items()}
     agents = {n: f"spiffe://{TD}/spire/agent/x509pop/{n}" for n in NODES}
-    conn = {"transport": "docker-exec", "docker_host": "ssh://root@10.0.0.2", "service": "spire-server"}
+    typed = {
+        k: Registration(f"spiffe://{TD}{w['spiffePath']}", agents[w["node"]], tuple(w["selectors"]),
+                        dns_names=tuple(w["dnsNames"]))
+        for k, w in workloads(entries).items()
+    }  # fmt: skip
+    conn = {"transport": "docker-exec", "docker_host": "ssh://root@10.0.0.2", "service": "spire-server",
+            "trust_domain": TD}  # fmt: skip
 
     def component() -> None:
-        reg = SpireRegistrations(
-            "spire-registrations", workloads=typed, trust_domain=TD, agent_spiffe_ids=agents, connection=conn
-        )
+        reg = SpireRegistrations("spire-registrations", SpireRegistrationsArgs(entries=typed, connection=conn))
         pulumi.export("spireEntryIds", reg.entry_ids)
 
     for preview in (True, False):

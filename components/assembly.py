@@ -29,18 +29,20 @@ from typing import Any
 
 import pulumi
 
+from components.backup_job import Backups
 from components.keycloak_identity import KeycloakIdentity
-from components.keycloak_stack import KeycloakStack
+from components.keycloak_stack import KeycloakStack, KeycloakStackArgs
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
 from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
 from components.root_ca import RootCa, RootCaArgs
-from components.spire_registrations import SpireRegistrations, registration_connection
-from components.spire_stack import ROOT_CA_CN, SpireStack
+from components.spire_connection import spire_connection
+from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
+from components.spire_stack import AGENT_SOCKET_DIR, AGENT_SOCKET_PATH, ROOT_CA_CN, SpireStack, SpireStackArgs
 from components.storage import SpacesBucket, bucket_name
-from components.swarm_nodes import SwarmNodes
-from components.ziti_router import ZitiRouter
-from components.ziti_stack import ZitiStack
+from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
+from components.ziti_router import ZitiRouter, ZitiRouterArgs
+from components.ziti_stack import SvidHelperSpec, ZitiStack, ZitiStackArgs
 from components.ziti_trust import ZitiTrust, ZitiUserSpec, ZitiWorkload
 from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
 
@@ -232,6 +234,20 @@ def _import_existing(imports: Mapping[str, str]) -> dict[str, str]:
     return seen
 
 
+def registrations(config: StackConfig, agent_ids: Mapping[str, str]) -> dict[str, Registration]:
+    """Each workload's SPIRE entry, under the agent of its node (`agent_ids`: node -> agent ID)."""
+    return {
+        wname: Registration(
+            spiffe_id=f"spiffe://{config.spire.trust_domain}{w.spiffe_path}",
+            parent_id=agent_ids[w.node],
+            selectors=tuple(w.selectors),
+            x509_svid_ttl=w.x509_svid_ttl,
+            dns_names=tuple(w.dns_names),
+        )
+        for wname, w in sorted(config.workloads.items())
+    }
+
+
 @dataclass(frozen=True)
 class ChainEnds:
     """Where the trust chain connects: the only thing a platform changes about it."""
@@ -239,7 +255,6 @@ class ChainEnds:
     root_ca_cert_pem: pulumi.Input[str]
     root_ca_key_pem: pulumi.Input[str]
     agent_spiffe_ids: Mapping[str, str]
-    spire_connection: Mapping[str, Any]
     keycloak_url: pulumi.Input[str]
     keycloak_admin_password: pulumi.Input[str]
     keycloak_ca_bundle_pem: str | None
@@ -258,12 +273,11 @@ class ChainEnds:
 def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistrations, KeycloakIdentity, ZitiTrust]:
     """SPIRE entries, the Keycloak realm and client, and the Ziti side: the same on every platform."""
     kc = config.keycloak
-    registrations = SpireRegistrations(
+    entries = SpireRegistrations(
         "spire-entries",
-        workloads=config.workloads,
-        trust_domain=config.spire.trust_domain,
-        agent_spiffe_ids=ends.agent_spiffe_ids,
-        connection=ends.spire_connection,
+        SpireRegistrationsArgs(
+            entries=registrations(config, ends.agent_spiffe_ids), connection=spire_connection(config)
+        ),
         opts=pulumi.ResourceOptions(depends_on=list(ends.spire_after)),
     )
     identity = KeycloakIdentity(
@@ -290,13 +304,13 @@ def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistratio
         router_name=ends.router_name,
         name_scope=ends.ziti_name_scope,
         workloads={
-            wname: ZitiWorkload(registrations.spiffe_ids[wname], tuple(w.ziti_role_attributes))
+            wname: ZitiWorkload(entries.spiffe_ids[wname], tuple(w.ziti_role_attributes))
             for wname, w in sorted(config.workloads.items())
         },
         users={name: ZitiUserSpec(u.email, tuple(u.ziti_role_attributes)) for name, u in config.users.items()},
         opts=pulumi.ResourceOptions(depends_on=list(ends.ziti_after)),
     )
-    return registrations, identity, trust
+    return entries, identity, trust
 
 
 def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatform:
@@ -316,13 +330,12 @@ def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatfo
             protect=config.is_prod,
         ),
     )
-    registrations, identity, trust = _trust_chain(
+    entries, identity, trust = _trust_chain(
         config,
         ChainEnds(
             root_ca_cert_pem=root_ca.cert_pem,
             root_ca_key_pem=root_ca.key_pem,
             agent_spiffe_ids=spire.agents,
-            spire_connection=registration_connection(config),
             keycloak_url=kc.url,
             keycloak_admin_password=secrets.keycloak_admin_password,
             keycloak_ca_bundle_pem=kc.ca_bundle,
@@ -338,17 +351,22 @@ def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatfo
             ziti_name_scope=pulumi.get_stack(),
         ),
     )
-    return ExternalPlatform(root_ca, registrations, identity, trust, config)
+    return ExternalPlatform(root_ca, entries, identity, trust, config)
 
 
 def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
     """Build the three stacks (SPIRE -> Keycloak -> OpenZiti) and wire the trust chain."""
+    prod = config.is_prod
     swarm = SwarmNodes(
         "swarm",
-        nodes=config.nodes,
-        manager_node=config.manager_node,
-        rclone_plugin_image=config.images.rclone_plugin if config.is_prod else None,
+        SwarmNodesArgs(
+            docker_hosts={name: node.docker_host for name, node in config.nodes.items()},
+            manager_node=config.manager_node,
+            stateful_node=config.stateful_nodes[0],
+            rclone_plugin_image=config.images.rclone_plugin if prod else None,
+        ),
     )
+    place = swarm.placement
     # prod: one private bucket (and key) per stack; dev: local volumes only.
     buckets = (
         {
@@ -360,44 +378,67 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
             )
             for role in BUCKET_ROLES
         }
-        if config.is_prod
+        if prod
         else {}
     )
+    storage = config.storage
+    backups = {
+        role: Backups(bucket, storage.backup_interval_minutes, storage.restore_on_first_start)
+        for role, bucket in buckets.items()
+    }
 
     brought = (
         (config.root_ca.certificate, secrets.root_ca_key)
         if config.root_ca is not None and secrets.root_ca_key is not None
         else None
     )
-    spire = SpireStack("spire", config=config, swarm=swarm, bucket=buckets.get("spire"), brought_root_ca=brought)
+    spire = SpireStack(
+        "spire",
+        SpireStackArgs(
+            spire=config.spire,
+            images=config.images,
+            prod=prod,
+            placement=place,
+            nodes=sorted(config.nodes),
+            backups=backups.get("spire"),
+            brought_root_ca=brought,
+        ),
+    )
     keycloak = KeycloakStack(
         "keycloak",
-        config=config,
-        swarm=swarm,
-        bucket=buckets.get("keycloak"),
+        KeycloakStackArgs(
+            keycloak=config.keycloak, images=config.images, prod=prod, placement=place, backups=backups.get("keycloak")
+        ),
         opts=pulumi.ResourceOptions(depends_on=[spire]),
     )
     ziti = ZitiStack(
         "ziti",
-        config=config,
-        swarm=swarm,
-        spire=spire,
-        keycloak=keycloak,
-        bucket=buckets.get("ziti"),
+        ZitiStackArgs(
+            ziti=config.ziti,
+            images=config.images,
+            prod=prod,
+            placement=place,
+            pki_validity_hours=config.spire.root_ca_validity_hours,
+            backups=backups.get("ziti"),
+            svid_helpers={
+                wname: SvidHelperSpec(w.node, w.helper_labels())
+                for wname, w in config.workloads.items()
+                if w.svid_helper
+            },
+            agents=spire.agents,
+            agent_socket_dir=AGENT_SOCKET_DIR,
+            agent_socket_path=AGENT_SOCKET_PATH,
+            # The controller fetches Keycloak's JWKS over the `keycloak` network.
+            keycloak_network_id=keycloak.network.id,
+        ),
         opts=pulumi.ResourceOptions(depends_on=[keycloak]),
     )
-    registrations, identity, trust = _trust_chain(
+    entries, identity, trust = _trust_chain(
         config,
         ChainEnds(
             root_ca_cert_pem=spire.root_ca_cert_pem,
             root_ca_key_pem=spire.root_ca_key_pem,
             agent_spiffe_ids=spire.agent_spiffe_ids,
-            spire_connection=registration_connection(
-                config,
-                server_node=spire.server_node,
-                server_service=spire.server_service_name,
-                server_socket_path=spire.server_socket_path,
-            ),
             keycloak_url=keycloak.url,
             keycloak_admin_password=keycloak.admin_password,
             keycloak_ca_bundle_pem=None,
@@ -422,13 +463,18 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
         raise AssertionError("swarm always makes the edge router entity")
     router = ZitiRouter(
         "ziti-router",
-        config=config,
-        swarm=swarm,
-        ziti=ziti,
-        enrollment_jwt=trust.router_enrollment_jwt,
+        ZitiRouterArgs(
+            ziti=config.ziti,
+            image=config.images.ziti_router,
+            prod=prod,
+            placement=place,
+            controller=ziti.controller_service,
+            network_id=ziti.network.id,
+            enrollment_jwt=trust.router_enrollment_jwt,
+        ),
         opts=pulumi.ResourceOptions(depends_on=[ziti]),
     )
-    return SwarmPlatform(swarm, buckets, spire, keycloak, ziti, registrations, identity, trust, router, config)
+    return SwarmPlatform(swarm, buckets, spire, keycloak, ziti, entries, identity, trust, router, config)
 
 
 def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
@@ -466,12 +512,11 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
             opts=on_cluster,
         )
         bundle = root_ca.cert_pem
-    registrations = SpireRegistrations(
+    entries = SpireRegistrations(
         "spire-entries",
-        workloads=config.workloads,
-        trust_domain=config.spire.trust_domain,
-        agent_spiffe_ids={cluster: topology.alias_id},
-        connection=topology.connection,
+        SpireRegistrationsArgs(
+            entries=registrations(config, {cluster: topology.alias_id}), connection=topology.connection
+        ),
         opts=pulumi.ResourceOptions(depends_on=[topology.alias_entry]),
     )
-    return KubernetesPlatform(topology, bundle, registrations, config)
+    return KubernetesPlatform(topology, bundle, entries, config)

@@ -51,6 +51,16 @@ class Bucket(Protocol):
 
 
 @dataclass(frozen=True)
+class Backups:
+    """A stack's backups (prod, `storage.*`): its bucket, the period (the RPO) and whether an empty
+    data volume starts from the latest backup."""
+
+    bucket: Bucket
+    interval_minutes: int
+    restore_on_first_start: bool = False
+
+
+@dataclass(frozen=True)
 class Restore:
     """How to restore into an empty `data_volume`: `script` (a file of components/scripts) runs in
     `image` with `/bin/sh`, in a container named `container_name`."""
@@ -67,19 +77,18 @@ class BackupJobArgs:
 
     # The job's Swarm service, and its rclone volume.
     name: str
-    bucket: Bucket
+    backups: Backups
+    # Where in the bucket this job's files go.
     bucket_path: str
     image: str
     command: Sequence[str]
-    interval_minutes: int
     placement: Placement
     env: Mapping[str, str] = field(default_factory=dict)
     mounts: Sequence[docker.ServiceTaskSpecContainerSpecMountArgs] = ()
     secrets: Sequence[docker.ServiceTaskSpecContainerSpecSecretArgs] = ()
     network_ids: Sequence[pulumi.Input[str]] = ()
+    # How to restore; it runs when `backups.restore_on_first_start` asks for it.
     restore: Restore | None = None
-    # storage.restoreOnFirstStart: run `restore` before the service the job backs up.
-    restore_on_first_start: bool = False
 
 
 class BackupJob(pulumi.ComponentResource):
@@ -103,7 +112,7 @@ class BackupJob(pulumi.ComponentResource):
             f"{resource_name}-volume",
             name=args.name,
             driver="rclone",
-            driver_opts=args.bucket.rclone_driver_options(args.bucket_path),
+            driver_opts=args.backups.bucket.rclone_driver_options(args.bucket_path),
             labels=[docker.VolumeLabelArgs(label="zt.storage", value="rclone")],
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -116,7 +125,7 @@ class BackupJob(pulumi.ComponentResource):
             ),
         )
         self.restored = []
-        if args.restore is not None and args.restore_on_first_start:
+        if args.restore is not None and args.backups.restore_on_first_start:
             self.restored.append(self._restore_container(args.restore))
         self.service = None
 
@@ -144,7 +153,7 @@ class BackupJob(pulumi.ComponentResource):
     def start(self, *, after: Sequence[pulumi.Resource]) -> docker.Service:
         """The backup loop, once the service it backs up (`after`) is running."""
         args = self._args
-        interval = args.interval_minutes * 60
+        interval = args.backups.interval_minutes * 60
         self.service = service(
             f"{self._name}-service",
             name=args.name,

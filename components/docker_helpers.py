@@ -24,7 +24,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 import pulumi_tls as tls
 
-from stack_config import PROJECT, ConfigError, NodeSpec
+from stack_config import PROJECT
 
 DB_LABEL = "zt.db"
 DB_CONSTRAINT = f"node.labels.{DB_LABEL}==true"
@@ -33,33 +33,16 @@ DB_CONSTRAINT = f"node.labels.{DB_LABEL}==true"
 SECRETS_DIR = "/run/secrets"
 
 
-def stateful_node(nodes: Mapping[str, NodeSpec]) -> str:
-    """The one node that runs the stateful services (databases on node-local volumes).
-
-    Exactly one node must carry `zt.db=true`: with none, stateful tasks never schedule; with
-    several, a rescheduled task would start on another node with an empty local volume.
-    """
-    labelled = sorted(n for n, spec in nodes.items() if spec.labels.get(DB_LABEL) == "true")
-    fix = f"(fix: `pulumi config set --path 'nodes.<name>.labels[\"{DB_LABEL}\"]' true` on exactly one node)"
-    if not labelled:
-        raise ConfigError(
-            f"{PROJECT}:nodes: no node carries the label {DB_LABEL}=true, so databases could never be scheduled {fix}"
-        )
-    if len(labelled) > 1:
-        raise ConfigError(
-            f"{PROJECT}:nodes: {labelled} all carry {DB_LABEL}=true; databases live on node-local volumes and must "
-            f"stay on one node {fix}"
-        )
-    return labelled[0]
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where a stack's resources go: the manager's provider (Swarm objects), the stateful node's
-    (node-local and rclone volumes, one-shot containers) and the rclone plugin there (prod)."""
+    (node-local and rclone volumes, one-shot containers) and the rclone plugin there (prod), and
+    every node's provider by node name (per-node containers)."""
 
     manager: docker.Provider
     stateful_node: docker.Provider
+    stateful_node_name: str
+    nodes: Mapping[str, docker.Provider]
     rclone_plugin: docker.Plugin | None = None
 
 

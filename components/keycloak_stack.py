@@ -15,10 +15,14 @@ behaviour) — change it in Keycloak, then in the stack.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 
+from components.backup_job import Backups
 from components.docker_helpers import (
+    Placement,
     after,
     generated_password,
     healthcheck,
@@ -27,11 +31,9 @@ from components.docker_helpers import (
     secret_mount,
     service,
 )
-from components.postgres import PostgresDatabase
+from components.postgres import PostgresArgs, PostgresDatabase
 from components.scripts import script
-from components.storage import SpacesBucket
-from components.swarm_nodes import SwarmNodes
-from stack_config import KeycloakSettings, StackConfig
+from stack_config import Images, KeycloakSettings
 from stack_config.base import required
 
 KEYCLOAK_SERVICE = "keycloak"
@@ -88,6 +90,17 @@ def keycloak_env(kc: KeycloakSettings, *, prod: bool) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True)
+class KeycloakStackArgs:
+    """What the Keycloak stack needs: its settings, images, where it runs, its backups (prod)."""
+
+    keycloak: KeycloakSettings
+    images: Images
+    prod: bool
+    placement: Placement
+    backups: Backups | None = None
+
+
 class KeycloakStack(pulumi.ComponentResource):
     """PostgreSQL + Keycloak, reachable at `url` by the program and its providers."""
 
@@ -99,20 +112,12 @@ class KeycloakStack(pulumi.ComponentResource):
     service: docker.Service
     database: PostgresDatabase
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        config: StackConfig,
-        swarm: SwarmNodes,
-        bucket: SpacesBucket | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, resource_name: str, args: KeycloakStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:keycloak:KeycloakStack", resource_name, None, opts)
         name = resource_name
-        kc, prod = config.keycloak, config.is_prod
+        kc, prod, place = args.keycloak, args.prod, args.placement
         wait = after(opts)
-        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        on_manager = pulumi.ResourceOptions(parent=self, provider=place.manager)
         self.admin_user = kc.admin_user
         public_url = keycloak_public_url(kc, prod=prod)
         self.url = pulumi.Output.from_input(public_url)
@@ -122,22 +127,21 @@ class KeycloakStack(pulumi.ComponentResource):
         self.network = docker.Network(f"{name}-network", name="keycloak", driver="overlay", opts=on_manager)
         self.database = PostgresDatabase(
             f"{name}-db",
-            service_name=DB_SERVICE,
-            database="keycloak",
-            user="keycloak",
-            image=config.images.postgres,
-            network=self.network,
-            swarm=swarm,
-            prod=prod,
-            bucket=bucket,
-            backup_interval_minutes=config.storage.backup_interval_minutes,
-            restore_on_first_start=config.storage.restore_on_first_start,
-            depends_on=wait,
-            opts=pulumi.ResourceOptions(parent=self),
+            PostgresArgs(
+                service_name=DB_SERVICE,
+                database="keycloak",
+                user="keycloak",
+                image=args.images.postgres,
+                network=self.network,
+                placement=place,
+                prod=prod,
+                backups=args.backups,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
         )
 
         self.admin_password, admin_secret = generated_password(
-            f"{name}-admin-password", base="keycloak-admin-password", parent=self, provider=swarm.manager
+            f"{name}-admin-password", base="keycloak-admin-password", parent=self, provider=place.manager
         )
 
         env = keycloak_env(kc, prod=prod)
@@ -147,7 +151,7 @@ class KeycloakStack(pulumi.ComponentResource):
         ports: list[docker.ServiceEndpointSpecPortArgs] = []
         if prod:
             proxy = docker.get_network_output(
-                name=kc.proxy_network, opts=pulumi.InvokeOutputOptions(parent=self, provider=swarm.manager)
+                name=kc.proxy_network, opts=pulumi.InvokeOutputOptions(parent=self, provider=place.manager)
             )
             networks.append(network_attachment(proxy.id))
             # caddy-docker-proxy reads these service labels and terminates TLS for the hostname.
@@ -167,7 +171,7 @@ class KeycloakStack(pulumi.ComponentResource):
             name=KEYCLOAK_SERVICE,
             stateful=False,
             container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                image=config.images.keycloak,
+                image=args.images.keycloak,
                 commands=["/bin/bash", "-c", ENTRYPOINT_WRAPPER, "kc.sh"],
                 args=["start"],
                 env=env,

@@ -12,12 +12,16 @@ overwritten.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 
-from components.backup_job import BACKUP_MOUNT, BackupJob, BackupJobArgs
+from components.backup_job import BACKUP_MOUNT, BackupJob, BackupJobArgs, Backups
 from components.docker_helpers import (
     SECRETS_DIR,
+    Placement,
+    after,
     config_file,
     config_mount,
     generated_password,
@@ -30,13 +34,27 @@ from components.docker_helpers import (
     volume_mount,
 )
 from components.scripts import script
-from components.storage import SpacesBucket
-from components.swarm_nodes import SwarmNodes
 
 PGDATA_MOUNT = "/var/lib/postgresql/data"
 POSTGRES_UID = "999"  # the postgres user of the official Debian-based image
 # An init script (/docker-entrypoint-initdb.d): restores the latest dump from BACKUP_MOUNT.
 RESTORE_SCRIPT = script("postgres-restore.sh")
+
+
+@dataclass(frozen=True)
+class PostgresArgs:
+    """One database: its service, names, image and network; where it runs; its backups (prod)."""
+
+    service_name: str
+    database: str
+    user: str
+    image: str
+    network: docker.Network
+    placement: Placement
+    prod: bool
+    backups: Backups | None = None
+    # A libpq password file as well (clients without a password variable: SPIRE); backups make one too.
+    pgpass: bool = False
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -52,58 +70,44 @@ class PostgresDatabase(pulumi.ComponentResource):
     service: docker.Service
     backup_service: docker.Service | None
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        service_name: str,
-        database: str,
-        user: str,
-        image: str,
-        network: docker.Network,
-        swarm: SwarmNodes,
-        prod: bool,
-        bucket: SpacesBucket | None = None,
-        backup_interval_minutes: int = 15,
-        restore_on_first_start: bool = False,
-        pgpass: bool = False,
-        depends_on: list[pulumi.Resource] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, resource_name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:db:Postgres", resource_name, None, opts)
-        wait = list(depends_on or [])
-        swarm_opts = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
+        # depends_on is not inherited through `parent`: the service waits for what this waits for.
+        wait = after(opts)
+        service_name, database, user, image = args.service_name, args.database, args.user, args.image
+        network, place, prod, backups = args.network, args.placement, args.prod, args.backups
+        swarm_opts = pulumi.ResourceOptions(parent=self, provider=place.manager)
         self.host, self.port, self.database, self.user = service_name, 5432, database, user
 
         self.password, self.password_secret = generated_password(
-            f"{resource_name}-password", base=f"{service_name}-password", parent=self, provider=swarm.manager
+            f"{resource_name}-password", base=f"{service_name}-password", parent=self, provider=place.manager
         )
         # A libpq password file, for clients that take no password variable (backups, SPIRE).
         self.pgpass_secret = None
-        if pgpass or bucket is not None:
+        if args.pgpass or backups is not None:
             line = self.password.apply(lambda p: f"{service_name}:5432:{database}:{user}:{p}\n")
             self.pgpass_secret = secret_file(
                 f"{resource_name}-pgpass",
                 base=f"{service_name}-pgpass",
                 content=line,
                 parent=self,
-                provider=swarm.manager,
+                provider=place.manager,
             )
         # Node-local data; kept when the stack is destroyed (a database is not a cache).
         self.data_volume = docker.Volume(
             f"{resource_name}-data",
             name=f"{service_name}-data",
             driver="local",
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+            opts=pulumi.ResourceOptions(parent=self, provider=place.stateful_node, retain_on_delete=prod),
         )
 
         backup: BackupJob | None = None
-        if bucket is not None and self.pgpass_secret is not None:
+        if backups is not None and self.pgpass_secret is not None:
             backup = BackupJob(
                 f"{resource_name}-backup",
                 BackupJobArgs(
                     name=f"{service_name}-backup",
-                    bucket=bucket,
+                    backups=backups,
                     bucket_path=f"backups/{service_name}",
                     image=image,
                     command=["/bin/sh", "-c", script("postgres-backup.sh")],
@@ -117,15 +121,14 @@ class PostgresDatabase(pulumi.ComponentResource):
                     # libpq ignores a password file that group or others can read.
                     secrets=[secret_mount(self.pgpass_secret, f"{service_name}.pgpass", mode=0o400)],
                     network_ids=[network.id],
-                    interval_minutes=backup_interval_minutes,
-                    placement=swarm.placement,
+                    placement=place,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
 
         mounts = [volume_mount(self.data_volume.name, PGDATA_MOUNT)]
         configs: list[docker.ServiceTaskSpecContainerSpecConfigArgs] = []
-        if restore_on_first_start and backup is not None:
+        if backups is not None and backups.restore_on_first_start and backup is not None:
             # The image runs /docker-entrypoint-initdb.d scripts only when it initialises an empty
             # data directory, so a populated database is never overwritten.
             restore = config_file(
@@ -133,7 +136,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                 base=f"{service_name}-restore",
                 content=RESTORE_SCRIPT,
                 parent=self,
-                provider=swarm.manager,
+                provider=place.manager,
             )
             configs.append(config_mount(restore, "/docker-entrypoint-initdb.d/50-restore.sh", mode=0o555))
             mounts.append(volume_mount(backup.volume.name, BACKUP_MOUNT, read_only=True, driver="rclone"))

@@ -15,6 +15,8 @@ passes only if an SVID can be fetched right now (the image is FROM scratch, no s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_docker as docker
 
@@ -44,7 +46,7 @@ class SpiffeHelper(pulumi.ComponentResource):
         *,
         workload: str,
         image: str,
-        labels: dict[str, str],
+        labels: Mapping[str, str],
         agent_socket_dir: str,
         agent_socket_path: str,
         provider: docker.Provider,
@@ -53,8 +55,6 @@ class SpiffeHelper(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("identity-platform:spire:SpiffeHelper", resource_name, None, opts)
-        if not labels:
-            raise ValueError(f"workload {workload}: the helper needs the workload's docker:label selectors as labels")
         self.volume_name = volume_name(workload)
         self.conf = HelperConf(agent_address=agent_socket_path, cert_dir=SVID_DIR)
         probe = HelperConf(agent_address=agent_socket_path, cert_dir=PROBE_DIR, daemon_mode=False)

@@ -19,13 +19,17 @@ restores the latest one into an empty volume before the server starts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 import pulumi_tls as tls
 
-from components.backup_job import BackupJob, BackupJobArgs, Restore
+from components.backup_job import BackupJob, BackupJobArgs, Backups, Restore
 from components.docker_helpers import (
     SECRETS_DIR,
+    Placement,
     after,
     config_file,
     config_mount,
@@ -38,12 +42,10 @@ from components.docker_helpers import (
     service,
     volume_mount,
 )
-from components.postgres import PostgresDatabase
+from components.postgres import PostgresArgs, PostgresDatabase
 from components.scripts import script
 from components.spire_conf import AgentConf, AgentSection, HealthChecks, Plugin, ServerConf, ServerSection
-from components.storage import SpacesBucket
-from components.swarm_nodes import SwarmNodes
-from stack_config import PROJECT, ConfigError, StackConfig
+from stack_config import PROJECT, Images, SpireSettings
 
 SERVER_SERVICE = "spire-server"
 SERVER_UID = "1000"  # the spire-server image runs as 1000:1000
@@ -84,13 +86,12 @@ def postgres_datastore() -> Plugin:
     return Plugin(name="sql", data={"database_type": "postgres", "connection_string": conn})
 
 
-def build_server_conf(config: StackConfig, datastore: Plugin) -> ServerConf:
-    """The server's `server.conf` for `config`, with container paths (pure: no resources).
+def build_server_conf(spire: SpireSettings, datastore: Plugin) -> ServerConf:
+    """The server's `server.conf` for the `spire` settings, with container paths (pure: no resources).
 
     `scripts/servers start spire` and the real-server tests render the same model and remap its
     paths and ports; the Swarm service ships `render()` of it as a config.
     """
-    spire = config.spire
     return ServerConf(
         server=ServerSection(
             trust_domain=spire.trust_domain,
@@ -119,12 +120,12 @@ def build_server_conf(config: StackConfig, datastore: Plugin) -> ServerConf:
     )
 
 
-def build_agent_conf(config: StackConfig) -> AgentConf:
+def build_agent_conf(trust_domain: str) -> AgentConf:
     """Every node's `agent.conf` (container paths; pure, like `server_conf`)."""
     return AgentConf(
         agent=AgentSection(
             server_address=SERVER_SERVICE,
-            trust_domain=config.spire.trust_domain,
+            trust_domain=trust_domain,
             socket_path=AGENT_SOCKET_PATH,
             trust_bundle_path=f"{AGENT_CONF_DIR}/bootstrap.pem",
         ),
@@ -141,6 +142,22 @@ def build_agent_conf(config: StackConfig) -> AgentConf:
             Plugin(name="unix"),
         ],
     )
+
+
+@dataclass(frozen=True)
+class SpireStackArgs:
+    """What the SPIRE stack needs: its settings, images and where it runs."""
+
+    spire: SpireSettings
+    images: Images
+    prod: bool
+    placement: Placement
+    # Every node runs an agent (its key in the placement's node providers).
+    nodes: Sequence[str]
+    # prod: the stack's bucket and schedule; None (dev): no backups.
+    backups: Backups | None = None
+    # (certificate PEM, key PEM): the user's CA; None generates the root.
+    brought_root_ca: tuple[str, pulumi.Input[str]] | None = None
 
 
 class SpireStack(pulumi.ComponentResource):
@@ -162,41 +179,24 @@ class SpireStack(pulumi.ComponentResource):
     server_conf: ServerConf
     agent_conf: AgentConf
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        config: StackConfig,
-        swarm: SwarmNodes,
-        bucket: SpacesBucket | None = None,
-        brought_root_ca: tuple[str, pulumi.Input[str]] | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        """`brought_root_ca` (certificate PEM, key PEM) is the user's CA; None generates the root."""
+    def __init__(self, resource_name: str, args: SpireStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:spire:SpireStack", resource_name, None, opts)
         name = resource_name
-        spire, images, prod = config.spire, config.images, config.is_prod
+        spire, images, prod, place = args.spire, args.images, args.prod, args.placement
         wait = after(opts)
         self.trust_domain = spire.trust_domain
-        self.server_node = swarm.db_node
-        transport = spire.transport
-        if transport.kind == "docker-exec" and transport.node is not None and transport.node != self.server_node:
-            raise ConfigError(
-                f"{PROJECT}:spire.transport.node: {transport.node!r} does not run the SPIRE server; it runs on the "
-                f"stateful node {self.server_node!r} (fix: `pulumi config set --path 'spire.transport.node' "
-                f"{self.server_node}`)"
-            )
+        self.server_node = place.stateful_node_name
         self.server_service_name = SERVER_SERVICE
         self.server_socket_path = SERVER_SOCKET_PATH
         self.agent_socket_dir = AGENT_SOCKET_DIR
         self.agent_socket_path = AGENT_SOCKET_PATH
-        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
-        on_db = pulumi.ResourceOptions(parent=self, provider=swarm.db)
+        on_manager = pulumi.ResourceOptions(parent=self, provider=place.manager)
+        on_db = pulumi.ResourceOptions(parent=self, provider=place.stateful_node)
 
         # --- PKI (pulumi-tls; keys are secret outputs) ---------------------------------------
-        if brought_root_ca is not None:
-            self.root_ca_cert_pem = pulumi.Output.from_input(brought_root_ca[0])
-            self.root_ca_key_pem = pulumi.Output.secret(brought_root_ca[1])
+        if args.brought_root_ca is not None:
+            self.root_ca_cert_pem = pulumi.Output.from_input(args.brought_root_ca[0])
+            self.root_ca_key_pem = pulumi.Output.secret(args.brought_root_ca[1])
         else:
             root_key, root = self_signed_ca(
                 f"{name}-root-ca",
@@ -221,17 +221,17 @@ class SpireStack(pulumi.ComponentResource):
             f"{name}-network", name="spire", driver="overlay", attachable=True, opts=on_manager
         )
 
-        datastore, db_secrets, db = self._datastore(name, config, swarm, bucket, wait)
-        self.server_conf = build_server_conf(config, datastore)
+        datastore, db_secrets, db = self._datastore(name, args, wait)
+        self.server_conf = build_server_conf(spire, datastore)
         server_conf = config_file(
             f"{name}-server-conf",
             base="spire-server-conf",
             content=self.server_conf.render(),
             parent=self,
-            provider=swarm.manager,
+            provider=place.manager,
         )
         pop_bundle_cfg = config_file(
-            f"{name}-x509pop-ca", base="spire-x509pop-ca", content=pop_ca.cert_pem, parent=self, provider=swarm.manager
+            f"{name}-x509pop-ca", base="spire-x509pop-ca", content=pop_ca.cert_pem, parent=self, provider=place.manager
         )
         upstream_cert, upstream_key = key_pair_secrets(
             f"{name}-upstream",
@@ -239,7 +239,7 @@ class SpireStack(pulumi.ComponentResource):
             cert_pem=self.root_ca_cert_pem,
             key_pem=self.root_ca_key_pem,
             parent=self,
-            provider=swarm.manager,
+            provider=place.manager,
         )
 
         # --- server ----------------------------------------------------------------------------
@@ -247,29 +247,27 @@ class SpireStack(pulumi.ComponentResource):
             f"{name}-server-data",
             name="spire-server-data",
             driver="local",
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+            opts=pulumi.ResourceOptions(parent=self, provider=place.stateful_node, retain_on_delete=prod),
         )
         # The admin API socket on its own volume: tools on the server's node can mount it.
         socket_volume = docker.Volume(f"{name}-server-socket", name="spire-server-socket", driver="local", opts=on_db)
 
         backup: BackupJob | None = None
-        if bucket is not None and spire.datastore == "sqlite3":
+        if args.backups is not None and spire.datastore == "sqlite3":
             backup = BackupJob(
                 f"{name}-backup",
                 BackupJobArgs(
                     name="spire-backup",
-                    bucket=bucket,
+                    backups=args.backups,
                     bucket_path="backups/spire-server",
                     image=images.sqlite_backup,
                     command=["python3", "-c", script("spire_sqlite_backup.py")],
                     env={"PYTHONUNBUFFERED": "1"},
                     mounts=[volume_mount(data_volume.name, "/data")],
-                    interval_minutes=config.storage.backup_interval_minutes,
-                    placement=swarm.placement,
+                    placement=place,
                     restore=Restore(
                         "spire-server-restore", images.backup, script("spire-sqlite-restore.sh"), data_volume
                     ),
-                    restore_on_first_start=config.storage.restore_on_first_start,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
@@ -317,14 +315,14 @@ class SpireStack(pulumi.ComponentResource):
             self.backup_service = db.backup_service if db else None
 
         # --- agents: one container per node ----------------------------------------------------
-        self.agent_conf = build_agent_conf(config)
+        self.agent_conf = build_agent_conf(spire.trust_domain)
         agent_conf_text = self.agent_conf.render()
         self.agent_spiffe_ids = {}
         self.agents = {}
-        for node in sorted(config.nodes):
+        for node in sorted(args.nodes):
             self.agent_spiffe_ids[node] = f"spiffe://{self.trust_domain}/spire/agent/x509pop/{node}"
             self.agents[node] = self._agent(
-                name, node, swarm, images.spire_agent, agent_conf_text, pop_key, pop_ca, self.root_ca_cert_pem, prod
+                name, node, place, images.spire_agent, agent_conf_text, pop_key, pop_ca, self.root_ca_cert_pem, prod
             )
 
         self.register_outputs(
@@ -339,32 +337,26 @@ class SpireStack(pulumi.ComponentResource):
         )
 
     def _datastore(
-        self,
-        name: str,
-        config: StackConfig,
-        swarm: SwarmNodes,
-        bucket: SpacesBucket | None,
-        wait: list[pulumi.Resource],
+        self, name: str, args: SpireStackArgs, wait: list[pulumi.Resource]
     ) -> tuple[Plugin, list[docker.ServiceTaskSpecContainerSpecSecretArgs], PostgresDatabase | None]:
         """SQLite on the server's volume, or a dedicated PostgreSQL whose password reaches SPIRE as
         a libpq password file (`passfile=`), so the rendered server.conf holds no credential."""
-        if config.spire.datastore == "sqlite3":
+        if args.spire.datastore == "sqlite3":
             return sqlite_datastore(), [], None
         db = PostgresDatabase(
             f"{name}-db",
-            service_name=SPIRE_DB_SERVICE,
-            database="spire",
-            user="spire",
-            image=config.images.postgres,
-            network=self.network,
-            swarm=swarm,
-            prod=config.is_prod,
-            bucket=bucket,
-            backup_interval_minutes=config.storage.backup_interval_minutes,
-            restore_on_first_start=config.storage.restore_on_first_start,
-            pgpass=True,
-            depends_on=wait,
-            opts=pulumi.ResourceOptions(parent=self),
+            PostgresArgs(
+                service_name=SPIRE_DB_SERVICE,
+                database="spire",
+                user="spire",
+                image=args.images.postgres,
+                network=self.network,
+                placement=args.placement,
+                prod=args.prod,
+                backups=args.backups,
+                pgpass=True,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
         )
         if db.pgpass_secret is None:
             raise RuntimeError("PostgresDatabase did not create the password file it was asked for")
@@ -378,7 +370,7 @@ class SpireStack(pulumi.ComponentResource):
         self,
         name: str,
         node: str,
-        swarm: SwarmNodes,
+        place: Placement,
         image: str,
         agent_conf: str,
         pop_key: tls.PrivateKey,
@@ -406,7 +398,7 @@ class SpireStack(pulumi.ComponentResource):
             allowed_uses=["digital_signature", "key_encipherment", "client_auth"],
             opts=child,
         )
-        provider = swarm.providers[node]
+        provider = place.nodes[node]
         data = docker.Volume(
             f"{name}-agent-data-{node}",
             name="spire-agent-data",

@@ -13,12 +13,25 @@ which runs every service that mounts one. Host prerequisites the plugin cannot c
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
 
-from components.docker_helpers import Placement, stateful_node
-from stack_config import NodeSpec
+from components.docker_helpers import Placement
+
+
+@dataclass(frozen=True)
+class SwarmNodesArgs:
+    """The node map as the providers need it (the configuration has checked it)."""
+
+    # node name -> the URL of its Docker engine (unix://, ssh://, tcp://)
+    docker_hosts: Mapping[str, str]
+    manager_node: str
+    # The one node labelled zt.db=true: databases and rclone volumes live there.
+    stateful_node: str
+    # prod: the rclone volume plugin to install on the stateful node; None: no plugin.
+    rclone_plugin_image: str | None = None
 
 
 class SwarmNodes(pulumi.ComponentResource):
@@ -29,35 +42,25 @@ class SwarmNodes(pulumi.ComponentResource):
     db_node: str
     rclone_plugin: docker.Plugin | None
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        nodes: Mapping[str, NodeSpec],
-        manager_node: str,
-        rclone_plugin_image: str | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, resource_name: str, args: SwarmNodesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:swarm:Nodes", resource_name, None, opts)
-        if manager_node not in nodes:
-            raise ValueError(f"manager node {manager_node!r} is not in the node map {sorted(nodes)}")
-        self.manager_node = manager_node
-        self.db_node = stateful_node(nodes)
+        self.manager_node = args.manager_node
+        self.db_node = args.stateful_node
         self.providers = {
             node: docker.Provider(
                 f"{resource_name}-{node}",
-                host=spec.docker_host,
+                host=host,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for node, spec in sorted(nodes.items())
+            for node, host in sorted(args.docker_hosts.items())
         }
         self.rclone_plugin = None
-        if rclone_plugin_image is not None:
+        if args.rclone_plugin_image is not None:
             # `args=-v`: the plugin breaks with empty args (rclone docs). Upstream reads plugin
             # args back incompletely, so `envs` would diff forever; it is fixed at install.
             self.rclone_plugin = docker.Plugin(
                 f"{resource_name}-rclone-{self.db_node}",
-                name=rclone_plugin_image,
+                name=args.rclone_plugin_image,
                 alias="rclone",
                 enabled=True,
                 grant_all_permissions=True,
@@ -83,4 +86,4 @@ class SwarmNodes(pulumi.ComponentResource):
     @property
     def placement(self) -> Placement:
         """The manager, the stateful node and its rclone plugin, for components that place by role."""
-        return Placement(self.manager, self.db, self.rclone_plugin)
+        return Placement(self.manager, self.db, self.db_node, dict(self.providers), self.rclone_plugin)

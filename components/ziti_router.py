@@ -16,11 +16,14 @@ bootstrap enrolls with the new token instead of running as a router the controll
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker as docker
 
 from components.docker_helpers import (
     SECRETS_DIR,
+    Placement,
     after,
     healthcheck,
     limits,
@@ -31,11 +34,12 @@ from components.docker_helpers import (
     volume_mount,
 )
 from components.scripts import script
-from components.swarm_nodes import SwarmNodes
-from components.ziti_stack import ROUTER_HOME, ROUTER_SERVICE, ZITI_UID, ZitiStack
-from stack_config import StackConfig, ZitiSettings
+from components.ziti_stack import ZITI_UID
+from stack_config import ZitiSettings
 from stack_config.base import required
 
+ROUTER_SERVICE = "ziti-router"
+ROUTER_HOME = "/ziti-router"
 ENROLLMENT_JWT_FILE = "ziti-router-enrollment.jwt"
 
 # `bash -c ROUTER_WRAPPER entrypoint run config.yml`: re-enroll when the token changed, then the
@@ -66,39 +70,45 @@ def router_env(zt: ZitiSettings) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class ZitiRouterArgs:
+    """The router's settings and image, where it runs, the controller service it enrolls with (and
+    whose `ziti` network it joins), and the one-time JWT of its `ZitiEdgeRouter` entity."""
+
+    ziti: ZitiSettings
+    image: str
+    prod: bool
+    placement: Placement
+    controller: pulumi.Resource
+    network_id: pulumi.Input[str]
+    enrollment_jwt: pulumi.Input[str]
+
+
 class ZitiRouter(pulumi.ComponentResource):
     """The edge router service on the `ziti` network, publishing the edge listener."""
 
     service: docker.Service
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        config: StackConfig,
-        swarm: SwarmNodes,
-        ziti: ZitiStack,
-        enrollment_jwt: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, resource_name: str, args: ZitiRouterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:ziti:ZitiRouter", resource_name, None, opts)
         name = resource_name
-        zt, prod = config.ziti, config.is_prod
+        zt, prod, place = args.ziti, args.prod, args.placement
+        enrollment_jwt = args.enrollment_jwt
         jwt_secret = secret_file(
-            f"{name}-jwt", base="ziti-router-enrollment", content=enrollment_jwt, parent=self, provider=swarm.manager
+            f"{name}-jwt", base="ziti-router-enrollment", content=enrollment_jwt, parent=self, provider=place.manager
         )
         data_volume = docker.Volume(
             f"{name}-data",
             name="ziti-router-data",
             driver="local",
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+            opts=pulumi.ResourceOptions(parent=self, provider=place.stateful_node, retain_on_delete=prod),
         )
         self.service = service(
             f"{name}-service",
             name=ROUTER_SERVICE,
             stateful=True,  # its enrolled identity is on a node-local volume
             container_spec=docker.ServiceTaskSpecContainerSpecArgs(
-                image=config.images.ziti_router,
+                image=args.image,
                 commands=["/bin/bash", "-c", ROUTER_WRAPPER, "entrypoint"],
                 args=["run", "config.yml"],
                 env=router_env(zt),
@@ -109,7 +119,7 @@ class ZitiRouter(pulumi.ComponentResource):
                 ),
                 stop_grace_period="30s",
             ),
-            networks=[network_attachment(ziti.network.id)],
+            networks=[network_attachment(args.network_id)],
             ports=[
                 docker.ServiceEndpointSpecPortArgs(
                     name="edge", target_port=zt.router_port, published_port=zt.router_port, protocol="tcp"
@@ -117,7 +127,7 @@ class ZitiRouter(pulumi.ComponentResource):
             ],
             resources=limits(prod, memory_mb=512, cpus=1.0),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=swarm.manager, depends_on=[ziti.controller_service, *after(opts)]
+                parent=self, provider=place.manager, depends_on=[args.controller, *after(opts)]
             ),
         )
         self.register_outputs({"service_id": self.service.id})

@@ -28,12 +28,16 @@ resource, which needs this controller running, so it cannot be built inside this
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import pulumi
 import pulumi_docker as docker
 
-from components.backup_job import BackupJob, BackupJobArgs, Restore
+from components.backup_job import BackupJob, BackupJobArgs, Backups, Restore
 from components.docker_helpers import (
     SECRETS_DIR,
+    Placement,
     after,
     generated_password,
     healthcheck,
@@ -45,20 +49,14 @@ from components.docker_helpers import (
     service,
     volume_mount,
 )
-from components.keycloak_stack import KeycloakStack
 from components.scripts import script
 from components.spiffe_helper import SpiffeHelper
-from components.spire_stack import SpireStack
-from components.storage import SpacesBucket
-from components.swarm_nodes import SwarmNodes
-from stack_config import PROJECT, ConfigError, StackConfig, ZitiSettings
+from stack_config import Images, ZitiSettings
 from stack_config.base import is_localhost, required
 
 CONTROLLER_SERVICE = "ziti-controller"
-ROUTER_SERVICE = "ziti-router"
 ZITI_UID = "2171"  # user `ziggy` in the ziti images
 CONTROLLER_HOME = "/ziti-controller"
-ROUTER_HOME = "/ziti-router"
 ADMIN_PASSWORD_FILE = "ziti-admin-password"  # noqa: S105 - a file name
 PKI_ROOT_CERT_FILE = "ziti-pki-root.cert"
 PKI_ROOT_KEY_FILE = "ziti-pki-root.key"
@@ -90,6 +88,34 @@ def _is_internal_name(host: str) -> bool:
     return host == "localhost" or is_localhost(host)
 
 
+@dataclass(frozen=True)
+class SvidHelperSpec:
+    """A workload's spiffe-helper: the node it runs on and the labels its SPIRE entry selects."""
+
+    node: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ZitiStackArgs:
+    """What the OpenZiti stack needs: its settings, images, where it runs, its backups (prod), and
+    from the other stacks the SPIRE agents' sockets (for SVID helpers) and Keycloak's network."""
+
+    ziti: ZitiSettings
+    images: Images
+    prod: bool
+    placement: Placement
+    # Validity of the controller's PKI root (the same as SPIRE's root).
+    pki_validity_hours: int
+    backups: Backups | None = None
+    svid_helpers: Mapping[str, SvidHelperSpec] = field(default_factory=dict)
+    # node -> the SPIRE agent container the node's helpers wait for
+    agents: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+    agent_socket_dir: str = ""
+    agent_socket_path: str = ""
+    keycloak_network_id: pulumi.Input[str] | None = None
+
+
 class ZitiStack(pulumi.ComponentResource):
     """Controller + backups + SVID helpers, after SPIRE and Keycloak (the router: `ZitiRouter`)."""
 
@@ -103,24 +129,12 @@ class ZitiStack(pulumi.ComponentResource):
     backup_service: docker.Service | None
     svid_helpers: dict[str, SpiffeHelper]
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        config: StackConfig,
-        swarm: SwarmNodes,
-        spire: SpireStack,
-        keycloak: KeycloakStack | None = None,
-        bucket: SpacesBucket | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, resource_name: str, args: ZitiStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:ziti:ZitiStack", resource_name, None, opts)
         name = resource_name
-        zt, images, prod = config.ziti, config.images, config.is_prod
+        zt, images, prod, place = args.ziti, args.images, args.prod, args.placement
         wait = after(opts)
-        on_manager = pulumi.ResourceOptions(parent=self, provider=swarm.manager)
-        if zt.cluster_trust_domain == spire.trust_domain:
-            raise ConfigError(f"{PROJECT}:ziti.clusterTrustDomain: must differ from SPIRE's trust domain")
+        on_manager = pulumi.ResourceOptions(parent=self, provider=place.manager)
         self.admin_user = zt.admin_user
         advertised = required(zt.advertised_address, "ziti.advertisedAddress")
         self.controller_url = pulumi.Output.from_input(f"https://{advertised}:{zt.advertised_port}")
@@ -130,13 +144,13 @@ class ZitiStack(pulumi.ComponentResource):
         aliases = [] if _is_internal_name(advertised) else [advertised]
 
         self.admin_password, admin_secret = generated_password(
-            f"{name}-admin-password", base="ziti-admin-password", parent=self, provider=swarm.manager
+            f"{name}-admin-password", base="ziti-admin-password", parent=self, provider=place.manager
         )
         # The controller's own PKI root (distinct from SPIRE's root: different trust domains).
         pki_key, pki_root = self_signed_ca(
             f"{name}-pki-root",
             common_name=f"{zt.cluster_trust_domain} controller root CA",
-            validity_hours=config.spire.root_ca_validity_hours,
+            validity_hours=args.pki_validity_hours,
             uris=[f"spiffe://{zt.cluster_trust_domain}"],
             parent=self,
         )
@@ -147,7 +161,7 @@ class ZitiStack(pulumi.ComponentResource):
             cert_pem=pki_root.cert_pem,
             key_pem=pki_key.private_key_pem,
             parent=self,
-            provider=swarm.manager,
+            provider=place.manager,
         )
         ctrl_env = controller_env(zt)
 
@@ -155,15 +169,15 @@ class ZitiStack(pulumi.ComponentResource):
             f"{name}-controller-data",
             name="ziti-controller-data",
             driver="local",
-            opts=pulumi.ResourceOptions(parent=self, provider=swarm.db, retain_on_delete=prod),
+            opts=pulumi.ResourceOptions(parent=self, provider=place.stateful_node, retain_on_delete=prod),
         )
         backup: BackupJob | None = None
-        if bucket is not None:
+        if args.backups is not None:
             backup = BackupJob(
                 f"{name}-backup",
                 BackupJobArgs(
                     name="ziti-backup",
-                    bucket=bucket,
+                    backups=args.backups,
                     bucket_path="backups/ziti-controller",
                     image=images.ziti_controller,
                     command=["/bin/bash", "-c", script("ziti-backup.bash")],
@@ -178,21 +192,19 @@ class ZitiStack(pulumi.ComponentResource):
                     # It reads the snapshot the controller writes next to its database.
                     mounts=[volume_mount(data_volume.name, CONTROLLER_HOME)],
                     network_ids=[self.network.id],
-                    interval_minutes=config.storage.backup_interval_minutes,
-                    placement=swarm.placement,
+                    placement=place,
                     restore=Restore(
                         "ziti-controller-restore", images.backup, script("ziti-controller-restore.sh"), data_volume
                     ),
-                    restore_on_first_start=config.storage.restore_on_first_start,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=wait),
             )
         controller_deps: list[pulumi.Resource] = [*wait, *(backup.restored if backup else [])]
 
         networks = [network_attachment(self.network.id, aliases)]
-        if keycloak is not None:
+        if args.keycloak_network_id is not None:
             # Fetch Keycloak's JWKS over the internal network (ext-JWT signer), not via the proxy.
-            networks.append(network_attachment(keycloak.network.id))
+            networks.append(network_attachment(args.keycloak_network_id))
         self.controller_service = service(
             f"{name}-controller",
             name=CONTROLLER_SERVICE,
@@ -227,18 +239,16 @@ class ZitiStack(pulumi.ComponentResource):
         self.backup_service = backup.start(after=[self.controller_service]) if backup else None
 
         self.svid_helpers = {}
-        for wname, workload in sorted(config.workloads.items()):
-            if not workload.svid_helper:
-                continue
+        for wname, helper in sorted(args.svid_helpers.items()):
             self.svid_helpers[wname] = SpiffeHelper(
                 f"{name}-svid-{wname}",
                 workload=wname,
                 image=images.spiffe_helper,
-                labels=workload.helper_labels(),
-                agent_socket_dir=spire.agent_socket_dir,
-                agent_socket_path=spire.agent_socket_path,
-                provider=swarm.providers[workload.node],
-                agent=spire.agents[workload.node],
+                labels=helper.labels,
+                agent_socket_dir=args.agent_socket_dir,
+                agent_socket_path=args.agent_socket_path,
+                provider=place.nodes[helper.node],
+                agent=args.agents.get(helper.node),
                 memory_mb=64 if prod else None,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -287,7 +287,7 @@ def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_po
                                     "datastore plugin for this machine (prepare(datastore=...))")
         datastore = stack_mod.sqlite_datastore()
     server = remap(
-        stack_mod.build_server_conf(config, datastore),
+        stack_mod.build_server_conf(config.spire, datastore),
         {
             stack_mod.SERVER_DATA: dirs["server_data"],
             stack_mod.SERVER_SOCKET_DIR: dirs["server_private"],
@@ -305,7 +305,7 @@ def prepare(home: Path, stack: str = "dev", *, port: Callable[[], int] = free_po
         home,
     )
     agent = remap(
-        stack_mod.build_agent_conf(config),
+        stack_mod.build_agent_conf(config.spire.trust_domain),
         {
             "/var/lib/spire/agent": dirs["agent_data"],
             stack_mod.AGENT_SOCKET_DIR: dirs["agent_sockets"],

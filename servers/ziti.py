@@ -270,7 +270,7 @@ class Router:
 
     def __init__(self, run: Run, ctrl: Controller, name: str = "router", *, router_name: str | None = None,
                  tunneler: bool = False) -> None:
-        from components import docker_helpers, ziti_router, ziti_stack
+        from components import docker_helpers, ziti_router
 
         self.run, self.ctrl, self.name = run, ctrl, name
         zt = dev_settings()
@@ -283,7 +283,7 @@ class Router:
         scripts = image_root(run, "router")
         self.script = localize(ziti_router.ROUTER_WRAPPER, {
             docker_helpers.SECRETS_DIR: str(self.secrets),
-            f'home="{ziti_stack.ROUTER_HOME}"': f'home="{self.home}"',
+            f'home="{ziti_router.ROUTER_HOME}"': f'home="{self.home}"',
             "/entrypoint.bash": str(scripts / "entrypoint.bash"),
         })
         stack_env = ziti_router.router_env(zt)

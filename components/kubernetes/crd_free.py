@@ -27,7 +27,7 @@ from components.kubernetes.basic import agents_of, alias_entry, namespaces, work
 from components.kubernetes.spire_agents import SpireAgents
 from components.kubernetes.spire_config import SYSTEM_NAMESPACE
 from components.kubernetes.spire_server import psat_reviewer
-from components.spire_registrations import registration_connection
+from components.spire_connection import spire_connection
 from dynamic_providers.spire.provider import SpireEntry
 from stack_config import StackConfig
 
@@ -64,7 +64,7 @@ class AgentsOnlyTopology(pulumi.ComponentResource):
         psat_reviewer(f"{name}-server", names[SYSTEM_NAMESPACE], self)
         workloads_side(name, config, names, self.agents, self)
         td = config.spire.trust_domain
-        self.connection = registration_connection(config)
+        self.connection = spire_connection(config)
         self.alias_entry, self.alias_id = alias_entry(name, td, cluster, self.connection, self)
         self.server_address = f"{server.address}:{server.port}"
         self.register_outputs({"alias_id": self.alias_id, "server_address": self.server_address})

@@ -18,9 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from cryptography import x509
 
-from components.docker_helpers import stateful_node
-from components.spire_registrations import registration_connection
-from components.spire_stack import SERVER_SERVICE, SERVER_SOCKET_PATH
+from components.spire_connection import spire_connection as program_spire_connection
 from dynamic_providers._transport import RetryPolicy, ssl_context
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError
 from dynamic_providers.keycloak.models import Connection as KeycloakConnection
@@ -119,11 +117,7 @@ class _ExecLister(ExecEntryClient):
 
 def spire_connection(t: Target, timeout: float) -> Any:
     """The provider's connection for this stack (`spire.transport`), owned by `t.project`/`t.stack`."""
-    if t.platform == "swarm":
-        raw = registration_connection(t.config, server_node=stateful_node(t.config.nodes),
-                                      server_service=SERVER_SERVICE, server_socket_path=SERVER_SOCKET_PATH)
-    else:
-        raw = registration_connection(t.config)
+    raw = program_spire_connection(t.config)
     return parse_connection({**raw, "project": t.project, "stack": t.stack, "timeout_seconds": timeout})
 
 

@@ -12,10 +12,9 @@ import pulumi
 import pulumi_docker as docker
 import pytest
 
-from components.backup_job import BackupJob, BackupJobArgs, Restore
+from components.backup_job import BackupJob, BackupJobArgs, Backups, Restore
 from components.storage import SpacesBucket
-from components.swarm_nodes import SwarmNodes
-from stack_config import NodeSpec
+from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
 from tests.components._platform import (
     CONTAINER,
     PLUGIN,
@@ -138,12 +137,12 @@ def test_a_job_alone_mounts_what_it_is_given() -> None:
     def body() -> None:
         swarm = SwarmNodes(
             "swarm",
-            nodes={
-                "db": NodeSpec(docker_host="ssh://root@db", labels={"zt.db": "true"}),
-                "w1": NodeSpec(docker_host="ssh://root@w1"),
-            },
-            manager_node="w1",
-            rclone_plugin_image="rclone/docker-volume-rclone:amd64-1.71.2",
+            SwarmNodesArgs(
+                docker_hosts={"db": "ssh://root@db", "w1": "ssh://root@w1"},
+                manager_node="w1",
+                stateful_node="db",
+                rclone_plugin_image="rclone/docker-volume-rclone:amd64-1.71.2",
+            ),
         )
         bucket = SpacesBucket("b", bucket_name="acme-prod-x", region="fra1", noncurrent_version_days=30)
         data = docker.Volume("x-data", name="x-data", opts=pulumi.ResourceOptions(provider=swarm.db))
@@ -151,15 +150,13 @@ def test_a_job_alone_mounts_what_it_is_given() -> None:
             "x-backup",
             BackupJobArgs(
                 name="x-backup",
-                bucket=bucket,
+                backups=Backups(bucket, interval_minutes=5, restore_on_first_start=True),
                 bucket_path="backups/x",
                 image="docker.io/library/alpine:3.22.1",
                 command=["/bin/sh", "-c", "true"],
                 env={"X": "1"},
-                interval_minutes=5,
                 placement=swarm.placement,
                 restore=Restore("x-restore", "docker.io/library/alpine:3.22.1", "true", data),
-                restore_on_first_start=True,
             ),
         )
         job.start(after=[])

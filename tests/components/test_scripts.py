@@ -42,7 +42,7 @@ def test_the_components_mount_those_paths() -> None:
     assert f"{SECRETS_DIR}/{ziti_stack.ADMIN_PASSWORD_FILE}" == "/run/secrets/ziti-admin-password"
     assert f"{ziti_stack.CONTROLLER_HOME}/pki/root" == "/ziti-controller/pki/root"
     assert f"{SECRETS_DIR}/{ziti_router.ENROLLMENT_JWT_FILE}" == "/run/secrets/ziti-router-enrollment.jwt"
-    assert ziti_stack.ROUTER_HOME == "/ziti-router"
+    assert ziti_router.ROUTER_HOME == "/ziti-router"
 
 
 def test_the_postgres_restore_config_keeps_its_content_name() -> None:

@@ -1,6 +1,7 @@
-"""SpireRegistrations under the mock engine: one entry per configured workload, keyed by name,
-parented to its node's agent, with a connection the provider accepts; config mistakes fail at
-preview with the config key named."""
+"""SpireRegistrations under the mock engine: one entry per workload, keyed by name, parented to its
+node's agent, with a connection the provider accepts; and how the assembly turns the configured
+workloads and `spire.transport` into those entries and that connection (the configuration refuses
+a workload without an agent and two workloads with one SPIFFE ID: tests/test_config_gate.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.spire_registrations import SpireRegistrations, registration_connection
+from components.assembly import registrations
+from components.spire_connection import spire_connection
+from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
 from dynamic_providers.spire.provider import check_inputs
-from stack_config import ConfigError, SpireTransport, StackConfig, Workload, parse_stack_values
+from stack_config import SpireTransport, StackConfig, Workload, parse_stack_values
 from tests.harness.mock_engine import ProgramRun, Registered, run, stack_config, swarm_stack_files
 
 ENTRY = "pulumi-python:dynamic/spire:Entry"
@@ -20,6 +23,21 @@ COMPONENT = "identity-platform:spire:SpireRegistrations"
 TD = "zt.acme-identity.net"
 AGENTS = {n: f"spiffe://{TD}/spire/agent/x509pop/{n}" for n in ("manager-1", "worker-1", "worker-2")}
 CONNECTION = {"transport": "docker-exec", "docker_host": "ssh://root@10.114.0.2", "service": "spire-server"}
+OWNED = {**CONNECTION, "trust_domain": TD, "project": "identity-platform", "stack": "prod"}
+ENTRIES = {
+    "payments-api": Registration(
+        spiffe_id=f"spiffe://{TD}/ns/payments/sa/api",
+        parent_id=AGENTS["worker-1"],
+        selectors=("docker:label:com.docker.swarm.service.name:payments_api",),
+        x509_svid_ttl=900,
+        dns_names=("api.payments.internal",),
+    ),
+    "ledger": Registration(
+        spiffe_id=f"spiffe://{TD}/ns/payments/sa/ledger",
+        parent_id=AGENTS["worker-2"],
+        selectors=("docker:label:com.docker.swarm.service.name:payments_ledger", "unix:uid:1000"),
+    ),
+}
 
 
 def _workloads(**overrides: dict[str, Any]) -> dict[str, Workload]:
@@ -41,16 +59,9 @@ def _workloads(**overrides: dict[str, Any]) -> dict[str, Workload]:
     return {name: Workload.model_validate(w) for name, w in raw.items()}
 
 
-def _build(workloads: dict[str, Workload], **kwargs: Any) -> ProgramRun:
+def _build(entries: dict[str, Registration]) -> ProgramRun:
     def body() -> None:
-        reg = SpireRegistrations(
-            "spire-registrations",
-            workloads=workloads,
-            trust_domain=TD,
-            agent_spiffe_ids=AGENTS,
-            connection=CONNECTION,
-            **kwargs,
-        )
+        reg = SpireRegistrations("spire-registrations", SpireRegistrationsArgs(entries=entries, connection=OWNED))
         pulumi.export("entryIds", reg.entry_ids)
         pulumi.export("spiffeIds", reg.spiffe_ids)
 
@@ -63,7 +74,7 @@ def _entries(r: ProgramRun) -> dict[str, Registered]:
 
 @pytest.fixture(scope="module")
 def built() -> ProgramRun:
-    return _build(_workloads())
+    return _build(ENTRIES)
 
 
 class TestEntries:
@@ -73,7 +84,7 @@ class TestEntries:
         assert set(entries) == {"spire-registrations-entry-payments-api", "spire-registrations-entry-ledger"}
         assert all(e.parent == component.urn and e.custom for e in entries.values())
 
-    def test_fields_come_from_the_workload_and_its_node(self, built: ProgramRun) -> None:
+    def test_fields_come_from_the_registration(self, built: ProgramRun) -> None:
         api = _entries(built)["spire-registrations-entry-payments-api"].inputs
         assert api["spiffe_id"] == f"spiffe://{TD}/ns/payments/sa/api"
         assert api["parent_id"] == AGENTS["worker-1"]
@@ -84,12 +95,7 @@ class TestEntries:
 
     def test_connection_carries_trust_domain_and_ownership(self, built: ProgramRun) -> None:
         for e in _entries(built).values():
-            assert e.inputs["connection"] == {
-                **CONNECTION,
-                "trust_domain": TD,
-                "project": "identity-platform",
-                "stack": "prod",
-            }
+            assert e.inputs["connection"] == OWNED
 
     def test_the_provider_accepts_every_entry(self, built: ProgramRun) -> None:
         for e in _entries(built).values():
@@ -103,7 +109,7 @@ class TestEntries:
         assert set(built.exports["entryIds"].value) == {"payments-api", "ledger"}
 
     def test_reordering_the_map_changes_nothing(self, built: ProgramRun) -> None:
-        reordered = dict(reversed(list(_workloads().items())))
+        reordered = dict(reversed(list(ENTRIES.items())))
         again = _entries(_build(reordered))
         assert {n: e.inputs for n, e in again.items()} == {n: e.inputs for n, e in _entries(built).items()}
 
@@ -112,10 +118,7 @@ class TestEntries:
             server = pulumi.CustomResource("test:index:Server", "spire-server-svc", {})
             SpireRegistrations(
                 "reg",
-                workloads=_workloads(),
-                trust_domain=TD,
-                agent_spiffe_ids=AGENTS,
-                connection=CONNECTION,
+                SpireRegistrationsArgs(entries=ENTRIES, connection=OWNED),
                 opts=pulumi.ResourceOptions(depends_on=[server]),
             )
 
@@ -124,22 +127,11 @@ class TestEntries:
         assert all(server.urn in e.dependencies for e in r.of_type(ENTRY))
 
 
-class TestConfigMistakes:
-    def test_workload_on_a_node_without_an_agent(self) -> None:
-        with pytest.raises(ConfigError, match=r"workloads\.batch\.node: no SPIRE agent runs on 'worker-9'"):
-            _build(_workloads(batch={"spiffePath": "/batch", "node": "worker-9", "selectors": ["unix:uid:1"]}))
-
-    def test_two_workloads_for_one_spire_entry(self) -> None:
-        twin = {
-            "spiffePath": "/ns/payments/sa/api",
-            "node": "worker-1",
-            "selectors": ["docker:label:com.docker.swarm.service.name:payments_api"],
-        }
-        with pytest.raises(
-            ConfigError,
-            match=r"workloads\.payments-api-copy: same spiffePath, node and selectors as workloads\.payments-api;",
-        ):
-            _build(_workloads(**{"payments-api-copy": twin}))
+class TestWorkloadsBecomeEntries:
+    def test_each_workload_under_its_nodes_agent(self) -> None:
+        config = parse_stack_values(*stack_config("prod"))
+        config = config.model_copy(update={"workloads": _workloads()})
+        assert registrations(config, AGENTS) == ENTRIES
 
 
 class TestConnectionFromConfig:
@@ -162,7 +154,7 @@ class TestConnectionFromConfig:
         out: dict[str, Any] = {}
 
         def body() -> None:
-            out.update(registration_connection(cfg, server_node=cfg.manager_node, server_service="spire-server"))
+            out.update(spire_connection(cfg))
 
         run(body, stack="prod")
         return out
@@ -173,6 +165,7 @@ class TestConnectionFromConfig:
             "transport": "docker-exec",
             "docker_host": "ssh://root@10.114.0.2",
             "service": "spire-server",
+            "socket_path": "/tmp/spire-server/private/api.sock",
             "trust_domain": TD,
             "project": "identity-platform",
             "stack": "prod",
@@ -186,7 +179,7 @@ class TestConnectionFromConfig:
         transport = SpireTransport(kind="kubectl-exec", namespace="spire")
         kube_cfg = external.model_copy(update={"spire": external.spire.model_copy(update={"transport": transport})})
         kube: dict[str, Any] = {}
-        run(lambda: kube.update(registration_connection(kube_cfg)), stack="prod")
+        run(lambda: kube.update(spire_connection(kube_cfg)), stack="prod")
         assert kube["transport"] == "kubectl-exec" and kube["namespace"] == "spire" and "docker_host" not in kube
 
     @pytest.mark.parametrize("stack", swarm_stack_files())
@@ -196,13 +189,7 @@ class TestConnectionFromConfig:
         conn = self._connection(cfg)
 
         def body() -> None:
-            SpireRegistrations(
-                "reg",
-                workloads=cfg.workloads,
-                trust_domain=cfg.spire.trust_domain,
-                agent_spiffe_ids=agents,
-                connection=conn,
-            )
+            SpireRegistrations("reg", SpireRegistrationsArgs(entries=registrations(cfg, agents), connection=conn))
 
         r = run(body, stack=stack)
         entries = r.of_type(ENTRY)

@@ -1,5 +1,6 @@
-"""SwarmNodes and the shared Swarm helpers: one provider per node, the stateful-node rule, content
-names, ordering and service defaults."""
+"""SwarmNodes and the shared Swarm helpers: one provider per node, the plugin on the stateful node,
+content names, ordering and service defaults. (The one-stateful-node rule is the configuration's:
+tests/test_config_gate.py.)"""
 
 from __future__ import annotations
 
@@ -15,37 +16,20 @@ from components.docker_helpers import (
     key_pair_secrets,
     self_signed_ca,
     service,
-    stateful_node,
 )
-from components.swarm_nodes import SwarmNodes
-from stack_config import ConfigError, NodeSpec
+from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
 from tests.harness.mock_engine import run
 
 
-def nodes(*labelled: str, others: tuple[str, ...] = ()) -> dict[str, NodeSpec]:
-    out = {n: NodeSpec(docker_host=f"ssh://root@{n}", labels={"zt.db": "true"}) for n in labelled}
-    out.update({n: NodeSpec(docker_host=f"ssh://root@{n}") for n in others})
-    return out
-
-
-class TestStatefulNode:
-    def test_exactly_one_labelled_node(self) -> None:
-        assert stateful_node(nodes("db", others=("w1", "w2"))) == "db"
-
-    def test_none_labelled(self) -> None:
-        with pytest.raises(ConfigError, match=r"identity-platform:nodes: no node carries the label zt\.db=true"):
-            stateful_node(nodes(others=("w1",)))
-
-    def test_two_labelled(self) -> None:
-        with pytest.raises(ConfigError, match="must stay on one node"):
-            stateful_node(nodes("a", "b"))
+def hosts(*names: str) -> dict[str, str]:
+    return {n: f"ssh://root@{n}" for n in names}
 
 
 class TestSwarmNodes:
     def test_one_provider_per_node_and_the_plugin_on_the_db_node(self) -> None:
         def body() -> None:
-            SwarmNodes("swarm", nodes=nodes("db", others=("w1",)), manager_node="w1",
-                       rclone_plugin_image="rclone/docker-volume-rclone:amd64-1.71.2")  # fmt: skip
+            plugin = "rclone/docker-volume-rclone:amd64-1.71.2"
+            SwarmNodes("swarm", SwarmNodesArgs(hosts("db", "w1"), "w1", "db", rclone_plugin_image=plugin))
 
         r = run(body, stack="prod")
         providers = {p.name: p for p in r.of_type("pulumi:providers:docker")}
@@ -58,12 +42,8 @@ class TestSwarmNodes:
         assert plugin.inputs["alias"] == "rclone" and plugin.inputs["grantAllPermissions"] is True
 
     def test_no_plugin_without_an_image(self) -> None:
-        r = run(lambda: SwarmNodes("swarm", nodes=nodes("local"), manager_node="local"))
+        r = run(lambda: SwarmNodes("swarm", SwarmNodesArgs(hosts("local"), "local", "local")))
         assert not r.of_type("docker:index/plugin:Plugin")
-
-    def test_manager_must_be_a_node(self) -> None:
-        with pytest.raises(ValueError, match="manager node"):
-            run(lambda: SwarmNodes("swarm", nodes=nodes("a"), manager_node="b"))
 
 
 class TestHelpers:

@@ -346,7 +346,7 @@ class TestRouterWrapperRuns:
         entry.chmod(0o755)
         script = (
             ziti_router.ROUTER_WRAPPER.replace("/run/secrets", str(secrets))
-            .replace(f'home="{ziti_stack.ROUTER_HOME}"', f'home="{home}"')
+            .replace(f'home="{ziti_router.ROUTER_HOME}"', f'home="{home}"')
             .replace("/entrypoint.bash", str(entry))
         )
         return subprocess.run(

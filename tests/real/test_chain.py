@@ -42,11 +42,10 @@ from cryptography import x509
 from pulumi.dynamic import ResourceProvider
 
 from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity
-from components.spire_registrations import SpireRegistrations
+from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
 from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiWorkload
 from dynamic_providers.ziti import provider as zp
 from servers import keycloak as kc_server
-from stack_config import Workload
 from tests.harness import chain, mock_engine
 from tests.harness.dynamic_host import PROVIDER_KEY, DynamicProviderHost, State
 from tests.harness.mock_engine import Registered
@@ -153,14 +152,15 @@ def register_workloads(made: Made, spire: Mapping[str, Any], paths: Mapping[str,
     """SPIRE entries as `SpireRegistrations` makes them: one per workload (name -> SPIFFE path),
     selector `unix:uid:<this uid>`, parented to the real agent, over the admin socket (grpc).
     Returns name -> SPIFFE ID."""
-    node = spire["x509pop"]["node"]
-    workloads = {n: Workload(spiffe_path=p, node=node, selectors=[f"unix:uid:{os.getuid()}"]) for n, p in paths.items()}
+    entries = {
+        n: Registration(f"spiffe://{spire['trust_domain']}{p}", spire["agent_spiffe_id"], (f"unix:uid:{os.getuid()}",))
+        for n, p in paths.items()
+    }
+    connection = {"transport": "grpc", "socket_path": spire["admin_socket"], "trust_domain": spire["trust_domain"]}
     ids: dict[str, str] = {}
 
     def build() -> None:
-        regs = SpireRegistrations("chain-entries", workloads=workloads, trust_domain=spire["trust_domain"],
-                                  agent_spiffe_ids={node: spire["agent_spiffe_id"]},
-                                  connection={"transport": "grpc", "socket_path": spire["admin_socket"]})
+        regs = SpireRegistrations("chain-entries", SpireRegistrationsArgs(entries=entries, connection=connection))
         ids.update(regs.spiffe_ids)
 
     for state in made.realize(registered(build)):

@@ -55,14 +55,14 @@ class TestRenderedConfigs:
         r = program_run(stack, False)
         config = spire.stack_config(stack)
         shipped = r.get(CONFIG, "spire-server-conf").inputs["dataRaw"]
-        assert shipped == spire_stack.build_server_conf(config, spire_stack.sqlite_datastore()).render()
+        assert shipped == spire_stack.build_server_conf(config.spire, spire_stack.sqlite_datastore()).render()
         agents = [c for c in r.of_type(CONTAINER) if c.inputs.get("name") == "spire-agent"]
         assert len(agents) == len(config.nodes)
         for agent in agents:
             uploads = agent.inputs["uploads"]
             uploads = uploads.get("value", uploads) if isinstance(uploads, dict) else uploads
             conf = next(u for u in uploads if u["file"].endswith("/agent.conf"))
-            assert conf["content"] == spire_stack.build_agent_conf(config).render()
+            assert conf["content"] == spire_stack.build_agent_conf(config.spire.trust_domain).render()
 
     def test_server_and_agent_configs_validate(self, stack: str, bins: Path, tmp_path: Path) -> None:
         layout = spire.prepare(tmp_path / stack, stack)
@@ -139,8 +139,8 @@ class TestDevStackStarts:
 
 
 class TestBackupAndRestore:
-    """`components/spire_stack.py`'s `_SQLITE_BACKUP` (the prod `spire-backup` sidecar) against the
-    real server's live datastore, then `_SQLITE_RESTORE` into an empty data dir and a real server
+    """`components/scripts/spire_sqlite_backup.py` (the prod `spire-backup` job) against the
+    real server's live datastore, then `spire-sqlite-restore.sh` into an empty data dir and a real server
     started from it."""
 
     def test_backup_of_the_live_datastore_restores_into_a_working_server(
