@@ -14,8 +14,8 @@ What it does for every call, so the provider code above it stays about resources
   POST's answer is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object
   up before creating again, after `pause` (the error's `Retry-After`, else backoff), so a
   persistent 503 never turns into a burst of POSTs. Realm writes are serialised per realm here.
-* **Readiness.** With `ready_timeout`, the first login waits for a Keycloak that is still
-  starting, then fails naming the URL.
+* **Readiness.** With `ready_timeout`, the login (and any call that cannot connect) waits for a
+  Keycloak that is still starting, then fails naming the URL (the transport's one readiness wait).
 * **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
   certificate that fails verification fails the call at once (no retries, no readiness wait).
 

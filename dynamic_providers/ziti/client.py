@@ -11,7 +11,8 @@ Behaviour the providers rely on:
   and the CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`) on 429, 5xx, resets
   and timeouts; a create POST only when it never reached the controller. A lost create answer
   raises with `outcome_unknown` set and the provider looks the object up before it posts again.
-- **Readiness**: the login waits up to `ready_timeout` for a controller that is still starting.
+- **Readiness**: the login, and any call that cannot connect, waits up to `ready_timeout` for a
+  controller that is still starting (the transport's one readiness wait).
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
 - **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it

@@ -388,3 +388,22 @@ def test_the_transport_imports_no_system_package() -> None:
     assert found == []
     assert len(list(root.glob("*.py"))) >= 4  # the walk did see the package
 
+
+
+def test_a_provider_that_has_used_its_session_pickles_without_token_or_password(loopback: Any) -> None:
+    """Sessions live in the provider process, never on the provider object the engine stores."""
+    import base64
+
+    from dynamic_providers._serialization import serialize_provider
+    from dynamic_providers.ziti.provider import IdentityProvider
+    from tests.fakes import ziti as fake_ziti
+
+    fake, srv = fake_ziti.start(loopback)
+    provider = IdentityProvider()
+    props = {"name": "w", "external_id": "spiffe://t.test/w", "connection": fake_ziti.connection(srv, fake),
+             "owner": fake_ziti.owner("w")}
+    provider.create(provider.check({}, props).inputs)
+    tokens = list(fake.sessions)
+    assert len(tokens) == 1  # logged in, and the session is still the process's
+    blob = base64.b64decode(serialize_provider(provider))
+    assert tokens[0].encode() not in blob and fake.password.encode() not in blob
