@@ -1,6 +1,7 @@
 """Operating the stacks from other tools: the Automation API entry point and the outputs contract.
 
-- `python -m ops {preview,up,refresh,destroy,outputs} --stack NAME [--json] [--yes]` (ops/cli.py);
+- `ops` (the console script; `python -m ops`): preview, up, refresh, destroy, drift, outputs, backend,
+  status, diagram, dashboard, schema (ops/cli.py; `ops COMMAND --help`);
 - `ops.operations` — the same operations as functions returning a `Report`;
 - `ops.outputs.StackOutputs` — the typed stack outputs and their loaders.
 

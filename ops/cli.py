@@ -364,7 +364,7 @@ def _print_human(report: operations.Report, out: TextIO) -> None:
             shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             print(f"{key:<{width}}  {shown}", file=out)
         return
-    pending = {op: n for op, n in report.changes.items() if n and op != "same"}
+    pending = {op: n for op, n in report.changes.items() if n and op not in operations.NO_CHANGE}
     what = ", ".join(f"{n} {op}" for op, n in sorted(pending.items())) or "no changes"
     unchanged = report.changes.get("same", 0)
     print(f"{report.command} {report.stack}: {what}" + (f" ({unchanged} unchanged)" if unchanged else ""), file=out)

@@ -33,6 +33,8 @@ Line = Callable[[str], object]
 R = TypeVar("R")
 # What the engine says when an update leaves its plan (pkg/engine: "... is not allowed by the plan").
 PLAN_REJECTION = "not allowed by the plan"
+# Engine steps that change nothing: a resource left as it is, a resource read by `--refresh`.
+NO_CHANGE = frozenset({"same", "refresh"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class EventCollector:
 
     def __call__(self, event: auto.EngineEvent) -> None:
         pre = event.resource_pre_event
-        if pre is not None and _op(pre.metadata.op) != "same":
+        if pre is not None and _op(pre.metadata.op) not in NO_CHANGE:
             md = pre.metadata
             self.report.steps.append(Step(_op(md.op), md.urn, md.type))
         diag = event.diagnostic_event
@@ -247,7 +249,7 @@ def _preview(
 
 def _pending(report: Report) -> str:
     """`1 to update, 2 to create`, or "" when the report proposes nothing."""
-    pending = {op: n for op, n in report.changes.items() if op != "same" and n}
+    pending = {op: n for op, n in report.changes.items() if op not in NO_CHANGE and n}
     return ", ".join(f"{n} to {op}" for op, n in sorted(pending.items()))
 
 

@@ -44,7 +44,7 @@ from pulumi_policy.proxy import (
     UnknownValueError,
 )
 
-from policy.image_ref import DIGEST_RE, pin_problem
+from .image_ref import DIGEST_RE, pin_problem
 
 PACK_NAME = "identity-platform-policies"
 PROJECT = "identity-platform"

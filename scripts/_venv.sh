@@ -18,6 +18,8 @@ if [ ! -f "${stamp}" ] || [ "$(cat "${stamp}")" != "${want}" ]; then
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${ROOT}/${reqs}"
   # The project itself, editable and without dependencies: gives .venv/bin/ops (pyproject.toml).
-  "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "${ROOT}"
+  # (setuptools warns that an editable install follows the working tree: that is the point.)
+  PYTHONWARNINGS="ignore:Editable installation" \
+    "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "${ROOT}"
   echo "${want}" > "${stamp}"
 fi

@@ -124,6 +124,18 @@ class TestDrift:
         assert res.code == 0, res.stderr
         assert res.stdout.splitlines()[-1] == "drift dev: no changes (6 unchanged)"
 
+    def test_the_refresh_steps_of_a_refresh_preview_are_not_drift(self, fake_cli: FakeCli) -> None:
+        # The pinned engine sends one `refresh` step per resource before the preview proper.
+        recorded = fake_cli.home / "recorded"
+        same = (recorded / "preview.dev.same.events.jsonl").read_text().splitlines()
+        refresh = [json.dumps({"resourcePreEvent": {"metadata": {"op": "refresh", "urn": REALM,
+                                                                  "type": "pulumi-python:dynamic/keycloak:Realm"}}})]
+        (recorded / "preview.dev.refreshed.events.jsonl").write_text("\n".join([*refresh, *same]) + "\n")
+        preview_with(fake_cli, "preview.dev.refreshed.events.jsonl")
+        res = fake_cli.run("drift", "--stack", "dev", "--json")
+        assert res.code == 0, res.stdout
+        assert res.json()["steps"] == []
+
     def test_a_stack_never_deployed_exits_4_and_is_not_created(self, fake_cli: FakeCli) -> None:
         res = fake_cli.run("drift", "--stack", "dev")
         assert res.code == ExitCode.STACK_NOT_FOUND

@@ -10,6 +10,10 @@
 // GetPluginInfo and GetRequiredPackages answer as it does, except that GetRequiredPackages reports no
 // packages (Pulumi's host lists the plugins of the installed pulumi-* Python packages so the CLI can
 // install them up front; here the engine loads each provider plugin when the program first uses it).
+// RunPlugin runs a policy pack (`pulumi preview --policy-pack DIR`) as Pulumi's host runs a plugin
+// directory with a __main__.py: `python <dir> <args>` with the pack's interpreter (PulumiPolicy.yaml's
+// runtime options, virtualenv `venv` by default), its output streamed back to the CLI; a plugin
+// packaged without __main__.py (Pulumi's `pulumi.run.plugin` path) is refused.
 // Everything else (new, convert, install, about, package generation) answers Unimplemented, which the
 // CLI tolerates for the operations the tests use; a debugger or a typechecker option is refused.
 package main
@@ -247,4 +251,51 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		}, nil
 	}
 	return &pulumirpc.RunResponse{}, nil
+}
+
+// RunPlugin runs a Python plugin directory (a policy pack): see the file comment.
+func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
+	if req.GetAttachDebugger() {
+		return errors.New("attaching a debugger is not supported by this language host")
+	}
+	opts, err := options(req.GetInfo())
+	if err != nil {
+		return err
+	}
+	if opts.Toolchain == toolchain.Pip && opts.Virtualenv == "" {
+		opts.Virtualenv = "venv" // as Pulumi's host: a plugin never runs in the ambient Python
+	}
+	if _, err := os.Stat(filepath.Join(opts.Root, "__main__.py")); err != nil {
+		return fmt.Errorf("plugin %s: no __main__.py (a packaged plugin is not supported by this host): %w",
+			opts.Root, err)
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return err
+	}
+	cmd, err := tc.Command(server.Context(), append([]string{req.GetInfo().GetProgramDirectory()}, req.GetArgs()...)...)
+	if err != nil {
+		return err
+	}
+	closer, stdout, stderr, err := rpcutil.MakeRunPluginStreams(server, false)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	cmd.Dir = req.GetPwd()
+	cmd.Env = append(cmd.Env, req.GetEnv()...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			if status, ok := exitErr.Sys().(syscall.WaitStatus); ok {
+				return server.Send(&pulumirpc.RunPluginResponse{
+					Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: int32(status.ExitStatus())},
+				})
+			}
+			return fmt.Errorf("plugin %s exited unexpectedly: %w", opts.Root, exitErr)
+		}
+		return fmt.Errorf("could not run plugin %s: %w", opts.Root, err)
+	}
+	return closer.Close()
 }

@@ -1,0 +1,207 @@
+"""`ops drift`, saved plans, `--target` and `--replace` under the REAL engine: a `platform: external`
+stack of the project's own program against the real SPIRE, Keycloak and OpenZiti (as
+tests/engine/test_ops_status.py sets it up), driven through `ops`' entry point with that CLI's
+environment. What the pinned CLI does with each flag is what is checked, on the servers:
+
+- drift: none after `up`; an entry deleted out of band is drift (exit 10, the entry named) and the
+  check writes nothing to the state; `up --refresh` puts it back;
+- a saved plan: `up --plan` applies what `preview --save-plan` showed; a change made after the
+  preview is refused (exit 11) and does not reach the server;
+- `--target`: only the targeted identity changes on the server;
+- `--replace`: the Ziti CA is replaced (a new id; the old one deleted) though nothing changed;
+- the policy pack, copied out of the repository under another name, runs in the preview
+  (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
+- docs/operations.md's `StackReference` example, run as a second project on the same file backend,
+  reads the deployed stack's outputs, and the admin password stays encrypted in its state.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dynamic_providers.spire._proto import entry_pb2
+from ops.cli import main
+from ops.errors import ExitCode
+from servers.stack import write_stack_file
+from stack_config import PROJECT
+from tests.engine.cli import REPO, Cli, ExternalStack, external_stack
+from tests.real._ziti import Admin as ZitiAdmin
+from tests.real.conftest import RealServers
+from tests.real.spire_targets import Admin as SpireAdmin
+
+
+@pytest.fixture
+def servers(real_servers: RealServers) -> Iterator[dict[str, Any]]:
+    yield {"spire": real_servers("spire"), "keycloak": real_servers("keycloak"), "ziti": real_servers("ziti")}
+
+
+class Ops:
+    """`ops ...` in process, on the stack's project copy, with its CLI's environment."""
+
+    def __init__(self, ext: ExternalStack) -> None:
+        self.ext = ext
+
+    def __call__(self, *argv: str) -> tuple[int, dict[str, Any]]:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([*argv, "--stack", self.ext.stack, "--json"], stdout=out, stderr=err, environ=self.ext.cli.env,
+                    root=self.ext.cli.dir)
+        assert out.getvalue().strip(), err.getvalue()
+        doc: dict[str, Any] = json.loads(out.getvalue())
+        return code, doc
+
+    def urn(self, name: str) -> str:
+        state = json.loads(self.ext.cli("stack", "export").stdout)
+        (urn,) = [r["urn"] for r in state["deployment"]["resources"] if r["urn"].endswith(f"::{name}")]
+        return str(urn)
+
+    def outputs(self) -> dict[str, Any]:
+        return dict(json.loads(self.ext.cli("stack", "output", "--json").stdout))
+
+    def settings(self) -> dict[str, Any]:
+        """The stack file's plain project settings (what `write_stack_file` takes)."""
+        config = yaml.safe_load((self.ext.cli.dir / f"Pulumi.{self.ext.stack}.yaml").read_text())["config"]
+        return {k.split(":", 1)[1]: v for k, v in config.items()
+                if k.startswith(f"{PROJECT}:") and not (isinstance(v, dict) and set(v) == {"secure"})}
+
+    def set_roles(self, workload: list[str] | None = None, user: list[str] | None = None) -> None:
+        """New role attributes for the workload and the user, in the stack file as an operator edits it."""
+        plain = self.settings()
+        if workload is not None:
+            plain["workloads"][self.ext.workload]["zitiRoleAttributes"] = workload
+        if user is not None:
+            plain["users"][self.ext.user]["zitiRoleAttributes"] = user
+        write_stack_file(self.ext.cli.dir, self.ext.stack, plain)
+
+
+def stack_reference_example() -> str:
+    """The consumer program of docs/operations.md ("From another Pulumi program")."""
+    doc = (REPO / "docs" / "operations.md").read_text()
+    section = doc[doc.index("### From another Pulumi program"):]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found, "docs/operations.md lost its StackReference example"
+    return found.group(1)
+
+
+def run_stack_reference_example(ext: ExternalStack, engine_bin: Path, work: Path) -> dict[str, Any]:
+    """The docs' consumer as another project on the same backend, naming this stack and workload."""
+    work.mkdir()
+    consumer = Cli(engine_bin, work, "consumer")
+    consumer.env = {**ext.cli.env}  # the same backend, passphrase and PULUMI_HOME
+    program = stack_reference_example().replace(
+        '"organization/identity-platform/prod"', f'"organization/identity-platform/{ext.stack}"'
+    ).replace('["payments-api"]', f"[{ext.workload!r}]")
+    (consumer.dir / "__main__.py").write_text(program)
+    (consumer.dir / "Pulumi.yaml").write_text("name: platform-consumer\nruntime:\n  name: python\n"
+                                              "  options:\n    toolchain: pip\n    virtualenv: .venv\n")
+    (consumer.dir / ".venv").symlink_to(REPO / ".venv")
+    consumer("stack", "init")
+    consumer("up", "--yes")
+    outputs: dict[str, Any] = json.loads(consumer("stack", "output", "--json").stdout)
+    state = consumer("stack", "export").stdout
+    secret = json.loads(ext.cli("stack", "output", "--json", "--show-secrets").stdout)["zitiRouterEnrollmentJwt"]
+    assert secret.count(".") == 2 and secret not in state, "a secret output is in clear in the consumer's state"
+    return outputs
+
+
+def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
+    engine_bin: Path, servers: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ext = external_stack(engine_bin, tmp_path, servers, "opsx", monkeypatch)
+    ops = Ops(ext)
+    spire_admin = SpireAdmin(servers["spire"]["admin_socket"])
+    ziti = ZitiAdmin(servers["ziti"])
+    workload_identity, user_identity = f"ziti-trust-identity-{ext.workload}", f"ziti-trust-user-{ext.user}"
+
+    def ziti_roles(output_key: str, name: str) -> list[str]:
+        identity = ziti.get(f"/identities/{ops.outputs()[output_key][name]}")
+        assert identity is not None
+        return sorted(identity["roleAttributes"])
+
+    plain = ops.settings()
+    plain["ziti"]["routerName"] = f"router-{ext.tag}"  # its enrollment JWT: a secret output to follow
+    write_stack_file(ext.cli.dir, ext.stack, plain)
+    try:
+        code, doc = ops("up")
+        assert code == ExitCode.OK, doc
+        outputs = ops.outputs()
+
+        # -- the policy pack from a copy outside the repository ---------------------------------
+        pack = tmp_path / "guard rails v0.1.0"
+        shutil.copytree(REPO / "policy", pack, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+        (pack / "venv").symlink_to(REPO / ".venv")  # requirements.txt's pins are the dev venv's
+        preview = ext.cli("preview", "--policy-pack", str(pack)).stdout
+        assert "identity-platform-policies" in preview and "Policies:" in preview, preview
+
+        # -- the docs' StackReference consumer reads these outputs ----------------------------
+        consumed = run_stack_reference_example(ext, engine_bin, tmp_path / "consumer")
+        assert consumed == {"paymentsZitiIdentity": outputs["zitiIdentityIds"][ext.workload]}
+
+        # -- drift: none, then an entry deleted behind Pulumi's back --------------------------
+        code, doc = ops("drift")
+        assert code == ExitCode.OK and doc["command"] == "drift" and doc["steps"] == [], doc
+        entry_id = outputs["spireEntryIds"][ext.workload]
+        spire_admin.stub.BatchDeleteEntry(entry_pb2.BatchDeleteEntryRequest(ids=[entry_id]), timeout=10)
+        state_before = ext.cli.state_text()
+        code, doc = ops("drift")
+        assert code == ExitCode.DRIFT and doc["error"]["kind"] == "drift", doc
+        assert [(s["op"], s["urn"].rsplit("::", 1)[1]) for s in doc["steps"]] == [
+            ("create", f"spire-entries-entry-{ext.workload}")], doc["steps"]
+        assert ext.cli.state_text() == state_before, "drift wrote to the state"
+        code, doc = ops("up", "--refresh")
+        assert code == ExitCode.OK, doc
+        assert ops("drift")[0] == ExitCode.OK
+        assert spire_admin.get(ops.outputs()["spireEntryIds"][ext.workload]) is not None
+
+        # -- a saved plan is applied as reviewed ----------------------------------------------
+        plan = tmp_path / "reviewed.plan.json"
+        ops.set_roles(workload=["reviewed"])
+        code, doc = ops("preview", "--save-plan", str(plan))
+        assert code == ExitCode.OK and plan.is_file(), doc
+        assert {s["urn"].rsplit("::", 1)[1] for s in doc["steps"]} == {workload_identity}, doc["steps"]
+        code, doc = ops("up", "--plan", str(plan))
+        assert code == ExitCode.OK, doc
+        assert ziti_roles("zitiIdentityIds", ext.workload) == ["reviewed"]
+
+        # -- ... and a change made after the review is refused -------------------------------
+        ops.set_roles(workload=["reviewed-again"])
+        assert ops("preview", "--save-plan", str(plan))[0] == ExitCode.OK
+        ops.set_roles(workload=["reviewed-again"], user=["not-reviewed"])
+        code, doc = ops("up", "--plan", str(plan))
+        assert code == ExitCode.PLAN_REJECTED and doc["error"]["kind"] == "plan_rejected", doc
+        assert "not allowed by the plan" in doc["error"]["message"]
+        assert ziti_roles("zitiUserIdentityIds", ext.user) == ["operators"], "an unreviewed change was applied"
+
+        # -- --target: only the user's identity is updated ------------------------------------
+        ops.set_roles(workload=["later"], user=["targeted"])
+        code, doc = ops("up", "--target", ops.urn(user_identity))
+        assert code == ExitCode.OK, doc
+        assert ziti_roles("zitiUserIdentityIds", ext.user) == ["targeted"]
+        assert ziti_roles("zitiIdentityIds", ext.workload) != ["later"]
+        code, doc = ops("preview")
+        assert {s["urn"].rsplit("::", 1)[1] for s in doc["steps"]} == {workload_identity}, doc["steps"]
+
+        # -- --replace: the Ziti CA, though nothing about it changed --------------------------
+        ca_urn = ops.urn("ziti-trust-spire-ca")
+        code, doc = ops("preview", "--replace", ca_urn, "--target", ca_urn)
+        assert code == ExitCode.OK and [s["op"] for s in doc["steps"]] == ["replace"], doc["steps"]
+        code, doc = ops("up", "--replace", ca_urn, "--target", ca_urn)
+        assert code == ExitCode.OK, doc
+        new_ca = ops.outputs()["zitiCaId"]
+        assert new_ca != outputs["zitiCaId"]
+        assert ziti.get(f"/cas/{outputs['zitiCaId']}") is None, "the replaced CA is still on the controller"
+        ca = ziti.get(f"/cas/{new_ca}")
+        assert ca is not None and ca["isVerified"] is True
+    finally:
+        ext.cli("destroy", "--yes", ok=False)
+        spire_admin.close()
+        ziti.close()
+    assert json.loads(ext.cli("stack", "output", "--json").stdout) == {}
