@@ -64,7 +64,7 @@ EXIT_MEANINGS = {
     9: "a health check failed (--strict: or warned)",
     10: "drift: the real resources differ from the program",
     11: "--plan: the update needed an operation the saved plan does not contain",
-    64: "usage: unknown command or flag, missing --stack, --yes or --confirm-stack",
+    64: "usage: unknown command or flag; missing --stack, --yes or --confirm-stack; a refused --replace",
     130: "interrupted",
 }
 # The exit codes each command can end with besides 0, 2, 3, 64 and 130 (every command's).

@@ -31,10 +31,42 @@ from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, vali
 
 Line = Callable[[str], object]
 R = TypeVar("R")
-# What the engine says when an update leaves its plan (pkg/engine: "... is not allowed by the plan").
-PLAN_REJECTION = "not allowed by the plan"
+# What the engine says when an update leaves its plan (pkg/resource/deploy, CLI 3.274): an operation
+# the plan does not hold ("update is not allowed by the plan: ..."), or other inputs than planned
+# ("resource <urn> violates plan: properties changed: ...").
+PLAN_REJECTIONS = ("is not allowed by the plan", "violates plan")
 # Engine steps that change nothing: a resource left as it is, a resource read by `--refresh`.
 NO_CHANGE = frozenset({"same", "refresh"})
+
+
+# The program's own resources: every one of them is created-or-adopted by name (docs/architecture.md).
+DYNAMIC = "pulumi-python:dynamic/"
+
+
+def urn_type(urn: str) -> str:
+    """The resource type of a URN (`urn:pulumi:<stack>::<project>::<parent types$>type::<name>`)."""
+    parts = urn.split("::")
+    return parts[2].rsplit("$", 1)[-1] if len(parts) >= 4 else ""
+
+
+def check_replacements(stack: str, replace: Sequence[str]) -> None:
+    """Refuse `--replace` of a dynamic resource (exit 64), before the engine runs.
+
+    A forced replacement skips the provider's diff, so it is create-before-delete whatever the
+    provider would say; our providers adopt an object of theirs that already carries the name, so
+    the "replacement" is the object itself and the delete that follows removes it, leaving the
+    state pointing at nothing (tests/engine/test_ops_engine.py shows it with the raw CLI)."""
+    dynamic = [u for u in replace if urn_type(u).startswith(DYNAMIC)]
+    if dynamic:
+        raise OpsError(
+            ExitCode.USAGE,
+            f"--replace {dynamic[0]}: a forced replacement of this program's dynamic resources creates the new "
+            "object before deleting the old, the provider adopts the one already there under that name, and the "
+            "delete then removes it",
+            f"replace it in two steps: `ops destroy --stack {stack} --yes --target {dynamic[0]}` (with "
+            f"--target-dependents when others depend on it; prod also --confirm-stack), then `ops up --stack {stack}`",
+            kind="replace_refused",
+        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +165,7 @@ def _changes(summary: Mapping[Any, int] | None) -> dict[str, int]:
 def _failure(err: auto.CommandError, report: Report) -> OpsError:
     """The exit code for a failed engine run, with the engine's own error lines as the message."""
     mandatory = [v for v in report.policy_violations if v.level == "mandatory"]
-    rejected = [d for d in report.diagnostics if PLAN_REJECTION in d]
+    rejected = [d for d in report.diagnostics if any(r in d for r in PLAN_REJECTIONS)]
     if rejected:
         failure = OpsError(
             ExitCode.PLAN_REJECTED,
@@ -198,6 +230,7 @@ def preview(
     """`pulumi preview`: zero side effects; `expect_no_changes` turns any change into exit 7.
     `refresh` previews against the real resources (read in memory, state untouched); `save_plan`
     writes the proposed operations for `up(plan=...)`."""
+    check_replacements(stack, replace)
     validate_stack_config(stack, root)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = _preview(
@@ -306,6 +339,7 @@ def up(
 ) -> Report:
     """`pulumi up --yes --skip-preview`, then check the outputs against the contract (exit 8).
     With `plan` (a `preview(save_plan=...)` file) the engine does only what that preview showed."""
+    check_replacements(stack, replace)
     validate_stack_config(stack, root)
     if plan is not None and not Path(plan).is_file():
         raise OpsError(

@@ -26,6 +26,9 @@ from tests.ops.test_cli import BACKEND, PREVIEW_OUT, UP_PROD
 SERVICE = ("urn:pulumi:dev::identity-platform::identity-platform:keycloak:KeycloakStack"
            "$docker:index/service:Service::keycloak")
 REALM = "urn:pulumi:dev::identity-platform::pulumi-python:dynamic/keycloak:Realm::realm"
+KEY = "urn:pulumi:dev::identity-platform::tls:index/privateKey:PrivateKey::root-ca-key"
+CA = ("urn:pulumi:dev::identity-platform::identity-platform:ziti:ZitiTrust"
+      "$pulumi-python:dynamic/ziti:CertificateAuthority::ziti-trust-spire-ca")
 
 
 def preview_with(fake: FakeCli, events: str, **extra: object) -> FakeCli:
@@ -36,12 +39,12 @@ class TestEngineOptionsArePassedAsTheCliFlags:
     def test_preview_refresh_targets_and_replacements(self, fake_cli: FakeCli) -> None:
         preview_with(fake_cli, "preview.dev.events.jsonl")
         res = fake_cli.run("preview", "--stack", "dev", "--refresh", "--target", SERVICE, "-t", REALM,
-                           "--target-dependents", "--replace", REALM)
+                           "--target-dependents", "--replace", SERVICE, "--replace", KEY)
         assert res.code == 0, res.stderr
         args = fake_cli.call("preview").args
         assert "--refresh" in args and "--target-dependents" in args
         assert [args[i + 1] for i, a in enumerate(args) if a == "--target"] == [SERVICE, REALM]
-        assert [args[i + 1] for i, a in enumerate(args) if a == "--replace"] == [REALM]
+        assert [args[i + 1] for i, a in enumerate(args) if a == "--replace"] == [SERVICE, KEY]
 
     def test_nothing_is_added_when_not_asked(self, fake_cli: FakeCli) -> None:
         preview_with(fake_cli, "preview.dev.events.jsonl")
@@ -70,6 +73,22 @@ class TestEngineOptionsArePassedAsTheCliFlags:
         assert fake_cli.call(command).opt("--target") == REALM
 
 
+class TestReplacingADynamicResourceIsRefused:
+    """A forced replacement is create-before-delete; our providers adopt their own object by name, so
+    the delete would remove the live object (tests/engine/test_ops_engine.py shows it for real)."""
+
+    @pytest.mark.parametrize("command", ["preview", "up"])
+    @pytest.mark.parametrize("urn", [REALM, CA], ids=["top-level", "in-a-component"])
+    def test_refused_before_the_engine_with_the_two_step_way(self, fake_cli: FakeCli, command: str, urn: str) -> None:
+        res = fake_cli.run(command, "--stack", "dev", "--replace", KEY, "--replace", urn, "--json")
+        assert res.code == ExitCode.USAGE
+        error = res.json()["error"]
+        assert error["kind"] == "replace_refused" and urn in error["message"]
+        assert f"ops destroy --stack dev --yes --target {urn}" in error["hint"]
+        assert "then `ops up --stack dev`" in error["hint"]
+        assert fake_cli.calls() == []
+
+
 class TestSavedPlans:
     def test_preview_saves_the_plan_where_asked_as_an_absolute_path(self, fake_cli: FakeCli, monkeypatch) -> None:
         preview_with(fake_cli, "preview.dev.events.jsonl")
@@ -90,11 +109,14 @@ class TestSavedPlans:
         assert res.code == ExitCode.USAGE and "no plan file" in res.stderr
         assert fake_cli.calls() == []
 
-    def test_an_update_that_leaves_its_plan_exits_11(self, fake_cli: FakeCli, tmp_path: Path) -> None:
-        # The engine's own words (pkg/engine), as the pinned CLI prints them: tests/engine proves it for real.
+    @pytest.mark.parametrize("words", [
+        "create is not allowed by the plan: no steps were expected for this resource",
+        f"resource {REALM} violates plan: properties changed: ~~displayName[U{{a}}!=U{{b}}]",
+    ], ids=["operation", "properties"])
+    def test_an_update_that_leaves_its_plan_exits_11(self, fake_cli: FakeCli, tmp_path: Path, words: str) -> None:
+        # The engine's own words (pkg/resource/deploy), as the pinned CLI prints them; tests/engine: for real.
         rejected = {"diagnosticEvent": {
-            "urn": REALM, "prefix": "error: ", "color": "never", "severity": "error",
-            "message": "create is not allowed by the plan: no steps were expected for this resource\n"}}
+            "urn": REALM, "prefix": "error: ", "color": "never", "severity": "error", "message": words + "\n"}}
         (fake_cli.home / "recorded" / "up.rejected.events.jsonl").write_text(json.dumps(rejected) + "\n")
         plan = tmp_path / "plan.json"
         plan.write_text("{}")
@@ -103,7 +125,7 @@ class TestSavedPlans:
         res = fake_cli.run("up", "--stack", "dev", "--plan", str(plan), "--json")
         assert res.code == ExitCode.PLAN_REJECTED
         doc = res.json()
-        assert doc["error"]["kind"] == "plan_rejected" and "not allowed by the plan" in doc["error"]["message"]
+        assert doc["error"]["kind"] == "plan_rejected" and words in doc["error"]["message"]
         assert "--save-plan" in doc["error"]["hint"]
 
 
