@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ops.errors import ExitCode
+from ops.workspace import stack_names
 from tests.ops.conftest import FakeCli
 
 PREVIEW_OUT = ["Previewing update (dev):", " +  pulumi:pulumi:Stack identity-platform-dev create", "Resources:"]
@@ -145,7 +146,8 @@ class TestPreviewExitCodes:
         assert res.code == ExitCode.CONFIG_ERROR
         doc = res.json()
         assert doc["error"]["kind"] == "stack_file_missing"
-        assert "dev, external, prod" in doc["error"]["hint"]
+        assert f"use one of: {', '.join(stack_names(fake_cli.project))};" in doc["error"]["hint"]
+        assert {"dev", "external", "prod"} <= set(stack_names(fake_cli.project))
         assert fake_cli.calls() == []
 
 
