@@ -262,23 +262,60 @@ class TestDeployOnMain:
         doc = load("deploy.yml")
         assert doc["on"]["push"]["branches"] == ["main"]
         jobs = doc["jobs"]
-        assert jobs["dev"]["needs"] == "test" and jobs["prod"]["needs"] == "dev"
+        assert jobs["dev"]["needs"] == "test" and jobs["plan-prod"]["needs"] == "dev"
+        assert jobs["prod"]["needs"] == "plan-prod"
         assert jobs["dev"]["environment"] == "dev" and jobs["prod"]["environment"] == "prod"
+        assert "environment" not in jobs["plan-prod"], "the plan must be there before the approval it informs"
         assert doc["concurrency"]["cancel-in-progress"] is False
-        for job, stack in (("dev", "dev"), ("prod", "prod")):
-            ups = [s["with"] for s in pulumi_steps(doc, job) if s["with"]["command"] == "up"]
-            assert [u["stack-name"] for u in ups] == [stack]
-            assert ups[0]["policyPacks"] == "policy"
+        ups = [s["with"] for s in pulumi_steps(doc, "dev") if s["with"].get("command") == "up"]
+        assert [u["stack-name"] for u in ups] == ["dev"] and ups[0]["policyPacks"] == "policy"
+
+    def test_prod_applies_exactly_the_plan_saved_before_the_approval(self) -> None:
+        doc = load("deploy.yml")
+        plan_runs = "\n".join(s.get("run", "") for s in steps(doc, "plan-prod"))
+        assert (".venv/bin/ops preview --stack prod --policy-pack policy --diff --save-plan prod.plan.json --json"
+                in plan_runs)
+        plan = steps(doc, "plan-prod")
+        (upload,) = [s for s in plan if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+        assert upload["with"]["name"] == "prod-plan" and "prod.plan.json" in upload["with"]["path"]
+        prod = steps(doc, "prod")
+        (download,) = [s for s in prod if str(s.get("uses", "")).startswith("actions/download-artifact@")]
+        assert download["with"]["name"] == "prod-plan"
+        (up,) = [s for s in prod if "ops up" in s.get("run", "")]
+        assert up["run"] == ".venv/bin/ops up --stack prod --policy-pack policy --plan prod.plan.json"
+        assert prod.index(download) < prod.index(up)
+        # Nothing in the prod job runs `pulumi up` on its own: the CLI action only installs the CLI.
+        assert all(set(s["with"]) == {"pulumi-version"} for s in pulumi_steps(doc, "prod"))
+        for job in ("plan-prod", "prod"):
+            assert "pip install --no-deps --editable ." in "\n".join(s.get("run", "") for s in steps(doc, job))
+
+    def test_the_plan_job_lists_every_step_for_the_reviewer(self, tmp_path: Path) -> None:
+        if shutil.which("jq") is None:
+            pytest.fail("jq is needed: scripts/apt-packages installs it")
+        (tmp_path / ".venv" / "bin").mkdir(parents=True)
+        report = {"ok": True, "changes": {"same": 40, "update": 1},
+                  "steps": [{"op": "update", "urn": DRIFT_REPORT["steps"][0]["urn"], "type": "t"}]}
+        fake = tmp_path / ".venv" / "bin" / "ops"
+        fake.write_text(f"#!/bin/sh\necho \"$*\" > argv\ncat <<'J'\n{json.dumps(report)}\nJ\n")
+        fake.chmod(0o755)
+        (step,) = [s for s in steps(load("deploy.yml"), "plan-prod") if "--save-plan" in s.get("run", "")]
+        summary = tmp_path / "summary.md"
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path,
+                              env={"PATH": "/usr/bin:/bin", "GITHUB_STEP_SUMMARY": str(summary)},
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        text = summary.read_text()
+        assert "changes: same 40, update 1" in text and f"- `update` {DRIFT_REPORT['steps'][0]['urn']}" in text
 
     def test_throwaway_dev_is_always_destroyed(self) -> None:
-        (destroy,) = [s for s in pulumi_steps(load("deploy.yml"), "dev") if s["with"]["command"] == "destroy"]
+        (destroy,) = [s for s in pulumi_steps(load("deploy.yml"), "dev") if s["with"].get("command") == "destroy"]
         assert destroy["if"] == "always()"
 
     def test_outputs_contract_is_checked_after_each_up(self) -> None:
         doc = load("deploy.yml")
         for job in ("dev", "prod"):
             runs = [s.get("run", "") for s in steps(doc, job)]
-            assert any(f"-m ops outputs --stack {job}" in r for r in runs), runs
+            assert any(f"ops outputs --stack {job}" in r for r in runs), runs
 
 
 DRIFT_REPORT = {
