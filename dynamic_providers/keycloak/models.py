@@ -25,10 +25,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+from dynamic_providers._kernel import contains_unknown, is_unknown
 
 AccessType = Literal["CONFIDENTIAL", "PUBLIC", "BEARER-ONLY"]
 PkceMethod = Literal["", "plain", "S256"]
@@ -218,14 +219,14 @@ class ClientSpec(_Spec):
     @field_validator("attributes", mode="before")
     @classmethod
     def _attrs(cls, v: Any) -> Any:
-        if isinstance(v, Mapping):
-            return {str(k): attribute_text(val) for k, val in v.items()}
+        if isinstance(v, Mapping):  # an unknown value stays one: `check` skips it
+            return {str(k): val if is_unknown(val) else attribute_text(val) for k, val in v.items()}
         return v
 
     @field_validator("rotate_secret_trigger", mode="before")
     @classmethod
     def _trigger(cls, v: Any) -> Any:
-        return None if v is None else attribute_text(v)
+        return None if v is None else v if is_unknown(v) else attribute_text(v)
 
     @property
     def public(self) -> bool:
@@ -270,119 +271,7 @@ REALM_FIELDS = {
 # --- validation with Unknowns ----------------------------------------------------------------
 
 
-def is_unknown(value: Any) -> bool:
-    """The engine's placeholder for a value not known yet (preview): an `Unknown` or its sentinel string."""
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
-
-
-def contains_unknown(value: Any) -> bool:
-    """True when `value` is, or nests, an Unknown."""
-    if is_unknown(value):
-        return True
-    if isinstance(value, Mapping):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(contains_unknown(v) for v in value)
-    return False
-
-
 Problem = tuple[str, str]  # (input property path, actionable reason)
-
-
-def validate_spec(model: type[ClientSpec] | type[RealmSpec], props: Mapping[str, Any]) -> list[Problem]:
-    """Type-check every known input, skipping Unknowns (preview); return problems and typed values.
-
-    The model is validated with Unknown values replaced by valid stand-ins taken from
-    `_STANDINS`, then errors located at an Unknown are dropped, so a preview with unresolved
-    Outputs still reports every problem in the values that are known.
-    """
-    problems: list[Problem] = []
-    fields = model.model_fields
-    for key in props:
-        if key not in fields:
-            problems.append((key, f"unknown input {key!r}; valid inputs are {', '.join(sorted(fields))}"))
-    data = {k: v for k, v in props.items() if k in fields and v is not None}
-    # Unknown leaves are replaced by stand-ins that pass type checks, so only known values fail.
-    stand_in = _replace_unknowns(data)
-    try:
-        model.model_validate(stand_in)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = [str(p) for p in err["loc"]]
-            if _at_unknown(data, err["loc"]):
-                continue
-            path = ".".join(loc) if loc else model.__name__
-            problems.append((path, _reason(err)))
-    return problems
-
-
-def _replace_unknowns(value: Any, key: str = "") -> Any:
-    if is_unknown(value):
-        return _STANDINS.get(key, "unknown")
-    if isinstance(value, Mapping):
-        return {k: _replace_unknowns(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_unknowns(v, key + "[]") for v in value]
-    return value
-
-
-_STANDINS: dict[str, Any] = {
-    "url": "https://unknown.invalid",
-    "owner": "unknown/unknown",
-    "enabled": True,
-    "access_type": "CONFIDENTIAL",
-    "timeout": 30.0,
-    "ca_bundle_pem": None,
-    "pkce_method": "S256",
-    "base_path": "",
-    "standard_flow_enabled": None,
-    "implicit_flow_enabled": None,
-    "direct_access_grants_enabled": None,
-    "service_accounts_enabled": None,
-    "access_token_lifespan": None,
-    "access_code_lifespan": None,
-    "sso_session_idle_timeout": None,
-    "sso_session_max_lifespan": None,
-    "offline_session_idle_timeout": None,
-    "redirect_uris[]": "https://unknown.invalid/cb",
-    "post_logout_redirect_uris[]": "https://unknown.invalid/cb",
-    "web_origins[]": "https://unknown.invalid",
-    "redirect_uris": ["https://unknown.invalid/cb"],
-    "post_logout_redirect_uris": ["https://unknown.invalid/cb"],
-    "web_origins": ["https://unknown.invalid"],
-    "attributes": {},
-    "default_client_scopes": [],
-    "optional_client_scopes": [],
-    "connection": {"url": "https://unknown.invalid", "username": "u", "password": "p"},
-}
-
-
-def _at_unknown(data: Any, loc: tuple[int | str, ...]) -> bool:
-    node = data
-    for part in loc:
-        if is_unknown(node):
-            return True
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            return False
-    return contains_unknown(node)
-
-
-def _reason(err: Any) -> str:
-    msg = str(err["msg"])
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    if err["type"] == "missing":
-        return "is required"
-    if err["type"] == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}"
-    if err["type"] == "extra_forbidden":
-        return "is not a recognised field"
-    return msg
 
 
 # --- cross-field and syntax rules ------------------------------------------------------------

@@ -30,7 +30,7 @@ provider object unpickled from state; the providers hold no state and no credent
   endpoint. Nothing is sent when only `connection` changed. Always returns the full outputs.
 * `delete`: GET, check ownership, DELETE; an object already gone (404) counts as success.
 
-Ownership on every write (`dynamic_providers/_ownership.py`): before an update or a delete sends
+Ownership on every write (`dynamic_providers/_kernel.py`): before an update or a delete sends
 anything, the object at the state's address must be the one in the state (same id: a realm is
 addressed by name, so one re-created outside Pulumi is caught here) and carry this stack's marker
 (its `pulumi.stack` attribute is the `owner` input, or the marker the state recorded, so that a
@@ -42,15 +42,28 @@ between the check and the write are not atomic on Keycloak's API: the window is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypedDict, TypeVar
 
-import pulumi
-from pulumi import Input, Output, ResourceOptions, dynamic
+from pulumi import Input, Output
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
-from dynamic_providers._ownership import Malformed, refusal
+from dynamic_providers._kernel import (
+    ForeignObjectError,
+    Malformed,
+    OwnershipEncoder,
+    Provider,
+    Resource,
+    changed_fields,
+    contains_unknown,
+    create_or_adopt,
+    environment_stack,
+    program_stack,
+    refusal,
+    strip,
+    validation_failures,
+)
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, ScopeKind
 from dynamic_providers.keycloak.models import (
     CLIENT_INPUTS,
@@ -69,13 +82,9 @@ from dynamic_providers.keycloak.models import (
     audience_mapper,
     client_problems,
     connection_problems,
-    contains_unknown,
-    environment_owner,
     realm_problems,
-    validate_spec,
 )
 
-PROVIDER_KEY = "__provider"
 FLOWS = ("standard_flow_enabled", "implicit_flow_enabled", "direct_access_grants_enabled", "service_accounts_enabled")
 # ClientSpec field -> ClientRepresentation attribute, for the plain top-level fields.
 _CLIENT_SCALARS = (
@@ -99,10 +108,6 @@ _REMOVABLE = frozenset({"attributes", "audience"})
 
 def _owner_text(owner: str | None) -> str:
     return repr(owner) if owner else "absent"
-
-
-def _strip(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
 
 
 def _stringify(value: Any) -> str:
@@ -158,18 +163,10 @@ def _changed(
     keys: Sequence[str], olds: Mapping[str, Any], news: Mapping[str, Any], defaults: Mapping[str, Any]
 ) -> list[str]:
     """Keys whose new value differs from the old output; unset (None) news are unmanaged unless removable."""
-    changed = []
-    for key in keys:
-        new = news.get(key, defaults.get(key))
-        if new is None:
-            if key in _REMOVABLE and olds.get(key):
-                changed.append(key)  # dropped from the program: remove what the provider added
-            continue
-        if contains_unknown(new):
-            changed.append(key)
-        elif _comparable(key, olds.get(key)) != _comparable(key, new):
-            changed.append(key)
-    return changed
+    news = {k: news.get(k, defaults.get(k)) for k in keys}
+    dropped = [k for k in keys if news[k] is None and k in _REMOVABLE and olds.get(k)]
+    managed = [k for k in keys if news[k] is not None]
+    return changed_fields(managed, olds, news, normalise) + dropped
 
 
 def _comparable(key: str, value: Any) -> Any:
@@ -183,60 +180,57 @@ def _comparable(key: str, value: Any) -> Any:
 # --- ownership ----------------------------------------------------------------------------------
 
 
-def _markers(*candidates: Any) -> list[str]:
-    """The owner markers that make an object ours, in order of preference, without repeats."""
-    out: list[str] = []
-    for c in candidates:
-        if isinstance(c, str) and c and c not in out:
-            out.append(c)
-    return out
+class KeycloakAttribute(OwnershipEncoder[str, "ClientRepresentation | RealmRepresentation"]):
+    """Keycloak's ownership mark: the attribute `pulumi.stack=<project>/<stack>` on the object.
+
+    The object at the state's address must also be the one in the state (same id: a realm is
+    addressed by name, so one deleted and re-created outside Pulumi has the name, not the id)."""
+
+    def __init__(self, what: str, state_id: str, kcadm_target: str) -> None:
+        self.what, self.state_id, self.kcadm_target = what, state_id, kcadm_target
+
+    def parse(self, raw: Any) -> str | None:
+        return raw if isinstance(raw, str) and raw else None
+
+    def owns(self, rep: ClientRepresentation | RealmRepresentation, marks: Sequence[str]) -> bool:
+        return rep.id == self.state_id and rep.owner in marks
+
+    def refuse(
+        self, action: str, rep: ClientRepresentation | RealmRepresentation, id_: str, marks: Sequence[str]
+    ) -> ForeignObjectError:
+        ours = marks[0] if marks else "<project>/<stack>"
+        us = repr(marks[0]) if marks else "unknown (no owner input and no PULUMI_PROJECT/PULUMI_STACK)"
+        owned = f"its {OWNER_ATTRIBUTE} attribute is {_owner_text(rep.owner)}, this stack is {us}"
+        kcadm = f"kcadm.sh update {self.kcadm_target} -s 'attributes.\"{OWNER_ATTRIBUTE}\"={ours}'"
+        mark = f"set its attribute {OWNER_ATTRIBUTE}={ours} (`{kcadm}`)"
+        if rep.id != self.state_id:
+            return refusal(
+                action,
+                self.what,
+                str(rep.id),
+                f"it is not the one in this stack's state (id {self.state_id}): that one was deleted and this one "
+                "created in its place outside Pulumi",
+                owned,
+                f"{mark}, then `pulumi refresh` and `pulumi up` adopt it",
+            )
+        return refusal(
+            action,
+            self.what,
+            id_,
+            "it is not managed by this stack",
+            owned,
+            f"{mark}, then run the same Pulumi command again",
+        )
 
 
 def _state_markers(props: Mapping[str, Any]) -> list[str]:
     """For read and delete, which see only the state: this stack's marker (the host's
     PULUMI_PROJECT/PULUMI_STACK) and the one the state recorded from the server."""
-    return _markers(environment_owner(), props.get("owner"))
+    return [m for m in dict.fromkeys((environment_stack(), props.get("owner"))) if isinstance(m, str) and m]
 
 
-def _marker_text(markers: Sequence[str]) -> str:
-    return repr(markers[0]) if markers else "unknown (no owner input and no PULUMI_PROJECT/PULUMI_STACK)"
-
-
-def _require_ours(
-    action: str,
-    what: str,
-    rep: ClientRepresentation | RealmRepresentation,
-    state_id: str,
-    markers: Sequence[str],
-    kcadm_target: str,
-) -> None:
-    """Refuse, before any write, the object found at the state's address unless it is the one in
-    the state (same id) and carries one of `markers`: `ForeignObjectError` saying what it is, whose
-    it is and how to hand it over."""
-    if rep.id == state_id and rep.owner in markers:
-        return
-    ours = markers[0] if markers else "<project>/<stack>"
-    owned = f"its {OWNER_ATTRIBUTE} attribute is {_owner_text(rep.owner)}, this stack is {_marker_text(markers)}"
-    kcadm = f"kcadm.sh update {kcadm_target} -s 'attributes.\"{OWNER_ATTRIBUTE}\"={ours}'"
-    mark = f"set its attribute {OWNER_ATTRIBUTE}={ours} (`{kcadm}`)"
-    if rep.id != state_id:
-        raise refusal(
-            action,
-            what,
-            str(rep.id),
-            f"it is not the one in this stack's state (id {state_id}): that one was deleted and this one "
-            "created in its place outside Pulumi",
-            owned,
-            f"{mark}, then `pulumi refresh` and `pulumi up` adopt it",
-        )
-    raise refusal(
-        action,
-        what,
-        state_id,
-        "it is not managed by this stack",
-        owned,
-        f"{mark}, then run the same Pulumi command again",
-    )
+def _markers(*candidates: Any) -> list[str]:
+    return [m for m in dict.fromkeys(candidates) if isinstance(m, str) and m]
 
 
 def _failures(rules: list[Problem], types: list[Problem]) -> list[CheckFailure]:
@@ -253,11 +247,11 @@ def _failures(rules: list[Problem], types: list[Problem]) -> list[CheckFailure]:
 
 def _checked_defaults(news: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """Inputs with unset defaults filled in, and `owner` from the host's stack when the caller gave none."""
-    props = _strip(news)
+    props = strip(news)
     for key, value in defaults.items():
         if props.get(key) is None:
             props[key] = value
-    if props.get("owner") is None and (owner := environment_owner()):
+    if props.get("owner") is None and (owner := environment_stack()):
         props["owner"] = owner
     return props
 
@@ -284,17 +278,70 @@ def _connection(props: Mapping[str, Any]) -> Connection:
         raise KeycloakApiError(f"invalid connection.{where}: {first['msg']}") from None
 
 
-class _KeycloakProvider(dynamic.ResourceProvider):
-    """Shared tuning. The instance is pickled into state: only plain, non-secret settings live here."""
+class _KeycloakProvider(Provider):
+    """Shared tuning. The instance is pickled into state: only plain, non-secret settings live
+    here, and only when they differ from the class defaults (so the default provider pickles as
+    its class alone and one serialization serves every resource)."""
+
+    meta_keys = ("connection", "owner")
+    computed: ClassVar[tuple[str, ...]] = ("issuer_url", "jwks_url")
+    retry: RetryPolicy = RetryPolicy()
+    ready_timeout: float = 300.0
 
     def __init__(self, retry: RetryPolicy | None = None, ready_timeout: float = 300.0) -> None:
         super().__init__()
-        self.retry = retry or RetryPolicy()
-        self.ready_timeout = ready_timeout
+        if retry is not None:
+            self.retry = retry
+        if ready_timeout != type(self).ready_timeout:
+            self.ready_timeout = ready_timeout
+
+    def _type_problems(self, props: Mapping[str, Any]) -> list[Problem]:
+        """Every known input against the model (unknowns skipped by the kernel), and every key
+        that is not an input (even unset: a misspelling is named)."""
+        fields = self.args_model.model_fields
+        unknown = [
+            (k, f"unknown input {k!r}; valid inputs are {', '.join(sorted(fields))}") for k in props if k not in fields
+        ]
+        data = {k: v for k, v in props.items() if k in fields and v is not None}
+        return unknown + [(f.property, f.reason) for f in validation_failures(self.args_model, data)]
 
     def _admin(self, conn: Connection, *, wait_ready: bool = False) -> KeycloakAdmin:
         return KeycloakAdmin(conn, retry=self.retry, ready_timeout=self.ready_timeout if wait_ready else 0.0)
 
+    def _create_or_adopt_with(
+        self,
+        kc: KeycloakAdmin,
+        post: Callable[[], T],
+        find: Callable[[], R | None],
+        adopt: Callable[[R], T],
+        what: str,
+        *,
+        before_lookup: Callable[[], None] = lambda: None,
+    ) -> T:
+        """POST; on 409 or a lost answer look the object up: adopt ours, refuse foreign, else POST
+        again after the client's backoff (`Retry-After` first)."""
+
+        def exhausted(e: KeycloakApiError) -> NoReturn:
+            raise KeycloakApiError(f"could not create {what}: {e}", status=e.status) from e
+
+        result, _ = create_or_adopt(
+            post,
+            lambda _err: find(),
+            lambda existing, _err, _uncertain: (adopt(existing), False),
+            errors=KeycloakApiError,
+            attempts=self.retry.attempts,
+            conflict=lambda e: e.status == 409,
+            lost=lambda e: e.outcome_unknown,
+            pause=kc.pause,
+            unheld_conflict=lambda _err: None,  # the holder just went away: POST again
+            exhausted=exhausted,
+            before_lookup=before_lookup,
+        )
+        return result
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # --- clients ----------------------------------------------------------------------------------
 
@@ -336,9 +383,12 @@ def _without_keycloak_managed(names: list[str], declared: Any) -> list[str]:
 class KeycloakClientProvider(_KeycloakProvider):
     """CRUD for one OIDC client (`/admin/realms/{realm}/clients/{uuid}`)."""
 
+    args_model = ClientSpec
+    computed = ("client_secret", "issuer_url", "jwks_url")
+
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         props = _checked_defaults(news, {"enabled": True, "access_type": "CONFIDENTIAL"})
-        types = validate_spec(ClientSpec, props)
+        types = self._type_problems(props)
         rules = client_problems(props) + connection_problems(props.get("connection")) + _owner_problems(props)
         attrs = props.get("attributes")
         if isinstance(attrs, Mapping) and not contains_unknown(attrs):
@@ -348,13 +398,13 @@ class KeycloakClientProvider(_KeycloakProvider):
         return CheckResult(props, _failures(rules, types))
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
-        olds, news = _strip(_olds), _strip(_news)
+        olds, news = strip(_olds), strip(_news)
         changed = _changed(CLIENT_INPUTS, olds, news, {"enabled": True, "access_type": "CONFIDENTIAL"})
         replaces = ["realm"] if "realm" in changed else []
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        raw = _strip(props)
+        raw = strip(props)
         spec = ClientSpec.model_validate(raw)
         with self._admin(spec.connection, wait_ready=True) as kc:
             if spec.default_client_scopes is not None or spec.optional_client_scopes is not None:
@@ -365,7 +415,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         return CreateResult(uuid, self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        olds = _strip(props)
+        olds = strip(props)
         conn = _connection(olds)
         realm = str(olds["realm"])
         with self._admin(conn) as kc:
@@ -382,7 +432,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         return ReadResult(id_, outs, inputs)
 
     def update(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
-        olds, raw = _strip(_olds), _strip(_news)
+        olds, raw = strip(_olds), strip(_news)
         spec = ClientSpec.model_validate(raw)
         changed = set(_changed(CLIENT_INPUTS, olds, raw, {"enabled": True, "access_type": "CONFIDENTIAL"}))
         if changed <= {"connection"}:
@@ -401,7 +451,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         return UpdateResult(self._outs(raw, dict(spec), spec.connection, spec.realm, rep, secret))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        props = _strip(_props)
+        props = strip(_props)
         realm = str(props["realm"])
         with self._admin(_connection(props)) as kc:
             current = kc.get_client(realm, _id)
@@ -417,7 +467,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         action: str, current: ClientRepresentation, uuid: str, realm: str, markers: Sequence[str]
     ) -> None:
         what = f"Keycloak client {current.client_id!r} in realm {realm!r}"
-        _require_ours(action, what, current, uuid, markers, f"clients/{uuid} -r {realm}")
+        KeycloakAttribute(what, uuid, f"clients/{uuid} -r {realm}").require(action, current, uuid, markers)
 
     @staticmethod
     def _get(kc: KeycloakAdmin, spec: ClientSpec, uuid: str) -> ClientRepresentation:
@@ -436,19 +486,8 @@ class KeycloakClientProvider(_KeycloakProvider):
         body.protocol_mappers = [audience_mapper(spec.audience)] if spec.audience else None
         body.default_client_scopes = spec.default_client_scopes
         body.optional_client_scopes = spec.optional_client_scopes
-        last: KeycloakApiError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            if last is not None:
-                kc.pause(attempt - 1, last)  # the same backoff as any retry, Retry-After first
-            try:
-                return kc.create_client(spec.realm, body)
-            except KeycloakApiError as e:
-                if e.status != 409 and not e.outcome_unknown:
-                    raise
-                last = e
-            existing = kc.find_client(spec.realm, spec.client_id)
-            if existing is None:
-                continue  # the POST never took effect (or the holder of the name just went away)
+
+        def adopt(existing: ClientRepresentation) -> str:
             if existing.owner != spec.owner:
                 raise KeycloakApiError(
                     f"client {spec.client_id!r} already exists in realm {spec.realm!r} (id {existing.id}) and is not "
@@ -462,9 +501,13 @@ class KeycloakClientProvider(_KeycloakProvider):
             current = self._get(kc, spec, existing.id)
             self._reconcile(kc, spec, current, set(), audience_was_managed=False)
             return existing.id
-        raise KeycloakApiError(
-            f"could not create client {spec.client_id!r} in realm {spec.realm!r}: {last}",
-            status=last.status if last else None,
+
+        return self._create_or_adopt_with(
+            kc,
+            lambda: kc.create_client(spec.realm, body),
+            lambda: kc.find_client(spec.realm, spec.client_id),
+            adopt,
+            f"client {spec.client_id!r} in realm {spec.realm!r}",
         )
 
     @staticmethod
@@ -677,23 +720,25 @@ def _realm_view(rep: RealmRepresentation) -> dict[str, Any]:
 class KeycloakRealmProvider(_KeycloakProvider):
     """CRUD for one realm (`/admin/realms/{realm}`); id = the realm's internal id."""
 
+    args_model = RealmSpec
+
     _LOCAL = ("realm", "connection")
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         props = _checked_defaults(news, {"enabled": True})
-        types = validate_spec(RealmSpec, props)
+        types = self._type_problems(props)
         rules = realm_problems(props) + connection_problems(props.get("connection")) + _owner_problems(props)
         return CheckResult(props, _failures(rules, types))
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
-        olds, news = _strip(_olds), _strip(_news)
+        olds, news = strip(_olds), strip(_news)
         keys = ["realm", "connection", "owner", *REALM_FIELDS]
         changed = _changed(keys, olds, news, {"enabled": True})
         replaces = ["realm"] if "realm" in changed else []
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        raw = _strip(props)
+        raw = strip(props)
         spec = RealmSpec.model_validate(raw)
         with self._admin(spec.connection, wait_ready=True) as kc:
             self._create_or_adopt(kc, spec)
@@ -703,7 +748,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
         return CreateResult(rep.id, self._outs(raw, rep, discovery))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        olds = _strip(props)
+        olds = strip(props)
         conn = _connection(olds)
         with self._admin(conn) as kc:
             rep = kc.get_realm(str(olds["realm"]))
@@ -715,7 +760,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
         return ReadResult(id_, outs, inputs)
 
     def update(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
-        olds, raw = _strip(_olds), _strip(_news)
+        olds, raw = strip(_olds), strip(_news)
         spec = RealmSpec.model_validate(raw)
         changed = set(_changed(["realm", "connection", "owner", *REALM_FIELDS], olds, raw, {"enabled": True}))
         if changed <= {"connection"}:
@@ -729,7 +774,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
         return UpdateResult(self._outs(raw, rep, discovery))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
-        props = _strip(_props)
+        props = strip(_props)
         realm = str(props["realm"])
         with self._admin(_connection(props)) as kc:
             current = kc.get_realm(realm)
@@ -742,10 +787,8 @@ class KeycloakRealmProvider(_KeycloakProvider):
 
     @staticmethod
     def _require_ours(action: str, current: RealmRepresentation, realm_id: str, markers: Sequence[str]) -> None:
-        """Realms are addressed by name: one deleted and re-created outside Pulumi has the name, not the id."""
-        _require_ours(
-            action, f"Keycloak realm {current.realm!r}", current, realm_id, markers, f"realms/{current.realm}"
-        )
+        what = f"Keycloak realm {current.realm!r}"
+        KeycloakAttribute(what, realm_id, f"realms/{current.realm}").require(action, current, realm_id, markers)
 
     @staticmethod
     def _get(kc: KeycloakAdmin, realm: str) -> RealmRepresentation:
@@ -767,21 +810,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
         return rep
 
     def _create_or_adopt(self, kc: KeycloakAdmin, spec: RealmSpec) -> None:
-        last: KeycloakApiError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            if last is not None:
-                kc.pause(attempt - 1, last)  # the same backoff as any retry, Retry-After first
-            try:
-                kc.create_realm(self._body(spec))
-                return
-            except KeycloakApiError as e:
-                if e.status != 409 and not e.outcome_unknown:
-                    raise
-                last = e
-            kc.renew_token()  # a realm made by a lost POST is invisible to the old token (403)
-            existing = kc.get_realm(spec.realm)
-            if existing is None:
-                continue
+        def adopt(existing: RealmRepresentation) -> None:
             if existing.owner != spec.owner:
                 raise KeycloakApiError(
                     f"realm {spec.realm!r} already exists (id {existing.id}) and is not managed by this stack: its "
@@ -791,8 +820,15 @@ class KeycloakRealmProvider(_KeycloakProvider):
                     status=409,
                 )
             self._reconcile(kc, spec, existing)
-            return
-        raise KeycloakApiError(f"could not create realm {spec.realm!r}: {last}", status=last.status if last else None)
+
+        self._create_or_adopt_with(
+            kc,
+            lambda: kc.create_realm(self._body(spec)),
+            lambda: kc.get_realm(spec.realm),
+            adopt,
+            f"realm {spec.realm!r}",
+            before_lookup=kc.renew_token,  # a realm made by a lost POST is invisible to the old token (403)
+        )
 
     def _reconcile(self, kc: KeycloakAdmin, spec: RealmSpec, current: RealmRepresentation) -> None:
         have, want = _realm_view(current), _realm_view(self._body(spec))
@@ -831,75 +867,38 @@ class ConnectionArgs(TypedDict, total=False):
     timeout: Input[float]
 
 
-def connection_input(connection: Input[Mapping[str, Any]] | ConnectionArgs) -> Input[Mapping[str, Any]]:
-    """Mark the secret parts secret; a whole-Output connection becomes one secret."""
-    if isinstance(connection, Mapping):
-        out: dict[str, Any] = {k: v for k, v in connection.items() if v is not None}
-        for key in ("password", "client_secret"):
-            if key in out:
-                out[key] = Output.secret(out[key])
-        return out
-    return Output.secret(connection)
+class _KeycloakResource(Resource):
+    """`owner` is this program's stack (the provider process cannot know it); the connection's
+    password and client secret are secrets (a whole-Output connection becomes one secret)."""
+
+    program_inputs = ("owner",)
+    secret_outputs: ClassVar[tuple[str, ...]] = ("connection",)
+
+    @classmethod
+    def with_program_inputs(cls, resource_name: str, props: dict[str, Any]) -> dict[str, Any]:
+        connection = props["connection"]
+        if isinstance(connection, Mapping):
+            connection = {k: v for k, v in connection.items() if v is not None}
+            for key in ("password", "client_secret"):
+                if key in connection:
+                    connection[key] = Output.secret(connection[key])
+        else:
+            connection = Output.secret(connection)
+        return {**props, "connection": connection, "owner": program_stack()}
 
 
-def owner_marker() -> str:
-    """`<project>/<stack>` of the running program: the provider process cannot know it."""
-    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
-
-
-def _secret_opts(opts: ResourceOptions | None, outputs: list[str]) -> ResourceOptions:
-    return ResourceOptions.merge(opts, ResourceOptions(additional_secret_outputs=outputs))
-
-
-class KeycloakRealm(dynamic.Resource, module="keycloak", name="Realm"):
+class KeycloakRealm(_KeycloakResource, module="keycloak", name="Realm"):
     """A Keycloak realm. Renaming replaces it (and with it everything inside); lifespans are seconds."""
 
-    realm: Output[str]
-    enabled: Output[bool]
-    display_name: Output[str | None]
-    access_token_lifespan: Output[int | None]
-    access_code_lifespan: Output[int | None]
-    sso_session_idle_timeout: Output[int | None]
-    sso_session_max_lifespan: Output[int | None]
-    offline_session_idle_timeout: Output[int | None]
-    owner: Output[str]
-    issuer_url: Output[str]
-    jwks_url: Output[str]
-
-    _OUTPUTS: ClassVar[tuple[str, ...]] = ("issuer_url", "jwks_url")
-
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        realm: Input[str],
-        connection: Input[Mapping[str, Any]] | ConnectionArgs,
-        enabled: Input[bool] = True,
-        display_name: Input[str] | None = None,
-        access_token_lifespan: Input[int] | None = None,
-        access_code_lifespan: Input[int] | None = None,
-        sso_session_idle_timeout: Input[int] | None = None,
-        sso_session_max_lifespan: Input[int] | None = None,
-        offline_session_idle_timeout: Input[int] | None = None,
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "realm": realm,
-            "enabled": enabled,
-            "display_name": display_name,
-            "access_token_lifespan": access_token_lifespan,
-            "access_code_lifespan": access_code_lifespan,
-            "sso_session_idle_timeout": sso_session_idle_timeout,
-            "sso_session_max_lifespan": sso_session_max_lifespan,
-            "offline_session_idle_timeout": offline_session_idle_timeout,
-            "connection": connection_input(connection),
-            "owner": owner_marker(),
-            **dict.fromkeys(self._OUTPUTS),
-        }
-        super().__init__(KeycloakRealmProvider(), resource_name, props, _secret_opts(opts, ["connection"]))
+    provider = KeycloakRealmProvider
+    defaults: ClassVar[Mapping[str, Any]] = {"enabled": True}
+    if TYPE_CHECKING:
+        realm: Output[str]
+        issuer_url: Output[str]
+        jwks_url: Output[str]
 
 
-class KeycloakClient(dynamic.Resource, module="keycloak", name="Client"):
+class KeycloakClient(_KeycloakResource, module="keycloak", name="Client"):
     """An OpenID Connect client; the resource id is Keycloak's UUID of the client.
 
     Unset optional inputs are not managed: Keycloak keeps or defaults them and diffs ignore them.
@@ -907,87 +906,10 @@ class KeycloakClient(dynamic.Resource, module="keycloak", name="Client"):
     Changing `rotate_secret_trigger` (any string) regenerates a confidential client's secret.
     """
 
-    realm: Output[str]
-    client_id: Output[str]
-    name: Output[str | None]
-    description: Output[str | None]
-    enabled: Output[bool]
-    access_type: Output[str]
-    standard_flow_enabled: Output[bool | None]
-    implicit_flow_enabled: Output[bool | None]
-    direct_access_grants_enabled: Output[bool | None]
-    service_accounts_enabled: Output[bool | None]
-    redirect_uris: Output[list[str] | None]
-    web_origins: Output[list[str] | None]
-    post_logout_redirect_uris: Output[list[str] | None]
-    root_url: Output[str | None]
-    base_url: Output[str | None]
-    pkce_method: Output[str | None]
-    attributes: Output[dict[str, str] | None]
-    default_client_scopes: Output[list[str] | None]
-    optional_client_scopes: Output[list[str] | None]
-    audience: Output[str | None]
-    rotate_secret_trigger: Output[str | None]
-    owner: Output[str]
-    client_secret: Output[str | None]
-    issuer_url: Output[str]
-    jwks_url: Output[str]
-
-    _OUTPUTS: ClassVar[tuple[str, ...]] = ("client_secret", "issuer_url", "jwks_url")
-
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        realm: Input[str],
-        client_id: Input[str],
-        connection: Input[Mapping[str, Any]] | ConnectionArgs,
-        name: Input[str] | None = None,
-        description: Input[str] | None = None,
-        enabled: Input[bool] = True,
-        access_type: Input[str] = "CONFIDENTIAL",
-        standard_flow_enabled: Input[bool] | None = None,
-        implicit_flow_enabled: Input[bool] | None = None,
-        direct_access_grants_enabled: Input[bool] | None = None,
-        service_accounts_enabled: Input[bool] | None = None,
-        redirect_uris: Input[Sequence[Input[str]]] | None = None,
-        web_origins: Input[Sequence[Input[str]]] | None = None,
-        post_logout_redirect_uris: Input[Sequence[Input[str]]] | None = None,
-        root_url: Input[str] | None = None,
-        base_url: Input[str] | None = None,
-        pkce_method: Input[str] | None = None,
-        attributes: Input[Mapping[str, Input[str]]] | None = None,
-        default_client_scopes: Input[Sequence[Input[str]]] | None = None,
-        optional_client_scopes: Input[Sequence[Input[str]]] | None = None,
-        audience: Input[str] | None = None,
-        rotate_secret_trigger: Input[str] | None = None,
-        opts: ResourceOptions | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "realm": realm,
-            "client_id": client_id,
-            "name": name,
-            "description": description,
-            "enabled": enabled,
-            "access_type": access_type,
-            "standard_flow_enabled": standard_flow_enabled,
-            "implicit_flow_enabled": implicit_flow_enabled,
-            "direct_access_grants_enabled": direct_access_grants_enabled,
-            "service_accounts_enabled": service_accounts_enabled,
-            "redirect_uris": redirect_uris,
-            "web_origins": web_origins,
-            "post_logout_redirect_uris": post_logout_redirect_uris,
-            "root_url": root_url,
-            "base_url": base_url,
-            "pkce_method": pkce_method,
-            "attributes": attributes,
-            "default_client_scopes": default_client_scopes,
-            "optional_client_scopes": optional_client_scopes,
-            "audience": audience,
-            "rotate_secret_trigger": rotate_secret_trigger,
-            "connection": connection_input(connection),
-            "owner": owner_marker(),
-            **dict.fromkeys(self._OUTPUTS),
-        }
-        secret_outputs = ["connection", "client_secret"]
-        super().__init__(KeycloakClientProvider(), resource_name, props, _secret_opts(opts, secret_outputs))
+    provider = KeycloakClientProvider
+    defaults: ClassVar[Mapping[str, Any]] = {"enabled": True, "access_type": "CONFIDENTIAL"}
+    secret_outputs = ("connection", "client_secret")
+    if TYPE_CHECKING:
+        client_id: Output[str]
+        audience: Output[str | None]
+        client_secret: Output[str | None]

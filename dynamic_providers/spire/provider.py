@@ -20,7 +20,7 @@ Lifecycle (see `client.py` for the server-side semantics):
   re-created under that same id.
 - delete: reads the entry and checks ownership, then deletes; NOT_FOUND counts as success.
 
-Ownership on every write (`dynamic_providers/_ownership.py`): the entry at the state's id is ours
+Ownership on every write (`dynamic_providers/_kernel.py`): the entry at the state's id is ours
 only if that id carries this stack's prefix (`pulumi.<project>.<stack>.`, from the connection in
 the state or, on update, the new one: the mark create adopts by) and it is the entry in the state:
 the same spiffe_id, parent_id and selectors (the provider never changes those in place; with no
@@ -40,24 +40,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    Resource,
-    ResourceProvider,
-    UpdateResult,
-)
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
-from dynamic_providers._ownership import Malformed, refusal
+from dynamic_providers._kernel import (
+    ForeignObjectError,
+    Malformed,
+    OwnershipEncoder,
+    Provider,
+    Resource,
+    changed_fields,
+    contains_unknown,
+    is_unknown,
+    refusal,
+    strip,
+)
 from dynamic_providers.spire.client import SpireError, open_client
 from dynamic_providers.spire.models import (
     IDENTITY_FIELDS,
@@ -79,7 +79,6 @@ from dynamic_providers.spire.models import (
     trust_domain_problem,
 )
 
-PROVIDER_KEY = "__provider"
 OUTPUT_KEYS = ("entry_id", "revision_number", "created_at")
 DEFAULTS: dict[str, Any] = {
     "x509_svid_ttl": 0,
@@ -91,30 +90,6 @@ DEFAULTS: dict[str, Any] = {
     "hint": "",
     "store_svid": False,
 }
-
-
-def _whole_unknown(value: Any) -> bool:
-    """True when the value itself (not just an element of it) is Unknown.
-
-    The dynamic-provider host hands check/diff `rpc.Unknown()` objects; the wire sentinel
-    string is accepted too.
-    """
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
-
-
-def is_unknown(value: Any) -> bool:
-    """True when `value` is, or contains, a preview-time Unknown placeholder."""
-    if _whole_unknown(value):
-        return True
-    if isinstance(value, Mapping):
-        return any(is_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(is_unknown(v) for v in value)
-    return False
-
-
-def _strip(props: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
 
 
 # --- check -------------------------------------------------------------------------------------
@@ -140,7 +115,7 @@ def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> lis
         return None
     out = []
     for i, item in enumerate(value):
-        if is_unknown(item):
+        if contains_unknown(item):
             continue
         if not isinstance(item, str):
             failures.append((field, f"{field}[{i}]: must be a string, got {item!r}"))
@@ -151,7 +126,7 @@ def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> lis
 
 def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
     """Validate `connection`; return its trust domain when known and valid."""
-    if _whole_unknown(raw):
+    if is_unknown(raw):
         return None
     if raw is None:
         failures.append(("connection", "connection: required (transport, trust_domain, project, stack, ...)"))
@@ -160,16 +135,16 @@ def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
         failures.append(("connection", f"connection: must be an object, got {type(raw).__name__}"))
         return None
     td = raw.get("trust_domain")
-    known_td = td if isinstance(td, str) and not is_unknown(td) and trust_domain_problem(td) is None else None
+    known_td = td if isinstance(td, str) and not contains_unknown(td) and trust_domain_problem(td) is None else None
     transport = raw.get("transport")
-    if is_unknown(transport):
+    if contains_unknown(transport):
         return known_td  # validated again at `up`, when every value is known
     if transport not in TRANSPORTS:
         failures.append(
             ("connection", f"connection.transport: must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         )
         return known_td
-    unknown_keys = {k for k, v in raw.items() if is_unknown(v)}
+    unknown_keys = {k for k, v in raw.items() if contains_unknown(v)}
     try:
         parse_connection(raw)
     except ValidationError as e:
@@ -192,7 +167,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     for field, workload in (("spiffe_id", True), ("parent_id", False)):
         value = props.get(field)
-        if is_unknown(value):
+        if contains_unknown(value):
             continue
         if not isinstance(value, str) or not value:
             failures.append((field, f"{field}: required, a SPIFFE ID such as spiffe://example.org/ns/app"))
@@ -203,13 +178,13 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     selector_types: set[str] = set()
     raw_selectors = props.get("selectors")
-    if not _whole_unknown(raw_selectors):
+    if not is_unknown(raw_selectors):
         if not isinstance(raw_selectors, list | tuple) or not raw_selectors:
             failures.append(("selectors", 'selectors: at least one "type:value" selector is required'))
         else:
             seen: list[str] = []
             for i, raw in enumerate(raw_selectors):
-                if is_unknown(raw):
+                if contains_unknown(raw):
                     continue
                 if not isinstance(raw, str | Mapping):
                     failures.append(("selectors", f'selectors[{i}]: must be a "type:value" string, got {raw!r}'))
@@ -229,7 +204,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     for field in ("x509_svid_ttl", "jwt_svid_ttl"):
         value = props.get(field)
-        if value is None or is_unknown(value):
+        if value is None or contains_unknown(value):
             continue
         problem = _int_problem(value)
         if problem:
@@ -237,18 +212,18 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     for field in ("admin", "downstream", "store_svid"):
         value = props.get(field)
-        if value is not None and not is_unknown(value) and not isinstance(value, bool):
+        if value is not None and not contains_unknown(value) and not isinstance(value, bool):
             failures.append((field, f"{field}: must be true or false, got {value!r}"))
 
     hint = props.get("hint")
-    if hint is not None and not is_unknown(hint):
+    if hint is not None and not contains_unknown(hint):
         if not isinstance(hint, str):
             failures.append(("hint", f"hint: must be a string, got {hint!r}"))
         elif len(hint.encode()) > MAX_HINT_BYTES:
             failures.append(("hint", f"hint: at most {MAX_HINT_BYTES} bytes, got {len(hint.encode())}"))
 
     dns_names = props.get("dns_names")
-    if not _whole_unknown(dns_names):
+    if not is_unknown(dns_names):
         names = _string_list("dns_names", dns_names, failures) or []
         for i, name in enumerate(names):
             problem = dns_name_problem(name)
@@ -258,7 +233,7 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
             failures.append(("dns_names", f"dns_names: {dup!r} is listed more than once"))
 
     federates_with = props.get("federates_with")
-    if not _whole_unknown(federates_with):
+    if not is_unknown(federates_with):
         tds = _string_list("federates_with", federates_with, failures) or []
         names = []
         for i, raw in enumerate(tds):
@@ -305,29 +280,20 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 _PLACEHOLDER: dict[str, Any] = {"spiffe_id": "", "parent_id": "", "selectors": ()}
 
 
+def _comparable(key: str, value: Any) -> Any:
+    """`EntryFields.normalized()` of one field: sorted selectors, DNS names and trust domains,
+    trust domains without scheme. A value it cannot read raises (the kernel's diff then compares
+    it as `Malformed`, a change: a replacement for an identity field)."""
+    return EntryFields.from_props({**_PLACEHOLDER, key: value}).normalized()[key]
+
+
 def _normalized(props: Mapping[str, Any]) -> dict[str, Any]:
-    """`EntryFields.normalized()`, field by field: a value that cannot be read (older or damaged
-    state, e.g. a missing spiffe_id or a TTL that is not a number) is `Malformed`, unequal to all,
-    so `diff` reports it as a change (a replacement for an identity field) instead of raising."""
     out: dict[str, Any] = {}
     for key in MANAGED_FIELDS:
         try:
-            out[key] = EntryFields.from_props({**_PLACEHOLDER, key: props.get(key)}).normalized()[key]
+            out[key] = _comparable(key, props.get(key))
         except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
             out[key] = Malformed(props.get(key))
-    return out
-
-
-def _prefixes(*connections: Any) -> list[str]:
-    """The ownership prefixes of the valid connections among `connections` (a damaged one proves nothing)."""
-    out: list[str] = []
-    for raw in connections:
-        try:
-            prefix = parse_connection(raw).owner_prefix
-        except (ValidationError, TypeError, ValueError):
-            continue
-        if prefix not in out:
-            out.append(prefix)
     return out
 
 
@@ -341,52 +307,59 @@ def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str
     return None
 
 
-def _owned(entry: Entry, prefixes: Sequence[str], *states: Mapping[str, Any]) -> bool:
-    """An entry is ours when its id carries one of our prefixes (the ownership mark: create adopts
-    such an entry, refuses any other) and it is the entry in the state: same spiffe_id, parent_id
-    and selectors (the provider never changes them in place). With no readable identity in the
-    state, its id must be the one this provider derives from its own identity fields."""
-    prefix = next((p for p in prefixes if entry.id.startswith(p)), None)
-    if prefix is None:
-        return False
-    recorded = _state_identity(*states)
-    if recorded is not None:
-        return entry.identity() == recorded
-    return entry.id == entry_id_for(prefix, entry.spiffe_id, entry.parent_id, entry.selectors)
+class EntryIdPrefix(OwnershipEncoder[str, Entry]):
+    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from a connection).
 
+    An entry is ours when its id carries one of our prefixes (create adopts such an entry,
+    refuses any other) and it is the entry in the state: same spiffe_id, parent_id and selectors
+    (the provider never changes them in place). With no readable identity in the state, its id
+    must be the one this provider derives from its own identity fields."""
 
-def _holder(entry_id: str) -> str:
-    parts = entry_id.split(".")
-    if len(parts) == 4 and parts[0] == "pulumi":
-        prefix = ".".join(parts[:3]) + "."
-        return f"its id carries the prefix {prefix!r} (Pulumi project {parts[1]!r}, stack {parts[2]!r})"
-    return "its id carries no Pulumi stack prefix (made by hand, by the SPIRE CLI or by another tool)"
+    def __init__(self, *states: Mapping[str, Any]) -> None:
+        self.states = states
 
+    def parse(self, raw: Any) -> str | None:
+        return parse_connection(raw).owner_prefix
 
-def _refuse(action: str, entry: Entry, prefixes: Sequence[str]) -> Exception:
-    ours = prefixes[0] if prefixes else "pulumi.<project>.<stack>."
-    delete = f"`spire-server entry delete -entryID {entry.id}`"
-    what = f"SPIRE entry {entry.spiffe_id} (parent {entry.parent_id})"
-    if any(entry.id.startswith(p) for p in prefixes):
+    def owns(self, entry: Entry, marks: Sequence[str]) -> bool:
+        prefix = next((p for p in marks if entry.id.startswith(p)), None)
+        if prefix is None:
+            return False
+        recorded = _state_identity(*self.states)
+        if recorded is not None:
+            return entry.identity() == recorded
+        return entry.id == entry_id_for(prefix, entry.spiffe_id, entry.parent_id, entry.selectors)
+
+    def refuse(self, action: str, entry: Entry, id_: str, marks: Sequence[str]) -> ForeignObjectError:
+        ours = marks[0] if marks else "pulumi.<project>.<stack>."
+        delete = f"`spire-server entry delete -entryID {entry.id}`"
+        what = f"SPIRE entry {entry.spiffe_id} (parent {entry.parent_id})"
+        if any(entry.id.startswith(p) for p in marks):
+            return refusal(
+                action,
+                what,
+                entry.id,
+                f"it is not the entry in this stack's state: its spiffe_id, parent_id and selectors "
+                f"{list(entry.selectors)} are not the recorded ones, so it was edited or re-created outside Pulumi",
+                f"its id carries this stack's prefix {ours!r}",
+                "restore the spiffe_id, parent_id and selectors this stack declared, or delete it "
+                f"({delete}) so that `pulumi up` creates this stack's own",
+            )
+        parts = entry.id.split(".")
+        if len(parts) == 4 and parts[0] == "pulumi":
+            prefix = ".".join(parts[:3]) + "."
+            holder = f"its id carries the prefix {prefix!r} (Pulumi project {parts[1]!r}, stack {parts[2]!r})"
+        else:
+            holder = "its id carries no Pulumi stack prefix (made by hand, by the SPIRE CLI or by another tool)"
         return refusal(
             action,
             what,
             entry.id,
-            f"it is not the entry in this stack's state: its spiffe_id, parent_id and selectors "
-            f"{list(entry.selectors)} are not the recorded ones, so it was edited or re-created outside Pulumi",
-            f"its id carries this stack's prefix {ours!r}",
-            "restore the spiffe_id, parent_id and selectors this stack declared, or delete it "
-            f"({delete}) so that `pulumi up` creates this stack's own",
+            "it is not managed by this stack",
+            f"{holder}; this stack's prefix is {ours!r}",
+            "an entry id cannot change, so it cannot be handed over in place: delete it in its own stack or with "
+            f"{delete}, and `pulumi up` creates this stack's own",
         )
-    return refusal(
-        action,
-        what,
-        entry.id,
-        "it is not managed by this stack",
-        f"{_holder(entry.id)}; this stack's prefix is {ours!r}",
-        "an entry id cannot change, so it cannot be handed over in place: delete it in its own stack or with "
-        f"{delete}, and `pulumi up` creates this stack's own",
-    )
 
 
 def _connection_key(raw: Any) -> Any:
@@ -438,15 +411,14 @@ def _outs(entry: Entry, connection: Any, reference: Mapping[str, Any]) -> dict[s
     }
 
 
-class SpireEntryProvider(ResourceProvider):
+class SpireEntryProvider(Provider):
     """CRUD for one SPIRE registration entry (see the module docstring)."""
 
-    # Nothing secret is captured (the class is pickled by reference): keep `__provider` plain, so
-    # a stack with a thousand entries does not pay a secret encryption per entry.
-    serialize_as_secret_always = False
+    args_model = EntryFields
+    computed = OUTPUT_KEYS
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in _strip(news).items() if k not in OUTPUT_KEYS}
+        inputs = {k: v for k, v in strip(news).items() if k not in OUTPUT_KEYS}
         connection = inputs.get("connection")
         if isinstance(connection, Mapping):
             # The engine runs the provider with PULUMI_PROJECT (and the test host with
@@ -461,38 +433,36 @@ class SpireEntryProvider(ResourceProvider):
                 inputs[key] = default
         return CheckResult(inputs, [CheckFailure(field, reason) for field, reason in failures])
 
+    def changes(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        # A field the new inputs leave out keeps its stored value; a connection left out is a change.
+        managed = changed_fields(MANAGED_FIELDS, olds, {**olds, **news}, _comparable)
+        return managed + changed_fields(("connection",), olds, news, lambda _k, v: _connection_key(v))
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        olds, news = _strip(olds), _strip(news)
-        unknown = [k for k in (*MANAGED_FIELDS, "connection") if is_unknown(news.get(k))]
-        known_news = {k: v for k, v in news.items() if k not in unknown}
-        old, new = _normalized(olds), _normalized({**olds, **known_news})
-        changed = unknown + [k for k in MANAGED_FIELDS if k not in unknown and old[k] != new[k]]
-        if "connection" not in unknown and _connection_key(olds.get("connection")) != _connection_key(
-            news.get("connection")
-        ):
-            changed.append("connection")
+        changed = self.changes(strip(olds), strip(news))
         replaces = [k for k in IDENTITY_FIELDS if k in changed]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        props = _strip(props)
+        props = strip(props)
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             entry = client.create(EntryFields.from_props(props))
         return CreateResult(entry.id, _outs(entry, props["connection"], props))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        props = _strip(props)
+        props = strip(props)
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             entry = client.get(id_)
-        if entry is None or not _owned(entry, _prefixes(props["connection"]), props):
+        ownership = EntryIdPrefix(props)
+        if entry is None or not ownership.owns(entry, ownership.marks(props["connection"])):
             return ReadResult("", {})  # gone, or not this stack's: refresh forgets it
         inputs = {**_props_of(entry, props), "connection": props["connection"]}
         return ReadResult(entry.id, _outs(entry, props["connection"], props), inputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, news = _strip(olds), _strip(news)
+        olds, news = strip(olds), strip(news)
         connection = parse_connection(news["connection"])
         fields = EntryFields.from_props(news)
         old = _normalized(olds)
@@ -503,9 +473,11 @@ class SpireEntryProvider(ResourceProvider):
         with open_client(connection) as client:
             try:
                 current = client.get(id_)
-                ours = _prefixes(news["connection"], olds.get("connection"))
-                if current is not None and not _owned(current, ours, olds, news):
-                    raise _refuse("update", current, ours)
+                ownership = EntryIdPrefix(olds, news)
+                if current is not None:
+                    ownership.require(
+                        "update", current, id_, ownership.marks(news["connection"], olds.get("connection"))
+                    )
                 if current is None:
                     raise SpireError(f"entry {id_} not found", code="NOT_FOUND", entry_id=id_)
                 entry = client.update(id_, fields, current=current)
@@ -523,15 +495,14 @@ class SpireEntryProvider(ResourceProvider):
         return UpdateResult(_outs(entry, news["connection"], news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        props = _strip(props)
+        props = strip(props)
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             current = client.get(id_)
             if current is None:
                 return  # already gone
-            prefixes = _prefixes(props["connection"])
-            if not _owned(current, prefixes, props):
-                raise _refuse("delete", current, prefixes)
+            ownership = EntryIdPrefix(props)
+            ownership.require("delete", current, id_, ownership.marks(props["connection"]))
             client.delete(id_)
 
 
@@ -543,59 +514,18 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     `spiffe://`). `connection` says how to reach the server: `transport` "grpc" (`socket_path`),
     "docker-exec" (`docker_host`, `container` or Swarm `service`) or "kubectl-exec" (`namespace`,
     `pod`, `container`, `context`), plus `trust_domain`, `project` and `stack` (the entry-id
-    ownership prefix `pulumi.<project>.<stack>.`).
+    ownership prefix `pulumi.<project>.<stack>.`, filled in from the running program when left out).
     """
 
-    spiffe_id: pulumi.Output[str]
-    parent_id: pulumi.Output[str]
-    selectors: pulumi.Output[list[str]]
-    x509_svid_ttl: pulumi.Output[int]
-    jwt_svid_ttl: pulumi.Output[int]
-    dns_names: pulumi.Output[list[str]]
-    federates_with: pulumi.Output[list[str]]
-    admin: pulumi.Output[bool]
-    downstream: pulumi.Output[bool]
-    hint: pulumi.Output[str]
-    store_svid: pulumi.Output[bool]
-    connection: pulumi.Output[dict[str, Any]]
-    entry_id: pulumi.Output[str]
-    revision_number: pulumi.Output[int]
-    created_at: pulumi.Output[int]
+    provider = SpireEntryProvider
+    defaults: ClassVar[Mapping[str, Any]] = DEFAULTS
+    if TYPE_CHECKING:
+        spiffe_id: pulumi.Output[str]
+        entry_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        resource_name: str,
-        *,
-        spiffe_id: pulumi.Input[str],
-        parent_id: pulumi.Input[str],
-        selectors: pulumi.Input[Sequence[pulumi.Input[str]]],
-        x509_svid_ttl: pulumi.Input[int] = 0,
-        jwt_svid_ttl: pulumi.Input[int] = 0,
-        dns_names: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
-        federates_with: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None,
-        admin: pulumi.Input[bool] = False,
-        downstream: pulumi.Input[bool] = False,
-        hint: pulumi.Input[str] | None = None,
-        store_svid: pulumi.Input[bool] = False,
-        connection: pulumi.Input[Mapping[str, Any]],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        props: dict[str, Any] = {
-            "spiffe_id": spiffe_id,
-            "parent_id": parent_id,
-            "selectors": selectors,
-            "x509_svid_ttl": x509_svid_ttl,
-            "jwt_svid_ttl": jwt_svid_ttl,
-            "dns_names": dns_names if dns_names is not None else [],
-            "federates_with": federates_with if federates_with is not None else [],
-            "admin": admin,
-            "downstream": downstream,
-            "hint": hint if hint is not None else "",
-            "store_svid": store_svid,
-            "connection": _with_owner(connection),
-            **dict.fromkeys(OUTPUT_KEYS),
-        }
-        super().__init__(SpireEntryProvider(), resource_name, props, opts)
+    @classmethod
+    def with_program_inputs(cls, resource_name: str, props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, "connection": _with_owner(props["connection"])}
 
 
 def _with_owner(connection: pulumi.Input[Mapping[str, Any]]) -> pulumi.Input[Mapping[str, Any]]:
@@ -616,10 +546,4 @@ def _with_owner(connection: pulumi.Input[Mapping[str, Any]]) -> pulumi.Input[Map
     return pulumi.Output.from_input(cast(Any, connection)).apply(fill)
 
 
-__all__ = [
-    "DEFAULTS",
-    "SpireEntry",
-    "SpireEntryProvider",
-    "check_inputs",
-    "is_unknown",
-]
+__all__ = ["DEFAULTS", "SpireEntry", "SpireEntryProvider", "check_inputs"]

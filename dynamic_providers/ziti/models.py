@@ -29,11 +29,10 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import types as key_types
-from pulumi.output import Unknown
-from pulumi.runtime import rpc
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+
+from dynamic_providers._kernel import contains_unknown, is_unknown, rule
 
 API_PATH = "/edge/management/v1"
 OWNER_STACK_TAG = "pulumi.stack"
@@ -41,29 +40,6 @@ OWNER_NAME_TAG = "pulumi.name"
 DEFAULT_IDENTITY_NAME_FORMAT = "[caName]-[commonName]"
 
 TagValue = str | bool | None
-
-
-def is_unknown(value: Any) -> bool:
-    """True for a value Pulumi does not know yet (preview of a resource whose input is computed).
-
-    The provider host deserializes such values as `pulumi.output.Unknown` instances; the raw wire
-    sentinel `rpc.UNKNOWN` is accepted too."""
-    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
-
-
-def contains_unknown(value: Any) -> bool:
-    if is_unknown(value):
-        return True
-    if isinstance(value, dict):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(contains_unknown(v) for v in value)
-    return False
-
-
-def rule(field: str, message: str) -> PydanticCustomError:
-    """A cross-field validation failure attributed to `field` (reported as that property by `check`)."""
-    return PydanticCustomError("ziti_rule", message, {"field": field})
 
 
 class _Model(BaseModel):

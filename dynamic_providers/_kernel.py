@@ -1,0 +1,484 @@
+"""What every dynamic provider of the project does the same way, whatever system it drives.
+
+Each system's sub-package imports this module; it imports (and names) none of them, so no import
+circle can form (tests/dynamic_providers/test_layering.py holds that rule). It owns:
+
+* the props as the engine hands them: `__provider` stripped (`strip`), preview-time unknowns
+  recognised one way (`is_unknown` for a value, `contains_unknown` for anything nesting one);
+* `check`: a pydantic model's validation errors become `CheckFailure`s named by property path,
+  dropping those located at an unknown (the engine checks again with real values before a write);
+  cross-field rules live on the models as `rule(field, message)` errors;
+* `diff`: field by field and offline, each side through the provider's `comparable(field, value)`
+  (stored values in another form compare by meaning); a value that cannot be read compares as
+  `Malformed`, so old or damaged state plans a change instead of failing; the fields that cannot
+  change in place are the class setting `replace_fields`;
+* the create-or-adopt loop (`create_or_adopt`): POST once, and after a conflict or a lost answer
+  look the object up by its unique key before anything else is sent;
+* ownership (`OwnershipEncoder`, `ForeignObjectError`): one model, one encoder per system (an
+  attribute, tags, an id prefix). Before any write, update and delete read the
+  object at the state's address and refuse it, untouched, unless it is ours; `read` reports such
+  an object as gone, so a refresh drops it. One message shape for every kind: what and its id,
+  why it is not ours, who owns it, how to hand it over;
+* resource classes declared from their provider (`Resource`): the inputs are the argument model's
+  fields, so a new kind costs a model, a provider with a few class settings and a class line.
+
+Speed: providers keep no state, so `Provider.serialize_as_secret_always` is off (the SDK then
+encrypts `__provider` only when a secret was captured, and none is: credentials travel as
+secret inputs) and one serialization per provider class serves every resource; resource classes
+carry no class-level `Output[...]` annotations at run time (the SDK resolves them with
+`get_type_hints` for every resource), only under `TYPE_CHECKING`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
+
+import pulumi
+from pulumi import dynamic
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import PydanticCustomError
+
+from dynamic_providers import _serialization
+
+PROVIDER_KEY = "__provider"
+
+# --- props and unknowns ---------------------------------------------------------------------------
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (preview of a computed input): the provider
+    host hands `Unknown` objects, the wire sentinel string is accepted too."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == rpc.UNKNOWN)
+
+
+def contains_unknown(value: Any) -> bool:
+    """True when `value` is, or nests, an unknown."""
+    if is_unknown(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(contains_unknown(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(contains_unknown(v) for v in value)
+    return False
+
+
+def strip(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The props without the serialized provider the engine adds to every resource."""
+    return {k: v for k, v in props.items() if k != PROVIDER_KEY}
+
+
+def environment_stack() -> str | None:
+    """`<project>/<stack>` of the provider process (the engine sets PULUMI_PROJECT/PULUMI_STACK)."""
+    project, stack = os.environ.get("PULUMI_PROJECT"), os.environ.get("PULUMI_STACK")
+    return f"{project}/{stack}" if project and stack else None
+
+
+def program_stack() -> str:
+    """`<project>/<stack>` of the running program: a provider process run by hand cannot know it."""
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+# --- check ------------------------------------------------------------------------------------------
+
+
+def rule(field: str, message: str) -> PydanticCustomError:
+    """A cross-field failure raised by a model validator and reported as the property `field`."""
+    return PydanticCustomError("rule", message, {"field": field})
+
+
+def _value_at(value: Any, loc: Sequence[int | str]) -> tuple[bool, Any]:
+    """Walk `loc` into `value`; (True, _) as soon as an unknown is met on the way."""
+    current = value
+    for part in loc:
+        if is_unknown(current):
+            return True, current
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list | tuple) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        else:
+            return False, None
+    return is_unknown(current), current
+
+
+def _reason(err: Mapping[str, Any], path: str) -> str:
+    """The failure text. The engine prints it after the property name, so it never quotes the
+    value (which may be a secret)."""
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "missing":
+        return f"{path} is required"
+    if err["type"] == "extra_forbidden":
+        return f"{path} is not an input of this resource (check the spelling)"
+    return msg
+
+
+def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") -> list[dynamic.CheckFailure]:
+    """`value` checked against `model`, one failure per problem named by its property path.
+    Failures that involve a value unknown in this preview are dropped."""
+    if is_unknown(value):
+        return []
+    if value is None:
+        return [dynamic.CheckFailure(prefix or "inputs", f"{prefix} is required")]
+    try:
+        model.model_validate(value)
+    except ValidationError as e:
+        failures = []
+        for err in e.errors():
+            loc: list[int | str] = list(err["loc"])
+            field = (err.get("ctx") or {}).get("field")
+            if field is not None:
+                loc.append(str(field))  # a `rule`: reported as the field it names
+            if _value_at(value, loc)[0]:
+                continue
+            path = ".".join(str(p) for p in ([prefix] if prefix else []) + loc) or prefix or "inputs"
+            failures.append(dynamic.CheckFailure(path, _reason(err, path)))
+        return failures
+    return []
+
+
+def require_valid(model: type[BaseModel], value: Any, what: str = "") -> None:
+    """Raise `ValueError` with every failure `validation_failures` finds (create/update/read)."""
+    failures = validation_failures(model, value, what)
+    if failures:
+        raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in failures))
+
+
+# --- diff ---------------------------------------------------------------------------------------------
+
+
+class Malformed:
+    """A stored value that could not be read in its expected form: unequal to everything, so a
+    `diff` comparing it reports a change (or a replacement) instead of raising."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: object) -> None:
+        self.raw = raw
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Malformed({self.raw!r})"
+
+
+def changed_fields(
+    fields: Iterable[str], old: Mapping[str, Any], new: Mapping[str, Any], comparable: Callable[[str, Any], Any]
+) -> list[str]:
+    """The fields whose comparable forms differ. An unknown new value is a change; a value
+    `comparable` cannot read (older or damaged state) is `Malformed`, so it differs too."""
+
+    def form(field: str, value: Any) -> Any:
+        try:
+            return comparable(field, value)
+        except (TypeError, ValueError, AttributeError, KeyError, ValidationError):
+            return Malformed(value)
+
+    return [f for f in fields if contains_unknown(new.get(f)) or form(f, old.get(f)) != form(f, new.get(f))]
+
+
+# --- ownership --------------------------------------------------------------------------------------
+
+REFRESH_HINT = (
+    "If this stack should let go of it, `pulumi refresh` drops it from this stack's state (a later "
+    "`pulumi up` creates the resource anew, or refuses if that object still holds its name)"
+)
+
+
+class ForeignObjectError(Exception):
+    """The object at the state's address is not this resource's: nothing was written."""
+
+
+def refusal(action: str, what: str, id_: str, reason: str, owner: str, handover: str) -> ForeignObjectError:
+    """`ForeignObjectError` with the one message shape every provider uses."""
+    return ForeignObjectError(
+        f"refusing to {action} {what} (id {id_}): {reason}; {owner}. Nothing was changed. "
+        f"To hand it over to this stack: {handover}. {REFRESH_HINT}"
+    )
+
+
+Mark = TypeVar("Mark")
+Obj = TypeVar("Obj")
+
+
+class OwnershipEncoder(Generic[Mark, Obj]):
+    """One system's encoding of "this object belongs to this stack" (a mark on the object).
+
+    `marks(...)` turns candidates (the new inputs' mark, the one the state recorded, this
+    process's stack) into the valid marks, no repeats, in order of preference; `owns` says
+    whether an object carries one of them; `refuse` builds the `ForeignObjectError`."""
+
+    def parse(self, raw: Any) -> Mark | None:
+        """The mark `raw` encodes, None when it encodes none (a damaged mark proves nothing)."""
+        raise NotImplementedError
+
+    def environment(self) -> Mark | None:
+        """This provider process's own mark, from PULUMI_PROJECT/PULUMI_STACK."""
+        return self.parse(environment_stack())
+
+    def marks(self, *candidates: Any) -> list[Mark]:
+        out: list[Mark] = []
+        for raw in candidates:
+            try:
+                mark = self.parse(raw)
+            except (ValidationError, TypeError, ValueError):
+                continue
+            if mark is not None and mark not in out:
+                out.append(mark)
+        return out
+
+    def owns(self, obj: Obj, marks: Sequence[Mark]) -> bool:
+        raise NotImplementedError
+
+    def refuse(self, action: str, obj: Obj, id_: str, marks: Sequence[Mark]) -> ForeignObjectError:
+        raise NotImplementedError
+
+    def require(self, action: str, obj: Obj, id_: str, marks: Sequence[Mark]) -> None:
+        """Refuse, before any write, an object that is not ours."""
+        if not self.owns(obj, marks):
+            raise self.refuse(action, obj, id_, marks)
+
+
+# --- create or adopt --------------------------------------------------------------------------------
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
+
+
+def create_or_adopt(
+    post: Callable[[], T],
+    find: Callable[[E | None], Any | None],
+    adopt: Callable[[Any, E, bool], tuple[T, bool]],
+    *,
+    errors: type[E],
+    attempts: int,
+    conflict: Callable[[E], bool],
+    lost: Callable[[E], bool],
+    pause: Callable[[int, E], None],
+    unheld_conflict: Callable[[E], None],
+    exhausted: Callable[[E], NoReturn] | None = None,
+    before_lookup: Callable[[], None] = lambda: None,
+) -> tuple[T, bool]:
+    """(result, created): POST once; never POST again before looking the object up.
+
+    A conflict (the unique key is taken) looks the holder up and hands it to `adopt`, which checks
+    ownership, writes the declared settings and says whether it counts as created; a conflict
+    nobody holds goes to `unheld_conflict` (raise, or return to POST again). A lost answer (reset,
+    timeout, 5xx, 429) pauses, looks up and adopts what the lost POST may have made, else POSTs
+    again; `adopt` is told whether a POST of this call may have landed. Any other error propagates.
+    After `attempts` POSTs the last error goes to `exhausted` (default: raised as is)."""
+    uncertain = False
+    last: E | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            return post(), True
+        except errors as e:
+            is_conflict = conflict(e)
+            if not is_conflict and not lost(e):
+                raise
+            last = e
+            if is_conflict:
+                before_lookup()
+                existing = find(e)
+                if existing is not None:
+                    return adopt(existing, e, uncertain)
+                unheld_conflict(e)
+            else:
+                uncertain = True
+            if attempt < attempts:
+                pause(attempt, e)
+            if not is_conflict:
+                before_lookup()
+                existing = find(None)
+                if existing is not None:
+                    return adopt(existing, e, uncertain)
+    assert last is not None
+    if exhausted is not None:
+        exhausted(last)
+    raise last
+
+
+# --- providers ----------------------------------------------------------------------------------------
+
+
+class Provider(dynamic.ResourceProvider):
+    """The shared CRUD skeleton: the class settings below, the system's hooks for the rest."""
+
+    # Providers hold no secret (credentials are secret inputs), so `__provider` stays plain.
+    serialize_as_secret_always = False
+
+    args_model: ClassVar[type[BaseModel]]
+    # Inputs that are not settings of the object (how to reach it, whose it is): echoed into outputs.
+    meta_keys: ClassVar[tuple[str, ...]] = ("connection",)
+    replace_fields: ClassVar[frozenset[str]] = frozenset()  # settings that cannot change in place
+    write_only: ClassVar[frozenset[str]] = frozenset()  # inputs never echoed into outputs (secrets)
+    computed: ClassVar[tuple[str, ...]] = ()  # outputs the server computes
+    delete_before_replace: ClassVar[bool] = False  # True where the unique key must be free first
+    meta_models: ClassVar[Mapping[str, type[BaseModel]]] = {}  # how `check` validates the meta inputs
+    required_meta: ClassVar[tuple[str, ...]] = ("connection",)
+    extra_inputs: ClassVar[tuple[str, ...]] = ()  # inputs that are neither settings nor meta
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
+        """Offline: the meta inputs and the settings against their models, misspelt inputs named."""
+        props = self.prepare(strip(news))
+        failures: list[dynamic.CheckFailure] = []
+        for key, model in self.meta_models.items():
+            if key in self.required_meta or props.get(key) is not None:
+                failures += validation_failures(model, props.get(key), key)
+        failures += validation_failures(self.args_model, self.settings(props))
+        failures += self.misspelt(props)
+        return dynamic.CheckResult(self.checked(props), failures)
+
+    def prepare(self, props: dict[str, Any]) -> dict[str, Any]:
+        """The inputs before validation (e.g. a mark filled in from the host); default: as given."""
+        return props
+
+    def checked(self, props: dict[str, Any]) -> dict[str, Any]:
+        """The inputs `check` returns (e.g. defaults filled in); default: as given."""
+        return props
+
+    def misspelt(self, props: Mapping[str, Any]) -> list[dynamic.CheckFailure]:
+        """A misspelt input would otherwise be dropped silently and its default deployed."""
+        fields = self.args_model.model_fields
+        known = {*fields, *self.meta_keys, *self.extra_inputs, *self.computed}
+        by_alias = {f.alias: name for name, f in fields.items() if f.alias and f.alias != name}
+        failures = []
+        for key in sorted(k for k, v in props.items() if k not in known and v is not None):
+            hint = f"; write it as {by_alias[key]}" if key in by_alias else f"; the inputs are {', '.join(fields)}"
+            failures.append(dynamic.CheckFailure(key, f"{key} is not an input of this resource{hint}"))
+        return failures
+
+    @classmethod
+    def settings(cls, props: Mapping[str, Any]) -> dict[str, Any]:
+        """The props that are fields of the argument model and set."""
+        return {k: v for k, v in props.items() if k in cls.args_model.model_fields and v is not None}
+
+    def comparable(self, field: str, value: Any) -> Any:
+        """The form of a stored or declared value that compares by meaning (default: as is)."""
+        return value
+
+    def changes(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """Changed settings and meta inputs, offline (`diff` and `update` agree on it)."""
+        fields = [f for f in self.args_model.model_fields if f not in self.write_only and f not in self.meta_keys]
+        return changed_fields([*fields, *self.meta_keys], olds, news, self.comparable)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
+        olds, news = strip(olds), strip(news)
+        changed = self.changes(olds, news)
+        replaces = sorted({f for f in changed if f in self.replace_fields} | set(self.extra_replaces(olds, news)))
+        return dynamic.DiffResult(
+            changes=bool(changed or replaces), replaces=replaces, delete_before_replace=self.delete_before_replace
+        )
+
+    def extra_replaces(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+        """Replacements a field-by-field comparison cannot see (default: none)."""
+        return []
+
+
+# --- resource classes -----------------------------------------------------------------------------
+
+_SERIALIZED: dict[type, str] = {}
+
+
+def _provider_blob(provider: dynamic.ResourceProvider) -> str:
+    """One serialization per stateless provider class (the bytes would be the same each time)."""
+    kind = type(provider)
+    if vars(provider):
+        return _serialization.serialize_provider(provider)
+    if kind not in _SERIALIZED:
+        _SERIALIZED[kind] = _serialization.serialize_provider(provider)
+    return _SERIALIZED[kind]
+
+
+def plain(value: Any) -> Any:
+    """Pydantic models given as inputs (also inside dicts and lists) become plain snake_case values.
+    A `SecretStr` is revealed only because the resource class makes what carries it secret."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class Resource(dynamic.Resource):
+    """A dynamic resource declared from its provider: `Kind(resource_name, *, <inputs>, opts=None)`.
+
+    The keyword inputs are the provider's argument-model fields plus its meta inputs, less
+    `program_inputs` (what the program fills in itself, e.g. the ownership mark). Class settings:
+    `provider` (the provider class), `defaults` (what the constructor fills in for an input left
+    out), `secret_inputs`, `secret_outputs`; outputs are the inputs plus `provider.computed`."""
+
+    provider: ClassVar[type[Provider]]
+    program_inputs: ClassVar[tuple[str, ...]] = ()
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    secret_inputs: ClassVar[tuple[str, ...]] = ()
+    secret_outputs: ClassVar[tuple[str, ...]] = ()
+    _inputs: ClassVar[tuple[str, ...]] = ()
+    _required: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "provider" not in cls.__dict__:
+            return  # a system's shared base
+        model = cls.provider.args_model
+        names = [*model.model_fields, *(k for k in cls.provider.meta_keys if k not in model.model_fields)]
+        cls._inputs = tuple(n for n in names if n not in cls.program_inputs)
+        required = {n for n, f in model.model_fields.items() if f.is_required()} | {"connection"}
+        cls._required = frozenset(required - set(cls.defaults) - set(cls.program_inputs))
+        params = [inspect.Parameter("resource_name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
+        for name in cls._inputs:
+            default = inspect.Parameter.empty if name in cls._required else cls.defaults.get(name)
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default))
+        params.append(inspect.Parameter("opts", inspect.Parameter.KEYWORD_ONLY, default=None))
+        cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+
+    def __init__(self, resource_name: str, *, opts: pulumi.ResourceOptions | None = None, **inputs: Any) -> None:
+        kind = type(self).__name__
+        unknown = sorted(set(inputs) - set(self._inputs))
+        if unknown:
+            raise TypeError(f"{kind}() got unexpected keyword arguments {unknown}; its inputs are {list(self._inputs)}")
+        missing = sorted(k for k in self._required if inputs.get(k) is None)
+        if missing:
+            raise TypeError(f"{kind}() is missing the required keyword arguments {missing}")
+        props: dict[str, Any] = {k: plain(v) for k, v in inputs.items() if v is not None}
+        for key, value in self.defaults.items():
+            props.setdefault(key, value)
+        for key in self.secret_inputs:
+            if props.get(key) is not None:
+                props[key] = pulumi.Output.secret(props[key])
+        props = self.with_program_inputs(resource_name, props)
+        for name in (*self._inputs, *self.provider.computed):
+            props.setdefault(name, None)  # every input and output is an attribute of the resource
+        secrets = pulumi.ResourceOptions(additional_secret_outputs=list(self.secret_outputs))
+        provider = self.provider()
+        blob = _provider_blob(provider)
+        props[PROVIDER_KEY] = blob
+        # `dynamic.Resource.__init__` would serialize the provider again: register directly.
+        pulumi.CustomResource.__init__(
+            self,
+            f"pulumi-python:{self._resource_type_name}",
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, secrets),
+        )
+
+    @classmethod
+    def with_program_inputs(cls, resource_name: str, props: dict[str, Any]) -> dict[str, Any]:
+        """`props` with what the program fills in itself (the system's ownership mark)."""
+        return props
