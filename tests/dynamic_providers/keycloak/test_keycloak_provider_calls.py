@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from pulumi.output import Unknown
 
-from dynamic_providers._ownership import ForeignObjectError
+from dynamic_providers._kernel import ForeignObjectError
 from dynamic_providers.keycloak.client import KeycloakApiError, RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from tests.fakes.keycloak import KeycloakFake

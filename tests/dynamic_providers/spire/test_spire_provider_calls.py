@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from pulumi.output import Unknown
 
-from dynamic_providers._ownership import ForeignObjectError
+from dynamic_providers._kernel import ForeignObjectError
 from dynamic_providers.spire.client import SpireError
 from dynamic_providers.spire.models import entry_id_for
 from dynamic_providers.spire.provider import SpireEntryProvider

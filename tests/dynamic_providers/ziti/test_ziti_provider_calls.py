@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from dynamic_providers._ownership import REFRESH_HINT, ForeignObjectError
+from dynamic_providers._kernel import REFRESH_HINT, ForeignObjectError
 from dynamic_providers.ziti import provider as zp
 from dynamic_providers.ziti.client import ZitiApiError
 from tests.fakes import ziti as fake_ziti
