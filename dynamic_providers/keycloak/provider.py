@@ -891,7 +891,7 @@ class KeycloakRealm(_KeycloakResource, module="keycloak", name="Realm"):
     """A Keycloak realm. Renaming replaces it (and with it everything inside); lifespans are seconds."""
 
     provider = KeycloakRealmProvider
-    defaults: ClassVar[Mapping[str, Any]] = {"enabled": True}
+    defaults = {"enabled": True}
     if TYPE_CHECKING:
         realm: Output[str]
         issuer_url: Output[str]
@@ -907,7 +907,7 @@ class KeycloakClient(_KeycloakResource, module="keycloak", name="Client"):
     """
 
     provider = KeycloakClientProvider
-    defaults: ClassVar[Mapping[str, Any]] = {"enabled": True, "access_type": "CONFIDENTIAL"}
+    defaults = {"enabled": True, "access_type": "CONFIDENTIAL"}
     secret_outputs = ("connection", "client_secret")
     if TYPE_CHECKING:
         client_id: Output[str]

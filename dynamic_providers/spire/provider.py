@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -518,7 +518,7 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     """
 
     provider = SpireEntryProvider
-    defaults: ClassVar[Mapping[str, Any]] = DEFAULTS
+    defaults = DEFAULTS
     if TYPE_CHECKING:
         spiffe_id: pulumi.Output[str]
         entry_id: pulumi.Output[str]
