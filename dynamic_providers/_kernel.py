@@ -332,7 +332,7 @@ class Provider(dynamic.ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Offline: the meta inputs and the settings against their models, misspelt inputs named."""
-        props = self.prepare(strip(news))
+        props = strip(news)
         failures: list[dynamic.CheckFailure] = []
         for key, model in self.meta_models.items():
             if key in self.required_meta or props.get(key) is not None:
@@ -340,10 +340,6 @@ class Provider(dynamic.ResourceProvider):
         failures += validation_failures(self.args_model, self.settings(props))
         failures += self.misspelt(props)
         return dynamic.CheckResult(self.checked(props), failures)
-
-    def prepare(self, props: dict[str, Any]) -> dict[str, Any]:
-        """The inputs before validation (e.g. a mark filled in from the host); default: as given."""
-        return props
 
     def checked(self, props: dict[str, Any]) -> dict[str, Any]:
         """The inputs `check` returns (e.g. defaults filled in); default: as given."""
