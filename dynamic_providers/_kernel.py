@@ -1,6 +1,6 @@
 """What every dynamic provider of the project does the same way, whatever system it drives.
 
-Each system's sub-package imports this module; it imports (and names) none of them, so no import
+Each system's sub-package imports this module; it imports none of them (and its code names none), so no import
 circle can form (tests/dynamic_providers/test_layering.py holds that rule). It owns:
 
 * the props as the engine hands them: `__provider` stripped (`strip`), preview-time unknowns

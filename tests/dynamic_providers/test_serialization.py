@@ -45,7 +45,13 @@ def test_no_provider_of_the_program_is_serialized_as_a_secret() -> None:
 
     run = run_program("external", preview=False)
     dynamic = [r for r in run.resources if r.type.startswith("pulumi-python:dynamic/")]
-    assert {r.type.rsplit(":", 1)[1] for r in dynamic} >= {"Entry", "Realm", "Client", "Identity", "CertificateAuthority"}
+    assert {r.type.rsplit(":", 1)[1] for r in dynamic} >= {
+        "Entry",
+        "Realm",
+        "Client",
+        "Identity",
+        "CertificateAuthority",
+    }
     for r in dynamic:
         assert isinstance(r.inputs["__provider"], str), f"{r.name}: __provider is serialized as a secret"
         if "password" in str(unwrap_secret(r.inputs.get("connection"))):
