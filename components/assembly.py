@@ -35,6 +35,9 @@ from components.keycloak_stack import KeycloakStack, KeycloakStackArgs
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
 from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
+from components.kubernetes.iam import IAM_NAMESPACE, KeycloakOnCnpgArgs
+from components.kubernetes.iam_stack import IamStack, IamStackArgs
+from components.kubernetes.mesh import IamMeshArgs
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_connection import spire_connection
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
@@ -45,6 +48,7 @@ from components.ziti_router import ZitiRouter, ZitiRouterArgs
 from components.ziti_stack import SvidHelperSpec, ZitiStack, ZitiStackArgs
 from components.ziti_trust import ZitiTrust, ZitiUserSpec, ZitiWorkload
 from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
+from stack_config.kubernetes_iam import REPLICAS, IamSettings
 
 BUCKET_ROLES = ("spire", "keycloak", "ziti")
 
@@ -131,14 +135,29 @@ class KubernetesPlatform:
     bundle_pem: pulumi.Input[str]
     registrations: SpireRegistrations
     config: StackConfig
+    # kubernetes.iam: Keycloak on CNPG in the cluster, and the realm and client written to it.
+    iam: IamStack | None = None
+    keycloak_identity: KeycloakIdentity | None = None
 
     def exports(self) -> dict[str, Any]:
-        """The SPIRE side of the chain and where the server runs; no Keycloak or Ziti (not deployed)."""
+        """The SPIRE side of the chain and where the server runs; Keycloak's with kubernetes.iam."""
         config = self.config
         k8s = config.kubernetes
         if k8s is None:
             raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
-        return {
+        keycloak: dict[str, Any] = {}
+        if self.iam is not None and self.keycloak_identity is not None:
+            identity = self.keycloak_identity
+            keycloak = {
+                "keycloakUrl": self.iam.public_url,
+                "keycloakAdminUser": config.keycloak.admin_user,
+                "keycloakAdminPassword": pulumi.Output.secret(self.iam.keycloak.admin_password),
+                "keycloakIssuerUrl": identity.issuer_url,
+                "keycloakJwksUrl": identity.jwks_url,
+                "keycloakRealmId": identity.realm_id,
+                "keycloakZitiClientId": identity.client_uuid,
+            }
+        return keycloak | {
             "environment": config.environment,
             "platform": config.platform,
             "nodes": [],
@@ -477,6 +496,33 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
     return SwarmPlatform(swarm, buckets, spire, keycloak, ziti, entries, identity, trust, router, config)
 
 
+def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | None) -> IamStackArgs:
+    """kubernetes.iam as the IAM parts' args: sizes from the environment, names from the config."""
+    return IamStackArgs(
+        keycloak=KeycloakOnCnpgArgs(
+            replicas=REPLICAS[config.environment],
+            public_url=iam.public_url(),
+            admin_user=config.keycloak.admin_user,
+            keycloak_image=config.images.keycloak,
+            postgres_image=config.images.cnpg_postgres,
+            database_storage=iam.database_storage,
+            storage_class=storage_class,
+            prod=config.is_prod,
+            gateway_namespace=iam.gateway_namespace,
+            gateway_selector=dict(iam.gateway_selector),
+        ),
+        mesh=IamMeshArgs(
+            hostname=iam.hostname,
+            tls_credential=iam.tls_credential,
+            gateway_service_account=iam.gateway_service_account,
+            mesh_namespaces=(IAM_NAMESPACE,),
+            gateway_namespace=iam.gateway_namespace,
+            gateway_selector=dict(iam.gateway_selector),
+        ),
+        admin_url=iam.admin_base_url(prod=config.is_prod),
+    )
+
+
 def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
     """The topology in its one cluster, and an entry per workload under the cluster's agents."""
     k8s = config.kubernetes
@@ -519,4 +565,18 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
         ),
         opts=pulumi.ResourceOptions(depends_on=[topology.alias_entry]),
     )
-    return KubernetesPlatform(topology, bundle, entries, config)
+    if k8s.iam is None:
+        return KubernetesPlatform(topology, bundle, entries, config)
+    iam = IamStack("iam", iam_stack_args(config, k8s.iam, k8s.storage_class), opts=on_cluster)
+    kc = config.keycloak
+    identity = KeycloakIdentity(
+        "keycloak-identity",
+        url=iam.admin_url,
+        admin_user=kc.admin_user,
+        admin_password=iam.keycloak.admin_password,
+        realm=kc.realm,
+        ziti_client_id=kc.ziti_client_id,
+        audience=kc.ziti_client_id,
+        opts=pulumi.ResourceOptions(depends_on=iam.ready),
+    )
+    return KubernetesPlatform(topology, bundle, entries, config, iam, identity)

@@ -34,7 +34,7 @@ DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # a more precise message).
 MOVING_TAGS = frozenset({"latest", "stable", "edge", "nightly", "main", "master", "dev", "beta", "rc", "current"})
 # Repositories (last path component) whose releases are numbered major.minor.
-TWO_PART_RELEASES = frozenset({"postgres"})
+TWO_PART_RELEASES = frozenset({"postgres", "postgresql"})  # docker.io/library/postgres, CNPG's operand
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"

@@ -417,8 +417,14 @@ class StackConfig(Model):
             f"{section}: {why} deploys no {label} yet (issue 15: SPIRE first): remove it "
             f"(fix: `pulumi config rm {section}`)"
             for section, label in (("keycloak", "Keycloak"), ("ziti", "OpenZiti"))
-            if getattr(self, section).model_fields_set
+            if getattr(self, section).model_fields_set and not (section == "keycloak" and k8s.iam is not None)
         ]
+        if k8s.iam is not None:
+            # Keycloak runs in the cluster: its realm, client and admin user come from `keycloak`, its
+            # host name and the way the program reaches it from `kubernetes.iam`.
+            problems += _set_fields("keycloak", self.keycloak, (*KeycloakSettings.DEPLOYED_ONLY,
+                                                                *KeycloakSettings.EXTERNAL_ONLY),
+                                    "platform kubernetes (Keycloak's host name is kubernetes.iam.hostname)")
         if k8s.topology == "crd-free":
             # The server is someone else's: it is reached, and configured, as with platform external.
             problems += self._external_transport_problems("the crd-free topology")
@@ -571,6 +577,8 @@ class StackConfig(Model):
             if value is not None and not value.startswith("https://"):
                 problems.append(f"{key}: {value!r} is plain http: admin credentials would cross the network "
                                 "in clear; use https (strict mode)")
+        if self.kubernetes is not None and self.kubernetes.iam is not None:
+            problems += self.kubernetes.iam.strict_problems()
         if self.kubernetes is not None and self.kubernetes.skip_kubelet_verification:
             problems.append(
                 "kubernetes.skipKubeletVerification: the agents would accept any kubelet's certificate, so a "

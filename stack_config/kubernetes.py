@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 
 from stack_config.base import Hostname, Model, checked
 from stack_config.systems import PemBundle
+from stack_config.kubernetes_iam import IamSettings
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -114,6 +115,12 @@ class KubernetesSettings(Model):
         default=None,
         description="crd-free: the SPIRE server the agents attest to (its address, port and trust bundle); "
         "registration entries reach it through spire.transport.",
+    )
+
+    iam: IamSettings | None = Field(
+        default=None,
+        description="Keycloak on CloudNativePG behind Istio STRICT mTLS in the topology's cluster (iam-system), "
+        "with network policies, observability and an optional ArgoCD ApplicationSet; unset: SPIRE alone.",
     )
 
     BUILT: ClassVar[tuple[str, ...]] = ("basic", "crd-free")

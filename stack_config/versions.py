@@ -56,3 +56,21 @@ from `k8s.io/kubernetes` at this version (tools module `servers/go/kubernetes`, 
 ETCD: Final = "3.7.3"
 """etcd for that API server (`go.etcd.io/etcd/server/v3`, tools module `servers/go/etcd`): the newest
 patch of the 3.7 line Kubernetes 1.37 is built against (its go.mod requires the 3.7.0 client)."""
+
+CNPG: Final = "1.27.1"
+"""The CloudNativePG operator (`github.com/cloudnative-pg/cloudnative-pg`): its CRDs are what the
+real-server tier installs (from that Go module's `config/crd/bases`), the chart below deploys it."""
+
+CNPG_CHART: Final = "0.26.1"
+"""The `cloudnative-pg` Helm chart (https://cloudnative-pg.github.io/charts) whose appVersion is CNPG."""
+
+CNPG_POSTGRES: Final = "18.0"
+"""PostgreSQL of the CNPG instances: the operand image CNPG 1.27.1 defaults to
+(`ghcr.io/cloudnative-pg/postgresql:18.0-system-trixie`, pkg/versions/versions.go)."""
+
+ISTIO: Final = "1.28.0"
+"""The Istio API the mesh objects target (`istio.io/api`: its CRDs are installed in the real-server
+tier); the cluster's Istio control plane is the user's, this minor or newer."""
+
+ARGO_CD: Final = "3.2.0"
+"""ArgoCD's ApplicationSet API (`github.com/argoproj/argo-cd/v3`, manifests/crds)."""

@@ -1,0 +1,150 @@
+"""`kubernetes.iam`: Keycloak on CloudNativePG behind Istio, in the cluster of `platform: kubernetes`.
+
+Present: the program deploys the IAM design (components/kubernetes/iam.py) into the one cluster of
+the topology: the CloudNativePG operator, a CNPG `Cluster`, Keycloak (clustered), Istio STRICT
+mTLS with the CNPG status port PERMISSIVE, default-deny network policies, and, when enabled,
+observability and an ArgoCD ApplicationSet. Absent: the cluster gets SPIRE alone.
+
+Sizes follow `environment` and are not settings: dev runs one PostgreSQL instance and one Keycloak
+replica, prod three instances (a primary and two standbys, one per node) and two Keycloak replicas
+(clustered through their shared database). An SRE who needs other sizes changes the table
+`REPLICAS` in one place, which the tests pin.
+
+The cluster's Istio is the user's (its control plane, its ingress gateway): the program writes the
+mesh policies and routes, never installs istiod. Strict mode refuses what only a laptop cluster
+gets away with: a placeholder or local host name, a Gateway without TLS, a plain-http admin URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, field_validator
+
+from stack_config.base import Hostname, Model, checked, is_local_host, is_placeholder_domain
+from stack_config.systems import HttpUrl
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def _dns_label_problem(v: str) -> str | None:
+    if not _DNS_LABEL.match(v):
+        return "is not a Kubernetes object name: 1-63 lowercase letters, digits or '-', starting and ending with one"
+    return None
+
+
+DnsLabel = Annotated[str, checked(_dns_label_problem, lambda v, p: f"{v!r} {p}")]
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """How many PostgreSQL instances (CNPG) and Keycloak pods one environment runs."""
+
+    postgres: int
+    keycloak: int
+
+
+REPLICAS: Final[dict[Literal["dev", "prod"], Replicas]] = {
+    "dev": Replicas(postgres=1, keycloak=1),
+    # A primary and two standbys (synchronous quorum possible, one per node); two Keycloak pods
+    # so a drain or a crash never takes logins down (the PodDisruptionBudget keeps one).
+    "prod": Replicas(postgres=3, keycloak=2),
+}
+
+
+class GitOpsSettings(Model):
+    """Where ArgoCD reads the rendered manifests from (the ApplicationSet's git generator)."""
+
+    repo_url: HttpUrl = Field(description="Git repository ArgoCD syncs from, e.g. https://git.acme.net/platform/iam.")
+    revision: str = Field(default="main", min_length=1, description="Branch, tag or commit ArgoCD follows.")
+    path: str = Field(
+        default="deploy/iam", min_length=1, pattern=r"^[^/].*[^/]$|^[^/]$",
+        description="Directory of the repository that holds one sub-directory per application (istio, gateway, "
+        "cnpg, iam, observability), relative, without leading or trailing '/'.",
+    )
+    namespace: DnsLabel = Field(default="argocd", description="Namespace ArgoCD runs in (the ApplicationSet's).")
+
+
+class IamSettings(Model):
+    hostname: Hostname = Field(
+        description="Public host name of Keycloak on the Istio ingress gateway (the Gateway's host and "
+        "KC_HOSTNAME), e.g. auth.acme.net.",
+    )
+    admin_url: HttpUrl | None = Field(
+        default=None,
+        description="URL the program reaches Keycloak's admin API at (default: https://<hostname>, in dev "
+        "http://<hostname>): the realm and the Ziti client are written through it.",
+    )
+    tls_credential: DnsLabel | None = Field(
+        default=None,
+        description="Secret (in the ingress gateway's namespace) holding the Gateway's TLS certificate for "
+        "`hostname`; unset: the Gateway serves plain HTTP on port 80 (refused in strict mode).",
+    )
+    gateway_namespace: DnsLabel = Field(
+        default="istio-system", description="Namespace of the Istio ingress gateway (its pods and service account)."
+    )
+    gateway_selector: dict[Annotated[str, Field(pattern=_LABEL_KEY.pattern)], str] = Field(
+        default_factory=lambda: {"istio": "ingressgateway"},
+        min_length=1,
+        description="Labels of the ingress gateway's pods (the Gateway's selector).",
+    )
+    gateway_service_account: DnsLabel = Field(
+        default="istio-ingressgateway-service-account",
+        description="Service account of the ingress gateway: the only caller Keycloak's AuthorizationPolicy "
+        "admits from outside iam-system.",
+    )
+    database_storage: str = Field(
+        default="5Gi", description="Size of each CloudNativePG instance's volume, a Kubernetes quantity."
+    )
+    observability: bool = Field(
+        default=True,
+        description="Loki (single binary), Promtail on every node and Grafana with Loki provisioned, in "
+        "the `observability` namespace; Keycloak and SPIRE metrics scraped.",
+    )
+    gitops: GitOpsSettings | None = Field(
+        default=None,
+        description="Also render an ArgoCD ApplicationSet (sync waves Istio -> Gateway -> CNPG -> IAM and "
+        "observability, automated prune, 5 retries) for clusters synced by ArgoCD.",
+    )
+
+    @field_validator("database_storage")
+    @classmethod
+    def _quantity(cls, v: str) -> str:
+        if not _QUANTITY.match(v):
+            raise ValueError(f"{v!r} is not a Kubernetes quantity: write e.g. 5Gi or 500Mi")
+        return v
+
+    def admin_base_url(self, *, prod: bool) -> str:
+        """Where the program's Keycloak providers send their requests."""
+        if self.admin_url is not None:
+            return self.admin_url.rstrip("/")
+        return f"https://{self.hostname}" if prod or self.tls_credential else f"http://{self.hostname}"
+
+    def public_url(self) -> str:
+        """Keycloak's hostname (v2, a full URL): the issuer every token carries."""
+        return f"{'https' if self.tls_credential else 'http'}://{self.hostname}"
+
+    def strict_problems(self) -> list[str]:
+        """`kubernetes.iam.<key>: ...` lines strict mode adds."""
+        out = []
+        if is_placeholder_domain(self.hostname) or is_local_host(self.hostname):
+            out.append(
+                f"kubernetes.iam.hostname: {self.hostname!r} is a placeholder or local name: users and the Ziti "
+                "controller verify tokens issued for it; use the real name (strict mode)"
+            )
+        if self.tls_credential is None:
+            out.append(
+                "kubernetes.iam.tlsCredential: the Gateway would serve Keycloak (passwords, tokens) over plain "
+                "HTTP: name the TLS Secret in the gateway's namespace (strict mode) "
+                "(fix: `pulumi config set --path 'kubernetes.iam.tlsCredential' <secret>`)"
+            )
+        if self.admin_url is not None and not self.admin_url.startswith("https://"):
+            out.append(
+                f"kubernetes.iam.adminUrl: {self.admin_url!r} is plain http: the admin password would cross "
+                "the network in clear; use https (strict mode)"
+            )
+        return out

@@ -1,0 +1,347 @@
+"""kubernetes.iam under the mock engine, for `Pulumi.k8s-dev.yaml` and `Pulumi.k8s-prod.yaml`
+(preview and update): Keycloak on CloudNativePG in iam-system behind Istio STRICT mTLS.
+
+What the design promises, asserted on the objects the program registers: the STRICT/PERMISSIVE
+split (8000 alone PERMISSIVE, on the CNPG instances alone), replica counts per environment,
+default-deny network policies and every allowed flow (and nothing else), the security rules of
+every pod spec the program writes, credentials from pulumi-random only in Secrets, the operator
+outside the mesh, the realm and client waiting for Keycloak, and the config rules of strict mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import stack_config
+from components.kubernetes import iam as iam_mod
+from policy.image_ref import pin_problem
+from stack_config import ConfigError
+from stack_config.kubernetes_iam import REPLICAS
+from tests.components._platform import is_secret, unwrap
+from tests.conftest import program_run
+from tests.harness.mock_engine import ProgramRun, Registered
+
+STACKS = {"k8s-dev": "dev", "k8s-prod": "prod"}
+PEER_AUTH = "kubernetes:security.istio.io/v1:PeerAuthentication"
+AUTHZ = "kubernetes:security.istio.io/v1:AuthorizationPolicy"
+GATEWAY = "kubernetes:networking.istio.io/v1:Gateway"
+VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+IAM_NAMESPACES = ("iam-system", "cnpg-system")
+
+
+@pytest.fixture(params=[pytest.param((s, p), id=f"{s}-{'preview' if p else 'update'}")
+                        for s in STACKS for p in (True, False)])
+def run(request: pytest.FixtureRequest) -> ProgramRun:
+    stack, preview = request.param
+    return program_run(stack, preview)
+
+
+def environment(r: ProgramRun) -> str:
+    return str(r.exports["environment"].value)
+
+
+def named(r: ProgramRun, type_: str) -> dict[str, dict[str, Any]]:
+    """`namespace/name` -> unwrapped inputs of every object of `type_`."""
+    out = {}
+    for x in r.of_type(type_):
+        meta = x.inputs["metadata"]
+        out[f"{meta.get('namespace', '')}/{meta['name']}"] = unwrap(x.inputs)
+    return out
+
+
+def iam_objects(r: ProgramRun, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in named(r, f"kubernetes:{kind}").items() if k.startswith(IAM_NAMESPACES)}
+
+
+# --- Istio: mTLS ---------------------------------------------------------------------------------
+
+
+def test_mtls_is_strict_everywhere_but_the_cnpg_status_port(run: ProgramRun) -> None:
+    peer = named(run, PEER_AUTH)
+    assert set(peer) == {"iam-system/default", "iam-system/keycloak-db"}
+    assert peer["iam-system/default"]["spec"] == {"mtls": {"mode": "STRICT"}}  # namespace-wide: no selector
+    db = peer["iam-system/keycloak-db"]["spec"]
+    assert db["selector"] == {"matchLabels": {"app.kubernetes.io/name": "keycloak-db"}}
+    assert db["mtls"] == {"mode": "STRICT"}  # so 5432 (and every port not named) stays STRICT
+    assert db["portLevelMtls"] == {"8000": {"mode": "PERMISSIVE"}}
+    modes = [m["mode"] for p in peer.values()
+             for m in [p["spec"]["mtls"], *(p["spec"].get("portLevelMtls") or {}).values()]]
+    assert modes.count("PERMISSIVE") == 1
+
+
+def test_the_cnpg_instances_carry_the_label_the_exception_selects(run: ProgramRun) -> None:
+    (cluster,) = named(run, CNPG_CLUSTER).values()
+    assert cluster["spec"]["inheritedMetadata"]["labels"]["app.kubernetes.io/name"] == "keycloak-db"
+    assert cluster["metadata"]["name"] == "keycloak-db"
+
+
+def test_the_operator_runs_without_a_sidecar_outside_the_mesh(run: ProgramRun) -> None:
+    (release,) = [unwrap(x.inputs) for x in run.of_type(HELM_RELEASE)]
+    assert release["chart"] == "cloudnative-pg" and release["version"] == stack_config.versions.CNPG_CHART
+    assert release["repositoryOpts"] == {"repo": "https://cloudnative-pg.github.io/charts"}
+    assert release["namespace"] == "cnpg-system"
+    assert release["values"]["podAnnotations"] == {"sidecar.istio.io/inject": "false"}
+    namespaces = named(run, "kubernetes:core/v1:Namespace")
+    assert namespaces["/cnpg-system"]["metadata"]["labels"]["istio-injection"] == "disabled"
+    assert namespaces["/iam-system"]["metadata"]["labels"]["istio-injection"] == "enabled"
+
+
+# --- Istio: authorization and the way in ----------------------------------------------------------
+
+
+def test_authorization_denies_all_then_admits_each_services_callers(run: ProgramRun) -> None:
+    authz = named(run, AUTHZ)
+    assert set(authz) == {"iam-system/deny-all", "iam-system/keycloak", "iam-system/keycloak-db"}
+    assert authz["iam-system/deny-all"].get("spec") in ({}, None)
+    kc = authz["iam-system/keycloak"]["spec"]
+    assert kc["action"] == "ALLOW" and kc["selector"] == {"matchLabels": {"app.kubernetes.io/name": "keycloak"}}
+    assert [(r["from"][0]["source"], r["to"][0]["operation"]) for r in kc["rules"]] == [
+        ({"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]},
+         {"ports": ["8080"]}),
+        ({"principals": ["cluster.local/ns/iam-system/sa/keycloak"]}, {"ports": ["7800", "57800"]}),
+    ]
+    db = authz["iam-system/keycloak-db"]["spec"]
+    assert db["rules"] == [
+        {"from": [{"source": {"principals": ["cluster.local/ns/iam-system/sa/keycloak",
+                                             "cluster.local/ns/iam-system/sa/keycloak-db"]}}],
+         "to": [{"operation": {"ports": ["5432"]}}]},
+        # The operator has no sidecar, hence no principal: the port alone, the PERMISSIVE one.
+        {"to": [{"operation": {"ports": ["8000"]}}]},
+    ]
+
+
+def test_the_gateway_serves_the_host_name_and_routes_to_keycloak(run: ProgramRun) -> None:
+    (gw,) = named(run, GATEWAY).values()
+    (vs,) = named(run, VIRTUAL_SERVICE).values()
+    host = {"dev": "auth.localhost", "prod": "auth.acme-identity.net"}[environment(run)]
+    assert gw["spec"]["selector"] == {"istio": "ingressgateway"}
+    servers = {s["port"]["number"]: s for s in gw["spec"]["servers"]}
+    assert all(s["hosts"] == [host] for s in servers.values())
+    if environment(run) == "prod":
+        assert servers[443]["tls"] == {"mode": "SIMPLE", "credentialName": "auth-tls", "minProtocolVersion": "TLSV1_2"}
+        assert servers[443]["port"]["protocol"] == "HTTPS" and servers[80]["tls"] == {"httpsRedirect": True}
+    else:
+        assert set(servers) == {80} and "tls" not in servers[80]
+    assert vs["spec"]["hosts"] == [host] and vs["spec"]["gateways"] == ["iam-system/keycloak"]
+    (route,) = vs["spec"]["http"]
+    assert route["route"] == [{"destination": {"host": "keycloak.iam-system.svc.cluster.local",
+                                               "port": {"number": 8080}}}]
+
+
+# --- sizes ----------------------------------------------------------------------------------------
+
+
+def test_replica_counts_follow_the_environment(run: ProgramRun) -> None:
+    env = environment(run)
+    expected = {"dev": (1, 1), "prod": (3, 2)}[env]
+    assert (REPLICAS[env].postgres, REPLICAS[env].keycloak) == expected  # type: ignore[index]
+    (cluster,) = named(run, CNPG_CLUSTER).values()
+    assert cluster["spec"]["instances"] == expected[0]
+    assert cluster["spec"]["affinity"]["podAntiAffinityType"] == ("required" if env == "prod" else "preferred")
+    deployment = named(run, "kubernetes:apps/v1:Deployment")["iam-system/keycloak"]
+    assert deployment["spec"]["replicas"] == expected[1]
+    pdb = named(run, "kubernetes:policy/v1:PodDisruptionBudget")["iam-system/keycloak"]["spec"]
+    # prod keeps one of two pods through a drain; dev's single pod must not block one.
+    assert {k: v for k, v in pdb.items() if k != "selector"} == (
+        {"minAvailable": 1} if env == "prod" else {"maxUnavailable": 1})
+    assert pdb["selector"] == {"matchLabels": {"app.kubernetes.io/name": "keycloak"}}
+
+
+# --- Keycloak --------------------------------------------------------------------------------------
+
+
+def test_keycloak_is_clustered_on_the_cnpg_primary_with_probes_on_9000(run: ProgramRun) -> None:
+    spec = named(run, "kubernetes:apps/v1:Deployment")["iam-system/keycloak"]["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["KC_DB_URL"]["value"] == "jdbc:postgresql://keycloak-db-rw.iam-system.svc:5432/keycloak"
+    assert env["KC_CACHE"]["value"] == "ispn" and env["KC_CACHE_STACK"]["value"] == "jdbc-ping"
+    public = {"dev": "http://auth.localhost", "prod": "https://auth.acme-identity.net"}[environment(run)]
+    assert env["KC_HOSTNAME"]["value"] == public and env["KC_PROXY_HEADERS"]["value"] == "xforwarded"
+    for probe, path in (("startupProbe", "/health/started"), ("readinessProbe", "/health/ready"),
+                        ("livenessProbe", "/health/live")):
+        assert c[probe]["httpGet"] == {"path": path, "port": 9000}, probe
+    assert c["args"] == ["start", "--optimized"]
+    (build,) = spec["initContainers"]
+    assert build["args"] == ["build"]
+    build_env = {e["name"]: e["value"] for e in build["env"]}
+    assert build_env == {k: env[k]["value"] for k in iam_mod.BUILD_ENV}
+    # The build's output is what the server starts from, on the same volume.
+    quarkus = "/opt/keycloak/lib/quarkus"
+    assert {"name": "quarkus", "mountPath": quarkus} in build["volumeMounts"]
+    assert {"name": "quarkus", "mountPath": quarkus} in c["volumeMounts"]
+    assert spec["serviceAccountName"] == "keycloak" and spec["automountServiceAccountToken"] is False
+
+
+def test_credentials_are_generated_and_reach_pods_only_as_secret_references(run: ProgramRun) -> None:
+    secrets = iam_objects(run, "core/v1:Secret")
+    assert set(secrets) == {"iam-system/keycloak-db-credentials", "iam-system/keycloak-admin"}
+    raw = {f"{x.inputs['metadata']['namespace']}/{x.inputs['metadata']['name']}": x
+           for x in run.of_type("kubernetes:core/v1:Secret")}
+    for key in secrets:
+        data = raw[key].inputs["stringData"]
+        assert is_secret(data) or is_secret(data["password"]), key
+    db = secrets["iam-system/keycloak-db-credentials"]
+    assert db["type"] == "kubernetes.io/basic-auth"
+    if not isinstance(db["stringData"], dict):  # preview: unknown until the passwords exist
+        return
+    passwords = [x for x in run.of_type("random:index/randomPassword:RandomPassword") if x.name.startswith("iam-")]
+    assert sorted(x.name for x in passwords) == ["iam-keycloak-admin-password", "iam-keycloak-db-password"]
+    (cluster,) = named(run, CNPG_CLUSTER).values()
+    assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "keycloak", "owner": "keycloak",
+                                                      "secret": {"name": "keycloak-db-credentials"}}
+    assert cluster["spec"]["enableSuperuserAccess"] is False
+    spec = named(run, "kubernetes:apps/v1:Deployment")["iam-system/keycloak"]["spec"]["template"]["spec"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in spec["containers"][0]["env"] if "valueFrom" in e}
+    assert refs == {
+        "KC_DB_USERNAME": {"name": "keycloak-db-credentials", "key": "username"},
+        "KC_DB_PASSWORD": {"name": "keycloak-db-credentials", "key": "password"},
+        "KC_BOOTSTRAP_ADMIN_PASSWORD": {"name": "keycloak-admin", "key": "password"},
+    }
+
+
+def test_every_iam_pod_spec_follows_the_security_rules(run: ProgramRun) -> None:
+    specs = iam_objects(run, "apps/v1:Deployment")
+    assert set(specs) == {"iam-system/keycloak"}
+    for key, obj in specs.items():
+        spec = obj["spec"]["template"]["spec"]
+        pod_ctx = spec["securityContext"]
+        assert pod_ctx["runAsNonRoot"] is True and pod_ctx["runAsUser"] > 0, key
+        assert pod_ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert not spec.get("hostPID") and not spec.get("hostNetwork") and not spec.get("hostIPC")
+        assert all(set(v) == {"name", "emptyDir"} for v in spec["volumes"]), key
+        for c in spec["containers"] + spec.get("initContainers", []):
+            ctx = c["securityContext"]
+            assert ctx["runAsNonRoot"] is True and ctx["readOnlyRootFilesystem"] is True, (key, c["name"])
+            assert ctx["allowPrivilegeEscalation"] is False and ctx["privileged"] is False
+            assert ctx["capabilities"] == {"drop": ["ALL"]}
+            assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and {"cpu", "memory"} <= set(
+                c["resources"]["limits"]), (key, c["name"])
+            assert pin_problem(c["image"]) is None, c["image"]
+    (cluster,) = named(run, CNPG_CLUSTER).values()
+    assert pin_problem(cluster["spec"]["imageName"]) is None
+    assert {"cpu", "memory"} <= set(cluster["spec"]["resources"]["limits"])
+    (release,) = [unwrap(x.inputs) for x in run.of_type(HELM_RELEASE)]
+    assert {"cpu", "memory"} <= set(release["values"]["resources"]["limits"])
+
+
+def test_service_accounts_hold_no_token_and_no_role(run: ProgramRun) -> None:
+    accounts = iam_objects(run, "core/v1:ServiceAccount")
+    assert set(accounts) == {"iam-system/keycloak"}
+    assert accounts["iam-system/keycloak"]["automountServiceAccountToken"] is False
+    for kind in ("rbac.authorization.k8s.io/v1:RoleBinding", "rbac.authorization.k8s.io/v1:ClusterRoleBinding"):
+        for binding in named(run, f"kubernetes:{kind}").values():
+            assert all(s.get("namespace") not in IAM_NAMESPACES for s in binding["subjects"]), binding
+
+
+# --- network policies -------------------------------------------------------------------------------
+
+
+def _rules(policy: dict[str, Any], direction: str) -> list[tuple[str, list[int]]]:
+    """(peer, ports) of each rule: peers as `ns:<name>/<app>`, `pod:<app>`, or `any`."""
+    out = []
+    for rule in policy["spec"].get(direction, []):
+        peers = rule.get("from" if direction == "ingress" else "to") or [{}]
+        for p in peers:
+            ns = ((p.get("namespaceSelector") or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+            app = (p.get("podSelector") or {}).get("matchLabels") or {}
+            app_name = app.get("app.kubernetes.io/name", ",".join(f"{k}={v}" for k, v in sorted(app.items())))
+            label = "any" if not p else (f"ns:{ns}/{app_name}" if ns else f"pod:{app_name}")
+            out.append((label, sorted(x["port"] for x in rule["ports"])))
+    return out
+
+
+def test_network_policies_deny_by_default_and_allow_exactly_the_design_flows(run: ProgramRun) -> None:
+    policies = {k: v for k, v in named(run, NETPOL).items() if k.startswith(IAM_NAMESPACES)}
+    assert set(policies) == {
+        "iam-system/default-deny", "iam-system/allow-dns", "iam-system/allow-istiod",
+        "iam-system/keycloak", "iam-system/keycloak-db",
+        "cnpg-system/default-deny", "cnpg-system/allow-dns", "cnpg-system/cloudnative-pg",
+    }
+    for ns in IAM_NAMESPACES:
+        assert policies[f"{ns}/default-deny"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+        assert _rules(policies[f"{ns}/allow-dns"], "egress") == [("ns:kube-system/", [53, 53])]
+    assert policies["iam-system/allow-istiod"]["spec"]["podSelector"] == {}
+    assert _rules(policies["iam-system/allow-istiod"], "egress") == [("ns:istio-system/istiod", [15012])]
+    kc = policies["iam-system/keycloak"]
+    assert _rules(kc, "ingress") == [("ns:istio-system/istio=ingressgateway", [8080]),
+                                     ("pod:keycloak", [7800, 57800])]
+    assert _rules(kc, "egress") == [("pod:keycloak-db", [5432]), ("pod:keycloak", [7800, 57800])]
+    db = policies["iam-system/keycloak-db"]
+    assert _rules(db, "ingress") == [("pod:keycloak", [5432]), ("pod:keycloak-db", [5432]),
+                                     ("ns:cnpg-system/cloudnative-pg", [8000])]
+    assert _rules(db, "egress") == [("pod:keycloak-db", [5432]), ("any", [443, 6443])]
+    op = policies["cnpg-system/cloudnative-pg"]
+    assert _rules(op, "ingress") == [("any", [9443])]
+    assert _rules(op, "egress") == [("ns:iam-system/keycloak-db", [8000]), ("any", [443, 6443])]
+    # Each flow has its reverse: what one side may send, the other may receive.
+    assert ("pod:keycloak-db", [5432]) in _rules(kc, "egress") and ("pod:keycloak", [5432]) in _rules(db, "ingress")
+
+
+# --- the trust chain ---------------------------------------------------------------------------------
+
+
+def test_the_realm_and_client_wait_for_keycloak_and_its_route(run: ProgramRun) -> None:
+    deployment = next(x for x in run.of_type("kubernetes:apps/v1:Deployment") if x.name == "iam-keycloak-keycloak")
+    vs: Registered = run.of_type(VIRTUAL_SERVICE)[0]
+    identity = next(x for x in run.resources if x.name == "keycloak-identity")
+    assert deployment.urn in identity.dependencies and vs.urn in identity.dependencies
+    realm = next(x for x in run.resources if x.name == "keycloak-identity-realm")
+    assert deployment.urn in realm.dependencies
+    url = {"dev": "http://auth.localhost", "prod": "https://auth.acme-identity.net"}[environment(run)]
+    assert unwrap(realm.inputs["connection"])["url"] == url
+    conn = realm.inputs["connection"]
+    assert is_secret(conn) or is_secret(conn["password"])
+
+
+def test_the_stack_exports_keycloak_with_the_admin_password_secret() -> None:
+    for stack in STACKS:
+        exports = program_run(stack, False).exports
+        assert exports["keycloakAdminPassword"].secret
+        assert exports["keycloakUrl"].value in ("http://auth.localhost", "https://auth.acme-identity.net")
+        assert "keycloakIssuerUrl" in exports and "keycloakJwksUrl" in exports
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+def _config(env: str = "dev", **iam: Any) -> dict[str, Any]:
+    return {
+        "environment": env, "platform": "kubernetes",
+        "spire": {"trustDomain": "k8s.acme-identity.net"},
+        "kubernetes": {"clusters": {"c1": {"context": "c1"}}, "iam": {"hostname": "auth.acme-identity.net", **iam}},
+    }
+
+
+def test_strict_mode_refuses_what_only_a_laptop_gets_away_with() -> None:
+    with pytest.raises(ConfigError) as e:
+        stack_config.parse(_config("prod", hostname="auth.example.com", adminUrl="http://10.0.0.5"))
+    text = str(e.value)
+    assert "identity-platform:kubernetes.iam.hostname: 'auth.example.com' is a placeholder" in text
+    assert "identity-platform:kubernetes.iam.tlsCredential: the Gateway would serve Keycloak" in text
+    assert "identity-platform:kubernetes.iam.adminUrl: 'http://10.0.0.5' is plain http" in text
+    ok = stack_config.parse(_config("prod", tlsCredential="auth-tls"))
+    assert ok.kubernetes is not None and ok.kubernetes.iam is not None
+
+
+def test_keycloak_section_takes_only_what_a_deployed_keycloak_uses() -> None:
+    raw = _config() | {"keycloak": {"realm": "people", "url": "https://kc.acme.net", "hostname": "kc.acme.net"}}
+    with pytest.raises(ConfigError) as e:
+        stack_config.parse(raw)
+    assert "identity-platform:keycloak.url: not used with platform kubernetes" in str(e.value)
+    assert "identity-platform:keycloak.hostname: not used with platform kubernetes" in str(e.value)
+    ok = stack_config.parse(_config() | {"keycloak": {"realm": "people"}})
+    assert ok.keycloak.realm == "people"
+
+
+def test_bad_iam_values_are_named() -> None:
+    with pytest.raises(ConfigError) as e:
+        stack_config.parse(_config(databaseStorage="lots", tlsCredential="Not_A_Name"))
+    text = str(e.value)
+    assert "kubernetes.iam.databaseStorage" in text and "not a Kubernetes quantity" in text
+    assert "kubernetes.iam.tlsCredential" in text
