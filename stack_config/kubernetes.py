@@ -25,8 +25,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from stack_config.base import Hostname, Model, checked
-from stack_config.systems import PemBundle
 from stack_config.kubernetes_iam import IamSettings
+from stack_config.systems import PemBundle
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
