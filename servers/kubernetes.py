@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from servers import spire, toolchain
+from servers import crds, spire, toolchain
 from servers.errors import ServerError
 from servers.process import Run
 from stack_config import versions
@@ -192,6 +192,7 @@ class Kubernetes:
         for bins, exe in ((apiserver_bin_dir(), "kube-apiserver"), (etcd_bin_dir(), "etcd")):
             if not (bins / exe).is_file():
                 raise ServerError(NAME, f"the build reported success but {bins / exe} is missing")
+        crds.install()  # the IAM design's CRDs (CNPG, Istio, ArgoCD), for the tests to create
 
     def path_entries(self) -> list[Path]:
         return [

@@ -57,6 +57,10 @@ class KubeApi:
                     if "/" not in r["name"]:
                         self._kinds[(gv, r["kind"])] = (r["name"], r["namespaced"])
 
+    def forget_kinds(self) -> None:
+        """Discover the served kinds again on next use (after CRDs were created)."""
+        self._kinds.clear()
+
     def collection(self, api_version: str, kind: str, namespace: str | None = None) -> str:
         """The URL path of a kind's collection (in `namespace` when the kind is namespaced)."""
         if not self._kinds:
@@ -76,11 +80,14 @@ class KubeApi:
         meta = obj["metadata"]
         return f"{self.collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
 
-    def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False) -> Applied:
-        """Server-side apply `obj` (create or update); the server's object and its warnings."""
+    def apply(self, obj: Mapping[str, Any], *, dry_run: bool = False, strict: bool = False) -> Applied:
+        """Server-side apply `obj` (create or update); the server's object and its warnings.
+        `strict`: a field the schema does not know is an error, not a warning (fieldValidation)."""
         params = {"fieldManager": FIELD_MANAGER, "force": "true"}
         if dry_run:
             params["dryRun"] = "All"
+        if strict:
+            params["fieldValidation"] = "Strict"
         with self.client() as c:
             r = c.patch(self.path(obj), params=params, content=json.dumps(obj),
                         headers={"Content-Type": "application/apply-patch+yaml"})
@@ -126,6 +133,18 @@ class KubeApi:
             "spec": {"user": user, "groups": list(groups), "resourceAttributes": attrs},
         })
         return bool(review["status"].get("allowed"))
+
+
+def as_sent(value: Any) -> Any:
+    """An object's inputs as the pulumi-kubernetes provider sends them: the engine carries numbers
+    as doubles, the provider turns whole ones back into integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_sent(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_sent(v) for v in value]
+    return value
 
 
 def warnings(r: httpx.Response) -> list[str]:

@@ -22,7 +22,7 @@ import pytest
 
 from tests.components._platform import unwrap
 from tests.conftest import program_run
-from tests.harness.kube_api import ApiRefusedError, KubeApi
+from tests.harness.kube_api import ApiRefusedError, KubeApi, as_sent
 
 STACK = "k8s-dev"
 # Creation order: what others refer to first (namespaces, accounts, roles), workloads last.
@@ -33,22 +33,11 @@ CUSTOM_TYPES = ("kubernetes:helm.sh/", "kubernetes:postgresql.cnpg.io/", "kubern
                 "kubernetes:networking.istio.io/", "kubernetes:argoproj.io/")
 
 
-def _ints(value: Any) -> Any:
-    """Numbers as the engine passes them (doubles) back to integers, as the provider does."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
-
-
 def manifests(stack: str = STACK) -> list[dict[str, Any]]:
     """The stack's Kubernetes objects as the provider would send them, in creation order."""
     run = program_run(stack, False)
     out = [
-        _ints(unwrap(r.inputs))
+        as_sent(unwrap(r.inputs))
         for r in run.resources
         if r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:providers")
         # kubernetes.iam's custom resources need their CRDs, and a Helm release is no object:
