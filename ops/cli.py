@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -43,7 +44,7 @@ PROG = "ops"
 # What every stack command reads from the environment (the Pulumi CLI it runs reads its own too:
 # PULUMI_ACCESS_TOKEN, provider credentials such as DIGITALOCEAN_TOKEN).
 ENVIRONMENT_HELP = f"""environment:
-  {PROJECT_ENV}         the project directory when --project-dir is not given
+  {PROJECT_ENV:<28}the project directory when --project-dir is not given
   PULUMI_BACKEND_URL          the state backend (else backend.url in Pulumi.yaml; else dev's
                               local .pulumi-state; prod refuses that unless --local-state)
   PULUMI_CONFIG_PASSPHRASE, PULUMI_CONFIG_PASSPHRASE_FILE
@@ -193,8 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--project-dir", "-C", metavar="DIR", default=argparse.SUPPRESS,
                              help="the project directory (see `ops --help`)")
         if name != "schema":
+            # Raw, so the epilog's table keeps its lines; the description is wrapped here instead.
             command.epilog = epilog(name)
             command.formatter_class = argparse.RawDescriptionHelpFormatter
+            if command.description:
+                command.description = textwrap.fill(command.description, 100)
     return parser
 
 
