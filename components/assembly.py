@@ -35,6 +35,7 @@ from components.keycloak_stack import KeycloakStack, KeycloakStackArgs
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
 from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
+from components.kubernetes.gitops import IamGitOpsArgs
 from components.kubernetes.iam import IAM_NAMESPACE, KeycloakOnCnpgArgs
 from components.kubernetes.iam_stack import IamStack, IamStackArgs
 from components.kubernetes.mesh import IamMeshArgs
@@ -520,6 +521,8 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
             gateway_selector=dict(iam.gateway_selector),
         ),
         admin_url=iam.admin_base_url(prod=config.is_prod),
+        gitops=IamGitOpsArgs(repo_url=iam.gitops.repo_url, revision=iam.gitops.revision, path=iam.gitops.path,
+                             namespace=iam.gitops.namespace) if iam.gitops is not None else None,
     )
 
 

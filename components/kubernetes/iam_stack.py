@@ -3,6 +3,7 @@
     cnpg-system     the CloudNativePG operator (no sidecar)                    KeycloakOnCnpg
     iam-system      keycloak-db (CNPG Cluster), Keycloak, PDB, policies          KeycloakOnCnpg
                     PeerAuthentication / AuthorizationPolicy / Gateway / VS      IamMesh
+    argocd          the ApplicationSet (kubernetes.iam.gitops)                   IamGitOps
 
 The args are built from the stack configuration by components/assembly.py (`iam_stack_args`);
 sizes come from `environment` (`stack_config.kubernetes_iam.REPLICAS`), never from a second knob.
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from components.kubernetes.gitops import IamGitOps, IamGitOpsArgs
 from components.kubernetes.iam import KeycloakOnCnpg, KeycloakOnCnpgArgs
 from components.kubernetes.mesh import IamMesh, IamMeshArgs
 
@@ -24,6 +26,7 @@ class IamStackArgs:
     keycloak: KeycloakOnCnpgArgs
     mesh: IamMeshArgs
     admin_url: str  # where the program's Keycloak providers write (through the Gateway)
+    gitops: IamGitOpsArgs | None = None
 
 
 class IamStack(pulumi.ComponentResource):
@@ -43,6 +46,8 @@ class IamStack(pulumi.ComponentResource):
         self.mesh = IamMesh(
             f"{name}-mesh", args.mesh, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keycloak.namespace])
         )
+        if args.gitops is not None:
+            IamGitOps(f"{name}-gitops", args.gitops, opts=pulumi.ResourceOptions(parent=self))
         # Keycloak Ready (pulumi-kubernetes awaits the Deployment's rollout) and the route the
         # program reaches it through.
         self.ready = [self.keycloak.deployment, self.mesh.virtual_service]

@@ -32,6 +32,7 @@ CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 IAM_NAMESPACES = ("iam-system", "cnpg-system")
+APPLICATION_SET = "kubernetes:argoproj.io/v1alpha1:ApplicationSet"
 
 
 @pytest.fixture(params=[pytest.param((s, p), id=f"{s}-{'preview' if p else 'update'}")
@@ -345,3 +346,39 @@ def test_bad_iam_values_are_named() -> None:
     text = str(e.value)
     assert "kubernetes.iam.databaseStorage" in text and "not a Kubernetes quantity" in text
     assert "kubernetes.iam.tlsCredential" in text
+
+
+# --- GitOps ---------------------------------------------------------------------------------------------
+
+
+def test_the_application_set_syncs_in_the_design_waves_with_prune_and_5_retries() -> None:
+    """k8s-prod sets kubernetes.iam.gitops; k8s-dev does not (and renders no ApplicationSet)."""
+    assert program_run("k8s-dev", False).of_type(APPLICATION_SET) == []
+    (appset,) = [unwrap(x.inputs) for x in program_run("k8s-prod", False).of_type(APPLICATION_SET)]
+    assert appset["metadata"]["namespace"] == "argocd"
+    spec = appset["spec"]
+    (generator,) = spec["generators"]
+    waves = [(e["name"], int(e["wave"]), e["namespace"]) for e in generator["list"]["elements"]]
+    assert waves == [("istio", 0, "istio-system"), ("gateway", 1, "iam-system"), ("cnpg", 2, "cnpg-system"),
+                     ("iam", 3, "iam-system"), ("observability", 3, "observability")]
+    template = spec["template"]
+    assert template["metadata"]["annotations"] == {"argocd.argoproj.io/sync-wave": "{{.wave}}"}
+    policy = template["spec"]["syncPolicy"]
+    assert policy["automated"] == {"prune": True, "selfHeal": True}
+    assert policy["retry"]["limit"] == 5
+    assert template["spec"]["source"] == {"repoURL": "https://git.acme-identity.net/platform/iam-deploy",
+                                          "targetRevision": "main", "path": "deploy/iam/{{.name}}"}
+    assert template["spec"]["destination"] == {"server": "https://kubernetes.default.svc",
+                                               "namespace": "{{.namespace}}"}
+    # RollingSync would turn the automated sync off in every generated Application (ArgoCD 3.2).
+    assert "strategy" not in spec
+
+
+def test_the_generated_applications_name_the_programs_namespaces() -> None:
+    """The waves' namespaces are the ones the Pulumi objects live in: one source of names."""
+    from components.kubernetes import gitops
+
+    run = program_run("k8s-prod", False)
+    namespaces = {x.inputs["metadata"]["namespace"] for x in run.resources
+                  if x.type.startswith("kubernetes:") and "namespace" in (x.inputs.get("metadata") or {})}
+    assert {a.namespace for a in gitops.APPS if a.name in ("gateway", "cnpg", "iam")} <= namespaces

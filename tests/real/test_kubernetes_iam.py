@@ -72,6 +72,7 @@ def test_every_custom_resource_matches_its_crd_schema(iam_api: KubeApi, stack: s
     objects = custom_resources(stack)
     kinds = {o["kind"] for o in objects}
     assert {"Cluster", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService"} <= kinds
+    assert ("ApplicationSet" in kinds) == (stack == "k8s-prod")  # kubernetes.iam.gitops
     for obj in objects:
         applied = iam_api.apply(obj, dry_run=True, strict=True)
         assert applied.warnings == [], (obj["kind"], obj["metadata"]["name"], applied.warnings)
