@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     reported = s.reported_version()
                 except ServerError as e:
                     reported = f"not installed ({e.args[0].splitlines()[0]})"
-                print(f"{n:9} pinned {s.version:8} installed: {reported}")
+                print(f"{n:10} pinned {s.version:8} installed: {reported}")
         elif args.command == "configure":
             from servers.stack import configure
 
