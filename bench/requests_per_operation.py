@@ -69,15 +69,21 @@ def _counting_init(self: RetryTransport, inner: httpx.BaseTransport) -> None:
 RetryTransport.__init__ = _counting_init  # type: ignore[method-assign]
 
 
-Row = tuple[str, str, str, int, int, int]  # system, kind, operation, requests, logins, floor
+Row = tuple[str, str, str, int, int, int, str]  # system, kind, operation, requests, logins, floor, what was sent
+
+
+def route(path: str) -> str:
+    """The path without the API prefix, ids and names as {id}."""
+    parts = path.removeprefix("/edge/management/v1").removeprefix("/admin").strip("/").split("/")
+    return "/" + "/".join("{id}" if any(c.isdigit() or c.isupper() for c in s) else s for s in parts)
 
 
 def measure(rows: list[Row], system: str, kind: str, op: str, fn: Callable[[], Any], floor: int = 1) -> Any:
     start = len(SENT)
     result = fn()
     sent = SENT[start:]
-    logins = sum(1 for _, _, path in sent if path.endswith(LOGIN_PATHS))
-    rows.append((system, kind, op, len(sent) - logins, logins, floor))
+    calls = [f"{method} {route(path)}" for _, method, path in sent if not path.endswith(LOGIN_PATHS)]
+    rows.append((system, kind, op, len(calls), len(sent) - len(calls), floor, ", ".join(calls)))
     return result
 
 
@@ -193,9 +199,9 @@ def main() -> None:
     if not args.no_real:
         rows += bench("real", real)
     print(f"\n{'system':<18} {'kind':<28} {'operation':<9} {'requests':>8} {'logins':>6} {'floor':>5}  verdict")
-    for system, kind, op, sent, logins, floor in rows:
+    for system, kind, op, sent, logins, floor, calls in rows:
         verdict = "at the floor" if sent <= floor else "within one" if sent == floor + 1 else f"+{sent - floor}"
-        print(f"{system:<18} {kind:<28} {op:<9} {sent:>8} {logins:>6} {floor:>5}  {verdict}")
+        print(f"{system:<18} {kind:<28} {op:<9} {sent:>8} {logins:>6} {floor:>5}  {verdict:<12}  {calls}")
     over = [r for r in rows if r[3] > r[5] + 1]
     print(f"\n{len(rows) - len(over)} of {len(rows)} operations within one request of the floor; "
           f"logins are counted apart (floor: one per server per process, above).")
