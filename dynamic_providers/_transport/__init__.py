@@ -1,17 +1,8 @@
-"""The one transport of the providers: errors, the retry policy, login sessions, TLS and X.509.
+"""The one transport of the providers: errors (`errors`), the retry rule (`retry`), login sessions
+(`session`), TLS and X.509 helpers (`tls`); docs/architecture.md#the-providers-transport says why.
 
-Keycloak, OpenZiti and SPIRE clients build on it; it imports none of them (a test holds that
-rule), so no import circle can form. What lives here and why:
-
-* `errors`: `ServerError`, what every provider error carries (the server's code and cause, whether
-  the operation may have happened, the server's `Retry-After`), and `ApiError`, its
-  `httpx.HTTPStatusError` form for the HTTP APIs.
-* `retry`: `RetryPolicy`, one rule for every call (retry only what is idempotent or was never
-  processed), on tenacity; `RetryTransport` applies it under an `httpx.Client`.
-* `session`: `Session`, a login as an `httpx.Auth` flow (log in again on 401 and resend once),
-  shared with its pooled `httpx.Client` by every caller of one server and user in the process.
-* `tls`: SSL contexts from a CA bundle, the TLS-failure walk, fingerprints, server-certificate
-  verification against a root.
+Keycloak, OpenZiti and SPIRE clients build on it; it imports none of them (a test holds that rule),
+so no import circle can form.
 """
 
 from dynamic_providers._transport.errors import ApiError, ServerError
