@@ -38,7 +38,8 @@ from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopolog
 from components.kubernetes.gitops import IamGitOpsArgs
 from components.kubernetes.iam import IAM_NAMESPACE, KeycloakOnCnpgArgs
 from components.kubernetes.iam_stack import IamStack, IamStackArgs
-from components.kubernetes.mesh import IamMeshArgs
+from components.kubernetes.mesh import OBSERVABILITY_NAMESPACE, IamMeshArgs
+from components.kubernetes.observability import ObservabilityArgs
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_connection import spire_connection
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
@@ -499,6 +500,8 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
 
 def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | None) -> IamStackArgs:
     """kubernetes.iam as the IAM parts' args: sizes from the environment, names from the config."""
+    scrapers = (OBSERVABILITY_NAMESPACE,) if iam.observability else ()
+    images = config.images
     return IamStackArgs(
         keycloak=KeycloakOnCnpgArgs(
             replicas=REPLICAS[config.environment],
@@ -511,18 +514,23 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
             prod=config.is_prod,
             gateway_namespace=iam.gateway_namespace,
             gateway_selector=dict(iam.gateway_selector),
+            scrapers=scrapers,
         ),
         mesh=IamMeshArgs(
             hostname=iam.hostname,
             tls_credential=iam.tls_credential,
             gateway_service_account=iam.gateway_service_account,
-            mesh_namespaces=(IAM_NAMESPACE,),
+            mesh_namespaces=(IAM_NAMESPACE, *scrapers),
+            scrapers=scrapers,
             gateway_namespace=iam.gateway_namespace,
             gateway_selector=dict(iam.gateway_selector),
         ),
         admin_url=iam.admin_base_url(prod=config.is_prod),
         gitops=IamGitOpsArgs(repo_url=iam.gitops.repo_url, revision=iam.gitops.revision, path=iam.gitops.path,
                              namespace=iam.gitops.namespace) if iam.gitops is not None else None,
+        observability=ObservabilityArgs(loki_image=images.loki, promtail_image=images.promtail,
+                                        prometheus_image=images.prometheus, grafana_image=images.grafana)
+        if iam.observability else None,
     )
 
 

@@ -419,6 +419,11 @@ class StackConfig(Model):
             for section, label in (("keycloak", "Keycloak"), ("ziti", "OpenZiti"))
             if getattr(self, section).model_fields_set and not (section == "keycloak" and k8s.iam is not None)
         ]
+        if k8s.iam is not None and k8s.topology != "basic":
+            problems.append(
+                f"kubernetes.iam: built for the basic topology's cluster (its metrics scrape the SPIRE server there), "
+                f"not {k8s.topology}: remove it (fix: `pulumi config rm --path 'kubernetes.iam'`)"
+            )
         if k8s.iam is not None:
             # Keycloak runs in the cluster: its realm, client and admin user come from `keycloak`, its
             # host name and the way the program reaches it from `kubernetes.iam`.

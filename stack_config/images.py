@@ -30,6 +30,16 @@ class Images(Model):
         description="PostgreSQL of the CloudNativePG cluster Keycloak uses (platform kubernetes, kubernetes.iam): "
         "a CNPG operand image.",
     )
+    loki: str = Field(default=f"docker.io/grafana/loki:{versions.LOKI}", description="Loki (kubernetes.iam).")
+    promtail: str = Field(
+        default=f"docker.io/grafana/promtail:{versions.LOKI}", description="Promtail (kubernetes.iam)."
+    )
+    prometheus: str = Field(
+        default=f"docker.io/prom/prometheus:v{versions.PROMETHEUS}", description="Prometheus (kubernetes.iam)."
+    )
+    grafana: str = Field(
+        default=f"docker.io/grafana/grafana:{versions.GRAFANA}", description="Grafana (kubernetes.iam)."
+    )
     postgres: str = Field(
         default=f"docker.io/library/postgres:{versions.POSTGRES}-bookworm", description="PostgreSQL (Keycloak, SPIRE)."
     )

@@ -74,3 +74,12 @@ tier); the cluster's Istio control plane is the user's, this minor or newer."""
 
 ARGO_CD: Final = "3.2.0"
 """ArgoCD's ApplicationSet API (`github.com/argoproj/argo-cd/v3`, manifests/crds)."""
+
+LOKI: Final = "3.4.2"
+"""Loki and Promtail (`grafana/loki`, `grafana/promtail`: released together) of kubernetes.iam.observability."""
+
+PROMETHEUS: Final = "3.2.1"
+"""Prometheus (`prom/prometheus`) scraping Keycloak and the SPIRE servers (kubernetes.iam.observability)."""
+
+GRAFANA: Final = "11.6.0"
+"""Grafana (`grafana/grafana`) with Loki and Prometheus provisioned (kubernetes.iam.observability)."""

@@ -305,6 +305,15 @@ class KeycloakOnCnpg(pulumi.ComponentResource):
             },
             opts=in_ns,
         )
+        if args.scrapers:
+            # Prometheus resolves each Keycloak pod through this headless Service (no API access).
+            k8s.core.v1.Service(
+                f"{name}-pods",
+                metadata=sec.meta(f"{KEYCLOAK}-pods", ns, KEYCLOAK, "server"),
+                spec={"cluster_ip": "None", "selector": sec.selector(KEYCLOAK),
+                      "ports": [{"name": "http-management", "port": MANAGEMENT_PORT, "target_port": MANAGEMENT_PORT}]},
+                opts=in_ns,
+            )
         budget: k8s.policy.v1.PodDisruptionBudgetSpecArgsDict = (
             {"min_available": args.replicas.keycloak - 1} if args.replicas.keycloak > 1 else {"max_unavailable": 1}
         )

@@ -3,6 +3,7 @@
     cnpg-system     the CloudNativePG operator (no sidecar)                    KeycloakOnCnpg
     iam-system      keycloak-db (CNPG Cluster), Keycloak, PDB, policies          KeycloakOnCnpg
                     PeerAuthentication / AuthorizationPolicy / Gateway / VS      IamMesh
+    observability   Loki, Promtail, Prometheus, Grafana                         Observability
     argocd          the ApplicationSet (kubernetes.iam.gitops)                   IamGitOps
 
 The args are built from the stack configuration by components/assembly.py (`iam_stack_args`);
@@ -19,6 +20,7 @@ import pulumi
 from components.kubernetes.gitops import IamGitOps, IamGitOpsArgs
 from components.kubernetes.iam import KeycloakOnCnpg, KeycloakOnCnpgArgs
 from components.kubernetes.mesh import IamMesh, IamMeshArgs
+from components.kubernetes.observability import Observability, ObservabilityArgs
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class IamStackArgs:
     mesh: IamMeshArgs
     admin_url: str  # where the program's Keycloak providers write (through the Gateway)
     gitops: IamGitOpsArgs | None = None
+    observability: ObservabilityArgs | None = None
 
 
 class IamStack(pulumi.ComponentResource):
@@ -43,9 +46,11 @@ class IamStack(pulumi.ComponentResource):
         self.admin_url = args.admin_url
         self.public_url = args.keycloak.public_url
         self.keycloak = KeycloakOnCnpg(f"{name}-keycloak", args.keycloak, opts=pulumi.ResourceOptions(parent=self))
-        self.mesh = IamMesh(
-            f"{name}-mesh", args.mesh, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.keycloak.namespace])
-        )
+        namespaces: list[pulumi.Resource] = [self.keycloak.namespace]
+        if args.observability is not None:
+            namespaces.append(Observability(f"{name}-observability", args.observability,
+                                            opts=pulumi.ResourceOptions(parent=self)).namespace)
+        self.mesh = IamMesh(f"{name}-mesh", args.mesh, opts=pulumi.ResourceOptions(parent=self, depends_on=namespaces))
         if args.gitops is not None:
             IamGitOps(f"{name}-gitops", args.gitops, opts=pulumi.ResourceOptions(parent=self))
         # Keycloak Ready (pulumi-kubernetes awaits the Deployment's rollout) and the route the

@@ -29,7 +29,8 @@ K8S = "kubernetes:"
 WORKLOAD_KINDS = ("apps/v1:StatefulSet", "apps/v1:DaemonSet", "apps/v1:Deployment")
 WORKLOADS = {"user-service", "payment-api", "inventory-service"}
 # The node-level pods, in the one privileged namespace (components/kubernetes/spire_agents.py).
-NODE_LEVEL = {"spire-agent", "spiffe-csi-driver"}
+NODE_LEVEL = {"spire-agent": "spire-system", "spiffe-csi-driver": "spire-system",
+              "promtail": "observability"}  # kubernetes.iam.observability: reads the node's pod logs
 SPIRE_NAMESPACES = ("spire-server/", "spire-system/", "production/")
 
 
@@ -65,7 +66,9 @@ def test_the_design_namespaces_with_their_pod_security_levels(run: ProgramRun) -
     levels = {n: ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] for n, ns in namespaces.items()}
     assert levels == {"spire-server": "restricted", "spire-system": "privileged", "production": "restricted",
                       # kubernetes.iam (tests/components/test_kubernetes_iam.py)
-                      "iam-system": "restricted", "cnpg-system": "restricted"}
+                      "iam-system": "restricted", "cnpg-system": "restricted",
+                      # privileged for Promtail's host log directory alone
+                      "observability": "privileged"}
     for ns in namespaces.values():
         assert ns["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
 
@@ -91,7 +94,7 @@ def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) 
             ctx = c["securityContext"]
             assert ctx["readOnlyRootFilesystem"] is True, (app, c["name"])
         if app in NODE_LEVEL:
-            assert ns == "spire-system"
+            assert ns == NODE_LEVEL[app]
             continue
         pod_ctx = spec["securityContext"]
         assert pod_ctx["runAsNonRoot"] is True and pod_ctx["runAsUser"] > 0, app
@@ -103,7 +106,8 @@ def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) 
             assert ctx["allowPrivilegeEscalation"] is False and ctx["privileged"] is False, (app, c["name"])
             assert ctx["capabilities"] == {"drop": ["ALL"]}, (app, c["name"])
             assert ctx["runAsNonRoot"] is True
-    assert seen == {"spire-server", "spire-db", "spire-agent", "spiffe-csi-driver", "keycloak"} | WORKLOADS
+    assert seen == {"spire-server", "spire-db", "spire-agent", "spiffe-csi-driver", "keycloak", "loki", "prometheus",
+                    "grafana", "promtail"} | WORKLOADS
 
 
 def test_the_agent_exceptions_are_exactly_what_it_needs(run: ProgramRun) -> None:
@@ -146,6 +150,8 @@ def test_rbac_is_least_privilege(run: ProgramRun) -> None:
             {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
         ],
         "identity-platform-spire-agent": [{"apiGroups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}],
+        # kubernetes.iam.observability: Promtail's discovery of the pods whose logs it reads.
+        "identity-platform-promtail": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
     }
     for role in rules.values():
         for rule in role:
@@ -157,6 +163,7 @@ def test_rbac_is_least_privilege(run: ProgramRun) -> None:
                                            "namespace": "spire-server"}],
         "identity-platform-spire-agent": [{"kind": "ServiceAccount", "name": "spire-agent",
                                           "namespace": "spire-system"}],
+        "identity-platform-promtail": [{"kind": "ServiceAccount", "name": "promtail", "namespace": "observability"}],
     }
     assert not objects(run, "rbac.authorization.k8s.io/v1:Role")  # nothing namespaced beyond these
 
@@ -183,7 +190,8 @@ def test_network_policies_deny_by_default_and_allow_the_required_flows(run: Prog
     agent = policies["spire-system/spire-agent"]["spec"]
     assert agent["policyTypes"] == ["Egress"]
     assert sorted(p["port"] for rule in agent["egress"] for p in rule["ports"]) == [53, 53, 8081, 10250]
-    spire_policies = {p for p in policies if p.startswith(SPIRE_NAMESPACES)}
+    # spire-server-metrics: kubernetes.iam.observability's Prometheus (test_kubernetes_iam.py)
+    spire_policies = {p for p in policies if p.startswith(SPIRE_NAMESPACES)} - {"spire-server/spire-server-metrics"}
     assert spire_policies == {"spire-server/default-deny", "spire-system/default-deny", "production/default-deny",
                              "spire-server/spire-server", "spire-server/spire-db", "spire-system/spire-agent"}
 
@@ -251,7 +259,7 @@ def test_secrets_live_only_in_secrets(run: ProgramRun) -> None:
     secrets = objects(run, "core/v1:Secret")
     assert {s.inputs["metadata"]["name"] for s in secrets} == {
         "spire-server-upstream-ca", "spire-server-pgpass", "spire-db-password",
-        "keycloak-db-credentials", "keycloak-admin",  # kubernetes.iam
+        "keycloak-db-credentials", "keycloak-admin", "grafana-admin",  # kubernetes.iam
     }
     for s in secrets:
         assert is_secret(s.inputs["stringData"]) or all(is_secret(v) for v in s.inputs["stringData"].values())
@@ -416,8 +424,8 @@ def test_every_kubernetes_stack_keeps_the_pod_rules(stack: str, preview: bool) -
         for c in spec["containers"]:
             assert pin_problem(c["image"]) is None and set(c["resources"]) == {"requests", "limits"}
             assert c["securityContext"]["readOnlyRootFilesystem"] is True
-        if ns == "spire-system":
-            assert app in NODE_LEVEL
+        if ns == "spire-system" or app in NODE_LEVEL:
+            assert NODE_LEVEL[app] == ns
             continue
         assert spec["securityContext"]["runAsNonRoot"] is True and not spec.get("hostPID"), (stack, app)
         for c in spec["containers"]:

@@ -64,8 +64,9 @@ def iam_objects(r: ProgramRun, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_mtls_is_strict_everywhere_but_the_cnpg_status_port(run: ProgramRun) -> None:
     peer = named(run, PEER_AUTH)
-    assert set(peer) == {"iam-system/default", "iam-system/keycloak-db"}
-    assert peer["iam-system/default"]["spec"] == {"mtls": {"mode": "STRICT"}}  # namespace-wide: no selector
+    assert set(peer) == {"iam-system/default", "observability/default", "iam-system/keycloak-db"}
+    for ns in ("iam-system", "observability"):
+        assert peer[f"{ns}/default"]["spec"] == {"mtls": {"mode": "STRICT"}}  # namespace-wide: no selector
     db = peer["iam-system/keycloak-db"]["spec"]
     assert db["selector"] == {"matchLabels": {"app.kubernetes.io/name": "keycloak-db"}}
     assert db["mtls"] == {"mode": "STRICT"}  # so 5432 (and every port not named) stays STRICT
@@ -105,6 +106,8 @@ def test_authorization_denies_all_then_admits_each_services_callers(run: Program
         ({"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]},
          {"ports": ["8080"]}),
         ({"principals": ["cluster.local/ns/iam-system/sa/keycloak"]}, {"ports": ["7800", "57800"]}),
+        # Prometheus (observability) reads the metrics, and nothing else of the management port.
+        ({"namespaces": ["observability"]}, {"ports": ["9000"], "methods": ["GET"], "paths": ["/metrics"]}),
     ]
     db = authz["iam-system/keycloak-db"]["spec"]
     assert db["rules"] == [
@@ -192,7 +195,8 @@ def test_credentials_are_generated_and_reach_pods_only_as_secret_references(run:
     if not isinstance(db["stringData"], dict):  # preview: unknown until the passwords exist
         return
     passwords = [x for x in run.of_type("random:index/randomPassword:RandomPassword") if x.name.startswith("iam-")]
-    assert sorted(x.name for x in passwords) == ["iam-keycloak-admin-password", "iam-keycloak-db-password"]
+    assert sorted(x.name for x in passwords) == ["iam-keycloak-admin-password", "iam-keycloak-db-password",
+                                                 "iam-observability-grafana-password"]
     (cluster,) = named(run, CNPG_CLUSTER).values()
     assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "keycloak", "owner": "keycloak",
                                                       "secret": {"name": "keycloak-db-credentials"}}
@@ -271,7 +275,8 @@ def test_network_policies_deny_by_default_and_allow_exactly_the_design_flows(run
     assert _rules(policies["iam-system/allow-istiod"], "egress") == [("ns:istio-system/istiod", [15012])]
     kc = policies["iam-system/keycloak"]
     assert _rules(kc, "ingress") == [("ns:istio-system/istio=ingressgateway", [8080]),
-                                     ("pod:keycloak", [7800, 57800])]
+                                     ("pod:keycloak", [7800, 57800]), ("ns:observability/", [9000])]
+    assert _rules(named(run, NETPOL)["observability/prometheus"], "egress")[0] == ("ns:iam-system/keycloak", [9000])
     assert _rules(kc, "egress") == [("pod:keycloak-db", [5432]), ("pod:keycloak", [7800, 57800])]
     db = policies["iam-system/keycloak-db"]
     assert _rules(db, "ingress") == [("pod:keycloak", [5432]), ("pod:keycloak-db", [5432]),
@@ -382,3 +387,74 @@ def test_the_generated_applications_name_the_programs_namespaces() -> None:
     namespaces = {x.inputs["metadata"]["namespace"] for x in run.resources
                   if x.type.startswith("kubernetes:") and "namespace" in (x.inputs.get("metadata") or {})}
     assert {a.namespace for a in gitops.APPS if a.name in ("gateway", "cnpg", "iam")} <= namespaces
+
+
+# --- observability -----------------------------------------------------------------------------------------
+
+
+def test_observability_pods_are_restricted_but_promtails_log_reading(run: ProgramRun) -> None:
+    deployments = {k: v for k, v in named(run, "kubernetes:apps/v1:Deployment").items()
+                   if k.startswith("observability/")}
+    assert set(deployments) == {"observability/loki", "observability/prometheus", "observability/grafana"}
+    for key, obj in deployments.items():
+        spec = obj["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] > 0, key
+        assert all("hostPath" not in v for v in spec["volumes"]), key
+        for c in spec["containers"]:
+            ctx = c["securityContext"]
+            assert ctx["readOnlyRootFilesystem"] is True and ctx["capabilities"] == {"drop": ["ALL"]}, key
+            assert ctx["allowPrivilegeEscalation"] is False and pin_problem(c["image"]) is None
+            assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+    (promtail,) = named(run, "kubernetes:apps/v1:DaemonSet")["observability/promtail"]["spec"]["template"]["spec"][
+        "containers"]
+    ctx = promtail["securityContext"]
+    # uid 0 to read the kubelet's root-owned 0640 log files, and not one capability more.
+    assert ctx["runAsUser"] == 0 and ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["readOnlyRootFilesystem"] is True and ctx["allowPrivilegeEscalation"] is False
+    assert ctx["privileged"] is False
+    spec = named(run, "kubernetes:apps/v1:DaemonSet")["observability/promtail"]["spec"]["template"]["spec"]
+    host = [v["hostPath"] for v in spec["volumes"] if "hostPath" in v]
+    assert host == [{"path": "/var/log/pods", "type": "Directory"}]
+    assert {"name": "logs", "mountPath": "/var/log/pods", "readOnly": True} in promtail["volumeMounts"]
+
+
+def test_grafana_has_loki_provisioned_and_prometheus_scrapes_keycloak_and_spire(run: ProgramRun) -> None:
+    import json
+
+    maps = named(run, "kubernetes:core/v1:ConfigMap")
+    sources = json.loads(maps["observability/grafana"]["data"]["datasources.json"])["datasources"]
+    assert {(d["type"], d["url"]) for d in sources} == {("loki", "http://loki.observability.svc:3100"),
+                                                        ("prometheus", "http://prometheus.observability.svc:9090")}
+    assert [d["name"] for d in sources if d.get("isDefault")] == ["Loki"]
+    jobs = json.loads(maps["observability/prometheus"]["data"]["prometheus.json"])["scrape_configs"]
+    assert {j["job_name"]: j["dns_sd_configs"][0] for j in jobs} == {
+        "keycloak": {"names": ["keycloak-pods.iam-system.svc.cluster.local"], "type": "A", "port": 9000},
+        "spire-server": {"names": ["spire-server-pods.spire-server.svc.cluster.local"], "type": "A", "port": 9988},
+    }
+    headless = named(run, "kubernetes:core/v1:Service")["iam-system/keycloak-pods"]["spec"]
+    assert headless["clusterIp" if "clusterIp" in headless else "clusterIP"] == "None"
+    promtail = json.loads(maps["observability/promtail"]["data"]["promtail.json"])
+    assert promtail["clients"] == [{"url": "http://loki.observability.svc:3100/loki/api/v1/push"}]
+
+
+def test_observability_policies_allow_exactly_its_flows(run: ProgramRun) -> None:
+    policies = {k: v for k, v in named(run, NETPOL).items()
+                if k.startswith("observability/") or k == "spire-server/spire-server-metrics"}
+    assert set(policies) == {"observability/default-deny", "observability/allow-dns", "observability/allow-istiod",
+                             "observability/loki", "observability/promtail", "observability/grafana",
+                             "observability/prometheus", "spire-server/spire-server-metrics"}
+    assert _rules(policies["observability/loki"], "ingress") == [("pod:promtail", [3100]), ("pod:grafana", [3100])]
+    assert _rules(policies["observability/promtail"], "egress") == [("pod:loki", [3100]), ("any", [443, 6443])]
+    assert _rules(policies["observability/grafana"], "egress") == [("pod:loki", [3100]), ("pod:prometheus", [9090])]
+    assert _rules(policies["observability/prometheus"], "egress") == [("ns:iam-system/keycloak", [9000]),
+                                                                       ("ns:spire-server/spire-server", [9988])]
+    assert _rules(policies["spire-server/spire-server-metrics"], "ingress") == [
+        ("ns:observability/prometheus", [9988])]
+
+
+def test_iam_runs_only_in_the_basic_topologys_cluster() -> None:
+    raw = _config()
+    raw["kubernetes"] = {**raw["kubernetes"], "topology": "crd-free"}
+    with pytest.raises(ConfigError) as e:
+        stack_config.parse(raw)
+    assert "identity-platform:kubernetes.iam: built for the basic topology's cluster" in str(e.value)

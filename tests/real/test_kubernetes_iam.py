@@ -97,7 +97,8 @@ def test_a_field_the_crd_does_not_know_is_refused(iam_api: KubeApi) -> None:
 
 def test_a_value_outside_the_crds_enum_is_refused(iam_api: KubeApi) -> None:
     (peer,) = [o for o in custom_resources("k8s-dev")
-               if o["kind"] == "PeerAuthentication" and o["metadata"]["name"] == "default"]
+               if o["kind"] == "PeerAuthentication" and o["metadata"]["name"] == "default"
+               and o["metadata"]["namespace"] == "iam-system"]
     wrong = {**peer, "spec": {"mtls": {"mode": "SOMETIMES"}}}
     with pytest.raises(ApiRefusedError) as e:
         iam_api.apply(wrong, dry_run=True, strict=True)

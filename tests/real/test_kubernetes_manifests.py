@@ -78,12 +78,16 @@ def test_only_the_node_level_objects_fall_below_restricted(applied: Applied) -> 
     """Every namespace warns at restricted: only spire-system's DaemonSets get warnings, and those
     name exactly the agent's and the CSI driver's exceptions."""
     warned = {k: w for k, w in applied.warnings.items() if w}
-    assert set(warned) == {"DaemonSet/spire-system/spire-agent", "DaemonSet/spire-system/spiffe-csi-driver"}, warned
+    assert set(warned) == {"DaemonSet/spire-system/spire-agent", "DaemonSet/spire-system/spiffe-csi-driver",
+                           "DaemonSet/observability/promtail"}, warned  # kubernetes.iam.observability
     agent = " ".join(warned["DaemonSet/spire-system/spire-agent"])
     assert "hostPID=true" in agent and 'volume "sockets" uses restricted volume type "hostPath"' in agent
     assert "runAsUser=0" in agent
     assert "privileged" not in agent and "capabilities" not in agent and "allowPrivilegeEscalation" not in agent
     assert "privileged" in " ".join(warned["DaemonSet/spire-system/spiffe-csi-driver"])
+    promtail = " ".join(warned["DaemonSet/observability/promtail"])
+    assert 'volume "logs" uses restricted volume type "hostPath"' in promtail and "runAsUser=0" in promtail
+    assert "privileged" not in promtail and "capabilities" not in promtail and "hostPID" not in promtail
 
 
 def _pods() -> list[dict[str, Any]]:
@@ -109,11 +113,13 @@ def test_pod_security_admission_admits_every_pod_in_its_namespace(applied: Appli
     """Pod Security is enforced on pods (not on their owners): each template, as a pod, passes the
     level its namespace enforces."""
     pods = _pods()
-    assert {p["metadata"]["namespace"] for p in pods} == {"spire-server", "spire-system", "production", "iam-system"}
+    assert {p["metadata"]["namespace"] for p in pods} == {"spire-server", "spire-system", "production", "iam-system",
+                                                          "observability"}
     for pod in pods:
         created = kube_api.create(pod, dry_run=True)
         assert created.body["kind"] == "Pod", pod["metadata"]["name"]
-        if pod["metadata"]["namespace"] != "spire-system":
+        # The node-level exceptions: spire-system's, and Promtail's log directory (observability).
+        if pod["metadata"]["namespace"] != "spire-system" and pod["metadata"]["name"] != "promtail-probe":
             assert created.warnings == [], (pod["metadata"]["name"], created.warnings)
 
 
