@@ -30,7 +30,7 @@ from typing import Any
 import pulumi
 
 from components.backup_job import Backups
-from components.keycloak_identity import KeycloakIdentity
+from components.keycloak_identity import KeycloakIdentity, KeycloakIdentityArgs
 from components.keycloak_stack import KeycloakStack, KeycloakStackArgs
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
@@ -48,7 +48,7 @@ from components.storage import SpacesBucket, bucket_name
 from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
 from components.ziti_router import ZitiRouter, ZitiRouterArgs
 from components.ziti_stack import SvidHelperSpec, ZitiStack, ZitiStackArgs
-from components.ziti_trust import ZitiTrust, ZitiUserSpec, ZitiWorkload
+from components.ziti_trust import ZitiTrust, ZitiTrustArgs, ZitiUserSpec, ZitiWorkload
 from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
 from stack_config.kubernetes_iam import REPLICAS, IamSettings
 
@@ -303,32 +303,36 @@ def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistratio
     )
     identity = KeycloakIdentity(
         "keycloak-identity",
-        url=ends.keycloak_url,
-        admin_user=kc.admin_user,
-        admin_password=ends.keycloak_admin_password,
-        realm=kc.realm,
-        ziti_client_id=kc.ziti_client_id,
-        # Tokens for Ziti carry the Ziti client's id as audience; the signer expects exactly that.
-        audience=kc.ziti_client_id,
-        ca_bundle_pem=ends.keycloak_ca_bundle_pem,
+        KeycloakIdentityArgs(
+            url=ends.keycloak_url,
+            admin_user=kc.admin_user,
+            admin_password=ends.keycloak_admin_password,
+            realm=kc.realm,
+            ziti_client_id=kc.ziti_client_id,
+            # Tokens for Ziti carry the Ziti client's id as audience; the signer expects exactly that.
+            audience=kc.ziti_client_id,
+            ca_bundle_pem=ends.keycloak_ca_bundle_pem,
+        ),
         opts=pulumi.ResourceOptions(depends_on=list(ends.keycloak_after)),
     )
     trust = ZitiTrust(
         "ziti-trust",
-        connection=ends.ziti_connection,
-        root_ca_cert_pem=ends.root_ca_cert_pem,
-        root_ca_key_pem=ends.root_ca_key_pem,
-        keycloak_issuer=identity.issuer_url,
-        keycloak_jwks_url=ends.keycloak_jwks_url if ends.keycloak_jwks_url is not None else identity.jwks_url,
-        keycloak_audience=identity.audience,
-        keycloak_client_id=identity.client_id,
-        router_name=ends.router_name,
-        name_scope=ends.ziti_name_scope,
-        workloads={
-            wname: ZitiWorkload(entries.spiffe_ids[wname], tuple(w.ziti_role_attributes))
-            for wname, w in sorted(config.workloads.items())
-        },
-        users={name: ZitiUserSpec(u.email, tuple(u.ziti_role_attributes)) for name, u in config.users.items()},
+        ZitiTrustArgs(
+            connection=ends.ziti_connection,
+            root_ca_cert_pem=ends.root_ca_cert_pem,
+            root_ca_key_pem=ends.root_ca_key_pem,
+            keycloak_issuer=identity.issuer_url,
+            keycloak_jwks_url=ends.keycloak_jwks_url if ends.keycloak_jwks_url is not None else identity.jwks_url,
+            keycloak_audience=identity.audience,
+            keycloak_client_id=identity.client_id,
+            router_name=ends.router_name,
+            name_scope=ends.ziti_name_scope,
+            workloads={
+                wname: ZitiWorkload(entries.spiffe_ids[wname], tuple(w.ziti_role_attributes))
+                for wname, w in sorted(config.workloads.items())
+            },
+            users={name: ZitiUserSpec(u.email, tuple(u.ziti_role_attributes)) for name, u in config.users.items()},
+        ),
         opts=pulumi.ResourceOptions(depends_on=list(ends.ziti_after)),
     )
     return entries, identity, trust
@@ -582,12 +586,14 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
     kc = config.keycloak
     identity = KeycloakIdentity(
         "keycloak-identity",
-        url=iam.admin_url,
-        admin_user=kc.admin_user,
-        admin_password=iam.keycloak.admin_password,
-        realm=kc.realm,
-        ziti_client_id=kc.ziti_client_id,
-        audience=kc.ziti_client_id,
+        KeycloakIdentityArgs(
+            url=iam.admin_url,
+            admin_user=kc.admin_user,
+            admin_password=iam.keycloak.admin_password,
+            realm=kc.realm,
+            ziti_client_id=kc.ziti_client_id,
+            audience=kc.ziti_client_id,
+        ),
         opts=pulumi.ResourceOptions(depends_on=iam.ready),
     )
     return KubernetesPlatform(topology, bundle, entries, config, iam, identity)

@@ -20,6 +20,7 @@ requests itself; during `pulumi preview` the providers only run check/diff, whic
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 from pulumi import Input, Output, ResourceOptions
@@ -34,6 +35,29 @@ DEFAULT_ZITI_REDIRECT_URIS = (
 )
 
 
+@dataclass(frozen=True)
+class KeycloakIdentityArgs:
+    """Where Keycloak is and who administers it (the password stays a Pulumi secret), the realm and
+    the Ziti client; the rest are the realm's and client's settings with their defaults."""
+
+    url: Input[str]
+    admin_user: str
+    admin_password: Input[str]
+    realm: str
+    ziti_client_id: str
+    # The tokens' `aud`: the Ziti signer expects exactly this (the assembly uses the client id).
+    audience: str
+    redirect_uris: Sequence[str] = DEFAULT_ZITI_REDIRECT_URIS
+    post_logout_redirect_uris: Sequence[str] | None = None
+    web_origins: Sequence[str] | None = None
+    ca_bundle_pem: Input[str] | None = None
+    base_path: str = ""
+    display_name: str | None = None
+    access_token_lifespan: int = 300
+    sso_session_idle_timeout: int = 1800
+    sso_session_max_lifespan: int = 36000
+
+
 class KeycloakIdentity(pulumi.ComponentResource):
     """The platform realm plus the OpenZiti OIDC client (public, PKCE S256, audience mapper)."""
 
@@ -45,45 +69,26 @@ class KeycloakIdentity(pulumi.ComponentResource):
     jwks_url: Output[str]
     audience: Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        url: Input[str],
-        admin_user: str,
-        admin_password: Input[str],
-        realm: str,
-        ziti_client_id: str,
-        audience: str,
-        redirect_uris: Sequence[str] = DEFAULT_ZITI_REDIRECT_URIS,
-        post_logout_redirect_uris: Sequence[str] | None = None,
-        web_origins: Sequence[str] | None = None,
-        ca_bundle_pem: Input[str] | None = None,
-        base_path: str = "",
-        display_name: str | None = None,
-        access_token_lifespan: int = 300,
-        sso_session_idle_timeout: int = 1800,
-        sso_session_max_lifespan: int = 36000,
-        opts: ResourceOptions | None = None,
-    ) -> None:
+    def __init__(self, name: str, args: KeycloakIdentityArgs, opts: ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:keycloak:KeycloakIdentity", name, None, opts)
+        a = args
         connection = {
-            "url": url,
-            "base_path": base_path,
+            "url": a.url,
+            "base_path": a.base_path,
             "token_realm": "master",
-            "username": admin_user,
-            "password": Output.secret(admin_password),
-            "ca_bundle_pem": ca_bundle_pem,
+            "username": a.admin_user,
+            "password": Output.secret(a.admin_password),
+            "ca_bundle_pem": a.ca_bundle_pem,
         }
         # depends_on is not inherited through `parent`: realm and client wait for the Keycloak stack.
         child = ResourceOptions(parent=self, depends_on=after(opts))
         self.realm = KeycloakRealm(
             f"{name}-realm",
-            realm=realm,
-            display_name=display_name,
-            access_token_lifespan=access_token_lifespan,
-            sso_session_idle_timeout=sso_session_idle_timeout,
-            sso_session_max_lifespan=sso_session_max_lifespan,
+            realm=a.realm,
+            display_name=a.display_name,
+            access_token_lifespan=a.access_token_lifespan,
+            sso_session_idle_timeout=a.sso_session_idle_timeout,
+            sso_session_max_lifespan=a.sso_session_max_lifespan,
             connection=connection,
             opts=child,
         )
@@ -91,7 +96,7 @@ class KeycloakIdentity(pulumi.ComponentResource):
             f"{name}-ziti-client",
             # From the realm's output, so the client waits for the realm and follows a rename.
             realm=self.realm.realm,
-            client_id=ziti_client_id,
+            client_id=a.ziti_client_id,
             name="OpenZiti",
             description="OpenZiti users: ziti-edge-tunnel / ZAC login (authorization code + PKCE S256)",
             access_type="PUBLIC",
@@ -100,10 +105,10 @@ class KeycloakIdentity(pulumi.ComponentResource):
             direct_access_grants_enabled=False,
             service_accounts_enabled=False,
             pkce_method="S256",
-            redirect_uris=list(redirect_uris),
-            post_logout_redirect_uris=list(post_logout_redirect_uris) if post_logout_redirect_uris else None,
-            web_origins=list(web_origins) if web_origins is not None else None,
-            audience=audience,
+            redirect_uris=list(a.redirect_uris),
+            post_logout_redirect_uris=list(a.post_logout_redirect_uris) if a.post_logout_redirect_uris else None,
+            web_origins=list(a.web_origins) if a.web_origins is not None else None,
+            audience=a.audience,
             connection=connection,
             opts=child,
         )
@@ -113,7 +118,7 @@ class KeycloakIdentity(pulumi.ComponentResource):
         self.client_id = self.client.client_id
         self.issuer_url = self.realm.issuer_url
         self.jwks_url = self.realm.jwks_url
-        self.audience = self.client.audience.apply(lambda a: a or audience)
+        self.audience = self.client.audience.apply(lambda aud: aud or a.audience)
         self.register_outputs(
             {
                 "realm_id": self.realm_id,

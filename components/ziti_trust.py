@@ -74,6 +74,29 @@ def _workload(spec: WorkloadSpec) -> ZitiWorkload:
     return ZitiWorkload(spiffe_id, tuple(attributes))
 
 
+@dataclass(frozen=True)
+class ZitiTrustArgs:
+    """The controller connection, SPIRE's root (cert and key: the CA is verified with it), the
+    Keycloak realm's signer settings, the router to make, and the identities by name."""
+
+    connection: Mapping[str, pulumi.Input[Any]]
+    root_ca_cert_pem: pulumi.Input[str]
+    root_ca_key_pem: pulumi.Input[str]
+    keycloak_issuer: pulumi.Input[str]
+    keycloak_jwks_url: pulumi.Input[str]
+    keycloak_audience: pulumi.Input[str]
+    keycloak_client_id: pulumi.Input[str]
+    # The edge router entity to make (its one-time JWT is an output); None: none.
+    router_name: str | None
+    workloads: Mapping[str, WorkloadSpec] = field(default_factory=dict)
+    users: Mapping[str, ZitiUserSpec] = field(default_factory=dict)
+    keycloak_claims_property: str = "email"
+    router_role_attributes: Sequence[str] = ("public",)
+    # Prefixes the name of every Ziti object made here (`<scope>-...`): on a controller several
+    # stacks share (platform external), names are unique per stack.
+    name_scope: str | None = None
+
+
 class ZitiTrust(pulumi.ComponentResource):
     """SPIRE CA (verified), Keycloak signer and policies, edge router, workload identities."""
 
@@ -87,40 +110,21 @@ class ZitiTrust(pulumi.ComponentResource):
     identity_ids: dict[str, pulumi.Output[str]]
     user_identity_ids: dict[str, pulumi.Output[str]]
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        connection: Mapping[str, pulumi.Input[Any]],
-        root_ca_cert_pem: pulumi.Input[str],
-        root_ca_key_pem: pulumi.Input[str],
-        keycloak_issuer: pulumi.Input[str],
-        keycloak_jwks_url: pulumi.Input[str],
-        keycloak_audience: pulumi.Input[str],
-        keycloak_client_id: pulumi.Input[str],
-        router_name: str | None,
-        workloads: Mapping[str, WorkloadSpec],
-        users: Mapping[str, ZitiUserSpec] | None = None,
-        keycloak_claims_property: str = "email",
-        router_role_attributes: Sequence[str] = ("public",),
-        name_scope: str | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        """`name_scope` prefixes the name of every Ziti object made here (`<scope>-...`): on a
-        controller several stacks share (platform external), names are unique per stack."""
+    def __init__(self, name: str, args: ZitiTrustArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:ziti:ZitiTrust", name, None, opts)
         # depends_on is not inherited through `parent`: every child waits for the controller.
         wait = after(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=wait)
-        scope = f"{name_scope}-" if name_scope else ""
+        a = args
+        scope = f"{a.name_scope}-" if a.name_scope else ""
         # The admin password stays secret however the caller built the map.
-        conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in connection.items()}
+        conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in a.connection.items()}
 
         ca = ZitiCertificateAuthority(
             f"{name}-spire-ca",
             name=f"{scope}{name}-spire",
-            cert_pem=root_ca_cert_pem,
-            ca_key_pem=pulumi.Output.secret(root_ca_key_pem),
+            cert_pem=a.root_ca_cert_pem,
+            ca_key_pem=pulumi.Output.secret(a.root_ca_key_pem),
             is_auth_enabled=True,
             is_auto_ca_enrollment_enabled=False,
             is_ott_ca_enrollment_enabled=False,
@@ -143,13 +147,13 @@ class ZitiTrust(pulumi.ComponentResource):
         signer = ZitiExternalJwtSigner(
             f"{name}-keycloak-signer",
             name=f"{scope}{name}-keycloak",
-            issuer=keycloak_issuer,
-            audience=keycloak_audience,
-            jwks_endpoint=keycloak_jwks_url,
-            client_id=keycloak_client_id,
-            external_auth_url=keycloak_issuer,
+            issuer=a.keycloak_issuer,
+            audience=a.keycloak_audience,
+            jwks_endpoint=a.keycloak_jwks_url,
+            client_id=a.keycloak_client_id,
+            external_auth_url=a.keycloak_issuer,
             scopes=["openid", "email"],
-            claims_property=keycloak_claims_property,
+            claims_property=a.keycloak_claims_property,
             use_external_id=True,
             target_token="ACCESS",  # noqa: S106 (the token type, not a secret)
             enabled=True,
@@ -170,17 +174,17 @@ class ZitiTrust(pulumi.ComponentResource):
         router = (
             ZitiEdgeRouter(
                 f"{name}-router",
-                name=router_name,
-                role_attributes=list(router_role_attributes),
+                name=a.router_name,
+                role_attributes=list(a.router_role_attributes),
                 is_tunneler_enabled=False,
                 connection=conn,
                 opts=child,
             )
-            if router_name is not None
+            if a.router_name is not None
             else None
         )
         self.identity_ids = {}
-        for key, spec in sorted(workloads.items()):
+        for key, spec in sorted(a.workloads.items()):
             workload = _workload(spec)
             identity = ZitiIdentity(
                 f"{name}-identity-{key}",
@@ -196,7 +200,7 @@ class ZitiTrust(pulumi.ComponentResource):
             )
             self.identity_ids[key] = identity.id
         self.user_identity_ids = {}
-        for key, user in sorted((users or {}).items()):
+        for key, user in sorted(a.users.items()):
             self.user_identity_ids[key] = ZitiIdentity(
                 f"{name}-user-{key}",
                 name=f"{scope}user-{key}",

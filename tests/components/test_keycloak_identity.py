@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime import mocks as pmocks
 
-from components.keycloak_identity import KeycloakIdentity
+from components.keycloak_identity import KeycloakIdentity, KeycloakIdentityArgs
 from dynamic_providers.keycloak.client import RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from tests.fakes.keycloak import KeycloakFake
@@ -58,7 +58,7 @@ def build(fake: KeycloakFake | None = None, **kwargs: Any) -> Callable[[], None]
             "ca_bundle_pem": fake.server.ca_pem if fake and fake.server else None,
         }
         args.update(kwargs)
-        identity = KeycloakIdentity("keycloak", **args)
+        identity = KeycloakIdentity("keycloak", KeycloakIdentityArgs(**args))
         for key in ("realm_id", "client_uuid", "client_id", "issuer_url", "jwks_url", "audience"):
             pulumi.export(key, getattr(identity, key))
 

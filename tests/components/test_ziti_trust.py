@@ -21,15 +21,14 @@ WORKLOADS = {
 
 
 def build(workloads: dict[str, Any] | None = None, name: str = "ziti-trust") -> Any:
-    from components.ziti_trust import ZitiTrust
+    from components.ziti_trust import ZitiTrust, ZitiTrustArgs
 
     holder: dict[str, Any] = {}
 
     def body() -> None:
         import pulumi
 
-        holder["trust"] = trust = ZitiTrust(
-            name,
+        holder["trust"] = trust = ZitiTrust(name, ZitiTrustArgs(
             connection={
                 "url": "https://ziti.example.com:1280",
                 "username": "admin",
@@ -44,7 +43,7 @@ def build(workloads: dict[str, Any] | None = None, name: str = "ziti-trust") -> 
             keycloak_client_id="openziti",
             router_name="edge-router-1",
             workloads=workloads if workloads is not None else WORKLOADS,
-        )
+        ))
         pulumi.export("routerJwt", trust.router_enrollment_jwt)
         pulumi.export("identityIds", trust.identity_ids)
         pulumi.export("caId", trust.ca_id)

@@ -41,9 +41,9 @@ import pytest
 from cryptography import x509
 from pulumi.dynamic import ResourceProvider
 
-from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity
+from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity, KeycloakIdentityArgs
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
-from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiWorkload
+from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiTrustArgs, ZitiWorkload
 from dynamic_providers.ziti import provider as zp
 from servers import keycloak as kc_server
 from tests.harness import chain, mock_engine
@@ -177,10 +177,10 @@ def ziti_trust(name: str, ziti: dict[str, Any], *, spire: Mapping[str, Any] | No
     root_key = Path(spire["x509pop"]["root_key"]).read_text() if spire else UNUSED
 
     def build() -> None:
-        ZitiTrust(name, connection=connection(ziti), root_ca_cert_pem=root_cert, root_ca_key_pem=root_key,
-                  keycloak_issuer=issuer, keycloak_jwks_url=jwks_url, keycloak_audience=audience,
-                  keycloak_client_id=client_id, router_name=f"{name}-router",
-                  workloads={k: ZitiWorkload(v) for k, v in (workloads or {}).items()})
+        ZitiTrust(name, ZitiTrustArgs(connection=connection(ziti), root_ca_cert_pem=root_cert, root_ca_key_pem=root_key,
+                                      keycloak_issuer=issuer, keycloak_jwks_url=jwks_url, keycloak_audience=audience,
+                                      keycloak_client_id=client_id, router_name=f"{name}-router",
+                                      workloads={k: ZitiWorkload(v) for k, v in (workloads or {}).items()}))
 
     return registered(build)
 
@@ -311,9 +311,10 @@ def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], na
     realm = name
 
     def identity() -> None:
-        KeycloakIdentity(name, url=keycloak["url"], admin_user=keycloak["admin_user"],
-                         admin_password=keycloak["admin_password"], realm=realm, ziti_client_id=client_id,
-                         audience=client_id)  # as components/assembly.py: the client id is the audience
+        KeycloakIdentity(name, KeycloakIdentityArgs(url=keycloak["url"], admin_user=keycloak["admin_user"],
+                                                    admin_password=keycloak["admin_password"], realm=realm,
+                                                    # as assembly.py: the client id is the audience
+                                                    ziti_client_id=client_id, audience=client_id))
 
     kc_resources = registered(identity)
     made.realize(kc_resources)
