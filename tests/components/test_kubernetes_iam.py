@@ -458,3 +458,37 @@ def test_iam_runs_only_in_the_basic_topologys_cluster() -> None:
     with pytest.raises(ConfigError) as e:
         stack_config.parse(raw)
     assert "identity-platform:kubernetes.iam: built for the basic topology's cluster" in str(e.value)
+
+
+class TestInClusterClientsOfKeycloak:
+    """`http_clients` (for the Ziti controller's JWKS fetch through the cluster's service names):
+    a namespace named there reaches Keycloak's HTTP port, and only the realms' public documents."""
+
+    @staticmethod
+    def _args() -> tuple[iam_mod.KeycloakOnCnpgArgs, Any]:
+        from components.kubernetes.mesh import IamMeshArgs
+
+        kc = iam_mod.KeycloakOnCnpgArgs(
+            replicas=REPLICAS["dev"], public_url="https://auth.acme-identity.net", admin_user="admin",
+            keycloak_image="quay.io/keycloak/keycloak:26.7.0", postgres_image="ghcr.io/cloudnative-pg/postgresql:18.0",
+            database_storage="1Gi", storage_class=None, gateway_namespace="istio-system",
+            gateway_selector={"istio": "ingressgateway"}, prod=False, http_clients=("ziti",),
+        )
+        mesh = IamMeshArgs(hostname="auth.acme-identity.net", tls_credential="auth-tls",
+                           gateway_namespace="istio-system", gateway_selector={"istio": "ingressgateway"},
+                           gateway_service_account="gw", mesh_namespaces=("iam-system",), http_clients=("ziti",))
+        return kc, mesh
+
+    def test_the_network_policy_admits_the_namespace_on_8080(self) -> None:
+        kc, _ = self._args()
+        policy = iam_mod.flows(kc)[("iam-system", "keycloak")]
+        assert {"from_": [{"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "ziti"}}}],
+                "ports": [{"protocol": "TCP", "port": 8080}]} in policy["ingress"]
+
+    def test_the_authorization_policy_admits_only_get_on_the_realms(self) -> None:
+        from components.kubernetes.mesh import authorization_policies
+
+        _, mesh = self._args()
+        rules = authorization_policies(mesh)[("iam-system", "keycloak")]["rules"]
+        assert {"from": [{"source": {"namespaces": ["ziti"]}}],
+                "to": [{"operation": {"ports": ["8080"], "methods": ["GET"], "paths": ["/realms/*"]}}]} in rules
