@@ -107,7 +107,8 @@ def _int_problem(value: Any) -> str | None:
     return None
 
 
-def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> list[str] | None:
+def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> list[tuple[int, str]] | None:
+    """The known strings of a list with their own index (so a failure names the right item)."""
     if value is None:
         return []
     if not isinstance(value, list | tuple):
@@ -120,7 +121,7 @@ def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> lis
         if not isinstance(item, str):
             failures.append((field, f"{field}[{i}]: must be a string, got {item!r}"))
             continue
-        out.append(item)
+        out.append((i, item))
     return out
 
 
@@ -224,19 +225,19 @@ def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     dns_names = props.get("dns_names")
     if not is_unknown(dns_names):
-        names = _string_list("dns_names", dns_names, failures) or []
-        for i, name in enumerate(names):
+        dns = _string_list("dns_names", dns_names, failures) or []
+        for i, name in dns:
             problem = dns_name_problem(name)
             if problem:
                 failures.append(("dns_names", f"dns_names[{i}]: {name!r} {problem}"))
-        for dup in duplicates(names):
+        for dup in duplicates([name for _, name in dns]):
             failures.append(("dns_names", f"dns_names: {dup!r} is listed more than once"))
 
     federates_with = props.get("federates_with")
     if not is_unknown(federates_with):
         tds = _string_list("federates_with", federates_with, failures) or []
         names = []
-        for i, raw in enumerate(tds):
+        for i, raw in tds:
             name = trust_domain_name(raw)
             if "/" in name:
                 failures.append(

@@ -351,11 +351,6 @@ class TestCheckReportsEverything:
     def test_connection_and_list_shapes(self, overrides: dict[str, Any], expected: list[tuple[str, str]]) -> None:
         assert failures(**overrides) == expected
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="bug: dns_names / federates_with failures index the list without its Unknown and non-string "
-        "items, so the item after one is named by the wrong index (dynamic_providers/spire/provider.py)",
-    )
     @pytest.mark.parametrize(
         ("field", "value", "index"),
         [
