@@ -51,7 +51,6 @@ from pydantic import ValidationError
 
 from dynamic_providers._kernel import (
     ForeignObjectError,
-    Malformed,
     OwnershipEncoder,
     Provider,
     Resource,
@@ -167,14 +166,6 @@ def _changed(
     dropped = [k for k in keys if news[k] is None and k in _REMOVABLE and olds.get(k)]
     managed = [k for k in keys if news[k] is not None]
     return changed_fields(managed, olds, news, normalise) + dropped
-
-
-def _comparable(key: str, value: Any) -> Any:
-    """`normalise`, but a value it cannot read (older or damaged state) compares unequal to all."""
-    try:
-        return normalise(key, value)
-    except (TypeError, ValueError, AttributeError):
-        return Malformed(value)
 
 
 # --- ownership ----------------------------------------------------------------------------------
@@ -568,7 +559,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             keys.append("pkce_method")
         if spec.post_logout_redirect_uris is not None:
             keys.append("post_logout_redirect_uris")
-        if any(_comparable(k, have[k]) != _comparable(k, want[k]) for k in keys):
+        if changed_fields(keys, have, want, normalise):
             return True
         server_attrs = current.attributes or {}
         if any(server_attrs.get(k, "") != v for k, v in (spec.attributes or {}).items()):
@@ -833,7 +824,7 @@ class KeycloakRealmProvider(_KeycloakProvider):
     def _reconcile(self, kc: KeycloakAdmin, spec: RealmSpec, current: RealmRepresentation) -> None:
         have, want = _realm_view(current), _realm_view(self._body(spec))
         keys = ["owner", *(k for k in REALM_FIELDS if getattr(spec, k) is not None)]
-        if any(_comparable(k, have[k]) != _comparable(k, want[k]) for k in keys):
+        if changed_fields(keys, have, want, normalise):
             kc.update_realm(spec.realm, self._body(spec))
 
     @staticmethod
