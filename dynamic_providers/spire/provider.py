@@ -48,7 +48,6 @@ from pydantic import ValidationError
 
 from dynamic_providers._kernel import (
     ForeignObjectError,
-    Malformed,
     OwnershipEncoder,
     Provider,
     Resource,
@@ -288,16 +287,6 @@ def _comparable(key: str, value: Any) -> Any:
     return EntryFields.from_props({**_PLACEHOLDER, key: value}).normalized()[key]
 
 
-def _normalized(props: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in MANAGED_FIELDS:
-        try:
-            out[key] = _comparable(key, props.get(key))
-        except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
-            out[key] = Malformed(props.get(key))
-    return out
-
-
 def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str]] | None:
     """The (spiffe_id, parent_id, selectors) the state records, from the first state that has them readable."""
     for state in states:
@@ -466,9 +455,7 @@ class SpireEntryProvider(Provider):
         olds, news = strip(olds), strip(news)
         connection = parse_connection(news["connection"])
         fields = EntryFields.from_props(news)
-        old = _normalized(olds)
-        new = fields.normalized()
-        if all(old[k] == new[k] for k in MANAGED_FIELDS):
+        if not changed_fields(MANAGED_FIELDS, olds, fields.as_props(), _comparable):
             # Only the connection changed: nothing to write on the server.
             return UpdateResult({**olds, "connection": news["connection"]})
         with open_client(connection) as client:
