@@ -13,9 +13,13 @@
   multicast), probes on the management port 9000 (`/health/started|ready|live`), metrics on
   9000 `/metrics`, behind the Istio Gateway (`KC_PROXY_HEADERS=xforwarded`). The bootstrap admin's
   password from pulumi-random, in a Secret, as an env `secretKeyRef` (never a literal).
-- Read-only root filesystem: `kc.sh build` runs in an init container into an `emptyDir` mounted at
-  `/opt/keycloak/lib/quarkus` (the only directory the build writes), and the server starts
-  `--optimized` from it; `/opt/keycloak/data` and `/tmp` are `emptyDir`s.
+- Read-only root filesystem: an `emptyDir` at `/opt/keycloak/lib/quarkus` (the only directory the
+  build writes), seeded by a first init container with the image's own copy (`kc.sh build` boots
+  from its `quarkus-application.dat`), then `kc.sh build` in a second init container, and the
+  server starts `--optimized` from it; `/opt/keycloak/data` and `/tmp` are `emptyDir`s. Checked with
+  the Keycloak 26.7.0 distribution the real tier runs: as a non-root user, with everything but
+  `lib/quarkus` read-only, an empty `lib/quarkus` fails the build (NoSuchFileException on
+  quarkus-application.dat) and the seeded one builds (82 s on this machine).
 - A PodDisruptionBudget: prod keeps one Keycloak pod through voluntary disruptions; dev's single
   pod does not block a node drain. CNPG makes its own for the instances.
 - Network policies: default deny in both namespaces, then DNS and istiod for every pod, and the
@@ -58,6 +62,7 @@ API_SERVER_PORTS = (443, 6443)
 KEYCLOAK_UID = 1000  # the Keycloak image's user
 KEYCLOAK_RESOURCES = sec.Resources("500m", "1Gi", "2", "2Gi")
 KEYCLOAK_BUILD_RESOURCES = sec.Resources("500m", "512Mi", "2", "1536Mi")
+INIT_RESOURCES = sec.Resources("10m", "16Mi", "100m", "64Mi")
 DB_RESOURCES = sec.Resources("250m", "512Mi", "1", "1Gi")
 OPERATOR_RESOURCES = sec.Resources("100m", "128Mi", "500m", "512Mi")
 KEYCLOAK_HOME = "/opt/keycloak"
@@ -261,6 +266,15 @@ class KeycloakOnCnpg(pulumi.ComponentResource):
                         "security_context": sec.pod_security(KEYCLOAK_UID),
                         "affinity": affinity,
                         "init_containers": [{
+                            # `kc.sh build` itself boots from lib/quarkus (quarkus-application.dat):
+                            # the emptyDir starts as the image's copy.
+                            "name": "seed",
+                            "image": args.keycloak_image,
+                            "command": ["cp", "-a", f"{quarkus}/.", "/seed/"],
+                            "resources": INIT_RESOURCES.spec(),
+                            "security_context": sec.restricted_container(),
+                            "volume_mounts": [{"name": "quarkus", "mount_path": "/seed"}],
+                        }, {
                             "name": "build",
                             "image": args.keycloak_image,
                             "args": ["build"],

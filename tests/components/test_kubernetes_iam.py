@@ -171,7 +171,9 @@ def test_keycloak_is_clustered_on_the_cnpg_primary_with_probes_on_9000(run: Prog
                         ("livenessProbe", "/health/live")):
         assert c[probe]["httpGet"] == {"path": path, "port": 9000}, probe
     assert c["args"] == ["start", "--optimized"]
-    (build,) = spec["initContainers"]
+    seed, build = spec["initContainers"]
+    assert seed["command"] == ["cp", "-a", "/opt/keycloak/lib/quarkus/.", "/seed/"]
+    assert seed["volumeMounts"] == [{"name": "quarkus", "mountPath": "/seed"}]
     assert build["args"] == ["build"]
     build_env = {e["name"]: e["value"] for e in build["env"]}
     assert build_env == {k: env[k]["value"] for k in iam_mod.BUILD_ENV}
