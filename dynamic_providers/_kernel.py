@@ -31,6 +31,7 @@ carry no class-level `Output[...]` annotations at run time (the SDK resolves the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from dynamic_providers import _serialization
+from dynamic_providers._transport import ServerError
 
 PROVIDER_KEY = "__provider"
 
@@ -313,8 +315,33 @@ def create_or_adopt(
 # --- providers ----------------------------------------------------------------------------------------
 
 
+def _told(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Raise the providers' own errors without their cause chain.
+
+    The engine's provider host sends `traceback.format_exc()` as gRPC metadata, which is capped
+    at 8 KB: the chain under a retried connection failure (httpx and httpcore frames per attempt)
+    went past it, and the engine showed "RESOURCE_EXHAUSTED" instead of the message. These
+    errors say everything in their message; any other exception keeps its whole traceback.
+    """
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (ServerError, ForeignObjectError) as e:
+            raise e.with_traceback(None) from None
+
+    return call
+
+
 class Provider(dynamic.ResourceProvider):
     """The shared CRUD skeleton: the class settings below, the system's hooks for the rest."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("create", "read", "update", "delete"):
+            if name in vars(cls):
+                setattr(cls, name, _told(vars(cls)[name]))
 
     # Providers hold no secret (credentials are secret inputs), so `__provider` stays plain.
     serialize_as_secret_always = False
