@@ -1,14 +1,16 @@
 """Logins and requests per provider operation, against the fakes and the real servers, next to the floor.
 
-Every Keycloak and OpenZiti resource kind goes through its provider's own create, read, update
-and delete (the Ziti CA's create verifies it), in this process, which plays the engine's provider
-process. Requests are counted on the wire, below the transport's retry layer (a retry counts), so
-the figures are what a server sees. Logins are the token-endpoint and `/authenticate` requests.
+Every Keycloak, OpenZiti and SPIRE resource kind goes through its provider's own create, read,
+update and delete (the Ziti CA's create verifies it), in this process, which plays the engine's
+provider process. Requests are counted on the wire, below the transport's retry layer (a retry
+counts), so the figures are what a server sees: HTTP requests, and for SPIRE the Entry API's gRPC
+calls on the admin socket. Logins are the token-endpoint and `/authenticate` requests (SPIRE has
+none: the admin socket authorizes local callers).
 
 The floor: one login per server for the whole process; one request per operation, except a CA
 created with verification, which needs three (POST /cas, GET the verification token, POST
 /cas/{id}/verify). The verdict column says whether the operation is within one request of it.
-SPIRE has no login and speaks gRPC or an exec'd CLI: its round trips are in bench/spire_bench.py.
+SPIRE's exec'd-CLI transports (docker/kubectl exec) are counted in bench/spire_bench.py.
 
     .venv/bin/python bench/requests_per_operation.py [--no-real]
 
@@ -34,9 +36,12 @@ import httpx
 
 from dynamic_providers._transport import RetryTransport, forget_sessions
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from dynamic_providers.spire import client as spire_client
+from dynamic_providers.spire.provider import SpireEntryProvider
 from dynamic_providers.ziti import provider as zp
 from tests.fakes import ziti as fake_ziti
 from tests.fakes.keycloak import KeycloakFake
+from tests.fakes.spire_server import FakeSpireServer
 from tests.harness.loopback import LoopbackServer
 from tests.real._ziti import Admin
 from tests.real.test_ziti_resources import CASES
@@ -68,6 +73,16 @@ def _counting_init(self: RetryTransport, inner: httpx.BaseTransport) -> None:
 
 RetryTransport.__init__ = _counting_init  # type: ignore[method-assign]
 
+_PLAIN_CALL = spire_client.GrpcEntryClient._call
+
+
+def _counting_call(self: spire_client.GrpcEntryClient, method: str, *args: Any) -> Any:
+    SENT.append((f"unix:{self.connection.socket_path}", "RPC", f"/{method}"))  # one gRPC call, retries apart
+    return _PLAIN_CALL(self, method, *args)
+
+
+spire_client.GrpcEntryClient._call = _counting_call  # type: ignore[method-assign,assignment]
+
 
 Row = tuple[str, str, str, int, int, int, str]  # system, kind, operation, requests, logins, floor, what was sent
 
@@ -82,7 +97,8 @@ def measure(rows: list[Row], system: str, kind: str, op: str, fn: Callable[[], A
     start = len(SENT)
     result = fn()
     sent = SENT[start:]
-    calls = [f"{method} {route(path)}" for _, method, path in sent if not path.endswith(LOGIN_PATHS)]
+    calls = [path[1:] if method == "RPC" else f"{method} {route(path)}"
+             for _, method, path in sent if not path.endswith(LOGIN_PATHS)]
     rows.append((system, kind, op, len(calls), len(sent) - len(calls), floor, ", ".join(calls)))
     return result
 
@@ -137,11 +153,23 @@ def ziti(rows: list[Row], system: str, section: dict[str, Any]) -> None:
         admin.close()
 
 
+def spire(rows: list[Row], system: str, section: dict[str, Any]) -> None:
+    td = section["trust_domain"]
+    connection = {"transport": "grpc", "socket_path": section["admin_socket"], "trust_domain": td,
+                  "project": "identity-platform", "stack": "bench"}
+    props = {"spiffe_id": f"spiffe://{td}/ns/bench/sa/{uuid.uuid4().hex[:6]}", "parent_id": section["agent_spiffe_id"],
+             "selectors": ["unix:uid:1000"], "connection": connection}
+    crud(rows, system, "entry", SpireEntryProvider(), props, {"x509_svid_ttl": 900})
+
+
 # --- where they run -----------------------------------------------------------------------------
 
 
+Sections = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # Keycloak connection, Ziti and SPIRE servers
+
+
 @contextmanager
-def fakes() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def fakes() -> Iterator[Sections]:
     servers: list[LoopbackServer] = []
 
     def loopback(app: Any, **kw: Any) -> LoopbackServer:
@@ -152,26 +180,30 @@ def fakes() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     kc.serve(loopback)
     zf = fake_ziti.ZitiController()
     srv = zf.serve(loopback)
+    spire_fake = FakeSpireServer(trust_domain="bench.internal").start()
+    spire_section = {"trust_domain": "bench.internal", "admin_socket": spire_fake.socket_path,
+                     "agent_spiffe_id": "spiffe://bench.internal/spire/agent/x509pop/node-1"}
     try:
         yield kc.connection(), {"url": srv.url, "admin_user": zf.username, "admin_password": zf.password,
-                                "ca_pem": srv.ca_pem}
+                                "ca_pem": srv.ca_pem}, spire_section
     finally:
+        spire_fake.stop()
         for s in servers:
             s.stop()
 
 
 @contextmanager
-def real() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def real() -> Iterator[Sections]:
     import servers
     from servers.process import Run
 
     with tempfile.TemporaryDirectory() as tmp:
         run = Run(root=Path(tmp))
         try:
-            servers.start(["keycloak", "ziti"], run=run)
+            servers.start(["keycloak", "ziti", "spire"], run=run)
             kc = run.servers["keycloak"]
             yield ({"url": kc["url"], "username": kc["admin_user"], "password": kc["admin_password"], "timeout": 30},
-                   run.servers["ziti"])
+                   run.servers["ziti"], run.servers["spire"])
         finally:
             run.stop()
 
@@ -180,9 +212,10 @@ def bench(label: str, where: Callable[[], Any]) -> list[Row]:
     rows: list[Row] = []
     forget_sessions()  # a provider process starts without sessions
     SENT.clear()
-    with where() as (kc_connection, ziti_section):
+    with where() as (kc_connection, ziti_section, spire_section):
         keycloak(rows, f"keycloak ({label})", kc_connection)
         ziti(rows, f"ziti ({label})", ziti_section)
+        spire(rows, f"spire ({label})", spire_section)
     logins = Counter(origin for origin, _, path in SENT if path.endswith(LOGIN_PATHS))
     print(f"\n== {label}: logins per server in this provider process (floor: 1 each) ==")
     for origin, n in sorted(logins.items()):

@@ -93,19 +93,30 @@ def rule(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("rule", message, {"field": field})
 
 
-def _value_at(value: Any, loc: Sequence[int | str]) -> tuple[bool, Any]:
-    """Walk `loc` into `value`; (True, _) as soon as an unknown is met on the way."""
-    current = value
-    for part in loc:
+def _locate(value: Any, loc: Sequence[int | str]) -> tuple[bool, list[int | str]]:
+    """Walk `loc` into `value`: whether an unknown is met on the way (or, for a property path,
+    nests in the value found), and the property path, without the member names pydantic puts into
+    the location of a tagged union's error (`connection.grpc.socket_path` is `connection.socket_path`)."""
+    current: Any = value
+    path: list[int | str] = []
+    for i, part in enumerate(loc):
         if is_unknown(current):
-            return True, current
+            return True, path
         if isinstance(current, Mapping) and part in current:
             current = current[part]
         elif isinstance(current, list | tuple) and isinstance(part, int) and part < len(current):
             current = current[part]
+        elif isinstance(current, Mapping) and isinstance(part, str) and i < len(loc) - 1:
+            continue  # a union member's tag, not a key
         else:
-            return False, None
-    return is_unknown(current), current
+            return False, [*path, *loc[i:]]
+        path.append(part)
+    return (contains_unknown(current) if path else is_unknown(current)), path
+
+
+def _display(path: Sequence[int | str]) -> str:
+    """A property path as Pulumi writes one: `dns_names[1]`, `connection.socket_path`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).removeprefix(".")
 
 
 def _reason(err: Mapping[str, Any], path: str) -> str:
@@ -121,9 +132,13 @@ def _reason(err: Mapping[str, Any], path: str) -> str:
     return msg
 
 
-def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") -> list[dynamic.CheckFailure]:
+def validation_failures(
+    model: type[BaseModel], value: Any, prefix: str = "", *, by_input: bool = False
+) -> list[dynamic.CheckFailure]:
     """`value` checked against `model`, one failure per problem named by its property path.
-    Failures that involve a value unknown in this preview are dropped."""
+    Failures that involve a value unknown in this preview are dropped. `by_input`: each failure
+    is reported on its top-level input, the path of the broken item leading the reason
+    (`dns_names[1]: ...`), so that a list's items are named by their own index."""
     if is_unknown(value):
         return []
     if value is None:
@@ -137,10 +152,18 @@ def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") ->
             field = (err.get("ctx") or {}).get("field")
             if field is not None:
                 loc.append(str(field))  # a `rule`: reported as the field it names
-            if _value_at(value, loc)[0]:
+            unknown, path = _locate(value, loc)
+            if unknown:
                 continue
-            path = ".".join(str(p) for p in ([prefix] if prefix else []) + loc) or prefix or "inputs"
-            failures.append(dynamic.CheckFailure(path, _reason(err, path)))
+            full = ([prefix] if prefix else []) + path
+            if by_input:
+                shown = _display(full) or "inputs"
+                reason = _reason(err, shown)
+                reason = reason if reason.startswith(shown) else f"{shown}: {reason}"
+                failures.append(dynamic.CheckFailure(str(full[0]) if full else "inputs", reason))
+            else:
+                name = ".".join(str(p) for p in full) or "inputs"
+                failures.append(dynamic.CheckFailure(name, _reason(err, name)))
         return failures
     return []
 
@@ -356,6 +379,7 @@ class Provider(dynamic.ResourceProvider):
     meta_models: ClassVar[Mapping[str, type[BaseModel]]] = {}  # how `check` validates the meta inputs
     required_meta: ClassVar[tuple[str, ...]] = ("connection",)
     extra_inputs: ClassVar[tuple[str, ...]] = ()  # inputs that are neither settings nor meta
+    failures_by_input: ClassVar[bool] = False  # report a failure on its top-level input (see validation_failures)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> dynamic.CheckResult:
         """Offline: the meta inputs and the settings against their models, misspelt inputs named."""
@@ -363,8 +387,8 @@ class Provider(dynamic.ResourceProvider):
         failures: list[dynamic.CheckFailure] = []
         for key, model in self.meta_models.items():
             if key in self.required_meta or props.get(key) is not None:
-                failures += validation_failures(model, props.get(key), key)
-        failures += validation_failures(self.args_model, self.settings(props))
+                failures += validation_failures(model, props.get(key), key, by_input=self.failures_by_input)
+        failures += validation_failures(self.args_model, self.settings(props), by_input=self.failures_by_input)
         failures += self.misspelt(props)
         return dynamic.CheckResult(self.checked(props), failures)
 

@@ -1,10 +1,16 @@
-"""Typed values of the SPIRE registration-entry provider: the validation rules, canonical forms and
-ownership-prefixed entry ids, the server's view of an entry, and the provider's `connection`.
+"""Typed values of the SPIRE registration-entry provider: the inputs and their rules (`EntryArgs`),
+canonical forms and ownership-prefixed entry ids, the server's view of an entry, and the provider's
+`connection`.
 
 The rules are SPIRE's own, so `pulumi preview` reports what the server would reject on `up`:
 SPIFFE IDs as go-spiffe parses them (`spiffeid.FromString`) plus SPIRE's entry rules
-(`pkg/server/api/entry.go`, `id.go`, `selector.go`, `sqlstore.validateRegistrationEntry`) and its
-DNS-name check (`pkg/common/x509util/dns.go`). Every problem is phrased as "<field>: <rule>".
+(`pkg/server/api/entry.go`, `id.go`, `selector.go`) and its DNS-name check
+(`pkg/common/x509util/dns.go`). They live in `stack_config/spiffe.py`, shared with the stack
+configuration, rather than in a SPIFFE library: py-spiffe's `SpiffeId` parses go-spiffe's grammar
+but not SPIRE's entry rules (a path, the reserved `/spire` namespace, trust-domain membership) nor
+the non-empty trust-domain labels the configuration holds, and would bring a Workload API client
+this provider does not use. The kernel turns the model's errors into check failures, each named by
+its input and item (`dns_names[1]: ...`).
 
 Nothing here talks to a server; `client.py` does, `provider.py` is the Pulumi glue.
 """
@@ -13,11 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from dynamic_providers._kernel import contains_unknown, is_unknown, rule
 from dynamic_providers.spire._proto import types_pb2
 
 # The SPIFFE rules live in one module, shared with the stack configuration (explicit re-exports).
@@ -28,29 +51,14 @@ from stack_config.spiffe import spiffe_id_problem as spiffe_id_problem
 from stack_config.spiffe import split_spiffe_id as split_spiffe_id
 from stack_config.spiffe import trust_domain_problem as trust_domain_problem
 
-MAX_ENTRY_ID_CHARS = 255  # sqlstore.validateRegistrationEntry
 MAX_HINT_BYTES = 1024  # api.hintMaximumLength (Go len() counts bytes)
 MAX_INT32 = 2**31 - 1  # x509_svid_ttl / jwt_svid_ttl are int32 on the wire
 DEFAULT_SERVER_SOCKET = "/tmp/spire-server/private/api.sock"  # noqa: S108 - SPIRE's documented default
 DEFAULT_SERVER_BINARY = "/opt/spire/bin/spire-server"
 MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 
-_ENTRY_ID_CHARS = re.compile(r"^[A-Za-z0-9._-]+$")
 _OWNER_PART = re.compile(r"[^A-Za-z0-9_-]")
 _DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://\S+$")
-
-
-# --- rules (each returns None when valid, else the broken rule) --------------------------------
-
-
-def entry_id_problem(entry_id: str) -> str | None:
-    if not entry_id:
-        return "entry id is empty"
-    if len(entry_id) > MAX_ENTRY_ID_CHARS:
-        return f"entry id is longer than {MAX_ENTRY_ID_CHARS} characters"
-    if not _ENTRY_ID_CHARS.match(entry_id):
-        return "entry id characters are limited to letters, numbers, '.', '-' and '_'"
-    return None
 
 
 # --- canonical forms ---------------------------------------------------------------------------
@@ -341,12 +349,156 @@ def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConne
     return CONNECTION.validate_python(dict(raw))
 
 
-def duplicates(values: Sequence[str]) -> list[str]:
-    """Values that occur more than once, in first-seen order."""
-    seen: set[str] = set()
-    dupes: list[str] = []
-    for v in values:
-        if v in seen and v not in dupes:
-            dupes.append(v)
-        seen.add(v)
-    return dupes
+# --- the inputs and their rules ------------------------------------------------------------------
+
+
+def _whole_seconds(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+        raise ValueError(f"must be a whole number of seconds, got {v!r}")
+    if v < 0:
+        raise ValueError(f"must be >= 0 (0 = the server's default TTL), got {v:g}")
+    if v > MAX_INT32:
+        raise ValueError(f"must be at most {MAX_INT32} (int32 seconds), got {v:g}")
+    return int(v)
+
+
+def _selector(raw: Any) -> str:
+    """ "type:value", from the string or a {type, value} object, under SPIRE's selector rules."""
+    if isinstance(raw, str) and ":" not in raw:
+        raise ValueError(f"{raw!r} is not \"type:value\" (no ':')")
+    if not isinstance(raw, str | Mapping):
+        raise ValueError(f'must be a "type:value" string, got {raw!r}')
+    problem = selector_problem(*parse_selector(raw))
+    if problem:
+        raise ValueError(f"{raw!r}: selector {problem}")
+    return selector_string(*parse_selector(raw))
+
+
+def _dns_name(name: str) -> str:
+    problem = dns_name_problem(name)
+    if problem:
+        raise ValueError(f"{name!r} {problem}")
+    return name
+
+
+def _server_td(info: ValidationInfo) -> str | None:
+    """The connection's trust domain, when the connection (validated first) is valid and known
+    (the preview's unknown sentinel reads as a valid trust domain name)."""
+    connection = info.data.get("connection")
+    return None if connection is None or is_unknown(connection.trust_domain) else connection.trust_domain
+
+
+def _peer(raw: str, info: ValidationInfo) -> str:
+    """A `federates_with` item: a trust domain other than the server's, as its bare name."""
+    name = trust_domain_name(raw)
+    if "/" in name:
+        raise ValueError(
+            f"{raw!r} must name a trust domain (other.org or spiffe://other.org), not a SPIFFE ID with a path"
+        )
+    problem = trust_domain_problem(name)
+    if problem:
+        raise ValueError(f"{raw!r}: {problem}")
+    if name == _server_td(info):
+        raise ValueError(f"{raw!r} is the server's own trust domain; list peers only")
+    return name
+
+
+def _listed_once(key: Callable[[Any], str]) -> WrapValidator:
+    """Each item listed once (compared by `key`), a repeat named by its own index even when other
+    items of the list are broken (pydantic runs a list's own rules only on valid items)."""
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        seen: set[str] = set()
+        repeats: list[InitErrorDetails] = []
+        for i, item in enumerate(value if isinstance(value, list | tuple) else ()):
+            if not isinstance(item, str | Mapping) or contains_unknown(item):
+                continue
+            try:
+                k = key(item)
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if k in seen:
+                error = PydanticCustomError("repeated", f"{item!r} is listed more than once".replace("{", "{{"))
+                repeats.append(InitErrorDetails(type=error, loc=(i,), input=item))
+            seen.add(k)
+        try:
+            result = handler(value)
+        except ValidationError as e:
+            if not repeats:
+                raise
+            broken = [InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{")),
+                                       loc=x["loc"], input=x["input"]) for x in e.errors()]  # fmt: skip
+            raise ValidationError.from_exception_data("list", [*broken, *repeats]) from None
+        if repeats:
+            raise ValidationError.from_exception_data("list", repeats)
+        return result
+
+    return WrapValidator(check)
+
+
+def _list(value: Any) -> Any:
+    if value is not None and not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of strings, got {type(value).__name__}")
+    return value or []
+
+
+def _selectors(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError('at least one "type:value" selector is required')
+    return value
+
+
+Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
+Selectors = Annotated[
+    list[Annotated[str, BeforeValidator(_selector)]],
+    _listed_once(lambda s: selector_string(*parse_selector(s))),
+    BeforeValidator(_selectors),
+]
+DnsNames = Annotated[list[Annotated[StrictStr, AfterValidator(_dns_name)]], _listed_once(str), BeforeValidator(_list)]
+Peers = Annotated[
+    list[Annotated[StrictStr, AfterValidator(_peer)]], _listed_once(trust_domain_name), BeforeValidator(_list)
+]
+
+
+class EntryArgs(BaseModel):
+    """A `SpireEntry`'s inputs as `check` validates them: the connection (first, so the other
+    fields' rules can read its trust domain), then the entry's fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connection: Connection
+    spiffe_id: StrictStr = Field(description="SPIFFE ID of the workload (not under /spire)")
+    parent_id: StrictStr = Field(description="SPIFFE ID of the agent or node the workload runs under")
+    selectors: Selectors = Field(description='"type:value" strings or {type, value} objects')
+    x509_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
+    jwt_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
+    dns_names: DnsNames = []
+    federates_with: Peers = Field(default=[], description="trust domains, with or without spiffe://")
+    admin: StrictBool = False
+    downstream: StrictBool = False
+    hint: StrictStr = ""
+    store_svid: StrictBool = False
+
+    @field_validator("spiffe_id", "parent_id")
+    @classmethod
+    def _spiffe_id(cls, v: str, info: ValidationInfo) -> str:
+        if not v:
+            raise ValueError("required, a SPIFFE ID such as spiffe://example.org/ns/app")
+        problem = spiffe_id_problem(v, _server_td(info), workload=info.field_name == "spiffe_id")
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("hint")
+    @classmethod
+    def _hint(cls, v: str) -> str:
+        if len(v.encode()) > MAX_HINT_BYTES:
+            raise ValueError(f"at most {MAX_HINT_BYTES} bytes, got {len(v.encode())}")
+        return v
+
+    @model_validator(mode="after")
+    def _svid_store(self) -> EntryArgs:
+        types = sorted({parse_selector(s)[0] for s in self.selectors})
+        if self.store_svid and len(types) > 1:
+            raise rule("store_svid", f"needs all selectors of one type (SVIDStore export), got types {types}")
+        return self

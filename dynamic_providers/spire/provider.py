@@ -2,8 +2,8 @@
 
 Lifecycle (see `client.py` for the server-side semantics):
 
-- check: SPIRE's validation rules, offline, one failure per broken rule naming the field;
-  defaults filled in. Values still Unknown during preview are skipped.
+- check: SPIRE's validation rules (`models.EntryArgs`), offline, one failure per broken rule
+  naming the input and item; defaults filled in. Values still Unknown during preview are skipped.
 - diff: offline. Compares normalised fields (sorted selectors, DNS names and trust domains,
   trust domains without scheme). A new spiffe_id, parent_id or selector set is a new entry for
   SPIRE (its "similar entry" key, and our entry id is derived from it), so those replace;
@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
 from dynamic_providers._kernel import (
@@ -52,8 +52,6 @@ from dynamic_providers._kernel import (
     Provider,
     Resource,
     changed_fields,
-    contains_unknown,
-    is_unknown,
     refusal,
     strip,
 )
@@ -61,216 +59,18 @@ from dynamic_providers.spire.client import SpireError, open_client
 from dynamic_providers.spire.models import (
     IDENTITY_FIELDS,
     MANAGED_FIELDS,
-    MAX_HINT_BYTES,
-    MAX_INT32,
-    TRANSPORTS,
     Entry,
+    EntryArgs,
     EntryFields,
-    dns_name_problem,
-    duplicates,
     entry_id_for,
     parse_connection,
     parse_selector,
-    selector_problem,
     selector_string,
-    spiffe_id_problem,
     trust_domain_name,
-    trust_domain_problem,
 )
 
 OUTPUT_KEYS = ("entry_id", "revision_number", "created_at")
-DEFAULTS: dict[str, Any] = {
-    "x509_svid_ttl": 0,
-    "jwt_svid_ttl": 0,
-    "dns_names": [],
-    "federates_with": [],
-    "admin": False,
-    "downstream": False,
-    "hint": "",
-    "store_svid": False,
-}
-
-
-# --- check -------------------------------------------------------------------------------------
-
-
-def _int_problem(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return f"must be a whole number of seconds, got {value!r}"
-    if isinstance(value, float) and not value.is_integer():
-        return f"must be a whole number of seconds, got {value!r}"
-    if value < 0:
-        return f"must be >= 0 (0 = the server's default TTL), got {value:g}"
-    if value > MAX_INT32:
-        return f"must be at most {MAX_INT32} (int32 seconds), got {value:g}"
-    return None
-
-
-def _string_list(field: str, value: Any, failures: list[tuple[str, str]]) -> list[tuple[int, str]] | None:
-    """The known strings of a list with their own index (so a failure names the right item)."""
-    if value is None:
-        return []
-    if not isinstance(value, list | tuple):
-        failures.append((field, f"{field}: must be a list of strings, got {type(value).__name__}"))
-        return None
-    out = []
-    for i, item in enumerate(value):
-        if contains_unknown(item):
-            continue
-        if not isinstance(item, str):
-            failures.append((field, f"{field}[{i}]: must be a string, got {item!r}"))
-            continue
-        out.append((i, item))
-    return out
-
-
-def _check_connection(raw: Any, failures: list[tuple[str, str]]) -> str | None:
-    """Validate `connection`; return its trust domain when known and valid."""
-    if is_unknown(raw):
-        return None
-    if raw is None:
-        failures.append(("connection", "connection: required (transport, trust_domain, project, stack, ...)"))
-        return None
-    if not isinstance(raw, Mapping):
-        failures.append(("connection", f"connection: must be an object, got {type(raw).__name__}"))
-        return None
-    td = raw.get("trust_domain")
-    known_td = td if isinstance(td, str) and not contains_unknown(td) and trust_domain_problem(td) is None else None
-    transport = raw.get("transport")
-    if contains_unknown(transport):
-        return known_td  # validated again at `up`, when every value is known
-    if transport not in TRANSPORTS:
-        failures.append(
-            ("connection", f"connection.transport: must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
-        )
-        return known_td
-    unknown_keys = {k for k, v in raw.items() if contains_unknown(v)}
-    try:
-        parse_connection(raw)
-    except ValidationError as e:
-        for err in e.errors():
-            loc = [str(p) for p in err["loc"] if str(p) != transport]
-            if loc and loc[0] in unknown_keys:
-                continue  # an Unknown placeholder, not the real value
-            path = ".".join(["connection", *loc])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key for transport {transport!r}"
-            failures.append(("connection", f"{path}: {msg}"))
-    return known_td
-
-
-def check_inputs(props: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every broken rule as (field, "field: rule"), skipping values that are still Unknown."""
-    failures: list[tuple[str, str]] = []
-    td = _check_connection(props.get("connection"), failures)
-
-    for field, workload in (("spiffe_id", True), ("parent_id", False)):
-        value = props.get(field)
-        if contains_unknown(value):
-            continue
-        if not isinstance(value, str) or not value:
-            failures.append((field, f"{field}: required, a SPIFFE ID such as spiffe://example.org/ns/app"))
-            continue
-        problem = spiffe_id_problem(value, td, workload=workload)
-        if problem:
-            failures.append((field, f"{field}: {problem}"))
-
-    selector_types: set[str] = set()
-    raw_selectors = props.get("selectors")
-    if not is_unknown(raw_selectors):
-        if not isinstance(raw_selectors, list | tuple) or not raw_selectors:
-            failures.append(("selectors", 'selectors: at least one "type:value" selector is required'))
-        else:
-            seen: list[str] = []
-            for i, raw in enumerate(raw_selectors):
-                if contains_unknown(raw):
-                    continue
-                if not isinstance(raw, str | Mapping):
-                    failures.append(("selectors", f'selectors[{i}]: must be a "type:value" string, got {raw!r}'))
-                    continue
-                if isinstance(raw, str) and ":" not in raw:
-                    failures.append(("selectors", f"selectors[{i}]: {raw!r} is not \"type:value\" (no ':')"))
-                    continue
-                type_, value = parse_selector(raw)
-                problem = selector_problem(type_, value)
-                if problem:
-                    failures.append(("selectors", f"selectors[{i}]: {raw!r}: selector {problem}"))
-                    continue
-                selector_types.add(type_)
-                seen.append(selector_string(type_, value))
-            for dup in duplicates(seen):
-                failures.append(("selectors", f"selectors: {dup!r} is listed more than once"))
-
-    for field in ("x509_svid_ttl", "jwt_svid_ttl"):
-        value = props.get(field)
-        if value is None or contains_unknown(value):
-            continue
-        problem = _int_problem(value)
-        if problem:
-            failures.append((field, f"{field}: {problem}"))
-
-    for field in ("admin", "downstream", "store_svid"):
-        value = props.get(field)
-        if value is not None and not contains_unknown(value) and not isinstance(value, bool):
-            failures.append((field, f"{field}: must be true or false, got {value!r}"))
-
-    hint = props.get("hint")
-    if hint is not None and not contains_unknown(hint):
-        if not isinstance(hint, str):
-            failures.append(("hint", f"hint: must be a string, got {hint!r}"))
-        elif len(hint.encode()) > MAX_HINT_BYTES:
-            failures.append(("hint", f"hint: at most {MAX_HINT_BYTES} bytes, got {len(hint.encode())}"))
-
-    dns_names = props.get("dns_names")
-    if not is_unknown(dns_names):
-        dns = _string_list("dns_names", dns_names, failures) or []
-        for i, name in dns:
-            problem = dns_name_problem(name)
-            if problem:
-                failures.append(("dns_names", f"dns_names[{i}]: {name!r} {problem}"))
-        for dup in duplicates([name for _, name in dns]):
-            failures.append(("dns_names", f"dns_names: {dup!r} is listed more than once"))
-
-    federates_with = props.get("federates_with")
-    if not is_unknown(federates_with):
-        tds = _string_list("federates_with", federates_with, failures) or []
-        names = []
-        for i, raw in tds:
-            name = trust_domain_name(raw)
-            if "/" in name:
-                failures.append(
-                    (
-                        "federates_with",
-                        f"federates_with[{i}]: {raw!r} must name a trust domain (other.org or spiffe://other.org), "
-                        "not a SPIFFE ID with a path",
-                    )
-                )
-                continue
-            problem = trust_domain_problem(name)
-            if problem:
-                failures.append(("federates_with", f"federates_with[{i}]: {raw!r}: {problem}"))
-                continue
-            if td is not None and name == td:
-                failures.append(
-                    (
-                        "federates_with",
-                        f"federates_with[{i}]: {raw!r} is the server's own trust domain; list peers only",
-                    )
-                )
-                continue
-            names.append(name)
-        for dup in duplicates(names):
-            failures.append(("federates_with", f"federates_with: {dup!r} is listed more than once"))
-
-    if props.get("store_svid") is True and len(selector_types) > 1:
-        failures.append(
-            (
-                "store_svid",
-                f"store_svid: needs all selectors of one type (SVIDStore export), got types {sorted(selector_types)}",
-            )
-        )
-    return failures
+DEFAULTS: dict[str, Any] = {name: f.default for name, f in EntryArgs.model_fields.items() if not f.is_required()}
 
 
 # --- provider ----------------------------------------------------------------------------------
@@ -404,24 +204,22 @@ def _outs(entry: Entry, connection: Any, reference: Mapping[str, Any]) -> dict[s
 class SpireEntryProvider(Provider):
     """CRUD for one SPIRE registration entry (see the module docstring)."""
 
-    args_model = EntryFields
+    args_model = EntryArgs
     computed = OUTPUT_KEYS
+    failures_by_input = True
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in strip(news).items() if k not in OUTPUT_KEYS}
         connection = inputs.get("connection")
         if isinstance(connection, Mapping):
             # The engine runs the provider with PULUMI_PROJECT (and the test host with
             # PULUMI_STACK) set; fill in what the program left out, so state records the owner.
             env = {"project": os.environ.get("PULUMI_PROJECT"), "stack": os.environ.get("PULUMI_STACK")}
-            missing = {k: v for k, v in env.items() if v and connection.get(k) is None}
-            if missing:
-                inputs["connection"] = {**connection, **missing}
-        failures = check_inputs(inputs)
-        for key, default in DEFAULTS.items():
-            if inputs.get(key) is None:
-                inputs[key] = default
-        return CheckResult(inputs, [CheckFailure(field, reason) for field, reason in failures])
+            inputs["connection"] = {**connection, **{k: v for k, v in env.items() if v and connection.get(k) is None}}
+        return super().check(olds, inputs)
+
+    def checked(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, **{k: default for k, default in DEFAULTS.items() if props.get(k) is None}}
 
     def changes(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
         # A field the new inputs leave out keeps its stored value; a connection left out is a change.
@@ -534,4 +332,4 @@ def _with_owner(connection: pulumi.Input[Mapping[str, Any]]) -> pulumi.Input[Map
     return pulumi.Output.from_input(cast(Any, connection)).apply(fill)
 
 
-__all__ = ["DEFAULTS", "SpireEntry", "SpireEntryProvider", "check_inputs"]
+__all__ = ["DEFAULTS", "SpireEntry", "SpireEntryProvider"]

@@ -19,7 +19,7 @@ from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
 from dynamic_providers.spire.models import entry_id_for, owner_prefix
-from dynamic_providers.spire.provider import SpireEntryProvider, check_inputs
+from dynamic_providers.spire.provider import SpireEntryProvider
 
 TD = "example.org"
 GRPC = {"transport": "grpc", "socket_path": "/run/spire/api.sock", "trust_domain": TD, "project": "p", "stack": "s"}
@@ -93,11 +93,11 @@ TABLE = [
     _case("federates_with", ["other.org", "spiffe://other.org"], ["other.org", "third.org"], "more than once"),
     _case("hint", "x" * 1025, "x" * 1024, "1024 bytes"),
     _case("hint", "é" * 513, "é" * 512, "1024 bytes"),
-    _case("admin", "yes", True, "true or false"),
-    _case("downstream", 1, True, "true or false"),
-    _case("store_svid", "true", False, "true or false"),
+    _case("admin", "yes", True, "valid boolean"),
+    _case("downstream", 1, True, "valid boolean"),
+    _case("store_svid", "true", False, "valid boolean"),
     _case("connection", None, GRPC, "required"),
-    _case("connection", {**GRPC, "transport": "ssh"}, GRPC, "connection.transport"),
+    _case("connection", {**GRPC, "transport": "ssh"}, GRPC, "'transport' does not match"),
     _case("connection", {k: v for k, v in GRPC.items() if k != "socket_path"}, GRPC, "connection.socket_path"),
     _case("connection", {**GRPC, "socket_path": "run/api.sock"}, GRPC, "connection.socket_path"),
     _case("connection", {**GRPC, "socket_path": "/tmp/" + "s" * 110}, GRPC, "107 bytes"),
@@ -170,8 +170,8 @@ def test_owner_parts_come_from_the_provider_environment_when_left_out(monkeypatc
     monkeypatch.delenv("PULUMI_PROJECT", raising=False)
     monkeypatch.delenv("PULUMI_STACK", raising=False)
     assert sorted(r for _, r in _failures({**VALID, "connection": bare})) == [
-        "connection.project: Field required",
-        "connection.stack: Field required",
+        "connection.project is required",
+        "connection.stack is required",
     ]
     monkeypatch.setenv("PULUMI_PROJECT", "identity-platform")
     monkeypatch.setenv("PULUMI_STACK", "prod")
@@ -266,7 +266,7 @@ dns_name = st.lists(label, min_size=1, max_size=4).map(".".join)
 @given(path=paths, selectors=st.lists(selector, min_size=1, max_size=5, unique=True), names=st.lists(dns_name))
 def test_any_well_formed_entry_is_accepted(path: str, selectors: list[str], names: list[str]) -> None:
     props = {**VALID, "spiffe_id": f"spiffe://{TD}{path}", "selectors": selectors, "dns_names": sorted(set(names))}
-    assert check_inputs(props) == []
+    assert _failures(props) == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -274,14 +274,14 @@ def test_any_well_formed_entry_is_accepted(path: str, selectors: list[str], name
 def test_any_character_outside_the_grammar_is_rejected(path: str, bad: str, where: int) -> None:
     i = 1 + where % len(path)
     corrupted = path[:i] + bad + path[i:]
-    failures = check_inputs({**VALID, "spiffe_id": f"spiffe://{TD}{corrupted}"})
+    failures = _failures({**VALID, "spiffe_id": f"spiffe://{TD}{corrupted}"})
     assert [p for p, _ in failures] == ["spiffe_id"]
 
 
 @settings(max_examples=200, deadline=None)
 @given(td=st.from_regex(r"[a-z0-9.]{0,10}[A-Z][a-zA-Z0-9.]{0,10}", fullmatch=True), path=paths)
 def test_uppercase_trust_domains_are_rejected(td: str, path: str) -> None:
-    failures = check_inputs({**VALID, "parent_id": f"spiffe://{td}{path}"})
+    failures = _failures({**VALID, "parent_id": f"spiffe://{td}{path}"})
     assert failures and failures[0][0] == "parent_id" and "lowercase" in failures[0][1]
 
 
@@ -332,6 +332,6 @@ json_values = st.recursive(
     )
 )
 def test_check_reports_instead_of_crashing(overrides: dict[str, Any]) -> None:
-    failures = check_inputs({**VALID, **overrides})
+    failures = _failures({**VALID, **overrides})
     for prop, reason in failures:
         assert reason.startswith(prop), (prop, reason)

@@ -278,13 +278,11 @@ class TestCheckReportsEverything:
             ("selectors", 'selectors[1]: must be a "type:value" string, got 5'),
             ("selectors", "selectors[2]: 'nocolon' is not \"type:value\" (no ':')"),
             ("selectors", "selectors[3]: 'unix:': selector value is empty"),
-            ("selectors", "selectors: 'unix:uid:1' is listed more than once"),
+            ("selectors", "selectors[5]: 'unix:uid:1' is listed more than once"),
             ("jwt_svid_ttl", "jwt_svid_ttl: must be >= 0 (0 = the server's default TTL), got -1"),
-            ("downstream", "downstream: must be true or false, got 'yes'"),
-            ("store_svid", "store_svid: must be true or false, got 1"),
-            ("dns_names", "dns_names[2]: must be a string, got 5"),
             ("dns_names", "dns_names[0]: 'bad name!' label 'bad name!' may contain only letters, digits and '-'"),
-            ("dns_names", "dns_names: 'ok.example.org' is listed more than once"),
+            ("dns_names", "dns_names[2]: Input should be a valid string"),
+            ("dns_names", "dns_names[4]: 'ok.example.org' is listed more than once"),
             (
                 "federates_with",
                 "federates_with[0]: 'spiffe://other.org/path' must name a trust domain (other.org or "
@@ -292,12 +290,19 @@ class TestCheckReportsEverything:
             ),
             ("federates_with", "federates_with[1]: 'bad..td': trust domain must not contain an empty label ('..')"),
             ("federates_with", "federates_with[2]: 'example.org' is the server's own trust domain; list peers only"),
-            ("federates_with", "federates_with: 'peer.org' is listed more than once"),
+            ("federates_with", "federates_with[5]: 'peer.org' is listed more than once"),
+            ("downstream", "downstream: Input should be a valid boolean"),
+            ("store_svid", "store_svid: Input should be a valid boolean"),
+        ]
+
+    def test_a_repeat_is_named_by_its_own_index_whatever_form_it_takes(self) -> None:
+        assert failures(selectors=[{"type": "unix", "value": "x"}, "unix:x"]) == [
+            ("selectors", "selectors[1]: 'unix:x' is listed more than once")
         ]
 
     def test_a_missing_spiffe_id_does_not_hide_a_broken_parent_id(self) -> None:
         assert failures(spiffe_id=None, parent_id="spiffe://other.org/x") == [
-            ("spiffe_id", "spiffe_id: required, a SPIFFE ID such as spiffe://example.org/ns/app"),
+            ("spiffe_id", "spiffe_id is required"),
             (
                 "parent_id",
                 "parent_id: 'spiffe://other.org/x' is not a member of the server's trust domain 'example.org'",
@@ -309,7 +314,7 @@ class TestCheckReportsEverything:
         [
             pytest.param(
                 {"connection": {**GRPC, "socket_path": U, "docker_host": "x"}},
-                [("connection", "connection.docker_host: unknown key for transport 'grpc'")],
+                [("connection", "connection.docker_host is not an input of this resource (check the spelling)")],
                 id="unknown-socket-and-a-foreign-key",
             ),
             pytest.param({"connection": {"transport": U, "trust_domain": TD}}, [], id="unknown-transport"),
@@ -334,14 +339,17 @@ class TestCheckReportsEverything:
             pytest.param({"dns_names": U, "federates_with": U, "selectors": U}, [], id="whole-lists-unknown"),
             pytest.param({"selectors": [{"type": "unix", "value": U}]}, [], id="selector-object-with-an-unknown-value"),
             pytest.param(
-                {"connection": "grpc"}, [("connection", "connection: must be an object, got str")], id="connection-text"
+                {"connection": "grpc"},
+                [("connection", "connection: Input should be a valid dictionary or object to extract fields from")],
+                id="connection-text",
             ),
             pytest.param(
                 {"connection": {**GRPC, "transport": "carrier-pigeon"}},
                 [
                     (
                         "connection",
-                        "connection.transport: must be one of grpc, docker-exec, kubectl-exec, got 'carrier-pigeon'",
+                        "connection: Input tag 'carrier-pigeon' found using 'transport' does not match any of the "
+                        "expected tags: 'grpc', 'docker-exec', 'kubectl-exec'",
                     )
                 ],
                 id="unknown-transport-name",
