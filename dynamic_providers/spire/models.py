@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -102,105 +102,202 @@ def entry_id_for(prefix: str, spiffe_id: str, parent_id: str, selectors: Iterabl
     return prefix + hashlib.sha256(material.encode()).hexdigest()[:24]
 
 
-# --- the entry fields the provider manages ----------------------------------------------------
+# --- the inputs and their rules ------------------------------------------------------------------
 
 # Fields written on update (with an explicit input mask on gRPC); the identity triple is not
 # among them because changing it replaces the entry.
-MUTABLE_FIELDS = (
-    "x509_svid_ttl",
-    "jwt_svid_ttl",
-    "dns_names",
-    "federates_with",
-    "admin",
-    "downstream",
-    "hint",
-    "store_svid",
-)
+MUTABLE_FIELDS = ("x509_svid_ttl", "jwt_svid_ttl", "dns_names", "federates_with", "admin", "downstream", "hint",
+                  "store_svid")  # fmt: skip
 IDENTITY_FIELDS = ("spiffe_id", "parent_id", "selectors")
 MANAGED_FIELDS = IDENTITY_FIELDS + MUTABLE_FIELDS
+_LISTS = ("selectors", "dns_names", "federates_with")
+
+
+def _whole_seconds(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+        raise ValueError(f"must be a whole number of seconds, got {v!r}")
+    if v < 0:
+        raise ValueError(f"must be >= 0 (0 = the server's default TTL), got {v:g}")
+    if v > MAX_INT32:
+        raise ValueError(f"must be at most {MAX_INT32} (int32 seconds), got {v:g}")
+    return int(v)
+
+
+def _selector(raw: Any) -> str:
+    """ "type:value", from the string or a {type, value} object, under SPIRE's selector rules."""
+    if isinstance(raw, str) and ":" not in raw:
+        raise ValueError(f"{raw!r} is not \"type:value\" (no ':')")
+    if not isinstance(raw, str | Mapping):
+        raise ValueError(f'must be a "type:value" string, got {raw!r}')
+    problem = selector_problem(*parse_selector(raw))
+    if problem:
+        raise ValueError(f"{raw!r}: selector {problem}")
+    return selector_string(*parse_selector(raw))
+
+
+def _dns_name(name: str) -> str:
+    problem = dns_name_problem(name)
+    if problem:
+        raise ValueError(f"{name!r} {problem}")
+    return name
+
+
+def _server_td(info: ValidationInfo) -> str | None:
+    """The connection's trust domain, when the connection (validated first) is valid and known
+    (the preview's unknown sentinel reads as a valid trust domain name)."""
+    connection = info.data.get("connection")
+    return None if connection is None or is_unknown(connection.trust_domain) else connection.trust_domain
+
+
+def _peer(raw: str, info: ValidationInfo) -> str:
+    """A `federates_with` item: a trust domain other than the server's, as its bare name."""
+    name = trust_domain_name(raw)
+    if "/" in name:
+        raise ValueError(
+            f"{raw!r} must name a trust domain (other.org or spiffe://other.org), not a SPIFFE ID with a path"
+        )
+    problem = trust_domain_problem(name)
+    if problem:
+        raise ValueError(f"{raw!r}: {problem}")
+    if name == _server_td(info):
+        raise ValueError(f"{raw!r} is the server's own trust domain; list peers only")
+    return name
+
+
+def _listed_once(key: Callable[[Any], str]) -> WrapValidator:
+    """Each item listed once (compared by `key`), a repeat named by its own index even when other
+    items of the list are broken (pydantic runs a list's own rules only on valid items)."""
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        seen: set[str] = set()
+        repeats: list[InitErrorDetails] = []
+        for i, item in enumerate(value if isinstance(value, list | tuple) else ()):
+            if not isinstance(item, str | Mapping) or contains_unknown(item):
+                continue
+            try:
+                k = key(item)
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if k in seen:
+                error = PydanticCustomError("repeated", f"{item!r} is listed more than once".replace("{", "{{"))
+                repeats.append(InitErrorDetails(type=error, loc=(i,), input=item))
+            seen.add(k)
+        try:
+            result = handler(value)
+        except ValidationError as e:
+            if not repeats:
+                raise
+            broken = [InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{")),
+                                       loc=x["loc"], input=x["input"]) for x in e.errors()]  # fmt: skip
+            raise ValidationError.from_exception_data("list", [*broken, *repeats]) from None
+        if repeats:
+            raise ValidationError.from_exception_data("list", repeats)
+        return result
+
+    return WrapValidator(check)
+
+
+def _list(value: Any) -> Any:
+    if value is not None and not isinstance(value, list | tuple):
+        raise ValueError(f"must be a list of strings, got {type(value).__name__}")
+    return value or []
+
+
+def _selectors(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError('at least one "type:value" selector is required')
+    return value
+
+
+Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
+Selectors = Annotated[
+    tuple[Annotated[str, BeforeValidator(_selector)], ...],
+    _listed_once(lambda s: selector_string(*parse_selector(s))),
+    BeforeValidator(_selectors),
+]
+DnsNames = Annotated[
+    tuple[Annotated[StrictStr, AfterValidator(_dns_name)], ...], _listed_once(str), BeforeValidator(_list)
+]
+Peers = Annotated[
+    tuple[Annotated[StrictStr, AfterValidator(_peer)], ...], _listed_once(trust_domain_name), BeforeValidator(_list)
+]
 
 
 class EntryFields(BaseModel):
-    """The fields of a registration entry this provider manages, as the server stores them."""
+    """The fields of a registration entry this provider manages, under SPIRE's rules; in a model
+    with a `connection` (`EntryArgs`), the IDs must be members of its trust domain."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    spiffe_id: str
-    parent_id: str
-    selectors: tuple[str, ...] = Field(description='"type:value" strings')
-    x509_svid_ttl: int = Field(default=0, description="seconds; 0 = the server's default")
-    jwt_svid_ttl: int = Field(default=0, description="seconds; 0 = the server's default")
-    dns_names: tuple[str, ...] = ()
-    federates_with: tuple[str, ...] = Field(default=(), description="trust domain names, no scheme")
-    admin: bool = False
-    downstream: bool = False
-    hint: str = ""
-    store_svid: bool = False
+    spiffe_id: StrictStr = Field(description="SPIFFE ID of the workload (not under /spire)")
+    parent_id: StrictStr = Field(description="SPIFFE ID of the agent or node the workload runs under")
+    selectors: Selectors = Field(description='"type:value" strings or {type, value} objects')
+    x509_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
+    jwt_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
+    dns_names: DnsNames = ()
+    federates_with: Peers = Field(default=(), description="trust domains, with or without spiffe://")
+    admin: StrictBool = False
+    downstream: StrictBool = False
+    hint: StrictStr = ""
+    store_svid: StrictBool = False
 
-    @field_validator("federates_with")
+    @field_validator("spiffe_id", "parent_id")
     @classmethod
-    def _td_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(trust_domain_name(td) for td in v)
+    def _spiffe_id(cls, v: str, info: ValidationInfo) -> str:
+        if not v:
+            raise ValueError("required, a SPIFFE ID such as spiffe://example.org/ns/app")
+        problem = spiffe_id_problem(v, _server_td(info), workload=info.field_name == "spiffe_id")
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("hint")
+    @classmethod
+    def _hint(cls, v: str) -> str:
+        if len(v.encode()) > MAX_HINT_BYTES:
+            raise ValueError(f"at most {MAX_HINT_BYTES} bytes, got {len(v.encode())}")
+        return v
+
+    @model_validator(mode="after")
+    def _svid_store(self) -> Self:
+        types = sorted({parse_selector(s)[0] for s in self.selectors})
+        if self.store_svid and len(types) > 1:
+            raise rule("store_svid", f"needs all selectors of one type (SVIDStore export), got types {types}")
+        return self
 
     @classmethod
     def from_props(cls, props: Mapping[str, Any]) -> EntryFields:
         """From checked resource inputs or stored outputs (missing optional fields take defaults)."""
-        selectors = tuple(selector_string(*parse_selector(s)) for s in props.get("selectors") or ())
-        return cls(
-            spiffe_id=props["spiffe_id"],
-            parent_id=props["parent_id"],
-            selectors=selectors,
-            x509_svid_ttl=int(props.get("x509_svid_ttl") or 0),
-            jwt_svid_ttl=int(props.get("jwt_svid_ttl") or 0),
-            dns_names=tuple(props.get("dns_names") or ()),
-            federates_with=tuple(props.get("federates_with") or ()),
-            admin=bool(props.get("admin")),
-            downstream=bool(props.get("downstream")),
-            hint=props.get("hint") or "",
-            store_svid=bool(props.get("store_svid")),
-        )
+        return cls.model_validate({k: props[k] for k in MANAGED_FIELDS if props.get(k) is not None})
 
     def normalized(self) -> dict[str, Any]:
         """Order-insensitive comparison form: sorted selectors, DNS names and trust domains.
 
         TTLs stay as numbers: 0 means "server default", which the server also stores as 0.
         """
-        data = self.model_dump()
-        for key in ("selectors", "dns_names", "federates_with"):
-            data[key] = sorted(set(data[key]))
-        return data
+        return {k: sorted(set(v)) if k in _LISTS else v for k, v in self.as_props().items()}
 
     def identity(self) -> tuple[str, str, frozenset[str]]:
         """SPIRE's "similar entry" key."""
         return self.spiffe_id, self.parent_id, frozenset(self.selectors)
 
     def as_props(self) -> dict[str, Any]:
-        data = self.model_dump()
-        for key in ("selectors", "dns_names", "federates_with"):
-            data[key] = list(data[key])
-        return data
+        return {k: list(v) if k in _LISTS else v for k, v in self.model_dump(include=set(MANAGED_FIELDS)).items()}
 
     def to_proto(self, entry_id: str = "") -> types_pb2.Entry:
-        spiffe_td, spiffe_path = split_spiffe_id(self.spiffe_id)
-        parent_td, parent_path = split_spiffe_id(self.parent_id)
-        return types_pb2.Entry(
-            id=entry_id,
-            spiffe_id=types_pb2.SPIFFEID(trust_domain=spiffe_td, path=spiffe_path),
-            parent_id=types_pb2.SPIFFEID(trust_domain=parent_td, path=parent_path),
-            selectors=[types_pb2.Selector(type=t, value=v) for t, v in map(parse_selector, self.selectors)],
-            x509_svid_ttl=self.x509_svid_ttl,
-            jwt_svid_ttl=self.jwt_svid_ttl,
-            dns_names=list(self.dns_names),
-            federates_with=list(self.federates_with),
-            admin=self.admin,
-            downstream=self.downstream,
-            hint=self.hint,
-            store_svid=self.store_svid,
-        )
+        selectors = [types_pb2.Selector(type=t, value=v) for t, v in map(parse_selector, self.selectors)]
+        return types_pb2.Entry(id=entry_id, spiffe_id=_spiffe_pb(self.spiffe_id), parent_id=_spiffe_pb(self.parent_id),
+                               selectors=selectors, **{k: getattr(self, k) for k in MUTABLE_FIELDS})  # fmt: skip
+
+
+def _spiffe_pb(value: str) -> types_pb2.SPIFFEID:
+    trust_domain, path = split_spiffe_id(value)
+    return types_pb2.SPIFFEID(trust_domain=trust_domain, path=path)
 
 
 class Entry(EntryFields):
-    """An entry as the server returned it, including the fields the provider does not manage."""
+    """An entry as the server returned it, including the fields the provider does not manage
+    (built without validation: a server's entry need not meet the rules for our inputs)."""
 
     id: str
     revision_number: int = 0
@@ -211,29 +308,19 @@ class Entry(EntryFields):
 
     @classmethod
     def from_proto(cls, pb: types_pb2.Entry) -> Entry:
-        attrs = pb.additional_attributes if pb.HasField("additional_attributes") else None
-        return cls(
-            id=pb.id,
+        values: dict[str, Any] = {k: getattr(pb, k) for k in ("id", "revision_number", "created_at", "expires_at")}
+        values |= {k: tuple(getattr(pb, k)) if k in _LISTS else getattr(pb, k) for k in MUTABLE_FIELDS}
+        attrs = pb.additional_attributes
+        values |= {k: getattr(attrs, k) for k in ("disable_x509_svid_prefetch", "jwt_svid_include_jti")}
+        return cls.model_construct(
             spiffe_id=f"{SPIFFE_SCHEME}{pb.spiffe_id.trust_domain}{pb.spiffe_id.path}",
             parent_id=f"{SPIFFE_SCHEME}{pb.parent_id.trust_domain}{pb.parent_id.path}",
             selectors=tuple(selector_string(s.type, s.value) for s in pb.selectors),
-            x509_svid_ttl=pb.x509_svid_ttl,
-            jwt_svid_ttl=pb.jwt_svid_ttl,
-            dns_names=tuple(pb.dns_names),
-            federates_with=tuple(pb.federates_with),
-            admin=pb.admin,
-            downstream=pb.downstream,
-            hint=pb.hint,
-            store_svid=pb.store_svid,
-            revision_number=pb.revision_number,
-            created_at=pb.created_at,
-            expires_at=pb.expires_at,
-            disable_x509_svid_prefetch=bool(attrs and attrs.disable_x509_svid_prefetch),
-            jwt_svid_include_jti=bool(attrs and attrs.jwt_svid_include_jti),
+            **values,
         )
 
     def fields(self) -> EntryFields:
-        return EntryFields(**{k: getattr(self, k) for k in MANAGED_FIELDS})
+        return EntryFields.model_construct(**{k: getattr(self, k) for k in MANAGED_FIELDS})
 
 
 # --- the provider's connection input ----------------------------------------------------------
@@ -349,156 +436,11 @@ def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConne
     return CONNECTION.validate_python(dict(raw))
 
 
-# --- the inputs and their rules ------------------------------------------------------------------
 
-
-def _whole_seconds(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
-        raise ValueError(f"must be a whole number of seconds, got {v!r}")
-    if v < 0:
-        raise ValueError(f"must be >= 0 (0 = the server's default TTL), got {v:g}")
-    if v > MAX_INT32:
-        raise ValueError(f"must be at most {MAX_INT32} (int32 seconds), got {v:g}")
-    return int(v)
-
-
-def _selector(raw: Any) -> str:
-    """ "type:value", from the string or a {type, value} object, under SPIRE's selector rules."""
-    if isinstance(raw, str) and ":" not in raw:
-        raise ValueError(f"{raw!r} is not \"type:value\" (no ':')")
-    if not isinstance(raw, str | Mapping):
-        raise ValueError(f'must be a "type:value" string, got {raw!r}')
-    problem = selector_problem(*parse_selector(raw))
-    if problem:
-        raise ValueError(f"{raw!r}: selector {problem}")
-    return selector_string(*parse_selector(raw))
-
-
-def _dns_name(name: str) -> str:
-    problem = dns_name_problem(name)
-    if problem:
-        raise ValueError(f"{name!r} {problem}")
-    return name
-
-
-def _server_td(info: ValidationInfo) -> str | None:
-    """The connection's trust domain, when the connection (validated first) is valid and known
-    (the preview's unknown sentinel reads as a valid trust domain name)."""
-    connection = info.data.get("connection")
-    return None if connection is None or is_unknown(connection.trust_domain) else connection.trust_domain
-
-
-def _peer(raw: str, info: ValidationInfo) -> str:
-    """A `federates_with` item: a trust domain other than the server's, as its bare name."""
-    name = trust_domain_name(raw)
-    if "/" in name:
-        raise ValueError(
-            f"{raw!r} must name a trust domain (other.org or spiffe://other.org), not a SPIFFE ID with a path"
-        )
-    problem = trust_domain_problem(name)
-    if problem:
-        raise ValueError(f"{raw!r}: {problem}")
-    if name == _server_td(info):
-        raise ValueError(f"{raw!r} is the server's own trust domain; list peers only")
-    return name
-
-
-def _listed_once(key: Callable[[Any], str]) -> WrapValidator:
-    """Each item listed once (compared by `key`), a repeat named by its own index even when other
-    items of the list are broken (pydantic runs a list's own rules only on valid items)."""
-
-    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        seen: set[str] = set()
-        repeats: list[InitErrorDetails] = []
-        for i, item in enumerate(value if isinstance(value, list | tuple) else ()):
-            if not isinstance(item, str | Mapping) or contains_unknown(item):
-                continue
-            try:
-                k = key(item)
-            except (TypeError, ValueError, AttributeError):
-                continue
-            if k in seen:
-                error = PydanticCustomError("repeated", f"{item!r} is listed more than once".replace("{", "{{"))
-                repeats.append(InitErrorDetails(type=error, loc=(i,), input=item))
-            seen.add(k)
-        try:
-            result = handler(value)
-        except ValidationError as e:
-            if not repeats:
-                raise
-            broken = [InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{")),
-                                       loc=x["loc"], input=x["input"]) for x in e.errors()]  # fmt: skip
-            raise ValidationError.from_exception_data("list", [*broken, *repeats]) from None
-        if repeats:
-            raise ValidationError.from_exception_data("list", repeats)
-        return result
-
-    return WrapValidator(check)
-
-
-def _list(value: Any) -> Any:
-    if value is not None and not isinstance(value, list | tuple):
-        raise ValueError(f"must be a list of strings, got {type(value).__name__}")
-    return value or []
-
-
-def _selectors(value: Any) -> Any:
-    if not isinstance(value, list | tuple) or not value:
-        raise ValueError('at least one "type:value" selector is required')
-    return value
-
-
-Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
-Selectors = Annotated[
-    list[Annotated[str, BeforeValidator(_selector)]],
-    _listed_once(lambda s: selector_string(*parse_selector(s))),
-    BeforeValidator(_selectors),
-]
-DnsNames = Annotated[list[Annotated[StrictStr, AfterValidator(_dns_name)]], _listed_once(str), BeforeValidator(_list)]
-Peers = Annotated[
-    list[Annotated[StrictStr, AfterValidator(_peer)]], _listed_once(trust_domain_name), BeforeValidator(_list)
-]
-
-
-class EntryArgs(BaseModel):
-    """A `SpireEntry`'s inputs as `check` validates them: the connection (first, so the other
-    fields' rules can read its trust domain), then the entry's fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
+class _Connected(BaseModel):
     connection: Connection
-    spiffe_id: StrictStr = Field(description="SPIFFE ID of the workload (not under /spire)")
-    parent_id: StrictStr = Field(description="SPIFFE ID of the agent or node the workload runs under")
-    selectors: Selectors = Field(description='"type:value" strings or {type, value} objects')
-    x509_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
-    jwt_svid_ttl: Seconds = Field(default=0, description="seconds; 0 = the server's default")
-    dns_names: DnsNames = []
-    federates_with: Peers = Field(default=[], description="trust domains, with or without spiffe://")
-    admin: StrictBool = False
-    downstream: StrictBool = False
-    hint: StrictStr = ""
-    store_svid: StrictBool = False
 
-    @field_validator("spiffe_id", "parent_id")
-    @classmethod
-    def _spiffe_id(cls, v: str, info: ValidationInfo) -> str:
-        if not v:
-            raise ValueError("required, a SPIFFE ID such as spiffe://example.org/ns/app")
-        problem = spiffe_id_problem(v, _server_td(info), workload=info.field_name == "spiffe_id")
-        if problem:
-            raise ValueError(problem)
-        return v
 
-    @field_validator("hint")
-    @classmethod
-    def _hint(cls, v: str) -> str:
-        if len(v.encode()) > MAX_HINT_BYTES:
-            raise ValueError(f"at most {MAX_HINT_BYTES} bytes, got {len(v.encode())}")
-        return v
-
-    @model_validator(mode="after")
-    def _svid_store(self) -> EntryArgs:
-        types = sorted({parse_selector(s)[0] for s in self.selectors})
-        if self.store_svid and len(types) > 1:
-            raise rule("store_svid", f"needs all selectors of one type (SVIDStore export), got types {types}")
-        return self
+class EntryArgs(EntryFields, _Connected):
+    """A `SpireEntry`'s inputs as `check` validates them: the connection first (a base listed last
+    comes first), so the other fields' rules can read its trust domain."""

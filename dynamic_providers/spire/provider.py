@@ -70,14 +70,18 @@ from dynamic_providers.spire.models import (
 )
 
 OUTPUT_KEYS = ("entry_id", "revision_number", "created_at")
-DEFAULTS: dict[str, Any] = {name: f.default for name, f in EntryArgs.model_fields.items() if not f.is_required()}
+DEFAULTS: dict[str, Any] = {
+    name: list(f.default) if isinstance(f.default, tuple) else f.default
+    for name, f in EntryArgs.model_fields.items()
+    if not f.is_required()
+}
 
 
 # --- provider ----------------------------------------------------------------------------------
 
 
 # Stand-ins for the identity fields, so that one field at a time can be read with `from_props`.
-_PLACEHOLDER: dict[str, Any] = {"spiffe_id": "", "parent_id": "", "selectors": ()}
+_PLACEHOLDER: dict[str, Any] = {"spiffe_id": "spiffe://td/a", "parent_id": "spiffe://td/b", "selectors": ("a:b",)}
 
 
 def _comparable(key: str, value: Any) -> Any:
