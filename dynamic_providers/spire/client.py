@@ -41,7 +41,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
@@ -83,20 +83,24 @@ class SpireError(ServerError):
 
 
 @dataclass(frozen=True)
-class CreateStatus:
-    """One BatchCreateEntry result: its status and, when the transport gives it, the entry."""
+class BatchResult:
+    """One entry's result of a batch write (create, update, delete): its status and, when the
+    transport gives it, the entry (after a create's ALREADY_EXISTS: the similar entry)."""
 
     code: str
     message: str
-    entry: Entry | None
+    entry: Entry | None = None
+
+    def ok(self, doing: str, entry_id: str) -> BatchResult:
+        """Itself when OK, else the SpireError for it (`doing`: "updating", "deleting")."""
+        if self.code != "OK":
+            raise SpireError(f"{doing} entry {entry_id} failed ({self.code}): {self.message}", code=self.code,
+                             entry_id=entry_id)  # fmt: skip
+        return self
 
 
 class EntryClient(ABC):
     """Registration-entry operations with SPIRE's semantics; subclasses supply the transport."""
-
-    # True when ALREADY_EXISTS carries the existing similar entry (the gRPC API); the CLI prints
-    # the request instead, so the similar entry has to be looked up.
-    reports_existing_entry: ClassVar[bool] = False
 
     def __init__(self, connection: GrpcConnection | DockerExecConnection | KubectlExecConnection) -> None:
         self.connection = connection
@@ -110,17 +114,15 @@ class EntryClient(ABC):
     def _get(self, entry_id: str) -> Entry | None: ...
 
     @abstractmethod
-    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus: ...
+    def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
+        """Create under `entry_id`; on ALREADY_EXISTS the status carries the similar entry, if any."""
 
     @abstractmethod
-    def _similar(self, fields: EntryFields) -> Entry | None: ...
-
-    @abstractmethod
-    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
         """Write the owned fields; `current`, when given, is the entry as just read."""
 
     @abstractmethod
-    def _delete(self, entry_id: str) -> bool: ...
+    def _delete(self, entry_id: str) -> BatchResult: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release transport resources."""
@@ -155,12 +157,8 @@ class EntryClient(ABC):
                 code=status.code,
                 entry_id=entry_id,
             )
-        if self.reports_existing_entry:
-            existing = status.entry
-        else:
-            existing = self._retry(lambda: self._similar(fields))
-        if existing is not None and existing.identity() == fields.identity():
-            return self._adopt(existing, fields)
+        if status.entry is not None and status.entry.identity() == fields.identity():
+            return self._adopt(status.entry, fields)
         # Only an entry with the same triple is "similar"; anything else means our id is taken.
         occupant = self._retry(lambda: self._get(entry_id))
         if occupant is not None and occupant.identity() == fields.identity():
@@ -207,15 +205,19 @@ class EntryClient(ABC):
         """
         first = [current]
 
-        def attempt() -> Entry:
+        def attempt() -> Entry | None:
             known, first[0] = first[0], None
-            return self._update(entry_id, fields, known)
+            return self._update(entry_id, fields, known).ok("updating", entry_id).entry
 
-        return self._retry(attempt)
+        entry = self._retry(attempt)
+        if entry is None:
+            raise SpireError(f"updating entry {entry_id}: the answer holds no entry", code="INTERNAL")
+        return entry
 
     def delete(self, entry_id: str) -> bool:
         """Delete the entry; False when it was already gone (which counts as success)."""
-        return self._retry(lambda: self._delete(entry_id))
+        result = self._retry(lambda: self._delete(entry_id))
+        return result.code != "NOT_FOUND" and bool(result.ok("deleting", entry_id))
 
 
 def _mutable(fields: EntryFields) -> dict[str, Any]:
@@ -230,9 +232,8 @@ _UPDATE_MASK = types_pb2.EntryMask(**dict.fromkeys(MUTABLE_FIELDS, True))
 
 
 class GrpcEntryClient(EntryClient):
-    """The Entry API on the admin Unix socket (`unix:<path>` target, no TLS on a local socket)."""
-
-    reports_existing_entry = True
+    """The Entry API on the admin Unix socket (`unix:<path>` target, no TLS on a local socket).
+    ALREADY_EXISTS carries the existing similar entry."""
 
     def __init__(self, connection: GrpcConnection) -> None:
         super().__init__(connection)
@@ -275,69 +276,31 @@ class GrpcEntryClient(EntryClient):
             )
         return Entry.from_proto(pb)
 
-    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
+    def _batch(self, method: str, request: Message, response_type: type[Message]) -> BatchResult:
+        result = _single(self._call(method, request, response_type).results, method)
+        entry = Entry.from_proto(result.entry) if hasattr(result, "entry") and result.HasField("entry") else None
+        return BatchResult(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry)
+
+    def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
         request = entry_pb2.BatchCreateEntryRequest(entries=[fields.to_proto(entry_id)])
-        resp = self._call("BatchCreateEntry", request, entry_pb2.BatchCreateEntryResponse)
-        result = _single(resp.results, "BatchCreateEntry")
-        entry = Entry.from_proto(result.entry) if result.HasField("entry") else None
-        return CreateStatus(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry)
+        return self._batch("BatchCreateEntry", request, entry_pb2.BatchCreateEntryResponse)
 
-    def _similar(self, fields: EntryFields) -> Entry | None:
-        pb = fields.to_proto()
-        flt = entry_pb2.ListEntriesRequest.Filter(
-            by_spiffe_id=pb.spiffe_id,
-            by_parent_id=pb.parent_id,
-            by_selectors=types_pb2.SelectorMatch(selectors=pb.selectors, match=types_pb2.SelectorMatch.MATCH_EXACT),
-        )
-        token = ""
-        while True:
-            resp = self._call(
-                "ListEntries",
-                entry_pb2.ListEntriesRequest(filter=flt, page_size=200, page_token=token),
-                entry_pb2.ListEntriesResponse,
-            )
-            for e in resp.entries:
-                entry = Entry.from_proto(e)
-                if entry.identity() == fields.identity():
-                    return entry
-            token = resp.next_page_token
-            if not token:
-                return None
-
-    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
         full = fields.to_proto(entry_id)
         # Only the masked fields are read by the server; send just those.
         pb = types_pb2.Entry(id=entry_id, **{f: getattr(full, f) for f in MUTABLE_FIELDS})
         request = entry_pb2.BatchUpdateEntryRequest(entries=[pb], input_mask=_UPDATE_MASK)
-        resp = self._call("BatchUpdateEntry", request, entry_pb2.BatchUpdateEntryResponse)
-        result = _single(resp.results, "BatchUpdateEntry")
-        code = CODE_NAMES.get(result.status.code, "UNKNOWN")
-        if code != "OK":
-            raise SpireError(
-                f"updating entry {entry_id} failed ({code}): {result.status.message}", code=code, entry_id=entry_id
-            )
-        return Entry.from_proto(result.entry)
+        return self._batch("BatchUpdateEntry", request, entry_pb2.BatchUpdateEntryResponse)
 
-    def _delete(self, entry_id: str) -> bool:
-        resp = self._call(
-            "BatchDeleteEntry", entry_pb2.BatchDeleteEntryRequest(ids=[entry_id]), entry_pb2.BatchDeleteEntryResponse
-        )
-        result = _single(resp.results, "BatchDeleteEntry")
-        return _delete_outcome(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry_id)
+    def _delete(self, entry_id: str) -> BatchResult:
+        request = entry_pb2.BatchDeleteEntryRequest(ids=[entry_id])
+        return self._batch("BatchDeleteEntry", request, entry_pb2.BatchDeleteEntryResponse)
 
 
 def _single(results: Sequence[T], method: str) -> T:
     if len(results) != 1:
         raise SpireError(f"{method} returned {len(results)} results for one entry", code="INTERNAL")
     return results[0]
-
-
-def _delete_outcome(code: str, message: str, entry_id: str) -> bool:
-    if code == "OK":
-        return True
-    if code == "NOT_FOUND":
-        return False
-    raise SpireError(f"deleting entry {entry_id} failed ({code}): {message}", code=code, entry_id=entry_id)
 
 
 # --- the spire-server CLI through docker exec / kubectl exec -----------------------------------
@@ -359,8 +322,6 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 class ExecEntryClient(EntryClient):
     """`spire-server entry ... -output json` inside the server container."""
-
-    reports_existing_entry = False
 
     def __init__(self, connection: DockerExecConnection | KubectlExecConnection, runner: Runner = subprocess.run):
         super().__init__(connection)
@@ -491,53 +452,48 @@ class ExecEntryClient(EntryClient):
         entries = [_entry_from_json(e) for e in data.get("entries") or []]
         return next((e for e in entries if e.id == entry_id), None)
 
-    def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
-        data = self._cli("entry", "create", f"-entryID={entry_id}", *_flags(fields, fields))
-        result = _single(data.get("results") or [], "entry create")
-        code, message = _json_status(result)
-        # On failure the CLI prints the request in place of the entry: only trust it on OK.
+    def _batch(self, *args: str) -> BatchResult:
+        """One `entry create|update|delete`; the entry is trusted only on OK (on failure the CLI
+        prints the request in its place)."""
+        result = _single(self._cli("entry", *args).get("results") or [], f"entry {args[0]}")
+        status = result.get("status")
+        if not isinstance(status, dict):
+            return BatchResult("UNKNOWN", "the result has no status")
+        # protojson drops zero values unless told otherwise, so a status without `code` is OK (0).
+        code = CODE_NAMES.get(int(status.get("code") or 0), "UNKNOWN")
         entry = _entry_from_json(result["entry"]) if code == "OK" and result.get("entry") else None
-        return CreateStatus(code, message, entry)
+        return BatchResult(code, str(status.get("message", "")), entry)
 
-    def _similar(self, fields: EntryFields) -> Entry | None:
-        # Filter on the two IDs only and compare selector sets here: few entries share both, and
-        # selector match modes (`-matchSelectorsOn`, default superset) differ between CLI builds.
+    def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
+        result = self._batch("create", f"-entryID={entry_id}", *_flags(fields, fields))
+        if result.code != "ALREADY_EXISTS":
+            return result
+        # Look the similar entry up. Filter on the two IDs only and compare selector sets here: few
+        # entries share both, and selector match modes (`-matchSelectorsOn`, default superset)
+        # differ between CLI builds.
         data = self._cli("entry", "show", f"-spiffeID={fields.spiffe_id}", f"-parentID={fields.parent_id}")
-        for raw in data.get("entries") or []:
-            entry = _entry_from_json(raw)
-            if entry.identity() == fields.identity():
-                return entry
-        return None
+        similar = (_entry_from_json(raw) for raw in data.get("entries") or [])
+        found = next((e for e in similar if e.identity() == fields.identity()), None)
+        return BatchResult(result.code, result.message, found)
 
-    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+    def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
         current = current if current is not None else self._get(entry_id)
         if current is None:
-            raise SpireError(f"entry {entry_id} not found", code="NOT_FOUND", entry_id=entry_id)
+            return BatchResult("NOT_FOUND", "entry not found")
         # `entry update` replaces every field: keep the identity triple and what we do not manage.
-        carried = []
-        if current.expires_at:
-            carried.append(f"-entryExpiry={current.expires_at}")
-        if current.disable_x509_svid_prefetch:
-            carried.append("-disableX509SVIDPrefetch")
-        if current.jwt_svid_include_jti:
-            carried.append("-jwtSVIDIncludeJTI")
-        data = self._cli("entry", "update", f"-entryID={entry_id}", *_flags(current.fields(), fields), *carried)
-        result = _single(data.get("results") or [], "entry update")
-        code, message = _json_status(result)
-        if code != "OK":
-            raise SpireError(f"updating entry {entry_id} failed ({code}): {message}", code=code, entry_id=entry_id)
-        return _entry_from_json(result["entry"])
+        carried = [f"-entryExpiry={current.expires_at}"] if current.expires_at else []
+        carried += ["-disableX509SVIDPrefetch"] if current.disable_x509_svid_prefetch else []
+        carried += ["-jwtSVIDIncludeJTI"] if current.jwt_svid_include_jti else []
+        return self._batch("update", f"-entryID={entry_id}", *_flags(current.fields(), fields), *carried)
 
-    def _delete(self, entry_id: str) -> bool:
+    def _delete(self, entry_id: str) -> BatchResult:
         try:
-            data = self._cli("entry", "delete", f"-entryID={entry_id}")
+            return self._batch("delete", f"-entryID={entry_id}")
         except SpireError as e:
             # A build that reports the missing entry as an error instead of a per-id result.
             if e.code == "NOT_FOUND":
-                return False
+                return BatchResult("NOT_FOUND", str(e))
             raise
-        result = _single(data.get("results") or [], "entry delete")
-        return _delete_outcome(*_json_status(result), entry_id)
 
 
 def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
@@ -556,18 +512,6 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     if fields.store_svid:
         flags.append("-storeSVID")
     return flags
-
-
-def _json_status(result: dict[str, Any]) -> tuple[str, str]:
-    """(code name, message) of one per-entry result in the CLI's JSON.
-
-    protojson drops zero values unless told otherwise, so a status without `code` is OK (0); a
-    result without any status is UNKNOWN.
-    """
-    status = result.get("status")
-    if not isinstance(status, dict):
-        return "UNKNOWN", "the result has no status"
-    return CODE_NAMES.get(int(status.get("code") or 0), "UNKNOWN"), str(status.get("message", ""))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ import pytest
 
 from dynamic_providers.spire._proto import types_pb2
 from dynamic_providers.spire.client import (
-    CreateStatus,
+    BatchResult,
     EntryClient,
     ExecEntryClient,
     SpireError,
@@ -156,24 +156,20 @@ def test_an_already_exists_entry_that_is_not_similar_is_never_adopted() -> None:
     ours_by_prefix = Entry(id="pulumi.p.s.x", spiffe_id=f"spiffe://{TD}/other", parent_id=AGENT, selectors=("a:b",))
 
     class Scripted(EntryClient):
-        reports_existing_entry = True
         updates: list[str] = []
 
         def _get(self, entry_id: str) -> Entry | None:
             return ours_by_prefix
 
-        def _create(self, fields: EntryFields, entry_id: str) -> CreateStatus:
-            return CreateStatus("ALREADY_EXISTS", "failed to create entry", ours_by_prefix)
+        def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
+            return BatchResult("ALREADY_EXISTS", "failed to create entry", ours_by_prefix)
 
-        def _similar(self, fields: EntryFields) -> Entry | None:
-            raise AssertionError("not needed over gRPC")
-
-        def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> Entry:
+        def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
             self.updates.append(entry_id)
-            return ours_by_prefix
+            return BatchResult("OK", "", ours_by_prefix)
 
-        def _delete(self, entry_id: str) -> bool:
-            return True
+        def _delete(self, entry_id: str) -> BatchResult:
+            return BatchResult("OK", "")
 
     conn = parse_connection(
         {"transport": "grpc", "socket_path": "/x.sock", "trust_domain": TD, "project": "p", "stack": "s"}
@@ -202,9 +198,9 @@ def test_id_checked_before_similarity_still_finds_our_entry(server: FakeSpireSer
         first = client.create(FIELDS)
         real_create = client._create
 
-        def id_first(fields: EntryFields, entry_id: str) -> CreateStatus:
+        def id_first(fields: EntryFields, entry_id: str) -> BatchResult:
             if server.get(entry_id) is not None:
-                return CreateStatus("ALREADY_EXISTS", "UNIQUE constraint failed: registered_entries.entry_id", None)
+                return BatchResult("ALREADY_EXISTS", "UNIQUE constraint failed: registered_entries.entry_id", None)
             return real_create(fields, entry_id)
 
         client._create = id_first  # type: ignore[method-assign]
