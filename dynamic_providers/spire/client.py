@@ -111,7 +111,8 @@ class EntryClient(ABC):
     # --- transport primitives ----------------------------------------------------------
 
     @abstractmethod
-    def _get(self, entry_id: str) -> Entry | None: ...
+    def _get(self, entry_id: str) -> Entry | None:
+        """The entry; a SpireError with code NOT_FOUND (or None) when there is none."""
 
     @abstractmethod
     def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
@@ -143,7 +144,12 @@ class EntryClient(ABC):
 
     def get(self, entry_id: str) -> Entry | None:
         """The entry, or None when the server has no entry with this id."""
-        return self._retry(lambda: self._get(entry_id))
+        try:
+            return self._retry(lambda: self._get(entry_id))
+        except SpireError as e:
+            if e.code == "NOT_FOUND":
+                return None
+            raise
 
     def create(self, fields: EntryFields) -> Entry:
         """Create the entry under this stack's deterministic id, or adopt our similar entry."""
@@ -160,7 +166,7 @@ class EntryClient(ABC):
         if status.entry is not None and status.entry.identity() == fields.identity():
             return self._adopt(status.entry, fields)
         # Only an entry with the same triple is "similar"; anything else means our id is taken.
-        occupant = self._retry(lambda: self._get(entry_id))
+        occupant = self.get(entry_id)
         if occupant is not None and occupant.identity() == fields.identity():
             # Our id on our triple: a server that checks the id before similarity said so.
             return self._adopt(occupant, fields)
@@ -261,12 +267,7 @@ class GrpcEntryClient(EntryClient):
             ) from None
 
     def _get(self, entry_id: str) -> Entry | None:
-        try:
-            pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id), types_pb2.Entry)
-        except SpireError as e:
-            if e.code == "NOT_FOUND":
-                return None
-            raise
+        pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id), types_pb2.Entry)
         if pb.id != entry_id:
             raise SpireError(
                 f"GetEntry {entry_id} on unix:{self._socket_path} answered with entry {pb.id!r}: an answer about "
@@ -351,14 +352,8 @@ class ExecEntryClient(EntryClient):
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         self.round_trips += 1
         try:
-            return self._runner(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self.connection.timeout_seconds,
-                env=self._env(),
-                check=False,
-            )
+            return self._runner(argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds,
+                                env=self._env(), check=False)  # fmt: skip
         except FileNotFoundError:
             raise SpireError(
                 f"{argv[0]!r} is not on PATH: install the {argv[0]} CLI on the machine running Pulumi "
@@ -378,18 +373,9 @@ class ExecEntryClient(EntryClient):
         if conn.container:
             return conn.container
         if self._container is None:
-            proc = self._exec(
-                [
-                    "docker",
-                    "ps",
-                    "--filter",
-                    f"label=com.docker.swarm.service.name={conn.service}",
-                    "--filter",
-                    "status=running",
-                    "--format",
-                    "{{.Names}}",
-                ]
-            )
+            service = f"label=com.docker.swarm.service.name={conn.service}"
+            running = ["--filter", service, "--filter", "status=running", "--format", "{{.Names}}"]
+            proc = self._exec(["docker", "ps", *running])
             if proc.returncode != 0:
                 raise SpireError(f"{self._where()}: docker ps failed: {proc.stderr.strip()}", code="UNAVAILABLE")
             names = sorted(n for n in proc.stdout.split() if n)
@@ -443,12 +429,7 @@ class ExecEntryClient(EntryClient):
     # --- primitives ------------------------------------------------------------------------
 
     def _get(self, entry_id: str) -> Entry | None:
-        try:
-            data = self._cli("entry", "show", f"-entryID={entry_id}")
-        except SpireError as e:
-            if e.code == "NOT_FOUND":
-                return None
-            raise
+        data = self._cli("entry", "show", f"-entryID={entry_id}")
         entries = [_entry_from_json(e) for e in data.get("entries") or []]
         return next((e for e in entries if e.id == entry_id), None)
 
