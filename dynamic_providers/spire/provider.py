@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
 from dynamic_providers._kernel import (
@@ -64,9 +64,6 @@ from dynamic_providers.spire.models import (
     EntryFields,
     entry_id_for,
     parse_connection,
-    parse_selector,
-    selector_string,
-    trust_domain_name,
 )
 
 OUTPUT_KEYS = ("entry_id", "revision_number", "created_at")
@@ -82,6 +79,12 @@ DEFAULTS: dict[str, Any] = {
 
 # Stand-ins for the identity fields, so that one field at a time can be read with `from_props`.
 _PLACEHOLDER: dict[str, Any] = {"spiffe_id": "spiffe://td/a", "parent_id": "spiffe://td/b", "selectors": ("a:b",)}
+
+
+def _canonical(key: str, value: Any) -> Any:
+    """One field as `EntryFields` reads it (selectors as "type:value", trust domains without
+    scheme, lists in their order); raises on a value it cannot read."""
+    return getattr(EntryFields.from_props({**_PLACEHOLDER, key: value}), key)
 
 
 def _comparable(key: str, value: Any) -> Any:
@@ -162,36 +165,21 @@ def _connection_key(raw: Any) -> Any:
     return raw
 
 
-_LIST_KEYS: dict[str, Any] = {
-    "selectors": lambda s: selector_string(*parse_selector(s)),
-    "dns_names": lambda s: s,
-    "federates_with": lambda s: trust_domain_name(s),
-}
-
-
-def _ordered_like(values: Sequence[str], reference: Any, key: Any) -> list[str]:
-    """`values` (as the server holds them) in the order of `reference` (the program's list) when
-    both hold the same items, else as the server returned them.
+def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry's fields, each list in the order of `reference` (the program's inputs) when both
+    hold the same items, else as the server returned it.
 
     SPIRE's list order is not stable: a create or update answers with the selectors sorted, a
     read returns them in insertion order (tests/real/test_spire_fidelity.py). Without this, a
     `pulumi refresh` right after `pulumi up` would report a changed `selectors` output."""
-    if not isinstance(reference, list | tuple) or not all(isinstance(r, str) for r in reference):
-        return list(values)
-    try:
-        ref_keys = [key(r) for r in reference]
-    except ValueError:
-        return list(values)
-    if sorted(key(v) for v in values) != sorted(ref_keys):
-        return list(values)
-    by_key = {key(v): v for v in values}
-    return [by_key[k] for k in ref_keys]
-
-
-def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     props = entry.fields().as_props()
-    for name, key in _LIST_KEYS.items():
-        props[name] = _ordered_like(props[name], reference.get(name), key)
+    for name in ("selectors", "dns_names", "federates_with"):
+        try:
+            ordered = list(_canonical(name, reference.get(name)))
+        except (ValidationError, TypeError, ValueError):
+            continue
+        if sorted(ordered) == sorted(props[name]):
+            props[name] = ordered
     return props
 
 
@@ -211,6 +199,8 @@ class SpireEntryProvider(Provider):
     args_model = EntryArgs
     computed = OUTPUT_KEYS
     failures_by_input = True
+    # A new spiffe_id, parent_id or selector set is a new entry for SPIRE (and a new entry id).
+    replace_fields = frozenset(IDENTITY_FIELDS)
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in strip(news).items() if k not in OUTPUT_KEYS}
@@ -229,11 +219,6 @@ class SpireEntryProvider(Provider):
         # A field the new inputs leave out keeps its stored value; a connection left out is a change.
         managed = changed_fields(MANAGED_FIELDS, olds, {**olds, **news}, _comparable)
         return managed + changed_fields(("connection",), olds, news, lambda _k, v: _connection_key(v))
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = self.changes(strip(olds), strip(news))
-        replaces = [k for k in IDENTITY_FIELDS if k in changed]
-        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         props = strip(props)
