@@ -353,6 +353,13 @@ def _server_socket(v: str | None) -> str | None:
     return v
 
 
+ContainerSocket = Annotated[
+    str | None,
+    AfterValidator(_server_socket),
+    Field(default=None, description="Admin socket inside the container (-socketPath)."),
+]
+
+
 class GrpcConnection(_ConnectionBase):
     """The Entry API over the server's admin Unix socket (local, or forwarded, e.g. `ssh -L`)."""
 
@@ -386,7 +393,7 @@ class DockerExecConnection(_ConnectionBase):
     )
     container: str | None = Field(default=None, description="Container name or id of the SPIRE server.")
     service: str | None = Field(default=None, description="Swarm service; its running task on the node is used.")
-    socket_path: str | None = Field(default=None, description="Admin socket inside the container (-socketPath).")
+    socket_path: ContainerSocket = None
     server_binary: str = Field(default=DEFAULT_SERVER_BINARY, description="spire-server path in the image.")
 
     @field_validator("docker_host")
@@ -395,11 +402,6 @@ class DockerExecConnection(_ConnectionBase):
         if v is not None and not _DOCKER_HOST.match(v):
             raise ValueError(f"{v!r} is not a Docker host URL: use ssh://user@host, tcp://host:port or unix:///path")
         return v
-
-    @field_validator("socket_path")
-    @classmethod
-    def _socket(cls, v: str | None) -> str | None:
-        return _server_socket(v)
 
     @model_validator(mode="after")
     def _target(self) -> DockerExecConnection:
@@ -417,13 +419,8 @@ class KubectlExecConnection(_ConnectionBase):
     container: str = Field(default="spire-server", min_length=1)
     context: str | None = Field(default=None, description="kubeconfig context; None = the current one.")
     kubeconfig: str | None = Field(default=None, description="kubeconfig path; None = kubectl's default.")
-    socket_path: str | None = Field(default=None, description="Admin socket inside the container (-socketPath).")
+    socket_path: ContainerSocket = None
     server_binary: str = Field(default=DEFAULT_SERVER_BINARY)
-
-    @field_validator("socket_path")
-    @classmethod
-    def _socket(cls, v: str | None) -> str | None:
-        return _server_socket(v)
 
 
 Connection = Annotated[GrpcConnection | DockerExecConnection | KubectlExecConnection, Field(discriminator="transport")]
