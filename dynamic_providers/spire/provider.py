@@ -183,10 +183,11 @@ def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     return props
 
 
-def _outs(entry: Entry, connection: Any, reference: Mapping[str, Any]) -> dict[str, Any]:
+def _outs(entry: Entry, props: Mapping[str, Any]) -> dict[str, Any]:
+    """The outputs: the entry as the server holds it, `props`' connection and list order."""
     return {
-        **_props_of(entry, reference),
-        "connection": connection,
+        **_props_of(entry, props),
+        "connection": props["connection"],
         "entry_id": entry.id,
         "revision_number": entry.revision_number,
         "created_at": entry.created_at,
@@ -225,7 +226,7 @@ class SpireEntryProvider(Provider):
         connection = parse_connection(props["connection"])
         with open_client(connection) as client:
             entry = client.create(EntryFields.from_props(props))
-        return CreateResult(entry.id, _outs(entry, props["connection"], props))
+        return CreateResult(entry.id, _outs(entry, props))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = strip(props)
@@ -236,7 +237,7 @@ class SpireEntryProvider(Provider):
         if entry is None or not ownership.owns(entry, ownership.marks(props["connection"])):
             return ReadResult("", {})  # gone, or not this stack's: refresh forgets it
         inputs = {**_props_of(entry, props), "connection": props["connection"]}
-        return ReadResult(entry.id, _outs(entry, props["connection"], props), inputs)
+        return ReadResult(entry.id, _outs(entry, props), inputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         olds, news = strip(olds), strip(news)
@@ -246,28 +247,24 @@ class SpireEntryProvider(Provider):
             # Only the connection changed: nothing to write on the server.
             return UpdateResult({**olds, "connection": news["connection"]})
         with open_client(connection) as client:
-            try:
-                current = client.get(id_)
+            current = client.get(id_)
+            if current is not None:
                 ownership = EntryIdPrefix(olds, news)
-                if current is not None:
-                    ownership.require(
-                        "update", current, id_, ownership.marks(news["connection"], olds.get("connection"))
-                    )
-                if current is None:
-                    raise SpireError(f"entry {id_} not found", code="NOT_FOUND", entry_id=id_)
-                entry = client.update(id_, fields, current=current)
-            except SpireError as e:
-                if e.code != "NOT_FOUND":
-                    raise
-                if client.entry_id_for(fields) != id_:
-                    raise SpireError(
-                        f"entry {id_} no longer exists on the SPIRE server (deleted outside Pulumi or expired): "
-                        "run `pulumi refresh`, then `pulumi up` re-creates it",
-                        code="NOT_FOUND",
-                        entry_id=id_,
-                    ) from None
-                entry = client.create(fields)
-        return UpdateResult(_outs(entry, news["connection"], news))
+                ownership.require("update", current, id_, ownership.marks(news["connection"], olds.get("connection")))
+                try:
+                    return UpdateResult(_outs(client.update(id_, fields, current=current), news))
+                except SpireError as e:
+                    if e.code != "NOT_FOUND":
+                        raise
+            # Gone (deleted outside Pulumi, or pruned after its expiry): re-created only under our own id.
+            if client.entry_id_for(fields) != id_:
+                raise SpireError(
+                    f"entry {id_} no longer exists on the SPIRE server (deleted outside Pulumi or expired): "
+                    "run `pulumi refresh`, then `pulumi up` re-creates it",
+                    code="NOT_FOUND",
+                    entry_id=id_,
+                )
+            return UpdateResult(_outs(client.create(fields), news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = strip(props)
