@@ -5,9 +5,10 @@ circle can form (tests/dynamic_providers/test_layering.py holds that rule). It o
 
 * the props as the engine hands them: `__provider` stripped (`strip`), preview-time unknowns
   recognised one way (`is_unknown` for a value, `contains_unknown` for anything nesting one);
-* `check`: a pydantic model's validation errors become `CheckFailure`s named by property path,
-  dropping those located at an unknown (the engine checks again with real values before a write);
-  cross-field rules live on the models as `rule(field, message)` errors;
+* `check`: a pydantic model's validation errors become `CheckFailure`s named by property path
+  (or, with `failures_by_input`, on the top-level input with the item's path, `dns_names[1]`,
+  leading the reason), dropping those located at an unknown (the engine checks again with real
+  values before a write); cross-field rules live on the models as `rule(field, message)` errors;
 * `diff`: field by field and offline, each side through the provider's `comparable(field, value)`
   (stored values in another form compare by meaning); a value that cannot be read compares as
   `Malformed`, so old or damaged state plans a change instead of failing; the fields that cannot
