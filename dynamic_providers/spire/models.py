@@ -45,7 +45,7 @@ from dynamic_providers.spire._proto import types_pb2
 
 # The SPIFFE rules live in one module, shared with the stack configuration (explicit re-exports).
 from stack_config.spiffe import SPIFFE_SCHEME as SPIFFE_SCHEME
-from stack_config.spiffe import dns_name_problem as dns_name_problem
+from stack_config.spiffe import DnsName, TrustDomain
 from stack_config.spiffe import selector_problem as selector_problem
 from stack_config.spiffe import spiffe_id_problem as spiffe_id_problem
 from stack_config.spiffe import split_spiffe_id as split_spiffe_id
@@ -135,13 +135,6 @@ def _selector(raw: Any) -> str:
     return selector_string(*parse_selector(raw))
 
 
-def _dns_name(name: str) -> str:
-    problem = dns_name_problem(name)
-    if problem:
-        raise ValueError(f"{name!r} {problem}")
-    return name
-
-
 def _server_td(info: ValidationInfo) -> str | None:
     """The connection's trust domain, when the connection (validated first) is valid and known
     (the preview's unknown sentinel reads as a valid trust domain name)."""
@@ -216,7 +209,7 @@ Selectors = Annotated[
     BeforeValidator(_selectors),
 ]
 DnsNames = Annotated[
-    tuple[Annotated[StrictStr, AfterValidator(_dns_name)], ...], _listed_once(str), BeforeValidator(_list)
+    tuple[DnsName, ...], _listed_once(str), BeforeValidator(_list)
 ]
 Peers = Annotated[
     tuple[Annotated[StrictStr, AfterValidator(_peer)], ...], _listed_once(trust_domain_name), BeforeValidator(_list)
@@ -329,18 +322,10 @@ class Entry(EntryFields):
 class _ConnectionBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    trust_domain: str = Field(description="The SPIRE server's trust domain; entries must be members of it.")
+    trust_domain: TrustDomain = Field(description="The SPIRE server's trust domain; entries must be members of it.")
     project: str = Field(min_length=1, description="Pulumi project: first part of the ownership prefix.")
     stack: str = Field(min_length=1, description="Pulumi stack: second part of the ownership prefix.")
     timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="Per-call deadline.")
-
-    @field_validator("trust_domain")
-    @classmethod
-    def _td(cls, v: str) -> str:
-        problem = trust_domain_problem(v)
-        if problem:
-            raise ValueError(f"{v!r}: {problem} (give the name without spiffe://)")
-        return v
 
     @property
     def owner_prefix(self) -> str:

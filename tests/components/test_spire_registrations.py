@@ -14,7 +14,7 @@ import pytest
 from components.assembly import registrations
 from components.spire_connection import spire_connection
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
-from dynamic_providers.spire.provider import check_inputs
+from dynamic_providers.spire.provider import SpireEntryProvider
 from stack_config import SpireTransport, StackConfig, Workload, parse_stack_values
 from tests.harness.mock_engine import ProgramRun, Registered, run, stack_config, swarm_stack_files
 
@@ -99,7 +99,7 @@ class TestEntries:
 
     def test_the_provider_accepts_every_entry(self, built: ProgramRun) -> None:
         for e in _entries(built).values():
-            assert check_inputs(e.inputs) == [], e.name
+            assert SpireEntryProvider().check({}, e.inputs).failures == [], e.name
 
     def test_outputs_keyed_by_workload(self, built: ProgramRun) -> None:
         assert built.exports["spiffeIds"].value == {
@@ -195,4 +195,4 @@ class TestConnectionFromConfig:
         entries = r.of_type(ENTRY)
         assert len(entries) == len(cfg.workloads)
         for e in entries:
-            assert check_inputs(e.inputs) == [], (stack, e.name)
+            assert SpireEntryProvider().check({}, e.inputs).failures == [], (stack, e.name)

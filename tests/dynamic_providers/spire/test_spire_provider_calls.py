@@ -280,7 +280,11 @@ class TestCheckReportsEverything:
             ("selectors", "selectors[3]: 'unix:': selector value is empty"),
             ("selectors", "selectors[5]: 'unix:uid:1' is listed more than once"),
             ("jwt_svid_ttl", "jwt_svid_ttl: must be >= 0 (0 = the server's default TTL), got -1"),
-            ("dns_names", "dns_names[0]: 'bad name!' label 'bad name!' may contain only letters, digits and '-'"),
+            (
+                "dns_names",
+                "dns_names[0]: 'bad name!' is not a DNS name SPIRE accepts: label 'bad name!' may contain only "
+                "letters, digits and '-'",
+            ),
             ("dns_names", "dns_names[2]: Input should be a valid string"),
             ("dns_names", "dns_names[4]: 'ok.example.org' is listed more than once"),
             (
