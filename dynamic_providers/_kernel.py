@@ -121,6 +121,14 @@ def _reason(err: Mapping[str, Any], path: str) -> str:
     return msg
 
 
+def property_path(*parts: Iterable[int | str]) -> str:
+    """A property path as the engine writes one: `a.b[0].c`."""
+    out = ""
+    for part in (p for group in parts for p in group):
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
 def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") -> list[dynamic.CheckFailure]:
     """`value` checked against `model`, one failure per problem named by its property path.
     Failures that involve a value unknown in this preview are dropped."""
@@ -139,7 +147,7 @@ def validation_failures(model: type[BaseModel], value: Any, prefix: str = "") ->
                 loc.append(str(field))  # a `rule`: reported as the field it names
             if _value_at(value, loc)[0]:
                 continue
-            path = ".".join(str(p) for p in ([prefix] if prefix else []) + loc) or prefix or "inputs"
+            path = property_path([prefix] if prefix else [], loc) or prefix or "inputs"
             failures.append(dynamic.CheckFailure(path, _reason(err, path)))
         return failures
     return []
@@ -378,7 +386,7 @@ class Provider(dynamic.ResourceProvider):
         known = {*fields, *self.meta_keys, *self.extra_inputs, *self.computed}
         by_alias = {f.alias: name for name, f in fields.items() if f.alias and f.alias != name}
         failures = []
-        for key in sorted(k for k, v in props.items() if k not in known and v is not None):
+        for key in sorted(k for k in props if k not in known):  # named even when unset
             hint = f"; write it as {by_alias[key]}" if key in by_alias else f"; the inputs are {', '.join(fields)}"
             failures.append(dynamic.CheckFailure(key, f"{key} is not an input of this resource{hint}"))
         return failures

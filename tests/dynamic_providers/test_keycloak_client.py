@@ -161,8 +161,9 @@ class TestLoginErrors:
             assert kc.get_realm("master") is not None
 
     def test_missing_credentials_fail_before_any_request(self, fake: KeycloakFake) -> None:
-        with admin(fake, username=None, password=None) as kc, pytest.raises(KeycloakApiError, match="client_secret"):
-            kc.get_realm("master")
+        # The connection model holds the rule: no client can be made without credentials.
+        with pytest.raises(ValidationError, match="client_secret"):
+            admin(fake, username=None, password=None)
         assert fake.server is not None and fake.server.count() == 0
 
 
