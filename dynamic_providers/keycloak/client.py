@@ -422,14 +422,16 @@ class KeycloakAdmin:
         body = self._json("GET", self._c(realm, uuid, "/protocol-mappers/models"), what=f"list mappers of {uuid}")
         return [ProtocolMapperRepresentation.model_validate(m) for m in body or []]
 
-    def write_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation) -> None:
-        """POST a new mapper, or PUT the one `mapper.id` names."""
+    def write_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation
+                              ) -> ProtocolMapperRepresentation:
+        """POST a new mapper, or PUT the one `mapper.id` names; returns `mapper` (as written)."""
         path = self._c(realm, uuid, "/protocol-mappers/models")
         what = f"write mapper {mapper.name!r} of client {uuid}"
         if mapper.id:
             self.request("PUT", f"{path}/{quote(mapper.id, safe='')}", json=mapper.payload(), what=what)
         else:
             self.request("POST", path, json=mapper.payload(), what=what)
+        return mapper
 
     def delete_protocol_mapper(self, realm: str, uuid: str, mapper_id: str) -> None:
         path = self._c(realm, uuid, f"/protocol-mappers/models/{quote(mapper_id, safe='')}")

@@ -359,28 +359,17 @@ class ClientSpec(_Spec):
     def _flows(self) -> ClientSpec:
         """Flows against the access type and the redirect URIs (terraform's ValidateOpenidClient)."""
         on = [f for f in FLOWS if getattr(self, f) is True]
-        if self.bearer_only and on:
+        bearer_only = self.access_type == "BEARER-ONLY"
+        if bearer_only and on:
             raise rule("access_type", f"a BEARER-ONLY client accepts tokens but logs nobody in; it cannot have "
                                       f"{', '.join(on)}: set them to False or choose access_type CONFIDENTIAL/PUBLIC")
         # Only flows the program turns on: an unset standard flow is Keycloak's default, which
         # Keycloak itself accepts without redirects.
         logins = [f for f in on if f in ("standard_flow_enabled", "implicit_flow_enabled")]
-        if logins and not self.bearer_only and not self.redirect_uris and not self.root_url:
+        if logins and not bearer_only and not self.redirect_uris and not self.root_url:
             raise rule("redirect_uris", f"{' and '.join(logins)} is on but redirect_uris is empty, so no login can "
                                         f"complete: add redirect URIs (or root_url) or set {logins[0]}=False")
         return self
-
-    @property
-    def public(self) -> bool:
-        return self.access_type == "PUBLIC"
-
-    @property
-    def bearer_only(self) -> bool:
-        return self.access_type == "BEARER-ONLY"
-
-    @property
-    def confidential(self) -> bool:
-        return self.access_type == "CONFIDENTIAL"
 
 
 class RealmSpec(_Spec):

@@ -47,6 +47,7 @@ write are not atomic on Keycloak's API: the window is one round trip.
 from __future__ import annotations
 
 import uuid as uuids
+from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
@@ -309,27 +310,21 @@ class _KeycloakProvider(Provider):
 
     # --- what each kind supplies ------------------------------------------------------------------
 
-    def _name(self, props: Mapping[str, Any]) -> str:
-        raise NotImplementedError
-
-    def _ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute:
-        raise NotImplementedError
-
-    def _get(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> Any:
-        raise NotImplementedError
-
-    def _create(self, kc: KeycloakAdmin, spec: Any, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        raise NotImplementedError
-
-    def _read_outs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
+    @abstractmethod
+    def _name(self, props: Mapping[str, Any]) -> str: ...
+    @abstractmethod
+    def _ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute: ...
+    @abstractmethod
+    def _get(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> Any: ...
+    @abstractmethod
+    def _create(self, kc: KeycloakAdmin, spec: Any, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]: ...
+    @abstractmethod
+    def _read_outs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: Any) -> dict[str, Any]: ...
+    @abstractmethod
+    def _delete(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None: ...
+    @abstractmethod
     def _update(self, kc: KeycloakAdmin, spec: Any, raw: Mapping[str, Any], olds: Mapping[str, Any], current: Any,
-                changed: set[str]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _delete(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None:
-        raise NotImplementedError
+                changed: set[str]) -> dict[str, Any]: ...
 
 
 # --- realms -----------------------------------------------------------------------------------
@@ -478,7 +473,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         assert current.id
         removed = set(olds.get("attributes") or {}) - set(spec.attributes or {})
         rep = self._reconcile(kc, spec, current, removed, olds.get("audience") is not None)
-        if spec.confidential and "rotate_secret_trigger" in changed:
+        if spec.access_type == "CONFIDENTIAL" and "rotate_secret_trigger" in changed:
             rep.secret = kc.regenerate_client_secret(spec.realm, current.id)
         elif current.access_type != rep.access_type:
             rep.secret = None  # it was not confidential: `_outs` asks for the secret Keycloak keeps now
@@ -492,10 +487,10 @@ class KeycloakClientProvider(_KeycloakProvider):
         """`current` (or an empty client) with every managed field overlaid."""
         rep = current.model_copy(deep=True) if current else ClientRepresentation()
         rep.client_id, rep.protocol, rep.enabled = spec.client_id, OIDC, spec.enabled
-        rep.public_client, rep.bearer_only = spec.public, spec.bearer_only
+        rep.public_client, rep.bearer_only = spec.access_type == "PUBLIC", spec.access_type == "BEARER-ONLY"
         for key in ("name", "description", "root_url", "base_url", "redirect_uris", "web_origins", *FLOWS):
             value = getattr(spec, key)
-            if value is None and spec.bearer_only and key in FLOWS:
+            if value is None and rep.bearer_only and key in FLOWS:
                 value = False  # bearer-only clients run no flows; Keycloak would default some to on
             if value is not None:
                 setattr(rep, key, value)
@@ -560,37 +555,37 @@ class KeycloakClientProvider(_KeycloakProvider):
                     if name in ids:
                         kc.link_client_scope(spec.realm, rep.id, kind, ids[name], attach=attach)
 
-    @staticmethod
-    def _sync_audience(kc: KeycloakAdmin, spec: ClientSpec, rep: ClientRepresentation, was_managed: bool) -> None:
-        """The `pulumi-audience` mapper as declared; a POST whose answer is lost is looked up, not repeated.
-        `rep` ends with the mapper as written."""
+    def _sync_audience(self, kc: KeycloakAdmin, spec: ClientSpec, rep: ClientRepresentation,
+                       was_managed: bool) -> None:
+        """The `pulumi-audience` mapper as declared (a lost POST is looked up, not repeated: the
+        kernel's create-or-adopt by the mapper's name). `rep` ends with the mapper as written."""
         assert rep.id
-        mapper = rep.audience_mapper()
+        uuid, mapper = rep.id, rep.audience_mapper()
         others = [m for m in rep.protocol_mappers or [] if m is not mapper]
         if spec.audience is None:
             if was_managed and mapper and mapper.id:
-                kc.delete_protocol_mapper(spec.realm, rep.id, mapper.id)
+                kc.delete_protocol_mapper(spec.realm, uuid, mapper.id)
                 rep.protocol_mappers = others
             return
         wanted = audience_mapper(spec.audience)
         if mapper is None:
-            try:
-                kc.write_protocol_mapper(spec.realm, rep.id, wanted)
-            except KeycloakApiError as e:
-                if e.status != 409 and not e.outcome_unknown:
-                    raise
-                # 409, or the answer was lost: look it up by name before adding it again.
-                mapper = next((m for m in kc.list_protocol_mappers(spec.realm, rep.id) if m.name == wanted.name), None)
-                if mapper is None:
-                    if not e.outcome_unknown:
-                        raise KeycloakApiError(f"Keycloak refused the audience mapper of client {spec.client_id!r} "
-                                               "(409)") from e
-                    kc.pause(1, e)
-                    kc.write_protocol_mapper(spec.realm, rep.id, wanted)
-        if mapper is not None and (mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper):
+
+            def refused(e: KeycloakApiError) -> NoReturn:
+                raise KeycloakApiError(f"Keycloak refused the audience mapper of client {spec.client_id!r} "
+                                       "(409)") from e
+
+            mapper, _ = create_or_adopt(
+                lambda: kc.write_protocol_mapper(spec.realm, uuid, wanted),
+                lambda _e: next((m for m in kc.list_protocol_mappers(spec.realm, uuid) if m.name == wanted.name), None),
+                lambda found, _e, _uncertain: (found, False), errors=KeycloakApiError, attempts=self.retry.attempts,
+                conflict=lambda e: e.status == 409, lost=lambda e: e.outcome_unknown, pause=kc.pause,
+                unheld_conflict=refused)
+        assert mapper is not None
+        if mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
             wanted.id = mapper.id
-            kc.write_protocol_mapper(spec.realm, rep.id, wanted)
-        rep.protocol_mappers = [*others, wanted if mapper is None or wanted.id else mapper]
+            kc.write_protocol_mapper(spec.realm, uuid, wanted)
+            mapper = wanted
+        rep.protocol_mappers = [*others, mapper]
 
     def _outs(self, kc: KeycloakAdmin, local: Mapping[str, Any], managed: Mapping[str, Any], conn: Connection,
               realm: str, rep: ClientRepresentation) -> dict[str, Any]:
