@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from dynamic_providers._kernel import create_or_adopt
 from dynamic_providers._transport import ApiError, RetryPolicy, Session, forget_sessions, ssl_context, tls_failure
 from dynamic_providers._transport.retry import RETRY_STATUSES, never_sent
 from dynamic_providers.keycloak.models import (
@@ -396,25 +397,25 @@ class KeycloakAdmin:
         return CredentialRepresentation.model_validate(body or {}).value
 
     def regenerate_client_secret(self, realm: str, uuid: str) -> str:
-        """POST a new secret. Not idempotent: after a lost answer, a secret that changed is that POST's;
-        only an unchanged one is rotated again (the policy's tries and waits)."""
+        """POST a new secret. Not idempotent: after a lost answer a secret that changed is that POST's
+        (the kernel's create-or-adopt, looking at the secret); only an unchanged one is rotated again."""
+        path, what = self._c(realm, uuid, "/client-secret"), f"rotate the secret of client {uuid}"
         before = self.get_client_secret(realm, uuid)
-        tried = False
 
         def rotate() -> str:
-            nonlocal tried
-            if tried and (now := self.get_client_secret(realm, uuid)) and now != before:
-                return now
-            tried = True
-            what = f"rotate the secret of client {uuid}"
-            body = self._json("POST", self._c(realm, uuid, "/client-secret"), what=what)
-            value = CredentialRepresentation.model_validate(body or {}).value
+            value = CredentialRepresentation.model_validate(self._json("POST", path, what=what) or {}).value
             if not value:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
 
-        lost = lambda e: isinstance(e, KeycloakApiError) and e.outcome_unknown  # noqa: E731
-        return self.retry.call(rotate, when=lost, sleep=self._sleep)
+        def rotated(_err: KeycloakApiError | None) -> str | None:
+            now = self.get_client_secret(realm, uuid)
+            return now if now and now != before else None
+
+        secret, _ = create_or_adopt(rotate, rotated, lambda now, _e, _u: (now, False), errors=KeycloakApiError,
+                                    attempts=self.retry.attempts, conflict=lambda _e: False,
+                                    lost=lambda e: e.outcome_unknown, pause=self.pause, unheld_conflict=lambda _e: None)
+        return str(secret)
 
     # --- protocol mappers and client scopes ----------------------------------------------------
 

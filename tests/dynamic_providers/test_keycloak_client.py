@@ -254,6 +254,25 @@ class TestRetries:
         assert rep is not None and rep["id"] == uuid
         assert fake.count_clients("master", "nolocation") == 1
 
+    @pytest.mark.parametrize(
+        ("fault", "posts"),
+        [
+            pytest.param({"reset_after": True}, 1, id="rotated-answer-lost"),  # looked at, not rotated again
+            pytest.param({"reset": True}, 2, id="never-rotated"),  # unchanged: rotated again
+        ],
+    )
+    def test_a_secret_rotation_whose_answer_is_lost_rotates_once(
+        self, fake: KeycloakFake, fault: dict[str, Any], posts: int
+    ) -> None:
+        assert fake.server is not None
+        uuid = fake.seed_client("master", {"clientId": "conf", "publicClient": False})
+        before = fake.realms["master"].clients[uuid].rep["secret"]
+        fake.server.inject("POST", f"{CLIENT}/client-secret", **fault)
+        with admin(fake) as kc:
+            secret = kc.regenerate_client_secret("master", uuid)
+        assert secret != before and secret == fake.realms["master"].clients[uuid].rep["secret"]
+        assert fake.server.count("POST", f"{CLIENT}/client-secret") == posts
+
     def test_a_persistent_500_is_an_error_with_keycloaks_message_after_the_retries(self, fake: KeycloakFake) -> None:
         assert fake.server is not None
         fake.server.inject("PUT", CLIENT, status=500, body={"errorMessage": "unexpected failure"}, times=100)
