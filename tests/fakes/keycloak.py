@@ -10,8 +10,9 @@ Behaviour reproduced (sources: shared/research/keycloak.md, which cites Keycloak
   a realm created afterwards answers **403** until the caller refreshes (older Keycloaks' quirk,
   terraform-provider-keycloak #922; Keycloak 26.7 answers 200, so it is off by default). A wrong
   password is **400** `invalid_grant`, as Keycloak 26.7 answers it.
-* Realms: POST (201 + `Location`, 409 on a taken name; a given `id` is kept), GET, PUT (top-level merge, attributes merged
-  key by key), DELETE (cascades to clients). New realms get Keycloak's defaults and built-in clients.
+* Realms: POST (201 + `Location`, 409 on a taken name; a given `id` is kept), GET, PUT (top-level
+  merge, attributes merged key by key), DELETE (cascades to clients). New realms get Keycloak's
+  defaults and built-in clients.
 * Clients: POST fills the server defaults (`publicClient` true when neither `publicClient` nor
   `bearerOnly` is sent, standard and direct-grant flows on, generated secret for confidential
   clients, backchannel attributes, realm default scopes) and answers 201 with `Location`; a taken
