@@ -159,9 +159,9 @@ def main() -> None:
         print(f"  {r['phase']}: " + ", ".join(f"{k} x{v}" for k, v in routes.most_common()))
     print(
         "floor = one request per operation + the amortised admin token (latency-bound wall time at this "
-        "concurrency).\ncreate sends a second request on purpose: outputs are read back from Keycloak (client "
-        "policies may rewrite a new client), never echoed from the inputs. The token is cached across calls, "
-        "so the refresh phase reuses the create phase's login."
+        "concurrency).\ncreate is one POST: the id comes from Location and the outputs are what Keycloak "
+        "accepted; only a confidential client's secret (--confidential) is read back. The token is cached across "
+        "calls, so the refresh phase reuses the create phase's login."
     )
 
 

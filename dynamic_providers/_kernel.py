@@ -163,7 +163,7 @@ def validation_failures(
                 reason = reason if reason.startswith(shown) else f"{shown}: {reason}"
                 failures.append(dynamic.CheckFailure(str(full[0]) if full else "inputs", reason))
             else:
-                name = ".".join(str(p) for p in full) or "inputs"
+                name = _display(full) or "inputs"
                 failures.append(dynamic.CheckFailure(name, _reason(err, name)))
         return failures
     return []
@@ -403,7 +403,7 @@ class Provider(dynamic.ResourceProvider):
         known = {*fields, *self.meta_keys, *self.extra_inputs, *self.computed}
         by_alias = {f.alias: name for name, f in fields.items() if f.alias and f.alias != name}
         failures = []
-        for key in sorted(k for k, v in props.items() if k not in known and v is not None):
+        for key in sorted(k for k in props if k not in known):  # named even when unset
             hint = f"; write it as {by_alias[key]}" if key in by_alias else f"; the inputs are {', '.join(fields)}"
             failures.append(dynamic.CheckFailure(key, f"{key} is not an input of this resource{hint}"))
         return failures

@@ -1,27 +1,24 @@
 """Typed httpx client for the Keycloak Admin REST API (Keycloak >= 17; `base_path="/auth"` for older).
 
-What it does for every call, so the provider code above it stays about resources:
+HTTP goes through the shared transport (`dynamic_providers/_transport`): what is Keycloak's own here is
 
-* **Tokens** (`KeycloakSession`, the transport's `Session`): logs in with the password or
-  client-credentials grant once per server and account in the provider process, renews at 90 % of
-  the token's lifetime (master-realm tokens live 60 s) with the refresh token when there is one
-  (client-credentials grants have none), and logs in afresh when the refresh is refused. A
-  401/403 renews the token and resends the call once (403 is what Keycloak answers right after a
-  realm is created, before the token carries the new realm's roles).
-* **Retries**: the transport's one rule. GET, PUT and DELETE are retried on 429, 5xx (Keycloak's
-  generic 500 `unknown_error` is what an optimistic-lock failure becomes, after a rollback),
-  resets and timeouts; a POST only when it never reached Keycloak (connect errors, 429). When a
-  POST's answer is lost, `KeycloakApiError.outcome_unknown` is set and the caller looks the object
-  up before creating again, after `pause` (the error's `Retry-After`, else backoff), so a
-  persistent 503 never turns into a burst of POSTs. Realm writes are serialised per realm here.
-* **Readiness.** With `ready_timeout`, the login (and any call that cannot connect) waits for a
-  Keycloak that is still starting, then fails naming the URL (the transport's one readiness wait).
-* **TLS.** Verification is always on; `ca_bundle_pem` adds a private CA to the system roots. A
-  certificate that fails verification fails the call at once (no retries, no readiness wait).
+* **the token** (`KeycloakSession`, the transport's `Session`): the password or client-credentials
+  grant, once per server and account in the provider process, renewed at 90 % of the token's
+  lifetime (master-realm tokens live 60 s) with the refresh token when there is one
+  (client-credentials grants have none), and by logging in afresh when the refresh is refused. A
+  401/403 renews the token and resends the call once (403 is what older Keycloaks answer right
+  after a realm is created, before the token carries the new realm's roles);
+* **the messages**: one exception class, `KeycloakApiError`, carrying the HTTP status, method, URL,
+  Keycloak's error text and its `Retry-After`, and saying how to fix what the caller can fix
+  (credentials, realm roles, a certificate that fails verification, a Keycloak that is not there);
+* **what the transport cannot know**: a POST whose answer is lost has `outcome_unknown` set, and the
+  caller looks the object up before creating again, after `pause` (the error's `Retry-After`,
+  else backoff). Keycloak's generic 500 `unknown_error` is what an optimistic-lock failure
+  becomes: the transport retries it for GET/PUT/DELETE, and realm writes are serialised per realm
+  in this process so that they do not make it. A secret rotation is a POST that is not idempotent.
 
-One exception class, `KeycloakApiError`, carries the HTTP status, method, URL, Keycloak's error
-text and its `Retry-After`. Reads by id or name check the answer is about that object (a GET
-answered about another realm or client is an error); the clientId lookup keeps exact matches only.
+Reads by id or name check the answer is about that object (a GET answered about another realm or
+client is an error); the clientId lookup keeps exact matches only.
 """
 
 from __future__ import annotations
@@ -31,12 +28,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
+from dynamic_providers._kernel import create_or_adopt
 from dynamic_providers._transport import ApiError, RetryPolicy, Session, forget_sessions, ssl_context, tls_failure
 from dynamic_providers._transport.retry import RETRY_STATUSES, never_sent
 from dynamic_providers.keycloak.models import (
@@ -46,12 +44,16 @@ from dynamic_providers.keycloak.models import (
     CredentialRepresentation,
     ProtocolMapperRepresentation,
     RealmRepresentation,
+    Representation,
     TokenResponse,
 )
 
 __all__ = ["KeycloakAdmin", "KeycloakApiError", "KeycloakSession", "RetryPolicy", "forget_tokens"]
 
 ScopeKind = Literal["default", "optional"]
+Rep = TypeVar("Rep", bound=Representation)
+# Never PUT: the secret (a stale copy would overwrite a rotated one), protocol mappers (a PUT list
+# deletes every mapper it omits), scopes (PUT ignores them), the caller's access rights.
 _NEVER_PUT = ("secret", "protocolMappers", "defaultClientScopes", "optionalClientScopes", "access")
 forget_tokens = forget_sessions  # tests and benchmarks start cold with it
 
@@ -59,16 +61,11 @@ forget_tokens = forget_sessions  # tests and benchmarks start cold with it
 class KeycloakApiError(ApiError):
     """Any failure talking to Keycloak: an error status, an unreachable server, a lost answer."""
 
-    def __init__(self, message: str, *, body: str | None = None, **fields: Any) -> None:
-        super().__init__(message, **fields)
-        self.body = body
-
     @classmethod
     def from_response(cls, resp: httpx.Response, what: str | None = None) -> KeycloakApiError:
-        method, url = resp.request.method, str(resp.request.url)
         prefix = f"{what}: " if what else ""
-        message = f"{prefix}Keycloak answered {resp.status_code} to {method} {url}: {error_detail(resp)}"
-        err = cls.answered(resp, message, body=resp.text[:2000], code=_json_field(resp, "error"))
+        message = f"{prefix}Keycloak answered {resp.status_code} to {resp.request.method} {resp.request.url}: "
+        err = cls.answered(resp, message + error_detail(resp), code=_json_field(resp, "error"))
         if err.retry_after is not None:
             err.args = (f"{err.args[0]} (Keycloak asked to retry after {err.retry_after:.0f} s)",)
         return err
@@ -144,23 +141,17 @@ class KeycloakSession(Session):
 
     def login(self, extensions: dict[str, Any], previous: Any) -> _Token:
         conn, tok = self.conn, previous
+        secret = {"client_secret": conn.client_secret.get_secret_value()} if conn.client_secret else {}
         if tok is not None and tok.refresh and (tok.refresh_until is None or time.monotonic() < tok.refresh_until):
             form = {"grant_type": "refresh_token", "refresh_token": tok.refresh, "client_id": conn.grant_client_id}
-            if conn.client_secret:
-                form["client_secret"] = conn.client_secret.get_secret_value()
             try:
-                return self._token(form, "refresh the admin token", extensions)
+                return self._token({**form, **secret}, "refresh the admin token", extensions)
             except KeycloakApiError as e:
                 if e.status not in (400, 401):  # refused refresh (session gone): log in again
                     raise
-        problem = conn.credential_problem()
-        if problem:
-            raise KeycloakApiError(f"cannot log in to Keycloak: {problem}")
-        form = {"client_id": conn.grant_client_id, "grant_type": conn.grant}
+        form = {"client_id": conn.grant_client_id, "grant_type": conn.grant, **secret}
         if conn.username and conn.password:
             form.update(username=conn.username, password=conn.password.get_secret_value())
-        if conn.client_secret:
-            form["client_secret"] = conn.client_secret.get_secret_value()
         return self._token(form, "log in", extensions)
 
     def _token(self, form: dict[str, str], what: str, extensions: dict[str, Any]) -> _Token:
@@ -225,8 +216,8 @@ _REALM_LOCKS: dict[str, threading.Lock] = {}
 
 
 class KeycloakAdmin:
-    """Admin REST API calls for one `Connection`; use as a context manager inside one provider call.
-    The token and connections are the process's (`KeycloakSession`), the policy and sleep this caller's."""
+    """Admin REST API calls for one `Connection`. The token and connections are the process's
+    (`KeycloakSession`), the retry policy, readiness wait and sleep this caller's."""
 
     def __init__(
         self,
@@ -238,23 +229,15 @@ class KeycloakAdmin:
     ) -> None:
         self.conn = conn
         self.retry = retry or RetryPolicy()
-        self.ready_timeout = ready_timeout
         self._sleep = sleep
         self._ext = self.retry.extensions(sleep, ready_timeout)
         self.session = KeycloakSession.of(conn)
-
-    def close(self) -> None:
-        """Nothing to release: the session and its connections stay with the process."""
 
     def __enter__(self) -> KeycloakAdmin:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def token_url(self) -> str:
-        return self.session.token_url
+        """Nothing to release: the session and its connections stay with the process."""
 
     def renew_token(self) -> None:
         """Get a new token now (the cached one predates a realm and lacks its roles)."""
@@ -269,29 +252,17 @@ class KeycloakAdmin:
             raise err
         self._sleep(self.retry.delay(attempt, asked))
 
-    def url(self, path: str) -> str:
-        return f"{self.conn.server}{path}"
-
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self.session.http.request(method, url, extensions=self._ext, timeout=self.conn.timeout, **kwargs)
+            return self.session.http.request(method, url, extensions=self._ext, **kwargs)
         except httpx.TransportError as e:
             raise unreachable(e, self.conn, f"{method} {url}") from e
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-        expected: tuple[int, ...] = (200,),
-        not_found_ok: bool = False,
-        what: str | None = None,
-    ) -> httpx.Response | None:
-        """Send one Admin API call (token and retries by the transport); None for a tolerated 404."""
-        resp = self._send(method, self.url(path), json=json, params=params)
-        if resp.status_code in expected:
+    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None,
+                not_found_ok: bool = False, what: str | None = None) -> httpx.Response | None:
+        """One Admin API call: its 2xx answer, None for a tolerated 404, else `KeycloakApiError`."""
+        resp = self._send(method, f"{self.conn.server}{path}", json=json, params=params)
+        if resp.is_success:
             return resp
         if resp.status_code == 404 and not_found_ok:
             return None
@@ -312,34 +283,19 @@ class KeycloakAdmin:
         except ValueError:
             raise KeycloakApiError(
                 f"{method} {resp.request.url}: Keycloak answered {resp.status_code} without JSON",
-                status=resp.status_code,
-                method=method,
-                url=str(resp.request.url),
-            ) from None
+                status=resp.status_code, method=method, url=str(resp.request.url)) from None
 
-    @staticmethod
-    def _location_id(resp: httpx.Response) -> str:
-        location = resp.headers.get("Location", "")
-        object_id = location.rstrip("/").rsplit("/", 1)[-1] if location else ""
-        if not object_id:
-            raise KeycloakApiError(
-                f"{resp.request.method} {resp.request.url}: 201 without a Location header",
-                status=resp.status_code,
-                method=resp.request.method,
-                url=str(resp.request.url),
-            )
-        return object_id
+    def _read(self, path: str, model: type[Rep], what: str) -> Rep | None:
+        body = self._json("GET", path, not_found_ok=True, what=f"read {what}")
+        return None if body is None else model.model_validate(body)
 
     def _another(self, path: str, found: str, asked: str) -> KeycloakApiError:
         """A read answered about another object than the one asked for: never taken as it."""
-        url = self.url(path)
+        url = f"{self.conn.server}{path}"
         return KeycloakApiError(
             f"GET {url} answered with {found}, not {asked}: an answer about another object is not trusted "
             "(a proxy or server answering for something else); check connection.url",
-            status=200,
-            method="GET",
-            url=url,
-        )
+            status=200, method="GET", url=url)
 
     @contextmanager
     def realm_write(self, realm: str) -> Iterator[None]:
@@ -356,35 +312,25 @@ class KeycloakAdmin:
         return f"/admin/realms/{quote(realm, safe='')}"
 
     def get_realm(self, realm: str) -> RealmRepresentation | None:
-        """The realm named `realm`; an answer about another realm is an error, never taken as it."""
-        body = self._json("GET", self._r(realm), not_found_ok=True, what=f"read realm {realm!r}")
-        if body is None:
-            return None
-        rep = RealmRepresentation.model_validate(body)
-        if rep.realm != realm:
+        rep = self._read(self._r(realm), RealmRepresentation, f"realm {realm!r}")
+        if rep is not None and rep.realm != realm:
             raise self._another(self._r(realm), f"realm {rep.realm!r} (id {rep.id})", repr(realm))
         return rep
 
     def create_realm(self, rep: RealmRepresentation) -> None:
-        """POST /admin/realms (201). Raises with status 409 when the name is taken. A Keycloak whose
-        tokens carry per-realm roles answers 403 until the token is renewed: the session does that."""
+        """POST /admin/realms (201; 409 when the name is taken). Its `Location` names the realm, not
+        its id: the caller sets the id in `rep` (Keycloak keeps a given id, RealmManager.importRealm)."""
         assert rep.realm
         with self.realm_write(rep.realm):
-            self.request(
-                "POST", "/admin/realms", json=rep.payload(), expected=(201,), what=f"create realm {rep.realm!r}"
-            )
+            self.request("POST", "/admin/realms", json=rep.payload(), what=f"create realm {rep.realm!r}")
 
     def update_realm(self, realm: str, rep: RealmRepresentation) -> None:
         with self.realm_write(realm):
-            self.request("PUT", self._r(realm), json=rep.payload(), expected=(204,), what=f"update realm {realm!r}")
+            self.request("PUT", self._r(realm), json=rep.payload(), what=f"update realm {realm!r}")
 
-    def delete_realm(self, realm: str) -> bool:
-        """DELETE the realm; False when it was already gone."""
+    def delete_realm(self, realm: str) -> None:
         with self.realm_write(realm):
-            resp = self.request(
-                "DELETE", self._r(realm), expected=(204,), not_found_ok=True, what=f"delete realm {realm!r}"
-            )
-        return resp is not None
+            self.request("DELETE", self._r(realm), not_found_ok=True, what=f"delete realm {realm!r}")
 
     def discovery(self, realm: str) -> dict[str, Any]:
         """The realm's OpenID discovery document (public): the issuer Keycloak really puts in tokens."""
@@ -399,50 +345,40 @@ class KeycloakAdmin:
 
     # --- clients ----------------------------------------------------------------------------
 
-    def _c(self, realm: str, uuid: str = "") -> str:
+    def _c(self, realm: str, uuid: str = "", sub: str = "") -> str:
         base = f"{self._r(realm)}/clients"
-        return f"{base}/{quote(uuid, safe='')}" if uuid else base
+        return f"{base}/{quote(uuid, safe='')}{sub}" if uuid else base
 
     def find_client(self, realm: str, client_id: str) -> ClientRepresentation | None:
         """The client whose clientId is exactly `client_id` (GET ?clientId= is exact; filtered again)."""
-        body = self._json(
-            "GET", self._c(realm), params={"clientId": client_id}, what=f"look up client {client_id!r} in {realm!r}"
-        )
-        for item in body or []:
-            rep = ClientRepresentation.model_validate(item)
-            if rep.client_id == client_id:
-                return rep
-        return None
+        what = f"look up client {client_id!r} in {realm!r}"
+        found = self._json("GET", self._c(realm), params={"clientId": client_id}, what=what) or []
+        return next((r for r in map(ClientRepresentation.model_validate, found) if r.client_id == client_id), None)
 
     def get_client(self, realm: str, uuid: str) -> ClientRepresentation | None:
-        """The client with id `uuid`; an answer about another client is an error, never taken as it."""
-        body = self._json("GET", self._c(realm, uuid), not_found_ok=True, what=f"read client {uuid} in {realm!r}")
-        if body is None:
-            return None
-        rep = ClientRepresentation.model_validate(body)
-        if rep.id != uuid:
+        rep = self._read(self._c(realm, uuid), ClientRepresentation, f"client {uuid} in {realm!r}")
+        if rep is not None and rep.id != uuid:
             raise self._another(self._c(realm, uuid), f"client {rep.client_id!r} (id {rep.id})", f"id {uuid}")
         return rep
 
     def create_client(self, realm: str, rep: ClientRepresentation) -> str:
-        """POST the client; returns its UUID from `Location`. 409 = clientId taken."""
-        resp = self.request(
-            "POST", self._c(realm), json=rep.payload(), expected=(201,), what=f"create client {rep.client_id!r}"
-        )
+        """POST the client; its UUID is the last part of `Location` (409: the clientId is taken)."""
+        resp = self.request("POST", self._c(realm), json=rep.payload(), what=f"create client {rep.client_id!r}")
         assert resp is not None
-        if not resp.headers.get("Location"):
+        uuid = resp.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
+        if not uuid:
             # Created, but not told where (a proxy dropped the header): the clientId is unique.
             found = self.find_client(realm, rep.client_id or "")
-            if found is not None and found.id:
-                return found.id
-        return self._location_id(resp)
+            if found is None or not found.id:
+                raise KeycloakApiError(f"POST {resp.request.url}: 201 without a Location header", status=201,
+                                       method="POST", url=str(resp.request.url))
+            uuid = found.id
+        return str(uuid)
 
     def update_client(self, realm: str, uuid: str, rep: ClientRepresentation) -> None:
-        """PUT merges field by field. Never sent: the secret (a stale copy would overwrite a rotated
-        one), protocol mappers (a PUT list deletes every mapper it omits), scopes (PUT ignores them)."""
-        body = rep.payload(drop=_NEVER_PUT)
+        """PUT merges field by field; what must never be PUT is dropped (`_NEVER_PUT`)."""
         try:
-            self.request("PUT", self._c(realm, uuid), json=body, expected=(204,), what=f"update client {uuid}")
+            self.request("PUT", self._c(realm, uuid), json=rep.payload(drop=_NEVER_PUT), what=f"update client {uuid}")
         except KeycloakApiError as e:
             if e.status != 409:
                 raise
@@ -451,100 +387,68 @@ class KeycloakAdmin:
             raise KeycloakApiError(
                 f"update client {uuid}: client_id {rep.client_id!r} is already used by another client in realm "
                 f"{realm!r}; pick another client_id or delete that client ({e})",
-                status=409,
-                method=e.method,
-                url=e.url,
-                body=e.body,
-            ) from e
+                status=409, method=e.method, url=e.url) from e
 
-    def delete_client(self, realm: str, uuid: str) -> bool:
-        resp = self.request(
-            "DELETE", self._c(realm, uuid), expected=(204,), not_found_ok=True, what=f"delete client {uuid}"
-        )
-        return resp is not None
+    def delete_client(self, realm: str, uuid: str) -> None:
+        self.request("DELETE", self._c(realm, uuid), not_found_ok=True, what=f"delete client {uuid}")
 
     def get_client_secret(self, realm: str, uuid: str) -> str | None:
-        body = self._json("GET", f"{self._c(realm, uuid)}/client-secret", what=f"read the secret of client {uuid}")
+        body = self._json("GET", self._c(realm, uuid, "/client-secret"), what=f"read the secret of client {uuid}")
         return CredentialRepresentation.model_validate(body or {}).value
 
     def regenerate_client_secret(self, realm: str, uuid: str) -> str:
-        """POST a new secret. Not idempotent: after a lost answer, a secret that changed is that POST's;
-        only an unchanged one is rotated again (the policy's tries and waits)."""
+        """POST a new secret. Not idempotent: after a lost answer a secret that changed is that POST's
+        (the kernel's create-or-adopt, looking at the secret); only an unchanged one is rotated again."""
+        path, what = self._c(realm, uuid, "/client-secret"), f"rotate the secret of client {uuid}"
         before = self.get_client_secret(realm, uuid)
-        tried = False
 
         def rotate() -> str:
-            nonlocal tried
-            if tried and (now := self.get_client_secret(realm, uuid)) and now != before:
-                return now
-            tried = True
-            what = f"rotate the secret of client {uuid}"
-            body = self._json("POST", f"{self._c(realm, uuid)}/client-secret", what=what)
-            value = CredentialRepresentation.model_validate(body or {}).value
+            value = CredentialRepresentation.model_validate(self._json("POST", path, what=what) or {}).value
             if not value:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
 
-        lost = lambda e: isinstance(e, KeycloakApiError) and e.outcome_unknown  # noqa: E731
-        return self.retry.call(rotate, when=lost, sleep=self._sleep)
+        def rotated(_err: KeycloakApiError | None) -> str | None:
+            now = self.get_client_secret(realm, uuid)
+            return now if now and now != before else None
 
-    # --- protocol mappers -------------------------------------------------------------------
+        secret, _ = create_or_adopt(rotate, rotated, lambda now, _e, _u: (now, False), errors=KeycloakApiError,
+                                    attempts=self.retry.attempts, conflict=lambda _e: False,
+                                    lost=lambda e: e.outcome_unknown, pause=self.pause, unheld_conflict=lambda _e: None)
+        return str(secret)
+
+    # --- protocol mappers and client scopes ----------------------------------------------------
 
     def list_protocol_mappers(self, realm: str, uuid: str) -> list[ProtocolMapperRepresentation]:
-        body = self._json("GET", f"{self._c(realm, uuid)}/protocol-mappers/models", what=f"list mappers of {uuid}")
+        body = self._json("GET", self._c(realm, uuid, "/protocol-mappers/models"), what=f"list mappers of {uuid}")
         return [ProtocolMapperRepresentation.model_validate(m) for m in body or []]
 
-    def create_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation) -> None:
-        self.request(
-            "POST",
-            f"{self._c(realm, uuid)}/protocol-mappers/models",
-            json=mapper.payload(drop=("id",)),
-            expected=(201,),
-            what=f"add mapper {mapper.name!r} to client {uuid}",
-        )
-
-    def update_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation) -> None:
-        assert mapper.id
-        self.request(
-            "PUT",
-            f"{self._c(realm, uuid)}/protocol-mappers/models/{quote(mapper.id, safe='')}",
-            json=mapper.payload(),
-            expected=(204,),
-            what=f"update mapper {mapper.name!r} of client {uuid}",
-        )
+    def write_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation
+                              ) -> ProtocolMapperRepresentation:
+        """POST a new mapper, or PUT the one `mapper.id` names; returns `mapper` (as written)."""
+        path = self._c(realm, uuid, "/protocol-mappers/models")
+        what = f"write mapper {mapper.name!r} of client {uuid}"
+        if mapper.id:
+            self.request("PUT", f"{path}/{quote(mapper.id, safe='')}", json=mapper.payload(), what=what)
+        else:
+            self.request("POST", path, json=mapper.payload(), what=what)
+        return mapper
 
     def delete_protocol_mapper(self, realm: str, uuid: str, mapper_id: str) -> None:
-        self.request(
-            "DELETE",
-            f"{self._c(realm, uuid)}/protocol-mappers/models/{quote(mapper_id, safe='')}",
-            expected=(204,),
-            not_found_ok=True,
-            what=f"remove mapper {mapper_id} from client {uuid}",
-        )
-
-    # --- client scopes ----------------------------------------------------------------------
+        path = self._c(realm, uuid, f"/protocol-mappers/models/{quote(mapper_id, safe='')}")
+        self.request("DELETE", path, not_found_ok=True, what=f"remove mapper {mapper_id} from client {uuid}")
 
     def realm_client_scopes(self, realm: str) -> list[ClientScopeRepresentation]:
         body = self._json("GET", f"{self._r(realm)}/client-scopes", what=f"list client scopes of {realm!r}")
         return [ClientScopeRepresentation.model_validate(b) for b in body or []]
 
-    def client_scopes(self, realm: str, uuid: str, kind: ScopeKind) -> list[ClientScopeRepresentation]:
-        body = self._json("GET", f"{self._c(realm, uuid)}/{kind}-client-scopes", what=f"list {kind} scopes of {uuid}")
-        return [ClientScopeRepresentation.model_validate(b) for b in body or []]
+    def client_scopes(self, realm: str, uuid: str, kind: ScopeKind) -> list[str]:
+        """The names of the client's `kind` scopes."""
+        body = self._json("GET", self._c(realm, uuid, f"/{kind}-client-scopes"), what=f"list {kind} scopes of {uuid}")
+        return [s.name for s in map(ClientScopeRepresentation.model_validate, body or []) if s.name]
 
-    def add_client_scope(self, realm: str, uuid: str, kind: ScopeKind, scope_id: str) -> None:
-        self.request(
-            "PUT",
-            f"{self._c(realm, uuid)}/{kind}-client-scopes/{quote(scope_id, safe='')}",
-            expected=(204,),
-            what=f"attach {kind} scope {scope_id} to client {uuid}",
-        )
-
-    def remove_client_scope(self, realm: str, uuid: str, kind: ScopeKind, scope_id: str) -> None:
-        self.request(
-            "DELETE",
-            f"{self._c(realm, uuid)}/{kind}-client-scopes/{quote(scope_id, safe='')}",
-            expected=(204,),
-            not_found_ok=True,
-            what=f"detach {kind} scope {scope_id} from client {uuid}",
-        )
+    def link_client_scope(self, realm: str, uuid: str, kind: ScopeKind, scope_id: str, *, attach: bool) -> None:
+        """PUT (attach) or DELETE (detach) one scope link; a link already gone counts as detached."""
+        path = self._c(realm, uuid, f"/{kind}-client-scopes/{quote(scope_id, safe='')}")
+        what = f"{'attach' if attach else 'detach'} {kind} scope {scope_id} of client {uuid}"
+        self.request("PUT" if attach else "DELETE", path, not_found_ok=not attach, what=what)

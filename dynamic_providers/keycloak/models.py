@@ -11,28 +11,38 @@ Three groups, deliberately separate:
   OpenAPI file in shared/specs). They keep unknown server fields (`extra="allow"`), because an
   update is GET -> overlay the managed fields -> PUT, and Keycloak's PUT merges field by field.
 
-Rules that need no network (flows vs access type, URI syntax, PKCE method...) live here as
-`client_problems` / `realm_problems` so `check` can report every problem at `pulumi preview`.
+The inputs hold every rule that needs no network (Keycloak's ClientValidator and terraform's
+ValidateOpenidClient: flows vs access type, URI syntax, PKCE method...), so the kernel's `check`
+reports them at `pulumi preview`. A rule that reads other fields is a validator of the field it is
+reported at, declared after the fields it reads (pydantic hands a validator the fields validated
+before it): a field that is invalid or still unknown in a preview skips only the rules that read it.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from pulumi.runtime.rpc import UNKNOWN
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from dynamic_providers._kernel import contains_unknown, is_unknown
+from dynamic_providers._kernel import environment_stack, is_unknown, rule
 
 AccessType = Literal["CONFIDENTIAL", "PUBLIC", "BEARER-ONLY"]
-PkceMethod = Literal["", "plain", "S256"]
 
 # Attribute keys the provider owns: the ownership marker and the attributes behind first-class inputs.
 OWNER_ATTRIBUTE = "pulumi.stack"
@@ -44,11 +54,13 @@ RESERVED_ATTRIBUTES = {
     POST_LOGOUT_ATTRIBUTE: "set post_logout_redirect_uris instead",
 }
 AUDIENCE_MAPPER_NAME = "pulumi-audience"
-AUDIENCE_MAPPER_TYPE = "oidc-audience-mapper"
 OIDC = "openid-connect"
+FLOWS = ("standard_flow_enabled", "implicit_flow_enabled", "direct_access_grants_enabled", "service_accounts_enabled")
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 _REALM_FORBIDDEN = re.compile(r"[/\\#?%\s]")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript"}
 
 
 def is_loopback_host(host: str) -> bool:
@@ -126,18 +138,18 @@ class Connection(BaseModel):
             raise ValueError(f"is not a readable PEM certificate bundle ({e})") from None
         return v
 
-    def credential_problem(self) -> str | None:
-        """Why the credentials cannot log in, or None."""
+    @model_validator(mode="after")
+    def _credentials(self) -> Connection:
+        """One grant's credentials, complete (reported as the property `connection`)."""
         if self.username or self.password:
             if not (self.username and self.password):
-                return "set both connection.username and connection.password (password grant)"
-            return None
-        if self.client_id and self.client_secret:
-            return None
-        return (
-            "set connection.username/password (password grant with admin-cli) or "
-            "connection.client_id/client_secret (client-credentials grant)"
-        )
+                raise ValueError("set both connection.username and connection.password (password grant)")
+        elif not (self.client_id and self.client_secret):
+            raise ValueError(
+                "no credentials: set connection.username/password (password grant with admin-cli) or "
+                "connection.client_id/client_secret (client-credentials grant)"
+            )
+        return self
 
     @property
     def server(self) -> str:
@@ -170,81 +182,200 @@ def attribute_text(value: Any) -> str:
     raise ValueError(f"attribute values must be strings, booleans or numbers, not {type(value).__name__}")
 
 
-def environment_owner() -> str | None:
-    """`<project>/<stack>` from the provider process's PULUMI_PROJECT / PULUMI_STACK (the engine sets them)."""
-    project, stack = os.environ.get("PULUMI_PROJECT"), os.environ.get("PULUMI_STACK")
-    return f"{project}/{stack}" if project and stack else None
+def _realm_name(realm: str) -> str:
+    if not realm.strip():
+        raise ValueError("realm must be a non-empty realm name")
+    if _REALM_FORBIDDEN.search(realm):
+        raise ValueError(f"realm {realm!r} contains whitespace or one of / \\ # ? % (it is used in URL paths): "
+                         "rename it")
+    return realm
+
+
+def _uri(uri: str, info: ValidationInfo) -> str:
+    """A redirect-style URI Keycloak accepts (ClientValidator); a path needs `root_url`."""
+    kind = "redirect URI" if info.field_name == "redirect_uris" else "post-logout redirect URI"
+    if not uri or uri != uri.strip() or any(c.isspace() for c in uri):
+        raise ValueError(f"{kind} {uri!r} is empty or contains whitespace")
+    if uri == "+" and info.field_name == "redirect_uris":
+        raise ValueError("'+' is only meaningful for web_origins / post-logout URIs")
+    if uri in ("*", "+"):
+        return uri
+    if "#" in uri:
+        raise ValueError(f"{kind} {uri!r} contains a fragment ('#'), which OAuth 2.0 forbids in redirect URIs")
+    if uri.startswith("/"):
+        if not info.data.get("root_url"):
+            raise ValueError(f"{kind} {uri!r} is relative: set root_url or give an absolute URI")
+        return uri
+    if not _SCHEME_RE.match(uri):
+        raise ValueError(f"{kind} {uri!r} is not an absolute URI (scheme://host/path) or a path under root_url")
+    scheme = uri.split(":", 1)[0].lower()
+    if scheme in _FORBIDDEN_SCHEMES:
+        raise ValueError(f"{kind} {uri!r} uses the forbidden scheme {scheme!r}")
+    if scheme in ("http", "https") and not urlsplit(uri.replace("*", "x")).hostname:
+        raise ValueError(f"{kind} {uri!r} has no host")
+    return uri
+
+
+def _origin(origin: str) -> str:
+    if origin in ("+", "*"):
+        return origin
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"web origin {origin!r} must be '+', '*' or an origin like https://app.example.net")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"web origin {origin!r} must be an origin only (scheme://host[:port]) without a path or "
+                         "trailing '/'")
+    return origin
+
+
+def _url(url: str | None, info: ValidationInfo) -> str | None:
+    """`root_url` is an http(s) URL; `base_url` may also be a path under it."""
+    if not url or (info.field_name == "base_url" and url.startswith("/")):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        path = " or a path starting with '/'" if info.field_name == "base_url" else ""
+        raise ValueError(f"{info.field_name} {url!r} is not a valid http(s) URL{path}")
+    return url
+
+
+def _pkce(method: str | None) -> str | None:
+    if method not in (None, "", "plain", "S256"):
+        raise ValueError(f"unknown PKCE method {method!r}: use 'S256' (or 'plain', or '' to turn PKCE off)")
+    return method
+
+
+def _scope(name: str) -> str:
+    if not name.strip():
+        raise ValueError("client scope names must be non-empty")
+    return name
+
+
+Uri = Annotated[str, AfterValidator(_uri)]
+Origin = Annotated[str, AfterValidator(_origin)]
+Scope = Annotated[str, AfterValidator(_scope)]
+Url = Annotated[str | None, AfterValidator(_url)]
+OWNER_FIX = (
+    "no ownership marker: the resource classes set owner to '<project>/<stack>' and a provider run by the engine "
+    "takes it from PULUMI_PROJECT/PULUMI_STACK; pass owner='<project>/<stack>'"
+)
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     connection: Connection
-    owner: str = Field(min_length=3, pattern=r"^[^/\s]+/[^/\s]+$", description="<project>/<stack>: the marker.")
+    # The resource classes pass the program's stack; a provider driven without it uses the host's.
+    owner: Annotated[str, StringConstraints(min_length=3, pattern=r"^[^/\s]+/[^/\s]+$")] = Field(
+        default_factory=environment_stack, validate_default=True, description="<project>/<stack>: the marker."
+    )
+    realm: Annotated[str, AfterValidator(_realm_name)]
 
-    @model_validator(mode="before")
+    @field_validator("owner", mode="before")
     @classmethod
-    def _default_owner(cls, data: Any) -> Any:
-        """The resource classes pass `owner`; a provider driven without it uses the host's stack."""
-        if isinstance(data, Mapping) and data.get("owner") is None and (owner := environment_owner()):
-            return {**data, "owner": owner}
-        return data
+    def _owner(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError(OWNER_FIX)
+        return v
 
 
 class ClientSpec(_Spec):
     """Inputs of `KeycloakClient`, mirroring ClientRepresentation in snake_case."""
 
-    realm: str = Field(min_length=1)
-    client_id: str = Field(min_length=1, max_length=255)
+    client_id: str = Field(max_length=255)
     name: str | None = None
     description: str | None = None
     enabled: bool = True
     access_type: AccessType = "CONFIDENTIAL"
+    root_url: Url = None
+    base_url: Url = None
     standard_flow_enabled: bool | None = None
     implicit_flow_enabled: bool | None = None
     direct_access_grants_enabled: bool | None = None
     service_accounts_enabled: bool | None = None
-    redirect_uris: list[str] | None = None
-    web_origins: list[str] | None = None
-    post_logout_redirect_uris: list[str] | None = None
-    root_url: str | None = None
-    base_url: str | None = None
-    pkce_method: PkceMethod | None = None
+    redirect_uris: list[Uri] | None = None
+    web_origins: list[Origin] | None = None
+    post_logout_redirect_uris: list[Uri] | None = None
+    pkce_method: Annotated[str | None, AfterValidator(_pkce)] = None
     attributes: dict[str, str] | None = None
-    default_client_scopes: list[str] | None = None
-    optional_client_scopes: list[str] | None = None
+    default_client_scopes: list[Scope] | None = None
+    optional_client_scopes: list[Scope] | None = None
     audience: str | None = None
     rotate_secret_trigger: str | None = None
 
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("client_id must be a non-empty string")
+        return v
+
     @field_validator("attributes", mode="before")
     @classmethod
-    def _attrs(cls, v: Any) -> Any:
+    def _attribute_texts(cls, v: Any) -> Any:
         if isinstance(v, Mapping):  # an unknown value stays one: `check` skips it
             return {str(k): val if is_unknown(val) else attribute_text(val) for k, val in v.items()}
+        return v
+
+    @field_validator("attributes")
+    @classmethod
+    def _not_reserved(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for key in v or {}:
+            if key in RESERVED_ATTRIBUTES:
+                raise rule(key, f"attribute {key!r} is managed by the provider: {RESERVED_ATTRIBUTES[key]}")
         return v
 
     @field_validator("rotate_secret_trigger", mode="before")
     @classmethod
     def _trigger(cls, v: Any) -> Any:
-        return None if v is None else v if is_unknown(v) else attribute_text(v)
+        return v if v is None or is_unknown(v) else attribute_text(v)
 
-    @property
-    def public(self) -> bool:
-        return self.access_type == "PUBLIC"
+    @field_validator("service_accounts_enabled")
+    @classmethod
+    def _service_accounts(cls, v: bool | None, info: ValidationInfo) -> bool | None:
+        if v and info.data.get("access_type") == "PUBLIC":
+            raise ValueError("a PUBLIC client has no secret, so it cannot use service accounts (client credentials): "
+                             "set access_type CONFIDENTIAL or service_accounts_enabled False")
+        return v
 
-    @property
-    def bearer_only(self) -> bool:
-        return self.access_type == "BEARER-ONLY"
+    @field_validator("optional_client_scopes")
+    @classmethod
+    def _default_or_optional(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        both = sorted(set(v or ()) & set(info.data.get("default_client_scopes") or ()))
+        if both:
+            raise ValueError(f"scope(s) {', '.join(both)} are listed as both default and optional: keep one")
+        return v
 
-    @property
-    def confidential(self) -> bool:
-        return self.access_type == "CONFIDENTIAL"
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("audience must be non-empty, or leave it unset for no audience mapper")
+        if v and info.data.get("access_type") == "BEARER-ONLY":
+            raise ValueError("a BEARER-ONLY client issues no tokens, so an audience mapper on it has no effect")
+        return v
+
+    @model_validator(mode="after")
+    def _flows(self) -> ClientSpec:
+        """Flows against the access type and the redirect URIs (terraform's ValidateOpenidClient)."""
+        on = [f for f in FLOWS if getattr(self, f) is True]
+        bearer_only = self.access_type == "BEARER-ONLY"
+        if bearer_only and on:
+            raise rule("access_type", f"a BEARER-ONLY client accepts tokens but logs nobody in; it cannot have "
+                                      f"{', '.join(on)}: set them to False or choose access_type CONFIDENTIAL/PUBLIC")
+        # Only flows the program turns on: an unset standard flow is Keycloak's default, which
+        # Keycloak itself accepts without redirects.
+        logins = [f for f in on if f in ("standard_flow_enabled", "implicit_flow_enabled")]
+        if logins and not bearer_only and not self.redirect_uris and not self.root_url:
+            raise rule("redirect_uris", f"{' and '.join(logins)} is on but redirect_uris is empty, so no login can "
+                                        f"complete: add redirect URIs (or root_url) or set {logins[0]}=False")
+        return self
 
 
 class RealmSpec(_Spec):
     """Inputs of `KeycloakRealm`: the realm and the token lifespans the platform relies on (seconds)."""
 
-    realm: str = Field(min_length=1, max_length=255)
+    realm: Annotated[str, Field(max_length=255), AfterValidator(_realm_name)]
     enabled: bool = True
     display_name: str | None = None
     access_token_lifespan: int | None = Field(default=None, ge=1)
@@ -254,227 +385,9 @@ class RealmSpec(_Spec):
     offline_session_idle_timeout: int | None = Field(default=None, ge=1)
 
 
-CLIENT_INPUTS = tuple(ClientSpec.model_fields)
-REALM_INPUTS = tuple(RealmSpec.model_fields)
-# Realm input -> RealmRepresentation field.
-REALM_FIELDS = {
-    "enabled": "enabled",
-    "display_name": "displayName",
-    "access_token_lifespan": "accessTokenLifespan",
-    "access_code_lifespan": "accessCodeLifespan",
-    "sso_session_idle_timeout": "ssoSessionIdleTimeout",
-    "sso_session_max_lifespan": "ssoSessionMaxLifespan",
-    "offline_session_idle_timeout": "offlineSessionIdleTimeout",
-}
-
-
-# --- validation with Unknowns ----------------------------------------------------------------
-
-
-Problem = tuple[str, str]  # (input property path, actionable reason)
-
-
-# --- cross-field and syntax rules ------------------------------------------------------------
-
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-_FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript"}
-
-
-def uri_problem(uri: str, *, relative_ok: bool, kind: str) -> str | None:
-    """Why `uri` is not a redirect-style URI Keycloak accepts (ClientValidator rules), or None."""
-    if not uri or uri != uri.strip() or any(c.isspace() for c in uri):
-        return f"{kind} {uri!r} is empty or contains whitespace"
-    if uri in ("*", "+"):
-        return None
-    if "#" in uri:
-        return f"{kind} {uri!r} contains a fragment ('#'), which OAuth 2.0 forbids in redirect URIs"
-    if uri.startswith("/"):
-        return None if relative_ok else f"{kind} {uri!r} is relative: set root_url or give an absolute URI"
-    if not _SCHEME_RE.match(uri):
-        return f"{kind} {uri!r} is not an absolute URI (scheme://host/path) or a path under root_url"
-    scheme = uri.split(":", 1)[0].lower()
-    if scheme in _FORBIDDEN_SCHEMES:
-        return f"{kind} {uri!r} uses the forbidden scheme {scheme!r}"
-    if scheme in ("http", "https"):
-        host = urlsplit(uri.replace("*", "x")).hostname
-        if not host:
-            return f"{kind} {uri!r} has no host"
-    return None
-
-
-def web_origin_problem(origin: str) -> str | None:
-    if origin in ("+", "*"):
-        return None
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"web origin {origin!r} must be '+', '*' or an origin like https://app.example.net"
-    if parts.path or parts.query or parts.fragment:
-        return f"web origin {origin!r} must be an origin only (scheme://host[:port]) without a path or trailing '/'"
-    return None
-
-
-def url_problem(url: str, field: str, *, relative_ok: bool) -> str | None:
-    if relative_ok and url.startswith("/"):
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        return f"{field} {url!r} is not a valid http(s) URL" + (" or a path starting with '/'" if relative_ok else "")
-    return None
-
-
-def realm_name_problem(realm: str) -> str | None:
-    if not realm.strip():
-        return "realm must be a non-empty realm name"
-    if _REALM_FORBIDDEN.search(realm):
-        return f"realm {realm!r} contains whitespace or one of / \\ # ? % (it is used in URL paths): rename it"
-    return None
-
-
-def client_problems(values: Mapping[str, Any]) -> list[Problem]:
-    """Rules across inputs (TF's ValidateOpenidClient plus URI syntax); Unknown inputs skip their rules."""
-
-    def known(*keys: str) -> bool:
-        return all(not contains_unknown(values.get(k)) for k in keys)
-
-    out: list[Problem] = []
-    access = values.get("access_type") or "CONFIDENTIAL"
-    flows = (
-        "standard_flow_enabled",
-        "implicit_flow_enabled",
-        "direct_access_grants_enabled",
-        "service_accounts_enabled",
-    )
-    if known("realm") and isinstance(values.get("realm"), str):
-        problem = realm_name_problem(values["realm"])
-        if problem:
-            out.append(("realm", problem))
-    if known("client_id") and isinstance(values.get("client_id"), str) and not values["client_id"].strip():
-        out.append(("client_id", "client_id must be a non-empty string"))
-    if known("access_type", *flows) and access == "BEARER-ONLY":
-        on = [f for f in flows if values.get(f) is True]
-        if on:
-            out.append(
-                (
-                    "access_type",
-                    f"a BEARER-ONLY client accepts tokens but logs nobody in; it cannot have {', '.join(on)}: "
-                    "set them to False or choose access_type CONFIDENTIAL/PUBLIC",
-                )
-            )
-    if known("access_type", "service_accounts_enabled") and access == "PUBLIC":
-        if values.get("service_accounts_enabled") is True:
-            out.append(
-                (
-                    "service_accounts_enabled",
-                    "a PUBLIC client has no secret, so it cannot use service accounts (client credentials): "
-                    "set access_type CONFIDENTIAL or service_accounts_enabled False",
-                )
-            )
-    if known("access_type", "standard_flow_enabled", "implicit_flow_enabled", "redirect_uris", "root_url"):
-        if access != "BEARER-ONLY" and not values.get("redirect_uris") and not values.get("root_url"):
-            # Only flows the program turns on (as terraform's ValidateOpenidClient): an unset
-            # standard flow is Keycloak's default, which Keycloak itself accepts without redirects.
-            on = [f for f in ("standard_flow_enabled", "implicit_flow_enabled") if values.get(f) is True]
-            if on:
-                out.append(
-                    (
-                        "redirect_uris",
-                        f"{' and '.join(on)} is on but redirect_uris is empty, so no login can complete: "
-                        f"add redirect URIs (or root_url) or set {on[0]}=False",
-                    )
-                )
-    relative_ok = bool(values.get("root_url")) and known("root_url")
-    for key, kind in (("redirect_uris", "redirect URI"), ("post_logout_redirect_uris", "post-logout redirect URI")):
-        uris = values.get(key)
-        if isinstance(uris, list):
-            for i, uri in enumerate(uris):
-                if isinstance(uri, str) and not is_unknown(uri):
-                    if key == "redirect_uris" and uri == "+":
-                        out.append((f"{key}[{i}]", "'+' is only meaningful for web_origins / post-logout URIs"))
-                        continue
-                    problem = uri_problem(uri, relative_ok=relative_ok, kind=kind)
-                    if problem:
-                        out.append((f"{key}[{i}]", problem))
-    origins = values.get("web_origins")
-    if isinstance(origins, list):
-        for i, origin in enumerate(origins):
-            if isinstance(origin, str) and not is_unknown(origin):
-                problem = web_origin_problem(origin)
-                if problem:
-                    out.append((f"web_origins[{i}]", problem))
-    for key, rel in (("root_url", False), ("base_url", True)):
-        url = values.get(key)
-        if isinstance(url, str) and url and not is_unknown(url):
-            problem = url_problem(url, key, relative_ok=rel)
-            if problem:
-                out.append((key, problem))
-    pkce = values.get("pkce_method")
-    if isinstance(pkce, str) and not is_unknown(pkce) and pkce not in ("", "plain", "S256"):
-        out.append(("pkce_method", f"unknown PKCE method {pkce!r}: use 'S256' (or 'plain', or '' to turn PKCE off)"))
-    attrs = values.get("attributes")
-    if isinstance(attrs, Mapping):
-        for key in attrs:
-            if key in RESERVED_ATTRIBUTES:
-                out.append(
-                    (f"attributes.{key}", f"attribute {key!r} is managed by the provider: {RESERVED_ATTRIBUTES[key]}")
-                )
-    default_scopes, optional_scopes = values.get("default_client_scopes"), values.get("optional_client_scopes")
-    for key in ("default_client_scopes", "optional_client_scopes"):
-        scopes = values.get(key)
-        if isinstance(scopes, list):
-            for i, s in enumerate(scopes):
-                if isinstance(s, str) and not s.strip():
-                    out.append((f"{key}[{i}]", "client scope names must be non-empty"))
-    if isinstance(default_scopes, list) and isinstance(optional_scopes, list):
-        both = sorted(
-            {s for s in default_scopes if isinstance(s, str)}
-            & {s for s in optional_scopes if isinstance(s, str)} - {UNKNOWN}
-        )
-        if both:
-            out.append(
-                (
-                    "optional_client_scopes",
-                    f"scope(s) {', '.join(both)} are listed as both default and optional: keep one",
-                )
-            )
-    audience = values.get("audience")
-    if isinstance(audience, str) and not is_unknown(audience) and not audience.strip():
-        out.append(("audience", "audience must be non-empty, or leave it unset for no audience mapper"))
-    if access == "BEARER-ONLY" and known("access_type", "audience") and values.get("audience"):
-        out.append(("audience", "a BEARER-ONLY client issues no tokens, so an audience mapper on it has no effect"))
-    return out
-
-
-def realm_problems(values: Mapping[str, Any]) -> list[Problem]:
-    out: list[Problem] = []
-    realm = values.get("realm")
-    if isinstance(realm, str) and not is_unknown(realm):
-        problem = realm_name_problem(realm)
-        if problem:
-            out.append(("realm", problem))
-    return out
-
-
-def connection_problems(conn: Any) -> list[Problem]:
-    """Credential rule for a connection whose fields may be Unknown."""
-    if not isinstance(conn, Mapping):
-        return []
-    keys = ("username", "password", "client_id", "client_secret")
-    if any(contains_unknown(conn.get(k)) for k in keys):
-        return []
-    values = {k: conn.get(k) for k in keys}
-    if values["username"] or values["password"]:
-        if not (values["username"] and values["password"]):
-            return [("connection", "set both connection.username and connection.password (password grant)")]
-        return []
-    if values["client_id"] and values["client_secret"]:
-        return []
-    return [
-        (
-            "connection",
-            "no credentials: set connection.username/password (password grant with admin-cli) or "
-            "connection.client_id/client_secret (client-credentials grant)",
-        )
-    ]
+# Realm input -> RealmRepresentation field (the attribute names are the same, snake_case).
+REALM_FIELDS = ("enabled", "display_name", "access_token_lifespan", "access_code_lifespan",
+                "sso_session_idle_timeout", "sso_session_max_lifespan", "offline_session_idle_timeout")
 
 
 # --- Admin REST payloads (camelCase on the wire) --------------------------------------------
@@ -491,6 +404,10 @@ class Representation(BaseModel):
             body.pop(key, None)
         return body
 
+    @property
+    def owner(self) -> str | None:
+        return (getattr(self, "attributes", None) or {}).get(OWNER_ATTRIBUTE) or None
+
 
 class ProtocolMapperRepresentation(Representation):
     id: str | None = None
@@ -506,10 +423,8 @@ class ClientRepresentation(Representation):
     name: str | None = None
     description: str | None = None
     root_url: str | None = None
-    admin_url: str | None = None
     base_url: str | None = None
     enabled: bool | None = None
-    client_authenticator_type: str | None = None
     secret: str | None = None
     redirect_uris: list[str] | None = None
     web_origins: list[str] | None = None
@@ -518,7 +433,6 @@ class ClientRepresentation(Representation):
     implicit_flow_enabled: bool | None = None
     direct_access_grants_enabled: bool | None = None
     service_accounts_enabled: bool | None = None
-    authorization_services_enabled: bool | None = None
     public_client: bool | None = None
     protocol: str | None = None
     attributes: dict[str, str] | None = None
@@ -532,15 +446,8 @@ class ClientRepresentation(Representation):
             return "BEARER-ONLY"
         return "PUBLIC" if self.public_client else "CONFIDENTIAL"
 
-    @property
-    def owner(self) -> str | None:
-        return (self.attributes or {}).get(OWNER_ATTRIBUTE) or None
-
     def audience_mapper(self) -> ProtocolMapperRepresentation | None:
-        for m in self.protocol_mappers or []:
-            if m.name == AUDIENCE_MAPPER_NAME:
-                return m
-        return None
+        return next((m for m in self.protocol_mappers or [] if m.name == AUDIENCE_MAPPER_NAME), None)
 
 
 class RealmRepresentation(Representation):
@@ -555,10 +462,6 @@ class RealmRepresentation(Representation):
     offline_session_idle_timeout: int | None = None
     attributes: dict[str, str] | None = None
 
-    @property
-    def owner(self) -> str | None:
-        return (self.attributes or {}).get(OWNER_ATTRIBUTE) or None
-
 
 class CredentialRepresentation(Representation):
     type: str | None = None
@@ -568,7 +471,6 @@ class CredentialRepresentation(Representation):
 class ClientScopeRepresentation(Representation):
     id: str | None = None
     name: str | None = None
-    protocol: str | None = None
 
 
 class TokenResponse(BaseModel):
@@ -580,7 +482,6 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(ge=0)
     refresh_token: str | None = None
     refresh_expires_in: int | None = None
-    token_type: str = "Bearer"  # noqa: S105 (a token type name, not a password)
 
 
 def audience_mapper(audience: str) -> ProtocolMapperRepresentation:
@@ -588,7 +489,7 @@ def audience_mapper(audience: str) -> ProtocolMapperRepresentation:
     return ProtocolMapperRepresentation(
         name=AUDIENCE_MAPPER_NAME,
         protocol=OIDC,
-        protocol_mapper=AUDIENCE_MAPPER_TYPE,
+        protocol_mapper="oidc-audience-mapper",
         config={
             "included.custom.audience": audience,
             "access.token.claim": "true",

@@ -143,7 +143,7 @@ class TestClientRules:
         assert_fails(props, "optional_client_scopes", "email")
 
     def test_a_typo_in_an_input_name_is_named(self) -> None:
-        assert_fails(client(redirect_uri=["https://a/cb"]), "redirect_uri", "unknown input")
+        assert_fails(client(redirect_uri=["https://a/cb"]), "redirect_uri", "not an input of this resource")
 
     def test_wrong_types_are_named(self) -> None:
         assert_fails(client(enabled="yes please"), "enabled")

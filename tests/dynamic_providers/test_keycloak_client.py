@@ -161,8 +161,9 @@ class TestLoginErrors:
             assert kc.get_realm("master") is not None
 
     def test_missing_credentials_fail_before_any_request(self, fake: KeycloakFake) -> None:
-        with admin(fake, username=None, password=None) as kc, pytest.raises(KeycloakApiError, match="client_secret"):
-            kc.get_realm("master")
+        # The connection model holds the rule: no client can be made without credentials.
+        with pytest.raises(ValidationError, match="client_secret"):
+            admin(fake, username=None, password=None)
         assert fake.server is not None and fake.server.count() == 0
 
 
@@ -252,6 +253,25 @@ class TestRetries:
         rep = fake.client_by_client_id("master", "nolocation")
         assert rep is not None and rep["id"] == uuid
         assert fake.count_clients("master", "nolocation") == 1
+
+    @pytest.mark.parametrize(
+        ("fault", "posts"),
+        [
+            pytest.param({"reset_after": True}, 1, id="rotated-answer-lost"),  # looked at, not rotated again
+            pytest.param({"reset": True}, 2, id="never-rotated"),  # unchanged: rotated again
+        ],
+    )
+    def test_a_secret_rotation_whose_answer_is_lost_rotates_once(
+        self, fake: KeycloakFake, fault: dict[str, Any], posts: int
+    ) -> None:
+        assert fake.server is not None
+        uuid = fake.seed_client("master", {"clientId": "conf", "publicClient": False})
+        before = fake.realms["master"].clients[uuid].rep["secret"]
+        fake.server.inject("POST", f"{CLIENT}/client-secret", **fault)
+        with admin(fake) as kc:
+            secret = kc.regenerate_client_secret("master", uuid)
+        assert secret != before and secret == fake.realms["master"].clients[uuid].rep["secret"]
+        assert fake.server.count("POST", f"{CLIENT}/client-secret") == posts
 
     def test_a_persistent_500_is_an_error_with_keycloaks_message_after_the_retries(self, fake: KeycloakFake) -> None:
         assert fake.server is not None

@@ -10,8 +10,9 @@ Behaviour reproduced (sources: shared/research/keycloak.md, which cites Keycloak
   a realm created afterwards answers **403** until the caller refreshes (older Keycloaks' quirk,
   terraform-provider-keycloak #922; Keycloak 26.7 answers 200, so it is off by default). A wrong
   password is **400** `invalid_grant`, as Keycloak 26.7 answers it.
-* Realms: POST (201 + `Location`, 409 on a taken name), GET, PUT (top-level merge, attributes merged
-  key by key), DELETE (cascades to clients). New realms get Keycloak's defaults and built-in clients.
+* Realms: POST (201 + `Location`, 409 on a taken name; a given `id` is kept), GET, PUT (top-level
+  merge, attributes merged key by key), DELETE (cascades to clients). New realms get Keycloak's
+  defaults and built-in clients.
 * Clients: POST fills the server defaults (`publicClient` true when neither `publicClient` nor
   `bearerOnly` is sent, standard and direct-grant flows on, generated secret for confidential
   clients, backchannel attributes, realm default scopes) and answers 201 with `Location`; a taken
@@ -366,7 +367,7 @@ class KeycloakFake:
 
     def _new_realm(self, name: str, body: dict[str, Any], owner: str | None) -> dict[str, Any]:
         rep: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": body.get("id") or str(uuid.uuid4()),  # a given id is kept (RealmManager.importRealm)
             "realm": name,
             "notBefore": 0,
             "defaultSignatureAlgorithm": "RS256",
