@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,16 +38,46 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.verification import VerificationError
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from dynamic_providers._transport import ApiError, RetryPolicy, RetryTransport, Session, sha256_fingerprint, ssl_context
 from dynamic_providers._transport.retry import never_sent
 from dynamic_providers._transport.tls import tls_failure, verify_server
-from dynamic_providers.ziti.models import ApiErrorBody, ApiErrorCause, Pagination, ZitiConnection
+from dynamic_providers.ziti.models import ZitiConnection
 
 __all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
 Sleep = Callable[[float], None]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+
+class ApiErrorCause(_Answer):
+    field: str | None = None
+    reason: str | None = None
+    value: Any = None
+    code: str | None = None
+    message: str | None = None
+
+
+class ApiErrorBody(_Answer):
+    """`error` of the error envelope; `cause` is a field error, a nested error or a string."""
+
+    code: str = "UNKNOWN"
+    message: str = ""
+    cause: ApiErrorCause | str | None = None
+    cause_message: str | None = None
+    request_id: str | None = None
+
+
+class Pagination(_Answer):
+    limit: int
+    offset: int
+    total_count: int
 
 
 class ZitiApiError(ApiError):
@@ -102,6 +132,11 @@ class ZitiApiError(ApiError):
         cause = self.cause.reason if isinstance(self.cause, ApiErrorCause) else self.cause
         text = " ".join(t for t in (cause, self.cause_message) if t).lower()
         return "duplicate value" in text or "must be unique" in text or "already used" in text
+
+    def retold(self, message: str) -> ZitiApiError:
+        """This error told with `message`, keeping what the controller said."""
+        return ZitiApiError(message, method=self.method, path=self.path, status=self.status, code=self.code,
+                            cause=self.cause, cause_message=self.cause_message)
 
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ZitiApiError:
@@ -311,8 +346,9 @@ class ZitiClient:
 
     # --- entities -------------------------------------------------------------------------------
 
-    def iter_list(self, collection: str, filter_: str | None = None) -> Iterator[dict[str, Any]]:
+    def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
         """Every entity of a collection matching `filter_`, page by page (limit 500, offset loop)."""
+        found: list[dict[str, Any]] = []
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE_LIMIT, "offset": offset}
@@ -322,17 +358,14 @@ class ZitiClient:
             page = self._data(resp)
             if not isinstance(page, list):
                 raise ZitiApiError("list answer is not an array", method="GET", path=f"/{collection}")
-            yield from page
+            found += page
             try:
                 pagination = Pagination.model_validate(resp.json()["meta"]["pagination"])
             except (KeyError, TypeError, ValueError):
-                return
+                return found
             offset = pagination.offset + len(page)
             if not page or offset >= pagination.total_count:
-                return
-
-    def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
-        return list(self.iter_list(collection, filter_))
+                return found
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
         """Entities whose `field` is exactly `value`. The filter (e.g. name="x") is checked again in
