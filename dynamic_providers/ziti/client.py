@@ -1,18 +1,14 @@
-"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`).
+"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`), on the
+providers' transport (`dynamic_providers/_transport`: one session and one pooled TLS client per
+controller and admin in the process, the one retry rule, the readiness wait). What is Ziti's:
 
-Behaviour the providers rely on:
-
-- **Session** (`ZitiSession`, the transport's `Session`): `POST /authenticate?method=password`,
-  then the `zt-session` header; one session and one pooled TLS client per controller and admin
-  in the provider process. Sessions expire after 30 idle minutes (and on controller restarts): on
-  a 401 the client logs in again and resends the request once (a 401 is a refusal before any
-  processing, so resending even a POST is safe).
-- **Retries** follow the transport's one rule: GET, PUT, DELETE, PATCH (it sets the given fields)
-  and the CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`) on 429, 5xx, resets
-  and timeouts; a create POST only when it never reached the controller. A lost create answer
-  raises with `outcome_unknown` set and the provider looks the object up before it posts again.
-- **Readiness**: the login, and any call that cannot connect, waits up to `ready_timeout` for a
-  controller that is still starting (the transport's one readiness wait).
+- **Session** (`ZitiSession`): `POST /authenticate?method=password`, then the `zt-session`
+  header. Sessions expire after 30 idle minutes (and on controller restarts); a 401 is a refusal
+  before any processing, so logging in again and resending even a POST is safe.
+- **Repeatable requests**: besides GET, PUT and DELETE, PATCH (it sets the given fields) and the
+  CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`). A create POST is repeated
+  only when it never reached the controller; a lost create answer raises with `outcome_unknown`
+  set and the provider looks the object up before it posts again.
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
 - **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
@@ -22,7 +18,6 @@ Behaviour the providers rely on:
   the chain: the root, or the intermediate that issued the controller's certificate), against
   the root pinned by `ca_fingerprint`, or against the system store.
 """
-
 from __future__ import annotations
 
 import base64

@@ -3,44 +3,27 @@
 One provider, `ZitiProvider`, serves every entity kind; a kind is its argument model
 (models.py) and a few class settings: the collection under /edge/management/v1, a label for
 messages, and the controller's quirks (`put_fields`, `tags_after_create`, `server_fields`). The
-CA (verification) and the edge router (re-enrollment) add a hook each. On top of the kernel's
-contract (`dynamic_providers/_kernel.py`: check, diff, create-or-adopt, ownership):
+CA (verification) and the edge router (re-enrollment) add a hook each. The contract is the
+kernel's (`dynamic_providers/_kernel.py`: check and diff offline, create-or-adopt, ownership
+before every write, refresh forgets what is gone or no longer ours); what is Ziti's:
 
-- `check` applies the controller's validation rules (models.py) with no network; values still
-  unknown in a preview are skipped; the inputs come back with the controller's defaults.
+- ownership is the tags `pulumi.stack` and `pulumi.name` (`ZitiTags`). Update and delete address
+  the entity by the id in the state (a GET answered about another id is refused by the client)
+  and write only if its tags name the `owner` the state recorded or, on update, the new one (a
+  resource renamed through an alias), or on delete without a recorded owner, this stack from
+  PULUMI_PROJECT/PULUMI_STACK. Without any ownership the provider checks the name is free before
+  posting, so it can still take the entity its own lost POST created. An entity handed over
+  through `import_id` is taken over (tagged, written) unless another owner's tags are on it;
 - `diff` compares canonical values (defaults filled, role lists order-insensitive, a PEM by its
-  certificate) with the stored outputs, with no network, and never raises: a stored value it
-  cannot read counts as changed. Fields the server cannot change in place are `replaces` with
-  delete-before-replace, because names (and CA fingerprints) are unique on the controller.
-- `create` POSTs once. A lost answer (timeout, reset, 5xx, 429) is followed by a lookup by name
-  before posting again; a 400 "duplicate value" adopts the existing entity only if it carries
-  this resource's ownership tags (`pulumi.stack`, `pulumi.name`), otherwise it fails and says
-  which entity is in the way. Adoption writes the declared state. Without any ownership (no
-  `owner` input, no PULUMI_PROJECT/PULUMI_STACK) the provider checks the name is free before
-  posting, so it can still take the entity its own lost POST created.
-- `update` GETs the entity and checks it is ours, then PATCHes only the changed fields.
-- `delete` GETs and checks the same way, then DELETEs; an entity already gone (404) is done.
-- `read` returns `ReadResult(id, outs, inputs)` from the server's entity, or an empty id when it
-  is gone or no longer ours (its tags name another stack or resource, or none): a refresh then
-  drops it from the state, and the next `up` plans a create, which refuses it as foreign if it
-  holds the name, or creates this resource anew.
-
-Outputs are the server's entity (not an echo of the inputs). A create answers only the new id
-and a PATCH or PUT an empty envelope, so after a write the entity is the one the provider had
-(read before an update, found before an adoption, the body of a create) with what it sent;
-only what the server computes (`server_fields`) is read back. Requests per operation, counted by
-bench/requests_per_operation.py: read 1, update and delete 2 (the ownership GET, then the
-write), create 1, except the edge router's (2: its enrollment JWT is read back), the signer's
-(2: see `ExternalJwtSignerProvider`) and the CA's (4: POST, GET the verification token, verify,
-GET its enrollment JWT); a CA's read is 2 (the entity, its JWT).
-
-Ownership on every write: update and delete address the entity by the id in the state (a GET
-answered about another id is refused by the client) and write only if its tags carry this
-resource's ownership: the `owner` the state recorded or, on update, the new one (a resource
-renamed through an alias), or on delete without a recorded owner, this stack from
-PULUMI_PROJECT/PULUMI_STACK. An entity taken over through `import_id` got our tags at create, so
-it is ours. Anything else is refused untouched with `ForeignObjectError`, naming the entity, its
-id, the tags it carries and the tags that hand it over.
+  certificate); names (and CA fingerprints) are unique, so replacements delete first;
+- outputs are the server's entity, not an echo of the inputs. A create answers only the new id
+  and a PATCH or PUT an empty envelope, so after a write the entity is the one the provider had
+  (read before an update, found before an adoption, the body of a create) with what it sent;
+  only what the server computes (`server_fields`) is read back. Requests per operation (counted
+  by bench/requests_per_operation.py): read 1, update and delete 2 (the ownership GET, then the
+  write), create 1, except the edge router's (2: its enrollment JWT is read back), the signer's
+  (2: see `ExternalJwtSignerProvider`) and the CA's (4: POST, GET the verification token, verify,
+  GET its enrollment JWT); a CA's read is 2 (the entity, its JWT).
 
 Providers hold no state: the connection (URL, admin credentials, CA) travels as the `connection`
 input and is echoed in the outputs under the same key, so the engine keeps it secret and `read`
