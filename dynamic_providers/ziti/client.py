@@ -266,10 +266,7 @@ class ZitiClient:
 
     def __enter__(self) -> ZitiClient:
         self._ext = self.retry.extensions(self.sleep, self.connection.ready_timeout)
-        try:
-            self._session = ZitiSession.of(self.connection, self._ext)
-        except httpx.TransportError as e:  # the pinned-root fetch
-            raise self._unanswered(e, "GET", "/.well-known/est/cacerts") from e
+        self._session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
         return self
 
     def __exit__(
