@@ -1,18 +1,14 @@
-"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`).
+"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`), on the
+providers' transport (`dynamic_providers/_transport`: one session and one pooled TLS client per
+controller and admin in the process, the one retry rule, the readiness wait). What is Ziti's:
 
-Behaviour the providers rely on:
-
-- **Session** (`ZitiSession`, the transport's `Session`): `POST /authenticate?method=password`,
-  then the `zt-session` header; one session and one pooled TLS client per controller and admin
-  in the provider process. Sessions expire after 30 idle minutes (and on controller restarts): on
-  a 401 the client logs in again and resends the request once (a 401 is a refusal before any
-  processing, so resending even a POST is safe).
-- **Retries** follow the transport's one rule: GET, PUT, DELETE, PATCH (it sets the given fields)
-  and the CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`) on 429, 5xx, resets
-  and timeouts; a create POST only when it never reached the controller. A lost create answer
-  raises with `outcome_unknown` set and the provider looks the object up before it posts again.
-- **Readiness**: the login, and any call that cannot connect, waits up to `ready_timeout` for a
-  controller that is still starting (the transport's one readiness wait).
+- **Session** (`ZitiSession`): `POST /authenticate?method=password`, then the `zt-session`
+  header. Sessions expire after 30 idle minutes (and on controller restarts); a 401 is a refusal
+  before any processing, so logging in again and resending even a POST is safe.
+- **Repeatable requests**: besides GET, PUT and DELETE, PATCH (it sets the given fields) and the
+  CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`). A create POST is repeated
+  only when it never reached the controller; a lost create answer raises with `outcome_unknown`
+  set and the provider looks the object up before it posts again.
 - **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
   `cause` (field, reason), parsed from the `apiErrorEnvelope`.
 - **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
@@ -22,13 +18,12 @@ Behaviour the providers rely on:
   the chain: the root, or the intermediate that issued the controller's certificate), against
   the root pinned by `ca_fingerprint`, or against the system store.
 """
-
 from __future__ import annotations
 
 import base64
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,16 +33,46 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.verification import VerificationError
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from dynamic_providers._transport import ApiError, RetryPolicy, RetryTransport, Session, sha256_fingerprint, ssl_context
 from dynamic_providers._transport.retry import never_sent
 from dynamic_providers._transport.tls import tls_failure, verify_server
-from dynamic_providers.ziti.models import ApiErrorBody, ApiErrorCause, Pagination, ZitiConnection
+from dynamic_providers.ziti.models import ZitiConnection
 
 __all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
 Sleep = Callable[[float], None]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+
+class ApiErrorCause(_Answer):
+    field: str | None = None
+    reason: str | None = None
+    value: Any = None
+    code: str | None = None
+    message: str | None = None
+
+
+class ApiErrorBody(_Answer):
+    """`error` of the error envelope; `cause` is a field error, a nested error or a string."""
+
+    code: str = "UNKNOWN"
+    message: str = ""
+    cause: ApiErrorCause | str | None = None
+    cause_message: str | None = None
+    request_id: str | None = None
+
+
+class Pagination(_Answer):
+    limit: int
+    offset: int
+    total_count: int
 
 
 class ZitiApiError(ApiError):
@@ -102,6 +127,11 @@ class ZitiApiError(ApiError):
         cause = self.cause.reason if isinstance(self.cause, ApiErrorCause) else self.cause
         text = " ".join(t for t in (cause, self.cause_message) if t).lower()
         return "duplicate value" in text or "must be unique" in text or "already used" in text
+
+    def retold(self, message: str) -> ZitiApiError:
+        """This error told with `message`, keeping what the controller said."""
+        return ZitiApiError(message, method=self.method, path=self.path, status=self.status, code=self.code,
+                            cause=self.cause, cause_message=self.cause_message)
 
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ZitiApiError:
@@ -236,10 +266,7 @@ class ZitiClient:
 
     def __enter__(self) -> ZitiClient:
         self._ext = self.retry.extensions(self.sleep, self.connection.ready_timeout)
-        try:
-            self._session = ZitiSession.of(self.connection, self._ext)
-        except httpx.TransportError as e:  # the pinned-root fetch
-            raise self._unanswered(e, "GET", "/.well-known/est/cacerts") from e
+        self._session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
         return self
 
     def __exit__(
@@ -311,8 +338,9 @@ class ZitiClient:
 
     # --- entities -------------------------------------------------------------------------------
 
-    def iter_list(self, collection: str, filter_: str | None = None) -> Iterator[dict[str, Any]]:
+    def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
         """Every entity of a collection matching `filter_`, page by page (limit 500, offset loop)."""
+        found: list[dict[str, Any]] = []
         offset = 0
         while True:
             params: dict[str, Any] = {"limit": PAGE_LIMIT, "offset": offset}
@@ -322,17 +350,14 @@ class ZitiClient:
             page = self._data(resp)
             if not isinstance(page, list):
                 raise ZitiApiError("list answer is not an array", method="GET", path=f"/{collection}")
-            yield from page
+            found += page
             try:
                 pagination = Pagination.model_validate(resp.json()["meta"]["pagination"])
             except (KeyError, TypeError, ValueError):
-                return
+                return found
             offset = pagination.offset + len(page)
             if not page or offset >= pagination.total_count:
-                return
-
-    def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
-        return list(self.iter_list(collection, filter_))
+                return found
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
         """Entities whose `field` is exactly `value`. The filter (e.g. name="x") is checked again in

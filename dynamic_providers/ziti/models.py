@@ -2,8 +2,8 @@
 
 Each `...Args` model is what one Pulumi resource takes (snake_case, as the props arrive in the
 provider) and serialises, field for field, to the controller's create/patch body (camelCase:
-`model_dump(by_alias=True)`). The validators are the controller's own rules (unique names aside),
-so `pulumi preview` rejects what the server would reject, before any request:
+`api_body`). The validators are the controller's own rules (unique names aside), so
+`pulumi preview` rejects what the server would reject, before any request:
 
 - `ExternalIdClaim`: `validateExternalIdClaim` in the controller (SCHEME only with SAN_URI,
   criteria for SCHEME/PREFIX/SUFFIX, SPLIT needs parser criteria, index >= 0);
@@ -21,15 +21,24 @@ skipped (the engine checks again with real values before `create`/`update`).
 from __future__ import annotations
 
 import datetime
-import os
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import types as key_types
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from dynamic_providers._kernel import contains_unknown, is_unknown, rule
@@ -37,7 +46,6 @@ from dynamic_providers._kernel import contains_unknown, is_unknown, rule
 API_PATH = "/edge/management/v1"
 OWNER_STACK_TAG = "pulumi.stack"
 OWNER_NAME_TAG = "pulumi.name"
-DEFAULT_IDENTITY_NAME_FORMAT = "[caName]-[commonName]"
 
 TagValue = str | bool | None
 
@@ -86,8 +94,7 @@ class ZitiConnection(_Model):
             raise ValueError(f"{v!r} must be an https:// URL with a host (the controller only serves TLS)")
         if parts.query or parts.fragment:
             raise ValueError(f"{v!r} must not carry a query or fragment")
-        path = parts.path.rstrip("/")
-        if path not in ("", API_PATH):
+        if parts.path.rstrip("/") not in ("", API_PATH):
             raise ValueError(f"{v!r}: give the controller base URL (https://host:port) or its {API_PATH} URL")
         return v
 
@@ -139,7 +146,7 @@ class ZitiConnection(_Model):
 
 
 class Ownership(_Model):
-    """Who created an entity: written into its `tags`, checked before adopting an existing entity.
+    """Who created an entity: written into its `tags`, checked before any write to it.
 
     The resource classes pass both parts. A provider driven without them (e.g. by another
     program through the provider host) falls back to the host's PULUMI_PROJECT/PULUMI_STACK.
@@ -148,64 +155,53 @@ class Ownership(_Model):
     stack: str = Field(min_length=1, description="<project>/<stack>")
     name: str | None = Field(default=None, min_length=1, description="The Pulumi resource name.")
 
-    @classmethod
-    def from_environment(cls) -> Ownership | None:
-        project, stack = os.environ.get("PULUMI_PROJECT"), os.environ.get("PULUMI_STACK")
-        return cls(stack=f"{project}/{stack}") if project and stack else None
-
     def tags(self) -> dict[str, TagValue]:
-        tags: dict[str, TagValue] = {OWNER_STACK_TAG: self.stack}
-        if self.name is not None:
-            tags[OWNER_NAME_TAG] = self.name
-        return tags
+        return {OWNER_STACK_TAG: self.stack, **({OWNER_NAME_TAG: self.name} if self.name is not None else {})}
 
-    def owns(self, tags: dict[str, Any] | None) -> bool:
+    def owns(self, tags: Mapping[str, Any] | None) -> bool:
         """Same stack, and the same resource when both sides record one."""
         tags = tags or {}
-        if tags.get(OWNER_STACK_TAG) != self.stack:
-            return False
         theirs = tags.get(OWNER_NAME_TAG)
-        return theirs is None or self.name is None or theirs == self.name
+        return tags.get(OWNER_STACK_TAG) == self.stack and (theirs is None or self.name is None or theirs == self.name)
 
 
-def owner_tags(tags: dict[str, TagValue], owner: Ownership | None) -> dict[str, TagValue]:
-    return {**tags, **(owner.tags() if owner is not None else {})}
+# --- the controller's field rules, as annotated types ---------------------------------------------------
 
 
-def _attributes(values: list[str], field: str) -> list[str]:
+def _bare(values: list[str], info: ValidationInfo) -> list[str]:
     for v in values:
         if is_unknown(v):
             continue
         if not v:
-            raise ValueError(f"{field} contains an empty string")
+            raise ValueError(f"{info.field_name} contains an empty string")
         if v.startswith(("#", "@")):
             raise ValueError(f"{v!r}: role attributes may not start with '#' or '@' (write the bare attribute)")
     return values
 
 
-def _roles(values: list[str]) -> list[str]:
+def _prefixed(values: list[str]) -> list[str]:
     for v in values:
-        if is_unknown(v):
-            continue
-        if not v.startswith(("#", "@")) or len(v) < 2:
+        if not is_unknown(v) and (not v.startswith(("#", "@")) or len(v) < 2):
             raise ValueError(f"{v!r}: a policy role is '#<attribute>', '#all' or '@<entity id>'")
     return values
 
 
-def _name(v: str) -> str:
+def _non_empty(v: str) -> str:
     if not is_unknown(v) and not v.strip():
         raise ValueError("the name is empty")
     return v
 
 
-class _Named(ApiModel):
-    name: str = Field(description="Unique name on the controller.")
-    tags: dict[str, TagValue] = Field(default_factory=dict, description="User tags (ownership tags are added).")
+Attributes = Annotated[list[str], AfterValidator(_bare), Field(default_factory=list)]
+Roles = Annotated[list[str], AfterValidator(_prefixed), Field(default_factory=list)]
 
-    @field_validator("name")
-    @classmethod
-    def _non_empty(cls, v: str) -> str:
-        return _name(v)
+
+class _Named(ApiModel):
+    # Fields the controller takes only on create (it ignores them on update).
+    create_only: ClassVar[frozenset[str]] = frozenset()
+
+    name: Annotated[str, AfterValidator(_non_empty)] = Field(description="Unique name on the controller.")
+    tags: dict[str, TagValue] = Field(default_factory=dict, description="User tags (ownership tags are added).")
 
     @field_validator("tags")
     @classmethod
@@ -216,17 +212,12 @@ class _Named(ApiModel):
         return v
 
     def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        """The create/patch body: every field in camelCase, user tags plus the ownership tags."""
-        body = self.model_dump(by_alias=True, exclude={"tags"})
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
+        """The create/update body: every field in camelCase, user tags plus the ownership tags."""
+        body = self.model_dump(by_alias=True, exclude={"tags", *(() if create else self.create_only)})
+        return {**body, "tags": {**self.tags, **(owner.tags() if owner is not None else {})}}
 
 
 # --- certificate authorities ------------------------------------------------------------------------
-
-ClaimLocation = Literal["COMMON_NAME", "SAN_URI", "SAN_EMAIL"]
-ClaimMatcher = Literal["ALL", "PREFIX", "SUFFIX", "SCHEME"]
-ClaimParser = Literal["NONE", "SPLIT"]
 
 
 class ExternalIdClaim(ApiModel):
@@ -235,10 +226,10 @@ class ExternalIdClaim(ApiModel):
     For SPIFFE: `location=SAN_URI, matcher=SCHEME, matcher_criteria="spiffe"`.
     """
 
-    location: ClaimLocation
-    matcher: ClaimMatcher
+    location: Literal["COMMON_NAME", "SAN_URI", "SAN_EMAIL"]
+    matcher: Literal["ALL", "PREFIX", "SUFFIX", "SCHEME"]
     matcher_criteria: str = ""
-    parser: ClaimParser = "NONE"
+    parser: Literal["NONE", "SPLIT"] = "NONE"
     parser_criteria: str = ""
     index: int = 0
 
@@ -277,8 +268,6 @@ def load_private_key(pem: str) -> key_types.PrivateKeyTypes:
 
 def sha1_fingerprint(cert: x509.Certificate) -> str:
     """The controller's CA fingerprint: lowercase hex SHA-1 of the DER certificate."""
-    from cryptography.hazmat.primitives import hashes
-
     return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (the controller's identifier, not a security check)
 
 
@@ -290,14 +279,17 @@ def _public_der(key: Any) -> bytes:
 class CertificateAuthorityArgs(_Named):
     """A third-party CA (`POST /cas`), verified by the provider with `ca_key_pem`."""
 
+    create_only = frozenset({"cert_pem"})
+
     cert_pem: str = Field(description="The CA certificate; only the first PEM block is registered.")
-    ca_key_pem: SecretStr = Field(description="Its private key: signs the verification certificate, never sent.")
+    ca_key_pem: SecretStr = Field(exclude=True, description="Signs the verification certificate; never sent.")
     is_auth_enabled: bool = True
     is_auto_ca_enrollment_enabled: bool = False
     is_ott_ca_enrollment_enabled: bool = False
-    identity_roles: list[str] = Field(default_factory=list)
-    identity_name_format: str = DEFAULT_IDENTITY_NAME_FORMAT
-    external_id_claim: ExternalIdClaim | None = None
+    identity_roles: Attributes
+    identity_name_format: str = "[caName]-[commonName]"
+    # The controller's schema has no null claim: an unset claim is left out of the body.
+    external_id_claim: ExternalIdClaim | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @field_validator("cert_pem")
     @classmethod
@@ -331,20 +323,6 @@ class CertificateAuthorityArgs(_Named):
             if _public_der(key.public_key()) != _public_der(first_pem_certificate(cert_pem).public_key()):
                 raise ValueError("the key does not belong to the first certificate of cert_pem")
         return v
-
-    @field_validator("identity_roles")
-    @classmethod
-    def _identity_roles(cls, v: list[str]) -> list[str]:
-        return _attributes(v, "identity_roles")
-
-    def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude={"ca_key_pem", "cert_pem", "tags"})
-        if create:
-            body["certPem"] = self.cert_pem
-        if self.external_id_claim is None:
-            body.pop("externalIdClaim")
-        body["tags"] = owner_tags(self.tags, owner)
-        return body
 
 
 # --- external JWT signers and auth policies -----------------------------------------------------------
@@ -397,9 +375,8 @@ class ExternalJwtSignerArgs(_Named):
     @field_validator("cert_pem")
     @classmethod
     def _signer_cert(cls, v: str | None) -> str | None:
-        if v is None or is_unknown(v):
-            return v
-        first_pem_certificate(v)
+        if v is not None and not is_unknown(v):
+            first_pem_certificate(v)
         return v
 
     @field_validator("claims_property")
@@ -475,7 +452,7 @@ class IdentityArgs(_Named):
     is_admin: bool = False
     external_id: str | None = None
     auth_policy_id: str = "default"
-    role_attributes: list[str] = Field(default_factory=list)
+    role_attributes: Attributes
 
     @field_validator("external_id")
     @classmethod
@@ -491,122 +468,65 @@ class IdentityArgs(_Named):
             raise ValueError("auth_policy_id is empty (the built-in policy is 'default')")
         return v
 
-    @field_validator("role_attributes")
-    @classmethod
-    def _role_attributes(cls, v: list[str]) -> list[str]:
-        return _attributes(v, "role_attributes")
-
 
 class EdgeRouterArgs(_Named):
     """An edge router (`POST /edge-routers`); its one-time enrollment JWT is an output."""
 
-    role_attributes: list[str] = Field(default_factory=list)
+    role_attributes: Attributes
     is_tunneler_enabled: bool = False
-
-    @field_validator("role_attributes")
-    @classmethod
-    def _role_attributes(cls, v: list[str]) -> list[str]:
-        return _attributes(v, "role_attributes")
-
-
-Semantic = Literal["AllOf", "AnyOf"]
 
 
 class _Policy(_Named):
-    semantic: Semantic = "AllOf"
+    semantic: Literal["AllOf", "AnyOf"] = "AllOf"
 
 
 class ServicePolicyArgs(_Policy):
     """Which identities may dial or bind which services (`POST /service-policies`)."""
 
     type: Literal["Dial", "Bind"]
-    service_roles: list[str] = Field(default_factory=list)
-    identity_roles: list[str] = Field(default_factory=list)
-    posture_check_roles: list[str] = Field(default_factory=list)
-
-    @field_validator("service_roles", "identity_roles", "posture_check_roles")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        return _roles(v)
+    service_roles: Roles
+    identity_roles: Roles
+    posture_check_roles: Roles
 
 
 class EdgeRouterPolicyArgs(_Policy):
     """Which identities may use which edge routers (`POST /edge-router-policies`)."""
 
-    edge_router_roles: list[str] = Field(default_factory=list)
-    identity_roles: list[str] = Field(default_factory=list)
-
-    @field_validator("edge_router_roles", "identity_roles")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        return _roles(v)
+    edge_router_roles: Roles
+    identity_roles: Roles
 
 
 class ServiceEdgeRouterPolicyArgs(_Policy):
     """Which services are reachable through which edge routers (`POST /service-edge-router-policies`)."""
 
-    edge_router_roles: list[str] = Field(default_factory=list)
-    service_roles: list[str] = Field(default_factory=list)
-
-    @field_validator("edge_router_roles", "service_roles")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        return _roles(v)
+    edge_router_roles: Roles
+    service_roles: Roles
 
 
-# --- responses ------------------------------------------------------------------------------------------
+# --- the controller's entities, read back -----------------------------------------------------------------
 
 
-class ApiErrorCause(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    field: str | None = None
-    reason: str | None = None
-    value: Any = None
-    code: str | None = None
-    message: str | None = None
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field annotation (`X`, `X | None`), if any."""
+    for c in getattr(annotation, "__args__", None) or (annotation,):
+        if isinstance(c, type) and issubclass(c, BaseModel):
+            return c
+    return None
 
 
-class ApiErrorBody(BaseModel):
-    """`apiError` of the error envelope; `cause` is a field error, a nested error or a string."""
-
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
-
-    code: str = "UNKNOWN"
-    message: str = ""
-    cause: ApiErrorCause | str | None = None
-    cause_message: str | None = None
-    request_id: str | None = None
-
-
-class Pagination(BaseModel):
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
-
-    limit: int
-    offset: int
-    total_count: int
-
-
-def from_api(model: type[BaseModel], detail: dict[str, Any]) -> dict[str, Any]:
-    """Map a camelCase API entity onto `model`'s snake_case field names (no validation: it is
-    what the server holds, echoed so `diff` can see drift)."""
+def from_api(model: type[BaseModel], detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A camelCase API entity on `model`'s snake_case field names, unvalidated (it is what the
+    server holds, so `diff` can see drift). A reference the controller renders as an entity ref
+    (`{"entity", "id", "name"}`, e.g. an identity's `type`) reads as its id."""
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         alias = field.alias or name
         if alias not in detail:
             continue
-        value = detail[alias]
-        nested = nested_model(field.annotation)
-        if nested is not None and isinstance(value, dict):
+        value, nested = detail[alias], nested_model(field.annotation)
+        if isinstance(value, dict) and nested is not None:
             value = from_api(nested, value)
+        elif isinstance(value, dict) and {"entity", "id"} <= value.keys():
+            value = value["id"]
         out[name] = value
     return out
-
-
-def nested_model(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside a field annotation (`X`, `X | None`), if any."""
-    candidates = getattr(annotation, "__args__", None) or (annotation,)
-    for c in candidates:
-        if isinstance(c, type) and issubclass(c, BaseModel):
-            return c
-    return None

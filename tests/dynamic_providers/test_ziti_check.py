@@ -21,7 +21,7 @@ CERT, KEY = make_ca()
 U = rpc.UNKNOWN
 
 
-def failures(provider: zp._ZitiProvider, **props: Any) -> dict[str, str]:
+def failures(provider: zp.ZitiProvider, **props: Any) -> dict[str, str]:
     result = provider.check({}, {"connection": CONN, "owner": OWNER, **props})
     return {f.property: f.reason for f in result.failures}
 

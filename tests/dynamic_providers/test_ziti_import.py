@@ -37,7 +37,7 @@ def ziti(loopback) -> tuple[ZitiController, Any]:
     return fake, srv
 
 
-def host_for(dynamic_host, provider: type[zp._ZitiProvider]) -> DynamicProviderHost:
+def host_for(dynamic_host, provider: type[zp.ZitiProvider]) -> DynamicProviderHost:
     kind = provider.__name__.removesuffix("Provider")
     return dynamic_host(provider(), resource_type=f"pulumi-python:dynamic/ziti:{kind}")
 

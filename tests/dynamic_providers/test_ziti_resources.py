@@ -26,7 +26,7 @@ def ziti(loopback) -> tuple[ZitiController, Any]:
 
 @dataclass
 class Case:
-    provider: type[zp._ZitiProvider]
+    provider: type[zp.ZitiProvider]
     props: Callable[[ZitiController], dict[str, Any]]
     change: dict[str, Any]
     server: dict[str, Any]  # expected camelCase fields on the server after create

@@ -15,7 +15,7 @@ from tests.fakes.ziti import ZitiController, make_ca
 
 @dataclass
 class ZitiKind:
-    provider: type[zp._ZitiProvider]
+    provider: type[zp.ZitiProvider]
     props: Callable[[ZitiController], dict[str, Any]]
     change: dict[str, Any]
 

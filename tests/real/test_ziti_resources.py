@@ -32,7 +32,7 @@ ziti = pytest.fixture(scope="module")(ziti_section)
 admin = pytest.fixture(scope="module")(admin_client)
 
 
-def host_for(dynamic_host: Any, provider: type[zp._ZitiProvider]) -> DynamicProviderHost:
+def host_for(dynamic_host: Any, provider: type[zp.ZitiProvider]) -> DynamicProviderHost:
     h: DynamicProviderHost = dynamic_host(provider(), resource_type=f"pulumi-python:dynamic/ziti:{provider.__name__}")
     return h
 
@@ -48,7 +48,7 @@ def signer_id(admin: Admin) -> str:
 
 
 # kind -> (provider, props(admin, name), change, server fields after create, after the change)
-CASES: dict[str, tuple[type[zp._ZitiProvider], Callable[[Admin, str], dict[str, Any]], dict[str, Any],
+CASES: dict[str, tuple[type[zp.ZitiProvider], Callable[[Admin, str], dict[str, Any]], dict[str, Any],
                        dict[str, Any], dict[str, Any]]] = {
     "external-jwt-signer": (
         zp.ExternalJwtSignerProvider,

@@ -357,7 +357,7 @@ OWNED = {"stack": OWNER, "name": "r"}
 U = rpc.UNKNOWN
 
 
-def failures(provider: zp._ZitiProvider, **props: Any) -> list[tuple[str, str]]:
+def failures(provider: zp.ZitiProvider, **props: Any) -> list[tuple[str, str]]:
     result = provider.check({}, {"connection": CONN, "owner": OWNED, **props})
     return [(f.property, f.reason) for f in result.failures]
 
