@@ -117,8 +117,9 @@ class ZitiTrust(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=wait)
         a = args
         scope = f"{a.name_scope}-" if a.name_scope else ""
-        # The admin password stays secret however the caller built the map.
-        conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in a.connection.items()}
+        # The connection (with the admin password) is secret however the caller built the map; one
+        # Output for every child, which the resource classes wrap once, not once per identity.
+        conn = pulumi.Output.secret(dict(a.connection))
 
         ca = ZitiCertificateAuthority(
             f"{name}-spire-ca",

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
@@ -425,6 +426,20 @@ def _provider_blob(provider: dynamic.ResourceProvider) -> str:
     return _SERIALIZED[kind]
 
 
+# Secret inputs made from an Output, by that Output: a component that hands one Output (a
+# connection) to a thousand resources has it wrapped once, not once per resource (the SDK's
+# `Output.secret` unwraps the value deeply, a dict of n values costing about 3n Outputs).
+_SECRETS: weakref.WeakKeyDictionary[pulumi.Output[Any], pulumi.Output[Any]] = weakref.WeakKeyDictionary()
+
+
+def _secret(value: Any) -> pulumi.Output[Any]:
+    if not isinstance(value, pulumi.Output):
+        return pulumi.Output.secret(value)
+    if value not in _SECRETS:
+        _SECRETS[value] = pulumi.Output.secret(value)
+    return _SECRETS[value]
+
+
 def plain(value: Any) -> Any:
     """Pydantic models given as inputs (also inside dicts and lists) become plain snake_case values.
     A `SecretStr` is revealed only because the resource class makes what carries it secret."""
@@ -484,7 +499,7 @@ class Resource(dynamic.Resource):
             props.setdefault(key, value)
         for key in self.secret_inputs:
             if props.get(key) is not None:
-                props[key] = pulumi.Output.secret(props[key])
+                props[key] = _secret(props[key])
         props = self.with_program_inputs(resource_name, props)
         for name in (*self._inputs, *self.provider.computed):
             props.setdefault(name, None)  # every input and output is an attribute of the resource
