@@ -460,7 +460,11 @@ class Resource(dynamic.Resource):
     The keyword inputs are the provider's argument-model fields plus its meta inputs, less
     `program_inputs` (what the program fills in itself, e.g. the ownership mark). Class settings:
     `provider` (the provider class), `defaults` (what the constructor fills in for an input left
-    out), `secret_inputs`, `secret_outputs`; outputs are the inputs plus `provider.computed`."""
+    out), `secret_inputs`, `secret_outputs`. The attributes (each an Output) are the inputs given
+    and `provider.computed`; an input left out and without a class default is none: the SDK makes,
+    tracks and resolves an Output per property of every resource, which at a thousand resources
+    costs more than the rest of the program (a default the provider's `check` fills in belongs
+    there, not in `defaults`)."""
 
     provider: ClassVar[type[Provider]]
     program_inputs: ClassVar[tuple[str, ...]] = ()
@@ -501,8 +505,8 @@ class Resource(dynamic.Resource):
             if props.get(key) is not None:
                 props[key] = _secret(props[key])
         props = self.with_program_inputs(resource_name, props)
-        for name in (*self._inputs, *self.provider.computed):
-            props.setdefault(name, None)  # every input and output is an attribute of the resource
+        for name in self.provider.computed:
+            props.setdefault(name, None)  # what the server computes is an attribute of the resource
         secrets = pulumi.ResourceOptions(additional_secret_outputs=list(self.secret_outputs))
         provider = self.provider()
         blob = _provider_blob(provider)
