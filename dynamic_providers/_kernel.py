@@ -26,7 +26,9 @@ Speed: providers keep no state, so `Provider.serialize_as_secret_always` is off 
 encrypts `__provider` only when a secret was captured, and none is: credentials travel as
 secret inputs) and one serialization per provider class serves every resource; resource classes
 carry no class-level `Output[...]` annotations at run time (the SDK resolves them with
-`get_type_hints` for every resource), only under `TYPE_CHECKING`.
+`get_type_hints` for every resource), only under `TYPE_CHECKING`; they register only the inputs
+given and the computed outputs (the SDK makes an Output of each property of each resource), and
+a secret input given as an Output is wrapped once for all the resources that take it.
 """
 
 from __future__ import annotations
