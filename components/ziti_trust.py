@@ -190,8 +190,8 @@ class ZitiTrust(pulumi.ComponentResource):
             identity = ZitiIdentity(
                 f"{name}-identity-{key}",
                 name=f"{scope}{key}",
-                type="Default",
-                is_admin=False,
+                # type "Default", is_admin False: the provider's check fills them in (each input
+                # given is one more Output per identity for the SDK).
                 external_id=workload.spiffe_id,
                 auth_policy_id=workload_policy.id,
                 role_attributes=list(workload.role_attributes),
@@ -205,8 +205,6 @@ class ZitiTrust(pulumi.ComponentResource):
             self.user_identity_ids[key] = ZitiIdentity(
                 f"{name}-user-{key}",
                 name=f"{scope}user-{key}",
-                type="Default",
-                is_admin=False,
                 external_id=user.email,
                 auth_policy_id=user_policy.id,
                 role_attributes=list(user.role_attributes),
