@@ -64,8 +64,10 @@ class SpireRegistrations(pulumi.ComponentResource):
                 spiffe_id=reg.spiffe_id,
                 parent_id=reg.parent_id,
                 selectors=list(reg.selectors),
-                x509_svid_ttl=reg.x509_svid_ttl,
-                dns_names=list(reg.dns_names),
+                # Left out at their defaults (0: the server's; none), which the provider's check fills
+                # in: every input given is one more Output per entry for the SDK.
+                x509_svid_ttl=reg.x509_svid_ttl or None,
+                dns_names=list(reg.dns_names) or None,
                 connection=conn,
                 opts=pulumi.ResourceOptions(depends_on=depends_on, parent=self),
             )

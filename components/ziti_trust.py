@@ -117,8 +117,9 @@ class ZitiTrust(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=wait)
         a = args
         scope = f"{a.name_scope}-" if a.name_scope else ""
-        # The admin password stays secret however the caller built the map.
-        conn = {k: pulumi.Output.secret(v) if k == "password" else v for k, v in a.connection.items()}
+        # The connection (with the admin password) is secret however the caller built the map; one
+        # Output for every child, which the resource classes wrap once, not once per identity.
+        conn = pulumi.Output.secret(dict(a.connection))
 
         ca = ZitiCertificateAuthority(
             f"{name}-spire-ca",
@@ -189,8 +190,8 @@ class ZitiTrust(pulumi.ComponentResource):
             identity = ZitiIdentity(
                 f"{name}-identity-{key}",
                 name=f"{scope}{key}",
-                type="Default",
-                is_admin=False,
+                # type "Default", is_admin False: the provider's check fills them in (each input
+                # given is one more Output per identity for the SDK).
                 external_id=workload.spiffe_id,
                 auth_policy_id=workload_policy.id,
                 role_attributes=list(workload.role_attributes),
@@ -204,8 +205,6 @@ class ZitiTrust(pulumi.ComponentResource):
             self.user_identity_ids[key] = ZitiIdentity(
                 f"{name}-user-{key}",
                 name=f"{scope}user-{key}",
-                type="Default",
-                is_admin=False,
                 external_id=user.email,
                 auth_policy_id=user_policy.id,
                 role_attributes=list(user.role_attributes),

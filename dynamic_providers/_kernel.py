@@ -27,7 +27,9 @@ Speed: providers keep no state, so `Provider.serialize_as_secret_always` is off 
 encrypts `__provider` only when a secret was captured, and none is: credentials travel as
 secret inputs) and one serialization per provider class serves every resource; resource classes
 carry no class-level `Output[...]` annotations at run time (the SDK resolves them with
-`get_type_hints` for every resource), only under `TYPE_CHECKING`.
+`get_type_hints` for every resource), only under `TYPE_CHECKING`; they register only the inputs
+given and the computed outputs (the SDK makes an Output of each property of each resource), and
+a secret input given as an Output is wrapped once for all the resources that take it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
@@ -450,6 +453,20 @@ def _provider_blob(provider: dynamic.ResourceProvider) -> str:
     return _SERIALIZED[kind]
 
 
+# Secret inputs made from an Output, by that Output: a component that hands one Output (a
+# connection) to a thousand resources has it wrapped once, not once per resource (the SDK's
+# `Output.secret` unwraps the value deeply, a dict of n values costing about 3n Outputs).
+_SECRETS: weakref.WeakKeyDictionary[pulumi.Output[Any], pulumi.Output[Any]] = weakref.WeakKeyDictionary()
+
+
+def _secret(value: Any) -> pulumi.Output[Any]:
+    if not isinstance(value, pulumi.Output):
+        return pulumi.Output.secret(value)
+    if value not in _SECRETS:
+        _SECRETS[value] = pulumi.Output.secret(value)
+    return _SECRETS[value]
+
+
 def plain(value: Any) -> Any:
     """Pydantic models given as inputs (also inside dicts and lists) become plain snake_case values.
     A `SecretStr` is revealed only because the resource class makes what carries it secret."""
@@ -470,7 +487,11 @@ class Resource(dynamic.Resource):
     The keyword inputs are the provider's argument-model fields plus its meta inputs, less
     `program_inputs` (what the program fills in itself, e.g. the ownership mark). Class settings:
     `provider` (the provider class), `defaults` (what the constructor fills in for an input left
-    out), `secret_inputs`, `secret_outputs`; outputs are the inputs plus `provider.computed`."""
+    out), `secret_inputs`, `secret_outputs`. The attributes (each an Output) are the inputs given
+    and `provider.computed`; an input left out and without a class default is none: the SDK makes,
+    tracks and resolves an Output per property of every resource, which at a thousand resources
+    costs more than the rest of the program (a default the provider's `check` fills in belongs
+    there, not in `defaults`)."""
 
     provider: ClassVar[type[Provider]]
     program_inputs: ClassVar[tuple[str, ...]] = ()
@@ -509,10 +530,10 @@ class Resource(dynamic.Resource):
             props.setdefault(key, value)
         for key in self.secret_inputs:
             if props.get(key) is not None:
-                props[key] = pulumi.Output.secret(props[key])
+                props[key] = _secret(props[key])
         props = self.with_program_inputs(resource_name, props)
-        for name in (*self._inputs, *self.provider.computed):
-            props.setdefault(name, None)  # every input and output is an attribute of the resource
+        for name in self.provider.computed:
+            props.setdefault(name, None)  # what the server computes is an attribute of the resource
         secrets = pulumi.ResourceOptions(additional_secret_outputs=list(self.secret_outputs))
         provider = self.provider()
         blob = _provider_blob(provider)

@@ -289,8 +289,7 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     ownership prefix `pulumi.<project>.<stack>.`, filled in from the running program when left out).
     """
 
-    provider = SpireEntryProvider
-    defaults = DEFAULTS
+    provider = SpireEntryProvider  # its `check` fills in DEFAULTS for what is left out
     if TYPE_CHECKING:
         spiffe_id: pulumi.Output[str]
         entry_id: pulumi.Output[str]

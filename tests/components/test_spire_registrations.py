@@ -91,7 +91,9 @@ class TestEntries:
         assert api["selectors"] == ["docker:label:com.docker.swarm.service.name:payments_api"]
         assert api["dns_names"] == ["api.payments.internal"] and api["x509_svid_ttl"] == 900
         ledger = _entries(built)["spire-registrations-entry-ledger"].inputs
-        assert ledger["parent_id"] == AGENTS["worker-2"] and ledger["x509_svid_ttl"] == 0
+        assert ledger["parent_id"] == AGENTS["worker-2"] and "x509_svid_ttl" not in ledger
+        checked = SpireEntryProvider().check({}, dict(ledger)).inputs  # what the engine stores
+        assert checked["x509_svid_ttl"] == 0 and checked["dns_names"] == []
 
     def test_connection_carries_trust_domain_and_ownership(self, built: ProgramRun) -> None:
         for e in _entries(built).values():

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+from dynamic_providers.ziti.provider import IdentityProvider
 from tests.fakes.ziti import make_ca
 from tests.harness.mock_engine import ProgramRun, Registered, run
 
@@ -125,7 +126,8 @@ class TestShape:
             assert ident.name == f"ziti-trust-identity-{key}"
             assert ident.inputs["external_id"] == spiffe_id
             assert ident.inputs["role_attributes"] == attributes
-            assert ident.inputs["type"] == "Default" and ident.inputs["is_admin"] is False
+            checked = IdentityProvider().check({}, dict(ident.inputs)).inputs  # what the engine stores
+            assert checked["type"] == "Default" and checked["is_admin"] is False
             assert workload_policy.urn in ident.dependencies
             assert only(program, "CertificateAuthority").urn in ident.dependencies
 
