@@ -5,7 +5,7 @@ Kubernetes stacks: `scripts/servers install pulumi-kubernetes` builds `pulumi-re
 A tool like the engine (`servers/pulumi.py`): installed only when named, never started.
 
 Where it comes from. The Go module proxy refuses `github.com/pulumi/pulumi-kubernetes/provider/v4`
-at every tagged release tried (4.18.0 to 4.34.2) but serves the pseudo-version
+at the six tagged releases tried (4.18.0 to 4.34.2, 4.25.0 among them) but serves the pseudo-version
 `v4.0.0-20260115033456-f47bc2d6f199`: commit f47bc2d6f199 of pulumi/pulumi-kubernetes, which is the
 commit tagged `v4.25.0` (the tag points at it; `git describe --tags` of the commit is `v4.25.0`). So
 this is the 4.25.0 release's source, and the tools module `servers/go/pulumi-kubernetes` pins it and

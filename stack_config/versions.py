@@ -47,8 +47,8 @@ PULUMI_TLS: Final = "5.6.2"
 PULUMI_KUBERNETES: Final = "4.25.0"
 """The `pulumi-kubernetes` Python package (requirements.txt) and its provider plugin, built by
 `scripts/servers install pulumi-kubernetes` (tools module `servers/go/pulumi-kubernetes`). The Go
-module proxy refuses `github.com/pulumi/pulumi-kubernetes/provider/v4` at the tagged releases tried
-(4.18.0 to 4.34.2) and serves only `v4.0.0-20260115033456-f47bc2d6f199`, the commit tagged v4.25.0; the
+module proxy refuses `github.com/pulumi/pulumi-kubernetes/provider/v4` at the six tagged releases tried
+(4.18.0 to 4.34.2, 4.25.0 among them) and serves only `v4.0.0-20260115033456-f47bc2d6f199`, the commit tagged v4.25.0; the
 SDK is pinned to the same release, so the plugin it asks for is the one built (servers/pulumi_kubernetes.py)."""
 
 PULUMI_RANDOM: Final = "4.21.4"

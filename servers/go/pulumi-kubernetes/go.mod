@@ -2,6 +2,9 @@
 // at the pseudo-version of commit f47bc2d6f199, the commit tagged v4.25.0: the proxy serves no tagged
 // release) and every dependency, with checksums, for `scripts/servers install pulumi-kubernetes`. The build
 // copies the main package's files from the module and runs its go:generate step first (servers/pulumi_kubernetes.py).
+// sdk/v4 is required at v4.25.0 (the provider's own go.mod replaces it with ../sdk, the same commit, which a
+// dependency's replace cannot do here): the release's Go SDK, whose code differs from that commit only by its
+// version stamp 4.25.0, so the provider's own components ask for this plugin version.
 module identity-platform/servers/pulumi-kubernetes
 
 go 1.26.8
@@ -141,7 +144,7 @@ require (
 	github.com/pulumi/cloud-ready-checks v1.3.0 // indirect
 	github.com/pulumi/esc v0.21.0 // indirect
 	github.com/pulumi/pulumi-kubernetes/provider/v4 v4.0.0-20260115033456-f47bc2d6f199 // indirect
-	github.com/pulumi/pulumi-kubernetes/sdk/v4 v4.24.0 // indirect
+	github.com/pulumi/pulumi-kubernetes/sdk/v4 v4.25.0 // indirect
 	github.com/pulumi/pulumi/pkg/v3 v3.215.0 // indirect
 	github.com/pulumi/pulumi/sdk/v3 v3.215.0 // indirect
 	github.com/rivo/uniseg v0.4.4 // indirect
