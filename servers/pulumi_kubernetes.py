@@ -24,11 +24,14 @@ that package's four files from the module cache into the work copy of the tools 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
+
+import grpc
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import provider_pb2_grpc
 
 from servers import cache, toolchain
 from servers.errors import ServerError
@@ -96,19 +99,28 @@ class PulumiKubernetes:
         return [entry() / "bin"]
 
     def reported_version(self) -> str:
-        """The version stamped into the binary (`go version -m`: the build's -ldflags)."""
+        """The version the plugin gives the engine: started as the engine starts it, asked over its
+        gRPC interface (`GetPluginInfo`). (`go version -m` cannot tell: -trimpath drops -ldflags from
+        the build info.)"""
         exe = self.path_entries()[0] / BINARY
         if not exe.is_file():
             raise ServerError(NAME, f"{exe} is missing: run `scripts/servers install {NAME}`")
+        # The engine's address: the plugin dials it lazily, and GetPluginInfo does not need it.
+        proc = subprocess.Popen([str(exe), "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, text=True, env=dict(os.environ))
         try:
-            info = subprocess.run(["go", "version", "-m", str(exe)], capture_output=True, text=True, timeout=60,
-                                  check=False, env=dict(os.environ))
-        except OSError as e:
-            raise ServerError(NAME, f"go version -m {exe}: {e}") from e
-        m = re.search(r"pkg/version\.Version=(\S+?)[\s\"]", info.stdout)
-        if m is None:
-            raise ServerError(NAME, f"{exe} carries no version stamp:\n{info.stdout}{info.stderr}")
-        return m.group(1)
+            assert proc.stdout is not None
+            port = proc.stdout.readline().strip()
+            if not port.isdigit():
+                raise ServerError(NAME, f"{exe} did not print its port (got {port!r})")
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                info = provider_pb2_grpc.ResourceProviderStub(channel).GetPluginInfo(empty_pb2.Empty(), timeout=60)
+            return str(info.version)
+        except grpc.RpcError as e:
+            raise ServerError(NAME, f"{exe}: GetPluginInfo failed: {e}") from e
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
     def start(self, run: Run, deps: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Nothing to start: the plugin is a tool (`servers.start` never calls this)."""
