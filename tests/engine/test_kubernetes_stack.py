@@ -151,7 +151,8 @@ def test_the_crd_free_stack_lives_and_dies_in_a_real_api_server(
         assert ours(kube) == set() and entries() == []
 
         # -- up ----------------------------------------------------------------------------------
-        cli("up", "--yes")
+        up = cli("up", "--yes")
+        assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
         assert ours(kube) == CLUSTER_OBJECTS
         for api_version, kind, ns, name in CLUSTER_OBJECTS:
             body = obj(kube, api_version, kind, ns, name)
@@ -240,7 +241,8 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
 
-    cli(*excluded("up", "--yes"))
+    up = cli(*excluded("up", "--yes"))
+    assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
     applied = k8s_state(cli)
     assert DEV_KINDS <= {o["kind"] for o in applied}, sorted(DEV_KINDS - {o["kind"] for o in applied})
     for o in applied:
