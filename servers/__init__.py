@@ -19,8 +19,9 @@ from servers.errors import ServerError
 from servers.process import Run, load, remove_scratch, stop_procs
 
 ORDER = ("postgres", "keycloak", "spire", "ziti", "kubernetes")
-TOOLS = ("pulumi",)
-"""Installed like the servers but never started (`servers/pulumi.py`: the Pulumi engine). Only named
+TOOLS = ("pulumi", "pulumi-kubernetes")
+"""Installed like the servers but never started (`servers/pulumi.py`: the Pulumi engine;
+`servers/pulumi_kubernetes.py`: the pulumi-kubernetes provider plugin it runs). Only named
 ones are installed (`install(())` means ORDER); `start` skips them, so `scripts/servers start`,
 with or without names, never "starts" a tool."""
 
@@ -47,7 +48,7 @@ def get(name: str) -> Server:
     """The `SERVER` of `servers/<name>.py`."""
     if name not in ORDER + TOOLS:
         raise ServerError(name, f"unknown server (known: {', '.join(ORDER + TOOLS)})")
-    server: Server = importlib.import_module(f"servers.{name}").SERVER
+    server: Server = importlib.import_module(f"servers.{name.replace('-', '_')}").SERVER
     return server
 
 

@@ -8,7 +8,8 @@
     scripts/servers configure STACK [--state F]  point a platform-external stack at the started servers
 
 SERVER is one of postgres, keycloak, spire, ziti, kubernetes (default: all; requirements are added), or the
-tool pulumi (the Pulumi engine: installed only when named, never started).
+tools pulumi (the Pulumi engine) and pulumi-kubernetes (its Kubernetes provider plugin): installed only
+when named, never started.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                     reported = s.reported_version()
                 except ServerError as e:
                     reported = f"not installed ({e.args[0].splitlines()[0]})"
-                print(f"{n:10} pinned {s.version:8} installed: {reported}")
+                print(f"{n:17} pinned {s.version:8} installed: {reported}")
         elif args.command == "configure":
             from servers.stack import configure
 

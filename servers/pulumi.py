@@ -95,10 +95,7 @@ class Pulumi:
     requires: ClassVar[tuple[str, ...]] = ()
 
     def install(self) -> None:
-        bins = bin_dir()
-        for b in BINARIES:
-            if not (bins / b).is_file():
-                raise ServerError(NAME, f"the build reported success but {bins / b} is missing")
+        toolchain.built(NAME, bin_dir(), BINARIES)
 
     def path_entries(self) -> list[Path]:
         return [entry() / "bin"]

@@ -39,6 +39,14 @@ def run_logged(server: str, what: str, argv: Sequence[str], log: Path, *, cwd: P
     return done.stdout
 
 
+def built(server: str, bins: Path, names: Sequence[str]) -> Path:
+    """`bins` after a build that reported success: each of `names` must be in it."""
+    for name in names:
+        if not (bins / name).is_file():
+            raise ServerError(server, f"the build reported success but {bins / name} is missing")
+    return bins
+
+
 def go_version() -> str:
     go = shutil.which("go")
     if go is None:

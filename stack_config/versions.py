@@ -44,6 +44,14 @@ PULUMI_TLS: Final = "5.6.2"
 """The `pulumi-tls` Python package (requirements.txt). Its provider plugin must be the same version;
 `github.com/pulumi/pulumi-tls/provider/v5` is not served by the Go module proxy here (README)."""
 
+PULUMI_KUBERNETES: Final = "4.25.0"
+"""The `pulumi-kubernetes` Python package (requirements.txt) and its provider plugin, built by
+`scripts/servers install pulumi-kubernetes` (tools module `servers/go/pulumi-kubernetes`). The Go
+module proxy refuses `github.com/pulumi/pulumi-kubernetes/provider/v4` at the six tagged releases tried
+(4.18.0 to 4.34.2, 4.25.0 among them) and serves only `v4.0.0-20260115033456-f47bc2d6f199`, the commit
+tagged v4.25.0; the SDK is pinned to the same release, so the plugin it asks for is the one built
+(servers/pulumi_kubernetes.py)."""
+
 PULUMI_RANDOM: Final = "4.21.4"
 """The `pulumi-random` Python package (requirements.txt). Its provider plugin must be the same version;
 `github.com/pulumi/pulumi-random/provider/v4` is not served by the Go module proxy here (README)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -189,7 +190,8 @@ class Observability(pulumi.ComponentResource):
                     volumes.append({"name": vol, "secret": {"secret_name": f"{app}-admin"}})
                 else:
                     volumes.append({"name": vol, "empty_dir": {}})
-            container: k8s.core.v1.ContainerArgsDict = {
+            # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
+            container: dict[str, Any] = {
                 "name": app, "image": image, "args": args_,
                 "ports": [{"name": "http", "container_port": port}],
                 "readiness_probe": {"tcp_socket": {"port": port}, "period_seconds": 10},
@@ -227,9 +229,7 @@ class Observability(pulumi.ComponentResource):
                         {"name": "GF_PATHS_DATA", "value": "/var/lib/grafana"}])
 
         # Promtail: the exception (module docstring).
-        promtail_ctx = sec.restricted_container()
-        promtail_ctx["run_as_non_root"] = False
-        promtail_ctx["run_as_user"] = 0
+        promtail_ctx = {**sec.restricted_container(), "run_as_non_root": False, "run_as_user": 0}
         k8s.apps.v1.DaemonSet(
             f"{name}-promtail",
             metadata=sec.meta(PROMTAIL, NAMESPACE, PROMTAIL, "logs"),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 from pulumi_kubernetes.core.v1 import PodSecurityContextArgsDict, ResourceRequirementsArgsDict, SecurityContextArgsDict
@@ -50,7 +50,7 @@ def namespace_labels(level: PodSecurityLevel) -> dict[str, str]:
 
 def pod_security(uid: int, *, fs_group: bool = True) -> PodSecurityContextArgsDict:
     """A pod's securityContext: a fixed non-root uid/gid and the runtime's seccomp profile."""
-    out: PodSecurityContextArgsDict = {
+    out: dict[str, Any] = {  # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
         "run_as_non_root": True,
         "run_as_user": uid,
         "run_as_group": uid,
@@ -136,7 +136,7 @@ def tcp(*ports: int) -> list[NetworkPolicyPortArgsDict]:
 
 def peer(namespace: str, app: str | None = None) -> NetworkPolicyPeerArgsDict:
     """Pods of `app` (all pods when None) in `namespace`, as a policy peer."""
-    out: NetworkPolicyPeerArgsDict = {
+    out: dict[str, Any] = {
         "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": namespace}}
     }
     if app is not None:
@@ -163,7 +163,7 @@ def allow(
 ) -> NetworkPolicySpecArgsDict:
     """A policy for the pods of `app` that allows exactly `ingress` and `egress` rules."""
     types = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules]
-    spec: NetworkPolicySpecArgsDict = {"pod_selector": {"match_labels": selector(app)}, "policy_types": types}
+    spec: dict[str, Any] = {"pod_selector": {"match_labels": selector(app)}, "policy_types": types}
     if ingress:
         spec["ingress"] = list(ingress)
     if egress:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -67,7 +68,7 @@ class SpireServerArgs:
 
 
 def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
-    spec: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+    spec: dict[str, Any] = {  # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
         "access_modes": ["ReadWriteOnce"],
         "resources": {"requests": {"storage": size}},
     }

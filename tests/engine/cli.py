@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ PASSPHRASE = "engine-probe-passphrase"
 class Cli:
     """`pulumi` in one project directory with its own PULUMI_HOME, backend and passphrase."""
 
-    def __init__(self, bin_dir: Path, work: Path, stack: str = STACK) -> None:
+    def __init__(self, bin_dir: Path, work: Path, stack: str = STACK, plugins: Sequence[Path] = ()) -> None:
+        """`plugins`: directories of provider plugins (`pulumi-resource-*`), on PATH after the engine."""
         self.stack = stack
         self.dir = work / "program"
         self.state = work / "state"
@@ -30,7 +32,7 @@ class Cli:
         self.state.mkdir()
         self.env = {
             **os.environ,
-            "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+            "PATH": os.pathsep.join([str(bin_dir), *map(str, plugins), os.environ.get("PATH", "")]),
             "PULUMI_HOME": str(work / "home"),
             "PULUMI_BACKEND_URL": f"file://{self.state}",
             "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,

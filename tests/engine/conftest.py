@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from servers import pulumi as engine
+from servers import pulumi_kubernetes
 
-__all__ = ["engine_bin"]
+__all__ = ["engine_bin", "k8s_plugin_bin"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,3 +30,10 @@ def engine_bin() -> Path:
     """The bin dir of the installed engine (builds it on first use; raises ServerError if it cannot)."""
     engine.SERVER.install()
     return engine.SERVER.path_entries()[0]
+
+
+@pytest.fixture(scope="session")
+def k8s_plugin_bin() -> Path:
+    """The bin dir holding `pulumi-resource-kubernetes` (built on first use, like the engine)."""
+    pulumi_kubernetes.SERVER.install()
+    return pulumi_kubernetes.SERVER.path_entries()[0]

@@ -9,6 +9,7 @@ Plain httpx on purpose: the checks are about what the API server says (status, `
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,6 +118,22 @@ class KubeApi:
         _raise_for(r, f"POST {path}")
         out: dict[str, Any] = r.json()
         return out
+
+    def establish(self, definitions: list[dict[str, Any]], within: float = 60) -> None:
+        """Create the CRDs, wait until the server serves each (`Established`), then rediscover kinds."""
+        for crd in definitions:
+            self.apply(crd)
+        deadline = time.monotonic() + within
+        for crd in definitions:
+            name = crd["metadata"]["name"]
+            while True:
+                status = self.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status") or {}
+                if any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or []):
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"CRD {name} not established within {within} s: {status}")
+                time.sleep(0.5)
+        self.forget_kinds()
 
     def can(self, user: str, verb: str, resource: str, *, group: str = "", namespace: str | None = None,
             subresource: str = "", name: str = "", groups: tuple[str, ...] = ()) -> bool:

@@ -9,13 +9,13 @@ name, type, enum value and required field the typed wrappers (components/kuberne
 custom_resources.py) send is checked against the CRDs' own OpenAPI schemas by the server that
 enforces them in a cluster; a wrong field or value is refused, which the last tests show.
 
-Not applied: the CNPG operator's Helm release (a chart rendered by the provider, no object of its
-own; the real engine and the pulumi-kubernetes plugin do not run here: docs/testing.md).
+Not applied: the CNPG operator's Helm release (a chart the provider downloads and renders; its
+repository cannot be reached from here). The same custom resources applied by the real engine and
+the pulumi-kubernetes plugin: tests/engine/test_kubernetes_stack.py.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -48,20 +48,7 @@ def custom_resources(stack: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def iam_api(kube_api: KubeApi) -> KubeApi:
     """The API server with the pinned CRDs established and the IAM namespaces present."""
-    names = []
-    for crd in crds.definitions():
-        kube_api.apply(crd)
-        names.append(crd["metadata"]["name"])
-    deadline = time.monotonic() + ESTABLISHED_SECONDS
-    for name in names:
-        while True:
-            status = kube_api.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status") or {}
-            if any(c["type"] == "Established" and c["status"] == "True" for c in status.get("conditions") or []):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail(f"CRD {name} not established within {ESTABLISHED_SECONDS} s: {status}")
-            time.sleep(0.5)
-    kube_api.forget_kinds()
+    kube_api.establish(crds.definitions(), within=ESTABLISHED_SECONDS)
     for ns in ("iam-system", "observability", "argocd"):
         kube_api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     return kube_api
