@@ -197,7 +197,7 @@ class Observability(pulumi.ComponentResource):
                 else:
                     volumes.append({"name": vol, "empty_dir": {}})
             container: k8s.core.v1.ContainerArgsDict = {
-                "name": app, "image": image, "args": args_,
+                "name": app, "image": image,
                 "ports": [{"name": "http", "container_port": port}],
                 "readiness_probe": {"tcp_socket": {"port": port}, "period_seconds": 10},
                 "resources": RESOURCES[app].spec(),
@@ -205,6 +205,8 @@ class Observability(pulumi.ComponentResource):
                 "volume_mounts": [{"name": v, "mount_path": p, "read_only": s in ("config", "secret")}
                                   for v, p, s in mounts],
             }
+            if args_:  # an empty list is dropped by the API server: a diff on every refresh
+                container["args"] = args_
             if env:
                 container["env"] = env
             k8s.apps.v1.Deployment(
