@@ -533,7 +533,9 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
         gitops=IamGitOpsArgs(repo_url=iam.gitops.repo_url, revision=iam.gitops.revision, path=iam.gitops.path,
                              namespace=iam.gitops.namespace) if iam.gitops is not None else None,
         observability=ObservabilityArgs(loki_image=images.loki, promtail_image=images.promtail,
-                                        prometheus_image=images.prometheus, grafana_image=images.grafana)
+                                        prometheus_image=images.prometheus, grafana_image=images.grafana,
+                                        storage=iam.observability_storage(prod=config.is_prod),
+                                        storage_class=storage_class)
         if iam.observability else None,
     )
 

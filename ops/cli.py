@@ -4,6 +4,7 @@
 `ops status --stack NAME [--json] [--strict]`: every component's health (ops/health/).
 `ops diagram --stack NAME [--format mermaid|dot|svg] [--from state|preview]`: ops/diagram.py.
 `ops dashboard --stack NAME [--stack NAME ...] [--port P] [--refresh SECONDS]`: ops/dashboard/.
+`ops manifests --stack NAME --out DIR`: kubernetes.iam as YAML per ArgoCD sync wave (ops/manifests.py).
 `ops COMMAND --help` lists each command's options, exit codes and the environment it reads.
 
 It runs from any directory: the project is `--project-dir`, else `$IDENTITY_PLATFORM_DIR`, else
@@ -33,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ops import dashboard, diagram, operations
+from ops import dashboard, diagram, manifests, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import PROJECT_ENV, backend_url, chosen_backend, find_project, is_prod, local_backend
@@ -80,6 +81,7 @@ COMMAND_EXITS: dict[str, tuple[int, ...]] = {
     "status": (4, 8, 9),
     "diagram": (1, 4),
     "dashboard": (4,),
+    "manifests": (),
 }
 
 
@@ -189,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     diagram.add_parser(sub)
     dashboard.add_parser(sub)
+    manifests.add_parser(sub)
     for name, command in sub.choices.items():
         # Also accepted after the command; SUPPRESS keeps a value given before it.
         command.add_argument("--project-dir", "-C", metavar="DIR", default=argparse.SUPPRESS,
@@ -238,6 +241,8 @@ def main(
             return diagram.run(args, out, err, environ=environ, root=root)
         if args.command == "dashboard":
             return dashboard.run(args, out, err, environ=environ, root=root)
+        if args.command == "manifests":
+            return manifests.run(args, out, err, root=root)
         if args.command in NEEDS_CONFIRMATION and not args.yes:
             raise OpsError(
                 ExitCode.USAGE,

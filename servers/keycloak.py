@@ -21,6 +21,7 @@ import stat
 import subprocess
 import time
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -136,6 +137,7 @@ def start_keycloak(
     name: str = "server",
     database: str = "keycloak",
     timeout: float = READY_SECONDS,
+    extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Start Keycloak with the stack's environment for `settings` (default: the dev stack's).
 
@@ -144,7 +146,9 @@ def start_keycloak(
     hostname, which becomes `127.0.0.1:<free port>`; prod keeps its public `https://` hostname
     and proxy settings. `local` adds loopback binds for HTTP, the management interface and
     Infinispan's transport. `database` is a database of the local PostgreSQL owned by role
-    `keycloak` (the restore test starts on a restored copy). Returns the state section."""
+    `keycloak` (the restore test starts on a restored copy). `extra_env`: runtime options another
+    platform's Keycloak adds to the stack's (the Kubernetes Deployment's event logging). Returns the
+    state section."""
     dist = home()
     if not (dist / "bin" / "kc.sh").is_file():
         raise ServerError("keycloak", f"not installed ({dist} is missing); run scripts/servers install keycloak")
@@ -177,7 +181,7 @@ def start_keycloak(
         "KC_CACHE_EMBEDDED_NETWORK_BIND_ADDRESS": "127.0.0.1",
         "KC_CACHE_EMBEDDED_NETWORK_BIND_PORT": str(run.port("keycloak")),
     }
-    env = {**stack_env, **remapped, **local, "JAVA_HOME": str(java)}
+    env = {**stack_env, **(extra_env or {}), **remapped, **local, "JAVA_HOME": str(java)}
 
     kdir = run.dir("keycloak")
     secrets_dir = kdir / "secrets"

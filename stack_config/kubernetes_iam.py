@@ -56,6 +56,25 @@ REPLICAS: Final[dict[Literal["dev", "prod"], Replicas]] = {
 }
 
 
+@dataclass(frozen=True)
+class ObservabilityStorage:
+    """Loki's and Prometheus's volumes and how long each keeps data, per environment."""
+
+    logs_storage: str  # Loki's PersistentVolumeClaim, a Kubernetes quantity
+    metrics_storage: str  # Prometheus's
+    logs_retention_days: int
+    metrics_retention_days: int
+
+
+OBSERVABILITY_STORAGE: Final[dict[Literal["dev", "prod"], ObservabilityStorage]] = {
+    "dev": ObservabilityStorage(logs_storage="2Gi", metrics_storage="2Gi", logs_retention_days=3,
+                                metrics_retention_days=3),
+    # A month of logs for audits of logins (Keycloak's events) and of the database's own log.
+    "prod": ObservabilityStorage(logs_storage="20Gi", metrics_storage="20Gi", logs_retention_days=30,
+                                 metrics_retention_days=30),
+}
+
+
 class GitOpsSettings(Model):
     """Where ArgoCD reads the rendered manifests from (the ApplicationSet's git generator)."""
 
@@ -105,18 +124,45 @@ class IamSettings(Model):
         description="Loki (single binary), Promtail on every node and Grafana with Loki provisioned, in "
         "the `observability` namespace; Keycloak and SPIRE metrics scraped.",
     )
+    logs_storage: str | None = Field(
+        default=None,
+        description="Size of Loki's volume (a PersistentVolumeClaim of `kubernetes.storageClass`), a Kubernetes "
+        "quantity; default 2Gi in dev, 20Gi in prod.",
+    )
+    metrics_storage: str | None = Field(
+        default=None,
+        description="Size of Prometheus's volume, a Kubernetes quantity; default 2Gi in dev, 20Gi in prod.",
+    )
+    logs_retention_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Days Loki keeps logs (its compactor deletes older ones); default 3 in dev, 30 in prod.",
+    )
+    metrics_retention_days: int | None = Field(
+        default=None, ge=1, le=3650,
+        description="Days Prometheus keeps samples; default 3 in dev, 30 in prod.",
+    )
     gitops: GitOpsSettings | None = Field(
         default=None,
         description="Also render an ArgoCD ApplicationSet (sync waves Istio -> Gateway -> CNPG -> IAM and "
         "observability, automated prune, 5 retries) for clusters synced by ArgoCD.",
     )
 
-    @field_validator("database_storage")
+    @field_validator("database_storage", "logs_storage", "metrics_storage")
     @classmethod
-    def _quantity(cls, v: str) -> str:
-        if not _QUANTITY.match(v):
+    def _quantity(cls, v: str | None) -> str | None:
+        if v is not None and not _QUANTITY.match(v):
             raise ValueError(f"{v!r} is not a Kubernetes quantity: write e.g. 5Gi or 500Mi")
         return v
+
+    def observability_storage(self, *, prod: bool) -> ObservabilityStorage:
+        """The environment's defaults (`OBSERVABILITY_STORAGE`) with what the stack sets."""
+        base = OBSERVABILITY_STORAGE["prod" if prod else "dev"]
+        return ObservabilityStorage(
+            logs_storage=self.logs_storage or base.logs_storage,
+            metrics_storage=self.metrics_storage or base.metrics_storage,
+            logs_retention_days=self.logs_retention_days or base.logs_retention_days,
+            metrics_retention_days=self.metrics_retention_days or base.metrics_retention_days,
+        )
 
     def admin_base_url(self, *, prod: bool) -> str:
         """Where the program's Keycloak providers send their requests."""

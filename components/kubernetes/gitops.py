@@ -4,11 +4,16 @@ synced by ArgoCD rather than by `pulumi up`.
 One Application per part, generated from a list whose elements are the program's own namespaces
 (`APPS`, the constants the Pulumi objects use), in the design's sync waves:
 
-    wave 0  istio           istio-system   the mesh: istiod and the ingress gateway
+    wave 0  istio           istio-system   the namespaces (mesh injection labels), PeerAuthentications,
+                                           AuthorizationPolicies: mTLS STRICT before any pod starts
     wave 1  gateway         iam-system     the Gateway and VirtualService of Keycloak
-    wave 2  cnpg            cnpg-system    the CloudNativePG operator
+    wave 2  cnpg            cnpg-system    the CloudNativePG operator (an Application of its chart)
     wave 3  iam             iam-system     keycloak-db, Keycloak, policies
-    wave 3  observability   observability  Loki, Promtail, Grafana
+    wave 3  observability   observability  Loki, Promtail, Prometheus, Grafana
+
+What each path holds is rendered from the same typed objects `pulumi up` registers (`wave_of`
+sorts them; `ops manifests`, ops/manifests.py, writes them), so git and the program cannot
+disagree. istiod and the ingress gateway stay the cluster's, as with `pulumi up` (mesh.py).
 
 Each Application syncs `<repoUrl>@<revision>:<path>/<name>` automatically with prune and self-heal,
 server-side apply, and 5 retries with exponential backoff.
@@ -22,6 +27,7 @@ applicationset/Progressive-Syncs.md), which the design's automated prune needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypedDict
 
@@ -31,6 +37,7 @@ from components.kubernetes import security as sec
 from components.kubernetes.custom_resources import TypedCustomResource
 from components.kubernetes.iam import CNPG_NAMESPACE, IAM_NAMESPACE, ISTIO_NAMESPACE
 from components.kubernetes.mesh import OBSERVABILITY_NAMESPACE
+from components.kubernetes.spire_config import SERVER_NAMESPACE as SPIRE_NAMESPACE
 
 WAVE_ANNOTATION = "argocd.argoproj.io/sync-wave"
 RETRY_LIMIT = 5
@@ -83,6 +90,52 @@ class IamGitOpsArgs:
     namespace: str  # ArgoCD's
 
 
+SYNC_POLICY: Final[dict[str, Any]] = {
+    "automated": {"prune": True, "selfHeal": True},
+    "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+    "retry": {"limit": RETRY_LIMIT, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
+}
+
+OBSERVABILITY_APPS: Final = ("loki", "promtail", "prometheus", "grafana")
+
+
+def wave_of(kind: str, namespace: str | None, app: str | None) -> str:
+    """The Application (`APPS` name) an object of the IAM design is synced by; ValueError for an
+    object no wave holds, so a new kind of object cannot silently miss git."""
+    if kind in ("Namespace", "PeerAuthentication", "AuthorizationPolicy"):
+        return "istio"
+    if kind in ("Gateway", "VirtualService"):
+        return "gateway"
+    if namespace == CNPG_NAMESPACE:
+        return "cnpg"
+    if namespace == IAM_NAMESPACE:
+        return "iam"
+    # The observability namespace, Promtail's cluster role, and the SPIRE server's ingress from Prometheus.
+    if namespace == OBSERVABILITY_NAMESPACE or app in OBSERVABILITY_APPS or (
+            kind == "NetworkPolicy" and namespace == SPIRE_NAMESPACE):
+        return "observability"
+    raise ValueError(f"no sync wave holds {kind} {namespace or ''}/{app or ''}: add it to gitops.wave_of")
+
+
+def chart_application(release: Mapping[str, Any], argocd_namespace: str) -> dict[str, Any]:
+    """A Helm release of the program (its inputs as registered) as the ArgoCD Application that
+    installs the same chart, version and values: git holds no rendered chart to go stale."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": f"identity-platform-{release['name']}", "namespace": argocd_namespace,
+                     "labels": {"app.kubernetes.io/part-of": "identity-platform"}},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": release["repositoryOpts"]["repo"], "chart": release["chart"],
+                       "targetRevision": release["version"],
+                       "helm": {"releaseName": release["name"], "valuesObject": release.get("values") or {}}},
+            "destination": {"server": IN_CLUSTER, "namespace": release["namespace"]},
+            "syncPolicy": SYNC_POLICY,
+        },
+    }
+
+
 def application_set_spec(args: IamGitOpsArgs) -> ApplicationSetSpec:
     """The generator's elements (one per app, its wave as a string) and the Application template."""
     return {
@@ -102,12 +155,7 @@ def application_set_spec(args: IamGitOpsArgs) -> ApplicationSetSpec:
                 "source": {"repoURL": args.repo_url, "targetRevision": args.revision,
                            "path": f"{args.path}/{{{{.name}}}}"},
                 "destination": {"server": IN_CLUSTER, "namespace": "{{.namespace}}"},
-                "syncPolicy": {
-                    "automated": {"prune": True, "selfHeal": True},
-                    "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
-                    "retry": {"limit": RETRY_LIMIT,
-                              "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
-                },
+                "syncPolicy": SYNC_POLICY,
             },
         },
     }

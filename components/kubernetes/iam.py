@@ -59,6 +59,7 @@ CNPG_WEBHOOK_PORT = 9443
 JGROUPS_PORTS = (7800, 57800)
 ISTIOD_PORT = 15012  # xDS and certificate signing for the sidecars
 API_SERVER_PORTS = (443, 6443)
+SCRAPER = "prometheus"  # the app (and service account) of `scrapers` that reads the metrics
 KEYCLOAK_UID = 1000  # the Keycloak image's user
 KEYCLOAK_RESOURCES = sec.Resources("500m", "1Gi", "2", "2Gi")
 KEYCLOAK_BUILD_RESOURCES = sec.Resources("500m", "512Mi", "2", "1536Mi")
@@ -84,7 +85,7 @@ class KeycloakOnCnpgArgs:
     prod: bool
     # Namespaces whose pods may call Keycloak's HTTP port directly (the Ziti controller's JWKS fetch).
     http_clients: tuple[str, ...] = ()
-    # Namespaces whose pods scrape Keycloak's metrics (port 9000).
+    # Namespaces whose Prometheus (`SCRAPER`) scrapes Keycloak's metrics (port 9000).
     scrapers: tuple[str, ...] = ()
 
 
@@ -105,6 +106,11 @@ def keycloak_env(args: KeycloakOnCnpgArgs) -> list[k8s.core.v1.EnvVarArgsDict]:
         "KC_CACHE_STACK": "jdbc-ping",
         "KC_LOG": "console",
         "KC_LOG_CONSOLE_OUTPUT": "json",
+        # Events on stdout: the realms' default `jboss-logging` listener logs successes (logins,
+        # token exchanges, admin changes) at INFO instead of DEBUG, errors at WARN; Promtail marks
+        # them (logger org.keycloak.events) for Loki.
+        "KC_SPI_EVENTS_LISTENER_JBOSS_LOGGING_SUCCESS_LEVEL": "info",
+        "KC_SPI_EVENTS_LISTENER_JBOSS_LOGGING_ERROR_LEVEL": "warn",
         "KC_BOOTSTRAP_ADMIN_USERNAME": args.admin_user,
     }
     env: list[k8s.core.v1.EnvVarArgsDict] = [{"name": k, "value": v} for k, v in plain.items()]
@@ -389,7 +395,7 @@ def flows(args: KeycloakOnCnpgArgs) -> PolicySpecs:
         {"from_": [sec.pod(KEYCLOAK)], "ports": sec.tcp(*JGROUPS_PORTS)},
     ]
     keycloak_in += [{"from_": [sec.peer(n)], "ports": sec.tcp(HTTP_PORT)} for n in args.http_clients]
-    keycloak_in += [{"from_": [sec.peer(n)], "ports": sec.tcp(MANAGEMENT_PORT)} for n in args.scrapers]
+    keycloak_in += [{"from_": [sec.peer(n, SCRAPER)], "ports": sec.tcp(MANAGEMENT_PORT)} for n in args.scrapers]
     api_server: k8s.networking.v1.NetworkPolicyEgressRuleArgsDict = {"ports": sec.tcp(*API_SERVER_PORTS)}
     return {
         (IAM_NAMESPACE, KEYCLOAK): sec.allow(

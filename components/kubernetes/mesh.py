@@ -43,6 +43,7 @@ from components.kubernetes.iam import (
     JGROUPS_PORTS,
     KEYCLOAK,
     MANAGEMENT_PORT,
+    SCRAPER,
 )
 
 MESH_TRUST_DOMAIN = "cluster.local"  # Istio's default; the principals below are in it
@@ -94,7 +95,7 @@ def authorization_policies(args: IamMeshArgs) -> dict[tuple[str, str], Authoriza
                                "to": [{"operation": {"ports": [str(HTTP_PORT)], "methods": ["GET"],
                                                      "paths": ["/realms/*"]}}]})
     if args.scrapers:
-        keycloak_rules.append({"from": [{"source": {"namespaces": list(args.scrapers)}}],
+        keycloak_rules.append({"from": [{"source": {"principals": [principal(n, SCRAPER) for n in args.scrapers]}}],
                                "to": [{"operation": {"ports": [str(MANAGEMENT_PORT)], "methods": ["GET"],
                                                      "paths": ["/metrics"]}}]})
     return {

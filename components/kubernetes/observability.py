@@ -1,18 +1,29 @@
 """Observability: logs and metrics of the IAM design, in the `observability` namespace (`kubernetes.iam.observability`).
 
-- **Loki** in single-binary mode (`-target=all`), filesystem storage on an `emptyDir` (logs survive
-  pod restarts only as long as the pod; a bucket is the next step), port 3100.
+- **Loki** in single-binary mode (`-target=all`), filesystem storage on a PersistentVolumeClaim
+  (size and storage class from `kubernetes.iam.logsStorage` / `kubernetes.storageClass`, retention
+  `logsRetentionDays` through its compactor), port 3100.
 - **Promtail** as a DaemonSet reading `/var/log/pods` of its node (read-only `hostPath`) and
-  pushing to Loki: every pod's output, so Keycloak's JSON console log (its events) and the
-  CloudNativePG instances' PostgreSQL logs reach Loki with their namespace, pod and container labels.
+  pushing to Loki: every pod's output with namespace, pod, container and app labels, and two
+  pipelines: Keycloak's JSON console log, whose `org.keycloak.events` lines (the jboss-logging
+  event listener at INFO: `KC_SPI_EVENTS_LISTENER_JBOSS_LOGGING_SUCCESS_LEVEL`, iam.py) get
+  `kind=event`, and the CloudNativePG instances' JSON log, whose PostgreSQL records get
+  `kind=postgresql`.
   It is the one exception to the restricted level here (the namespace enforces `privileged` and
   warns at restricted): the host directory, and uid 0 *without any capability* because the
   kubelet writes the log files root-owned, mode 0640. Its ClusterRole: `get/list/watch pods`
   (its service discovery), nothing else.
-- **Prometheus** (one server, `emptyDir`) scraping Keycloak's `/metrics` on 9000 and the SPIRE
+- **Prometheus** (one server, its TSDB on a PersistentVolumeClaim, `metricsRetentionDays`)
+  scraping Keycloak's `/metrics` on 9000 and the SPIRE
   servers' on 9988, each pod through DNS discovery of a headless Service, so no API access.
 - **Grafana** with Loki and Prometheus provisioned as datasources (a ConfigMap), its admin
   password from pulumi-random in a Secret (`GF_SECURITY_ADMIN_PASSWORD__FILE`).
+
+The four configs are files (components/kubernetes/templates/), filled from the constants the
+objects use and parsed as YAML when rendered. Loki and Prometheus run as Deployments of one pod
+with `strategy: Recreate` on their claim (ReadWriteOnce: the old pod lets go of the volume before
+the new one mounts it); the claims are the program's own objects, so `pulumi destroy` removes them
+(a StatefulSet's claim templates would outlive the stack).
 
 In the mesh (sidecars, PeerAuthentication STRICT: mesh.py). Network policies: default deny, DNS,
 istiod, then promtail/grafana -> loki 3100, grafana -> prometheus 9090, prometheus -> Keycloak 9000
@@ -21,7 +32,6 @@ and SPIRE 9988 (with the matching ingress policies on their side), promtail -> t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +40,25 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes import security as sec
-from components.kubernetes.iam import API_SERVER_PORTS, IAM_NAMESPACE, KEYCLOAK, MANAGEMENT_PORT, namespace_policies
+from components.kubernetes import templates
+from components.kubernetes.iam import (
+    API_SERVER_PORTS,
+    DB_CLUSTER,
+    IAM_NAMESPACE,
+    KEYCLOAK,
+    MANAGEMENT_PORT,
+    SCRAPER,
+    namespace_policies,
+)
+from components.kubernetes.spire_config import METRICS_PORT as SPIRE_METRICS_PORT
+from components.kubernetes.spire_config import SERVER_NAME as SPIRE_SERVER
+from components.kubernetes.spire_config import SERVER_NAMESPACE as SPIRE_NAMESPACE
+from stack_config.kubernetes_iam import ObservabilityStorage
 
 NAMESPACE = "observability"
-LOKI, PROMTAIL, PROMETHEUS, GRAFANA = "loki", "promtail", "prometheus", "grafana"
-LOKI_PORT, PROMETHEUS_PORT, GRAFANA_PORT = 3100, 9090, 3000
-SPIRE_NAMESPACE, SPIRE_PODS, SPIRE_METRICS_PORT = "spire-server", "spire-server-pods", 9988
+LOKI, PROMTAIL, PROMETHEUS, GRAFANA = "loki", "promtail", SCRAPER, "grafana"
+LOKI_PORT, PROMETHEUS_PORT, GRAFANA_PORT, PROMTAIL_PORT = 3100, 9090, 3000, 9080
+SPIRE_PODS = f"{SPIRE_SERVER}-pods"  # the SPIRE server StatefulSet's headless Service
 KEYCLOAK_PODS = "keycloak-pods"  # the headless Service Prometheus resolves to Keycloak's pods
 LOG_DIR = "/var/log/pods"
 UIDS = {LOKI: 10001, PROMETHEUS: 65534, GRAFANA: 472}
@@ -53,62 +76,31 @@ class ObservabilityArgs:
     promtail_image: str
     prometheus_image: str
     grafana_image: str
+    storage: ObservabilityStorage
+    storage_class: str | None = None
 
 
-def loki_config() -> str:
-    return json.dumps({
-        "auth_enabled": False,
-        "server": {"http_listen_port": LOKI_PORT},
-        "common": {"path_prefix": "/loki", "replication_factor": 1, "ring": {"kvstore": {"store": "inmemory"}},
-                   "storage": {"filesystem": {"chunks_directory": "/loki/chunks", "rules_directory": "/loki/rules"}}},
-        "schema_config": {"configs": [{"from": "2024-01-01", "store": "tsdb", "object_store": "filesystem",
-                                       "schema": "v13", "index": {"prefix": "index_", "period": "24h"}}]},
-    }, indent=2)
+def loki_config(storage: ObservabilityStorage) -> str:
+    return templates.render("loki.yaml", loki_port=LOKI_PORT, retention_hours=24 * storage.logs_retention_days)
 
 
 def promtail_config() -> str:
-    return json.dumps({
-        "server": {"http_listen_port": 9080, "grpc_listen_port": 0},
-        "positions": {"filename": "/run/promtail/positions.yaml"},
-        "clients": [{"url": f"http://{LOKI}.{NAMESPACE}.svc:{LOKI_PORT}/loki/api/v1/push"}],
-        "scrape_configs": [{
-            "job_name": "pods",
-            "kubernetes_sd_configs": [{"role": "pod"}],
-            "pipeline_stages": [{"cri": {}}],
-            "relabel_configs": [
-                {"source_labels": ["__meta_kubernetes_pod_node_name"], "target_label": "__host__"},
-                {"action": "replace", "source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-                {"action": "replace", "source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                {"action": "replace", "source_labels": ["__meta_kubernetes_pod_container_name"],
-                 "target_label": "container"},
-                {"action": "replace", "separator": "/", "replacement": f"{LOG_DIR}/*$1/*.log",
-                 "source_labels": ["__meta_kubernetes_pod_uid", "__meta_kubernetes_pod_container_name"],
-                 "target_label": "__path__"},
-            ],
-        }],
-    }, indent=2)
+    return templates.render("promtail.yaml", promtail_port=PROMTAIL_PORT, log_dir=LOG_DIR,
+                            loki_push_url=f"http://{LOKI}.{NAMESPACE}.svc:{LOKI_PORT}/loki/api/v1/push",
+                            iam_namespace=IAM_NAMESPACE, keycloak_app=KEYCLOAK, database_app=DB_CLUSTER)
 
 
 def prometheus_config() -> str:
-    def job(name: str, host: str, port: int) -> dict[str, object]:
-        return {"job_name": name, "dns_sd_configs": [{"names": [host], "type": "A", "port": port}]}
-
-    return json.dumps({
-        "global": {"scrape_interval": "30s"},
-        "scrape_configs": [
-            job(KEYCLOAK, f"{KEYCLOAK_PODS}.{IAM_NAMESPACE}.svc.cluster.local", MANAGEMENT_PORT),
-            job("spire-server", f"{SPIRE_PODS}.{SPIRE_NAMESPACE}.svc.cluster.local", SPIRE_METRICS_PORT),
-        ],
-    }, indent=2)
+    return templates.render(
+        "prometheus.yaml",
+        keycloak_pods=f"{KEYCLOAK_PODS}.{IAM_NAMESPACE}.svc.cluster.local", keycloak_port=MANAGEMENT_PORT,
+        spire_pods=f"{SPIRE_PODS}.{SPIRE_NAMESPACE}.svc.cluster.local", spire_port=SPIRE_METRICS_PORT,
+    )
 
 
 def grafana_datasources() -> str:
-    return json.dumps({"apiVersion": 1, "datasources": [
-        {"name": "Loki", "type": "loki", "access": "proxy", "url": f"http://{LOKI}.{NAMESPACE}.svc:{LOKI_PORT}",
-         "isDefault": True},
-        {"name": "Prometheus", "type": "prometheus", "access": "proxy",
-         "url": f"http://{PROMETHEUS}.{NAMESPACE}.svc:{PROMETHEUS_PORT}"},
-    ]}, indent=2)
+    return templates.render("grafana-datasources.yaml", loki_url=f"http://{LOKI}.{NAMESPACE}.svc:{LOKI_PORT}",
+                            prometheus_url=f"http://{PROMETHEUS}.{NAMESPACE}.svc:{PROMETHEUS_PORT}")
 
 
 def network_policies() -> dict[tuple[str, str], k8s.networking.v1.NetworkPolicySpecArgsDict]:
@@ -126,12 +118,12 @@ def network_policies() -> dict[tuple[str, str], k8s.networking.v1.NetworkPolicyS
             PROMETHEUS,
             ingress=[{"from_": [sec.pod(GRAFANA)], "ports": sec.tcp(PROMETHEUS_PORT)}],
             egress=[{"to": [sec.peer(IAM_NAMESPACE, KEYCLOAK)], "ports": sec.tcp(MANAGEMENT_PORT)},
-                    {"to": [sec.peer(SPIRE_NAMESPACE, "spire-server")], "ports": sec.tcp(SPIRE_METRICS_PORT)}],
+                    {"to": [sec.peer(SPIRE_NAMESPACE, SPIRE_SERVER)], "ports": sec.tcp(SPIRE_METRICS_PORT)}],
         ),
         # The SPIRE server's side (its own policies are components/kubernetes/spire_server.py's;
         # policies add up, so this one only opens the metrics port to Prometheus).
-        (SPIRE_NAMESPACE, "spire-server-metrics"): sec.allow(
-            "spire-server", ingress=[{"from_": [sec.peer(NAMESPACE, PROMETHEUS)], "ports": sec.tcp(SPIRE_METRICS_PORT)}]
+        (SPIRE_NAMESPACE, f"{SPIRE_SERVER}-metrics"): sec.allow(
+            SPIRE_SERVER, ingress=[{"from_": [sec.peer(NAMESPACE, PROMETHEUS)], "ports": sec.tcp(SPIRE_METRICS_PORT)}]
         ),
     }
     return out
@@ -153,12 +145,24 @@ class Observability(pulumi.ComponentResource):
             opts=child,
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
-        configs = {LOKI: ("loki.json", loki_config()), PROMTAIL: ("promtail.json", promtail_config()),
-                   PROMETHEUS: ("prometheus.json", prometheus_config()),
-                   GRAFANA: ("datasources.json", grafana_datasources())}
+        configs = {LOKI: ("loki.yaml", loki_config(args.storage)), PROMTAIL: ("promtail.yaml", promtail_config()),
+                   PROMETHEUS: ("prometheus.yaml", prometheus_config()),
+                   GRAFANA: ("datasources.yaml", grafana_datasources())}
         for app, (file, text) in configs.items():
             k8s.core.v1.ConfigMap(f"{name}-{app}-config", metadata=sec.meta(app, NAMESPACE, app, "config"),
                                   data={file: text}, opts=in_ns)
+        # A changed config rolls the pods over (a mounted ConfigMap alone would not restart them).
+        config_digest = {app: {"identity-platform/config-digest": sec.digest(text)}
+                         for app, (_, text) in configs.items()}
+        claims = {LOKI: args.storage.logs_storage, PROMETHEUS: args.storage.metrics_storage}
+        for app, size in claims.items():
+            claim: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+                "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+            if args.storage_class is not None:
+                claim["storage_class_name"] = args.storage_class
+            k8s.core.v1.PersistentVolumeClaim(f"{name}-{app}-data", metadata=sec.meta(f"{app}-data", NAMESPACE, app,
+                                                                                      "storage"),
+                                              spec=claim, opts=in_ns)
         for app in (LOKI, PROMTAIL, PROMETHEUS, GRAFANA):
             k8s.core.v1.ServiceAccount(f"{name}-{app}-account", metadata=sec.meta(app, NAMESPACE, app, "account"),
                                        automount_service_account_token=app == PROMTAIL, opts=in_ns)
@@ -181,31 +185,40 @@ class Observability(pulumi.ComponentResource):
 
         def deployment(app: str, image: str, port: int, args_: list[str], mounts: list[tuple[str, str, str]],
                        env: list[k8s.core.v1.EnvVarArgsDict] | None = None) -> None:
-            """`mounts`: (volume, path, source) with source `config`, `secret` or `scratch` (emptyDir)."""
+            """`mounts`: (volume, path, source) with source `config`, `secret`, `claim` (the app's
+            PersistentVolumeClaim) or `scratch` (emptyDir)."""
             volumes: list[k8s.core.v1.VolumeArgsDict] = []
             for vol, _, source in mounts:
                 if source == "config":
                     volumes.append({"name": vol, "config_map": {"name": app}})
                 elif source == "secret":
                     volumes.append({"name": vol, "secret": {"secret_name": f"{app}-admin"}})
+                elif source == "claim":
+                    volumes.append({"name": vol, "persistent_volume_claim": {"claim_name": f"{app}-data"}})
                 else:
                     volumes.append({"name": vol, "empty_dir": {}})
             # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
             container: dict[str, Any] = {
-                "name": app, "image": image, "args": args_,
+                "name": app, "image": image,
                 "ports": [{"name": "http", "container_port": port}],
                 "readiness_probe": {"tcp_socket": {"port": port}, "period_seconds": 10},
                 "resources": RESOURCES[app].spec(),
                 "security_context": sec.restricted_container(),
-                "volume_mounts": [{"name": v, "mount_path": p, "read_only": s != "scratch"} for v, p, s in mounts],
+                "volume_mounts": [{"name": v, "mount_path": p, "read_only": s in ("config", "secret")}
+                                  for v, p, s in mounts],
             }
+            if args_:  # an empty list is dropped by the API server: a diff on every refresh
+                container["args"] = args_
             if env:
                 container["env"] = env
             k8s.apps.v1.Deployment(
                 f"{name}-{app}",
                 metadata=sec.meta(app, NAMESPACE, app, "server"),
                 spec={"replicas": 1, "selector": {"match_labels": sec.selector(app)},
-                      "template": {"metadata": {"labels": sec.labels(app, "server")}, "spec": {
+                      # One pod on a ReadWriteOnce claim: the old one lets go before the new one starts.
+                      "strategy": {"type": "Recreate" if app in claims else "RollingUpdate"},
+                      "template": {"metadata": {"labels": sec.labels(app, "server"), "annotations": config_digest[app]},
+                                   "spec": {
                           "service_account_name": app, "automount_service_account_token": False,
                           "security_context": sec.pod_security(UIDS[app]),
                           "containers": [container], "volumes": volumes}}},
@@ -216,11 +229,12 @@ class Observability(pulumi.ComponentResource):
                                       "ports": [{"name": "http", "port": port, "target_port": port}]},
                                 opts=in_ns)
 
-        deployment(LOKI, args.loki_image, LOKI_PORT, ["-config.file=/etc/loki/loki.json", "-target=all"],
-                   [("config", "/etc/loki", "config"), ("data", "/loki", "scratch"), ("tmp", "/tmp", "scratch")])  # noqa: S108
+        deployment(LOKI, args.loki_image, LOKI_PORT, ["-config.file=/etc/loki/loki.yaml", "-target=all"],
+                   [("config", "/etc/loki", "config"), ("data", "/loki", "claim"), ("tmp", "/tmp", "scratch")])  # noqa: S108
         deployment(PROMETHEUS, args.prometheus_image, PROMETHEUS_PORT,
-                   ["--config.file=/etc/prometheus/prometheus.json", "--storage.tsdb.path=/prometheus"],
-                   [("config", "/etc/prometheus", "config"), ("data", "/prometheus", "scratch")])
+                   ["--config.file=/etc/prometheus/prometheus.yaml", "--storage.tsdb.path=/prometheus",
+                    f"--storage.tsdb.retention.time={args.storage.metrics_retention_days}d"],
+                   [("config", "/etc/prometheus", "config"), ("data", "/prometheus", "claim")])
         deployment(GRAFANA, args.grafana_image, GRAFANA_PORT, [],
                    [("config", "/etc/grafana/provisioning/datasources", "config"),
                     ("admin", "/run/secrets/grafana", "secret"), ("data", "/var/lib/grafana", "scratch"),
@@ -234,12 +248,13 @@ class Observability(pulumi.ComponentResource):
             f"{name}-promtail",
             metadata=sec.meta(PROMTAIL, NAMESPACE, PROMTAIL, "logs"),
             spec={"selector": {"match_labels": sec.selector(PROMTAIL)},
-                  "template": {"metadata": {"labels": sec.labels(PROMTAIL, "logs")}, "spec": {
+                  "template": {"metadata": {"labels": sec.labels(PROMTAIL, "logs"),
+                                            "annotations": config_digest[PROMTAIL]}, "spec": {
                       "service_account_name": PROMTAIL,
                       "security_context": {"seccomp_profile": {"type": "RuntimeDefault"}},
                       "containers": [{
                           "name": PROMTAIL, "image": args.promtail_image,
-                          "args": ["-config.file=/etc/promtail/promtail.json"],
+                          "args": ["-config.file=/etc/promtail/promtail.yaml"],
                           "env": [{"name": "HOSTNAME", "value_from": {"field_ref": {"field_path": "spec.nodeName"}}}],
                           "resources": RESOURCES[PROMTAIL].spec(),
                           "security_context": promtail_ctx,

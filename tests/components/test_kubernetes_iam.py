@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 import stack_config
 from components.kubernetes import iam as iam_mod
@@ -107,7 +108,8 @@ def test_authorization_denies_all_then_admits_each_services_callers(run: Program
          {"ports": ["8080"]}),
         ({"principals": ["cluster.local/ns/iam-system/sa/keycloak"]}, {"ports": ["7800", "57800"]}),
         # Prometheus (observability) reads the metrics, and nothing else of the management port.
-        ({"namespaces": ["observability"]}, {"ports": ["9000"], "methods": ["GET"], "paths": ["/metrics"]}),
+        ({"principals": ["cluster.local/ns/observability/sa/prometheus"]},
+         {"ports": ["9000"], "methods": ["GET"], "paths": ["/metrics"]}),
     ]
     db = authz["iam-system/keycloak-db"]["spec"]
     assert db["rules"] == [
@@ -277,7 +279,7 @@ def test_network_policies_deny_by_default_and_allow_exactly_the_design_flows(run
     assert _rules(policies["iam-system/allow-istiod"], "egress") == [("ns:istio-system/istiod", [15012])]
     kc = policies["iam-system/keycloak"]
     assert _rules(kc, "ingress") == [("ns:istio-system/istio=ingressgateway", [8080]),
-                                     ("pod:keycloak", [7800, 57800]), ("ns:observability/", [9000])]
+                                     ("pod:keycloak", [7800, 57800]), ("ns:observability/prometheus", [9000])]
     assert _rules(named(run, NETPOL)["observability/prometheus"], "egress")[0] == ("ns:iam-system/keycloak", [9000])
     assert _rules(kc, "egress") == [("pod:keycloak-db", [5432]), ("pod:keycloak", [7800, 57800])]
     db = policies["iam-system/keycloak-db"]
@@ -421,21 +423,20 @@ def test_observability_pods_are_restricted_but_promtails_log_reading(run: Progra
 
 
 def test_grafana_has_loki_provisioned_and_prometheus_scrapes_keycloak_and_spire(run: ProgramRun) -> None:
-    import json
-
     maps = named(run, "kubernetes:core/v1:ConfigMap")
-    sources = json.loads(maps["observability/grafana"]["data"]["datasources.json"])["datasources"]
+    sources = yaml.safe_load(maps["observability/grafana"]["data"]["datasources.yaml"])["datasources"]
     assert {(d["type"], d["url"]) for d in sources} == {("loki", "http://loki.observability.svc:3100"),
                                                         ("prometheus", "http://prometheus.observability.svc:9090")}
     assert [d["name"] for d in sources if d.get("isDefault")] == ["Loki"]
-    jobs = json.loads(maps["observability/prometheus"]["data"]["prometheus.json"])["scrape_configs"]
-    assert {j["job_name"]: j["dns_sd_configs"][0] for j in jobs} == {
-        "keycloak": {"names": ["keycloak-pods.iam-system.svc.cluster.local"], "type": "A", "port": 9000},
-        "spire-server": {"names": ["spire-server-pods.spire-server.svc.cluster.local"], "type": "A", "port": 9988},
+    jobs = yaml.safe_load(maps["observability/prometheus"]["data"]["prometheus.yaml"])["scrape_configs"]
+    assert {j["job_name"]: (j["metrics_path"], j["dns_sd_configs"][0]) for j in jobs} == {
+        "keycloak": ("/metrics", {"names": ["keycloak-pods.iam-system.svc.cluster.local"], "type": "A", "port": 9000}),
+        "spire-server": ("/metrics", {"names": ["spire-server-pods.spire-server.svc.cluster.local"], "type": "A",
+                                      "port": 9988}),
     }
     headless = named(run, "kubernetes:core/v1:Service")["iam-system/keycloak-pods"]["spec"]
     assert headless["clusterIp" if "clusterIp" in headless else "clusterIP"] == "None"
-    promtail = json.loads(maps["observability/promtail"]["data"]["promtail.json"])
+    promtail = yaml.safe_load(maps["observability/promtail"]["data"]["promtail.yaml"])
     assert promtail["clients"] == [{"url": "http://loki.observability.svc:3100/loki/api/v1/push"}]
 
 

@@ -19,13 +19,28 @@ import pytest
 
 from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
-from tests.harness.dynamic_host import DynamicProviderHost
+from tests.conftest import program_run
+from tests.harness import mock_engine
+from tests.harness.dynamic_host import PROVIDER_KEY, DynamicProviderHost
 
 CLIENT_TYPE = "pulumi-python:dynamic/keycloak:Client"
 REALM_TYPE = "pulumi-python:dynamic/keycloak:Realm"
 RETRY = RetryPolicy(attempts=4, base_delay=0.2, max_delay=2)
 OWNER = "identity-platform/test"  # the dynamic host's PULUMI_PROJECT / PULUMI_STACK
 EVENT_TYPES = ["LOGIN", "LOGIN_ERROR", "REFRESH_TOKEN", "REFRESH_TOKEN_ERROR"]
+PLATFORMS = ("dev", "k8s-dev")
+"""Stacks whose realm and Ziti client the scenarios run with: Swarm's dev and Kubernetes's k8s-dev,
+as each one's assembly registers them (`KeycloakIdentity`), so both platforms pass the same tests."""
+
+
+def platform_inputs(stack: str, type_: str) -> dict[str, Any]:
+    """The inputs `stack`'s `__main__.py` registers for its one `KeycloakIdentity` resource of
+    `type_` (mock engine), plain, without what points it at a server: connection, owner, provider."""
+    run = program_run(stack, False)
+    (recorded,) = [r for r in run.resources if r.type == type_ and r.name.startswith("keycloak-identity-")]
+    out = {k: mock_engine.unwrap_secret(v) for k, v in recorded.inputs.items()
+           if k not in ("connection", "owner", PROVIDER_KEY)}
+    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in out.items()}
 
 
 def _claims(token: str) -> dict[str, Any]:

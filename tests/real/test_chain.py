@@ -7,7 +7,11 @@
    SPIRE's upstream root registered, verified and claim-mapped as `ZitiTrust` does it.
 2. Keycloak user -> Ziti with a token: a user of the realm `KeycloakIdentity` makes logs in
    through its public PKCE client as a browser does, and the access token logs in to Ziti
-   (`method=ext-jwt`) through the signer and user auth policy `ZitiTrust` makes.
+   (`method=ext-jwt`) through the signer and user auth policy `ZitiTrust` makes. Once per
+   platform (`PLATFORMS`: Swarm's dev stack, Kubernetes's k8s-dev): the realm and client are the
+   ones that stack's `__main__.py` registers, only pointed at this session's server; on
+   Kubernetes they also wait for a Keycloak still starting, as behind the Gateway while the
+   Deployment rolls out (`test_the_platforms_realm_waits_for_a_keycloak_still_starting`).
 
 How the resources are made: each component is evaluated under Pulumi's mock engine
 (tests/harness/mock_engine.py) with inputs that point at this session's servers, and the dynamic
@@ -26,9 +30,13 @@ by an ExitStack), newest first.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,16 +49,17 @@ import pytest
 from cryptography import x509
 from pulumi.dynamic import ResourceProvider
 
-from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS, KeycloakIdentity, KeycloakIdentityArgs
+from components.keycloak_identity import DEFAULT_ZITI_REDIRECT_URIS
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
 from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiTrustArgs, ZitiWorkload
 from dynamic_providers.ziti import provider as zp
-from servers import keycloak as kc_server
+from tests.conftest import program_run
 from tests.harness import chain, mock_engine
 from tests.harness.dynamic_host import PROVIDER_KEY, DynamicProviderHost, State
 from tests.harness.mock_engine import Registered
 from tests.real._ziti import connection, owner, unique, ziti_section
 from tests.real.conftest import RealServers
+from tests.real.keycloak_support import PLATFORMS
 
 ziti = pytest.fixture(scope="module")(ziti_section)
 
@@ -295,6 +304,22 @@ def test_an_svid_without_a_ziti_identity_or_without_its_chain_is_refused(
 # --- 2. Keycloak user -> Ziti with a token ---------------------------------------------------------
 
 
+def platform_keycloak(stack: str) -> list[Registered]:
+    """`KeycloakIdentity`'s realm and client of `stack`, recorded by `__main__.py` under the mock
+    engine: their inputs and the providers they carry (with the readiness wait), in order."""
+    run = program_run(stack, False)
+    return [r for r in run.resources
+            if r.type.startswith(f"{DYNAMIC}keycloak:") and r.name.startswith("keycloak-identity-")]
+
+
+def on_this_server(recorded: Registered, keycloak: Mapping[str, Any], realm: str) -> dict[str, Any]:
+    """What points a recorded realm or client at this session's Keycloak, under its own realm: the
+    connection's address and admin credentials; every other input stays the platform's."""
+    connection = {**plain(recorded.inputs["connection"]), "url": keycloak["url"],
+                  "username": keycloak["admin_user"], "password": keycloak["admin_password"]}
+    return {"realm": realm, "connection": connection}
+
+
 @dataclass(frozen=True)
 class UserSide:
     realm: str
@@ -302,31 +327,28 @@ class UserSide:
     issuer: str
     user_policy_id: str
     client: Registered  # the recorded Ziti client, to make a look-alike with another audience
+    overrides: dict[str, Any]  # what points the recorded resources at this server and realm
 
 
-def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str) -> UserSide:
-    """KeycloakIdentity's realm and Ziti client, then ZitiTrust's Keycloak half (signer from the
-    realm's discovery outputs, audience and client id from the client) as the assembly wires them."""
-    client_id = kc_server.dev_settings().ziti_client_id
-    realm = name
-
-    def identity() -> None:
-        KeycloakIdentity(name, KeycloakIdentityArgs(url=keycloak["url"], admin_user=keycloak["admin_user"],
-                                                    admin_password=keycloak["admin_password"], realm=realm,
-                                                    # as assembly.py: the client id is the audience
-                                                    ziti_client_id=client_id, audience=client_id))
-
-    kc_resources = registered(identity)
-    made.realize(kc_resources)
-    realm_out, client_out = made.states[f"{name}-realm"].outputs, made.states[f"{name}-ziti-client"].outputs
-    discovery = httpx.get(f"{keycloak['url']}/realms/{realm}/.well-known/openid-configuration", timeout=30).json()
+def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str,
+               stack: str = "dev") -> UserSide:
+    """The platform's realm and Ziti client (`platform_keycloak`), then ZitiTrust's Keycloak half
+    (signer from the realm's discovery outputs, audience and client id from the client) as the
+    assembly wires them."""
+    kc_resources = platform_keycloak(stack)
+    assert [r.name for r in kc_resources] == ["keycloak-identity-realm", "keycloak-identity-ziti-client"]
+    overrides = on_this_server(kc_resources[0], keycloak, name)
+    made.realize(kc_resources, suffix=f"-{name}", **overrides)
+    realm_out = made.states[f"keycloak-identity-realm-{name}"].outputs
+    client_out = made.states[f"keycloak-identity-ziti-client-{name}"].outputs
+    discovery = httpx.get(f"{keycloak['url']}/realms/{name}/.well-known/openid-configuration", timeout=30).json()
     assert (realm_out["issuer_url"], realm_out["jwks_url"]) == (discovery["issuer"], discovery["jwks_uri"])
 
     trust = ziti_trust(name, ziti, issuer=realm_out["issuer_url"], jwks_url=realm_out["jwks_url"],
                        audience=client_out["audience"], client_id=client_out["client_id"])
     made.realize(trust, only=USER_SIDE)
-    (client,) = [r for r in kc_resources if r.name == f"{name}-ziti-client"]
-    return UserSide(realm, client_id, realm_out["issuer_url"], made.states[f"{name}-user-policy"].id, client)
+    return UserSide(name, client_out["client_id"], realm_out["issuer_url"], made.states[f"{name}-user-policy"].id,
+                    kc_resources[1], overrides)
 
 
 def user(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], side: UserSide, login: str,
@@ -346,10 +368,11 @@ def user(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], side: Us
     return username, password, state.id
 
 
+@pytest.mark.parametrize("stack", PLATFORMS)
 def test_a_keycloak_user_logs_in_to_ziti_with_the_token_of_a_browser_login(
-    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made, stack: str
 ) -> None:
-    side = user_chain(made, keycloak, ziti, unique("chain"))
+    side = user_chain(made, keycloak, ziti, unique("chain"), stack)
     username, password, identity_id = user(made, keycloak, ziti, side, "alice", with_identity=True)
 
     token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, username, password)
@@ -363,15 +386,16 @@ def test_a_keycloak_user_logs_in_to_ziti_with_the_token_of_a_browser_login(
     assert data["authQueries"] == []
 
 
+@pytest.mark.parametrize("stack", PLATFORMS)
 def test_a_token_of_a_user_without_identity_or_for_another_audience_is_refused(
-    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made, stack: str
 ) -> None:
-    side = user_chain(made, keycloak, ziti, unique("chain"))
+    side = user_chain(made, keycloak, ziti, unique("chain"), stack)
     alice, alice_pw, alice_identity = user(made, keycloak, ziti, side, "alice", with_identity=True)
     bob, bob_pw, _ = user(made, keycloak, ziti, side, "bob", with_identity=False)
     # Another app of the same realm: the Ziti client's exact settings, its own id as audience.
     other = f"{side.client_id}-other-app"
-    made.realize([side.client], suffix="-other", client_id=other, audience=other)
+    made.realize([side.client], suffix=f"-{side.realm}-other", client_id=other, audience=other, **side.overrides)
 
     # The control: alice through the Ziti client -> her identity.
     token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, alice, alice_pw)
@@ -389,3 +413,61 @@ def test_a_token_of_a_user_without_identity_or_for_another_audience_is_refused(
     assert claims["azp"] == other and side.client_id not in claims["aud"], claims["aud"]
     refused(lambda: chain.ziti_jwt_login(ziti["url"], ziti["ca_pem"], other_token), ziti,
             "audience validation failed")
+
+
+class LateListener:
+    """A loopback port that refuses connections for `delay` seconds, then forwards each one to
+    `target` (host, port): a Keycloak that is not up yet, then is."""
+
+    def __init__(self, target: tuple[str, int], delay: float) -> None:
+        self.target, self.delay = target, delay
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        if self._stop.wait(self.delay):
+            return
+        with socket.create_server(("127.0.0.1", self.port)) as server:
+            server.settimeout(0.2)
+            while not self._stop.is_set():
+                try:
+                    client, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection(self.target)
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def test_the_platforms_realm_waits_for_a_keycloak_still_starting(keycloak: dict[str, Any], made: Made) -> None:
+    """k8s-dev's realm, with the provider it carries, against a Keycloak that answers only after
+    8 s: the create waits (the provider's readiness wait) instead of failing, then makes the realm."""
+    (realm,) = [r for r in platform_keycloak("k8s-dev") if r.name == "keycloak-identity-realm"]
+    url = httpx.URL(keycloak["url"])
+    late = LateListener((url.host, url.port or 80), delay=8.0)
+    try:
+        name = unique("late")
+        overrides = on_this_server(realm, keycloak, name)
+        overrides["connection"]["url"] = f"http://127.0.0.1:{late.port}"
+        started = time.monotonic()
+        (state,) = made.realize([realm], suffix=f"-{name}", **overrides)
+        waited = time.monotonic() - started
+    finally:
+        late.close()
+    assert waited >= 8.0, waited
+    found = httpx.get(f"{keycloak['url']}/realms/{name}/.well-known/openid-configuration", timeout=30)
+    assert found.status_code == 200 and state.outputs["realm"] == name, found.status_code

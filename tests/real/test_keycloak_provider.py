@@ -20,12 +20,14 @@ from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
 from tests.real.keycloak_support import (  # noqa: F401 - fixtures
     CLIENT_TYPE,
     OWNER,
+    PLATFORMS,
     REALM_TYPE,
     RETRY,
     RealKeycloak,
     admin,
     clients,
     kc,
+    platform_inputs,
     realm,
     realms,
 )
@@ -53,20 +55,17 @@ def confidential(admin: RealKeycloak, realm: str, **overrides: Any) -> dict[str,
     return props
 
 
-def ziti_client(admin: RealKeycloak, realm: str, **overrides: Any) -> dict[str, Any]:
-    props: dict[str, Any] = {
-        "realm": realm,
-        "client_id": "openziti",
-        "access_type": "PUBLIC",
-        "standard_flow_enabled": True,
-        "implicit_flow_enabled": False,
-        "direct_access_grants_enabled": False,
-        "pkce_method": "S256",
-        "redirect_uris": ["http://localhost:20314/auth/callback"],
-        "audience": "openziti",
-        "connection": admin.connection(),
-        "owner": OWNER,
-    }
+@pytest.fixture(params=PLATFORMS)
+def platform(request: pytest.FixtureRequest) -> str:
+    """Whose Ziti client the scenario runs with: Swarm's dev stack's or Kubernetes's (k8s-dev)."""
+    return str(request.param)
+
+
+def ziti_client(admin: RealKeycloak, realm: str, platform: str, **overrides: Any) -> dict[str, Any]:
+    """The Ziti client as `platform`'s stack registers it (`KeycloakIdentity`, through its
+    assembly), in `realm` of this server, owned by the test host's stack."""
+    props = {**platform_inputs(platform, CLIENT_TYPE), "realm": realm, "connection": admin.connection(),
+             "owner": OWNER}
     props.update(overrides)
     return props
 
@@ -157,9 +156,9 @@ class TestClientLifecycle:
             assert events.get("REFRESH_TOKEN", 0) >= 4, events  # renewed between every pair of calls
 
     def test_public_pkce_client_with_audience_mapper(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
         rep = admin.client(realm, "openziti")
         assert rep["publicClient"] is True and "secret" not in rep
         assert rep["attributes"]["pkce.code.challenge.method"] == "S256"
@@ -170,12 +169,12 @@ class TestClientLifecycle:
         assert state.outputs.get("client_secret") is None
         assert state.outputs["audience"] == "openziti"
 
-        changed, _ = clients.change("ziti", state, ziti_client(admin, realm, audience="ziti-controller"))
+        changed, _ = clients.change("ziti", state, ziti_client(admin, realm, platform, audience="ziti-controller"))
         mapper = admin.client(realm, "openziti")["protocolMappers"][0]
         assert mapper["id"] == mappers[0]["id"]  # updated in place
         assert mapper["config"]["included.custom.audience"] == "ziti-controller"
 
-        without = ziti_client(admin, realm)
+        without = ziti_client(admin, realm, platform)
         del without["audience"]
         clients.change("ziti", changed, without)
         assert not admin.client(realm, "openziti").get("protocolMappers")
@@ -198,30 +197,32 @@ class TestClientLifecycle:
         assert refreshed is not None and clients.preview_change("api", refreshed, props)[1].changes == "DIFF_NONE"
 
     def test_client_id_change_renames_in_place(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
-        renamed, diff = clients.change("ziti", state, ziti_client(admin, realm, client_id="ziti-users"))
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
+        renamed, diff = clients.change("ziti", state, ziti_client(admin, realm, platform, client_id="ziti-users"))
         assert diff.replaces == [] and renamed.id == state.id
         assert admin.client_by_client_id(realm, "openziti") is None
         assert admin.client(realm, "ziti-users")["id"] == state.id
 
     def test_rename_onto_a_taken_client_id_fails_naming_it(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
         taken = admin.seed_client(realm, {"clientId": "taken"})
-        state = clients.up("ziti", ziti_client(admin, realm))
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
         with pytest.raises(ProviderCallError, match="409") as err:
-            clients.change("ziti", state, ziti_client(admin, realm, client_id="taken"))
+            clients.change("ziti", state, ziti_client(admin, realm, platform, client_id="taken"))
         assert "client_id 'taken' is already used by another client" in err.value.details
         assert admin.client(realm, "taken")["id"] == taken and admin.client(realm, "openziti")["id"] == state.id
 
-    def test_realm_change_replaces(self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost) -> None:
+    def test_realm_change_replaces(
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
+    ) -> None:
         other = f"{realm}-o"
         admin.seed_realm(other)
         try:
-            state = clients.up("ziti", ziti_client(admin, realm))
-            moved, diff = clients.change("ziti", state, ziti_client(admin, other))
+            state = clients.up("ziti", ziti_client(admin, realm, platform))
+            moved, diff = clients.change("ziti", state, ziti_client(admin, other, platform))
             assert diff.replaces == ["realm"] and not diff.delete_before_replace
             assert moved.id != state.id
             assert admin.client_by_client_id(realm, "openziti") is None
@@ -230,9 +231,10 @@ class TestClientLifecycle:
             admin.delete_realm(other)
 
     def test_scopes_are_set_on_create_and_moved_through_their_endpoints(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        props = ziti_client(admin, realm, default_client_scopes=["profile", "email"], optional_client_scopes=["phone"])
+        props = ziti_client(admin, realm, platform, default_client_scopes=["profile", "email"],
+                            optional_client_scopes=["phone"])
         state = clients.up("ziti", props)
         assert admin.scope_names(realm, state.id, "default") == ["email", "profile"]
         assert admin.scope_names(realm, state.id, "optional") == ["phone"]
@@ -247,10 +249,10 @@ class TestClientLifecycle:
         assert refreshed is not None and clients.preview_change("ziti", refreshed, same)[1].changes == "DIFF_NONE"
 
     def test_an_unknown_scope_fails_before_anything_is_created(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
         with pytest.raises(ProviderCallError, match="no-such-scope") as err:
-            clients.up("ziti", ziti_client(admin, realm, default_client_scopes=["profile", "no-such-scope"]))
+            clients.up("ziti", ziti_client(admin, realm, platform, default_client_scopes=["profile", "no-such-scope"]))
         assert "available" in err.value.details
         assert admin.client_by_client_id(realm, "openziti") is None
 
@@ -395,13 +397,13 @@ class TestSecrets:
         assert admin.client(realm, "billing")["description"] == "now described"
 
     def test_switching_a_public_client_to_confidential_yields_a_secret(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
         assert state.outputs.get("client_secret") is None
-        switched, _ = clients.change("ziti", state, ziti_client(admin, realm, access_type="CONFIDENTIAL"))
+        switched, _ = clients.change("ziti", state, ziti_client(admin, realm, platform, access_type="CONFIDENTIAL"))
         assert switched.outputs["client_secret"] == admin.secret(realm, state.id)
-        back, _ = clients.change("ziti", switched, ziti_client(admin, realm))
+        back, _ = clients.change("ziti", switched, ziti_client(admin, realm, platform))
         assert back.outputs.get("client_secret") is None and "secret" not in admin.client(realm, "openziti")
 
     def test_read_never_turns_the_secret_into_an_input(
@@ -415,7 +417,7 @@ class TestSecrets:
 
 class TestOwnership:
     def test_an_orphan_of_this_stack_is_adopted_and_brought_in_line(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
         orphan = admin.seed_client(
             realm,
@@ -426,22 +428,24 @@ class TestOwnership:
                 "attributes": {"pulumi.stack": OWNER},
             },
         )
-        state = clients.up("ziti", ziti_client(admin, realm))
+        props = ziti_client(admin, realm, platform)
+        state = clients.up("ziti", props)
         assert state.id == orphan
         rep = admin.client(realm, "openziti")
-        assert rep["redirectUris"] == ["http://localhost:20314/auth/callback"]
+        assert sorted(rep["redirectUris"]) == sorted(props["redirect_uris"]) and "https://old/cb" not in rep[
+            "redirectUris"]
         assert rep["protocolMappers"][0]["config"]["included.custom.audience"] == "openziti"
         assert admin.count_clients(realm, "openziti") == 1
 
     @pytest.mark.parametrize("marker", [None, "identity-platform/prod", "someone-else/test"])
     def test_a_foreign_client_is_refused_with_its_name_and_id(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, marker: str | None
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, marker: str | None, platform: str
     ) -> None:
         attrs = {"pulumi.stack": marker} if marker else {}
         foreign = admin.seed_client(realm, {"clientId": "openziti", "publicClient": False, "attributes": attrs})
         before = admin.client(realm, "openziti")
         with pytest.raises(ProviderCallError) as err:
-            clients.up("ziti", ziti_client(admin, realm))
+            clients.up("ziti", ziti_client(admin, realm, platform))
         details = err.value.details
         assert f"'openziti' already exists in realm '{realm}'" in details and foreign in details
         assert ("absent" if marker is None else marker) in details
@@ -476,19 +480,19 @@ class TestOwnership:
 
     @pytest.mark.parametrize("builtin", ["account", "admin-cli", "realm-management"])
     def test_keycloak_built_in_clients_are_never_taken_over(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, builtin: str
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, builtin: str, platform: str
     ) -> None:
         before = admin.client(realm, builtin)
         with pytest.raises(ProviderCallError, match=f"'{builtin}' already exists"):
-            clients.up("acct", ziti_client(admin, realm, client_id=builtin))
+            clients.up("acct", ziti_client(admin, realm, platform, client_id=builtin))
         assert admin.client(realm, builtin) == before
 
 
 class TestDriftAndDeletion:
     def test_drift_on_the_server_shows_up_after_refresh_and_is_repaired(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        props = ziti_client(admin, realm)
+        props = ziti_client(admin, realm, platform)
         state = clients.up("ziti", props)
         rep = admin.client(realm, "openziti")
         admin.put_client(
@@ -512,15 +516,17 @@ class TestDriftAndDeletion:
         assert again is not None and clients.preview_change("ziti", again, props)[1].changes == "DIFF_NONE"
 
     def test_a_client_deleted_outside_pulumi_reads_as_gone_and_its_delete_succeeds(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
     ) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
         admin.delete_client(realm, state.id)
         assert clients.refresh("ziti", state) is None
         clients.delete("ziti", state.id, state.outputs)  # already gone: a 404 is success
 
-    def test_delete_is_idempotent(self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
+    def test_delete_is_idempotent(
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, platform: str
+    ) -> None:
+        state = clients.up("ziti", ziti_client(admin, realm, platform))
         clients.delete("ziti", state.id, state.outputs)
         clients.delete("ziti", state.id, state.outputs)
         assert admin.client_by_client_id(realm, "openziti") is None
@@ -529,25 +535,28 @@ class TestDriftAndDeletion:
     @pytest.mark.parametrize(
         "edit",
         [
-            pytest.param({"redirect_uris": ["http://localhost:20314/auth/callback"] * 2}, id="duplicate-uri"),
-            pytest.param({"attributes": {}}, id="empty-map-equals-none"),
-            pytest.param({"description": ""}, id="empty-string-equals-absent"),
-            pytest.param({"enabled": True}, id="default-made-explicit"),
+            pytest.param(lambda p: {"redirect_uris": p["redirect_uris"] * 2}, id="duplicate-uri"),
+            pytest.param(lambda p: {"attributes": {}}, id="empty-map-equals-none"),
+            pytest.param(lambda p: {"root_url": ""}, id="empty-string-equals-absent"),  # no platform sets it
+            pytest.param(lambda p: {"enabled": True}, id="default-made-explicit"),
         ],
     )
     def test_equivalent_inputs_are_no_change_after_a_real_refresh(
-        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost, edit: dict[str, Any]
+        self, admin: RealKeycloak, realm: str, clients: DynamicProviderHost,
+        edit: Callable[[dict[str, Any]], dict[str, Any]], platform: str,
     ) -> None:
-        state = clients.up("ziti", ziti_client(admin, realm))
+        props = ziti_client(admin, realm, platform)
+        assert "root_url" not in props
+        state = clients.up("ziti", props)
         refreshed = clients.refresh("ziti", state)
         assert refreshed is not None
-        _, diff = clients.preview_change("ziti", refreshed, {**ziti_client(admin, realm), **edit})
+        _, diff = clients.preview_change("ziti", refreshed, {**props, **edit(props)})
         assert diff.changes == "DIFF_NONE"
 
 
 class TestRealmLifecycle:
     def test_create_read_update_delete_with_issuer_from_discovery(
-        self, admin: RealKeycloak, realms: DynamicProviderHost, clients: DynamicProviderHost
+        self, admin: RealKeycloak, realms: DynamicProviderHost, clients: DynamicProviderHost, platform: str
     ) -> None:
         name = f"users-{int(time.time() * 1000) % 10**8}"
         props = {
@@ -572,7 +581,7 @@ class TestRealmLifecycle:
             assert state.outputs["jwks_url"] == f"{public}/realms/{name}/protocol/openid-connect/certs"
 
             # The same host process creates a client in the new realm: no 403 from a token older than it.
-            clients.up("c", ziti_client(admin, name))
+            clients.up("c", ziti_client(admin, name, platform))
             assert admin.client_by_client_id(name, "openziti") is not None
 
             refreshed = realms.refresh(name, state)
@@ -610,6 +619,26 @@ class TestRealmLifecycle:
             realms.delete(name, updated.id, updated.outputs)
             assert admin.realm(name) is None
             realms.delete(name, updated.id, updated.outputs)  # already gone: fine
+        finally:
+            admin.delete_realm(name)
+
+    def test_the_platforms_realm_is_made_reads_back_without_drift_and_is_deleted(
+        self, admin: RealKeycloak, realms: DynamicProviderHost, platform: str
+    ) -> None:
+        name = f"p-{platform}-{int(time.time() * 1000) % 10**8}"
+        props = {**platform_inputs(platform, REALM_TYPE), "realm": name, "connection": admin.connection(),
+                 "owner": OWNER}
+        try:
+            state = realms.up(name, props)
+            rep = admin.realm(name)
+            assert rep is not None and state.id == rep["id"] and rep["enabled"] is True
+            # KeycloakIdentity's lifespans, as every platform's assembly leaves them.
+            assert (rep["accessTokenLifespan"], rep["ssoSessionIdleTimeout"], rep["ssoSessionMaxLifespan"]) == (
+                300, 1800, 36000)
+            refreshed = realms.refresh(name, state)
+            assert refreshed is not None and realms.preview_change(name, refreshed, props)[1].changes == "DIFF_NONE"
+            realms.delete(name, state.id, state.outputs)
+            assert admin.realm(name) is None
         finally:
             admin.delete_realm(name)
 

@@ -27,7 +27,8 @@ from tests.harness.kube_api import ApiRefusedError, KubeApi, as_sent
 STACK = "k8s-dev"
 # Creation order: what others refer to first (namespaces, accounts, roles), workloads last.
 ORDER = ("Namespace", "CSIDriver", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Secret",
-         "Service", "NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "DaemonSet", "Deployment")
+         "PersistentVolumeClaim", "Service", "NetworkPolicy", "PodDisruptionBudget", "StatefulSet", "DaemonSet",
+         "Deployment")
 POD_OWNERS = ("StatefulSet", "DaemonSet", "Deployment")
 CUSTOM_TYPES = ("kubernetes:helm.sh/", "kubernetes:postgresql.cnpg.io/", "kubernetes:security.istio.io/",
                 "kubernetes:networking.istio.io/", "kubernetes:argoproj.io/")
