@@ -5,8 +5,9 @@ running the Swarm stack's wrapper and then the image's bootstrap, with the same 
   enrolled identity, PKI, config); kept when the set is deleted or scaled down.
 - The files the wrappers read under `/run/secrets` (the Swarm secrets' path and names) projected
   from Kubernetes Secrets, mode 0440 for the pod's fsGroup (the image's uid).
-- `/tmp` an `emptyDir` (the bootstrap's `mktemp`, the `ziti agent stats` socket, HOME of the
-  `ziti` CLI); the root filesystem read-only; restricted security contexts; requests/limits.
+- `/tmp` an `emptyDir` (the bootstrap's `mktemp`, the `ziti agent stats` socket; HOME points there
+  so any state the `ziti` CLI keeps lands on a writable path); the root filesystem read-only;
+  restricted security contexts; requests/limits.
 - Probes: `ziti agent stats` (what the Swarm healthcheck and the upstream charts use) for startup
   and liveness, the TLS port accepting connections for readiness.
 """
@@ -29,8 +30,8 @@ SecretFiles = Sequence[tuple[str, Sequence[tuple[str, str]]]]
 
 
 def container_env(env: Mapping[str, str]) -> list[k8s.core.v1.EnvVarArgsDict]:
-    """The Swarm service's `ZITI_*` environment, and HOME on the writable `/tmp` (the `ziti` CLI the
-    bootstrap runs keeps its own config under HOME)."""
+    """The Swarm service's `ZITI_*` environment, and HOME on the writable `/tmp` (the image's
+    user's home is on the read-only root)."""
     return [{"name": k, "value": v} for k, v in {**env, "HOME": TMP}.items()]
 
 

@@ -46,6 +46,7 @@ from components.spire_registrations import Registration, SpireRegistrations, Spi
 from components.ziti_trust import SPIFFE_CLAIM, ZitiTrust, ZitiTrustArgs, ZitiWorkload
 from dynamic_providers.ziti import provider as zp
 from servers import keycloak as kc_server
+from tests.conftest import program_run
 from tests.harness import chain, mock_engine
 from tests.harness.dynamic_host import PROVIDER_KEY, DynamicProviderHost, State
 from tests.harness.mock_engine import Registered
@@ -123,9 +124,10 @@ class Made:
         return state
 
     def realize(self, resources: Iterable[Registered], *, only: tuple[str, ...] = (), suffix: str = "",
-                **overrides: Any) -> list[State]:
+                each: Mapping[str, Mapping[str, Any]] | None = None, **overrides: Any) -> list[State]:
         """Create the recorded resources (those whose name contains one of `only`, if given) with
-        the provider each one carries; `overrides` replace inputs, `suffix` extends the names."""
+        the provider each one carries; `overrides` replace inputs (of the resource named so in
+        `each`: only its), `suffix` extends the names."""
         resources = list(resources)
         mock_ids = {f"{r.name}-id" for r in resources}
         out = []
@@ -134,7 +136,8 @@ class Made:
                 continue
             props = self._real_ids(plain({k: v for k, v in r.inputs.items() if k != PROVIDER_KEY}), mock_ids)
             provider = dill.loads(base64.b64decode(plain(r.inputs[PROVIDER_KEY])))  # noqa: S301 (our own recording)
-            out.append(self.create(provider, r.type, r.name + suffix, {**props, **overrides}))
+            own = (each or {}).get(r.name, {})
+            out.append(self.create(provider, r.type, r.name + suffix, {**props, **overrides, **own}))
         return out
 
     def _real_ids(self, value: Any, mock_ids: set[str]) -> Any:
@@ -304,9 +307,41 @@ class UserSide:
     client: Registered  # the recorded Ziti client, to make a look-alike with another audience
 
 
-def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str) -> UserSide:
+def kubernetes_jwks(recorded: str, realm: str, keycloak_url: str) -> str:
+    """The JWKS URL the k8s-dev program gives its signer (Keycloak's cluster Service, realm
+    `platform`) for this test's realm, its Service authority standing for the session's Keycloak
+    as the cluster's DNS and Service stand for the Keycloak pod."""
+    service = "http://keycloak.iam-system.svc:8080"  # kubernetes.iam's Service, asserted in the mock tests
+    assert recorded == f"{service}/realms/platform/protocol/openid-connect/certs", recorded
+    return recorded.replace(service, keycloak_url).replace("/realms/platform/", f"/realms/{realm}/")
+
+
+def kubernetes_user_side(made: Made, ziti: dict[str, Any], name: str, realm_out: Mapping[str, Any],
+                         client_out: Mapping[str, Any], keycloak_url: str) -> str:
+    """ZitiTrust's Keycloak half as the k8s-dev program registers it (platform kubernetes with
+    kubernetes.ziti: `build_kubernetes_ziti`), made on the session's controller for this test's
+    realm; returns the user policy's id."""
+    recorded = [r for r in program_run("k8s-dev", False).resources
+                if r.type.startswith(f"{DYNAMIC}ziti:") and r.parent.endswith("::ziti-trust")]
+    (signer,) = [r for r in recorded if r.name == "ziti-trust-keycloak-signer"]
+    realm = realm_out["issuer_url"].rsplit("/", 1)[1]
+    jwks = kubernetes_jwks(plain(signer.inputs["jwks_endpoint"]), realm, keycloak_url)
+    assert jwks == realm_out["jwks_url"]  # the same document the realm advertises
+    common = {"name": name, "connection": connection(ziti)}
+    made.realize(recorded, only=USER_SIDE, each={
+        "ziti-trust-keycloak-signer": {**common, "owner": owner(f"{name}-signer"), "jwks_endpoint": jwks,
+                                       "issuer": realm_out["issuer_url"], "external_auth_url": realm_out["issuer_url"],
+                                       "audience": client_out["audience"], "client_id": client_out["client_id"]},
+        "ziti-trust-user-policy": {**common, "owner": owner(f"{name}-policy")},
+    })
+    return made.states["ziti-trust-user-policy"].id
+
+
+def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str,
+               platform: str = "swarm") -> UserSide:
     """KeycloakIdentity's realm and Ziti client, then ZitiTrust's Keycloak half (signer from the
-    realm's discovery outputs, audience and client id from the client) as the assembly wires them."""
+    realm's discovery outputs, audience and client id from the client) as the assembly wires them:
+    for `platform` kubernetes, the resources the k8s-dev program registers (kubernetes_user_side)."""
     client_id = kc_server.dev_settings().ziti_client_id
     realm = name
 
@@ -322,10 +357,13 @@ def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], na
     discovery = httpx.get(f"{keycloak['url']}/realms/{realm}/.well-known/openid-configuration", timeout=30).json()
     assert (realm_out["issuer_url"], realm_out["jwks_url"]) == (discovery["issuer"], discovery["jwks_uri"])
 
+    (client,) = [r for r in kc_resources if r.name == f"{name}-ziti-client"]
+    if platform == "kubernetes":
+        policy_id = kubernetes_user_side(made, ziti, name, realm_out, client_out, keycloak["url"])
+        return UserSide(realm, client_id, realm_out["issuer_url"], policy_id, client)
     trust = ziti_trust(name, ziti, issuer=realm_out["issuer_url"], jwks_url=realm_out["jwks_url"],
                        audience=client_out["audience"], client_id=client_out["client_id"])
     made.realize(trust, only=USER_SIDE)
-    (client,) = [r for r in kc_resources if r.name == f"{name}-ziti-client"]
     return UserSide(realm, client_id, realm_out["issuer_url"], made.states[f"{name}-user-policy"].id, client)
 
 
@@ -346,10 +384,11 @@ def user(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], side: Us
     return username, password, state.id
 
 
+@pytest.mark.parametrize("platform", ["swarm", "kubernetes"])
 def test_a_keycloak_user_logs_in_to_ziti_with_the_token_of_a_browser_login(
-    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made, platform: str
 ) -> None:
-    side = user_chain(made, keycloak, ziti, unique("chain"))
+    side = user_chain(made, keycloak, ziti, unique("chain"), platform)
     username, password, identity_id = user(made, keycloak, ziti, side, "alice", with_identity=True)
 
     token = chain.keycloak_pkce_login(keycloak["url"], side.realm, side.client_id, REDIRECT_URI, username, password)
@@ -363,10 +402,11 @@ def test_a_keycloak_user_logs_in_to_ziti_with_the_token_of_a_browser_login(
     assert data["authQueries"] == []
 
 
+@pytest.mark.parametrize("platform", ["swarm", "kubernetes"])
 def test_a_token_of_a_user_without_identity_or_for_another_audience_is_refused(
-    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made
+    keycloak: dict[str, Any], ziti: dict[str, Any], made: Made, platform: str
 ) -> None:
-    side = user_chain(made, keycloak, ziti, unique("chain"))
+    side = user_chain(made, keycloak, ziti, unique("chain"), platform)
     alice, alice_pw, alice_identity = user(made, keycloak, ziti, side, "alice", with_identity=True)
     bob, bob_pw, _ = user(made, keycloak, ziti, side, "bob", with_identity=False)
     # Another app of the same realm: the Ziti client's exact settings, its own id as audience.

@@ -62,7 +62,7 @@ def iam_api(kube_api: KubeApi) -> KubeApi:
                 pytest.fail(f"CRD {name} not established within {ESTABLISHED_SECONDS} s: {status}")
             time.sleep(0.5)
     kube_api.forget_kinds()
-    for ns in ("iam-system", "observability", "argocd"):
+    for ns in ("iam-system", "observability", "argocd", "ziti"):
         kube_api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     return kube_api
 
