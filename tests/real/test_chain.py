@@ -191,19 +191,51 @@ def ziti_trust(name: str, ziti: dict[str, Any], *, spire: Mapping[str, Any] | No
 # --- 1. workload -> Ziti with an SVID ------------------------------------------------------------
 
 
+def kubernetes_trust() -> list[Registered]:
+    """The Ziti resources the k8s-dev program registers (platform kubernetes with kubernetes.ziti,
+    `assembly.build_kubernetes_ziti`), in registration order."""
+    return [r for r in program_run("k8s-dev", False).resources
+            if r.type.startswith(f"{DYNAMIC}ziti:") and r.parent.endswith("::ziti-trust")]
+
+
+def kubernetes_workload_side(made: Made, spire: Mapping[str, Any], ziti: dict[str, Any], name: str,
+                             known: str, spiffe_id: str) -> list[State]:
+    """ZitiTrust's workload half as the k8s-dev program registers it (the CA, the cert-only policy,
+    the identity of its first workload), made on the session's controller with this test's names,
+    the session SPIRE's root (its cert and key) and `known`'s SPIFFE ID in place of k8s-dev's."""
+    recorded = kubernetes_trust()
+    (identity,) = [r for r in recorded if r.name == "ziti-trust-identity-user-service"]
+    assert plain(identity.inputs["external_id"]) == "spiffe://k8s-dev.zt.internal/ns/production/sa/user-service"
+    common = {"connection": connection(ziti)}
+    return made.realize([r for r in recorded if r.name in ("ziti-trust-spire-ca", "ziti-trust-workload-policy")]
+                        + [identity], each={
+        "ziti-trust-spire-ca": {**common, "name": f"{name}-spire", "owner": owner(f"{name}-ca"),
+                                "cert_pem": Path(spire["x509pop"]["root_cert"]).read_text(),
+                                "ca_key_pem": Path(spire["x509pop"]["root_key"]).read_text()},
+        "ziti-trust-workload-policy": {**common, "name": f"{name}-workloads", "owner": owner(f"{name}-policy")},
+        identity.name: {**common, "name": known, "owner": owner(known), "external_id": spiffe_id},
+    })
+
+
 def workload_chain(made: Made, spire: Mapping[str, Any], ziti: dict[str, Any], name: str,
-                   known: str, stranger: str | None = None) -> dict[str, str]:
+                   known: str, stranger: str | None = None, platform: str = "swarm") -> tuple[dict[str, str], State]:
     """SPIRE entries for `known` (and `stranger`, which gets no Ziti identity) and ZitiTrust's
-    workload half: the root as a verified third-party CA, the cert-only policy, `known`'s identity."""
+    workload half: the root as a verified third-party CA, the cert-only policy, `known`'s identity
+    (for `platform` kubernetes, the k8s-dev program's: kubernetes_workload_side). Returns the
+    SPIFFE IDs and `known`'s identity."""
     paths = {known: f"/chain/{name}/{known}", **({stranger: f"/chain/{name}/{stranger}"} if stranger else {})}
     spiffe_ids = register_workloads(made, spire, paths)
-    trust = ziti_trust(name, ziti, spire=spire, workloads={known: spiffe_ids[known]})
-    states = made.realize(trust, only=WORKLOAD_SIDE)
-    ca = made.states[f"{name}-spire-ca"]
+    if platform == "kubernetes":
+        states = kubernetes_workload_side(made, spire, ziti, name, known, spiffe_ids[known])
+        ca, identity = made.states["ziti-trust-spire-ca"], made.states["ziti-trust-identity-user-service"]
+    else:
+        trust = ziti_trust(name, ziti, spire=spire, workloads={known: spiffe_ids[known]})
+        states = made.realize(trust, only=WORKLOAD_SIDE)
+        ca, identity = made.states[f"{name}-spire-ca"], made.states[f"{name}-identity-{known}"]
     assert ca.outputs["is_verified"] is True
     assert ca.inputs["external_id_claim"] == SPIFFE_CLAIM
     assert len(states) == 3
-    return spiffe_ids
+    return spiffe_ids, identity
 
 
 class ControllerLog:
@@ -247,13 +279,13 @@ def svid_of(spire: Mapping[str, Any], out_dir: Path, spiffe_id: str) -> chain.Sv
     return chain.fetch_x509_svid(spire["bin_dir"], spire["agent_socket"], out_dir, spiffe_id=spiffe_id)
 
 
+@pytest.mark.parametrize("platform", ["swarm", "kubernetes"])
 def test_a_workload_logs_in_to_ziti_with_the_svid_spire_issued_to_it(
-    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path
+    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path, platform: str
 ) -> None:
     name = unique("chain")
     api = f"{name}-api"
-    spiffe_ids = workload_chain(made, spire, ziti, name, api)
-    identity = made.states[f"{name}-identity-{api}"]
+    spiffe_ids, identity = workload_chain(made, spire, ziti, name, api, platform=platform)
 
     svid = svid_of(spire, tmp_path / "svid", spiffe_ids[api])
 
@@ -277,8 +309,7 @@ def test_an_svid_without_a_ziti_identity_or_without_its_chain_is_refused(
 ) -> None:
     name = unique("chain")
     api, other = f"{name}-api", f"{name}-stranger"
-    spiffe_ids = workload_chain(made, spire, ziti, name, api, stranger=other)
-    identity = made.states[f"{name}-identity-{api}"]
+    spiffe_ids, identity = workload_chain(made, spire, ziti, name, api, stranger=other)
     known = svid_of(spire, tmp_path / "known", spiffe_ids[api])
     stranger = svid_of(spire, tmp_path / "stranger", spiffe_ids[other])
     assert stranger.spiffe_id != known.spiffe_id and stranger.chain_path != known.chain_path
@@ -321,8 +352,7 @@ def kubernetes_user_side(made: Made, ziti: dict[str, Any], name: str, realm_out:
     """ZitiTrust's Keycloak half as the k8s-dev program registers it (platform kubernetes with
     kubernetes.ziti: `build_kubernetes_ziti`), made on the session's controller for this test's
     realm; returns the user policy's id."""
-    recorded = [r for r in program_run("k8s-dev", False).resources
-                if r.type.startswith(f"{DYNAMIC}ziti:") and r.parent.endswith("::ziti-trust")]
+    recorded = kubernetes_trust()
     (signer,) = [r for r in recorded if r.name == "ziti-trust-keycloak-signer"]
     realm = realm_out["issuer_url"].rsplit("/", 1)[1]
     jwks = kubernetes_jwks(plain(signer.inputs["jwks_endpoint"]), realm, keycloak_url)
