@@ -117,12 +117,18 @@ def test_the_k8s_dev_controller_and_router_pods_run_the_real_ziti(servers_run: R
         ctrl.stop()
 
 
+PROD_NAMESPACE = "ziti-prod"  # k8s-dev's objects live in `ziti` on the same server (claim templates are immutable)
+
+
 @pytest.fixture(scope="module")
 def prod_ziti(kube_api: KubeApi) -> list[dict[str, Any]]:
+    """k8s-prod's objects of the namespace `ziti`, moved to their own namespace of the same labels."""
     objects = [as_sent(unwrap(x.inputs)) for x in program_run("k8s-prod", False).resources
                if x.type.startswith("kubernetes:") and not x.type.startswith("kubernetes:security.istio.io/")
                and "metadata" in x.inputs
                and (x.inputs["metadata"].get("namespace") == "ziti" or x.inputs["metadata"].get("name") == "ziti")]
+    for o in objects:
+        o["metadata"] = {**o["metadata"], ("name" if o["kind"] == "Namespace" else "namespace"): PROD_NAMESPACE}
     (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
     kube_api.apply(namespace)
     for account in (o for o in objects if o["kind"] == "ServiceAccount"):  # what the probe pods name
@@ -140,7 +146,7 @@ def test_k8s_prods_ziti_objects_are_accepted(prod_ziti: list[dict[str, Any]], ku
     for obj in (o for o in prod_ziti if o["kind"] == "StatefulSet"):
         template = obj["spec"]["template"]
         probe = {"apiVersion": "v1", "kind": "Pod",
-                 "metadata": {"name": f"{obj['metadata']['name']}-probe", "namespace": "ziti",
+                 "metadata": {"name": f"{obj['metadata']['name']}-probe", "namespace": PROD_NAMESPACE,
                               "labels": template["metadata"]["labels"]},
                  "spec": {**template["spec"], "volumes": [*template["spec"]["volumes"], {
                      "name": "data", "persistentVolumeClaim": {"claimName": f"data-{obj['metadata']['name']}-0"}}]}}
