@@ -36,10 +36,12 @@ from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
 from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
 from components.kubernetes.gitops import IamGitOpsArgs
-from components.kubernetes.iam import IAM_NAMESPACE, KeycloakOnCnpgArgs
+from components.kubernetes.iam import HTTP_PORT, IAM_NAMESPACE, KEYCLOAK, KeycloakOnCnpgArgs
 from components.kubernetes.iam_stack import IamStack, IamStackArgs
 from components.kubernetes.mesh import OBSERVABILITY_NAMESPACE, IamMeshArgs
 from components.kubernetes.observability import ObservabilityArgs
+from components.kubernetes.ziti_controller import ZITI_NAMESPACE, ZitiController, ZitiControllerArgs
+from components.kubernetes.ziti_edge_router import ZitiEdgeRouterPod, ZitiEdgeRouterPodArgs
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_connection import spire_connection
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
@@ -140,9 +142,14 @@ class KubernetesPlatform:
     # kubernetes.iam: Keycloak on CNPG in the cluster, and the realm and client written to it.
     iam: IamStack | None = None
     keycloak_identity: KeycloakIdentity | None = None
+    # kubernetes.ziti: the controller and router in the cluster, and the Ziti side of the chain.
+    ziti: ZitiController | None = None
+    ziti_trust: ZitiTrust | None = None
+    router: ZitiEdgeRouterPod | None = None
 
     def exports(self) -> dict[str, Any]:
-        """The SPIRE side of the chain and where the server runs; Keycloak's with kubernetes.iam."""
+        """The SPIRE side of the chain and where the server runs; Keycloak's with kubernetes.iam,
+        the Ziti side (the same keys as on Swarm) with kubernetes.ziti."""
         config = self.config
         k8s = config.kubernetes
         if k8s is None:
@@ -159,7 +166,17 @@ class KubernetesPlatform:
                 "keycloakRealmId": identity.realm_id,
                 "keycloakZitiClientId": identity.client_uuid,
             }
-        return keycloak | {
+        ziti: dict[str, Any] = {}
+        if self.ziti is not None and self.ziti_trust is not None and self.keycloak_identity is not None:
+            ziti = {
+                **_chain_exports(config.spire.trust_domain, self.bundle_pem, self.registrations,
+                                 self.keycloak_identity, self.ziti_trust),
+                "zitiControllerUrl": self.ziti.controller_url,
+                "zitiConsoleUrl": self.ziti.controller_url.apply(lambda u: f"{u}/zac/"),
+                "zitiAdminUser": self.ziti.admin_user,
+                "zitiAdminPassword": pulumi.Output.secret(self.ziti.admin_password),
+            }
+        return keycloak | ziti | {
             "environment": config.environment,
             "platform": config.platform,
             "nodes": [],
@@ -315,27 +332,55 @@ def _trust_chain(config: StackConfig, ends: ChainEnds) -> tuple[SpireRegistratio
         ),
         opts=pulumi.ResourceOptions(depends_on=list(ends.keycloak_after)),
     )
-    trust = ZitiTrust(
+    trust = ziti_trust(
+        config, entries, identity, connection=ends.ziti_connection, root_ca_cert_pem=ends.root_ca_cert_pem,
+        root_ca_key_pem=ends.root_ca_key_pem, jwks_url=ends.keycloak_jwks_url, router_name=ends.router_name,
+        name_scope=ends.ziti_name_scope, after=ends.ziti_after,
+    )
+    return entries, identity, trust
+
+
+def ziti_trust(
+    config: StackConfig, entries: SpireRegistrations, identity: KeycloakIdentity, *,
+    connection: Mapping[str, pulumi.Input[Any]], root_ca_cert_pem: pulumi.Input[str],
+    root_ca_key_pem: pulumi.Input[str], jwks_url: pulumi.Input[str] | None, router_name: str | None,
+    name_scope: str | None = None, after: Sequence[pulumi.Resource] = (),
+) -> ZitiTrust:
+    """The Ziti side of the chain: SPIRE's root as a verified CA, an identity per workload by
+    SPIFFE ID, the realm as the external JWT signer (its issuer; its JWKS where the controller
+    reaches it, None: the one the realm advertises), the policies and the router entity. The same
+    on every platform; `after`: the controller's resources the providers talk to."""
+    return ZitiTrust(
         "ziti-trust",
         ZitiTrustArgs(
-            connection=ends.ziti_connection,
-            root_ca_cert_pem=ends.root_ca_cert_pem,
-            root_ca_key_pem=ends.root_ca_key_pem,
+            connection=connection,
+            root_ca_cert_pem=root_ca_cert_pem,
+            root_ca_key_pem=root_ca_key_pem,
             keycloak_issuer=identity.issuer_url,
-            keycloak_jwks_url=ends.keycloak_jwks_url if ends.keycloak_jwks_url is not None else identity.jwks_url,
+            keycloak_jwks_url=jwks_url if jwks_url is not None else identity.jwks_url,
             keycloak_audience=identity.audience,
             keycloak_client_id=identity.client_id,
-            router_name=ends.router_name,
-            name_scope=ends.ziti_name_scope,
+            router_name=router_name,
+            name_scope=name_scope,
             workloads={
                 wname: ZitiWorkload(entries.spiffe_ids[wname], tuple(w.ziti_role_attributes))
                 for wname, w in sorted(config.workloads.items())
             },
             users={name: ZitiUserSpec(u.email, tuple(u.ziti_role_attributes)) for name, u in config.users.items()},
         ),
-        opts=pulumi.ResourceOptions(depends_on=list(ends.ziti_after)),
+        opts=pulumi.ResourceOptions(depends_on=list(after)),
     )
-    return entries, identity, trust
+
+
+def realm_jwks_url(keycloak_base_url: str, realm: str) -> str:
+    """A realm's JWKS under a Keycloak base URL (the one the controller reaches, not the public one)."""
+    return f"{keycloak_base_url}/realms/{realm}/protocol/openid-connect/certs"
+
+
+def kubernetes_jwks_url(keycloak_internal_url: str, realm: str) -> str:
+    """kubernetes.ziti: the realm's JWKS through Keycloak's cluster Service (`keycloak.iam-system.svc`),
+    which the controller's sidecar reaches over the mesh's mTLS."""
+    return realm_jwks_url(keycloak_internal_url, realm)
 
 
 def build_external(config: StackConfig, secrets: StackSecrets) -> ExternalPlatform:
@@ -468,7 +513,7 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
             keycloak_admin_password=keycloak.admin_password,
             keycloak_ca_bundle_pem=None,
             # The controller fetches the JWKS itself, over the `keycloak` overlay network.
-            keycloak_jwks_url=f"{keycloak.internal_url}/realms/{config.keycloak.realm}/protocol/openid-connect/certs",
+            keycloak_jwks_url=realm_jwks_url(keycloak.internal_url, config.keycloak.realm),
             ziti_connection={
                 "url": ziti.controller_url,
                 "username": ziti.admin_user,
@@ -505,6 +550,8 @@ def build_swarm(config: StackConfig, secrets: StackSecrets) -> SwarmPlatform:
 def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | None) -> IamStackArgs:
     """kubernetes.iam as the IAM parts' args: sizes from the environment, names from the config."""
     scrapers = (OBSERVABILITY_NAMESPACE,) if iam.observability else ()
+    # The Ziti controller fetches the realm's JWKS from Keycloak's Service (kubernetes.ziti).
+    http_clients = (ZITI_NAMESPACE,) if config.kubernetes is not None and config.kubernetes.ziti else ()
     images = config.images
     return IamStackArgs(
         keycloak=KeycloakOnCnpgArgs(
@@ -519,6 +566,7 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
             gateway_namespace=iam.gateway_namespace,
             gateway_selector=dict(iam.gateway_selector),
             scrapers=scrapers,
+            http_clients=http_clients,
         ),
         mesh=IamMeshArgs(
             hostname=iam.hostname,
@@ -526,6 +574,7 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
             gateway_service_account=iam.gateway_service_account,
             mesh_namespaces=(IAM_NAMESPACE, *scrapers),
             scrapers=scrapers,
+            http_clients=http_clients,
             gateway_namespace=iam.gateway_namespace,
             gateway_selector=dict(iam.gateway_selector),
         ),
@@ -549,6 +598,7 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster_provider(cluster, access)})
     topology: BasicTopology | AgentsOnlyTopology
     bundle: pulumi.Input[str]
+    root_ca: RootCa | None = None
     if k8s.topology == "crd-free":
         topology = AgentsOnlyTopology(f"agents-{cluster}", AgentsOnlyTopologyArgs(config, cluster), opts=on_cluster)
         bundle = topology.bundle_pem
@@ -598,4 +648,61 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
         ),
         opts=pulumi.ResourceOptions(depends_on=iam.ready),
     )
-    return KubernetesPlatform(topology, bundle, entries, config, iam, identity)
+    if k8s.ziti is None or root_ca is None:  # crd-free has no root of the program's (stack_config)
+        return KubernetesPlatform(topology, bundle, entries, config, iam, identity)
+    controller, trust, router = build_kubernetes_ziti(config, on_cluster, root_ca, entries, identity,
+                                                      keycloak_url=iam.keycloak.internal_url)
+    return KubernetesPlatform(topology, bundle, entries, config, iam, identity, controller, trust, router)
+
+
+def build_kubernetes_ziti(
+    config: StackConfig, on_cluster: pulumi.ResourceOptions, root_ca: RootCa, entries: SpireRegistrations,
+    identity: KeycloakIdentity, *, keycloak_url: str,
+) -> tuple[ZitiController, ZitiTrust, ZitiEdgeRouterPod]:
+    """kubernetes.ziti: the controller, the Ziti side of the chain against it (the realm's JWKS
+    through Keycloak's cluster Service), and the router enrolled with the JWT it yields."""
+    k8s, zt = config.kubernetes, config.ziti
+    if k8s is None or k8s.ziti is None:
+        raise AssertionError("called only with kubernetes.ziti")
+    zk = k8s.ziti
+    controller = ZitiController(
+        "ziti",
+        ZitiControllerArgs(
+            ziti=zt, image=config.images.ziti_controller, pki_validity_hours=config.spire.root_ca_validity_hours,
+            service_type=zk.service_type, node_port=zk.controller_node_port, storage=zk.database_storage,
+            storage_class=k8s.storage_class, prod=config.is_prod,
+            keycloak_namespace=IAM_NAMESPACE, keycloak_app=KEYCLOAK, keycloak_port=HTTP_PORT,
+        ),
+        opts=on_cluster,
+    )
+    trust = ziti_trust(
+        config, entries, identity,
+        connection={
+            "url": controller.controller_url,
+            "username": controller.admin_user,
+            "password": controller.admin_password,
+            "ca_bundle_pem": controller.controller_ca_pem,
+            "ready_timeout": SERVER_READY_TIMEOUT_SECONDS,
+        },
+        root_ca_cert_pem=root_ca.cert_pem,
+        root_ca_key_pem=root_ca.key_pem,
+        # The issuer stays the realm's own (the public URL every token carries, which the
+        # controller compares); the keys it fetches from Keycloak's Service inside the cluster.
+        jwks_url=kubernetes_jwks_url(keycloak_url, config.keycloak.realm),
+        router_name=zt.router_name,
+        # The StatefulSet (awaited Ready) and the Service the program reaches it through.
+        after=[controller.stateful_set, controller.service],
+    )
+    if trust.router_enrollment_jwt is None:
+        raise AssertionError("kubernetes.ziti always makes the edge router entity")
+    router = ZitiEdgeRouterPod(
+        "ziti-router",
+        ZitiEdgeRouterPodArgs(
+            ziti=zt, image=config.images.ziti_router, namespace=controller.namespace_name,
+            controller_service=controller.service, enrollment_jwt=trust.router_enrollment_jwt,
+            service_type=zk.service_type, node_port=zk.router_node_port, storage=zk.router_storage,
+            storage_class=k8s.storage_class, prod=config.is_prod,
+        ),
+        opts=on_cluster.merge(pulumi.ResourceOptions(depends_on=[controller.stateful_set])),
+    )
+    return controller, trust, router

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_tls as tls
 
 from components.backup_job import BackupJob, BackupJobArgs, Backups, Restore
 from components.docker_helpers import (
@@ -81,6 +82,20 @@ def controller_env(zt: ZitiSettings) -> dict[str, str]:
         "ZITI_AUTO_RENEW_CERTS": "true",
         "ZITI_HOME": CONTROLLER_HOME,
     }
+
+
+def controller_pki_root(
+    resource_name: str, zt: ZitiSettings, validity_hours: int, *, parent: pulumi.Resource
+) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
+    """The controller's own PKI root (pulumi-tls), distinct from SPIRE's root: its URI SAN
+    `spiffe://<ziti.clusterTrustDomain>` is the trust domain the controller takes."""
+    return self_signed_ca(
+        resource_name,
+        common_name=f"{zt.cluster_trust_domain} controller root CA",
+        validity_hours=validity_hours,
+        uris=[f"spiffe://{zt.cluster_trust_domain}"],
+        parent=parent,
+    )
 
 
 def _is_internal_name(host: str) -> bool:
@@ -147,13 +162,7 @@ class ZitiStack(pulumi.ComponentResource):
             f"{name}-admin-password", base="ziti-admin-password", parent=self, provider=place.manager
         )
         # The controller's own PKI root (distinct from SPIRE's root: different trust domains).
-        pki_key, pki_root = self_signed_ca(
-            f"{name}-pki-root",
-            common_name=f"{zt.cluster_trust_domain} controller root CA",
-            validity_hours=args.pki_validity_hours,
-            uris=[f"spiffe://{zt.cluster_trust_domain}"],
-            parent=self,
-        )
+        pki_key, pki_root = controller_pki_root(f"{name}-pki-root", zt, args.pki_validity_hours, parent=self)
         self.controller_ca_pem = pki_root.cert_pem
         pki_cert_secret, pki_key_secret = key_pair_secrets(
             f"{name}-pki-root",

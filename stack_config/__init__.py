@@ -167,7 +167,8 @@ class StackConfig(Model):
     @classmethod
     def _environment_defaults(cls, data: Any) -> Any:
         """swarm dev needs nothing but `environment`: one local node and localhost names. kubernetes
-        deploys no Keycloak or OpenZiti (yet): their sections are empty there."""
+        deploys Keycloak and OpenZiti only with kubernetes.iam and kubernetes.ziti: their sections
+        default to empty there."""
         if isinstance(data, dict) and data.get("platform") == "kubernetes":
             data = dict(data)
             data.setdefault("keycloak", {})
@@ -413,12 +414,26 @@ class StackConfig(Model):
             for key, reason in unused.items()
             if key in self.model_fields_set
         ]
+        deployed = {"keycloak": k8s.iam is not None, "ziti": k8s.ziti is not None}
+        hint = {"keycloak": "kubernetes.iam", "ziti": "kubernetes.ziti"}
         problems += [
-            f"{section}: {why} deploys no {label} yet (issue 15: SPIRE first): remove it "
+            f"{section}: {why} deploys no {label} without {hint[section]}: remove it "
             f"(fix: `pulumi config rm {section}`)"
             for section, label in (("keycloak", "Keycloak"), ("ziti", "OpenZiti"))
-            if getattr(self, section).model_fields_set and not (section == "keycloak" and k8s.iam is not None)
+            if getattr(self, section).model_fields_set and not deployed[section]
         ]
+        if k8s.ziti is not None:
+            # The controller and router run in the cluster under the `ziti` section's names.
+            problems += _set_fields("ziti", self.ziti, ZitiSettings.EXTERNAL_ONLY,
+                                    "platform kubernetes (the controller runs in the cluster)")
+            problems += [f"ziti.{to_camel(f)}: required with kubernetes.ziti: set it"
+                         for f in ("advertised_address", "cluster_trust_domain", "router_advertised_address")
+                         if getattr(self.ziti, f) is None]
+            if self.spire.trust_domain == self.ziti.cluster_trust_domain:
+                problems.append(
+                    "ziti.clusterTrustDomain: must differ from spire.trustDomain, or Ziti's controller SVIDs would "
+                    "collide with workload SPIFFE IDs"
+                )
         if k8s.iam is not None and k8s.topology != "basic":
             problems.append(
                 f"kubernetes.iam: built for the basic topology's cluster (its metrics scrape the SPIRE server there), "
@@ -535,7 +550,10 @@ class StackConfig(Model):
 
     @property
     def makes_router(self) -> bool:
-        """swarm runs an edge router; external makes the entity only when `ziti.routerName` is set."""
+        """swarm (and kubernetes.ziti) runs an edge router; external makes the entity only when
+        `ziti.routerName` is set."""
+        if self.platform == "kubernetes":
+            return self.kubernetes is not None and self.kubernetes.ziti is not None
         return self.platform == "swarm" or "router_name" in self.ziti.model_fields_set
 
     @property

@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 
 from stack_config.base import Hostname, Model, checked
 from stack_config.kubernetes_iam import IamSettings
+from stack_config.kubernetes_ziti import ZitiOnKubernetes
 from stack_config.systems import PemBundle
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -122,6 +123,11 @@ class KubernetesSettings(Model):
         description="Keycloak on CloudNativePG behind Istio STRICT mTLS in the topology's cluster (iam-system), "
         "with network policies, observability and an optional ArgoCD ApplicationSet; unset: SPIRE alone.",
     )
+    ziti: ZitiOnKubernetes | None = Field(
+        default=None,
+        description="The OpenZiti controller and edge router in the namespace `ziti` (needs `iam`: the realm is "
+        "their external JWT signer), wired to SPIRE and Keycloak as on Swarm; names and ports from `ziti`.",
+    )
 
     BUILT: ClassVar[tuple[str, ...]] = ("basic", "crd-free")
 
@@ -157,4 +163,12 @@ class KubernetesSettings(Model):
                 "kubernetes.externalServer: the basic topology runs its own server in the cluster: remove it "
                 "(fix: `pulumi config rm --path 'kubernetes.externalServer'`)"
             )
+        if self.ziti is not None:
+            out += self.ziti.problems()
+            if self.iam is None:
+                out.append(
+                    "kubernetes.ziti: needs kubernetes.iam: the Keycloak realm in the cluster is the controller's "
+                    "external JWT signer (fix: set `kubernetes.iam.hostname`, or "
+                    "`pulumi config rm --path 'kubernetes.ziti'`)"
+                )
         return out

@@ -68,7 +68,9 @@ def test_the_design_namespaces_with_their_pod_security_levels(run: ProgramRun) -
                       # kubernetes.iam (tests/components/test_kubernetes_iam.py)
                       "iam-system": "restricted", "cnpg-system": "restricted",
                       # privileged for Promtail's host log directory alone
-                      "observability": "privileged"}
+                      "observability": "privileged",
+                      # kubernetes.ziti (tests/components/test_kubernetes_ziti.py)
+                      "ziti": "restricted"}
     for ns in namespaces.values():
         assert ns["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
 
@@ -107,7 +109,7 @@ def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) 
             assert ctx["capabilities"] == {"drop": ["ALL"]}, (app, c["name"])
             assert ctx["runAsNonRoot"] is True
     assert seen == {"spire-server", "spire-db", "spire-agent", "spiffe-csi-driver", "keycloak", "loki", "prometheus",
-                    "grafana", "promtail"} | WORKLOADS
+                    "grafana", "promtail", "ziti-controller", "ziti-router"} | WORKLOADS
 
 
 def test_the_agent_exceptions_are_exactly_what_it_needs(run: ProgramRun) -> None:
@@ -260,6 +262,7 @@ def test_secrets_live_only_in_secrets(run: ProgramRun) -> None:
     assert {s.inputs["metadata"]["name"] for s in secrets} == {
         "spire-server-upstream-ca", "spire-server-pgpass", "spire-db-password",
         "keycloak-db-credentials", "keycloak-admin", "grafana-admin",  # kubernetes.iam
+        "ziti-controller-admin", "ziti-controller-pki-root", "ziti-router-enrollment",  # kubernetes.ziti
     }
     for s in secrets:
         assert is_secret(s.inputs["stringData"]) or all(is_secret(v) for v in s.inputs["stringData"].values())
@@ -283,7 +286,6 @@ def test_the_stack_exports_the_spire_side() -> None:
     assert values["kubernetesClusters"] == ["dev"]
     assert values["spireServerAddress"] == "spire-server.spire-server.svc:8081"
     assert set(values["spireEntryIds"]) == WORKLOADS
-    assert not any(k.startswith("ziti") for k in values)
 
 
 def _config(**changes: Any) -> dict[str, Any]:

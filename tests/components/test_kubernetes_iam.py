@@ -65,8 +65,9 @@ def iam_objects(r: ProgramRun, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_mtls_is_strict_everywhere_but_the_cnpg_status_port(run: ProgramRun) -> None:
     peer = named(run, PEER_AUTH)
-    assert set(peer) == {"iam-system/default", "observability/default", "iam-system/keycloak-db"}
-    for ns in ("iam-system", "observability"):
+    # kubernetes.ziti: the ziti namespace is in the mesh too (tests/components/test_kubernetes_ziti.py)
+    assert set(peer) == {"iam-system/default", "observability/default", "ziti/default", "iam-system/keycloak-db"}
+    for ns in ("iam-system", "observability", "ziti"):
         assert peer[f"{ns}/default"]["spec"] == {"mtls": {"mode": "STRICT"}}  # namespace-wide: no selector
     db = peer["iam-system/keycloak-db"]["spec"]
     assert db["selector"] == {"matchLabels": {"app.kubernetes.io/name": "keycloak-db"}}
@@ -107,6 +108,8 @@ def test_authorization_denies_all_then_admits_each_services_callers(run: Program
         ({"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]},
          {"ports": ["8080"]}),
         ({"principals": ["cluster.local/ns/iam-system/sa/keycloak"]}, {"ports": ["7800", "57800"]}),
+        # The Ziti controller (kubernetes.ziti) reads the realms' public documents (its signer's JWKS).
+        ({"namespaces": ["ziti"]}, {"ports": ["8080"], "methods": ["GET"], "paths": ["/realms/*"]}),
         # Prometheus (observability) reads the metrics, and nothing else of the management port.
         ({"principals": ["cluster.local/ns/observability/sa/prometheus"]},
          {"ports": ["9000"], "methods": ["GET"], "paths": ["/metrics"]}),
@@ -279,7 +282,9 @@ def test_network_policies_deny_by_default_and_allow_exactly_the_design_flows(run
     assert _rules(policies["iam-system/allow-istiod"], "egress") == [("ns:istio-system/istiod", [15012])]
     kc = policies["iam-system/keycloak"]
     assert _rules(kc, "ingress") == [("ns:istio-system/istio=ingressgateway", [8080]),
-                                     ("pod:keycloak", [7800, 57800]), ("ns:observability/prometheus", [9000])]
+                                     ("pod:keycloak", [7800, 57800]),
+                                     ("ns:ziti/", [8080]),  # the Ziti controller's JWKS fetch
+                                     ("ns:observability/prometheus", [9000])]
     assert _rules(named(run, NETPOL)["observability/prometheus"], "egress")[0] == ("ns:iam-system/keycloak", [9000])
     assert _rules(kc, "egress") == [("pod:keycloak-db", [5432]), ("pod:keycloak", [7800, 57800])]
     db = policies["iam-system/keycloak-db"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -249,7 +250,16 @@ def _spire_entry(args: pmocks.MockResourceArgs) -> dict[str, Any]:
     return {"entry_id": f"pulumi.{PROJECT}.mock.{digest}", "revision_number": 0, "created_at": 1_700_000_000}
 
 
+def _k8s_service(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    """The cluster IP the API server allocates to a Service (from its default 10.96.0.0/12 range)."""
+    spec = dict(args.inputs.get("spec") or {})
+    index = zlib.crc32(args.name.encode()) % 65000 + 10
+    spec.setdefault("clusterIP", f"10.96.{index // 250}.{index % 250}")  # "None": headless, kept
+    return {"spec": spec}
+
+
 COMPUTED: dict[str, Callable[[pmocks.MockResourceArgs], dict[str, Any]]] = {
+    "kubernetes:core/v1:Service": _k8s_service,
     "pulumi-python:dynamic/keycloak:Realm": _keycloak_realm,
     "pulumi-python:dynamic/ziti:CertificateAuthority": _ziti_ca,
     "pulumi-python:dynamic/ziti:EdgeRouter": _ziti_router,

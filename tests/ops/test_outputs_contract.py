@@ -13,7 +13,7 @@ from stack_config import parse_stack_values
 from tests.conftest import STACKS, program_run
 from tests.harness.mock_engine import stack_config, stack_platform
 
-# The platforms the contract types; platform kubernetes (SPIRE alone, so far) exports its own keys,
+# The platforms the contract types; platform kubernetes (SPIRE, Keycloak and Ziti by section) exports its own keys,
 # asserted in tests/components/test_kubernetes.py, and `ops` does not read its stacks yet.
 TYPED = get_args(StackOutputs.model_fields["platform"].annotation)
 CONTRACT_STACKS = [s for s in STACKS if stack_platform(s) in TYPED]

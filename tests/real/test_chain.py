@@ -132,9 +132,10 @@ class Made:
         return state
 
     def realize(self, resources: Iterable[Registered], *, only: tuple[str, ...] = (), suffix: str = "",
-                **overrides: Any) -> list[State]:
+                each: Mapping[str, Mapping[str, Any]] | None = None, **overrides: Any) -> list[State]:
         """Create the recorded resources (those whose name contains one of `only`, if given) with
-        the provider each one carries; `overrides` replace inputs, `suffix` extends the names."""
+        the provider each one carries; `overrides` replace inputs (of the resource named so in
+        `each`: only its), `suffix` extends the names."""
         resources = list(resources)
         mock_ids = {f"{r.name}-id" for r in resources}
         out = []
@@ -143,7 +144,8 @@ class Made:
                 continue
             props = self._real_ids(plain({k: v for k, v in r.inputs.items() if k != PROVIDER_KEY}), mock_ids)
             provider = dill.loads(base64.b64decode(plain(r.inputs[PROVIDER_KEY])))  # noqa: S301 (our own recording)
-            out.append(self.create(provider, r.type, r.name + suffix, {**props, **overrides}))
+            own = (each or {}).get(r.name, {})
+            out.append(self.create(provider, r.type, r.name + suffix, {**props, **overrides, **own}))
         return out
 
     def _real_ids(self, value: Any, mock_ids: set[str]) -> Any:
@@ -197,19 +199,51 @@ def ziti_trust(name: str, ziti: dict[str, Any], *, spire: Mapping[str, Any] | No
 # --- 1. workload -> Ziti with an SVID ------------------------------------------------------------
 
 
+def kubernetes_trust() -> list[Registered]:
+    """The Ziti resources the k8s-dev program registers (platform kubernetes with kubernetes.ziti,
+    `assembly.build_kubernetes_ziti`), in registration order."""
+    return [r for r in program_run("k8s-dev", False).resources
+            if r.type.startswith(f"{DYNAMIC}ziti:") and r.parent.endswith("::ziti-trust")]
+
+
+def kubernetes_workload_side(made: Made, spire: Mapping[str, Any], ziti: dict[str, Any], name: str,
+                             known: str, spiffe_id: str) -> list[State]:
+    """ZitiTrust's workload half as the k8s-dev program registers it (the CA, the cert-only policy,
+    the identity of its first workload), made on the session's controller with this test's names,
+    the session SPIRE's root (its cert and key) and `known`'s SPIFFE ID in place of k8s-dev's."""
+    recorded = kubernetes_trust()
+    (identity,) = [r for r in recorded if r.name == "ziti-trust-identity-user-service"]
+    assert plain(identity.inputs["external_id"]) == "spiffe://k8s-dev.zt.internal/ns/production/sa/user-service"
+    common = {"connection": connection(ziti)}
+    return made.realize([r for r in recorded if r.name in ("ziti-trust-spire-ca", "ziti-trust-workload-policy")]
+                        + [identity], each={
+        "ziti-trust-spire-ca": {**common, "name": f"{name}-spire", "owner": owner(f"{name}-ca"),
+                                "cert_pem": Path(spire["x509pop"]["root_cert"]).read_text(),
+                                "ca_key_pem": Path(spire["x509pop"]["root_key"]).read_text()},
+        "ziti-trust-workload-policy": {**common, "name": f"{name}-workloads", "owner": owner(f"{name}-policy")},
+        identity.name: {**common, "name": known, "owner": owner(known), "external_id": spiffe_id},
+    })
+
+
 def workload_chain(made: Made, spire: Mapping[str, Any], ziti: dict[str, Any], name: str,
-                   known: str, stranger: str | None = None) -> dict[str, str]:
+                   known: str, stranger: str | None = None, platform: str = "swarm") -> tuple[dict[str, str], State]:
     """SPIRE entries for `known` (and `stranger`, which gets no Ziti identity) and ZitiTrust's
-    workload half: the root as a verified third-party CA, the cert-only policy, `known`'s identity."""
+    workload half: the root as a verified third-party CA, the cert-only policy, `known`'s identity
+    (for `platform` kubernetes, the k8s-dev program's: kubernetes_workload_side). Returns the
+    SPIFFE IDs and `known`'s identity."""
     paths = {known: f"/chain/{name}/{known}", **({stranger: f"/chain/{name}/{stranger}"} if stranger else {})}
     spiffe_ids = register_workloads(made, spire, paths)
-    trust = ziti_trust(name, ziti, spire=spire, workloads={known: spiffe_ids[known]})
-    states = made.realize(trust, only=WORKLOAD_SIDE)
-    ca = made.states[f"{name}-spire-ca"]
+    if platform == "kubernetes":
+        states = kubernetes_workload_side(made, spire, ziti, name, known, spiffe_ids[known])
+        ca, identity = made.states["ziti-trust-spire-ca"], made.states["ziti-trust-identity-user-service"]
+    else:
+        trust = ziti_trust(name, ziti, spire=spire, workloads={known: spiffe_ids[known]})
+        states = made.realize(trust, only=WORKLOAD_SIDE)
+        ca, identity = made.states[f"{name}-spire-ca"], made.states[f"{name}-identity-{known}"]
     assert ca.outputs["is_verified"] is True
     assert ca.inputs["external_id_claim"] == SPIFFE_CLAIM
     assert len(states) == 3
-    return spiffe_ids
+    return spiffe_ids, identity
 
 
 class ControllerLog:
@@ -253,13 +287,13 @@ def svid_of(spire: Mapping[str, Any], out_dir: Path, spiffe_id: str) -> chain.Sv
     return chain.fetch_x509_svid(spire["bin_dir"], spire["agent_socket"], out_dir, spiffe_id=spiffe_id)
 
 
+@pytest.mark.parametrize("platform", ["swarm", "kubernetes"])
 def test_a_workload_logs_in_to_ziti_with_the_svid_spire_issued_to_it(
-    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path
+    spire: dict[str, Any], ziti: dict[str, Any], made: Made, tmp_path: Path, platform: str
 ) -> None:
     name = unique("chain")
     api = f"{name}-api"
-    spiffe_ids = workload_chain(made, spire, ziti, name, api)
-    identity = made.states[f"{name}-identity-{api}"]
+    spiffe_ids, identity = workload_chain(made, spire, ziti, name, api, platform=platform)
 
     svid = svid_of(spire, tmp_path / "svid", spiffe_ids[api])
 
@@ -283,8 +317,7 @@ def test_an_svid_without_a_ziti_identity_or_without_its_chain_is_refused(
 ) -> None:
     name = unique("chain")
     api, other = f"{name}-api", f"{name}-stranger"
-    spiffe_ids = workload_chain(made, spire, ziti, name, api, stranger=other)
-    identity = made.states[f"{name}-identity-{api}"]
+    spiffe_ids, identity = workload_chain(made, spire, ziti, name, api, stranger=other)
     known = svid_of(spire, tmp_path / "known", spiffe_ids[api])
     stranger = svid_of(spire, tmp_path / "stranger", spiffe_ids[other])
     assert stranger.spiffe_id != known.spiffe_id and stranger.chain_path != known.chain_path
@@ -330,11 +363,41 @@ class UserSide:
     overrides: dict[str, Any]  # what points the recorded resources at this server and realm
 
 
+def kubernetes_jwks(recorded: str, realm: str, keycloak_url: str) -> str:
+    """The JWKS URL the k8s-dev program gives its signer (Keycloak's cluster Service, realm
+    `platform`) for this test's realm, its Service authority standing for the session's Keycloak
+    as the cluster's DNS and Service stand for the Keycloak pod."""
+    service = "http://keycloak.iam-system.svc:8080"  # kubernetes.iam's Service, asserted in the mock tests
+    assert recorded == f"{service}/realms/platform/protocol/openid-connect/certs", recorded
+    return recorded.replace(service, keycloak_url).replace("/realms/platform/", f"/realms/{realm}/")
+
+
+def kubernetes_user_side(made: Made, ziti: dict[str, Any], name: str, realm_out: Mapping[str, Any],
+                         client_out: Mapping[str, Any], keycloak_url: str) -> str:
+    """ZitiTrust's Keycloak half as the k8s-dev program registers it (platform kubernetes with
+    kubernetes.ziti: `build_kubernetes_ziti`), made on the session's controller for this test's
+    realm; returns the user policy's id."""
+    recorded = kubernetes_trust()
+    (signer,) = [r for r in recorded if r.name == "ziti-trust-keycloak-signer"]
+    realm = realm_out["issuer_url"].rsplit("/", 1)[1]
+    jwks = kubernetes_jwks(plain(signer.inputs["jwks_endpoint"]), realm, keycloak_url)
+    assert jwks == realm_out["jwks_url"]  # the same document the realm advertises
+    common = {"name": name, "connection": connection(ziti)}
+    made.realize(recorded, only=USER_SIDE, each={
+        "ziti-trust-keycloak-signer": {**common, "owner": owner(f"{name}-signer"), "jwks_endpoint": jwks,
+                                       "issuer": realm_out["issuer_url"], "external_auth_url": realm_out["issuer_url"],
+                                       "audience": client_out["audience"], "client_id": client_out["client_id"]},
+        "ziti-trust-user-policy": {**common, "owner": owner(f"{name}-policy")},
+    })
+    return made.states["ziti-trust-user-policy"].id
+
+
 def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], name: str,
                stack: str = "dev") -> UserSide:
     """The platform's realm and Ziti client (`platform_keycloak`), then ZitiTrust's Keycloak half
     (signer from the realm's discovery outputs, audience and client id from the client) as the
-    assembly wires them."""
+    assembly wires them; on a Kubernetes stack that half is the one k8s-dev registers
+    (kubernetes_user_side)."""
     kc_resources = platform_keycloak(stack)
     assert [r.name for r in kc_resources] == ["keycloak-identity-realm", "keycloak-identity-ziti-client"]
     overrides = on_this_server(kc_resources[0], keycloak, name)
@@ -344,6 +407,9 @@ def user_chain(made: Made, keycloak: Mapping[str, Any], ziti: dict[str, Any], na
     discovery = httpx.get(f"{keycloak['url']}/realms/{name}/.well-known/openid-configuration", timeout=30).json()
     assert (realm_out["issuer_url"], realm_out["jwks_url"]) == (discovery["issuer"], discovery["jwks_uri"])
 
+    if stack.startswith("k8s-"):
+        policy_id = kubernetes_user_side(made, ziti, name, realm_out, client_out, keycloak["url"])
+        return UserSide(name, client_out["client_id"], realm_out["issuer_url"], policy_id, kc_resources[1], overrides)
     trust = ziti_trust(name, ziti, issuer=realm_out["issuer_url"], jwks_url=realm_out["jwks_url"],
                        audience=client_out["audience"], client_id=client_out["client_id"])
     made.realize(trust, only=USER_SIDE)

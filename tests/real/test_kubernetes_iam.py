@@ -49,7 +49,7 @@ def custom_resources(stack: str) -> list[dict[str, Any]]:
 def iam_api(kube_api: KubeApi) -> KubeApi:
     """The API server with the pinned CRDs established and the IAM namespaces present."""
     kube_api.establish(crds.definitions(), within=ESTABLISHED_SECONDS)
-    for ns in ("iam-system", "observability", "argocd"):
+    for ns in ("iam-system", "observability", "argocd", "ziti"):
         kube_api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     return kube_api
 

@@ -115,7 +115,7 @@ def test_pod_security_admission_admits_every_pod_in_its_namespace(applied: Appli
     level its namespace enforces."""
     pods = _pods()
     assert {p["metadata"]["namespace"] for p in pods} == {"spire-server", "spire-system", "production", "iam-system",
-                                                          "observability"}
+                                                          "observability", "ziti"}  # kubernetes.ziti
     for pod in pods:
         created = kube_api.create(pod, dry_run=True)
         assert created.body["kind"] == "Pod", pod["metadata"]["name"]
