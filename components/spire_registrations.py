@@ -31,6 +31,7 @@ class Registration:
     selectors: tuple[str, ...]
     x509_svid_ttl: int = 0
     dns_names: tuple[str, ...] = ()
+    federates_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class SpireRegistrations(pulumi.ComponentResource):
                 selectors=list(reg.selectors),
                 x509_svid_ttl=reg.x509_svid_ttl,
                 dns_names=list(reg.dns_names),
+                federates_with=list(reg.federates_with),
                 connection=conn,
                 opts=pulumi.ResourceOptions(depends_on=depends_on, parent=self),
             )
