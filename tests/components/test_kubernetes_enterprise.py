@@ -105,7 +105,8 @@ def test_trust_domains_and_federation_both_ways(run: ProgramRun) -> None:
     assert up["server"]["trust_domain"] == UP_TD and down["server"]["trust_domain"] == DOWN_TD
     for doc in (up, down):
         assert doc["server"]["federation"]["bundle_endpoint"] == {
-            "address": "0.0.0.0", "port": 8443,  # noqa: S104 - peers in the other cluster "refresh_hint": "5m", "profile": {"https_spiffe": {}}}
+            "address": "0.0.0.0",  # noqa: S104 - peers in the other cluster
+            "port": 8443, "refresh_hint": "5m", "profile": {"https_spiffe": {}}}
     assert up["server"]["federation"]["federates_with"] == {DOWN_TD: {
         "bundle_endpoint_url": "https://nodes.branch.acme-identity.net:32443",
         "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{DOWN_TD}/spire/server"}},
