@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from servers import keycloak, postgres, toolchain
+from servers import crds, keycloak, postgres, toolchain
 from stack_config import versions
 from stack_config.images import Images
 from tests.harness.mock_engine import ROOT, stack_files
@@ -23,6 +23,9 @@ def test_the_deployed_images_carry_the_pinned_versions() -> None:
     assert _tag(images.ziti_controller) == _tag(images.ziti_router) == versions.ZITI
     assert _tag(images.keycloak) == versions.KEYCLOAK
     assert _tag(images.postgres).split("-")[0] == versions.POSTGRES
+    # The controller manager runs the release whose CRDs the program installs and the tests create.
+    (scm,) = [s for s in crds.SOURCES if s.module == "github.com/spiffe/spire-controller-manager"]
+    assert _tag(images.spire_controller_manager) == versions.SPIRE_CONTROLLER_MANAGER == scm.version.lstrip("v")
 
 
 def test_the_go_tools_modules_build_the_pinned_versions() -> None:
