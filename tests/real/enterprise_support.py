@@ -5,8 +5,9 @@ What changes is only where things are: the pods' paths go under a scratch direct
 (`servers.spire.remap`), listeners bind 127.0.0.1 on free ports, and each `federates_with` URL
 points at the peer's local bundle endpoint instead of the other cluster's NodePort. The trust
 domains, the federation relationships and profiles, the node attestor and the UpstreamAuthority
-are the rendered ones. The CA files are made as the stack makes them: a self-signed P-384 root
-(pulumi-tls `SelfSignedCert`) for the upstream, an intermediate it signs for the downstream
+are the rendered ones. The CA files are made with the parameters the stack gives pulumi-tls (whose
+provider plugin does not run here; `servers.spire.self_signed_ca` / `intermediate_ca`): a
+self-signed P-384 root for the upstream, an intermediate it signs for the downstream
 (`IntermediateCa`), with the root as the downstream's `bundle_file_path`.
 
 `running=True` also swaps the PostgreSQL datastore for SQLite (a server per test, no database to
