@@ -34,6 +34,8 @@ def test_the_go_tools_modules_build_the_pinned_versions() -> None:
     assert toolchain.go_module_require(go / "ziti", "github.com/openziti/ziti") == f"v{versions.ZITI}"
     assert toolchain.go_module_require(go / "kubernetes", "k8s.io/kubernetes") == f"v{versions.KUBERNETES}"
     assert toolchain.go_module_require(go / "etcd", "go.etcd.io/etcd/server/v3") == f"v{versions.ETCD}"
+    assert toolchain.go_module_require(go / "spire-controller-manager", "github.com/spiffe/spire-controller-manager") \
+        == f"v{versions.SPIRE_CONTROLLER_MANAGER}"
 
 
 def test_every_kubernetes_staging_module_is_the_release_of_the_pinned_version() -> None:
