@@ -1,26 +1,28 @@
 """The enterprise topology against the real servers:
 
-- every Kubernetes object `Pulumi.k8s-enterprise.yaml` declares, cluster by cluster, is accepted
-  by the real kube-apiserver 1.37.2 (`kube_api`), server-side applied dry-run with
-  `fieldValidation=Strict`, with spire-controller-manager's CRDs of the pinned module installed
-  (`servers/crds.py`): the ClusterSPIFFEID is checked against its published schema, and the CRDs
-  the program installs are exactly the published ones;
+- two real kube-apiservers 1.37.2 (each with its etcd, started for this module in a run of its own,
+  `servers/kubernetes.py`), one per cluster of `Pulumi.k8s-enterprise.yaml`, with the pinned CRDs
+  installed (`servers/crds.py`, spire-controller-manager's among them): every object of a cluster
+  is server-side applied to its API server with `fieldValidation=Strict` and stored as sent (the
+  program's own CRDs before its ClusterSPIFFEID, which is checked against its published schema);
+  the CRDs the program installs are exactly the published ones;
 - each pod template, as a pod, passes Pod Security admission in its namespace (restricted but
   spire-system, whose warnings name exactly the agent's and the CSI driver's exceptions);
 - the four SPIRE configs (both servers, both agents' configs) pass the real `spire-server validate` /
   `spire-agent validate`.
 
-One API server stands for both clusters: the fixture runs one, and the two clusters' objects share
-names (each has a `spire-server/spire-server`), so each cluster's objects are sent dry-run (only the
-namespaces and service accounts, alike in both, are created), which runs admission and validation
-in full without one cluster's objects replacing the other's. The real federation between the two
-servers: test_spire_federation.py.
+The real federation between the two SPIRE servers: test_spire_federation.py; the controller
+manager: test_spire_controller_manager.py.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
+import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +30,17 @@ import pytest
 import yaml
 
 from components.kubernetes.controller_manager import CRD_DIR
-from servers import crds, spire
+from servers import crds, kubernetes, spire
+from servers.process import Run
 from tests.components._platform import unwrap
 from tests.components.test_kubernetes_enterprise import cluster_of
 from tests.conftest import program_run
 from tests.harness.kube_api import ApiRefusedError, Applied, KubeApi, as_sent
 from tests.real.enterprise_support import layout
-from tests.real.test_kubernetes_iam import _contains, iam_api  # noqa: F401 - the CRDs, established
+from tests.real.test_kubernetes_iam import _contains
 
 STACK = "k8s-enterprise"
+ESTABLISHED_SECONDS = 60
 ORDER = ("Namespace", "CustomResourceDefinition", "CSIDriver", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
          "Role", "RoleBinding", "ConfigMap", "Secret", "Service", "NetworkPolicy", "PodDisruptionBudget",
          "StatefulSet", "DaemonSet", "Deployment", "ClusterSPIFFEID")
@@ -59,30 +63,59 @@ def _key(m: dict[str, Any]) -> str:
     return f"{m['kind']}/{m['metadata'].get('namespace', '')}/{m['metadata']['name']}"
 
 
+def _established(api: KubeApi, names: list[str]) -> None:
+    deadline = time.monotonic() + ESTABLISHED_SECONDS
+    for name in names:
+        while not any(c["type"] == "Established" and c["status"] == "True" for c in (api.get(
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status") or {}).get(
+                "conditions") or []):
+            assert time.monotonic() < deadline, f"CRD {name} not established within {ESTABLISHED_SECONDS} s"
+            time.sleep(0.5)
+    api.forget_kinds()
+
+
 @pytest.fixture(scope="module")
-def applied(iam_api: KubeApi) -> dict[str, dict[str, Applied]]:
-    """Cluster -> object key -> what the API server answered (namespaces and service accounts
-    created, the same in both clusters; the rest dry-run)."""
-    out: dict[str, dict[str, Applied]] = {}
-    for cluster, objs in cluster_manifests().items():
-        answers = {}
-        for m in objs:
-            real = m["kind"] in ("Namespace", "ServiceAccount")  # pods need their accounts
-            answers[_key(m)] = iam_api.apply(m, dry_run=not real, strict=True)
-        out[cluster] = answers
-    return out
+def apis() -> Iterator[dict[str, KubeApi]]:
+    """A real API server per cluster, in runs of this module's (stopped at its end)."""
+    runs = {c: Run(root=Path(tempfile.mkdtemp(prefix=f"identity-platform-k8s-{c}-"))) for c in ("hq", "branch")}
+    try:
+        out = {c: KubeApi(kubernetes.SERVER.start(run, {})) for c, run in runs.items()}
+        for api in out.values():
+            for crd in crds.definitions():
+                api.apply(crd)
+            _established(api, [c["metadata"]["name"] for c in crds.definitions()])
+        yield out
+    finally:
+        for run in runs.values():
+            run.stop()
+            shutil.rmtree(run.root, ignore_errors=True)
 
 
-def test_every_object_of_both_clusters_is_accepted(applied: dict[str, dict[str, Applied]]) -> None:
+@pytest.fixture(scope="module")
+def applied(apis: dict[str, KubeApi]) -> dict[str, dict[str, Applied]]:
+    """Cluster -> object key -> what its API server answered: every object created, in order (the
+    program's CRDs are the ones installed, so its ClusterSPIFFEID waits for none)."""
+    return {cluster: {_key(m): apis[cluster].apply(m, strict=True) for m in objs}
+            for cluster, objs in cluster_manifests().items()}
+
+
+def test_every_object_of_both_clusters_is_stored_in_its_own(applied: dict[str, dict[str, Applied]],
+                                                            apis: dict[str, KubeApi]) -> None:
     manifests = cluster_manifests()
     assert set(applied) == {"hq", "branch"}
     for cluster, objs in manifests.items():
         for m in objs:
-            body = applied[cluster][_key(m)].body
-            assert body["metadata"]["name"] == m["metadata"]["name"]
-            if m["kind"] in ("ClusterSPIFFEID", "ConfigMap", "StatefulSet", "DaemonSet", "Deployment"):
+            stored = apis[cluster].get(apis[cluster].path(m))
+            assert stored["metadata"]["name"] == m["metadata"]["name"]
+            if m["kind"] != "Secret":  # stringData is write-only (stored as data)
                 # Kept as sent: nothing pruned by a schema (the server only adds defaults).
-                assert _contains(body.get("spec", body.get("data")), m.get("spec", m.get("data"))), _key(m)
+                assert _contains({k: v for k, v in stored.items() if k not in ("metadata", "status")},
+                                 {k: v for k, v in m.items() if k not in ("metadata", "status")}), _key(m)
+    # Each cluster holds its own server.conf: the two trust domains did not overwrite each other.
+    confs = {c: apis[c].get("/api/v1/namespaces/spire-server/configmaps/spire-server")["data"]["server.conf"]
+             for c in apis}
+    assert '"trust_domain": "hq.acme-identity.net"' in confs["hq"].replace('":"', '": "')
+    assert '"trust_domain": "branch.acme-identity.net"' in confs["branch"].replace('":"', '": "')
     kinds = {c: {m["kind"] for m in objs} for c, objs in manifests.items()}
     assert "ClusterSPIFFEID" in kinds["branch"] and "ClusterSPIFFEID" not in kinds["hq"]
 
@@ -94,7 +127,8 @@ def test_only_the_node_level_objects_fall_below_restricted(applied: dict[str, di
             cluster, {k: answers[k].warnings for k in warned})
 
 
-def test_each_pod_is_admitted_in_its_namespace(applied: dict[str, dict[str, Applied]], iam_api: KubeApi) -> None:
+def test_each_pod_is_admitted_in_its_namespace(applied: dict[str, dict[str, Applied]],
+                                               apis: dict[str, KubeApi]) -> None:
     for cluster, objs in cluster_manifests().items():
         namespaces = set()
         for m in objs:
@@ -110,7 +144,7 @@ def test_each_pod_is_admitted_in_its_namespace(applied: dict[str, dict[str, Appl
             pod = {"apiVersion": "v1", "kind": "Pod", "spec": spec,
                    "metadata": {"name": f"{m['metadata']['name']}-probe", "namespace": ns,
                                 "labels": template["metadata"]["labels"]}}
-            created = iam_api.create(pod, dry_run=True)
+            created = apis[cluster].create(pod, dry_run=True)
             assert created.body["kind"] == "Pod"
             if ns != "spire-system":
                 assert created.warnings == [], (cluster, pod["metadata"]["name"], created.warnings)
@@ -119,24 +153,24 @@ def test_each_pod_is_admitted_in_its_namespace(applied: dict[str, dict[str, Appl
 
 
 def test_the_agent_is_refused_where_the_downstream_workloads_run(
-        applied: dict[str, dict[str, Applied]], iam_api: KubeApi) -> None:
+        applied: dict[str, dict[str, Applied]], apis: dict[str, KubeApi]) -> None:
     agent = next(m for m in cluster_manifests()["branch"] if m["kind"] == "DaemonSet"
                  and m["metadata"]["name"] == "spire-agent")
-    iam_api.apply({"apiVersion": "v1", "kind": "ServiceAccount",
-                   "metadata": {"name": "spire-agent", "namespace": "downstream-workloads"}})
+    apis["branch"].apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                          "metadata": {"name": "spire-agent", "namespace": "downstream-workloads"}})
     pod = {"apiVersion": "v1", "kind": "Pod", "spec": agent["spec"]["template"]["spec"],
            "metadata": {"name": "agent-probe", "namespace": "downstream-workloads"}}
     with pytest.raises(ApiRefusedError) as refused:
-        iam_api.create(pod, dry_run=True)
+        apis["branch"].create(pod, dry_run=True)
     assert refused.value.status == 403 and 'violates PodSecurity "restricted' in refused.value.message
 
 
 def test_a_cluster_spiffe_id_outside_the_schema_is_refused(applied: dict[str, dict[str, Applied]],
-                                                           iam_api: KubeApi) -> None:
+                                                           apis: dict[str, KubeApi]) -> None:
     (ids,) = [m for m in cluster_manifests()["branch"] if m["kind"] == "ClusterSPIFFEID"]
     wrong = {**ids, "spec": {**ids["spec"], "spiffeIdTemplate": ids["spec"]["spiffeIDTemplate"]}}
     with pytest.raises(ApiRefusedError) as e:
-        iam_api.apply(wrong, dry_run=True, strict=True)
+        apis["branch"].apply(wrong, dry_run=True, strict=True)
     assert ".spec.spiffeIdTemplate: field not declared in schema" in e.value.message
 
 
