@@ -24,7 +24,7 @@ from policy.image_ref import pin_problem
 from stack_config import ConfigError
 from tests.components._platform import is_secret, unwrap, walk_strings
 from tests.conftest import MODES, program_run
-from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered
+from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered, run_program
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,6 +202,17 @@ def test_the_controller_manager_beside_the_downstream_server(run: ProgramRun) ->
         published = yaml.safe_load((CRD_DIR / f"{name}.yaml").read_text())
         assert crd["spec"] == published["spec"], name  # as published, keys unchanged
     assert not objects(run, "apiextensions.k8s.io/v1:CustomResourceDefinition", UP)
+
+
+def test_without_the_controller_manager_there_is_no_crd_and_no_sidecar() -> None:
+    k8s = json.loads(raw_stack_config(STACK)[0]["identity-platform:kubernetes"])
+    k8s["enterprise"]["controllerManager"] = False
+    r = run_program(STACK, False, config={"identity-platform:kubernetes": json.dumps(k8s)})
+    assert not [x for x in r.resources if x.type.endswith(("CustomResourceDefinition", "ClusterSPIFFEID"))]
+    server = objects(r, "apps/v1:StatefulSet", DOWN)["spire-server/spire-server"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in server["containers"]] == ["spire-server"]
+    assert set(objects(r, "rbac.authorization.k8s.io/v1:ClusterRole", DOWN)) == {
+        "identity-platform-spire-server", "identity-platform-spire-agent"}
 
 
 def test_rbac_is_least_privilege(run: ProgramRun) -> None:
