@@ -35,6 +35,7 @@ from components.keycloak_stack import KeycloakStack, KeycloakStackArgs
 from components.kubernetes.basic import BasicTopology, BasicTopologyArgs
 from components.kubernetes.cluster import cluster_provider
 from components.kubernetes.crd_free import AgentsOnlyTopology, AgentsOnlyTopologyArgs
+from components.kubernetes.enterprise import EnterpriseTopology, EnterpriseTopologyArgs
 from components.kubernetes.gitops import IamGitOpsArgs
 from components.kubernetes.iam import HTTP_PORT, IAM_NAMESPACE, KEYCLOAK, KeycloakOnCnpgArgs
 from components.kubernetes.iam_stack import IamStack, IamStackArgs
@@ -135,9 +136,10 @@ class ExternalPlatform:
 class KubernetesPlatform:
     """SPIRE in a Kubernetes cluster and its workloads' entries (platform kubernetes)."""
 
-    topology: BasicTopology | AgentsOnlyTopology
+    topology: BasicTopology | AgentsOnlyTopology | EnterpriseTopology
     bundle_pem: pulumi.Input[str]
-    registrations: SpireRegistrations
+    # Cluster name -> the entries of the workloads its server attests (one cluster but enterprise).
+    registrations: Mapping[str, SpireRegistrations]
     config: StackConfig
     # kubernetes.iam: Keycloak on CNPG in the cluster, and the realm and client written to it.
     iam: IamStack | None = None
@@ -182,7 +184,7 @@ class KubernetesPlatform:
             "nodes": [],
             "spireTrustDomain": config.spire.trust_domain,
             "spireBundlePem": self.bundle_pem,
-            "spireEntryIds": self.registrations.entry_ids,
+            "spireEntryIds": {w: i for regs in self.registrations.values() for w, i in regs.entry_ids.items()},
             "kubernetesTopology": k8s.topology,
             "kubernetesClusters": sorted(k8s.clusters),
             "spireServerAddress": self.topology.server_address,
@@ -273,16 +275,19 @@ def _import_existing(imports: Mapping[str, str]) -> dict[str, str]:
 
 
 def registrations(config: StackConfig, agent_ids: Mapping[str, str]) -> dict[str, Registration]:
-    """Each workload's SPIRE entry, under the agent of its node (`agent_ids`: node -> agent ID)."""
+    """Each workload's SPIRE entry, under the agent of its node (`agent_ids`: node -> agent ID; the
+    workloads of other nodes are left out), in the trust domain of that node's server."""
     return {
         wname: Registration(
-            spiffe_id=f"spiffe://{config.spire.trust_domain}{w.spiffe_path}",
+            spiffe_id=f"spiffe://{config.workload_trust_domain(w.node)}{w.spiffe_path}",
             parent_id=agent_ids[w.node],
             selectors=tuple(w.selectors),
             x509_svid_ttl=w.x509_svid_ttl,
             dns_names=tuple(w.dns_names),
+            federates_with=tuple(w.federates_with),
         )
         for wname, w in sorted(config.workloads.items())
+        if w.node in agent_ids
     }
 
 
@@ -589,11 +594,56 @@ def iam_stack_args(config: StackConfig, iam: IamSettings, storage_class: str | N
     )
 
 
+def kubernetes_root_ca(config: StackConfig, secrets: StackSecrets) -> RootCa:
+    """The root the (top) server chains to: generated, or `rootCa` with its key."""
+    return RootCa(
+        "root-ca",
+        RootCaArgs(
+            common_name=ROOT_CA_CN.format(trust_domain=config.spire.trust_domain),
+            validity_hours=config.spire.root_ca_validity_hours,
+            certificate=config.root_ca.certificate if config.root_ca else None,
+            key=secrets.root_ca_key,
+            protect=config.is_prod,
+        ),
+    )
+
+
+def build_enterprise(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
+    """Both clusters of the enterprise topology, each through its provider, and per cluster an
+    entry per workload its server attests (through `kubectl exec` into that server)."""
+    k8s = config.kubernetes
+    if k8s is None:
+        raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+    root_ca = kubernetes_root_ca(config, secrets)
+    topology = EnterpriseTopology(
+        "enterprise",
+        EnterpriseTopologyArgs(
+            config=config,
+            accesses=k8s.clusters,
+            providers={name: cluster_provider(name, access) for name, access in sorted(k8s.clusters.items())},
+            root_ca_cert_pem=root_ca.cert_pem,
+            root_ca_key_pem=root_ca.key_pem,
+        ),
+    )
+    entries = {
+        cluster: SpireRegistrations(
+            f"spire-entries-{cluster}",
+            SpireRegistrationsArgs(entries=registrations(config, {cluster: alias_id}),
+                                   connection=topology.connections[cluster]),
+            opts=pulumi.ResourceOptions(depends_on=[side.alias_entry for side in topology.sides.values()]),
+        )
+        for cluster, alias_id in sorted(topology.alias_ids.items())
+    }
+    return KubernetesPlatform(topology, root_ca.cert_pem, entries, config)
+
+
 def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPlatform:
     """The topology in its one cluster, and an entry per workload under the cluster's agents."""
     k8s = config.kubernetes
     if k8s is None:
         raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+    if k8s.topology == "enterprise":
+        return build_enterprise(config, secrets)
     (cluster, access), = k8s.clusters.items()  # basic and crd-free: exactly one (stack_config)
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster_provider(cluster, access)})
     topology: BasicTopology | AgentsOnlyTopology
@@ -603,16 +653,7 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
         topology = AgentsOnlyTopology(f"agents-{cluster}", AgentsOnlyTopologyArgs(config, cluster), opts=on_cluster)
         bundle = topology.bundle_pem
     else:
-        root_ca = RootCa(
-            "root-ca",
-            RootCaArgs(
-                common_name=ROOT_CA_CN.format(trust_domain=config.spire.trust_domain),
-                validity_hours=config.spire.root_ca_validity_hours,
-                certificate=config.root_ca.certificate if config.root_ca else None,
-                key=secrets.root_ca_key,
-                protect=config.is_prod,
-            ),
-        )
+        root_ca = kubernetes_root_ca(config, secrets)
         topology = BasicTopology(
             f"spire-{cluster}",
             BasicTopologyArgs(
@@ -625,13 +666,13 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
             opts=on_cluster,
         )
         bundle = root_ca.cert_pem
-    entries = SpireRegistrations(
+    entries = {cluster: SpireRegistrations(
         "spire-entries",
         SpireRegistrationsArgs(
             entries=registrations(config, {cluster: topology.alias_id}), connection=topology.connection
         ),
         opts=pulumi.ResourceOptions(depends_on=[topology.alias_entry]),
-    )
+    )}
     if k8s.iam is None:
         return KubernetesPlatform(topology, bundle, entries, config)
     iam = IamStack("iam", iam_stack_args(config, k8s.iam, k8s.storage_class), opts=on_cluster)

@@ -31,6 +31,7 @@ class Registration:
     selectors: tuple[str, ...]
     x509_svid_ttl: int = 0
     dns_names: tuple[str, ...] = ()
+    federates_with: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class SpireRegistrations(pulumi.ComponentResource):
                 # in: every input given is one more Output per entry for the SDK.
                 x509_svid_ttl=reg.x509_svid_ttl or None,
                 dns_names=list(reg.dns_names) or None,
+                federates_with=list(reg.federates_with) or None,
                 connection=conn,
                 opts=pulumi.ResourceOptions(depends_on=depends_on, parent=self),
             )

@@ -1,12 +1,14 @@
-"""The CustomResourceDefinitions of the IAM design, at the pinned versions, for the real API server.
+"""The CustomResourceDefinitions of the IAM design and of spire-controller-manager (the enterprise
+topology), at the pinned versions, for the real API server.
 
-CloudNativePG, Istio and ArgoCD publish their CRDs inside their Go modules (CNPG
-`config/crd/bases/`, `istio.io/api` `kubernetes/customresourcedefinitions.gen.yaml`, ArgoCD
-`manifests/crds/`), so the Go module proxy, which the server builds already use, serves exactly the
-released files; `go mod download` checks each module against the `h1:` sum pinned here (and the
-checksum database). The wanted CRDs are copied into a cache entry (`crds-<versions>-<digest>`),
-so a second install takes no download. `scripts/servers install kubernetes` installs them with
-the API server; the IAM real-server test (tests/real/test_kubernetes_iam.py) creates them in it.
+CloudNativePG, Istio, ArgoCD and spire-controller-manager publish their CRDs inside their Go
+modules (CNPG and spire-controller-manager `config/crd/bases/`, `istio.io/api`
+`kubernetes/customresourcedefinitions.gen.yaml`, ArgoCD `manifests/crds/`), so the Go module
+proxy, which the server builds already use, serves exactly the released files; `go mod download`
+checks each module against the `h1:` sum pinned here (and the checksum database). The wanted CRDs
+are copied into a cache entry (`crds-<versions>-<digest>`), so a second install takes no download.
+`scripts/servers install kubernetes` installs them with the API server; the real-server tests
+(tests/real/test_kubernetes_iam.py, test_kubernetes_enterprise.py) create them in it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class CrdSource:
     names: tuple[str, ...]  # the CRDs (metadata.name) taken from those files
 
 
+# spire-controller-manager's kinds (plural names), as its module's config/crd/bases names them.
+SPIRE_KINDS = ("clusterspiffeids", "clusterfederatedtrustdomains", "clusterstaticentries")
+
 SOURCES = (
     CrdSource("github.com/cloudnative-pg/cloudnative-pg", f"v{versions.CNPG}",
               "h1:w+bbtXyEPoaa7sZGXxbb8qJ+/bUGWQ3M48kbNUEpKlk=",
@@ -49,12 +54,17 @@ SOURCES = (
               "h1:m2eGAV+nXQGgzZbH5SyJD5laaPW27mzWXBrgisUHY/0=",
               ("manifests/crds/applicationset-crd.yaml", "manifests/crds/application-crd.yaml"),
               ("applicationsets.argoproj.io", "applications.argoproj.io")),
+    CrdSource("github.com/spiffe/spire-controller-manager", f"v{versions.SPIRE_CONTROLLER_MANAGER}",
+              "h1:KdTVULlQyYVH7EUHzMfFwTtH2Lk+zURmQoNgK0DadIs=",
+              tuple(f"config/crd/bases/spire.spiffe.io_{k}.yaml" for k in SPIRE_KINDS),
+              tuple(f"{k}.spire.spiffe.io" for k in SPIRE_KINDS)),
 )
 
 
 def _entry() -> Path:
     pins = json.dumps([[s.module, s.version, s.sum, s.files, s.names] for s in SOURCES]).encode()
-    return cache.entry(NAME, f"cnpg{versions.CNPG}-istio{versions.ISTIO}-argocd{versions.ARGO_CD}",
+    return cache.entry(NAME, f"cnpg{versions.CNPG}-istio{versions.ISTIO}-argocd{versions.ARGO_CD}"
+                       f"-scm{versions.SPIRE_CONTROLLER_MANAGER}",
                        cache.key(pins))
 
 

@@ -171,6 +171,20 @@ def self_signed_ca(common_name: str, validity_hours: int) -> tuple[ec.EllipticCu
     return key, cert
 
 
+def intermediate_ca(common_name: str, root_key: ec.EllipticCurvePrivateKey, root: x509.Certificate,
+                    validity_hours: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """`components.intermediate_ca.IntermediateCa` (pulumi-tls `LocallySignedCert`, CA): ECDSA
+    P-384 signed by the root, cert_signing + crl_signing + digital_signature."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    cert = (
+        _builder(_name(common_name), root.subject, key, validity_hours, ca=True, usage=_usage(signs=True))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .sign(root_key, hashes.SHA256())
+    )
+    return key, cert
+
+
 def node_certificate(node: str, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate,
                      validity_hours: int) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """The agent's x509pop certificate as `SpireStack._agent` makes it: ECDSA P-256, CN = node,

@@ -445,6 +445,8 @@ class StackConfig(Model):
             problems += _set_fields("keycloak", self.keycloak, (*KeycloakSettings.DEPLOYED_ONLY,
                                                                 *KeycloakSettings.EXTERNAL_ONLY),
                                     "platform kubernetes (Keycloak's host name is kubernetes.iam.hostname)")
+        if k8s.topology == "enterprise" and k8s.enterprise is not None:
+            problems += k8s.enterprise.problems(set(k8s.clusters), self.spire.trust_domain)
         if k8s.topology == "crd-free":
             # The server is someone else's: it is reached, and configured, as with platform external.
             problems += self._external_transport_problems("the crd-free topology")
@@ -512,7 +514,8 @@ class StackConfig(Model):
         for wname, w in sorted(self.workloads.items()):
             if w.node not in agents:
                 problems.append(f"workloads.{wname}.node: {w.node!r} is not a key of {where} ({sorted(agents)})")
-            spiffe_id = f"spiffe://{self.spire.trust_domain}{w.spiffe_path}"
+            td = self.workload_trust_domain(w.node)
+            spiffe_id = f"spiffe://{td}{w.spiffe_path}"
             if spiffe_id in owners:
                 problems.append(
                     f"workloads.{wname}.spiffePath: {w.spiffe_path!r} is also the path of "
@@ -522,9 +525,10 @@ class StackConfig(Model):
                 )
                 continue
             owners[spiffe_id] = wname
-            problem = spiffe_id_problem(spiffe_id, self.spire.trust_domain, workload=True)
+            problem = spiffe_id_problem(spiffe_id, td, workload=True)
             if problem:
                 problems.append(f"workloads.{wname}.spiffePath: {problem}")
+            problems += self._federation_problems(wname, w.federates_with, td)
         emails: dict[str, str] = {}
         for uname, user in sorted(self.users.items()):
             email = user.email.lower()
@@ -535,6 +539,36 @@ class StackConfig(Model):
                 )
             emails.setdefault(email, uname)
         return problems
+
+    def _federation_problems(self, wname: str, federates_with: list[str], own: str) -> list[str]:
+        """A workload federates only with a trust domain its server keeps the bundle of: the other
+        side of the enterprise topology."""
+        if not federates_with:
+            return []
+        k8s = self.kubernetes
+        if self.platform != "kubernetes" or k8s is None or k8s.topology != "enterprise":
+            return [f"workloads.{wname}.federatesWith: only the enterprise topology (platform kubernetes) "
+                    "federates two trust domains: remove it "
+                    f"(fix: `pulumi config rm --path 'workloads.{wname}.federatesWith'`)"]
+        peers = set(self.trust_domains.values()) - {own}
+        return [
+            f"workloads.{wname}.federatesWith: {td!r} is not federated with {own!r} (its server keeps the bundle "
+            f"of {sorted(peers)} only): name that one"
+            for td in federates_with if td not in peers
+        ][:1]
+
+    @property
+    def trust_domains(self) -> dict[str, str]:
+        """Agent name (cluster, node) -> the trust domain of the server that attests it: the one
+        `spire.trustDomain`, except in the enterprise topology's downstream cluster."""
+        k8s = self.kubernetes
+        if self.platform == "kubernetes" and k8s is not None and k8s.topology == "enterprise" and k8s.enterprise:
+            return k8s.enterprise.trust_domains(self.spire.trust_domain)
+        return dict.fromkeys(self.agent_names, self.spire.trust_domain)
+
+    def workload_trust_domain(self, node: str) -> str:
+        """The trust domain a workload attested by `node`'s agent is in."""
+        return self.trust_domains.get(node, self.spire.trust_domain)
 
     @property
     def stateful_nodes(self) -> list[str]:
@@ -587,6 +621,13 @@ class StackConfig(Model):
         names |= {f"users.{u}.email": spec.email.rpartition("@")[2] for u, spec in sorted(self.users.items())}
         if self.kubernetes is not None and self.kubernetes.external_server is not None:
             names["kubernetes.externalServer.address"] = self.kubernetes.external_server.address
+        if self.kubernetes is not None and self.kubernetes.enterprise is not None:
+            ent = self.kubernetes.enterprise
+            names |= {
+                "kubernetes.enterprise.downstream.trustDomain": ent.downstream.trust_domain,
+                "kubernetes.enterprise.upstream.address": ent.upstream.address,
+                "kubernetes.enterprise.downstream.address": ent.downstream.address,
+            }
         if self.platform != "swarm":
             del names["domain"]  # nothing is published under it
         for key, value in names.items():

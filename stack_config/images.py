@@ -25,6 +25,11 @@ class Images(Model):
         default="registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.6.2",
         description="Registers the SPIFFE CSI driver with each node's kubelet (platform kubernetes).",
     )
+    spire_controller_manager: str = Field(
+        default=f"ghcr.io/spiffe/spire-controller-manager:{versions.SPIRE_CONTROLLER_MANAGER}",
+        description="spire-controller-manager beside the enterprise topology's downstream server (platform "
+        "kubernetes): registers pods from ClusterSPIFFEID resources.",
+    )
     cnpg_postgres: str = Field(
         default=f"ghcr.io/cloudnative-pg/postgresql:{versions.CNPG_POSTGRES}-system-trixie",
         description="PostgreSQL of the CloudNativePG cluster Keycloak uses (platform kubernetes, kubernetes.iam): "

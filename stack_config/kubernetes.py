@@ -10,21 +10,20 @@ Topologies (docs: the SPIRE design, research/spire.md sections 5-6):
 
 - `basic`: one cluster; the SPIRE server (StatefulSet, PostgreSQL datastore) and its agents
   (DaemonSet, `k8s_psat`), workloads registered by `SpireEntry` resources.
-- `enterprise`: two clusters, an upstream server and a nested downstream one with federation.
+- `enterprise`: two clusters, the root server of `spire.trustDomain` and a downstream server of
+  its own trust domain, federated both ways (`kubernetes.enterprise`, stack_config/kubernetes_enterprise.py).
 - `crd-free`: agents only, pointing at servers outside the cluster.
-
-`basic` and `crd-free` are built; `enterprise` is refused at preview with that reason, rather
-than accepted and half-deployed.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from stack_config.base import Hostname, Model, checked
+from stack_config.kubernetes_enterprise import EnterpriseSettings
 from stack_config.kubernetes_iam import IamSettings
 from stack_config.kubernetes_ziti import ZitiOnKubernetes
 from stack_config.systems import PemBundle
@@ -87,7 +86,7 @@ class KubernetesSettings(Model):
     clusters: dict[ClusterName, KubernetesCluster] = Field(
         min_length=1,
         description="Clusters by name (the k8s_psat cluster name): kubeconfig path and context of each. basic: "
-        "exactly one.",
+        "exactly one; enterprise: exactly two.",
     )
     storage_class: str | None = Field(
         default=None,
@@ -118,6 +117,12 @@ class KubernetesSettings(Model):
         "registration entries reach it through spire.transport.",
     )
 
+    enterprise: EnterpriseSettings | None = Field(
+        default=None,
+        description="enterprise: the upstream and downstream clusters, the downstream trust domain and the node "
+        "addresses each cluster reaches the other's NodePorts at.",
+    )
+
     iam: IamSettings | None = Field(
         default=None,
         description="Keycloak on CloudNativePG behind Istio STRICT mTLS in the topology's cluster (iam-system), "
@@ -129,8 +134,6 @@ class KubernetesSettings(Model):
         "their external JWT signer), wired to SPIRE and Keycloak as on Swarm; names and ports from `ziti`.",
     )
 
-    BUILT: ClassVar[tuple[str, ...]] = ("basic", "crd-free")
-
     @field_validator("server_storage", "database_storage")
     @classmethod
     def _quantity(cls, v: str) -> str:
@@ -140,13 +143,14 @@ class KubernetesSettings(Model):
 
     def problems(self) -> list[str]:
         """`kubernetes.<key>: ...` lines for what the topology cannot take."""
+        if self.topology == "enterprise":
+            return self._enterprise_problems()
         out = []
-        if self.topology not in self.BUILT:
+        if self.enterprise is not None:
             out.append(
-                f"kubernetes.topology: {self.topology!r} is not built yet (issue 15: basic and crd-free are); use "
-                "basic (fix: `pulumi config set --path 'kubernetes.topology' basic`)"
+                f"kubernetes.enterprise: only the enterprise topology has two sides, not {self.topology}: remove "
+                "it (fix: `pulumi config rm --path 'kubernetes.enterprise'`)"
             )
-            return out
         if len(self.clusters) != 1:
             out.append(
                 f"kubernetes.clusters: the {self.topology} topology runs in exactly one cluster, not "
@@ -171,4 +175,24 @@ class KubernetesSettings(Model):
                     "external JWT signer (fix: set `kubernetes.iam.hostname`, or "
                     "`pulumi config rm --path 'kubernetes.ziti'`)"
                 )
+        return out
+
+    def _enterprise_problems(self) -> list[str]:
+        out: list[str] = []
+        if len(self.clusters) != 2:
+            out.append(
+                f"kubernetes.clusters: the enterprise topology runs in exactly two clusters (upstream and "
+                f"downstream), not {len(self.clusters)} ({sorted(self.clusters)})"
+            )
+        if self.enterprise is None:
+            out.append(
+                "kubernetes.enterprise: required with the enterprise topology: the upstream and downstream "
+                "clusters, the downstream trust domain and each side's node address "
+                "(fix: `pulumi config set --path 'kubernetes.enterprise.downstream.trustDomain' <name>`)"
+            )
+        if self.external_server is not None:
+            out.append(
+                "kubernetes.externalServer: the enterprise topology runs its own servers: remove it "
+                "(fix: `pulumi config rm --path 'kubernetes.externalServer'`)"
+            )
         return out

@@ -248,6 +248,11 @@ class Workload(Model):
     )
     dns_names: list[DnsName] = Field(default_factory=list, description="DNS SANs of its X.509 SVID.")
     x509_svid_ttl: int = Field(default=0, ge=0, le=MAX_INT32, description="Seconds; 0 = server default.")
+    federates_with: list[TrustDomain] = Field(
+        default_factory=list,
+        description="Federated trust domains whose bundles the workload receives with its SVID, so it can "
+        "authenticate their workloads (platform kubernetes, enterprise topology: the other side's trust domain).",
+    )
     svid_helper: bool = Field(
         default=False,
         description="Run a spiffe-helper container on the workload's node that keeps its X.509 SVID in the "

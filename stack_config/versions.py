@@ -83,6 +83,11 @@ tier); the cluster's Istio control plane is the user's, this minor or newer."""
 ARGO_CD: Final = "3.2.0"
 """ArgoCD's ApplicationSet API (`github.com/argoproj/argo-cd/v3`, manifests/crds)."""
 
+SPIRE_CONTROLLER_MANAGER: Final = "0.7.0"
+"""spire-controller-manager (`github.com/spiffe/spire-controller-manager`, image
+`ghcr.io/spiffe/spire-controller-manager`): its CRDs (config/crd/bases) are what the enterprise
+topology installs, its typed classes are generated from, and the real-server tier creates."""
+
 LOKI: Final = "3.4.2"
 """Loki and Promtail (`grafana/loki`, `grafana/promtail`: released together) of kubernetes.iam.observability."""
 

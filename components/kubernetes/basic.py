@@ -118,10 +118,11 @@ def agents_of(
 
 def workloads_side(
     name: str, config: StackConfig, names: Mapping[str, pulumi.Input[str]], agents: pulumi.Resource,
-    parent: pulumi.Resource,
+    parent: pulumi.Resource, workload_ns: Sequence[str] | None = None,
 ) -> None:
-    """Default-deny in every workload namespace; the sample workloads when asked for."""
-    for ns in workload_namespaces(config):
+    """Default-deny in every workload namespace (`workload_ns`, else `workload_namespaces`); the
+    sample workloads when asked for."""
+    for ns in workload_ns if workload_ns is not None else workload_namespaces(config):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-{ns}-default-deny",
             metadata={"name": "default-deny", "namespace": names[ns], "labels": sec.labels("default-deny", "policy")},

@@ -31,6 +31,7 @@ SERVER_SOCKET = f"{SERVER_SOCKET_DIR}/api.sock"
 SERVER_SECRETS = "/run/spire/secrets"
 UPSTREAM_CERT = "upstream-ca.pem"
 UPSTREAM_KEY = "upstream-ca.key"
+UPSTREAM_BUNDLE = "upstream-bundle.pem"  # the root(s), when the upstream CA is an intermediate
 PGPASS = "spire-db.pgpass"
 SERVER_PORT = 8081
 HEALTH_PORT = 8080

@@ -14,11 +14,18 @@
 - Pods at the restricted Pod Security level, requests and limits, probes on the health listener;
   a PodDisruptionBudget keeps one server up through voluntary disruptions; network policies allow
   only agents -> server:8081, server -> database:5432, server -> API server, and DNS.
+- `exposure` (enterprise): a NodePort Service for the agent API and the federation bundle endpoint
+  (8443), and the flows across clusters: peers may reach 8081 and 8443 from outside the cluster
+  (both authenticate the caller themselves: k8s_psat tokens, SPIFFE mTLS), and the server may
+  reach the other cluster's bundle endpoint NodePort.
+- `sidecars`: containers that share the pod, such as spire-controller-manager, which reaches the
+  server's admin API through the socket directory (a Unix socket: it cannot be another pod).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -40,6 +47,7 @@ from components.kubernetes.spire_config import (
     SERVER_SECRETS,
     SERVER_SOCKET_DIR,
     SYSTEM_NAMESPACE,
+    UPSTREAM_BUNDLE,
     UPSTREAM_CERT,
     UPSTREAM_KEY,
 )
@@ -55,6 +63,25 @@ SECRET_FILE_MODE = 0o440  # owner root, group = the pod's fsGroup: readable by t
 
 
 @dataclass(frozen=True)
+class ServerExposure:
+    """The server reached from outside its cluster (enterprise): NodePorts by port name (`grpc`,
+    `federation`), its bundle endpoint's port, and the other clusters' bundle endpoint NodePorts it
+    fetches from."""
+
+    node_ports: Mapping[str, int]
+    federation_port: int
+    peer_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A container of the server pod and the volumes only it mounts; it may mount `admin-socket`."""
+
+    container: k8s.core.v1.ContainerArgsDict
+    volumes: Sequence[k8s.core.v1.VolumeArgsDict] = ()
+
+
+@dataclass(frozen=True)
 class SpireServerArgs:
     namespace: pulumi.Input[str]
     server_conf: str
@@ -65,6 +92,10 @@ class SpireServerArgs:
     server_storage: str
     database_storage: str
     storage_class: str | None = None
+    # The chain up to the root when the upstream CA is an intermediate (UpstreamAuthority disk's bundle).
+    upstream_bundle_pem: pulumi.Input[str] | None = None
+    exposure: ServerExposure | None = None
+    sidecars: Sequence[Sidecar] = field(default_factory=tuple)
 
 
 def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
@@ -139,13 +170,16 @@ class SpireServer(pulumi.ComponentResource):
             string_data={PGPASS: password.result.apply(lambda pw: f"{host}:{DATABASE_PORT}:spire:spire:{pw}\n")},
             opts=child,
         )
+        upstream_files: dict[str, pulumi.Input[str]] = {
+            UPSTREAM_CERT: args.root_ca_cert_pem,
+            UPSTREAM_KEY: pulumi.Output.secret(args.root_ca_key_pem),
+        }
+        if args.upstream_bundle_pem is not None:
+            upstream_files[UPSTREAM_BUNDLE] = args.upstream_bundle_pem
         upstream = k8s.core.v1.Secret(
             f"{name}-upstream-ca",
             metadata=sec.meta(f"{SERVER_NAME}-upstream-ca", ns, SERVER_NAME, "server"),
-            string_data={
-                UPSTREAM_CERT: args.root_ca_cert_pem,
-                UPSTREAM_KEY: pulumi.Output.secret(args.root_ca_key_pem),
-            },
+            string_data=upstream_files,
             opts=child,
         )
         conf = k8s.core.v1.ConfigMap(
@@ -241,15 +275,20 @@ class SpireServer(pulumi.ComponentResource):
                   "ports": [{"name": "grpc", "port": SERVER_PORT, "target_port": SERVER_PORT}]},
             opts=child,
         )
+        exposure = args.exposure
+        ports: list[k8s.core.v1.ContainerPortArgsDict] = [
+            {"name": "grpc", "container_port": SERVER_PORT},
+            {"name": "health", "container_port": HEALTH_PORT},
+            {"name": "metrics", "container_port": METRICS_PORT},
+        ]
+        if exposure is not None:
+            ports.append({"name": "federation", "container_port": exposure.federation_port})
+            _node_port_service(name, ns, exposure, self)
         server_container: k8s.core.v1.ContainerArgsDict = {
             "name": SERVER_NAME,
             "image": args.server_image,
             "args": ["-config", f"{SERVER_CONF_DIR}/server.conf"],
-            "ports": [
-                {"name": "grpc", "container_port": SERVER_PORT},
-                {"name": "health", "container_port": HEALTH_PORT},
-                {"name": "metrics", "container_port": METRICS_PORT},
-            ],
+            "ports": ports,
             "liveness_probe": {
                 "http_get": {"path": "/live", "port": HEALTH_PORT}, "period_seconds": 30, "failure_threshold": 3,
             },
@@ -284,7 +323,8 @@ class SpireServer(pulumi.ComponentResource):
                         "automount_service_account_token": True,
                         "enable_service_links": False,
                         "security_context": sec.pod_security(SERVER_UID),
-                        "containers": [server_container],
+                        # Sidecars share the admin socket: one process namespace is not needed for that.
+                        "containers": [server_container, *(c.container for c in args.sidecars)],
                         "volumes": [
                             {"name": "conf", "config_map": {"name": conf.metadata.name}},
                             {"name": "secrets", "projected": {"default_mode": SECRET_FILE_MODE, "sources": [
@@ -292,6 +332,7 @@ class SpireServer(pulumi.ComponentResource):
                                 {"secret": {"name": pgpass.metadata.name}},
                             ]}},
                             {"name": "admin-socket", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
+                            *(v for c in args.sidecars for v in c.volumes),
                         ],
                     },
                 },
@@ -317,12 +358,14 @@ class SpireServer(pulumi.ComponentResource):
             spec=sec.allow(
                 SERVER_NAME,
                 # Agents attest and fetch SVIDs on 8081.
-                ingress=[{"from_": [sec.peer(SYSTEM_NAMESPACE, AGENT_NAME)], "ports": sec.tcp(SERVER_PORT)}],
+                ingress=[{"from_": [sec.peer(SYSTEM_NAMESPACE, AGENT_NAME)], "ports": sec.tcp(SERVER_PORT)},
+                         *_exposed_ingress(exposure)],
                 egress=[
                     {"to": [sec.pod(DATABASE_NAME)], "ports": sec.tcp(DATABASE_PORT)},
                     # TokenReview and pod/node reads: the API server's address differs per cluster.
                     {"ports": sec.tcp(*API_SERVER_PORTS)},
                     sec.dns_egress(),
+                    *_exposed_egress(exposure),
                 ],
             ),
             opts=child,
@@ -338,3 +381,35 @@ class SpireServer(pulumi.ComponentResource):
         )
         self.register_outputs({"service_name": self.service_name})
 
+
+
+def _node_port_service(name: str, ns: pulumi.Input[str], exposure: ServerExposure,
+                       parent: pulumi.Resource) -> k8s.core.v1.Service:
+    """The agent API and the bundle endpoint on every node's `exposure.node_ports`."""
+    targets = {"grpc": SERVER_PORT, "federation": exposure.federation_port}
+    return k8s.core.v1.Service(
+        f"{name}-node-ports",
+        metadata=sec.meta(f"{SERVER_NAME}-external", ns, SERVER_NAME, "server"),
+        spec={
+            "type": "NodePort",
+            "selector": sec.selector(SERVER_NAME),
+            "ports": [{"name": port, "port": targets[port], "target_port": targets[port], "node_port": node_port}
+                      for port, node_port in sorted(exposure.node_ports.items())],
+        },
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _exposed_ingress(exposure: ServerExposure | None) -> list[k8s.networking.v1.NetworkPolicyIngressRuleArgsDict]:
+    """From outside the cluster (a NodePort's source is any node or peer): the agent API and the
+    bundle endpoint, each authenticating its callers itself."""
+    if exposure is None:
+        return []
+    return [{"ports": sec.tcp(SERVER_PORT, exposure.federation_port)}]
+
+
+def _exposed_egress(exposure: ServerExposure | None) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgsDict]:
+    """To the other clusters' bundle endpoints (their NodePorts, on node addresses)."""
+    if exposure is None or not exposure.peer_ports:
+        return []
+    return [{"ports": sec.tcp(*exposure.peer_ports)}]

@@ -318,10 +318,6 @@ class TestConfigRefusesWhatKubernetesCannotTake:
                     "kubernetes.skipKubeletVerification"):
             assert f"identity-platform:{key}:" in text, (key, text)
 
-    def test_the_enterprise_topology_is_refused_until_built(self) -> None:
-        with pytest.raises(ConfigError, match=r"kubernetes.topology: 'enterprise' is not built yet"):
-            stack_config.parse(_config(kubernetes={"topology": "enterprise", "clusters": {"a": {}, "b": {}}}))
-
     def test_a_kubeconfig_must_be_a_path_not_its_contents(self) -> None:
         with pytest.raises(ConfigError, match=r"kubernetes.clusters.dev.kubeconfig: .*not its contents"):
             stack_config.parse(

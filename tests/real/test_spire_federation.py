@@ -1,13 +1,19 @@
-"""Federation between two real SPIRE servers of two trust domains, from the renderer's federation
-model (`components.spire_conf.Federation`): each serves its bundle on an `https_spiffe` bundle
-endpoint, federates with the other, and after the one-time seeding https_spiffe requires, each
-fetches the other's bundle from the other's endpoint (the server logs "Bundle refreshed" only
-for a bundle it got from the endpoint). This is the federation half of the enterprise topology
-(upstream and downstream trust domains), proven on loopback before the topology itself exists.
+"""Federation for real with the enterprise topology's own server configs: the upstream (root) and
+downstream servers rendered for `Pulumi.k8s-enterprise.yaml` (`enterprise_support.layout`: the
+rendered configs moved onto loopback) run as two real SPIRE servers of the two trust domains. Each
+serves its bundle on its `https_spiffe` bundle endpoint and federates with the other; after the
+one-time seeding https_spiffe requires (docs/architecture.md, enterprise topology), each fetches
+the other's bundle from the other's endpoint (the server logs "Bundle refreshed" only for a bundle
+it got from the endpoint). And the downstream's CA is the intermediate the root signs: its SVIDs
+chain leaf <- downstream CA <- intermediate <- root, the root OpenZiti verifies.
+
+SPIRE nests servers only within one trust domain, so the topology joins its two by federation; the
+nested server (`UpstreamAuthority "spire"`) is proven in test_spire_nested.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -18,31 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
-from components.spire_conf import (
-    BundleEndpoint,
-    FederatesWith,
-    Federation,
-    HealthChecks,
-    Plugin,
-    Prometheus,
-    ServerConf,
-    ServerSection,
-    Telemetry,
-)
+from components.kubernetes.enterprise_config import Role
 from servers import spire
-from servers.process import Run, free_port
+from servers.process import Run
+from tests.real.enterprise_support import LocalSide, layout
 
-DOMAINS = ("upstream.zt.internal", "downstream.zt.internal")
 READY_SECONDS = 90
-# Before its bundle is seeded a server retries the peer after SPIRE's minimum refresh hint (1 min).
+# Before its peer's bundle is seeded a server retries after SPIRE's minimum refresh hint (1 min).
 REFRESH_SECONDS = 150
 
 
 @dataclass(frozen=True)
 class Server:
-    trust_domain: str
-    socket: Path
+    side: LocalSide
     log: Path
 
 
@@ -51,92 +47,74 @@ def _cli(bins: Path, *args: str, stdin: str | None = None) -> subprocess.Complet
                           timeout=60, check=False)
 
 
-def conf(td: str, home: Path, port: int, endpoints: dict[str, int]) -> ServerConf:
-    peers = {
-        other: FederatesWith(bundle_endpoint_url=f"https://127.0.0.1:{endpoints[other]}",
-                             endpoint_spiffe_id=f"spiffe://{other}/spire/server")
-        for other in DOMAINS if other != td
-    }
-    return ServerConf(
-        server=ServerSection(
-            trust_domain=td, bind_address="127.0.0.1", bind_port=str(port), socket_path=str(home / "api.sock"),
-            data_dir=str(home / "data"),
-            federation=Federation(
-                bundle_endpoint=BundleEndpoint(address="127.0.0.1", port=endpoints[td], refresh_hint="10s"),
-                federates_with=peers,
-            ),
-        ),
-        data_store=Plugin(name="sql", data={"database_type": "sqlite3",
-                                            "connection_string": str(home / "data" / "datastore.sqlite3")}),
-        key_manager=Plugin(name="disk", data={"keys_path": str(home / "data" / "keys.json")}),
-        node_attestors=[Plugin(name="join_token")],
-        health_checks=HealthChecks(bind_address="127.0.0.1", bind_port=str(free_port())),
-        telemetry=Telemetry(prometheus=Prometheus(host="127.0.0.1", port=free_port())),
-    )
-
-
 @pytest.fixture(scope="module")
-def federated(servers_run: Run) -> Iterator[tuple[Path, dict[str, Server]]]:
+def federated(servers_run: Run) -> Iterator[tuple[Path, dict[Role, Server]]]:
     bins = spire.bin_dir()
     root = Path(tempfile.mkdtemp(prefix="identity-platform-fed-"))
-    endpoints = {td: free_port() for td in DOMAINS}
-    started: dict[str, Server] = {}
-    for td in DOMAINS:
-        home = root / td.split(".")[0]
-        (home / "data").mkdir(parents=True)
-        (home / "server.conf").write_text(conf(td, home, free_port(), endpoints).render())
-        proc = servers_run.spawn("spire", f"federation-{td}", [str(bins / "spire-server"), "run", "-config",
-                                                               str(home / "server.conf")], cwd=home)
-        socket = home / "api.sock"
-        servers_run.wait_ready(proc, lambda s=socket: _cli(bins, "healthcheck", "-socketPath", str(s)).returncode == 0,
-                               timeout=READY_SECONDS, what=f"{td} healthcheck")
-        started[td] = Server(td, socket, Path(proc.log))
+    started: dict[Role, Server] = {}
+    for role, side in layout(root, running=True).items():
+        proc = servers_run.spawn("spire", f"enterprise-{role}", [str(bins / "spire-server"), "run", "-config",
+                                                                 str(side.server_conf)], cwd=side.home)
+        servers_run.wait_ready(
+            proc, lambda s=side.socket: _cli(bins, "healthcheck", "-socketPath", str(s)).returncode == 0,
+            timeout=READY_SECONDS, what=f"{side.trust_domain} healthcheck")
+        started[role] = Server(side, Path(proc.log))
     # https_spiffe: each side must know the other's bundle once, to authenticate its endpoint.
-    for td, server in started.items():
-        shown = _cli(bins, "bundle", "show", "-format", "spiffe", "-socketPath", str(server.socket))
+    for role, server in started.items():
+        shown = _cli(bins, "bundle", "show", "-format", "spiffe", "-socketPath", str(server.side.socket))
         assert shown.returncode == 0, shown.stderr
-        for other in DOMAINS:
-            if other != td:
-                done = _cli(bins, "bundle", "set", "-format", "spiffe", "-id", f"spiffe://{td}",
-                            "-socketPath", str(started[other].socket), stdin=shown.stdout)
+        for other, peer in started.items():
+            if other != role:
+                done = _cli(bins, "bundle", "set", "-format", "spiffe", "-id", f"spiffe://{server.side.trust_domain}",
+                            "-socketPath", str(peer.side.socket), stdin=shown.stdout)
                 assert done.returncode == 0, done.stderr
     yield bins, started
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_the_rendered_federation_section_is_what_spire_reads(tmp_path: Path) -> None:
-    bins = spire.bin_dir()
-    (tmp_path / "data").mkdir()
-    rendered = conf(DOMAINS[0], tmp_path, 8081, {DOMAINS[0]: 8443, DOMAINS[1]: 9443})
-    doc = json.loads(rendered.render())
-    assert doc["server"]["federation"] == {
-        "bundle_endpoint": {"address": "127.0.0.1", "port": 8443, "refresh_hint": "10s",
-                            "profile": {"https_spiffe": {}}},
-        "federates_with": {DOMAINS[1]: {
-            "bundle_endpoint_url": "https://127.0.0.1:9443",
-            "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{DOMAINS[1]}/spire/server"}},
-        }},
-    }
-    path = tmp_path / "server.conf"
-    path.write_text(rendered.render())
-    done = _cli(bins, "validate", "-config", str(path))
-    assert done.returncode == 0 and "valid" in done.stdout, done.stdout + done.stderr
+def test_the_rendered_configs_name_each_other(federated: tuple[Path, dict[Role, Server]]) -> None:
+    _, servers = federated
+    up, down = (json.loads(servers[r].side.server_conf.read_text())["server"] for r in ("upstream", "downstream"))
+    assert (up["trust_domain"], down["trust_domain"]) == ("hq.acme-identity.net", "branch.acme-identity.net")
+    assert list(up["federation"]["federates_with"]) == [down["trust_domain"]]
+    assert list(down["federation"]["federates_with"]) == [up["trust_domain"]]
 
 
-def test_each_domain_fetches_the_others_bundle_from_its_endpoint(federated: tuple[Path, dict[str, Server]]) -> None:
+def test_each_domain_fetches_the_others_bundle_from_its_endpoint(
+        federated: tuple[Path, dict[Role, Server]]) -> None:
     bins, servers = federated
+    domains = {r: s.side.trust_domain for r, s in servers.items()}
     deadline = time.monotonic() + REFRESH_SECONDS
-    pending = set(DOMAINS)
+    pending = set(servers)
     while pending:
-        for td in list(pending):
-            lines = [json.loads(line) for line in servers[td].log.read_text().splitlines() if line.startswith("{")]
-            other = next(d for d in DOMAINS if d != td)
+        for role in list(pending):
+            other = domains["downstream" if role == "upstream" else "upstream"]
+            lines = [json.loads(line) for line in servers[role].log.read_text().splitlines() if line.startswith("{")]
             if any(entry.get("msg") == "Bundle refreshed" and other in json.dumps(entry) for entry in lines):
-                pending.discard(td)
+                pending.discard(role)
         assert time.monotonic() < deadline, f"no bundle fetched from the peer's endpoint by {sorted(pending)}"
         time.sleep(1)
-    for td, server in servers.items():
-        other = next(d for d in DOMAINS if d != td)
-        theirs = _cli(bins, "bundle", "show", "-socketPath", str(servers[other].socket)).stdout.strip()
-        kept = _cli(bins, "bundle", "list", "-id", f"spiffe://{other}", "-socketPath", str(server.socket))
+    for role, server in servers.items():
+        peer = servers["downstream" if role == "upstream" else "upstream"]
+        theirs = _cli(bins, "bundle", "show", "-socketPath", str(peer.side.socket)).stdout.strip()
+        kept = _cli(bins, "bundle", "list", "-id", f"spiffe://{peer.side.trust_domain}",
+                    "-socketPath", str(server.side.socket))
         assert kept.returncode == 0 and theirs.splitlines()[1] in kept.stdout, kept.stdout + kept.stderr
+
+
+def test_the_downstream_svids_chain_through_the_intermediate_to_the_root(
+        federated: tuple[Path, dict[Role, Server]], tmp_path: Path) -> None:
+    bins, servers = federated
+    down = servers["downstream"].side
+    done = _cli(bins, "x509", "mint", "-spiffeID", f"spiffe://{down.trust_domain}/ns/downstream-workloads/sa/probe",
+                "-write", str(tmp_path), "-socketPath", str(down.socket))
+    assert done.returncode == 0, done.stderr
+    chain = x509.load_pem_x509_certificates((tmp_path / "svid.pem").read_bytes())
+    intermediate = x509.load_pem_x509_certificate((down.home / "secrets" / "upstream-ca.pem").read_bytes())
+    assert len(chain) == 3 and chain[-1] == intermediate, "leaf, the downstream's CA, the intermediate"
+    for child, parent in itertools.pairwise(chain):
+        child.verify_directly_issued_by(parent)
+    intermediate.verify_directly_issued_by(down.root)
+    up = servers["upstream"].side
+    assert down.root.subject == x509.load_pem_x509_certificate(
+        (up.home / "secrets" / "upstream-ca.pem").read_bytes()).subject  # one root for both trust domains

@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from servers import keycloak, postgres, toolchain
+from servers import crds, keycloak, postgres, toolchain
 from stack_config import versions
 from stack_config.images import Images
 from tests.harness.mock_engine import ROOT, stack_files
@@ -23,6 +23,9 @@ def test_the_deployed_images_carry_the_pinned_versions() -> None:
     assert _tag(images.ziti_controller) == _tag(images.ziti_router) == versions.ZITI
     assert _tag(images.keycloak) == versions.KEYCLOAK
     assert _tag(images.postgres).split("-")[0] == versions.POSTGRES
+    # The controller manager runs the release whose CRDs the program installs and the tests create.
+    (scm,) = [s for s in crds.SOURCES if s.module == "github.com/spiffe/spire-controller-manager"]
+    assert _tag(images.spire_controller_manager) == versions.SPIRE_CONTROLLER_MANAGER == scm.version.lstrip("v")
 
 
 def test_the_go_tools_modules_build_the_pinned_versions() -> None:
@@ -31,6 +34,8 @@ def test_the_go_tools_modules_build_the_pinned_versions() -> None:
     assert toolchain.go_module_require(go / "ziti", "github.com/openziti/ziti") == f"v{versions.ZITI}"
     assert toolchain.go_module_require(go / "kubernetes", "k8s.io/kubernetes") == f"v{versions.KUBERNETES}"
     assert toolchain.go_module_require(go / "etcd", "go.etcd.io/etcd/server/v3") == f"v{versions.ETCD}"
+    assert toolchain.go_module_require(go / "spire-controller-manager", "github.com/spiffe/spire-controller-manager") \
+        == f"v{versions.SPIRE_CONTROLLER_MANAGER}"
 
 
 def test_every_kubernetes_staging_module_is_the_release_of_the_pinned_version() -> None:

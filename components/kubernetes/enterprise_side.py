@@ -1,0 +1,147 @@
+"""EnterpriseSide: one cluster of the enterprise topology, built from the basic topology's parts.
+
+Through that cluster's provider (inherited from this component): the namespaces at their Pod
+Security levels, the SPIRE server of the side's trust domain (`SpireServer`, exposed on the side's
+NodePorts with its federation bundle endpoint), its agents (`SpireAgents`), the node alias entry,
+the default-deny policies and sample workloads of the workloads this cluster attests, and on the
+downstream side spire-controller-manager in the server pod and the security gateway's NodePort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kubernetes import security as sec
+from components.kubernetes.basic import alias_entry, kubectl_connection, namespaces, workloads_side
+from components.kubernetes.controller_manager import SpireControllerManager, SpireControllerManagerArgs
+from components.kubernetes.enterprise_config import FEDERATION_PORT, EnterpriseSide
+from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
+from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
+from components.kubernetes.spire_config import SERVER_NAMESPACE, SYSTEM_NAMESPACE
+from components.kubernetes.spire_server import ServerExposure, Sidecar, SpireServer, SpireServerArgs
+from components.kubernetes.workloads import k8s_identity
+from dynamic_providers.spire.provider import SpireEntry
+from stack_config import KubernetesCluster, StackConfig
+from stack_config.kubernetes_enterprise import GATEWAY_NODE_PORT
+
+GATEWAY = "security-gateway"
+GATEWAY_PORT = 8080  # the gateway application's listener (the sample pod runs only its SVID helper)
+
+
+@dataclass(frozen=True)
+class EnterpriseSideArgs:
+    config: StackConfig
+    side: EnterpriseSide
+    access: KubernetesCluster
+    server_conf: str
+    agent_conf: str
+    # The upstream CA (the root upstream, an intermediate downstream) and, for an intermediate, the root.
+    ca_cert_pem: pulumi.Input[str]
+    ca_key_pem: pulumi.Input[str]
+    bundle_pem: pulumi.Input[str]
+    upstream_bundle_pem: pulumi.Input[str] | None = None
+    workload_namespaces: tuple[str, ...] = ()
+    # ClusterSPIFFEIDs for spire-controller-manager in the server pod; None: no manager.
+    cluster_spiffe_ids: Mapping[str, ClusterSPIFFEIDSpec] | None = None
+    gateway: bool = False
+
+
+class EnterpriseSideStack(pulumi.ComponentResource):
+    """Namespaces, server, agents, node alias, workloads (and manager, gateway) of one cluster."""
+
+    server: SpireServer
+    agents: SpireAgents
+    alias_entry: SpireEntry
+    alias_id: str
+    connection: dict[str, Any]
+    controller_manager: SpireControllerManager | None
+
+    def __init__(self, name: str, args: EnterpriseSideArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("identity-platform:kubernetes:EnterpriseSide", name, None, opts)
+        config, side = args.config, args.side
+        k8s_conf = config.kubernetes
+        if k8s_conf is None:
+            raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+        levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
+        levels |= {ns: "restricted" for ns in args.workload_namespaces}
+        _, names = namespaces(name, levels, self)
+        images = config.images
+
+        self.controller_manager = None
+        sidecars: tuple[Sidecar, ...] = ()
+        if args.cluster_spiffe_ids is not None:
+            self.controller_manager = SpireControllerManager(
+                f"{name}-controller-manager",
+                SpireControllerManagerArgs(namespace=names[SERVER_NAMESPACE], cluster=side.cluster,
+                                           trust_domain=side.trust_domain, image=images.spire_controller_manager,
+                                           spiffe_ids=args.cluster_spiffe_ids),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            sidecars = (self.controller_manager.sidecar,)
+        self.server = SpireServer(
+            f"{name}-server",
+            SpireServerArgs(
+                namespace=names[SERVER_NAMESPACE],
+                server_conf=args.server_conf,
+                server_image=images.spire_server,
+                postgres_image=images.postgres,
+                root_ca_cert_pem=args.ca_cert_pem,
+                root_ca_key_pem=args.ca_key_pem,
+                upstream_bundle_pem=args.upstream_bundle_pem,
+                server_storage=k8s_conf.server_storage,
+                database_storage=k8s_conf.database_storage,
+                storage_class=k8s_conf.storage_class,
+                exposure=ServerExposure(node_ports=side.node_ports, federation_port=FEDERATION_PORT,
+                                        peer_ports=(side.peer_federation_port,)),
+                sidecars=sidecars,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.agents = SpireAgents(
+            f"{name}-agents",
+            SpireAgentsArgs(
+                namespace=names[SYSTEM_NAMESPACE],
+                agent_conf=args.agent_conf,
+                bundle_pem=args.bundle_pem,
+                agent_image=images.spire_agent,
+                csi_driver_image=images.spiffe_csi_driver,
+                csi_registrar_image=images.csi_node_driver_registrar,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        own = {w: spec for w, spec in config.workloads.items() if spec.node == side.cluster}
+        workloads_side(name, config.model_copy(update={"workloads": own}), names, self.agents, self,
+                       workload_ns=args.workload_namespaces)
+        if args.gateway:
+            _gateway(name, names[k8s_identity(own[GATEWAY])[0]], self)
+
+        self.connection = kubectl_connection(side.trust_domain, args.access)
+        self.alias_entry, self.alias_id = alias_entry(
+            name, side.trust_domain, side.cluster, self.connection, self, depends_on=[self.server.statefulset]
+        )
+        self.register_outputs({"alias_id": self.alias_id})
+
+
+def _gateway(name: str, ns: pulumi.Input[str], parent: pulumi.Resource) -> None:
+    """The security gateway on every node's port 30080, and the one flow into it."""
+    child = pulumi.ResourceOptions(parent=parent)
+    k8s.core.v1.Service(
+        f"{name}-gateway",
+        metadata=sec.meta(GATEWAY, ns, GATEWAY, "workload"),
+        spec={"type": "NodePort", "selector": sec.selector(GATEWAY),
+              "ports": [{"name": "https", "port": GATEWAY_PORT, "target_port": GATEWAY_PORT,
+                         "node_port": GATEWAY_NODE_PORT}]},
+        opts=child,
+    )
+    k8s.networking.v1.NetworkPolicy(
+        f"{name}-gateway-policy",
+        metadata=sec.meta(GATEWAY, ns, GATEWAY, "policy"),
+        # From outside the cluster: the gateway is the topology's public entry point.
+        spec=sec.allow(GATEWAY, ingress=[{"ports": sec.tcp(GATEWAY_PORT)}]),
+        opts=child,
+    )

@@ -1,0 +1,191 @@
+"""The enterprise topology against the real servers:
+
+- two real kube-apiservers 1.37.2 (each with its etcd, started for this module in a run of its own,
+  `servers/kubernetes.py`), one per cluster of `Pulumi.k8s-enterprise.yaml`, with the pinned CRDs
+  installed (`servers/crds.py`, spire-controller-manager's among them): every object of a cluster
+  is server-side applied to its API server with `fieldValidation=Strict` and stored as sent (the
+  program's own CRDs before its ClusterSPIFFEID, which is checked against its published schema);
+  the CRDs the program installs are exactly the published ones;
+- each pod template, as a pod, passes Pod Security admission in its namespace (restricted but
+  spire-system, whose warnings name exactly the agent's and the CSI driver's exceptions);
+- the four SPIRE configs (both servers, both agents' configs) pass the real `spire-server validate` /
+  `spire-agent validate`.
+
+The real federation between the two SPIRE servers: test_spire_federation.py; the controller
+manager: test_spire_controller_manager.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.kubernetes.controller_manager import CRD_DIR
+from servers import crds, kubernetes, spire
+from servers.process import Run
+from tests.components._platform import unwrap
+from tests.components.test_kubernetes_enterprise import cluster_of
+from tests.conftest import program_run
+from tests.harness.kube_api import ApiRefusedError, Applied, KubeApi, as_sent
+from tests.real.enterprise_support import layout
+from tests.real.test_kubernetes_iam import _contains
+
+STACK = "k8s-enterprise"
+ESTABLISHED_SECONDS = 60
+ORDER = ("Namespace", "CustomResourceDefinition", "CSIDriver", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+         "Role", "RoleBinding", "ConfigMap", "Secret", "Service", "NetworkPolicy", "PodDisruptionBudget",
+         "StatefulSet", "DaemonSet", "Deployment", "ClusterSPIFFEID")
+
+
+def cluster_manifests() -> dict[str, list[dict[str, Any]]]:
+    """Cluster name -> its objects as the provider would send them, in creation order."""
+    run = program_run(STACK, False)
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in run.resources:
+        if r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:providers"):
+            out[cluster_of(run, r)].append(as_sent(unwrap(r.inputs)))
+    for objs in out.values():
+        assert all(m["kind"] in ORDER for m in objs), sorted({m["kind"] for m in objs} - set(ORDER))
+        objs.sort(key=lambda m: ORDER.index(m["kind"]))
+    return dict(out)
+
+
+def _key(m: dict[str, Any]) -> str:
+    return f"{m['kind']}/{m['metadata'].get('namespace', '')}/{m['metadata']['name']}"
+
+
+def _established(api: KubeApi, names: list[str]) -> None:
+    deadline = time.monotonic() + ESTABLISHED_SECONDS
+    for name in names:
+        while not any(c["type"] == "Established" and c["status"] == "True" for c in (api.get(
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status") or {}).get(
+                "conditions") or []):
+            assert time.monotonic() < deadline, f"CRD {name} not established within {ESTABLISHED_SECONDS} s"
+            time.sleep(0.5)
+    api.forget_kinds()
+
+
+@pytest.fixture(scope="module")
+def apis() -> Iterator[dict[str, KubeApi]]:
+    """A real API server per cluster, in runs of this module's (stopped at its end)."""
+    runs = {c: Run(root=Path(tempfile.mkdtemp(prefix=f"identity-platform-k8s-{c}-"))) for c in ("hq", "branch")}
+    try:
+        out = {c: KubeApi(kubernetes.SERVER.start(run, {})) for c, run in runs.items()}
+        for api in out.values():
+            for crd in crds.definitions():
+                api.apply(crd)
+            _established(api, [c["metadata"]["name"] for c in crds.definitions()])
+        yield out
+    finally:
+        for run in runs.values():
+            run.stop()
+            shutil.rmtree(run.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def applied(apis: dict[str, KubeApi]) -> dict[str, dict[str, Applied]]:
+    """Cluster -> object key -> what its API server answered: every object created, in order (the
+    program's CRDs are the ones installed, so its ClusterSPIFFEID waits for none)."""
+    return {cluster: {_key(m): apis[cluster].apply(m, strict=True) for m in objs}
+            for cluster, objs in cluster_manifests().items()}
+
+
+def test_every_object_of_both_clusters_is_stored_in_its_own(applied: dict[str, dict[str, Applied]],
+                                                            apis: dict[str, KubeApi]) -> None:
+    manifests = cluster_manifests()
+    assert set(applied) == {"hq", "branch"}
+    for cluster, objs in manifests.items():
+        for m in objs:
+            stored = apis[cluster].get(apis[cluster].path(m))
+            assert stored["metadata"]["name"] == m["metadata"]["name"]
+            if m["kind"] != "Secret":  # stringData is write-only (stored as data)
+                # Kept as sent: nothing pruned by a schema (the server only adds defaults).
+                assert _contains({k: v for k, v in stored.items() if k not in ("metadata", "status")},
+                                 {k: v for k, v in m.items() if k not in ("metadata", "status")}), _key(m)
+    # Each cluster holds its own server.conf: the two trust domains did not overwrite each other.
+    confs = {c: apis[c].get("/api/v1/namespaces/spire-server/configmaps/spire-server")["data"]["server.conf"]
+             for c in apis}
+    assert '"trust_domain": "hq.acme-identity.net"' in confs["hq"].replace('":"', '": "')
+    assert '"trust_domain": "branch.acme-identity.net"' in confs["branch"].replace('":"', '": "')
+    kinds = {c: {m["kind"] for m in objs} for c, objs in manifests.items()}
+    assert "ClusterSPIFFEID" in kinds["branch"] and "ClusterSPIFFEID" not in kinds["hq"]
+
+
+def test_only_the_node_level_objects_fall_below_restricted(applied: dict[str, dict[str, Applied]]) -> None:
+    for cluster, answers in applied.items():
+        warned = {k for k, a in answers.items() if a.warnings}
+        assert warned == {"DaemonSet/spire-system/spire-agent", "DaemonSet/spire-system/spiffe-csi-driver"}, (
+            cluster, {k: answers[k].warnings for k in warned})
+
+
+def test_each_pod_is_admitted_in_its_namespace(applied: dict[str, dict[str, Applied]],
+                                               apis: dict[str, KubeApi]) -> None:
+    for cluster, objs in cluster_manifests().items():
+        namespaces = set()
+        for m in objs:
+            if m["kind"] not in ("StatefulSet", "DaemonSet", "Deployment"):
+                continue
+            template = m["spec"]["template"]
+            spec = dict(template["spec"])
+            spec["volumes"] = spec.get("volumes", []) + [
+                {"name": c["metadata"]["name"], "persistentVolumeClaim": {"claimName": f"{c['metadata']['name']}-0"}}
+                for c in m["spec"].get("volumeClaimTemplates", [])]
+            ns = m["metadata"]["namespace"]
+            namespaces.add(ns)
+            pod = {"apiVersion": "v1", "kind": "Pod", "spec": spec,
+                   "metadata": {"name": f"{m['metadata']['name']}-probe", "namespace": ns,
+                                "labels": template["metadata"]["labels"]}}
+            created = apis[cluster].create(pod, dry_run=True)
+            assert created.body["kind"] == "Pod"
+            if ns != "spire-system":
+                assert created.warnings == [], (cluster, pod["metadata"]["name"], created.warnings)
+        expected = {"spire-server", "spire-system"} | ({"downstream-workloads"} if cluster == "branch" else set())
+        assert namespaces == expected, cluster
+
+
+def test_the_agent_is_refused_where_the_downstream_workloads_run(
+        applied: dict[str, dict[str, Applied]], apis: dict[str, KubeApi]) -> None:
+    agent = next(m for m in cluster_manifests()["branch"] if m["kind"] == "DaemonSet"
+                 and m["metadata"]["name"] == "spire-agent")
+    apis["branch"].apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                          "metadata": {"name": "spire-agent", "namespace": "downstream-workloads"}})
+    pod = {"apiVersion": "v1", "kind": "Pod", "spec": agent["spec"]["template"]["spec"],
+           "metadata": {"name": "agent-probe", "namespace": "downstream-workloads"}}
+    with pytest.raises(ApiRefusedError) as refused:
+        apis["branch"].create(pod, dry_run=True)
+    assert refused.value.status == 403 and 'violates PodSecurity "restricted' in refused.value.message
+
+
+def test_a_cluster_spiffe_id_outside_the_schema_is_refused(applied: dict[str, dict[str, Applied]],
+                                                           apis: dict[str, KubeApi]) -> None:
+    (ids,) = [m for m in cluster_manifests()["branch"] if m["kind"] == "ClusterSPIFFEID"]
+    wrong = {**ids, "spec": {**ids["spec"], "spiffeIdTemplate": ids["spec"]["spiffeIDTemplate"]}}
+    with pytest.raises(ApiRefusedError) as e:
+        apis["branch"].apply(wrong, dry_run=True, strict=True)
+    assert ".spec.spiffeIdTemplate: field not declared in schema" in e.value.message
+
+
+def test_the_installed_crds_are_the_published_ones() -> None:
+    pinned = {d["metadata"]["name"]: d for d in crds.definitions() if d["spec"]["group"] == "spire.spiffe.io"}
+    committed = {p.name.removesuffix(".yaml"): yaml.safe_load(p.read_text()) for p in CRD_DIR.glob("*.yaml")}
+    assert committed == pinned
+
+
+@pytest.mark.parametrize("role", ["upstream", "downstream"])
+def test_the_rendered_spire_configs_validate(role: str, tmp_path: Path) -> None:
+    bins = spire.bin_dir()
+    side = layout(tmp_path, running=False)[role]  # type: ignore[index]
+    for tool, conf, said in (("spire-server", side.server_conf, "SPIRE server configuration file is valid."),
+                             ("spire-agent", side.agent_conf, "SPIRE agent configuration file is valid.")):
+        done = subprocess.run([str(bins / tool), "validate", "-config", str(conf)], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 0 and said in done.stdout, (tool, done.stdout, done.stderr)
