@@ -83,8 +83,8 @@ class SwarmPlatform:
             "environment": config.environment,
             "platform": config.platform,
             "nodes": sorted(config.nodes),
-            **_chain_exports(p.spire.trust_domain, p.spire.root_ca_cert_pem, p.registrations, p.keycloak_identity,
-                             p.ziti_trust),
+            **_chain_exports(p.spire.trust_domain, p.spire.root_ca_cert_pem, p.registrations.entry_ids,
+                             p.keycloak_identity, p.ziti_trust),
             "keycloakUrl": p.keycloak.url,
             "keycloakAdminUser": p.keycloak.admin_user,
             "keycloakAdminPassword": pulumi.Output.secret(p.keycloak.admin_password),
@@ -116,8 +116,8 @@ class ExternalPlatform:
             "environment": config.environment,
             "platform": config.platform,
             "nodes": [],
-            **_chain_exports(config.spire.trust_domain, p.root_ca.cert_pem, p.registrations, p.keycloak_identity,
-                             p.ziti_trust),
+            **_chain_exports(config.spire.trust_domain, p.root_ca.cert_pem, p.registrations.entry_ids,
+                             p.keycloak_identity, p.ziti_trust),
             "keycloakUrl": config.keycloak.url,
             "keycloakAdminUser": config.keycloak.admin_user,
             "zitiControllerUrl": config.ziti.controller_url,
@@ -149,6 +149,10 @@ class KubernetesPlatform:
     ziti_trust: ZitiTrust | None = None
     router: ZitiEdgeRouterPod | None = None
 
+    def entry_ids(self) -> dict[str, pulumi.Output[str]]:
+        """Workload -> SPIRE entry id, over every cluster's server."""
+        return {w: i for regs in self.registrations.values() for w, i in regs.entry_ids.items()}
+
     def exports(self) -> dict[str, Any]:
         """The SPIRE side of the chain and where the server runs; Keycloak's with kubernetes.iam,
         the Ziti side (the same keys as on Swarm) with kubernetes.ziti."""
@@ -171,7 +175,7 @@ class KubernetesPlatform:
         ziti: dict[str, Any] = {}
         if self.ziti is not None and self.ziti_trust is not None and self.keycloak_identity is not None:
             ziti = {
-                **_chain_exports(config.spire.trust_domain, self.bundle_pem, self.registrations,
+                **_chain_exports(config.spire.trust_domain, self.bundle_pem, self.entry_ids(),
                                  self.keycloak_identity, self.ziti_trust),
                 "zitiControllerUrl": self.ziti.controller_url,
                 "zitiConsoleUrl": self.ziti.controller_url.apply(lambda u: f"{u}/zac/"),
@@ -184,7 +188,7 @@ class KubernetesPlatform:
             "nodes": [],
             "spireTrustDomain": config.spire.trust_domain,
             "spireBundlePem": self.bundle_pem,
-            "spireEntryIds": {w: i for regs in self.registrations.values() for w, i in regs.entry_ids.items()},
+            "spireEntryIds": self.entry_ids(),
             "kubernetesTopology": k8s.topology,
             "kubernetesClusters": sorted(k8s.clusters),
             "spireServerAddress": self.topology.server_address,
@@ -197,7 +201,7 @@ Platform = SwarmPlatform | ExternalPlatform | KubernetesPlatform
 def _chain_exports(
     trust_domain: str,
     bundle_pem: pulumi.Input[str],
-    registrations: SpireRegistrations,
+    entry_ids: Mapping[str, pulumi.Output[str]],
     identity: KeycloakIdentity,
     trust: ZitiTrust,
 ) -> dict[str, Any]:
@@ -205,7 +209,7 @@ def _chain_exports(
     outputs: dict[str, Any] = {
         "spireTrustDomain": trust_domain,
         "spireBundlePem": bundle_pem,
-        "spireEntryIds": registrations.entry_ids,
+        "spireEntryIds": entry_ids,
         "keycloakIssuerUrl": identity.issuer_url,
         "keycloakJwksUrl": identity.jwks_url,
         "keycloakRealmId": identity.realm_id,
@@ -691,7 +695,7 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
     )
     if k8s.ziti is None or root_ca is None:  # crd-free has no root of the program's (stack_config)
         return KubernetesPlatform(topology, bundle, entries, config, iam, identity)
-    controller, trust, router = build_kubernetes_ziti(config, on_cluster, root_ca, entries, identity,
+    controller, trust, router = build_kubernetes_ziti(config, on_cluster, root_ca, entries[cluster], identity,
                                                       keycloak_url=iam.keycloak.internal_url)
     return KubernetesPlatform(topology, bundle, entries, config, iam, identity, controller, trust, router)
 

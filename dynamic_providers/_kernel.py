@@ -98,8 +98,8 @@ def rule(field: str, message: str) -> PydanticCustomError:
 
 
 def _locate(value: Any, loc: Sequence[int | str]) -> tuple[bool, list[int | str]]:
-    """Walk `loc` into `value`: whether an unknown is met on the way (or, for a property path,
-    nests in the value found), and the property path, without the member names pydantic puts into
+    """Walk `loc` into `value`: whether an unknown is met on the way or is the value found, and
+    the property path, without the member names pydantic puts into
     the location of a tagged union's error (`connection.grpc.socket_path` is `connection.socket_path`)."""
     current: Any = value
     path: list[int | str] = []
@@ -115,7 +115,16 @@ def _locate(value: Any, loc: Sequence[int | str]) -> tuple[bool, list[int | str]
         else:
             return False, [*path, *loc[i:]]
         path.append(part)
-    return (contains_unknown(current) if path else is_unknown(current)), path
+    return is_unknown(current), path
+
+
+def _unknown_tag(err: Mapping[str, Any]) -> bool:
+    """A tagged union whose tag is unknown in this preview: which member applies is not known yet
+    (the error sits on the union, whose value only nests the unknown)."""
+    if err["type"] != "union_tag_invalid":
+        return False
+    key, given = str((err.get("ctx") or {}).get("discriminator", "")).strip("'"), err.get("input")
+    return isinstance(given, Mapping) and is_unknown(given.get(key))
 
 
 def _display(path: Sequence[int | str]) -> str:
@@ -157,7 +166,7 @@ def validation_failures(
             if field is not None:
                 loc.append(str(field))  # a `rule`: reported as the field it names
             unknown, path = _locate(value, loc)
-            if unknown:
+            if unknown or _unknown_tag(err):
                 continue
             full = ([prefix] if prefix else []) + path
             if by_input:

@@ -156,10 +156,7 @@ class Observability(pulumi.ComponentResource):
                          for app, (_, text) in configs.items()}
         claims = {LOKI: args.storage.logs_storage, PROMETHEUS: args.storage.metrics_storage}
         for app, size in claims.items():
-            claim: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
-                "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
-            if args.storage_class is not None:
-                claim["storage_class_name"] = args.storage_class
+            claim = sec.claim_spec(size, args.storage_class)
             k8s.core.v1.PersistentVolumeClaim(f"{name}-{app}-data", metadata=sec.meta(f"{app}-data", NAMESPACE, app,
                                                                                       "storage"),
                                               spec=claim, opts=in_ns)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
+import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import PodSecurityContextArgsDict, ResourceRequirementsArgsDict, SecurityContextArgsDict
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 from pulumi_kubernetes.networking.v1 import (
@@ -168,4 +169,14 @@ def allow(
         spec["ingress"] = list(ingress)
     if egress:
         spec["egress"] = list(egress)
+    return spec
+
+
+def claim_spec(size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimSpecArgsDict:
+    """One ReadWriteOnce volume of `size` (the cluster's default class when None)."""
+    spec: dict[str, Any] = {  # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
+        "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}},
+    }
+    if storage_class is not None:
+        spec["storage_class_name"] = storage_class
     return spec

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -99,13 +98,7 @@ class SpireServerArgs:
 
 
 def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
-    spec: dict[str, Any] = {  # a dict: the SDK's ArgsDicts are read-only Mappings to mypy (4.25.0)
-        "access_modes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": size}},
-    }
-    if storage_class is not None:
-        spec["storage_class_name"] = storage_class
-    return {"metadata": {"name": name}, "spec": spec}
+    return {"metadata": {"name": name}, "spec": sec.claim_spec(size, storage_class)}
 
 
 def psat_reviewer(name: str, namespace: pulumi.Input[str], parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:

@@ -15,6 +15,7 @@ running the Swarm stack's wrapper and then the image's bootstrap, with the same 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,7 +38,7 @@ def container_env(env: Mapping[str, str]) -> list[k8s.core.v1.EnvVarArgsDict]:
 
 def service_port(name: str, port: int, node_port: int | None, service_type: str) -> k8s.core.v1.ServicePortArgsDict:
     """One TCP port of a Ziti Service (named `tls-*`: Istio treats it as opaque TLS)."""
-    out: k8s.core.v1.ServicePortArgsDict = {"name": name, "port": port, "target_port": port, "protocol": "TCP"}
+    out: dict[str, Any] = {"name": name, "port": port, "target_port": port, "protocol": "TCP"}
     if node_port is not None and service_type == "NodePort":
         out["node_port"] = node_port
     return out
@@ -51,16 +52,12 @@ def stateful_set_spec(
     """One Ziti pod (`bash -c WRAPPER entrypoint run config.yml`, as the Swarm service runs it)."""
     labels = sec.labels(app, component)
     agent_stats: k8s.core.v1.ExecActionArgsDict = {"command": ["ziti", "agent", "stats"]}
-    claim: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
-        "access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}},
-    }
-    if storage_class is not None:
-        claim["storage_class_name"] = storage_class
+    claim = sec.claim_spec(storage, storage_class)
     sources: list[k8s.core.v1.VolumeProjectionArgsDict] = [
         {"secret": {"name": secret, "items": [{"key": k, "path": p} for k, p in items]}}
         for secret, items in secret_files
     ]
-    pod: k8s.core.v1.PodSpecArgsDict = {
+    pod: dict[str, Any] = {  # filled key by key: the SDK's ArgsDicts are read-only to mypy (4.25.0)
         "service_account_name": app,
         "automount_service_account_token": False,  # neither calls the Kubernetes API
         "security_context": sec.pod_security(int(ZITI_UID)),
