@@ -241,7 +241,7 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     plain["rootCa"] = {"certificate": cert_pem}
     # kubernetes.ziti left out: the controller's PKI is pulumi-tls's, whose plugin cannot be built
     # here; the Ziti pods are run from their specs by tests/real/test_kubernetes_ziti.py.
-    del plain["kubernetes"]["ziti"]
+    del plain["kubernetes"]["ziti"], plain["ziti"]
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
 
@@ -265,6 +265,10 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
 
     cli(*excluded("preview", "--expect-no-changes"))
 
+    # No pod uses the claims (none runs): release them as the pvc-protection controller would.
+    for o in applied:
+        if o["kind"] == "PersistentVolumeClaim":
+            kube.release_finalizers(kube.path(o))
     cli("destroy", "--yes")
     for o in applied:
         try:

@@ -112,6 +112,14 @@ class KubeApi:
         body: dict[str, Any] = r.json()
         return body
 
+    def release_finalizers(self, path: str) -> None:
+        """Drop the object's finalizers, as the controller that owns them would (kube-controller-
+        manager, e.g. pvc-protection once no pod uses a claim, does not run here)."""
+        with self.client() as c:
+            r = c.patch(path, json={"metadata": {"finalizers": None}},
+                        headers={"Content-Type": "application/merge-patch+json"})
+        _raise_for(r, f"PATCH {path}")
+
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         with self.client() as c:
             r = c.post(path, json=dict(body))
