@@ -23,6 +23,7 @@ that package's four files from the module cache into the work copy of the tools 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,9 +69,11 @@ def bin_dir() -> Path:
                 shutil.copy2(src / f, work / f)
             log = dest / "build.log"
             env = {"GOFLAGS": "-mod=readonly", "CGO_ENABLED": "0"}
-            module_dir = toolchain.run_logged(
-                NAME, f"locating {PROVIDER_MODULE}", ["go", "list", "-m", "-f", "{{.Dir}}", PROVIDER_MODULE], log,
-                cwd=work, env=env).strip()
+            # `go mod download` brings the zip into an empty module cache (`go list -m` would not)
+            # and checks it against go.sum; its JSON names the unpacked directory.
+            module_dir = json.loads(toolchain.run_logged(
+                NAME, f"downloading {PROVIDER_MODULE}", ["go", "mod", "download", "-json", PROVIDER_MODULE], log,
+                cwd=work, env=env)).get("Dir", "")
             if not module_dir:
                 raise ServerError(NAME, f"`go mod download` has not brought {PROVIDER_MODULE}", log)
             main = work / BINARY
