@@ -6,8 +6,8 @@ nodes, no kube-controller-manager, no CloudNativePG operator). The rows must fol
 API server says: ready against desired, the conditions that say why, a DaemonSet that no node
 runs, an object the topology must have but the cluster lacks, and the CNPG Cluster's phase.
 
-Expected values are written out from the states the test writes (and the k8s-dev stack file's
-one replica, one instance), not computed by ops.health.kubernetes.
+Expected values are written out from the states the test writes (and the replicas the k8s-dev
+stack asks for: two SPIRE servers, one of everything else), not computed by ops.health.kubernetes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ CLUSTER = "dev"
 CNPG = "postgresql.cnpg.io/v1"
 # What the test writes into each workload's status (as its controller would).
 STATUS: dict[tuple[str, str, str], dict[str, Any]] = {
-    ("StatefulSet", "spire-server", "spire-server"): {"replicas": 1, "readyReplicas": 1},
+    ("StatefulSet", "spire-server", "spire-server"): {"replicas": 2, "readyReplicas": 2},
     ("StatefulSet", "spire-server", "spire-db"): {"replicas": 1, "readyReplicas": 0},
     ("DaemonSet", "spire-system", "spire-agent"): {"desiredNumberScheduled": 3, "currentNumberScheduled": 3,
                                                    "numberMisscheduled": 0, "numberReady": 2},
@@ -102,7 +102,7 @@ def test_the_api_server_answers_through_the_stacks_kubeconfig(reported: tuple[di
 
 def test_each_workload_is_judged_by_ready_against_desired(reported: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, after = reported
-    assert after["dev spire-server/spire-server"] == ("ok", "SPIRE server: StatefulSet: 1/1 replicas ready")
+    assert after["dev spire-server/spire-server"] == ("ok", "SPIRE server: StatefulSet: 2/2 replicas ready")
     assert after["dev spire-server/spire-db"] == (
         "fail", "SPIRE datastore (PostgreSQL): StatefulSet: 0/1 replicas ready")
     assert after["dev spire-system/spire-agent"] == (
