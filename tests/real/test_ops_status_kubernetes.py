@@ -119,9 +119,11 @@ def test_each_workload_is_judged_by_ready_against_desired(reported: tuple[dict[s
 def test_the_other_workloads_of_the_program_are_reported_too(
         reported: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """The sample workloads and observability's, found by the platform's part-of label; their
-    status was never written, so no replica is ready."""
+    status was never written (no controller runs here), so no replica is ready and no controller
+    has observed their spec."""
     _, after = reported
-    assert after["dev production/user-service"] == ("fail", "Deployment: 0/1 replicas ready")
+    assert after["dev production/user-service"] == (
+        "fail", "Deployment: 0/1 replicas ready (its controller has not yet seen the current spec)")
 
 
 def test_a_missing_object_fails_and_the_cnpg_cluster_follows_its_phase(
