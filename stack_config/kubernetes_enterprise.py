@@ -5,7 +5,8 @@ platform's root CA, the same root the trust chain registers in OpenZiti); the do
 runs the server of `downstream.trustDomain`, whose CA is an intermediate the root signs
 (pulumi-tls), so the downstream cluster never holds the root's key. The two trust domains federate
 both ways: each server serves its bundle on 8443 (`https_spiffe`) and fetches the other's from the
-other cluster's NodePort at `address`.
+other cluster's NodePort at `address` (the relationship and its first bundle come from
+spire-controller-manager's ClusterFederatedTrustDomain unless `controllerManager` is false).
 
 Why not `UpstreamAuthority "spire"` between them: SPIRE nests servers only within one trust domain
 (the plugin authenticates the upstream as `spiffe://<its own trust domain>/spire/server`,
@@ -52,8 +53,10 @@ class EnterpriseSettings(Model):
     )
     controller_manager: bool = Field(
         default=True,
-        description="Run spire-controller-manager beside the downstream server: ClusterSPIFFEID resources "
-        "register pods that opt in (CRD-based registration, next to the SpireEntry resources).",
+        description="Run spire-controller-manager beside both servers: each declares the federation relationship "
+        "with the other trust domain as a ClusterFederatedTrustDomain seeded with its bundle (no manual `bundle "
+        "set`), and downstream ClusterSPIFFEID resources register pods that opt in (CRD-based registration, next "
+        "to the SpireEntry resources). false: static relationships in server.conf, seeded once by hand.",
     )
 
     def problems(self, clusters: set[str], upstream_trust_domain: str) -> list[str]:

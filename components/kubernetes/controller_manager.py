@@ -12,21 +12,26 @@ Coexisting with the program's own `SpireEntry` resources:
 - `entryIDPrefix` (`k8s-<cluster>`): the manager creates entries with that ID prefix and leaves
   entries without it alone, so the `pulumi.<stack>.<hash>` entries of SpireEntry are never
   deleted by its reconciler (spire-controller-manager README, "entryIDPrefix");
-- `className`: it handles only the ClusterSPIFFEIDs of this platform, not others' in the cluster;
-- federation reconciling is off: the relationships are static in server.conf, and its federation
-  reconciler deletes every dynamic relationship it has not declared;
+- `className`: it handles only the ClusterSPIFFEIDs and ClusterFederatedTrustDomains of this
+  platform, not others' in the cluster;
+- federation reconciling is on when the topology gives it `ClusterFederatedTrustDomain`s (the
+  enterprise topology's relationship with the peer trust domain, seeded with the peer's bundle:
+  components/kubernetes/federation.py). Its federation reconciler deletes every dynamic
+  relationship of the server it has not declared, so the relationships of this server are the
+  program's alone; without any, the switch stays off and it touches none.
 - no validating webhook (`ENABLE_WEBHOOKS=false`): it would need to patch
   ValidatingWebhookConfigurations cluster-wide; the API server validates the CRDs' schemas.
 
-RBAC: read pods, nodes, namespaces and endpoints (to render entries), read ClusterSPIFFEIDs and
-ClusterStaticEntries and write only their status and finalizers; leases and events in its own
-namespace for leader election between the server replicas. Nothing else.
+RBAC: read pods, nodes, namespaces and endpoints (to render entries), read ClusterSPIFFEIDs,
+ClusterStaticEntries and ClusterFederatedTrustDomains and write only their status and finalizers;
+leases and events in its own namespace for leader election between the server replicas. Nothing
+else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +40,12 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kubernetes import security as sec
-from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEID, ClusterSPIFFEIDSpec
+from components.kubernetes.generated.spire_spiffe_io import (
+    ClusterFederatedTrustDomain,
+    ClusterFederatedTrustDomainSpec,
+    ClusterSPIFFEID,
+    ClusterSPIFFEIDSpec,
+)
 from components.kubernetes.spire_config import SERVER_NAME, SERVER_SOCKET, SERVER_SOCKET_DIR
 from components.kubernetes.spire_server import Sidecar
 
@@ -45,7 +55,18 @@ CONF_DIR = "/etc/spire-controller-manager"
 HEALTH_PORT = 8083
 CLASS_NAME = "identity-platform"
 RESOURCES = sec.Resources("50m", "64Mi", "500m", "256Mi")
+# The kinds it reads (the CRDs of components/kubernetes/generated/crds/).
+KINDS = ("clusterspiffeids", "clusterstaticentries", "clusterfederatedtrustdomains")
 IGNORED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "spire-system", "spire-server")
+
+
+@dataclass(frozen=True)
+class FederatedTrustDomain:
+    """A `ClusterFederatedTrustDomain`: its spec (className set here) and the peer's initial bundle,
+    an Output of the root (components/kubernetes/federation.py)."""
+
+    spec: ClusterFederatedTrustDomainSpec
+    seed_bundle: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +77,14 @@ class SpireControllerManagerArgs:
     image: str
     # ClusterSPIFFEID name -> spec (its className is set here).
     spiffe_ids: Mapping[str, ClusterSPIFFEIDSpec]
+    # ClusterFederatedTrustDomain name -> relationship; none: the manager leaves the server's
+    # federation relationships alone.
+    federated_trust_domains: Mapping[str, FederatedTrustDomain] = field(default_factory=dict)
 
 
-def manager_config(cluster: str, trust_domain: str, namespace: str) -> dict[str, object]:
-    """The ControllerManagerConfig (spire-controller-manager api/v1alpha1, v0.7.0 field names)."""
+def manager_config(cluster: str, trust_domain: str, namespace: str, *, federation: bool = False) -> dict[str, object]:
+    """The ControllerManagerConfig (spire-controller-manager api/v1alpha1, v0.7.0 field names);
+    `federation`: reconcile ClusterFederatedTrustDomains into the server's relationships."""
     return {
         "apiVersion": "spire.spiffe.io/v1alpha1",
         "kind": "ControllerManagerConfig",
@@ -74,7 +99,8 @@ def manager_config(cluster: str, trust_domain: str, namespace: str) -> dict[str,
         "entryIDPrefix": f"k8s-{cluster}",
         "className": CLASS_NAME,
         "watchClassless": False,
-        "reconcile": {"clusterSPIFFEIDs": True, "clusterStaticEntries": True, "clusterFederatedTrustDomains": False},
+        "reconcile": {"clusterSPIFFEIDs": True, "clusterStaticEntries": True,
+                      "clusterFederatedTrustDomains": federation},
     }
 
 
@@ -88,6 +114,7 @@ class SpireControllerManager(pulumi.ComponentResource):
 
     sidecar: Sidecar
     spiffe_ids: dict[str, ClusterSPIFFEID]
+    federated_trust_domains: dict[str, ClusterFederatedTrustDomain]
 
     def __init__(self, name: str, args: SpireControllerManagerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:SpireControllerManager", name, None, opts)
@@ -109,7 +136,8 @@ class SpireControllerManager(pulumi.ComponentResource):
             f"{name}-conf",
             metadata=sec.meta(NAME, ns, NAME, "controller"),
             data={"config.yaml": pulumi.Output.from_input(ns).apply(
-                lambda n: yaml.safe_dump(manager_config(args.cluster, args.trust_domain, n), sort_keys=False))},
+                lambda n: yaml.safe_dump(manager_config(args.cluster, args.trust_domain, n,
+                                          federation=bool(args.federated_trust_domains)), sort_keys=False))},
             opts=child,
         )
         role = k8s.rbac.v1.ClusterRole(
@@ -118,13 +146,11 @@ class SpireControllerManager(pulumi.ComponentResource):
             rules=[
                 {"api_groups": [""], "resources": ["pods", "nodes", "namespaces", "endpoints"],
                  "verbs": ["get", "list", "watch"]},
-                {"api_groups": ["spire.spiffe.io"], "resources": ["clusterspiffeids", "clusterstaticentries"],
+                {"api_groups": ["spire.spiffe.io"], "resources": list(KINDS),
                  "verbs": ["get", "list", "watch"]},
-                {"api_groups": ["spire.spiffe.io"],
-                 "resources": ["clusterspiffeids/status", "clusterstaticentries/status"],
+                {"api_groups": ["spire.spiffe.io"], "resources": [f"{k}/status" for k in KINDS],
                  "verbs": ["get", "patch", "update"]},
-                {"api_groups": ["spire.spiffe.io"],
-                 "resources": ["clusterspiffeids/finalizers", "clusterstaticentries/finalizers"],
+                {"api_groups": ["spire.spiffe.io"], "resources": [f"{k}/finalizers" for k in KINDS],
                  "verbs": ["update"]},
             ],
             opts=child,
@@ -163,6 +189,15 @@ class SpireControllerManager(pulumi.ComponentResource):
             )
             for sname, spec in sorted(args.spiffe_ids.items())
         }
+        self.federated_trust_domains = {
+            fname: ClusterFederatedTrustDomain(
+                f"{name}-{fname}",
+                metadata={"name": fname, "labels": labels},
+                spec=_with_bundle({**fed.spec, "className": CLASS_NAME}, fed.seed_bundle),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=crds),
+            )
+            for fname, fed in sorted(args.federated_trust_domains.items())
+        }
         container: k8s.core.v1.ContainerArgsDict = {
             "name": NAME,
             "image": args.image,
@@ -184,3 +219,13 @@ class SpireControllerManager(pulumi.ComponentResource):
             volumes=[{"name": "manager-conf", "config_map": {"name": conf.metadata.name}}],
         )
         self.register_outputs({})
+
+
+def _with_bundle(spec: ClusterFederatedTrustDomainSpec,
+                 bundle: pulumi.Input[str] | None) -> ClusterFederatedTrustDomainSpec:
+    """`spec` with `trustDomainBundle` set to `bundle`, an Input: the SDK resolves an Output nested
+    in a resource's inputs, so the rest of the spec stays known at preview (the TypedDict, generated
+    from the CRD, types the field as the `str` the API server receives)."""
+    if bundle is None:
+        return spec
+    return cast(ClusterFederatedTrustDomainSpec, {**spec, "trustDomainBundle": bundle})

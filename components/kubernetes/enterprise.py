@@ -16,6 +16,9 @@ Both trust domains chain to the one root OpenZiti verifies; the downstream clust
 root's key. They federate both ways: each server's bundle endpoint (8443, https_spiffe) is fetched
 by the other through the other cluster's federation NodePort at `kubernetes.enterprise.<side>.address`,
 and workload entries name the peer in `federatesWith` (their SVID responses then carry its bundle).
+With spire-controller-manager (the default) it runs beside both servers, and each cluster's
+`ClusterFederatedTrustDomain` declares the relationship with the peer, seeded with the peer's
+bundle built from that root (components/kubernetes/federation.py): no bundle is set by hand.
 
 Why not the downstream server nested under the upstream (`UpstreamAuthority "spire"`): SPIRE nests
 only within one trust domain (stack_config/kubernetes_enterprise.py); the nested server is proven
@@ -32,14 +35,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.intermediate_ca import IntermediateCa, IntermediateCaArgs
+from components.kubernetes.controller_manager import FederatedTrustDomain
 from components.kubernetes.enterprise_config import (
     DOWNSTREAM_WORKLOADS,
     Role,
     build_side_agent_conf,
     build_side_server_conf,
     enterprise_sides,
+    relationships_by_crd,
 )
 from components.kubernetes.enterprise_side import GATEWAY, EnterpriseSideArgs, EnterpriseSideStack
+from components.kubernetes.federation import federated_trust_domain, seed_bundle
 from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
 from components.kubernetes.workloads import k8s_identity
 from stack_config import KubernetesCluster, StackConfig
@@ -106,6 +112,9 @@ class EnterpriseTopology(pulumi.ComponentResource):
             "upstream": (args.root_ca_cert_pem, args.root_ca_key_pem, None),
             "downstream": (self.intermediate.cert_pem, self.intermediate.key_pem, args.root_ca_cert_pem),
         }
+        # Either trust domain's X.509 authorities are the root's certificates (federation.py).
+        seed = pulumi.Output.from_input(args.root_ca_cert_pem).apply(seed_bundle)
+        managed = relationships_by_crd(config)
         self.sides = {}
         for role, side in specs.items():
             own = [w for w in config.workloads.values() if w.node == side.cluster]
@@ -125,8 +134,10 @@ class EnterpriseTopology(pulumi.ComponentResource):
                     bundle_pem=args.root_ca_cert_pem,
                     upstream_bundle_pem=bundle,
                     workload_namespaces=tuple(sorted(ns)),
-                    cluster_spiffe_ids=cluster_spiffe_ids(config)
-                    if role == "downstream" and ent.controller_manager else None,
+                    cluster_spiffe_ids=(cluster_spiffe_ids(config) if role == "downstream" else {})
+                    if managed else None,
+                    federated_trust_domains={side.peer_trust_domain: FederatedTrustDomain(
+                        federated_trust_domain(side), seed)} if managed else {},
                     gateway=role == "downstream" and any(
                         w == GATEWAY and spec.node == side.cluster for w, spec in config.workloads.items()),
                 ),

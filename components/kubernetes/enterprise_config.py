@@ -7,9 +7,16 @@ the federation section both ways. Pure: no resources.
                                                              the root signs, the root as its bundle
 
 Each server serves its bundle on 8443 (`https_spiffe`: authenticated by its own SVID) and keeps the
-other's, fetched from the other cluster's federation NodePort at that cluster's node address. As
-https_spiffe requires, each side's bundle is seeded once on the other (`spire-server bundle set`,
-docs/architecture.md) before the first refresh succeeds.
+other's, fetched from the other cluster's federation NodePort at that cluster's node address.
+
+Where the relationship with the peer is declared:
+- with spire-controller-manager (`kubernetes.enterprise.controllerManager`, the default): by a
+  `ClusterFederatedTrustDomain` in each cluster that carries the peer's initial bundle
+  (components/kubernetes/federation.py), so server.conf has the bundle endpoint and no
+  `federates_with`: one declaration, which the manager creates through the server's TrustDomain
+  API with the seed (a static entry would override it and hide it from `spire-server federation`);
+- without the manager: statically in server.conf (`federates_with`), and the seed has to be set
+  by hand once (`spire-server bundle set`, docs/architecture.md), as https_spiffe requires.
 """
 
 from __future__ import annotations
@@ -67,17 +74,22 @@ def _settings(config: StackConfig) -> EnterpriseSettings:
     return config.kubernetes.enterprise
 
 
+def relationships_by_crd(config: StackConfig) -> bool:
+    """True when spire-controller-manager runs beside both servers and declares the federation
+    relationships (`ClusterFederatedTrustDomain`); False: they are static in server.conf."""
+    return _settings(config).controller_manager
+
+
 def build_side_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf:
-    """server.conf of one side: the basic server in `side.trust_domain`, federated with the peer;
-    the downstream's UpstreamAuthority also names the root as its bundle (its CA is an intermediate)."""
+    """server.conf of one side: the basic server in `side.trust_domain` serving its bundle, federated
+    with the peer statically only when no controller manager declares the relationship; the
+    downstream's UpstreamAuthority also names the root as its bundle (its CA is an intermediate)."""
     base = build_server_conf(config, side.cluster)
-    federation = Federation(
-        bundle_endpoint=BundleEndpoint(port=FEDERATION_PORT),
-        federates_with={side.peer_trust_domain: FederatesWith(
-            bundle_endpoint_url=side.peer_bundle_url,
-            endpoint_spiffe_id=f"spiffe://{side.peer_trust_domain}/spire/server",
-        )},
-    )
+    static = {} if relationships_by_crd(config) else {side.peer_trust_domain: FederatesWith(
+        bundle_endpoint_url=side.peer_bundle_url,
+        endpoint_spiffe_id=f"spiffe://{side.peer_trust_domain}/spire/server",
+    )}
+    federation = Federation(bundle_endpoint=BundleEndpoint(port=FEDERATION_PORT), federates_with=static)
     server = base.server.model_copy(update={"trust_domain": side.trust_domain, "federation": federation})
     upstream = base.upstream_authority
     if side.role == "downstream" and upstream is not None:

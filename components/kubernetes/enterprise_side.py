@@ -3,14 +3,16 @@
 Through that cluster's provider (inherited from this component): the namespaces at their Pod
 Security levels, the SPIRE server of the side's trust domain (`SpireServer`, exposed on the side's
 NodePorts with its federation bundle endpoint), its agents (`SpireAgents`), the node alias entry,
-the default-deny policies and sample workloads of the workloads this cluster attests, and on the
-downstream side spire-controller-manager in the server pod and the security gateway's NodePort.
+the default-deny policies and sample workloads of the workloads this cluster attests,
+spire-controller-manager in the server pod (with the relationship to the peer trust domain as a
+`ClusterFederatedTrustDomain`, and downstream the ClusterSPIFFEIDs), and downstream the security
+gateway's NodePort.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -18,7 +20,11 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes import security as sec
 from components.kubernetes.basic import alias_entry, kubectl_connection, namespaces, workloads_side
-from components.kubernetes.controller_manager import SpireControllerManager, SpireControllerManagerArgs
+from components.kubernetes.controller_manager import (
+    FederatedTrustDomain,
+    SpireControllerManager,
+    SpireControllerManagerArgs,
+)
 from components.kubernetes.enterprise_config import FEDERATION_PORT, EnterpriseSide
 from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
 from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
@@ -48,6 +54,8 @@ class EnterpriseSideArgs:
     workload_namespaces: tuple[str, ...] = ()
     # ClusterSPIFFEIDs for spire-controller-manager in the server pod; None: no manager.
     cluster_spiffe_ids: Mapping[str, ClusterSPIFFEIDSpec] | None = None
+    # The manager's ClusterFederatedTrustDomains (the peer, with its seed bundle).
+    federated_trust_domains: Mapping[str, FederatedTrustDomain] = field(default_factory=dict)
     gateway: bool = False
 
 
@@ -79,7 +87,8 @@ class EnterpriseSideStack(pulumi.ComponentResource):
                 f"{name}-controller-manager",
                 SpireControllerManagerArgs(namespace=names[SERVER_NAMESPACE], cluster=side.cluster,
                                            trust_domain=side.trust_domain, image=images.spire_controller_manager,
-                                           spiffe_ids=args.cluster_spiffe_ids),
+                                           spiffe_ids=args.cluster_spiffe_ids,
+                                           federated_trust_domains=args.federated_trust_domains),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             sidecars = (self.controller_manager.sidecar,)

@@ -38,6 +38,13 @@ Rows (component / check: what makes it ok, warn or fail):
 - swarm / engine and swarm / <service> (platform swarm): each service the stack deployed, running
   against desired tasks on the manager's engine (`ops.health.swarm`, proven only against a fake
   Engine API). fail at 0 running, warn when partly running or scaled to 0.
+- kubernetes / `<cluster> API server` and `<cluster> <namespace>/<name>` (platform kubernetes): each
+  cluster's API server through the stack's kubeconfig and context, and the readiness of every
+  workload the program made there (StatefulSets, Deployments, DaemonSets: ready against desired)
+  and of those the topology must have (SPIRE server and datastore, agents, CSI driver, Keycloak and
+  its CloudNativePG Cluster, Ziti controller and router: fail when not found); see
+  `ops.health.kubernetes`. Proven against a real kube-apiserver with status written by the test
+  (no nodes or controllers run there).
 
 Score (0-100): a row is worth 1 (ok), 1/2 (warn) or 0 (fail); a component's score is the mean of
 its rows; the stack's is the mean of its components' scores (each component weighs the same,

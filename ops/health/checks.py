@@ -28,6 +28,7 @@ from dynamic_providers.spire.models import GrpcConnection, parse_connection
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import ZitiConnection
 from ops.health.inputs import Options, Target
+from ops.health.kubernetes import rows as kube_rows
 from ops.health.model import Check, Status
 from ops.health.swarm import SwarmError, SwarmSnapshot
 from stack_config import ConfigError
@@ -545,6 +546,15 @@ def swarm_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
     return rows
 
 
+# --- Kubernetes ------------------------------------------------------------------------------------
+
+
+def kubernetes_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
+    """platform kubernetes: each cluster's API server and the readiness of the platform's workloads
+    (`ops.health.kubernetes`)."""
+    return kube_rows(t.config, o.timeout)
+
+
 PROBES: tuple[tuple[str, str, Probe], ...] = (
     ("spire", "server ready", spire_rows),
     ("keycloak", "health", keycloak_health),
@@ -554,5 +564,6 @@ PROBES: tuple[tuple[str, str, Probe], ...] = (
     ("ziti", "management API", ziti_management),
     ("certificates", "expiry", certificate_rows),
     ("swarm", "engine", swarm_rows),
+    ("kubernetes", "workloads", kubernetes_rows),
 )
 """(component, check, probe): the component and check name label a probe that crashed."""

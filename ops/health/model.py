@@ -1,6 +1,7 @@
 """The health model: one `Check` per row, the score, and the two renderings (table, JSON).
 
-Nothing here talks to a server; `ops.health.checks` and `ops.health.swarm` produce the rows.
+Nothing here talks to a server; `ops.health.checks`, `ops.health.swarm` and
+`ops.health.kubernetes` produce the rows.
 The scoring rule and the JSON shape are documented in `ops/health/__init__.py`.
 """
 
@@ -17,7 +18,7 @@ STATUSES: tuple[Status, ...] = ("ok", "warn", "fail")
 # Points of a row, out of 1.
 POINTS: dict[Status, Fraction] = {"ok": Fraction(1), "warn": Fraction(1, 2), "fail": Fraction(0)}
 # Components in display order; a row of another component sorts after these.
-COMPONENTS = ("spire", "keycloak", "ziti", "certificates", "swarm")
+COMPONENTS = ("spire", "keycloak", "ziti", "certificates", "swarm", "kubernetes")
 SCHEMA_VERSION = 1
 REDACTED = "[secret]"
 

@@ -20,7 +20,7 @@ import pytest
 from tests.components._platform import is_secret, unwrap
 from tests.conftest import program_run
 from tests.harness import mock_engine
-from tests.harness.mock_engine import ProgramRun, Registered, run_program
+from tests.harness.mock_engine import ProgramRun, Registered, mock_cert_pem, run_program
 from tests.test_config_external import make_pem
 
 DYN = "pulumi-python:dynamic/"
@@ -193,7 +193,7 @@ CHAIN_EXPORTS = {
     "keycloakAdminUser", "zitiControllerUrl", "zitiAdminUser", "buckets",
 }  # fmt: skip
 GENERATED_KEY = "-----BEGIN PRIVATE KEY-----\nmock-secret-value-tls-key-root-ca-key\n-----END PRIVATE KEY-----\n"
-GENERATED_CERT = "-----BEGIN CERTIFICATE-----\ncert-root-ca\n-----END CERTIFICATE-----\n"
+GENERATED_CERT = mock_cert_pem("root-ca")
 
 
 class TestTheTrustChainAlone:

@@ -2,13 +2,15 @@
 mock engine (preview and update). Asserts the design's two clusters (one provider each, every object
 through its cluster's), namespaces, NodePorts, the two trust domains, the downstream's CA (an
 intermediate the root signs, the root as its UpstreamAuthority bundle), the federation both ways,
-the entries per cluster with `federatesWith`, spire-controller-manager beside the downstream server
-with its ClusterSPIFFEID, and the basic topology's security rules for every pod spec of both
+the entries per cluster with `federatesWith`, spire-controller-manager beside both servers with
+each side's ClusterFederatedTrustDomain (seeded with the root's bundle) and the downstream's
+ClusterSPIFFEID, and the basic topology's security rules for every pod spec of both
 clusters. Expected values are written out from the stack file and the design, not computed by the
 code under test. The config refusals follow (one error line per bad key, all at once)."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 from collections.abc import Iterator
@@ -17,6 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import stack_config
 from components.kubernetes.controller_manager import CRD_DIR
@@ -24,7 +29,7 @@ from policy.image_ref import pin_problem
 from stack_config import ConfigError
 from tests.components._platform import is_secret, unwrap, walk_strings
 from tests.conftest import MODES, program_run
-from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered, run_program
+from tests.harness.mock_engine import SECRET_PREFIX, ProgramRun, Registered, mock_cert_pem, run_program
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,14 +112,19 @@ def test_trust_domains_and_federation_both_ways(run: ProgramRun) -> None:
         assert doc["server"]["federation"]["bundle_endpoint"] == {
             "address": "0.0.0.0",  # noqa: S104 - peers in the other cluster
             "port": 8443, "refresh_hint": "5m", "profile": {"https_spiffe": {}}}
-    assert up["server"]["federation"]["federates_with"] == {DOWN_TD: {
-        "bundle_endpoint_url": "https://nodes.branch.acme-identity.net:32443",
-        "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{DOWN_TD}/spire/server"}},
-    }}
-    assert down["server"]["federation"]["federates_with"] == {UP_TD: {
-        "bundle_endpoint_url": "https://nodes.hq.acme-identity.net:31443",
-        "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{UP_TD}/spire/server"}},
-    }}
+        # The relationship is the ClusterFederatedTrustDomain's (below), not static.
+        assert "federates_with" not in doc["server"]["federation"]
+    relationships = {c: objects(run, "spire.spiffe.io/v1alpha1:ClusterFederatedTrustDomain", c) for c in (UP, DOWN)}
+    for cluster, peer, url in ((UP, DOWN_TD, "https://nodes.branch.acme-identity.net:32443"),
+                               (DOWN, UP_TD, "https://nodes.hq.acme-identity.net:31443")):
+        (name, cftd), = relationships[cluster].items()
+        spec = dict(cftd["spec"])
+        bundle = spec.pop("trustDomainBundle", None)
+        assert (name, spec) == (peer, {
+            "trustDomain": peer, "bundleEndpointURL": url, "className": "identity-platform",
+            "bundleEndpointProfile": {"type": "https_spiffe", "endpointSPIFFEID": f"spiffe://{peer}/spire/server"}})
+        if not run.preview:  # the root is known after the update only
+            assert_seed_is_the_root(bundle)
     for cluster, doc in ((UP, up), (DOWN, down)):
         (psat,) = doc["plugins"]["NodeAttestor"]
         assert psat["k8s_psat"]["plugin_data"]["clusters"] == {
@@ -124,6 +134,22 @@ def test_trust_domains_and_federation_both_ways(run: ProgramRun) -> None:
     assert agents[UP]["agent"]["trust_domain"] == UP_TD and agents[DOWN]["agent"]["trust_domain"] == DOWN_TD
     assert {c: a["plugins"]["NodeAttestor"][0]["k8s_psat"]["plugin_data"]["cluster"] for c, a in agents.items()} == {
         UP: UP, DOWN: DOWN}
+
+
+def assert_seed_is_the_root(bundle: str) -> None:
+    """The seed is the SPIFFE bundle of the root (the mock engine's pulumi-tls root `root-ca`): one
+    x509-svid key whose x5c is that certificate and whose EC point is its public key."""
+    root = x509.load_pem_x509_certificate(mock_cert_pem("root-ca").encode())
+    key_of_root = root.public_key()
+    assert isinstance(key_of_root, ec.EllipticCurvePublicKey)
+    numbers = key_of_root.public_numbers()
+    (key,) = json.loads(bundle)["keys"]
+    assert key == {
+        "use": "x509-svid", "kty": "EC", "crv": "P-256",
+        "x": base64.urlsafe_b64encode(numbers.x.to_bytes(32, "big")).decode().rstrip("="),
+        "y": base64.urlsafe_b64encode(numbers.y.to_bytes(32, "big")).decode().rstrip("="),
+        "x5c": [base64.b64encode(root.public_bytes(serialization.Encoding.DER)).decode()],
+    }
 
 
 def test_the_upstream_authorities(run: ProgramRun) -> None:
@@ -170,23 +196,23 @@ def test_entries_per_cluster_in_its_trust_domain_with_federation(run: ProgramRun
         "enterprise-api": [UP_TD], "security-gateway": [UP_TD], "data-processor": None}
 
 
-def test_the_controller_manager_beside_the_downstream_server(run: ProgramRun) -> None:
-    server = objects(run, "apps/v1:StatefulSet", DOWN)["spire-server/spire-server"]["spec"]["template"]["spec"]
-    assert [c["name"] for c in server["containers"]] == ["spire-server", "spire-controller-manager"]
-    manager = server["containers"][1]
-    assert manager["image"] == "ghcr.io/spiffe/spire-controller-manager:0.7.0"
-    assert {"name": "ENABLE_WEBHOOKS", "value": "false"} in manager["env"]
-    mounts = {m["name"]: m for m in manager["volumeMounts"]}
-    assert mounts["admin-socket"] == {"name": "admin-socket", "mountPath": "/tmp/spire-server/private",
-                                      "readOnly": True}
-    up_server = objects(run, "apps/v1:StatefulSet", UP)["spire-server/spire-server"]["spec"]["template"]["spec"]
-    assert [c["name"] for c in up_server["containers"]] == ["spire-server"]
-    conf = yaml.safe_load(objects(run, "core/v1:ConfigMap", DOWN)["spire-server/spire-controller-manager"]["data"][
-        "config.yaml"])
-    assert (conf["trustDomain"], conf["clusterName"], conf["entryIDPrefix"]) == (DOWN_TD, DOWN, "k8s-branch")
-    assert conf["spireServerSocketPath"] == "/tmp/spire-server/private/api.sock"
-    assert conf["reconcile"] == {"clusterSPIFFEIDs": True, "clusterStaticEntries": True,
-                                 "clusterFederatedTrustDomains": False}
+def test_the_controller_manager_beside_both_servers(run: ProgramRun) -> None:
+    for cluster, td in ((UP, UP_TD), (DOWN, DOWN_TD)):
+        server = objects(run, "apps/v1:StatefulSet", cluster)["spire-server/spire-server"]["spec"]["template"]["spec"]
+        assert [c["name"] for c in server["containers"]] == ["spire-server", "spire-controller-manager"]
+        manager = server["containers"][1]
+        assert manager["image"] == "ghcr.io/spiffe/spire-controller-manager:0.7.0"
+        assert {"name": "ENABLE_WEBHOOKS", "value": "false"} in manager["env"]
+        mounts = {m["name"]: m for m in manager["volumeMounts"]}
+        assert mounts["admin-socket"] == {"name": "admin-socket", "mountPath": "/tmp/spire-server/private",
+                                          "readOnly": True}
+        conf = yaml.safe_load(objects(run, "core/v1:ConfigMap", cluster)["spire-server/spire-controller-manager"][
+            "data"]["config.yaml"])
+        assert (conf["trustDomain"], conf["clusterName"], conf["entryIDPrefix"]) == (td, cluster, f"k8s-{cluster}")
+        assert conf["spireServerSocketPath"] == "/tmp/spire-server/private/api.sock"
+        assert conf["reconcile"] == {"clusterSPIFFEIDs": True, "clusterStaticEntries": True,
+                                     "clusterFederatedTrustDomains": True}
+    assert not objects(run, "spire.spiffe.io/v1alpha1:ClusterSPIFFEID", UP)
     ids = objects(run, "spire.spiffe.io/v1alpha1:ClusterSPIFFEID", DOWN)
     assert ids["downstream-workloads"]["spec"] == {
         "className": "identity-platform",
@@ -196,24 +222,35 @@ def test_the_controller_manager_beside_the_downstream_server(run: ProgramRun) ->
         "podSelector": {"matchLabels": {"identity-platform/registration": "crd"}},
         "federatesWith": [UP_TD],
     }
-    crds = objects(run, "apiextensions.k8s.io/v1:CustomResourceDefinition", DOWN)
-    assert set(crds) == {"clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
-                         "clusterstaticentries.spire.spiffe.io"}
-    for name, crd in crds.items():
-        published = yaml.safe_load((CRD_DIR / f"{name}.yaml").read_text())
-        assert crd["spec"] == published["spec"], name  # as published, keys unchanged
-    assert not objects(run, "apiextensions.k8s.io/v1:CustomResourceDefinition", UP)
+    for cluster in (UP, DOWN):
+        crds = objects(run, "apiextensions.k8s.io/v1:CustomResourceDefinition", cluster)
+        assert set(crds) == {"clusterspiffeids.spire.spiffe.io", "clusterfederatedtrustdomains.spire.spiffe.io",
+                             "clusterstaticentries.spire.spiffe.io"}
+        for name, crd in crds.items():
+            published = yaml.safe_load((CRD_DIR / f"{name}.yaml").read_text())
+            assert crd["spec"] == published["spec"], name  # as published, keys unchanged
 
 
-def test_without_the_controller_manager_there_is_no_crd_and_no_sidecar() -> None:
+def test_without_the_controller_manager_the_relationships_are_static() -> None:
+    """No CRD, no sidecar: the relationships are static in server.conf (seeded by hand, docs)."""
     k8s = json.loads(raw_stack_config(STACK)[0]["identity-platform:kubernetes"])
     k8s["enterprise"]["controllerManager"] = False
     r = run_program(STACK, False, config={"identity-platform:kubernetes": json.dumps(k8s)})
-    assert not [x for x in r.resources if x.type.endswith(("CustomResourceDefinition", "ClusterSPIFFEID"))]
-    server = objects(r, "apps/v1:StatefulSet", DOWN)["spire-server/spire-server"]["spec"]["template"]["spec"]
-    assert [c["name"] for c in server["containers"]] == ["spire-server"]
-    assert set(objects(r, "rbac.authorization.k8s.io/v1:ClusterRole", DOWN)) == {
-        "identity-platform-spire-server", "identity-platform-spire-agent"}
+    assert not [x for x in r.resources if x.type.endswith(
+        ("CustomResourceDefinition", "ClusterSPIFFEID", "ClusterFederatedTrustDomain"))]
+    for cluster in (UP, DOWN):
+        server = objects(r, "apps/v1:StatefulSet", cluster)["spire-server/spire-server"]["spec"]["template"]["spec"]
+        assert [c["name"] for c in server["containers"]] == ["spire-server"]
+        assert set(objects(r, "rbac.authorization.k8s.io/v1:ClusterRole", cluster)) == {
+            "identity-platform-spire-server", "identity-platform-spire-agent"}
+    assert server_conf(r, UP)["server"]["federation"]["federates_with"] == {DOWN_TD: {
+        "bundle_endpoint_url": "https://nodes.branch.acme-identity.net:32443",
+        "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{DOWN_TD}/spire/server"}},
+    }}
+    assert server_conf(r, DOWN)["server"]["federation"]["federates_with"] == {UP_TD: {
+        "bundle_endpoint_url": "https://nodes.hq.acme-identity.net:31443",
+        "bundle_endpoint_profile": {"https_spiffe": {"endpoint_spiffe_id": f"spiffe://{UP_TD}/spire/server"}},
+    }}
 
 
 def test_rbac_is_least_privilege(run: ProgramRun) -> None:
@@ -222,28 +259,29 @@ def test_rbac_is_least_privilege(run: ProgramRun) -> None:
     server = [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
               {"apiGroups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]}]
     agent = [{"apiGroups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}]
-    assert roles[UP] == {"identity-platform-spire-server": server, "identity-platform-spire-agent": agent}
-    assert roles[DOWN] == {
-        "identity-platform-spire-server": server, "identity-platform-spire-agent": agent,
-        "identity-platform-spire-controller-manager": [
-            {"apiGroups": [""], "resources": ["pods", "nodes", "namespaces", "endpoints"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["spire.spiffe.io"], "resources": ["clusterspiffeids", "clusterstaticentries"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["spire.spiffe.io"], "resources": ["clusterspiffeids/status", "clusterstaticentries/status"],
-             "verbs": ["get", "patch", "update"]},
-            {"apiGroups": ["spire.spiffe.io"],
-             "resources": ["clusterspiffeids/finalizers", "clusterstaticentries/finalizers"], "verbs": ["update"]},
-        ],
-    }
+    kinds = ["clusterspiffeids", "clusterstaticentries", "clusterfederatedtrustdomains"]
+    for cluster in (UP, DOWN):
+        assert roles[cluster] == {
+            "identity-platform-spire-server": server, "identity-platform-spire-agent": agent,
+            "identity-platform-spire-controller-manager": [
+                {"apiGroups": [""], "resources": ["pods", "nodes", "namespaces", "endpoints"],
+                 "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["spire.spiffe.io"], "resources": kinds, "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["spire.spiffe.io"], "resources": [f"{k}/status" for k in kinds],
+                 "verbs": ["get", "patch", "update"]},
+                {"apiGroups": ["spire.spiffe.io"], "resources": [f"{k}/finalizers" for k in kinds],
+                 "verbs": ["update"]},
+            ],
+        }
     for cluster_roles in roles.values():
         for rules in cluster_roles.values():
             for rule in rules:
                 assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-    (election,) = objects(run, "rbac.authorization.k8s.io/v1:Role", DOWN).values()
-    assert election["metadata"]["namespace"] == "spire-server"
-    assert [r["resources"] for r in election["rules"]] == [["leases"], ["events"]]
-    assert "delete" not in election["rules"][0]["verbs"]
+    for cluster in (UP, DOWN):
+        (election,) = objects(run, "rbac.authorization.k8s.io/v1:Role", cluster).values()
+        assert election["metadata"]["namespace"] == "spire-server"
+        assert [r["resources"] for r in election["rules"]] == [["leases"], ["events"]]
+        assert "delete" not in election["rules"][0]["verbs"]
 
 
 def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) -> None:

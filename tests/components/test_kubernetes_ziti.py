@@ -27,7 +27,7 @@ from stack_config import ConfigError, ZitiSettings, versions
 from tests.components._platform import is_secret, unwrap
 from tests.components.test_kubernetes_iam import _rules, named
 from tests.conftest import program_run
-from tests.harness.mock_engine import ROOT, SECRET_PREFIX, ProgramRun, Registered
+from tests.harness.mock_engine import ROOT, SECRET_PREFIX, ProgramRun, Registered, mock_cert_pem
 
 STACKS = {"k8s-dev": "dev", "k8s-prod": "prod"}
 ADDRESSES = {"k8s-dev": ("ziti.localhost", "ziti-router.localhost"),
@@ -79,7 +79,7 @@ def stack_ziti(stack: str) -> ZitiSettings:
 
 def cert(name: str) -> str:
     """The mock engine's certificate of the pulumi-tls resource `name`."""
-    return f"-----BEGIN CERTIFICATE-----\ncert-{name}\n-----END CERTIFICATE-----\n"
+    return mock_cert_pem(name)
 
 
 # --- what runs ------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ test can look for them anywhere they must not appear (environment variables, pla
 
 from __future__ import annotations
 
+import datetime
+import functools
 import hashlib
 import json
 import runpy
@@ -23,6 +25,10 @@ from typing import Any
 
 import pulumi
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pulumi.runtime import mocks as pmocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.sync_await import _sync_await
@@ -195,8 +201,24 @@ def _tls_private_key(args: pmocks.MockResourceArgs) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def mock_cert_pem(name: str) -> str:
+    """The certificate the mock engine gives the pulumi-tls resource `name`: a real self-signed CA
+    certificate (CN = name, one per name and process), so program code that reads certificates
+    (the enterprise topology's seed bundles) runs on it as on pulumi-tls's."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big"))
+            .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _tls_cert(args: pmocks.MockResourceArgs) -> dict[str, Any]:
-    return {"certPem": f"-----BEGIN CERTIFICATE-----\ncert-{args.name}\n-----END CERTIFICATE-----\n"}
+    return {"certPem": mock_cert_pem(args.name)}
 
 
 def _random_password(args: pmocks.MockResourceArgs) -> dict[str, Any]:

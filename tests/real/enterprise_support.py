@@ -16,6 +16,9 @@ run); `spire-server validate` checks the rendered PostgreSQL datastore as shippe
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +49,25 @@ class LocalSide:
     agent_conf: Path
     socket: Path
     root: x509.Certificate
+    bundle_port: int  # its bundle endpoint's, on 127.0.0.1
 
 
-def config() -> stack_config.StackConfig:
-    return stack_config.parse_stack_values(*raw_stack_config(STACK))
+def config(*, controller_manager: bool = True) -> stack_config.StackConfig:
+    """The stack file's config; `controller_manager=False`: as with `controllerManager: false`
+    (static federation relationships in server.conf)."""
+    cfg = stack_config.parse_stack_values(*raw_stack_config(STACK))
+    if controller_manager:
+        return cfg
+    k8s = cfg.kubernetes
+    assert k8s is not None and k8s.enterprise is not None
+    ent = k8s.enterprise.model_copy(update={"controller_manager": False})
+    return cfg.model_copy(update={"kubernetes": k8s.model_copy(update={"enterprise": ent})})
 
 
-def layout(root: Path, *, running: bool) -> dict[Role, LocalSide]:
-    """Both sides' server.conf and agent.conf under `root`, with the files they name."""
-    cfg = config()
+def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dict[Role, LocalSide]:
+    """Both sides' server.conf and agent.conf under `root`, with the files they name (the configs
+    of the stack file, or with `controllerManager: false`)."""
+    cfg = config(controller_manager=controller_manager)
     sides = enterprise_sides(cfg)
     endpoints = {role: free_port() for role in sides}
     root_key, root_cert = spire.self_signed_ca(f"{cfg.spire.trust_domain} root CA", 48)
@@ -107,5 +120,26 @@ def layout(root: Path, *, running: bool) -> dict[Role, LocalSide]:
         (home / "server.conf").write_text(server.render())
         (home / "agent.conf").write_text(agent.render())
         out[role] = LocalSide(role, side.trust_domain, home, home / "server.conf", home / "agent.conf",
-                              Path(server.server.socket_path), root_cert)
+                              Path(server.server.socket_path), root_cert, endpoints[role])
     return out
+
+
+def peer_of(role: Role) -> Role:
+    return "downstream" if role == "upstream" else "upstream"
+
+
+def wait_for_peer_bundles(logs: Mapping[Role, tuple[str, Path]], within: float) -> set[Role]:
+    """Wait until each server's log (role -> (its trust domain, its log)) says "Bundle refreshed"
+    for its peer's trust domain, which the server logs only for a bundle fetched from the peer's
+    endpoint; the roles still waiting after `within` seconds."""
+    deadline = time.monotonic() + within
+    pending = set(logs)
+    while pending and time.monotonic() < deadline:
+        for role in list(pending):
+            other = logs[peer_of(role)][0]
+            lines = [json.loads(line) for line in logs[role][1].read_text().splitlines() if line.startswith("{")]
+            if any(entry.get("msg") == "Bundle refreshed" and other in json.dumps(entry) for entry in lines):
+                pending.discard(role)
+        if pending:
+            time.sleep(1)
+    return pending

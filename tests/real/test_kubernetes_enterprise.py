@@ -4,7 +4,8 @@
   `servers/kubernetes.py`), one per cluster of `Pulumi.k8s-enterprise.yaml`, with the pinned CRDs
   installed (`servers/crds.py`, spire-controller-manager's among them): every object of a cluster
   is server-side applied to its API server with `fieldValidation=Strict` and stored as sent (the
-  program's own CRDs before its ClusterSPIFFEID, which is checked against its published schema);
+  program's own CRDs before its ClusterSPIFFEID and ClusterFederatedTrustDomain, which are checked
+  against their published schemas);
   the CRDs the program installs are exactly the published ones;
 - each pod template, as a pod, passes Pod Security admission in its namespace (restricted but
   spire-system, whose warnings name exactly the agent's and the CSI driver's exceptions);
@@ -43,7 +44,7 @@ STACK = "k8s-enterprise"
 ESTABLISHED_SECONDS = 60
 ORDER = ("Namespace", "CustomResourceDefinition", "CSIDriver", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
          "Role", "RoleBinding", "ConfigMap", "Secret", "Service", "NetworkPolicy", "PodDisruptionBudget",
-         "StatefulSet", "DaemonSet", "Deployment", "ClusterSPIFFEID")
+         "StatefulSet", "DaemonSet", "Deployment", "ClusterSPIFFEID", "ClusterFederatedTrustDomain")
 
 
 def cluster_manifests() -> dict[str, list[dict[str, Any]]]:
@@ -118,6 +119,10 @@ def test_every_object_of_both_clusters_is_stored_in_its_own(applied: dict[str, d
     assert '"trust_domain": "branch.acme-identity.net"' in confs["branch"].replace('":"', '": "')
     kinds = {c: {m["kind"] for m in objs} for c, objs in manifests.items()}
     assert "ClusterSPIFFEID" in kinds["branch"] and "ClusterSPIFFEID" not in kinds["hq"]
+    # Each cluster's relationship with the other trust domain, its seed bundle accepted by the schema.
+    relationships = {c: [m["metadata"]["name"] for m in objs if m["kind"] == "ClusterFederatedTrustDomain"]
+                     for c, objs in manifests.items()}
+    assert relationships == {"hq": ["branch.acme-identity.net"], "branch": ["hq.acme-identity.net"]}
 
 
 def test_only_the_node_level_objects_fall_below_restricted(applied: dict[str, dict[str, Applied]]) -> None:

@@ -1,11 +1,14 @@
-"""Federation for real with the enterprise topology's own server configs: the upstream (root) and
-downstream servers rendered for `Pulumi.k8s-enterprise.yaml` (`enterprise_support.layout`: the
+"""Federation for real with the enterprise topology's own server configs, as rendered with
+`controllerManager: false` (the fallback: relationships static in server.conf): the upstream
+(root) and downstream servers of `Pulumi.k8s-enterprise.yaml` (`enterprise_support.layout`: the
 rendered configs moved onto loopback) run as two real SPIRE servers of the two trust domains. Each
 serves its bundle on its `https_spiffe` bundle endpoint and federates with the other; after the
-one-time seeding https_spiffe requires (docs/architecture.md, enterprise topology), each fetches
-the other's bundle from the other's endpoint (the server logs "Bundle refreshed" only for a bundle
-it got from the endpoint). And the downstream's CA is the intermediate the root signs: its SVIDs
-chain leaf <- downstream CA <- intermediate <- root, the root OpenZiti verifies.
+one-time seeding by hand that https_spiffe requires without the controller manager
+(docs/architecture.md, enterprise topology), each fetches the other's bundle from the other's
+endpoint (the server logs "Bundle refreshed" only for a bundle it got from the endpoint). And the
+downstream's CA is the intermediate the root signs: its SVIDs chain leaf <- downstream CA <-
+intermediate <- root, the root OpenZiti verifies. The default path, where spire-controller-manager
+declares the relationships with the seed bundle, is test_spire_federation_seeded.py.
 
 SPIRE nests servers only within one trust domain, so the topology joins its two by federation; the
 nested server (`UpstreamAuthority "spire"`) is proven in test_spire_nested.py.
@@ -18,7 +21,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from cryptography import x509
 from components.kubernetes.enterprise_config import Role
 from servers import spire
 from servers.process import Run
-from tests.real.enterprise_support import LocalSide, layout
+from tests.real.enterprise_support import LocalSide, layout, wait_for_peer_bundles
 
 READY_SECONDS = 90
 # Before its peer's bundle is seeded a server retries after SPIRE's minimum refresh hint (1 min).
@@ -52,7 +54,7 @@ def federated(servers_run: Run) -> Iterator[tuple[Path, dict[Role, Server]]]:
     bins = spire.bin_dir()
     root = Path(tempfile.mkdtemp(prefix="identity-platform-fed-"))
     started: dict[Role, Server] = {}
-    for role, side in layout(root, running=True).items():
+    for role, side in layout(root, running=True, controller_manager=False).items():
         proc = servers_run.spawn("spire", f"enterprise-{role}", [str(bins / "spire-server"), "run", "-config",
                                                                  str(side.server_conf)], cwd=side.home)
         servers_run.wait_ready(
@@ -83,17 +85,8 @@ def test_the_rendered_configs_name_each_other(federated: tuple[Path, dict[Role, 
 def test_each_domain_fetches_the_others_bundle_from_its_endpoint(
         federated: tuple[Path, dict[Role, Server]]) -> None:
     bins, servers = federated
-    domains = {r: s.side.trust_domain for r, s in servers.items()}
-    deadline = time.monotonic() + REFRESH_SECONDS
-    pending = set(servers)
-    while pending:
-        for role in list(pending):
-            other = domains["downstream" if role == "upstream" else "upstream"]
-            lines = [json.loads(line) for line in servers[role].log.read_text().splitlines() if line.startswith("{")]
-            if any(entry.get("msg") == "Bundle refreshed" and other in json.dumps(entry) for entry in lines):
-                pending.discard(role)
-        assert time.monotonic() < deadline, f"no bundle fetched from the peer's endpoint by {sorted(pending)}"
-        time.sleep(1)
+    pending = wait_for_peer_bundles({r: (s.side.trust_domain, s.log) for r, s in servers.items()}, REFRESH_SECONDS)
+    assert not pending, f"no bundle fetched from the peer's endpoint by {sorted(pending)}"
     for role, server in servers.items():
         peer = servers["downstream" if role == "upstream" else "upstream"]
         theirs = _cli(bins, "bundle", "show", "-socketPath", str(peer.side.socket)).stdout.strip()

@@ -1,0 +1,159 @@
+"""`ops status` on platform kubernetes without an API server: what the topology must have in each
+cluster (from the stack files), how a kubeconfig becomes an API access (client certificate files,
+token file, exec credential plugin, the errors that name what is wrong), the readiness rules on
+objects written as the API server returns them, and a cluster that does not answer. The rows
+against the real kube-apiserver are tests/real/test_ops_status_kubernetes.py. Expected values are
+written out, not computed by ops.health.kubernetes."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import stack_config
+from ops.health.checks import PROBES
+from ops.health.kubernetes import KubeconfigError, expected, load_access, readiness, rows
+from servers.kubernetes import make_pki, write_kubeconfig
+from servers.process import free_port
+from stack_config import KubernetesCluster
+from tests.harness.mock_engine import stack_config as raw_stack_config
+
+
+def _config(stack: str) -> stack_config.StackConfig:
+    return stack_config.parse_stack_values(*raw_stack_config(stack))
+
+
+def _names(stack: str) -> dict[str, list[tuple[str, str, str]]]:
+    return {c: [w.key for w in ws] for c, ws in expected(_config(stack)).items()}
+
+
+SPIRE = [("StatefulSet", "spire-server", "spire-server"), ("StatefulSet", "spire-server", "spire-db"),
+         ("DaemonSet", "spire-system", "spire-agent"), ("DaemonSet", "spire-system", "spiffe-csi-driver")]
+
+
+def test_what_each_topology_must_run() -> None:
+    assert _names("k8s-dev") == {"dev": [
+        *SPIRE, ("Deployment", "iam-system", "keycloak"), ("Cluster", "iam-system", "keycloak-db"),
+        ("StatefulSet", "ziti", "ziti-controller"), ("StatefulSet", "ziti", "ziti-router")]}
+    assert _names("k8s-enterprise") == {"branch": SPIRE, "hq": SPIRE}
+    assert _names("k8s-crd-free") == {"regulated": SPIRE[2:]}
+    assert expected(_config("dev")) == {}
+
+
+def test_the_probe_is_registered_and_silent_on_other_platforms() -> None:
+    assert ("kubernetes", "workloads") in [(c, n) for c, n, _ in PROBES]
+    assert rows(_config("dev"), timeout=1) == []
+
+
+# --- kubeconfig -----------------------------------------------------------------------------------
+
+
+def _kubeconfig(tmp_path: Path, user: dict[str, Any], cluster: dict[str, Any] | None = None) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "main",
+        "clusters": [{"name": "c", "cluster": cluster or {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "main", "context": {"cluster": "c", "user": "u"}},
+                     {"name": "other", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return path
+
+
+def test_a_token_file_becomes_a_bearer_header(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("t0ken-from-file\n")
+    access = load_access("dev", KubernetesCluster(kubeconfig=str(_kubeconfig(tmp_path, {"tokenFile": "token"}))))
+    assert access.server == "https://127.0.0.1:6443"
+    assert access.headers == {"Authorization": "Bearer t0ken-from-file"}
+
+
+def test_an_exec_plugin_is_run_as_kubectl_runs_it(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text('#!/bin/sh\nprintf \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'
+                      '"status":{"token":"%s-%s"}}\' "$1" "$PLUGIN_ENV"\n')
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "args": ["arg"],
+                     "env": [{"name": "PLUGIN_ENV", "value": "env"}]}}
+    access = load_access("dev", KubernetesCluster(kubeconfig=str(_kubeconfig(tmp_path, user))), environ={})
+    assert access.headers == {"Authorization": "Bearer arg-env"}
+
+
+def test_the_kubeconfig_comes_from_the_environment_and_the_context_from_config(tmp_path: Path) -> None:
+    path = _kubeconfig(tmp_path, {"token": "x"}, {"server": "https://127.0.0.1:7443", "insecure-skip-tls-verify": True})
+    access = load_access("dev", KubernetesCluster(context="other"), environ={"KUBECONFIG": f"{path}:/nowhere"})
+    assert access.server == "https://127.0.0.1:7443"
+    assert access.note == "the kubeconfig skips TLS verification (insecure-skip-tls-verify)"
+
+
+@pytest.mark.parametrize(("access", "message"), [
+    (KubernetesCluster(context="absent"), "no context named 'absent'"),
+    (KubernetesCluster(kubeconfig="/nowhere/kubeconfig"),
+     "cannot read the kubeconfig of cluster dev (/nowhere/kubeconfig)"),
+])
+def test_an_unusable_kubeconfig_is_one_clear_error(tmp_path: Path, access: KubernetesCluster, message: str) -> None:
+    path = _kubeconfig(tmp_path, {"token": "x"})
+    with pytest.raises(KubeconfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_access("dev", access, environ={"KUBECONFIG": str(path)})
+
+
+def test_a_cluster_that_does_not_answer_fails_and_its_objects_are_not_checked(tmp_path: Path) -> None:
+    path = _kubeconfig(tmp_path, {"token": "x"}, {"server": f"https://127.0.0.1:{free_port()}"})
+    config = _config("k8s-crd-free")
+    assert config.kubernetes is not None
+    k8s = config.kubernetes.model_copy(update={"clusters": {"regulated": KubernetesCluster(kubeconfig=str(path))}})
+    found = {c.check: (c.status, c.detail) for c in rows(config.model_copy(update={"kubernetes": k8s}), timeout=2)}
+    assert set(found) == {"regulated API server", "regulated spire-system/spire-agent",
+                          "regulated spire-system/spiffe-csi-driver"}
+    assert found["regulated API server"][0] == "fail"
+    assert found["regulated API server"][1].startswith("the API server did not answer")
+    assert found["regulated spire-system/spire-agent"] == (
+        "fail", "SPIRE agents: not checked: the API server did not answer")
+
+
+# --- readiness ------------------------------------------------------------------------------------
+
+
+def test_a_deployment_all_ready_is_ok_and_a_stale_status_is_not() -> None:
+    obj = {"metadata": {"generation": 3}, "spec": {"replicas": 2},
+           "status": {"observedGeneration": 3, "readyReplicas": 2}}
+    assert readiness("Deployment", obj) == ("ok", "Deployment: 2/2 replicas ready")
+    stale = {**obj, "status": {"observedGeneration": 2, "readyReplicas": 2}}
+    assert readiness("Deployment", stale) == (
+        "warn", "Deployment: 2/2 replicas ready (its controller has not yet seen the current spec)")
+
+
+def test_replicas_default_to_one_and_a_true_replica_failure_is_named() -> None:
+    obj = {"spec": {}, "status": {"conditions": [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": "quota exceeded"},
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}}
+    assert readiness("Deployment", obj) == (
+        "fail", "Deployment: 0/1 replicas ready; ReplicaFailure=True: FailedCreate: quota exceeded")
+
+
+def test_a_statefulset_scaled_to_zero_warns() -> None:
+    assert readiness("StatefulSet", {"spec": {"replicas": 0}, "status": {}}) == (
+        "warn", "StatefulSet: scaled to 0 replicas")
+
+
+@pytest.mark.parametrize(("status", "verdict"), [
+    ({"readyInstances": 3, "phase": "Cluster in healthy state"}, "ok"),
+    ({"readyInstances": 3, "phase": "Switchover in progress"}, "warn"),
+    ({"readyInstances": 2, "phase": "Cluster in healthy state"}, "warn"),
+    ({"phase": "Setting up primary"}, "fail"),
+])
+def test_a_cnpg_cluster_needs_every_instance_and_the_healthy_phase(status: dict[str, Any], verdict: str) -> None:
+    assert readiness("Cluster", {"spec": {"instances": 3}, "status": status})[0] == verdict
+
+
+def test_the_kubeconfig_written_by_the_test_server_is_read(tmp_path: Path) -> None:
+    """Inline CA and client certificate data (what `servers.kubernetes` writes): the CA verifies."""
+    pki = make_pki(tmp_path / "pki")
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", pki)
+    access = load_access("dev", KubernetesCluster(kubeconfig=str(path)), environ={})
+    assert access.server == "https://127.0.0.1:6443" and access.headers == {}
+    (ca,) = access.verify.get_ca_certs()
+    assert dict(x[0] for x in ca["subject"])["commonName"] == "identity-platform loopback Kubernetes CA"
