@@ -164,7 +164,8 @@ def render(config: stack_config.StackConfig, stack: str) -> Rendered:
         app = (meta.get("labels") or {}).get("app.kubernetes.io/name")
         waves[gitops.wave_of(obj["kind"], meta.get("namespace"), app)].append(obj)
     assert application_set is not None, "kubernetes.iam.gitops is set, so IamStack makes the ApplicationSet"
-    return Rendered(application_set, waves, secrets)
+    # Registration order follows Output resolution, which varies run to run: SECRETS.md must not.
+    return Rendered(application_set, waves, sorted(secrets, key=lambda s: (s.namespace, s.name)))
 
 
 def file_name(obj: Mapping[str, Any]) -> str:
