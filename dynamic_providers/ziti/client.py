@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import ssl
 import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,14 +43,13 @@ from dynamic_providers._transport import (
     ssl_context,
     unless_absent,
 )
-from dynamic_providers._transport.retry import never_sent
+from dynamic_providers._transport.retry import Sleep, never_sent
 from dynamic_providers._transport.tls import tls_failure, verify_server
 from dynamic_providers.ziti.models import ZitiConnection
 
 __all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
-Sleep = Callable[[float], None]
 
 
 class _Answer(BaseModel):
@@ -61,8 +59,6 @@ class _Answer(BaseModel):
 class ApiErrorCause(_Answer):
     field: str | None = None
     reason: str | None = None
-    value: Any = None
-    code: str | None = None
     message: str | None = None
 
 

@@ -482,7 +482,7 @@ class ServiceEdgeRouterPolicyArgs(_Policy):
     service_roles: Roles
 
 
-# --- the controller's entities, read back -----------------------------------------------------------------
+# --- nested models (canonical forms recurse into them) ------------------------------------------------
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -491,21 +491,3 @@ def nested_model(annotation: Any) -> type[BaseModel] | None:
         if isinstance(c, type) and issubclass(c, BaseModel):
             return c
     return None
-
-
-def from_api(model: type[BaseModel], detail: Mapping[str, Any]) -> dict[str, Any]:
-    """A camelCase API entity on `model`'s snake_case field names, unvalidated (it is what the
-    server holds, so `diff` can see drift). A reference the controller renders as an entity ref
-    (`{"entity", "id", "name"}`, e.g. an identity's `type`) reads as its id."""
-    out: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        alias = field.alias or name
-        if alias not in detail:
-            continue
-        value, nested = detail[alias], nested_model(field.annotation)
-        if isinstance(value, dict) and nested is not None:
-            value = from_api(nested, value)
-        elif isinstance(value, dict) and {"entity", "id"} <= value.keys():
-            value = value["id"]
-        out[name] = value
-    return out

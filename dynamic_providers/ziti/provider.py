@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast, get_origin
 
 import pulumi
 from cryptography import x509
@@ -76,7 +76,6 @@ from dynamic_providers.ziti.models import (
     ServicePolicyArgs,
     ZitiConnection,
     first_pem_certificate,
-    from_api,
     load_private_key,
     nested_model,
     sha1_fingerprint,
@@ -108,6 +107,8 @@ def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
     nested = nested_model(field.annotation)
     if nested is not None and isinstance(value, Mapping) and not is_unknown(value):
         value = canonical(nested, value)
+    elif isinstance(value, Mapping) and {"entity", "id"} <= value.keys() and get_origin(field.annotation) is not dict:
+        value = value["id"]  # a reference the controller renders as an entity ref (an identity's `type`)
     if name in SET_FIELDS and isinstance(value, list) and not contains_unknown(value):
         try:
             value = sorted(value)
@@ -119,7 +120,8 @@ def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
 def canonical(model: type[BaseModel], values: Props) -> dict[str, Any]:
     """`values` with defaults filled in, "" and None read as "not set", camelCase keys read as
     their snake_case field, nested models recursed and order-insensitive lists sorted, so equal
-    configurations compare equal. No validation."""
+    configurations compare equal. No validation: an entity the controller answered reads as
+    what it holds, so `diff` can see drift."""
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         value = values.get(name)
@@ -424,10 +426,8 @@ class ZitiProvider(Provider):
 
     def _outs(self, c: ZitiClient, entity: Entity, props: Props, previous: Props, refresh: bool = False) -> Entity:
         """Outputs from the server's entity (not an echo of the inputs), plus connection and owner."""
-        fields = from_api(self.args_model, entity)
-        tags = entity.get("tags") or {}
-        fields["tags"] = {k: v for k, v in tags.items() if k not in (OWNER_STACK_TAG, OWNER_NAME_TAG)}
-        outs = canonical(self.args_model, fields)
+        tags = {k: v for k, v in (entity.get("tags") or {}).items() if k not in (OWNER_STACK_TAG, OWNER_NAME_TAG)}
+        outs = canonical(self.args_model, {**entity, "tags": tags})
         for name in self.write_only:
             outs.pop(name, None)
         outs.update(self.computed_outs(c, entity, previous, refresh))
