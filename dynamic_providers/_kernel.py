@@ -188,6 +188,15 @@ def require_valid(model: type[BaseModel], value: Any, what: str = "") -> None:
         raise ValueError("; ".join(f"{f.property}: {f.reason}" for f in failures))
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], value: Any, what: str = "") -> M:
+    """`value` as a `model`, after `require_valid` (one message naming every failure)."""
+    require_valid(model, value, what)
+    return model.model_validate(value)
+
+
 # --- diff ---------------------------------------------------------------------------------------------
 
 
@@ -233,6 +242,12 @@ REFRESH_HINT = (
     "If this stack should let go of it, `pulumi refresh` drops it from this stack's state (a later "
     "`pulumi up` creates the resource anew, or refuses if that object still holds its name)"
 )
+
+
+def gone(what: str, id_: str, where: str = "") -> str:
+    """Why an update cannot proceed: the object at the state's address was deleted outside Pulumi."""
+    return (f"{what} (id {id_}) no longer exists{where} (deleted outside Pulumi): run `pulumi refresh` to drop it "
+            "from the state, then `pulumi up` creates it again")
 
 
 class ForeignObjectError(Exception):

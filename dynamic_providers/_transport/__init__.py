@@ -5,7 +5,7 @@ Keycloak, OpenZiti and SPIRE clients build on it; it imports none of them (a tes
 so no import circle can form.
 """
 
-from dynamic_providers._transport.errors import ApiError, ServerError
+from dynamic_providers._transport.errors import ApiError, ServerError, unless_absent
 from dynamic_providers._transport.retry import RetryPolicy, RetryTransport, parse_retry_after
 from dynamic_providers._transport.session import Session, forget_sessions
 from dynamic_providers._transport.tls import sha256_fingerprint, ssl_context, tls_failure
@@ -21,4 +21,5 @@ __all__ = [
     "sha256_fingerprint",
     "ssl_context",
     "tls_failure",
+    "unless_absent",
 ]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+import copy
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
 
 import httpx
 
 from dynamic_providers._transport.retry import RETRY_STATUSES, idempotent, never_sent, parse_retry_after
+
+T = TypeVar("T")
 
 
 class ServerError(Exception):
@@ -66,6 +70,12 @@ class ApiError(ServerError, httpx.HTTPStatusError):
         """Worth another try later: the outcome is unknown, or the server said it was busy or failing."""
         return self.outcome_unknown or self.status in RETRY_STATUSES
 
+    def retold(self, message: str) -> Self:
+        """This error told with `message` (what the caller was doing), keeping what the server said."""
+        told = copy.copy(self)
+        told.args = (message,)
+        return told
+
     def without_exchange(self) -> Self:
         """The error without its request and response: a login's request body holds the password."""
         self._request = self.response = None
@@ -87,3 +97,13 @@ class ApiError(ServerError, httpx.HTTPStatusError):
         sent = not never_sent(exc)
         fields.setdefault("outcome_unknown", sent and (request is None or not idempotent(request)))
         return cls(message, request=request, **fields)
+
+
+def unless_absent(call: Callable[[], T], errors: type[ApiError] = ApiError) -> T | None:
+    """`call()`, or None when the server answered 404: the object is not (or no longer) there."""
+    try:
+        return call()
+    except errors as e:
+        if e.status == 404:
+            return None
+        raise

@@ -23,8 +23,6 @@ from __future__ import annotations
 import base64
 import ssl
 import time
-from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,15 +34,22 @@ from cryptography.x509.verification import VerificationError
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from dynamic_providers._transport import ApiError, RetryPolicy, RetryTransport, Session, sha256_fingerprint, ssl_context
-from dynamic_providers._transport.retry import never_sent
+from dynamic_providers._transport import (
+    ApiError,
+    RetryPolicy,
+    RetryTransport,
+    Session,
+    sha256_fingerprint,
+    ssl_context,
+    unless_absent,
+)
+from dynamic_providers._transport.retry import Sleep, never_sent
 from dynamic_providers._transport.tls import tls_failure, verify_server
 from dynamic_providers.ziti.models import ZitiConnection
 
 __all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
-Sleep = Callable[[float], None]
 
 
 class _Answer(BaseModel):
@@ -54,8 +59,6 @@ class _Answer(BaseModel):
 class ApiErrorCause(_Answer):
     field: str | None = None
     reason: str | None = None
-    value: Any = None
-    code: str | None = None
     message: str | None = None
 
 
@@ -128,11 +131,6 @@ class ZitiApiError(ApiError):
         text = " ".join(t for t in (cause, self.cause_message) if t).lower()
         return "duplicate value" in text or "must be unique" in text or "already used" in text
 
-    def retold(self, message: str) -> ZitiApiError:
-        """This error told with `message`, keeping what the controller said."""
-        return ZitiApiError(message, method=self.method, path=self.path, status=self.status, code=self.code,
-                            cause=self.cause, cause_message=self.cause_message)
-
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ZitiApiError:
         try:
@@ -165,6 +163,10 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
     """
     host = urlsplit(connection.url).hostname or ""
     path = "/.well-known/est/cacerts"
+
+    def fail(message: str) -> ZitiApiError:
+        return ZitiApiError(message, method="GET", path=path)
+
     bootstrap = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     bootstrap.check_hostname = False
     bootstrap.verify_mode = ssl.CERT_NONE  # verified below, against the pin, before anything is used
@@ -181,32 +183,23 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
                 e, f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
                 method="GET", path=path, code="NO_RESPONSE") from e
     if resp.status_code != 200:
-        raise ZitiApiError(f"could not fetch the controller CA bundle (HTTP {resp.status_code})", method="GET",
-                           path=path)
+        raise fail(f"could not fetch the controller CA bundle (HTTP {resp.status_code})")
     try:
         certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(b"".join(body.split())))
     except ValueError as e:
-        raise ZitiApiError(f"the controller CA bundle is not base64 PKCS#7: {e}", method="GET", path=path) from e
+        raise fail(f"the controller CA bundle is not base64 PKCS#7: {e}") from e
     pin = connection.ca_fingerprint
     roots = [c for c in certs if sha256_fingerprint(c) == pin]
     if not roots:
         seen = ", ".join(f"{c.subject.rfc4514_string()} sha256={sha256_fingerprint(c)}" for c in certs) or "none"
-        raise ZitiApiError(
-            f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
-            "check connection.ca_fingerprint",
-            method="GET",
-            path=path,
-        )
+        raise fail(f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
+                   "check connection.ca_fingerprint")
     if leaf_der is None:
-        raise ZitiApiError("the controller presented no TLS certificate", method="GET", path=path)
+        raise fail("the controller presented no TLS certificate")
     try:
         verify_server(leaf_der, roots[0], [c for c in certs if c is not roots[0]], host)
     except VerificationError as e:
-        raise ZitiApiError(
-            f"the controller's TLS certificate does not verify against the pinned root for {host}: {e}",
-            method="GET",
-            path=path,
-        ) from e
+        raise fail(f"the controller's TLS certificate does not verify against the pinned root for {host}: {e}") from e
     return roots[0]
 
 
@@ -269,20 +262,14 @@ class ZitiClient:
         self._session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Nothing to release: the session and its connections stay with the process."""
-        self._session = None
+    def __exit__(self, *exc_info: object) -> None:
+        self._session = None  # nothing to release: the session and its connections stay with the process
 
     @property
-    def http(self) -> httpx.Client:
+    def session(self) -> ZitiSession:
         if self._session is None:
             raise RuntimeError("ZitiClient is used outside its `with` block")
-        return self._session.http
+        return self._session
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -292,10 +279,8 @@ class ZitiClient:
 
     def authenticate(self) -> None:
         """Log in now (a fresh session); raises what the controller answered."""
-        if self._session is None:
-            raise RuntimeError("ZitiClient is used outside its `with` block")
         try:
-            self._session.renew(self._ext)
+            self.session.renew(self._ext)
         except httpx.TransportError as e:
             raise self._unanswered(e, "POST", "/authenticate") from e
 
@@ -317,7 +302,7 @@ class ZitiClient:
     def _send(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
         ext = self._ext if idempotent is None else {**self._ext, "idempotent": idempotent}
         try:
-            resp = self.http.request(method, path, extensions=ext, timeout=self.connection.timeout, **kwargs)
+            resp = self.session.http.request(method, path, extensions=ext, timeout=self.connection.timeout, **kwargs)
         except httpx.TransportError as e:
             raise self._unanswered(e, method, path) from e
         if resp.is_error:
@@ -325,16 +310,16 @@ class ZitiClient:
         return resp
 
     @staticmethod
-    def _data(resp: httpx.Response) -> Any:
+    def _data(resp: httpx.Response, kind: type = object, what: str = "") -> Any:
+        """The envelope's `data`, refused unless it is a `kind` (`what`: how to say it is not)."""
         try:
-            return resp.json()["data"]
+            data = resp.json()["data"]
         except (ValueError, KeyError, TypeError) as e:
-            raise ZitiApiError(
-                f"unexpected response body: {resp.text[:200]!r}",
-                method=resp.request.method,
-                path=resp.request.url.path,
-                status=resp.status_code,
-            ) from e
+            raise ZitiApiError(f"unexpected response body: {resp.text[:200]!r}", request=resp.request,
+                               status=resp.status_code) from e
+        if not isinstance(data, kind):
+            raise ZitiApiError(what, method=resp.request.method, path=resp.request.url.path)
+        return data
 
     # --- entities -------------------------------------------------------------------------------
 
@@ -347,9 +332,7 @@ class ZitiClient:
             if filter_:
                 params["filter"] = filter_
             resp = self._send("GET", f"/{collection}", params=params)
-            page = self._data(resp)
-            if not isinstance(page, list):
-                raise ZitiApiError("list answer is not an array", method="GET", path=f"/{collection}")
+            page = self._data(resp, list, "list answer is not an array")
             found += page
             try:
                 pagination = Pagination.model_validate(resp.json()["meta"]["pagination"])
@@ -371,31 +354,22 @@ class ZitiClient:
 
     def get(self, collection: str, id_: str) -> dict[str, Any]:
         """The entity with id `id_`; an answer about another entity is an error, never taken as it."""
-        data = self._data(self._send("GET", f"/{collection}/{id_}"))
-        if not isinstance(data, dict):
-            raise ZitiApiError("detail answer is not an object", method="GET", path=f"/{collection}/{id_}")
+        data: dict[str, Any] = self._data(self._send("GET", f"/{collection}/{id_}"), dict,
+                                          "detail answer is not an object")
         if str(data.get("id")) != id_:
             raise ZitiApiError(
                 f"the controller answered with entity {data.get('id')!r} ({data.get('name')!r}), not {id_!r}: "
                 "an answer about another entity is not trusted; check connection.url",
-                method="GET",
-                path=f"/{collection}/{id_}",
-                code="WRONG_ENTITY",
-            )
+                method="GET", path=f"/{collection}/{id_}", code="WRONG_ENTITY")
         return data
 
     def get_or_none(self, collection: str, id_: str) -> dict[str, Any] | None:
-        try:
-            return self.get(collection, id_)
-        except ZitiApiError as e:
-            if e.is_not_found:
-                return None
-            raise
+        return unless_absent(lambda: self.get(collection, id_))
 
     def create(self, collection: str, body: dict[str, Any]) -> str:
         """POST once. A lost answer raises with `outcome_unknown`: the caller looks up before re-posting."""
-        data = self._data(self._send("POST", f"/{collection}", json=body))
-        if not isinstance(data, dict) or not data.get("id"):
+        data = self._data(self._send("POST", f"/{collection}", json=body), dict, "create answered without an id")
+        if not data.get("id"):
             raise ZitiApiError("create answered without an id", method="POST", path=f"/{collection}")
         return str(data["id"])
 
@@ -409,13 +383,7 @@ class ZitiClient:
 
     def delete(self, collection: str, id_: str) -> bool:
         """DELETE; False when it was already gone (404 counts as done)."""
-        try:
-            self._send("DELETE", f"/{collection}/{id_}")
-        except ZitiApiError as e:
-            if e.is_not_found:
-                return False
-            raise
-        return True
+        return unless_absent(lambda: self._send("DELETE", f"/{collection}/{id_}")) is not None
 
     # --- specific endpoints ------------------------------------------------------------------------
 

@@ -186,10 +186,15 @@ def _prefixed(values: list[str]) -> list[str]:
     return values
 
 
-def _non_empty(v: str) -> str:
-    if not is_unknown(v) and not v.strip():
-        raise ValueError("the name is empty")
-    return v
+def _filled(message: str, *, strip: bool = False) -> AfterValidator:
+    """Refuses an empty string (`strip`: or one of blanks) with `message`: the controller would store it."""
+
+    def check(v: str) -> str:
+        if not is_unknown(v) and not (v.strip() if strip else v):
+            raise ValueError(message)
+        return v
+
+    return AfterValidator(check)
 
 
 Attributes = Annotated[list[str], AfterValidator(_bare), Field(default_factory=list)]
@@ -200,7 +205,7 @@ class _Named(ApiModel):
     # Fields the controller takes only on create (it ignores them on update).
     create_only: ClassVar[frozenset[str]] = frozenset()
 
-    name: Annotated[str, AfterValidator(_non_empty)] = Field(description="Unique name on the controller.")
+    name: Annotated[str, _filled("the name is empty", strip=True)] = Field(description="Unique name on the controller.")
     tags: dict[str, TagValue] = Field(default_factory=dict, description="User tags (ownership tags are added).")
 
     @field_validator("tags")
@@ -332,11 +337,13 @@ class ExternalJwtSignerArgs(_Named):
     """An external JWT signer (`POST /external-jwt-signers`), e.g. a Keycloak realm."""
 
     issuer: str = Field(description="Exact `iss` of the tokens, no trailing slash.")
-    audience: str = Field(description="Required `aud` of the tokens.")
+    audience: Annotated[
+        str, _filled("the audience is empty: set the `aud` the tokens carry (e.g. the Keycloak client id)")
+    ] = Field(description="Required `aud` of the tokens.")
     jwks_endpoint: str | None = None
     cert_pem: str | None = None
     kid: str | None = None
-    claims_property: str = "sub"
+    claims_property: Annotated[str, _filled("claims_property is empty (the default is 'sub')")] = "sub"
     use_external_id: bool = False
     external_auth_url: str | None = None
     client_id: str | None = None
@@ -355,13 +362,6 @@ class ExternalJwtSignerArgs(_Named):
             raise ValueError(f"{v!r} ends with '/': tokens carry the issuer without it; use {v.rstrip('/')!r}")
         return v
 
-    @field_validator("audience")
-    @classmethod
-    def _audience(cls, v: str) -> str:
-        if not is_unknown(v) and not v:
-            raise ValueError("the audience is empty: set the `aud` the tokens carry (e.g. the Keycloak client id)")
-        return v
-
     @field_validator("jwks_endpoint", "external_auth_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
@@ -377,13 +377,6 @@ class ExternalJwtSignerArgs(_Named):
     def _signer_cert(cls, v: str | None) -> str | None:
         if v is not None and not is_unknown(v):
             first_pem_certificate(v)
-        return v
-
-    @field_validator("claims_property")
-    @classmethod
-    def _claims_property(cls, v: str) -> str:
-        if not v:
-            raise ValueError("claims_property is empty (the default is 'sub')")
         return v
 
     @model_validator(mode="after")
@@ -450,23 +443,9 @@ class IdentityArgs(_Named):
 
     type: Literal["Default", "Router"] = "Default"
     is_admin: bool = False
-    external_id: str | None = None
-    auth_policy_id: str = "default"
+    external_id: Annotated[str, _filled("external_id is empty: omit it instead", strip=True)] | None = None
+    auth_policy_id: Annotated[str, _filled("auth_policy_id is empty (the built-in policy is 'default')")] = "default"
     role_attributes: Attributes
-
-    @field_validator("external_id")
-    @classmethod
-    def _external_id(cls, v: str | None) -> str | None:
-        if v is not None and not is_unknown(v) and not v.strip():
-            raise ValueError("external_id is empty: omit it instead")
-        return v
-
-    @field_validator("auth_policy_id")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        if not v:
-            raise ValueError("auth_policy_id is empty (the built-in policy is 'default')")
-        return v
 
 
 class EdgeRouterArgs(_Named):
@@ -503,7 +482,7 @@ class ServiceEdgeRouterPolicyArgs(_Policy):
     service_roles: Roles
 
 
-# --- the controller's entities, read back -----------------------------------------------------------------
+# --- nested models (canonical forms recurse into them) ------------------------------------------------
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -512,21 +491,3 @@ def nested_model(annotation: Any) -> type[BaseModel] | None:
         if isinstance(c, type) and issubclass(c, BaseModel):
             return c
     return None
-
-
-def from_api(model: type[BaseModel], detail: Mapping[str, Any]) -> dict[str, Any]:
-    """A camelCase API entity on `model`'s snake_case field names, unvalidated (it is what the
-    server holds, so `diff` can see drift). A reference the controller renders as an entity ref
-    (`{"entity", "id", "name"}`, e.g. an identity's `type`) reads as its id."""
-    out: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        alias = field.alias or name
-        if alias not in detail:
-            continue
-        value, nested = detail[alias], nested_model(field.annotation)
-        if isinstance(value, dict) and nested is not None:
-            value = from_api(nested, value)
-        elif isinstance(value, dict) and {"entity", "id"} <= value.keys():
-            value = value["id"]
-        out[name] = value
-    return out

@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast, get_origin
 
 import pulumi
 from cryptography import x509
@@ -53,11 +53,13 @@ from dynamic_providers._kernel import (
     Resource,
     contains_unknown,
     create_or_adopt,
+    gone,
     is_unknown,
     program_stack,
     refusal,
     require_valid,
     strip,
+    validated,
 )
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import (
@@ -74,7 +76,6 @@ from dynamic_providers.ziti.models import (
     ServicePolicyArgs,
     ZitiConnection,
     first_pem_certificate,
-    from_api,
     load_private_key,
     nested_model,
     sha1_fingerprint,
@@ -106,6 +107,8 @@ def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
     nested = nested_model(field.annotation)
     if nested is not None and isinstance(value, Mapping) and not is_unknown(value):
         value = canonical(nested, value)
+    elif isinstance(value, Mapping) and {"entity", "id"} <= value.keys() and get_origin(field.annotation) is not dict:
+        value = value["id"]  # a reference the controller renders as an entity ref (an identity's `type`)
     if name in SET_FIELDS and isinstance(value, list) and not contains_unknown(value):
         try:
             value = sorted(value)
@@ -117,7 +120,8 @@ def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
 def canonical(model: type[BaseModel], values: Props) -> dict[str, Any]:
     """`values` with defaults filled in, "" and None read as "not set", camelCase keys read as
     their snake_case field, nested models recursed and order-insensitive lists sorted, so equal
-    configurations compare equal. No validation."""
+    configurations compare equal. No validation: an entity the controller answered reads as
+    what it holds, so `diff` can see drift."""
     out: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         value = values.get(name)
@@ -131,8 +135,7 @@ def canonical(model: type[BaseModel], values: Props) -> dict[str, Any]:
 def _connection(props: Props) -> ZitiConnection:
     """The connection from the state. `read`/`delete` get only outputs: one written without it
     (e.g. an import) gets a clear message, not a KeyError."""
-    require_valid(ZitiConnection, props.get("connection"), "connection")
-    return ZitiConnection.model_validate(props["connection"])
+    return validated(ZitiConnection, props.get("connection"), "connection")
 
 
 def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> str:
@@ -296,12 +299,8 @@ class ZitiProvider(Provider):
         with ZitiClient(conn) as c:
             current = c.get_or_none(self.collection, id_)
             if current is None:
-                raise ZitiApiError(
-                    f"{self.label} {args.name!r} (id {id_}) no longer exists on the controller (deleted outside "
-                    "Pulumi): run `pulumi refresh` to drop it from the state, then `pulumi up` creates it again",
-                    status=404,
-                    code="NOT_FOUND",
-                )
+                raise ZitiApiError(gone(f"{self.label} {args.name!r}", id_, " on the controller"), status=404,
+                                   code="NOT_FOUND")
             self.ownership.require("update", current, id_, self.ownership.marks(owner, olds.get("owner")))
             entity = self.settle(c, self._write(c, current, body, full) if body else current, args, False)
             return dynamic.UpdateResult(self._outs(c, entity, news, olds))
@@ -340,12 +339,11 @@ class ZitiProvider(Provider):
 
     def _parse(self, props: Props) -> tuple[Any, ZitiConnection, Ownership | None]:
         props = strip(props)
-        require_valid(ZitiConnection, props.get("connection"), "connection")
+        conn = _connection(props)
         if props.get("owner") is not None:
             require_valid(Ownership, props["owner"], "owner")
-        require_valid(self.args_model, self.settings(props))
-        owner = self.ownership.parse(props.get("owner")) or self.ownership.environment()
-        return self.args_model.model_validate(self.settings(props)), _connection(props), owner
+        args = validated(self.args_model, self.settings(props))
+        return args, conn, self.ownership.parse(props.get("owner")) or self.ownership.environment()
 
     def _write(self, c: ZitiClient, current: Entity, body: Entity, full: Entity) -> Entity:
         """Send the changed fields `body` (`full`: every field as declared). Both PATCH and PUT
@@ -428,10 +426,8 @@ class ZitiProvider(Provider):
 
     def _outs(self, c: ZitiClient, entity: Entity, props: Props, previous: Props, refresh: bool = False) -> Entity:
         """Outputs from the server's entity (not an echo of the inputs), plus connection and owner."""
-        fields = from_api(self.args_model, entity)
-        tags = entity.get("tags") or {}
-        fields["tags"] = {k: v for k, v in tags.items() if k not in (OWNER_STACK_TAG, OWNER_NAME_TAG)}
-        outs = canonical(self.args_model, fields)
+        tags = {k: v for k, v in (entity.get("tags") or {}).items() if k not in (OWNER_STACK_TAG, OWNER_NAME_TAG)}
+        outs = canonical(self.args_model, {**entity, "tags": tags})
         for name in self.write_only:
             outs.pop(name, None)
         outs.update(self.computed_outs(c, entity, previous, refresh))
@@ -514,30 +510,29 @@ class CertificateAuthorityProvider(ZitiProvider):
         }
 
 
-class ExternalJwtSignerProvider(ZitiProvider):
-    collection = "external-jwt-signers"
-    label = "external JWT signer"
-    args_model = ExternalJwtSignerArgs
-    # The controller (1.7.2, found against the real one) drops `tags` from a signer's create
-    # (MapCreateExternalJwtSignerToModel does not map them); PATCH keeps them. A crash between
-    # the two leaves an untagged signer, which the next `up` refuses as foreign (never adopts):
-    # delete it and run again.
-    tags_after_create = True
+def _kind(name: str, collection: str, label: str, args_model: type[BaseModel], **settings: Any) -> type[ZitiProvider]:
+    """A kind that only class settings tell apart: `<name>Provider`, importable by that name (so
+    the engine's pickle of it is a reference)."""
+    attrs = {"__module__": __name__, "collection": collection, "label": label, "args_model": args_model, **settings}
+    return cast("type[ZitiProvider]", type(f"{name}Provider", (ZitiProvider,), attrs))
 
 
-class AuthPolicyProvider(ZitiProvider):
-    collection = "auth-policies"
-    label = "auth policy"
-    args_model = AuthPolicyArgs
-    # The controller (1.7.2, found against the real one) ignores `primary.updb.minPasswordLength`
-    # in a PATCH (PUT applies it).
-    put_fields = frozenset({"primary"})
-
-
-class IdentityProvider(ZitiProvider):
-    collection = "identities"
-    label = "identity"
-    args_model = IdentityArgs
+# The controller (1.7.2, found against the real one) drops `tags` from a signer's create
+# (MapCreateExternalJwtSignerToModel does not map them); PATCH keeps them. A crash between
+# the two leaves an untagged signer, which the next `up` refuses as foreign (never adopts):
+# delete it and run again.
+ExternalJwtSignerProvider = _kind("ExternalJwtSigner", "external-jwt-signers", "external JWT signer",
+                                  ExternalJwtSignerArgs, tags_after_create=True)
+# The controller (1.7.2, found against the real one) ignores `primary.updb.minPasswordLength`
+# in a PATCH (PUT applies it).
+AuthPolicyProvider = _kind("AuthPolicy", "auth-policies", "auth policy", AuthPolicyArgs,
+                           put_fields=frozenset({"primary"}))
+IdentityProvider = _kind("Identity", "identities", "identity", IdentityArgs)
+ServicePolicyProvider = _kind("ServicePolicy", "service-policies", "service policy", ServicePolicyArgs)
+EdgeRouterPolicyProvider = _kind("EdgeRouterPolicy", "edge-router-policies", "edge router policy",
+                                 EdgeRouterPolicyArgs)
+ServiceEdgeRouterPolicyProvider = _kind("ServiceEdgeRouterPolicy", "service-edge-router-policies",
+                                        "service edge router policy", ServiceEdgeRouterPolicyArgs)
 
 
 class EdgeRouterProvider(ZitiProvider):
@@ -580,24 +575,6 @@ class EdgeRouterProvider(ZitiProvider):
             "enrollment_expires_at": entity.get("enrollmentExpiresAt"),
             "is_verified": bool(entity.get("isVerified")),
         }
-
-
-class ServicePolicyProvider(ZitiProvider):
-    collection = "service-policies"
-    label = "service policy"
-    args_model = ServicePolicyArgs
-
-
-class EdgeRouterPolicyProvider(ZitiProvider):
-    collection = "edge-router-policies"
-    label = "edge router policy"
-    args_model = EdgeRouterPolicyArgs
-
-
-class ServiceEdgeRouterPolicyProvider(ZitiProvider):
-    collection = "service-edge-router-policies"
-    label = "service edge router policy"
-    args_model = ServiceEdgeRouterPolicyArgs
 
 
 # --- resources ------------------------------------------------------------------------------------------
