@@ -34,7 +34,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from dynamic_providers._kernel import create_or_adopt
+from dynamic_providers._kernel import post_or_find
 from dynamic_providers._transport import ApiError, RetryPolicy, Session, forget_sessions, ssl_context, tls_failure
 from dynamic_providers._transport.retry import RETRY_STATUSES, never_sent
 from dynamic_providers.keycloak.models import (
@@ -408,14 +408,11 @@ class KeycloakAdmin:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
 
-        def rotated(_err: KeycloakApiError | None) -> str | None:
+        def rotated() -> str | None:
             now = self.get_client_secret(realm, uuid)
             return now if now and now != before else None
 
-        secret, _ = create_or_adopt(rotate, rotated, lambda now, _e, _u: (now, False), errors=KeycloakApiError,
-                                    attempts=self.retry.attempts, conflict=lambda _e: False,
-                                    lost=lambda e: e.outcome_unknown, pause=self.pause, unheld_conflict=lambda _e: None)
-        return str(secret)
+        return post_or_find(rotate, rotated, errors=KeycloakApiError, attempts=self.retry.attempts, pause=self.pause)
 
     # --- protocol mappers and client scopes ----------------------------------------------------
 

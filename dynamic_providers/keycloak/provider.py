@@ -47,26 +47,24 @@ write are not atomic on Keycloak's API: the window is one round trip.
 from __future__ import annotations
 
 import uuid as uuids
-from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from pulumi import Output
-from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 from pydantic import ValidationError
 
 from dynamic_providers._kernel import (
     ForeignObjectError,
+    OwnedProvider,
     OwnershipEncoder,
-    Provider,
     Resource,
     changed_fields,
     contains_unknown,
     create_or_adopt,
     environment_stack,
+    post_or_find,
     program_stack,
     refusal,
-    strip,
 )
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, ScopeKind
 from dynamic_providers.keycloak.models import (
@@ -168,18 +166,8 @@ class KeycloakAttribute(OwnershipEncoder[str, Representation]):
                        f"{mark}, then run the same Pulumi command again")
 
 
-def _connection(props: Mapping[str, Any]) -> Connection:
-    """The connection the state recorded (read and delete see only the state)."""
-    try:
-        return Connection.model_validate(props.get("connection"))
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise KeycloakApiError(f"invalid connection.{where}: {first['msg']}") from None
-
-
-class _KeycloakProvider(Provider):
-    """The CRUD both kinds share; each says how to find, write and report its object.
+class _KeycloakProvider(OwnedProvider):
+    """The kernel's CRUD for both kinds; each says how to find, write and report its object.
 
     The instance is pickled into state: only plain, non-secret settings live here, and only when
     they differ from the class defaults (so the default provider pickles as its class alone and one
@@ -187,8 +175,12 @@ class _KeycloakProvider(Provider):
 
     meta_keys = ("connection", "owner")
     replace_fields = frozenset({"realm"})
+    connection_model = Connection
+    api_error = KeycloakApiError
+    gone_where = " in Keycloak (deleted outside Pulumi)"
     removable: ClassVar[frozenset[str]] = frozenset()  # unsetting these removes what the provider added
     kind: ClassVar[str]  # "realm" or "client": the name in messages
+    name_key: ClassVar[str]  # the input that names the object
     conflict_fix: ClassVar[str]
     retry: RetryPolicy = RetryPolicy()
     ready_timeout: float = 300.0
@@ -233,65 +225,31 @@ class _KeycloakProvider(Provider):
         dropped = [k for k in self.removable if news.get(k) is None and olds.get(k)]
         return changed_fields(managed, olds, news, self.comparable) + dropped
 
-    # --- the engine's calls --------------------------------------------------------------------
+    # --- the kernel's hooks ----------------------------------------------------------------------
 
-    def _admin(self, conn: Connection, *, wait_ready: bool = False) -> KeycloakAdmin:
-        return KeycloakAdmin(conn, retry=self.retry, ready_timeout=self.ready_timeout if wait_ready else 0.0)
+    def connect(self, connection: Connection, *, creating: bool = False) -> KeycloakAdmin:
+        return KeycloakAdmin(connection, retry=self.retry, ready_timeout=self.ready_timeout if creating else 0.0)
 
-    def _spec(self, props: Mapping[str, Any]) -> Any:
-        return self.args_model.model_validate(self.settings(props))
+    def parse(self, props: Mapping[str, Any]) -> tuple[Any, Connection, str]:
+        spec: Any = self.args_model.model_validate(self.settings(props))
+        return spec, spec.connection, spec.owner
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        raw = strip(props)
-        spec = self._spec(raw)
-        kc = self._admin(spec.connection, wait_ready=True)
-        id_, outs = self._create(kc, spec, raw)
-        return CreateResult(id_, outs)
+    def stored_connection(self, props: Mapping[str, Any]) -> Connection:
+        try:
+            return Connection.model_validate(props.get("connection"))
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise KeycloakApiError(f"invalid connection.{where}: {first['msg']}") from None
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        olds = strip(props)
-        kc = self._admin(_connection(olds))
-        rep = self._get(kc, olds, id_)
-        if rep is None or not self._ownership(olds, id_).owns(rep, self._state_marks(olds)):
-            return ReadResult(None, {})  # gone, another object now holds the address, or no longer ours
-        outs = self._read_outs(kc, olds, rep)
-        return ReadResult(id_, outs, {k: v for k, v in outs.items() if k in self.args_model.model_fields and
-                                      v is not None})
-
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, raw = strip(olds), strip(news)
-        spec = self._spec(raw)
-        changed = set(self.changes(olds, raw))
-        if changed <= {"connection"}:
-            # New credentials or URL only: nothing to send, but state must carry them for later steps.
-            return UpdateResult({**olds, "connection": raw.get("connection")})
-        kc = self._admin(spec.connection)
-        current = self._get(kc, raw, id_)
-        if current is None:
-            raise KeycloakApiError(f"{self.kind} {self._name(raw)} ({id_}) no longer exists: run `pulumi refresh` "
-                                   "to drop it from the state, then `pulumi up` creates it again", status=404)
-        ownership = self._ownership(raw, id_)
-        ownership.require("update", current, id_, ownership.marks(spec.owner, olds.get("owner")))
-        return UpdateResult(self._update(kc, spec, raw, olds, current, changed))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        state = strip(props)
-        kc = self._admin(_connection(state))
-        current = self._get(kc, state, id_)
-        if current is not None:  # else already gone
-            self._ownership(state, id_).require("delete", current, id_, self._state_marks(state))
-            self._delete(kc, state, id_)
-
-    def _state_marks(self, props: Mapping[str, Any]) -> list[str]:
-        """For read and delete, which see only the state: this stack's marker (the host's
-        PULUMI_PROJECT/PULUMI_STACK) and the one the state recorded from the server."""
-        return self._ownership(props, "").marks(environment_stack(), props.get("owner"))
+    def describe(self, props: Mapping[str, Any]) -> str:
+        return f"{self.kind} {props.get(self.name_key)!r}"
 
     def _create_or_adopt(self, kc: KeycloakAdmin, spec: Any, post: Any, find: Any, adopt: Any, where: str = "",
                          **kw: Any) -> tuple[Any, bool]:
         """POST; on 409 or a lost answer look the object up: adopt ours (brought to the declared
         state by `adopt`), refuse another holder's naming it, else POST again after the backoff."""
-        what = f"{self.kind} {self._name(dict(spec))}"
+        what = self.describe(dict(spec))
 
         def ours(existing: Any, _err: KeycloakApiError, _uncertain: bool) -> tuple[Any, bool]:
             if existing.owner != spec.owner:
@@ -308,24 +266,6 @@ class _KeycloakProvider(Provider):
                                conflict=lambda e: e.status == 409, lost=lambda e: e.outcome_unknown, pause=kc.pause,
                                unheld_conflict=lambda _err: None, exhausted=exhausted, **kw)
 
-    # --- what each kind supplies ------------------------------------------------------------------
-
-    @abstractmethod
-    def _name(self, props: Mapping[str, Any]) -> str: ...
-    @abstractmethod
-    def _ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute: ...
-    @abstractmethod
-    def _get(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> Any: ...
-    @abstractmethod
-    def _create(self, kc: KeycloakAdmin, spec: Any, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]: ...
-    @abstractmethod
-    def _read_outs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: Any) -> dict[str, Any]: ...
-    @abstractmethod
-    def _delete(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None: ...
-    @abstractmethod
-    def _update(self, kc: KeycloakAdmin, spec: Any, raw: Mapping[str, Any], olds: Mapping[str, Any], current: Any,
-                changed: set[str]) -> dict[str, Any]: ...
-
 
 # --- realms -----------------------------------------------------------------------------------
 
@@ -335,20 +275,20 @@ class KeycloakRealmProvider(_KeycloakProvider):
 
     args_model = RealmSpec
     computed = ("issuer_url", "jwks_url")
-    kind = "realm"
+    kind = name_key = "realm"
     conflict_fix = "Choose another realm name, or hand it over by setting the realm attribute "
 
-    def _name(self, props: Mapping[str, Any]) -> str:
-        return repr(props.get("realm"))
-
-    def _ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute:
+    def ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute:
         realm = props.get("realm")
         return KeycloakAttribute(f"Keycloak realm {realm!r}", id_, f"realms/{realm}")
 
-    def _get(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> RealmRepresentation | None:
+    def fetch(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> RealmRepresentation | None:
         return kc.get_realm(str(props["realm"]))
 
-    def _create(self, kc: KeycloakAdmin, spec: RealmSpec, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    def remove(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None:
+        kc.delete_realm(str(props["realm"]))
+
+    def make(self, kc: KeycloakAdmin, spec: RealmSpec, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         body = self._body(spec, RealmRepresentation(id=str(uuids.uuid4())))
 
         def post() -> RealmRepresentation:
@@ -361,18 +301,15 @@ class KeycloakRealmProvider(_KeycloakProvider):
         )
         return rep.id, self._outs(raw, rep, kc.discovery(spec.realm))
 
-    def _read_outs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: RealmRepresentation) -> dict[str, Any]:
+    def read_outputs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: RealmRepresentation) -> dict[str, Any]:
         return self._outs(olds, rep, kc.discovery(str(olds["realm"])))
 
-    def _update(self, kc: KeycloakAdmin, spec: RealmSpec, raw: Mapping[str, Any], olds: Mapping[str, Any],
-                current: RealmRepresentation, changed: set[str]) -> dict[str, Any]:
+    def write(self, kc: KeycloakAdmin, spec: RealmSpec, raw: Mapping[str, Any], olds: Mapping[str, Any],
+              current: RealmRepresentation, changed: set[str]) -> dict[str, Any]:
         rep = self._reconcile(kc, spec, current)
         if olds.get("issuer_url"):  # an update cannot change them: no need to ask again
             return self._outs(raw, rep, {"issuer": olds["issuer_url"], "jwks_uri": olds.get("jwks_url")})
         return self._outs(raw, rep, kc.discovery(spec.realm))
-
-    def _delete(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None:
-        kc.delete_realm(str(props["realm"]))
 
     @staticmethod
     def _body(spec: RealmSpec, rep: RealmRepresentation) -> RealmRepresentation:
@@ -427,22 +364,22 @@ class KeycloakClientProvider(_KeycloakProvider):
     args_model = ClientSpec
     computed = ("client_secret", "issuer_url", "jwks_url")
     removable = frozenset({"attributes", "audience"})
-    kind = "client"
+    kind, name_key = "client", "client_id"
     conflict_fix = ("Choose another client_id, delete or rename that client in Keycloak, or hand it over by setting "
                     "its attribute ")
 
-    def _name(self, props: Mapping[str, Any]) -> str:
-        return repr(props.get("client_id"))
-
-    def _ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute:
+    def ownership(self, props: Mapping[str, Any], id_: str) -> KeycloakAttribute:
         realm = props.get("realm")
         what = f"Keycloak client {props.get('client_id')!r} in realm {realm!r}"
         return KeycloakAttribute(what, id_, f"clients/{id_} -r {realm}")
 
-    def _get(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> ClientRepresentation | None:
+    def fetch(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> ClientRepresentation | None:
         return kc.get_client(str(props["realm"]), id_)
 
-    def _create(self, kc: KeycloakAdmin, spec: ClientSpec, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    def remove(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None:
+        kc.delete_client(str(props["realm"]), id_)
+
+    def make(self, kc: KeycloakAdmin, spec: ClientSpec, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         scoped = spec.default_client_scopes is not None or spec.optional_client_scopes is not None
         if scoped:
             self._scope_ids(kc, spec)  # unknown scope names fail before anything is created
@@ -462,14 +399,13 @@ class KeycloakClientProvider(_KeycloakProvider):
                                              adopt, f" in realm {spec.realm!r}")
         if created and scoped:  # Keycloak attaches scopes of its own: read what it made
             rep = kc.get_client(spec.realm, rep.id) or rep
-        return rep.id, self._outs(kc, raw, spec.model_dump(), spec.connection, spec.realm, rep)
+        return rep.id, self._outs(kc, raw, spec.model_dump(), rep)
 
-    def _read_outs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: ClientRepresentation) -> dict[str, Any]:
-        # Managed = set in the previous outputs.
-        return self._outs(kc, olds, olds, _connection(olds), str(olds["realm"]), rep)
+    def read_outputs(self, kc: KeycloakAdmin, olds: Mapping[str, Any], rep: ClientRepresentation) -> dict[str, Any]:
+        return self._outs(kc, olds, olds, rep)  # managed = set in the previous outputs
 
-    def _update(self, kc: KeycloakAdmin, spec: ClientSpec, raw: Mapping[str, Any], olds: Mapping[str, Any],
-                current: ClientRepresentation, changed: set[str]) -> dict[str, Any]:
+    def write(self, kc: KeycloakAdmin, spec: ClientSpec, raw: Mapping[str, Any], olds: Mapping[str, Any],
+              current: ClientRepresentation, changed: set[str]) -> dict[str, Any]:
         assert current.id
         removed = set(olds.get("attributes") or {}) - set(spec.attributes or {})
         rep = self._reconcile(kc, spec, current, removed, olds.get("audience") is not None)
@@ -477,10 +413,7 @@ class KeycloakClientProvider(_KeycloakProvider):
             rep.secret = kc.regenerate_client_secret(spec.realm, current.id)
         elif current.access_type != rep.access_type:
             rep.secret = None  # it was not confidential: `_outs` asks for the secret Keycloak keeps now
-        return self._outs(kc, raw, spec.model_dump(), spec.connection, spec.realm, rep)
-
-    def _delete(self, kc: KeycloakAdmin, props: Mapping[str, Any], id_: str) -> None:
-        kc.delete_client(str(props["realm"]), id_)
+        return self._outs(kc, raw, spec.model_dump(), rep)
 
     @staticmethod
     def _desired(spec: ClientSpec, current: ClientRepresentation | None, removed: set[str]) -> ClientRepresentation:
@@ -574,12 +507,11 @@ class KeycloakClientProvider(_KeycloakProvider):
                 raise KeycloakApiError(f"Keycloak refused the audience mapper of client {spec.client_id!r} "
                                        "(409)") from e
 
-            mapper, _ = create_or_adopt(
+            mapper = post_or_find(
                 lambda: kc.write_protocol_mapper(spec.realm, uuid, wanted),
-                lambda _e: next((m for m in kc.list_protocol_mappers(spec.realm, uuid) if m.name == wanted.name), None),
-                lambda found, _e, _uncertain: (found, False), errors=KeycloakApiError, attempts=self.retry.attempts,
-                conflict=lambda e: e.status == 409, lost=lambda e: e.outcome_unknown, pause=kc.pause,
-                unheld_conflict=refused)
+                lambda: next((m for m in kc.list_protocol_mappers(spec.realm, uuid) if m.name == wanted.name), None),
+                errors=KeycloakApiError, attempts=self.retry.attempts, pause=kc.pause,
+                conflict=lambda e: e.status == 409, unheld_conflict=refused)
         assert mapper is not None
         if mapper.config != wanted.config or mapper.protocol_mapper != wanted.protocol_mapper:
             wanted.id = mapper.id
@@ -587,14 +519,15 @@ class KeycloakClientProvider(_KeycloakProvider):
             mapper = wanted
         rep.protocol_mappers = [*others, mapper]
 
-    def _outs(self, kc: KeycloakAdmin, local: Mapping[str, Any], managed: Mapping[str, Any], conn: Connection,
-              realm: str, rep: ClientRepresentation) -> dict[str, Any]:
+    def _outs(self, kc: KeycloakAdmin, local: Mapping[str, Any], managed: Mapping[str, Any],
+              rep: ClientRepresentation) -> dict[str, Any]:
         """Full outputs: `local` inputs echoed (realm, connection, the trigger), and from the server
         every field `managed` sets (the inputs on create/update, the previous outputs on read).
         Managed scope lists the representation leaves out (Keycloak blanks them for callers that
         may not view client scopes) come from the per-client scope endpoints; a confidential
         client's secret from the representation when it is the real one, else its own endpoint."""
         assert rep.id
+        realm = str(local["realm"])
         for kind, attr in _SCOPES.items():
             if managed.get(attr) is not None and getattr(rep, attr) is None:
                 setattr(rep, attr, kc.client_scopes(realm, rep.id, kind))
@@ -612,7 +545,7 @@ class KeycloakClientProvider(_KeycloakProvider):
         if rep.access_type == "CONFIDENTIAL":
             secret = rep.secret if rep.secret and set(rep.secret) != {"*"} else kc.get_client_secret(realm, rep.id)
             secret = secret or kc.regenerate_client_secret(realm, rep.id)  # none yet (e.g. just made confidential)
-        issuer = conn.issuer_url(realm)
+        issuer = kc.conn.issuer_url(realm)
         return {**outs, "client_secret": secret, "issuer_url": issuer,
                 "jwks_url": f"{issuer}/protocol/openid-connect/certs"}
 
