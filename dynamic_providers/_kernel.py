@@ -621,6 +621,9 @@ class Resource(dynamic.Resource):
     defaults: ClassVar[Mapping[str, Any]] = {}
     secret_inputs: ClassVar[tuple[str, ...]] = ()
     secret_outputs: ClassVar[tuple[str, ...]] = ()
+    # Inputs of which only the named keys are secret (the rest stays readable in the state's inputs);
+    # given as one Output, the whole input is secret.
+    secret_parts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     _inputs: ClassVar[tuple[str, ...]] = ()
     _required: ClassVar[frozenset[str]] = frozenset()
 
@@ -654,6 +657,13 @@ class Resource(dynamic.Resource):
         for key in self.secret_inputs:
             if props.get(key) is not None:
                 props[key] = _secret(props[key])
+        for key, parts in self.secret_parts.items():
+            value = props.get(key)
+            if isinstance(value, Mapping):
+                kept = {k: v for k, v in value.items() if v is not None}
+                props[key] = {k: pulumi.Output.secret(v) if k in parts else v for k, v in kept.items()}
+            elif value is not None:
+                props[key] = _secret(value)
         props = self.with_program_inputs(resource_name, props)
         for name in self.provider.computed:
             props.setdefault(name, None)  # what the server computes is an attribute of the resource
