@@ -13,8 +13,9 @@ circle can form (tests/dynamic_providers/test_layering.py holds that rule). It o
   (stored values in another form compare by meaning); a value that cannot be read compares as
   `Malformed`, so old or damaged state plans a change instead of failing; the fields that cannot
   change in place are the class setting `replace_fields`;
-* the create-or-adopt loop (`create_or_adopt`): POST once, and after a conflict or a lost answer
-  look the object up by its unique key before anything else is sent;
+* the create-or-adopt loop (`create_or_adopt`; `post_or_find` for a part of an object already
+  ours): POST once, and after a conflict or a lost answer look it up before anything else is sent;
+* the CRUD around the object at the state's address (`OwnedProvider`), with the system's hooks;
 * ownership (`OwnershipEncoder`, `ForeignObjectError`): one model, one encoder per system (an
   attribute, tags, an id prefix). Before any write, update and delete read the
   object at the state's address and refuse it, untouched, unless it is ours; `read` reports such
@@ -39,6 +40,7 @@ import inspect
 import os
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 import pulumi
@@ -49,7 +51,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import PydanticCustomError
 
 from dynamic_providers import _serialization
-from dynamic_providers._transport import ServerError
+from dynamic_providers._transport import ApiError, ServerError
 
 PROVIDER_KEY = "__provider"
 
@@ -363,6 +365,18 @@ def create_or_adopt(
     raise last
 
 
+def post_or_find(post: Callable[[], T], find: Callable[[], T | None], *, errors: type[E], attempts: int,
+                 pause: Callable[[int, E], None], conflict: Callable[[E], bool] = lambda _e: False,
+                 unheld_conflict: Callable[[E], None] = lambda _e: None) -> T:
+    """`create_or_adopt` for what needs no ownership check nor write once found (a part of an
+    object already ours, e.g. a mapper or a rotated secret): what `find` returns is taken as is."""
+    result: T
+    result, _ = create_or_adopt(post, lambda _e: find(), lambda found, _e, _u: (found, False), errors=errors,
+                                attempts=attempts, conflict=conflict, pause=pause, unheld_conflict=unheld_conflict,
+                                lost=lambda e: bool(getattr(e, "outcome_unknown", False)))
+    return result
+
+
 # --- providers ----------------------------------------------------------------------------------------
 
 
@@ -462,6 +476,104 @@ class Provider(dynamic.ResourceProvider):
         return []
 
 
+class OwnedProvider(Provider):
+    """The CRUD around the object at the state's address, the same for every system.
+
+    `create` validates (`parse`: settings, connection, ownership mark) and hands over to `make`
+    (the system's create-or-adopt), with a client that waits for a server still starting
+    (`connect(..., creating=True)`); `read` reports an object that is missing or not ours as gone,
+    so a refresh drops it; `update` and `delete` refuse, untouched, one that is not ours; an update
+    that finds nothing fails with `gone` (a refresh brings the state up to date), a delete counts it
+    as done. A change of the connection alone is written to the state without a request. The
+    system supplies the hooks that raise here: `fetch` (the object at the address, or None),
+    `ownership`, `describe` (its name in messages), `read_outputs`, `write` (bring `current` to the
+    settings; returns the outputs) and `remove`."""
+
+    connection_model: ClassVar[type[BaseModel]]
+    api_error: ClassVar[type[ApiError]] = ApiError  # the system's error class (for `gone`)
+    gone_where: ClassVar[str] = ""  # where the object was, in `gone`'s message
+
+    def connect(self, connection: Any, *, creating: bool = False) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def parse(self, props: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+        raise NotImplementedError
+
+    def describe(self, props: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
+    def fetch(self, client: Any, props: Mapping[str, Any], id_: str) -> Any | None:
+        raise NotImplementedError
+
+    def ownership(self, props: Mapping[str, Any], id_: str) -> OwnershipEncoder[Any, Any]:
+        raise NotImplementedError
+
+    def make(self, client: Any, spec: Any, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def read_outputs(self, client: Any, props: Mapping[str, Any], obj: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def write(self, client: Any, spec: Any, news: Mapping[str, Any], olds: Mapping[str, Any], current: Any,
+              changed: set[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def remove(self, client: Any, props: Mapping[str, Any], id_: str) -> None:
+        raise NotImplementedError
+
+    def stored_connection(self, props: Mapping[str, Any]) -> Any:
+        """The connection the state recorded (read and delete see only the state)."""
+        require_valid(self.connection_model, props.get("connection"), "connection")
+        return self.connection_model.model_validate(props["connection"])
+
+    def state_marks(self, props: Mapping[str, Any]) -> list[Any]:
+        """For read and delete, which see only the state: this process's stack (PULUMI_PROJECT/
+        PULUMI_STACK) and the mark the state recorded."""
+        return self.ownership(props, "").marks(environment_stack(), props.get("owner"))
+
+    def gone(self, id_: str, props: Mapping[str, Any]) -> Exception:
+        return self.api_error(gone(self.describe(props), id_, self.gone_where), status=404, code="NOT_FOUND")
+
+    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
+        news = strip(props)
+        spec, connection, _mark = self.parse(news)
+        with self.connect(connection, creating=True) as client:
+            return dynamic.CreateResult(*self.make(client, spec, news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
+        olds = strip(props)
+        with self.connect(self.stored_connection(olds)) as client:
+            obj = self.fetch(client, olds, id_)
+            if obj is None or not self.ownership(olds, id_).owns(obj, self.state_marks(olds)):
+                return dynamic.ReadResult(None, {})  # gone, another object holds the address, or not ours
+            outs = self.read_outputs(client, olds, obj)
+        fields = self.args_model.model_fields
+        return dynamic.ReadResult(id_, outs, {k: v for k, v in outs.items() if k in fields and v is not None})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
+        olds, news = strip(olds), strip(news)
+        spec, connection, mark = self.parse(news)
+        changed = set(self.changes(olds, news))
+        if changed <= {"connection"}:
+            # New credentials or URL only: nothing to send, but the state must carry them for later steps.
+            return dynamic.UpdateResult({**olds, "connection": news.get("connection")})
+        with self.connect(connection) as client:
+            current = self.fetch(client, news, id_)
+            if current is None:
+                raise self.gone(id_, news)
+            ownership = self.ownership(news, id_)
+            ownership.require("update", current, id_, ownership.marks(mark, olds.get("owner")))
+            return dynamic.UpdateResult(self.write(client, spec, news, olds, current, changed))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        state = strip(props)
+        with self.connect(self.stored_connection(state)) as client:
+            current = self.fetch(client, state, id_)
+            if current is not None:  # else already gone
+                self.ownership(state, id_).require("delete", current, id_, self.state_marks(state))
+                self.remove(client, state, id_)
+
+
 # --- resource classes -----------------------------------------------------------------------------
 
 _SERIALIZED: dict[type, str] = {}
@@ -522,6 +634,9 @@ class Resource(dynamic.Resource):
     defaults: ClassVar[Mapping[str, Any]] = {}
     secret_inputs: ClassVar[tuple[str, ...]] = ()
     secret_outputs: ClassVar[tuple[str, ...]] = ()
+    # Inputs of which only the named keys are secret (the rest stays readable in the state's inputs);
+    # given as one Output, the whole input is secret.
+    secret_parts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     _inputs: ClassVar[tuple[str, ...]] = ()
     _required: ClassVar[frozenset[str]] = frozenset()
 
@@ -555,6 +670,13 @@ class Resource(dynamic.Resource):
         for key in self.secret_inputs:
             if props.get(key) is not None:
                 props[key] = _secret(props[key])
+        for key, parts in self.secret_parts.items():
+            value = props.get(key)
+            if isinstance(value, Mapping):
+                kept = {k: v for k, v in value.items() if v is not None}
+                props[key] = {k: pulumi.Output.secret(v) if k in parts else v for k, v in kept.items()}
+            elif value is not None:
+                props[key] = _secret(value)
         props = self.with_program_inputs(resource_name, props)
         for name in self.provider.computed:
             props.setdefault(name, None)  # what the server computes is an attribute of the resource

@@ -7,7 +7,7 @@ so no import circle can form.
 
 from dynamic_providers._transport.errors import ApiError, ServerError, unless_absent
 from dynamic_providers._transport.retry import RetryPolicy, RetryTransport, parse_retry_after
-from dynamic_providers._transport.session import Session, forget_sessions
+from dynamic_providers._transport.session import Session, forget_sessions, keyed_lock
 from dynamic_providers._transport.tls import sha256_fingerprint, ssl_context, tls_failure
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ServerError",
     "Session",
     "forget_sessions",
+    "keyed_lock",
     "parse_retry_after",
     "sha256_fingerprint",
     "ssl_context",

@@ -29,6 +29,7 @@ S = TypeVar("S", bound="Session")
 _GUARD = threading.Lock()
 _SESSIONS: dict[str, Session] = {}
 _MAKING: dict[str, threading.Lock] = {}
+_KEYED: dict[str, threading.Lock] = {}
 
 
 class Session(httpx.Auth):
@@ -97,6 +98,13 @@ class Session(httpx.Auth):
 
     def close(self) -> None:
         self.http.close()
+
+
+def keyed_lock(*key: str) -> threading.Lock:
+    """The process's lock for `key`: writes a server would refuse when concurrent (an optimistic
+    lock) are serialised with it across the provider's threads."""
+    with _GUARD:
+        return _KEYED.setdefault("\0".join(key), threading.Lock())
 
 
 def forget_sessions() -> None:

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -34,9 +33,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from dynamic_providers._kernel import create_or_adopt
+from dynamic_providers._kernel import post_or_find
 from dynamic_providers._transport import ApiError, RetryPolicy, Session, forget_sessions, ssl_context, tls_failure
 from dynamic_providers._transport.retry import RETRY_STATUSES, never_sent
+from dynamic_providers._transport.session import keyed_lock
 from dynamic_providers.keycloak.models import (
     ClientRepresentation,
     ClientScopeRepresentation,
@@ -208,10 +208,6 @@ class KeycloakSession(Session):
         return err
 
 
-_REALM_GUARD = threading.Lock()
-_REALM_LOCKS: dict[str, threading.Lock] = {}
-
-
 # --- the client -----------------------------------------------------------------------------
 
 
@@ -297,13 +293,9 @@ class KeycloakAdmin:
             "(a proxy or server answering for something else); check connection.url",
             status=200, method="GET", url=url)
 
-    @contextmanager
-    def realm_write(self, realm: str) -> Iterator[None]:
-        """Serialise writes to one realm's top-level entity within this process (optimistic locking)."""
-        with _REALM_GUARD:
-            lock = _REALM_LOCKS.setdefault(f"{self.conn.server}|{realm}", threading.Lock())
-        with lock:
-            yield
+    def realm_write(self, realm: str) -> threading.Lock:
+        """Writes to one realm's top-level entity, serialised in this process (optimistic locking)."""
+        return keyed_lock("keycloak realm", self.conn.server, realm)
 
     # --- realms -----------------------------------------------------------------------------
 
@@ -408,14 +400,11 @@ class KeycloakAdmin:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
 
-        def rotated(_err: KeycloakApiError | None) -> str | None:
+        def rotated() -> str | None:
             now = self.get_client_secret(realm, uuid)
             return now if now and now != before else None
 
-        secret, _ = create_or_adopt(rotate, rotated, lambda now, _e, _u: (now, False), errors=KeycloakApiError,
-                                    attempts=self.retry.attempts, conflict=lambda _e: False,
-                                    lost=lambda e: e.outcome_unknown, pause=self.pause, unheld_conflict=lambda _e: None)
-        return str(secret)
+        return post_or_find(rotate, rotated, errors=KeycloakApiError, attempts=self.retry.attempts, pause=self.pause)
 
     # --- protocol mappers and client scopes ----------------------------------------------------
 

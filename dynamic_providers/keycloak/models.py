@@ -385,9 +385,9 @@ class RealmSpec(_Spec):
     offline_session_idle_timeout: int | None = Field(default=None, ge=1)
 
 
-# Realm input -> RealmRepresentation field (the attribute names are the same, snake_case).
-REALM_FIELDS = ("enabled", "display_name", "access_token_lifespan", "access_code_lifespan",
-                "sso_session_idle_timeout", "sso_session_max_lifespan", "offline_session_idle_timeout")
+# Inputs that are the RealmRepresentation / ClientRepresentation field of the same name.
+REALM_FIELDS = tuple(f for f in RealmSpec.model_fields if f not in _Spec.model_fields)
+CLIENT_FIELDS = ("name", "description", "root_url", "base_url", "redirect_uris", "web_origins", *FLOWS)
 
 
 # --- Admin REST payloads (camelCase on the wire) --------------------------------------------

@@ -192,10 +192,10 @@ class TestKeycloakPostBackoff:
         """The provider's admin sessions record their waits instead of sleeping them."""
         recorded = Sleeps()
 
-        def session(self: _KeycloakProvider, conn: Connection, *, wait_ready: bool = False) -> KeycloakAdmin:
+        def session(self: _KeycloakProvider, conn: Connection, *, creating: bool = False) -> KeycloakAdmin:
             return KeycloakAdmin(conn, retry=self.retry, sleep=recorded)
 
-        monkeypatch.setattr(_KeycloakProvider, "_admin", session)
+        monkeypatch.setattr(_KeycloakProvider, "connect", session)
         return recorded
 
     @pytest.mark.parametrize("kind", sorted(POSTS))

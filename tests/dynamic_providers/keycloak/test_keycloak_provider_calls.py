@@ -514,6 +514,21 @@ class TestClientOwnership:
         assert created.id not in fake.realms["platform"].clients
         clients().delete(created.id, updated.outs)  # already gone: success
 
+    def test_an_update_of_a_client_deleted_outside_pulumi_asks_for_a_refresh_and_creates_nothing(
+        self, fake: KeycloakFake
+    ) -> None:
+        props = client_props(fake)
+        created = clients().create(props)
+        del fake.realms["platform"].clients[created.id]
+        with pytest.raises(KeycloakApiError) as err:
+            clients().update(created.id, created.outs, {**props, "name": "Changed"})
+        assert err.value.status == 404
+        assert str(err.value) == (
+            f"client 'billing' (id {created.id}) no longer exists in Keycloak (deleted outside Pulumi): run "
+            "`pulumi refresh` to drop it from the state, then `pulumi up` creates it again"
+        )
+        assert fake.client_by_client_id("platform", "billing") is None
+
 
 # --- check and diff details --------------------------------------------------------------------------------
 
