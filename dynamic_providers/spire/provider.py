@@ -290,6 +290,7 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     """
 
     provider = SpireEntryProvider  # its `check` fills in DEFAULTS for what is left out
+    state_only = frozenset({"revision_number", "created_at"})  # in the state for `pulumi stack output` alone
     if TYPE_CHECKING:
         spiffe_id: pulumi.Output[str]
         entry_id: pulumi.Output[str]
