@@ -51,7 +51,6 @@ from dynamic_providers._transport import RetryPolicy, ServerError
 from dynamic_providers.spire._proto import entry_pb2, types_pb2
 from dynamic_providers.spire.models import (
     MUTABLE_FIELDS,
-    SPIFFE_SCHEME,
     Connection,
     DockerExecConnection,
     Entry,
@@ -61,6 +60,7 @@ from dynamic_providers.spire.models import (
     entry_id_for,
     parse_selector,
 )
+from stack_config.spiffe import SPIFFE_SCHEME
 
 T = TypeVar("T")
 
@@ -163,12 +163,11 @@ class EntryClient(ABC):
                 code=status.code,
                 entry_id=entry_id,
             )
-        if status.entry is not None and status.entry.identity() == fields.identity():
-            return self._adopt(status.entry, fields)
-        # Only an entry with the same triple is "similar"; anything else means our id is taken.
-        occupant = self.get(entry_id)
+        # Only an entry with the same triple is "similar"; anything else means our id is taken. Our
+        # id on our triple is adopted too: a server that checks the id before similarity said so.
+        similar = status.entry if status.entry is not None and status.entry.identity() == fields.identity() else None
+        occupant = similar if similar is not None else self.get(entry_id)
         if occupant is not None and occupant.identity() == fields.identity():
-            # Our id on our triple: a server that checks the id before similarity said so.
             return self._adopt(occupant, fields)
         if occupant is None:
             raise SpireError(
