@@ -87,12 +87,15 @@ def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str
 
 
 class EntryIdPrefix(OwnershipEncoder[str, Entry]):
-    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from a connection).
+    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from the state's
+    connection and, on update, the new one: the mark create adopts by).
 
     An entry is ours when its id carries one of our prefixes (create adopts such an entry,
     refuses any other) and it is the entry in the state: same spiffe_id, parent_id and selectors
     (the provider never changes them in place). With no readable identity in the state, its id
-    must be the one this provider derives from its own identity fields."""
+    must be the one this provider derives from its own identity fields. Anything else was made by
+    another stack or tool, or edited or re-created outside Pulumi; an entry id cannot change, so
+    handing it over means deleting it and letting this stack create its own."""
 
     def __init__(self, *states: Mapping[str, Any]) -> None:
         self.states = states
@@ -266,7 +269,7 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     """
 
     provider = SpireEntryProvider  # its `check` fills in DEFAULTS for what is left out
-    state_only = frozenset({"revision_number", "created_at"})  # in the state for `pulumi stack output` alone
+    state_only = frozenset({"revision_number", "created_at"})  # kept in the state: no program reads them
     if TYPE_CHECKING:
         spiffe_id: pulumi.Output[str]
         entry_id: pulumi.Output[str]
