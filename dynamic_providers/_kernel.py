@@ -623,11 +623,12 @@ class Resource(dynamic.Resource):
     The keyword inputs are the provider's argument-model fields plus its meta inputs, less
     `program_inputs` (what the program fills in itself, e.g. the ownership mark). Class settings:
     `provider` (the provider class), `defaults` (what the constructor fills in for an input left
-    out), `secret_inputs`, `secret_outputs`. The attributes (each an Output) are the inputs given
-    and `provider.computed`; an input left out and without a class default is none: the SDK makes,
-    tracks and resolves an Output per property of every resource, which at a thousand resources
-    costs more than the rest of the program (a default the provider's `check` fills in belongs
-    there, not in `defaults`)."""
+    out), `secret_inputs`, `secret_outputs`, `state_only`. The attributes (each an Output) are the
+    inputs given and `provider.computed` less `state_only` (outputs no program reads, kept in the
+    state alone); an input left out and without a class default is none: the SDK makes, tracks and
+    resolves an Output per property of every resource, which at a thousand resources costs more
+    than the rest of the program (a default the provider's `check` fills in belongs there, not in
+    `defaults`)."""
 
     provider: ClassVar[type[Provider]]
     program_inputs: ClassVar[tuple[str, ...]] = ()
@@ -637,7 +638,9 @@ class Resource(dynamic.Resource):
     # Inputs of which only the named keys are secret (the rest stays readable in the state's inputs);
     # given as one Output, the whole input is secret.
     secret_parts: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    state_only: ClassVar[frozenset[str]] = frozenset()
     _inputs: ClassVar[tuple[str, ...]] = ()
+    _attributes: ClassVar[tuple[str, ...]] = ()
     _required: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -647,6 +650,7 @@ class Resource(dynamic.Resource):
         model = cls.provider.args_model
         names = [*model.model_fields, *(k for k in cls.provider.meta_keys if k not in model.model_fields)]
         cls._inputs = tuple(n for n in names if n not in cls.program_inputs)
+        cls._attributes = tuple(n for n in cls.provider.computed if n not in cls.state_only)
         required = {n for n, f in model.model_fields.items() if f.is_required()} | {"connection"}
         cls._required = frozenset(required - set(cls.defaults) - set(cls.program_inputs))
         params = [inspect.Parameter("resource_name", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str)]
@@ -678,9 +682,12 @@ class Resource(dynamic.Resource):
             elif value is not None:
                 props[key] = _secret(value)
         props = self.with_program_inputs(resource_name, props)
-        for name in self.provider.computed:
+        for name in self._attributes:
             props.setdefault(name, None)  # what the server computes is an attribute of the resource
-        secrets = pulumi.ResourceOptions(additional_secret_outputs=list(self.secret_outputs))
+        if self.secret_outputs:  # the SDK copies `opts` itself: a merge only to add something
+            opts = pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=[*self.secret_outputs])
+            )
         provider = self.provider()
         blob = _provider_blob(provider)
         props[PROVIDER_KEY] = blob
@@ -690,7 +697,7 @@ class Resource(dynamic.Resource):
             f"pulumi-python:{self._resource_type_name}",
             resource_name,
             props,
-            pulumi.ResourceOptions.merge(opts, secrets),
+            opts,
         )
 
     @classmethod

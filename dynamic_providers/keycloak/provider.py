@@ -165,7 +165,7 @@ class _KeycloakProvider(OwnedProvider):
     replace_fields = frozenset({"realm"})
     connection_model = Connection
     api_error = KeycloakApiError
-    gone_where = " in Keycloak (deleted outside Pulumi)"
+    gone_where = " in Keycloak"
     removable: ClassVar[frozenset[str]] = frozenset()  # unsetting these removes what the provider added
     kind: ClassVar[str]  # "realm" or "client": the name in messages
     name_key: ClassVar[str]  # the input that names the object

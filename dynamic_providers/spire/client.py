@@ -38,8 +38,8 @@ import re
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,7 +51,7 @@ from dynamic_providers._transport import RetryPolicy, ServerError
 from dynamic_providers.spire._proto import entry_pb2, types_pb2
 from dynamic_providers.spire.models import (
     MUTABLE_FIELDS,
-    SPIFFE_SCHEME,
+    Connection,
     DockerExecConnection,
     Entry,
     EntryFields,
@@ -60,6 +60,7 @@ from dynamic_providers.spire.models import (
     entry_id_for,
     parse_selector,
 )
+from stack_config.spiffe import SPIFFE_SCHEME
 
 T = TypeVar("T")
 
@@ -102,9 +103,8 @@ class BatchResult:
 class EntryClient(ABC):
     """Registration-entry operations with SPIRE's semantics; subclasses supply the transport."""
 
-    def __init__(self, connection: GrpcConnection | DockerExecConnection | KubectlExecConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.round_trips = 0
         self.retry = RetryPolicy()
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -163,12 +163,11 @@ class EntryClient(ABC):
                 code=status.code,
                 entry_id=entry_id,
             )
-        if status.entry is not None and status.entry.identity() == fields.identity():
-            return self._adopt(status.entry, fields)
-        # Only an entry with the same triple is "similar"; anything else means our id is taken.
-        occupant = self.get(entry_id)
+        # Only an entry with the same triple is "similar"; anything else means our id is taken. Our
+        # id on our triple is adopted too: a server that checks the id before similarity said so.
+        similar = status.entry if status.entry is not None and status.entry.identity() == fields.identity() else None
+        occupant = similar if similar is not None else self.get(entry_id)
         if occupant is not None and occupant.identity() == fields.identity():
-            # Our id on our triple: a server that checks the id before similarity said so.
             return self._adopt(occupant, fields)
         if occupant is None:
             raise SpireError(
@@ -199,7 +198,7 @@ class EntryClient(ABC):
                 code="ALREADY_EXISTS",
                 entry_id=existing.id,
             )
-        if _mutable(existing.fields()) == _mutable(fields):
+        if existing.fields().normalized() == fields.normalized():  # the same triple: compares the owned fields
             return existing
         return self.update(existing.id, fields, current=existing)
 
@@ -226,11 +225,6 @@ class EntryClient(ABC):
         return result.code != "NOT_FOUND" and bool(result.ok("deleting", entry_id))
 
 
-def _mutable(fields: EntryFields) -> dict[str, Any]:
-    norm = fields.normalized()
-    return {k: norm[k] for k in MUTABLE_FIELDS}
-
-
 # --- gRPC over the admin socket ---------------------------------------------------------------
 
 _SERVICE = "/spire.api.server.entry.v1.Entry/"
@@ -241,10 +235,10 @@ class GrpcEntryClient(EntryClient):
     """The Entry API on the admin Unix socket (`unix:<path>` target, no TLS on a local socket).
     ALREADY_EXISTS carries the existing similar entry."""
 
+    connection: GrpcConnection
+
     def __init__(self, connection: GrpcConnection) -> None:
         super().__init__(connection)
-        self._socket_path = connection.socket_path
-        self._timeout = connection.timeout_seconds
         self._channel = grpc.insecure_channel(f"unix:{connection.socket_path}")
 
     def close(self) -> None:
@@ -256,22 +250,21 @@ class GrpcEntryClient(EntryClient):
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_type.FromString,
         )
-        self.round_trips += 1
         try:
-            return rpc(request, timeout=self._timeout)
+            return rpc(request, timeout=self.connection.timeout_seconds)
         except grpc.RpcError as e:
             code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
             details = e.details() if isinstance(e, grpc.Call) else str(e)
             raise SpireError(
-                f"SPIRE Entry API {method} on unix:{self._socket_path} failed ({code}): {details}", code=code
+                f"SPIRE Entry API {method} on unix:{self.connection.socket_path} failed ({code}): {details}", code=code
             ) from None
 
     def _get(self, entry_id: str) -> Entry | None:
         pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id), types_pb2.Entry)
         if pb.id != entry_id:
             raise SpireError(
-                f"GetEntry {entry_id} on unix:{self._socket_path} answered with entry {pb.id!r}: an answer about "
-                "another entry is not trusted",
+                f"GetEntry {entry_id} on unix:{self.connection.socket_path} answered with entry {pb.id!r}: an "
+                "answer about another entry is not trusted",
                 code="INTERNAL",
                 entry_id=entry_id,
             )
@@ -324,9 +317,10 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 class ExecEntryClient(EntryClient):
     """`spire-server entry ... -output json` inside the server container."""
 
+    connection: DockerExecConnection | KubectlExecConnection
+
     def __init__(self, connection: DockerExecConnection | KubectlExecConnection, runner: Runner = subprocess.run):
         super().__init__(connection)
-        self._conn = connection
         self._runner = runner
         self._container: str | None = None
 
@@ -334,14 +328,14 @@ class ExecEntryClient(EntryClient):
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        if isinstance(self._conn, DockerExecConnection) and self._conn.docker_host:
+        if isinstance(self.connection, DockerExecConnection) and self.connection.docker_host:
             env.pop("DOCKER_CONTEXT", None)  # the connection's DOCKER_HOST must win
-            env["DOCKER_HOST"] = self._conn.docker_host
+            env["DOCKER_HOST"] = self.connection.docker_host
         # Without docker_host, the engine the environment selects (DOCKER_HOST, docker context).
         return env
 
     def _where(self) -> str:
-        c = self._conn
+        c = self.connection
         if isinstance(c, DockerExecConnection):
             target = c.container or f"service {c.service}"
             engine = c.docker_host or os.environ.get("DOCKER_HOST") or "the Docker engine of the current context"
@@ -350,7 +344,6 @@ class ExecEntryClient(EntryClient):
         return f"kubectl exec into {c.namespace}/{c.pod} container {c.container}{ctx}"
 
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        self.round_trips += 1
         try:
             return self._runner(argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds,
                                 env=self._env(), check=False)  # fmt: skip
@@ -389,7 +382,7 @@ class ExecEntryClient(EntryClient):
         return self._container
 
     def _argv(self, args: list[str]) -> list[str]:
-        c = self._conn
+        c = self.connection
         cli = [c.server_binary, *args, "-output", "json"]
         if c.socket_path:
             cli += ["-socketPath", c.socket_path]
@@ -411,8 +404,11 @@ class ExecEntryClient(EntryClient):
         """
         what = f"spire-server {' '.join(args[:2])} ({self._where()})"
         proc = self._exec(self._argv(list(args)))
-        data = _json_object(proc.stdout)
-        if data is not None and ("results" in data or "entries" in data):
+        try:
+            data = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and ("results" in data or "entries" in data):
             return data
         m = _CLI_ERROR.search(proc.stderr)
         if proc.returncode != 0 and m:
@@ -495,34 +491,13 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     return flags
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _entry_from_json(raw: dict[str, Any]) -> Entry:
     """An entry from the CLI's protojson (proto field names, int64 as strings)."""
     pb = json_format.ParseDict(raw, types_pb2.Entry(), ignore_unknown_fields=True)
     return Entry.from_proto(pb)
 
 
-# --- factory -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def open_client(
-    connection: GrpcConnection | DockerExecConnection | KubectlExecConnection,
-) -> Iterator[EntryClient]:
-    """A client for one provider call, closed afterwards."""
-    client: EntryClient
-    if isinstance(connection, GrpcConnection):
-        client = GrpcEntryClient(connection)
-    else:
-        client = ExecEntryClient(connection)
-    try:
-        yield client
-    finally:
-        client.close()
+def open_client(connection: Connection) -> closing[EntryClient]:
+    """A client for one provider call, closed at the end of the `with` block."""
+    client = GrpcEntryClient(connection) if isinstance(connection, GrpcConnection) else ExecEntryClient(connection)
+    return closing(client)

@@ -43,17 +43,12 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from dynamic_providers._kernel import contains_unknown, is_unknown, rule
 from dynamic_providers.spire._proto import types_pb2
 
-# The SPIFFE rules live in one module, shared with the stack configuration (explicit re-exports).
-from stack_config.spiffe import SPIFFE_SCHEME as SPIFFE_SCHEME
-from stack_config.spiffe import DnsName, TrustDomain
-from stack_config.spiffe import selector_problem as selector_problem
-from stack_config.spiffe import spiffe_id_problem as spiffe_id_problem
-from stack_config.spiffe import split_spiffe_id as split_spiffe_id
-from stack_config.spiffe import trust_domain_problem as trust_domain_problem
+# The SPIFFE rules live in one module, shared with the stack configuration.
+from stack_config import spiffe
+from stack_config.spiffe import SPIFFE_SCHEME, DnsName, TrustDomain
 
 MAX_HINT_BYTES = 1024  # api.hintMaximumLength (Go len() counts bytes)
 MAX_INT32 = 2**31 - 1  # x509_svid_ttl / jwt_svid_ttl are int32 on the wire
-DEFAULT_SERVER_SOCKET = "/tmp/spire-server/private/api.sock"  # noqa: S108 - SPIRE's documented default
 DEFAULT_SERVER_BINARY = "/opt/spire/bin/spire-server"
 MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 
@@ -70,15 +65,6 @@ def parse_selector(raw: str | Mapping[str, Any]) -> tuple[str, str]:
         return str(raw.get("type", "")), str(raw.get("value", ""))
     type_, _, value = raw.partition(":")
     return type_, value
-
-
-def selector_string(type_: str, value: str) -> str:
-    return f"{type_}:{value}"
-
-
-def trust_domain_name(value: str) -> str:
-    """`federates_with` as the server returns it: the trust domain name, without `spiffe://`."""
-    return value[len(SPIFFE_SCHEME) :] if value.startswith(SPIFFE_SCHEME) else value
 
 
 def owner_prefix(project: str, stack: str) -> str:
@@ -129,10 +115,10 @@ def _selector(raw: Any) -> str:
         raise ValueError(f"{raw!r} is not \"type:value\" (no ':')")
     if not isinstance(raw, str | Mapping):
         raise ValueError(f'must be a "type:value" string, got {raw!r}')
-    problem = selector_problem(*parse_selector(raw))
+    problem = spiffe.selector_problem(*parse_selector(raw))
     if problem:
         raise ValueError(f"{raw!r}: selector {problem}")
-    return selector_string(*parse_selector(raw))
+    return ":".join(parse_selector(raw))
 
 
 def _server_td(info: ValidationInfo) -> str | None:
@@ -144,12 +130,12 @@ def _server_td(info: ValidationInfo) -> str | None:
 
 def _peer(raw: str, info: ValidationInfo) -> str:
     """A `federates_with` item: a trust domain other than the server's, as its bare name."""
-    name = trust_domain_name(raw)
+    name = raw.removeprefix(SPIFFE_SCHEME)  # as the server returns it
     if "/" in name:
         raise ValueError(
             f"{raw!r} must name a trust domain (other.org or spiffe://other.org), not a SPIFFE ID with a path"
         )
-    problem = trust_domain_problem(name)
+    problem = spiffe.trust_domain_problem(name)
     if problem:
         raise ValueError(f"{raw!r}: {problem}")
     if name == _server_td(info):
@@ -205,14 +191,14 @@ def _selectors(value: Any) -> Any:
 Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
 Selectors = Annotated[
     tuple[Annotated[str, BeforeValidator(_selector)], ...],
-    _listed_once(lambda s: selector_string(*parse_selector(s))),
+    _listed_once(lambda s: ":".join(parse_selector(s))),
     BeforeValidator(_selectors),
 ]
-DnsNames = Annotated[
-    tuple[DnsName, ...], _listed_once(str), BeforeValidator(_list)
-]
+DnsNames = Annotated[tuple[DnsName, ...], _listed_once(str), BeforeValidator(_list)]
 Peers = Annotated[
-    tuple[Annotated[StrictStr, AfterValidator(_peer)], ...], _listed_once(trust_domain_name), BeforeValidator(_list)
+    tuple[Annotated[StrictStr, AfterValidator(_peer)], ...],
+    _listed_once(lambda td: td.removeprefix(SPIFFE_SCHEME)),
+    BeforeValidator(_list),
 ]
 
 
@@ -239,7 +225,7 @@ class EntryFields(BaseModel):
     def _spiffe_id(cls, v: str, info: ValidationInfo) -> str:
         if not v:
             raise ValueError("required, a SPIFFE ID such as spiffe://example.org/ns/app")
-        problem = spiffe_id_problem(v, _server_td(info), workload=info.field_name == "spiffe_id")
+        problem = spiffe.spiffe_id_problem(v, _server_td(info), workload=info.field_name == "spiffe_id")
         if problem:
             raise ValueError(problem)
         return v
@@ -284,7 +270,7 @@ class EntryFields(BaseModel):
 
 
 def _spiffe_pb(value: str) -> types_pb2.SPIFFEID:
-    trust_domain, path = split_spiffe_id(value)
+    trust_domain, path = spiffe.split_spiffe_id(value)
     return types_pb2.SPIFFEID(trust_domain=trust_domain, path=path)
 
 
@@ -308,7 +294,7 @@ class Entry(EntryFields):
         return cls.model_construct(
             spiffe_id=f"{SPIFFE_SCHEME}{pb.spiffe_id.trust_domain}{pb.spiffe_id.path}",
             parent_id=f"{SPIFFE_SCHEME}{pb.parent_id.trust_domain}{pb.parent_id.path}",
-            selectors=tuple(selector_string(s.type, s.value) for s in pb.selectors),
+            selectors=tuple(f"{s.type}:{s.value}" for s in pb.selectors),
             **values,
         )
 
@@ -410,7 +396,6 @@ class KubectlExecConnection(_ConnectionBase):
 
 Connection = Annotated[GrpcConnection | DockerExecConnection | KubectlExecConnection, Field(discriminator="transport")]
 CONNECTION = TypeAdapter(Connection)
-TRANSPORTS = ("grpc", "docker-exec", "kubectl-exec")
 
 
 def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConnection | KubectlExecConnection:

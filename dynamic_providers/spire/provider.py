@@ -1,34 +1,18 @@
 """Pulumi glue for SPIRE registration entries: `SpireEntry` and its dynamic provider.
 
-Lifecycle (see `client.py` for the server-side semantics):
+Lifecycle (`client.py` holds the server-side semantics, create's adoption among them):
 
-- check: SPIRE's validation rules (`models.EntryArgs`), offline, one failure per broken rule
-  naming the input and item; defaults filled in. Values still Unknown during preview are skipped.
-- diff: offline. Compares normalised fields (sorted selectors, DNS names and trust domains,
-  trust domains without scheme). A new spiffe_id, parent_id or selector set is a new entry for
-  SPIRE (its "similar entry" key, and our entry id is derived from it), so those replace;
-  everything else updates in place. Replacement is create-before-delete: the new triple gets a
-  new id, so old and new never collide. Never raises: a stored field it cannot read (older or
-  damaged state) counts as changed, so a bad identity field replaces and any other updates.
-- create: under the stack's deterministic, ownership-prefixed id; adopts our own similar entry,
-  refuses a foreign one, reports an id collision.
+- check: SPIRE's rules (`models.EntryArgs`) offline, through the kernel; defaults filled in.
+- diff: offline, on normalised fields. A new spiffe_id, parent_id or selector set is a new entry
+  for SPIRE (its "similar entry" key, from which our entry id is derived), so those replace,
+  create-before-delete: the new triple gets a new id, so old and new never collide. A stored
+  field it cannot read counts as changed, so a bad identity field replaces and any other updates.
 - read: NOT_FOUND means gone (empty id), e.g. deleted by hand or pruned after `expires_at`. A
-  foreign entry at that id (see below) reads as gone too: a refresh drops it from the state, and
-  the next `up` plans a create, which refuses it as an id collision if it holds our id.
-- update: reads the entry and checks ownership, then writes the owned fields only (no call when
-  only the connection changed). If the entry has vanished and holds the id we derive, it is
-  re-created under that same id.
-- delete: reads the entry and checks ownership, then deletes; NOT_FOUND counts as success.
-
-Ownership on every write (`dynamic_providers/_kernel.py`): the entry at the state's id is ours
-only if that id carries this stack's prefix (`pulumi.<project>.<stack>.`, from the connection in
-the state or, on update, the new one: the mark create adopts by) and it is the entry in the state:
-the same spiffe_id, parent_id and selectors (the provider never changes those in place; with no
-readable identity in the state, the id must be the one derived from the entry's own). An entry
-that fails was made by another stack or tool, or edited or re-created outside Pulumi. It is
-refused untouched with `ForeignObjectError`, naming the entry, its id, whose prefix it carries and
-what to do (an entry id cannot change, so handing over means deleting it and letting this stack
-create its own).
+  foreign entry at that id (`EntryIdPrefix`) reads as gone too: a refresh drops it from the
+  state, and the next `up` plans a create, which refuses it as an id collision if it holds our id.
+- update and delete read the entry and refuse a foreign one untouched (`ForeignObjectError`);
+  update writes the owned fields only (no call when only the connection changed) and re-creates
+  a vanished entry only under the id we derive; delete counts NOT_FOUND as success.
 
 The provider is stateless (a client is built inside each method) and picklable by reference.
 The `connection` (transport, socket / docker host / kubectl target, trust domain, ownership
@@ -40,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
@@ -81,17 +65,15 @@ DEFAULTS: dict[str, Any] = {
 _PLACEHOLDER: dict[str, Any] = {"spiffe_id": "spiffe://td/a", "parent_id": "spiffe://td/b", "selectors": ("a:b",)}
 
 
-def _canonical(key: str, value: Any) -> Any:
-    """One field as `EntryFields` reads it (selectors as "type:value", trust domains without
-    scheme, lists in their order); raises on a value it cannot read."""
-    return getattr(EntryFields.from_props({**_PLACEHOLDER, key: value}), key)
+def _one(key: str, value: Any) -> EntryFields:
+    """`value` read as the field `key` (selectors as "type:value", trust domains without scheme);
+    raises on a value it cannot read (the kernel's diff then compares it as `Malformed`)."""
+    return EntryFields.from_props({**_PLACEHOLDER, key: value})
 
 
 def _comparable(key: str, value: Any) -> Any:
-    """`EntryFields.normalized()` of one field: sorted selectors, DNS names and trust domains,
-    trust domains without scheme. A value it cannot read raises (the kernel's diff then compares
-    it as `Malformed`, a change: a replacement for an identity field)."""
-    return EntryFields.from_props({**_PLACEHOLDER, key: value}).normalized()[key]
+    """One field's `EntryFields.normalized()` form: sorted selectors, DNS names and trust domains."""
+    return _one(key, value).normalized()[key]
 
 
 def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str]] | None:
@@ -105,12 +87,15 @@ def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str
 
 
 class EntryIdPrefix(OwnershipEncoder[str, Entry]):
-    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from a connection).
+    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from the state's
+    connection and, on update, the new one: the mark create adopts by).
 
     An entry is ours when its id carries one of our prefixes (create adopts such an entry,
     refuses any other) and it is the entry in the state: same spiffe_id, parent_id and selectors
     (the provider never changes them in place). With no readable identity in the state, its id
-    must be the one this provider derives from its own identity fields."""
+    must be the one this provider derives from its own identity fields. Anything else was made by
+    another stack or tool, or edited or re-created outside Pulumi; an entry id cannot change, so
+    handing it over means deleting it and letting this stack create its own."""
 
     def __init__(self, *states: Mapping[str, Any]) -> None:
         self.states = states
@@ -159,12 +144,6 @@ class EntryIdPrefix(OwnershipEncoder[str, Entry]):
         )
 
 
-def _connection_key(raw: Any) -> Any:
-    if isinstance(raw, Mapping):
-        return {k: v for k, v in sorted(raw.items()) if v is not None}
-    return raw
-
-
 def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     """The entry's fields, each list in the order of `reference` (the program's inputs) when both
     hold the same items, else as the server returned it.
@@ -175,7 +154,7 @@ def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     props = entry.fields().as_props()
     for name in ("selectors", "dns_names", "federates_with"):
         try:
-            ordered = list(_canonical(name, reference.get(name)))
+            ordered = list(getattr(_one(name, reference.get(name)), name))
         except (ValidationError, TypeError, ValueError):
             continue
         if sorted(ordered) == sorted(props[name]):
@@ -205,12 +184,11 @@ class SpireEntryProvider(Provider):
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in strip(news).items() if k not in OUTPUT_KEYS}
-        connection = inputs.get("connection")
-        if isinstance(connection, Mapping):
+        if "connection" in inputs:
             # The engine runs the provider with PULUMI_PROJECT (and the test host with
             # PULUMI_STACK) set; fill in what the program left out, so state records the owner.
             env = {"project": os.environ.get("PULUMI_PROJECT"), "stack": os.environ.get("PULUMI_STACK")}
-            inputs["connection"] = {**connection, **{k: v for k, v in env.items() if v and connection.get(k) is None}}
+            inputs["connection"] = _owned(inputs["connection"], env)
         return super().check(olds, inputs)
 
     def checked(self, props: dict[str, Any]) -> dict[str, Any]:
@@ -219,19 +197,21 @@ class SpireEntryProvider(Provider):
     def changes(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
         # A field the new inputs leave out keeps its stored value; a connection left out is a change.
         managed = changed_fields(MANAGED_FIELDS, olds, {**olds, **news}, _comparable)
-        return managed + changed_fields(("connection",), olds, news, lambda _k, v: _connection_key(v))
+
+        def key(_field: str, v: Any) -> Any:  # a connection compares without the keys it leaves unset
+            return {k: x for k, x in sorted(v.items()) if x is not None} if isinstance(v, Mapping) else v
+
+        return managed + changed_fields(("connection",), olds, news, key)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         props = strip(props)
-        connection = parse_connection(props["connection"])
-        with open_client(connection) as client:
+        with open_client(parse_connection(props["connection"])) as client:
             entry = client.create(EntryFields.from_props(props))
         return CreateResult(entry.id, _outs(entry, props))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         props = strip(props)
-        connection = parse_connection(props["connection"])
-        with open_client(connection) as client:
+        with open_client(parse_connection(props["connection"])) as client:
             entry = client.get(id_)
         ownership = EntryIdPrefix(props)
         if entry is None or not ownership.owns(entry, ownership.marks(props["connection"])):
@@ -268,8 +248,7 @@ class SpireEntryProvider(Provider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         props = strip(props)
-        connection = parse_connection(props["connection"])
-        with open_client(connection) as client:
+        with open_client(parse_connection(props["connection"])) as client:
             current = client.get(id_)
             if current is None:
                 return  # already gone
@@ -290,31 +269,28 @@ class SpireEntry(Resource, module="spire", name="Entry"):
     """
 
     provider = SpireEntryProvider  # its `check` fills in DEFAULTS for what is left out
+    state_only = frozenset({"revision_number", "created_at"})  # kept in the state: no program reads them
     if TYPE_CHECKING:
         spiffe_id: pulumi.Output[str]
         entry_id: pulumi.Output[str]
 
     @classmethod
     def with_program_inputs(cls, resource_name: str, props: dict[str, Any]) -> dict[str, Any]:
-        return {**props, "connection": _with_owner(props["connection"])}
+        """The ownership prefix's `project` / `stack` from the running program where left out: the
+        program knows its stack, the provider process may not."""
+        owner = {"project": pulumi.get_project(), "stack": pulumi.get_stack()}
+        connection = props["connection"]
+        if isinstance(connection, Mapping):
+            return {**props, "connection": _owned(connection, owner)}
+        return {**props, "connection": pulumi.Output.from_input(connection).apply(lambda c: _owned(c, owner))}
 
 
-def _with_owner(connection: pulumi.Input[Mapping[str, Any]]) -> pulumi.Input[Mapping[str, Any]]:
-    """`connection` with `project` / `stack` (the entry-id ownership prefix) filled in from the
-    running program when left out: the program knows its stack, the provider process may not."""
-
-    def fill(raw: Any) -> Any:
-        if not isinstance(raw, Mapping):
-            return raw  # check reports it
-        out = dict(raw)
-        for key, value in (("project", pulumi.get_project()), ("stack", pulumi.get_stack())):
-            if out.get(key) is None:
-                out[key] = value
-        return out
-
-    if isinstance(connection, Mapping):
-        return fill(connection)  # type: ignore[no-any-return]
-    return pulumi.Output.from_input(cast(Any, connection)).apply(fill)
+def _owned(connection: Any, owner: Mapping[str, str | None]) -> Any:
+    """`connection` with the ownership prefix's parts in `owner` filled in where left out (anything
+    but a mapping is left for `check` to report)."""
+    if not isinstance(connection, Mapping):
+        return connection
+    return {**connection, **{k: v for k, v in owner.items() if v and connection.get(k) is None}}
 
 
 __all__ = ["DEFAULTS", "SpireEntry", "SpireEntryProvider"]
