@@ -13,8 +13,9 @@ The objects are not a second copy: the stack's configuration is validated as at 
 (`ops.workspace.validate_stack_config`), the same `iam_stack_args` the program uses build the same
 `IamStack` component, evaluated in-process under Pulumi's own mock runtime (no engine, no
 cluster, no state: `pulumi.runtime.set_mocks`), and each Kubernetes object's inputs, as they would
-reach the pulumi-kubernetes provider, are written. `gitops.wave_of` places each one; the CNPG
-operator's Helm release becomes an ArgoCD Application of the same chart, version and values.
+reach the pulumi-kubernetes provider, are written. `gitops.wave_of` places each one, the CNPG
+operator's too: its release's CRDs, RBAC, webhook configurations and Deployment as the program
+registers them (components/kubernetes/cnpg_operator.py), so git holds no chart to go stale.
 
 Secrets are never written. Their values are pulumi-random outputs held as Pulumi secrets: in
 git they would be plaintext for anyone who can read the repository. So `SECRETS.md` lists each
@@ -49,7 +50,6 @@ from ops.workspace import PROJECT_ROOT, validate_stack_config
 
 APPLICATION_SET_FILE = "applicationset.yaml"
 SECRETS_FILE = "SECRETS.md"
-HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"  # noqa: S105 - a type token
 
 
@@ -140,17 +140,11 @@ def render(config: stack_config.StackConfig, stack: str) -> Rendered:
         raise OpsError(ExitCode.CONFIG_ERROR, f"stack {stack} sets no kubernetes.iam.gitops: there is no "
                        "ApplicationSet to render for",
                        "set kubernetes.iam.gitops.repoUrl (and revision, path) in the stack file")
-    argocd = k8s.iam.gitops.namespace
     application_set: dict[str, Any] | None = None
     waves: dict[str, list[dict[str, Any]]] = {a.name: [] for a in gitops.APPS}
     secrets: list[LeftOut] = []
-    for type_, name, inputs in _evaluate(config, stack):
+    for type_, _name, inputs in _evaluate(config, stack):
         if not type_.startswith("kubernetes:") or type_.startswith("pulumi:providers:"):
-            continue
-        if type_ == HELM_RELEASE:
-            release = _plain(inputs, name)
-            waves[gitops.wave_of("Release", release["namespace"], None)].append(
-                gitops.chart_application(release, argocd))
             continue
         meta = inputs.get("metadata") or {}
         if inputs.get("kind") == "Secret":

@@ -42,10 +42,14 @@ class CrdSource:
 # spire-controller-manager's kinds (plural names), as its module's config/crd/bases names them.
 SPIRE_KINDS = ("clusterspiffeids", "clusterfederatedtrustdomains", "clusterstaticentries")
 
+# CloudNativePG's module: its `clusters` CRD for the real tier, and its released operator manifest
+# (`releases/cnpg-<version>.yaml`), which scripts/gen_cnpg_operator.py copies into the repository.
+CNPG = CrdSource("github.com/cloudnative-pg/cloudnative-pg", f"v{versions.CNPG}",
+                 "h1:w+bbtXyEPoaa7sZGXxbb8qJ+/bUGWQ3M48kbNUEpKlk=",
+                 ("config/crd/bases/postgresql.cnpg.io_clusters.yaml",), ("clusters.postgresql.cnpg.io",))
+
 SOURCES = (
-    CrdSource("github.com/cloudnative-pg/cloudnative-pg", f"v{versions.CNPG}",
-              "h1:w+bbtXyEPoaa7sZGXxbb8qJ+/bUGWQ3M48kbNUEpKlk=",
-              ("config/crd/bases/postgresql.cnpg.io_clusters.yaml",), ("clusters.postgresql.cnpg.io",)),
+    CNPG,
     CrdSource("istio.io/api", f"v{versions.ISTIO}", "h1:0fYY9G03CAdFwE/fCkpr0v7kKsy+Hz9OCCjLNBNLbnU=",
               ("kubernetes/customresourcedefinitions.gen.yaml",),
               ("peerauthentications.security.istio.io", "authorizationpolicies.security.istio.io",
@@ -68,7 +72,7 @@ def _entry() -> Path:
                        cache.key(pins))
 
 
-def _download(source: CrdSource, workdir: Path) -> Path:
+def download(source: CrdSource, workdir: Path) -> Path:
     """The module's extracted directory, after `go mod download` verified it against `source.sum`."""
     ref = f"{source.module}@{source.version}"
     done = subprocess.run(["go", "mod", "download", "-json", ref], capture_output=True, text=True, check=False,
@@ -91,7 +95,7 @@ def install() -> Path:
         if must_build:
             with tempfile.TemporaryDirectory(prefix="crds-") as tmp:
                 for source in SOURCES:
-                    root = _download(source, Path(tmp))
+                    root = download(source, Path(tmp))
                     found = {}
                     for rel in source.files:
                         for doc in yaml.safe_load_all((root / rel).read_text()):

@@ -66,11 +66,13 @@ ETCD: Final = "3.7.3"
 patch of the 3.7 line Kubernetes 1.37 is built against (its go.mod requires the 3.7.0 client)."""
 
 CNPG: Final = "1.27.1"
-"""The CloudNativePG operator (`github.com/cloudnative-pg/cloudnative-pg`): its CRDs are what the
-real-server tier installs (from that Go module's `config/crd/bases`), the chart below deploys it."""
+"""The CloudNativePG operator (`github.com/cloudnative-pg/cloudnative-pg`): the program deploys its
+released manifest (that Go module's `releases/cnpg-<version>.yaml`, committed by
+scripts/gen_cnpg_operator.py), whose `clusters` CRD the real-server tier also installs."""
 
-CNPG_CHART: Final = "0.26.1"
-"""The `cloudnative-pg` Helm chart (https://cloudnative-pg.github.io/charts) whose appVersion is CNPG."""
+CNPG_MANIFEST_SHA256: Final = "0c60c2682eeacf5339d87368a87f4a8ff2e46b70a4f85dc7783cb1bb9cc5b9d7"
+"""sha256 of `releases/cnpg-1.27.1.yaml` in the module zip `go mod download` verified against its
+`h1:` sum (servers/crds.py): the generator refuses another file, the program another commit."""
 
 CNPG_POSTGRES: Final = "18.0"
 """PostgreSQL of the CNPG instances: the operand image CNPG 1.27.1 defaults to

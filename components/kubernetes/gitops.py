@@ -7,7 +7,8 @@ One Application per part, generated from a list whose elements are the program's
     wave 0  istio           istio-system   the namespaces (mesh injection labels), PeerAuthentications,
                                            AuthorizationPolicies: mTLS STRICT before any pod starts
     wave 1  gateway         iam-system     the Gateway and VirtualService of Keycloak
-    wave 2  cnpg            cnpg-system    the CloudNativePG operator (an Application of its chart)
+    wave 2  cnpg            cnpg-system    the CloudNativePG operator: its release's CRDs, RBAC, webhook
+                                           configurations and Deployment (cnpg_operator.py)
     wave 3  iam             iam-system     keycloak-db, Keycloak, policies
     wave 3  observability   observability  Loki, Promtail, Prometheus, Grafana
 
@@ -27,7 +28,6 @@ applicationset/Progressive-Syncs.md), which the design's automated prune needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypedDict
 
@@ -35,7 +35,7 @@ import pulumi
 
 from components.kubernetes import security as sec
 from components.kubernetes.custom_resources import TypedCustomResource
-from components.kubernetes.iam import CNPG_NAMESPACE, IAM_NAMESPACE, ISTIO_NAMESPACE
+from components.kubernetes.iam import CNPG_NAMESPACE, CNPG_OPERATOR, IAM_NAMESPACE, ISTIO_NAMESPACE
 from components.kubernetes.mesh import OBSERVABILITY_NAMESPACE
 from components.kubernetes.spire_config import SERVER_NAMESPACE as SPIRE_NAMESPACE
 
@@ -106,7 +106,8 @@ def wave_of(kind: str, namespace: str | None, app: str | None) -> str:
         return "istio"
     if kind in ("Gateway", "VirtualService"):
         return "gateway"
-    if namespace == CNPG_NAMESPACE:
+    # The operator's namespaced objects, and its cluster-wide ones (CRDs, roles, webhook configurations).
+    if namespace == CNPG_NAMESPACE or app == CNPG_OPERATOR:
         return "cnpg"
     if namespace == IAM_NAMESPACE:
         return "iam"
@@ -115,25 +116,6 @@ def wave_of(kind: str, namespace: str | None, app: str | None) -> str:
             kind == "NetworkPolicy" and namespace == SPIRE_NAMESPACE):
         return "observability"
     raise ValueError(f"no sync wave holds {kind} {namespace or ''}/{app or ''}: add it to gitops.wave_of")
-
-
-def chart_application(release: Mapping[str, Any], argocd_namespace: str) -> dict[str, Any]:
-    """A Helm release of the program (its inputs as registered) as the ArgoCD Application that
-    installs the same chart, version and values: git holds no rendered chart to go stale."""
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": f"identity-platform-{release['name']}", "namespace": argocd_namespace,
-                     "labels": {"app.kubernetes.io/part-of": "identity-platform"}},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": release["repositoryOpts"]["repo"], "chart": release["chart"],
-                       "targetRevision": release["version"],
-                       "helm": {"releaseName": release["name"], "valuesObject": release.get("values") or {}}},
-            "destination": {"server": IN_CLUSTER, "namespace": release["namespace"]},
-            "syncPolicy": SYNC_POLICY,
-        },
-    }
 
 
 def application_set_spec(args: IamGitOpsArgs) -> ApplicationSetSpec:

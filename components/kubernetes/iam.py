@@ -1,9 +1,10 @@
 """KeycloakOnCnpg: Keycloak on a CloudNativePG PostgreSQL cluster in `iam-system` (`kubernetes.iam`).
 
-- The CloudNativePG operator: the pinned Helm chart (`versions.CNPG_CHART`, operator
-  `versions.CNPG`) in `cnpg-system`, its pods annotated `sidecar.istio.io/inject: "false"`: the
-  operator calls each instance's status endpoint (:8000, the instance manager's own TLS) from
-  outside the mesh, which is why that one port is PERMISSIVE (mesh.py).
+- The CloudNativePG operator (`versions.CNPG`) in `cnpg-system`: its released manifest as typed
+  resources (cnpg_operator.py: CRDs, RBAC, webhooks, the Deployment of the pinned image), its pod
+  annotated `sidecar.istio.io/inject: "false"`: the operator calls each instance's status endpoint
+  (:8000, the instance manager's own TLS) from outside the mesh, which is why that one port is
+  PERMISSIVE (mesh.py).
 - A CNPG `Cluster` `keycloak-db` (1 instance in dev, 3 in prod, anti-affine in prod) whose
   database `keycloak` is owned by `keycloak`, with that role's password from pulumi-random in a
   `kubernetes.io/basic-auth` Secret the operator reads at bootstrap and Keycloak reads through
@@ -37,19 +38,19 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes import cnpg_operator
 from components.kubernetes import security as sec
+from components.kubernetes.cnpg_operator import CnpgOperator, CnpgOperatorArgs
 from components.kubernetes.custom_resources import CnpgCluster, CnpgClusterSpec
-from stack_config import versions
 from stack_config.kubernetes_iam import Replicas
 
 IAM_NAMESPACE = "iam-system"
-CNPG_NAMESPACE = "cnpg-system"
+CNPG_NAMESPACE = cnpg_operator.NAMESPACE
 ISTIO_NAMESPACE = "istio-system"
 KEYCLOAK = "keycloak"
 DB_CLUSTER = "keycloak-db"
 DATABASE = "keycloak"
-CNPG_OPERATOR = "cloudnative-pg"  # the chart's app.kubernetes.io/name on the operator's pods
-CNPG_CHART_REPO = "https://cloudnative-pg.github.io/charts"
+CNPG_OPERATOR = cnpg_operator.APP  # app.kubernetes.io/name on the operator's pods
 HTTP_PORT = 8080
 MANAGEMENT_PORT = 9000
 DB_PORT = 5432
@@ -67,7 +68,6 @@ INIT_RESOURCES = sec.Resources("10m", "16Mi", "100m", "64Mi")
 DB_RESOURCES = sec.Resources("250m", "512Mi", "1", "1Gi")
 OPERATOR_RESOURCES = sec.Resources("100m", "128Mi", "500m", "512Mi")
 KEYCLOAK_HOME = "/opt/keycloak"
-NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
 DB_SECRET = f"{DB_CLUSTER}-credentials"
 
 
@@ -137,7 +137,7 @@ class KeycloakOnCnpg(pulumi.ComponentResource):
     """The CNPG operator, the `keycloak-db` Cluster, Keycloak, its PDB and the network policies."""
 
     namespace: k8s.core.v1.Namespace
-    operator: k8s.helm.v3.Release
+    operator: CnpgOperator
     database: CnpgCluster
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
@@ -167,26 +167,9 @@ class KeycloakOnCnpg(pulumi.ComponentResource):
         ns = self.namespace.metadata.apply(lambda m: str(m.name))
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
 
-        # --- the operator ------------------------------------------------------------------------
-        self.operator = k8s.helm.v3.Release(
-            f"{name}-cnpg-operator",
-            name="cnpg",
-            chart=CNPG_OPERATOR,
-            version=versions.CNPG_CHART,
-            repository_opts={"repo": CNPG_CHART_REPO},
-            namespace=cnpg_ns.metadata.apply(lambda m: str(m.name)),
-            values={
-                # Outside the mesh on purpose: it reaches the instances' status port (PERMISSIVE).
-                "podAnnotations": NO_SIDECAR,
-                "resources": {"requests": {"cpu": OPERATOR_RESOURCES.cpu_request,
-                                           "memory": OPERATOR_RESOURCES.memory_request},
-                              "limits": {"cpu": OPERATOR_RESOURCES.cpu_limit,
-                                         "memory": OPERATOR_RESOURCES.memory_limit}},
-                "crds": {"create": True},
-                "monitoring": {"podMonitorEnabled": False},
-            },
-            opts=child,
-        )
+        # --- the operator (outside the mesh: it reaches the instances' status port, PERMISSIVE) ---
+        self.operator = CnpgOperator(f"{name}-cnpg-operator", CnpgOperatorArgs(OPERATOR_RESOURCES), cnpg_ns,
+                                     opts=child)
 
         # --- credentials: pulumi-random into Secrets, read through secretKeyRef -------------------
         db_password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
@@ -227,7 +210,8 @@ class KeycloakOnCnpg(pulumi.ComponentResource):
             f"{name}-db",
             metadata=sec.meta(DB_CLUSTER, ns, DB_CLUSTER, "database"),
             spec=spec,
-            # The Cluster kind exists once the operator's chart has installed its CRDs.
+            # The Cluster kind exists once the operator's CRDs do, and its webhooks serve once
+            # its Deployment is Ready (which pulumi-kubernetes awaits).
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace, self.operator]),
         )
 

@@ -14,10 +14,12 @@ be built here).
   nothing; `up` makes every object the design names, applied by the provider's field manager, and
   the node alias and workload entry on SPIRE; `preview --expect-no-changes`; `destroy` removes all.
 - `Pulumi.k8s-dev.yaml` (basic topology and Keycloak on CNPG behind Istio) with a brought root CA,
-  the CRDs of servers/crds.py created first, without `kubernetes.ziti` (its controller PKI is
-  pulumi-tls's) and with `--exclude` of what cannot run here (`EXCLUDED` says why): the
-  StatefulSets, DaemonSets, RBAC, network policies, Secrets, the CNPG Cluster and the Istio objects
-  are applied; a second preview has no changes; `destroy` removes them.
+  the Istio and ArgoCD CRDs of servers/crds.py created first (the CNPG ones are the program's own,
+  from the operator's release), without `kubernetes.ziti` (its controller PKI is pulumi-tls's) and
+  with `--exclude` of what cannot run here (`EXCLUDED` says why): the StatefulSets, DaemonSets,
+  RBAC, network policies, Secrets, the CNPG operator (CRDs, RBAC, webhook configurations,
+  Deployment), the CNPG Cluster and the Istio objects are applied; a second preview has no changes;
+  `destroy` removes them.
 
 After `destroy` the namespaces stay Terminating: the namespace controller that would finish them is
 part of the controller manager, which does not run here.
@@ -203,9 +205,6 @@ def test_the_crd_free_stack_lives_and_dies_in_a_real_api_server(
 
 # What `pulumi up` leaves out of k8s-dev here, by URN pattern (`--exclude`), and why:
 EXCLUDED = {
-    # the CNPG operator's Helm chart: helm downloads it from its repository, which cannot be reached
-    # (the test creates the operator's CRDs from servers/crds.py instead, as the chart's `crds.create`)
-    "**::iam-keycloak-cnpg-operator",
     # registrations through `kubectl exec` into the SPIRE server pod, which never runs here (the
     # workload entries, SpireRegistrations, depend on the node alias: `--exclude-dependents`)
     "**::spire-dev-node-alias",
@@ -215,7 +214,12 @@ EXCLUDED = {
 # Kinds the design puts in the cluster that must be there after `up` (each one checked by name below).
 DEV_KINDS = {"Namespace", "StatefulSet", "DaemonSet", "Deployment", "ServiceAccount", "ClusterRole",
              "ClusterRoleBinding", "NetworkPolicy", "Secret", "ConfigMap", "Service", "PodDisruptionBudget",
-             "Cluster", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService"}
+             "Cluster", "PeerAuthentication", "AuthorizationPolicy", "Gateway", "VirtualService",
+             "CustomResourceDefinition", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+# The CNPG operator's release, as committed (components/kubernetes/cnpg_operator.py deploys it).
+CNPG_RELEASE = REPO / "components" / "kubernetes" / "generated" / "cnpg-operator.yaml"
+CNPG_GROUP = "postgresql.cnpg.io"
+CNPG_OPERATOR = "system:serviceaccount:cnpg-system:cnpg-manager"
 
 
 def k8s_state(cli: Cli) -> list[dict[str, Any]]:
@@ -229,10 +233,62 @@ def excluded(*command: str) -> list[str]:
     return [*command, "--exclude-dependents", *(a for pattern in sorted(EXCLUDED) for a in ("--exclude", pattern))]
 
 
+def cnpg_release() -> dict[tuple[str, str], dict[str, Any]]:
+    """(kind, name) -> object of the committed release manifest."""
+    docs = yaml.load_all(CNPG_RELEASE.read_text(), Loader=yaml.CSafeLoader)
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs if d}
+
+
+def assert_the_cnpg_operator_is_there(kube: KubeApi) -> None:
+    """The operator's release in the API server: its CRDs served, its Deployment with the pinned
+    image outside the mesh, its own rules bound to its account (and those rules granting what the
+    operator does and no more), its webhook configurations pointing at its Service."""
+    release = cnpg_release()
+    for (kind, name), published in release.items():
+        if kind == "CustomResourceDefinition":
+            crd = kube.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+            conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+            assert conditions["Established"] == "True", (name, conditions)
+            assert crd["spec"]["versions"] == published["spec"]["versions"], name
+    operator = kube.get("/apis/apps/v1/namespaces/cnpg-system/deployments/cnpg-controller-manager")
+    template = operator["spec"]["template"]
+    assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+    (container,) = template["spec"]["containers"]
+    assert container["image"] == "ghcr.io/cloudnative-pg/cloudnative-pg:1.27.1"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert template["spec"]["serviceAccountName"] == "cnpg-manager"
+    kube.get("/api/v1/namespaces/cnpg-system/serviceaccounts/cnpg-manager")
+    role = kube.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/cnpg-manager")
+    assert role["rules"] == release[("ClusterRole", "cnpg-manager")]["rules"]
+    binding = kube.get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/cnpg-manager-rolebinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "cnpg-manager", "namespace": "cnpg-system"}]
+    groups = ("system:serviceaccounts", "system:serviceaccounts:cnpg-system")
+    for verb, resource, group, allowed in (("create", "pods", "", True), ("create", "jobs", "batch", True),
+                                           ("patch", "clusters", CNPG_GROUP, True), ("get", "secrets", "", True),
+                                           ("create", "clusterroles", "rbac.authorization.k8s.io", False),
+                                           ("delete", "nodes", "", False), ("create", "pods/attach", "", False)):
+        res, _, sub = resource.partition("/")
+        got = kube.can(CNPG_OPERATOR, verb, res, group=group, subresource=sub, namespace="iam-system", groups=groups)
+        assert got is allowed, (verb, resource, got)
+    assert kube.can(CNPG_OPERATOR, "patch", "validatingwebhookconfigurations", group="admissionregistration.k8s.io",
+                    groups=groups)
+    for kind, plural in (("MutatingWebhookConfiguration", "mutatingwebhookconfigurations"),
+                         ("ValidatingWebhookConfiguration", "validatingwebhookconfigurations")):
+        (published,) = [o for (k, _), o in release.items() if k == kind]
+        stored = kube.get(f"/apis/admissionregistration.k8s.io/v1/{plural}/{published['metadata']['name']}")
+        # As released but failurePolicy: the test program's `Ignore`, as no operator pod answers here.
+        assert [w["name"] for w in stored["webhooks"]] == [w["name"] for w in published["webhooks"]]
+        for w, p in zip(stored["webhooks"], published["webhooks"], strict=True):
+            assert w["clientConfig"]["service"] == {**p["clientConfig"]["service"], "port": 443}, w["name"]
+            assert w["rules"] == [{**r, "scope": "*"} for r in p["rules"]], w["name"]
+            assert (w["failurePolicy"], p["failurePolicy"]) == ("Ignore", "Fail")
+
+
 def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_server(
     engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, tmp_path: Path
 ) -> None:
-    kube.establish(crds.definitions())
+    # Istio's and ArgoCD's CRDs: the cluster's own. CloudNativePG's are the program's (its operator's release).
+    kube.establish([d for d in crds.definitions() if d["spec"]["group"] != CNPG_GROUP])
     tag = secrets.token_hex(3)
     stack = f"k8s-dev-{tag}"
     cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-dev.yaml", kube, "dev")
@@ -247,6 +303,7 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
 
     up = cli(*excluded("up", "--yes"))
     assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
+    kube.forget_kinds()  # the program made the CNPG kinds
     applied = k8s_state(cli)
     assert DEV_KINDS <= {o["kind"] for o in applied}, sorted(DEV_KINDS - {o["kind"] for o in applied})
     for o in applied:
@@ -256,8 +313,11 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     by_name = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in applied}
     for expected in (("StatefulSet", "spire-server", "spire-server"), ("StatefulSet", "spire-server", "spire-db"),
                      ("DaemonSet", "spire-system", "spire-agent"), ("Cluster", "iam-system", "keycloak-db"),
-                     ("PeerAuthentication", "iam-system", "default"), ("Deployment", "iam-system", "keycloak")):
+                     ("PeerAuthentication", "iam-system", "default"), ("Deployment", "iam-system", "keycloak"),
+                     ("Deployment", "cnpg-system", "cnpg-controller-manager"),
+                     ("CustomResourceDefinition", None, "clusters.postgresql.cnpg.io")):
         assert expected in by_name, expected
+    assert_the_cnpg_operator_is_there(kube)
     # The stand-in's password reached the Secret the CNPG Cluster bootstraps from, and not the state.
     secret = kube.get("/api/v1/namespaces/iam-system/secrets/keycloak-db-credentials")
     password = base64.b64decode(secret["data"]["password"]).decode()

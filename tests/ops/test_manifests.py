@@ -32,7 +32,10 @@ GITOPS_PATH = "deploy/iam"  # kubernetes.iam.gitops.path of Pulumi.k8s-prod.yaml
 WAVE_KINDS = {
     "istio": {"Namespace", "PeerAuthentication", "AuthorizationPolicy"},
     "gateway": {"Gateway", "VirtualService"},
-    "cnpg": {"Application", "NetworkPolicy"},
+    # The CNPG operator's release (components/kubernetes/cnpg_operator.py) and its namespace's policies.
+    "cnpg": {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+             "Service", "Deployment", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+             "NetworkPolicy"},
     "iam": {"Cluster", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "NetworkPolicy"},
     "observability": {"ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "PersistentVolumeClaim",
                       "Deployment", "DaemonSet", "Service", "NetworkPolicy"},
@@ -72,7 +75,7 @@ def program_objects() -> dict[tuple[str, str, str], dict[str, Any]]:
     for r in run.resources:
         if r.type.startswith("kubernetes:") and any(a.name == "iam" for a in run.ancestors(r)):
             obj = as_sent(unwrap(r.inputs))
-            out[key(obj) if "kind" in obj else ("Release", obj["namespace"], obj["name"])] = obj
+            out[key(obj)] = obj
     return out
 
 
@@ -106,20 +109,16 @@ def test_the_files_hold_the_programs_own_objects_and_nothing_else(rendered: Path
     (appset,) = yaml.safe_load_all((rendered / "applicationset.yaml").read_text())
     files[key(appset)] = appset
     secrets = {k for k in expected if k[0] == "Secret"}
-    (release_key,) = [k for k in expected if k[0] == "Release"]
-    chart_app = ("Application", "argocd", "identity-platform-cnpg")
-    assert set(files) == (set(expected) - secrets - {release_key}) | {chart_app}
+    assert set(files) == set(expected) - secrets
     for k, obj in files.items():
-        if k[0] != "Application":
-            assert obj == expected[k], k
-    # The operator's chart: the release's chart, version, repository and values, as an Application.
-    release = expected[release_key]
-    app = files[("Application", "argocd", "identity-platform-cnpg")]["spec"]
-    assert app["source"] == {"repoURL": release["repositoryOpts"]["repo"], "chart": release["chart"],
-                             "targetRevision": release["version"],
-                             "helm": {"releaseName": release["name"], "valuesObject": release["values"]}}
-    assert app["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "cnpg-system"}
-    assert app["syncPolicy"]["automated"]["prune"] is True and app["syncPolicy"]["retry"]["limit"] == 5
+        assert obj == expected[k], k
+    # The operator is in git as the program registers it: its pod outside the mesh, its CRDs and
+    # webhooks in the wave before the Cluster that needs them.
+    operator = files[("Deployment", "cnpg-system", "cnpg-controller-manager")]["spec"]["template"]
+    assert operator["metadata"]["annotations"] == {"sidecar.istio.io/inject": "false"}
+    cnpg = {key(o) for o in objects_in(rendered / "cnpg").values()}
+    assert ("CustomResourceDefinition", "", "clusters.postgresql.cnpg.io") in cnpg
+    assert ("ValidatingWebhookConfiguration", "", "cnpg-validating-webhook-configuration") in cnpg
 
 
 def test_no_secret_reaches_git(rendered: Path) -> None:
@@ -145,7 +144,8 @@ def test_a_render_is_repeatable_and_prunes_what_the_program_no_longer_makes(tmp_
     (out / "iam" / "deployment-iam-system-retired.yaml").write_text("kind: Deployment\n")
     (out / "README.md").write_text("ours\n")
     code, stdout, _ = render(out)
-    assert code == 0 and "istio 9, gateway 2, cnpg 4, iam 11, observability 27" in stdout
+    # cnpg: the operator's 18 objects (10 CRDs, its role and binding, ...) and the namespace's 3 policies.
+    assert code == 0 and "istio 9, gateway 2, cnpg 21, iam 11, observability 27" in stdout
     assert not (out / "iam" / "deployment-iam-system-retired.yaml").exists()
     assert (out / "README.md").read_text() == "ours\n"  # outside the wave directories: not the render's
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "README.md"} == first

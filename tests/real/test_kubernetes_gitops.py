@@ -1,14 +1,17 @@
 """The YAML `ops manifests` writes for ArgoCD is accepted by the real API server (kube-apiserver
 1.37.2 with the pinned CNPG, Istio and ArgoCD CRDs, `iam_api` of test_kubernetes_iam.py): every
 file of every wave directory, and the ApplicationSet, server-side applied dry-run with
-`fieldValidation=Strict`, as ArgoCD's `ServerSideApply=true` sends them. A field the schema does
-not know fails, and every field sent is kept as sent. The namespaces the objects live in are made
-first (plain, as ArgoCD's `CreateNamespace=true` and the istio wave would).
+`fieldValidation=Strict`, as ArgoCD's `ServerSideApply=true` sends them, and the Applications the
+ApplicationSet generates (its template filled from each list element, as ArgoCD's `goTemplate`
+does). A field the schema does not know fails, and every field sent is kept as sent. The namespaces
+the objects live in are made first (plain, as ArgoCD's `CreateNamespace=true` and the istio wave
+would).
 """
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +36,24 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def generated_applications(appset: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Applications `appset` generates: its template with each element's `{{.key}}` filled in."""
+    (generator,) = appset["spec"]["generators"]
+    template = json.dumps(appset["spec"]["template"])
+    out = []
+    for element in generator["list"]["elements"]:
+        text = template
+        for k, v in element.items():
+            text = text.replace("{{." + k + "}}", v)
+        app = json.loads(text)
+        app["metadata"]["namespace"] = appset["metadata"]["namespace"]
+        out.append({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", **app})
+    return out
+
+
 def documents(rendered: Path) -> list[tuple[str, dict[str, Any]]]:
     out = [("", doc) for doc in yaml.safe_load_all((rendered / "applicationset.yaml").read_text())]
+    out += [("", app) for app in generated_applications(out[0][1])]
     for wave in WAVES:
         out += [(wave, yaml.safe_load(p.read_text())) for p in sorted((rendered / wave).glob("*.yaml"))]
     return out
@@ -92,7 +111,7 @@ def test_every_rendered_object_is_accepted_strictly_and_kept_as_sent(
 
 
 def test_a_field_the_application_crd_does_not_know_is_refused(iam_api: KubeApi, rendered: Path) -> None:
-    (app,) = [d for w, d in documents(rendered) if d["kind"] == "Application"]
+    app = next(d for w, d in documents(rendered) if d["kind"] == "Application")
     wrong = {**app, "spec": {**app["spec"], "syncPolicy": {**app["spec"]["syncPolicy"], "retries": 5}}}
     with pytest.raises(ApiRefusedError) as e:
         iam_api.apply(wrong, dry_run=True, strict=True)

@@ -9,9 +9,9 @@ name, type, enum value and required field the typed wrappers (components/kuberne
 custom_resources.py) send is checked against the CRDs' own OpenAPI schemas by the server that
 enforces them in a cluster; a wrong field or value is refused, which the last tests show.
 
-Not applied: the CNPG operator's Helm release (a chart the provider downloads and renders; its
-repository cannot be reached from here). The same custom resources applied by the real engine and
-the pulumi-kubernetes plugin: tests/engine/test_kubernetes_stack.py.
+The CNPG operator itself (its release's CRDs, RBAC, webhook configurations and Deployment,
+components/kubernetes/cnpg_operator.py) and the same custom resources are applied by the real
+engine and the pulumi-kubernetes plugin: tests/engine/test_kubernetes_stack.py.
 """
 
 from __future__ import annotations

@@ -9,14 +9,17 @@ carry any of it):
   (pulumi-kubernetes would wait for a StatefulSet's or DaemonSet's rollout until its timeout), and
   no garbage collector removes the `foregroundDeletion` finalizer that the provider's default
   delete (propagation Foreground) puts on every object, so `destroy` would wait on each one.
+  CustomResourceDefinitions keep the provider's await: the API server itself establishes them (and
+  finishes their deletion), so the custom resources of a CRD the program makes (the CNPG `Cluster`)
+  wait for it as in a cluster.
+- The admission webhook configurations (the CNPG operator's) get `failurePolicy: Ignore`: their
+  server is the operator's pod, which never runs here, so with the released `Fail` the API server
+  would refuse every CNPG object (and every dry-run of one) after its call fails. Everything else
+  of them (names, service, paths, rules) is applied as the program registers it.
 - `pulumi_random.RandomPassword` is replaced by `StandInPassword`, a dynamic resource that draws
   the password from Python's `secrets` (a secret output `result`, like pulumi-random's): the
   pulumi-random plugin cannot be built here (docs/testing.md, "The Pulumi engine"), and the
   basic topology's and Keycloak's database passwords come from it.
-- No Kubernetes object waits for a Helm release: the CNPG `Cluster` depends on the operator's chart,
-  which helm downloads from its repository, unreachable from here; the test leaves the release out
-  (`pulumi up --exclude`) and creates the operator's CRDs itself (servers/crds.py), which is what
-  the chart's `crds.create` would have done before the Cluster.
 """
 
 from __future__ import annotations
@@ -29,37 +32,35 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
-import pulumi_kubernetes as k8s
 import pulumi_random
 
 import stack_config
 
 ANNOTATIONS = {"pulumi.com/skipAwait": "true", "pulumi.com/deletionPropagationPolicy": "background"}
+AWAITED = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+WEBHOOK_CONFIGURATIONS = ("kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration",
+                          "kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration")
 PROGRAM = Path(stack_config.__file__).resolve().parents[1] / "__main__.py"
 
 
-def _annotated(meta: Any) -> Any:
+def _annotated(meta: Any, annotations: dict[str, str]) -> Any:
     if isinstance(meta, pulumi.Output):
-        return meta.apply(_annotated)
+        return meta.apply(lambda m: _annotated(m, annotations))
     meta = dict(meta or {})
-    meta["annotations"] = {**(meta.get("annotations") or {}), **ANNOTATIONS}
+    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
     return meta
-
-
-def _no_chart(depends_on: Any) -> Any:
-    if not isinstance(depends_on, list):
-        return depends_on
-    return [d for d in depends_on if not isinstance(d, k8s.helm.v3.Release)]
 
 
 def _for_this_server(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
     if not args.type_.startswith("kubernetes:") or "metadata" not in args.props:
         return None
     props = dict(args.props)
-    props["metadata"] = _annotated(props["metadata"])
-    opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions())
-    opts.depends_on = _no_chart(opts.depends_on)
-    return pulumi.ResourceTransformationResult(props, opts)
+    annotations = ANNOTATIONS if args.type_ != AWAITED else {k: v for k, v in ANNOTATIONS.items()
+                                                               if k != "pulumi.com/skipAwait"}
+    props["metadata"] = _annotated(props["metadata"], annotations)
+    if args.type_ in WEBHOOK_CONFIGURATIONS:
+        props["webhooks"] = [{**w, "failurePolicy": "Ignore"} for w in props["webhooks"]]
+    return pulumi.ResourceTransformationResult(props, args.opts)
 
 
 class _Passwords(pulumi.dynamic.ResourceProvider):
