@@ -231,9 +231,12 @@ def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
     # The CAs: hq's server holds the root; branch's an intermediate the root signs, the root as its
     # bundle, and never the root's key. Both clusters' agents trust the root.
     up_ca, down_ca = secret_data(hq, "spire-server-upstream-ca"), secret_data(branch, "spire-server-upstream-ca")
-    assert up_ca == {"upstream-ca.pem": root_pem, "upstream-ca.key": root_key_pem}
+    # (Compared without the final newline: stack config values come back stripped.)
+    assert {k: v.strip() for k, v in up_ca.items()} == {"upstream-ca.pem": root_pem.strip(),
+                                                       "upstream-ca.key": root_key_pem.strip()}
     assert set(down_ca) == {"upstream-ca.pem", "upstream-ca.key", "upstream-bundle.pem"}
-    assert down_ca["upstream-bundle.pem"] == root_pem and root_key_pem not in down_ca.values()
+    assert down_ca["upstream-bundle.pem"].strip() == root_pem.strip()
+    assert root_key_pem.strip() not in "".join(down_ca.values())
     root = x509.load_pem_x509_certificate(root_pem.encode())
     intermediate = x509.load_pem_x509_certificate(down_ca["upstream-ca.pem"].encode())
     intermediate.verify_directly_issued_by(root)
