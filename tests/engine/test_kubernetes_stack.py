@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,21 +37,28 @@ from typing import Any
 import pytest
 import yaml
 
-import servers
 from dynamic_providers.spire.models import owner_prefix
 from servers import crds
 from servers import pulumi_kubernetes as plugin
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
-from tests.engine.cli import REPO, Cli
+from tests.engine.cli import REPO
+from tests.engine.kube_stack import (
+    PART_OF,
+    PROJECT,
+    api_server,
+    assert_destroyed,
+    assert_not_in_state,
+    excluded,
+    k8s_stack,
+    k8s_state,
+    obj,
+    release_claims,
+)
 from tests.engine.test_external_stack import another_root
-from tests.harness.kube_api import ApiRefusedError, KubeApi
+from tests.harness.kube_api import KubeApi
 from tests.real.conftest import RealServers
 from tests.real.spire_targets import Admin
-
-PROJECT = "identity-platform"
-PROGRAM = Path(__file__).parent / "k8s_program" / "__main__.py"
-PART_OF = "app.kubernetes.io/part-of=identity-platform"
 
 # What the crd-free topology puts in the cluster (components/kubernetes/crd_free.py, spire_agents.py):
 # (apiVersion, kind, namespace or None, name).
@@ -73,11 +79,8 @@ CLUSTER_OBJECTS = {
 @pytest.fixture
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
     """A kube-apiserver (and etcd) of this test's own, stopped afterwards."""
-    run = servers.start(["kubernetes"], root=tmp_path_factory.mktemp("kube"))
-    try:
-        yield KubeApi(run.servers["kubernetes"])
-    finally:
-        run.stop()
+    with api_server(tmp_path_factory.mktemp("kube")) as api:
+        yield api
 
 
 def ours(kube: KubeApi) -> set[tuple[str, str, str | None, str]]:
@@ -87,31 +90,6 @@ def ours(kube: KubeApi) -> set[tuple[str, str, str | None, str]]:
         for item in kube.get(f"{kube.collection(api_version, kind, ns)}?labelSelector={PART_OF}")["items"]:
             found.add((api_version, kind, item["metadata"].get("namespace"), item["metadata"]["name"]))
     return found
-
-
-def obj(kube: KubeApi, api_version: str, kind: str, ns: str | None, name: str) -> dict[str, Any] | None:
-    try:
-        return kube.get(f"{kube.collection(api_version, kind, ns)}/{name}")
-    except ApiRefusedError as e:
-        if e.status == 404:
-            return None
-        raise
-
-
-def k8s_stack(engine_bin: Path, plugin_bin: Path, work: Path, stack: str, shipped: str, kube: KubeApi,
-              cluster: str) -> tuple[Cli, dict[str, Any]]:
-    """The test program in a new project directory, `pulumi stack init` done, and the settings of
-    the shipped stack file `shipped` with its one cluster replaced by `cluster` on this API server."""
-    cli = Cli(engine_bin, work, stack, plugins=[plugin_bin])
-    shutil.copyfile(PROGRAM, cli.dir / "__main__.py")
-    (cli.dir / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
-    (cli.dir / ".venv").symlink_to(REPO / ".venv")
-    cli("stack", "init")
-    config = yaml.safe_load((REPO / shipped).read_text())["config"]
-    plain = {k.removeprefix(f"{PROJECT}:"): v for k, v in config.items()}
-    plain["kubernetes"]["clusters"] = {cluster: {"kubeconfig": kube.section["kubeconfig"],
-                                                 "context": kube.section["context"]}}
-    return cli, plain
 
 
 def point_at_spire(plain: dict[str, Any], spire: dict[str, Any], cluster: str, workload: str) -> None:
@@ -141,7 +119,8 @@ def test_the_crd_free_stack_lives_and_dies_in_a_real_api_server(
 
     try:
         assert plugin.SERVER.reported_version() == versions.PULUMI_KUBERNETES
-        cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-crd-free.yaml", kube, cluster)
+        cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-crd-free.yaml",
+                               {cluster: kube})
         point_at_spire(plain, spire, cluster, workload)
         write_stack_file(cli.dir, stack, plain)
 
@@ -222,17 +201,6 @@ CNPG_GROUP = "postgresql.cnpg.io"
 CNPG_OPERATOR = "system:serviceaccount:cnpg-system:cnpg-manager"
 
 
-def k8s_state(cli: Cli) -> list[dict[str, Any]]:
-    """The outputs of every Kubernetes object in the stack's state (what the provider applied)."""
-    deployment = json.loads(cli("stack", "export").stdout)["deployment"]
-    return [r["outputs"] for r in deployment["resources"]
-            if r["type"].startswith("kubernetes:") and "metadata" in (r.get("outputs") or {})]
-
-
-def excluded(*command: str) -> list[str]:
-    return [*command, "--exclude-dependents", *(a for pattern in sorted(EXCLUDED) for a in ("--exclude", pattern))]
-
-
 def cnpg_release() -> dict[tuple[str, str], dict[str, Any]]:
     """(kind, name) -> object of the committed release manifest."""
     docs = yaml.load_all(CNPG_RELEASE.read_text(), Loader=yaml.CSafeLoader)
@@ -291,7 +259,7 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     kube.establish([d for d in crds.definitions() if d["spec"]["group"] != CNPG_GROUP])
     tag = secrets.token_hex(3)
     stack = f"k8s-dev-{tag}"
-    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-dev.yaml", kube, "dev")
+    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-dev.yaml", {"dev": kube})
     # A brought root CA (pulumi-tls cannot be built here): certificate in config, key a secret.
     cert_pem, key_pem = another_root(f"{stack} root")
     plain["rootCa"] = {"certificate": cert_pem}
@@ -301,7 +269,7 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
 
-    up = cli(*excluded("up", "--yes"))
+    up = cli(*excluded(EXCLUDED, "up", "--yes"))
     assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
     kube.forget_kinds()  # the program made the CNPG kinds
     applied = k8s_state(cli)
@@ -321,19 +289,11 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     # The stand-in's password reached the Secret the CNPG Cluster bootstraps from, and not the state.
     secret = kube.get("/api/v1/namespaces/iam-system/secrets/keycloak-db-credentials")
     password = base64.b64decode(secret["data"]["password"]).decode()
-    assert len(password) == 32 and password not in cli.state_text() and key_pem not in cli.state_text()
+    assert len(password) == 32
+    assert_not_in_state(cli, password, key_pem)
 
-    cli(*excluded("preview", "--expect-no-changes"))
+    cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
 
-    # No pod uses the claims (none runs): release them as the pvc-protection controller would.
-    for o in applied:
-        if o["kind"] == "PersistentVolumeClaim":
-            kube.release_finalizers(kube.path(o))
+    release_claims(kube, applied)
     cli("destroy", "--yes")
-    for o in applied:
-        try:
-            body = kube.get(kube.path(o))
-        except ApiRefusedError as e:
-            assert e.status == 404, e
-            continue
-        assert o["kind"] == "Namespace" and body["status"]["phase"] == "Terminating", (o["kind"], body["metadata"])
+    assert_destroyed(kube, applied)

@@ -77,6 +77,18 @@ class KubeApi:
             return f"{base}/namespaces/{namespace}/{plural}"
         return f"{base}/{plural}"
 
+    def every(self, api_version: str, kind: str, label_selector: str) -> list[dict[str, Any]]:
+        """Every object of `kind` carrying the labels, in every namespace; none when the server does
+        not serve the kind (a custom resource whose CRD it lacks; `forget_kinds` after CRDs changed)."""
+        if not self._kinds:
+            self._discover()
+        if (api_version, kind) not in self._kinds:
+            return []
+        plural, _ = self._kinds[(api_version, kind)]
+        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        items: list[dict[str, Any]] = self.get(f"{base}/{plural}?labelSelector={label_selector}")["items"]
+        return items
+
     def path(self, obj: Mapping[str, Any]) -> str:
         meta = obj["metadata"]
         return f"{self.collection(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"

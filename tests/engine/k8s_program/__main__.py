@@ -1,7 +1,7 @@
 """The project's own program (`__main__.py` at the repository root) with what the real
-kube-apiserver of `scripts/servers` and this machine need, for tests/engine/test_kubernetes_stack.py
-only (it copies this file in as the test stack's `__main__.py`; the stacks the project ships never
-carry any of it):
+kube-apiserver of `scripts/servers` and this machine need, for the engine tests that apply a
+Kubernetes stack (tests/engine/kube_stack.py copies this file in as the test stack's `__main__.py`;
+the stacks the project ships never carry any of it):
 
 - Every Kubernetes object gets `pulumi.com/skipAwait: "true"` and
   `pulumi.com/deletionPropagationPolicy: background`. That API server runs without nodes, kubelets,
@@ -16,25 +16,22 @@ carry any of it):
   server is the operator's pod, which never runs here, so with the released `Fail` the API server
   would refuse every CNPG object (and every dry-run of one) after its call fails. Everything else
   of them (names, service, paths, rules) is applied as the program registers it.
-- `pulumi_random.RandomPassword` is replaced by `StandInPassword`, a dynamic resource that draws
-  the password from Python's `secrets` (a secret output `result`, like pulumi-random's): the
-  pulumi-random plugin cannot be built here (docs/testing.md, "The Pulumi engine"), and the
-  basic topology's and Keycloak's database passwords come from it.
+- pulumi-random's `RandomPassword` and the pulumi-tls resources of the enterprise topology's
+  intermediate CA are replaced by the stand-ins of `stand_ins.py` (dynamic resources, secrets where
+  the real ones have them): those two plugins cannot be built here (docs/testing.md, "The Pulumi
+  engine"); the database passwords and the downstream server's CA come from them.
 """
 
 from __future__ import annotations
 
 import runpy
-import secrets
-import string
 from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi.dynamic
-import pulumi_random
 
 import stack_config
+from tests.engine.k8s_program import stand_ins
 
 ANNOTATIONS = {"pulumi.com/skipAwait": "true", "pulumi.com/deletionPropagationPolicy": "background"}
 AWAITED = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
@@ -63,26 +60,6 @@ def _for_this_server(args: pulumi.ResourceTransformationArgs) -> pulumi.Resource
     return pulumi.ResourceTransformationResult(props, args.opts)
 
 
-class _Passwords(pulumi.dynamic.ResourceProvider):
-    def create(self, props: Any) -> pulumi.dynamic.CreateResult:
-        alphabet = string.ascii_letters + string.digits
-        result = "".join(secrets.choice(alphabet) for _ in range(int(props["length"])))
-        return pulumi.dynamic.CreateResult(secrets.token_hex(8), {**props, "result": result})
-
-
-class StandInPassword(pulumi.dynamic.Resource):
-    """`length` letters and digits (the program asks for `special=False` everywhere)."""
-
-    result: pulumi.Output[str]
-
-    def __init__(self, name: str, length: int, special: bool = False,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
-        if special:
-            raise ValueError("the stand-in makes letters and digits only")
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["result"]))
-        super().__init__(_Passwords(), name, {"length": length, "result": None}, opts)
-
-
-pulumi_random.RandomPassword = StandInPassword  # type: ignore[misc,assignment]
+stand_ins.install()
 pulumi.runtime.register_stack_transformation(_for_this_server)
 runpy.run_path(str(PROGRAM), run_name="__main__")

@@ -1,0 +1,263 @@
+"""The enterprise topology (`Pulumi.k8s-enterprise.yaml`) applied by the real engine and the real
+pulumi-kubernetes plugin to two real kube-apiservers, one per cluster: the CLI at the pin,
+`pulumi-resource-kubernetes` 4.25.0, and two kube-apiservers 1.37.2 (each with its etcd) of the
+test's own. The stack file's two clusters, `hq` (upstream) and `branch` (downstream), are pointed at
+them by kubeconfig and context, so the program makes one Kubernetes provider per API server, as it
+would for two real clusters.
+
+The test program is `k8s_program/__main__.py`, as for the other Kubernetes stacks
+(test_kubernetes_stack.py): objects skip the provider's await logic, and pulumi-random's and
+pulumi-tls's resources are stand-ins (`k8s_program/stand_ins.py`: their plugins cannot be built
+here), so the downstream server's intermediate CA is one the root really signs. The root CA is
+brought (`rootCa` and the secret `rootCaKey`). Left out with `--exclude` (`EXCLUDED`): what talks to
+SPIRE servers that never run here (no kubelet).
+
+Nothing of the cluster is created by the test: spire-controller-manager's CRDs are among the
+program's own objects (components/kubernetes/controller_manager.py) on the downstream cluster, the
+only one that runs the manager, and the ClusterSPIFFEID is created after them in the same `up`.
+
+Proven: `preview` writes to neither API server; `up` puts every object the design names into the
+right cluster and nothing into the other (the upstream's objects only in hq, the downstream's, the
+`downstream-workloads` namespace, the CRDs and the ClusterSPIFFEID only in branch; what the state
+records per provider is exactly what each API server holds), each applied by the provider's field
+manager; the NodePorts 31081/31443 (hq), 32081/32443 and the gateway's 30080 (branch); each
+server.conf names its own trust domain and federates with the other side's bundle endpoint; the
+controller manager runs beside the downstream server only; the downstream's CA is an intermediate
+the root signs while the root's key stays in hq; no key or password is in the state in plain text;
+a second `preview --expect-no-changes` is clean; `destroy` removes every object from both (the
+namespaces stay Terminating: their controller is not run here). No PersistentVolumeClaim is the
+program's own here (the StatefulSets' claim templates are filled by their controller, not run here),
+so, unlike k8s-dev, no claim's finalizer holds `destroy`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from servers.stack import set_secrets, write_stack_file
+from stack_config import versions
+from tests.engine.kube_stack import (
+    PART_OF,
+    api_server,
+    assert_destroyed,
+    assert_not_in_state,
+    excluded,
+    k8s_stack,
+    k8s_state_by_cluster,
+    obj,
+)
+from tests.engine.test_external_stack import another_root
+from tests.harness.kube_api import KubeApi
+
+UP, DOWN = "hq", "branch"
+UP_TD, DOWN_TD = "hq.acme-identity.net", "branch.acme-identity.net"
+
+# What `pulumi up` leaves out here (URN patterns, with `--exclude-dependents`), and why:
+EXCLUDED = {
+    # Each side's node alias is registered through `kubectl exec` of the SPIRE CLI in that cluster's
+    # server pod, which never runs (no kubelet); the workload entries (spire-entries-<cluster>)
+    # are registered the same way under the alias and depend on it. Both servers' registrations
+    # run for real in tests/real/test_spire_federation.py and test_spire_controller_manager.py.
+    "**::enterprise-*-node-alias",
+}
+
+# The objects of the design (docs/architecture.md#enterprise-topology), (kind, namespace, name).
+SERVER, SYSTEM, WORKLOADS_NS = "spire-server", "spire-system", "downstream-workloads"
+WORKLOADS = ("enterprise-api", "data-processor", "security-gateway")
+API_VERSIONS = {
+    "Namespace": "v1", "ServiceAccount": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1",
+    "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "Deployment": "apps/v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1", "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
+    "Role": "rbac.authorization.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
+    "CSIDriver": "storage.k8s.io/v1", "CustomResourceDefinition": "apiextensions.k8s.io/v1",
+    "ClusterSPIFFEID": "spire.spiffe.io/v1alpha1", "PersistentVolumeClaim": "v1",
+}
+Key = tuple[str, str | None, str]
+# Each side: its SPIRE server (with its PostgreSQL), its agents and the CSI driver.
+SIDE: set[Key] = {
+    ("Namespace", None, SERVER), ("Namespace", None, SYSTEM),
+    ("StatefulSet", SERVER, "spire-server"), ("StatefulSet", SERVER, "spire-db"),
+    *(("Service", SERVER, n) for n in ("spire-server", "spire-server-external", "spire-server-pods", "spire-db")),
+    *(("ServiceAccount", SERVER, n) for n in ("spire-server", "spire-db")),
+    *(("Secret", SERVER, n) for n in ("spire-db-password", "spire-server-pgpass", "spire-server-upstream-ca")),
+    ("ConfigMap", SERVER, "spire-server"), ("PodDisruptionBudget", SERVER, "spire-server"),
+    *(("NetworkPolicy", SERVER, n) for n in ("default-deny", "spire-server", "spire-db")),
+    *(("ServiceAccount", SYSTEM, n) for n in ("spire-agent", "spiffe-csi-driver")),
+    *(("ConfigMap", SYSTEM, n) for n in ("spire-agent", "spire-bundle")),
+    *(("DaemonSet", SYSTEM, n) for n in ("spire-agent", "spiffe-csi-driver")),
+    *(("NetworkPolicy", SYSTEM, n) for n in ("default-deny", "spire-agent")),
+    *((k, None, f"identity-platform-spire-{n}") for k in ("ClusterRole", "ClusterRoleBinding")
+      for n in ("agent", "server")),
+    ("CSIDriver", None, "csi.spiffe.io"),
+}
+# The downstream cluster's own: the workloads, the security gateway, spire-controller-manager.
+DOWNSTREAM_ONLY: set[Key] = {
+    ("Namespace", None, WORKLOADS_NS),
+    *((k, WORKLOADS_NS, w) for k in ("Deployment", "ServiceAccount") for w in WORKLOADS),
+    *(("ConfigMap", WORKLOADS_NS, f"{w}-spiffe-helper") for w in WORKLOADS),
+    ("NetworkPolicy", WORKLOADS_NS, "default-deny"), ("NetworkPolicy", WORKLOADS_NS, "security-gateway"),
+    ("Service", WORKLOADS_NS, "security-gateway"),
+    *(("CustomResourceDefinition", None, f"{k}.spire.spiffe.io")
+      for k in ("clusterspiffeids", "clusterfederatedtrustdomains", "clusterstaticentries")),
+    ("ClusterSPIFFEID", None, WORKLOADS_NS),
+    ("ConfigMap", SERVER, "spire-controller-manager"),
+    *((k, None, "identity-platform-spire-controller-manager") for k in ("ClusterRole", "ClusterRoleBinding")),
+    *((k, SERVER, "spire-controller-manager-leader-election") for k in ("Role", "RoleBinding")),
+}
+EXPECTED = {UP: SIDE, DOWN: SIDE | DOWNSTREAM_ONLY}
+
+
+@pytest.fixture
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, KubeApi]]:
+    """An API server of this test's own per cluster of the stack file (each its own root)."""
+    with api_server(tmp_path_factory.mktemp(f"kube-{UP}")) as up, \
+            api_server(tmp_path_factory.mktemp(f"kube-{DOWN}")) as down:
+        yield {UP: up, DOWN: down}
+
+
+def found(kube: KubeApi) -> set[Key]:
+    """Every object of the kinds above, anywhere in the API server, carrying the platform's label."""
+    kube.forget_kinds()
+    return {(kind, item["metadata"].get("namespace"), item["metadata"]["name"])
+            for kind, api_version in API_VERSIONS.items() for item in kube.every(api_version, kind, PART_OF)}
+
+
+def body(kube: KubeApi, kind: str, ns: str | None, name: str) -> dict[str, Any]:
+    got = obj(kube, API_VERSIONS[kind], kind, ns, name)
+    assert got is not None, (kind, ns, name)
+    return got
+
+
+def secret_data(kube: KubeApi, name: str) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in body(kube, "Secret", SERVER, name)["data"].items()}
+
+
+def node_ports(kube: KubeApi, ns: str, name: str) -> dict[str, tuple[int, int]]:
+    service = body(kube, "Service", ns, name)["spec"]
+    assert service["type"] == "NodePort", service
+    return {p["name"]: (p["port"], p["nodePort"]) for p in service["ports"]}
+
+
+def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
+    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
+) -> None:
+    tag = secrets.token_hex(3)
+    stack = f"k8s-ent-{tag}"
+    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-enterprise.yaml", clusters)
+    # A brought root CA (pulumi-tls's SelfSignedCert has no stand-in): certificate in config, key a secret.
+    root_pem, root_key_pem = another_root(f"{stack} root")
+    plain["rootCa"] = {"certificate": root_pem}
+    write_stack_file(cli.dir, stack, plain)
+    set_secrets({"rootCaKey": root_key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
+    hq, branch = clusters[UP], clusters[DOWN]
+
+    # -- preview: a plan for both clusters, nothing written to either -----------------------------
+    preview = cli(*excluded(EXCLUDED, "preview", "--diff"))
+    for kind in ("kubernetes:apps/v1:StatefulSet", "kubernetes:spire.spiffe.io/v1alpha1:ClusterSPIFFEID",
+                 "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"):
+        assert kind in preview.stdout, (kind, preview.stdout)
+    assert found(hq) == set() and found(branch) == set()
+
+    # -- up: every object of the design, in its own cluster -----------------------------------------
+    up = cli(*excluded(EXCLUDED, "up", "--yes"))
+    assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
+    assert found(hq) == EXPECTED[UP], (sorted(found(hq) - EXPECTED[UP]), sorted(EXPECTED[UP] - found(hq)))
+    assert found(branch) == EXPECTED[DOWN], (sorted(found(branch) - EXPECTED[DOWN]),
+                                            sorted(EXPECTED[DOWN] - found(branch)))
+    applied = k8s_state_by_cluster(cli)
+    assert {c: {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objs}
+            for c, objs in applied.items()} == EXPECTED
+    for cluster, objs in applied.items():
+        for o in objs:
+            meta = clusters[cluster].get(clusters[cluster].path(o))["metadata"]
+            managers = {f["manager"] for f in meta.get("managedFields") or []}
+            assert any(m.startswith("pulumi-kubernetes") for m in managers), (cluster, o["kind"], meta["name"])
+    state = json.loads(cli("stack", "export").stdout)["deployment"]["resources"]
+    providers = {r["urn"].rsplit("::", 1)[1]: r["inputs"] for r in state if r["type"] == "pulumi:providers:kubernetes"}
+    assert {n: (p["kubeconfig"], p["context"], p["version"]) for n, p in providers.items()} == {
+        f"k8s-{c}": (k.section["kubeconfig"], k.section["context"], versions.PULUMI_KUBERNETES)
+        for c, k in clusters.items()}
+
+    # The design's NodePorts, each on its own cluster's server Service.
+    assert node_ports(hq, SERVER, "spire-server-external") == {"grpc": (8081, 31081), "federation": (8443, 31443)}
+    assert node_ports(branch, SERVER, "spire-server-external") == {"grpc": (8081, 32081),
+                                                                   "federation": (8443, 32443)}
+    assert node_ports(branch, WORKLOADS_NS, "security-gateway") == {"https": (8080, 30080)}
+
+    # Each server in its own trust domain, federated with the other side's bundle endpoint.
+    confs = {c: json.loads(body(k, "ConfigMap", SERVER, "spire-server")["data"]["server.conf"])["server"]
+             for c, k in clusters.items()}
+    assert {c: conf["trust_domain"] for c, conf in confs.items()} == {UP: UP_TD, DOWN: DOWN_TD}
+    assert {c: conf["federation"]["federates_with"] for c, conf in confs.items()} == {
+        UP: {DOWN_TD: {"bundle_endpoint_url": "https://nodes.branch.acme-identity.net:32443",
+                       "bundle_endpoint_profile": {"https_spiffe": {
+                           "endpoint_spiffe_id": f"spiffe://{DOWN_TD}/spire/server"}}}},
+        DOWN: {UP_TD: {"bundle_endpoint_url": "https://nodes.hq.acme-identity.net:31443",
+                       "bundle_endpoint_profile": {"https_spiffe": {
+                           "endpoint_spiffe_id": f"spiffe://{UP_TD}/spire/server"}}}},
+    }
+    agents = {c: json.loads(body(k, "ConfigMap", SYSTEM, "spire-agent")["data"]["agent.conf"])["agent"]
+              for c, k in clusters.items()}
+    assert {c: a["trust_domain"] for c, a in agents.items()} == {UP: UP_TD, DOWN: DOWN_TD}
+
+    # spire-controller-manager beside the downstream server only, and its ClusterSPIFFEID as stored.
+    containers = {c: [x["name"] for x in body(k, "StatefulSet", SERVER, "spire-server")["spec"]["template"]["spec"][
+        "containers"]] for c, k in clusters.items()}
+    assert containers == {UP: ["spire-server"], DOWN: ["spire-server", "spire-controller-manager"]}
+    spiffe_id = body(branch, "ClusterSPIFFEID", None, WORKLOADS_NS)["spec"]
+    assert spiffe_id == {
+        "className": "identity-platform",
+        "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/"
+                            "{{ .PodSpec.ServiceAccountName }}",
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": WORKLOADS_NS}},
+        "podSelector": {"matchLabels": {"identity-platform/registration": "crd"}},
+        "federatesWith": [UP_TD],
+    }
+    manager = yaml.safe_load(body(branch, "ConfigMap", SERVER, "spire-controller-manager")["data"]["config.yaml"])
+    assert (manager["trustDomain"], manager["clusterName"]) == (DOWN_TD, DOWN)
+
+    # The CAs: hq's server holds the root; branch's an intermediate the root signs, the root as its
+    # bundle, and never the root's key. Both clusters' agents trust the root.
+    up_ca, down_ca = secret_data(hq, "spire-server-upstream-ca"), secret_data(branch, "spire-server-upstream-ca")
+    # (Compared without the final newline: stack config values come back stripped.)
+    assert {k: v.strip() for k, v in up_ca.items()} == {"upstream-ca.pem": root_pem.strip(),
+                                                       "upstream-ca.key": root_key_pem.strip()}
+    assert set(down_ca) == {"upstream-ca.pem", "upstream-ca.key", "upstream-bundle.pem"}
+    assert down_ca["upstream-bundle.pem"].strip() == root_pem.strip()
+    assert root_key_pem.strip() not in "".join(down_ca.values())
+    root = x509.load_pem_x509_certificate(root_pem.encode())
+    intermediate = x509.load_pem_x509_certificate(down_ca["upstream-ca.pem"].encode())
+    intermediate.verify_directly_issued_by(root)
+    assert intermediate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    assert intermediate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == \
+        f"{DOWN_TD} intermediate CA"
+    down_key = serialization.load_pem_private_key(down_ca["upstream-ca.key"].encode(), password=None)
+    assert isinstance(down_key, ec.EllipticCurvePrivateKey) and down_key.curve.name == "secp384r1"
+    assert down_key.public_key() == intermediate.public_key()
+    for k in clusters.values():
+        assert root_pem.strip() in "".join(body(k, "ConfigMap", SYSTEM, "spire-bundle")["data"].values())
+    # No key and no password in the state in plain text.
+    passwords = [secret_data(k, "spire-db-password")["password"] for k in clusters.values()]
+    assert_not_in_state(cli, root_key_pem, down_ca["upstream-ca.key"], *passwords)
+
+    # -- nothing to do ----------------------------------------------------------------------------
+    cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
+
+    # -- destroy: both clusters emptied ------------------------------------------------------------
+    cli("destroy", "--yes")
+    for cluster, objs in applied.items():
+        assert_destroyed(clusters[cluster], objs)
+    left = {c: {k for k in found(kube) if k[0] != "Namespace"} for c, kube in clusters.items()}
+    assert left == {UP: set(), DOWN: set()}
