@@ -13,21 +13,22 @@ brought (`rootCa` and the secret `rootCaKey`). Left out with `--exclude` (`EXCLU
 SPIRE servers that never run here (no kubelet).
 
 Nothing of the cluster is created by the test: spire-controller-manager's CRDs are among the
-program's own objects (components/kubernetes/controller_manager.py) on the downstream cluster, the
-only one that runs the manager, and the ClusterSPIFFEID is created after them in the same `up`.
+program's own objects (components/kubernetes/controller_manager.py) in each cluster (a manager
+runs beside each server and keeps its ClusterFederatedTrustDomain), and the custom resources are
+created after them in the same `up`.
 
 Proven: `preview` writes to neither API server; `up` puts every object the design names into the
 right cluster and nothing into the other (the upstream's objects only in hq, the downstream's, the
-`downstream-workloads` namespace, the CRDs and the ClusterSPIFFEID only in branch; what the state
-records per provider is exactly what each API server holds), each applied by the provider's field
-manager; the NodePorts 31081/31443 (hq), 32081/32443 and the gateway's 30080 (branch); each
-server.conf names its own trust domain and federates with the other side's bundle endpoint; the
-controller manager runs beside the downstream server only; the downstream's CA is an intermediate
-the root signs while the root's key stays in hq; no key or password is in the state in plain text;
-a second `preview --expect-no-changes` is clean; `destroy` removes every object from both (the
-namespaces stay Terminating: their controller is not run here). No PersistentVolumeClaim is the
-program's own here (the StatefulSets' claim templates are filled by their controller, not run here),
-so, unlike k8s-dev, no claim's finalizer holds `destroy`.
+`downstream-workloads` namespace and the ClusterSPIFFEID only in branch; what the state records per
+provider is exactly what each API server holds), each applied by the provider's field manager; the
+NodePorts 31081/31443 (hq), 32081/32443 and the gateway's 30080 (branch); each server.conf names its
+own trust domain, and each side's ClusterFederatedTrustDomain names the other side's bundle endpoint
+and is seeded with the root; a controller manager runs beside each server; the downstream's CA is an
+intermediate the root signs while the root's key stays in hq; no key or password is in the state in
+plain text; a second `preview --expect-no-changes` is clean; `destroy` removes every object from
+both (the namespaces stay Terminating: their controller is not run here). No PersistentVolumeClaim
+is the program's own here (the StatefulSets' claim templates are filled by their controller, not run
+here), so, unlike k8s-dev, no claim's finalizer holds `destroy`.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ API_VERSIONS = {
     "Role": "rbac.authorization.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1", "PodDisruptionBudget": "policy/v1",
     "CSIDriver": "storage.k8s.io/v1", "CustomResourceDefinition": "apiextensions.k8s.io/v1",
-    "ClusterSPIFFEID": "spire.spiffe.io/v1alpha1", "PersistentVolumeClaim": "v1",
+    "ClusterSPIFFEID": "spire.spiffe.io/v1alpha1", "ClusterFederatedTrustDomain": "spire.spiffe.io/v1alpha1",
+    "PersistentVolumeClaim": "v1",
 }
 Key = tuple[str, str | None, str]
 # Each side: its SPIRE server (with its PostgreSQL), its agents and the CSI driver.
@@ -101,22 +103,25 @@ SIDE: set[Key] = {
     *((k, None, f"identity-platform-spire-{n}") for k in ("ClusterRole", "ClusterRoleBinding")
       for n in ("agent", "server")),
     ("CSIDriver", None, "csi.spiffe.io"),
+    # spire-controller-manager beside each server: it seeds and keeps the federation relationship.
+    *(("CustomResourceDefinition", None, f"{k}.spire.spiffe.io")
+      for k in ("clusterspiffeids", "clusterfederatedtrustdomains", "clusterstaticentries")),
+    ("ConfigMap", SERVER, "spire-controller-manager"),
+    *((k, None, "identity-platform-spire-controller-manager") for k in ("ClusterRole", "ClusterRoleBinding")),
+    *((k, SERVER, "spire-controller-manager-leader-election") for k in ("Role", "RoleBinding")),
 }
-# The downstream cluster's own: the workloads, the security gateway, spire-controller-manager.
+# The downstream cluster's own: the workloads, the security gateway, their ClusterSPIFFEID.
 DOWNSTREAM_ONLY: set[Key] = {
     ("Namespace", None, WORKLOADS_NS),
     *((k, WORKLOADS_NS, w) for k in ("Deployment", "ServiceAccount") for w in WORKLOADS),
     *(("ConfigMap", WORKLOADS_NS, f"{w}-spiffe-helper") for w in WORKLOADS),
     ("NetworkPolicy", WORKLOADS_NS, "default-deny"), ("NetworkPolicy", WORKLOADS_NS, "security-gateway"),
     ("Service", WORKLOADS_NS, "security-gateway"),
-    *(("CustomResourceDefinition", None, f"{k}.spire.spiffe.io")
-      for k in ("clusterspiffeids", "clusterfederatedtrustdomains", "clusterstaticentries")),
     ("ClusterSPIFFEID", None, WORKLOADS_NS),
-    ("ConfigMap", SERVER, "spire-controller-manager"),
-    *((k, None, "identity-platform-spire-controller-manager") for k in ("ClusterRole", "ClusterRoleBinding")),
-    *((k, SERVER, "spire-controller-manager-leader-election") for k in ("Role", "RoleBinding")),
 }
-EXPECTED = {UP: SIDE, DOWN: SIDE | DOWNSTREAM_ONLY}
+# Each side's relationship with the other, named after the peer's trust domain.
+EXPECTED = {UP: SIDE | {("ClusterFederatedTrustDomain", None, DOWN_TD)},
+            DOWN: SIDE | DOWNSTREAM_ONLY | {("ClusterFederatedTrustDomain", None, UP_TD)}}
 
 
 @pytest.fixture
@@ -196,26 +201,32 @@ def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
                                                                    "federation": (8443, 32443)}
     assert node_ports(branch, WORKLOADS_NS, "security-gateway") == {"https": (8080, 30080)}
 
-    # Each server in its own trust domain, federated with the other side's bundle endpoint.
+    # Each server in its own trust domain; its relationship with the other side is the
+    # ClusterFederatedTrustDomain its manager reconciles (so server.conf carries none), seeded with
+    # the root both trust domains chain to.
     confs = {c: json.loads(body(k, "ConfigMap", SERVER, "spire-server")["data"]["server.conf"])["server"]
              for c, k in clusters.items()}
     assert {c: conf["trust_domain"] for c, conf in confs.items()} == {UP: UP_TD, DOWN: DOWN_TD}
-    assert {c: conf["federation"]["federates_with"] for c, conf in confs.items()} == {
-        UP: {DOWN_TD: {"bundle_endpoint_url": "https://nodes.branch.acme-identity.net:32443",
-                       "bundle_endpoint_profile": {"https_spiffe": {
-                           "endpoint_spiffe_id": f"spiffe://{DOWN_TD}/spire/server"}}}},
-        DOWN: {UP_TD: {"bundle_endpoint_url": "https://nodes.hq.acme-identity.net:31443",
-                       "bundle_endpoint_profile": {"https_spiffe": {
-                           "endpoint_spiffe_id": f"spiffe://{UP_TD}/spire/server"}}}},
-    }
+    assert all("federates_with" not in conf.get("federation", {}) for conf in confs.values()), confs
+    relationships = {UP: body(hq, "ClusterFederatedTrustDomain", None, DOWN_TD)["spec"],
+                     DOWN: body(branch, "ClusterFederatedTrustDomain", None, UP_TD)["spec"]}
+    for cluster, (peer, url) in {UP: (DOWN_TD, "https://nodes.branch.acme-identity.net:32443"),
+                                 DOWN: (UP_TD, "https://nodes.hq.acme-identity.net:31443")}.items():
+        spec = relationships[cluster]
+        assert (spec["trustDomain"], spec["bundleEndpointURL"]) == (peer, url), cluster
+        assert spec["bundleEndpointProfile"] == {"type": "https_spiffe",
+                                                 "endpointSPIFFEID": f"spiffe://{peer}/spire/server"}, cluster
+        (key,) = json.loads(spec["trustDomainBundle"])["keys"]
+        seeded = x509.load_der_x509_certificate(base64.b64decode(key["x5c"][0]))
+        assert key["use"] == "x509-svid" and seeded == x509.load_pem_x509_certificate(root_pem.encode()), cluster
     agents = {c: json.loads(body(k, "ConfigMap", SYSTEM, "spire-agent")["data"]["agent.conf"])["agent"]
               for c, k in clusters.items()}
     assert {c: a["trust_domain"] for c, a in agents.items()} == {UP: UP_TD, DOWN: DOWN_TD}
 
-    # spire-controller-manager beside the downstream server only, and its ClusterSPIFFEID as stored.
+    # spire-controller-manager beside each server, and the downstream's ClusterSPIFFEID as stored.
     containers = {c: [x["name"] for x in body(k, "StatefulSet", SERVER, "spire-server")["spec"]["template"]["spec"][
         "containers"]] for c, k in clusters.items()}
-    assert containers == {UP: ["spire-server"], DOWN: ["spire-server", "spire-controller-manager"]}
+    assert containers == {c: ["spire-server", "spire-controller-manager"] for c in clusters}
     spiffe_id = body(branch, "ClusterSPIFFEID", None, WORKLOADS_NS)["spec"]
     assert spiffe_id == {
         "className": "identity-platform",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import tenacity
 
 from servers.kubernetes import admin_client
 
@@ -117,6 +118,10 @@ class KubeApi:
         _raise_for(r, f"create {obj['kind']} {meta.get('namespace', '')}/{meta.get('name', '')}")
         return Applied(r.json(), warnings(r))
 
+    # A read the server answers 429 ("storage is (re)initializing" just after a CRD is
+    # established) is asked again: reads are idempotent, and the server says when to come back.
+    @tenacity.retry(retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiRefusedError) and e.status == 429),
+                    wait=tenacity.wait_fixed(1), stop=tenacity.stop_after_delay(60), reraise=True)
     def get(self, path: str) -> dict[str, Any]:
         with self.client() as c:
             r = c.get(path)
