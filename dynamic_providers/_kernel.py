@@ -483,15 +483,16 @@ class OwnedProvider(Provider):
     (the system's create-or-adopt), with a client that waits for a server still starting
     (`connect(..., creating=True)`); `read` reports an object that is missing or not ours as gone,
     so a refresh drops it; `update` and `delete` refuse, untouched, one that is not ours; an update
-    that finds nothing fails with `gone` (a refresh brings the state up to date), a delete counts it
-    as done. A change of the connection alone is written to the state without a request. The
-    system supplies the hooks that raise here: `fetch` (the object at the address, or None),
-    `ownership`, `describe` (its name in messages), `read_outputs`, `write` (bring `current` to the
-    settings; returns the outputs) and `remove`."""
+    that finds nothing fails with `gone` (a refresh brings the state up to date) unless `vanished`
+    says otherwise, a delete counts it as done. A change of the connection alone is written to the
+    state without a request. The system supplies the hooks that raise here: `fetch` (the object at
+    the address, or None), `ownership`, `describe` (its name in messages), `read_outputs`, `write`
+    (bring `current` to the settings; returns the outputs) and `remove`."""
 
     connection_model: ClassVar[type[BaseModel]]
     api_error: ClassVar[type[ApiError]] = ApiError  # the system's error class (for `gone`)
     gone_where: ClassVar[str] = ""  # where the object was, in `gone`'s message
+    mark_key: ClassVar[str] = "owner"  # the input whose recorded value is the state's ownership mark
 
     def connect(self, connection: Any, *, creating: bool = False) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -529,10 +530,14 @@ class OwnedProvider(Provider):
     def state_marks(self, props: Mapping[str, Any]) -> list[Any]:
         """For read and delete, which see only the state: this process's stack (PULUMI_PROJECT/
         PULUMI_STACK) and the mark the state recorded."""
-        return self.ownership(props, "").marks(environment_stack(), props.get("owner"))
+        return self.ownership(props, "").marks(environment_stack(), props.get(self.mark_key))
 
     def gone(self, id_: str, props: Mapping[str, Any]) -> Exception:
         return self.api_error(gone(self.describe(props), id_, self.gone_where), status=404, code="NOT_FOUND")
+
+    def vanished(self, client: Any, spec: Any, news: Mapping[str, Any], id_: str) -> dict[str, Any]:
+        """An update found nothing at the address: `gone` (a system may re-create it, returning the outputs)."""
+        raise self.gone(id_, news)
 
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         news = strip(props)
@@ -560,9 +565,9 @@ class OwnedProvider(Provider):
         with self.connect(connection) as client:
             current = self.fetch(client, news, id_)
             if current is None:
-                raise self.gone(id_, news)
+                return dynamic.UpdateResult(self.vanished(client, spec, news, id_))
             ownership = self.ownership(news, id_)
-            ownership.require("update", current, id_, ownership.marks(mark, olds.get("owner")))
+            ownership.require("update", current, id_, ownership.marks(mark, olds.get(self.mark_key)))
             return dynamic.UpdateResult(self.write(client, spec, news, olds, current, changed))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

@@ -1,20 +1,19 @@
 """Pulumi glue for SPIRE registration entries: `SpireEntry` and its dynamic provider.
 
-Lifecycle (`client.py` holds the server-side semantics, create's adoption among them):
+The CRUD is the kernel's `OwnedProvider`, which says what read, update and delete do with an entry
+that is missing or not ours; `client.py` holds the server-side semantics, create's adoption among
+them. What is SPIRE's:
 
 - check: SPIRE's rules (`models.EntryArgs`) offline, through the kernel; defaults filled in.
 - diff: offline, on normalised fields. A new spiffe_id, parent_id or selector set is a new entry
   for SPIRE (its "similar entry" key, from which our entry id is derived), so those replace,
   create-before-delete: the new triple gets a new id, so old and new never collide. A stored
   field it cannot read counts as changed, so a bad identity field replaces and any other updates.
-- read: NOT_FOUND means gone (empty id), e.g. deleted by hand or pruned after `expires_at`. A
-  foreign entry at that id (`EntryIdPrefix`) reads as gone too: a refresh drops it from the
-  state, and the next `up` plans a create, which refuses it as an id collision if it holds our id.
-- update and delete read the entry and refuse a foreign one untouched (`ForeignObjectError`);
-  update writes the owned fields only (no call when only the connection changed) and re-creates
-  a vanished entry only under the id we derive; delete counts NOT_FOUND as success.
+- read: NOT_FOUND means gone, e.g. deleted by hand or pruned after `expires_at`. A foreign entry
+  at that id (`EntryIdPrefix`) reads as gone too: a refresh drops it from the state, and the next
+  `up` plans a create, which refuses it as an id collision if it holds our id.
+- update writes the owned fields only and re-creates a vanished entry only under the id we derive.
 
-The provider is stateless (a client is built inside each method) and picklable by reference.
 The `connection` (transport, socket / docker host / kubectl target, trust domain, ownership
 prefix parts) is a resource input, echoed in the outputs so read and delete can reach the
 server; it carries no credentials (local admin socket, or the operator's docker/kubectl login).
@@ -24,25 +23,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from typing import TYPE_CHECKING, Any
 
 import pulumi
-from pulumi.dynamic import CheckResult, CreateResult, ReadResult, UpdateResult
+from pulumi.dynamic import CheckResult
 from pydantic import ValidationError
 
-from dynamic_providers._kernel import (
-    ForeignObjectError,
-    OwnershipEncoder,
-    Provider,
-    Resource,
-    changed_fields,
-    refusal,
-    strip,
-)
-from dynamic_providers.spire.client import SpireError, open_client
+from dynamic_providers._kernel import ForeignObjectError, OwnedProvider, OwnershipEncoder, Resource, refusal, strip
+from dynamic_providers._kernel import gone as gone_message
+from dynamic_providers.spire.client import EntryClient, SpireError, open_client
 from dynamic_providers.spire.models import (
     IDENTITY_FIELDS,
-    MANAGED_FIELDS,
+    Connection,
     Entry,
     EntryArgs,
     EntryFields,
@@ -57,10 +50,6 @@ DEFAULTS: dict[str, Any] = {
     if not f.is_required()
 }
 
-
-# --- provider ----------------------------------------------------------------------------------
-
-
 # Stand-ins for the identity fields, so that one field at a time can be read with `from_props`.
 _PLACEHOLDER: dict[str, Any] = {"spiffe_id": "spiffe://td/a", "parent_id": "spiffe://td/b", "selectors": ("a:b",)}
 
@@ -71,24 +60,9 @@ def _one(key: str, value: Any) -> EntryFields:
     return EntryFields.from_props({**_PLACEHOLDER, key: value})
 
 
-def _comparable(key: str, value: Any) -> Any:
-    """One field's `EntryFields.normalized()` form: sorted selectors, DNS names and trust domains."""
-    return _one(key, value).normalized()[key]
-
-
-def _state_identity(*states: Mapping[str, Any]) -> tuple[str, str, frozenset[str]] | None:
-    """The (spiffe_id, parent_id, selectors) the state records, from the first state that has them readable."""
-    for state in states:
-        try:
-            return EntryFields.from_props(state).identity()
-        except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
-            continue
-    return None
-
-
 class EntryIdPrefix(OwnershipEncoder[str, Entry]):
-    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.` (from the state's
-    connection and, on update, the new one: the mark create adopts by).
+    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.`, from a connection
+    (the state's and, on update, the new one: the mark create adopts by).
 
     An entry is ours when its id carries one of our prefixes (create adopts such an entry,
     refuses any other) and it is the entry in the state: same spiffe_id, parent_id and selectors
@@ -97,20 +71,20 @@ class EntryIdPrefix(OwnershipEncoder[str, Entry]):
     another stack or tool, or edited or re-created outside Pulumi; an entry id cannot change, so
     handing it over means deleting it and letting this stack create its own."""
 
-    def __init__(self, *states: Mapping[str, Any]) -> None:
-        self.states = states
+    def __init__(self, state: Mapping[str, Any]) -> None:
+        self.state = state
 
     def parse(self, raw: Any) -> str | None:
-        return parse_connection(raw).owner_prefix
+        return parse_connection(raw).owner_prefix if isinstance(raw, Mapping) else None  # no `project/stack` text
 
     def owns(self, entry: Entry, marks: Sequence[str]) -> bool:
         prefix = next((p for p in marks if entry.id.startswith(p)), None)
         if prefix is None:
             return False
-        recorded = _state_identity(*self.states)
-        if recorded is not None:
-            return entry.identity() == recorded
-        return entry.id == entry_id_for(prefix, entry.spiffe_id, entry.parent_id, entry.selectors)
+        try:  # the identity the state records, when readable
+            return entry.identity() == EntryFields.from_props(self.state).identity()
+        except (ValidationError, TypeError, ValueError, AttributeError, KeyError):
+            return entry.id == entry_id_for(prefix, entry.spiffe_id, entry.parent_id, entry.selectors)
 
     def refuse(self, action: str, entry: Entry, id_: str, marks: Sequence[str]) -> ForeignObjectError:
         ours = marks[0] if marks else "pulumi.<project>.<stack>."
@@ -173,14 +147,16 @@ def _outs(entry: Entry, props: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class SpireEntryProvider(Provider):
-    """CRUD for one SPIRE registration entry (see the module docstring)."""
+class SpireEntryProvider(OwnedProvider):
+    """The kernel's CRUD for one SPIRE registration entry (see the module docstring)."""
 
     args_model = EntryArgs
     computed = OUTPUT_KEYS
     failures_by_input = True
     # A new spiffe_id, parent_id or selector set is a new entry for SPIRE (and a new entry id).
     replace_fields = frozenset(IDENTITY_FIELDS)
+    mark_key = "connection"  # its project and stack make the entry-id prefix
+    gone_where = " on the SPIRE server"
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in strip(news).items() if k not in OUTPUT_KEYS}
@@ -194,67 +170,65 @@ class SpireEntryProvider(Provider):
     def checked(self, props: dict[str, Any]) -> dict[str, Any]:
         return {**props, **{k: default for k, default in DEFAULTS.items() if props.get(k) is None}}
 
+    def comparable(self, field: str, value: Any) -> Any:
+        """A connection without the keys it leaves unset; an entry field in its `EntryFields.normalized()`
+        form (sorted selectors, DNS names and trust domains)."""
+        if field == "connection":
+            return {k: x for k, x in sorted(value.items()) if x is not None} if isinstance(value, Mapping) else value
+        return _one(field, value).normalized()[field]
+
     def changes(self, olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
         # A field the new inputs leave out keeps its stored value; a connection left out is a change.
-        managed = changed_fields(MANAGED_FIELDS, olds, {**olds, **news}, _comparable)
+        return super().changes(olds, {**olds, **news, "connection": news.get("connection")})
 
-        def key(_field: str, v: Any) -> Any:  # a connection compares without the keys it leaves unset
-            return {k: x for k, x in sorted(v.items()) if x is not None} if isinstance(v, Mapping) else v
+    # --- the kernel's hooks ------------------------------------------------------------------------
 
-        return managed + changed_fields(("connection",), olds, news, key)
+    def connect(self, connection: Connection, *, creating: bool = False) -> closing[EntryClient]:
+        return open_client(connection)
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        props = strip(props)
-        with open_client(parse_connection(props["connection"])) as client:
-            entry = client.create(EntryFields.from_props(props))
-        return CreateResult(entry.id, _outs(entry, props))
+    def parse(self, props: Mapping[str, Any]) -> tuple[EntryFields, Connection, Any]:
+        connection = self.stored_connection(props)
+        return EntryFields.from_props(props), connection, props["connection"]
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        props = strip(props)
-        with open_client(parse_connection(props["connection"])) as client:
-            entry = client.get(id_)
-        ownership = EntryIdPrefix(props)
-        if entry is None or not ownership.owns(entry, ownership.marks(props["connection"])):
-            return ReadResult("", {})  # gone, or not this stack's: refresh forgets it
-        inputs = {**_props_of(entry, props), "connection": props["connection"]}
-        return ReadResult(entry.id, _outs(entry, props), inputs)
+    def stored_connection(self, props: Mapping[str, Any]) -> Connection:
+        return parse_connection(props["connection"])
 
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        olds, news = strip(olds), strip(news)
-        connection = parse_connection(news["connection"])
-        fields = EntryFields.from_props(news)
-        if not changed_fields(MANAGED_FIELDS, olds, fields.as_props(), _comparable):
-            # Only the connection changed: nothing to write on the server.
-            return UpdateResult({**olds, "connection": news["connection"]})
-        with open_client(connection) as client:
-            current = client.get(id_)
-            if current is not None:
-                ownership = EntryIdPrefix(olds, news)
-                ownership.require("update", current, id_, ownership.marks(news["connection"], olds.get("connection")))
-                try:
-                    return UpdateResult(_outs(client.update(id_, fields, current=current), news))
-                except SpireError as e:
-                    if e.code != "NOT_FOUND":
-                        raise
-            # Gone (deleted outside Pulumi, or pruned after its expiry): re-created only under our own id.
-            if client.entry_id_for(fields) != id_:
-                raise SpireError(
-                    f"entry {id_} no longer exists on the SPIRE server (deleted outside Pulumi or expired): "
-                    "run `pulumi refresh`, then `pulumi up` re-creates it",
-                    code="NOT_FOUND",
-                    entry_id=id_,
-                )
-            return UpdateResult(_outs(client.create(fields), news))
+    def describe(self, props: Mapping[str, Any]) -> str:
+        return f"SPIRE entry {props.get('spiffe_id')}"
 
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        props = strip(props)
-        with open_client(parse_connection(props["connection"])) as client:
-            current = client.get(id_)
-            if current is None:
-                return  # already gone
-            ownership = EntryIdPrefix(props)
-            ownership.require("delete", current, id_, ownership.marks(props["connection"]))
-            client.delete(id_)
+    def gone(self, id_: str, props: Mapping[str, Any]) -> SpireError:
+        return SpireError(gone_message(self.describe(props), id_, self.gone_where), code="NOT_FOUND", entry_id=id_)
+
+    def ownership(self, props: Mapping[str, Any], id_: str) -> EntryIdPrefix:
+        return EntryIdPrefix(props)
+
+    def fetch(self, client: EntryClient, props: Mapping[str, Any], id_: str) -> Entry | None:
+        return client.get(id_)
+
+    def make(self, client: EntryClient, fields: EntryFields, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        entry = client.create(fields)
+        return entry.id, _outs(entry, props)
+
+    def read_outputs(self, client: EntryClient, props: Mapping[str, Any], entry: Entry) -> dict[str, Any]:
+        return _outs(entry, props)
+
+    def write(self, client: EntryClient, fields: EntryFields, news: Mapping[str, Any], olds: Mapping[str, Any],
+              current: Entry, changed: set[str]) -> dict[str, Any]:
+        try:
+            return _outs(client.update(current.id, fields, current=current), news)
+        except SpireError as e:
+            if e.code != "NOT_FOUND":
+                raise
+        return self.vanished(client, fields, news, current.id)
+
+    def vanished(self, client: EntryClient, fields: EntryFields, news: Mapping[str, Any], id_: str) -> dict[str, Any]:
+        """Gone (deleted outside Pulumi, or pruned after its expiry): re-created only under our own id."""
+        if client.entry_id_for(fields) != id_:
+            raise self.gone(id_, news)
+        return _outs(client.create(fields), news)
+
+    def remove(self, client: EntryClient, props: Mapping[str, Any], id_: str) -> None:
+        client.delete(id_)
 
 
 class SpireEntry(Resource, module="spire", name="Entry"):

@@ -116,7 +116,7 @@ class TestOwnership:
         assert (str(update.value), str(delete.value)) == (expected["update"], expected["delete"])
         assert fake.entries == before
         assert writes(fake) == {}
-        assert provider.read(entry_id, state).id == ""  # a refresh forgets it
+        assert provider.read(entry_id, state).id is None  # a refresh forgets it
 
     @pytest.mark.parametrize(
         ("prefix", "holder"),
