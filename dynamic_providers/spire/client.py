@@ -280,9 +280,8 @@ class GrpcEntryClient(EntryClient):
         return self._batch("BatchCreateEntry", request, entry_pb2.BatchCreateEntryResponse)
 
     def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
-        full = fields.to_proto(entry_id)
         # Only the masked fields are read by the server; send just those.
-        pb = types_pb2.Entry(id=entry_id, **{f: getattr(full, f) for f in MUTABLE_FIELDS})
+        pb = types_pb2.Entry(id=entry_id, **{f: getattr(fields, f) for f in MUTABLE_FIELDS})
         request = entry_pb2.BatchUpdateEntryRequest(entries=[pb], input_mask=_UPDATE_MASK)
         return self._batch("BatchUpdateEntry", request, entry_pb2.BatchUpdateEntryResponse)
 

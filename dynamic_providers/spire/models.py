@@ -46,11 +46,10 @@ from dynamic_providers.spire._proto import types_pb2
 # The SPIFFE rules live in one module, shared with the stack configuration.
 from stack_config import spiffe
 from stack_config.spiffe import SPIFFE_SCHEME, DnsName, TrustDomain
+from stack_config.systems import MAX_INT32, MAX_UNIX_SOCKET_PATH_BYTES  # the configuration's limits are SPIRE's
 
 MAX_HINT_BYTES = 1024  # api.hintMaximumLength (Go len() counts bytes)
-MAX_INT32 = 2**31 - 1  # x509_svid_ttl / jwt_svid_ttl are int32 on the wire
 DEFAULT_SERVER_BINARY = "/opt/spire/bin/spire-server"
-MAX_UNIX_SOCKET_PATH_BYTES = 107  # sun_path is 108 bytes including the terminating NUL
 
 _OWNER_PART = re.compile(r"[^A-Za-z0-9_-]")
 _DOCKER_HOST = re.compile(r"^(unix|ssh|tcp)://\S+$")
