@@ -552,8 +552,11 @@ class OwnedProvider(Provider):
             if obj is None or not self.ownership(olds, id_).owns(obj, self.state_marks(olds)):
                 return dynamic.ReadResult(None, {})  # gone, another object holds the address, or not ours
             outs = self.read_outputs(client, olds, obj)
-        fields = self.args_model.model_fields
-        return dynamic.ReadResult(id_, outs, {k: v for k, v in outs.items() if k in fields and v is not None})
+        return dynamic.ReadResult(id_, outs, self.refreshed_inputs(olds, outs))
+
+    def refreshed_inputs(self, olds: Mapping[str, Any], outs: Mapping[str, Any]) -> dict[str, Any]:
+        """The inputs a refresh records: the settings read back that are set."""
+        return {k: v for k, v in outs.items() if k in self.args_model.model_fields and v is not None}
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         olds, news = strip(olds), strip(news)

@@ -114,14 +114,6 @@ class ZitiApiError(ApiError):
         return f"{where}{status}{code}{self.args[0]}{detail}"
 
     @property
-    def field(self) -> str | None:
-        return self.cause.field if isinstance(self.cause, ApiErrorCause) else None
-
-    @property
-    def is_not_found(self) -> bool:
-        return self.status == 404
-
-    @property
     def is_duplicate(self) -> bool:
         """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ..."."""
         if self.status != 400 or self.code != "COULD_NOT_VALIDATE":
@@ -253,23 +245,16 @@ class ZitiClient:
         self.connection = connection
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
-        self._session: ZitiSession | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> ZitiClient:
         self._ext = self.retry.extensions(self.sleep, self.connection.ready_timeout)
-        self._session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
+        self.session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._session = None  # nothing to release: the session and its connections stay with the process
-
-    @property
-    def session(self) -> ZitiSession:
-        if self._session is None:
-            raise RuntimeError("ZitiClient is used outside its `with` block")
-        return self._session
+        """Nothing to release: the session and its connections stay with the process."""
 
     # --- transport ------------------------------------------------------------------------------
 

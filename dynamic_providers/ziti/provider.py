@@ -3,9 +3,9 @@
 One provider, `ZitiProvider`, serves every entity kind; a kind is its argument model
 (models.py) and a few class settings: the collection under /edge/management/v1, a label for
 messages, and the controller's quirks (`put_fields`, `tags_after_create`, `server_fields`). The
-CA (verification) and the edge router (re-enrollment) add a hook each. The contract is the
-kernel's (`dynamic_providers/_kernel.py`: check and diff offline, create-or-adopt, ownership
-before every write, refresh forgets what is gone or no longer ours); what is Ziti's:
+CA (verification) and the edge router (re-enrollment) add a hook each. The CRUD is the kernel's
+`OwnedProvider` (`dynamic_providers/_kernel.py`: check and diff offline, create-or-adopt,
+ownership before every write, refresh forgets what is gone or no longer ours); what is Ziti's:
 
 - ownership is the tags `pulumi.stack` and `pulumi.name` (`ZitiTags`). Update and delete address
   the entity by the id in the state (a GET answered about another id is refused by the client)
@@ -21,13 +21,9 @@ before every write, refresh forgets what is gone or no longer ours); what is Zit
   (read before an update, found before an adoption, the body of a create) with what it sent;
   only what the server computes (`server_fields`) is read back. Requests per operation (counted
   by bench/requests_per_operation.py): read 1, update and delete 2 (the ownership GET, then the
-  write), create 1, except the edge router's (2: its enrollment JWT is read back), the signer's
-  (2: see `ExternalJwtSignerProvider`) and the CA's (4: POST, GET the verification token, verify,
-  GET its enrollment JWT); a CA's read is 2 (the entity, its JWT).
-
-Providers hold no state: the connection (URL, admin credentials, CA) travels as the `connection`
-input and is echoed in the outputs under the same key, so the engine keeps it secret and `read`
-/ `delete` can reach the controller. A client is built inside every call.
+  write; none when only the connection changed), create 1, except the edge router's (2: its
+  enrollment JWT is read back), the signer's (2: see `ExternalJwtSignerProvider`) and the CA's
+  (4: POST, GET the verification token, verify, GET its enrollment JWT); a CA's read is 2.
 """
 
 from __future__ import annotations
@@ -42,23 +38,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import NameOID
-from pulumi import dynamic
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from dynamic_providers._kernel import (
     ForeignObjectError,
+    OwnedProvider,
     OwnershipEncoder,
-    Provider,
     Resource,
     contains_unknown,
     create_or_adopt,
-    gone,
     is_unknown,
     program_stack,
     refusal,
     require_valid,
-    strip,
     validated,
 )
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
@@ -83,7 +76,6 @@ from dynamic_providers.ziti.models import (
 
 Entity = dict[str, Any]
 Props = Mapping[str, Any]
-META_KEYS = ("connection", "owner")
 # The id of an existing entity the operator hands to this resource (`identity-platform:imports`):
 # create takes it over instead of posting. Not a setting of the entity: never a diff.
 IMPORT_KEY = "import_id"
@@ -92,7 +84,6 @@ SET_FIELDS = frozenset(
     {"identity_roles", "role_attributes", "service_roles", "edge_router_roles", "posture_check_roles",
      "allowed_signers", "scopes"}
 )
-MAX_CREATE_ATTEMPTS = 4
 VERIFICATION_CERT_VALIDITY = datetime.timedelta(minutes=10)
 
 
@@ -130,12 +121,6 @@ def canonical(model: type[BaseModel], values: Props) -> dict[str, Any]:
         if value is not None or not field.is_required():
             out[name] = _canonical(name, field, value)
     return out
-
-
-def _connection(props: Props) -> ZitiConnection:
-    """The connection from the state. `read`/`delete` get only outputs: one written without it
-    (e.g. an import) gets a clear message, not a KeyError."""
-    return validated(ZitiConnection, props.get("connection"), "connection")
 
 
 def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> str:
@@ -225,9 +210,9 @@ class ZitiTags(OwnershipEncoder[Ownership, Props]):
 # --- the one provider -------------------------------------------------------------------------------
 
 
-class ZitiProvider(Provider):
-    """Every Ziti kind's CRUD: a kind sets `collection`, `label` and `args_model` (and, where the
-    controller needs them, the settings below)."""
+class ZitiProvider(OwnedProvider):
+    """Every Ziti kind's CRUD (the kernel's `OwnedProvider`): a kind sets `collection`, `label` and
+    `args_model` (and, where the controller needs them, the settings below)."""
 
     collection: ClassVar[str]  # the endpoint under /edge/management/v1
     label: ClassVar[str]  # what messages call the entity
@@ -236,14 +221,13 @@ class ZitiProvider(Provider):
     put_fields: ClassVar[frozenset[str]] = frozenset()
     tags_after_create: ClassVar[bool] = False  # the controller drops this kind's tags on create
     server_fields: ClassVar[tuple[str, ...]] = ()  # what the server computes: read back after a create
-    meta_keys = META_KEYS
+    meta_keys = ("connection", "owner")
     meta_models = {"connection": ZitiConnection, "owner": Ownership}
     extra_inputs = (IMPORT_KEY,)
     delete_before_replace = True  # names (and CA fingerprints) are unique on the controller
-
-    @property
-    def ownership(self) -> ZitiTags:
-        return ZitiTags(self.label, self.collection)
+    connection_model = ZitiConnection
+    api_error = ZitiApiError
+    gone_where = " on the controller"
 
     # -- preview-time methods: no network --
 
@@ -262,56 +246,67 @@ class ZitiProvider(Provider):
                 return value.strip()
         return value
 
-    # -- engine-time methods --
+    # -- the kernel's hooks --
 
-    def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
-        args, conn, owner = self._parse(props)
-        with ZitiClient(conn) as c:
-            entity, created = self._obtain(c, props, args, owner)
-            if created and self.tags_after_create:
-                full = args.api_body(owner, create=False)
-                entity = self._write(c, entity, {"tags": full["tags"]}, full)
-            if any(key not in entity for key in self.server_fields):
-                entity = c.get(self.collection, str(entity["id"]))
-            entity = self.settle(c, entity, args, created)
-            return dynamic.CreateResult(str(entity["id"]), self._outs(c, entity, props, {}))
+    def connect(self, connection: ZitiConnection, *, creating: bool = False) -> ZitiClient:
+        return ZitiClient(connection)  # every call waits for a controller still starting (`ready_timeout`)
 
-    def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:
-        props = strip(props)
-        with ZitiClient(_connection(props)) as c:
-            entity = c.get_or_none(self.collection, id_)
-            if entity is None or not self.ownership.owns(entity, self._state_marks(props)):
-                return dynamic.ReadResult(None, {})  # gone, or no longer ours: refresh forgets it
-            outs = self._outs(c, entity, props, props, refresh=True)
-        inputs = {k: outs[k] for k in self.args_model.model_fields if k in outs}
-        inputs.update({k: props[k] for k in META_KEYS if k in props})
-        return dynamic.ReadResult(id_, outs, inputs)
+    def parse(self, props: Props) -> tuple[tuple[Any, Ownership | None], ZitiConnection, Ownership | None]:
+        """((settings, owner), connection, owner): the owner input, else the host's stack."""
+        conn = validated(ZitiConnection, props.get("connection"), "connection")
+        if props.get("owner") is not None:
+            require_valid(Ownership, props["owner"], "owner")
+        args = validated(self.args_model, self.settings(props))
+        tags = self.ownership(props, "")
+        owner = tags.parse(props.get("owner")) or tags.environment()
+        return (args, owner), conn, owner
 
-    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
-        olds, news = strip(olds), strip(news)
-        args, conn, owner = self._parse(news)
+    def describe(self, props: Props) -> str:
+        return f"{self.label} {props.get('name')!r}"
+
+    def ownership(self, props: Props, id_: str) -> ZitiTags:
+        return ZitiTags(self.label, self.collection)
+
+    def state_marks(self, props: Props) -> list[Ownership]:
+        """For read and delete, which see only the state: the `owner` it recorded (the input,
+        echoed), else this stack from the host's PULUMI_PROJECT/PULUMI_STACK."""
+        tags = self.ownership(props, "")
+        return tags.marks(props.get("owner")) or tags.marks(tags.environment())
+
+    def fetch(self, c: ZitiClient, props: Props, id_: str) -> Entity | None:
+        return c.get_or_none(self.collection, id_)
+
+    def remove(self, c: ZitiClient, props: Props, id_: str) -> None:
+        c.delete(self.collection, id_)
+
+    def make(self, c: ZitiClient, spec: tuple[Any, Ownership | None], props: Props) -> tuple[str, Entity]:
+        args, owner = spec
+        entity, created = self._obtain(c, props, args, owner)
+        if created and self.tags_after_create:
+            full = args.api_body(owner, create=False)
+            entity = self._write(c, entity, {"tags": full["tags"]}, full)
+        if any(key not in entity for key in self.server_fields):
+            entity = c.get(self.collection, str(entity["id"]))
+        entity = self.settle(c, entity, args, created)
+        return str(entity["id"]), self._outs(c, entity, props, {})
+
+    def read_outputs(self, c: ZitiClient, olds: Props, entity: Entity) -> Entity:
+        return self._outs(c, entity, olds, olds, refresh=True)
+
+    def refreshed_inputs(self, olds: Props, outs: Props) -> dict[str, Any]:
+        return {k: v for k, v in outs.items() if k in self.args_model.model_fields or k in self.meta_keys}
+
+    def write(self, c: ZitiClient, spec: tuple[Any, Ownership | None], news: Props, olds: Props,
+              current: Entity, changed: set[str]) -> Entity:
+        """PATCH the changed fields (PUT all of them when one is in `put_fields`); the tags when the
+        owner changed (a resource renamed through an alias)."""
+        args, owner = spec
         fields = self.args_model.model_fields
-        wire = {fields[f].alias or f for f in self.changes(olds, news) if f in fields}
-        if olds.get("owner") != news.get("owner"):
-            wire.add("tags")
+        wire = {fields[f].alias or f for f in changed if f in fields} | ({"tags"} if "owner" in changed else set())
         full = args.api_body(owner, create=False)
         body = {k: v for k, v in full.items() if k in wire}
-        with ZitiClient(conn) as c:
-            current = c.get_or_none(self.collection, id_)
-            if current is None:
-                raise ZitiApiError(gone(f"{self.label} {args.name!r}", id_, " on the controller"), status=404,
-                                   code="NOT_FOUND")
-            self.ownership.require("update", current, id_, self.ownership.marks(owner, olds.get("owner")))
-            entity = self.settle(c, self._write(c, current, body, full) if body else current, args, False)
-            return dynamic.UpdateResult(self._outs(c, entity, news, olds))
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        props = strip(props)
-        with ZitiClient(_connection(props)) as c:
-            current = c.get_or_none(self.collection, id_)
-            if current is not None:
-                self.ownership.require("delete", current, id_, self._state_marks(props))
-                c.delete(self.collection, id_)
+        entity = self.settle(c, self._write(c, current, body, full) if body else current, args, False)
+        return self._outs(c, entity, news, olds)
 
     # -- what a kind may adjust --
 
@@ -331,19 +326,6 @@ class ZitiProvider(Provider):
         return {}
 
     # -- the shared pieces --
-
-    def _state_marks(self, props: Props) -> list[Ownership]:
-        """For read and delete, which see only the state: the `owner` it recorded (the input,
-        echoed), else this stack from the host's PULUMI_PROJECT/PULUMI_STACK."""
-        return self.ownership.marks(props.get("owner")) or self.ownership.marks(self.ownership.environment())
-
-    def _parse(self, props: Props) -> tuple[Any, ZitiConnection, Ownership | None]:
-        props = strip(props)
-        conn = _connection(props)
-        if props.get("owner") is not None:
-            require_valid(Ownership, props["owner"], "owner")
-        args = validated(self.args_model, self.settings(props))
-        return args, conn, self.ownership.parse(props.get("owner")) or self.ownership.environment()
 
     def _write(self, c: ZitiClient, current: Entity, body: Entity, full: Entity) -> Entity:
         """Send the changed fields `body` (`full`: every field as declared). Both PATCH and PUT
@@ -417,7 +399,7 @@ class ZitiProvider(Provider):
             lambda _err: self.find_existing(c, args),
             adopt,
             errors=ZitiApiError,
-            attempts=MAX_CREATE_ATTEMPTS,
+            attempts=c.retry.attempts,
             conflict=lambda e: e.is_duplicate,
             lost=lambda e: e.retryable,
             pause=lambda attempt, e: c.pause(attempt, e.retry_after),
@@ -431,7 +413,7 @@ class ZitiProvider(Provider):
         for name in self.write_only:
             outs.pop(name, None)
         outs.update(self.computed_outs(c, entity, previous, refresh))
-        outs.update({k: props[k] for k in META_KEYS if k in props})
+        outs.update({k: props[k] for k in self.meta_keys if k in props})
         return outs
 
 

@@ -143,7 +143,7 @@ class TestErrorsAndLists:
             with pytest.raises(ZitiApiError) as err:
                 c.create("identities", identity("w"))
         e = err.value
-        assert (e.status, e.code, e.field, e.is_duplicate) == (400, "COULD_NOT_VALIDATE", "name", True)
+        assert (e.status, e.code, e.cause.field, e.is_duplicate) == (400, "COULD_NOT_VALIDATE", "name", True)
         assert "duplicate value 'w' in unique index on identities store" in str(e)
         assert e.request_id
 
@@ -171,7 +171,7 @@ class TestErrorsAndLists:
             assert c.delete("cas", "nope") is False
             with pytest.raises(ZitiApiError) as err:
                 c.get("cas", "nope")
-        assert err.value.is_not_found and err.value.code == "NOT_FOUND"
+        assert err.value.status == 404 and err.value.code == "NOT_FOUND"
 
     def test_lists_page_through_everything(self, ziti) -> None:
         fake, srv = ziti

@@ -113,8 +113,7 @@ def test_an_expired_session_on_the_real_controller_is_renewed(servers_run: Run) 
     try:
         with ZitiClient(conn) as c:
             c.find_by_name("cas", "nothing")
-            assert c._session is not None
-            first = c._session._credential  # the process's session for this controller and admin
+            first = c.session._credential  # the process's session for this controller and admin
             stale = first
             time.sleep(75)  # idle past the timeout; the controller's enforcer runs every 5 s
             admin = Admin(section(ctrl))
@@ -122,6 +121,6 @@ def test_an_expired_session_on_the_real_controller_is_renewed(servers_run: Run) 
             admin.close()
             assert r.status_code == 401, "the session really expired"
             assert c.find_by_name("cas", "nothing") is None  # the client logs in again and answers
-            assert c._session._credential and c._session._credential != first
+            assert c.session._credential and c.session._credential != first
     finally:
         ctrl.stop()
