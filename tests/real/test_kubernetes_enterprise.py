@@ -10,7 +10,9 @@
 - each pod template, as a pod, passes Pod Security admission in its namespace (restricted but
   spire-system, whose warnings name exactly the agent's and the CSI driver's exceptions);
 - the four SPIRE configs (both servers, both agents' configs) pass the real `spire-server validate` /
-  `spire-agent validate`.
+  `spire-agent validate`, and so do the five of the nested stack (`Pulumi.k8s-enterprise-nested.yaml`:
+  the downstream's UpstreamAuthority "spire", the upstream's k8s_psat for the downstream cluster
+  without its kubeconfig yet, the upstream server's agents in the downstream cluster).
 
 The real federation between the two SPIRE servers: test_spire_federation.py; the controller
 manager: test_spire_controller_manager.py.
@@ -37,7 +39,7 @@ from tests.components._platform import unwrap
 from tests.components.test_kubernetes_enterprise import cluster_of
 from tests.conftest import program_run
 from tests.harness.kube_api import ApiRefusedError, Applied, KubeApi, as_sent
-from tests.real.enterprise_support import layout
+from tests.real.enterprise_support import layout, nested_layout
 from tests.real.test_kubernetes_iam import _contains
 
 STACK = "k8s-enterprise"
@@ -194,3 +196,18 @@ def test_the_rendered_spire_configs_validate(role: str, tmp_path: Path) -> None:
         done = subprocess.run([str(bins / tool), "validate", "-config", str(conf)], capture_output=True, text=True,
                               timeout=60, check=False)
         assert done.returncode == 0 and said in done.stdout, (tool, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("name", ["upstream-server", "downstream-server", "upstream-agent", "downstream-agent",
+                                  "upstream-agent-downstream"])
+def test_the_nested_spire_configs_validate(name: str, tmp_path: Path) -> None:
+    """`validate` configures each plugin: the `spire` UpstreamAuthority takes its address and socket
+    (it dials only when the server runs: test_spire_nested.py), and the upstream's k8s_psat takes the
+    downstream cluster's `kube_config_file` before the operator's Secret exists (it is optional)."""
+    conf = nested_layout(tmp_path)[name]
+    tool, said = (("spire-server", "SPIRE server configuration file is valid.") if name.endswith("-server")
+                  else ("spire-agent", "SPIRE agent configuration file is valid."))
+    assert not (tmp_path / "upstream" / "secrets" / "downstream-kubeconfig").exists()
+    done = subprocess.run([str(spire.bin_dir() / tool), "validate", "-config", str(conf)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and said in done.stdout, (name, done.stdout, done.stderr)
