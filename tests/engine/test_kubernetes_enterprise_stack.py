@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
+from tests.engine.cli import Cli
 from tests.engine.kube_stack import (
     PART_OF,
     api_server,
@@ -162,17 +163,24 @@ def node_ports(kube: KubeApi, ns: str, name: str) -> dict[str, tuple[int, int]]:
     return {p["name"]: (p["port"], p["nodePort"]) for p in service["ports"]}
 
 
-def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
-    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
-) -> None:
-    tag = secrets.token_hex(3)
-    stack = f"k8s-ent-{tag}"
-    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-enterprise.yaml", clusters)
-    # A brought root CA (pulumi-tls's SelfSignedCert has no stand-in): certificate in config, key a secret.
+def stack_with_root(engine_bin: Path, k8s_plugin_bin: Path, work: Path, prefix: str, shipped: str,
+                    clusters: dict[str, KubeApi]) -> tuple[Cli, str, str]:
+    """A new stack of `shipped` on `clusters`, with a brought root CA (pulumi-tls's SelfSignedCert
+    has no stand-in): its certificate in config and its key a secret; the CLI and the root's PEMs."""
+    stack = f"{prefix}-{secrets.token_hex(3)}"
+    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, work, stack, shipped, clusters)
     root_pem, root_key_pem = another_root(f"{stack} root")
     plain["rootCa"] = {"certificate": root_pem}
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": root_key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
+    return cli, root_pem, root_key_pem
+
+
+def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
+    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
+) -> None:
+    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-ent",
+                                                  "Pulumi.k8s-enterprise.yaml", clusters)
     hq, branch = clusters[UP], clusters[DOWN]
 
     # -- preview: a plan for both clusters, nothing written to either -----------------------------
@@ -309,13 +317,8 @@ NESTED_EXPECTED = {
 def test_the_nested_enterprise_stack_lives_and_dies_in_two_real_api_servers(
     engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
 ) -> None:
-    stack = f"k8s-nested-{secrets.token_hex(3)}"
-    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-enterprise-nested.yaml",
-                           clusters)
-    root_pem, root_key_pem = another_root(f"{stack} root")
-    plain["rootCa"] = {"certificate": root_pem}
-    write_stack_file(cli.dir, stack, plain)
-    set_secrets({"rootCaKey": root_key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
+    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-nested",
+                                                  "Pulumi.k8s-enterprise-nested.yaml", clusters)
     hq, branch = clusters[UP], clusters[DOWN]
 
     up = cli(*excluded(EXCLUDED, "up", "--yes"))
