@@ -68,7 +68,8 @@ class EnterpriseSettings(Model):
         description="Run spire-controller-manager beside both servers: each declares the federation relationship "
         "with the other trust domain as a ClusterFederatedTrustDomain seeded with its bundle (no manual `bundle "
         "set`), and downstream ClusterSPIFFEID resources register pods that opt in (CRD-based registration, next "
-        "to the SpireEntry resources). false: static relationships in server.conf, seeded once by hand.",
+        "to the SpireEntry resources). false: static relationships in server.conf, seeded once by hand. With "
+        "nesting spire only beside the downstream server, for its ClusterSPIFFEIDs (nothing federates).",
     )
 
     nesting: Literal["none", "spire"] = Field(

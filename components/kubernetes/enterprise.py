@@ -142,6 +142,11 @@ class EnterpriseTopology(pulumi.ComponentResource):
         managed = relationships_by_crd(config)
         self.sides = {}
         self.nested_entries = None
+
+        def runs_manager(role: Role) -> bool:
+            # Nested, the upstream's manager would have nothing to reconcile: none runs there.
+            return ent.controller_manager and (not nested or role == "downstream")
+
         for role, side in specs.items():
             own = [w for w in config.workloads.values() if w.node == side.cluster]
             ns = {k8s_identity(w)[0] for w in own} | ({DOWNSTREAM_WORKLOADS} if role == "downstream" else set())
@@ -160,9 +165,8 @@ class EnterpriseTopology(pulumi.ComponentResource):
                     bundle_pem=args.root_ca_cert_pem,
                     upstream_bundle_pem=bundle,
                     workload_namespaces=tuple(sorted(ns)),
-                    # Nested, the upstream's manager would have nothing to reconcile: none runs there.
                     cluster_spiffe_ids=(cluster_spiffe_ids(config) if role == "downstream" else {})
-                    if managed or (ent.controller_manager and role == "downstream") else None,
+                    if runs_manager(role) else None,
                     federated_trust_domains={side.peer_trust_domain: FederatedTrustDomain(
                         federated_trust_domain(side), seed)} if managed else {},
                     gateway=role == "downstream" and any(
