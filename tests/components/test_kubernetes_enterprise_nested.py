@@ -139,11 +139,12 @@ def test_the_upstream_agents_of_the_downstream_cluster(run: ProgramRun) -> None:
 
 def test_the_upstream_reviews_those_agents_in_the_downstream_cluster(run: ProgramRun) -> None:
     (psat,) = server_conf(run, UP)["plugins"]["NodeAttestor"]
-    assert psat["k8s_psat"]["plugin_data"]["clusters"] == {
-        "hq": {"service_account_allow_list": ["spire-system:spire-agent"]},
-        "branch-upstream": {"service_account_allow_list": ["spire-system:spire-upstream-agent"],
-                            "kube_config_file": "/run/spire/secrets/downstream-kubeconfig"},
-    }
+    # Two clusters: a list of one-key objects, as HCL reads them (components/spire_conf.py).
+    assert psat["k8s_psat"]["plugin_data"]["clusters"] == [
+        {"hq": {"service_account_allow_list": ["spire-system:spire-agent"]}},
+        {"branch-upstream": {"service_account_allow_list": ["spire-system:spire-upstream-agent"],
+                             "kube_config_file": "/run/spire/secrets/downstream-kubeconfig"}},
+    ]
     (psat,) = server_conf(run, DOWN)["plugins"]["NodeAttestor"]
     assert psat["k8s_psat"]["plugin_data"]["clusters"] == {
         "branch": {"service_account_allow_list": ["spire-system:spire-agent"]}}

@@ -21,6 +21,7 @@ manager: test_spire_controller_manager.py.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -240,3 +241,21 @@ def test_the_nested_spire_configs_validate(name: str, tmp_path: Path) -> None:
     done = subprocess.run([str(spire.bin_dir() / tool), "validate", "-config", str(conf)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and said in done.stdout, (name, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("cluster", ["hq", "branch-upstream"])
+def test_both_k8s_psat_clusters_of_the_nested_upstream_are_read(cluster: str, tmp_path: Path) -> None:
+    """The upstream's two clusters, written as a list of one-key objects (one JSON object of two
+    would be flattened by HCL into two plugin blocks): SPIRE reads each, so emptying either's allow
+    list is refused naming that cluster."""
+    conf = nested_layout(tmp_path)["upstream-server"]
+    doc = json.loads(conf.read_text())
+    clusters = doc["plugins"]["NodeAttestor"][0]["k8s_psat"]["plugin_data"]["clusters"]
+    assert [list(c) for c in clusters] == [["hq"], ["branch-upstream"]]
+    next(c[cluster] for c in clusters if cluster in c)["service_account_allow_list"] = []
+    conf.write_text(json.dumps(doc))
+    done = subprocess.run([str(spire.bin_dir() / "spire-server"), "validate", "-config", str(conf)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f'cluster "{cluster}" configuration must have at least one service account allowed' in \
+        done.stdout + done.stderr
