@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,25 @@ from tests.real.conftest import RealServers
 from tests.real.enterprise_support import NESTED_STACK, NestedUpstream, nested_layout
 
 READY_SECONDS = 120
+SERVED_SECONDS = 60
 
 
 def _cli(bins: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(bins / "spire-server"), *args], capture_output=True, text=True, timeout=60,
                           check=False)
+
+
+def _wait_served(bins: Path, agent_socket: str, spiffe_id: str) -> None:
+    deadline = time.monotonic() + SERVED_SECONDS
+    while True:
+        done = subprocess.run([str(bins / "spire-agent"), "api", "fetch", "x509", "-output", "json",
+                               "-socketPath", agent_socket], capture_output=True, text=True, timeout=60, check=False)
+        served = ({s.get("spiffe_id") for s in json.loads(done.stdout).get("svids", [])}
+                  if done.returncode == 0 else set())
+        if served == {spiffe_id}:
+            return
+        assert time.monotonic() < deadline, f"the agent serves {sorted(served)}, not {spiffe_id} alone"
+        time.sleep(1)
 
 
 def _by_hand(upstream: dict[str, Any], home: Path) -> tuple[str, Path]:
@@ -99,6 +114,9 @@ def downstream(request: pytest.FixtureRequest, real_servers: RealServers,
     # The downstream server runs as this test's user: the upstream's agent attests it by uid.
     entry = client.create(EntryFields(spiffe_id=spiffe_id, parent_id=upstream["agent_spiffe_id"],
                                       selectors=(f"unix:uid:{os.getuid()}",), downstream=True))
+    # The plugin takes the first SVID the agent serves, and an SVID of an entry gone (the previous
+    # param's) is refused for good: start once the agent serves this entry's alone.
+    _wait_served(bins, upstream["agent_socket"], spiffe_id)
     proc = servers_run.spawn("spire", f"nested-downstream-{request.param}",
                              [str(bins / "spire-server"), "run", "-config", str(conf)], cwd=conf.parent)
     socket = Path(json.loads(conf.read_text())["server"]["socket_path"])
