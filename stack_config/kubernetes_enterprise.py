@@ -57,7 +57,8 @@ class EnterpriseDownstream(EnterpriseCluster):
 
 
 class EnterpriseSettings(Model):
-    """The upstream (root, spire.trustDomain) and downstream (its own trust domain) sides."""
+    """The upstream (root, spire.trustDomain) and downstream (its own trust domain, or nested in
+    spire.trustDomain with `nesting: spire`) sides."""
 
     upstream: EnterpriseCluster = Field(description="The root server's cluster (trust domain spire.trustDomain).")
     downstream: EnterpriseDownstream = Field(
