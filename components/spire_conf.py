@@ -46,8 +46,16 @@ class Plugin(ConfModel):
     data: dict[str, PluginValue] = Field(default_factory=dict, description="The plugin_data attributes.")
 
     def entry(self) -> dict[str, Any]:
-        """`{"<name>": {"plugin_data": {...}}}`: one item of a plugin type's list."""
-        return {self.name: {"plugin_data": dict(self.data)}}
+        """`{"<name>": {"plugin_data": {...}}}`: one item of a plugin type's list.
+
+        A map of two or more named objects is written as a list of one-key objects
+        (`"clusters": [{"a": {...}}, {"b": {...}}]`), which HCL v1 decodes into the same map: as one
+        JSON object, its decoder flattens the nested objects into one plugin block per key, and SPIRE
+        refuses the file ('plugin "NodeAttestor"/"k8s_psat" declared more than once', the real
+        `spire-server validate` in tests/real/test_kubernetes_enterprise.py)."""
+        data = {k: [{name: v[name]} for name in v] if isinstance(v, dict) and len(v) > 1 else v
+                for k, v in self.data.items()}
+        return {self.name: {"plugin_data": data}}
 
 
 class HealthChecks(ConfModel):

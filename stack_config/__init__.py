@@ -551,6 +551,10 @@ class StackConfig(Model):
                     "federates two trust domains: remove it "
                     f"(fix: `pulumi config rm --path 'workloads.{wname}.federatesWith'`)"]
         peers = set(self.trust_domains.values()) - {own}
+        if k8s.enterprise is not None and k8s.enterprise.nested:
+            return [f"workloads.{wname}.federatesWith: kubernetes.enterprise.nesting spire puts both servers in "
+                    f"{own!r}: there is no other trust domain to federate with: remove it "
+                    f"(fix: `pulumi config rm --path 'workloads.{wname}.federatesWith'`)"]
         return [
             f"workloads.{wname}.federatesWith: {td!r} is not federated with {own!r} (its server keeps the bundle "
             f"of {sorted(peers)} only): name that one"

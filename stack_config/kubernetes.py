@@ -11,7 +11,8 @@ Topologies (docs: the SPIRE design, research/spire.md sections 5-6):
 - `basic`: one cluster; the SPIRE server (StatefulSet, PostgreSQL datastore) and its agents
   (DaemonSet, `k8s_psat`), workloads registered by `SpireEntry` resources.
 - `enterprise`: two clusters, the root server of `spire.trustDomain` and a downstream server of
-  its own trust domain, federated both ways (`kubernetes.enterprise`, stack_config/kubernetes_enterprise.py).
+  its own trust domain, federated both ways, or nested under the root in one trust domain
+  (`kubernetes.enterprise.nesting: spire`; stack_config/kubernetes_enterprise.py).
 - `crd-free`: agents only, pointing at servers outside the cluster.
 """
 

@@ -8,13 +8,18 @@ both ways: each server serves its bundle on 8443 (`https_spiffe`) and fetches th
 other cluster's NodePort at `address` (the relationship and its first bundle come from
 spire-controller-manager's ClusterFederatedTrustDomain unless `controllerManager` is false).
 
-Why not `UpstreamAuthority "spire"` between them: SPIRE nests servers only within one trust domain
-(the plugin authenticates the upstream as `spiffe://<its own trust domain>/spire/server`,
-spire v1.15.3 pkg/server/plugin/upstreamauthority/spire/spire.go), so two trust domains are joined
-by federation; the nested server is proven on its own (tests/real/test_spire_nested.py).
+`nesting: spire` is the other shape: one trust domain, the downstream server nested under the
+upstream (`UpstreamAuthority "spire"`: the upstream mints its intermediate CA), no federation.
+SPIRE nests servers only within one trust domain (the plugin authenticates the upstream as
+`spiffe://<its own trust domain>/spire/server`, spire v1.15.3
+pkg/server/plugin/upstreamauthority/spire/spire.go; doc/plugin_server_upstreamauthority_spire.md),
+so a downstream trust domain of its own is refused with it, and two trust domains are joined by
+federation (`nesting: none`, the default).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -37,15 +42,23 @@ class EnterpriseCluster(Model):
     )
 
 
+# k8s_psat cluster name of the upstream server's agents in the downstream cluster (nesting: spire):
+# `<downstream cluster>-upstream`, a label of at most 63 characters.
+NESTED_CLUSTER_SUFFIX = "-upstream"
+
+
 class EnterpriseDownstream(EnterpriseCluster):
-    trust_domain: TrustDomain = Field(
-        description="Trust domain of the downstream server (differs from spire.trustDomain, the upstream's); "
-        "federated both ways with the upstream's."
+    trust_domain: TrustDomain | None = Field(
+        default=None,
+        description="Trust domain of the downstream server (nesting none: required, differs from spire.trustDomain, "
+        "the upstream's, and is federated both ways with it; nesting spire: leave it out, the downstream server is "
+        "in spire.trustDomain).",
     )
 
 
 class EnterpriseSettings(Model):
-    """The upstream (root, spire.trustDomain) and downstream (its own trust domain) sides."""
+    """The upstream (root, spire.trustDomain) and downstream (its own trust domain, or nested in
+    spire.trustDomain with `nesting: spire`) sides."""
 
     upstream: EnterpriseCluster = Field(description="The root server's cluster (trust domain spire.trustDomain).")
     downstream: EnterpriseDownstream = Field(
@@ -56,8 +69,24 @@ class EnterpriseSettings(Model):
         description="Run spire-controller-manager beside both servers: each declares the federation relationship "
         "with the other trust domain as a ClusterFederatedTrustDomain seeded with its bundle (no manual `bundle "
         "set`), and downstream ClusterSPIFFEID resources register pods that opt in (CRD-based registration, next "
-        "to the SpireEntry resources). false: static relationships in server.conf, seeded once by hand.",
+        "to the SpireEntry resources). false: static relationships in server.conf, seeded once by hand. With "
+        "nesting spire only beside the downstream server, for its ClusterSPIFFEIDs (nothing federates).",
     )
+
+    nesting: Literal["none", "spire"] = Field(
+        default="none",
+        description="How the downstream server gets its CA. none: from an intermediate the root signs, in its own "
+        "trust domain (downstream.trustDomain), federated both ways with the upstream's. spire: nested under the "
+        "upstream server in spire.trustDomain (UpstreamAuthority \"spire\" through an upstream agent in the "
+        "downstream cluster, registered on the upstream as a downstream entry); no federation, since SPIRE nests "
+        "only within one trust domain. The upstream server then reviews that agent's k8s_psat tokens in the "
+        "downstream cluster with the kubeconfig the operator puts in the Secret "
+        "spire-server/spire-server-downstream-kubeconfig of the upstream cluster.",
+    )
+
+    @property
+    def nested(self) -> bool:
+        return self.nesting == "spire"
 
     def problems(self, clusters: set[str], upstream_trust_domain: str) -> list[str]:
         """`kubernetes.enterprise.<key>: ...` lines."""
@@ -74,14 +103,60 @@ class EnterpriseSettings(Model):
                 "kubernetes.enterprise.downstream.cluster: the downstream server runs in the other cluster than "
                 f"the upstream ({self.upstream.cluster!r}): name the second cluster"
             )
-        if self.downstream.trust_domain == upstream_trust_domain:
+        out += self._trust_domain_problems(upstream_trust_domain)
+        return out
+
+    def _trust_domain_problems(self, upstream_trust_domain: str) -> list[str]:
+        td = self.downstream.trust_domain
+        if self.nested:
+            out = []
+            if td is not None and td != upstream_trust_domain:
+                out.append(
+                    f"kubernetes.enterprise.downstream.trustDomain: {td!r} differs from spire.trustDomain "
+                    f"({upstream_trust_domain!r}), but nesting: spire puts the downstream server in the upstream's "
+                    "trust domain (SPIRE's UpstreamAuthority \"spire\" works only within one trust domain): remove "
+                    "it (fix: `pulumi config rm --path 'kubernetes.enterprise.downstream.trustDomain'`), or set "
+                    "kubernetes.enterprise.nesting to none to federate two trust domains"
+                )
+            if len(self.downstream.cluster) + len(NESTED_CLUSTER_SUFFIX) > 63:
+                out.append(
+                    f"kubernetes.enterprise.downstream.cluster: {self.downstream.cluster!r} is too long for "
+                    f"nesting: spire: the upstream's agents there attest as cluster "
+                    f"'<name>{NESTED_CLUSTER_SUFFIX}', a label of at most 63 characters; use a name of at most "
+                    f"{63 - len(NESTED_CLUSTER_SUFFIX)}"
+                )
+            return out
+        if td is None:
+            return [
+                "kubernetes.enterprise.downstream.trustDomain: required with kubernetes.enterprise.nesting none: "
+                "the downstream server has its own trust domain, federated with spire.trustDomain "
+                "(fix: `pulumi config set --path 'kubernetes.enterprise.downstream.trustDomain' "
+                "downstream.<your domain>`, or set kubernetes.enterprise.nesting to spire for one trust domain)"
+            ]
+        out = []
+        if td == upstream_trust_domain:
             out.append(
                 f"kubernetes.enterprise.downstream.trustDomain: {self.downstream.trust_domain!r} is also "
                 "spire.trustDomain (the upstream's): the two servers federate, which needs two trust domains; "
-                "choose another (e.g. downstream.<your domain>)"
+                "choose another (e.g. downstream.<your domain>), or set kubernetes.enterprise.nesting to spire to nest "
+                "the downstream server in it"
             )
         return out
 
+    def downstream_trust_domain(self, upstream_trust_domain: str) -> str:
+        """The downstream server's trust domain: its own, or the upstream's when nested."""
+        if self.nested or self.downstream.trust_domain is None:
+            return upstream_trust_domain
+        return self.downstream.trust_domain
+
+    @property
+    def nested_cluster(self) -> str:
+        """The k8s_psat cluster name the upstream server knows the downstream cluster's upstream agents by:
+        not the downstream cluster's own, so their agent IDs differ from the downstream server's agents'
+        on the same nodes (one trust domain, two servers)."""
+        return f"{self.downstream.cluster}{NESTED_CLUSTER_SUFFIX}"
+
     def trust_domains(self, upstream_trust_domain: str) -> dict[str, str]:
         """Cluster name -> the trust domain of the server that runs there."""
-        return {self.upstream.cluster: upstream_trust_domain, self.downstream.cluster: self.downstream.trust_domain}
+        return {self.upstream.cluster: upstream_trust_domain,
+                self.downstream.cluster: self.downstream_trust_domain(upstream_trust_domain)}

@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 from components.kubernetes import security as sec
 from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
 from components.kubernetes.spire_config import (
+    AGENT_NAME,
     SERVER_NAME,
     SERVER_NAMESPACE,
     SERVER_PORT,
@@ -139,10 +140,10 @@ def workloads_side(
 
 def alias_entry(
     name: str, trust_domain: str, cluster: str, connection: Mapping[str, Any], parent: pulumi.Resource,
-    depends_on: Sequence[pulumi.Resource] = (),
+    depends_on: Sequence[pulumi.Resource] = (), agent: str = AGENT_NAME,
 ) -> tuple[SpireEntry, str]:
     """The node alias of the cluster's agents (`spire_config.node_alias`) as a SpireEntry, and its ID."""
-    alias_id, selectors = node_alias(trust_domain, cluster)
+    alias_id, selectors = node_alias(trust_domain, cluster, agent)
     entry = SpireEntry(
         f"{name}-node-alias",
         spiffe_id=alias_id,

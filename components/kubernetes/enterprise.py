@@ -20,9 +20,14 @@ With spire-controller-manager (the default) it runs beside both servers, and eac
 `ClusterFederatedTrustDomain` declares the relationship with the peer, seeded with the peer's
 bundle built from that root (components/kubernetes/federation.py): no bundle is set by hand.
 
-Why not the downstream server nested under the upstream (`UpstreamAuthority "spire"`): SPIRE nests
-only within one trust domain (stack_config/kubernetes_enterprise.py); the nested server is proven
-on its own in tests/real/test_spire_nested.py.
+`kubernetes.enterprise.nesting: spire` nests the downstream server under the upstream instead, in
+one trust domain (SPIRE nests only within one: stack_config/kubernetes_enterprise.py): no
+intermediate from the program, no federation, no ClusterFederatedTrustDomain and no manager beside
+the upstream (nothing to reconcile there). The downstream server's UpstreamAuthority "spire" gets
+its CA from the upstream, authenticated by the SVID of a `downstream` entry the program registers
+on the upstream (`SpireEntry`): parented to the node alias of the upstream's agents in the
+downstream cluster, selecting the server container of the downstream server's pods. The
+downstream server waits for both entries (enterprise_config.py has the wiring).
 """
 
 from __future__ import annotations
@@ -35,19 +40,26 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.intermediate_ca import IntermediateCa, IntermediateCaArgs
+from components.kubernetes.basic import alias_entry
 from components.kubernetes.controller_manager import FederatedTrustDomain
 from components.kubernetes.enterprise_config import (
     DOWNSTREAM_WORKLOADS,
+    EnterpriseSide,
     Role,
     build_side_agent_conf,
     build_side_server_conf,
+    build_upstream_agent_conf,
     enterprise_sides,
+    is_nested,
+    nested_cluster,
     relationships_by_crd,
 )
 from components.kubernetes.enterprise_side import GATEWAY, EnterpriseSideArgs, EnterpriseSideStack
 from components.kubernetes.federation import federated_trust_domain, seed_bundle
 from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
+from components.kubernetes.spire_config import SERVER_NAME, SERVER_NAMESPACE, UPSTREAM_AGENT_NAME
 from components.kubernetes.workloads import k8s_identity
+from dynamic_providers.spire.provider import SpireEntry
 from stack_config import KubernetesCluster, StackConfig
 
 # Pods that opt in to registration by spire-controller-manager carry this label.
@@ -68,16 +80,24 @@ class EnterpriseTopologyArgs:
 def cluster_spiffe_ids(config: StackConfig) -> dict[str, ClusterSPIFFEIDSpec]:
     """The CRD-based registration path: pods of downstream-workloads labelled
     `identity-platform/registration: crd` get `spiffe://<downstream td>/ns/<ns>/sa/<sa>`,
-    federated with the upstream trust domain."""
-    return {
-        DOWNSTREAM_WORKLOADS: {
-            "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/"
-                                "{{ .PodSpec.ServiceAccountName }}",
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": DOWNSTREAM_WORKLOADS}},
-            "podSelector": {"matchLabels": {CRD_REGISTRATION_LABEL: "crd"}},
-            "federatesWith": [config.spire.trust_domain],
-        }
+    federated with the upstream trust domain (nested: the same trust domain, nothing to federate)."""
+    spec: ClusterSPIFFEIDSpec = {
+        "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/"
+                            "{{ .PodSpec.ServiceAccountName }}",
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": DOWNSTREAM_WORKLOADS}},
+        "podSelector": {"matchLabels": {CRD_REGISTRATION_LABEL: "crd"}},
     }
+    if not is_nested(config):
+        spec["federatesWith"] = [config.spire.trust_domain]
+    return {DOWNSTREAM_WORKLOADS: spec}
+
+
+def downstream_entry(trust_domain: str, downstream: EnterpriseSide) -> tuple[str, list[str]]:
+    """The nested downstream server's SPIFFE ID on the upstream and its selectors: the `spire-server`
+    container of pods in spire-server running as the spire-server account (the manager sidecar
+    shares the account but not the container name, and never mounts the upstream socket)."""
+    return (f"spiffe://{trust_domain}/k8s/{downstream.cluster}/spire-server",
+            [f"k8s:ns:{SERVER_NAMESPACE}", f"k8s:sa:{SERVER_NAME}", f"k8s:container-name:{SERVER_NAME}"])
 
 
 class EnterpriseTopology(pulumi.ComponentResource):
@@ -87,7 +107,8 @@ class EnterpriseTopology(pulumi.ComponentResource):
     alias_ids: dict[str, str]
     connections: dict[str, Mapping[str, Any]]
     server_address: str
-    intermediate: IntermediateCa
+    intermediate: IntermediateCa | None
+    nested_entries: tuple[SpireEntry, SpireEntry] | None
 
     def __init__(self, name: str, args: EnterpriseTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseTopology", name, None, opts)
@@ -97,25 +118,35 @@ class EnterpriseTopology(pulumi.ComponentResource):
             raise AssertionError("stack_config refuses the enterprise topology without kubernetes.enterprise")
         specs = enterprise_sides(config)
         down = specs["downstream"]
-        self.intermediate = IntermediateCa(
-            f"{name}-downstream-ca",
-            IntermediateCaArgs(
-                common_name=f"{down.trust_domain} intermediate CA",
-                root_cert_pem=args.root_ca_cert_pem,
-                root_key_pem=args.root_ca_key_pem,
-                validity_hours=INTERMEDIATE_HOURS,
-                early_renewal_hours=INTERMEDIATE_EARLY_RENEWAL_HOURS,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        ca: dict[Role, tuple[pulumi.Input[str], pulumi.Input[str], pulumi.Input[str] | None]] = {
+        nested = ent.nested
+        ca: dict[Role, tuple[pulumi.Input[str] | None, pulumi.Input[str] | None, pulumi.Input[str] | None]] = {
             "upstream": (args.root_ca_cert_pem, args.root_ca_key_pem, None),
-            "downstream": (self.intermediate.cert_pem, self.intermediate.key_pem, args.root_ca_cert_pem),
+            "downstream": (None, None, None),  # nested: the upstream server mints its CA
         }
+        self.intermediate = None
+        if not nested:
+            self.intermediate = IntermediateCa(
+                f"{name}-downstream-ca",
+                IntermediateCaArgs(
+                    common_name=f"{down.trust_domain} intermediate CA",
+                    root_cert_pem=args.root_ca_cert_pem,
+                    root_key_pem=args.root_ca_key_pem,
+                    validity_hours=INTERMEDIATE_HOURS,
+                    early_renewal_hours=INTERMEDIATE_EARLY_RENEWAL_HOURS,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            ca["downstream"] = (self.intermediate.cert_pem, self.intermediate.key_pem, args.root_ca_cert_pem)
         # Either trust domain's X.509 authorities are the root's certificates (federation.py).
         seed = pulumi.Output.from_input(args.root_ca_cert_pem).apply(seed_bundle)
         managed = relationships_by_crd(config)
         self.sides = {}
+        self.nested_entries = None
+
+        def runs_manager(role: Role) -> bool:
+            # Nested, the upstream's manager would have nothing to reconcile: none runs there.
+            return ent.controller_manager and (not nested or role == "downstream")
+
         for role, side in specs.items():
             own = [w for w in config.workloads.values() if w.node == side.cluster]
             ns = {k8s_identity(w)[0] for w in own} | ({DOWNSTREAM_WORKLOADS} if role == "downstream" else set())
@@ -135,15 +166,40 @@ class EnterpriseTopology(pulumi.ComponentResource):
                     upstream_bundle_pem=bundle,
                     workload_namespaces=tuple(sorted(ns)),
                     cluster_spiffe_ids=(cluster_spiffe_ids(config) if role == "downstream" else {})
-                    if managed else None,
+                    if runs_manager(role) else None,
                     federated_trust_domains={side.peer_trust_domain: FederatedTrustDomain(
                         federated_trust_domain(side), seed)} if managed else {},
                     gateway=role == "downstream" and any(
                         w == GATEWAY and spec.node == side.cluster for w, spec in config.workloads.items()),
+                    upstream_agent_conf=build_upstream_agent_conf(config, side).render()
+                    if nested and role == "downstream" else None,
+                    peer_kubeconfig=nested and role == "upstream",
+                    server_depends_on=tuple(self.nested_entries or ()) if role == "downstream" else (),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.providers[side.cluster]}),
             )
+            if nested and role == "upstream":
+                self.nested_entries = self._nested_entries(name, config, self.sides["upstream"], down)
         self.alias_ids = {specs[r].cluster: s.alias_id for r, s in self.sides.items()}
         self.connections = {specs[r].cluster: s.connection for r, s in self.sides.items()}
         self.server_address = f"{ent.upstream.address}:{specs['upstream'].node_ports['grpc']}"
         self.register_outputs({"alias_ids": self.alias_ids, "server_address": self.server_address})
+
+    def _nested_entries(self, name: str, config: StackConfig, upstream: EnterpriseSideStack,
+                        down: EnterpriseSide) -> tuple[SpireEntry, SpireEntry]:
+        """On the upstream server: the node alias of its agents in the downstream cluster and, under
+        it, the downstream entry of the nested server."""
+        td = config.spire.trust_domain
+        alias, alias_id = alias_entry(f"{name}-nested", td, nested_cluster(config), upstream.connection, self,
+                                      depends_on=[upstream.server.statefulset], agent=UPSTREAM_AGENT_NAME)
+        spiffe_id, selectors = downstream_entry(td, down)
+        entry = SpireEntry(
+            f"{name}-downstream-entry",
+            spiffe_id=spiffe_id,
+            parent_id=alias_id,
+            selectors=selectors,
+            downstream=True,
+            connection=dict(upstream.connection),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[alias]),
+        )
+        return alias, entry

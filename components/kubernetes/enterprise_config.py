@@ -17,6 +17,26 @@ Where the relationship with the peer is declared:
   API with the seed (a static entry would override it and hide it from `spire-server federation`);
 - without the manager: statically in server.conf (`federates_with`), and the seed has to be set
   by hand once (`spire-server bundle set`, docs/architecture.md), as https_spiffe requires.
+
+With `kubernetes.enterprise.nesting: spire` both servers are in spire.trustDomain and nothing
+federates (no bundle endpoint, no relationship):
+
+    upstream cluster     root server      UpstreamAuthority disk: the root CA; k8s_psat also for
+                                          the downstream cluster's upstream agents (cluster
+                                          `<downstream>-upstream`, through that cluster's kubeconfig)
+    downstream cluster   nested server    UpstreamAuthority spire: the upstream's agent API
+                                          NodePort, authenticated by the SVID the upstream agent on
+                                          its node gives it (a `downstream` entry on the upstream)
+                         upstream agents  k8s_psat to the upstream's agent API NodePort
+
+Why k8s_psat and not join_token for the upstream agents: a join token is single-use and an agent
+re-attests with a new one whenever its data is lost (a DaemonSet pod rescheduled), so every node
+would need an operator-minted token per restart; k8s_psat is re-attestable from the projected
+token the kubelet keeps rotating, and SPIRE's server plugin reviews tokens of a cluster it does not
+run in through that cluster's `kube_config_file` (doc/plugin_server_nodeattestor_k8s_psat.md). The
+price is a credential of the downstream cluster in the upstream one: a token of the reviewer
+account the program creates there (`spire-upstream-reviewer`), which the operator mints and puts
+in a Secret (docs/architecture.md), so it never reaches Pulumi state.
 """
 
 from __future__ import annotations
@@ -25,12 +45,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from components.kubernetes.spire_config import (
+    AGENT_SOCKET_DIR,
+    PEER_KUBECONFIG,
     SERVER_SECRETS,
+    SERVER_UPSTREAM_SOCKET_DIR,
+    SYSTEM_NAMESPACE,
+    UPSTREAM_AGENT_NAME,
     UPSTREAM_BUNDLE,
     build_agent_conf,
     build_server_conf,
+    spire_upstream,
 )
-from components.spire_conf import AgentConf, BundleEndpoint, FederatesWith, Federation, ServerConf
+from components.spire_conf import AgentConf, BundleEndpoint, FederatesWith, Federation, Plugin, ServerConf
 from stack_config import StackConfig
 from stack_config.kubernetes_enterprise import DOWNSTREAM_NODE_PORTS, UPSTREAM_NODE_PORTS, EnterpriseSettings
 
@@ -50,6 +76,7 @@ class EnterpriseSide:
     peer_trust_domain: str
     peer_address: str
     peer_federation_port: int  # the peer cluster's federation NodePort
+    nested: bool = False  # kubernetes.enterprise.nesting spire: one trust domain, no federation
 
     @property
     def peer_bundle_url(self) -> str:
@@ -59,12 +86,17 @@ class EnterpriseSide:
 def enterprise_sides(config: StackConfig) -> dict[Role, EnterpriseSide]:
     """Both sides, from `kubernetes.enterprise` (config guarantees it with the enterprise topology)."""
     ent = _settings(config)
-    up_td, down_td = config.spire.trust_domain, ent.downstream.trust_domain
+    up_td = config.spire.trust_domain
+    down_td = ent.downstream_trust_domain(up_td)
+    nested = ent.nested
+    # Nested: no bundle endpoint; the agent APIs keep the design's NodePorts.
+    up_ports, down_ports = ({k: v for k, v in ports.items() if k != "federation" or not nested}
+                            for ports in (UPSTREAM_NODE_PORTS, DOWNSTREAM_NODE_PORTS))
     return {
-        "upstream": EnterpriseSide("upstream", ent.upstream.cluster, up_td, dict(UPSTREAM_NODE_PORTS), down_td,
-                                   ent.downstream.address, DOWNSTREAM_NODE_PORTS["federation"]),
-        "downstream": EnterpriseSide("downstream", ent.downstream.cluster, down_td, dict(DOWNSTREAM_NODE_PORTS),
-                                     up_td, ent.upstream.address, UPSTREAM_NODE_PORTS["federation"]),
+        "upstream": EnterpriseSide("upstream", ent.upstream.cluster, up_td, up_ports, down_td,
+                                   ent.downstream.address, DOWNSTREAM_NODE_PORTS["federation"], nested),
+        "downstream": EnterpriseSide("downstream", ent.downstream.cluster, down_td, down_ports,
+                                     up_td, ent.upstream.address, UPSTREAM_NODE_PORTS["federation"], nested),
     }
 
 
@@ -76,14 +108,27 @@ def _settings(config: StackConfig) -> EnterpriseSettings:
 
 def relationships_by_crd(config: StackConfig) -> bool:
     """True when spire-controller-manager runs beside both servers and declares the federation
-    relationships (`ClusterFederatedTrustDomain`); False: they are static in server.conf."""
-    return _settings(config).controller_manager
+    relationships (`ClusterFederatedTrustDomain`); False: they are static in server.conf (or, nested,
+    there are none)."""
+    ent = _settings(config)
+    return ent.controller_manager and not ent.nested
+
+
+def is_nested(config: StackConfig) -> bool:
+    return _settings(config).nested
+
+
+def nested_cluster(config: StackConfig) -> str:
+    """The k8s_psat cluster name of the upstream server's agents in the downstream cluster."""
+    return _settings(config).nested_cluster
 
 
 def build_side_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf:
     """server.conf of one side: the basic server in `side.trust_domain` serving its bundle, federated
     with the peer statically only when no controller manager declares the relationship; the
     downstream's UpstreamAuthority also names the root as its bundle (its CA is an intermediate)."""
+    if side.nested:
+        return _nested_server_conf(config, side)
     base = build_server_conf(config, side.cluster)
     static = {} if relationships_by_crd(config) else {side.peer_trust_domain: FederatesWith(
         bundle_endpoint_url=side.peer_bundle_url,
@@ -97,6 +142,43 @@ def build_side_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerC
             update={"data": {**upstream.data, "bundle_file_path": f"{SERVER_SECRETS}/{UPSTREAM_BUNDLE}"}}
         )
     return ServerConf.model_validate(base.model_copy(update={"server": server, "upstream_authority": upstream}))
+
+
+def _nested_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf:
+    """nesting spire: no federation. Upstream: the root server, whose k8s_psat also takes the
+    downstream cluster's upstream agents (reviewed there through its kubeconfig). Downstream:
+    UpstreamAuthority "spire", dialing the upstream's agent API NodePort with the SVID the upstream
+    agent of its node serves it (its socket in the pod's CSI volume)."""
+    base = build_server_conf(config, side.cluster)
+    server = base.server.model_copy(update={"trust_domain": side.trust_domain})
+    update: dict[str, object] = {"server": server}
+    if side.role == "upstream":
+        (psat,) = base.node_attestors
+        own = psat.data["clusters"]
+        assert isinstance(own, dict)
+        clusters = {**own, nested_cluster(config): {
+            "service_account_allow_list": [f"{SYSTEM_NAMESPACE}:{UPSTREAM_AGENT_NAME}"],
+            "kube_config_file": f"{SERVER_SECRETS}/{PEER_KUBECONFIG}",
+        }}
+        update["node_attestors"] = [Plugin(name=psat.name, data={**psat.data, "clusters": clusters})]
+    else:
+        update["upstream_authority"] = spire_upstream(
+            side.peer_address, UPSTREAM_NODE_PORTS["grpc"], f"{SERVER_UPSTREAM_SOCKET_DIR}/agent.sock")
+    return ServerConf.model_validate(base.model_copy(update=update))
+
+
+def build_upstream_agent_conf(config: StackConfig, side: EnterpriseSide) -> AgentConf:
+    """agent.conf of the upstream server's agents in the downstream cluster (nesting spire): the
+    downstream cluster's agent config, attesting to the upstream's agent API NodePort as cluster
+    `<downstream>-upstream`. Its socket path in the container is the usual one; the host directory
+    behind it is its own (`UPSTREAM_AGENT_HOST_DIR`)."""
+    base = build_agent_conf(config, side.cluster)
+    agent = base.agent.model_copy(update={
+        "trust_domain": side.peer_trust_domain, "server_address": side.peer_address,
+        "server_port": str(UPSTREAM_NODE_PORTS["grpc"]), "socket_path": f"{AGENT_SOCKET_DIR}/agent.sock"})
+    attestor = Plugin(name=base.node_attestor.name,
+                      data={**base.node_attestor.data, "cluster": nested_cluster(config)})
+    return AgentConf.model_validate(base.model_copy(update={"agent": agent, "node_attestor": attestor}))
 
 
 def build_side_agent_conf(config: StackConfig, side: EnterpriseSide) -> AgentConf:

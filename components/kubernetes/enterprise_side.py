@@ -7,6 +7,12 @@ the default-deny policies and sample workloads of the workloads this cluster att
 spire-controller-manager in the server pod (with the relationship to the peer trust domain as a
 `ClusterFederatedTrustDomain`, and downstream the ClusterSPIFFEIDs), and downstream the security
 gateway's NodePort.
+
+Nested (`kubernetes.enterprise.nesting: spire`), the downstream cluster also runs the upstream
+server's agents (`SpireAgents` under `UPSTREAM_AGENTS` names: their own service account, host
+socket directory and CSI driver, whose volume the downstream server pod mounts) and the reviewer
+account the upstream server reads their tokens and pods with; the upstream server mounts the
+kubeconfig of that account (the operator's Secret).
 """
 
 from __future__ import annotations
@@ -27,16 +33,34 @@ from components.kubernetes.controller_manager import (
 )
 from components.kubernetes.enterprise_config import FEDERATION_PORT, EnterpriseSide
 from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
-from components.kubernetes.spire_agents import SpireAgents, SpireAgentsArgs
-from components.kubernetes.spire_config import SERVER_NAMESPACE, SYSTEM_NAMESPACE
-from components.kubernetes.spire_server import ServerExposure, Sidecar, SpireServer, SpireServerArgs
+from components.kubernetes.spire_agents import AgentNames, SpireAgents, SpireAgentsArgs
+from components.kubernetes.spire_config import (
+    SERVER_NAMESPACE,
+    SYSTEM_NAMESPACE,
+    UPSTREAM_AGENT_HOST_DIR,
+    UPSTREAM_AGENT_NAME,
+    UPSTREAM_CSI_DRIVER,
+    UPSTREAM_CSI_NAME,
+)
+from components.kubernetes.spire_server import (
+    ServerExposure,
+    Sidecar,
+    SpireServer,
+    SpireServerArgs,
+    reviewer_account,
+)
 from components.kubernetes.workloads import k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
 from stack_config import KubernetesCluster, StackConfig
-from stack_config.kubernetes_enterprise import GATEWAY_NODE_PORT
+from stack_config.kubernetes_enterprise import GATEWAY_NODE_PORT, UPSTREAM_NODE_PORTS
 
 GATEWAY = "security-gateway"
 GATEWAY_PORT = 8080  # the gateway application's listener (the sample pod runs only its SVID helper)
+UPSTREAM_AGENTS = AgentNames(agent=UPSTREAM_AGENT_NAME, csi=UPSTREAM_CSI_NAME, csi_driver=UPSTREAM_CSI_DRIVER,
+                             host_socket_dir=UPSTREAM_AGENT_HOST_DIR, bundle="spire-upstream-bundle",
+                             default_deny=False)
+# The upstream server's identity in the downstream cluster (nested): k8s_psat's reviewer role there.
+UPSTREAM_REVIEWER = "spire-upstream-reviewer"
 
 
 @dataclass(frozen=True)
@@ -46,9 +70,10 @@ class EnterpriseSideArgs:
     access: KubernetesCluster
     server_conf: str
     agent_conf: str
-    # The upstream CA (the root upstream, an intermediate downstream) and, for an intermediate, the root.
-    ca_cert_pem: pulumi.Input[str]
-    ca_key_pem: pulumi.Input[str]
+    # The upstream CA (the root upstream, an intermediate downstream; None nested downstream) and,
+    # for an intermediate, the root.
+    ca_cert_pem: pulumi.Input[str] | None
+    ca_key_pem: pulumi.Input[str] | None
     bundle_pem: pulumi.Input[str]
     upstream_bundle_pem: pulumi.Input[str] | None = None
     workload_namespaces: tuple[str, ...] = ()
@@ -57,6 +82,10 @@ class EnterpriseSideArgs:
     # The manager's ClusterFederatedTrustDomains (the peer, with its seed bundle).
     federated_trust_domains: Mapping[str, FederatedTrustDomain] = field(default_factory=dict)
     gateway: bool = False
+    # Nested downstream: the upstream server's agents' config; nested upstream: read the peer's kubeconfig.
+    upstream_agent_conf: str | None = None
+    peer_kubeconfig: bool = False
+    server_depends_on: tuple[pulumi.Resource, ...] = ()
 
 
 class EnterpriseSideStack(pulumi.ComponentResource):
@@ -68,6 +97,7 @@ class EnterpriseSideStack(pulumi.ComponentResource):
     alias_id: str
     connection: dict[str, Any]
     controller_manager: SpireControllerManager | None
+    upstream_agents: SpireAgents | None
 
     def __init__(self, name: str, args: EnterpriseSideArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseSide", name, None, opts)
@@ -105,24 +135,18 @@ class EnterpriseSideStack(pulumi.ComponentResource):
                 server_storage=k8s_conf.server_storage,
                 database_storage=k8s_conf.database_storage,
                 storage_class=k8s_conf.storage_class,
-                exposure=ServerExposure(node_ports=side.node_ports, federation_port=FEDERATION_PORT,
-                                        peer_ports=(side.peer_federation_port,)),
+                exposure=_exposure(side, args.upstream_agent_conf is not None),
                 sidecars=sidecars,
+                upstream_socket_driver=UPSTREAM_CSI_DRIVER if args.upstream_agent_conf is not None else None,
+                peer_kubeconfig=args.peer_kubeconfig,
+                depends_on=args.server_depends_on,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.agents = SpireAgents(
-            f"{name}-agents",
-            SpireAgentsArgs(
-                namespace=names[SYSTEM_NAMESPACE],
-                agent_conf=args.agent_conf,
-                bundle_pem=args.bundle_pem,
-                agent_image=images.spire_agent,
-                csi_driver_image=images.spiffe_csi_driver,
-                csi_registrar_image=images.csi_node_driver_registrar,
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        self.agents = _agents(f"{name}-agents", names[SYSTEM_NAMESPACE], args.agent_conf, args, self)
+        self.upstream_agents = None
+        if args.upstream_agent_conf is not None:
+            self.upstream_agents = _upstream_agents(name, names[SYSTEM_NAMESPACE], args, self)
         own = {w: spec for w, spec in config.workloads.items() if spec.node == side.cluster}
         workloads_side(name, config.model_copy(update={"workloads": own}), names, self.agents, self,
                        workload_ns=args.workload_namespaces)
@@ -134,6 +158,38 @@ class EnterpriseSideStack(pulumi.ComponentResource):
             name, side.trust_domain, side.cluster, self.connection, self, depends_on=[self.server.statefulset]
         )
         self.register_outputs({"alias_id": self.alias_id})
+
+
+def _exposure(side: EnterpriseSide, nested_downstream: bool) -> ServerExposure:
+    """The side's NodePorts; federated, each server fetches the peer's bundle endpoint NodePort;
+    nested, the downstream server calls the upstream's agent API NodePort and the upstream none."""
+    if not side.nested:
+        return ServerExposure(node_ports=side.node_ports, federation_port=FEDERATION_PORT,
+                              peer_ports=(side.peer_federation_port,))
+    return ServerExposure(node_ports=side.node_ports, federation_port=None,
+                          peer_ports=(UPSTREAM_NODE_PORTS["grpc"],) if nested_downstream else ())
+
+
+def _upstream_agents(name: str, ns: pulumi.Input[str], args: EnterpriseSideArgs,
+                     parent: pulumi.Resource) -> SpireAgents:
+    """The upstream server's agents on every node of the downstream cluster, and the reviewer
+    account the upstream server attests them with (k8s_psat: TokenReview, get pods and nodes; the
+    ClusterRole the downstream server's own reviewer has, bound to a second account)."""
+    assert args.upstream_agent_conf is not None
+    reviewer_account(f"{name}-upstream-reviewer", UPSTREAM_REVIEWER, ns, parent)
+    # The upstream server is in the other cluster: its agent API NodePort, on a node address.
+    return _agents(f"{name}-upstream-agents", ns, args.upstream_agent_conf, args, parent,
+                   server_peer=None, server_port=UPSTREAM_NODE_PORTS["grpc"], names=UPSTREAM_AGENTS)
+
+
+def _agents(name: str, ns: pulumi.Input[str], conf: str, args: EnterpriseSideArgs, parent: pulumi.Resource,
+            **where: Any) -> SpireAgents:
+    """A set of agents of the side's images, bootstrapping with the root; `where`: their server and names."""
+    images = args.config.images
+    return SpireAgents(name, SpireAgentsArgs(
+        namespace=ns, agent_conf=conf, bundle_pem=args.bundle_pem, agent_image=images.spire_agent,
+        csi_driver_image=images.spiffe_csi_driver, csi_registrar_image=images.csi_node_driver_registrar, **where,
+    ), opts=pulumi.ResourceOptions(parent=parent))
 
 
 def _gateway(name: str, ns: pulumi.Input[str], parent: pulumi.Resource) -> None:

@@ -59,6 +59,25 @@ CSI_HEALTH_PORT = 9809
 
 
 @dataclass(frozen=True)
+class AgentNames:
+    """The names of one set of agents of a node, so two sets share `spire-system`: the cluster's
+    own (the defaults) and, with the enterprise topology's nesting, the upstream server's agents in
+    the downstream cluster, each with its own host socket directory and CSI driver."""
+
+    agent: str = AGENT_NAME
+    csi: str = CSI_NAME
+    csi_driver: str = CSI_DRIVER
+    host_socket_dir: str = AGENT_SOCKET_DIR
+    bundle: str = "spire-bundle"
+    # The namespace's default-deny policy comes with the first set only.
+    default_deny: bool = True
+
+    @property
+    def role(self) -> str:
+        return f"identity-platform-{self.agent}"
+
+
+@dataclass(frozen=True)
 class SpireAgentsArgs:
     namespace: pulumi.Input[str]
     agent_conf: str
@@ -72,6 +91,7 @@ class SpireAgentsArgs:
         default_factory=lambda: sec.peer(SERVER_NAMESPACE, SERVER_NAME)
     )
     server_port: int = SERVER_PORT
+    names: AgentNames = field(default_factory=AgentNames)
 
 
 def _node_name() -> k8s.core.v1.EnvVarArgsDict:
@@ -92,44 +112,45 @@ class SpireAgents(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: SpireAgentsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:SpireAgents", name, None, opts)
+        n = args.names
         child = pulumi.ResourceOptions(parent=self)
         ns = args.namespace
 
         account = k8s.core.v1.ServiceAccount(
             f"{name}-account",
-            metadata=sec.meta(AGENT_NAME, ns, AGENT_NAME, "agent"),
+            metadata=sec.meta(n.agent, ns, n.agent, "agent"),
             automount_service_account_token=False,
             opts=child,
         )
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-role",
-            metadata={"name": "identity-platform-spire-agent", "labels": sec.labels(AGENT_NAME, "agent")},
+            metadata={"name": n.role, "labels": sec.labels(n.agent, "agent")},
             # The kubelet's /pods, which the k8s workload attestor reads to find the caller's pod.
             rules=[{"api_groups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}],
             opts=child,
         )
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-role-binding",
-            metadata={"name": "identity-platform-spire-agent", "labels": sec.labels(AGENT_NAME, "agent")},
+            metadata={"name": n.role, "labels": sec.labels(n.agent, "agent")},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
-            subjects=[{"kind": "ServiceAccount", "name": AGENT_NAME, "namespace": ns}],
+            subjects=[{"kind": "ServiceAccount", "name": n.agent, "namespace": ns}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[account]),
         )
         conf = k8s.core.v1.ConfigMap(
             f"{name}-conf",
-            metadata=sec.meta(AGENT_NAME, ns, AGENT_NAME, "agent"),
+            metadata=sec.meta(n.agent, ns, n.agent, "agent"),
             data={"agent.conf": args.agent_conf},
             opts=child,
         )
         bundle = k8s.core.v1.ConfigMap(
             f"{name}-bundle",
-            metadata=sec.meta("spire-bundle", ns, AGENT_NAME, "agent"),
+            metadata=sec.meta(n.bundle, ns, n.agent, "agent"),
             data={AGENT_BUNDLE: args.bundle_pem},
             opts=child,
         )
 
         agent: k8s.core.v1.ContainerArgsDict = {
-            "name": AGENT_NAME,
+            "name": n.agent,
             "image": args.agent_image,
             "args": ["-config", f"{AGENT_CONF_DIR}/agent.conf"],
             "env": [_node_name()],
@@ -148,17 +169,17 @@ class SpireAgents(pulumi.ComponentResource):
         }
         self.daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-daemonset",
-            metadata=sec.meta(AGENT_NAME, ns, AGENT_NAME, "agent"),
+            metadata=sec.meta(n.agent, ns, n.agent, "agent"),
             spec={
-                "selector": {"match_labels": sec.selector(AGENT_NAME)},
+                "selector": {"match_labels": sec.selector(n.agent)},
                 "update_strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 1}},
                 "template": {
                     "metadata": {
-                        "labels": sec.labels(AGENT_NAME, "agent"),
+                        "labels": sec.labels(n.agent, "agent"),
                         "annotations": {"identity-platform/agent-conf": sec.digest(args.agent_conf)},
                     },
                     "spec": {
-                        "service_account_name": AGENT_NAME,
+                        "service_account_name": n.agent,
                         # The k8s workload attestor authenticates to the kubelet with this token.
                         "automount_service_account_token": True,
                         "enable_service_links": False,
@@ -174,7 +195,7 @@ class SpireAgents(pulumi.ComponentResource):
                                 "audience": AGENT_TOKEN_AUDIENCE,
                                 "expiration_seconds": TOKEN_SECONDS,
                             }}]}},
-                            {"name": "sockets", "host_path": {"path": AGENT_SOCKET_DIR, "type": "DirectoryOrCreate"}},
+                            {"name": "sockets", "host_path": {"path": n.host_socket_dir, "type": "DirectoryOrCreate"}},
                             {"name": "data", "empty_dir": {"size_limit": "64Mi"}},
                         ],
                     },
@@ -186,7 +207,7 @@ class SpireAgents(pulumi.ComponentResource):
         # --- the SPIFFE CSI driver: the Workload API socket as an inline volume ------------------
         k8s.storage.v1.CSIDriver(
             f"{name}-csi-driver",
-            metadata={"name": CSI_DRIVER, "labels": sec.labels(CSI_NAME, "csi")},
+            metadata={"name": n.csi_driver, "labels": sec.labels(n.csi, "csi")},
             spec={
                 "attach_required": False,
                 "pod_info_on_mount": True,
@@ -197,14 +218,14 @@ class SpireAgents(pulumi.ComponentResource):
         )
         csi_account = k8s.core.v1.ServiceAccount(
             f"{name}-csi-account",
-            metadata=sec.meta(CSI_NAME, ns, CSI_NAME, "csi"),
+            metadata=sec.meta(n.csi, ns, n.csi, "csi"),
             automount_service_account_token=False,
             opts=child,
         )
         driver: k8s.core.v1.ContainerArgsDict = {
-            "name": CSI_NAME,
+            "name": n.csi,
             "image": args.csi_driver_image,
-            "args": ["-workload-api-socket-dir", "/spire-agent-socket", "-plugin-name", CSI_DRIVER,
+            "args": ["-workload-api-socket-dir", "/spire-agent-socket", "-plugin-name", n.csi_driver,
                      "-csi-socket-path", "/spiffe-csi/csi.sock"],
             "env": [_node_name()],
             "resources": sec.CSI_RESOURCES.spec(),
@@ -220,7 +241,7 @@ class SpireAgents(pulumi.ComponentResource):
             "name": "node-driver-registrar",
             "image": args.csi_registrar_image,
             "args": ["-csi-address", "/spiffe-csi/csi.sock",
-                     "-kubelet-registration-path", f"/var/lib/kubelet/plugins/{CSI_DRIVER}/csi.sock",
+                     "-kubelet-registration-path", f"/var/lib/kubelet/plugins/{n.csi_driver}/csi.sock",
                      "-health-port", str(CSI_HEALTH_PORT)],
             "ports": [{"name": "healthz", "container_port": CSI_HEALTH_PORT}],
             "liveness_probe": {"http_get": {"path": "/healthz", "port": CSI_HEALTH_PORT}, "period_seconds": 30},
@@ -234,20 +255,20 @@ class SpireAgents(pulumi.ComponentResource):
         }
         self.csi_daemonset = k8s.apps.v1.DaemonSet(
             f"{name}-csi-daemonset",
-            metadata=sec.meta(CSI_NAME, ns, CSI_NAME, "csi"),
+            metadata=sec.meta(n.csi, ns, n.csi, "csi"),
             spec={
-                "selector": {"match_labels": sec.selector(CSI_NAME)},
+                "selector": {"match_labels": sec.selector(n.csi)},
                 "template": {
-                    "metadata": {"labels": sec.labels(CSI_NAME, "csi")},
+                    "metadata": {"labels": sec.labels(n.csi, "csi")},
                     "spec": {
-                        "service_account_name": CSI_NAME,
+                        "service_account_name": n.csi,
                         "automount_service_account_token": False,
                         "enable_service_links": False,
                         "security_context": {"seccomp_profile": {"type": "RuntimeDefault"}},
                         "containers": [driver, registrar],
                         "volumes": [
-                            {"name": "sockets", "host_path": {"path": AGENT_SOCKET_DIR, "type": "DirectoryOrCreate"}},
-                            {"name": "csi-socket", "host_path": {"path": f"/var/lib/kubelet/plugins/{CSI_DRIVER}",
+                            {"name": "sockets", "host_path": {"path": n.host_socket_dir, "type": "DirectoryOrCreate"}},
+                            {"name": "csi-socket", "host_path": {"path": f"/var/lib/kubelet/plugins/{n.csi_driver}",
                                                                  "type": "DirectoryOrCreate"}},
                             {"name": "registration", "host_path": {"path": "/var/lib/kubelet/plugins_registry",
                                                                    "type": "Directory"}},
@@ -260,15 +281,16 @@ class SpireAgents(pulumi.ComponentResource):
         )
 
         # --- network policies ---------------------------------------------------------------------
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-default-deny", metadata=sec.meta("default-deny", ns, AGENT_NAME, "policy"),
-            spec=sec.default_deny(), opts=child,
-        )
+        if n.default_deny:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-default-deny", metadata=sec.meta("default-deny", ns, n.agent, "policy"),
+                spec=sec.default_deny(), opts=child,
+            )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-agent-policy",
-            metadata=sec.meta(AGENT_NAME, ns, AGENT_NAME, "policy"),
+            metadata=sec.meta(n.agent, ns, n.agent, "policy"),
             spec=sec.allow(
-                AGENT_NAME,
+                n.agent,
                 egress=[
                     _server_egress(args),
                     # The node's kubelet (its address is the node's, not a pod's).

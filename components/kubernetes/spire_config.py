@@ -37,6 +37,20 @@ SERVER_PORT = 8081
 HEALTH_PORT = 8080
 METRICS_PORT = 9988
 
+# The enterprise topology's nesting: the upstream server's agents in the downstream cluster serve
+# their Workload API from their own host directory, through a CSI driver of their own, to the
+# downstream server's pod, whose UpstreamAuthority "spire" dials it there.
+UPSTREAM_AGENT_NAME = "spire-upstream-agent"
+UPSTREAM_CSI_NAME = "spiffe-upstream-csi-driver"
+UPSTREAM_CSI_DRIVER = "upstream.csi.spiffe.io"
+UPSTREAM_AGENT_HOST_DIR = "/run/spire/upstream-sockets"
+SERVER_UPSTREAM_SOCKET_DIR = "/run/spire/upstream-agent"
+# The kubeconfig the upstream server reviews those agents' tokens with in the downstream cluster:
+# a Secret the operator creates (it holds a token of that cluster), projected into SERVER_SECRETS.
+PEER_KUBECONFIG_SECRET = "spire-server-downstream-kubeconfig"  # noqa: S105 - a Secret's name
+PEER_KUBECONFIG_KEY = "kubeconfig"
+PEER_KUBECONFIG = "downstream-kubeconfig"
+
 AGENT_CONF_DIR = "/etc/spire/agent"
 AGENT_BUNDLE_DIR = "/run/spire/bundle"
 AGENT_BUNDLE = "bundle.pem"
@@ -122,14 +136,15 @@ def build_agent_conf(config: StackConfig, cluster: str) -> AgentConf:
     )
 
 
-def node_alias(trust_domain: str, cluster: str) -> tuple[str, list[str]]:
-    """The SPIFFE ID and selectors of the entry every agent of `cluster` is aliased to."""
+def node_alias(trust_domain: str, cluster: str, agent: str = AGENT_NAME) -> tuple[str, list[str]]:
+    """The SPIFFE ID and selectors of the entry every agent of `cluster` (service account `agent`
+    in spire-system) is aliased to."""
     return (
         f"spiffe://{trust_domain}/k8s/{cluster}/agents",
         [
             f"k8s_psat:cluster:{cluster}",
             f"k8s_psat:agent_ns:{SYSTEM_NAMESPACE}",
-            f"k8s_psat:agent_sa:{AGENT_NAME}",
+            f"k8s_psat:agent_sa:{agent}",
         ],
     )
 

@@ -18,6 +18,12 @@
   (8443), and the flows across clusters: peers may reach 8081 and 8443 from outside the cluster
   (both authenticate the caller themselves: k8s_psat tokens, SPIFFE mTLS), and the server may
   reach the other cluster's bundle endpoint NodePort.
+- nesting (enterprise, `kubernetes.enterprise.nesting: spire`): the downstream server has no CA
+  of its own (`root_ca_*` None) and reads the upstream's agent socket from a CSI volume of that
+  agent's driver (`upstream_socket_driver`: an inline CSI volume keeps the pod at the restricted
+  level, where a hostPath would not); the upstream server reads the kubeconfig it reviews the
+  downstream cluster's tokens with from an optional Secret (`peer_kubeconfig`: the server starts
+  without it, and only that cluster's attestations fail until the operator creates it).
 - `sidecars`: containers that share the pod, such as spire-controller-manager, which reaches the
   server's admin API through the socket directory (a Unix socket: it cannot be another pod).
 """
@@ -37,6 +43,9 @@ from components.kubernetes.spire_config import (
     DATABASE_NAME,
     HEALTH_PORT,
     METRICS_PORT,
+    PEER_KUBECONFIG,
+    PEER_KUBECONFIG_KEY,
+    PEER_KUBECONFIG_SECRET,
     PGPASS,
     SERVER_CONF_DIR,
     SERVER_DATA,
@@ -45,6 +54,7 @@ from components.kubernetes.spire_config import (
     SERVER_PORT,
     SERVER_SECRETS,
     SERVER_SOCKET_DIR,
+    SERVER_UPSTREAM_SOCKET_DIR,
     SYSTEM_NAMESPACE,
     UPSTREAM_BUNDLE,
     UPSTREAM_CERT,
@@ -64,11 +74,11 @@ SECRET_FILE_MODE = 0o440  # owner root, group = the pod's fsGroup: readable by t
 @dataclass(frozen=True)
 class ServerExposure:
     """The server reached from outside its cluster (enterprise): NodePorts by port name (`grpc`,
-    `federation`), its bundle endpoint's port, and the other clusters' bundle endpoint NodePorts it
-    fetches from."""
+    `federation`), its bundle endpoint's port (None: no federation), and the other clusters' NodePorts
+    it calls (their bundle endpoints, or the upstream server's agent API when nested)."""
 
     node_ports: Mapping[str, int]
-    federation_port: int
+    federation_port: int | None
     peer_ports: tuple[int, ...] = ()
 
 
@@ -86,8 +96,9 @@ class SpireServerArgs:
     server_conf: str
     server_image: str
     postgres_image: str
-    root_ca_cert_pem: pulumi.Input[str]
-    root_ca_key_pem: pulumi.Input[str]
+    # The UpstreamAuthority "disk" CA; None when the CA comes from an upstream server (nested).
+    root_ca_cert_pem: pulumi.Input[str] | None
+    root_ca_key_pem: pulumi.Input[str] | None
     server_storage: str
     database_storage: str
     storage_class: str | None = None
@@ -95,10 +106,18 @@ class SpireServerArgs:
     upstream_bundle_pem: pulumi.Input[str] | None = None
     exposure: ServerExposure | None = None
     sidecars: Sequence[Sidecar] = field(default_factory=tuple)
+    # Nested downstream: the CSI driver serving the upstream server's agent socket.
+    upstream_socket_driver: str | None = None
+    # Upstream of a nested downstream: read the downstream cluster's kubeconfig (optional Secret).
+    peer_kubeconfig: bool = False
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 def _claim(name: str, size: str, storage_class: str | None) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
     return {"metadata": {"name": name}, "spec": sec.claim_spec(size, storage_class)}
+
+
+REVIEWER_ROLE = "identity-platform-spire-server"
 
 
 def psat_reviewer(name: str, namespace: pulumi.Input[str], parent: pulumi.Resource) -> k8s.core.v1.ServiceAccount:
@@ -106,30 +125,38 @@ def psat_reviewer(name: str, namespace: pulumi.Input[str], parent: pulumi.Resour
     agent's projected token, then read the agent's pod and node (by name: no list or watch, no
     write). The server in the cluster runs as it (basic); a server outside uses a token of it
     (crd-free: `kubectl create token spire-server -n spire-system`, in its `kube_config_file`)."""
-    child = pulumi.ResourceOptions(parent=parent)
-    account = k8s.core.v1.ServiceAccount(
-        f"{name}-account",
-        metadata=sec.meta(SERVER_NAME, namespace, SERVER_NAME, "server"),
-        automount_service_account_token=False,
-        opts=child,
-    )
     role = k8s.rbac.v1.ClusterRole(
         f"{name}-role",
-        metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
+        metadata={"name": REVIEWER_ROLE, "labels": sec.labels(SERVER_NAME, "server")},
         rules=[
             {"api_groups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
             {"api_groups": [""], "resources": ["pods", "nodes"], "verbs": ["get"]},
         ],
-        opts=child,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return reviewer_account(name, SERVER_NAME, namespace, parent, role)
+
+
+def reviewer_account(name: str, account: str, namespace: pulumi.Input[str], parent: pulumi.Resource,
+                     role: k8s.rbac.v1.ClusterRole | None = None) -> k8s.core.v1.ServiceAccount:
+    """A service account without a mounted token, bound to the k8s_psat reviewer ClusterRole
+    (`role`, or the cluster's own server's when another server reviews with it: the enterprise
+    topology's nested upstream, through a token of it in its `kube_config_file`)."""
+    sa = k8s.core.v1.ServiceAccount(
+        f"{name}-account",
+        metadata=sec.meta(account, namespace, account, "server"),
+        automount_service_account_token=False,
+        opts=pulumi.ResourceOptions(parent=parent),
     )
     k8s.rbac.v1.ClusterRoleBinding(
         f"{name}-role-binding",
-        metadata={"name": "identity-platform-spire-server", "labels": sec.labels(SERVER_NAME, "server")},
-        role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
-        subjects=[{"kind": "ServiceAccount", "name": SERVER_NAME, "namespace": namespace}],
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[account]),
+        metadata={"name": f"identity-platform-{account}", "labels": sec.labels(account, "server")},
+        role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                  "name": role.metadata.name if role is not None else REVIEWER_ROLE},
+        subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[sa]),
     )
-    return account
+    return sa
 
 
 class SpireServer(pulumi.ComponentResource):
@@ -163,18 +190,21 @@ class SpireServer(pulumi.ComponentResource):
             string_data={PGPASS: password.result.apply(lambda pw: f"{host}:{DATABASE_PORT}:spire:spire:{pw}\n")},
             opts=child,
         )
-        upstream_files: dict[str, pulumi.Input[str]] = {
-            UPSTREAM_CERT: args.root_ca_cert_pem,
-            UPSTREAM_KEY: pulumi.Output.secret(args.root_ca_key_pem),
-        }
-        if args.upstream_bundle_pem is not None:
-            upstream_files[UPSTREAM_BUNDLE] = args.upstream_bundle_pem
-        upstream = k8s.core.v1.Secret(
-            f"{name}-upstream-ca",
-            metadata=sec.meta(f"{SERVER_NAME}-upstream-ca", ns, SERVER_NAME, "server"),
-            string_data=upstream_files,
-            opts=child,
-        )
+        secret_sources: list[k8s.core.v1.VolumeProjectionArgsDict] = []
+        if args.root_ca_cert_pem is not None and args.root_ca_key_pem is not None:
+            upstream_files: dict[str, pulumi.Input[str]] = {
+                UPSTREAM_CERT: args.root_ca_cert_pem,
+                UPSTREAM_KEY: pulumi.Output.secret(args.root_ca_key_pem),
+            }
+            if args.upstream_bundle_pem is not None:
+                upstream_files[UPSTREAM_BUNDLE] = args.upstream_bundle_pem
+            upstream = k8s.core.v1.Secret(
+                f"{name}-upstream-ca",
+                metadata=sec.meta(f"{SERVER_NAME}-upstream-ca", ns, SERVER_NAME, "server"),
+                string_data=upstream_files,
+                opts=child,
+            )
+            secret_sources.append({"secret": {"name": upstream.metadata.name}})
         conf = k8s.core.v1.ConfigMap(
             f"{name}-conf",
             metadata=sec.meta(SERVER_NAME, ns, SERVER_NAME, "server"),
@@ -275,8 +305,18 @@ class SpireServer(pulumi.ComponentResource):
             {"name": "metrics", "container_port": METRICS_PORT},
         ]
         if exposure is not None:
-            ports.append({"name": "federation", "container_port": exposure.federation_port})
+            if exposure.federation_port is not None:
+                ports.append({"name": "federation", "container_port": exposure.federation_port})
             _node_port_service(name, ns, exposure, self)
+        upstream_socket: list[k8s.core.v1.VolumeArgsDict] = []
+        if args.upstream_socket_driver is not None:
+            # Read-only: the server only dials the socket (a CSI volume, allowed at the restricted level).
+            upstream_socket.append({"name": "upstream-agent", "csi": {"driver": args.upstream_socket_driver,
+                                                                      "read_only": True}})
+        if args.peer_kubeconfig:
+            # Optional: the operator creates it (it holds a credential of the other cluster).
+            secret_sources.append({"secret": {"name": PEER_KUBECONFIG_SECRET, "optional": True,
+                                              "items": [{"key": PEER_KUBECONFIG_KEY, "path": PEER_KUBECONFIG}]}})
         server_container: k8s.core.v1.ContainerArgsDict = {
             "name": SERVER_NAME,
             "image": args.server_image,
@@ -294,6 +334,8 @@ class SpireServer(pulumi.ComponentResource):
                 {"name": "data", "mount_path": SERVER_DATA},
                 # The admin socket (entries are registered through it with `kubectl exec`).
                 {"name": "admin-socket", "mount_path": SERVER_SOCKET_DIR},
+                *({"name": v["name"], "mount_path": SERVER_UPSTREAM_SOCKET_DIR, "read_only": True}
+                  for v in upstream_socket),
             ],
         }
         self.statefulset = k8s.apps.v1.StatefulSet(
@@ -321,9 +363,10 @@ class SpireServer(pulumi.ComponentResource):
                         "volumes": [
                             {"name": "conf", "config_map": {"name": conf.metadata.name}},
                             {"name": "secrets", "projected": {"default_mode": SECRET_FILE_MODE, "sources": [
-                                {"secret": {"name": upstream.metadata.name}},
+                                *secret_sources,
                                 {"secret": {"name": pgpass.metadata.name}},
                             ]}},
+                            *upstream_socket,
                             {"name": "admin-socket", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
                             *(v for c in args.sidecars for v in c.volumes),
                         ],
@@ -331,7 +374,8 @@ class SpireServer(pulumi.ComponentResource):
                 },
                 "volume_claim_templates": [_claim("data", args.server_storage, args.storage_class)],
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pods, service, self.database, account]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pods, service, self.database, account,
+                                                                 *args.depends_on]),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -379,7 +423,8 @@ class SpireServer(pulumi.ComponentResource):
 def _node_port_service(name: str, ns: pulumi.Input[str], exposure: ServerExposure,
                        parent: pulumi.Resource) -> k8s.core.v1.Service:
     """The agent API and the bundle endpoint on every node's `exposure.node_ports`."""
-    targets = {"grpc": SERVER_PORT, "federation": exposure.federation_port}
+    targets = {"grpc": SERVER_PORT, **({"federation": exposure.federation_port}
+                                       if exposure.federation_port is not None else {})}
     return k8s.core.v1.Service(
         f"{name}-node-ports",
         metadata=sec.meta(f"{SERVER_NAME}-external", ns, SERVER_NAME, "server"),
@@ -398,7 +443,8 @@ def _exposed_ingress(exposure: ServerExposure | None) -> list[k8s.networking.v1.
     bundle endpoint, each authenticating its callers itself."""
     if exposure is None:
         return []
-    return [{"ports": sec.tcp(SERVER_PORT, exposure.federation_port)}]
+    ports = [SERVER_PORT] if exposure.federation_port is None else [SERVER_PORT, exposure.federation_port]
+    return [{"ports": sec.tcp(*ports)}]
 
 
 def _exposed_egress(exposure: ServerExposure | None) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgsDict]:

@@ -32,6 +32,8 @@ WORKLOAD_KINDS = ("apps/v1:StatefulSet", "apps/v1:DaemonSet", "apps/v1:Deploymen
 WORKLOADS = {"user-service", "payment-api", "inventory-service"}
 # The node-level pods, in the one privileged namespace (components/kubernetes/spire_agents.py).
 NODE_LEVEL = {"spire-agent": "spire-system", "spiffe-csi-driver": "spire-system",
+              # k8s-enterprise-nested: the upstream server's agents in the downstream cluster.
+              "spire-upstream-agent": "spire-system", "spiffe-upstream-csi-driver": "spire-system",
               "promtail": "observability"}  # kubernetes.iam.observability: reads the node's pod logs
 SPIRE_NAMESPACES = ("spire-server/", "spire-system/", "production/")
 

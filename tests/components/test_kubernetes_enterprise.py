@@ -285,8 +285,14 @@ def test_rbac_is_least_privilege(run: ProgramRun) -> None:
 
 
 def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) -> None:
-    for cluster, expected in ((UP, {"spire-server", "spire-db"} | NODE_LEVEL),
-                              (DOWN, {"spire-server", "spire-db"} | NODE_LEVEL | WORKLOADS)):
+    assert_pod_security(run, {UP: {"spire-server", "spire-db"} | NODE_LEVEL,
+                              DOWN: {"spire-server", "spire-db"} | NODE_LEVEL | WORKLOADS}, NODE_LEVEL)
+
+
+def assert_pod_security(run: ProgramRun, apps: dict[str, set[str]], node_level: set[str]) -> None:
+    """Every pod spec of each cluster (exactly the apps `apps` names) has requests and limits, a pinned
+    image and a read-only root; all but the `node_level` apps (in spire-system) are restricted."""
+    for cluster, expected in apps.items():
         seen = set()
         for ns, app, spec in pod_specs(run, cluster):
             seen.add(app)
@@ -295,7 +301,7 @@ def test_every_pod_spec_is_restricted_but_the_node_level_parts(run: ProgramRun) 
                 assert {"cpu", "memory"} <= set(res["requests"]) and {"cpu", "memory"} <= set(res["limits"])
                 assert pin_problem(c["image"]) is None, c["image"]
                 assert c["securityContext"]["readOnlyRootFilesystem"] is True, (app, c["name"])
-            if app in NODE_LEVEL:
+            if app in node_level:
                 assert ns == "spire-system"
                 continue
             pod = spec["securityContext"]

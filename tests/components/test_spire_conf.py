@@ -62,6 +62,15 @@ class TestServerConfParses:
         doc = parse(server_conf(upstream_authority=None).render())
         assert "UpstreamAuthority" not in doc["plugins"]
 
+    def test_a_map_of_named_objects_is_a_list_once_it_has_two(self) -> None:
+        """HCL v1 flattens one JSON object of two named objects into two plugin blocks; a list of
+        one-key objects decodes into the same map (tests/real/test_kubernetes_enterprise.py)."""
+        a, b = {"service_account_allow_list": ["ns:a"]}, {"service_account_allow_list": ["ns:b"]}
+        one = parse(server_conf(node_attestors=[Plugin(name="k8s_psat", data={"clusters": {"a": a}})]).render())
+        two = parse(server_conf(node_attestors=[Plugin(name="k8s_psat", data={"clusters": {"a": a, "b": b}})]).render())
+        assert plugins(one, "NodeAttestor")["k8s_psat"] == {"clusters": {"a": a}}
+        assert plugins(two, "NodeAttestor")["k8s_psat"] == {"clusters": [{"a": a}, {"b": b}]}
+
     def test_agent_path_template_survives(self) -> None:
         tpl = "/{{ .PluginName }}/{{ .Subject.CommonName }}"
         conf = server_conf(node_attestors=[Plugin(name="x509pop", data={"agent_path_template": tpl})])

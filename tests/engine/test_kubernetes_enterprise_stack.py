@@ -29,6 +29,13 @@ plain text; a second `preview --expect-no-changes` is clean; `destroy` removes e
 both (the namespaces stay Terminating: their controller is not run here). No PersistentVolumeClaim
 is the program's own here (the StatefulSets' claim templates are filled by their controller, not run
 here), so, unlike k8s-dev, no claim's finalizer holds `destroy`.
+
+The nested stack (`Pulumi.k8s-enterprise-nested.yaml`, `nesting: spire`) the same way: one trust
+domain in both clusters, no federation objects and no manager upstream, the upstream server's
+agents, their CSI driver and reviewer account in branch and no CA Secret there, the downstream
+server.conf's UpstreamAuthority "spire"; a clean second preview and `destroy`. Its downstream
+server's StatefulSet is left out with the aliases: it waits for its downstream entry, registered
+through `kubectl exec` under the nested alias.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
+from tests.engine.cli import Cli
 from tests.engine.kube_stack import (
     PART_OF,
     api_server,
@@ -155,17 +163,24 @@ def node_ports(kube: KubeApi, ns: str, name: str) -> dict[str, tuple[int, int]]:
     return {p["name"]: (p["port"], p["nodePort"]) for p in service["ports"]}
 
 
-def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
-    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
-) -> None:
-    tag = secrets.token_hex(3)
-    stack = f"k8s-ent-{tag}"
-    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, tmp_path, stack, "Pulumi.k8s-enterprise.yaml", clusters)
-    # A brought root CA (pulumi-tls's SelfSignedCert has no stand-in): certificate in config, key a secret.
+def stack_with_root(engine_bin: Path, k8s_plugin_bin: Path, work: Path, prefix: str, shipped: str,
+                    clusters: dict[str, KubeApi]) -> tuple[Cli, str, str]:
+    """A new stack of `shipped` on `clusters`, with a brought root CA (pulumi-tls's SelfSignedCert
+    has no stand-in): its certificate in config and its key a secret; the CLI and the root's PEMs."""
+    stack = f"{prefix}-{secrets.token_hex(3)}"
+    cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, work, stack, shipped, clusters)
     root_pem, root_key_pem = another_root(f"{stack} root")
     plain["rootCa"] = {"certificate": root_pem}
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": root_key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
+    return cli, root_pem, root_key_pem
+
+
+def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
+    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
+) -> None:
+    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-ent",
+                                                  "Pulumi.k8s-enterprise.yaml", clusters)
     hq, branch = clusters[UP], clusters[DOWN]
 
     # -- preview: a plan for both clusters, nothing written to either -----------------------------
@@ -272,3 +287,67 @@ def test_the_enterprise_stack_lives_and_dies_in_two_real_api_servers(
         assert_destroyed(clusters[cluster], objs)
     left = {c: {k for k in found(kube) if k[0] != "Namespace"} for c, kube in clusters.items()}
     assert left == {UP: set(), DOWN: set()}
+
+
+# --- nested: `Pulumi.k8s-enterprise-nested.yaml` (`kubernetes.enterprise.nesting: spire`) -------------
+
+# The manager's objects: only the downstream runs one when nested.
+MANAGER: set[Key] = {k for k in SIDE if "controller-manager" in k[2] or k[0] == "CustomResourceDefinition"}
+# The upstream server's agents in the downstream cluster and the account it reviews them with there.
+UPSTREAM_AGENTS: set[Key] = {
+    *(("ServiceAccount", SYSTEM, n) for n in ("spire-upstream-agent", "spiffe-upstream-csi-driver",
+                                              "spire-upstream-reviewer")),
+    *(("ConfigMap", SYSTEM, n) for n in ("spire-upstream-agent", "spire-upstream-bundle")),
+    *(("DaemonSet", SYSTEM, n) for n in ("spire-upstream-agent", "spiffe-upstream-csi-driver")),
+    ("NetworkPolicy", SYSTEM, "spire-upstream-agent"),
+    ("ClusterRole", None, "identity-platform-spire-upstream-agent"),
+    *(("ClusterRoleBinding", None, f"identity-platform-{n}") for n in ("spire-upstream-agent",
+                                                                       "spire-upstream-reviewer")),
+    ("CSIDriver", None, "upstream.csi.spiffe.io"),
+}
+# Left out with the aliases: the downstream server's StatefulSet waits for its downstream entry on
+# the upstream, which is registered under the nested alias through `kubectl exec` (no pod runs).
+NESTED_EXPECTED = {
+    UP: SIDE - MANAGER,
+    DOWN: (SIDE | DOWNSTREAM_ONLY | UPSTREAM_AGENTS)
+    - {("Secret", SERVER, "spire-server-upstream-ca"), ("StatefulSet", SERVER, "spire-server")},
+}
+
+
+def test_the_nested_enterprise_stack_lives_and_dies_in_two_real_api_servers(
+    engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
+) -> None:
+    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-nested",
+                                                  "Pulumi.k8s-enterprise-nested.yaml", clusters)
+    hq, branch = clusters[UP], clusters[DOWN]
+
+    up = cli(*excluded(EXCLUDED, "up", "--yes"))
+    assert "unknown field" not in up.stdout + up.stderr, up.stdout
+    for cluster, kube in clusters.items():
+        got = found(kube)
+        assert got == NESTED_EXPECTED[cluster], (cluster, sorted(got - NESTED_EXPECTED[cluster]),
+                                                 sorted(NESTED_EXPECTED[cluster] - got))
+    # One trust domain, nothing federated: no bundle endpoint, no federation NodePort.
+    confs = {c: json.loads(body(k, "ConfigMap", SERVER, "spire-server")["data"]["server.conf"])
+             for c, k in clusters.items()}
+    assert {c: (conf["server"]["trust_domain"], "federation" in conf["server"]) for c, conf in confs.items()} == {
+        UP: (UP_TD, False), DOWN: (UP_TD, False)}
+    assert confs[DOWN]["plugins"]["UpstreamAuthority"] == [{"spire": {"plugin_data": {
+        "server_address": "nodes.hq.acme-identity.net", "server_port": "31081",
+        "workload_api_socket": "/run/spire/upstream-agent/agent.sock"}}}]
+    assert node_ports(hq, SERVER, "spire-server-external") == {"grpc": (8081, 31081)}
+    assert node_ports(branch, SERVER, "spire-server-external") == {"grpc": (8081, 32081)}
+    agent = json.loads(body(branch, "ConfigMap", SYSTEM, "spire-upstream-agent")["data"]["agent.conf"])
+    assert (agent["agent"]["server_address"], agent["agent"]["server_port"]) == ("nodes.hq.acme-identity.net", "31081")
+    # The upstream's CA Secret holds the root; no CA Secret at all downstream (the upstream mints it).
+    assert {k: v.strip() for k, v in secret_data(hq, "spire-server-upstream-ca").items()} == {
+        "upstream-ca.pem": root_pem.strip(), "upstream-ca.key": root_key_pem.strip()}
+    assert_not_in_state(cli, root_key_pem)
+
+    cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
+    applied = k8s_state_by_cluster(cli)
+    cli("destroy", "--yes")
+    for cluster, objs in applied.items():
+        assert_destroyed(clusters[cluster], objs)
+    assert {c: {k for k in found(kube) if k[0] != "Namespace"} for c, kube in clusters.items()} == {
+        UP: set(), DOWN: set()}

@@ -12,6 +12,11 @@ self-signed P-384 root for the upstream, an intermediate it signs for the downst
 
 `running=True` also swaps the PostgreSQL datastore for SQLite (a server per test, no database to
 run); `spire-server validate` checks the rendered PostgreSQL datastore as shipped.
+
+`nested_layout` does the same for `Pulumi.k8s-enterprise-nested.yaml` (`nesting: spire`): both
+servers, both clusters' agents and the upstream server's agents in the downstream cluster; given a
+running upstream (`NestedUpstream`), the downstream's UpstreamAuthority "spire" dials it and its
+agent's socket instead of the upstream cluster's NodePort and the CSI volume, in its trust domain.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from components.kubernetes.enterprise_config import (
     Role,
     build_side_agent_conf,
     build_side_server_conf,
+    build_upstream_agent_conf,
     enterprise_sides,
 )
 from servers import spire
@@ -38,6 +44,7 @@ from servers.process import free_port
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 STACK = "k8s-enterprise"
+NESTED_STACK = "k8s-enterprise-nested"
 
 
 @dataclass(frozen=True)
@@ -74,15 +81,7 @@ def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dic
     out = {}
     for role, side in sides.items():
         home = root / role
-        paths = {
-            sc.SERVER_SECRETS: home / "secrets", sc.SERVER_DATA: home / "server-data",
-            sc.SERVER_SOCKET_DIR: home / "admin", sc.AGENT_BUNDLE_DIR: home / "bundle",
-            sc.AGENT_DATA: home / "agent-data", sc.AGENT_SOCKET_DIR: home / "sockets",
-            sc.AGENT_TOKEN_DIR: home / "tokens", sc.POD_ACCOUNT_DIR: home / "account",
-        }
-        for p in paths.values():
-            p.mkdir(parents=True)
-        (paths[sc.POD_ACCOUNT_DIR] / "token").write_text("not-a-token-validate-does-not-send-it\n")
+        paths = _paths(home)
         secrets = paths[sc.SERVER_SECRETS]
         if role == "upstream":
             ca_key, ca_cert = root_key, root_cert
@@ -121,6 +120,81 @@ def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dic
         (home / "agent.conf").write_text(agent.render())
         out[role] = LocalSide(role, side.trust_domain, home, home / "server.conf", home / "agent.conf",
                               Path(server.server.socket_path), root_cert, endpoints[role])
+    return out
+
+
+@dataclass(frozen=True)
+class NestedUpstream:
+    """A running upstream server of the downstream's trust domain: its agent API and the socket
+    of an agent of it that serves the downstream server its SVID."""
+
+    trust_domain: str
+    server_port: int
+    agent_socket: str
+
+
+def _paths(home: Path) -> dict[str, Path]:
+    """Each container directory the rendered configs name -> its place under `home`."""
+    paths = {
+        sc.SERVER_SECRETS: home / "secrets", sc.SERVER_DATA: home / "server-data",
+        sc.SERVER_SOCKET_DIR: home / "admin", sc.AGENT_BUNDLE_DIR: home / "bundle",
+        sc.AGENT_DATA: home / "agent-data", sc.AGENT_SOCKET_DIR: home / "sockets",
+        sc.AGENT_TOKEN_DIR: home / "tokens", sc.POD_ACCOUNT_DIR: home / "account",
+        sc.SERVER_UPSTREAM_SOCKET_DIR: home / "upstream-agent",
+    }
+    for p in paths.values():
+        p.mkdir(parents=True)
+    (paths[sc.POD_ACCOUNT_DIR] / "token").write_text("not-a-token-validate-does-not-send-it\n")
+    return paths
+
+
+def _loopback(running: bool, data: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "health_checks.bind_address": "127.0.0.1", "health_checks.bind_port": str(free_port()),
+        "telemetry.prometheus": {"host": "127.0.0.1", "port": free_port()},
+    }
+    if running:
+        values["data_store"] = {"name": "sql", "data": {
+            "database_type": "sqlite3", "connection_string": str(data / "datastore.sqlite3")}}
+    return values
+
+
+def nested_layout(root: Path, *, upstream: NestedUpstream | None = None) -> dict[str, Path]:
+    """The configs of the nested stack under `root`, by name: `upstream-server`, `downstream-server`,
+    `upstream-agent` (hq's agents), `downstream-agent` (branch's own) and `upstream-agent-downstream`
+    (the upstream's agents in branch). With `upstream`, the downstream server is set up to run against
+    it (SQLite, its address and trust domain, its agent's socket linked where the rendered
+    `workload_api_socket` points); the upstream server's kubeconfig of the
+    downstream cluster is not written: the Secret behind it is optional."""
+    cfg = stack_config.parse_stack_values(*raw_stack_config(NESTED_STACK))
+    sides = enterprise_sides(cfg)
+    root_key, root_cert = spire.self_signed_ca(f"{cfg.spire.trust_domain} root CA", 48)
+    out: dict[str, Path] = {}
+    for role, side in sides.items():
+        home = root / role
+        paths = _paths(home)
+        (paths[sc.AGENT_BUNDLE_DIR] / sc.AGENT_BUNDLE).write_text(spire._pem(root_cert))
+        server_values = {"server.bind_address": "127.0.0.1", "server.bind_port": str(free_port()),
+                         **_loopback(upstream is not None and role == "downstream", paths[sc.SERVER_DATA])}
+        if role == "upstream":
+            spire._write_key(paths[sc.SERVER_SECRETS] / sc.UPSTREAM_KEY, root_key)
+            (paths[sc.SERVER_SECRETS] / sc.UPSTREAM_CERT).write_text(spire._pem(root_cert))
+        elif upstream is not None:
+            server_values |= {
+                "server.trust_domain": upstream.trust_domain,
+                "upstream_authority.data.server_address": "127.0.0.1",
+                "upstream_authority.data.server_port": str(upstream.server_port),
+            }
+            # The rendered socket path, where the CSI volume would put the upstream agent's socket.
+            (paths[sc.SERVER_UPSTREAM_SOCKET_DIR] / "agent.sock").symlink_to(upstream.agent_socket)
+        confs = {f"{role}-server": spire.remap(build_side_server_conf(cfg, side), paths, server_values, root),
+                 f"{role}-agent": spire.remap(build_side_agent_conf(cfg, side), paths, _loopback(False, home), root)}
+        if role == "downstream":
+            confs["upstream-agent-downstream"] = spire.remap(build_upstream_agent_conf(cfg, side), paths,
+                                                             _loopback(False, home), root)
+        for name, conf in confs.items():
+            (home / f"{name}.conf").write_text(conf.render())
+            out[name] = home / f"{name}.conf"
     return out
 
 
