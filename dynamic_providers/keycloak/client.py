@@ -255,11 +255,11 @@ class KeycloakAdmin:
         except httpx.TransportError as e:
             raise unreachable(e, self.conn, f"{method} {url}") from e
 
-    def call(self, method: str, path: str, what: str, *, model: type[Rep] | None = None, absent_ok: bool = False,
-             **kwargs: Any) -> Any:
-        """One Admin API call (`path` under /admin/realms): None for a 404 when `absent_ok` or a JSON
-        null, the answer as `model` (a list of them for a list) when given, else the 2xx response;
-        any other answer is a `KeycloakApiError`."""
+    def call(self, method: str, path: str, what: str, *, model: type[Rep] | None = None, many: bool = False,
+             absent_ok: bool = False, **kwargs: Any) -> Any:
+        """One Admin API call (`path` under /admin/realms): None for a 404 when `absent_ok`, the
+        answer as `model` (`many`: a list of them) when given, else the 2xx response; any other
+        answer is a `KeycloakApiError`. A JSON null is None, or no items."""
         resp = self._send(method, f"{self.conn.server}/admin/realms{path}", **kwargs)
         if resp.status_code == 404 and absent_ok:
             return None
@@ -279,8 +279,8 @@ class KeycloakAdmin:
             raise KeycloakApiError(
                 f"{method} {resp.request.url}: Keycloak answered {resp.status_code} without JSON",
                 status=resp.status_code, method=method, url=str(resp.request.url)) from None
-        if isinstance(body, list):
-            return [model.model_validate(b) for b in body]
+        if many:
+            return [model.model_validate(b) for b in body or []]
         return None if body is None else model.model_validate(body)
 
     def _another(self, path: str, found: str, asked: str) -> KeycloakApiError:
@@ -335,8 +335,8 @@ class KeycloakAdmin:
     def find_client(self, realm: str, client_id: str) -> ClientRepresentation | None:
         """The client whose clientId is exactly `client_id` (GET ?clientId= is exact; filtered again)."""
         found = self.call("GET", _path(realm, "clients"), f"look up client {client_id!r} in {realm!r}",
-                          model=ClientRepresentation, params={"clientId": client_id})
-        return next((r for r in found or [] if r.client_id == client_id), None)
+                          model=ClientRepresentation, many=True, params={"clientId": client_id})
+        return next((r for r in found if r.client_id == client_id), None)
 
     def get_client(self, realm: str, uuid: str) -> ClientRepresentation | None:
         path = _path(realm, "clients", uuid)
@@ -402,7 +402,9 @@ class KeycloakAdmin:
 
     def list_protocol_mappers(self, realm: str, uuid: str) -> list[ProtocolMapperRepresentation]:
         path = _path(realm, "clients", uuid, "protocol-mappers", "models")
-        return self.call("GET", path, f"list mappers of {uuid}", model=ProtocolMapperRepresentation) or []
+        found: list[ProtocolMapperRepresentation] = self.call("GET", path, f"list mappers of {uuid}",
+                                                              model=ProtocolMapperRepresentation, many=True)
+        return found
 
     def write_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation
                               ) -> ProtocolMapperRepresentation:
@@ -417,13 +419,15 @@ class KeycloakAdmin:
         self.call("DELETE", path, f"remove mapper {mapper_id} from client {uuid}", absent_ok=True)
 
     def realm_client_scopes(self, realm: str) -> list[ClientScopeRepresentation]:
-        path = _path(realm, "client-scopes")
-        return self.call("GET", path, f"list client scopes of {realm!r}", model=ClientScopeRepresentation) or []
+        found: list[ClientScopeRepresentation] = self.call("GET", _path(realm, "client-scopes"),
+                                                           f"list client scopes of {realm!r}",
+                                                           model=ClientScopeRepresentation, many=True)
+        return found
 
     def client_scopes(self, realm: str, uuid: str, kind: ScopeKind) -> list[str]:
         """The names of the client's `kind` scopes."""
         path, what = _path(realm, "clients", uuid, f"{kind}-client-scopes"), f"list {kind} scopes of {uuid}"
-        return [s.name for s in self.call("GET", path, what, model=ClientScopeRepresentation) or [] if s.name]
+        return [s.name for s in self.call("GET", path, what, model=ClientScopeRepresentation, many=True) if s.name]
 
     def link_client_scope(self, realm: str, uuid: str, kind: ScopeKind, scope_id: str, *, attach: bool) -> None:
         """PUT (attach) or DELETE (detach) one scope link; a link already gone counts as detached."""
