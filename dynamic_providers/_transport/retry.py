@@ -91,20 +91,6 @@ class RetryPolicy:
         until = time.monotonic() + ready_timeout if ready_timeout else None
         return {"retry": self, "sleep": sleep, "ready_until": until, "ready_timeout": ready_timeout}
 
-    # --- the rule ---------------------------------------------------------------------------
-
-    def repeats_answer(self, request: httpx.Request, resp: httpx.Response) -> bool:
-        if resp.status_code != 429 and not (resp.status_code in RETRY_STATUSES and idempotent(request)):
-            return False
-        asked = parse_retry_after(resp.headers.get("Retry-After"))
-        return asked is None or asked <= self.max_retry_after
-
-    @staticmethod
-    def repeats_error(request: httpx.Request, exc: BaseException) -> bool:
-        if never_sent(exc):
-            return True
-        return isinstance(exc, MAYBE_SENT) and tls_failure(exc) is None and idempotent(request)
-
     # --- running ----------------------------------------------------------------------------
 
     def retrying(
@@ -165,13 +151,20 @@ class RetryPolicy:
             return login or (exc is not None and never_sent(exc))
 
         def retry(state: tenacity.RetryCallState) -> bool:
+            """The rule: repeat what was never sent or is idempotent; an answer only when it asks
+            for no longer a wait than `max_retry_after`."""
             outcome = state.outcome
             if outcome is None:
                 return False
             if outcome.failed:
                 exc = outcome.exception()
-                return exc is not None and self.repeats_error(request, exc)
-            return self.repeats_answer(request, outcome.result())
+                repeatable = isinstance(exc, MAYBE_SENT) and tls_failure(exc) is None and idempotent(request)
+                return exc is not None and (never_sent(exc) or repeatable)
+            resp = outcome.result()
+            if resp.status_code != 429 and not (resp.status_code in RETRY_STATUSES and idempotent(request)):
+                return False
+            asked = parse_retry_after(resp.headers.get("Retry-After"))
+            return asked is None or asked <= self.max_retry_after
 
         def discard(state: tenacity.RetryCallState) -> None:
             if state.outcome is not None and not state.outcome.failed:

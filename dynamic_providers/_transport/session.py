@@ -28,7 +28,6 @@ S = TypeVar("S", bound="Session")
 
 _GUARD = threading.Lock()
 _SESSIONS: dict[str, Session] = {}
-_MAKING: dict[str, threading.Lock] = {}
 _KEYED: dict[str, threading.Lock] = {}
 
 
@@ -47,9 +46,7 @@ class Session(httpx.Auth):
     def shared(cls: type[S], key: Iterable[str], make: Callable[[], S]) -> S:
         """The process's session for `key`, made by `make()` on first use (once, even when racing)."""
         digest = hashlib.sha256("\0".join((cls.__qualname__, *key)).encode()).hexdigest()
-        with _GUARD:
-            making = _MAKING.setdefault(digest, threading.Lock())
-        with making:
+        with keyed_lock("session", digest):
             found = _SESSIONS.get(digest)
             if not isinstance(found, cls):
                 found = make()
@@ -112,6 +109,5 @@ def forget_sessions() -> None:
     with _GUARD:
         sessions = list(_SESSIONS.values())
         _SESSIONS.clear()
-        _MAKING.clear()
     for session in sessions:
         session.close()

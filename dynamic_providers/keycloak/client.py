@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -213,7 +213,8 @@ class KeycloakSession(Session):
 
 class KeycloakAdmin:
     """Admin REST API calls for one `Connection`. The token and connections are the process's
-    (`KeycloakSession`), the retry policy, readiness wait and sleep this caller's."""
+    (`KeycloakSession`), the retry policy, readiness wait and sleep this caller's. Each endpoint is
+    one `call` with its path, what it does (for messages) and the model of its answer."""
 
     def __init__(
         self,
@@ -254,40 +255,37 @@ class KeycloakAdmin:
         except httpx.TransportError as e:
             raise unreachable(e, self.conn, f"{method} {url}") from e
 
-    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None,
-                not_found_ok: bool = False, what: str | None = None) -> httpx.Response | None:
-        """One Admin API call: its 2xx answer, None for a tolerated 404, else `KeycloakApiError`."""
-        resp = self._send(method, f"{self.conn.server}{path}", json=json, params=params)
-        if resp.is_success:
+    def call(self, method: str, path: str, what: str, *, model: type[Rep] | None = None, many: bool = False,
+             absent_ok: bool = False, **kwargs: Any) -> Any:
+        """One Admin API call (`path` under /admin/realms): None for a 404 when `absent_ok`, the
+        answer as `model` (`many`: a list of them) when given, else the 2xx response; any other
+        answer is a `KeycloakApiError`. A JSON null is None, or no items."""
+        resp = self._send(method, f"{self.conn.server}/admin/realms{path}", **kwargs)
+        if resp.status_code == 404 and absent_ok:
+            return None
+        if not resp.is_success:
+            err = KeycloakApiError.from_response(resp, what)
+            if resp.status_code == 403:
+                err.args = (
+                    f"{err.args[0]}; the account in `connection` lacks the admin role for this realm "
+                    "(use a master-realm admin, or grant realm-management/realm-admin)",
+                )
+            raise err
+        if model is None:
             return resp
-        if resp.status_code == 404 and not_found_ok:
-            return None
-        err = KeycloakApiError.from_response(resp, what)
-        if resp.status_code == 403:
-            err.args = (
-                f"{err.args[0]}; the account in `connection` lacks the admin role for this realm "
-                "(use a master-realm admin, or grant realm-management/realm-admin)",
-            )
-        raise err
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        resp = self.request(method, path, **kwargs)
-        if resp is None:
-            return None
         try:
-            return resp.json()
+            body = resp.json()
         except ValueError:
             raise KeycloakApiError(
                 f"{method} {resp.request.url}: Keycloak answered {resp.status_code} without JSON",
                 status=resp.status_code, method=method, url=str(resp.request.url)) from None
-
-    def _read(self, path: str, model: type[Rep], what: str) -> Rep | None:
-        body = self._json("GET", path, not_found_ok=True, what=f"read {what}")
+        if many:
+            return [model.model_validate(b) for b in body or []]
         return None if body is None else model.model_validate(body)
 
     def _another(self, path: str, found: str, asked: str) -> KeycloakApiError:
         """A read answered about another object than the one asked for: never taken as it."""
-        url = f"{self.conn.server}{path}"
+        url = f"{self.conn.server}/admin/realms{path}"
         return KeycloakApiError(
             f"GET {url} answered with {found}, not {asked}: an answer about another object is not trusted "
             "(a proxy or server answering for something else); check connection.url",
@@ -299,14 +297,11 @@ class KeycloakAdmin:
 
     # --- realms -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _r(realm: str) -> str:
-        return f"/admin/realms/{quote(realm, safe='')}"
-
     def get_realm(self, realm: str) -> RealmRepresentation | None:
-        rep = self._read(self._r(realm), RealmRepresentation, f"realm {realm!r}")
+        rep: RealmRepresentation | None = self.call("GET", _path(realm), f"read realm {realm!r}",
+                                                    model=RealmRepresentation, absent_ok=True)
         if rep is not None and rep.realm != realm:
-            raise self._another(self._r(realm), f"realm {rep.realm!r} (id {rep.id})", repr(realm))
+            raise self._another(_path(realm), f"realm {rep.realm!r} (id {rep.id})", repr(realm))
         return rep
 
     def create_realm(self, rep: RealmRepresentation) -> None:
@@ -314,19 +309,19 @@ class KeycloakAdmin:
         its id: the caller sets the id in `rep` (Keycloak keeps a given id, RealmManager.importRealm)."""
         assert rep.realm
         with self.realm_write(rep.realm):
-            self.request("POST", "/admin/realms", json=rep.payload(), what=f"create realm {rep.realm!r}")
+            self.call("POST", "", f"create realm {rep.realm!r}", json=rep.payload())
 
     def update_realm(self, realm: str, rep: RealmRepresentation) -> None:
         with self.realm_write(realm):
-            self.request("PUT", self._r(realm), json=rep.payload(), what=f"update realm {realm!r}")
+            self.call("PUT", _path(realm), f"update realm {realm!r}", json=rep.payload())
 
     def delete_realm(self, realm: str) -> None:
         with self.realm_write(realm):
-            self.request("DELETE", self._r(realm), not_found_ok=True, what=f"delete realm {realm!r}")
+            self.call("DELETE", _path(realm), f"delete realm {realm!r}", absent_ok=True)
 
     def discovery(self, realm: str) -> dict[str, Any]:
         """The realm's OpenID discovery document (public): the issuer Keycloak really puts in tokens."""
-        url = f"{self.conn.server}/realms/{quote(realm, safe='')}/.well-known/openid-configuration"
+        url = f"{self.conn.issuer_url(quote(realm, safe=''))}/.well-known/openid-configuration"
         resp = self._send("GET", url, auth=None)
         if resp.status_code != 200:
             raise KeycloakApiError.from_response(resp, f"read the OpenID configuration of realm {realm!r}")
@@ -337,26 +332,23 @@ class KeycloakAdmin:
 
     # --- clients ----------------------------------------------------------------------------
 
-    def _c(self, realm: str, uuid: str = "", sub: str = "") -> str:
-        base = f"{self._r(realm)}/clients"
-        return f"{base}/{quote(uuid, safe='')}{sub}" if uuid else base
-
     def find_client(self, realm: str, client_id: str) -> ClientRepresentation | None:
         """The client whose clientId is exactly `client_id` (GET ?clientId= is exact; filtered again)."""
-        what = f"look up client {client_id!r} in {realm!r}"
-        found = self._json("GET", self._c(realm), params={"clientId": client_id}, what=what) or []
-        return next((r for r in map(ClientRepresentation.model_validate, found) if r.client_id == client_id), None)
+        found = self.call("GET", _path(realm, "clients"), f"look up client {client_id!r} in {realm!r}",
+                          model=ClientRepresentation, many=True, params={"clientId": client_id})
+        return next((r for r in found if r.client_id == client_id), None)
 
     def get_client(self, realm: str, uuid: str) -> ClientRepresentation | None:
-        rep = self._read(self._c(realm, uuid), ClientRepresentation, f"client {uuid} in {realm!r}")
+        path = _path(realm, "clients", uuid)
+        rep: ClientRepresentation | None = self.call("GET", path, f"read client {uuid} in {realm!r}",
+                                                     model=ClientRepresentation, absent_ok=True)
         if rep is not None and rep.id != uuid:
-            raise self._another(self._c(realm, uuid), f"client {rep.client_id!r} (id {rep.id})", f"id {uuid}")
+            raise self._another(path, f"client {rep.client_id!r} (id {rep.id})", f"id {uuid}")
         return rep
 
     def create_client(self, realm: str, rep: ClientRepresentation) -> str:
         """POST the client; its UUID is the last part of `Location` (409: the clientId is taken)."""
-        resp = self.request("POST", self._c(realm), json=rep.payload(), what=f"create client {rep.client_id!r}")
-        assert resp is not None
+        resp = self.call("POST", _path(realm, "clients"), f"create client {rep.client_id!r}", json=rep.payload())
         uuid = resp.headers.get("Location", "").rstrip("/").rsplit("/", 1)[-1]
         if not uuid:
             # Created, but not told where (a proxy dropped the header): the clientId is unique.
@@ -370,7 +362,7 @@ class KeycloakAdmin:
     def update_client(self, realm: str, uuid: str, rep: ClientRepresentation) -> None:
         """PUT merges field by field; what must never be PUT is dropped (`_NEVER_PUT`)."""
         try:
-            self.request("PUT", self._c(realm, uuid), json=rep.payload(drop=_NEVER_PUT), what=f"update client {uuid}")
+            self.call("PUT", _path(realm, "clients", uuid), f"update client {uuid}", json=rep.payload(drop=_NEVER_PUT))
         except KeycloakApiError as e:
             if e.status != 409:
                 raise
@@ -382,20 +374,20 @@ class KeycloakAdmin:
                 status=409, method=e.method, url=e.url) from e
 
     def delete_client(self, realm: str, uuid: str) -> None:
-        self.request("DELETE", self._c(realm, uuid), not_found_ok=True, what=f"delete client {uuid}")
+        self.call("DELETE", _path(realm, "clients", uuid), f"delete client {uuid}", absent_ok=True)
 
     def get_client_secret(self, realm: str, uuid: str) -> str | None:
-        body = self._json("GET", self._c(realm, uuid, "/client-secret"), what=f"read the secret of client {uuid}")
-        return CredentialRepresentation.model_validate(body or {}).value
+        path, what = _path(realm, "clients", uuid, "client-secret"), f"read the secret of client {uuid}"
+        return (self.call("GET", path, what, model=CredentialRepresentation) or CredentialRepresentation()).value
 
     def regenerate_client_secret(self, realm: str, uuid: str) -> str:
         """POST a new secret. Not idempotent: after a lost answer a secret that changed is that POST's
         (the kernel's create-or-adopt, looking at the secret); only an unchanged one is rotated again."""
-        path, what = self._c(realm, uuid, "/client-secret"), f"rotate the secret of client {uuid}"
+        path, what = _path(realm, "clients", uuid, "client-secret"), f"rotate the secret of client {uuid}"
         before = self.get_client_secret(realm, uuid)
 
         def rotate() -> str:
-            value = CredentialRepresentation.model_validate(self._json("POST", path, what=what) or {}).value
+            value = (self.call("POST", path, what, model=CredentialRepresentation) or CredentialRepresentation()).value
             if not value:
                 raise KeycloakApiError(f"rotating the secret of client {uuid} returned no value")
             return value
@@ -409,35 +401,41 @@ class KeycloakAdmin:
     # --- protocol mappers and client scopes ----------------------------------------------------
 
     def list_protocol_mappers(self, realm: str, uuid: str) -> list[ProtocolMapperRepresentation]:
-        body = self._json("GET", self._c(realm, uuid, "/protocol-mappers/models"), what=f"list mappers of {uuid}")
-        return [ProtocolMapperRepresentation.model_validate(m) for m in body or []]
+        path = _path(realm, "clients", uuid, "protocol-mappers", "models")
+        found: list[ProtocolMapperRepresentation] = self.call("GET", path, f"list mappers of {uuid}",
+                                                              model=ProtocolMapperRepresentation, many=True)
+        return found
 
     def write_protocol_mapper(self, realm: str, uuid: str, mapper: ProtocolMapperRepresentation
                               ) -> ProtocolMapperRepresentation:
         """POST a new mapper, or PUT the one `mapper.id` names; returns `mapper` (as written)."""
-        path = self._c(realm, uuid, "/protocol-mappers/models")
-        what = f"write mapper {mapper.name!r} of client {uuid}"
-        if mapper.id:
-            self.request("PUT", f"{path}/{quote(mapper.id, safe='')}", json=mapper.payload(), what=what)
-        else:
-            self.request("POST", path, json=mapper.payload(), what=what)
+        path = _path(realm, "clients", uuid, "protocol-mappers", "models", *([mapper.id] if mapper.id else []))
+        self.call("PUT" if mapper.id else "POST", path, f"write mapper {mapper.name!r} of client {uuid}",
+                  json=mapper.payload())
         return mapper
 
     def delete_protocol_mapper(self, realm: str, uuid: str, mapper_id: str) -> None:
-        path = self._c(realm, uuid, f"/protocol-mappers/models/{quote(mapper_id, safe='')}")
-        self.request("DELETE", path, not_found_ok=True, what=f"remove mapper {mapper_id} from client {uuid}")
+        path = _path(realm, "clients", uuid, "protocol-mappers", "models", mapper_id)
+        self.call("DELETE", path, f"remove mapper {mapper_id} from client {uuid}", absent_ok=True)
 
     def realm_client_scopes(self, realm: str) -> list[ClientScopeRepresentation]:
-        body = self._json("GET", f"{self._r(realm)}/client-scopes", what=f"list client scopes of {realm!r}")
-        return [ClientScopeRepresentation.model_validate(b) for b in body or []]
+        found: list[ClientScopeRepresentation] = self.call("GET", _path(realm, "client-scopes"),
+                                                           f"list client scopes of {realm!r}",
+                                                           model=ClientScopeRepresentation, many=True)
+        return found
 
     def client_scopes(self, realm: str, uuid: str, kind: ScopeKind) -> list[str]:
         """The names of the client's `kind` scopes."""
-        body = self._json("GET", self._c(realm, uuid, f"/{kind}-client-scopes"), what=f"list {kind} scopes of {uuid}")
-        return [s.name for s in map(ClientScopeRepresentation.model_validate, body or []) if s.name]
+        path, what = _path(realm, "clients", uuid, f"{kind}-client-scopes"), f"list {kind} scopes of {uuid}"
+        return [s.name for s in self.call("GET", path, what, model=ClientScopeRepresentation, many=True) if s.name]
 
     def link_client_scope(self, realm: str, uuid: str, kind: ScopeKind, scope_id: str, *, attach: bool) -> None:
         """PUT (attach) or DELETE (detach) one scope link; a link already gone counts as detached."""
-        path = self._c(realm, uuid, f"/{kind}-client-scopes/{quote(scope_id, safe='')}")
+        path = _path(realm, "clients", uuid, f"{kind}-client-scopes", scope_id)
         what = f"{'attach' if attach else 'detach'} {kind} scope {scope_id} of client {uuid}"
-        self.request("PUT" if attach else "DELETE", path, not_found_ok=not attach, what=what)
+        self.call("PUT" if attach else "DELETE", path, what, absent_ok=not attach)
+
+
+def _path(*parts: str) -> str:
+    """An Admin API path under /admin/realms, each part quoted (names may hold any character)."""
+    return "".join(f"/{quote(p, safe='')}" for p in parts)

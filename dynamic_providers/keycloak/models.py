@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -239,12 +239,6 @@ def _url(url: str | None, info: ValidationInfo) -> str | None:
     return url
 
 
-def _pkce(method: str | None) -> str | None:
-    if method not in (None, "", "plain", "S256"):
-        raise ValueError(f"unknown PKCE method {method!r}: use 'S256' (or 'plain', or '' to turn PKCE off)")
-    return method
-
-
 def _scope(name: str) -> str:
     if not name.strip():
         raise ValueError("client scope names must be non-empty")
@@ -279,6 +273,37 @@ class _Spec(BaseModel):
         return v
 
 
+def _reserved(attributes: dict[str, str] | None, _: Any) -> None:
+    for key in attributes or {}:
+        if key in RESERVED_ATTRIBUTES:
+            raise rule(key, f"attribute {key!r} is managed by the provider: {RESERVED_ATTRIBUTES[key]}")
+
+
+def _both(optional: list[str] | None, before: dict[str, Any]) -> str | None:
+    both = sorted(set(optional or ()) & set(before.get("default_client_scopes") or ()))
+    return f"scope(s) {', '.join(both)} are listed as both default and optional: keep one" if both else None
+
+
+# The rules of one client input: each gives the failure of a value, None when it passes, given the
+# inputs declared before it (what pydantic hands a field validator).
+_CLIENT_RULES: dict[str, tuple[Callable[[Any, dict[str, Any]], str | None], ...]] = {
+    "client_id": (lambda v, _: None if v.strip() else "client_id must be a non-empty string",),
+    "pkce_method": (lambda v, _: None if v in (None, "", "plain", "S256") else
+                    f"unknown PKCE method {v!r}: use 'S256' (or 'plain', or '' to turn PKCE off)",),
+    "attributes": (_reserved,),
+    "service_accounts_enabled": (lambda v, before: (
+        "a PUBLIC client has no secret, so it cannot use service accounts (client credentials): set access_type "
+        "CONFIDENTIAL or service_accounts_enabled False") if v and before.get("access_type") == "PUBLIC" else None,),
+    "optional_client_scopes": (_both,),
+    "audience": (
+        lambda v, _: "audience must be non-empty, or leave it unset for no audience mapper"
+        if v is not None and not v.strip() else None,
+        lambda v, before: "a BEARER-ONLY client issues no tokens, so an audience mapper on it has no effect"
+        if v and before.get("access_type") == "BEARER-ONLY" else None,
+    ),
+}
+
+
 class ClientSpec(_Spec):
     """Inputs of `KeycloakClient`, mirroring ClientRepresentation in snake_case."""
 
@@ -296,19 +321,12 @@ class ClientSpec(_Spec):
     redirect_uris: list[Uri] | None = None
     web_origins: list[Origin] | None = None
     post_logout_redirect_uris: list[Uri] | None = None
-    pkce_method: Annotated[str | None, AfterValidator(_pkce)] = None
+    pkce_method: str | None = None
     attributes: dict[str, str] | None = None
     default_client_scopes: list[Scope] | None = None
     optional_client_scopes: list[Scope] | None = None
     audience: str | None = None
     rotate_secret_trigger: str | None = None
-
-    @field_validator("client_id")
-    @classmethod
-    def _client_id(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("client_id must be a non-empty string")
-        return v
 
     @field_validator("attributes", mode="before")
     @classmethod
@@ -317,42 +335,18 @@ class ClientSpec(_Spec):
             return {str(k): val if is_unknown(val) else attribute_text(val) for k, val in v.items()}
         return v
 
-    @field_validator("attributes")
-    @classmethod
-    def _not_reserved(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        for key in v or {}:
-            if key in RESERVED_ATTRIBUTES:
-                raise rule(key, f"attribute {key!r} is managed by the provider: {RESERVED_ATTRIBUTES[key]}")
-        return v
-
     @field_validator("rotate_secret_trigger", mode="before")
     @classmethod
     def _trigger(cls, v: Any) -> Any:
         return v if v is None or is_unknown(v) else attribute_text(v)
 
-    @field_validator("service_accounts_enabled")
+    @field_validator(*_CLIENT_RULES)
     @classmethod
-    def _service_accounts(cls, v: bool | None, info: ValidationInfo) -> bool | None:
-        if v and info.data.get("access_type") == "PUBLIC":
-            raise ValueError("a PUBLIC client has no secret, so it cannot use service accounts (client credentials): "
-                             "set access_type CONFIDENTIAL or service_accounts_enabled False")
-        return v
-
-    @field_validator("optional_client_scopes")
-    @classmethod
-    def _default_or_optional(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
-        both = sorted(set(v or ()) & set(info.data.get("default_client_scopes") or ()))
-        if both:
-            raise ValueError(f"scope(s) {', '.join(both)} are listed as both default and optional: keep one")
-        return v
-
-    @field_validator("audience")
-    @classmethod
-    def _audience(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("audience must be non-empty, or leave it unset for no audience mapper")
-        if v and info.data.get("access_type") == "BEARER-ONLY":
-            raise ValueError("a BEARER-ONLY client issues no tokens, so an audience mapper on it has no effect")
+    def _rules(cls, v: Any, info: ValidationInfo) -> Any:
+        """The field's rules (`_CLIENT_RULES`), given the fields declared before it."""
+        for message in _CLIENT_RULES[str(info.field_name)]:
+            if text := message(v, info.data):
+                raise ValueError(text)
         return v
 
     @model_validator(mode="after")

@@ -7,8 +7,7 @@ realm's id, chosen here, since the `Location` of a created realm names the realm
 carries the ownership attribute `pulumi.stack=<project>/<stack>`; a create that finds the name taken
 (409), or that lost its answer, adopts the existing object only when it carries this stack's marker
 and otherwise fails naming it, so faults never produce duplicates or silently take over foreign
-objects. The engine runs the methods in `python -m pulumi.dynamic`, 4 threads, with the provider
-unpickled from state; the providers hold no state and no credentials. What is Keycloak's:
+objects. What is Keycloak's:
 
 * `check` and `diff` (offline): an input left unset is not managed (`None`), except `attributes`
   and `audience`, whose removal removes what the provider added. Values compare by meaning
@@ -24,11 +23,6 @@ server) and a client's scope lists when they are managed (Keycloak attaches scop
 the realm's issuer and JWKS URL from its discovery document, because the issuer Keycloak writes into
 tokens follows its hostname settings, not the URL this machine uses (an update keeps them: it
 cannot change them).
-
-Ownership (`KeycloakAttribute`): the object at the state's address must be the one in the state
-(same id: a realm is addressed by name, so one re-created outside Pulumi is caught) and carry this
-stack's marker (the `owner` input, or the marker the state recorded, so a renamed stack re-marks its
-own objects). The check and the write are not atomic on Keycloak's API: the window is one round trip.
 """
 
 from __future__ import annotations
@@ -39,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from pulumi import Output
 from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
 
 from dynamic_providers._kernel import (
     ForeignObjectError,
@@ -124,10 +119,12 @@ def _holder(rep: Representation) -> str:
 
 
 class KeycloakAttribute(OwnershipEncoder[str, Representation]):
-    """Keycloak's ownership mark: the attribute `pulumi.stack=<project>/<stack>` on the object.
+    """Keycloak's ownership mark: the attribute `pulumi.stack=<project>/<stack>` on the object (the
+    `owner` input, or the marker the state recorded, so a renamed stack re-marks its own objects).
 
     The object at the state's address must also be the one in the state (same id: a realm is
-    addressed by name, so one deleted and re-created outside Pulumi has the name, not the id)."""
+    addressed by name, so one deleted and re-created outside Pulumi has the name, not the id). The
+    check and the write are not atomic on Keycloak's API: the window is one round trip."""
 
     def __init__(self, what: str, state_id: str, kcadm_target: str) -> None:
         self.what, self.state_id, self.kcadm_target = what, state_id, kcadm_target
@@ -186,12 +183,9 @@ class _KeycloakProvider(OwnedProvider):
 
     def defaulted(self, props: Mapping[str, Any]) -> dict[str, Any]:
         """`props` with the model's defaults for unset inputs (`enabled`, `access_type`)."""
-        out = dict(props)
-        for name, field in self.args_model.model_fields.items():
-            if out.get(name) is None and not field.is_required() and field.default_factory is None \
-                    and field.default is not None:
-                out[name] = field.default
-        return out
+        fields = self.args_model.model_fields.items()
+        return {**props, **{k: f.default for k, f in fields if props.get(k) is None and f.default is not None
+                            and f.default is not PydanticUndefined}}
 
     def checked(self, props: dict[str, Any]) -> dict[str, Any]:
         """Defaults filled, `owner` from the host's stack when the caller gave none, attribute values
