@@ -252,6 +252,10 @@ class Kubernetes:
             "--authorization-mode=RBAC",
             # The SPIRE agent DaemonSet runs with hostPID: the API server refuses such pods otherwise.
             "--allow-privileged=true",
+            # Admission webhooks (the CNPG operator's) reach their Service through its endpoints, not
+            # its cluster IP: nothing routes cluster IPs here, so each call would leave the machine and
+            # wait out the webhook's timeout where nothing answers; with no pod behind it, it fails at once.
+            "--enable-aggregator-routing=true",
         ])
         section: dict[str, Any] = {
             "url": url,

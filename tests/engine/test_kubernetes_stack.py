@@ -6,20 +6,25 @@ module (`scripts/servers install pulumi-kubernetes`), a kube-apiserver 1.37.2 of
 `tests/engine/k8s_program/__main__.py` runs the project's `__main__.py` with what this machine needs
 (that file says why): `pulumi.com/skipAwait` and `deletionPropagationPolicy: background` on every
 Kubernetes object (no nodes, no controller manager: nothing becomes ready and no garbage collector
-finishes a foreground delete), and a stand-in for pulumi-random's RandomPassword (its plugin cannot
-be built here).
+finishes a foreground delete), and stand-ins for pulumi-random's RandomPassword and the pulumi-tls
+resources (their plugins cannot be built here).
 
 - `Pulumi.k8s-crd-free.yaml` as shipped, pointed at these servers (kubeconfig and context, SPIRE's
   trust domain, admin socket and bundle): every resource of the stack is created. `preview` writes
   nothing; `up` makes every object the design names, applied by the provider's field manager, and
   the node alias and workload entry on SPIRE; `preview --expect-no-changes`; `destroy` removes all.
-- `Pulumi.k8s-dev.yaml` (basic topology and Keycloak on CNPG behind Istio) with a brought root CA,
-  the Istio and ArgoCD CRDs of servers/crds.py created first (the CNPG ones are the program's own,
-  from the operator's release), without `kubernetes.ziti` (its controller PKI is pulumi-tls's) and
-  with `--exclude` of what cannot run here (`EXCLUDED` says why): the StatefulSets, DaemonSets,
-  RBAC, network policies, Secrets, the CNPG operator (CRDs, RBAC, webhook configurations,
-  Deployment), the CNPG Cluster and the Istio objects are applied; a second preview has no changes;
-  `destroy` removes them.
+- `Pulumi.k8s-dev.yaml` (basic topology, Keycloak on CNPG behind Istio, kubernetes.ziti) with a
+  brought root CA, the Istio and ArgoCD CRDs of servers/crds.py created first (the CNPG ones are the
+  program's own, from the operator's release), and `--exclude` of what cannot run here (`EXCLUDED`
+  says why). A first `up` leaves out the Ziti side of the chain too (`ZITI_TRUST`): the
+  StatefulSets, DaemonSets, RBAC, network policies, Secrets, the CNPG operator (CRDs, RBAC, webhook
+  configurations, Deployment), the CNPG Cluster, the Istio objects and the Ziti controller's
+  objects (its PKI root from the SelfSignedCert stand-in) are applied. Then the real ziti
+  controller (`servers/ziti.py`) starts from what the controller pod's Secrets hold (the stack's PKI
+  root and admin password), where the stack says the controller is, and a second `up` makes the
+  Ziti side on it (SPIRE's root a verified CA, the workloads' identities and policy, the router
+  entity) and the router's enrollment Secret and StatefulSet with the entity's JWT; a preview has
+  no changes; `destroy` removes every object and every Ziti entity.
 
 After `destroy` the namespaces stay Terminating: the namespace controller that would finish them is
 part of the controller manager, which does not run here.
@@ -36,10 +41,16 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from components import ziti_stack
 from dynamic_providers.spire.models import owner_prefix
 from servers import crds
 from servers import pulumi_kubernetes as plugin
+from servers import ziti as ziti_server
+from servers.process import Run
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
 from tests.engine.cli import REPO
@@ -57,8 +68,9 @@ from tests.engine.kube_stack import (
 )
 from tests.engine.test_external_stack import another_root
 from tests.harness.kube_api import KubeApi
+from tests.real._ziti import Admin
 from tests.real.conftest import RealServers
-from tests.real.spire_targets import Admin
+from tests.real.spire_targets import Admin as SpireAdmin
 
 # What the crd-free topology puts in the cluster (components/kubernetes/crd_free.py, spire_agents.py):
 # (apiVersion, kind, namespace or None, name).
@@ -109,7 +121,7 @@ def test_the_crd_free_stack_lives_and_dies_in_a_real_api_server(
     engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, real_servers: RealServers, tmp_path: Path
 ) -> None:
     spire = real_servers("spire")
-    admin = Admin(spire["admin_socket"])
+    admin = SpireAdmin(spire["admin_socket"])
     tag = secrets.token_hex(3)
     stack, cluster, workload = f"k8s-{tag}", f"engine-{tag}", f"ledger-{tag}"
     prefix = owner_prefix(PROJECT, stack)
@@ -187,9 +199,15 @@ EXCLUDED = {
     # registrations through `kubectl exec` into the SPIRE server pod, which never runs here (the
     # workload entries, SpireRegistrations, depend on the node alias: `--exclude-dependents`)
     "**::spire-dev-node-alias",
-    # the realm and client, written to the Keycloak that never runs here
+    # the realm and client, written to the Keycloak that never runs here; with them the Ziti
+    # objects made from the realm (the ext-JWT signer, the users' auth policy)
     "**::keycloak-identity-*",
 }
+# The first `up` also leaves out the Ziti side of the chain (CA, policies, router entity, workload
+# identities): its controller's pod never runs here, and the real controller that stands in for it
+# (`servers/ziti.py`) starts from this stack's own PKI root and admin password, which that `up` makes.
+# With them go their dependents, the router's enrollment Secret and StatefulSet (the entity's JWT).
+ZITI_TRUST = "**::ziti-trust-*"
 # Kinds the design puts in the cluster that must be there after `up` (each one checked by name below).
 DEV_KINDS = {"Namespace", "StatefulSet", "DaemonSet", "Deployment", "ServiceAccount", "ClusterRole",
              "ClusterRoleBinding", "NetworkPolicy", "Secret", "ConfigMap", "Service", "PodDisruptionBudget",
@@ -252,8 +270,141 @@ def assert_the_cnpg_operator_is_there(kube: KubeApi) -> None:
             assert (w["failurePolicy"], p["failurePolicy"]) == ("Ignore", "Fail")
 
 
+# kubernetes.ziti as the design names it (docs/architecture.md; NodePorts of Pulumi.k8s-dev.yaml).
+ZITI = "ziti"
+ZITI_OBJECTS = {
+    ("v1", "Namespace", None, ZITI),
+    *(("v1", kind, ZITI, n) for kind in ("ServiceAccount", "Service") for n in ("ziti-controller", "ziti-router")),
+    ("apps/v1", "StatefulSet", ZITI, "ziti-controller"),
+    *(("policy/v1", "PodDisruptionBudget", ZITI, n) for n in ("ziti-controller", "ziti-router")),
+    *(("v1", "Secret", ZITI, n) for n in ("ziti-controller-admin", "ziti-controller-pki-root")),
+    *(("networking.k8s.io/v1", "NetworkPolicy", ZITI, n)
+      for n in ("default-deny", "allow-dns", "allow-istiod", "ziti-controller", "ziti-router")),
+    ("security.istio.io/v1", "PeerAuthentication", ZITI, "default"),
+}
+# Left out of the first `up` with the router entity's JWT (ZITI_TRUST), applied by the second.
+ZITI_NOT_APPLIED = {("apps/v1", "StatefulSet", ZITI, "ziti-router"), ("v1", "Secret", ZITI, "ziti-router-enrollment")}
+
+
+def assert_the_ziti_objects_are_there(kube: KubeApi, ziti: dict[str, Any]) -> tuple[str, str]:
+    """kubernetes.ziti in the API server: the controller's StatefulSet reading its PKI root and
+    admin password from the two Secrets at the Swarm secrets' paths, the NodePort Services, the
+    namespace in the mesh (STRICT) with the controller's port outside the sidecar, the network
+    policies, Keycloak's AuthorizationPolicy and NetworkPolicy admitting the namespace; the PKI root
+    a real self-signed CA of `ziti.clusterTrustDomain` whose key matches it. Returns the root's key
+    and the admin password (secrets, for the state check)."""
+    for api_version, kind, ns, name in ZITI_OBJECTS:
+        assert obj(kube, api_version, kind, ns, name) is not None, (kind, ns, name)
+    namespace = kube.get("/api/v1/namespaces/ziti")["metadata"]["labels"]
+    assert (namespace["istio-injection"], namespace["pod-security.kubernetes.io/enforce"]) == ("enabled", "restricted")
+    peer = kube.get("/apis/security.istio.io/v1/namespaces/ziti/peerauthentications/default")
+    assert peer["spec"] == {"mtls": {"mode": "STRICT"}}
+
+    # The controller reads what the Secrets hold, under the file names of the Swarm wrapper.
+    controller = kube.get("/apis/apps/v1/namespaces/ziti/statefulsets/ziti-controller")["spec"]
+    pod = controller["template"]
+    port = ziti["advertisedPort"]
+    assert pod["metadata"]["annotations"]["traffic.sidecar.istio.io/excludeInboundPorts"] == str(port)
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] == f"docker.io/openziti/ziti-controller:{versions.ZITI}"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ZITI_CTRL_ADVERTISED_ADDRESS"] == ziti["advertisedAddress"]
+    assert env["ZITI_CTRL_ADVERTISED_PORT"] == str(port)
+    (projected,) = [v["projected"] for v in pod["spec"]["volumes"] if "projected" in v]
+    files = {(s["secret"]["name"], i["key"], i["path"]) for s in projected["sources"] for i in s["secret"]["items"]}
+    assert files == {("ziti-controller-admin", "password", "ziti-admin-password"),
+                     ("ziti-controller-pki-root", "cert", "ziti-pki-root.cert"),
+                     ("ziti-controller-pki-root", "key", "ziti-pki-root.key")}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["serviceAccountName"] == "ziti-controller"
+    assert kube.get("/api/v1/namespaces/ziti/serviceaccounts/ziti-controller")["automountServiceAccountToken"] is False
+    for name, service_port, node_port in (("ziti-controller", port, 31280), ("ziti-router", 3022, 31022)):
+        service = kube.get(f"/api/v1/namespaces/ziti/services/{name}")["spec"]
+        assert service["type"] == "NodePort", name
+        assert [(p["port"], p["nodePort"]) for p in service["ports"]] == [(service_port, node_port)], name
+
+    # The PKI root: a self-signed CA of the controller's trust domain, and the key that signed it.
+    pki = kube.get("/api/v1/namespaces/ziti/secrets/ziti-controller-pki-root")["data"]
+    key_pem = base64.b64decode(pki["key"]).decode()
+    cert = x509.load_pem_x509_certificate(base64.b64decode(pki["cert"]))
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp384r1"
+    assert key.public_key() == cert.public_key()
+    assert cert.issuer == cert.subject
+    cert.verify_directly_issued_by(cert)
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert (usage.key_cert_sign, usage.crl_sign, usage.digital_signature) == (True, True, True)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [f"spiffe://{ziti['clusterTrustDomain']}"]
+    admin = base64.b64decode(kube.get("/api/v1/namespaces/ziti/secrets/ziti-controller-admin")["data"]["password"])
+    assert len(admin) == 32
+
+    # Who may reach the controller, and what it may reach: Keycloak's HTTP port for the realm's JWKS.
+    policy = kube.get("/apis/networking.k8s.io/v1/namespaces/ziti/networkpolicies/ziti-controller")["spec"]
+    assert policy["ingress"] == [{"ports": [{"port": port, "protocol": "TCP"}]}]
+    (egress,) = policy["egress"]
+    assert egress["to"][0]["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "iam-system"}}
+    keycloak_in = kube.get("/apis/networking.k8s.io/v1/namespaces/iam-system/networkpolicies/keycloak")["spec"]
+    assert {"kubernetes.io/metadata.name": ZITI} in [p.get("namespaceSelector", {}).get("matchLabels")
+                                                     for rule in keycloak_in["ingress"] for p in rule.get("from", [])]
+    mesh = kube.get("/apis/security.istio.io/v1/namespaces/iam-system/authorizationpolicies/keycloak")["spec"]
+    (ziti_rule,) = [r for r in mesh["rules"] if r["from"][0]["source"].get("namespaces") == [ZITI]]
+    assert ziti_rule["to"] == [{"operation": {"ports": ["8080"], "methods": ["GET"], "paths": ["/realms/*"]}}]
+    return key_pem, admin.decode()
+
+
+# What the second `up` makes on the controller (collection, name): the SPIRE root as a CA, the
+# workloads' auth policy, the router entity, the router policies. (The identities: by workload.)
+ZITI_ENTITIES = (("cas", "ziti-trust-spire"), ("auth-policies", "ziti-trust-spiffe-workloads"),
+                 ("edge-routers", "edge-router-1"), ("edge-router-policies", "ziti-trust-all-identities-all-routers"),
+                 ("service-edge-router-policies", "ziti-trust-all-services-all-routers"))
+
+
+def assert_the_ziti_side_is_on_the_controller(zt: Admin, kube: KubeApi, plain: dict[str, Any], root_pem: str) -> str:
+    """The chain's Ziti side as the real controller has it: SPIRE's root a verified CA, an identity
+    per workload by SPIFFE ID under the workloads' policy, the router entity whose one-time JWT is
+    what the router's Secret holds (and its StatefulSet now applied); no signer (the realm is left
+    out with Keycloak). Returns the JWT."""
+    found = {}
+    for collection, name in ZITI_ENTITIES:
+        (found[collection],) = zt.find(collection, name)
+    ca = found["cas"]
+    assert (ca["isVerified"], ca["isAuthEnabled"]) == (True, True)
+    assert ca["certPem"].strip() == root_pem.strip()
+    assert zt.find("external-jwt-signers", "ziti-trust-keycloak") == []
+    policy_id = found["auth-policies"]["id"]
+    for workload, spec in plain["workloads"].items():
+        (identity,) = zt.find("identities", workload)
+        assert identity["externalId"] == f"spiffe://{plain['spire']['trustDomain']}{spec['spiffePath']}"
+        assert identity["authPolicyId"] == policy_id
+    router = zt.get(f"edge-routers/{found['edge-routers']['id']}")
+    assert router is not None
+    secret = kube.get("/api/v1/namespaces/ziti/secrets/ziti-router-enrollment")
+    jwt = base64.b64decode(secret["data"]["jwt"]).decode()
+    assert jwt == router["enrollmentJwt"]
+    for api_version, kind, ns, name in ZITI_NOT_APPLIED:
+        assert obj(kube, api_version, kind, ns, name) is not None, (kind, ns, name)
+    return jwt
+
+
+def start_the_stacks_controller(ctrl: ziti_server.Controller, kube: KubeApi) -> tuple[str, str]:
+    """The real controller started, as the pod would be, from the files its projected Secrets hold:
+    the stack's PKI root and admin password, as the API server has them. Returns (root PEM, password)."""
+    pki = kube.get("/api/v1/namespaces/ziti/secrets/ziti-controller-pki-root")["data"]
+    password = base64.b64decode(kube.get("/api/v1/namespaces/ziti/secrets/ziti-controller-admin")["data"]["password"])
+    files = {ziti_stack.ADMIN_PASSWORD_FILE: password, ziti_stack.PKI_ROOT_CERT_FILE: base64.b64decode(pki["cert"]),
+             ziti_stack.PKI_ROOT_KEY_FILE: base64.b64decode(pki["key"])}
+    for name, content in files.items():
+        (ctrl.secrets / name).write_bytes(content)
+        (ctrl.secrets / name).chmod(0o400)
+    ctrl.password = password.decode()
+    ctrl.start()
+    return base64.b64decode(pki["cert"]).decode(), ctrl.password
+
+
 def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_server(
-    engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, tmp_path: Path
+    engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, servers_run: Run, tmp_path: Path
 ) -> None:
     # Istio's and ArgoCD's CRDs: the cluster's own. CloudNativePG's are the program's (its operator's release).
     kube.establish([d for d in crds.definitions() if d["spec"]["group"] != CNPG_GROUP])
@@ -263,13 +414,13 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     # A brought root CA (pulumi-tls cannot be built here): certificate in config, key a secret.
     cert_pem, key_pem = another_root(f"{stack} root")
     plain["rootCa"] = {"certificate": cert_pem}
-    # kubernetes.ziti left out: the controller's PKI is pulumi-tls's, whose plugin cannot be built
-    # here; the Ziti pods are run from their specs by tests/real/test_kubernetes_ziti.py.
-    del plain["kubernetes"]["ziti"], plain["ziti"]
+    # The controller is reached where the real one of the second `up` listens (its certificate names localhost).
+    ctrl = ziti_server.Controller(servers_run, f"controller-{stack}")
+    plain["ziti"] |= {"advertisedAddress": "localhost", "advertisedPort": ctrl.port}
     write_stack_file(cli.dir, stack, plain)
     set_secrets({"rootCaKey": key_pem}, stack=stack, cwd=cli.dir, env=cli.env)
 
-    up = cli(*excluded(EXCLUDED, "up", "--yes"))
+    up = cli(*excluded({*EXCLUDED, ZITI_TRUST}, "up", "--yes"))
     assert "unknown field" not in up.stdout + up.stderr, up.stdout  # the API server's warning, passed on
     kube.forget_kinds()  # the program made the CNPG kinds
     applied = k8s_state(cli)
@@ -290,10 +441,25 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
     secret = kube.get("/api/v1/namespaces/iam-system/secrets/keycloak-db-credentials")
     password = base64.b64decode(secret["data"]["password"]).decode()
     assert len(password) == 32
-    assert_not_in_state(cli, password, key_pem)
+    ziti_secrets = assert_the_ziti_objects_are_there(kube, plain["ziti"])
+    for api_version, kind, ns, name in ZITI_NOT_APPLIED:
+        assert obj(kube, api_version, kind, ns, name) is None, (kind, ns, name)
 
-    cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
+    # -- the Ziti side against the real controller, started from the stack's own Secrets -----------
+    root_pem, admin_password = start_the_stacks_controller(ctrl, kube)
+    try:
+        cli(*excluded(EXCLUDED, "up", "--yes"))
+        zt = Admin({"url": ctrl.url, "ca_pem": root_pem, "admin_user": "admin", "admin_password": admin_password})
+        jwt = assert_the_ziti_side_is_on_the_controller(zt, kube, plain, cert_pem)
+        applied = k8s_state(cli)
+        assert_not_in_state(cli, password, key_pem, *ziti_secrets, jwt)
 
-    release_claims(kube, applied)
-    cli("destroy", "--yes")
-    assert_destroyed(kube, applied)
+        cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
+
+        release_claims(kube, applied)
+        cli("destroy", "--yes")
+        assert_destroyed(kube, applied)
+        for collection, name in ZITI_ENTITIES:
+            assert zt.find(collection, name) == [], (collection, name)
+    finally:
+        ctrl.stop()

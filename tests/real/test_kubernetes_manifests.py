@@ -8,8 +8,7 @@ token with the `spire-server` audience, which is k8s_psat's call.
 The objects are the program's own: the inputs `__main__.py` registers under the mock engine
 (update mode), sent by server-side apply, as the pulumi-kubernetes provider does. This covers what
 the real-engine run (tests/engine/test_kubernetes_stack.py, the pulumi-kubernetes plugin built from
-its Go module) leaves out: `kubernetes.ziti`, whose controller PKI is pulumi-tls's (that plugin
-cannot be built here), and the checks of admission and RBAC below.
+its Go module, kubernetes.ziti included) does not do: the checks of admission and RBAC below.
 """
 
 from __future__ import annotations

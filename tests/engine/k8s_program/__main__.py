@@ -17,9 +17,10 @@ the stacks the project ships never carry any of it):
   would refuse every CNPG object (and every dry-run of one) after its call fails. Everything else
   of them (names, service, paths, rules) is applied as the program registers it.
 - pulumi-random's `RandomPassword` and the pulumi-tls resources of the enterprise topology's
-  intermediate CA are replaced by the stand-ins of `stand_ins.py` (dynamic resources, secrets where
-  the real ones have them): those two plugins cannot be built here (docs/testing.md, "The Pulumi
-  engine"); the database passwords and the downstream server's CA come from them.
+  intermediate CA and of the self-signed roots (kubernetes.ziti's controller PKI root) are replaced
+  by the stand-ins of `stand_ins.py` (dynamic resources, secrets where the real ones have them):
+  those two plugins cannot be built here (docs/testing.md, "The Pulumi engine"); the database and
+  Ziti admin passwords, the downstream server's CA and the Ziti controller's root come from them.
 """
 
 from __future__ import annotations

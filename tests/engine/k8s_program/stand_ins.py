@@ -11,6 +11,11 @@ the project's own components run unchanged; `install()` puts them in place of th
   root signs with the CSR's subject and key, CA basic constraints, the key usages asked for, subject
   and authority key identifiers). Private keys are secret outputs, as pulumi-tls marks them. Any
   other argument than those the program passes is refused, so a new use is never silently faked.
+- `SelfSignedCert`: the root CAs of `components.docker_helpers.self_signed_ca` (kubernetes.ziti's
+  controller PKI root, a generated root CA): issuer = subject (common name and organization), CA
+  basic constraints, the key usages asked for, the subject key identifier and the URI SANs, signed
+  by the `PrivateKey` stand-in's key with SHA-384 (what Go picks for P-384). Like Go's crypto/x509,
+  no authority key identifier on a self-signed certificate.
 
 These classes are pickled by reference into the state (`tests.engine.k8s_program.stand_ins`): the
 dynamic provider host imports this module through the CLI's PYTHONPATH (tests/engine/cli.py).
@@ -30,9 +35,61 @@ import pulumi_tls
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 # pulumi-tls `allowed_uses` -> the KeyUsage flag it sets (the ones the program asks for).
 KEY_USAGES = {"cert_signing": "key_cert_sign", "crl_signing": "crl_sign", "digital_signature": "digital_signature"}
+
+
+def _key_usage(allowed_uses: list[str]) -> x509.KeyUsage:
+    """The KeyUsage extension pulumi-tls sets for `allowed_uses` (only those flags set)."""
+    usages = {flag: False for flag in ("digital_signature", "content_commitment", "key_encipherment",
+                                       "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                                       "encipher_only", "decipher_only")}
+    return x509.KeyUsage(**usages | {KEY_USAGES[u]: True for u in allowed_uses})
+
+
+def _known_uses(allowed_uses: list[str]) -> None:
+    unknown = set(allowed_uses) - set(KEY_USAGES)
+    if unknown:
+        raise ValueError(f"the stand-in knows the key usages {sorted(KEY_USAGES)}, not {sorted(unknown)}")
+
+
+def _ec_key(pem: str) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the stand-in signs with ECDSA keys only")
+    return key
+
+
+def _subject_args(subject: Any, args_class: type) -> None:
+    """Refuse a subject with more than a common name and organization (the program's only use)."""
+    others = {k for k in dir(args_class)
+              if not k.startswith("_") and k not in ("common_name", "organization") and getattr(subject, k)}
+    if others:
+        raise ValueError(f"the stand-in's subject has a common name and organization only, not {sorted(others)}")
+
+
+def _name(common_name: str, organization: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, organization)])
+
+
+def _certificate(subject: x509.Name, issuer: x509.Name, public_key: CertificatePublicKeyTypes,
+                 props: Any) -> x509.CertificateBuilder:
+    """What every pulumi-tls certificate resource sets: validity from now, basic constraints, the
+    key usages asked for, the subject key identifier when asked."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+        .public_key(public_key).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(hours=int(props["validity_period_hours"])))
+        .add_extension(x509.BasicConstraints(ca=bool(props["is_ca_certificate"]), path_length=None), critical=True)
+        .add_extension(_key_usage(props["allowed_uses"]), critical=True)
+    )
+    if props["set_subject_key_id"]:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    return builder
 
 
 def _replace_on_change(olds: dict[str, Any], news: dict[str, Any],
@@ -96,11 +153,8 @@ class StandInPrivateKey(pulumi.dynamic.Resource):
 
 class _Requests(pulumi.dynamic.ResourceProvider):
     def create(self, props: Any) -> pulumi.dynamic.CreateResult:
-        key = serialization.load_pem_private_key(props["private_key_pem"].encode(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the stand-in signs with ECDSA keys only")
-        subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, props["common_name"]),
-                             x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, props["organization"])])
+        key = _ec_key(props["private_key_pem"])
+        subject = _name(props["common_name"], props["organization"])
         csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA384())
         pem = csr.public_bytes(serialization.Encoding.PEM).decode()
         return pulumi.dynamic.CreateResult(secrets.token_hex(8), {**props, "cert_request_pem": pem})
@@ -116,10 +170,7 @@ class StandInCertRequest(pulumi.dynamic.Resource):
 
     def __init__(self, name: str, private_key_pem: pulumi.Input[str], subject: pulumi_tls.CertRequestSubjectArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        others = {k for k in dir(pulumi_tls.CertRequestSubjectArgs)
-                  if not k.startswith("_") and k not in ("common_name", "organization") and getattr(subject, k)}
-        if others:
-            raise ValueError(f"the stand-in's subject has a common name and organization only, not {sorted(others)}")
+        _subject_args(subject, pulumi_tls.CertRequestSubjectArgs)
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"]))
         super().__init__(_Requests(), name, {"private_key_pem": private_key_pem, "common_name": subject.common_name,
                                              "organization": subject.organization, "cert_request_pem": None}, opts)
@@ -129,34 +180,33 @@ SIGNED_INPUTS = ("cert_request_pem", "ca_private_key_pem", "ca_cert_pem", "is_ca
                  "validity_period_hours", "early_renewal_hours", "allowed_uses")
 
 
-class _Signed(pulumi.dynamic.ResourceProvider):
+class _Certificates(pulumi.dynamic.ResourceProvider):
+    """A certificate signed with SHA-384 (what Go picks for P-384), replaced when an input changes."""
+
+    inputs: tuple[str, ...] = ()
+
+    def build(self, props: Any) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
+        raise NotImplementedError
+
     def create(self, props: Any) -> pulumi.dynamic.CreateResult:
-        csr = x509.load_pem_x509_csr(props["cert_request_pem"].encode())
-        ca_cert = x509.load_pem_x509_certificate(props["ca_cert_pem"].encode())
-        ca_key = serialization.load_pem_private_key(props["ca_private_key_pem"].encode(), password=None)
-        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-            raise ValueError("the stand-in signs with ECDSA CA keys only")
-        now = datetime.datetime.now(datetime.UTC)
-        usages = {flag: False for flag in ("digital_signature", "content_commitment", "key_encipherment",
-                                           "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
-                                           "encipher_only", "decipher_only")}
-        usages |= {KEY_USAGES[u]: True for u in props["allowed_uses"]}
-        builder = (
-            x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca_cert.subject)
-            .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(hours=int(props["validity_period_hours"])))
-            .add_extension(x509.BasicConstraints(ca=bool(props["is_ca_certificate"]), path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(**usages), critical=True)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        )
-        if props["set_subject_key_id"]:
-            builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(csr.public_key()),
-                                            critical=False)
-        pem = builder.sign(ca_key, hashes.SHA384()).public_bytes(serialization.Encoding.PEM).decode()
+        builder, signer = self.build(props)
+        pem = builder.sign(signer, hashes.SHA384()).public_bytes(serialization.Encoding.PEM).decode()
         return pulumi.dynamic.CreateResult(secrets.token_hex(8), {**props, "cert_pem": pem})
 
     def diff(self, _id: str, olds: Any, news: Any) -> pulumi.dynamic.DiffResult:
-        return _replace_on_change(olds, news, SIGNED_INPUTS)
+        return _replace_on_change(olds, news, self.inputs)
+
+
+class _Signed(_Certificates):
+    inputs = SIGNED_INPUTS
+
+    def build(self, props: Any) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
+        csr = x509.load_pem_x509_csr(props["cert_request_pem"].encode())
+        ca_cert = x509.load_pem_x509_certificate(props["ca_cert_pem"].encode())
+        ca_key = _ec_key(props["ca_private_key_pem"])
+        builder = _certificate(csr.subject, ca_cert.subject, csr.public_key(), props).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        return builder, ca_key
 
 
 class StandInLocallySignedCert(pulumi.dynamic.Resource):
@@ -168,9 +218,7 @@ class StandInLocallySignedCert(pulumi.dynamic.Resource):
                  ca_cert_pem: pulumi.Input[str], is_ca_certificate: bool, set_subject_key_id: bool,
                  validity_period_hours: int, early_renewal_hours: int, allowed_uses: list[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        unknown = set(allowed_uses) - set(KEY_USAGES)
-        if unknown:
-            raise ValueError(f"the stand-in knows the key usages {sorted(KEY_USAGES)}, not {sorted(unknown)}")
+        _known_uses(allowed_uses)
         opts = pulumi.ResourceOptions.merge(opts,
                                             pulumi.ResourceOptions(additional_secret_outputs=["ca_private_key_pem"]))
         super().__init__(_Signed(), name, {
@@ -181,9 +229,47 @@ class StandInLocallySignedCert(pulumi.dynamic.Resource):
         }, opts)
 
 
+SELF_SIGNED_INPUTS = ("private_key_pem", "common_name", "organization", "is_ca_certificate", "set_subject_key_id",
+                      "validity_period_hours", "allowed_uses", "uris")
+
+
+class _SelfSigned(_Certificates):
+    inputs = SELF_SIGNED_INPUTS
+
+    def build(self, props: Any) -> tuple[x509.CertificateBuilder, ec.EllipticCurvePrivateKey]:
+        key = _ec_key(props["private_key_pem"])
+        name = _name(props["common_name"], props["organization"])
+        builder = _certificate(name, name, key.public_key(), props)
+        if props["uris"]:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(u) for u in props["uris"]]), critical=False)
+        return builder, key
+
+
+class StandInSelfSignedCert(pulumi.dynamic.Resource):
+    """tls.SelfSignedCert of an ECDSA key, with the arguments `self_signed_ca` passes."""
+
+    cert_pem: pulumi.Output[str]
+
+    def __init__(self, name: str, *, private_key_pem: pulumi.Input[str], is_ca_certificate: bool,
+                 set_subject_key_id: bool, validity_period_hours: int, allowed_uses: list[str],
+                 subject: pulumi_tls.SelfSignedCertSubjectArgs, uris: list[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        _known_uses(allowed_uses)
+        _subject_args(subject, pulumi_tls.SelfSignedCertSubjectArgs)
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key_pem"]))
+        super().__init__(_SelfSigned(), name, {
+            "private_key_pem": private_key_pem, "common_name": subject.common_name,
+            "organization": subject.organization, "is_ca_certificate": is_ca_certificate,
+            "set_subject_key_id": set_subject_key_id, "validity_period_hours": validity_period_hours,
+            "allowed_uses": allowed_uses, "uris": uris, "cert_pem": None,
+        }, opts)
+
+
 def install() -> None:
     """The stand-ins in place of the real classes, before the program's components use them."""
     pulumi_random.RandomPassword = StandInPassword  # type: ignore[misc,assignment]
     pulumi_tls.PrivateKey = StandInPrivateKey  # type: ignore[misc,assignment]
     pulumi_tls.CertRequest = StandInCertRequest  # type: ignore[misc,assignment]
     pulumi_tls.LocallySignedCert = StandInLocallySignedCert  # type: ignore[misc,assignment]
+    pulumi_tls.SelfSignedCert = StandInSelfSignedCert  # type: ignore[misc,assignment]
