@@ -38,9 +38,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 
 from dynamic_providers._kernel import environment_stack, is_unknown, rule
+from dynamic_providers.keycloak import _generated as wire
 
 AccessType = Literal["CONFIDENTIAL", "PUBLIC", "BEARER-ONLY"]
 
@@ -384,13 +384,11 @@ REALM_FIELDS = tuple(f for f in RealmSpec.model_fields if f not in _Spec.model_f
 CLIENT_FIELDS = ("name", "description", "root_url", "base_url", "redirect_uris", "web_origins", *FLOWS)
 
 
-# --- Admin REST payloads (camelCase on the wire) --------------------------------------------
+# --- Admin REST payloads (camelCase on the wire; the fields are generated from the OpenAPI file) ----
 
 
 class Representation(BaseModel):
-    """A Keycloak representation: camelCase on the wire, unknown fields kept for GET-overlay-PUT."""
-
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+    """A request or response body (`_generated`: unknown fields kept, for GET-overlay-PUT)."""
 
     def payload(self, *, drop: Iterable[str] = ()) -> dict[str, Any]:
         body = self.model_dump(by_alias=True, exclude_none=True)
@@ -403,68 +401,31 @@ class Representation(BaseModel):
         return (getattr(self, "attributes", None) or {}).get(OWNER_ATTRIBUTE) or None
 
 
-class ProtocolMapperRepresentation(Representation):
-    id: str | None = None
-    name: str | None = None
-    protocol: str | None = None
-    protocol_mapper: str | None = None
-    config: dict[str, str] = Field(default_factory=dict)
+class ProtocolMapperRepresentation(Representation, wire.ProtocolMapperRepresentation):
+    pass
 
 
-class ClientRepresentation(Representation):
-    id: str | None = None
-    client_id: str | None = None
-    name: str | None = None
-    description: str | None = None
-    root_url: str | None = None
-    base_url: str | None = None
-    enabled: bool | None = None
-    secret: str | None = None
-    redirect_uris: list[str] | None = None
-    web_origins: list[str] | None = None
-    bearer_only: bool | None = None
-    standard_flow_enabled: bool | None = None
-    implicit_flow_enabled: bool | None = None
-    direct_access_grants_enabled: bool | None = None
-    service_accounts_enabled: bool | None = None
-    public_client: bool | None = None
-    protocol: str | None = None
-    attributes: dict[str, str] | None = None
-    protocol_mappers: list[ProtocolMapperRepresentation] | None = None
-    default_client_scopes: list[str] | None = None
-    optional_client_scopes: list[str] | None = None
-
+class ClientRepresentation(Representation, wire.ClientRepresentation):
     @property
     def access_type(self) -> AccessType:
         if self.bearer_only:
             return "BEARER-ONLY"
         return "PUBLIC" if self.public_client else "CONFIDENTIAL"
 
-    def audience_mapper(self) -> ProtocolMapperRepresentation | None:
+    def audience_mapper(self) -> wire.ProtocolMapperRepresentation | None:
         return next((m for m in self.protocol_mappers or [] if m.name == AUDIENCE_MAPPER_NAME), None)
 
 
-class RealmRepresentation(Representation):
-    id: str | None = None
-    realm: str | None = None
-    display_name: str | None = None
-    enabled: bool | None = None
-    access_token_lifespan: int | None = None
-    access_code_lifespan: int | None = None
-    sso_session_idle_timeout: int | None = None
-    sso_session_max_lifespan: int | None = None
-    offline_session_idle_timeout: int | None = None
-    attributes: dict[str, str] | None = None
+class RealmRepresentation(Representation, wire.RealmRepresentation):
+    pass
 
 
-class CredentialRepresentation(Representation):
-    type: str | None = None
-    value: str | None = None
+class CredentialRepresentation(Representation, wire.CredentialRepresentation):
+    pass
 
 
-class ClientScopeRepresentation(Representation):
-    id: str | None = None
-    name: str | None = None
+class ClientScopeRepresentation(Representation, wire.ClientScopeRepresentation):
+    pass
 
 
 class TokenResponse(BaseModel):

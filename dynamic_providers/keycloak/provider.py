@@ -338,7 +338,7 @@ def _client_view(rep: ClientRepresentation) -> dict[str, Any]:
         "access_type": rep.access_type,
         "post_logout_redirect_uris": [u for u in (attrs.get(POST_LOGOUT_ATTRIBUTE) or "").split("##") if u],
         "pkce_method": attrs.get(PKCE_ATTRIBUTE, ""),
-        "audience": mapper.config.get("included.custom.audience") if mapper else None,
+        "audience": (mapper.config or {}).get("included.custom.audience") if mapper else None,
         "owner": rep.owner,
     }
 
