@@ -1,25 +1,6 @@
-"""Typed httpx client for the Keycloak Admin REST API (Keycloak >= 17; `base_path="/auth"` for older).
-
-HTTP goes through the shared transport (`dynamic_providers/_transport`): what is Keycloak's own here is
-
-* **the token** (`KeycloakSession`, the transport's `Session`): the password or client-credentials
-  grant, once per server and account in the provider process, renewed at 90 % of the token's
-  lifetime (master-realm tokens live 60 s) with the refresh token when there is one
-  (client-credentials grants have none), and by logging in afresh when the refresh is refused. A
-  401/403 renews the token and resends the call once (403 is what older Keycloaks answer right
-  after a realm is created, before the token carries the new realm's roles);
-* **the messages**: one exception class, `KeycloakApiError`, carrying the HTTP status, method, URL,
-  Keycloak's error text and its `Retry-After`, and saying how to fix what the caller can fix
-  (credentials, realm roles, a certificate that fails verification, a Keycloak that is not there);
-* **what the transport cannot know**: a POST whose answer is lost has `outcome_unknown` set, and the
-  caller looks the object up before creating again, after `pause` (the error's `Retry-After`,
-  else backoff). Keycloak's generic 500 `unknown_error` is what an optimistic-lock failure
-  becomes: the transport retries it for GET/PUT/DELETE, and realm writes are serialised per realm
-  in this process so that they do not make it. A secret rotation is a POST that is not idempotent.
-
-Reads by id or name check the answer is about that object (a GET answered about another realm or
-client is an error); the clientId lookup keeps exact matches only.
-"""
+"""Typed client of the Keycloak Admin REST API on the shared transport: the admin token
+(`KeycloakSession`), the one error class (`KeycloakApiError`) and the calls (`KeycloakAdmin`).
+See docs/providers/keycloak.md ("Tokens", "Faults")."""
 
 from __future__ import annotations
 
@@ -425,7 +406,6 @@ class KeycloakAdmin:
         return found
 
     def client_scopes(self, realm: str, uuid: str, kind: ScopeKind) -> list[str]:
-        """The names of the client's `kind` scopes."""
         path, what = _path(realm, "clients", uuid, f"{kind}-client-scopes"), f"list {kind} scopes of {uuid}"
         return [s.name for s in self.call("GET", path, what, model=ClientScopeRepresentation, many=True) if s.name]
 

@@ -1,22 +1,5 @@
-"""Pydantic models for the Keycloak providers: the connection, the resource inputs, the Admin REST payloads.
-
-Three groups, deliberately separate:
-
-* `Connection`: how a provider call reaches the Admin REST API. It arrives as the resource input
-  `connection` (its secret parts are Pulumi secrets in the program; the engine unwraps them before
-  calling the provider), so it is rebuilt in every provider call and never kept on the provider.
-* `ClientSpec` / `RealmSpec`: the user's inputs, snake_case, exactly as the resource classes take
-  them. `None` means "not managed": Keycloak keeps (or defaults) the value and diff ignores it.
-* `*Representation`: request and response bodies of the Admin REST API (Keycloak 26, the
-  OpenAPI file in shared/specs). They keep unknown server fields (`extra="allow"`), because an
-  update is GET -> overlay the managed fields -> PUT, and Keycloak's PUT merges field by field.
-
-The inputs hold every rule that needs no network (Keycloak's ClientValidator and terraform's
-ValidateOpenidClient: flows vs access type, URI syntax, PKCE method...), so the kernel's `check`
-reports them at `pulumi preview`. A rule that reads other fields is a validator of the field it is
-reported at, declared after the fields it reads (pydantic hands a validator the fields validated
-before it): a field that is invalid or still unknown in a preview skips only the rules that read it.
-"""
+"""Pydantic models of the Keycloak providers: the connection, the inputs (every rule `check` applies) and
+the Admin REST bodies over the generated `_generated.py`. See docs/providers/keycloak.md."""
 
 from __future__ import annotations
 
@@ -78,14 +61,8 @@ def is_loopback_host(host: str) -> bool:
 
 
 class Connection(BaseModel):
-    """Where and as whom a provider call talks to Keycloak.
-
-    Authentication is the password grant when `username`/`password` are set (client `admin-cli`
-    unless `client_id` names another), otherwise the client-credentials grant with
-    `client_id`/`client_secret` (for example Keycloak 26's bootstrap admin service account).
-    TLS verification is always on; `ca_bundle_pem` adds a private CA. Plain `http://` is accepted
-    only for loopback hosts (dev publishes Keycloak on http://localhost:8080).
-    """
+    """Where and as whom a provider call talks to Keycloak (docs/providers/keycloak.md, `connection`).
+    An input, rebuilt in every call and never kept on the provider."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
