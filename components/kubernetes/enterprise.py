@@ -247,7 +247,7 @@ def peer_kubeconfig_secret(
     both from the token Secret's `data` (base64, as the token controller fills it). The kubeconfig is
     a Pulumi secret Output end to end (state holds it encrypted) and reaches the pods as a file."""
 
-    def render(data: dict[str, str] | None) -> str:
+    def render(data: Mapping[str, str] | None) -> str:
         if not data or not data.get("token") or not data.get("ca.crt"):
             raise ValueError(
                 f"{SYSTEM_NAMESPACE}/{UPSTREAM_REVIEWER_TOKEN}: the token Secret has no token or "
@@ -256,7 +256,7 @@ def peer_kubeconfig_secret(
             )
         return peer_kubeconfig(cluster, api_server, data["ca.crt"], base64.b64decode(data["token"]).decode())
 
-    kubeconfig = pulumi.Output.secret(token.data.apply(render))
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(token.data.apply(render))
     return k8s.core.v1.Secret(
         name,
         metadata=sec.meta(PEER_KUBECONFIG_SECRET, namespace, SERVER_NAME, "server"),

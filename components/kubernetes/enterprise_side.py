@@ -211,11 +211,10 @@ def reviewer_token(
     with the account). pulumi-kubernetes waits for the token before the Secret counts as created
     (pulumi/pulumi-kubernetes#2048), so its `data` output holds it; `data` is a secret output
     (the provider marks a Secret's data so; named here too), never plain in state."""
-    meta = sec.meta(UPSTREAM_REVIEWER_TOKEN, ns, UPSTREAM_REVIEWER, "server")
-    meta["annotations"] = {"kubernetes.io/service-account.name": UPSTREAM_REVIEWER}
     return k8s.core.v1.Secret(
         f"{name}-token",
-        metadata=meta,
+        metadata={"name": UPSTREAM_REVIEWER_TOKEN, "namespace": ns, "labels": sec.labels(UPSTREAM_REVIEWER, "server"),
+                  "annotations": {"kubernetes.io/service-account.name": UPSTREAM_REVIEWER}},
         type="kubernetes.io/service-account-token",
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[account], additional_secret_outputs=["data"]),
     )
