@@ -41,6 +41,7 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -74,6 +75,7 @@ from components.kubernetes.spire_config import (
     UPSTREAM_REVIEWER_TOKEN,
     peer_kubeconfig,
 )
+from components.kubernetes.spire_server import API_SERVER_PORTS
 from components.kubernetes.workloads import k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
 from stack_config import KubernetesCluster, StackConfig
@@ -192,6 +194,7 @@ class EnterpriseTopology(pulumi.ComponentResource):
                     if nested and role == "downstream" else None,
                     peer_kubeconfig=nested and role == "upstream",
                     reviewer_token=nested and role == "downstream" and ent.downstream.api_server is not None,
+                    peer_api_ports=_api_ports(ent.downstream.api_server) if nested and role == "upstream" else (),
                     server_depends_on=tuple(self.nested_entries or ()) if role == "downstream" else (),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.providers[side.cluster]}),
@@ -232,6 +235,14 @@ class EnterpriseTopology(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[alias]),
         )
         return alias, entry
+
+
+def _api_ports(api_server: str | None) -> tuple[int, ...]:
+    """The downstream API server's port when the server's policy does not already allow it."""
+    if api_server is None:
+        return ()
+    port = urlsplit(api_server).port or 443
+    return () if port in API_SERVER_PORTS else (port,)
 
 
 def peer_kubeconfig_secret(

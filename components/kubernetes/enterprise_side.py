@@ -90,6 +90,8 @@ class EnterpriseSideArgs:
     peer_kubeconfig: bool = False
     # Nested downstream with downstream.apiServer: make the reviewer's token Secret.
     reviewer_token: bool = False
+    # Nested upstream: the downstream API server's port when the server's policy does not allow it yet.
+    peer_api_ports: tuple[int, ...] = ()
     server_depends_on: tuple[pulumi.Resource, ...] = ()
 
 
@@ -144,7 +146,7 @@ class EnterpriseSideStack(pulumi.ComponentResource):
                 server_storage=k8s_conf.server_storage,
                 database_storage=k8s_conf.database_storage,
                 storage_class=k8s_conf.storage_class,
-                exposure=_exposure(side, args.upstream_agent_conf is not None),
+                exposure=_exposure(side, args.upstream_agent_conf is not None, args.peer_api_ports),
                 sidecars=sidecars,
                 upstream_socket_driver=UPSTREAM_CSI_DRIVER if args.upstream_agent_conf is not None else None,
                 peer_kubeconfig=args.peer_kubeconfig,
@@ -169,14 +171,15 @@ class EnterpriseSideStack(pulumi.ComponentResource):
         self.register_outputs({"alias_id": self.alias_id})
 
 
-def _exposure(side: EnterpriseSide, nested_downstream: bool) -> ServerExposure:
+def _exposure(side: EnterpriseSide, nested_downstream: bool, api_ports: tuple[int, ...] = ()) -> ServerExposure:
     """The side's NodePorts; federated, each server fetches the peer's bundle endpoint NodePort;
-    nested, the downstream server calls the upstream's agent API NodePort and the upstream none."""
+    nested, the downstream server calls the upstream's agent API NodePort and the upstream the
+    downstream's API server (`api_ports`: its port when not 443 or 6443, which it may reach anyway)."""
     if not side.nested:
         return ServerExposure(node_ports=side.node_ports, federation_port=FEDERATION_PORT,
                               peer_ports=(side.peer_federation_port,))
     return ServerExposure(node_ports=side.node_ports, federation_port=None,
-                          peer_ports=(UPSTREAM_NODE_PORTS["grpc"],) if nested_downstream else ())
+                          peer_ports=(UPSTREAM_NODE_PORTS["grpc"],) if nested_downstream else api_ports)
 
 
 def _upstream_agents(

@@ -239,6 +239,19 @@ def test_without_api_server_the_operator_makes_the_kubeconfig() -> None:
     assert "spire-system/spire-upstream-reviewer" in objects(r, "core/v1:ServiceAccount", DOWN)
 
 
+def test_the_upstream_server_may_reach_an_api_server_on_another_port() -> None:
+    """443 and 6443 are allowed to any address already (the stack file's 6443: no rule added)."""
+    k8s = json.loads(raw_stack_config(STACK)[0]["identity-platform:kubernetes"])
+    k8s["enterprise"]["downstream"]["apiServer"] = "https://api.branch.acme-identity.net:8443"
+    r = run_program(STACK, False, config={"identity-platform:kubernetes": json.dumps(k8s)})
+    server = objects(r, "networking.k8s.io/v1:NetworkPolicy", UP)["spire-server/spire-server"]["spec"]
+    assert {"ports": [{"protocol": "TCP", "port": 8443}]} in server["egress"]
+    assert sorted(p["port"] for rule in server["egress"] for p in rule["ports"]) == [53, 53, 443, 5432, 6443, 8443]
+    (cluster,) = yaml.safe_load(objects(r, "core/v1:Secret", UP)["spire-server/spire-server-downstream-kubeconfig"]
+                                ["stringData"]["kubeconfig"])["clusters"]
+    assert cluster["cluster"]["server"] == "https://api.branch.acme-identity.net:8443"
+
+
 def test_the_kubeconfig_is_yaml_whatever_the_values() -> None:
     text = peer_kubeconfig("b", "https://10.0.0.1:6443", "Q0E=", 'tok: "en\n#x')
     doc = yaml.safe_load(text)
