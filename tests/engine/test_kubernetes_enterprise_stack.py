@@ -344,7 +344,7 @@ def token_controller(kube: KubeApi) -> Iterator[list[str]]:
     ca = Path(kube.section["ca_file"]).read_bytes()
 
     def fill() -> None:
-        while not stop.wait(0.5):
+        while not stop.wait(0.2):  # the provider waits 5 s for the token (awaiters.go)
             try:
                 for secret in kube.get(TOKEN_SECRETS)["items"]:
                     meta = secret["metadata"]
