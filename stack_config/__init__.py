@@ -631,6 +631,7 @@ class StackConfig(Model):
                 "kubernetes.enterprise.downstream.trustDomain": ent.downstream.trust_domain,
                 "kubernetes.enterprise.upstream.address": ent.upstream.address,
                 "kubernetes.enterprise.downstream.address": ent.downstream.address,
+                "kubernetes.enterprise.downstream.apiServer": ent.downstream.api_server,
             }
         if self.platform != "swarm":
             del names["domain"]  # nothing is published under it

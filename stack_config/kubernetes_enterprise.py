@@ -19,11 +19,12 @@ federation (`nesting: none`, the default).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from stack_config.base import Hostname, Model
+from stack_config.base import Hostname, Model, checked, hostname_problem
 from stack_config.spiffe import TrustDomain
 
 # The design's NodePorts: agent API (gRPC) and bundle endpoint of each server, the security gateway.
@@ -47,7 +48,37 @@ class EnterpriseCluster(Model):
 NESTED_CLUSTER_SUFFIX = "-upstream"
 
 
+def api_server_problem(v: str) -> str | None:
+    """Why `v` is not the https URL of an API server (`https://<host>[:<port>]`), or None."""
+    try:
+        url = urlsplit(v)
+        port = url.port
+    except ValueError as e:
+        return f"is not a URL ({e}): give https://<host>[:<port>]"
+    if url.scheme != "https" or not url.hostname:
+        return "is not an https URL: give https://<host>[:<port>] (the API server serves TLS only)"
+    if url.username is not None or url.password is not None or url.query or url.fragment or url.path not in ("", "/"):
+        return "has a path, query or user info: give https://<host>[:<port>] alone"
+    host = hostname_problem(url.hostname)
+    if host:
+        return f"has an unusable host: {url.hostname!r} {host}"
+    if port == 0:
+        return "has port 0: give the API server's port (e.g. 6443) or none (443)"
+    return None
+
+
+ApiServerUrl = Annotated[str, checked(api_server_problem, lambda v, p: f"{v!r} {p}")]
+
+
 class EnterpriseDownstream(EnterpriseCluster):
+    api_server: ApiServerUrl | None = Field(
+        default=None,
+        description="nesting spire: URL of the downstream cluster's API server as the upstream cluster's pods reach "
+        "it (https://<host>[:<port>]). Set: `pulumi up` makes a token of the reviewer account spire-upstream-reviewer "
+        "in the downstream cluster and delivers its kubeconfig (this URL, the cluster CA, the token; a Pulumi secret) "
+        "as the Secret spire-server/spire-server-downstream-kubeconfig of the upstream cluster. Unset: the operator "
+        "creates that Secret (docs/architecture.md).",
+    )
     trust_domain: TrustDomain | None = Field(
         default=None,
         description="Trust domain of the downstream server (nesting none: required, differs from spire.trustDomain, "
@@ -80,8 +111,8 @@ class EnterpriseSettings(Model):
         "upstream server in spire.trustDomain (UpstreamAuthority \"spire\" through an upstream agent in the "
         "downstream cluster, registered on the upstream as a downstream entry); no federation, since SPIRE nests "
         "only within one trust domain. The upstream server then reviews that agent's k8s_psat tokens in the "
-        "downstream cluster with the kubeconfig the operator puts in the Secret "
-        "spire-server/spire-server-downstream-kubeconfig of the upstream cluster.",
+        "downstream cluster with the kubeconfig in the Secret spire-server/spire-server-downstream-kubeconfig of "
+        "the upstream cluster: made by `pulumi up` with downstream.apiServer, else by the operator.",
     )
 
     @property
@@ -126,14 +157,22 @@ class EnterpriseSettings(Model):
                     f"{63 - len(NESTED_CLUSTER_SUFFIX)}"
                 )
             return out
+        out = []
+        if self.downstream.api_server is not None:
+            out.append(
+                f"kubernetes.enterprise.downstream.apiServer: {self.downstream.api_server!r} is used only with "
+                "kubernetes.enterprise.nesting spire (the upstream server reviews tokens in the downstream cluster "
+                "only when nested): remove it (fix: `pulumi config rm --path "
+                "'kubernetes.enterprise.downstream.apiServer'`), or set kubernetes.enterprise.nesting to spire"
+            )
         if td is None:
-            return [
+            out.append(
                 "kubernetes.enterprise.downstream.trustDomain: required with kubernetes.enterprise.nesting none: "
                 "the downstream server has its own trust domain, federated with spire.trustDomain "
                 "(fix: `pulumi config set --path 'kubernetes.enterprise.downstream.trustDomain' "
                 "downstream.<your domain>`, or set kubernetes.enterprise.nesting to spire for one trust domain)"
-            ]
-        out = []
+            )
+            return out
         if td == upstream_trust_domain:
             out.append(
                 f"kubernetes.enterprise.downstream.trustDomain: {self.downstream.trust_domain!r} is also "

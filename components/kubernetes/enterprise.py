@@ -27,19 +27,27 @@ the upstream (nothing to reconcile there). The downstream server's UpstreamAutho
 its CA from the upstream, authenticated by the SVID of a `downstream` entry the program registers
 on the upstream (`SpireEntry`): parented to the node alias of the upstream's agents in the
 downstream cluster, selecting the server container of the downstream server's pods. The
-downstream server waits for both entries (enterprise_config.py has the wiring).
+downstream server waits for both entries (enterprise_config.py has the wiring). With
+`kubernetes.enterprise.downstream.apiServer` the topology also delivers the kubeconfig the upstream
+server reviews the downstream cluster's upstream agents with (`peer_kubeconfig_secret`): built from
+the reviewer's token Secret in the downstream cluster as a Pulumi secret, and written as the Secret
+spire-server/spire-server-downstream-kubeconfig in the upstream cluster; without it the operator
+creates that Secret (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.intermediate_ca import IntermediateCa, IntermediateCaArgs
+from components.kubernetes import security as sec
 from components.kubernetes.basic import alias_entry
 from components.kubernetes.controller_manager import FederatedTrustDomain
 from components.kubernetes.enterprise_config import (
@@ -57,7 +65,17 @@ from components.kubernetes.enterprise_config import (
 from components.kubernetes.enterprise_side import GATEWAY, EnterpriseSideArgs, EnterpriseSideStack
 from components.kubernetes.federation import federated_trust_domain, seed_bundle
 from components.kubernetes.generated.spire_spiffe_io import ClusterSPIFFEIDSpec
-from components.kubernetes.spire_config import SERVER_NAME, SERVER_NAMESPACE, UPSTREAM_AGENT_NAME
+from components.kubernetes.spire_config import (
+    PEER_KUBECONFIG_KEY,
+    PEER_KUBECONFIG_SECRET,
+    SERVER_NAME,
+    SERVER_NAMESPACE,
+    SYSTEM_NAMESPACE,
+    UPSTREAM_AGENT_NAME,
+    UPSTREAM_REVIEWER_TOKEN,
+    peer_kubeconfig,
+)
+from components.kubernetes.spire_server import API_SERVER_PORTS
 from components.kubernetes.workloads import k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
 from stack_config import KubernetesCluster, StackConfig
@@ -109,6 +127,7 @@ class EnterpriseTopology(pulumi.ComponentResource):
     server_address: str
     intermediate: IntermediateCa | None
     nested_entries: tuple[SpireEntry, SpireEntry] | None
+    peer_kubeconfig: k8s.core.v1.Secret | None
 
     def __init__(self, name: str, args: EnterpriseTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseTopology", name, None, opts)
@@ -174,12 +193,25 @@ class EnterpriseTopology(pulumi.ComponentResource):
                     upstream_agent_conf=build_upstream_agent_conf(config, side).render()
                     if nested and role == "downstream" else None,
                     peer_kubeconfig=nested and role == "upstream",
+                    reviewer_token=nested and role == "downstream" and ent.downstream.api_server is not None,
+                    peer_api_ports=_api_ports(ent.downstream.api_server) if nested and role == "upstream" else (),
                     server_depends_on=tuple(self.nested_entries or ()) if role == "downstream" else (),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.providers[side.cluster]}),
             )
             if nested and role == "upstream":
                 self.nested_entries = self._nested_entries(name, config, self.sides["upstream"], down)
+        self.peer_kubeconfig = None
+        token = self.sides["downstream"].reviewer_token
+        if token is not None and ent.downstream.api_server is not None:
+            self.peer_kubeconfig = peer_kubeconfig_secret(
+                f"{name}-peer-kubeconfig",
+                down.cluster,
+                ent.downstream.api_server,
+                token,
+                self.sides["upstream"].namespaces[SERVER_NAMESPACE],
+                pulumi.ResourceOptions(parent=self, provider=args.providers[specs["upstream"].cluster]),
+            )
         self.alias_ids = {specs[r].cluster: s.alias_id for r, s in self.sides.items()}
         self.connections = {specs[r].cluster: s.connection for r, s in self.sides.items()}
         self.server_address = f"{ent.upstream.address}:{specs['upstream'].node_ports['grpc']}"
@@ -203,3 +235,42 @@ class EnterpriseTopology(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[alias]),
         )
         return alias, entry
+
+
+def _api_ports(api_server: str | None) -> tuple[int, ...]:
+    """The downstream API server's port when the server's policy does not already allow it."""
+    if api_server is None:
+        return ()
+    port = urlsplit(api_server).port or 443
+    return () if port in API_SERVER_PORTS else (port,)
+
+
+def peer_kubeconfig_secret(
+    name: str,
+    cluster: str,
+    api_server: str,
+    token: k8s.core.v1.Secret,
+    namespace: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Secret:
+    """The Secret spire-server/spire-server-downstream-kubeconfig (key `kubeconfig`) that the upstream
+    server's pods project: the downstream cluster at `api_server`, its CA and the reviewer's token,
+    both from the token Secret's `data` (base64, as the token controller fills it). The kubeconfig is
+    a Pulumi secret Output end to end (state holds it encrypted) and reaches the pods as a file."""
+
+    def render(data: Mapping[str, str] | None) -> str:
+        if not data or not data.get("token") or not data.get("ca.crt"):
+            raise ValueError(
+                f"{SYSTEM_NAMESPACE}/{UPSTREAM_REVIEWER_TOKEN}: the token Secret has no token or "
+                "ca.crt: no token controller filled it (is kube-controller-manager running in the "
+                f"{cluster} cluster?)"
+            )
+        return peer_kubeconfig(cluster, api_server, data["ca.crt"], base64.b64decode(data["token"]).decode())
+
+    kubeconfig: pulumi.Output[str] = pulumi.Output.secret(token.data.apply(render))
+    return k8s.core.v1.Secret(
+        name,
+        metadata=sec.meta(PEER_KUBECONFIG_SECRET, namespace, SERVER_NAME, "server"),
+        string_data={PEER_KUBECONFIG_KEY: kubeconfig},
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[token])),
+    )

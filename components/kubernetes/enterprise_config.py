@@ -35,8 +35,10 @@ would need an operator-minted token per restart; k8s_psat is re-attestable from 
 token the kubelet keeps rotating, and SPIRE's server plugin reviews tokens of a cluster it does not
 run in through that cluster's `kube_config_file` (doc/plugin_server_nodeattestor_k8s_psat.md). The
 price is a credential of the downstream cluster in the upstream one: a token of the reviewer
-account the program creates there (`spire-upstream-reviewer`), which the operator mints and puts
-in a Secret (docs/architecture.md), so it never reaches Pulumi state.
+account the program creates there (`spire-upstream-reviewer`), in a Secret of the upstream
+cluster. With `kubernetes.enterprise.downstream.apiServer` `pulumi up` makes it (the token from a
+service-account-token Secret, the kubeconfig a Pulumi secret: encrypted in state); without it the
+operator mints the token and creates the Secret (docs/architecture.md), and it stays out of state.
 """
 
 from __future__ import annotations

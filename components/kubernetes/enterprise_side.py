@@ -12,7 +12,10 @@ Nested (`kubernetes.enterprise.nesting: spire`), the downstream cluster also run
 server's agents (`SpireAgents` under `UPSTREAM_AGENTS` names: their own service account, host
 socket directory and CSI driver, whose volume the downstream server pod mounts) and the reviewer
 account the upstream server reads their tokens and pods with; the upstream server mounts the
-kubeconfig of that account (the operator's Secret).
+kubeconfig of that account (an optional Secret). With `kubernetes.enterprise.downstream.apiServer`
+the downstream side also makes that account's token Secret (`kubernetes.io/service-account-token`,
+filled by the cluster's token controller; pulumi-kubernetes waits for its token), from which the
+topology builds the kubeconfig Secret upstream (components/kubernetes/enterprise.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from components.kubernetes.spire_config import (
     UPSTREAM_AGENT_NAME,
     UPSTREAM_CSI_DRIVER,
     UPSTREAM_CSI_NAME,
+    UPSTREAM_REVIEWER,
+    UPSTREAM_REVIEWER_TOKEN,
 )
 from components.kubernetes.spire_server import (
     ServerExposure,
@@ -59,8 +64,6 @@ GATEWAY_PORT = 8080  # the gateway application's listener (the sample pod runs o
 UPSTREAM_AGENTS = AgentNames(agent=UPSTREAM_AGENT_NAME, csi=UPSTREAM_CSI_NAME, csi_driver=UPSTREAM_CSI_DRIVER,
                              host_socket_dir=UPSTREAM_AGENT_HOST_DIR, bundle="spire-upstream-bundle",
                              default_deny=False)
-# The upstream server's identity in the downstream cluster (nested): k8s_psat's reviewer role there.
-UPSTREAM_REVIEWER = "spire-upstream-reviewer"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class EnterpriseSideArgs:
     # Nested downstream: the upstream server's agents' config; nested upstream: read the peer's kubeconfig.
     upstream_agent_conf: str | None = None
     peer_kubeconfig: bool = False
+    # Nested downstream with downstream.apiServer: make the reviewer's token Secret.
+    reviewer_token: bool = False
+    # Nested upstream: the downstream API server's port when the server's policy does not allow it yet.
+    peer_api_ports: tuple[int, ...] = ()
     server_depends_on: tuple[pulumi.Resource, ...] = ()
 
 
@@ -98,6 +105,9 @@ class EnterpriseSideStack(pulumi.ComponentResource):
     connection: dict[str, Any]
     controller_manager: SpireControllerManager | None
     upstream_agents: SpireAgents | None
+    namespaces: dict[str, pulumi.Output[str]]
+    # Nested downstream with downstream.apiServer: the reviewer's token Secret (its `data` a secret).
+    reviewer_token: k8s.core.v1.Secret | None
 
     def __init__(self, name: str, args: EnterpriseSideArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseSide", name, None, opts)
@@ -108,6 +118,7 @@ class EnterpriseSideStack(pulumi.ComponentResource):
         levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
         levels |= {ns: "restricted" for ns in args.workload_namespaces}
         _, names = namespaces(name, levels, self)
+        self.namespaces = names
         images = config.images
 
         self.controller_manager = None
@@ -135,7 +146,7 @@ class EnterpriseSideStack(pulumi.ComponentResource):
                 server_storage=k8s_conf.server_storage,
                 database_storage=k8s_conf.database_storage,
                 storage_class=k8s_conf.storage_class,
-                exposure=_exposure(side, args.upstream_agent_conf is not None),
+                exposure=_exposure(side, args.upstream_agent_conf is not None, args.peer_api_ports),
                 sidecars=sidecars,
                 upstream_socket_driver=UPSTREAM_CSI_DRIVER if args.upstream_agent_conf is not None else None,
                 peer_kubeconfig=args.peer_kubeconfig,
@@ -144,9 +155,9 @@ class EnterpriseSideStack(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.agents = _agents(f"{name}-agents", names[SYSTEM_NAMESPACE], args.agent_conf, args, self)
-        self.upstream_agents = None
+        self.upstream_agents, self.reviewer_token = None, None
         if args.upstream_agent_conf is not None:
-            self.upstream_agents = _upstream_agents(name, names[SYSTEM_NAMESPACE], args, self)
+            self.upstream_agents, self.reviewer_token = _upstream_agents(name, names[SYSTEM_NAMESPACE], args, self)
         own = {w: spec for w, spec in config.workloads.items() if spec.node == side.cluster}
         workloads_side(name, config.model_copy(update={"workloads": own}), names, self.agents, self,
                        workload_ns=args.workload_namespaces)
@@ -160,26 +171,56 @@ class EnterpriseSideStack(pulumi.ComponentResource):
         self.register_outputs({"alias_id": self.alias_id})
 
 
-def _exposure(side: EnterpriseSide, nested_downstream: bool) -> ServerExposure:
+def _exposure(side: EnterpriseSide, nested_downstream: bool, api_ports: tuple[int, ...] = ()) -> ServerExposure:
     """The side's NodePorts; federated, each server fetches the peer's bundle endpoint NodePort;
-    nested, the downstream server calls the upstream's agent API NodePort and the upstream none."""
+    nested, the downstream server calls the upstream's agent API NodePort and the upstream the
+    downstream's API server (`api_ports`: its port when not 443 or 6443, which it may reach anyway)."""
     if not side.nested:
         return ServerExposure(node_ports=side.node_ports, federation_port=FEDERATION_PORT,
                               peer_ports=(side.peer_federation_port,))
     return ServerExposure(node_ports=side.node_ports, federation_port=None,
-                          peer_ports=(UPSTREAM_NODE_PORTS["grpc"],) if nested_downstream else ())
+                          peer_ports=(UPSTREAM_NODE_PORTS["grpc"],) if nested_downstream else api_ports)
 
 
-def _upstream_agents(name: str, ns: pulumi.Input[str], args: EnterpriseSideArgs,
-                     parent: pulumi.Resource) -> SpireAgents:
+def _upstream_agents(
+    name: str, ns: pulumi.Input[str], args: EnterpriseSideArgs, parent: pulumi.Resource
+) -> tuple[SpireAgents, k8s.core.v1.Secret | None]:
     """The upstream server's agents on every node of the downstream cluster, and the reviewer
     account the upstream server attests them with (k8s_psat: TokenReview, get pods and nodes; the
-    ClusterRole the downstream server's own reviewer has, bound to a second account)."""
+    ClusterRole the downstream server's own reviewer has, bound to a second account), with its
+    token Secret when `args.reviewer_token`."""
     assert args.upstream_agent_conf is not None
-    reviewer_account(f"{name}-upstream-reviewer", UPSTREAM_REVIEWER, ns, parent)
+    account = reviewer_account(f"{name}-upstream-reviewer", UPSTREAM_REVIEWER, ns, parent)
+    token = reviewer_token(f"{name}-upstream-reviewer", ns, account, parent) if args.reviewer_token else None
     # The upstream server is in the other cluster: its agent API NodePort, on a node address.
-    return _agents(f"{name}-upstream-agents", ns, args.upstream_agent_conf, args, parent,
-                   server_peer=None, server_port=UPSTREAM_NODE_PORTS["grpc"], names=UPSTREAM_AGENTS)
+    agents = _agents(
+        f"{name}-upstream-agents",
+        ns,
+        args.upstream_agent_conf,
+        args,
+        parent,
+        server_peer=None,
+        server_port=UPSTREAM_NODE_PORTS["grpc"],
+        names=UPSTREAM_AGENTS,
+    )
+    return agents, token
+
+
+def reviewer_token(
+    name: str, ns: pulumi.Input[str], account: k8s.core.v1.ServiceAccount, parent: pulumi.Resource
+) -> k8s.core.v1.Secret:
+    """A long-lived token of the reviewer account: a `kubernetes.io/service-account-token` Secret,
+    which the cluster's token controller fills with `token`, `ca.crt` and `namespace` (and deletes
+    with the account). pulumi-kubernetes waits for the token before the Secret counts as created
+    (pulumi/pulumi-kubernetes#2048), so its `data` output holds it; `data` is a secret output
+    (the provider marks a Secret's data so; named here too), never plain in state."""
+    return k8s.core.v1.Secret(
+        f"{name}-token",
+        metadata={"name": UPSTREAM_REVIEWER_TOKEN, "namespace": ns, "labels": sec.labels(UPSTREAM_REVIEWER, "server"),
+                  "annotations": {"kubernetes.io/service-account.name": UPSTREAM_REVIEWER}},
+        type="kubernetes.io/service-account-token",
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[account], additional_secret_outputs=["data"]),
+    )
 
 
 def _agents(name: str, ns: pulumi.Input[str], conf: str, args: EnterpriseSideArgs, parent: pulumi.Resource,

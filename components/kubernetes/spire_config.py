@@ -14,6 +14,8 @@ entry `spiffe://<td>/k8s/<cluster>/agents` that every agent of the cluster gets 
 
 from __future__ import annotations
 
+import yaml
+
 from components.spire_conf import AgentConf, AgentSection, HealthChecks, Plugin, ServerConf, ServerSection
 from stack_config import StackConfig
 
@@ -46,10 +48,16 @@ UPSTREAM_CSI_DRIVER = "upstream.csi.spiffe.io"
 UPSTREAM_AGENT_HOST_DIR = "/run/spire/upstream-sockets"
 SERVER_UPSTREAM_SOCKET_DIR = "/run/spire/upstream-agent"
 # The kubeconfig the upstream server reviews those agents' tokens with in the downstream cluster:
-# a Secret the operator creates (it holds a token of that cluster), projected into SERVER_SECRETS.
+# a Secret (it holds a token of that cluster) projected into SERVER_SECRETS, which `pulumi up`
+# makes with kubernetes.enterprise.downstream.apiServer (`peer_kubeconfig`, from the token of
+# UPSTREAM_REVIEWER_TOKEN) and the operator otherwise.
 PEER_KUBECONFIG_SECRET = "spire-server-downstream-kubeconfig"  # noqa: S105 - a Secret's name
 PEER_KUBECONFIG_KEY = "kubeconfig"
 PEER_KUBECONFIG = "downstream-kubeconfig"
+# The upstream server's identity in the downstream cluster and its token Secret there
+# (`kubernetes.io/service-account-token`: the cluster's token controller fills it).
+UPSTREAM_REVIEWER = "spire-upstream-reviewer"
+UPSTREAM_REVIEWER_TOKEN = f"{UPSTREAM_REVIEWER}-token"
 
 AGENT_CONF_DIR = "/etc/spire/agent"
 AGENT_BUNDLE_DIR = "/run/spire/bundle"
@@ -63,6 +71,21 @@ AGENT_TOKEN_AUDIENCE = "spire-server"  # noqa: S105 - the k8s_psat server plugin
 # The pod's own service-account token: the k8s workload attestor authenticates to the kubelet with it.
 POD_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 NODE_NAME_ENV = "MY_NODE_NAME"  # the k8s workload attestor reaches the kubelet at this node's name
+
+
+def peer_kubeconfig(cluster: str, server: str, ca_data: str, token: str) -> str:
+    """The kubeconfig the upstream server reviews the downstream cluster's tokens with: one
+    cluster (`server`, its CA as base64 `certificate-authority-data`), one user (the reviewer's
+    bearer `token`), one context. A YAML document dumped from data, so no value can break it."""
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "users": [{"name": UPSTREAM_REVIEWER, "user": {"token": token}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": UPSTREAM_REVIEWER}}],
+        "current-context": cluster,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def server_address() -> str:

@@ -23,7 +23,8 @@
   agent's driver (`upstream_socket_driver`: an inline CSI volume keeps the pod at the restricted
   level, where a hostPath would not); the upstream server reads the kubeconfig it reviews the
   downstream cluster's tokens with from an optional Secret (`peer_kubeconfig`: the server starts
-  without it, and only that cluster's attestations fail until the operator creates it).
+  without it, and only that cluster's attestations fail until it exists: `pulumi up` makes it with
+  `kubernetes.enterprise.downstream.apiServer`, the operator otherwise).
 - `sidecars`: containers that share the pod, such as spire-controller-manager, which reaches the
   server's admin API through the socket directory (a Unix socket: it cannot be another pod).
 """
@@ -314,7 +315,7 @@ class SpireServer(pulumi.ComponentResource):
             upstream_socket.append({"name": "upstream-agent", "csi": {"driver": args.upstream_socket_driver,
                                                                       "read_only": True}})
         if args.peer_kubeconfig:
-            # Optional: the operator creates it (it holds a credential of the other cluster).
+            # Optional: made after the server (from a token of the other cluster) or by the operator.
             secret_sources.append({"secret": {"name": PEER_KUBECONFIG_SECRET, "optional": True,
                                               "items": [{"key": PEER_KUBECONFIG_KEY, "path": PEER_KUBECONFIG}]}})
         server_container: k8s.core.v1.ContainerArgsDict = {
@@ -448,7 +449,8 @@ def _exposed_ingress(exposure: ServerExposure | None) -> list[k8s.networking.v1.
 
 
 def _exposed_egress(exposure: ServerExposure | None) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgsDict]:
-    """To the other clusters' bundle endpoints (their NodePorts, on node addresses)."""
+    """To the other clusters: their bundle endpoints or agent API (NodePorts, on node addresses), or
+    the downstream API server's port when it is not 443 or 6443 (nested upstream)."""
     if exposure is None or not exposure.peer_ports:
         return []
     return [{"ports": sec.tcp(*exposure.peer_ports)}]

@@ -44,7 +44,8 @@ Rows (component / check: what makes it ok, warn or fail):
   and of those the topology must have (SPIRE server and datastore, agents, CSI driver, Keycloak and
   its CloudNativePG Cluster, Ziti controller and router: fail when not found); see
   `ops.health.kubernetes`. Proven against a real kube-apiserver with status written by the test
-  (no nodes or controllers run there).
+  (no nodes or controllers run there). Nested enterprise stacks also get
+  `<upstream> spire-server/spire-server-downstream-kubeconfig`: warn when that Secret is missing.
 
 Score (0-100): a row is worth 1 (ok), 1/2 (warn) or 0 (fail); a component's score is the mean of
 its rows; the stack's is the mean of its components' scores (each component weighs the same,

@@ -27,6 +27,12 @@ Rows (component `kubernetes`, one per object, check `<cluster> <namespace>/<name
   spec (`status.observedGeneration` < `metadata.generation`) is said so in the detail.
 - The CloudNativePG `Cluster` of Keycloak's database (kubernetes.iam): `status.readyInstances`
   against `spec.instances`, and `status.phase` (ok only in "Cluster in healthy state").
+- Nested enterprise stacks (`kubernetes.enterprise.nesting: spire`), in the upstream cluster: the
+  Secret `spire-server/spire-server-downstream-kubeconfig` the upstream server reviews the
+  downstream cluster's upstream agents with (`pulumi up` makes it with
+  `kubernetes.enterprise.downstream.apiServer`, the operator otherwise): ok when present, warn when
+  not found (those agents cannot attest, so the nested server gets no CA) or when the kubeconfig
+  may not read it (403). Read as metadata only (`PartialObjectMetadata`): its data never reaches ops.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from components.kubernetes.spire_agents import CSI_NAME
 from components.kubernetes.spire_config import (
     AGENT_NAME,
     DATABASE_NAME,
+    PEER_KUBECONFIG_SECRET,
     SERVER_NAME,
     SERVER_NAMESPACE,
     SYSTEM_NAMESPACE,
@@ -71,6 +78,9 @@ COLLECTIONS: dict[Kind, str] = {
     "DaemonSet": "/apis/apps/v1/daemonsets",
 }
 CNPG_CLUSTERS = "/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}"
+SECRET_PATH = "/api/v1/namespaces/{namespace}/secrets/{name}"  # noqa: S105 - a URL path
+# A Secret's metadata without its data (the API server's PartialObjectMetadata view).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 class KubeconfigError(Exception):
@@ -112,6 +122,33 @@ def expected(config: StackConfig) -> dict[str, list[Workload]]:
             out[cluster] += [Workload("StatefulSet", ZITI_NAMESPACE, CONTROLLER, "Ziti controller"),
                              Workload("StatefulSet", ZITI_NAMESPACE, ROUTER, "Ziti edge router")]
     return out
+
+
+@dataclass(frozen=True)
+class NeededSecret:
+    """A Secret the topology needs in a cluster, which `pulumi up` may not make (a credential)."""
+
+    namespace: str
+    name: str
+    what: str
+    without: str  # what fails while it is missing
+    fix: str  # what to do then
+
+
+def needed_secrets(config: StackConfig) -> dict[str, list[NeededSecret]]:
+    """Cluster name -> the Secrets to look for there: nested enterprise stacks, the upstream server's
+    kubeconfig of the downstream cluster."""
+    k8s = config.kubernetes
+    ent = k8s.enterprise if k8s is not None and k8s.topology == "enterprise" else None
+    if ent is None or not ent.nested:
+        return {}
+    down = ent.downstream
+    fix = ("`python -m ops up` makes it (kubernetes.enterprise.downstream.apiServer is set)" if down.api_server
+           else "set kubernetes.enterprise.downstream.apiServer and run `python -m ops up`, or create it by hand "
+                "(docs/architecture.md, nested enterprise topology)")
+    what = f"the kubeconfig the upstream server reviews the upstream agents of cluster {down.cluster} with"
+    without = f"those agents cannot attest, so the nested server of {down.cluster} gets no CA"
+    return {ent.upstream.cluster: [NeededSecret(SERVER_NAMESPACE, PEER_KUBECONFIG_SECRET, what, without, fix)]}
 
 
 # --- reaching a cluster ---------------------------------------------------------------------------
@@ -292,14 +329,31 @@ def _cnpg(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[Status, s
 # --- the probe -------------------------------------------------------------------------------------
 
 
-def _check(cluster: str, key: Key, status: Status, detail: str, target: str | None) -> Check:
+def _check(cluster: str, key: tuple[str, str, str], status: Status, detail: str, target: str | None) -> Check:
     _, ns, name = key
     return Check(COMPONENT, f"{cluster} {ns}/{name}", status, detail, target)
 
 
-def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float) -> list[Check]:
-    """The API server row and one row per workload of one cluster."""
+def _secret_row(cluster: str, need: NeededSecret, code: int | None, target: str | None) -> Check:
+    """ok when the Secret is there, warn otherwise (`code` None: not checked)."""
+    key = ("Secret", need.namespace, need.name)
+    if code == 200:
+        return _check(cluster, key, "ok", f"Secret: present ({need.what})", target)
+    if code == 404:
+        return _check(cluster, key, "warn", f"Secret: not found: {need.what}; {need.without}: {need.fix}", target)
+    if code is None:
+        return _check(cluster, key, "warn", f"Secret ({need.what}): not checked: the API server did not answer",
+                      target)
+    why = "this kubeconfig may not get Secrets there" if code == 403 else f"HTTP {code}"
+    return _check(cluster, key, "warn", f"Secret: cannot be checked ({why}): {need.what}", target)
+
+
+def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float,
+                 secrets: list[NeededSecret] | None = None) -> list[Check]:
+    """The API server row, one row per workload and one per needed Secret of one cluster."""
     target = api.server
+    secrets = secrets or []
+    codes: dict[NeededSecret, int] = {}
     try:
         with api.client(timeout) as c:
             version = c.get("/version")
@@ -320,11 +374,14 @@ def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float
                         found[w.key] = got.json()
                     elif got.status_code != 404:
                         got.raise_for_status()
+            for need in secrets:
+                path = SECRET_PATH.format(namespace=need.namespace, name=need.name)
+                codes[need] = c.get(path, headers={"Accept": METADATA_ONLY}).status_code
     except httpx.HTTPError as e:
         reason = str(e) or type(e).__name__
         rows = [Check(COMPONENT, f"{name} API server", "fail", f"the API server did not answer: {reason}", target)]
         return rows + [_check(name, w.key, "fail", f"{w.what}: not checked: the API server did not answer", target)
-                       for w in want]
+                       for w in want] + [_secret_row(name, need, None, target) for need in secrets]
     v = version.json() if version.headers.get("content-type", "").startswith("application/json") else {}
     said = f"answers: Kubernetes {v.get('gitVersion', '?')}" + (f"; {api.note}" if api.note else "")
     rows = [Check(COMPONENT, f"{name} API server", "warn" if api.note else "ok", said, target)]
@@ -337,6 +394,7 @@ def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float
         status, detail = readiness(key[0], found[key])
         what = whats.get(key)
         rows.append(_check(name, key, status, f"{what}: {detail}" if what else detail, target))
+    rows += [_secret_row(name, need, codes[need], target) for need in secrets]
     return rows
 
 
@@ -346,12 +404,14 @@ def rows(config: StackConfig, timeout: float, environ: Mapping[str, str] | None 
     if config.platform != "kubernetes" or k8s is None:
         return []
     out: list[Check] = []
+    secrets = needed_secrets(config)
     for name, want in expected(config).items():
         try:
             api = load_access(name, k8s.clusters[name], environ)
         except KubeconfigError as e:
             out.append(Check(COMPONENT, f"{name} API server", "fail", str(e)))
             out += [_check(name, w.key, "fail", f"{w.what}: not checked: no usable kubeconfig", None) for w in want]
+            out += [_secret_row(name, need, None, None) for need in secrets.get(name, [])]
             continue
-        out += cluster_rows(name, api, want, timeout)
+        out += cluster_rows(name, api, want, timeout, secrets.get(name))
     return out

@@ -67,19 +67,21 @@ def provider_of_node(run_: ProgramRun, node: str) -> str:
     return run_.get(PROVIDER, f"swarm-{node}").urn
 
 
-def walk_strings(value: Any) -> Iterator[str]:
-    """Every string anywhere in a nested input value (unknowns skipped)."""
+def walk_strings(value: Any, *, into_secrets: bool = True) -> Iterator[str]:
+    """Every string anywhere in a nested input value (unknowns skipped); with `into_secrets` False,
+    only those outside secret values (what the state keeps in plain text)."""
     if isinstance(value, str):
         yield value
     elif is_secret(value):
-        yield from walk_strings(value.get("value"))
+        if into_secrets:
+            yield from walk_strings(value.get("value"))
     elif isinstance(value, dict):
         for k, v in value.items():
             yield str(k)
-            yield from walk_strings(v)
+            yield from walk_strings(v, into_secrets=into_secrets)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from walk_strings(v)
+            yield from walk_strings(v, into_secrets=into_secrets)
 
 
 def secret_values(r: ProgramRun) -> list[str]:

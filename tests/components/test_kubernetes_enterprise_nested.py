@@ -7,7 +7,9 @@ downstream server's `UpstreamAuthority "spire"` dialing the upstream's agent API
 the upstream agent's socket, which its pod mounts from the upstream agents' own CSI driver; those
 agents (a DaemonSet in the downstream cluster with its own host directory) attesting to the
 upstream as cluster `branch-upstream`, which the upstream's k8s_psat reviews through the
-downstream cluster's kubeconfig (an optional Secret the operator creates); the downstream entry on
+downstream cluster's kubeconfig (an optional Secret: with `downstream.apiServer`, as the stack file
+sets it, `pulumi up` builds it from the reviewer's token Secret as a Pulumi secret, and no plain
+input or export holds the token; without it the operator creates it); the downstream entry on
 the upstream (`downstream: true`, selecting the downstream server's container); no program-made
 intermediate; and the security rules for every pod spec. Expected values are written out from the
 stack file and the design. The config refusals of the mode follow.
@@ -15,13 +17,16 @@ stack file and the design. The config refusals of the mode follow.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import pytest
+import yaml
 
 import stack_config
-from tests.components._platform import unwrap
+from components.kubernetes.spire_config import peer_kubeconfig
+from tests.components._platform import is_secret, unwrap, walk_strings
 from tests.components.test_kubernetes_enterprise import (
     NODE_LEVEL,
     WORKLOADS,
@@ -33,7 +38,7 @@ from tests.components.test_kubernetes_enterprise import (
     server_conf,
 )
 from tests.conftest import MODES, program_run
-from tests.harness.mock_engine import ProgramRun, Registered
+from tests.harness.mock_engine import ProgramRun, Registered, mock_cert_pem, mock_sa_token, run_program
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 STACK = "k8s-enterprise-nested"
@@ -148,11 +153,10 @@ def test_the_upstream_reviews_those_agents_in_the_downstream_cluster(run: Progra
     (psat,) = server_conf(run, DOWN)["plugins"]["NodeAttestor"]
     assert psat["k8s_psat"]["plugin_data"]["clusters"] == {
         "branch": {"service_account_allow_list": ["spire-system:spire-agent"]}}
-    # The kubeconfig: the operator's Secret (a credential of branch, never in state), optional.
+    # The kubeconfig: an optional Secret (the server starts before it exists; made below or by the operator).
     sources = {v["name"]: v for v in _pod(run, UP, "spire-server")["volumes"]}["secrets"]["projected"]["sources"]
     assert {"secret": {"name": "spire-server-downstream-kubeconfig", "optional": True,
                        "items": [{"key": "kubeconfig", "path": "downstream-kubeconfig"}]}} in sources
-    assert "spire-server/spire-server-downstream-kubeconfig" not in objects(run, "core/v1:Secret", UP)
     # The identity it reviews with in branch: the reviewer role, bound to an account of its own.
     bindings = objects(run, "rbac.authorization.k8s.io/v1:ClusterRoleBinding", DOWN)
     reviewer = bindings["identity-platform-spire-upstream-reviewer"]
@@ -161,6 +165,98 @@ def test_the_upstream_reviews_those_agents_in_the_downstream_cluster(run: Progra
                                      "namespace": "spire-system"}]
     account = objects(run, "core/v1:ServiceAccount", DOWN)["spire-system/spire-upstream-reviewer"]
     assert account["automountServiceAccountToken"] is False
+
+
+TOKEN_SECRET = "enterprise-downstream-upstream-reviewer-token"
+KUBECONFIG_SECRET = "enterprise-peer-kubeconfig"
+SECRET_TYPE = "kubernetes:core/v1:Secret"
+
+
+def test_up_makes_the_reviewers_token_in_the_downstream_cluster(run: ProgramRun) -> None:
+    # A service-account-token Secret of the reviewer account, which branch's token controller fills.
+    secrets = objects(run, "core/v1:Secret", DOWN)
+    token = secrets["spire-system/spire-upstream-reviewer-token"]
+    assert token["type"] == "kubernetes.io/service-account-token"
+    assert token["metadata"]["annotations"] == {"kubernetes.io/service-account.name": "spire-upstream-reviewer"}
+    assert "data" not in token and "stringData" not in token  # the program writes nothing into it
+    registered = run.get(SECRET_TYPE, TOKEN_SECRET)
+    # What the provider returns once the token is there is a secret output (the provider marks a
+    # Secret's data so too), and the account exists first.
+    assert "data" in registered.additional_secret_outputs
+    account = run.get("kubernetes:core/v1:ServiceAccount", "enterprise-downstream-upstream-reviewer-account")
+    assert account.urn in registered.dependencies
+    # Only with downstream.apiServer: nothing of the kind in hq.
+    assert not [k for k in objects(run, "core/v1:Secret", UP) if "reviewer" in k]
+
+
+def test_up_delivers_the_kubeconfig_to_the_upstream_cluster(run: ProgramRun) -> None:
+    secret = run.get(SECRET_TYPE, KUBECONFIG_SECRET)
+    inputs = objects(run, "core/v1:Secret", UP)["spire-server/spire-server-downstream-kubeconfig"]
+    assert inputs["metadata"]["labels"]["app.kubernetes.io/name"] == "spire-server" and "data" not in inputs
+    assert run.get(SECRET_TYPE, TOKEN_SECRET).urn in secret.dependencies
+    if run.preview:  # the token is not there before the token Secret is created
+        assert not isinstance(inputs["stringData"], dict)
+        return
+    # A Pulumi secret end to end: the kubeconfig input is secret.
+    assert set(inputs["stringData"]) == {"kubeconfig"}
+    wrapped = secret.inputs["stringData"]
+    assert is_secret(wrapped) or is_secret(wrapped["kubeconfig"]), wrapped
+    doc = yaml.safe_load(inputs["stringData"]["kubeconfig"])
+    ca = base64.b64encode(mock_cert_pem(f"{TOKEN_SECRET}-cluster-ca").encode()).decode()
+    assert doc == {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "branch", "cluster": {"server": "https://api.branch.acme-identity.net:6443",
+                                                    "certificate-authority-data": ca}}],
+        "users": [{"name": "spire-upstream-reviewer", "user": {"token": mock_sa_token(TOKEN_SECRET)}}],
+        "contexts": [{"name": "branch", "context": {"cluster": "branch", "user": "spire-upstream-reviewer"}}],
+        "current-context": "branch",
+    }
+
+
+def test_no_plain_input_or_export_holds_the_reviewers_token() -> None:
+    run = program_run(STACK, False)
+    token = mock_sa_token(TOKEN_SECRET)
+    forms = (token, base64.b64encode(token.encode()).decode())
+    assert any(token in s for s in walk_strings(run.get(SECRET_TYPE, KUBECONFIG_SECRET).inputs))
+    for x in run.resources:
+        for text in walk_strings(x.inputs, into_secrets=False):
+            assert not any(f in text for f in forms), x.name
+    for key, export in run.exports.items():
+        if not export.secret:
+            assert not any(f in json.dumps(export.value) for f in forms), key
+
+
+def test_without_api_server_the_operator_makes_the_kubeconfig() -> None:
+    """downstream.apiServer unset (stacks from before it): the manual step, as before."""
+    k8s = json.loads(raw_stack_config(STACK)[0]["identity-platform:kubernetes"])
+    del k8s["enterprise"]["downstream"]["apiServer"]
+    r = run_program(STACK, False, config={"identity-platform:kubernetes": json.dumps(k8s)})
+    for cluster in (UP, DOWN):
+        assert not [k for k in objects(r, "core/v1:Secret", cluster) if "kubeconfig" in k or "reviewer" in k]
+    sources = {v["name"]: v for v in _pod(r, UP, "spire-server")["volumes"]}["secrets"]["projected"]["sources"]
+    assert {"secret": {"name": "spire-server-downstream-kubeconfig", "optional": True,
+                       "items": [{"key": "kubeconfig", "path": "downstream-kubeconfig"}]}} in sources
+    assert "spire-system/spire-upstream-reviewer" in objects(r, "core/v1:ServiceAccount", DOWN)
+
+
+def test_the_upstream_server_may_reach_an_api_server_on_another_port() -> None:
+    """443 and 6443 are allowed to any address already (the stack file's 6443: no rule added)."""
+    k8s = json.loads(raw_stack_config(STACK)[0]["identity-platform:kubernetes"])
+    k8s["enterprise"]["downstream"]["apiServer"] = "https://api.branch.acme-identity.net:8443"
+    r = run_program(STACK, False, config={"identity-platform:kubernetes": json.dumps(k8s)})
+    server = objects(r, "networking.k8s.io/v1:NetworkPolicy", UP)["spire-server/spire-server"]["spec"]
+    assert {"ports": [{"protocol": "TCP", "port": 8443}]} in server["egress"]
+    assert sorted(p["port"] for rule in server["egress"] for p in rule["ports"]) == [53, 53, 443, 5432, 6443, 8443]
+    (cluster,) = yaml.safe_load(objects(r, "core/v1:Secret", UP)["spire-server/spire-server-downstream-kubeconfig"]
+                                ["stringData"]["kubeconfig"])["clusters"]
+    assert cluster["cluster"]["server"] == "https://api.branch.acme-identity.net:8443"
+
+
+def test_the_kubeconfig_is_yaml_whatever_the_values() -> None:
+    text = peer_kubeconfig("b", "https://10.0.0.1:6443", "Q0E=", 'tok: "en\n#x')
+    doc = yaml.safe_load(text)
+    assert doc["users"][0]["user"]["token"] == 'tok: "en\n#x'
+    assert doc["clusters"][0]["cluster"] == {"server": "https://10.0.0.1:6443", "certificate-authority-data": "Q0E="}
 
 
 def test_the_downstream_entry_on_the_upstream(run: ProgramRun) -> None:
@@ -273,6 +369,42 @@ class TestNestedConfig:
         raw["kubernetes"]["enterprise"]["nesting"] = "federation"
         text = _problems(raw)
         assert "identity-platform:kubernetes.enterprise.nesting" in text and "'none'" in text, text
+
+    def test_the_stack_file_sets_the_downstream_api_server(self) -> None:
+        config = stack_config.parse_stack_values(*raw_stack_config(STACK))
+        assert config.kubernetes is not None and config.kubernetes.enterprise is not None
+        assert config.kubernetes.enterprise.downstream.api_server == "https://api.branch.acme-identity.net:6443"
+
+    def test_the_api_server_is_optional(self) -> None:
+        config = stack_config.parse(_nested())
+        assert config.kubernetes is not None and config.kubernetes.enterprise is not None
+        assert config.kubernetes.enterprise.downstream.api_server is None
+
+    @pytest.mark.parametrize(("value", "why"), [
+        ("api.branch.acme.net", "is not an https URL: give https://<host>[:<port>]"),
+        ("http://api.branch.acme.net:6443", "is not an https URL: give https://<host>[:<port>]"),
+        ("https://api.branch.acme.net:6443/x", "has a path, query or user info: give https://<host>[:<port>] alone"),
+        ("https://admin@api.branch.acme.net", "has a path, query or user info"),
+        ("https://api.branch.acme.net:70000", "is not a URL"),
+        ("https://api_branch.acme.net", "has an unusable host: 'api_branch.acme.net' is not a host name"),
+    ])
+    def test_a_bad_api_server_is_refused_naming_the_key(self, value: str, why: str) -> None:
+        text = _problems(_nested(apiServer=value))
+        assert f"identity-platform:kubernetes.enterprise.downstream.apiServer: {value!r} {why}" in text, text
+        assert text.count("identity-platform:") == 1, text
+
+    def test_the_api_server_is_refused_without_nesting(self) -> None:
+        raw = _enterprise()
+        raw["kubernetes"]["enterprise"]["downstream"]["apiServer"] = "https://api.branch.acme.net:6443"
+        assert "identity-platform:kubernetes.enterprise.downstream.apiServer: 'https://api.branch.acme.net:6443' " \
+               "is used only with kubernetes.enterprise.nesting spire" in _problems(raw)
+
+    def test_strict_mode_refuses_a_local_or_placeholder_api_server(self) -> None:
+        for value, why in (("https://127.0.0.1:6443", "points at localhost"),
+                           ("https://api.example.com", "is a placeholder")):
+            assert f"identity-platform:kubernetes.enterprise.downstream.apiServer: {value!r} {why}" \
+                   in _problems(_nested(apiServer=value))
+        assert stack_config.parse({**_nested(apiServer="https://127.0.0.1:6443"), "strict": False})
 
     def test_a_cluster_name_too_long_for_the_upstream_agents_is_refused(self) -> None:
         long = "b" * 60

@@ -35,7 +35,14 @@ domain in both clusters, no federation objects and no manager upstream, the upst
 agents, their CSI driver and reviewer account in branch and no CA Secret there, the downstream
 server.conf's UpstreamAuthority "spire"; a clean second preview and `destroy`. Its downstream
 server's StatefulSet is left out with the aliases: it waits for its downstream entry, registered
-through `kubectl exec` under the nested alias.
+through `kubectl exec` under the nested alias. With `downstream.apiServer` pointed at branch's API
+server (and `strict: false`, which refuses a loopback address there): the reviewer's
+service-account-token Secret in branch, which the provider waits for until the test's stand-in of
+kube-controller-manager's token controller (`token_controller`: not run here) fills it with a token
+of that account from the TokenRequest API, the cluster CA and the namespace; the kubeconfig Secret
+in hq built from it, which reaches branch (its CA verifies the server), reviews a spire-upstream-agent
+token there (TokenReview) and may get pods and nodes but not read Secrets; the token is in no
+state file in plain text.
 """
 
 from __future__ import annotations
@@ -43,10 +50,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterator
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from cryptography import x509
@@ -164,11 +175,15 @@ def node_ports(kube: KubeApi, ns: str, name: str) -> dict[str, tuple[int, int]]:
 
 
 def stack_with_root(engine_bin: Path, k8s_plugin_bin: Path, work: Path, prefix: str, shipped: str,
-                    clusters: dict[str, KubeApi]) -> tuple[Cli, str, str]:
+                    clusters: dict[str, KubeApi],
+                    adjust: Callable[[dict[str, Any]], None] | None = None) -> tuple[Cli, str, str]:
     """A new stack of `shipped` on `clusters`, with a brought root CA (pulumi-tls's SelfSignedCert
-    has no stand-in): its certificate in config and its key a secret; the CLI and the root's PEMs."""
+    has no stand-in): its certificate in config and its key a secret; the CLI and the root's PEMs.
+    `adjust` changes the plain settings before they are written."""
     stack = f"{prefix}-{secrets.token_hex(3)}"
     cli, plain = k8s_stack(engine_bin, k8s_plugin_bin, work, stack, shipped, clusters)
+    if adjust is not None:
+        adjust(plain)
     root_pem, root_key_pem = another_root(f"{stack} root")
     plain["rootCa"] = {"certificate": root_pem}
     write_stack_file(cli.dir, stack, plain)
@@ -307,21 +322,90 @@ UPSTREAM_AGENTS: set[Key] = {
 }
 # Left out with the aliases: the downstream server's StatefulSet waits for its downstream entry on
 # the upstream, which is registered under the nested alias through `kubectl exec` (no pod runs).
+# With downstream.apiServer: the reviewer's token in branch, the kubeconfig built from it in hq.
 NESTED_EXPECTED = {
-    UP: SIDE - MANAGER,
-    DOWN: (SIDE | DOWNSTREAM_ONLY | UPSTREAM_AGENTS)
+    UP: (SIDE - MANAGER) | {("Secret", SERVER, "spire-server-downstream-kubeconfig")},
+    DOWN: (SIDE | DOWNSTREAM_ONLY | UPSTREAM_AGENTS | {("Secret", SYSTEM, "spire-upstream-reviewer-token")})
     - {("Secret", SERVER, "spire-server-upstream-ca"), ("StatefulSet", SERVER, "spire-server")},
 }
+TOKEN_SECRETS = "/api/v1/secrets?fieldSelector=type%3Dkubernetes.io%2Fservice-account-token"
+
+
+@contextmanager
+def token_controller(kube: KubeApi) -> Iterator[list[str]]:
+    """What kube-controller-manager's token controller does, which does not run here: every
+    `kubernetes.io/service-account-token` Secret still without a token gets `token` (a token of
+    the account its annotation names: here from the TokenRequest API, signed with the same
+    service-account key the controller would use), `ca.crt` (the cluster CA) and `namespace`.
+    Yields the tokens written; a failure of the stand-in fails the test afterwards."""
+    stop = threading.Event()
+    written: list[str] = []
+    errors: list[str] = []
+    ca = Path(kube.section["ca_file"]).read_bytes()
+
+    def fill() -> None:
+        while not stop.wait(0.2):  # the provider waits 5 s for the token (awaiters.go)
+            try:
+                for secret in kube.get(TOKEN_SECRETS)["items"]:
+                    meta = secret["metadata"]
+                    if (secret.get("data") or {}).get("token"):
+                        continue
+                    ns, account = meta["namespace"], meta["annotations"]["kubernetes.io/service-account.name"]
+                    token = kube.post(f"/api/v1/namespaces/{ns}/serviceaccounts/{account}/token", {
+                        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                        "spec": {"expirationSeconds": 3600}})["status"]["token"]
+                    data = {"token": token.encode(), "ca.crt": ca, "namespace": ns.encode()}
+                    with kube.client() as c:
+                        r = c.patch(f"/api/v1/namespaces/{ns}/secrets/{meta['name']}",
+                                    json={"data": {k: base64.b64encode(v).decode() for k, v in data.items()}},
+                                    headers={"Content-Type": "application/merge-patch+json"})
+                        r.raise_for_status()
+                    written.append(token)
+            except Exception as e:  # noqa: BLE001 - reported by the test after the run
+                errors.append(f"{type(e).__name__}: {e}")
+
+    thread = threading.Thread(target=fill, name="token-controller", daemon=True)
+    thread.start()
+    try:
+        yield written
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors, errors[:3]
+
+
+def review_with(kubeconfig: dict[str, Any], token: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Call the API server of `kubeconfig` as its user, as the upstream server's k8s_psat would: a
+    TokenReview of `token` (audience spire-server), and the status of a few reads."""
+    (cluster,) = kubeconfig["clusters"]
+    (user,) = kubeconfig["users"]
+    verify = ssl.create_default_context(cadata=base64.b64decode(cluster["cluster"]["certificate-authority-data"])
+                                        .decode())
+    with httpx.Client(base_url=cluster["cluster"]["server"], verify=verify, timeout=10,
+                      headers={"Authorization": f"Bearer {user['user']['token']}"}) as c:
+        review = c.post("/apis/authentication.k8s.io/v1/tokenreviews", json={
+            "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+            "spec": {"token": token, "audiences": ["spire-server"]}})
+        review.raise_for_status()
+        reads = {path: c.get(path).status_code for path in (
+            f"/api/v1/namespaces/{SYSTEM}/pods/absent", "/api/v1/nodes/absent", f"/api/v1/namespaces/{SYSTEM}/secrets")}
+    return review.json()["status"], reads
 
 
 def test_the_nested_enterprise_stack_lives_and_dies_in_two_real_api_servers(
     engine_bin: Path, k8s_plugin_bin: Path, clusters: dict[str, KubeApi], tmp_path: Path
 ) -> None:
-    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-nested",
-                                                  "Pulumi.k8s-enterprise-nested.yaml", clusters)
     hq, branch = clusters[UP], clusters[DOWN]
 
-    up = cli(*excluded(EXCLUDED, "up", "--yes"))
+    def at_branch(plain: dict[str, Any]) -> None:
+        plain["kubernetes"]["enterprise"]["downstream"]["apiServer"] = branch.section["url"]
+        plain["strict"] = False  # strict mode refuses the loopback address of branch's API server
+
+    cli, root_pem, root_key_pem = stack_with_root(engine_bin, k8s_plugin_bin, tmp_path, "k8s-nested",
+                                                  "Pulumi.k8s-enterprise-nested.yaml", clusters, at_branch)
+
+    with token_controller(branch) as tokens:
+        up = cli(*excluded(EXCLUDED, "up", "--yes"))
     assert "unknown field" not in up.stdout + up.stderr, up.stdout
     for cluster, kube in clusters.items():
         got = found(kube)
@@ -342,7 +426,25 @@ def test_the_nested_enterprise_stack_lives_and_dies_in_two_real_api_servers(
     # The upstream's CA Secret holds the root; no CA Secret at all downstream (the upstream mints it).
     assert {k: v.strip() for k, v in secret_data(hq, "spire-server-upstream-ca").items()} == {
         "upstream-ca.pem": root_pem.strip(), "upstream-ca.key": root_key_pem.strip()}
-    assert_not_in_state(cli, root_key_pem)
+
+    # The kubeconfig pulumi up delivered to hq: branch's API server, its CA, the reviewer's token.
+    (token,) = tokens
+    kubeconfig = yaml.safe_load(secret_data(hq, "spire-server-downstream-kubeconfig")["kubeconfig"])
+    (cluster,), (user,) = kubeconfig["clusters"], kubeconfig["users"]
+    assert cluster["cluster"]["server"] == branch.section["url"]
+    assert base64.b64decode(cluster["cluster"]["certificate-authority-data"]) == \
+        Path(branch.section["ca_file"]).read_bytes()
+    assert user == {"name": "spire-upstream-reviewer", "user": {"token": token}}
+    # It works as k8s_psat uses it: a TokenReview of an upstream agent's token, and the reads it needs.
+    agent_token = branch.post(f"/api/v1/namespaces/{SYSTEM}/serviceaccounts/spire-upstream-agent/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": ["spire-server"], "expirationSeconds": 600}})["status"]["token"]
+    review, reads = review_with(kubeconfig, agent_token)
+    assert review["authenticated"] is True, review
+    assert review["user"]["username"] == f"system:serviceaccount:{SYSTEM}:spire-upstream-agent"
+    assert reads == {f"/api/v1/namespaces/{SYSTEM}/pods/absent": 404, "/api/v1/nodes/absent": 404,
+                     f"/api/v1/namespaces/{SYSTEM}/secrets": 403}, reads
+    assert_not_in_state(cli, root_key_pem, token, base64.b64encode(token.encode()).decode())
 
     cli(*excluded(EXCLUDED, "preview", "--expect-no-changes"))
     applied = k8s_state_by_cluster(cli)

@@ -11,6 +11,7 @@ test can look for them anywhere they must not appear (environment variables, pla
 
 from __future__ import annotations
 
+import base64
 import datetime
 import functools
 import hashlib
@@ -280,8 +281,26 @@ def _k8s_service(args: pmocks.MockResourceArgs) -> dict[str, Any]:
     return {"spec": spec}
 
 
+def mock_sa_token(name: str) -> str:
+    """The token the mock engine's token controller puts in the service-account-token Secret `name`."""
+    return f"{SECRET_PREFIX}sa-token-{name}"
+
+
+def _k8s_secret(args: pmocks.MockResourceArgs) -> dict[str, Any]:
+    """A `kubernetes.io/service-account-token` Secret as pulumi-kubernetes returns it once the
+    cluster's token controller filled it (the provider waits for that): `data` with the token,
+    the cluster CA and the namespace, base64. Other Secrets: their inputs."""
+    if args.inputs.get("type") != "kubernetes.io/service-account-token":
+        return {}
+    meta = args.inputs.get("metadata") or {}
+    plain = {"token": mock_sa_token(args.name), "ca.crt": mock_cert_pem(f"{args.name}-cluster-ca"),
+             "namespace": str(meta.get("namespace", ""))}
+    return {"data": {k: base64.b64encode(v.encode()).decode() for k, v in plain.items()}}
+
+
 COMPUTED: dict[str, Callable[[pmocks.MockResourceArgs], dict[str, Any]]] = {
     "kubernetes:core/v1:Service": _k8s_service,
+    "kubernetes:core/v1:Secret": _k8s_secret,
     "pulumi-python:dynamic/keycloak:Realm": _keycloak_realm,
     "pulumi-python:dynamic/ziti:CertificateAuthority": _ziti_ca,
     "pulumi-python:dynamic/ziti:EdgeRouter": _ziti_router,

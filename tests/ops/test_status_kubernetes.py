@@ -2,21 +2,36 @@
 cluster (from the stack files), how a kubeconfig becomes an API access (client certificate files,
 token file, exec credential plugin, the errors that name what is wrong), the readiness rules on
 objects written as the API server returns them, and a cluster that does not answer. The rows
-against the real kube-apiserver are tests/real/test_ops_status_kubernetes.py. Expected values are
+against the real kube-apiserver are tests/real/test_ops_status_kubernetes.py. The nested enterprise
+topology's kubeconfig Secret is checked here against a fake API server (httpx's MockTransport):
+present, missing, forbidden, asked for its metadata only. Expected values are
 written out, not computed by ops.health.kubernetes."""
 
 from __future__ import annotations
 
+import json
+import ssl
 import stat
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 import stack_config
 from ops.health.checks import PROBES
-from ops.health.kubernetes import KubeconfigError, expected, load_access, readiness, rows
+from ops.health.kubernetes import (
+    ApiAccess,
+    KubeconfigError,
+    NeededSecret,
+    cluster_rows,
+    expected,
+    load_access,
+    needed_secrets,
+    readiness,
+    rows,
+)
 from servers.kubernetes import make_pki, write_kubeconfig
 from servers.process import free_port
 from stack_config import KubernetesCluster
@@ -112,6 +127,79 @@ def test_a_cluster_that_does_not_answer_fails_and_its_objects_are_not_checked(tm
     assert found["regulated API server"][1].startswith("the API server did not answer")
     assert found["regulated spire-system/spire-agent"] == (
         "fail", "SPIRE agents: not checked: the API server did not answer")
+
+
+# --- the nested topology's kubeconfig Secret -------------------------------------------------------
+
+KUBECONFIG_PATH = "/api/v1/namespaces/spire-server/secrets/spire-server-downstream-kubeconfig"
+WHAT = "the kubeconfig the upstream server reviews the upstream agents of cluster branch with"
+WITHOUT = "those agents cannot attest, so the nested server of branch gets no CA"
+
+
+def test_a_nested_stack_needs_the_kubeconfig_secret_upstream() -> None:
+    config = _config("k8s-enterprise-nested")
+    assert needed_secrets(config) == {"hq": [NeededSecret(
+        "spire-server", "spire-server-downstream-kubeconfig", WHAT, WITHOUT,
+        "`python -m ops up` makes it (kubernetes.enterprise.downstream.apiServer is set)")]}
+    assert config.kubernetes is not None and config.kubernetes.enterprise is not None
+    ent = config.kubernetes.enterprise
+    manual = ent.model_copy(update={"downstream": ent.downstream.model_copy(update={"api_server": None})})
+    k8s = config.kubernetes.model_copy(update={"enterprise": manual})
+    (need,) = needed_secrets(config.model_copy(update={"kubernetes": k8s}))["hq"]
+    assert need.fix == ("set kubernetes.enterprise.downstream.apiServer and run `python -m ops up`, or create it by "
+                        "hand (docs/architecture.md, nested enterprise topology)")
+    assert needed_secrets(_config("k8s-enterprise")) == {} and needed_secrets(_config("k8s-dev")) == {}
+
+
+class FakeApi(ApiAccess):
+    """An API server that answers `/version`, empty workload lists and `secret_status` for the Secret."""
+
+    def __init__(self, secret_status: int) -> None:
+        super().__init__("https://hq.test:6443", ssl.create_default_context())
+        self.secret_status = secret_status
+        self.asked: list[httpx.Request] = []
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(request)
+        if request.url.path == "/version":
+            return httpx.Response(200, json={"gitVersion": "v1.37.2"})
+        if request.url.path == KUBECONFIG_PATH:
+            body = {"kind": "PartialObjectMetadata", "metadata": {"name": "spire-server-downstream-kubeconfig"}}
+            return httpx.Response(self.secret_status, content=json.dumps(body))
+        return httpx.Response(200, json={"items": []})
+
+    def client(self, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=self.server, transport=httpx.MockTransport(self._answer), timeout=timeout)
+
+
+@pytest.mark.parametrize(("code", "status", "detail"), [
+    (200, "ok", f"Secret: present ({WHAT})"),
+    (404, "warn", f"Secret: not found: {WHAT}; {WITHOUT}: create it"),
+    (403, "warn", f"Secret: cannot be checked (this kubeconfig may not get Secrets there): {WHAT}"),
+    (500, "warn", f"Secret: cannot be checked (HTTP 500): {WHAT}"),
+])
+def test_the_kubeconfig_secret_row(code: int, status: str, detail: str) -> None:
+    api = FakeApi(code)
+    need = NeededSecret("spire-server", "spire-server-downstream-kubeconfig", WHAT, WITHOUT, "create it")
+    found = {c.check: (c.status, c.detail) for c in cluster_rows("hq", api, [], timeout=2, secrets=[need])}
+    assert found == {"hq API server": ("ok", "answers: Kubernetes v1.37.2"),
+                     "hq spire-server/spire-server-downstream-kubeconfig": (status, detail)}
+    # Its metadata only: the kubeconfig's token never reaches ops.
+    (asked,) = [r for r in api.asked if r.url.path == KUBECONFIG_PATH]
+    assert asked.method == "GET" and asked.headers["Accept"].startswith(
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
+
+
+def test_the_kubeconfig_secret_is_not_checked_when_the_cluster_does_not_answer(tmp_path: Path) -> None:
+    path = _kubeconfig(tmp_path, {"token": "x"}, {"server": f"https://127.0.0.1:{free_port()}"})
+    config = _config("k8s-enterprise-nested")
+    assert config.kubernetes is not None
+    k8s = config.kubernetes.model_copy(update={"clusters": {c: KubernetesCluster(kubeconfig=str(path))
+                                                            for c in config.kubernetes.clusters}})
+    found = {c.check: (c.status, c.detail) for c in rows(config.model_copy(update={"kubernetes": k8s}), timeout=2)}
+    assert found["hq spire-server/spire-server-downstream-kubeconfig"] == (
+        "warn", f"Secret ({WHAT}): not checked: the API server did not answer")
+    assert not [k for k in found if k.startswith("branch") and "kubeconfig" in k]
 
 
 # --- readiness ------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ the stacks the project ships never carry any of it):
   delete (propagation Foreground) puts on every object, so `destroy` would wait on each one.
   CustomResourceDefinitions keep the provider's await: the API server itself establishes them (and
   finishes their deletion), so the custom resources of a CRD the program makes (the CNPG `Cluster`)
-  wait for it as in a cluster.
+  wait for it as in a cluster. So do `kubernetes.io/service-account-token` Secrets (the nested
+  enterprise stack's reviewer token): the provider waits for their token, which the test fills as
+  the token controller would (test_kubernetes_enterprise_stack.py, `token_controller`).
 - The admission webhook configurations (the CNPG operator's) get `failurePolicy: Ignore`: their
   server is the operator's pod, which never runs here, so with the released `Fail` the API server
   would refuse every CNPG object (and every dry-run of one) after its call fails. Everything else
@@ -36,6 +38,8 @@ from tests.engine.k8s_program import stand_ins
 
 ANNOTATIONS = {"pulumi.com/skipAwait": "true", "pulumi.com/deletionPropagationPolicy": "background"}
 AWAITED = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+SECRET = "kubernetes:core/v1:Secret"
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 WEBHOOK_CONFIGURATIONS = ("kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration",
                           "kubernetes:admissionregistration.k8s.io/v1:ValidatingWebhookConfiguration")
 PROGRAM = Path(stack_config.__file__).resolve().parents[1] / "__main__.py"
@@ -53,8 +57,9 @@ def _for_this_server(args: pulumi.ResourceTransformationArgs) -> pulumi.Resource
     if not args.type_.startswith("kubernetes:") or "metadata" not in args.props:
         return None
     props = dict(args.props)
-    annotations = ANNOTATIONS if args.type_ != AWAITED else {k: v for k, v in ANNOTATIONS.items()
-                                                               if k != "pulumi.com/skipAwait"}
+    awaited = args.type_ == AWAITED or (args.type_ == SECRET and args.props.get("type") == TOKEN_SECRET_TYPE)
+    annotations = ANNOTATIONS if not awaited else {k: v for k, v in ANNOTATIONS.items()
+                                                   if k != "pulumi.com/skipAwait"}
     props["metadata"] = _annotated(props["metadata"], annotations)
     if args.type_ in WEBHOOK_CONFIGURATIONS:
         props["webhooks"] = [{**w, "failurePolicy": "Ignore"} for w in props["webhooks"]]
