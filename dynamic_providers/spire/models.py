@@ -1,19 +1,6 @@
-"""Typed values of the SPIRE registration-entry provider: the inputs and their rules (`EntryArgs`),
-canonical forms and ownership-prefixed entry ids, the server's view of an entry, and the provider's
-`connection`.
-
-The rules are SPIRE's own, so `pulumi preview` reports what the server would reject on `up`:
-SPIFFE IDs as go-spiffe parses them (`spiffeid.FromString`) plus SPIRE's entry rules
-(`pkg/server/api/entry.go`, `id.go`, `selector.go`) and its DNS-name check
-(`pkg/common/x509util/dns.go`). They live in `stack_config/spiffe.py`, shared with the stack
-configuration, rather than in a SPIFFE library: py-spiffe's `SpiffeId` parses go-spiffe's grammar
-but not SPIRE's entry rules (a path, the reserved `/spire` namespace, trust-domain membership) nor
-the non-empty trust-domain labels the configuration holds, and would bring a Workload API client
-this provider does not use. The kernel turns the model's errors into check failures, each named by
-its input and item (`dns_names[1]: ...`).
-
-Nothing here talks to a server; `client.py` does, `provider.py` is the Pulumi glue.
-"""
+"""Typed values of the SPIRE entry provider: the inputs under SPIRE's rules (`EntryArgs`, over
+`stack_config/spiffe.py`), canonical forms, entry ids, the server's entry and the `connection`;
+see docs/providers/spire.md (Check rules)."""
 
 from __future__ import annotations
 
@@ -400,7 +387,6 @@ CONNECTION = TypeAdapter(Connection)
 def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConnection | KubectlExecConnection:
     """Validate a `connection` input; raises pydantic.ValidationError."""
     return CONNECTION.validate_python(dict(raw))
-
 
 
 class _Connected(BaseModel):
