@@ -67,8 +67,9 @@ class BatchResult:
     def ok(self, doing: str, entry_id: str) -> BatchResult:
         """Itself when OK, else the SpireError for it (`doing`: "updating", "deleting")."""
         if self.code != "OK":
-            raise SpireError(f"{doing} entry {entry_id} failed ({self.code}): {self.message}", code=self.code,
-                             entry_id=entry_id)  # fmt: skip
+            raise SpireError(
+                f"{doing} entry {entry_id} failed ({self.code}): {self.message}", code=self.code, entry_id=entry_id
+            )
         return self
 
 
@@ -179,11 +180,8 @@ class EntryClient(ABC):
         return self.update(existing.id, fields, current=existing)
 
     def update(self, entry_id: str, fields: EntryFields, *, current: Entry | None = None) -> Entry:
-        """Write the owned mutable fields; raises SpireError(code=NOT_FOUND) if the entry is gone.
-
-        `current` (an entry read moments ago) spares the CLI its read before `entry update`;
-        a retry reads again.
-        """
+        """Write the owned mutable fields; SpireError(code=NOT_FOUND) if the entry is gone. `current`
+        (read moments ago) spares the CLI its read before `entry update`; a retry reads again."""
 
         def attempt() -> Entry | None:
             nonlocal current
@@ -312,8 +310,9 @@ class ExecEntryClient(EntryClient):
 
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         try:
-            return self._runner(argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds,
-                                env=self._env(), check=False)  # fmt: skip
+            return self._runner(
+                argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds, env=self._env()
+            )
         except FileNotFoundError:
             raise SpireError(
                 f"{argv[0]!r} is not on PATH: install the {argv[0]} CLI on the machine running Pulumi "
