@@ -95,11 +95,8 @@ class EntryIdPrefix(OwnershipEncoder[str, Entry]):
 
 def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     """The entry's fields, each list in the order of `reference` (the program's inputs) when both
-    hold the same items, else as the server returned it.
-
-    SPIRE's list order is not stable: a create or update answers with the selectors sorted, a
-    read returns them in insertion order (tests/real/test_spire_fidelity.py). Without this, a
-    `pulumi refresh` right after `pulumi up` would report a changed `selectors` output."""
+    hold the same items: SPIRE answers a write with the selectors sorted and a read in insertion
+    order (tests/real/test_spire_fidelity.py), which a refresh after `up` would show as a change."""
     props = entry.fields().as_props()
     for name in ("selectors", "dns_names", "federates_with"):
         try:
@@ -146,8 +143,7 @@ class SpireEntryProvider(OwnedProvider):
         return {**props, **{k: default for k, default in DEFAULTS.items() if props.get(k) is None}}
 
     def comparable(self, field: str, value: Any) -> Any:
-        """A connection without the keys it leaves unset; an entry field in its `EntryFields.normalized()`
-        form (sorted selectors, DNS names and trust domains)."""
+        """A connection without the keys it leaves unset; an entry field in its `normalized()` form."""
         if field == "connection":
             return {k: x for k, x in sorted(value.items()) if x is not None} if isinstance(value, Mapping) else value
         return _one(field, value).normalized()[field]
