@@ -1,6 +1,3 @@
-"""SPIRE registration entries as Pulumi resources (`provider.SpireEntry`), over the Entry gRPC API
-on the admin socket or the `spire-server` CLI through `docker exec` / `kubectl exec`.
-
-Importing this package has no side effects and imports nothing (the dynamic-provider host imports
-it to unpickle the provider; the generated protobuf modules in `_proto` load without pydantic).
-"""
+"""SPIRE registration entries as Pulumi resources (`provider.SpireEntry`; docs/providers/spire.md).
+Imports nothing: the provider host imports this package to unpickle the provider, and `_proto`
+loads without pydantic."""

@@ -1,34 +1,6 @@
-"""A typed client for SPIRE registration entries over two transports, with one error class.
-
-`EntryClient` holds the semantics the provider relies on; the subclasses only move bytes:
-
-- `GrpcEntryClient` calls `spire.api.server.entry.v1.Entry` over the server's admin Unix
-  socket (local callers are authorized by SPIRE's default policy; the socket has no TLS to
-  verify, and TCP admin access, which needs SPIFFE mTLS, is deliberately not offered).
-- `ExecEntryClient` runs the `spire-server` CLI inside the server container with `docker exec`
-  (DOCKER_HOST, so `ssh://` works) or `kubectl exec`, with `-output json`.
-
-Semantics, identical for both:
-
-- create: the entry id is derived from the (spiffe_id, parent_id, selectors) triple under the
-  stack's ownership prefix (`models.entry_id_for`). ALREADY_EXISTS with an entry means SPIRE
-  found a *similar* entry (same triple): adopted when its id carries our prefix, refused
-  (naming its id) otherwise. ALREADY_EXISTS without one means another entry holds our id.
-  Because the id is deterministic and SPIRE checks similarity in the same transaction as the
-  insert, re-sending a create whose response was lost finds the entry it made: no duplicates.
-- update: only the fields the provider owns. gRPC sends an explicit `input_mask`, so fields we
-  do not manage (expiry, additional attributes) are untouched. The CLI has no mask (`entry
-  update` replaces every field), so it reads the entry first and carries those fields over.
-- get: NOT_FOUND is None; an answer about another id is an error. delete: NOT_FOUND is success.
-- lookups trust nothing: the similar-entry lookup keeps only an entry with exactly the asked
-  spiffe_id, parent_id and selector set, whatever filter the server applied.
-- Transient failures (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, an exec that
-  could not reach the engine or container) are retried by the transport's one policy
-  (`dynamic_providers._transport.RetryPolicy`); every operation above is idempotent, so a retry
-  never duplicates anything.
-
-Nothing is cached between calls: build a client per provider call (`open_client`).
-"""
+"""The SPIRE registration-entry client: `EntryClient`'s semantics (create-or-adopt under the
+deterministic id, owned-field updates, retries) over gRPC on the admin socket or the `spire-server`
+CLI through `docker exec` / `kubectl exec`; see docs/providers/spire.md."""
 
 from __future__ import annotations
 
@@ -48,7 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from dynamic_providers._transport import RetryPolicy, ServerError
-from dynamic_providers.spire._proto import entry_pb2, types_pb2
+from dynamic_providers.spire._proto import entry_pb2, entry_pb2_grpc, types_pb2
 from dynamic_providers.spire.models import (
     MUTABLE_FIELDS,
     Connection,
@@ -95,8 +67,9 @@ class BatchResult:
     def ok(self, doing: str, entry_id: str) -> BatchResult:
         """Itself when OK, else the SpireError for it (`doing`: "updating", "deleting")."""
         if self.code != "OK":
-            raise SpireError(f"{doing} entry {entry_id} failed ({self.code}): {self.message}", code=self.code,
-                             entry_id=entry_id)  # fmt: skip
+            raise SpireError(
+                f"{doing} entry {entry_id} failed ({self.code}): {self.message}", code=self.code, entry_id=entry_id
+            )
         return self
 
 
@@ -133,8 +106,12 @@ class EntryClient(ABC):
     def _retry(self, op: Callable[[], T]) -> T:
         """`op()` under the transport's policy: every operation here is idempotent, so any transient
         failure is repeated (the deterministic id makes a repeated create find its entry)."""
-        return self.retry.call(op, when=lambda e: isinstance(e, SpireError) and e.transient,
-                               sleep=self.sleep, before_retry=self._before_retry)
+        return self.retry.call(
+            op,
+            when=lambda e: isinstance(e, SpireError) and e.transient,
+            sleep=self.sleep,
+            before_retry=self._before_retry,
+        )
 
     def _before_retry(self) -> None:  # noqa: B027 - optional hook
         """Forget per-call state a retry should re-resolve."""
@@ -203,15 +180,12 @@ class EntryClient(ABC):
         return self.update(existing.id, fields, current=existing)
 
     def update(self, entry_id: str, fields: EntryFields, *, current: Entry | None = None) -> Entry:
-        """Write the owned mutable fields; raises SpireError(code=NOT_FOUND) if the entry is gone.
-
-        `current` (an entry read moments ago) spares the CLI its read before `entry update`;
-        a retry reads again.
-        """
-        first = [current]
+        """Write the owned mutable fields; SpireError(code=NOT_FOUND) if the entry is gone. `current`
+        (read moments ago) spares the CLI its read before `entry update`; a retry reads again."""
 
         def attempt() -> Entry | None:
-            known, first[0] = first[0], None
+            nonlocal current
+            known, current = current, None
             return self._update(entry_id, fields, known).ok("updating", entry_id).entry
 
         entry = self._retry(attempt)
@@ -227,7 +201,6 @@ class EntryClient(ABC):
 
 # --- gRPC over the admin socket ---------------------------------------------------------------
 
-_SERVICE = "/spire.api.server.entry.v1.Entry/"
 _UPDATE_MASK = types_pb2.EntryMask(**dict.fromkeys(MUTABLE_FIELDS, True))
 
 
@@ -240,18 +213,14 @@ class GrpcEntryClient(EntryClient):
     def __init__(self, connection: GrpcConnection) -> None:
         super().__init__(connection)
         self._channel = grpc.insecure_channel(f"unix:{connection.socket_path}")
+        self._stub = entry_pb2_grpc.EntryStub(self._channel)  # type: ignore[no-untyped-call]  # generated, unannotated
 
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: str, request: Message, response_type: type[Message]) -> Any:
-        rpc = self._channel.unary_unary(
-            _SERVICE + method,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_type.FromString,
-        )
+    def _call(self, method: str, request: Message) -> Any:
         try:
-            return rpc(request, timeout=self.connection.timeout_seconds)
+            return getattr(self._stub, method)(request, timeout=self.connection.timeout_seconds)
         except grpc.RpcError as e:
             code = e.code().name if isinstance(e, grpc.Call) else "UNKNOWN"
             details = e.details() if isinstance(e, grpc.Call) else str(e)
@@ -260,7 +229,7 @@ class GrpcEntryClient(EntryClient):
             ) from None
 
     def _get(self, entry_id: str) -> Entry | None:
-        pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id), types_pb2.Entry)
+        pb = self._call("GetEntry", entry_pb2.GetEntryRequest(id=entry_id))
         if pb.id != entry_id:
             raise SpireError(
                 f"GetEntry {entry_id} on unix:{self.connection.socket_path} answered with entry {pb.id!r}: an "
@@ -270,24 +239,21 @@ class GrpcEntryClient(EntryClient):
             )
         return Entry.from_proto(pb)
 
-    def _batch(self, method: str, request: Message, response_type: type[Message]) -> BatchResult:
-        result = _single(self._call(method, request, response_type).results, method)
+    def _batch(self, method: str, request: Message) -> BatchResult:
+        result = _single(self._call(method, request).results, method)
         entry = Entry.from_proto(result.entry) if hasattr(result, "entry") and result.HasField("entry") else None
         return BatchResult(CODE_NAMES.get(result.status.code, "UNKNOWN"), result.status.message, entry)
 
     def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
-        request = entry_pb2.BatchCreateEntryRequest(entries=[fields.to_proto(entry_id)])
-        return self._batch("BatchCreateEntry", request, entry_pb2.BatchCreateEntryResponse)
+        return self._batch("BatchCreateEntry", entry_pb2.BatchCreateEntryRequest(entries=[fields.to_proto(entry_id)]))
 
     def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
         # Only the masked fields are read by the server; send just those.
         pb = types_pb2.Entry(id=entry_id, **{f: getattr(fields, f) for f in MUTABLE_FIELDS})
-        request = entry_pb2.BatchUpdateEntryRequest(entries=[pb], input_mask=_UPDATE_MASK)
-        return self._batch("BatchUpdateEntry", request, entry_pb2.BatchUpdateEntryResponse)
+        return self._batch("BatchUpdateEntry", entry_pb2.BatchUpdateEntryRequest(entries=[pb], input_mask=_UPDATE_MASK))
 
     def _delete(self, entry_id: str) -> BatchResult:
-        request = entry_pb2.BatchDeleteEntryRequest(ids=[entry_id])
-        return self._batch("BatchDeleteEntry", request, entry_pb2.BatchDeleteEntryResponse)
+        return self._batch("BatchDeleteEntry", entry_pb2.BatchDeleteEntryRequest(ids=[entry_id]))
 
 
 def _single(results: Sequence[T], method: str) -> T:
@@ -344,8 +310,9 @@ class ExecEntryClient(EntryClient):
 
     def _exec(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         try:
-            return self._runner(argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds,
-                                env=self._env(), check=False)  # fmt: skip
+            return self._runner(
+                argv, capture_output=True, text=True, timeout=self.connection.timeout_seconds, env=self._env()
+            )
         except FileNotFoundError:
             raise SpireError(
                 f"{argv[0]!r} is not on PATH: install the {argv[0]} CLI on the machine running Pulumi "
@@ -482,12 +449,9 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     flags += [f"-x509SVIDTTL={fields.x509_svid_ttl}", f"-jwtSVIDTTL={fields.jwt_svid_ttl}"]
     flags += [f"-dns={d}" for d in fields.dns_names]
     flags += [f"-federatesWith={SPIFFE_SCHEME}{td}" for td in fields.federates_with]
-    if fields.hint:
-        flags.append(f"-hint={fields.hint}")
-    flags += [f"-{name}" for name, on in (("admin", fields.admin), ("downstream", fields.downstream)) if on]
-    if fields.store_svid:
-        flags.append("-storeSVID")
-    return flags
+    flags += [f"-hint={fields.hint}"] if fields.hint else []
+    switches = {"admin": fields.admin, "downstream": fields.downstream, "storeSVID": fields.store_svid}
+    return flags + [f"-{name}" for name, on in switches.items() if on]
 
 
 def _entry_from_json(raw: dict[str, Any]) -> Entry:

@@ -1,19 +1,6 @@
-"""Typed values of the SPIRE registration-entry provider: the inputs and their rules (`EntryArgs`),
-canonical forms and ownership-prefixed entry ids, the server's view of an entry, and the provider's
-`connection`.
-
-The rules are SPIRE's own, so `pulumi preview` reports what the server would reject on `up`:
-SPIFFE IDs as go-spiffe parses them (`spiffeid.FromString`) plus SPIRE's entry rules
-(`pkg/server/api/entry.go`, `id.go`, `selector.go`) and its DNS-name check
-(`pkg/common/x509util/dns.go`). They live in `stack_config/spiffe.py`, shared with the stack
-configuration, rather than in a SPIFFE library: py-spiffe's `SpiffeId` parses go-spiffe's grammar
-but not SPIRE's entry rules (a path, the reserved `/spire` namespace, trust-domain membership) nor
-the non-empty trust-domain labels the configuration holds, and would bring a Workload API client
-this provider does not use. The kernel turns the model's errors into check failures, each named by
-its input and item (`dns_names[1]: ...`).
-
-Nothing here talks to a server; `client.py` does, `provider.py` is the Pulumi glue.
-"""
+"""Typed values of the SPIRE entry provider: the inputs under SPIRE's rules (`EntryArgs`, over
+`stack_config/spiffe.py`), canonical forms, entry ids, the server's entry and the `connection`;
+see docs/providers/spire.md (Check rules)."""
 
 from __future__ import annotations
 
@@ -77,24 +64,14 @@ def owner_prefix(project: str, stack: str) -> str:
 
 
 def entry_id_for(prefix: str, spiffe_id: str, parent_id: str, selectors: Iterable[str]) -> str:
-    """The id this stack gives the entry with this (spiffe_id, parent_id, selectors) triple.
-
-    Deterministic: the triple is SPIRE's identity of an entry (the "similar entry" test), so a
-    create retried after a lost response, or re-run after a crash before the state was written,
-    finds the entry it made instead of making a second one.
-    """
+    """The id this stack gives the entry with this triple, SPIRE's identity of an entry: derived, so a
+    retried or re-run create finds the entry it made (docs/providers/spire.md, Ownership and ids)."""
     material = "\n".join([spiffe_id, parent_id, *sorted(set(selectors))])
     return prefix + hashlib.sha256(material.encode()).hexdigest()[:24]
 
 
 # --- the inputs and their rules ------------------------------------------------------------------
 
-# Fields written on update (with an explicit input mask on gRPC); the identity triple is not
-# among them because changing it replaces the entry.
-MUTABLE_FIELDS = ("x509_svid_ttl", "jwt_svid_ttl", "dns_names", "federates_with", "admin", "downstream", "hint",
-                  "store_svid")  # fmt: skip
-IDENTITY_FIELDS = ("spiffe_id", "parent_id", "selectors")
-MANAGED_FIELDS = IDENTITY_FIELDS + MUTABLE_FIELDS
 _LISTS = ("selectors", "dns_names", "federates_with")
 
 
@@ -157,22 +134,25 @@ def _listed_once(key: Callable[[Any], str]) -> WrapValidator:
             except (TypeError, ValueError, AttributeError):
                 continue
             if k in seen:
-                error = PydanticCustomError("repeated", f"{item!r} is listed more than once".replace("{", "{{"))
-                repeats.append(InitErrorDetails(type=error, loc=(i,), input=item))
+                repeats.append(_detail("repeated", f"{item!r} is listed more than once", (i,), item))
             seen.add(k)
+        broken: list[InitErrorDetails] = []
         try:
             result = handler(value)
         except ValidationError as e:
             if not repeats:
                 raise
-            broken = [InitErrorDetails(type=PydanticCustomError(x["type"], x["msg"].replace("{", "{{")),
-                                       loc=x["loc"], input=x["input"]) for x in e.errors()]  # fmt: skip
-            raise ValidationError.from_exception_data("list", [*broken, *repeats]) from None
+            broken = [_detail(x["type"], x["msg"], x["loc"], x["input"]) for x in e.errors()]
         if repeats:
-            raise ValidationError.from_exception_data("list", repeats)
+            raise ValidationError.from_exception_data("list", [*broken, *repeats]) from None
         return result
 
     return WrapValidator(check)
+
+
+def _detail(kind: str, message: str, loc: tuple[int | str, ...], value: Any) -> InitErrorDetails:
+    """An error with `message` as written (pydantic formats `{...}` in a custom error's message)."""
+    return InitErrorDetails(type=PydanticCustomError(kind, message.replace("{", "{{")), loc=loc, input=value)
 
 
 def _list(value: Any) -> Any:
@@ -249,10 +229,8 @@ class EntryFields(BaseModel):
         return cls.model_validate({k: props[k] for k in MANAGED_FIELDS if props.get(k) is not None})
 
     def normalized(self) -> dict[str, Any]:
-        """Order-insensitive comparison form: sorted selectors, DNS names and trust domains.
-
-        TTLs stay as numbers: 0 means "server default", which the server also stores as 0.
-        """
+        """Order-insensitive comparison form: sorted lists; a TTL of 0 ("server default") stays 0, as
+        the server stores it."""
         return {k: sorted(set(v)) if k in _LISTS else v for k, v in self.as_props().items()}
 
     def identity(self) -> tuple[str, str, frozenset[str]]:
@@ -263,9 +241,15 @@ class EntryFields(BaseModel):
         return {k: list(v) if k in _LISTS else v for k, v in self.model_dump(include=set(MANAGED_FIELDS)).items()}
 
     def to_proto(self, entry_id: str = "") -> types_pb2.Entry:
+        ids: dict[str, Any] = {k: _spiffe_pb(getattr(self, k)) for k in ("spiffe_id", "parent_id")}
         selectors = [types_pb2.Selector(type=t, value=v) for t, v in map(parse_selector, self.selectors)]
-        return types_pb2.Entry(id=entry_id, spiffe_id=_spiffe_pb(self.spiffe_id), parent_id=_spiffe_pb(self.parent_id),
-                               selectors=selectors, **{k: getattr(self, k) for k in MUTABLE_FIELDS})  # fmt: skip
+        return types_pb2.Entry(id=entry_id, selectors=selectors, **ids, **self.model_dump(include=set(MUTABLE_FIELDS)))
+
+
+IDENTITY_FIELDS = ("spiffe_id", "parent_id", "selectors")
+MANAGED_FIELDS = tuple(EntryFields.model_fields)
+# Written on update (with an explicit input mask on gRPC); changing the identity replaces the entry.
+MUTABLE_FIELDS = tuple(k for k in MANAGED_FIELDS if k not in IDENTITY_FIELDS)
 
 
 def _spiffe_pb(value: str) -> types_pb2.SPIFFEID:
@@ -400,7 +384,6 @@ CONNECTION = TypeAdapter(Connection)
 def parse_connection(raw: Mapping[str, Any]) -> GrpcConnection | DockerExecConnection | KubectlExecConnection:
     """Validate a `connection` input; raises pydantic.ValidationError."""
     return CONNECTION.validate_python(dict(raw))
-
 
 
 class _Connected(BaseModel):

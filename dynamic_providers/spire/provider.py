@@ -1,23 +1,5 @@
-"""Pulumi glue for SPIRE registration entries: `SpireEntry` and its dynamic provider.
-
-The CRUD is the kernel's `OwnedProvider`, which says what read, update and delete do with an entry
-that is missing or not ours; `client.py` holds the server-side semantics, create's adoption among
-them. What is SPIRE's:
-
-- check: SPIRE's rules (`models.EntryArgs`) offline, through the kernel; defaults filled in.
-- diff: offline, on normalised fields. A new spiffe_id, parent_id or selector set is a new entry
-  for SPIRE (its "similar entry" key, from which our entry id is derived), so those replace,
-  create-before-delete: the new triple gets a new id, so old and new never collide. A stored
-  field it cannot read counts as changed, so a bad identity field replaces and any other updates.
-- read: NOT_FOUND means gone, e.g. deleted by hand or pruned after `expires_at`. A foreign entry
-  at that id (`EntryIdPrefix`) reads as gone too: a refresh drops it from the state, and the next
-  `up` plans a create, which refuses it as an id collision if it holds our id.
-- update writes the owned fields only and re-creates a vanished entry only under the id we derive.
-
-The `connection` (transport, socket / docker host / kubectl target, trust domain, ownership
-prefix parts) is a resource input, echoed in the outputs so read and delete can reach the
-server; it carries no credentials (local admin socket, or the operator's docker/kubectl login).
-"""
+"""Pulumi glue for SPIRE registration entries: `SpireEntry` and its provider on the kernel's
+`OwnedProvider`; see docs/providers/spire.md (Lifecycle, Ownership and ids)."""
 
 from __future__ import annotations
 
@@ -61,15 +43,8 @@ def _one(key: str, value: Any) -> EntryFields:
 
 
 class EntryIdPrefix(OwnershipEncoder[str, Entry]):
-    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.`, from a connection
-    (the state's and, on update, the new one: the mark create adopts by).
-
-    An entry is ours when its id carries one of our prefixes (create adopts such an entry,
-    refuses any other) and it is the entry in the state: same spiffe_id, parent_id and selectors
-    (the provider never changes them in place). With no readable identity in the state, its id
-    must be the one this provider derives from its own identity fields. Anything else was made by
-    another stack or tool, or edited or re-created outside Pulumi; an entry id cannot change, so
-    handing it over means deleting it and letting this stack create its own."""
+    """SPIRE's ownership mark: the entry id's prefix `pulumi.<project>.<stack>.`, from a connection;
+    an entry is ours when it also has the state's triple (docs/providers/spire.md, Ownership)."""
 
     def __init__(self, state: Mapping[str, Any]) -> None:
         self.state = state
@@ -120,11 +95,8 @@ class EntryIdPrefix(OwnershipEncoder[str, Entry]):
 
 def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     """The entry's fields, each list in the order of `reference` (the program's inputs) when both
-    hold the same items, else as the server returned it.
-
-    SPIRE's list order is not stable: a create or update answers with the selectors sorted, a
-    read returns them in insertion order (tests/real/test_spire_fidelity.py). Without this, a
-    `pulumi refresh` right after `pulumi up` would report a changed `selectors` output."""
+    hold the same items: SPIRE answers a write with the selectors sorted and a read in insertion
+    order (tests/real/test_spire_fidelity.py), which a refresh after `up` would show as a change."""
     props = entry.fields().as_props()
     for name in ("selectors", "dns_names", "federates_with"):
         try:
@@ -148,7 +120,7 @@ def _outs(entry: Entry, props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class SpireEntryProvider(OwnedProvider):
-    """The kernel's CRUD for one SPIRE registration entry (see the module docstring)."""
+    """The kernel's CRUD for one SPIRE registration entry (see docs/providers/spire.md)."""
 
     args_model = EntryArgs
     computed = OUTPUT_KEYS
@@ -171,8 +143,7 @@ class SpireEntryProvider(OwnedProvider):
         return {**props, **{k: default for k, default in DEFAULTS.items() if props.get(k) is None}}
 
     def comparable(self, field: str, value: Any) -> Any:
-        """A connection without the keys it leaves unset; an entry field in its `EntryFields.normalized()`
-        form (sorted selectors, DNS names and trust domains)."""
+        """A connection without the keys it leaves unset; an entry field in its `normalized()` form."""
         if field == "connection":
             return {k: x for k, x in sorted(value.items()) if x is not None} if isinstance(value, Mapping) else value
         return _one(field, value).normalized()[field]
@@ -212,8 +183,15 @@ class SpireEntryProvider(OwnedProvider):
     def read_outputs(self, client: EntryClient, props: Mapping[str, Any], entry: Entry) -> dict[str, Any]:
         return _outs(entry, props)
 
-    def write(self, client: EntryClient, fields: EntryFields, news: Mapping[str, Any], olds: Mapping[str, Any],
-              current: Entry, changed: set[str]) -> dict[str, Any]:
+    def write(
+        self,
+        client: EntryClient,
+        fields: EntryFields,
+        news: Mapping[str, Any],
+        olds: Mapping[str, Any],
+        current: Entry,
+        changed: set[str],
+    ) -> dict[str, Any]:
         try:
             return _outs(client.update(current.id, fields, current=current), news)
         except SpireError as e:
@@ -232,15 +210,8 @@ class SpireEntryProvider(OwnedProvider):
 
 
 class SpireEntry(Resource, module="spire", name="Entry"):
-    """A SPIRE registration entry (`pulumi-python:dynamic/spire:Entry`).
-
-    Inputs mirror `spire.api.types.Entry`: `selectors` are "type:value" strings, TTLs are seconds
-    (0 = the server's default), `federates_with` lists trust domains (with or without
-    `spiffe://`). `connection` says how to reach the server: `transport` "grpc" (`socket_path`),
-    "docker-exec" (`docker_host`, `container` or Swarm `service`) or "kubectl-exec" (`namespace`,
-    `pod`, `container`, `context`), plus `trust_domain`, `project` and `stack` (the entry-id
-    ownership prefix `pulumi.<project>.<stack>.`, filled in from the running program when left out).
-    """
+    """A SPIRE registration entry (`pulumi-python:dynamic/spire:Entry`); its inputs are tabled in
+    docs/providers/spire.md."""
 
     provider = SpireEntryProvider  # its `check` fills in DEFAULTS for what is left out
     state_only = frozenset({"revision_number", "created_at"})  # kept in the state: no program reads them

@@ -248,7 +248,7 @@ def test_a_spire_entry_read_answered_about_another_entry_is_an_error(monkeypatch
     client = GrpcEntryClient(conn)
     try:
         other = types_pb2.Entry(id="someone-elses", spiffe_id=types_pb2.SPIFFEID(trust_domain="example.org", path="/x"))
-        monkeypatch.setattr(client, "_call", lambda method, request, response_type: other)
+        monkeypatch.setattr(client, "_call", lambda method, request: other)
         with pytest.raises(SpireError, match="answered with entry 'someone-elses'"):
             client.get("pulumi.p.s.0123")
     finally:
