@@ -18,6 +18,7 @@ controller and admin in the process, the one retry rule, the readiness wait). Wh
   the chain: the root, or the intermediate that issued the controller's certificate), against
   the root pinned by `ca_fingerprint`, or against the system store.
 """
+
 from __future__ import annotations
 
 import base64
@@ -165,15 +166,23 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
     transport = RetryTransport(httpx.HTTPTransport(verify=bootstrap))
     with httpx.Client(transport=transport, timeout=connection.timeout) as http:
         try:
-            with http.stream("GET", connection.origin + path, headers={"Accept": "application/pkcs7-mime"},
-                             extensions={**extensions, "login": True}) as resp:
+            with http.stream(
+                "GET",
+                connection.origin + path,
+                headers={"Accept": "application/pkcs7-mime"},
+                extensions={**extensions, "login": True},
+            ) as resp:
                 tls = resp.extensions["network_stream"].get_extra_info("ssl_object")
                 leaf_der = tls.getpeercert(True) if tls is not None else None  # DER
                 body = resp.read()
         except httpx.TransportError as e:
             raise ZitiApiError.unanswered(
-                e, f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
-                method="GET", path=path, code="NO_RESPONSE") from e
+                e,
+                f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
+                method="GET",
+                path=path,
+                code="NO_RESPONSE",
+            ) from e
     if resp.status_code != 200:
         raise fail(f"could not fetch the controller CA bundle (HTTP {resp.status_code})")
     try:
@@ -184,8 +193,10 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
     roots = [c for c in certs if sha256_fingerprint(c) == pin]
     if not roots:
         seen = ", ".join(f"{c.subject.rfc4514_string()} sha256={sha256_fingerprint(c)}" for c in certs) or "none"
-        raise fail(f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
-                   "check connection.ca_fingerprint")
+        raise fail(
+            f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
+            "check connection.ca_fingerprint"
+        )
     if leaf_der is None:
         raise fail("the controller presented no TLS certificate")
     try:
@@ -205,8 +216,12 @@ class ZitiSession(Session):
             trust = ssl_context(root.public_bytes(serialization.Encoding.PEM).decode(), system_roots=False)
         else:
             trust = ssl_context(connection.ca_bundle_pem, system_roots=False)
-        super().__init__(httpx.HTTPTransport(verify=trust), base_url=connection.api_url,
-                         headers={"Accept": "application/json"}, timeout=connection.timeout)
+        super().__init__(
+            httpx.HTTPTransport(verify=trust),
+            base_url=connection.api_url,
+            headers={"Accept": "application/json"},
+            timeout=connection.timeout,
+        )
 
     @classmethod
     def of(cls, connection: ZitiConnection, extensions: dict[str, Any]) -> ZitiSession:
@@ -216,8 +231,14 @@ class ZitiSession(Session):
 
     def login(self, extensions: dict[str, Any], previous: Any) -> str:
         body = {"username": self.connection.username, "password": self.connection.password.get_secret_value()}
-        resp = self.http.request("POST", "/authenticate", params={"method": "password"}, json=body, auth=None,
-                              extensions={**extensions, "idempotent": True})
+        resp = self.http.request(
+            "POST",
+            "/authenticate",
+            params={"method": "password"},
+            json=body,
+            auth=None,
+            extensions={**extensions, "idempotent": True},
+        )
         if resp.is_error:
             err = ZitiApiError.from_response(resp).without_exchange()
             if resp.status_code == 401:
@@ -300,8 +321,9 @@ class ZitiClient:
         try:
             data = resp.json()["data"]
         except (ValueError, KeyError, TypeError) as e:
-            raise ZitiApiError(f"unexpected response body: {resp.text[:200]!r}", request=resp.request,
-                               status=resp.status_code) from e
+            raise ZitiApiError(
+                f"unexpected response body: {resp.text[:200]!r}", request=resp.request, status=resp.status_code
+            ) from e
         if not isinstance(data, kind):
             raise ZitiApiError(what, method=resp.request.method, path=resp.request.url.path)
         return data
@@ -339,13 +361,17 @@ class ZitiClient:
 
     def get(self, collection: str, id_: str) -> dict[str, Any]:
         """The entity with id `id_`; an answer about another entity is an error, never taken as it."""
-        data: dict[str, Any] = self._data(self._send("GET", f"/{collection}/{id_}"), dict,
-                                          "detail answer is not an object")
+        data: dict[str, Any] = self._data(
+            self._send("GET", f"/{collection}/{id_}"), dict, "detail answer is not an object"
+        )
         if str(data.get("id")) != id_:
             raise ZitiApiError(
                 f"the controller answered with entity {data.get('id')!r} ({data.get('name')!r}), not {id_!r}: "
                 "an answer about another entity is not trusted; check connection.url",
-                method="GET", path=f"/{collection}/{id_}", code="WRONG_ENTITY")
+                method="GET",
+                path=f"/{collection}/{id_}",
+                code="WRONG_ENTITY",
+            )
         return data
 
     def get_or_none(self, collection: str, id_: str) -> dict[str, Any] | None:
@@ -375,8 +401,13 @@ class ZitiClient:
     def verify_ca(self, id_: str, certificate_pem: str) -> bool:
         """POST the verification certificate as text/plain. False when the CA was already verified."""
         try:
-            self._send("POST", f"/cas/{id_}/verify", content=certificate_pem, idempotent=True,
-                       headers={"Content-Type": "text/plain"})
+            self._send(
+                "POST",
+                f"/cas/{id_}/verify",
+                content=certificate_pem,
+                idempotent=True,
+                headers={"Content-Type": "text/plain"},
+            )
         except ZitiApiError as e:
             if e.status == 409 and e.code == "CA_ALREADY_VERIFIED":
                 return False

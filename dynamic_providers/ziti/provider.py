@@ -81,8 +81,15 @@ Props = Mapping[str, Any]
 IMPORT_KEY = "import_id"
 # Lists whose order the controller does not care about: compared as sets, so reordering is no diff.
 SET_FIELDS = frozenset(
-    {"identity_roles", "role_attributes", "service_roles", "edge_router_roles", "posture_check_roles",
-     "allowed_signers", "scopes"}
+    {
+        "identity_roles",
+        "role_attributes",
+        "service_roles",
+        "edge_router_roles",
+        "posture_check_roles",
+        "allowed_signers",
+        "scopes",
+    }
 )
 VERIFICATION_CERT_VALIDITY = datetime.timedelta(minutes=10)
 
@@ -135,10 +142,12 @@ def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> s
         )
     except x509.ExtensionNotFound:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())  # type: ignore[arg-type]
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pulumi ZitiCertificateAuthority verification"),
-        x509.NameAttribute(NameOID.COMMON_NAME, token),
-    ])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pulumi ZitiCertificateAuthority verification"),
+            x509.NameAttribute(NameOID.COMMON_NAME, token),
+        ]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -296,8 +305,15 @@ class ZitiProvider(OwnedProvider):
     def refreshed_inputs(self, olds: Props, outs: Props) -> dict[str, Any]:
         return {k: v for k, v in outs.items() if k in self.args_model.model_fields or k in self.meta_keys}
 
-    def write(self, c: ZitiClient, spec: tuple[Any, Ownership | None], news: Props, olds: Props,
-              current: Entity, changed: set[str]) -> Entity:
+    def write(
+        self,
+        c: ZitiClient,
+        spec: tuple[Any, Ownership | None],
+        news: Props,
+        olds: Props,
+        current: Entity,
+        changed: set[str],
+    ) -> Entity:
         """PATCH the changed fields (PUT all of them when one is in `put_fields`); the tags when the
         owner changed (a resource renamed through an alias)."""
         args, owner = spec
@@ -503,18 +519,20 @@ def _kind(name: str, collection: str, label: str, args_model: type[BaseModel], *
 # (MapCreateExternalJwtSignerToModel does not map them); PATCH keeps them. A crash between
 # the two leaves an untagged signer, which the next `up` refuses as foreign (never adopts):
 # delete it and run again.
-ExternalJwtSignerProvider = _kind("ExternalJwtSigner", "external-jwt-signers", "external JWT signer",
-                                  ExternalJwtSignerArgs, tags_after_create=True)
+ExternalJwtSignerProvider = _kind(
+    "ExternalJwtSigner", "external-jwt-signers", "external JWT signer", ExternalJwtSignerArgs, tags_after_create=True
+)
 # The controller (1.7.2, found against the real one) ignores `primary.updb.minPasswordLength`
 # in a PATCH (PUT applies it).
-AuthPolicyProvider = _kind("AuthPolicy", "auth-policies", "auth policy", AuthPolicyArgs,
-                           put_fields=frozenset({"primary"}))
+AuthPolicyProvider = _kind(
+    "AuthPolicy", "auth-policies", "auth policy", AuthPolicyArgs, put_fields=frozenset({"primary"})
+)
 IdentityProvider = _kind("Identity", "identities", "identity", IdentityArgs)
 ServicePolicyProvider = _kind("ServicePolicy", "service-policies", "service policy", ServicePolicyArgs)
-EdgeRouterPolicyProvider = _kind("EdgeRouterPolicy", "edge-router-policies", "edge router policy",
-                                 EdgeRouterPolicyArgs)
-ServiceEdgeRouterPolicyProvider = _kind("ServiceEdgeRouterPolicy", "service-edge-router-policies",
-                                        "service edge router policy", ServiceEdgeRouterPolicyArgs)
+EdgeRouterPolicyProvider = _kind("EdgeRouterPolicy", "edge-router-policies", "edge router policy", EdgeRouterPolicyArgs)
+ServiceEdgeRouterPolicyProvider = _kind(
+    "ServiceEdgeRouterPolicy", "service-edge-router-policies", "service edge router policy", ServiceEdgeRouterPolicyArgs
+)
 
 
 class EdgeRouterProvider(ZitiProvider):
