@@ -1,23 +1,5 @@
-"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`), on the
-providers' transport (`dynamic_providers/_transport`: one session and one pooled TLS client per
-controller and admin in the process, the one retry rule, the readiness wait). What is Ziti's:
-
-- **Session** (`ZitiSession`): `POST /authenticate?method=password`, then the `zt-session`
-  header. Sessions expire after 30 idle minutes (and on controller restarts); a 401 is a refusal
-  before any processing, so logging in again and resending even a POST is safe.
-- **Repeatable requests**: besides GET, PUT and DELETE, PATCH (it sets the given fields) and the
-  CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`). A create POST is repeated
-  only when it never reached the controller; a lost create answer raises with `outcome_unknown`
-  set and the provider looks the object up before it posts again.
-- **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
-  `cause` (field, reason), parsed from the `apiErrorEnvelope`.
-- **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
-  filtered on (a controller or proxy that ignores the filter hands over nothing else), and `get`
-  refuses an answer about another id.
-- **Trust**: TLS is always verified — against `ca_bundle_pem` (any certificate in it may end
-  the chain: the root, or the intermediate that issued the controller's certificate), against
-  the root pinned by `ca_fingerprint`, or against the system store.
-"""
+"""The OpenZiti Edge Management API client (`/edge/management/v1`) on the providers' transport
+(`dynamic_providers/_transport`): session, retries, errors, trust; see docs/providers/ziti.md."""
 
 from __future__ import annotations
 

@@ -1,22 +1,5 @@
-"""Typed inputs of the OpenZiti resources and their Edge Management API shapes.
-
-Each `...Args` model is what one Pulumi resource takes (snake_case, as the props arrive in the
-provider) and serialises, field for field, to the controller's create/patch body (camelCase:
-`api_body`). The validators are the controller's own rules (unique names aside), so
-`pulumi preview` rejects what the server would reject, before any request:
-
-- `ExternalIdClaim`: `validateExternalIdClaim` in the controller (SCHEME only with SAN_URI,
-  criteria for SCHEME/PREFIX/SUFFIX, SPLIT needs parser criteria, index >= 0);
-- `CertificateAuthorityArgs`: the first PEM block must be a CA certificate (the controller reads
-  only that block) and `ca_key_pem` must be its key, because the verification certificate must
-  be signed directly by it;
-- `ExternalJwtSignerArgs`: exactly one of `jwks_endpoint` / `cert_pem` (+ `kid`), issuer with no
-  trailing slash (tokens carry it verbatim and the comparison is exact);
-- role attributes may not start with `#` or `@`; policy roles must (`#attr`, `#all`, `@id`).
-
-Values still unknown during `pulumi preview` arrive as `rpc.UNKNOWN`; rules that need them are
-skipped (the engine checks again with real values before `create`/`update`).
-"""
+"""The OpenZiti resources' inputs: the controller's own rules, checked offline, and their Edge
+Management API bodies (camelCase, `api_body`); see docs/providers/ziti.md."""
 
 from __future__ import annotations
 

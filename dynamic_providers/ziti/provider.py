@@ -1,30 +1,5 @@
-"""Pulumi dynamic providers and resources for OpenZiti entities (Edge Management API).
-
-One provider, `ZitiProvider`, serves every entity kind; a kind is its argument model
-(models.py) and a few class settings: the collection under /edge/management/v1, a label for
-messages, and the controller's quirks (`put_fields`, `tags_after_create`, `server_fields`). The
-CA (verification) and the edge router (re-enrollment) add a hook each. The CRUD is the kernel's
-`OwnedProvider` (`dynamic_providers/_kernel.py`: check and diff offline, create-or-adopt,
-ownership before every write, refresh forgets what is gone or no longer ours); what is Ziti's:
-
-- ownership is the tags `pulumi.stack` and `pulumi.name` (`ZitiTags`). Update and delete address
-  the entity by the id in the state (a GET answered about another id is refused by the client)
-  and write only if its tags name the `owner` the state recorded or, on update, the new one (a
-  resource renamed through an alias), or on delete without a recorded owner, this stack from
-  PULUMI_PROJECT/PULUMI_STACK. Without any ownership the provider checks the name is free before
-  posting, so it can still take the entity its own lost POST created. An entity handed over
-  through `import_id` is taken over (tagged, written) unless another owner's tags are on it;
-- `diff` compares canonical values (defaults filled, role lists order-insensitive, a PEM by its
-  certificate); names (and CA fingerprints) are unique, so replacements delete first;
-- outputs are the server's entity, not an echo of the inputs. A create answers only the new id
-  and a PATCH or PUT an empty envelope, so after a write the entity is the one the provider had
-  (read before an update, found before an adoption, the body of a create) with what it sent;
-  only what the server computes (`server_fields`) is read back. Requests per operation (counted
-  by bench/requests_per_operation.py): read 1, update and delete 2 (the ownership GET, then the
-  write; none when only the connection changed), create 1, except the edge router's (2: its
-  enrollment JWT is read back), the signer's (2: see `ExternalJwtSignerProvider`) and the CA's
-  (4: POST, GET the verification token, verify, GET its enrollment JWT); a CA's read is 2.
-"""
+"""Pulumi dynamic providers and resources for OpenZiti entities: one `ZitiProvider` on the kernel's
+`OwnedProvider`, a kind per model and class settings; see docs/providers/ziti.md."""
 
 from __future__ import annotations
 
