@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,12 +52,6 @@ class ApiErrorBody(_Answer):
     cause: ApiErrorCause | str | None = None
     cause_message: str | None = None
     request_id: str | None = None
-
-
-class Pagination(_Answer):
-    limit: int
-    offset: int
-    total_count: int
 
 
 class ZitiApiError(ApiError):
@@ -142,10 +135,8 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
     def fail(message: str) -> ZitiApiError:
         return ZitiApiError(message, method="GET", path=path)
 
-    bootstrap = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    bootstrap.check_hostname = False
-    bootstrap.verify_mode = ssl.CERT_NONE  # verified below, against the pin, before anything is used
-    transport = RetryTransport(httpx.HTTPTransport(verify=bootstrap))
+    # Not verified by OpenSSL: below, against the pin, before anything from it is used.
+    transport = RetryTransport(httpx.HTTPTransport(verify=False))
     with httpx.Client(transport=transport, timeout=connection.timeout) as http:
         try:
             with http.stream(
@@ -226,12 +217,10 @@ class ZitiSession(Session):
             if resp.status_code == 401:
                 err.args = (f"authentication as {self.connection.username!r} failed: {err.args[0]}",)
             raise err
-        token = resp.headers.get("zt-session")
-        if not token:
-            try:
-                token = resp.json()["data"]["token"]
-            except (ValueError, KeyError, TypeError):
-                token = None
+        try:
+            token = resp.headers.get("zt-session") or resp.json()["data"]["token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
         if not token:
             raise ZitiApiError("authentication answered without a session token", method="POST", path="/authenticate")
         return str(token)
@@ -314,21 +303,17 @@ class ZitiClient:
 
     def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
         """Every entity of a collection matching `filter_`, page by page (limit 500, offset loop)."""
+        params = {"limit": PAGE_LIMIT, **({"filter": filter_} if filter_ else {})}
         found: list[dict[str, Any]] = []
-        offset = 0
         while True:
-            params: dict[str, Any] = {"limit": PAGE_LIMIT, "offset": offset}
-            if filter_:
-                params["filter"] = filter_
-            resp = self._send("GET", f"/{collection}", params=params)
+            resp = self._send("GET", f"/{collection}", params={**params, "offset": len(found)})
             page = self._data(resp, list, "list answer is not an array")
             found += page
             try:
-                pagination = Pagination.model_validate(resp.json()["meta"]["pagination"])
+                total = int(resp.json()["meta"]["pagination"]["totalCount"])
             except (KeyError, TypeError, ValueError):
                 return found
-            offset = pagination.offset + len(page)
-            if not page or offset >= pagination.total_count:
+            if not page or len(found) >= total:
                 return found
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
