@@ -121,14 +121,9 @@ def zitiql_string(value: str) -> str:
 
 
 def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) -> x509.Certificate:
-    """The controller's root CA from `/.well-known/est/cacerts`, accepted only if it is the pinned one.
-
-    No trust anchor exists before this call, so the TLS handshake cannot be checked by OpenSSL;
-    instead nothing from it is believed until (1) a certificate in the returned PKCS#7 bundle has
-    exactly the pinned SHA-256 fingerprint, and (2) the server certificate presented in that same
-    handshake verifies (chain, validity, host name) against that root. No credentials are sent
-    on this connection; every later request uses a verifying context anchored on the root.
-    """
+    """The controller's root CA from `/.well-known/est/cacerts`, believed only if it has the pinned
+    fingerprint and the server certificate of that same handshake verifies against it: there is no
+    anchor for OpenSSL before it (docs/providers/ziti.md). No credentials are sent on it."""
     host = urlsplit(connection.url).hostname or ""
     path = "/.well-known/est/cacerts"
 
@@ -204,13 +199,9 @@ class ZitiSession(Session):
 
     def login(self, extensions: dict[str, Any], previous: Any) -> str:
         body = {"username": self.connection.username, "password": self.connection.password.get_secret_value()}
+        ext = {**extensions, "idempotent": True}
         resp = self.http.request(
-            "POST",
-            "/authenticate",
-            params={"method": "password"},
-            json=body,
-            auth=None,
-            extensions={**extensions, "idempotent": True},
+            "POST", "/authenticate", params={"method": "password"}, json=body, auth=None, extensions=ext
         )
         if resp.is_error:
             err = ZitiApiError.from_response(resp).without_exchange()
