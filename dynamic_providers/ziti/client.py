@@ -1,27 +1,9 @@
-"""A small typed client for the OpenZiti Edge Management API (`/edge/management/v1`), on the
-providers' transport (`dynamic_providers/_transport`: one session and one pooled TLS client per
-controller and admin in the process, the one retry rule, the readiness wait). What is Ziti's:
+"""The OpenZiti Edge Management API client (`/edge/management/v1`) on the providers' transport
+(`dynamic_providers/_transport`): session, retries, errors, trust; see docs/providers/ziti.md."""
 
-- **Session** (`ZitiSession`): `POST /authenticate?method=password`, then the `zt-session`
-  header. Sessions expire after 30 idle minutes (and on controller restarts); a 401 is a refusal
-  before any processing, so logging in again and resending even a POST is safe.
-- **Repeatable requests**: besides GET, PUT and DELETE, PATCH (it sets the given fields) and the
-  CA verify POST (a second verify answers 409 `CA_ALREADY_VERIFIED`). A create POST is repeated
-  only when it never reached the controller; a lost create answer raises with `outcome_unknown`
-  set and the provider looks the object up before it posts again.
-- **Errors**: every failure is a `ZitiApiError` carrying the controller's error `code` and
-  `cause` (field, reason), parsed from the `apiErrorEnvelope`.
-- **Lookups trust nothing**: `find` keeps only entities whose field really equals the value it
-  filtered on (a controller or proxy that ignores the filter hands over nothing else), and `get`
-  refuses an answer about another id.
-- **Trust**: TLS is always verified — against `ca_bundle_pem` (any certificate in it may end
-  the chain: the root, or the intermediate that issued the controller's certificate), against
-  the root pinned by `ca_fingerprint`, or against the system store.
-"""
 from __future__ import annotations
 
 import base64
-import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,12 +52,6 @@ class ApiErrorBody(_Answer):
     cause: ApiErrorCause | str | None = None
     cause_message: str | None = None
     request_id: str | None = None
-
-
-class Pagination(_Answer):
-    limit: int
-    offset: int
-    total_count: int
 
 
 class ZitiApiError(ApiError):
@@ -145,35 +121,36 @@ def zitiql_string(value: str) -> str:
 
 
 def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) -> x509.Certificate:
-    """The controller's root CA from `/.well-known/est/cacerts`, accepted only if it is the pinned one.
-
-    No trust anchor exists before this call, so the TLS handshake cannot be checked by OpenSSL;
-    instead nothing from it is believed until (1) a certificate in the returned PKCS#7 bundle has
-    exactly the pinned SHA-256 fingerprint, and (2) the server certificate presented in that same
-    handshake verifies (chain, validity, host name) against that root. No credentials are sent
-    on this connection; every later request uses a verifying context anchored on the root.
-    """
+    """The controller's root CA from `/.well-known/est/cacerts`, believed only if it has the pinned
+    fingerprint and the server certificate of that same handshake verifies against it: there is no
+    anchor for OpenSSL before it (docs/providers/ziti.md). No credentials are sent on it."""
     host = urlsplit(connection.url).hostname or ""
     path = "/.well-known/est/cacerts"
 
     def fail(message: str) -> ZitiApiError:
         return ZitiApiError(message, method="GET", path=path)
 
-    bootstrap = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    bootstrap.check_hostname = False
-    bootstrap.verify_mode = ssl.CERT_NONE  # verified below, against the pin, before anything is used
-    transport = RetryTransport(httpx.HTTPTransport(verify=bootstrap))
+    # Not verified by OpenSSL: below, against the pin, before anything from it is used.
+    transport = RetryTransport(httpx.HTTPTransport(verify=False))
     with httpx.Client(transport=transport, timeout=connection.timeout) as http:
         try:
-            with http.stream("GET", connection.origin + path, headers={"Accept": "application/pkcs7-mime"},
-                             extensions={**extensions, "login": True}) as resp:
+            with http.stream(
+                "GET",
+                connection.origin + path,
+                headers={"Accept": "application/pkcs7-mime"},
+                extensions={**extensions, "login": True},
+            ) as resp:
                 tls = resp.extensions["network_stream"].get_extra_info("ssl_object")
                 leaf_der = tls.getpeercert(True) if tls is not None else None  # DER
                 body = resp.read()
         except httpx.TransportError as e:
             raise ZitiApiError.unanswered(
-                e, f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
-                method="GET", path=path, code="NO_RESPONSE") from e
+                e,
+                f"could not fetch the controller CA bundle from {host} within {connection.ready_timeout:g}s: {e}",
+                method="GET",
+                path=path,
+                code="NO_RESPONSE",
+            ) from e
     if resp.status_code != 200:
         raise fail(f"could not fetch the controller CA bundle (HTTP {resp.status_code})")
     try:
@@ -184,8 +161,10 @@ def fetch_pinned_root(connection: ZitiConnection, extensions: dict[str, Any]) ->
     roots = [c for c in certs if sha256_fingerprint(c) == pin]
     if not roots:
         seen = ", ".join(f"{c.subject.rfc4514_string()} sha256={sha256_fingerprint(c)}" for c in certs) or "none"
-        raise fail(f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
-                   "check connection.ca_fingerprint")
+        raise fail(
+            f"no certificate in the controller CA bundle has the pinned fingerprint {pin} (bundle: {seen}); "
+            "check connection.ca_fingerprint"
+        )
     if leaf_der is None:
         raise fail("the controller presented no TLS certificate")
     try:
@@ -205,8 +184,12 @@ class ZitiSession(Session):
             trust = ssl_context(root.public_bytes(serialization.Encoding.PEM).decode(), system_roots=False)
         else:
             trust = ssl_context(connection.ca_bundle_pem, system_roots=False)
-        super().__init__(httpx.HTTPTransport(verify=trust), base_url=connection.api_url,
-                         headers={"Accept": "application/json"}, timeout=connection.timeout)
+        super().__init__(
+            httpx.HTTPTransport(verify=trust),
+            base_url=connection.api_url,
+            headers={"Accept": "application/json"},
+            timeout=connection.timeout,
+        )
 
     @classmethod
     def of(cls, connection: ZitiConnection, extensions: dict[str, Any]) -> ZitiSession:
@@ -216,19 +199,19 @@ class ZitiSession(Session):
 
     def login(self, extensions: dict[str, Any], previous: Any) -> str:
         body = {"username": self.connection.username, "password": self.connection.password.get_secret_value()}
-        resp = self.http.request("POST", "/authenticate", params={"method": "password"}, json=body, auth=None,
-                              extensions={**extensions, "idempotent": True})
+        ext = {**extensions, "idempotent": True}
+        resp = self.http.request(
+            "POST", "/authenticate", params={"method": "password"}, json=body, auth=None, extensions=ext
+        )
         if resp.is_error:
             err = ZitiApiError.from_response(resp).without_exchange()
             if resp.status_code == 401:
                 err.args = (f"authentication as {self.connection.username!r} failed: {err.args[0]}",)
             raise err
-        token = resp.headers.get("zt-session")
-        if not token:
-            try:
-                token = resp.json()["data"]["token"]
-            except (ValueError, KeyError, TypeError):
-                token = None
+        try:
+            token = resp.headers.get("zt-session") or resp.json()["data"]["token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
         if not token:
             raise ZitiApiError("authentication answered without a session token", method="POST", path="/authenticate")
         return str(token)
@@ -300,8 +283,9 @@ class ZitiClient:
         try:
             data = resp.json()["data"]
         except (ValueError, KeyError, TypeError) as e:
-            raise ZitiApiError(f"unexpected response body: {resp.text[:200]!r}", request=resp.request,
-                               status=resp.status_code) from e
+            raise ZitiApiError(
+                f"unexpected response body: {resp.text[:200]!r}", request=resp.request, status=resp.status_code
+            ) from e
         if not isinstance(data, kind):
             raise ZitiApiError(what, method=resp.request.method, path=resp.request.url.path)
         return data
@@ -310,21 +294,17 @@ class ZitiClient:
 
     def list_all(self, collection: str, filter_: str | None = None) -> list[dict[str, Any]]:
         """Every entity of a collection matching `filter_`, page by page (limit 500, offset loop)."""
+        params = {"limit": PAGE_LIMIT, **({"filter": filter_} if filter_ else {})}
         found: list[dict[str, Any]] = []
-        offset = 0
         while True:
-            params: dict[str, Any] = {"limit": PAGE_LIMIT, "offset": offset}
-            if filter_:
-                params["filter"] = filter_
-            resp = self._send("GET", f"/{collection}", params=params)
+            resp = self._send("GET", f"/{collection}", params={**params, "offset": len(found)})
             page = self._data(resp, list, "list answer is not an array")
             found += page
             try:
-                pagination = Pagination.model_validate(resp.json()["meta"]["pagination"])
+                total = int(resp.json()["meta"]["pagination"]["totalCount"])
             except (KeyError, TypeError, ValueError):
                 return found
-            offset = pagination.offset + len(page)
-            if not page or offset >= pagination.total_count:
+            if not page or len(found) >= total:
                 return found
 
     def find(self, collection: str, field: str, value: str) -> list[dict[str, Any]]:
@@ -339,13 +319,17 @@ class ZitiClient:
 
     def get(self, collection: str, id_: str) -> dict[str, Any]:
         """The entity with id `id_`; an answer about another entity is an error, never taken as it."""
-        data: dict[str, Any] = self._data(self._send("GET", f"/{collection}/{id_}"), dict,
-                                          "detail answer is not an object")
+        data: dict[str, Any] = self._data(
+            self._send("GET", f"/{collection}/{id_}"), dict, "detail answer is not an object"
+        )
         if str(data.get("id")) != id_:
             raise ZitiApiError(
                 f"the controller answered with entity {data.get('id')!r} ({data.get('name')!r}), not {id_!r}: "
                 "an answer about another entity is not trusted; check connection.url",
-                method="GET", path=f"/{collection}/{id_}", code="WRONG_ENTITY")
+                method="GET",
+                path=f"/{collection}/{id_}",
+                code="WRONG_ENTITY",
+            )
         return data
 
     def get_or_none(self, collection: str, id_: str) -> dict[str, Any] | None:
@@ -375,8 +359,13 @@ class ZitiClient:
     def verify_ca(self, id_: str, certificate_pem: str) -> bool:
         """POST the verification certificate as text/plain. False when the CA was already verified."""
         try:
-            self._send("POST", f"/cas/{id_}/verify", content=certificate_pem, idempotent=True,
-                       headers={"Content-Type": "text/plain"})
+            self._send(
+                "POST",
+                f"/cas/{id_}/verify",
+                content=certificate_pem,
+                idempotent=True,
+                headers={"Content-Type": "text/plain"},
+            )
         except ZitiApiError as e:
             if e.status == 409 and e.code == "CA_ALREADY_VERIFIED":
                 return False

@@ -1,28 +1,11 @@
-"""Typed inputs of the OpenZiti resources and their Edge Management API shapes.
-
-Each `...Args` model is what one Pulumi resource takes (snake_case, as the props arrive in the
-provider) and serialises, field for field, to the controller's create/patch body (camelCase:
-`api_body`). The validators are the controller's own rules (unique names aside), so
-`pulumi preview` rejects what the server would reject, before any request:
-
-- `ExternalIdClaim`: `validateExternalIdClaim` in the controller (SCHEME only with SAN_URI,
-  criteria for SCHEME/PREFIX/SUFFIX, SPLIT needs parser criteria, index >= 0);
-- `CertificateAuthorityArgs`: the first PEM block must be a CA certificate (the controller reads
-  only that block) and `ca_key_pem` must be its key, because the verification certificate must
-  be signed directly by it;
-- `ExternalJwtSignerArgs`: exactly one of `jwks_endpoint` / `cert_pem` (+ `kid`), issuer with no
-  trailing slash (tokens carry it verbatim and the comparison is exact);
-- role attributes may not start with `#` or `@`; policy roles must (`#attr`, `#all`, `@id`).
-
-Values still unknown during `pulumi preview` arrive as `rpc.UNKNOWN`; rules that need them are
-skipped (the engine checks again with real values before `create`/`update`).
-"""
+"""The OpenZiti resources' inputs: the controller's own rules, checked offline, and their Edge
+Management API bodies (camelCase, `api_body`); see docs/providers/ziti.md."""
 
 from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -63,70 +46,69 @@ class ApiModel(_Model):
 # --- connection and ownership -----------------------------------------------------------------------
 
 
+def _known(check: Callable[[Any], object]) -> AfterValidator:
+    """`check` (raising ValueError) a value known at preview time; the value is kept as given."""
+
+    def run(v: Any) -> Any:
+        if not is_unknown(v):
+            check(v)
+        return v
+
+    return AfterValidator(run)
+
+
+def _controller_url(v: str) -> None:
+    parts = urlsplit(v)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{v!r} must be an https:// URL with a host (the controller only serves TLS)")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{v!r} must not carry a query or fragment")
+    if parts.path.rstrip("/") not in ("", API_PATH):
+        raise ValueError(f"{v!r}: give the controller base URL (https://host:port) or its {API_PATH} URL")
+
+
+def _password(v: SecretStr) -> None:
+    if not v.get_secret_value():
+        raise ValueError("the admin password is empty")
+
+
+def _pem_bundle(v: str) -> None:
+    try:
+        certs = x509.load_pem_x509_certificates(v.encode())
+    except ValueError as e:
+        raise ValueError(f"not a PEM certificate bundle ({e})") from None
+    if not certs:
+        raise ValueError("contains no certificate")
+
+
+def _sha256_hex(v: str) -> str:
+    """The fingerprint as the client compares it: lowercase hex without colons."""
+    if is_unknown(v):
+        return v
+    hexed = v.replace(":", "").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", hexed):
+        raise ValueError("must be the SHA-256 of the root CA certificate: 64 hex digits (colons allowed)")
+    return hexed
+
+
 class ZitiConnection(_Model):
-    """How the provider reaches the controller's Edge Management API.
+    """How the provider reaches the controller's Edge Management API, and how it trusts it."""
 
-    Trust is never blind: the controller's certificate is verified against `ca_bundle_pem`, or
-    against the root whose SHA-256 fingerprint is `ca_fingerprint` (fetched from
-    `/.well-known/est/cacerts` and accepted only if it carries that fingerprint), or, with neither,
-    against the system trust store.
-    """
-
-    url: str = Field(description="Controller base URL, e.g. https://ziti.example.com:1280.")
+    url: Annotated[str, _known(_controller_url)] = Field(
+        description="Controller base URL, e.g. https://ziti.example.com:1280."
+    )
     username: str = Field(min_length=1, description="Admin user (password authentication).")
-    password: SecretStr = Field(description="Admin password (a Pulumi secret).")
-    ca_bundle_pem: str | None = Field(default=None, description="PEM certificates that sign the controller's TLS cert.")
-    ca_fingerprint: str | None = Field(
+    password: Annotated[SecretStr, _known(_password)] = Field(description="Admin password (a Pulumi secret).")
+    ca_bundle_pem: Annotated[str, _known(_pem_bundle)] | None = Field(
+        default=None, description="PEM certificates that sign the controller's TLS cert."
+    )
+    ca_fingerprint: Annotated[str, AfterValidator(_sha256_hex)] | None = Field(
         default=None, description="SHA-256 of the controller's root CA (DER), hex, colons optional."
     )
     timeout: float = Field(default=30.0, gt=0, le=600, description="Seconds per request.")
     ready_timeout: float = Field(
         default=120.0, ge=0, le=1800, description="Seconds to wait for a controller that still refuses connections."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        if is_unknown(v):
-            return v
-        parts = urlsplit(v)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"{v!r} must be an https:// URL with a host (the controller only serves TLS)")
-        if parts.query or parts.fragment:
-            raise ValueError(f"{v!r} must not carry a query or fragment")
-        if parts.path.rstrip("/") not in ("", API_PATH):
-            raise ValueError(f"{v!r}: give the controller base URL (https://host:port) or its {API_PATH} URL")
-        return v
-
-    @field_validator("password")
-    @classmethod
-    def _password(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value():
-            raise ValueError("the admin password is empty")
-        return v
-
-    @field_validator("ca_bundle_pem")
-    @classmethod
-    def _bundle(cls, v: str | None) -> str | None:
-        if v is None or is_unknown(v):
-            return v
-        try:
-            certs = x509.load_pem_x509_certificates(v.encode())
-        except ValueError as e:
-            raise ValueError(f"not a PEM certificate bundle ({e})") from None
-        if not certs:
-            raise ValueError("contains no certificate")
-        return v
-
-    @field_validator("ca_fingerprint")
-    @classmethod
-    def _fingerprint(cls, v: str | None) -> str | None:
-        if v is None or is_unknown(v):
-            return v
-        hexed = v.replace(":", "").lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", hexed):
-            raise ValueError("must be the SHA-256 of the root CA certificate: 64 hex digits (colons allowed)")
-        return hexed
 
     @model_validator(mode="after")
     def _one_trust_source(self) -> ZitiConnection:
@@ -146,11 +128,7 @@ class ZitiConnection(_Model):
 
 
 class Ownership(_Model):
-    """Who created an entity: written into its `tags`, checked before any write to it.
-
-    The resource classes pass both parts. A provider driven without them (e.g. by another
-    program through the provider host) falls back to the host's PULUMI_PROJECT/PULUMI_STACK.
-    """
+    """Who created an entity: written into its `tags`, checked before any write to it."""
 
     stack: str = Field(min_length=1, description="<project>/<stack>")
     name: str | None = Field(default=None, min_length=1, description="The Pulumi resource name.")
@@ -189,12 +167,18 @@ def _prefixed(values: list[str]) -> list[str]:
 def _filled(message: str, *, strip: bool = False) -> AfterValidator:
     """Refuses an empty string (`strip`: or one of blanks) with `message`: the controller would store it."""
 
-    def check(v: str) -> str:
-        if not is_unknown(v) and not (v.strip() if strip else v):
+    def check(v: str) -> None:
+        if not (v.strip() if strip else v):
             raise ValueError(message)
-        return v
 
-    return AfterValidator(check)
+    return _known(check)
+
+
+def _no_owner_tags(v: dict[str, TagValue]) -> dict[str, TagValue]:
+    reserved = {OWNER_STACK_TAG, OWNER_NAME_TAG} & set(v)
+    if reserved:
+        raise ValueError(f"tags {sorted(reserved)} are reserved for the ownership marker")
+    return v
 
 
 Attributes = Annotated[list[str], AfterValidator(_bare), Field(default_factory=list)]
@@ -206,15 +190,9 @@ class _Named(ApiModel):
     create_only: ClassVar[frozenset[str]] = frozenset()
 
     name: Annotated[str, _filled("the name is empty", strip=True)] = Field(description="Unique name on the controller.")
-    tags: dict[str, TagValue] = Field(default_factory=dict, description="User tags (ownership tags are added).")
-
-    @field_validator("tags")
-    @classmethod
-    def _no_owner_tags(cls, v: dict[str, TagValue]) -> dict[str, TagValue]:
-        reserved = {OWNER_STACK_TAG, OWNER_NAME_TAG} & set(v)
-        if reserved:
-            raise ValueError(f"tags {sorted(reserved)} are reserved for the ownership marker")
-        return v
+    tags: Annotated[dict[str, TagValue], AfterValidator(_no_owner_tags)] = Field(
+        default_factory=dict, description="User tags (ownership tags are added)."
+    )
 
     def api_body(self, owner: Ownership | None, *, create: bool) -> dict[str, Any]:
         """The create/update body: every field in camelCase, user tags plus the ownership tags."""
@@ -276,6 +254,22 @@ def sha1_fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 (the controller's identifier, not a security check)
 
 
+def _ca_certificate(v: str) -> None:
+    cert = first_pem_certificate(v)
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        subject = cert.subject.rfc4514_string()
+        raise ValueError(f"the first certificate ({subject}) is not a CA (no basicConstraints CA:TRUE)")
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc <= now:
+        raise ValueError(f"the CA certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}: renew it")
+    if cert.not_valid_before_utc > now:
+        raise ValueError(f"the CA certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z")
+
+
 def _public_der(key: Any) -> bytes:
     der: bytes = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return der
@@ -286,7 +280,9 @@ class CertificateAuthorityArgs(_Named):
 
     create_only = frozenset({"cert_pem"})
 
-    cert_pem: str = Field(description="The CA certificate; only the first PEM block is registered.")
+    cert_pem: Annotated[str, _known(_ca_certificate)] = Field(
+        description="The CA certificate; only the first PEM block is registered."
+    )
     ca_key_pem: SecretStr = Field(exclude=True, description="Signs the verification certificate; never sent.")
     is_auth_enabled: bool = True
     is_auto_ca_enrollment_enabled: bool = False
@@ -295,26 +291,6 @@ class CertificateAuthorityArgs(_Named):
     identity_name_format: str = "[caName]-[commonName]"
     # The controller's schema has no null claim: an unset claim is left out of the body.
     external_id_claim: ExternalIdClaim | None = Field(default=None, exclude_if=lambda v: v is None)
-
-    @field_validator("cert_pem")
-    @classmethod
-    def _ca_cert(cls, v: str) -> str:
-        if is_unknown(v):
-            return v
-        cert = first_pem_certificate(v)
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        if not is_ca:
-            subject = cert.subject.rfc4514_string()
-            raise ValueError(f"the first certificate ({subject}) is not a CA (no basicConstraints CA:TRUE)")
-        now = datetime.datetime.now(datetime.UTC)
-        if cert.not_valid_after_utc <= now:
-            raise ValueError(f"the CA certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}: renew it")
-        if cert.not_valid_before_utc > now:
-            raise ValueError(f"the CA certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M}Z")
-        return v
 
     @field_validator("ca_key_pem")
     @classmethod
@@ -333,51 +309,39 @@ class CertificateAuthorityArgs(_Named):
 # --- external JWT signers and auth policies -----------------------------------------------------------
 
 
+def _issuer(v: str) -> None:
+    if not v:
+        raise ValueError("the issuer is empty")
+    if v.endswith("/"):
+        raise ValueError(f"{v!r} ends with '/': tokens carry the issuer without it; use {v.rstrip('/')!r}")
+
+
+def _http_url(v: str) -> None:
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{v!r} is not an http(s) URL")
+
+
+HttpUrl = Annotated[str, _known(_http_url)]
+
+
 class ExternalJwtSignerArgs(_Named):
     """An external JWT signer (`POST /external-jwt-signers`), e.g. a Keycloak realm."""
 
-    issuer: str = Field(description="Exact `iss` of the tokens, no trailing slash.")
+    issuer: Annotated[str, _known(_issuer)] = Field(description="Exact `iss` of the tokens, no trailing slash.")
     audience: Annotated[
         str, _filled("the audience is empty: set the `aud` the tokens carry (e.g. the Keycloak client id)")
     ] = Field(description="Required `aud` of the tokens.")
-    jwks_endpoint: str | None = None
-    cert_pem: str | None = None
+    jwks_endpoint: HttpUrl | None = None
+    cert_pem: Annotated[str, _known(first_pem_certificate)] | None = None
     kid: str | None = None
     claims_property: Annotated[str, _filled("claims_property is empty (the default is 'sub')")] = "sub"
     use_external_id: bool = False
-    external_auth_url: str | None = None
+    external_auth_url: HttpUrl | None = None
     client_id: str | None = None
     scopes: list[str] = Field(default_factory=list)
     target_token: Literal["ACCESS", "ID"] = "ACCESS"  # noqa: S105 (a token type, not a secret)
     enabled: bool = True
-
-    @field_validator("issuer")
-    @classmethod
-    def _issuer(cls, v: str) -> str:
-        if is_unknown(v):
-            return v
-        if not v:
-            raise ValueError("the issuer is empty")
-        if v.endswith("/"):
-            raise ValueError(f"{v!r} ends with '/': tokens carry the issuer without it; use {v.rstrip('/')!r}")
-        return v
-
-    @field_validator("jwks_endpoint", "external_auth_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        if v is None or is_unknown(v):
-            return v
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http(s) URL")
-        return v
-
-    @field_validator("cert_pem")
-    @classmethod
-    def _signer_cert(cls, v: str | None) -> str | None:
-        if v is not None and not is_unknown(v):
-            first_pem_certificate(v)
-        return v
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ExternalJwtSignerArgs:

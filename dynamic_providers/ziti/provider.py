@@ -1,30 +1,5 @@
-"""Pulumi dynamic providers and resources for OpenZiti entities (Edge Management API).
-
-One provider, `ZitiProvider`, serves every entity kind; a kind is its argument model
-(models.py) and a few class settings: the collection under /edge/management/v1, a label for
-messages, and the controller's quirks (`put_fields`, `tags_after_create`, `server_fields`). The
-CA (verification) and the edge router (re-enrollment) add a hook each. The CRUD is the kernel's
-`OwnedProvider` (`dynamic_providers/_kernel.py`: check and diff offline, create-or-adopt,
-ownership before every write, refresh forgets what is gone or no longer ours); what is Ziti's:
-
-- ownership is the tags `pulumi.stack` and `pulumi.name` (`ZitiTags`). Update and delete address
-  the entity by the id in the state (a GET answered about another id is refused by the client)
-  and write only if its tags name the `owner` the state recorded or, on update, the new one (a
-  resource renamed through an alias), or on delete without a recorded owner, this stack from
-  PULUMI_PROJECT/PULUMI_STACK. Without any ownership the provider checks the name is free before
-  posting, so it can still take the entity its own lost POST created. An entity handed over
-  through `import_id` is taken over (tagged, written) unless another owner's tags are on it;
-- `diff` compares canonical values (defaults filled, role lists order-insensitive, a PEM by its
-  certificate); names (and CA fingerprints) are unique, so replacements delete first;
-- outputs are the server's entity, not an echo of the inputs. A create answers only the new id
-  and a PATCH or PUT an empty envelope, so after a write the entity is the one the provider had
-  (read before an update, found before an adoption, the body of a create) with what it sent;
-  only what the server computes (`server_fields`) is read back. Requests per operation (counted
-  by bench/requests_per_operation.py): read 1, update and delete 2 (the ownership GET, then the
-  write; none when only the connection changed), create 1, except the edge router's (2: its
-  enrollment JWT is read back), the signer's (2: see `ExternalJwtSignerProvider`) and the CA's
-  (4: POST, GET the verification token, verify, GET its enrollment JWT); a CA's read is 2.
-"""
+"""Pulumi dynamic providers and resources for OpenZiti entities: one `ZitiProvider` on the kernel's
+`OwnedProvider`, a kind per model and class settings; see docs/providers/ziti.md."""
 
 from __future__ import annotations
 
@@ -79,15 +54,11 @@ Props = Mapping[str, Any]
 # The id of an existing entity the operator hands to this resource (`identity-platform:imports`):
 # create takes it over instead of posting. Not a setting of the entity: never a diff.
 IMPORT_KEY = "import_id"
-# Lists whose order the controller does not care about: compared as sets, so reordering is no diff.
-SET_FIELDS = frozenset(
-    {"identity_roles", "role_attributes", "service_roles", "edge_router_roles", "posture_check_roles",
-     "allowed_signers", "scopes"}
-)
+Spec = tuple[Any, Ownership | None]  # the validated settings and the owner
 VERIFICATION_CERT_VALIDITY = datetime.timedelta(minutes=10)
 
 
-def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
+def _canonical(field: FieldInfo, value: Any) -> Any:
     if field.is_required():
         default = None
     else:
@@ -100,7 +71,9 @@ def _canonical(name: str, field: FieldInfo, value: Any) -> Any:
         value = canonical(nested, value)
     elif isinstance(value, Mapping) and {"entity", "id"} <= value.keys() and get_origin(field.annotation) is not dict:
         value = value["id"]  # a reference the controller renders as an entity ref (an identity's `type`)
-    if name in SET_FIELDS and isinstance(value, list) and not contains_unknown(value):
+    # Every list of these models (roles, role attributes, signers, scopes) is a set to the controller:
+    # compared sorted, so reordering is no diff.
+    if get_origin(field.annotation) is list and isinstance(value, list) and not contains_unknown(value):
         try:
             value = sorted(value)
         except TypeError:
@@ -119,7 +92,7 @@ def canonical(model: type[BaseModel], values: Props) -> dict[str, Any]:
         if value is None and field.alias:
             value = values.get(field.alias)  # nested blocks may be written in the API's camelCase
         if value is not None or not field.is_required():
-            out[name] = _canonical(name, field, value)
+            out[name] = _canonical(field, value)
     return out
 
 
@@ -135,10 +108,12 @@ def verification_certificate(ca_cert_pem: str, ca_key_pem: str, token: str) -> s
         )
     except x509.ExtensionNotFound:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key())  # type: ignore[arg-type]
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pulumi ZitiCertificateAuthority verification"),
-        x509.NameAttribute(NameOID.COMMON_NAME, token),
-    ])
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Pulumi ZitiCertificateAuthority verification"),
+            x509.NameAttribute(NameOID.COMMON_NAME, token),
+        ]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -238,7 +213,7 @@ class ZitiProvider(OwnedProvider):
         info = self.args_model.model_fields.get(field)
         if info is None:
             return value
-        value = _canonical(field, info, value)
+        value = _canonical(info, value)
         if field == "cert_pem" and isinstance(value, str) and not is_unknown(value):
             try:  # the controller keeps the PEM text; what identifies it is the certificate
                 return sha1_fingerprint(first_pem_certificate(value))
@@ -251,7 +226,7 @@ class ZitiProvider(OwnedProvider):
     def connect(self, connection: ZitiConnection, *, creating: bool = False) -> ZitiClient:
         return ZitiClient(connection)  # every call waits for a controller still starting (`ready_timeout`)
 
-    def parse(self, props: Props) -> tuple[tuple[Any, Ownership | None], ZitiConnection, Ownership | None]:
+    def parse(self, props: Props) -> tuple[Spec, ZitiConnection, Ownership | None]:
         """((settings, owner), connection, owner): the owner input, else the host's stack."""
         conn = validated(ZitiConnection, props.get("connection"), "connection")
         if props.get("owner") is not None:
@@ -279,7 +254,7 @@ class ZitiProvider(OwnedProvider):
     def remove(self, c: ZitiClient, props: Props, id_: str) -> None:
         c.delete(self.collection, id_)
 
-    def make(self, c: ZitiClient, spec: tuple[Any, Ownership | None], props: Props) -> tuple[str, Entity]:
+    def make(self, c: ZitiClient, spec: Spec, props: Props) -> tuple[str, Entity]:
         args, owner = spec
         entity, created = self._obtain(c, props, args, owner)
         if created and self.tags_after_create:
@@ -296,8 +271,7 @@ class ZitiProvider(OwnedProvider):
     def refreshed_inputs(self, olds: Props, outs: Props) -> dict[str, Any]:
         return {k: v for k, v in outs.items() if k in self.args_model.model_fields or k in self.meta_keys}
 
-    def write(self, c: ZitiClient, spec: tuple[Any, Ownership | None], news: Props, olds: Props,
-              current: Entity, changed: set[str]) -> Entity:
+    def write(self, c: ZitiClient, spec: Spec, news: Props, olds: Props, current: Entity, changed: set[str]) -> Entity:
         """PATCH the changed fields (PUT all of them when one is in `put_fields`); the tags when the
         owner changed (a resource renamed through an alias)."""
         args, owner = spec
@@ -326,6 +300,10 @@ class ZitiProvider(OwnedProvider):
         return {}
 
     # -- the shared pieces --
+
+    def _named(self, entity: Entity) -> str:
+        """How messages name an entity found on the controller."""
+        return f"{self.label} {entity.get('name')!r} (id {entity.get('id')})"
 
     def _write(self, c: ZitiClient, current: Entity, body: Entity, full: Entity) -> Entity:
         """Send the changed fields `body` (`full`: every field as declared). Both PATCH and PUT
@@ -357,8 +335,7 @@ class ZitiProvider(OwnedProvider):
         tags = existing.get("tags") or {}
         if OWNER_STACK_TAG in tags and (owner is None or not owner.owns(tags)):
             raise ValueError(
-                f"import: {self.label} {existing.get('name')!r} (id {import_id}) belongs to {ZitiTags.holder(tags)}: "
-                "remove it from that stack first"
+                f"import: {self._named(existing)} belongs to {ZitiTags.holder(tags)}: remove it from that stack first"
             )
         return self._take(c, existing, args, owner), False
 
@@ -383,8 +360,8 @@ class ZitiProvider(OwnedProvider):
                     else "(this provider call carries no ownership, so it adopts nothing)"
                 )
                 raise err.retold(
-                    f"{self.label} {existing.get('name')!r} (id {existing.get('id')}) already exists and is not owned "
-                    f"by this resource ({holder}). Rename the resource, delete the existing entity, {fix}"
+                    f"{self._named(existing)} already exists and is not owned by this resource ({holder}). "
+                    f"Rename the resource, delete the existing entity, {fix}"
                 ) from err
             return self._take(c, existing, args, owner), False
 
@@ -452,8 +429,8 @@ class CertificateAuthorityProvider(ZitiProvider):
         fingerprint = sha1_fingerprint(first_pem_certificate(args.cert_pem))
         if existing.get("fingerprint") != fingerprint:
             raise ZitiApiError(
-                f"CA {existing.get('name')!r} (id {existing.get('id')}) is owned by this resource but registers a "
-                f"different certificate (fingerprint {existing.get('fingerprint')}, expected {fingerprint}); "
+                f"{self._named(existing)} is owned by this resource but registers a different certificate "
+                f"(fingerprint {existing.get('fingerprint')}, expected {fingerprint}); "
                 "certPem cannot be changed in place: delete that CA, then run `pulumi up` again",
                 code="CERTIFICATE_MISMATCH",
             )
@@ -499,22 +476,22 @@ def _kind(name: str, collection: str, label: str, args_model: type[BaseModel], *
     return cast("type[ZitiProvider]", type(f"{name}Provider", (ZitiProvider,), attrs))
 
 
-# The controller (1.7.2, found against the real one) drops `tags` from a signer's create
-# (MapCreateExternalJwtSignerToModel does not map them); PATCH keeps them. A crash between
-# the two leaves an untagged signer, which the next `up` refuses as foreign (never adopts):
-# delete it and run again.
-ExternalJwtSignerProvider = _kind("ExternalJwtSigner", "external-jwt-signers", "external JWT signer",
-                                  ExternalJwtSignerArgs, tags_after_create=True)
+# The controller (1.7.2) drops `tags` from a signer's create (MapCreateExternalJwtSignerToModel
+# does not map them): they are PATCHed after it (docs/providers/ziti.md, what a crash between leaves).
+ExternalJwtSignerProvider = _kind(
+    "ExternalJwtSigner", "external-jwt-signers", "external JWT signer", ExternalJwtSignerArgs, tags_after_create=True
+)
 # The controller (1.7.2, found against the real one) ignores `primary.updb.minPasswordLength`
 # in a PATCH (PUT applies it).
-AuthPolicyProvider = _kind("AuthPolicy", "auth-policies", "auth policy", AuthPolicyArgs,
-                           put_fields=frozenset({"primary"}))
+AuthPolicyProvider = _kind(
+    "AuthPolicy", "auth-policies", "auth policy", AuthPolicyArgs, put_fields=frozenset({"primary"})
+)
 IdentityProvider = _kind("Identity", "identities", "identity", IdentityArgs)
 ServicePolicyProvider = _kind("ServicePolicy", "service-policies", "service policy", ServicePolicyArgs)
-EdgeRouterPolicyProvider = _kind("EdgeRouterPolicy", "edge-router-policies", "edge router policy",
-                                 EdgeRouterPolicyArgs)
-ServiceEdgeRouterPolicyProvider = _kind("ServiceEdgeRouterPolicy", "service-edge-router-policies",
-                                        "service edge router policy", ServiceEdgeRouterPolicyArgs)
+EdgeRouterPolicyProvider = _kind("EdgeRouterPolicy", "edge-router-policies", "edge router policy", EdgeRouterPolicyArgs)
+ServiceEdgeRouterPolicyProvider = _kind(
+    "ServiceEdgeRouterPolicy", "service-edge-router-policies", "service edge router policy", ServiceEdgeRouterPolicyArgs
+)
 
 
 class EdgeRouterProvider(ZitiProvider):
@@ -576,12 +553,8 @@ class _ZitiResource(Resource):
 
 
 class ZitiCertificateAuthority(_ZitiResource, module="ziti", name="CertificateAuthority"):
-    """A third-party CA registered on the controller and verified with its own key.
-
-    `cert_pem` cannot change in place (the controller ignores it on update): a new certificate
-    replaces the CA, deleting the old one first because names and fingerprints are unique.
-    Outputs: the resource `id`, `fingerprint`, `is_verified`, `enrollment_jwt` (secret).
-    """
+    """A third-party CA registered on the controller and verified with its own key; a new `cert_pem`
+    replaces it, deleting the old one first (the controller ignores it on update)."""
 
     provider = CertificateAuthorityProvider
     secret_inputs = ("connection", "ca_key_pem")
