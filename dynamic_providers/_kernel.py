@@ -98,22 +98,15 @@ def _unknown_tag(err: Mapping[str, Any]) -> bool:
     return isinstance(given, Mapping) and is_unknown(given.get(key))
 
 
-def _display(path: Sequence[int | str]) -> str:
-    """A property path as Pulumi writes one: `dns_names[1]`, `connection.socket_path`."""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).removeprefix(".")
+_REASONS = {"missing": "{} is required", "extra_forbidden": "{} is not an input of this resource (check the spelling)"}
 
 
 def _reason(err: Mapping[str, Any], path: str) -> str:
     """The failure text. The engine prints it after the property name, so it never quotes the
     value (which may be a secret)."""
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err["type"] == "missing":
-        return f"{path} is required"
-    if err["type"] == "extra_forbidden":
-        return f"{path} is not an input of this resource (check the spelling)"
-    return msg
+    if err["type"] in _REASONS:
+        return _REASONS[err["type"]].format(path)
+    return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def validation_failures(
@@ -140,7 +133,8 @@ def validation_failures(
             if unknown or _unknown_tag(err):
                 continue
             full = ([prefix] if prefix else []) + path
-            name = _display(full) or "inputs"
+            # the path as Pulumi writes one: `dns_names[1]`, `connection.socket_path`
+            name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in full).removeprefix(".") or "inputs"
             reason = _reason(err, name)
             if by_input:
                 reason = reason if reason.startswith(name) else f"{name}: {reason}"
@@ -339,13 +333,10 @@ def post_or_find(post: Callable[[], T], find: Callable[[], T | None], *, errors:
 
 
 def _told(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Raise the providers' own errors without their cause chain.
-
-    The engine's provider host sends `traceback.format_exc()` as gRPC metadata, which is capped
-    at 8 KB: the chain under a retried connection failure (httpx and httpcore frames per attempt)
-    went past it, and the engine showed "RESOURCE_EXHAUSTED" instead of the message. These
-    errors say everything in their message; any other exception keeps its whole traceback.
-    """
+    """Raise the providers' own errors, which say everything in their message, without their cause
+    chain: the provider host sends `traceback.format_exc()` as gRPC metadata, capped at 8 KB, and
+    the chain under a retried connection failure (httpx and httpcore frames per attempt) went past
+    it, so the engine showed "RESOURCE_EXHAUSTED" instead. Other exceptions keep their traceback."""
 
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -545,9 +536,8 @@ def _provider_blob(provider: dynamic.ResourceProvider) -> str:
     return _SERIALIZED[kind]
 
 
-# Secret inputs made from an Output, by that Output: a component that hands one Output (a
-# connection) to a thousand resources has it wrapped once, not once per resource (the SDK's
-# `Output.secret` unwraps the value deeply, a dict of n values costing about 3n Outputs).
+# Secret inputs made from an Output, by that Output: one Output handed to a thousand resources (a
+# connection) is wrapped once, not once per resource (docs/architecture.md says what that saves).
 _SECRETS: weakref.WeakKeyDictionary[pulumi.Output[Any], pulumi.Output[Any]] = weakref.WeakKeyDictionary()
 
 

@@ -151,11 +151,9 @@ class RetryPolicy:
 
 
 class RetryTransport(httpx.BaseTransport):
-    """`RetryPolicy.send` under an `httpx.Client`, so every request, logins included, follows the rule.
-
-    The policy, the sleep function and the readiness deadline come with each request
-    (`RetryPolicy.extensions`); a request without them gets the default policy. Login requests
-    (extension `login`, set by `Session`) wait out any failure until the readiness deadline."""
+    """`RetryPolicy.send` under an `httpx.Client`, so every request, logins included (extension
+    `login`, set by `Session`), follows the rule; the policy, sleep function and readiness deadline
+    come with each request (`RetryPolicy.extensions`), else the default policy applies."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
