@@ -495,7 +495,7 @@ class OwnedProvider(Provider):
 
     def refreshed_inputs(self, olds: Mapping[str, Any], outs: Mapping[str, Any]) -> dict[str, Any]:
         """The inputs a refresh records: the settings read back that are set."""
-        return {k: v for k, v in outs.items() if k in self.args_model.model_fields and v is not None}
+        return self.settings(outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         olds, news = strip(olds), strip(news)
