@@ -568,8 +568,8 @@ class Resource(dynamic.Resource):
     the inputs being the provider's argument-model fields and meta inputs less `program_inputs`
     (what the program fills in itself, e.g. the ownership mark). The attributes are the inputs given
     and `provider.computed` less `state_only` (outputs no program reads, kept in the state alone):
-    an Output per property costs (docs/architecture.md), so a default the provider's `check` fills
-    in belongs there, not in `defaults` (what the constructor fills in for an input left out)."""
+    each costs an Output (docs/architecture.md), so a default the provider's `check` fills in
+    belongs there, not in `defaults` (what the constructor fills in for an input left out)."""
 
     provider: ClassVar[type[Provider]]
     program_inputs: ClassVar[tuple[str, ...]] = ()

@@ -1,5 +1,5 @@
-"""One retry policy for every call the providers make (HTTP, gRPC, exec), on tenacity: repeat only
-what cannot happen twice. The rule: docs/architecture.md#the-providers-transport."""
+"""One retry policy for every call the providers make (HTTP, gRPC, exec), on tenacity: a call is
+repeated only when repeating cannot do anything twice; docs/architecture.md#the-providers-transport."""
 
 from __future__ import annotations
 
