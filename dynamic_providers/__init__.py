@@ -1,8 +1,5 @@
-"""Python dynamic providers: keycloak/, ziti/, spire/ (client.py, models.py, provider.py each).
-
-Importing any of them installs the fix in `_serialization` for the SDK's provider serialization,
-which otherwise fails once a program holds about a thousand dynamic resources.
-"""
+"""Python dynamic providers: keycloak/, ziti/, spire/ on the kernel (`_kernel`) and transport
+(`_transport`). Importing any of them installs `_serialization`'s fix of the SDK's serialization."""
 
 from dynamic_providers import _serialization
 

@@ -1,37 +1,6 @@
-"""What every dynamic provider of the project does the same way, whatever system it drives.
-
-Each system's sub-package imports this module; it imports none of them (and its code names none), so no import
-circle can form (tests/dynamic_providers/test_layering.py holds that rule). It owns:
-
-* the props as the engine hands them: `__provider` stripped (`strip`), preview-time unknowns
-  recognised one way (`is_unknown` for a value, `contains_unknown` for anything nesting one);
-* `check`: a pydantic model's validation errors become `CheckFailure`s named by property path
-  (or, with `failures_by_input`, on the top-level input with the item's path, `dns_names[1]`,
-  leading the reason), dropping those located at an unknown (the engine checks again with real
-  values before a write); cross-field rules live on the models as `rule(field, message)` errors;
-* `diff`: field by field and offline, each side through the provider's `comparable(field, value)`
-  (stored values in another form compare by meaning); a value that cannot be read compares as
-  `Malformed`, so old or damaged state plans a change instead of failing; the fields that cannot
-  change in place are the class setting `replace_fields`;
-* the create-or-adopt loop (`create_or_adopt`; `post_or_find` for a part of an object already
-  ours): POST once, and after a conflict or a lost answer look it up before anything else is sent;
-* the CRUD around the object at the state's address (`OwnedProvider`), with the system's hooks;
-* ownership (`OwnershipEncoder`, `ForeignObjectError`): one model, one encoder per system (an
-  attribute, tags, an id prefix). Before any write, update and delete read the
-  object at the state's address and refuse it, untouched, unless it is ours; `read` reports such
-  an object as gone, so a refresh drops it. One message shape for every kind: what and its id,
-  why it is not ours, who owns it, how to hand it over;
-* resource classes declared from their provider (`Resource`): the inputs are the argument model's
-  fields, so a new kind costs a model, a provider with a few class settings and a class line.
-
-Speed: providers keep no state, so `Provider.serialize_as_secret_always` is off (the SDK then
-encrypts `__provider` only when a secret was captured, and none is: credentials travel as
-secret inputs) and one serialization per provider class serves every resource; resource classes
-carry no class-level `Output[...]` annotations at run time (the SDK resolves them with
-`get_type_hints` for every resource), only under `TYPE_CHECKING`; they register only the inputs
-given and the computed outputs (the SDK makes an Output of each property of each resource), and
-a secret input given as an Output is wrapped once for all the resources that take it.
-"""
+"""What every dynamic provider does the same way, whatever system it drives: props and unknowns,
+`check`, `diff`, create-or-adopt, the CRUD around an owned object, ownership, resource classes.
+See docs/architecture.md#the-providers-one-kernel-three-systems."""
 
 from __future__ import annotations
 
@@ -129,22 +98,15 @@ def _unknown_tag(err: Mapping[str, Any]) -> bool:
     return isinstance(given, Mapping) and is_unknown(given.get(key))
 
 
-def _display(path: Sequence[int | str]) -> str:
-    """A property path as Pulumi writes one: `dns_names[1]`, `connection.socket_path`."""
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).removeprefix(".")
+_REASONS = {"missing": "{} is required", "extra_forbidden": "{} is not an input of this resource (check the spelling)"}
 
 
 def _reason(err: Mapping[str, Any], path: str) -> str:
     """The failure text. The engine prints it after the property name, so it never quotes the
     value (which may be a secret)."""
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err["type"] == "missing":
-        return f"{path} is required"
-    if err["type"] == "extra_forbidden":
-        return f"{path} is not an input of this resource (check the spelling)"
-    return msg
+    if err["type"] in _REASONS:
+        return _REASONS[err["type"]].format(path)
+    return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
 def validation_failures(
@@ -171,14 +133,13 @@ def validation_failures(
             if unknown or _unknown_tag(err):
                 continue
             full = ([prefix] if prefix else []) + path
+            # the path as Pulumi writes one: `dns_names[1]`, `connection.socket_path`
+            name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in full).removeprefix(".") or "inputs"
+            reason = _reason(err, name)
             if by_input:
-                shown = _display(full) or "inputs"
-                reason = _reason(err, shown)
-                reason = reason if reason.startswith(shown) else f"{shown}: {reason}"
-                failures.append(dynamic.CheckFailure(str(full[0]) if full else "inputs", reason))
-            else:
-                name = _display(full) or "inputs"
-                failures.append(dynamic.CheckFailure(name, _reason(err, name)))
+                reason = reason if reason.startswith(name) else f"{name}: {reason}"
+                name = str(full[0]) if full else "inputs"
+            failures.append(dynamic.CheckFailure(name, reason))
         return failures
     return []
 
@@ -212,12 +173,7 @@ class Malformed:
         self.raw = raw
 
     def __eq__(self, other: object) -> bool:
-        return False
-
-    def __ne__(self, other: object) -> bool:
-        return True
-
-    __hash__ = None  # type: ignore[assignment]
+        return False  # and unhashable, as a class defining only `__eq__` is
 
     def __repr__(self) -> str:
         return f"Malformed({self.raw!r})"
@@ -344,21 +300,17 @@ def create_or_adopt(
             if not is_conflict and not lost(e):
                 raise
             last = e
+            uncertain = uncertain or not is_conflict
+            if not is_conflict and attempt < attempts:
+                pause(attempt, e)  # a lost answer: back off before the lookup
+            before_lookup()
+            existing = find(e if is_conflict else None)
+            if existing is not None:
+                return adopt(existing, e, uncertain)
             if is_conflict:
-                before_lookup()
-                existing = find(e)
-                if existing is not None:
-                    return adopt(existing, e, uncertain)
                 unheld_conflict(e)
-            else:
-                uncertain = True
-            if attempt < attempts:
-                pause(attempt, e)
-            if not is_conflict:
-                before_lookup()
-                existing = find(None)
-                if existing is not None:
-                    return adopt(existing, e, uncertain)
+                if attempt < attempts:
+                    pause(attempt, e)
     assert last is not None
     if exhausted is not None:
         exhausted(last)
@@ -381,13 +333,10 @@ def post_or_find(post: Callable[[], T], find: Callable[[], T | None], *, errors:
 
 
 def _told(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Raise the providers' own errors without their cause chain.
-
-    The engine's provider host sends `traceback.format_exc()` as gRPC metadata, which is capped
-    at 8 KB: the chain under a retried connection failure (httpx and httpcore frames per attempt)
-    went past it, and the engine showed "RESOURCE_EXHAUSTED" instead of the message. These
-    errors say everything in their message; any other exception keeps its whole traceback.
-    """
+    """Raise the providers' own errors, which say everything in their message, without their cause
+    chain: the provider host sends `traceback.format_exc()` as gRPC metadata, capped at 8 KB, and
+    the chain under a retried connection failure (httpx and httpcore frames per attempt) went past
+    it, so the engine showed "RESOURCE_EXHAUSTED" instead. Other exceptions keep their traceback."""
 
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -477,17 +426,8 @@ class Provider(dynamic.ResourceProvider):
 
 
 class OwnedProvider(Provider):
-    """The CRUD around the object at the state's address, the same for every system.
-
-    `create` validates (`parse`: settings, connection, ownership mark) and hands over to `make`
-    (the system's create-or-adopt), with a client that waits for a server still starting
-    (`connect(..., creating=True)`); `read` reports an object that is missing or not ours as gone,
-    so a refresh drops it; `update` and `delete` refuse, untouched, one that is not ours; an update
-    that finds nothing fails with `gone` (a refresh brings the state up to date) unless `vanished`
-    says otherwise, a delete counts it as done. A change of the connection alone is written to the
-    state without a request. The system supplies the hooks that raise here: `fetch` (the object at
-    the address, or None), `ownership`, `describe` (its name in messages), `read_outputs`, `write`
-    (bring `current` to the settings; returns the outputs) and `remove`."""
+    """The CRUD around the object at the state's address, the same for every system; the system
+    supplies the hooks that raise here. See docs/architecture.md#the-providers-one-kernel-three-systems."""
 
     connection_model: ClassVar[type[BaseModel]]
     api_error: ClassVar[type[ApiError]] = ApiError  # the system's error class (for `gone`)
@@ -524,8 +464,7 @@ class OwnedProvider(Provider):
 
     def stored_connection(self, props: Mapping[str, Any]) -> Any:
         """The connection the state recorded (read and delete see only the state)."""
-        require_valid(self.connection_model, props.get("connection"), "connection")
-        return self.connection_model.model_validate(props["connection"])
+        return validated(self.connection_model, props.get("connection"), "connection")
 
     def state_marks(self, props: Mapping[str, Any]) -> list[Any]:
         """For read and delete, which see only the state: this process's stack (PULUMI_PROJECT/
@@ -556,7 +495,7 @@ class OwnedProvider(Provider):
 
     def refreshed_inputs(self, olds: Mapping[str, Any], outs: Mapping[str, Any]) -> dict[str, Any]:
         """The inputs a refresh records: the settings read back that are set."""
-        return {k: v for k, v in outs.items() if k in self.args_model.model_fields and v is not None}
+        return self.settings(outs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.UpdateResult:
         olds, news = strip(olds), strip(news)
@@ -597,9 +536,8 @@ def _provider_blob(provider: dynamic.ResourceProvider) -> str:
     return _SERIALIZED[kind]
 
 
-# Secret inputs made from an Output, by that Output: a component that hands one Output (a
-# connection) to a thousand resources has it wrapped once, not once per resource (the SDK's
-# `Output.secret` unwraps the value deeply, a dict of n values costing about 3n Outputs).
+# Secret inputs made from an Output, by that Output: one Output handed to a thousand resources (a
+# connection) is wrapped once, not once per resource (docs/architecture.md says what that saves).
 _SECRETS: weakref.WeakKeyDictionary[pulumi.Output[Any], pulumi.Output[Any]] = weakref.WeakKeyDictionary()
 
 
@@ -626,17 +564,12 @@ def plain(value: Any) -> Any:
 
 
 class Resource(dynamic.Resource):
-    """A dynamic resource declared from its provider: `Kind(resource_name, *, <inputs>, opts=None)`.
-
-    The keyword inputs are the provider's argument-model fields plus its meta inputs, less
-    `program_inputs` (what the program fills in itself, e.g. the ownership mark). Class settings:
-    `provider` (the provider class), `defaults` (what the constructor fills in for an input left
-    out), `secret_inputs`, `secret_outputs`, `state_only`. The attributes (each an Output) are the
-    inputs given and `provider.computed` less `state_only` (outputs no program reads, kept in the
-    state alone); an input left out and without a class default is none: the SDK makes, tracks and
-    resolves an Output per property of every resource, which at a thousand resources costs more
-    than the rest of the program (a default the provider's `check` fills in belongs there, not in
-    `defaults`)."""
+    """A dynamic resource declared from its provider: `Kind(resource_name, *, <inputs>, opts=None)`,
+    the inputs being the provider's argument-model fields and meta inputs less `program_inputs`
+    (what the program fills in itself, e.g. the ownership mark). The attributes are the inputs given
+    and `provider.computed` less `state_only` (outputs no program reads, kept in the state alone):
+    each costs an Output (docs/architecture.md), so a default the provider's `check` fills in
+    belongs there, not in `defaults` (what the constructor fills in for an input left out)."""
 
     provider: ClassVar[type[Provider]]
     program_inputs: ClassVar[tuple[str, ...]] = ()
@@ -696,17 +629,9 @@ class Resource(dynamic.Resource):
             opts = pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=[*self.secret_outputs])
             )
-        provider = self.provider()
-        blob = _provider_blob(provider)
-        props[PROVIDER_KEY] = blob
+        props[PROVIDER_KEY] = _provider_blob(self.provider())
         # `dynamic.Resource.__init__` would serialize the provider again: register directly.
-        pulumi.CustomResource.__init__(
-            self,
-            f"pulumi-python:{self._resource_type_name}",
-            resource_name,
-            props,
-            opts,
-        )
+        pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", resource_name, props, opts)
 
     @classmethod
     def with_program_inputs(cls, resource_name: str, props: dict[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,5 @@
-"""Keep `pulumi.dynamic`'s provider serialization usable for programs with many dynamic resources.
-
-`pulumi.dynamic.dynamic.serialize_provider` (SDK 3.272) swaps `pickle.Pickler` for the pure-Python
-`pickle._Pickler` and wraps `_Pickler._batch_setitems` in a dict-sorting function, but restores
-only `pickle.Pickler`: the next call wraps the wrapper. Every dynamic resource therefore adds one
-stack frame to the pickling of every dict, and a program with about a thousand dynamic resources
-(e.g. 1,000 SPIRE entries) dies with `RecursionError` (the symptom of pulumi/pulumi#17803).
-
-`install()` wraps the SDK function so that the original `_batch_setitems` is put back after each
-call. The serialized bytes are unchanged: each call still sorts dict items exactly once.
-"""
+"""The SDK's provider serialization without its per-call growth of the pickler's call chain, which
+fails at about a thousand dynamic resources: docs/architecture.md#the-providers-one-kernel-three-systems."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The one transport of the providers: errors (`errors`), the retry rule (`retry`), login sessions
-(`session`), TLS and X.509 helpers (`tls`); docs/architecture.md#the-providers-transport says why.
-
-Keycloak, OpenZiti and SPIRE clients build on it; it imports none of them (a test holds that rule),
-so no import circle can form.
-"""
+"""The one transport of the providers (errors, retry, sessions, TLS):
+docs/architecture.md#the-providers-transport."""
 
 from dynamic_providers._transport.errors import ApiError, ServerError, unless_absent
 from dynamic_providers._transport.retry import RetryPolicy, RetryTransport, parse_retry_after

@@ -14,13 +14,9 @@ T = TypeVar("T")
 
 
 class ServerError(Exception):
-    """A failed operation on a server, whatever the wire (HTTP, gRPC, an exec'd CLI).
-
-    `code` is the server's own name for the failure (Ziti's `error.code`, Keycloak's `error`, a
-    gRPC status name), `cause` what it blamed, `retry_after` the seconds it asked to wait, and
-    `outcome_unknown` says the request may have been applied although no success came back: the
-    caller looks before it repeats a create.
-    """
+    """A failed operation on a server, whatever the wire (HTTP, gRPC, an exec'd CLI). `code` is the
+    server's name for it, `cause` what it blamed, `retry_after` the seconds it asked to wait;
+    `outcome_unknown`: it may have been applied, so the caller looks before it repeats a create."""
 
     def __init__(
         self,
@@ -39,11 +35,8 @@ class ServerError(Exception):
 
 
 class ApiError(ServerError, httpx.HTTPStatusError):
-    """A failed HTTP API call: an error answer, a bad answer, or no answer (`status` None).
-
-    An `httpx.HTTPStatusError`, so code that handles httpx's errors handles these; `request` and
-    `response` are set when there was one (`status`, `method` and `url` are always readable).
-    """
+    """A failed HTTP API call: an error answer, a bad answer, or no answer (`status` None), as an
+    `httpx.HTTPStatusError`; `request` and `response` are set when there was one."""
 
     response: httpx.Response | None  # type: ignore[assignment]  # None when no answer came
 

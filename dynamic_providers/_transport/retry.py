@@ -1,19 +1,5 @@
-"""One retry policy for every call the providers make (HTTP, gRPC, exec), on tenacity.
-
-The rule: repeat a call only when repeating cannot do anything twice, that is when the request is
-idempotent (GET, HEAD, OPTIONS, PUT, DELETE, or marked `idempotent` by its client: a login, a
-Ziti PATCH or CA verification) or the server never processed it (no connection could be opened,
-so nothing was sent; a 429, which a server answers instead of acting). Outcomes worth repeating:
-429, 500, 502, 503, 504, a reset connection, a timeout. A certificate that fails verification
-never is. The wait is the server's `Retry-After` when it sends one (longer than
-`max_retry_after`: no retry, the error carries what it asked for), else exponential backoff with
-full jitter. The one readiness wait: a server that is still starting is waited for until the
-caller's deadline instead of `attempts` tries, by its login (whatever the failure) and by any
-call that could not connect.
-
-Everything a caller tunes travels with its requests (`extensions`), so callers with different
-policies share one pooled client and its connections.
-"""
+"""One retry policy for every call the providers make (HTTP, gRPC, exec), on tenacity: a call is
+repeated only when repeating cannot do anything twice; docs/architecture.md#the-providers-transport."""
 
 from __future__ import annotations
 
@@ -59,7 +45,7 @@ def idempotent(request: httpx.Request) -> bool:
     return bool(request.extensions.get("idempotent", request.method in IDEMPOTENT_METHODS))
 
 
-def never_sent(exc: BaseException) -> bool:
+def never_sent(exc: BaseException | None) -> bool:
     """No byte of the request left: the connection was refused or never opened (TLS refusals aside)."""
     return isinstance(exc, NEVER_SENT) and tls_failure(exc) is None
 
@@ -132,14 +118,8 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T], *, when: Callable[[BaseException], bool], sleep: Sleep = time.sleep,
              before_retry: Callable[[], None] | None = None) -> T:
         """`fn()`, repeated while it raises an error `when` accepts (the caller vouches that repeating is safe)."""
-
-        def retry(state: tenacity.RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            return exc is not None and when(exc)
-
         hook = (lambda _state: before_retry()) if before_retry is not None else None
-        result: T = self.retrying(retry, sleep=sleep, before_sleep=hook)(fn)
-        return result
+        return self.retrying(tenacity.retry_if_exception(when), sleep=sleep, before_sleep=hook)(fn)
 
     def send(self, handle: Callable[[httpx.Request], httpx.Response], request: httpx.Request, *,
              sleep: Sleep = time.sleep, until: float | None = None, login: bool = False) -> httpx.Response:
@@ -147,40 +127,33 @@ class RetryPolicy:
         Until `until`, a login waits out any failure, another call only a server not listening."""
 
         def waits(state: tenacity.RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            return login or (exc is not None and never_sent(exc))
+            return login or (state.outcome is not None and never_sent(state.outcome.exception()))
 
-        def retry(state: tenacity.RetryCallState) -> bool:
-            """The rule: repeat what was never sent or is idempotent; an answer only when it asks
-            for no longer a wait than `max_retry_after`."""
-            outcome = state.outcome
-            if outcome is None:
-                return False
-            if outcome.failed:
-                exc = outcome.exception()
-                repeatable = isinstance(exc, MAYBE_SENT) and tls_failure(exc) is None and idempotent(request)
-                return exc is not None and (never_sent(exc) or repeatable)
-            resp = outcome.result()
+        def repeatable(exc: BaseException) -> bool:
+            """The rule: repeat what was never sent or is idempotent."""
+            maybe_sent = isinstance(exc, MAYBE_SENT) and tls_failure(exc) is None and idempotent(request)
+            return never_sent(exc) or maybe_sent
+
+        def asks_again(resp: httpx.Response) -> bool:
+            """An answer is repeated only when it asks for no longer a wait than `max_retry_after`."""
             if resp.status_code != 429 and not (resp.status_code in RETRY_STATUSES and idempotent(request)):
                 return False
             asked = parse_retry_after(resp.headers.get("Retry-After"))
             return asked is None or asked <= self.max_retry_after
 
+        retry = tenacity.retry_if_exception(repeatable) | tenacity.retry_if_result(asks_again)
+
         def discard(state: tenacity.RetryCallState) -> None:
             if state.outcome is not None and not state.outcome.failed:
                 state.outcome.result().close()  # an answer we retry: give its connection back
 
-        retrying = self.retrying(retry, sleep=sleep, until=until, waits=waits, before_sleep=discard)
-        response: httpx.Response = retrying(handle, request)
-        return response
+        return self.retrying(retry, sleep=sleep, until=until, waits=waits, before_sleep=discard)(handle, request)
 
 
 class RetryTransport(httpx.BaseTransport):
-    """`RetryPolicy.send` under an `httpx.Client`, so every request, logins included, follows the rule.
-
-    The policy, the sleep function and the readiness deadline come with each request
-    (`RetryPolicy.extensions`); a request without them gets the default policy. Login requests
-    (extension `login`, set by `Session`) wait out any failure until the readiness deadline."""
+    """`RetryPolicy.send` under an `httpx.Client`, so every request, logins included (extension
+    `login`, set by `Session`), follows the rule; the policy, sleep function and readiness deadline
+    come with each request (`RetryPolicy.extensions`), else the default policy applies."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner

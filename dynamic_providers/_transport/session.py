@@ -1,30 +1,16 @@
-"""Logins as `httpx.Auth` flows, shared by every caller of one server and user in the process.
-
-A provider process serves many resources of one stack against the same few servers, on several
-threads. Logging in for every call would double its requests (Ziti) or hit token-endpoint rate
-limits (Keycloak), so each (server, user, credentials, trust anchor) gets one `Session`: one
-pooled `httpx.Client` (one TLS connection pool) whose auth is the session itself, and one
-credential, obtained on first use, renewed when it goes stale, and renewed once when the server
-refuses it (401; Keycloak: 403 too), after which the request is resent once; a second refusal is
-the caller's error, never a loop.
-
-The credential lives in this object, in the provider process only: providers hold no session
-(the pickled provider carries none), and no message or log line contains it. Sessions are keyed
-by a hash that includes the password, so another password is another session.
-"""
+"""Logins as `httpx.Auth` flows, one per server, user, credentials and trust anchor in the provider
+process, shared by its threads: docs/architecture.md#the-providers-transport."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self
 
 import httpx
 
 from dynamic_providers._transport.retry import RetryTransport
-
-S = TypeVar("S", bound="Session")
 
 _GUARD = threading.Lock()
 _SESSIONS: dict[str, Session] = {}
@@ -43,7 +29,7 @@ class Session(httpx.Auth):
                                  **client_options)
 
     @classmethod
-    def shared(cls: type[S], key: Iterable[str], make: Callable[[], S]) -> S:
+    def shared(cls, key: Iterable[str], make: Callable[[], Self]) -> Self:
         """The process's session for `key`, made by `make()` on first use (once, even when racing)."""
         digest = hashlib.sha256("\0".join((cls.__qualname__, *key)).encode()).hexdigest()
         with keyed_lock("session", digest):
