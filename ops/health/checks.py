@@ -104,7 +104,7 @@ class _GrpcLister(GrpcEntryClient):
         while True:
             # An empty output mask: the server sends each entry's id only.
             request = entry_pb2.ListEntriesRequest(page_size=500, page_token=token, output_mask=types_pb2.EntryMask())
-            resp = self._call("ListEntries", request, entry_pb2.ListEntriesResponse)
+            resp = self._call("ListEntries", request)
             ids += [e.id for e in resp.entries]
             token = resp.next_page_token
             if not token or not resp.entries:
