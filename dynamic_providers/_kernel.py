@@ -366,7 +366,8 @@ class Provider(dynamic.ResourceProvider):
     replace_fields: ClassVar[frozenset[str]] = frozenset()  # settings that cannot change in place
     write_only: ClassVar[frozenset[str]] = frozenset()  # inputs never echoed into outputs (secrets)
     computed: ClassVar[tuple[str, ...]] = ()  # outputs the server computes
-    delete_before_replace: ClassVar[bool] = False  # True where the unique key must be free first
+    # True where the unique key must be free first; the resource classes set the option from it.
+    delete_before_replace: ClassVar[bool] = False
     meta_models: ClassVar[Mapping[str, type[BaseModel]]] = {}  # how `check` validates the meta inputs
     required_meta: ClassVar[tuple[str, ...]] = ("connection",)
     extra_inputs: ClassVar[tuple[str, ...]] = ()  # inputs that are neither settings nor meta
@@ -625,10 +626,14 @@ class Resource(dynamic.Resource):
         props = self.with_program_inputs(resource_name, props)
         for name in self._attributes:
             props.setdefault(name, None)  # what the server computes is an attribute of the resource
-        if self.secret_outputs:  # the SDK copies `opts` itself: a merge only to add something
-            opts = pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(additional_secret_outputs=[*self.secret_outputs])
+        # A forced replacement (`pulumi up --replace`) skips the provider's diff: only the option
+        # makes it delete first, where the new object would otherwise adopt the old by its key.
+        first = self.provider.delete_before_replace and (opts is None or opts.delete_before_replace is None)
+        if self.secret_outputs or first:  # the SDK copies `opts` itself: a merge only to add something
+            extra = pulumi.ResourceOptions(
+                additional_secret_outputs=[*self.secret_outputs] or None, delete_before_replace=first or None
             )
+            opts = pulumi.ResourceOptions.merge(opts, extra)
         props[PROVIDER_KEY] = _provider_blob(self.provider())
         # `dynamic.Resource.__init__` would serialize the provider again: register directly.
         pulumi.CustomResource.__init__(self, f"pulumi-python:{self._resource_type_name}", resource_name, props, opts)

@@ -39,8 +39,10 @@ PLAN_REJECTIONS = ("is not allowed by the plan", "violates plan")
 NO_CHANGE = frozenset({"same", "refresh"})
 
 
-# The program's own resources: every one of them is created-or-adopted by name (docs/architecture.md).
-DYNAMIC = "pulumi-python:dynamic/"
+# The program's resources a forced replacement would lose: replaced create-before-delete, the new
+# resource adopts the old object by its key and the old one's delete removes it. Keycloak and Ziti
+# resources register `delete_before_replace` for that reason (docs/operations.md, "--replace").
+CREATE_BEFORE_DELETE = frozenset({"pulumi-python:dynamic/spire:Entry"})
 
 
 def urn_type(urn: str) -> str:
@@ -50,20 +52,17 @@ def urn_type(urn: str) -> str:
 
 
 def check_replacements(stack: str, replace: Sequence[str]) -> None:
-    """Refuse `--replace` of a dynamic resource (exit 64), before the engine runs.
-
-    A forced replacement skips the provider's diff, so it is create-before-delete whatever the
-    provider would say; our providers adopt an object of theirs that already carries the name, so
-    the "replacement" is the object itself and the delete that follows removes it, leaving the
-    state pointing at nothing (tests/engine/test_ops_engine.py shows it with the raw CLI)."""
-    dynamic = [u for u in replace if urn_type(u).startswith(DYNAMIC)]
-    if dynamic:
+    """Refuse `--replace` of a SPIRE entry (exit 64), before the engine runs: its replacement
+    would be the entry itself (same deterministic id), which the delete that follows removes
+    (tests/engine/test_ops_engine.py shows it with the raw CLI)."""
+    lost = [u for u in replace if urn_type(u) in CREATE_BEFORE_DELETE]
+    if lost:
         raise OpsError(
             ExitCode.USAGE,
-            f"--replace {dynamic[0]}: a forced replacement of this program's dynamic resources creates the new "
-            "object before deleting the old, the provider adopts the one already there under that name, and the "
-            "delete then removes it",
-            f"replace it in two steps: `ops destroy --stack {stack} --yes --target {dynamic[0]}` (with "
+            f"--replace {lost[0]}: a forced replacement of a SPIRE entry creates the new entry before deleting "
+            "the old; both have the same entry id, so the new resource adopts the entry and the delete then "
+            "removes it",
+            f"replace it in two steps: `ops destroy --stack {stack} --yes --target {lost[0]}` (with "
             f"--target-dependents when others depend on it; prod also --confirm-stack), then `ops up --stack {stack}`",
             kind="replace_refused",
         )

@@ -134,6 +134,9 @@ class _KeycloakProvider(OwnedProvider):
 
     meta_keys = ("connection", "owner")
     replace_fields = frozenset({"realm"})
+    # The name is unique (realm; client_id in its realm): the old object goes first, else the new
+    # resource would adopt it and the old one's delete remove it.
+    delete_before_replace = True
     connection_model = Connection
     api_error = KeycloakApiError
     gone_where = " in Keycloak"

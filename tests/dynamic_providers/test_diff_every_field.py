@@ -263,7 +263,7 @@ KINDS: dict[str, Kind] = {
             "issuer_url": "https://auth.acme-identity.net/realms/platform",
             "jwks_url": "https://auth.acme-identity.net/realms/platform/protocol/openid-connect/certs",
         },
-        delete_before_replace=False,
+        delete_before_replace=True,
     ),
     "keycloak-realm": Kind(
         KeycloakRealmProvider,
@@ -272,7 +272,7 @@ KINDS: dict[str, Kind] = {
             "issuer_url": "https://auth.acme-identity.net/realms/platform",
             "jwks_url": "https://auth.acme-identity.net/realms/platform/protocol/openid-connect/certs",
         },
-        delete_before_replace=False,
+        delete_before_replace=True,
     ),
     "ziti-ca": Kind(
         CertificateAuthorityProvider,

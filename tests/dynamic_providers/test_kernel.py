@@ -1,12 +1,14 @@
 """The kernel's own promises, independent of any system: resource classes cost the SDK no type
 introspection, their constructors take exactly the model's inputs, and the create-or-adopt loop
-never POSTs twice without looking the object up in between."""
+never POSTs twice without looking the object up in between, and a forced replacement of an
+object found by its unique key deletes it before making the new one."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+import pulumi
 import pytest
 from pulumi import _types
 
@@ -14,6 +16,7 @@ from dynamic_providers._kernel import Resource, create_or_adopt
 from dynamic_providers.keycloak.provider import KeycloakClient, KeycloakRealm
 from dynamic_providers.spire.provider import SpireEntry
 from dynamic_providers.ziti import provider as zp
+from tests.harness.mock_engine import run
 
 RESOURCES: list[type[Resource]] = [
     KeycloakRealm,
@@ -131,3 +134,55 @@ def test_after_the_last_lost_answer_one_last_lookup_then_the_error() -> None:
     with pytest.raises(ApiFailureError, match="lost"):
         _loop([ApiFailureError("lost")] * 2, [None, None], attempts=2, calls=calls)
     assert calls == ["POST", "pause 1", "GET", "POST", "GET"]
+
+
+# --- forced replacement -----------------------------------------------------------------------------
+
+# Every required input, plainly (the constructor does not validate them; the provider's `check` would).
+REQUIRED: dict[str, Any] = {
+    "connection": {"url": "https://example.net"},
+    "realm": "platform",
+    "client_id": "web",
+    "spiffe_id": "spiffe://example.org/w",
+    "parent_id": "spiffe://example.org/agent",
+    "selectors": ["unix:uid:1000"],
+    "name": "n",
+    "cert_pem": "pem",
+    "ca_key_pem": "key",
+    "issuer": "https://issuer",
+    "audience": "aud",
+    "primary": {},
+    "type": "Dial",
+}
+
+
+def _register(opts: Any = None) -> dict[str, Any]:
+    def body() -> None:
+        for cls in RESOURCES:
+            params = inspect.signature(cls).parameters
+            cls(cls.__name__, **{k: v for k, v in REQUIRED.items() if k in params}, opts=opts)
+
+    return {r.name: r for r in run(body).resources if r.type.startswith("pulumi-python:dynamic/")}
+
+
+def test_a_provider_that_frees_its_key_first_registers_delete_before_replace() -> None:
+    """`pulumi up --replace` never asks the provider's diff (pulumi 3.274.1, step_generator.go,
+    `isTargetedReplace`): the resource option alone makes a forced replacement delete first. Without
+    it, the new Keycloak or Ziti object would be the old one adopted by its unique name, and the old
+    resource's delete would then remove it. SPIRE entries stay create-before-delete (a new triple is
+    a new entry id: the workload keeps an entry throughout); `ops` refuses their forced replacement."""
+    registered = _register()
+    assert set(registered) == {cls.__name__ for cls in RESOURCES}
+    first = {name for name, r in registered.items() if r.delete_before_replace}
+    assert first == {cls.__name__ for cls in RESOURCES} - {"SpireEntry"}
+    assert "connection" in registered["ZitiIdentity"].additional_secret_outputs, "the merge keeps the secret outputs"
+    assert registered["ZitiCertificateAuthority"].additional_secret_outputs == (
+        "connection", "ca_key_pem", "enrollment_jwt")
+    assert registered["SpireEntry"].additional_secret_outputs == ()
+
+
+def test_an_explicit_delete_before_replace_option_wins() -> None:
+    registered = _register(pulumi.ResourceOptions(delete_before_replace=False))
+    assert not any(r.delete_before_replace for r in registered.values())
+    registered = _register(pulumi.ResourceOptions(delete_before_replace=True))
+    assert all(r.delete_before_replace for r in registered.values())

@@ -226,7 +226,7 @@ class TestClientLifecycle:
         fake.seed_realm("other")
         state = clients.up("ziti", ziti_client(fake))
         moved, diff = clients.change("ziti", state, ziti_client(fake, realm="other"))
-        assert diff.replaces == ["realm"] and not diff.delete_before_replace
+        assert diff.replaces == ["realm"] and diff.delete_before_replace, "the old client goes first"
         assert moved.id != state.id
         assert fake.client_by_client_id("platform", "openziti") is None
         assert server(fake, "openziti", realm="other")["id"] == moved.id

@@ -8,9 +8,11 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
 - a saved plan: `up --plan` applies what `preview --save-plan` showed; a change made after the
   preview is refused (exit 11) and does not reach the server;
 - `--target`: only the targeted identity changes on the server;
-- `--replace` of a dynamic resource is refused (exit 64): with the raw CLI, a forced replacement of
-  the Ziti CA adopts the CA itself and then deletes it, which `ops drift` reports and `ops up
-  --refresh` repairs;
+- `--replace` of the Ziti CA and the Keycloak client (through `ops`) and of the edge router (the
+  raw CLI) deletes the old object first and makes a new one (the resource option
+  `delete_before_replace`); of a SPIRE entry it is refused (exit 64): with the raw CLI, the
+  replacement adopts the entry itself (same id) and the delete then removes it, which `ops drift`
+  reports and `ops up --refresh` repairs;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -38,6 +40,7 @@ from stack_config import PROJECT
 from tests.engine.cli import REPO, Cli, ExternalStack, external_stack
 from tests.real._ziti import Admin as ZitiAdmin
 from tests.real.conftest import RealServers
+from tests.real.keycloak_support import RealKeycloak
 from tests.real.spire_targets import Admin as SpireAdmin
 
 
@@ -65,6 +68,11 @@ class Ops:
         state = json.loads(self.ext.cli("stack", "export").stdout)
         (found,) = [r for r in state["deployment"]["resources"] if r["urn"].endswith(f"::{name}")]
         return dict(found)
+
+    def names(self) -> list[str]:
+        """The names of the resources in the state."""
+        state = json.loads(self.ext.cli("stack", "export").stdout)
+        return [str(r["urn"]).rsplit("::", 1)[1] for r in state["deployment"]["resources"]]
 
     def urn(self, name: str) -> str:
         return str(self.resource(name)["urn"])
@@ -207,22 +215,44 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         code, doc = ops("preview")
         assert set(changed(doc)) == {workload_identity}, doc["steps"]
 
-        # -- --replace of a dynamic resource: refused by ops; what it does, with the raw CLI ------
+        # -- --replace of Keycloak and Ziti objects: deleted first, then made anew ------------------
         ca_urn, old_ca = ops.urn("ziti-trust-spire-ca"), outputs["zitiCaId"]
-        code, doc = ops("up", "--replace", ca_urn)
-        assert code == ExitCode.USAGE and doc["error"]["kind"] == "replace_refused", doc
-        assert ziti.get(f"/cas/{old_ca}") is not None
-        ext.cli("up", "--yes", "--replace", ca_urn, "--target", ca_urn)
-        # create-before-delete: the "replacement" adopted the CA itself, and the delete removed it.
-        assert ops.resource("ziti-trust-spire-ca")["id"] == old_ca
-        assert ziti.get(f"/cas/{old_ca}") is None, "the forced replacement kept the CA"
-        code, doc = ops("drift")
-        assert code == ExitCode.DRIFT and "create" in changed(doc).get("ziti-trust-spire-ca", set()), doc["steps"]
-        code, doc = ops("up", "--refresh")
+        client_name = next(n for n in ops.names() if n.endswith("-ziti-client"))
+        old_client = ops.resource(client_name)
+        old_client_id, client_id = old_client["id"], old_client["outputs"]["client_id"]
+        code, doc = ops("up", "--replace", ca_urn, "--replace", ops.urn(client_name))
         assert code == ExitCode.OK, doc
         new_ca = ops.resource("ziti-trust-spire-ca")["id"]
         ca = ziti.get(f"/cas/{new_ca}")
         assert new_ca != old_ca and ca is not None and ca["isVerified"] is True
+        assert ziti.get(f"/cas/{old_ca}") is None, "the old CA outlived its replacement"
+        new_client = ops.resource(client_name)["id"]
+        assert new_client != old_client_id, "the replacement adopted the old client instead of making a new one"
+        assert [c["id"] for c in RealKeycloak(servers["keycloak"]).clients(ext.stack, client_id)] == [new_client]
+        assert ops("drift")[0] == ExitCode.OK
+        # With the raw CLI, as components/ziti_router.py tells an operator who lost the router's JWT.
+        router = ops.resource("ziti-trust-router")
+        ext.cli("up", "--yes", "--replace", router["urn"], "--target", router["urn"])
+        replaced = ops.resource("ziti-trust-router")
+        assert replaced["id"] != router["id"] and ziti.get(f"/edge-routers/{router['id']}") is None
+        assert ziti.get(f"/edge-routers/{replaced['id']}") is not None
+        assert ops("drift")[0] == ExitCode.OK
+
+        # -- --replace of a SPIRE entry: refused by ops; what it does, with the raw CLI ------------
+        entry_name = f"spire-entries-entry-{ext.workload}"
+        entry_urn, entry_id = ops.urn(entry_name), ops.outputs()["spireEntryIds"][ext.workload]
+        code, doc = ops("up", "--replace", entry_urn)
+        assert code == ExitCode.USAGE and doc["error"]["kind"] == "replace_refused", doc
+        assert spire_admin.get(entry_id) is not None
+        ext.cli("up", "--yes", "--replace", entry_urn, "--target", entry_urn)
+        # create-before-delete: the "replacement" adopted the entry (same id), and the delete removed it.
+        assert ops.resource(entry_name)["id"] == entry_id
+        assert spire_admin.get(entry_id) is None, "the forced replacement kept the entry"
+        code, doc = ops("drift")
+        assert code == ExitCode.DRIFT and "create" in changed(doc).get(entry_name, set()), doc["steps"]
+        code, doc = ops("up", "--refresh")
+        assert code == ExitCode.OK, doc
+        assert spire_admin.get(ops.outputs()["spireEntryIds"][ext.workload]) is not None
         assert ops("drift")[0] == ExitCode.OK
     finally:
         ext.cli("destroy", "--yes", ok=False)

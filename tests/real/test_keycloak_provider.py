@@ -223,7 +223,7 @@ class TestClientLifecycle:
         try:
             state = clients.up("ziti", ziti_client(admin, realm, platform))
             moved, diff = clients.change("ziti", state, ziti_client(admin, other, platform))
-            assert diff.replaces == ["realm"] and not diff.delete_before_replace
+            assert diff.replaces == ["realm"] and diff.delete_before_replace
             assert moved.id != state.id
             assert admin.client_by_client_id(realm, "openziti") is None
             assert admin.client(other, "openziti")["id"] == moved.id
