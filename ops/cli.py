@@ -66,12 +66,13 @@ EXIT_MEANINGS = {
     9: "a health check failed (--strict: or warned)",
     10: "drift: the real resources differ from the program",
     11: "--plan: the update needed an operation the saved plan does not contain",
+    12: "preview: an object would move to another resource name, whose delete would remove it",
     64: "usage: unknown command or flag; missing --stack, --yes or --confirm-stack; a refused --replace",
     130: "interrupted",
 }
 # The exit codes each command can end with besides 0, 2, 3, 64 and 130 (every command's).
 COMMAND_EXITS: dict[str, tuple[int, ...]] = {
-    "preview": (1, 4, 5, 6, 7),
+    "preview": (1, 4, 5, 6, 7, 12),
     "up": (1, 5, 6, 8, 11),
     "refresh": (1, 4, 5),
     "destroy": (1, 4, 5),

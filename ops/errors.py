@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     UNHEALTHY = 9  # `status`: a health check failed (with --strict: or warned)
     DRIFT = 10  # `drift`: a refresh preview proposes changes (reality differs from the program)
     PLAN_REJECTED = 11  # `up --plan`: the update needed an operation the saved plan does not contain
+    OBJECT_MOVED = 12  # `preview`: an object would move to another resource name (its delete would remove it)
     USAGE = 64  # bad command line (EX_USAGE, same as scripts/up)
     INTERRUPTED = 130  # Ctrl-C
 

@@ -18,6 +18,7 @@ exit 11 instead of doing it. `drift` is `preview --refresh` read as a verdict.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +69,65 @@ def check_replacements(stack: str, replace: Sequence[str]) -> None:
         )
 
 
+# Where the servers keep the program's objects unique, per resource type: the inputs that name one
+# object (any of the listed sets). A create and a delete of the same object in one update is that
+# object moving to another resource name: the create adopts it, the delete then removes it.
+OBJECT_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "pulumi-python:dynamic/spire:Entry": (("connection", "spiffe_id", "parent_id", "selectors"),),
+    "pulumi-python:dynamic/keycloak:Realm": (("realm",),),
+    "pulumi-python:dynamic/keycloak:Client": (("realm", "client_id"),),
+    "pulumi-python:dynamic/ziti:Identity": (("name",), ("external_id",)),
+}
+ZITI_TYPES = "pulumi-python:dynamic/ziti:"
+
+
+def object_keys(type_: str, inputs: Mapping[str, Any]) -> list[str]:
+    """The keys that name the object of a resource of `type_` with `inputs` (none for other types,
+    or where an input of the key is unset). List items compare as sets; a secret compares masked."""
+    keys = OBJECT_KEYS.get(type_) or ((("name",),) if type_.startswith(ZITI_TYPES) else ())
+    found = []
+    for fields in keys:
+        values = [inputs.get(f) for f in fields]
+        if all(v is not None for v in values):
+            norm = [sorted(json.dumps(x, sort_keys=True) for x in v) if isinstance(v, list) else v for v in values]
+            found.append(f"{type_} " + json.dumps(dict(zip(fields, norm, strict=True)), sort_keys=True))
+    return found
+
+
+def check_moves(report: Report) -> None:
+    """Refuse a preview in which an object moves from one resource name to another (exit 12), as
+    when a workload key is renamed in the stack file and its SPIFFE ID kept: the update would create
+    the new resource first, which adopts the object by its key (a SPIRE entry, a Keycloak realm or
+    client) or is refused (a Ziti identity's unique external id), and then delete the old resource,
+    which removes the object. `pulumi state rename` makes it the same resource under the new name."""
+    created: dict[str, str] = {}
+    for op, urn, keys in report.keyed:
+        if op == "create":
+            created.update(dict.fromkeys(keys, urn))
+    moves = {}
+    for op, urn, keys in report.keyed:
+        held = [created[k] for k in keys if op == "delete" and k in created]
+        if held:
+            moves[urn] = held[0]
+    if not moves:
+        return
+    listed = "; ".join(f"{old.rsplit('::', 1)[1]} -> {new.rsplit('::', 1)[1]}" for old, new in sorted(moves.items()))
+    renames = " && ".join(
+        f"pulumi state rename --stack {report.stack} --yes '{old}' {new.rsplit('::', 1)[1]}"
+        for old, new in sorted(moves.items())
+    )
+    err = OpsError(
+        ExitCode.OBJECT_MOVED,
+        f"{len(moves)} object(s) would move to another resource name ({listed}): the update creates the new "
+        "resource before deleting the old one and both name the same object, so the create adopts it (or the "
+        "server refuses a second one) and the delete then removes it",
+        f"rename them in the state first, then preview again: {renames}",
+        kind="object_moved",
+    )
+    err.report = report
+    raise err
+
+
 @dataclass(frozen=True)
 class Targets:
     """`--target URN` (repeatable) and `--target-dependents`: the engine touches only these."""
@@ -111,6 +171,8 @@ class Report:
     diagnostics: list[str] = field(default_factory=list)
     policy_violations: list[PolicyViolation] = field(default_factory=list)
     outputs: dict[str, Any] | None = None
+    # (op, urn, object keys) of each create and delete, for `check_moves`; not part of the document.
+    keyed: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         if self.command == "outputs":
@@ -138,6 +200,9 @@ class EventCollector:
         if pre is not None and _op(pre.metadata.op) not in NO_CHANGE:
             md = pre.metadata
             self.report.steps.append(Step(_op(md.op), md.urn, md.type))
+            state = md.new if _op(md.op) == "create" else md.old if _op(md.op) == "delete" else None
+            if state is not None:
+                self.report.keyed.append((_op(md.op), md.urn, object_keys(md.type, state.inputs or {})))
         diag = event.diagnostic_event
         if diag is not None and diag.severity == "error" and diag.message.strip():
             self.report.diagnostics.append(diag.message.strip())
@@ -236,6 +301,12 @@ def preview(
         Report("preview", stack), st, on_output=on_output, on_error=on_error, policy_packs=policy_packs,
         diff=diff, refresh=refresh, replace=replace, targets=targets, save_plan=save_plan,
     )
+    try:
+        check_moves(report)
+    except OpsError:
+        if save_plan:
+            Path(save_plan).unlink(missing_ok=True)  # a plan that would lose the objects is not kept
+        raise
     pending = _pending(report)
     if expect_no_changes and pending:
         err = OpsError(

@@ -13,6 +13,9 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   `delete_before_replace`); of a SPIRE entry it is refused (exit 64): with the raw CLI, the
   replacement adopts the entry itself (same id) and the delete then removes it, which `ops drift`
   reports and `ops up --refresh` repairs;
+- a workload key renamed with its SPIFFE ID kept: `ops preview` refuses the move (exit 12: the
+  entry and the identity would be adopted by the new names and deleted under the old), the
+  `pulumi state rename` commands it gives fix it, and `ops up` then keeps both objects;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -24,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,6 +257,29 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         code, doc = ops("up", "--refresh")
         assert code == ExitCode.OK, doc
         assert spire_admin.get(ops.outputs()["spireEntryIds"][ext.workload]) is not None
+        assert ops("drift")[0] == ExitCode.OK
+
+        # -- a workload key renamed, its SPIFFE ID kept: the preview refuses the move ------------
+        outputs = ops.outputs()
+        entry_id, identity_id = outputs["spireEntryIds"][ext.workload], outputs["zitiIdentityIds"][ext.workload]
+        renamed = f"{ext.workload}-renamed"
+        plain = ops.settings()
+        plain["workloads"] = {renamed: plain["workloads"][ext.workload]}
+        write_stack_file(ext.cli.dir, ext.stack, plain)
+        code, doc = ops("preview")
+        assert code == ExitCode.OBJECT_MOVED and doc["error"]["kind"] == "object_moved", doc
+        assert f"spire-entries-entry-{ext.workload} -> spire-entries-entry-{renamed}" in doc["error"]["message"]
+        for command in doc["error"]["hint"].split(": ", 1)[1].split(" && "):
+            argv = shlex.split(command)
+            at = argv.index("--stack")
+            ext.cli(*argv[1:at], *argv[at + 2:])  # the Cli names the stack itself
+        code, doc = ops("preview")
+        assert code == ExitCode.OK, doc
+        assert not {"create", "delete"} & set().union(*changed(doc).values()), doc["steps"]
+        assert ops("up")[0] == ExitCode.OK
+        outputs = ops.outputs()
+        assert outputs["spireEntryIds"] == {renamed: entry_id} and spire_admin.get(entry_id) is not None
+        assert outputs["zitiIdentityIds"] == {renamed: identity_id} and ziti.get(f"/identities/{identity_id}")
         assert ops("drift")[0] == ExitCode.OK
     finally:
         ext.cli("destroy", "--yes", ok=False)

@@ -112,6 +112,46 @@ class TestReplacingASpireEntryIsRefused:
         assert later == CREATE_BEFORE_DELETE
 
 
+class TestAnObjectMovingToAnotherResourceName:
+    """A workload key renamed in the stack file with its SPIFFE ID kept: the preview creates the
+    entry and the identity under the new names and deletes them under the old. Applied, the creates
+    adopt the live objects by their keys and the deletes remove them (shown for real in
+    tests/engine/test_ops_engine.py); the preview says so and how to rename them in the state."""
+
+    OLD_ENTRY = ("urn:pulumi:dev::identity-platform::identity-platform:spire:SpireRegistrations"
+                 "$pulumi-python:dynamic/spire:Entry::spire-entries-entry-payments-api")
+    OLD_IDENTITY = ("urn:pulumi:dev::identity-platform::identity-platform:ziti:ZitiTrust"
+                    "$pulumi-python:dynamic/ziti:Identity::ziti-trust-identity-payments-api")
+
+    def test_the_preview_names_each_move_and_the_state_renames_that_fix_it(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.move.events.jsonl")
+        res = fake_cli.run("preview", "--stack", "dev", "--json")
+        assert res.code == ExitCode.OBJECT_MOVED == 12
+        error = res.json()["error"]
+        assert error["kind"] == "object_moved"
+        # The identity moves by its external_id (its name changes with the key); billing and legacy
+        # are different entries, and selectors compare as a set.
+        assert error["message"].startswith("2 object(s) would move to another resource name "
+                                           "(spire-entries-entry-payments-api -> spire-entries-entry-payments; "
+                                           "ziti-trust-identity-payments-api -> ziti-trust-identity-payments)")
+        assert error["hint"] == (
+            "rename them in the state first, then preview again: "
+            f"pulumi state rename --stack dev --yes '{self.OLD_ENTRY}' spire-entries-entry-payments && "
+            f"pulumi state rename --stack dev --yes '{self.OLD_IDENTITY}' ziti-trust-identity-payments")
+        assert len(res.json()["steps"]) == 6, "the report still lists what the preview proposed"
+
+    def test_a_saved_plan_that_would_lose_the_objects_is_removed(self, fake_cli: FakeCli, tmp_path: Path) -> None:
+        preview_with(fake_cli, "preview.dev.move.events.jsonl")
+        plan = tmp_path / "reviewed.plan.json"
+        plan.write_text("{}")  # what the CLI wrote
+        assert fake_cli.run("preview", "--stack", "dev", "--save-plan", str(plan)).code == ExitCode.OBJECT_MOVED
+        assert not plan.exists()
+
+    def test_creates_and_deletes_of_different_objects_pass(self, fake_cli: FakeCli) -> None:
+        preview_with(fake_cli, "preview.dev.events.jsonl")
+        assert fake_cli.run("preview", "--stack", "dev").code == 0
+
+
 class TestSavedPlans:
     def test_preview_saves_the_plan_where_asked_as_an_absolute_path(self, fake_cli: FakeCli, monkeypatch) -> None:
         preview_with(fake_cli, "preview.dev.events.jsonl")
