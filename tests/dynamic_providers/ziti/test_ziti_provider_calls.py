@@ -12,13 +12,19 @@ kind, so mutation testing (bench/mutation.py) sees which test exercises which de
   resource's tags (after a crash between create and state write), and brings it to the declared
   state; any other holder is refused naming it; a lost answer is looked up before posting again;
 * take-over (`import_id`): an untagged entity becomes this resource's; another owner's is refused;
-* check: every failure named by its property path, Unknown values skipped, misspelt inputs named.
+* check: every failure named by its property path, Unknown values skipped, misspelt inputs named;
+* what the controller computes: a CA verified right after its create (deleted again when that
+  fails, or named for the next `up` when it cannot be), an unenrolled router with an expired JWT
+  re-enrolled on update and an enrolled one never, the outputs read from the controller.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +60,13 @@ def inputs(kind: ZitiKind, ziti: Ziti, **extra: Any) -> dict[str, Any]:
     fake, srv = ziti
     raw = {**kind.props(fake), "connection": fake_ziti.connection(srv, fake), "owner": fake_ziti.owner(RESOURCE)}
     return kind.provider().check({}, {**raw, **extra}).inputs
+
+
+def decode_jwt(token: str) -> dict[str, Any]:
+    """The claims of a JWT (the signature is the controller's business, not checked here)."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return claims
 
 
 def writes(srv: LoopbackServer) -> list[str]:
@@ -458,3 +471,137 @@ class TestDiffDetails:
         assert router.diff("id", expired, state).changes is True
         assert router.diff("id", {**expired, "is_verified": True}, state).changes is False
         assert router.diff("id", {**state, "enrollment_expires_at": "2999-01-01T00:00:00Z"}, state).changes is False
+
+
+# --- what the controller computes: CA verification, router enrollment ------------------------------------
+
+
+class TestCertificateAuthorityVerification:
+    """A CA is verified with its own key right after it is created; the outputs are the
+    controller's (fingerprint, verification, the enrollment JWT it signs for the CA)."""
+
+    KIND = ZITI_KINDS["ca"]
+
+    def test_a_created_ca_is_verified_and_reports_what_the_controller_computed(self, ziti: Ziti) -> None:
+        fake, srv = ziti
+        created = self.KIND.provider().create(inputs(self.KIND, ziti))
+        ca = entity(fake, self.KIND, created.id)
+        assert ca["isVerified"] is True
+        assert writes(srv) == [f"POST {API}/cas", f"POST {API}/cas/{{id}}/verify"]
+        assert created.outs["fingerprint"] == ca["fingerprint"] and created.outs["is_verified"] is True
+        claims = decode_jwt(created.outs["enrollment_jwt"])
+        assert (claims["em"], claims["sub"]) == ("ca", created.id)
+
+    def test_a_failed_verification_deletes_the_ca_it_created_and_says_why(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        fake.clock_skew = datetime.timedelta(hours=2)  # the verification certificate is not valid yet there
+        with pytest.raises(ZitiApiError) as err:
+            self.KIND.provider().create(inputs(self.KIND, ziti))
+        message = err.value.args[0]  # str() adds the request and the controller's cause
+        assert err.value.code == "CERTIFICATE_FAILED_VALIDATION"
+        assert message.startswith("verification of CA 'spire' failed (CERTIFICATE_FAILED_VALIDATION: ")
+        assert message.endswith("the unverified CA was deleted again")
+        assert fake.all("cas") == []
+
+    def test_a_ca_that_cannot_be_deleted_again_is_named_for_the_next_up(self, ziti: Ziti) -> None:
+        fake, srv = ziti
+        fake.clock_skew = datetime.timedelta(hours=2)
+        srv.inject("DELETE", f"{API}/cas/{{id}}", status=403)
+        with pytest.raises(ZitiApiError) as err:
+            self.KIND.provider().create(inputs(self.KIND, ziti))
+        (left,) = fake.all("cas")
+        assert left["isVerified"] is False
+        message = err.value.args[0]
+        failed_delete = f"DELETE {API}/cas/{left['id']}: HTTP 403"
+        assert f"the unverified CA {left['id']} could not be deleted ({failed_delete}" in message
+        assert message.endswith("the next `pulumi up` adopts it")
+
+    def test_already_verified_counts_as_verified(self, ziti: Ziti) -> None:
+        _, srv = ziti
+        srv.inject("POST", f"{API}/cas/{{id}}/verify", status=409,
+                   body={"error": {"code": "CA_ALREADY_VERIFIED", "message": "already verified"}})
+        created = self.KIND.provider().create(inputs(self.KIND, ziti))
+        assert created.outs["is_verified"] is True
+
+    def test_an_update_re_verifies_a_ca_found_unverified_and_keeps_the_jwt_a_refresh_reads_again(
+        self, ziti: Ziti
+    ) -> None:
+        fake, srv = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        state = {**props, **created.outs}
+        entity(fake, self.KIND, created.id)["isVerified"] = False  # e.g. re-created by an admin's script
+        changed = provider.check({}, {**props, **self.KIND.change}).inputs
+        srv.reset_log()
+        updated = provider.update(created.id, state, changed)
+        assert entity(fake, self.KIND, created.id)["isVerified"] is True and updated.outs["is_verified"] is True
+        assert f"POST {API}/cas/{{id}}/verify" in writes(srv)
+        assert updated.outs["enrollment_jwt"] == created.outs["enrollment_jwt"]
+        assert srv.count("GET", f"{API}/cas/{{id}}/jwt") == 0, "an update keeps the JWT of the state"
+        state = {**state, "enrollment_jwt": "an.older.jwt"}
+        read = provider.read(created.id, state)
+        assert read.outs["enrollment_jwt"] == created.outs["enrollment_jwt"], "a refresh reads it again"
+
+
+class TestEdgeRouterEnrollment:
+    KIND = ZITI_KINDS["edge-router"]
+
+    def test_a_new_router_reports_its_one_time_jwt_until_it_enrolls(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        router = entity(fake, self.KIND, created.id)
+        assert created.outs["enrollment_jwt"] == router["enrollmentJwt"]
+        assert created.outs["enrollment_expires_at"] == router["enrollmentExpiresAt"]
+        assert created.outs["is_verified"] is False
+        fake.enroll_router(created.id)
+        read = provider.read(created.id, {**props, **created.outs})
+        # Enrolled: the controller no longer shows the token; the state keeps the used one.
+        assert read.outs["is_verified"] is True and read.outs["enrollment_expires_at"] is None
+        assert read.outs["enrollment_jwt"] == created.outs["enrollment_jwt"]
+
+    def test_an_unenrolled_router_whose_jwt_expired_gets_a_new_one_on_update(self, ziti: Ziti) -> None:
+        fake, srv = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        entity(fake, self.KIND, created.id)["enrollmentExpiresAt"] = "2020-01-01T00:00:00.000Z"
+        state = provider.read(created.id, {**props, **created.outs}).outs
+        assert provider.diff(created.id, state, props).changes is True
+        srv.reset_log()
+        updated = provider.update(created.id, state, props)
+        assert writes(srv) == [f"POST {API}/edge-routers/{{id}}/re-enroll"]
+        router = entity(fake, self.KIND, created.id)
+        assert updated.outs["enrollment_jwt"] == router["enrollmentJwt"] != created.outs["enrollment_jwt"]
+        assert updated.outs["enrollment_expires_at"] == router["enrollmentExpiresAt"] > "2026"
+
+    def test_an_enrolled_router_is_never_re_enrolled(self, ziti: Ziti) -> None:
+        fake, srv = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        fake.enroll_router(created.id)
+        state = provider.read(created.id, {**props, **created.outs}).outs
+        changed = provider.check({}, {**props, **self.KIND.change}).inputs
+        srv.reset_log()
+        provider.update(created.id, state, changed)
+        assert f"POST {API}/edge-routers/{{id}}/re-enroll" not in writes(srv)
+        assert entity(fake, self.KIND, created.id)["isVerified"] is True
+
+
+@pytest.mark.parametrize(("name", "collection", "label"), [
+    ("ExternalJwtSigner", "external-jwt-signers", "external JWT signer"),
+    ("AuthPolicy", "auth-policies", "auth policy"),
+    ("Identity", "identities", "identity"),
+    ("ServicePolicy", "service-policies", "service policy"),
+    ("EdgeRouterPolicy", "edge-router-policies", "edge router policy"),
+    ("ServiceEdgeRouterPolicy", "service-edge-router-policies", "service edge router policy"),
+])
+def test_each_kind_made_from_settings_is_importable_by_its_name(name: str, collection: str, label: str) -> None:
+    """The engine pickles a provider class by reference: its name must find it in the module."""
+    cls = getattr(zp, f"{name}Provider")
+    assert (cls.__name__, cls.__module__, cls.collection, cls.label) == (f"{name}Provider", zp.__name__, collection,
+                                                                         label)
+    assert pickle.loads(pickle.dumps(cls)) is cls  # noqa: S301 (our own bytes)
