@@ -66,14 +66,14 @@ EXIT_MEANINGS = {
     9: "a health check failed (--strict: or warned)",
     10: "drift: the real resources differ from the program",
     11: "--plan: the update needed an operation the saved plan does not contain",
-    12: "preview: an object would move to another resource name, whose delete would remove it",
+    12: "preview (and up's own preview): an object would move to another resource name, whose delete would remove it",
     64: "usage: unknown command or flag; missing --stack, --yes or --confirm-stack; a refused --replace",
     130: "interrupted",
 }
 # The exit codes each command can end with besides 0, 2, 3, 64 and 130 (every command's).
 COMMAND_EXITS: dict[str, tuple[int, ...]] = {
     "preview": (1, 4, 5, 6, 7, 12),
-    "up": (1, 5, 6, 8, 11),
+    "up": (1, 5, 6, 8, 11, 12),
     "refresh": (1, 4, 5),
     "destroy": (1, 4, 5),
     "drift": (1, 4, 5, 6, 10),
@@ -146,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-plan", metavar="FILE",
                    help="save the proposed operations; `up --plan FILE` then applies exactly these")
 
-    p = sub.add_parser("up", parents=[common, targets, changes], help="create or update the stack's resources")
+    p = sub.add_parser("up", parents=[common, targets, changes],
+                       help="preview (refusing moved objects, exit 12), then create or update the stack's resources")
     p.add_argument("--yes", "-y", action="store_true", help="accepted for symmetry; up never prompts")
     p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
     p.add_argument("--plan", metavar="FILE",

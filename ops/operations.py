@@ -407,8 +407,11 @@ def up(
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
-    """`pulumi up --yes --skip-preview`, then check the outputs against the contract (exit 8).
-    With `plan` (a `preview(save_plan=...)` file) the engine does only what that preview showed."""
+    """A preview, then `pulumi up --yes --skip-preview`, then the outputs checked against the
+    contract (exit 8). The preview is what `pulumi up` shows before it asks, and is refused as
+    `ops preview` refuses it when an object would move to another resource name (exit 12, nothing
+    applied). With `plan` (a `preview(save_plan=...)` file, already checked) the engine does only
+    what that preview showed and no second preview runs."""
     check_replacements(stack, replace)
     validate_stack_config(stack, root)
     if plan is not None and not Path(plan).is_file():
@@ -416,6 +419,11 @@ def up(
             ExitCode.USAGE, f"no plan file {plan}", f"save one: ops preview --stack {stack} --save-plan {plan}"
         )
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
+    if plan is None:
+        check_moves(_preview(
+            Report("up", stack), st, on_output=on_output, on_error=on_error, policy_packs=policy_packs,
+            diff=diff, refresh=refresh, replace=replace, targets=targets,
+        ))
     report = Report("up", stack)
     result = _engine(
         report,

@@ -14,8 +14,9 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   replacement adopts the entry itself (same id) and the delete then removes it, which `ops drift`
   reports and `ops up --refresh` repairs;
 - a workload key renamed with its SPIFFE ID kept: `ops preview` refuses the move (exit 12: the
-  entry and the identity would be adopted by the new names and deleted under the old), the
-  `pulumi state rename` commands it gives fix it, and `ops up` then keeps both objects;
+  entry and the identity would be adopted by the new names and deleted under the old), so does
+  `ops up` (its own preview, nothing applied), the `pulumi state rename` commands it gives fix it,
+  and `ops up` then keeps both objects;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -269,6 +270,9 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         code, doc = ops("preview")
         assert code == ExitCode.OBJECT_MOVED and doc["error"]["kind"] == "object_moved", doc
         assert f"spire-entries-entry-{ext.workload} -> spire-entries-entry-{renamed}" in doc["error"]["message"]
+        code, up_doc = ops("up")  # up previews first and stops there: nothing created or deleted
+        assert code == ExitCode.OBJECT_MOVED and up_doc["error"]["hint"] == doc["error"]["hint"], up_doc
+        assert ops.outputs()["spireEntryIds"] == {ext.workload: entry_id} and spire_admin.get(entry_id) is not None
         for command in doc["error"]["hint"].split(": ", 1)[1].split(" && "):
             argv = shlex.split(command)
             at = argv.index("--stack")

@@ -151,6 +151,36 @@ class TestAnObjectMovingToAnotherResourceName:
         preview_with(fake_cli, "preview.dev.events.jsonl")
         assert fake_cli.run("preview", "--stack", "dev").code == 0
 
+    def test_up_previews_first_and_applies_nothing_when_an_object_would_move(self, fake_cli: FakeCli) -> None:
+        """`ops up` without a plan runs the preview `pulumi up` would show, with the same options,
+        and refuses it as `ops preview` does: the update never starts."""
+        fake_cli.configure(stacks=["dev"], operations={
+            "preview": {"events": ["preview.dev.move.events.jsonl"]}, "up": UP_PROD})
+        res = fake_cli.run("up", "--stack", "dev", "--refresh", "--target", SERVICE, "--json")
+        assert res.code == ExitCode.OBJECT_MOVED
+        assert res.json()["error"]["kind"] == "object_moved"
+        assert "pulumi state rename --stack dev --yes" in res.json()["error"]["hint"]
+        preview = fake_cli.call("preview")
+        assert "--refresh" in preview.args and preview.opt("--target") == SERVICE
+        assert [c for c in fake_cli.commands() if c[:1] == ["up"]] == []
+
+    def test_up_applies_after_a_preview_that_moves_nothing(self, fake_cli: FakeCli) -> None:
+        fake_cli.configure(stacks=["dev"], operations={
+            "preview": {"events": ["preview.dev.events.jsonl"]}, "up": UP_PROD})
+        assert fake_cli.run("up", "--stack", "dev").code == 0
+        ops = [c[0] for c in fake_cli.commands() if c[0] in ("preview", "up")]
+        assert ops == ["preview", "up"]
+        assert fake_cli.call("up").args[:3] == ["up", "--yes", "--skip-preview"]
+
+    def test_up_with_a_saved_plan_runs_no_second_preview(self, fake_cli: FakeCli, tmp_path: Path) -> None:
+        """The plan came from `ops preview --save-plan`, which already refused moves."""
+        plan = tmp_path / "reviewed.plan.json"
+        plan.write_text("{}")
+        fake_cli.configure(stacks=["dev"], operations={
+            "preview": {"events": ["preview.dev.move.events.jsonl"]}, "up": UP_PROD})
+        assert fake_cli.run("up", "--stack", "dev", "--plan", str(plan)).code == 0
+        assert [c[0] for c in fake_cli.commands() if c[0] in ("preview", "up")] == ["up"]
+
 
 class TestSavedPlans:
     def test_preview_saves_the_plan_where_asked_as_an_absolute_path(self, fake_cli: FakeCli, monkeypatch) -> None:
