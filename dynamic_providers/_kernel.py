@@ -119,7 +119,8 @@ def validation_failures(
     if is_unknown(value):
         return []
     if value is None:
-        return [dynamic.CheckFailure(prefix or "inputs", f"{prefix} is required")]
+        name = prefix or "inputs"
+        return [dynamic.CheckFailure(name, f"{name} is required")]
     try:
         model.model_validate(value)
     except ValidationError as e:

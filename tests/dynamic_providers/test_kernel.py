@@ -1,7 +1,9 @@
 """The kernel's own promises, independent of any system: resource classes cost the SDK no type
 introspection, their constructors take exactly the model's inputs, and the create-or-adopt loop
 never POSTs twice without looking the object up in between, and a forced replacement of an
-object found by its unique key deletes it before making the new one."""
+object found by its unique key deletes it before making the new one. `check` names each failure
+by its property path (`inputs` when there is none) without pydantic's prefixes and skips what is
+still unknown; `diff` counts an unknown new value as a change."""
 
 from __future__ import annotations
 
@@ -11,8 +13,19 @@ from typing import Any
 import pulumi
 import pytest
 from pulumi import _types
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from dynamic_providers._kernel import Resource, create_or_adopt
+from dynamic_providers._kernel import (
+    Provider,
+    Resource,
+    changed_fields,
+    create_or_adopt,
+    post_or_find,
+    validated,
+    validation_failures,
+)
 from dynamic_providers.keycloak.provider import KeycloakClient, KeycloakRealm
 from dynamic_providers.spire.provider import SpireEntry
 from dynamic_providers.ziti import provider as zp
@@ -136,6 +149,68 @@ def test_after_the_last_lost_answer_one_last_lookup_then_the_error() -> None:
     assert calls == ["POST", "pause 1", "GET", "POST", "GET"]
 
 
+class LostAnswerError(Exception):
+    """An error of a client that says when the outcome of its call is unknown."""
+
+    def __init__(self, kind: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.outcome_unknown = outcome_unknown
+
+
+class TestPostOrFind:
+    """`post_or_find`: create-or-adopt for a part of an object already ours (Keycloak's audience
+    mapper, a rotated secret): what the lookup finds is taken as is."""
+
+    def test_what_a_lost_post_made_is_returned_as_found(self) -> None:
+        calls: list[str] = []
+
+        def post() -> str:
+            calls.append("POST")
+            raise LostAnswerError("reset", outcome_unknown=True)
+
+        def find() -> str:
+            calls.append("GET")
+            return "mapper-1"
+
+        found = post_or_find(post, find, errors=LostAnswerError, attempts=3,
+                             pause=lambda attempt, e: calls.append(f"pause {attempt}"))
+        assert found == "mapper-1"
+        assert calls == ["POST", "pause 1", "GET"]
+
+    def test_an_error_that_does_not_say_its_outcome_is_unknown_is_raised_without_a_lookup(self) -> None:
+        """`lost` reads the error's `outcome_unknown`; an error class without one (a refusal, a bug)
+        counts as an answer: raised at once, never looked up nor POSTed again."""
+        calls: list[str] = []
+
+        def post() -> str:
+            calls.append("POST")
+            raise ApiFailureError("400")
+
+        def find() -> str:
+            calls.append("GET")
+            return "mapper-1"
+
+        with pytest.raises(ApiFailureError, match=r"^400$"):
+            post_or_find(post, find, errors=ApiFailureError, attempts=3,
+                         pause=lambda attempt, e: calls.append(f"pause {attempt}"))
+        assert calls == ["POST"]
+
+    def test_a_conflict_nobody_holds_goes_to_the_callers_unheld_conflict(self) -> None:
+        """Keycloak's audience mapper: a 409 whose holder the lookup does not find is refused with
+        the caller's message, not retried blindly."""
+
+        def post() -> str:
+            raise LostAnswerError("409")
+
+        def refused(err: LostAnswerError) -> None:
+            raise RuntimeError(f"Keycloak refused the audience mapper ({err.kind})")
+
+        with pytest.raises(RuntimeError, match=r"^Keycloak refused the audience mapper \(409\)$"):
+            post_or_find(post, lambda: None, errors=LostAnswerError, attempts=3, pause=lambda attempt, e: None,
+                         conflict=lambda e: e.kind == "409", unheld_conflict=refused)
+
+
 # --- forced replacement -----------------------------------------------------------------------------
 
 # Every required input, plainly (the constructor does not validate them; the provider's `check` would).
@@ -186,3 +261,134 @@ def test_an_explicit_delete_before_replace_option_wins() -> None:
     assert not any(r.delete_before_replace for r in registered.values())
     registered = _register(pulumi.ResourceOptions(delete_before_replace=True))
     assert all(r.delete_before_replace for r in registered.values())
+
+
+# --- check: failures named by their property path -----------------------------------------------------
+
+
+class Sub(BaseModel):
+    n: int
+
+
+class Settings(BaseModel):
+    """A small argument model with the shapes the providers' models have: a list of a union, a
+    fixed-length pair, a nested object, a field validator failing an assertion, a cross-field check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[int | Sub] = []
+    pair: tuple[int, int] | None = None
+    sub: Sub | None = None
+    port: int | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _positive(cls, v: int | None) -> int | None:
+        if v is not None and v <= 0:
+            raise AssertionError("port must be positive")  # as `assert` raises it (pytest rewrites asserts here)
+        return v
+
+    @model_validator(mode="after")
+    def _reserved(self) -> Settings:
+        if self.port == 7:
+            raise ValueError("port 7 is reserved")
+        return self
+
+
+def named(failures: list[Any]) -> list[tuple[str, str]]:
+    return [(f.property, f.reason) for f in failures]
+
+
+class TestValidationFailures:
+    def test_a_missing_value_is_required_under_its_own_name(self) -> None:
+        assert named(validation_failures(Settings, None, "connection")) == [("connection", "connection is required")]
+
+    def test_a_missing_value_without_a_name_is_reported_on_inputs(self) -> None:
+        """The engine shows the property first: with no prefix there is still a name to show."""
+        assert named(validation_failures(Settings, None)) == [("inputs", "inputs is required")]
+
+    def test_a_failure_of_the_whole_object_is_reported_on_inputs_without_pydantics_prefix(self) -> None:
+        assert named(validation_failures(Settings, {"port": 7})) == [("inputs", "port 7 is reserved")]
+
+    def test_by_input_a_failure_of_the_whole_object_is_reported_on_inputs_and_named_in_the_reason(self) -> None:
+        assert named(validation_failures(Settings, {"port": 7}, by_input=True)) == [
+            ("inputs", "inputs: port 7 is reserved")
+        ]
+
+    def test_an_assertion_message_loses_pydantics_prefix(self) -> None:
+        """pydantic writes `Assertion failed, port must be positive`; the engine shows the message alone."""
+        assert named(validation_failures(Settings, {"port": -1})) == [("port", "port must be positive")]
+
+    def test_a_nested_field_is_named_by_its_dotted_path(self) -> None:
+        assert named(validation_failures(Settings, {"sub": {"n": "x"}})) == [
+            ("sub.n", "Input should be a valid integer, unable to parse string as an integer")
+        ]
+
+    def test_a_missing_position_of_a_pair_is_named_by_its_index(self) -> None:
+        """pydantic locates the missing second item of a pair at index 1, past the end of the list
+        given: the failure names it, the check does not trip over it."""
+        assert named(validation_failures(Settings, {"pair": [1]})) == [("pair[1]", "pair[1] is required")]
+
+    @pytest.mark.parametrize("unknown", [Unknown(), rpc.UNKNOWN], ids=["unknown-object", "wire-sentinel"])
+    def test_failures_below_an_unknown_item_are_dropped_and_the_others_kept(self, unknown: Any) -> None:
+        """A union item still unknown in this preview fails every member (pydantic locates those
+        failures below it, at `items[0].int`, `items[0].Sub`): not yet a failure."""
+        assert named(validation_failures(Settings, {"items": [unknown], "port": -1})) == [
+            ("port", "port must be positive")
+        ]
+
+    def test_validated_names_every_failure_in_one_message(self) -> None:
+        with pytest.raises(ValueError) as err:
+            validated(Settings, {"sub": {"n": "x"}, "port": -1})
+        assert str(err.value) == (
+            "sub.n: Input should be a valid integer, unable to parse string as an integer; port: port must be positive"
+        )
+
+    def test_validated_names_the_failures_under_what_it_validates(self) -> None:
+        with pytest.raises(ValueError) as err:
+            validated(Settings, {"sub": {"n": "x"}}, "connection")
+        assert str(err.value) == (
+            "connection.sub.n: Input should be a valid integer, unable to parse string as an integer"
+        )
+
+
+class Connection(BaseModel):
+    url: str
+    timeout: int = 30
+
+
+class _MetaProvider(Provider):
+    """A provider whose connection is a meta input, its failures reported by input (as SPIRE's are)."""
+
+    args_model = Sub
+    meta_models = {"connection": Connection}
+    failures_by_input = True
+
+
+class TestCheckByInput:
+    def test_a_meta_inputs_failure_is_reported_on_that_input_its_path_leading_the_reason(self) -> None:
+        result = _MetaProvider().check({}, {"n": 1, "connection": {"url": "https://a", "timeout": "soon"}})
+        assert named(result.failures) == [
+            ("connection", "connection.timeout: Input should be a valid integer, unable to parse string as an integer")
+        ]
+
+    def test_a_missing_meta_input_is_required(self) -> None:
+        assert named(_MetaProvider().check({}, {"n": 1}).failures) == [("connection", "connection is required")]
+
+
+# --- diff -----------------------------------------------------------------------------------------------
+
+
+def _size(_field: str, value: Any) -> int:
+    """A comparable form that cannot see an unknown inside a value (its size only)."""
+    return len(value)
+
+
+class TestChangedFields:
+    def test_an_unknown_new_value_is_a_change_even_where_its_comparable_form_is_unchanged(self) -> None:
+        old = {"selectors": ["unix:uid:1"], "connection": {"url": "https://a"}, "name": "n"}
+        new = {"selectors": [Unknown()], "connection": {"url": Unknown()}, "name": "m"}
+        assert changed_fields(["selectors", "connection", "name"], old, new, _size) == ["selectors", "connection"]
+
+    def test_a_stored_value_the_comparable_form_cannot_read_is_a_change_not_an_error(self) -> None:
+        assert changed_fields(["port"], {"port": 7}, {"port": 7}, lambda f, v: len(v)) == ["port"]

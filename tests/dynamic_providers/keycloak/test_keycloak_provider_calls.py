@@ -12,7 +12,7 @@ prove through the engine's provider host; here they run in the test process, so 
 * ownership on every write: an update or delete that finds at the state's address an object that
   is not the state's, or not marked as this stack's, is refused untouched (`ForeignObjectError`);
 * check and diff details the diff table does not reach (defaults of unset inputs, the connection's
-  timeout, Unknown values kept as Unknown).
+  timeout, Unknown values kept as Unknown, the comparable forms `normalise` gives).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pulumi.output import Unknown
 
 from dynamic_providers._kernel import ForeignObjectError
 from dynamic_providers.keycloak.client import KeycloakApiError, RetryPolicy, forget_tokens
-from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider, normalise
 from tests.fakes.keycloak import KeycloakFake
 from tests.harness.loopback import LoopbackServer
 
@@ -35,6 +35,7 @@ OTHER = "identity-platform/prod"
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 REALMS = "/admin/realms"
 CLIENTS = "/admin/realms/{realm}/clients"
+CLIENT = "/admin/realms/{realm}/clients/{uuid}"
 HANDOVER = "If this stack should let go of it, `pulumi refresh` drops it from this stack's state"
 
 
@@ -142,6 +143,17 @@ class TestRealmCreateOrAdopt:
         result = realms().create(realm_props(fake))
         assert result.id == fake.realms["shop"].rep["id"]
         assert server(fake).count("POST", REALMS) == 1
+
+    def test_the_lookup_after_a_lost_answer_uses_a_token_that_sees_the_new_realm(self, fake: KeycloakFake) -> None:
+        """Older Keycloaks answer 403 for a realm newer than the caller's token: the lookup after a
+        lost POST gets a new token before it asks, not after a 403."""
+        fake.new_realm_needs_new_token = True
+        server(fake).inject("POST", REALMS, reset_after=True)
+        result = realms().create(realm_props(fake))
+        assert result.id == fake.realms["shop"].rep["id"]
+        assert [r.status for r in server(fake).log if r.method == "GET" and r.pattern == "/admin/realms/{realm}"] == [
+            200
+        ]
 
     def test_a_refusal_other_than_409_is_raised_at_once(self, fake: KeycloakFake) -> None:
         server(fake).inject("POST", REALMS, status=400, body={"errorMessage": "invalid realm"})
@@ -375,6 +387,8 @@ class TestClientCreateOrAdopt:
         assert mappers(fake, seeded)["pulumi-audience"]["included.custom.audience"] == "openziti"
         assert scope_names(fake, seeded)[0] == ["email", "roles"]
         assert server(fake).count("POST", CLIENTS) == 1
+        # Adopted, not created: read once to adopt it, not again as a client Keycloak just made.
+        assert server(fake).count("GET", CLIENT) == 1
 
     def test_an_adopted_clients_audience_mapper_is_kept_when_the_program_declares_none(
         self, fake: KeycloakFake
@@ -428,6 +442,16 @@ class TestClientCreateOrAdopt:
         rep = fake.client_by_client_id("platform", "billing")
         assert rep is not None and result.id == rep["id"]
         assert server(fake).count("POST", CLIENTS) == 1
+
+    def test_a_409_whose_holder_is_gone_by_the_lookup_is_posted_again(self, fake: KeycloakFake) -> None:
+        """The client holding the clientId was deleted between the POST and the lookup: nothing to
+        adopt nor refuse, so the create POSTs again after the backoff."""
+        server(fake).inject("POST", CLIENTS, status=409, body={"errorMessage": "Client billing already exists"})
+        result = clients().create(client_props(fake))
+        rep = fake.client_by_client_id("platform", "billing")
+        assert rep is not None and result.id == rep["id"]
+        assert server(fake).count("POST", CLIENTS) == 2
+        assert fake.count_clients("platform", "billing") == 1
 
     def test_a_refusal_other_than_409_is_raised_at_once(self, fake: KeycloakFake) -> None:
         server(fake).inject("POST", CLIENTS, status=400, body={"error": "invalid_input"})
@@ -522,7 +546,7 @@ class TestClientOwnership:
         del fake.realms["platform"].clients[created.id]
         with pytest.raises(KeycloakApiError) as err:
             clients().update(created.id, created.outs, {**props, "name": "Changed"})
-        assert err.value.status == 404
+        assert (err.value.status, err.value.code) == (404, "NOT_FOUND")
         assert str(err.value) == (
             f"client 'billing' (id {created.id}) no longer exists in Keycloak (deleted outside Pulumi): run "
             "`pulumi refresh` to drop it from the state, then `pulumi up` creates it again"
@@ -604,6 +628,8 @@ class TestDiffDetails:
             pytest.param({"connection": TIMEOUT_5}, {"connection": {**CONN, "timeout": "5"}}, False, id="timeout-5"),
             pytest.param({"connection": TIMEOUT_5}, {"connection": {**CONN, "timeout": 10}}, True, id="timeout-10"),
             pytest.param({"description": "a"}, {"name": None, "description": "b"}, True, id="after-an-unset-input"),
+            pytest.param({"description": None}, {"description": ""}, False, id="empty-text-equals-unset"),
+            pytest.param({"rotate_secret_trigger": "true"}, {"rotate_secret_trigger": True}, False, id="bool-as-text"),
         ],
     )
     def test_client(self, olds: dict[str, Any], news: dict[str, Any], changes: bool) -> None:
@@ -624,3 +650,34 @@ class TestDiffDetails:
             "id", {**state, "access_token_lifespan": old}, {**state, "access_token_lifespan": new}
         )
         assert diff.changes is changes
+
+
+class TestNormalise:
+    """`normalise`, the comparable form of a value (docstring: sets, booleans as Keycloak or the
+    state holds them, attribute values as text, numbers as numbers, `""` equal to absent)."""
+
+    def test_absent_attributes_are_no_attributes_and_any_other_absent_value_is_none(self) -> None:
+        assert normalise("attributes", None) == ()
+        assert normalise("description", None) is None
+        assert normalise("description", "") is None
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [pytest.param(300.0, 300, id="whole-float-to-int"), pytest.param(0.5, 0.5, id="fraction-kept")],
+    )
+    def test_numbers_compare_as_numbers_whole_floats_as_ints(self, value: float, expected: float) -> None:
+        """JSON numbers come back from the state as floats: 300.0 is the lifespan 300."""
+        result = normalise("access_token_lifespan", value)
+        assert result == expected and type(result) is type(expected)
+
+    def test_a_boolean_is_not_a_number(self) -> None:
+        """True is an int to Python; outside the flags it compares as Keycloak's text "true", not as 1."""
+        assert normalise("rotate_secret_trigger", True) == "true"
+
+    @pytest.mark.parametrize(("value", "expected"), [("false", False), ("TRUE", True), (1, True), (False, False)])
+    def test_flags_compare_as_booleans(self, value: Any, expected: bool) -> None:
+        assert normalise("enabled", value) is expected
+
+    def test_a_flag_that_is_no_boolean_is_refused_with_the_value(self) -> None:
+        with pytest.raises(ValueError, match=r"^not a boolean: 'yes'$"):
+            normalise("enabled", "yes")

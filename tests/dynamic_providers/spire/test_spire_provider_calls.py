@@ -12,7 +12,10 @@ mutation testing (bench/mutation.py) sees which test exercises which decision:
 * create adopts this stack's own entry (after a crash between create and the state write) and
   refuses another owner's similar entry;
 * check reports every broken item of every field in one run, not only the first, and skips only
-  what is still Unknown.
+  what is still Unknown;
+* diff compares the connection by meaning (its unset keys left out) and counts a connection left
+  out as a change; an update that finds the entry gone from an id it cannot re-create asks for a
+  refresh, naming the entry.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from pulumi.output import Unknown
 
 from dynamic_providers._kernel import ForeignObjectError
 from dynamic_providers.spire.client import SpireError
-from dynamic_providers.spire.models import entry_id_for
-from dynamic_providers.spire.provider import SpireEntryProvider
+from dynamic_providers.spire.models import Entry, entry_id_for
+from dynamic_providers.spire.provider import EntryIdPrefix, SpireEntryProvider
 from tests.fakes.spire_server import FakeSpireServer, entry
 
 TD = "example.org"
@@ -218,9 +221,37 @@ class TestOwnership:
     def test_an_entry_gone_from_another_id_is_reported_for_a_refresh(self, fake: FakeSpireServer) -> None:
         inputs = props(fake)
         elsewhere = OURS + "earlier-run"
-        with pytest.raises(SpireError, match="no longer exists on the SPIRE server") as err:
+        with pytest.raises(SpireError) as err:
             SpireEntryProvider().update(elsewhere, state_at(elsewhere, inputs), {**inputs, "hint": "x"})
-        assert err.value.code == "NOT_FOUND" and fake.entries == {}
+        assert str(err.value) == (
+            f"SPIRE entry {API} (id {elsewhere}) no longer exists on the SPIRE server (deleted outside Pulumi): run "
+            "`pulumi refresh` to drop it from the state, then `pulumi up` creates it again"
+        )
+        assert (err.value.code, err.value.entry_id) == ("NOT_FOUND", elsewhere)
+        assert fake.entries == {}
+
+    def test_a_damaged_connection_among_the_marks_candidates_proves_nothing_and_hides_no_other(
+        self, fake: FakeSpireServer
+    ) -> None:
+        damaged = {**connection(fake), "transport": "carrier-pigeon"}
+        marks = EntryIdPrefix({}).marks(damaged, None, connection(fake, stack="old-name"), connection(fake))
+        assert marks == ["pulumi.identity-platform.old-name.", OURS]
+
+    def test_with_no_mark_known_the_refusal_shows_the_prefixs_form(self) -> None:
+        """The encoder's fallback when neither the engine's stack nor a readable connection gives
+        this stack's prefix: the refusal says what the prefix looks like instead of naming one."""
+        theirs = entry_id_for(PROD, API, AGENT, ["unix:uid:1000"])
+        found = Entry.from_proto(entry(API, AGENT, ["unix:uid:1000"], entry_id=theirs))
+        encoder = EntryIdPrefix({})
+        assert encoder.owns(found, []) is False
+        assert str(encoder.refuse("delete", found, theirs, [])) == refusal(
+            theirs,
+            "delete",
+            "it is not managed by this stack",
+            f"{ANOTHER_STACK}; this stack's prefix is 'pulumi.<project>.<stack>.'",
+            "an entry id cannot change, so it cannot be handed over in place: delete it in its own stack or with "
+            f"{delete_hint(theirs)}, and `pulumi up` creates this stack's own",
+        )
 
 
 class TestCreateOrAdopt:
@@ -373,3 +404,31 @@ class TestCheckReportsEverything:
     def test_a_broken_item_is_named_by_its_own_index(self, field: str, value: list[Any], index: str) -> None:
         reasons = [reason for prop, reason in failures(**{field: value}) if prop == field]
         assert any(reason.startswith(f"{index}: ") for reason in reasons), reasons
+
+
+# --- diff details -------------------------------------------------------------------------------------
+
+DOCKER = {"transport": "docker-exec", "container": "spire-server", "trust_domain": TD, "project": "p", "stack": "s"}
+# The same connection as a program builds it from optional settings (`"docker_host": config.get(...)`).
+DOCKER_DUMPED = {**DOCKER, "docker_host": None, "service": None, "socket_path": None}
+
+
+def checked(connection: dict[str, Any]) -> dict[str, Any]:
+    return SpireEntryProvider().check({}, {**VALID, "connection": connection}).inputs
+
+
+class TestDiffDetails:
+    def test_a_connection_compares_without_the_keys_it_leaves_unset(self) -> None:
+        diff = SpireEntryProvider().diff("id", checked(DOCKER_DUMPED), checked(DOCKER))
+        assert (diff.changes, diff.replaces) == (False, [])
+
+    def test_another_connection_is_a_change_in_place(self) -> None:
+        diff = SpireEntryProvider().diff("id", checked(DOCKER), checked({**DOCKER, "container": "spire-server-2"}))
+        assert (diff.changes, diff.replaces) == (True, [])
+
+    def test_a_connection_left_out_of_the_new_inputs_is_a_change_other_fields_keep_their_stored_values(self) -> None:
+        """`changes`: a field the new inputs leave out keeps its stored value; a connection left out
+        is a change."""
+        olds = checked(DOCKER)
+        news = {k: v for k, v in olds.items() if k not in ("connection", "dns_names")}
+        assert SpireEntryProvider().changes(olds, news) == ["connection"]
