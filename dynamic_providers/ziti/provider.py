@@ -512,6 +512,8 @@ class EdgeRouterProvider(ZitiProvider):
             when = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00"))
         except ValueError:
             return False
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)  # no offset: the controller's times are UTC
         return when <= datetime.datetime.now(datetime.UTC)
 
     def changes(self, olds: Props, news: Props) -> list[str]:

@@ -29,13 +29,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from pulumi.runtime import rpc
 
 from dynamic_providers._kernel import REFRESH_HINT, ForeignObjectError
 from dynamic_providers.ziti import provider as zp
-from dynamic_providers.ziti.client import ZitiApiError
+from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from tests.fakes import ziti as fake_ziti
-from tests.fakes.ziti import API, ZitiController, make_ca
+from tests.fakes.ziti import API, BodyRecorder, ZitiController, make_ca
 from tests.fakes.ziti_kinds import ZITI_KINDS, ZitiKind
 from tests.harness.loopback import LoopbackServer
 
@@ -82,6 +84,12 @@ def named(fake: ZitiController, kind: ZitiKind, name: str) -> list[dict[str, Any
     return [e for e in fake.all(kind.provider.collection) if e["name"] == name]
 
 
+def sha1_of(cert_pem: str) -> str:
+    """The controller's CA fingerprint of a PEM certificate (lowercase hex SHA-1 of the DER), computed
+    here with `cryptography` alone, not with the provider's helper under test."""
+    return x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()  # noqa: S303
+
+
 def handover(kind: ZitiKind, id_: str, tags: dict[str, str]) -> str:
     return (
         f"add the tags {json.dumps(tags)} to it (PATCH /edge/management/v1/{kind.provider.collection}/{id_} with "
@@ -104,6 +112,8 @@ TAGS = {
     ),
 }
 OURS = {"pulumi.stack": OWNER, "pulumi.name": RESOURCE}
+# The identity the `identity` kind declares, as another tool would have created it (no tags).
+IDENTITY_BY_HAND = {"name": "payments-api", "type": "Default", "isAdmin": False, "authPolicyId": "default"}
 
 
 class TestOwnershipOnWrites:
@@ -197,6 +207,59 @@ class TestOwnershipOnWrites:
         kind.provider().delete(created.id, state)
         assert created.id not in fake.entities["identities"]
 
+    def test_a_refusal_by_the_hosts_stack_names_the_stack_alone(self, ziti: Ziti) -> None:
+        """A state without `owner` (older state) is checked against the host's stack, which names
+        no resource: the refusal says so and asks for the stack tag only, not `resource None`."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        entity(fake, kind, created.id)["tags"] = {"pulumi.stack": OTHER, "pulumi.name": RESOURCE}
+        state = {k: v for k, v in created.outs.items() if k != "owner"}
+        srv.reset_log()
+        with pytest.raises(ForeignObjectError) as err:
+            kind.provider().delete(created.id, state)
+        assert str(err.value) == (
+            f"refusing to delete Ziti identity 'payments-api' (id {created.id}): it is not managed by this "
+            f"resource; its tags name stack {OTHER!r}, resource {RESOURCE!r}; this resource is stack {OWNER!r}. "
+            f"Nothing was changed. To hand it over to this stack: "
+            f"{handover(kind, created.id, {'pulumi.stack': OWNER})}. {REFRESH_HINT}"
+        )
+        assert writes(srv) == []
+
+    def test_an_entity_whose_tags_the_controller_answers_as_null_is_untagged(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`"tags": null` carries no stack tag: without any ownership it is one no stack has
+        tagged, so the delete goes ahead instead of failing on the null."""
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        created = kind.provider().create(inputs(kind, ziti))
+        entity(fake, kind, created.id)["tags"] = None
+        monkeypatch.delenv("PULUMI_PROJECT")
+        state = {k: v for k, v in created.outs.items() if k != "owner"}
+        assert kind.provider().read(created.id, state).id == created.id
+        kind.provider().delete(created.id, state)
+        assert created.id not in fake.entities["identities"]
+
+    def test_an_update_of_an_entity_deleted_outside_pulumi_names_it_and_the_way_out(self, ziti: Ziti) -> None:
+        """The update cannot write what is gone: it names the entity by its kind and name and says
+        that a refresh then an `up` re-creates it."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        props = inputs(kind, ziti)
+        created = kind.provider().create(props)
+        del fake.entities["identities"][created.id]
+        changed = kind.provider().check({}, {**props, **kind.change}).inputs
+        srv.reset_log()
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().update(created.id, created.outs, changed)
+        assert err.value.args[0] == (
+            f"identity 'payments-api' (id {created.id}) no longer exists on the controller (deleted outside "
+            "Pulumi): run `pulumi refresh` to drop it from the state, then `pulumi up` creates it again"
+        )
+        assert (err.value.status, err.value.code) == (404, "NOT_FOUND")
+        assert writes(srv) == []
+
     def test_a_damaged_owner_in_the_state_proves_nothing(self, ziti: Ziti) -> None:
         fake, _ = ziti
         kind = ZITI_KINDS["identity"]
@@ -266,6 +329,17 @@ class TestCreateOrAdopt:
         assert [e["id"] for e in fake.all("identities")] == [created.id]
         assert srv.count("POST", f"{API}/identities") == 1
 
+    def test_a_ca_post_that_never_reached_the_controller_is_posted_again(self, ziti: Ziti) -> None:
+        """The lookup after a lost answer finds the CA neither by name nor by certificate: nothing
+        was made, so the create posts again (once) and the CA is registered and verified."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["ca"]
+        srv.inject("POST", f"{API}/cas", reset=True)
+        created = kind.provider().create(inputs(kind, ziti))
+        assert [e["id"] for e in fake.all("cas")] == [created.id]
+        assert srv.count("POST", f"{API}/cas") == 2
+        assert created.outs["is_verified"] is True
+
     def test_without_ownership_only_the_entity_of_its_own_lost_post_is_taken(
         self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -279,6 +353,108 @@ class TestCreateOrAdopt:
         with pytest.raises(ZitiApiError, match=r"\(this provider call carries no ownership, so it adopts nothing\)"):
             kind.provider().create(props)  # the name is held, and nothing proves whose it is
         assert len(fake.all("identities")) == 1
+
+    def test_a_lost_post_adopts_only_an_entity_this_call_made(self, ziti: Ziti) -> None:
+        """The POST never reached the controller, and meanwhile another stack made an entity of that
+        name: the lookup finds it, and its tags say it is not this resource's, so it is refused,
+        untouched, not taken as what the lost POST made."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        theirs: list[str] = []
+
+        def another_stack_creates(req: Any) -> None:
+            if req.method == "GET" and req.path == f"{API}/identities" and not theirs:
+                tags = {"pulumi.stack": OTHER, "pulumi.name": "elsewhere"}
+                theirs.append(fake.put_entity("identities", {**IDENTITY_BY_HAND, "tags": tags}))
+
+        srv.inject("POST", f"{API}/identities", reset=True)
+        fake.on_request = another_stack_creates
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti))
+        assert err.value.args[0] == (
+            f"identity 'payments-api' (id {theirs[0]}) already exists and is not owned by this resource (stack "
+            f"{OTHER!r}, resource 'elsewhere'). Rename the resource, delete the existing entity, or tag it with "
+            f"pulumi.stack={OWNER!r} and pulumi.name={RESOURCE!r} to let Pulumi adopt it"
+        )
+        assert fake.entities["identities"][theirs[0]]["tags"] == {"pulumi.stack": OTHER, "pulumi.name": "elsewhere"}
+        assert srv.count("POST", f"{API}/identities") == 1 and srv.count("PATCH", f"{API}/identities/{{id}}") == 0
+
+    def test_without_ownership_a_lost_post_does_not_take_the_entity_that_held_the_name_before(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without ownership only a name free before the POST proves that what holds it after a lost
+        answer is this call's: an entity that held it already is refused, untouched."""
+        fake, srv = ziti
+        monkeypatch.delenv("PULUMI_PROJECT")
+        kind = ZITI_KINDS["identity"]
+        before = fake.put_entity("identities", {**IDENTITY_BY_HAND, "tags": {"team": "x"}})
+        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        srv.inject("POST", f"{API}/identities", reset=True)
+        with pytest.raises(ZitiApiError, match=r"\(this provider call carries no ownership, so it adopts nothing\)$"):
+            kind.provider().create(props)
+        assert [e["id"] for e in fake.all("identities")] == [before]
+        assert fake.entities["identities"][before]["tags"] == {"team": "x"}
+
+    def test_without_ownership_the_signer_of_its_own_lost_post_counts_as_created(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The entity of this call's own lost POST is created, not adopted: a signer's tags, which
+        the controller drops from a create, are written after it as for any create."""
+        fake, srv = ziti
+        monkeypatch.delenv("PULUMI_PROJECT")
+        kind = ZITI_KINDS["external-jwt-signer"]
+        props = {k: v for k, v in inputs(kind, ziti, tags={"team": "iam"}).items() if k != "owner"}
+        srv.inject("POST", f"{API}/external-jwt-signers", reset_after=True)
+        created = kind.provider().create(props)
+        assert [e["id"] for e in fake.all("external-jwt-signers")] == [created.id]
+        assert entity(fake, kind, created.id)["tags"] == {"team": "iam"}
+
+    def test_without_ownership_the_ca_of_its_own_lost_post_is_registered_and_verified(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The CA a lost POST of this call made (same name, same certificate) is taken and verified."""
+        fake, srv = ziti
+        monkeypatch.delenv("PULUMI_PROJECT")
+        kind = ZITI_KINDS["ca"]
+        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        srv.inject("POST", f"{API}/cas", reset_after=True)
+        created = kind.provider().create(props)
+        assert [e["id"] for e in fake.all("cas")] == [created.id]
+        assert srv.count("POST", f"{API}/cas") == 1
+        assert entity(fake, kind, created.id)["isVerified"] is True and created.outs["is_verified"] is True
+
+    def test_an_adopted_ca_that_fails_verification_is_not_deleted(self, ziti: Ziti) -> None:
+        """Only a CA this call created is deleted when its verification fails: one adopted (ours,
+        left unverified by a crash) stays, and the failure is reported as the controller gave it."""
+        fake, _ = ziti
+        kind = ZITI_KINDS["ca"]
+        props = inputs(kind, ziti)
+        first = kind.provider().create(props)
+        entity(fake, kind, first.id)["isVerified"] = False  # the crash came before the verification
+        fake.clock_skew = datetime.timedelta(hours=2)  # the verification certificate is not valid yet there
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(props)
+        assert err.value.code == "CERTIFICATE_FAILED_VALIDATION"
+        assert err.value.args[0] == "The supplied certificate failed validation"
+        assert [e["id"] for e in fake.all("cas")] == [first.id]
+
+    def test_a_lost_post_waits_as_long_as_the_controllers_retry_after(
+        self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A 503 with `Retry-After: 2` to the POST: the create waits those 2 seconds (after its
+        first attempt) before it looks up and, finding nothing, posts again."""
+        fake, srv = ziti
+        pauses: list[tuple[Any, Any]] = []
+        monkeypatch.setattr(
+            ZitiClient, "pause", lambda _c, attempt, retry_after=None: pauses.append((attempt, retry_after))
+        )
+        kind = ZITI_KINDS["identity"]
+        srv.inject("POST", f"{API}/identities", status=503, headers={"Retry-After": "2"},
+                   body={"error": {"code": "UNAVAILABLE", "message": "busy"}})
+        created = kind.provider().create(inputs(kind, ziti))
+        assert pauses == [(1, 2.0)]
+        assert [e["id"] for e in fake.all("identities")] == [created.id]
+        assert srv.count("POST", f"{API}/identities") == 2
 
     def test_a_unique_value_held_under_another_name_is_reported(self, ziti: Ziti) -> None:
         fake, _ = ziti
@@ -357,10 +533,52 @@ class TestTakeOver:
         cert, _key = make_ca()
         theirs = fake.put_entity("cas", {"name": "spire", "certPem": cert, "fingerprint": "00" * 20, "tags": {}})
         kind = ZITI_KINDS["ca"]
+        props = inputs(kind, ziti, import_id=theirs)
         with pytest.raises(ZitiApiError) as err:
-            kind.provider().create(inputs(kind, ziti, import_id=theirs))
+            kind.provider().create(props)
         assert err.value.code == "CERTIFICATE_MISMATCH"
+        assert err.value.args[0] == (
+            f"CA 'spire' (id {theirs}) is owned by this resource but registers a different certificate "
+            f"(fingerprint {'00' * 20}, expected {sha1_of(props['cert_pem'])}); certPem cannot be changed in "
+            "place: delete that CA, then run `pulumi up` again"
+        )
         assert fake.entities["cas"][theirs]["tags"] == {}
+
+    def test_a_ca_taken_over_is_patched_with_every_updatable_field_but_not_its_certificate(
+        self, ziti: Ziti
+    ) -> None:
+        """Take-over writes the update body (`create=False`): every declared setting and our tags,
+        never `certPem`, which the controller takes only on create."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["ca"]
+        props = inputs(kind, ziti)
+        theirs = fake.put_entity(
+            "cas",
+            {
+                "name": "spire-by-hand",
+                "certPem": props["cert_pem"],
+                "fingerprint": sha1_of(props["cert_pem"]),
+                "isVerified": True,
+                "isAuthEnabled": False,
+                "identityRoles": [],
+                "tags": {},
+            },
+        )
+        recorder = BodyRecorder()
+        fake.on_request = recorder
+        created = kind.provider().create({**props, "import_id": theirs})
+        assert created.id == theirs and srv.count("POST", f"{API}/cas") == 0
+        assert recorder.bodies("PATCH") == [
+            {
+                "name": "spire",
+                "isAuthEnabled": True,
+                "isAutoCaEnrollmentEnabled": False,
+                "isOttCaEnrollmentEnabled": False,
+                "identityRoles": ["a"],
+                "identityNameFormat": "[caName]-[commonName]",
+                "tags": OURS,
+            }
+        ]
 
 
 # --- check --------------------------------------------------------------------------------------------
@@ -377,6 +595,36 @@ def failures(provider: zp.ZitiProvider, **props: Any) -> list[tuple[str, str]]:
 
 IDENTITY = zp.IdentityProvider()
 CLAIM = {"location": "SAN_URI", "matcher": "SCHEME", "matcher_criteria": "spiffe"}
+
+
+class TestCreateRefusesBrokenMetaInputs:
+    """`create` validates `connection` and `owner` itself (a program may skip `check`'s verdict):
+    the message names the input and the field, as `check` would."""
+
+    @pytest.mark.parametrize(
+        ("extra", "message"),
+        [
+            pytest.param({"connection": None}, "connection: connection is required", id="no-connection"),
+            pytest.param(
+                {"connection": {"url": CONN["url"], "password": CONN["password"]}},
+                "connection.username: connection.username is required",
+                id="no-username",
+            ),
+            pytest.param(
+                {"owner": {"stack": ""}}, "owner.stack: String should have at least 1 character", id="empty-stack"
+            ),
+            pytest.param(
+                {"owner": {"stack": OWNER, "name": ""}},
+                "owner.name: String should have at least 1 character",
+                id="empty-name",
+            ),
+        ],
+    )
+    def test_a_broken_meta_input_is_named(self, extra: dict[str, Any], message: str) -> None:
+        props = {"name": "payments-api", "connection": CONN, "owner": {"stack": OWNER, "name": RESOURCE}, **extra}
+        with pytest.raises(ValueError) as err:
+            zp.IdentityProvider().create(props)
+        assert str(err.value) == message
 
 
 class TestCheck:
@@ -453,6 +701,22 @@ class TestCheck:
         )
         assert found == expected
 
+    @pytest.mark.parametrize(
+        ("given", "passed_on"),
+        [
+            pytest.param(["b", "a"], ["a", "b"], id="known-sorted"),
+            pytest.param(U, U, id="unknown-list"),
+            pytest.param(["b", U, "a"], ["b", U, "a"], id="unknown-item"),
+        ],
+    )
+    def test_a_role_list_is_sorted_only_when_fully_known(self, given: Any, passed_on: Any) -> None:
+        """A list is a set to the controller, so check sorts it; a list not known yet in this
+        preview (or one with an unknown item) is passed on as given, not turned into a list of the
+        placeholder's characters or reordered around a value that is still to come."""
+        result = IDENTITY.check({}, {"connection": CONN, "owner": OWNED, "name": "a", "role_attributes": given})
+        assert result.failures == []
+        assert result.inputs["role_attributes"] == passed_on
+
     def test_an_unknown_role_item_does_not_hide_a_broken_one(self) -> None:
         assert failures(IDENTITY, name="a", role_attributes=[U, "#bad"]) == [
             ("role_attributes", "'#bad': role attributes may not start with '#' or '@' (write the bare attribute)")
@@ -464,6 +728,49 @@ class TestDiffDetails:
         state = {"name": "a", "connection": CONN, "owner": OWNED}
         assert IDENTITY.diff("id", state, {**state, "external_id": ""}).changes is False
 
+    @pytest.mark.parametrize(
+        ("declared", "changes"), [pytest.param("Router", False, id="same"), pytest.param("Default", True, id="other")]
+    )
+    def test_an_identity_type_stored_as_an_entity_reference_compares_as_its_id(
+        self, declared: str, changes: bool
+    ) -> None:
+        """The controller renders an identity's `type` as `{"entity": ..., "id": ...}`: the id is
+        the value, so a state holding the reference matches the same declared type."""
+        state = {"name": "a", "connection": CONN, "owner": OWNED, "type": {"entity": "identity-types", "id": "Router"}}
+        assert IDENTITY.diff("id", state, {**state, "type": declared}).changes is changes
+
+    @pytest.mark.parametrize(
+        ("declared", "changes"),
+        [
+            pytest.param({"entity": "payments", "id": "7"}, False, id="same"),
+            pytest.param({"entity": "billing", "id": "7"}, True, id="other-entity-tag"),
+        ],
+    )
+    def test_user_tags_named_entity_and_id_are_tags_not_a_reference(
+        self, declared: dict[str, str], changes: bool
+    ) -> None:
+        """`tags` is a map: user tags that happen to be called `entity` and `id` are compared in
+        full, so changing the `entity` tag is a change."""
+        state = {"name": "a", "connection": CONN, "owner": OWNED, "tags": {"entity": "payments", "id": "7"}}
+        assert IDENTITY.diff("id", state, {**state, "tags": declared}).changes is changes
+
+    @pytest.mark.parametrize(
+        ("old", "new", "replaces"),
+        [
+            pytest.param(CLAIM, "", ["external_id_claim"], id="claim-removed-by-blank"),
+            pytest.param("", None, [], id="blank-was-never-a-claim"),
+        ],
+    )
+    def test_a_blank_external_id_claim_is_no_claim(self, old: Any, new: Any, replaces: list[str]) -> None:
+        """A CA's claim cannot be removed in place, so removing it replaces the CA; "" means no
+        claim on either side, so a state recording "" is not replaced when the claim stays unset."""
+        cert, key = make_ca()
+        base = {"name": "spire", "cert_pem": cert, "ca_key_pem": key, "connection": CONN, "owner": OWNED}
+        result = zp.CertificateAuthorityProvider().diff(
+            "id", {**base, "external_id_claim": old}, {**base, "external_id_claim": new}
+        )
+        assert (result.changes, result.replaces) == (bool(replaces), replaces)
+
     def test_an_unenrolled_router_whose_jwt_expired_is_re_enrolled(self) -> None:
         state = {"name": "r1", "connection": CONN, "owner": OWNED, "is_verified": False}
         router = zp.EdgeRouterProvider()
@@ -471,6 +778,17 @@ class TestDiffDetails:
         assert router.diff("id", expired, state).changes is True
         assert router.diff("id", {**expired, "is_verified": True}, state).changes is False
         assert router.diff("id", {**state, "enrollment_expires_at": "2999-01-01T00:00:00Z"}, state).changes is False
+
+    @pytest.mark.parametrize(
+        ("expires", "changes"),
+        [pytest.param("2020-01-01T00:00:00", True, id="past"), pytest.param("2999-01-01T00:00:00", False, id="future")],
+    )
+    def test_an_expiry_without_an_offset_is_read_as_utc(self, expires: str, changes: bool) -> None:
+        """A state whose expiry lost its `Z` (edited by hand, or an older controller) is still a time:
+        the preview compares it as UTC instead of failing on a naive datetime."""
+        state = {"name": "r1", "connection": CONN, "owner": OWNED, "is_verified": False}
+        router = zp.EdgeRouterProvider()
+        assert router.diff("id", {**state, "enrollment_expires_at": expires}, state).changes is changes
 
 
 # --- what the controller computes: CA verification, router enrollment ------------------------------------
@@ -544,6 +862,37 @@ class TestCertificateAuthorityVerification:
         assert read.outs["enrollment_jwt"] == created.outs["enrollment_jwt"], "a refresh reads it again"
 
 
+    def test_a_verified_ca_is_not_verified_again_on_update(self, ziti: Ziti) -> None:
+        """The update of a CA the controller shows verified only PATCHes the change."""
+        fake, srv = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        changed = provider.check({}, {**props, **self.KIND.change}).inputs
+        srv.reset_log()
+        updated = provider.update(created.id, {**props, **created.outs}, changed)
+        assert writes(srv) == [f"PATCH {API}/cas/{{id}}"]
+        assert updated.outs["is_verified"] is True
+        assert entity(fake, self.KIND, created.id)["identityRoles"] == ["b"]
+
+    def test_an_unverified_ca_without_a_verification_token_is_reported(self, ziti: Ziti) -> None:
+        """An unverified CA the controller gives no verificationToken cannot be verified: the
+        update says which CA and why, with its own error code, and deletes nothing."""
+        fake, _ = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        ca = entity(fake, self.KIND, created.id)
+        ca["isVerified"] = False
+        del ca["verificationToken"]
+        changed = provider.check({}, {**props, **self.KIND.change}).inputs
+        with pytest.raises(ZitiApiError) as err:
+            provider.update(created.id, {**props, **created.outs}, changed)
+        assert err.value.args[0] == f"CA {created.id} is unverified and has no verificationToken"
+        assert err.value.code == "NO_VERIFICATION_TOKEN"
+        assert created.id in fake.entities["cas"]
+
+
 class TestEdgeRouterEnrollment:
     KIND = ZITI_KINDS["edge-router"]
 
@@ -577,18 +926,68 @@ class TestEdgeRouterEnrollment:
         assert updated.outs["enrollment_jwt"] == router["enrollmentJwt"] != created.outs["enrollment_jwt"]
         assert updated.outs["enrollment_expires_at"] == router["enrollmentExpiresAt"] > "2026"
 
-    def test_an_enrolled_router_is_never_re_enrolled(self, ziti: Ziti) -> None:
+    def test_an_unenrolled_router_whose_enrollment_was_removed_reports_no_jwt(self, ziti: Ziti) -> None:
+        """Not enrolled and no enrollment left on the controller (an admin deleted it): the token
+        in the state no longer enrolls anything, so a refresh reports none."""
+        fake, _ = ziti
+        provider = self.KIND.provider()
+        props = inputs(self.KIND, ziti)
+        created = provider.create(props)
+        entity(fake, self.KIND, created.id).update(
+            enrollmentJwt=None, enrollmentToken=None, enrollmentExpiresAt=None, enrollmentCreatedAt=None
+        )
+        read = provider.read(created.id, {**props, **created.outs})
+        assert read.outs["enrollment_jwt"] is None
+        assert read.outs["is_verified"] is False
+
+    @pytest.mark.parametrize(
+        "spent_expiry", [pytest.param(None, id="cleared"), pytest.param("2020-01-01T00:00:00.000Z", id="kept")]
+    )
+    def test_an_enrolled_router_is_never_re_enrolled(self, ziti: Ziti, spent_expiry: str | None) -> None:
+        """Verified is enrolled, whatever expiry the controller still shows for the spent token."""
         fake, srv = ziti
         provider = self.KIND.provider()
         props = inputs(self.KIND, ziti)
         created = provider.create(props)
         fake.enroll_router(created.id)
+        entity(fake, self.KIND, created.id)["enrollmentExpiresAt"] = spent_expiry
         state = provider.read(created.id, {**props, **created.outs}).outs
         changed = provider.check({}, {**props, **self.KIND.change}).inputs
         srv.reset_log()
         provider.update(created.id, state, changed)
         assert f"POST {API}/edge-routers/{{id}}/re-enroll" not in writes(srv)
         assert entity(fake, self.KIND, created.id)["isVerified"] is True
+
+
+class TestRefresh:
+    """What a refresh records: the entity as the controller holds it, its settings as the inputs."""
+
+    def test_the_refreshed_inputs_are_the_settings_and_the_meta_inputs_not_the_computed_outputs(
+        self, ziti: Ziti
+    ) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS["edge-router"]
+        props = inputs(kind, ziti)
+        created = kind.provider().create(props)
+        entity(fake, kind, created.id)["isTunnelerEnabled"] = True  # changed outside Pulumi
+        read = kind.provider().read(created.id, {**props, **created.outs})
+        assert read.inputs == {
+            "name": "router-1",
+            "tags": {},
+            "role_attributes": ["public"],
+            "is_tunneler_enabled": True,
+            "connection": fake_ziti.connection(srv, fake),
+            "owner": {"stack": OWNER, "name": RESOURCE},
+        }
+
+    def test_a_router_identity_reads_back_as_router(self, ziti: Ziti) -> None:
+        """The controller answers `type` as an entity reference; the refresh records its id."""
+        kind = ZITI_KINDS["identity"]
+        props = inputs(kind, ziti, type="Router")
+        created = kind.provider().create(props)
+        read = kind.provider().read(created.id, {**props, **created.outs})
+        assert (read.outs["type"], read.inputs["type"]) == ("Router", "Router")
+        assert kind.provider().diff(created.id, read.outs, props).changes is False
 
 
 @pytest.mark.parametrize(("name", "collection", "label"), [
