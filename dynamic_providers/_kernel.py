@@ -271,7 +271,7 @@ E = TypeVar("E", bound=Exception)
 
 def create_or_adopt(
     post: Callable[[], T],
-    find: Callable[[E | None], Any | None],
+    find: Callable[[], Any | None],
     adopt: Callable[[Any, E, bool], tuple[T, bool]],
     *,
     errors: type[E],
@@ -305,7 +305,7 @@ def create_or_adopt(
             if not is_conflict and attempt < attempts:
                 pause(attempt, e)  # a lost answer: back off before the lookup
             before_lookup()
-            existing = find(e if is_conflict else None)
+            existing = find()
             if existing is not None:
                 return adopt(existing, e, uncertain)
             if is_conflict:
@@ -324,7 +324,7 @@ def post_or_find(post: Callable[[], T], find: Callable[[], T | None], *, errors:
     """`create_or_adopt` for what needs no ownership check nor write once found (a part of an
     object already ours, e.g. a mapper or a rotated secret): what `find` returns is taken as is."""
     result: T
-    result, _ = create_or_adopt(post, lambda _e: find(), lambda found, _e, _u: (found, False), errors=errors,
+    result, _ = create_or_adopt(post, find, lambda found, _e, _u: (found, False), errors=errors,
                                 attempts=attempts, conflict=conflict, pause=pause, unheld_conflict=unheld_conflict,
                                 lost=lambda e: bool(getattr(e, "outcome_unknown", False)))
     return result

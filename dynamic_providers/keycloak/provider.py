@@ -228,7 +228,7 @@ class _KeycloakProvider(OwnedProvider):
         def exhausted(e: KeycloakApiError) -> NoReturn:
             raise KeycloakApiError(f"could not create {what}{where}: {e}", status=e.status) from e
 
-        return create_or_adopt(post, lambda _err: find(), ours, errors=KeycloakApiError, attempts=self.retry.attempts,
+        return create_or_adopt(post, find, ours, errors=KeycloakApiError, attempts=self.retry.attempts,
                                conflict=lambda e: e.status == 409, lost=lambda e: e.outcome_unknown, pause=kc.pause,
                                unheld_conflict=lambda _err: None, exhausted=exhausted, **kw)
 

@@ -373,7 +373,7 @@ class ZitiProvider(OwnedProvider):
 
         return create_or_adopt(
             lambda: {**body, "id": c.create(self.collection, body)},
-            lambda _err: self.find_existing(c, args),
+            lambda: self.find_existing(c, args),
             adopt,
             errors=ZitiApiError,
             attempts=c.retry.attempts,

@@ -90,7 +90,7 @@ def _loop(
             raise answer
         return answer
 
-    def find(err: ApiFailureError | None) -> Any:
+    def find() -> Any:
         calls.append("GET")
         return found.pop(0)
 
