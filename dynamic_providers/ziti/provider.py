@@ -509,7 +509,7 @@ class EdgeRouterProvider(ZitiProvider):
         if outs.get("is_verified") or not isinstance(expires, str) or is_unknown(expires):
             return False
         try:
-            when = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00"))
+            when = datetime.datetime.fromisoformat(expires)  # Python 3.11 reads a "Z" suffix
         except ValueError:
             return False
         if when.tzinfo is None:

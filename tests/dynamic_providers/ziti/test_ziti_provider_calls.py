@@ -64,6 +64,13 @@ def inputs(kind: ZitiKind, ziti: Ziti, **extra: Any) -> dict[str, Any]:
     return kind.provider().check({}, {**raw, **extra}).inputs
 
 
+def unowned_inputs(kind: ZitiKind, ziti: Ziti, monkeypatch: pytest.MonkeyPatch, **extra: Any) -> dict[str, Any]:
+    """Inputs of a provider call that carries no ownership: no `owner` input, and no stack in the
+    host's environment to take one from."""
+    monkeypatch.delenv("PULUMI_PROJECT")
+    return {k: v for k, v in inputs(kind, ziti, **extra).items() if k != "owner"}
+
+
 def decode_jwt(token: str) -> dict[str, Any]:
     """The claims of a JWT (the signature is the controller's business, not checked here)."""
     payload = token.split(".")[1]
@@ -344,9 +351,8 @@ class TestCreateOrAdopt:
         self, ziti: Ziti, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         fake, srv = ziti
-        monkeypatch.delenv("PULUMI_PROJECT")
         kind = ZITI_KINDS["identity"]
-        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        props = unowned_inputs(kind, ziti, monkeypatch)
         srv.inject("POST", f"{API}/identities", reset_after=True)
         created = kind.provider().create(props)
         assert [e["id"] for e in fake.all("identities")] == [created.id]
@@ -385,10 +391,9 @@ class TestCreateOrAdopt:
         """Without ownership only a name free before the POST proves that what holds it after a lost
         answer is this call's: an entity that held it already is refused, untouched."""
         fake, srv = ziti
-        monkeypatch.delenv("PULUMI_PROJECT")
         kind = ZITI_KINDS["identity"]
         before = fake.put_entity("identities", {**IDENTITY_BY_HAND, "tags": {"team": "x"}})
-        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        props = unowned_inputs(kind, ziti, monkeypatch)
         srv.inject("POST", f"{API}/identities", reset=True)
         with pytest.raises(ZitiApiError, match=r"\(this provider call carries no ownership, so it adopts nothing\)$"):
             kind.provider().create(props)
@@ -401,9 +406,8 @@ class TestCreateOrAdopt:
         """The entity of this call's own lost POST is created, not adopted: a signer's tags, which
         the controller drops from a create, are written after it as for any create."""
         fake, srv = ziti
-        monkeypatch.delenv("PULUMI_PROJECT")
         kind = ZITI_KINDS["external-jwt-signer"]
-        props = {k: v for k, v in inputs(kind, ziti, tags={"team": "iam"}).items() if k != "owner"}
+        props = unowned_inputs(kind, ziti, monkeypatch, tags={"team": "iam"})
         srv.inject("POST", f"{API}/external-jwt-signers", reset_after=True)
         created = kind.provider().create(props)
         assert [e["id"] for e in fake.all("external-jwt-signers")] == [created.id]
@@ -414,9 +418,8 @@ class TestCreateOrAdopt:
     ) -> None:
         """The CA a lost POST of this call made (same name, same certificate) is taken and verified."""
         fake, srv = ziti
-        monkeypatch.delenv("PULUMI_PROJECT")
         kind = ZITI_KINDS["ca"]
-        props = {k: v for k, v in inputs(kind, ziti).items() if k != "owner"}
+        props = unowned_inputs(kind, ziti, monkeypatch)
         srv.inject("POST", f"{API}/cas", reset_after=True)
         created = kind.provider().create(props)
         assert [e["id"] for e in fake.all("cas")] == [created.id]
