@@ -194,7 +194,10 @@ class ZitiProvider(OwnedProvider):
     # API fields a PATCH does not apply: a change to one goes by PUT with every field as declared
     # (PUT clears what it omits, tags included).
     put_fields: ClassVar[frozenset[str]] = frozenset()
-    tags_after_create: ClassVar[bool] = False  # the controller drops this kind's tags on create
+    # The controller drops this kind's tags on create: it is created under a name only this resource
+    # gives (`pending_name`), then renamed and tagged, so one a lost answer or a crash left in
+    # between is still known as ours.
+    tags_after_create: ClassVar[bool] = False
     server_fields: ClassVar[tuple[str, ...]] = ()  # what the server computes: read back after a create
     meta_keys = ("connection", "owner")
     meta_models = {"connection": ZitiConnection, "owner": Ownership}
@@ -259,7 +262,7 @@ class ZitiProvider(OwnedProvider):
         entity, created = self._obtain(c, props, args, owner)
         if created and self.tags_after_create:
             full = args.api_body(owner, create=False)
-            entity = self._write(c, entity, {"tags": full["tags"]}, full)
+            entity = self._write(c, entity, {"name": full["name"], "tags": full["tags"]}, full)
         if any(key not in entity for key in self.server_fields):
             entity = c.get(self.collection, str(entity["id"]))
         entity = self.settle(c, entity, args, created)
@@ -320,6 +323,14 @@ class ZitiProvider(OwnedProvider):
         full = args.api_body(owner, create=False)
         return self._write(c, existing, full, full)
 
+    def pending_name(self, args: Any, owner: Ownership | None) -> str | None:
+        """The name a `tags_after_create` kind is created under, deterministic per stack and resource
+        (none without an owner: nothing would tell that entity apart)."""
+        if not self.tags_after_create or owner is None:
+            return None
+        resource = f" {owner.name}" if owner.name else ""
+        return f"{args.name} (pulumi: being created by {owner.stack}{resource})"
+
     def _obtain(self, c: ZitiClient, props: Props, args: Any, owner: Ownership | None) -> tuple[Entity, bool]:
         """(entity, created): the entity the operator handed over (`import_id`), taken over unless
         another owner's tags are on it, or a new one."""
@@ -342,14 +353,23 @@ class ZitiProvider(OwnedProvider):
     def _create_or_adopt(self, c: ZitiClient, args: Any, owner: Ownership | None) -> tuple[Entity, bool]:
         """POST once; after an uncertain failure look up before posting again."""
         body = args.api_body(owner, create=True)
+        pending = self.pending_name(args, owner)
+        if pending is not None:
+            body["name"] = pending
         # Without ownership no tag marks what this call creates. If the name is free before the first
         # POST, an entity that holds it after a lost answer can only be that POST's.
         free_before = owner is None and self.find_existing(c, args) is None
+
+        def find() -> Entity | None:
+            found = self.find_existing(c, args)
+            return found if found is not None or pending is None else c.find_by_name(self.collection, pending)
 
         def adopt(existing: Entity, err: ZitiApiError, uncertain: bool) -> tuple[Entity, bool]:
             if free_before and uncertain:
                 self.check_adoptable(existing, args)  # the entity a lost POST of this very call made
                 return existing, True
+            if pending is not None and existing.get("name") == pending:
+                return self._take(c, existing, args, owner), False  # this resource's, left before its rename
             tags = existing.get("tags") or {}
             if owner is None or not owner.owns(tags):
                 holder = ZitiTags.holder(tags) or "no Pulumi ownership tags: created outside this program"
@@ -373,7 +393,7 @@ class ZitiProvider(OwnedProvider):
 
         return create_or_adopt(
             lambda: {**body, "id": c.create(self.collection, body)},
-            lambda: self.find_existing(c, args),
+            find,
             adopt,
             errors=ZitiApiError,
             attempts=c.retry.attempts,
@@ -477,7 +497,7 @@ def _kind(name: str, collection: str, label: str, args_model: type[BaseModel], *
 
 
 # The controller (1.7.2) drops `tags` from a signer's create (MapCreateExternalJwtSignerToModel
-# does not map them): they are PATCHed after it (docs/providers/ziti.md, what a crash between leaves).
+# does not map them): created under a pending name, then renamed and tagged (docs/providers/ziti.md).
 ExternalJwtSignerProvider = _kind(
     "ExternalJwtSigner", "external-jwt-signers", "external JWT signer", ExternalJwtSignerArgs, tags_after_create=True
 )

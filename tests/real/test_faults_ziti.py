@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dynamic_providers.ziti.provider import CertificateAuthorityProvider, IdentityProvider
+from dynamic_providers.ziti.provider import CertificateAuthorityProvider, ExternalJwtSignerProvider, IdentityProvider
 from tests.fakes.ziti import make_ca
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError
 from tests.harness.fault_proxy import http_proxy, with_one_rerun
@@ -25,6 +25,8 @@ CA = f"{API}/cas/{{id}}"
 VERIFY = f"{API}/cas/{{id}}/verify"
 IDENTITIES = f"{API}/identities"
 IDENTITY = f"{API}/identities/{{id}}"
+SIGNERS = f"{API}/external-jwt-signers"
+SIGNER = f"{API}/external-jwt-signers/{{id}}"
 AUTH = f"{API}/authenticate"
 
 ziti = pytest.fixture(scope="module")(ziti_section)
@@ -33,7 +35,8 @@ admin = pytest.fixture(scope="module")(admin_client)
 
 @pytest.fixture
 def proxy(ziti: dict[str, Any]) -> Iterator[LoopbackServer]:
-    srv, app = http_proxy(ziti["url"], ca_pem=ziti["ca_pem"], templates=[VERIFY, CA, CAS, IDENTITY, IDENTITIES, AUTH])
+    templates = [VERIFY, CA, CAS, IDENTITY, IDENTITIES, SIGNER, SIGNERS, AUTH]
+    srv, app = http_proxy(ziti["url"], ca_pem=ziti["ca_pem"], templates=templates)
     yield srv
     srv.stop()
     app.close()
@@ -50,6 +53,14 @@ def ca_host(dynamic_host: Any) -> DynamicProviderHost:
 @pytest.fixture
 def id_host(dynamic_host: Any) -> DynamicProviderHost:
     h: DynamicProviderHost = dynamic_host(IdentityProvider(), resource_type="pulumi-python:dynamic/ziti:Identity")
+    return h
+
+
+@pytest.fixture
+def signer_host(dynamic_host: Any) -> DynamicProviderHost:
+    h: DynamicProviderHost = dynamic_host(
+        ExternalJwtSignerProvider(), resource_type="pulumi-python:dynamic/ziti:ExternalJwtSigner"
+    )
     return h
 
 
@@ -93,6 +104,72 @@ def id_props(ziti: dict[str, Any], proxy: LoopbackServer, made: list[tuple[str, 
         "owner": owner(f"identity-{name}"),
     }
 
+
+
+def signer_props(
+    ziti: dict[str, Any], proxy: LoopbackServer, made: list[tuple[str, str]], **conn: Any
+) -> dict[str, Any]:
+    name = unique("keycloak")
+    made.append(("external-jwt-signers", name))
+    issuer = f"https://{name}.test/realms/platform"
+    return {
+        "name": name,
+        "issuer": issuer,
+        "audience": "openziti",
+        "jwks_endpoint": f"{issuer}/protocol/openid-connect/certs",
+        "connection": via(ziti, proxy, **conn),
+        "owner": owner(f"signer-{name}"),
+    }
+
+
+def signers_of(admin: Admin, issuer: str) -> list[dict[str, Any]]:
+    r = admin.request("GET", "/external-jwt-signers", params={"filter": f'issuer="{issuer}"', "limit": 500})
+    r.raise_for_status()
+    found: list[dict[str, Any]] = r.json()["data"]
+    return found
+
+
+class TestSignerCreateFaults:
+    """The controller (1.7.2) drops a signer's tags on create: the provider posts it under a name
+    only that resource gives, then renames and tags it; a lost answer or a crash in between leaves
+    a signer the next attempt still knows as its own."""
+
+    def test_a_lost_answer_after_the_controller_created_the_signer_is_taken(
+        self, ziti, admin, proxy, made, signer_host
+    ):
+        props = signer_props(ziti, proxy, made)
+        proxy.inject("POST", SIGNERS, reset_after=True)
+        state = with_one_rerun(lambda: signer_host.up("s", props))
+        [signer] = signers_of(admin, props["issuer"])
+        assert signer["id"] == state.id and signer["name"] == props["name"]
+        assert signer["tags"] == {"pulumi.stack": props["owner"]["stack"], "pulumi.name": props["owner"]["name"]}
+        assert proxy.count("POST", SIGNERS) == 1
+
+    def test_a_signer_left_before_its_rename_is_taken_by_the_next_up(self, ziti, admin, proxy, made, signer_host):
+        props = signer_props(ziti, proxy, made)
+        refused = proxy.inject("PATCH", SIGNER, status=500, times=100, body={"error": {"code": "UNHANDLED"}})
+        with pytest.raises(ProviderCallError, match="500"):
+            signer_host.up("s", props)
+        [left] = signers_of(admin, props["issuer"])
+        stack, resource = props["owner"]["stack"], props["owner"]["name"]
+        assert left["name"] == f"{props['name']} (pulumi: being created by {stack} {resource})"
+        assert not left["tags"]  # as the controller keeps a create's tags: none
+        made.append(("external-jwt-signers", left["name"]))
+        refused.times = 0
+        state = signer_host.up("s", {**props, "audience": "ziti-users"})
+        [signer] = signers_of(admin, props["issuer"])
+        assert signer["id"] == left["id"] == state.id
+        assert signer["name"] == props["name"] and signer["audience"] == "ziti-users"
+        assert signer["tags"] == {"pulumi.stack": stack, "pulumi.name": resource}
+
+    def test_a_create_slower_than_the_timeout_leaves_exactly_one_signer(self, ziti, admin, proxy, made, signer_host):
+        """The stalled first POST reaches the controller after the second was renamed: the pending
+        name is free again, and the issuer, unique on the controller, refuses it."""
+        props = signer_props(ziti, proxy, made, timeout=1)
+        proxy.inject("POST", SIGNERS, delay=3)
+        state = with_one_rerun(lambda: signer_host.up("s", props))
+        time.sleep(3)
+        assert [s["id"] for s in signers_of(admin, props["issuer"])] == [state.id]
 
 
 class TestCreateFaults:

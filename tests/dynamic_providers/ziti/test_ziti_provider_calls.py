@@ -459,6 +459,53 @@ class TestCreateOrAdopt:
         assert [e["id"] for e in fake.all("identities")] == [created.id]
         assert srv.count("POST", f"{API}/identities") == 2
 
+    def test_a_signer_whose_post_answer_was_lost_is_this_resources_not_refused(self, ziti: Ziti) -> None:
+        """The controller drops a signer's tags on create, so a tag cannot say whose the signer a lost
+        answer left is: it is posted under a name only this resource gives, found by it, then
+        renamed and tagged. One signer, one POST, no refusal."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["external-jwt-signer"]
+        srv.inject("POST", f"{API}/external-jwt-signers", reset_after=True)
+        created = kind.provider().create(inputs(kind, ziti, tags={"team": "iam"}))
+        [signer] = fake.all("external-jwt-signers")
+        assert signer["id"] == created.id and signer["name"] == "keycloak" == created.outs["name"]
+        assert signer["tags"] == {"team": "iam", "pulumi.stack": OWNER, "pulumi.name": RESOURCE}
+        assert srv.count("POST", f"{API}/external-jwt-signers") == 1
+
+    def test_a_signer_left_before_its_rename_is_taken_by_the_next_create(self, ziti: Ziti) -> None:
+        """A crash (here: every rename answered 500) between the create and the rename leaves the signer
+        under its pending name, untagged: the next `pulumi up` finds it by that name and makes it
+        this resource's, with the settings now declared."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["external-jwt-signer"]
+        refused = srv.inject("PATCH", f"{API}/external-jwt-signers/{{id}}", status=500, times=100,
+                             body={"error": {"code": "UNHANDLED", "message": "boom"}})
+        with pytest.raises(ZitiApiError, match="500"):
+            kind.provider().create(inputs(kind, ziti))
+        refused.times = 0
+        [left] = fake.all("external-jwt-signers")
+        pending = f"keycloak (pulumi: being created by {OWNER} {RESOURCE})"
+        assert left["name"] == pending and left["tags"] == {}
+        created = kind.provider().create(inputs(kind, ziti, audience="ziti-users"))
+        [signer] = fake.all("external-jwt-signers")
+        assert signer["id"] == left["id"] == created.id
+        assert signer["name"] == "keycloak" and signer["audience"] == "ziti-users"
+        assert signer["tags"] == {"pulumi.stack": OWNER, "pulumi.name": RESOURCE}
+
+    def test_another_resources_pending_signer_is_not_taken(self, ziti: Ziti) -> None:
+        """The pending name names its resource: another resource's (same signer name, same issuer)
+        is refused as a unique value held, untouched."""
+        fake, _ = ziti
+        kind = ZITI_KINDS["external-jwt-signer"]
+        body = {**kind.props(fake), "name": f"keycloak (pulumi: being created by {OWNER} elsewhere)"}
+        theirs = fake.put_entity("external-jwt-signers", {
+            "name": body["name"], "issuer": body["issuer"], "audience": body["audience"],
+            "jwksEndpoint": body["jwks_endpoint"], "enabled": True})
+        with pytest.raises(ZitiApiError, match="another entity already holds a unique value"):
+            kind.provider().create(inputs(kind, ziti))
+        assert [e["id"] for e in fake.all("external-jwt-signers")] == [theirs]
+        assert fake.entities["external-jwt-signers"][theirs]["name"] == body["name"]
+
     def test_a_unique_value_held_under_another_name_is_reported(self, ziti: Ziti) -> None:
         fake, _ = ziti
         kind = ZITI_KINDS["identity"]
