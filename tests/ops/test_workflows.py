@@ -257,6 +257,75 @@ class TestPreviewCommentDiagram:
                                          "(GitHub's limit): see the job summary.\n")
 
 
+
+def move_check_step() -> dict[str, Any]:
+    (step,) = [s for s in steps(load("preview.yml"), "preview") if "-m ops preview" in s.get("run", "")]
+    return step
+
+
+MOVED = {
+    "command": "preview", "stack": "dev", "ok": False, "exitCode": 12,
+    "error": {"kind": "object_moved",
+              "message": "1 object(s) would move to another resource name (spire-entries-entry-a -> "
+                         "spire-entries-entry-b): the update creates the new resource before deleting the old one",
+              "hint": "rename them in the state first, then preview again: pulumi state rename --stack dev --yes "
+                      "'urn:pulumi:dev::identity-platform::x::spire-entries-entry-a' spire-entries-entry-b"},
+}
+
+
+class TestPreviewMoveCheck:
+    """The pull-request preview also runs `ops preview`, which the action's `pulumi preview` is
+    not: a key renamed in a stack file (an object moving to another resource name) fails the job
+    with the `pulumi state rename` commands, in the log and the job summary."""
+
+    def test_runs_last_with_the_previews_backend_and_credentials(self) -> None:
+        all_steps = steps(load("preview.yml"), "preview")
+        step = move_check_step()
+        assert all_steps.index(step) == len(all_steps) - 1
+        assert all_steps.index(diagram_step()) < all_steps.index(step)
+        assert '.venv/bin/python -m ops preview --stack "$STACK" --json' in step["run"]
+        (preview,) = pulumi_steps(load("preview.yml"), "preview")
+        env = step["env"]
+        assert env["STACK"] == "${{ matrix.stack }}"
+        assert env["PULUMI_BACKEND_URL"] == preview["with"]["cloud-url"]
+        assert {k: v for k, v in env.items() if k in preview["env"]} == preview["env"]
+
+    def run(self, tmp_path: Path, exit_code: int, report: dict[str, Any]) -> dict[str, Any]:
+        work = tmp_path / "work"
+        (work / ".venv" / "bin").mkdir(parents=True)
+        (tmp_path / "report.json").write_text(json.dumps(report))
+        python = work / ".venv" / "bin" / "python"
+        python.write_text(f'#!/bin/sh\necho "$*" > "{tmp_path}/args"\ncat "{tmp_path}/report.json"\nexit {exit_code}\n')
+        python.chmod(0o755)
+        summary = tmp_path / "summary.md"
+        env = {"PATH": "/usr/bin:/bin", "STACK": "dev", "RUNNER_TEMP": str(tmp_path),
+               "GITHUB_STEP_SUMMARY": str(summary)}
+        done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", move_check_step()["run"]],
+                              cwd=work, env=env, capture_output=True, text=True, timeout=60, check=False)
+        return {"code": done.returncode, "stdout": done.stdout, "args": (tmp_path / "args").read_text().split(),
+                "summary": summary.read_text() if summary.exists() else ""}
+
+    def test_a_move_fails_the_job_naming_the_fix(self, tmp_path: Path) -> None:
+        if shutil.which("jq") is None:
+            pytest.fail("jq is needed: scripts/apt-packages installs it")
+        r = self.run(tmp_path, 12, MOVED)
+        assert r["code"] == 12
+        assert r["args"] == ["-m", "ops", "preview", "--stack", "dev", "--json"]
+        error = MOVED["error"]
+        assert r["stdout"] == (f"::error title=dev: an object would move to another resource name::"
+                               f"{error['message']}; fix: {error['hint']}\n")
+        assert r["summary"] == (f"### :warning: dev: an object would move to another resource name\n\n"
+                                f"{error['message']}.\n\nFix: {error['hint']}\n")
+
+    def test_a_clean_preview_passes_quietly(self, tmp_path: Path) -> None:
+        r = self.run(tmp_path, 0, {"command": "preview", "stack": "dev", "ok": True})
+        assert (r["code"], r["stdout"], r["summary"]) == (0, "", "")
+
+    def test_any_other_failure_fails_the_job_with_its_code(self, tmp_path: Path) -> None:
+        r = self.run(tmp_path, 3, {"command": "preview", "ok": False, "exitCode": 3,
+                                   "error": {"kind": "config", "message": "m", "hint": "h"}})
+        assert (r["code"], r["summary"]) == (3, "")
+
 class TestDeployOnMain:
     def test_dev_then_prod_on_push_to_main(self) -> None:
         doc = load("deploy.yml")
