@@ -622,7 +622,10 @@ def build_enterprise(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
     topology = EnterpriseTopology(
         "enterprise",
         EnterpriseTopologyArgs(
-            config=config,
+            spire=config.spire,
+            kubernetes=k8s,
+            images=config.images,
+            workloads=config.workloads,
             accesses=k8s.clusters,
             providers={name: cluster_provider(name, access) for name, access in sorted(k8s.clusters.items())},
             root_ca_cert_pem=root_ca.cert_pem,
@@ -654,14 +657,29 @@ def build_kubernetes(config: StackConfig, secrets: StackSecrets) -> KubernetesPl
     bundle: pulumi.Input[str]
     root_ca: RootCa | None = None
     if k8s.topology == "crd-free":
-        topology = AgentsOnlyTopology(f"agents-{cluster}", AgentsOnlyTopologyArgs(config, cluster), opts=on_cluster)
+        topology = AgentsOnlyTopology(
+            f"agents-{cluster}",
+            AgentsOnlyTopologyArgs(
+                trust_domain=config.spire.trust_domain,
+                kubernetes=k8s,
+                images=config.images,
+                workloads=config.workloads,
+                cluster=cluster,
+                # Entries reach the external server through `spire.transport`, as ops does.
+                connection=spire_connection(config),
+            ),
+            opts=on_cluster,
+        )
         bundle = topology.bundle_pem
     else:
         root_ca = kubernetes_root_ca(config, secrets)
         topology = BasicTopology(
             f"spire-{cluster}",
             BasicTopologyArgs(
-                config=config,
+                spire=config.spire,
+                kubernetes=k8s,
+                images=config.images,
+                workloads=config.workloads,
                 cluster=cluster,
                 cluster_access=access,
                 root_ca_cert_pem=root_ca.cert_pem,

@@ -39,12 +39,15 @@ from components.kubernetes.spire_config import (
 from components.kubernetes.spire_server import SpireServer, SpireServerArgs
 from components.kubernetes.workloads import SampleWorkloads, SampleWorkloadsArgs, k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
-from stack_config import KubernetesCluster, StackConfig
+from stack_config import Images, KubernetesCluster, KubernetesSettings, SpireSettings, Workload
 
 
 @dataclass(frozen=True)
 class BasicTopologyArgs:
-    config: StackConfig
+    spire: SpireSettings  # server.conf: the trust domain and the TTLs
+    kubernetes: KubernetesSettings  # storage, kubelet verification, sample workloads
+    images: Images
+    workloads: Mapping[str, Workload]
     cluster: str
     cluster_access: KubernetesCluster
     root_ca_cert_pem: pulumi.Input[str]
@@ -70,12 +73,14 @@ def kubectl_connection(trust_domain: str, access: KubernetesCluster) -> dict[str
     return conn
 
 
-def workload_namespaces(config: StackConfig) -> list[str]:
-    """`production` and every namespace a sample workload runs in."""
-    names = {WORKLOAD_NAMESPACE}
-    if config.kubernetes is not None and config.kubernetes.sample_workloads:
-        names |= {k8s_identity(w)[0] for w in config.workloads.values()}
-    return sorted(names)
+def workload_namespaces(samples: Mapping[str, Workload]) -> list[str]:
+    """`production` and every namespace a sample workload (`sample_workloads`) runs in."""
+    return sorted({WORKLOAD_NAMESPACE} | {k8s_identity(w)[0] for w in samples.values()})
+
+
+def sample_workloads(k8s: KubernetesSettings, workloads: Mapping[str, Workload]) -> Mapping[str, Workload]:
+    """The workloads that run as sample Deployments: all of them with `sampleWorkloads`, else none."""
+    return workloads if k8s.sample_workloads else {}
 
 
 def namespaces(
@@ -96,17 +101,15 @@ def namespaces(
 
 
 def agents_of(
-    name: str, config: StackConfig, cluster: str, namespace: pulumi.Input[str], bundle_pem: pulumi.Input[str],
-    parent: pulumi.Resource,
+    name: str, trust_domain: str, k8s: KubernetesSettings, images: Images, cluster: str,
+    namespace: pulumi.Input[str], bundle_pem: pulumi.Input[str], parent: pulumi.Resource,
 ) -> SpireAgents:
     """The cluster's agents, trusting `bundle_pem`, dialing the server `agent.conf` names: the
     cluster's own (basic) or `kubernetes.externalServer` (crd-free, reachable on any address)."""
-    k8s_conf = config.kubernetes
-    external = k8s_conf.external_server if k8s_conf is not None else None
-    images = config.images
+    external = k8s.external_server
     args = SpireAgentsArgs(
         namespace=namespace,
-        agent_conf=build_agent_conf(config, cluster).render(),
+        agent_conf=build_agent_conf(trust_domain, k8s, cluster).render(),
         bundle_pem=bundle_pem,
         agent_image=images.spire_agent,
         csi_driver_image=images.spiffe_csi_driver,
@@ -118,22 +121,22 @@ def agents_of(
 
 
 def workloads_side(
-    name: str, config: StackConfig, names: Mapping[str, pulumi.Input[str]], agents: pulumi.Resource,
-    parent: pulumi.Resource, workload_ns: Sequence[str] | None = None,
+    name: str, samples: Mapping[str, Workload], helper_image: str, names: Mapping[str, pulumi.Input[str]],
+    agents: pulumi.Resource, parent: pulumi.Resource, workload_ns: Sequence[str] | None = None,
 ) -> None:
     """Default-deny in every workload namespace (`workload_ns`, else `workload_namespaces`); the
-    sample workloads when asked for."""
-    for ns in workload_ns if workload_ns is not None else workload_namespaces(config):
+    sample workloads (`samples`, from `sample_workloads`), with the spiffe-helper `helper_image`."""
+    for ns in workload_ns if workload_ns is not None else workload_namespaces(samples):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-{ns}-default-deny",
             metadata={"name": "default-deny", "namespace": names[ns], "labels": sec.labels("default-deny", "policy")},
             spec=sec.default_deny(),
             opts=pulumi.ResourceOptions(parent=parent),
         )
-    if config.kubernetes is not None and config.kubernetes.sample_workloads and config.workloads:
+    if samples:
         SampleWorkloads(
             f"{name}-workloads",
-            SampleWorkloadsArgs(workloads=config.workloads, namespaces=names, helper_image=config.images.spiffe_helper),
+            SampleWorkloadsArgs(workloads=samples, namespaces=names, helper_image=helper_image),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[agents]),
         )
 
@@ -168,19 +171,17 @@ class BasicTopology(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BasicTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:BasicTopology", name, None, opts)
-        config, cluster = args.config, args.cluster
-        k8s_conf = config.kubernetes
-        if k8s_conf is None:
-            raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+        cluster, k8s_conf, images = args.cluster, args.kubernetes, args.images
+        td = args.spire.trust_domain
+        samples = sample_workloads(k8s_conf, args.workloads)
         levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
-        levels |= {ns: "restricted" for ns in workload_namespaces(config)}
+        levels |= {ns: "restricted" for ns in workload_namespaces(samples)}
         self.namespaces, names = namespaces(name, levels, self)
-        images = config.images
         self.server = SpireServer(
             f"{name}-server",
             SpireServerArgs(
                 namespace=names[SERVER_NAMESPACE],
-                server_conf=build_server_conf(config, cluster).render(),
+                server_conf=build_server_conf(args.spire, cluster).render(),
                 server_image=images.spire_server,
                 postgres_image=images.postgres,
                 root_ca_cert_pem=args.root_ca_cert_pem,
@@ -191,10 +192,10 @@ class BasicTopology(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.agents = agents_of(name, config, cluster, names[SYSTEM_NAMESPACE], args.root_ca_cert_pem, self)
-        workloads_side(name, config, names, self.agents, self)
+        self.agents = agents_of(name, td, k8s_conf, images, cluster, names[SYSTEM_NAMESPACE], args.root_ca_cert_pem,
+                                self)
+        workloads_side(name, samples, images.spiffe_helper, names, self.agents, self)
 
-        td = config.spire.trust_domain
         self.connection = kubectl_connection(td, args.cluster_access)
         self.alias_entry, self.alias_id = alias_entry(
             name, td, cluster, self.connection, self, depends_on=[self.server.statefulset]

@@ -16,6 +16,7 @@ platform external.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,19 +24,30 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import security as sec
-from components.kubernetes.basic import agents_of, alias_entry, namespaces, workload_namespaces, workloads_side
+from components.kubernetes.basic import (
+    agents_of,
+    alias_entry,
+    namespaces,
+    sample_workloads,
+    workload_namespaces,
+    workloads_side,
+)
 from components.kubernetes.spire_agents import SpireAgents
 from components.kubernetes.spire_config import SYSTEM_NAMESPACE
 from components.kubernetes.spire_server import psat_reviewer
-from components.spire_connection import spire_connection
 from dynamic_providers.spire.provider import SpireEntry
-from stack_config import StackConfig
+from stack_config import Images, KubernetesSettings, Workload
 
 
 @dataclass(frozen=True)
 class AgentsOnlyTopologyArgs:
-    config: StackConfig
+    trust_domain: str
+    kubernetes: KubernetesSettings  # externalServer, kubelet verification, sample workloads
+    images: Images
+    workloads: Mapping[str, Workload]
     cluster: str
+    # How SpireEntry reaches the external server: `spire.transport` (components/spire_connection.py).
+    connection: Mapping[str, Any]
 
 
 class AgentsOnlyTopology(pulumi.ComponentResource):
@@ -51,20 +63,20 @@ class AgentsOnlyTopology(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AgentsOnlyTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:AgentsOnlyTopology", name, None, opts)
-        config, cluster = args.config, args.cluster
-        k8s_conf = config.kubernetes
-        if k8s_conf is None or k8s_conf.external_server is None:
+        cluster, k8s_conf, td = args.cluster, args.kubernetes, args.trust_domain
+        if k8s_conf.external_server is None:
             raise AssertionError("stack_config refuses crd-free without kubernetes.externalServer")
         server = k8s_conf.external_server
+        samples = sample_workloads(k8s_conf, args.workloads)
         levels: dict[str, sec.PodSecurityLevel] = {SYSTEM_NAMESPACE: "privileged"}
-        levels |= {ns: "restricted" for ns in workload_namespaces(config)}
+        levels |= {ns: "restricted" for ns in workload_namespaces(samples)}
         self.namespaces, names = namespaces(name, levels, self)
         self.bundle_pem = server.trust_bundle
-        self.agents = agents_of(name, config, cluster, names[SYSTEM_NAMESPACE], server.trust_bundle, self)
+        self.agents = agents_of(name, td, k8s_conf, args.images, cluster, names[SYSTEM_NAMESPACE], server.trust_bundle,
+                                self)
         psat_reviewer(f"{name}-server", names[SYSTEM_NAMESPACE], self)
-        workloads_side(name, config, names, self.agents, self)
-        td = config.spire.trust_domain
-        self.connection = spire_connection(config)
+        workloads_side(name, samples, args.images.spiffe_helper, names, self.agents, self)
+        self.connection = dict(args.connection)
         self.alias_entry, self.alias_id = alias_entry(name, td, cluster, self.connection, self)
         self.server_address = f"{server.address}:{server.port}"
         self.register_outputs({"alias_id": self.alias_id, "server_address": self.server_address})

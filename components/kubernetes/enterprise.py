@@ -58,8 +58,6 @@ from components.kubernetes.enterprise_config import (
     build_side_server_conf,
     build_upstream_agent_conf,
     enterprise_sides,
-    is_nested,
-    nested_cluster,
     relationships_by_crd,
 )
 from components.kubernetes.enterprise_side import GATEWAY, EnterpriseSideArgs, EnterpriseSideStack
@@ -78,7 +76,7 @@ from components.kubernetes.spire_config import (
 from components.kubernetes.spire_server import API_SERVER_PORTS
 from components.kubernetes.workloads import k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
-from stack_config import KubernetesCluster, StackConfig
+from stack_config import Images, KubernetesCluster, KubernetesSettings, SpireSettings, Workload
 
 # Pods that opt in to registration by spire-controller-manager carry this label.
 CRD_REGISTRATION_LABEL = "identity-platform/registration"
@@ -88,25 +86,28 @@ INTERMEDIATE_EARLY_RENEWAL_HOURS = 24 * 60
 
 @dataclass(frozen=True)
 class EnterpriseTopologyArgs:
-    config: StackConfig
+    spire: SpireSettings  # the upstream's trust domain; both servers' TTLs
+    kubernetes: KubernetesSettings  # `enterprise`, storage, kubelet verification, sample workloads
+    images: Images
+    workloads: Mapping[str, Workload]
     accesses: Mapping[str, KubernetesCluster]
     providers: Mapping[str, k8s.Provider]
     root_ca_cert_pem: pulumi.Input[str]
     root_ca_key_pem: pulumi.Input[str]
 
 
-def cluster_spiffe_ids(config: StackConfig) -> dict[str, ClusterSPIFFEIDSpec]:
+def cluster_spiffe_ids(upstream_trust_domain: str, nested: bool) -> dict[str, ClusterSPIFFEIDSpec]:
     """The CRD-based registration path: pods of downstream-workloads labelled
     `identity-platform/registration: crd` get `spiffe://<downstream td>/ns/<ns>/sa/<sa>`,
-    federated with the upstream trust domain (nested: the same trust domain, nothing to federate)."""
+    federated with the upstream trust domain (`nested`: the same trust domain, nothing to federate)."""
     spec: ClusterSPIFFEIDSpec = {
         "spiffeIDTemplate": "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/"
                             "{{ .PodSpec.ServiceAccountName }}",
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": DOWNSTREAM_WORKLOADS}},
         "podSelector": {"matchLabels": {CRD_REGISTRATION_LABEL: "crd"}},
     }
-    if not is_nested(config):
-        spec["federatesWith"] = [config.spire.trust_domain]
+    if not nested:
+        spec["federatesWith"] = [upstream_trust_domain]
     return {DOWNSTREAM_WORKLOADS: spec}
 
 
@@ -131,11 +132,11 @@ class EnterpriseTopology(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EnterpriseTopologyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseTopology", name, None, opts)
-        config = args.config
-        ent = config.kubernetes.enterprise if config.kubernetes is not None else None
+        k8s_conf, td = args.kubernetes, args.spire.trust_domain
+        ent = k8s_conf.enterprise
         if ent is None:
             raise AssertionError("stack_config refuses the enterprise topology without kubernetes.enterprise")
-        specs = enterprise_sides(config)
+        specs = enterprise_sides(td, ent)
         down = specs["downstream"]
         nested = ent.nested
         ca: dict[Role, tuple[pulumi.Input[str] | None, pulumi.Input[str] | None, pulumi.Input[str] | None]] = {
@@ -158,7 +159,7 @@ class EnterpriseTopology(pulumi.ComponentResource):
             ca["downstream"] = (self.intermediate.cert_pem, self.intermediate.key_pem, args.root_ca_cert_pem)
         # Either trust domain's X.509 authorities are the root's certificates (federation.py).
         seed = pulumi.Output.from_input(args.root_ca_cert_pem).apply(seed_bundle)
-        managed = relationships_by_crd(config)
+        managed = relationships_by_crd(ent)
         self.sides = {}
         self.nested_entries = None
 
@@ -167,30 +168,32 @@ class EnterpriseTopology(pulumi.ComponentResource):
             return ent.controller_manager and (not nested or role == "downstream")
 
         for role, side in specs.items():
-            own = [w for w in config.workloads.values() if w.node == side.cluster]
-            ns = {k8s_identity(w)[0] for w in own} | ({DOWNSTREAM_WORKLOADS} if role == "downstream" else set())
+            own = {w: spec for w, spec in args.workloads.items() if spec.node == side.cluster}
+            ns = {k8s_identity(w)[0] for w in own.values()} | (
+                {DOWNSTREAM_WORKLOADS} if role == "downstream" else set())
             cert, key, bundle = ca[role]
             self.sides[role] = EnterpriseSideStack(
                 f"{name}-{role}",
                 EnterpriseSideArgs(
-                    config=config,
+                    kubernetes=k8s_conf,
+                    images=args.images,
+                    workloads=own,
                     side=side,
                     access=args.accesses[side.cluster],
-                    server_conf=build_side_server_conf(config, side).render(),
-                    agent_conf=build_side_agent_conf(config, side).render(),
+                    server_conf=build_side_server_conf(args.spire, ent, side).render(),
+                    agent_conf=build_side_agent_conf(k8s_conf, side).render(),
                     ca_cert_pem=cert,
                     ca_key_pem=key,
                     # Agents trust the root: every SVID of either trust domain chains to it.
                     bundle_pem=args.root_ca_cert_pem,
                     upstream_bundle_pem=bundle,
                     workload_namespaces=tuple(sorted(ns)),
-                    cluster_spiffe_ids=(cluster_spiffe_ids(config) if role == "downstream" else {})
+                    cluster_spiffe_ids=(cluster_spiffe_ids(td, nested) if role == "downstream" else {})
                     if runs_manager(role) else None,
                     federated_trust_domains={side.peer_trust_domain: FederatedTrustDomain(
                         federated_trust_domain(side), seed)} if managed else {},
-                    gateway=role == "downstream" and any(
-                        w == GATEWAY and spec.node == side.cluster for w, spec in config.workloads.items()),
-                    upstream_agent_conf=build_upstream_agent_conf(config, side).render()
+                    gateway=role == "downstream" and GATEWAY in own,
+                    upstream_agent_conf=build_upstream_agent_conf(k8s_conf, ent.nested_cluster, side).render()
                     if nested and role == "downstream" else None,
                     peer_kubeconfig=nested and role == "upstream",
                     reviewer_token=nested and role == "downstream" and ent.downstream.api_server is not None,
@@ -200,7 +203,7 @@ class EnterpriseTopology(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": args.providers[side.cluster]}),
             )
             if nested and role == "upstream":
-                self.nested_entries = self._nested_entries(name, config, self.sides["upstream"], down)
+                self.nested_entries = self._nested_entries(name, td, ent.nested_cluster, self.sides["upstream"], down)
         self.peer_kubeconfig = None
         token = self.sides["downstream"].reviewer_token
         if token is not None and ent.downstream.api_server is not None:
@@ -217,12 +220,11 @@ class EnterpriseTopology(pulumi.ComponentResource):
         self.server_address = f"{ent.upstream.address}:{specs['upstream'].node_ports['grpc']}"
         self.register_outputs({"alias_ids": self.alias_ids, "server_address": self.server_address})
 
-    def _nested_entries(self, name: str, config: StackConfig, upstream: EnterpriseSideStack,
+    def _nested_entries(self, name: str, td: str, nested_cluster: str, upstream: EnterpriseSideStack,
                         down: EnterpriseSide) -> tuple[SpireEntry, SpireEntry]:
-        """On the upstream server: the node alias of its agents in the downstream cluster and, under
-        it, the downstream entry of the nested server."""
-        td = config.spire.trust_domain
-        alias, alias_id = alias_entry(f"{name}-nested", td, nested_cluster(config), upstream.connection, self,
+        """On the upstream server: the node alias of its agents in the downstream cluster (`nested_cluster`,
+        the k8s_psat cluster name they attest as) and, under it, the downstream entry of the nested server."""
+        alias, alias_id = alias_entry(f"{name}-nested", td, nested_cluster, upstream.connection, self,
                                       depends_on=[upstream.server.statefulset], agent=UPSTREAM_AGENT_NAME)
         spiffe_id, selectors = downstream_entry(td, down)
         entry = SpireEntry(

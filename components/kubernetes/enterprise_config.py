@@ -59,7 +59,7 @@ from components.kubernetes.spire_config import (
     spire_upstream,
 )
 from components.spire_conf import AgentConf, BundleEndpoint, FederatesWith, Federation, Plugin, ServerConf
-from stack_config import StackConfig
+from stack_config import KubernetesSettings, SpireSettings
 from stack_config.kubernetes_enterprise import DOWNSTREAM_NODE_PORTS, UPSTREAM_NODE_PORTS, EnterpriseSettings
 
 FEDERATION_PORT = 8443
@@ -85,10 +85,8 @@ class EnterpriseSide:
         return f"https://{self.peer_address}:{self.peer_federation_port}"
 
 
-def enterprise_sides(config: StackConfig) -> dict[Role, EnterpriseSide]:
-    """Both sides, from `kubernetes.enterprise` (config guarantees it with the enterprise topology)."""
-    ent = _settings(config)
-    up_td = config.spire.trust_domain
+def enterprise_sides(up_td: str, ent: EnterpriseSettings) -> dict[Role, EnterpriseSide]:
+    """Both sides, from `kubernetes.enterprise`; the upstream's trust domain is `spire.trustDomain` (`up_td`)."""
     down_td = ent.downstream_trust_domain(up_td)
     nested = ent.nested
     # Nested: no bundle endpoint; the agent APIs keep the design's NodePorts.
@@ -102,37 +100,21 @@ def enterprise_sides(config: StackConfig) -> dict[Role, EnterpriseSide]:
     }
 
 
-def _settings(config: StackConfig) -> EnterpriseSettings:
-    if config.kubernetes is None or config.kubernetes.enterprise is None:
-        raise AssertionError("stack_config refuses the enterprise topology without kubernetes.enterprise")
-    return config.kubernetes.enterprise
-
-
-def relationships_by_crd(config: StackConfig) -> bool:
+def relationships_by_crd(ent: EnterpriseSettings) -> bool:
     """True when spire-controller-manager runs beside both servers and declares the federation
     relationships (`ClusterFederatedTrustDomain`); False: they are static in server.conf (or, nested,
     there are none)."""
-    ent = _settings(config)
     return ent.controller_manager and not ent.nested
 
 
-def is_nested(config: StackConfig) -> bool:
-    return _settings(config).nested
-
-
-def nested_cluster(config: StackConfig) -> str:
-    """The k8s_psat cluster name of the upstream server's agents in the downstream cluster."""
-    return _settings(config).nested_cluster
-
-
-def build_side_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf:
+def build_side_server_conf(spire: SpireSettings, ent: EnterpriseSettings, side: EnterpriseSide) -> ServerConf:
     """server.conf of one side: the basic server in `side.trust_domain` serving its bundle, federated
     with the peer statically only when no controller manager declares the relationship; the
     downstream's UpstreamAuthority also names the root as its bundle (its CA is an intermediate)."""
     if side.nested:
-        return _nested_server_conf(config, side)
-    base = build_server_conf(config, side.cluster)
-    static = {} if relationships_by_crd(config) else {side.peer_trust_domain: FederatesWith(
+        return _nested_server_conf(spire, ent, side)
+    base = build_server_conf(spire, side.cluster)
+    static = {} if relationships_by_crd(ent) else {side.peer_trust_domain: FederatesWith(
         bundle_endpoint_url=side.peer_bundle_url,
         endpoint_spiffe_id=f"spiffe://{side.peer_trust_domain}/spire/server",
     )}
@@ -146,19 +128,19 @@ def build_side_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerC
     return ServerConf.model_validate(base.model_copy(update={"server": server, "upstream_authority": upstream}))
 
 
-def _nested_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf:
+def _nested_server_conf(spire: SpireSettings, ent: EnterpriseSettings, side: EnterpriseSide) -> ServerConf:
     """nesting spire: no federation. Upstream: the root server, whose k8s_psat also takes the
     downstream cluster's upstream agents (reviewed there through its kubeconfig). Downstream:
     UpstreamAuthority "spire", dialing the upstream's agent API NodePort with the SVID the upstream
     agent of its node serves it (its socket in the pod's CSI volume)."""
-    base = build_server_conf(config, side.cluster)
+    base = build_server_conf(spire, side.cluster)
     server = base.server.model_copy(update={"trust_domain": side.trust_domain})
     update: dict[str, object] = {"server": server}
     if side.role == "upstream":
         (psat,) = base.node_attestors
         own = psat.data["clusters"]
         assert isinstance(own, dict)
-        clusters = {**own, nested_cluster(config): {
+        clusters = {**own, ent.nested_cluster: {
             "service_account_allow_list": [f"{SYSTEM_NAMESPACE}:{UPSTREAM_AGENT_NAME}"],
             "kube_config_file": f"{SERVER_SECRETS}/{PEER_KUBECONFIG}",
         }}
@@ -169,21 +151,20 @@ def _nested_server_conf(config: StackConfig, side: EnterpriseSide) -> ServerConf
     return ServerConf.model_validate(base.model_copy(update=update))
 
 
-def build_upstream_agent_conf(config: StackConfig, side: EnterpriseSide) -> AgentConf:
+def build_upstream_agent_conf(k8s: KubernetesSettings, nested_cluster: str, side: EnterpriseSide) -> AgentConf:
     """agent.conf of the upstream server's agents in the downstream cluster (nesting spire): the
     downstream cluster's agent config, attesting to the upstream's agent API NodePort as cluster
-    `<downstream>-upstream`. Its socket path in the container is the usual one; the host directory
-    behind it is its own (`UPSTREAM_AGENT_HOST_DIR`)."""
-    base = build_agent_conf(config, side.cluster)
+    `nested_cluster` (`<downstream>-upstream`). Its socket path in the container is the usual one;
+    the host directory behind it is its own (`UPSTREAM_AGENT_HOST_DIR`)."""
+    base = build_agent_conf(side.peer_trust_domain, k8s, side.cluster)
     agent = base.agent.model_copy(update={
-        "trust_domain": side.peer_trust_domain, "server_address": side.peer_address,
+        "server_address": side.peer_address,
         "server_port": str(UPSTREAM_NODE_PORTS["grpc"]), "socket_path": f"{AGENT_SOCKET_DIR}/agent.sock"})
     attestor = Plugin(name=base.node_attestor.name,
-                      data={**base.node_attestor.data, "cluster": nested_cluster(config)})
+                      data={**base.node_attestor.data, "cluster": nested_cluster})
     return AgentConf.model_validate(base.model_copy(update={"agent": agent, "node_attestor": attestor}))
 
 
-def build_side_agent_conf(config: StackConfig, side: EnterpriseSide) -> AgentConf:
+def build_side_agent_conf(k8s: KubernetesSettings, side: EnterpriseSide) -> AgentConf:
     """agent.conf of one side's agents: the basic agents of its cluster, in its trust domain."""
-    base = build_agent_conf(config, side.cluster)
-    return base.model_copy(update={"agent": base.agent.model_copy(update={"trust_domain": side.trust_domain})})
+    return build_agent_conf(side.trust_domain, k8s, side.cluster)

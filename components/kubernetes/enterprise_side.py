@@ -28,7 +28,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import security as sec
-from components.kubernetes.basic import alias_entry, kubectl_connection, namespaces, workloads_side
+from components.kubernetes.basic import (
+    alias_entry,
+    kubectl_connection,
+    namespaces,
+    sample_workloads,
+    workloads_side,
+)
 from components.kubernetes.controller_manager import (
     FederatedTrustDomain,
     SpireControllerManager,
@@ -56,7 +62,7 @@ from components.kubernetes.spire_server import (
 )
 from components.kubernetes.workloads import k8s_identity
 from dynamic_providers.spire.provider import SpireEntry
-from stack_config import KubernetesCluster, StackConfig
+from stack_config import Images, KubernetesCluster, KubernetesSettings, Workload
 from stack_config.kubernetes_enterprise import GATEWAY_NODE_PORT, UPSTREAM_NODE_PORTS
 
 GATEWAY = "security-gateway"
@@ -68,7 +74,10 @@ UPSTREAM_AGENTS = AgentNames(agent=UPSTREAM_AGENT_NAME, csi=UPSTREAM_CSI_NAME, c
 
 @dataclass(frozen=True)
 class EnterpriseSideArgs:
-    config: StackConfig
+    kubernetes: KubernetesSettings  # storage and sample workloads
+    images: Images
+    # The workloads this side's cluster attests (`node` is its cluster).
+    workloads: Mapping[str, Workload]
     side: EnterpriseSide
     access: KubernetesCluster
     server_conf: str
@@ -111,15 +120,11 @@ class EnterpriseSideStack(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EnterpriseSideArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("identity-platform:kubernetes:EnterpriseSide", name, None, opts)
-        config, side = args.config, args.side
-        k8s_conf = config.kubernetes
-        if k8s_conf is None:
-            raise AssertionError("stack_config refuses platform kubernetes without its `kubernetes` section")
+        side, k8s_conf, images = args.side, args.kubernetes, args.images
         levels: dict[str, sec.PodSecurityLevel] = {SERVER_NAMESPACE: "restricted", SYSTEM_NAMESPACE: "privileged"}
         levels |= {ns: "restricted" for ns in args.workload_namespaces}
         _, names = namespaces(name, levels, self)
         self.namespaces = names
-        images = config.images
 
         self.controller_manager = None
         sidecars: tuple[Sidecar, ...] = ()
@@ -158,11 +163,10 @@ class EnterpriseSideStack(pulumi.ComponentResource):
         self.upstream_agents, self.reviewer_token = None, None
         if args.upstream_agent_conf is not None:
             self.upstream_agents, self.reviewer_token = _upstream_agents(name, names[SYSTEM_NAMESPACE], args, self)
-        own = {w: spec for w, spec in config.workloads.items() if spec.node == side.cluster}
-        workloads_side(name, config.model_copy(update={"workloads": own}), names, self.agents, self,
-                       workload_ns=args.workload_namespaces)
+        workloads_side(name, sample_workloads(k8s_conf, args.workloads), images.spiffe_helper, names, self.agents,
+                       self, workload_ns=args.workload_namespaces)
         if args.gateway:
-            _gateway(name, names[k8s_identity(own[GATEWAY])[0]], self)
+            _gateway(name, names[k8s_identity(args.workloads[GATEWAY])[0]], self)
 
         self.connection = kubectl_connection(side.trust_domain, args.access)
         self.alias_entry, self.alias_id = alias_entry(
@@ -226,7 +230,7 @@ def reviewer_token(
 def _agents(name: str, ns: pulumi.Input[str], conf: str, args: EnterpriseSideArgs, parent: pulumi.Resource,
             **where: Any) -> SpireAgents:
     """A set of agents of the side's images, bootstrapping with the root; `where`: their server and names."""
-    images = args.config.images
+    images = args.images
     return SpireAgents(name, SpireAgentsArgs(
         namespace=ns, agent_conf=conf, bundle_pem=args.bundle_pem, agent_image=images.spire_agent,
         csi_driver_image=images.spiffe_csi_driver, csi_registrar_image=images.csi_node_driver_registrar, **where,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import yaml
 
 from components.spire_conf import AgentConf, AgentSection, HealthChecks, Plugin, ServerConf, ServerSection
-from stack_config import StackConfig
+from stack_config import KubernetesSettings, SpireSettings
 
 SERVER_NAMESPACE = "spire-server"
 SYSTEM_NAMESPACE = "spire-system"
@@ -103,9 +103,8 @@ def postgres_datastore() -> Plugin:
     return Plugin(name="sql", data={"database_type": "postgres", "connection_string": conn})
 
 
-def build_server_conf(config: StackConfig, cluster: str) -> ServerConf:
-    """server.conf of the basic topology's server (one cluster)."""
-    spire = config.spire
+def build_server_conf(spire: SpireSettings, cluster: str) -> ServerConf:
+    """server.conf of the basic topology's server (one cluster): `spire` gives its trust domain and TTLs."""
     return ServerConf(
         server=ServerSection(
             trust_domain=spire.trust_domain,
@@ -135,19 +134,18 @@ def build_server_conf(config: StackConfig, cluster: str) -> ServerConf:
     )
 
 
-def build_agent_conf(config: StackConfig, cluster: str) -> AgentConf:
-    """agent.conf of the cluster's agents: the cluster's own server (basic), or the external one
-    (crd-free)."""
-    k8s = config.kubernetes
+def build_agent_conf(trust_domain: str, k8s: KubernetesSettings, cluster: str) -> AgentConf:
+    """agent.conf of the cluster's agents in `trust_domain`: the cluster's own server (basic), or
+    the external one (crd-free: `k8s.external_server`)."""
     attestor: dict[str, str | bool] = {"node_name_env": NODE_NAME_ENV, "token_path": f"{POD_ACCOUNT_DIR}/token"}
-    if k8s is not None and k8s.skip_kubelet_verification:
+    if k8s.skip_kubelet_verification:
         attestor["skip_kubelet_verification"] = True
-    external = k8s.external_server if k8s is not None else None
+    external = k8s.external_server
     return AgentConf(
         agent=AgentSection(
             server_address=external.address if external else server_address(),
             server_port=str(external.port if external else SERVER_PORT),
-            trust_domain=config.spire.trust_domain,
+            trust_domain=trust_domain,
             socket_path=AGENT_SOCKET,
             trust_bundle_path=f"{AGENT_BUNDLE_DIR}/{AGENT_BUNDLE}",
             data_dir=AGENT_DATA,

@@ -226,7 +226,7 @@ def test_the_server_is_a_statefulset_on_postgres_with_a_disruption_budget(run: P
     }
     conf = by_name(run, "core/v1:ConfigMap")["spire-server/spire-server"]["data"]["server.conf"]
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
-    assert conf == spire_config.build_server_conf(config, "dev").render()
+    assert conf == spire_config.build_server_conf(config.spire, "dev").render()
     doc = json.loads(conf)
     assert doc["server"]["trust_domain"] == "k8s-dev.zt.internal"
     (datastore,) = doc["plugins"]["DataStore"]
@@ -241,7 +241,8 @@ def test_the_server_is_a_statefulset_on_postgres_with_a_disruption_budget(run: P
 def test_the_agents_config(run: ProgramRun) -> None:
     conf = by_name(run, "core/v1:ConfigMap")["spire-system/spire-agent"]["data"]["agent.conf"]
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
-    assert conf == spire_config.build_agent_conf(config, "dev").render()
+    assert config.kubernetes is not None
+    assert conf == spire_config.build_agent_conf(config.spire.trust_domain, config.kubernetes, "dev").render()
     doc = json.loads(conf)
     assert doc["agent"]["socket_path"] == "/run/spire/sockets/agent.sock"
     assert doc["agent"]["server_address"] == "spire-server.spire-server.svc"

@@ -41,6 +41,8 @@ from components.kubernetes.enterprise_config import (
 )
 from servers import spire
 from servers.process import free_port
+from stack_config import KubernetesSettings
+from stack_config.kubernetes_enterprise import EnterpriseSettings
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 STACK = "k8s-enterprise"
@@ -59,6 +61,13 @@ class LocalSide:
     bundle_port: int  # its bundle endpoint's, on 127.0.0.1
 
 
+def sections(cfg: stack_config.StackConfig) -> tuple[KubernetesSettings, EnterpriseSettings]:
+    """The `kubernetes` section and its `enterprise` part, as the assembly gives them to the topology."""
+    k8s = cfg.kubernetes
+    assert k8s is not None and k8s.enterprise is not None
+    return k8s, k8s.enterprise
+
+
 def config(*, controller_manager: bool = True) -> stack_config.StackConfig:
     """The stack file's config; `controller_manager=False`: as with `controllerManager: false`
     (static federation relationships in server.conf)."""
@@ -75,7 +84,8 @@ def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dic
     """Both sides' server.conf and agent.conf under `root`, with the files they name (the configs
     of the stack file, or with `controllerManager: false`)."""
     cfg = config(controller_manager=controller_manager)
-    sides = enterprise_sides(cfg)
+    k8s, ent = sections(cfg)
+    sides = enterprise_sides(cfg.spire.trust_domain, ent)
     endpoints = {role: free_port() for role in sides}
     root_key, root_cert = spire.self_signed_ca(f"{cfg.spire.trust_domain} root CA", 48)
     out = {}
@@ -92,7 +102,7 @@ def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dic
         (secrets / sc.UPSTREAM_CERT).write_text(spire._pem(ca_cert))
         (paths[sc.AGENT_BUNDLE_DIR] / sc.AGENT_BUNDLE).write_text(spire._pem(root_cert))
 
-        rendered = build_side_server_conf(cfg, side)
+        rendered = build_side_server_conf(cfg.spire, ent, side)
         federation = rendered.server.federation
         assert federation is not None and federation.bundle_endpoint is not None
         peer = "downstream" if role == "upstream" else "upstream"
@@ -112,7 +122,7 @@ def layout(root: Path, *, running: bool, controller_manager: bool = True) -> dic
             values["data_store"] = {"name": "sql", "data": {
                 "database_type": "sqlite3", "connection_string": str(paths[sc.SERVER_DATA] / "datastore.sqlite3")}}
         server = spire.remap(rendered, paths, values, root)
-        agent = spire.remap(build_side_agent_conf(cfg, side), paths, {
+        agent = spire.remap(build_side_agent_conf(k8s, side), paths, {
             "health_checks.bind_address": "127.0.0.1", "health_checks.bind_port": str(free_port()),
             "telemetry.prometheus": {"host": "127.0.0.1", "port": free_port()},
         }, root)
@@ -167,7 +177,8 @@ def nested_layout(root: Path, *, upstream: NestedUpstream | None = None) -> dict
     `workload_api_socket` points); the upstream server's kubeconfig of the
     downstream cluster is not written: the Secret behind it is optional."""
     cfg = stack_config.parse_stack_values(*raw_stack_config(NESTED_STACK))
-    sides = enterprise_sides(cfg)
+    k8s, ent = sections(cfg)
+    sides = enterprise_sides(cfg.spire.trust_domain, ent)
     root_key, root_cert = spire.self_signed_ca(f"{cfg.spire.trust_domain} root CA", 48)
     out: dict[str, Path] = {}
     for role, side in sides.items():
@@ -187,11 +198,12 @@ def nested_layout(root: Path, *, upstream: NestedUpstream | None = None) -> dict
             }
             # The rendered socket path, where the CSI volume would put the upstream agent's socket.
             (paths[sc.SERVER_UPSTREAM_SOCKET_DIR] / "agent.sock").symlink_to(upstream.agent_socket)
-        confs = {f"{role}-server": spire.remap(build_side_server_conf(cfg, side), paths, server_values, root),
-                 f"{role}-agent": spire.remap(build_side_agent_conf(cfg, side), paths, _loopback(False, home), root)}
+        confs = {f"{role}-server": spire.remap(build_side_server_conf(cfg.spire, ent, side), paths, server_values,
+                                               root),
+                 f"{role}-agent": spire.remap(build_side_agent_conf(k8s, side), paths, _loopback(False, home), root)}
         if role == "downstream":
-            confs["upstream-agent-downstream"] = spire.remap(build_upstream_agent_conf(cfg, side), paths,
-                                                             _loopback(False, home), root)
+            confs["upstream-agent-downstream"] = spire.remap(build_upstream_agent_conf(k8s, ent.nested_cluster, side),
+                                                             paths, _loopback(False, home), root)
         for name, conf in confs.items():
             (home / f"{name}.conf").write_text(conf.render())
             out[name] = home / f"{name}.conf"

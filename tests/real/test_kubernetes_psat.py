@@ -133,7 +133,8 @@ def attested(kube_api: KubeApi, servers_run: Run) -> Iterator[Attested]:
     }))
 
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
-    shipped = sc.build_server_conf(config, CLUSTER)
+    assert config.kubernetes is not None
+    shipped = sc.build_server_conf(config.spire, CLUSTER)
     (psat,) = shipped.node_attestors
     cluster = psat.data["clusters"][CLUSTER]  # type: ignore[index]
     server = shipped.model_copy(update={
@@ -147,7 +148,7 @@ def attested(kube_api: KubeApi, servers_run: Run) -> Iterator[Attested]:
     server = spire.remap(server, dirs, {"server.bind_address": "127.0.0.1", "server.bind_port": str(port),
                                         "health_checks.bind_port": str(free_port()),
                                         "telemetry.prometheus.port": free_port()}, root)
-    shipped_agent = sc.build_agent_conf(config, CLUSTER)
+    shipped_agent = sc.build_agent_conf(config.spire.trust_domain, config.kubernetes, CLUSTER)
     agent = shipped_agent.model_copy(update={
         "workload_attestors": [*shipped_agent.workload_attestors, Plugin(name="unix")],
     })

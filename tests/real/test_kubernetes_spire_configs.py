@@ -31,6 +31,7 @@ def bins() -> Path:
 def _layout(root: Path) -> tuple[Path, Path]:
     """server.conf and agent.conf of k8s-dev, remapped under `root`, with the files they name."""
     config = stack_config.parse_stack_values(*raw_stack_config(STACK))
+    assert config.kubernetes is not None
     paths = {
         sc.SERVER_SECRETS: root / "secrets", sc.SERVER_DATA: root / "server-data", sc.SERVER_SOCKET_DIR: root / "admin",
         sc.AGENT_BUNDLE_DIR: root / "bundle", sc.AGENT_DATA: root / "agent-data", sc.AGENT_SOCKET_DIR: root / "sockets",
@@ -45,8 +46,8 @@ def _layout(root: Path) -> tuple[Path, Path]:
     spire._write_key(paths[sc.SERVER_SECRETS] / sc.UPSTREAM_KEY, key)
     (paths[sc.SERVER_SECRETS] / sc.UPSTREAM_CERT).write_text(spire._pem(cert))
     (paths[sc.AGENT_BUNDLE_DIR] / sc.AGENT_BUNDLE).write_text(spire._pem(cert))
-    server = spire.remap(sc.build_server_conf(config, "dev"), paths, {}, root)
-    agent = spire.remap(sc.build_agent_conf(config, "dev"), paths, {}, root)
+    server = spire.remap(sc.build_server_conf(config.spire, "dev"), paths, {}, root)
+    agent = spire.remap(sc.build_agent_conf(config.spire.trust_domain, config.kubernetes, "dev"), paths, {}, root)
     (root / "server.conf").write_text(server.render())
     (root / "agent.conf").write_text(agent.render())
     return root / "server.conf", root / "agent.conf"

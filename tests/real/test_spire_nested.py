@@ -44,7 +44,7 @@ from dynamic_providers.spire.models import EntryFields, parse_connection
 from servers.process import Run, free_port
 from tests.harness.mock_engine import stack_config as raw_stack_config
 from tests.real.conftest import RealServers
-from tests.real.enterprise_support import NESTED_STACK, NestedUpstream, nested_layout
+from tests.real.enterprise_support import NESTED_STACK, NestedUpstream, nested_layout, sections
 
 READY_SECONDS = 120
 SERVED_SECONDS = 60
@@ -95,7 +95,8 @@ def _rendered(upstream: dict[str, Any], home: Path) -> tuple[str, Path]:
                                                        upstream["agent_socket"]))["downstream-server"]
     rendered = json.loads(conf.read_text())
     assert list(rendered["plugins"]["UpstreamAuthority"][0]) == ["spire"]  # as shipped, not rewritten here
-    spiffe_id, _ = downstream_entry(upstream["trust_domain"], enterprise_sides(cfg)["downstream"])
+    down = enterprise_sides(cfg.spire.trust_domain, sections(cfg)[1])["downstream"]
+    spiffe_id, _ = downstream_entry(upstream["trust_domain"], down)
     return spiffe_id, conf
 
 
