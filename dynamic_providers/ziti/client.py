@@ -91,7 +91,10 @@ class ZitiApiError(ApiError):
 
     @property
     def is_duplicate(self) -> bool:
-        """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ..."."""
+        """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ...",
+        or a rename the controller answered 200 and did not apply (`NAME_TAKEN`, the provider's)."""
+        if self.code == "NAME_TAKEN":
+            return True
         if self.status != 400 or self.code != "COULD_NOT_VALIDATE":
             return False
         # The controller puts it in cause.reason; read causeMessage and a string cause as well.

@@ -29,7 +29,7 @@ from dynamic_providers._kernel import (
     require_valid,
     validated,
 )
-from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
+from dynamic_providers.ziti.client import ApiErrorCause, ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import (
     OWNER_NAME_TAG,
     OWNER_STACK_TAG,
@@ -196,7 +196,7 @@ class ZitiProvider(OwnedProvider):
     put_fields: ClassVar[frozenset[str]] = frozenset()
     # The controller drops this kind's tags on create: it is created under a name only this resource
     # gives (`pending_name`), then renamed and tagged, so one a lost answer or a crash left in
-    # between is still known as ours.
+    # between is still known as ours; a rename refused because the name is held deletes it again.
     tags_after_create: ClassVar[bool] = False
     server_fields: ClassVar[tuple[str, ...]] = ()  # what the server computes: read back after a create
     meta_keys = ("connection", "owner")
@@ -260,9 +260,6 @@ class ZitiProvider(OwnedProvider):
     def make(self, c: ZitiClient, spec: Spec, props: Props) -> tuple[str, Entity]:
         args, owner = spec
         entity, created = self._obtain(c, props, args, owner)
-        if created and self.tags_after_create:
-            full = args.api_body(owner, create=False)
-            entity = self._write(c, entity, {"name": full["name"], "tags": full["tags"]}, full)
         if any(key not in entity for key in self.server_fields):
             entity = c.get(self.collection, str(entity["id"]))
         entity = self.settle(c, entity, args, created)
@@ -310,12 +307,27 @@ class ZitiProvider(OwnedProvider):
 
     def _write(self, c: ZitiClient, current: Entity, body: Entity, full: Entity) -> Entity:
         """Send the changed fields `body` (`full`: every field as declared). Both PATCH and PUT
-        answer an empty envelope: the entity now is `current` with what was sent."""
-        if self.put_fields & body.keys():
-            c.put(self.collection, str(current["id"]), full)
-            return {**current, **full}
-        c.patch(self.collection, str(current["id"]), body)
-        return {**current, **body}
+        answer an empty envelope: the entity now is `current` with what was sent. A write that
+        renames is read back: the controller (1.7.2) answers one giving a name another entity holds
+        with 200 and applies none of it (another unique value: 500, nothing applied)."""
+        id_, put = str(current["id"]), bool(self.put_fields & body.keys())
+        sent = full if put else body
+        (c.put if put else c.patch)(self.collection, id_, sent)
+        if "name" not in sent or sent["name"] == current.get("name"):
+            return {**current, **sent}
+        stored = c.get(self.collection, id_)
+        if stored.get("name") != sent["name"]:
+            holder = c.find_by_name(self.collection, sent["name"])
+            raise ZitiApiError(
+                f"the controller did not rename {self._named(current)} to {sent['name']!r}: "
+                f"{self._named(holder) if holder else 'another entity'} holds that name (it answers such a "
+                "write 200 and applies none of it)",
+                method="PUT" if put else "PATCH",
+                path=f"/{self.collection}/{id_}",
+                code="NAME_TAKEN",
+                cause=ApiErrorCause(field="name", reason=f"duplicate value {sent['name']!r}"),
+            )
+        return stored
 
     def _take(self, c: ZitiClient, existing: Entity, args: Any, owner: Ownership | None) -> Entity:
         """An existing entity becomes this resource: the declared settings and our tags are written."""
@@ -352,7 +364,7 @@ class ZitiProvider(OwnedProvider):
 
     def _create_or_adopt(self, c: ZitiClient, args: Any, owner: Ownership | None) -> tuple[Entity, bool]:
         """POST once; after an uncertain failure look up before posting again."""
-        body = args.api_body(owner, create=True)
+        body, full = args.api_body(owner, create=True), args.api_body(owner, create=False)
         pending = self.pending_name(args, owner)
         if pending is not None:
             body["name"] = pending
@@ -360,13 +372,29 @@ class ZitiProvider(OwnedProvider):
         # POST, an entity that holds it after a lost answer can only be that POST's.
         free_before = owner is None and self.find_existing(c, args) is None
 
+        def post() -> Entity:
+            made = {**body, "id": c.create(self.collection, body)}
+            if not self.tags_after_create:
+                return made
+            try:  # the tags the controller dropped, and the declared name over the pending one
+                return self._write(c, made, {"name": full["name"], "tags": full["tags"]}, full)
+            except ZitiApiError as e:
+                if not e.is_duplicate:
+                    raise
+                c.delete(self.collection, str(made["id"]))  # another entity holds the name: drop this POST's
+                refused = e.retold(e.args[0])
+                refused.method, refused.path = "POST", f"/{self.collection}"  # told as a POST of the name
+                raise refused from e
+
         def find() -> Entity | None:
             found = self.find_existing(c, args)
             return found if found is not None or pending is None else c.find_by_name(self.collection, pending)
 
         def adopt(existing: Entity, err: ZitiApiError, uncertain: bool) -> tuple[Entity, bool]:
-            if free_before and uncertain:
-                self.check_adoptable(existing, args)  # the entity a lost POST of this very call made
+            if free_before and uncertain:  # the entity a lost POST of this very call made
+                if self.tags_after_create:
+                    return self._take(c, existing, args, owner), True
+                self.check_adoptable(existing, args)
                 return existing, True
             if pending is not None and existing.get("name") == pending:
                 return self._take(c, existing, args, owner), False  # this resource's, left before its rename
@@ -392,7 +420,7 @@ class ZitiProvider(OwnedProvider):
             ) from e
 
         return create_or_adopt(
-            lambda: {**body, "id": c.create(self.collection, body)},
+            post,
             find,
             adopt,
             errors=ZitiApiError,

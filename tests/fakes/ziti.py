@@ -11,9 +11,11 @@ when that is present) and from the controller's source, with its real quirks:
   sessions expire after `session_timeout` idle seconds (30 min by default) or on demand
   (`expire_sessions()`, `session_max_requests`), then every call answers 401 `UNAUTHORIZED` with
   `WWW-Authenticate: zt-session ... error="expired"`;
-- unique indexes (names; CA fingerprint; signer issuer and kid; identity externalId) answer 400
-  `COULD_NOT_VALIDATE` with cause `{"field", "reason": "duplicate value 'X' in unique index on
-  <store> store", "value"}`; there is no DUPLICATE code;
+- unique indexes (names; CA fingerprint; signer issuer and kid; identity externalId) answer a
+  create 400 `COULD_NOT_VALIDATE` with cause `{"field", "reason": "duplicate value 'X' in unique
+  index on <store> store", "value"}`; there is no DUPLICATE code. An update (PUT, PATCH) that would
+  break one applies nothing: a taken name is answered 200 as if applied, any other value 500
+  `UNHANDLED` with the duplicate-value text in `cause.message` (as the real 1.7.2);
 - creates answer 201 `{"data": {"id", "_links"}}`; PUT and PATCH answer 200 with an empty
   envelope (no entity); PATCH replaces `tags` as a whole; `certPem` is ignored on CA update;
 - lists page with `limit` (default 10, clamped to 500) and `offset`, filter in a ZitiQL subset
@@ -659,7 +661,17 @@ class ZitiController:
                 updb = (merged.get("primary") or {}).get("updb")
                 if isinstance(updb, dict) and old_min is not None:
                     updb["minPasswordLength"] = old_min
-            self._check_unique(kind, merged, id)
+            try:
+                self._check_unique(kind, merged, id)
+            except ApiError as e:
+                # As the real 1.7.2 controller: an update that would break a unique index applies
+                # nothing; a duplicate name is answered 200 as if it had been applied, any other
+                # value 500 UNHANDLED, the index named only in the nested cause.
+                if isinstance(e.cause, dict) and e.cause.get("field") == "name":
+                    return 200, empty_envelope()
+                reason = e.cause.get("reason") if isinstance(e.cause, dict) else e.cause_message
+                raise ApiError(500, "UNHANDLED", "An unhandled error occurred",
+                               {"code": "UNHANDLED", "message": reason}) from None
             merged.update(id=id, createdAt=current["createdAt"], updatedAt=iso(now_utc()))
             merged.setdefault("tags", {})
             self.entities[collection][id] = merged

@@ -162,6 +162,21 @@ class TestSignerCreateFaults:
         assert signer["name"] == props["name"] and signer["audience"] == "ziti-users"
         assert signer["tags"] == {"pulumi.stack": stack, "pulumi.name": resource}
 
+    def test_our_signer_under_its_name_with_a_new_issuer_is_adopted_not_doubled(
+        self, ziti, admin, proxy, made, signer_host
+    ):
+        """State lost after the rename (a crash before the state write), and the issuer changed
+        since: the POST under the pending name meets no unique value, the rename does; the signer
+        it made is deleted again and ours adopted with the new issuer."""
+        props = signer_props(ziti, proxy, made)
+        first = signer_host.up("s", props)
+        moved = f"https://{props['name']}.test/realms/moved"
+        state = signer_host.up("s", {**props, "issuer": moved, "jwks_endpoint": f"{moved}/certs"})
+        [signer] = admin.find("external-jwt-signers", props["name"])
+        assert signer["id"] == first.id == state.id and signer["issuer"] == moved
+        assert signers_of(admin, props["issuer"]) == []
+        assert proxy.count("DELETE", SIGNER) == 1
+
     def test_a_create_slower_than_the_timeout_leaves_exactly_one_signer(self, ziti, admin, proxy, made, signer_host):
         """The stalled first POST reaches the controller after the second was renamed: the pending
         name is free again, and the issuer, unique on the controller, refuses it."""

@@ -154,6 +154,20 @@ def replay(conn: dict[str, Any]) -> list[tuple[str, Any]]:
         **ident, "name": name + "-3", "externalId": spiffe + "-3", "authPolicyId": "no-such-policy"}))))
     r = api.get("/identities", params={"filter": f'externalId="{spiffe}"'})
     obs.append(("filter identities by externalId", [i["id"] == ident_id for i in r.json()["data"]]))
+    other = api.post("/identities", json={**ident, "name": name + "-5", "externalId": spiffe + "-5"})
+    other_id = other.json()["data"]["id"]
+    for step, change in (("update to a taken name", {"name": name, "roleAttributes": ["y"]}),
+                         ("update to a taken externalId", {"externalId": spiffe, "roleAttributes": ["y"]})):
+        for method in ("PATCH", "PUT"):
+            body = change if method == "PATCH" else {**ident, "name": name + "-5", "externalId": spiffe + "-5",
+                                                    **change}
+            r = api.request(method, f"/identities/{other_id}", json=body)
+            cause = (r.json().get("error") or {}).get("cause") or {}
+            after = api.get(f"/identities/{other_id}").json()["data"]
+            obs.append((f"{method} {step}: applies nothing", (
+                shape(r), "duplicate value" in str(cause.get("message", "")),
+                after["name"] == name + "-5", after["externalId"] == spiffe + "-5", after["roleAttributes"])))
+    api.delete(f"/identities/{other_id}")
 
     # edge routers
     r = api.post("/edge-routers", json={"name": name, "roleAttributes": ["public"], "isTunnelerEnabled": False,

@@ -255,3 +255,25 @@ def test_the_edge_routers_jwt_enrolls_a_real_router(ziti, admin, dynamic_host, s
 
             stop_procs([router.proc])
         host.delete("er", state.id, state.outputs)
+
+
+def test_a_rename_to_a_name_another_entity_holds_fails_and_changes_nothing(ziti, admin, dynamic_host) -> None:
+    """The controller (1.7.2) answers a PATCH giving an identity a name another one holds with 200
+    and applies none of it: the provider reads the rename back and fails the update, so the state
+    never records a name (or a role) the controller does not have."""
+    host = host_for(dynamic_host, zp.IdentityProvider)
+    name, taken = unique("renamed"), unique("taken")
+    props = full(ziti, {"name": name, "role_attributes": ["a"]}, "r")
+    state = host.up("r", props)
+    holder = admin.create("identities", {"name": taken, "type": "Default", "isAdmin": False})
+    try:
+        with pytest.raises(ProviderCallError, match=rf"did not rename identity '{name}'.* holds that name"):
+            host.change("r", state, {**props, "name": taken, "role_attributes": ["b"]})
+        stored = admin.get(f"/identities/{state.id}")
+        assert stored is not None and stored["name"] == name and stored["roleAttributes"] == ["a"]
+        renamed, _ = host.change("r", state, {**props, "name": f"{name}-2"})
+        stored = admin.get(f"/identities/{state.id}")
+        assert stored is not None and stored["name"] == f"{name}-2" == renamed.outputs["name"]
+    finally:
+        admin.delete("identities", holder)
+        admin.delete("identities", state.id)

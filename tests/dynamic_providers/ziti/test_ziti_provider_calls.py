@@ -492,6 +492,34 @@ class TestCreateOrAdopt:
         assert signer["name"] == "keycloak" and signer["audience"] == "ziti-users"
         assert signer["tags"] == {"pulumi.stack": OWNER, "pulumi.name": RESOURCE}
 
+    def test_our_signer_under_its_name_with_another_issuer_is_adopted_not_doubled(self, ziti: Ziti) -> None:
+        """This resource's signer already holds the name (a crash after the rename, before the state
+        write) and the issuer has changed since: no unique value refuses the POST under the pending
+        name, the rename does. The signer this call made is deleted again and ours is adopted, with
+        the new issuer."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["external-jwt-signer"]
+        first = kind.provider().create(inputs(kind, ziti))
+        moved = "https://auth.example.com/realms/moved"
+        created = kind.provider().create(inputs(kind, ziti, issuer=moved, jwks_endpoint=f"{moved}/certs"))
+        [signer] = fake.all("external-jwt-signers")
+        assert signer["id"] == first.id == created.id
+        assert signer["name"] == "keycloak" and signer["issuer"] == moved
+        assert signer["tags"] == {"pulumi.stack": OWNER, "pulumi.name": RESOURCE}
+        assert srv.count("DELETE", f"{API}/external-jwt-signers/{{id}}") == 1
+
+    def test_a_foreign_signer_under_the_name_is_refused_and_nothing_is_left(self, ziti: Ziti) -> None:
+        """Another holder of the name (untagged, another issuer) is refused, as for any kind; the
+        signer this call posted under the pending name is deleted again."""
+        fake, _ = ziti
+        kind = ZITI_KINDS["external-jwt-signer"]
+        theirs = fake.put_entity("external-jwt-signers", {
+            "name": "keycloak", "issuer": "https://elsewhere.example", "audience": "a",
+            "jwksEndpoint": "https://elsewhere.example/certs", "enabled": True})
+        with pytest.raises(ZitiApiError, match="already exists and is not owned by this resource"):
+            kind.provider().create(inputs(kind, ziti))
+        assert [e["id"] for e in fake.all("external-jwt-signers")] == [theirs]
+
     def test_another_resources_pending_signer_is_not_taken(self, ziti: Ziti) -> None:
         """The pending name names its resource: another resource's (same signer name, same issuer)
         is refused as a unique value held, untouched."""
@@ -1007,6 +1035,41 @@ class TestEdgeRouterEnrollment:
         provider.update(created.id, state, changed)
         assert f"POST {API}/edge-routers/{{id}}/re-enroll" not in writes(srv)
         assert entity(fake, self.KIND, created.id)["isVerified"] is True
+
+
+class TestRenames:
+    """A name is updated in place, and read back: the controller (1.7.2, as the fake) answers a
+    write that gives an entity a name another entity holds with 200 and applies none of it."""
+
+    @pytest.mark.parametrize("kind_key", sorted(ZITI_KINDS))
+    def test_a_rename_is_written_and_read_back(self, ziti: Ziti, kind_key: str) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS[kind_key]
+        olds = inputs(kind, ziti)
+        created = kind.provider().create(olds)
+        srv.reset_log()
+        news = inputs(kind, ziti, name="renamed")
+        outs = kind.provider().update(created.id, {**olds, **created.outs}, news).outs
+        assert entity(fake, kind, created.id)["name"] == "renamed" == outs["name"]
+        assert srv.count("GET", f"{API}/{kind.provider.collection}/{{id}}") == 2  # before and after
+
+    def test_a_name_another_entity_holds_fails_the_update_and_changes_nothing(self, ziti: Ziti) -> None:
+        fake, _ = ziti
+        kind = ZITI_KINDS["identity"]
+        olds = inputs(kind, ziti)
+        created = kind.provider().create(olds)
+        holder = fake.put_entity("identities", {**IDENTITY_BY_HAND, "name": "taken"})
+        news = inputs(kind, ziti, name="taken", role_attributes=["q"])
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().update(created.id, {**olds, **created.outs}, news)
+        assert err.value.code == "NAME_TAKEN" and err.value.is_duplicate
+        assert str(err.value) == (
+            f"PATCH /identities/{created.id}: NAME_TAKEN: the controller did not rename identity 'payments-api' "
+            f"(id {created.id}) to 'taken': identity 'taken' (id {holder}) holds that name (it answers such a "
+            "write 200 and applies none of it) [name: duplicate value 'taken']"
+        )
+        stored = entity(fake, kind, created.id)
+        assert stored["name"] == "payments-api" and stored["roleAttributes"] == ["p"]
 
 
 class TestRefresh:
