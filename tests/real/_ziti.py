@@ -41,8 +41,9 @@ class Admin:
         data: dict[str, Any] = r.json()["data"]
         return data
 
-    def find(self, collection: str, name: str) -> list[dict[str, Any]]:
-        r = self.http.get(f"/{collection}", params={"filter": f'name="{name}"', "limit": 500})
+    def find(self, collection: str, name: str, field: str = "name") -> list[dict[str, Any]]:
+        """The entities whose `field` (default: name) is `name`."""
+        r = self.http.get(f"/{collection}", params={"filter": f'{field}="{name}"', "limit": 500})
         r.raise_for_status()
         found: list[dict[str, Any]] = r.json()["data"]
         return found

@@ -122,13 +122,6 @@ def signer_props(
     }
 
 
-def signers_of(admin: Admin, issuer: str) -> list[dict[str, Any]]:
-    r = admin.request("GET", "/external-jwt-signers", params={"filter": f'issuer="{issuer}"', "limit": 500})
-    r.raise_for_status()
-    found: list[dict[str, Any]] = r.json()["data"]
-    return found
-
-
 class TestSignerCreateFaults:
     """The controller (1.7.2) drops a signer's tags on create: the provider posts it under a name
     only that resource gives, then renames and tags it; a lost answer or a crash in between leaves
@@ -140,7 +133,7 @@ class TestSignerCreateFaults:
         props = signer_props(ziti, proxy, made)
         proxy.inject("POST", SIGNERS, reset_after=True)
         state = with_one_rerun(lambda: signer_host.up("s", props))
-        [signer] = signers_of(admin, props["issuer"])
+        [signer] = admin.find("external-jwt-signers", props["issuer"], "issuer")
         assert signer["id"] == state.id and signer["name"] == props["name"]
         assert signer["tags"] == {"pulumi.stack": props["owner"]["stack"], "pulumi.name": props["owner"]["name"]}
         assert proxy.count("POST", SIGNERS) == 1
@@ -150,14 +143,14 @@ class TestSignerCreateFaults:
         refused = proxy.inject("PATCH", SIGNER, status=500, times=100, body={"error": {"code": "UNHANDLED"}})
         with pytest.raises(ProviderCallError, match="500"):
             signer_host.up("s", props)
-        [left] = signers_of(admin, props["issuer"])
+        [left] = admin.find("external-jwt-signers", props["issuer"], "issuer")
         stack, resource = props["owner"]["stack"], props["owner"]["name"]
         assert left["name"] == f"{props['name']} (pulumi: being created by {stack} {resource})"
         assert not left["tags"]  # as the controller keeps a create's tags: none
         made.append(("external-jwt-signers", left["name"]))
         refused.times = 0
         state = signer_host.up("s", {**props, "audience": "ziti-users"})
-        [signer] = signers_of(admin, props["issuer"])
+        [signer] = admin.find("external-jwt-signers", props["issuer"], "issuer")
         assert signer["id"] == left["id"] == state.id
         assert signer["name"] == props["name"] and signer["audience"] == "ziti-users"
         assert signer["tags"] == {"pulumi.stack": stack, "pulumi.name": resource}
@@ -174,7 +167,7 @@ class TestSignerCreateFaults:
         state = signer_host.up("s", {**props, "issuer": moved, "jwks_endpoint": f"{moved}/certs"})
         [signer] = admin.find("external-jwt-signers", props["name"])
         assert signer["id"] == first.id == state.id and signer["issuer"] == moved
-        assert signers_of(admin, props["issuer"]) == []
+        assert admin.find("external-jwt-signers", props["issuer"], "issuer") == []
         assert proxy.count("DELETE", SIGNER) == 1
 
     def test_a_create_slower_than_the_timeout_leaves_exactly_one_signer(self, ziti, admin, proxy, made, signer_host):
@@ -184,7 +177,7 @@ class TestSignerCreateFaults:
         proxy.inject("POST", SIGNERS, delay=3)
         state = with_one_rerun(lambda: signer_host.up("s", props))
         time.sleep(3)
-        assert [s["id"] for s in signers_of(admin, props["issuer"])] == [state.id]
+        assert [s["id"] for s in admin.find("external-jwt-signers", props["issuer"], "issuer")] == [state.id]
 
 
 class TestCreateFaults:
