@@ -13,7 +13,10 @@ if [ ! -x "${VENV}/bin/python" ]; then
 fi
 stamp="${VENV}/.requirements-$(basename "${reqs}").sha256"
 want="$(cat "${ROOT}"/requirements*.txt "${ROOT}/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-if [ ! -f "${stamp}" ] || [ "$(cat "${stamp}")" != "${want}" ]; then
+installed() { [ -f "$1" ] && [ "$(cat "$1")" = "${want}" ]; }
+# requirements-dev.txt starts with `-r requirements.txt`: its install holds the runtime's too.
+if ! installed "${stamp}" && ! { [ "${reqs}" = requirements.txt ] &&
+    installed "${VENV}/.requirements-requirements-dev.txt.sha256"; }; then
   echo "==> installing ${reqs}"
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "${VENV}/bin/python" -m pip install --quiet --disable-pip-version-check -r "${ROOT}/${reqs}"

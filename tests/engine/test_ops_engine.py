@@ -15,8 +15,9 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   reports and `ops up --refresh` repairs;
 - a workload key renamed with its SPIFFE ID kept: `ops preview` refuses the move (exit 12: the
   entry and the identity would be adopted by the new names and deleted under the old), so does
-  `ops up` (its own preview, nothing applied), the `pulumi state rename` commands it gives fix it,
-  and `ops up` then keeps both objects;
+  `ops up` (its own preview, nothing applied) and `scripts/up` (which previews through `ops`), the
+  `pulumi state rename` commands it gives fix it, and `scripts/up --yes` then applies the plan it
+  previewed and keeps both objects;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -30,6 +31,7 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,16 @@ def run_stack_reference_example(ext: ExternalStack, engine_bin: Path, work: Path
     secret = json.loads(ext.cli("stack", "output", "--json", "--show-secrets").stdout)["zitiRouterEnrollmentJwt"]
     assert secret.count(".") == 2 and secret not in state, "a secret output is in clear in the consumer's state"
     return outputs
+
+
+def scripts_up(ext: ExternalStack, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The checkout's `scripts/up` run in the stack's project copy (whose `.venv` is the
+    checkout's: the dev install satisfies it), with the CLI's environment and no terminal."""
+    for name in ("scripts/up", "scripts/_venv.sh", "pyproject.toml", *(p.name for p in REPO.glob("requirements*.txt"))):
+        (ext.cli.dir / name).parent.mkdir(exist_ok=True)
+        shutil.copy2(REPO / name, ext.cli.dir / name)
+    return subprocess.run([str(ext.cli.dir / "scripts" / "up"), ext.stack, *argv], env=ext.cli.env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
@@ -272,6 +284,9 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         assert f"spire-entries-entry-{ext.workload} -> spire-entries-entry-{renamed}" in doc["error"]["message"]
         code, up_doc = ops("up")  # up previews first and stops there: nothing created or deleted
         assert code == ExitCode.OBJECT_MOVED and up_doc["error"]["hint"] == doc["error"]["hint"], up_doc
+        deployed = scripts_up(ext, "--yes")  # the deploy script previews through ops: refused the same way
+        assert deployed.returncode == ExitCode.OBJECT_MOVED, deployed.stdout + deployed.stderr
+        assert f"fix: {doc['error']['hint']}" in deployed.stderr, deployed.stderr
         assert ops.outputs()["spireEntryIds"] == {ext.workload: entry_id} and spire_admin.get(entry_id) is not None
         for command in doc["error"]["hint"].split(": ", 1)[1].split(" && "):
             argv = shlex.split(command)
@@ -280,7 +295,9 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         code, doc = ops("preview")
         assert code == ExitCode.OK, doc
         assert not {"create", "delete"} & set().union(*changed(doc).values()), doc["steps"]
-        assert ops("up")[0] == ExitCode.OK
+        deployed = scripts_up(ext, "--yes")
+        assert deployed.returncode == ExitCode.OK, deployed.stdout + deployed.stderr
+        assert "installing" not in deployed.stdout and f"up {ext.stack}: " in deployed.stdout, deployed.stdout
         outputs = ops.outputs()
         assert outputs["spireEntryIds"] == {renamed: entry_id} and spire_admin.get(entry_id) is not None
         assert outputs["zitiIdentityIds"] == {renamed: identity_id} and ziti.get(f"/identities/{identity_id}")
