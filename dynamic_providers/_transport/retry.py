@@ -122,9 +122,11 @@ class RetryPolicy:
         return self.retrying(tenacity.retry_if_exception(when), sleep=sleep, before_sleep=hook)(fn)
 
     def send(self, handle: Callable[[httpx.Request], httpx.Response], request: httpx.Request, *,
-             sleep: Sleep = time.sleep, until: float | None = None, login: bool = False) -> httpx.Response:
+             sleep: Sleep = time.sleep, until: float | None = None, login: bool = False,
+             final: Callable[[httpx.Response], bool] | None = None) -> httpx.Response:
         """`handle(request)` under the rule; an answer that is not repeated is returned as it is.
-        Until `until`, a login waits out any failure, another call only a server not listening."""
+        Until `until`, a login waits out any failure, another call only a server not listening.
+        `final`: answers the system knows a repeat cannot change (e.g. a 500 that is a refusal)."""
 
         def waits(state: tenacity.RetryCallState) -> bool:
             return login or (state.outcome is not None and never_sent(state.outcome.exception()))
@@ -137,6 +139,8 @@ class RetryPolicy:
         def asks_again(resp: httpx.Response) -> bool:
             """An answer is repeated only when it asks for no longer a wait than `max_retry_after`."""
             if resp.status_code != 429 and not (resp.status_code in RETRY_STATUSES and idempotent(request)):
+                return False
+            if final is not None and final(resp):
                 return False
             asked = parse_retry_after(resp.headers.get("Retry-After"))
             return asked is None or asked <= self.max_retry_after
@@ -153,7 +157,8 @@ class RetryPolicy:
 class RetryTransport(httpx.BaseTransport):
     """`RetryPolicy.send` under an `httpx.Client`, so every request, logins included (extension
     `login`, set by `Session`), follows the rule; the policy, sleep function and readiness deadline
-    come with each request (`RetryPolicy.extensions`), else the default policy applies."""
+    come with each request (`RetryPolicy.extensions`), else the default policy applies, and so may
+    a system's `final` predicate (extension `final`)."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
@@ -162,7 +167,7 @@ class RetryTransport(httpx.BaseTransport):
         ext = request.extensions
         policy: RetryPolicy = ext.get("retry", RetryPolicy())
         return policy.send(self.inner.handle_request, request, sleep=ext.get("sleep", time.sleep),
-                           until=ext.get("ready_until"), login=bool(ext.get("login")))
+                           until=ext.get("ready_until"), login=bool(ext.get("login")), final=ext.get("final"))
 
     def close(self) -> None:
         self.inner.close()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,13 @@ from dynamic_providers.ziti.models import ZitiConnection
 __all__ = ["PAGE_LIMIT", "ZitiApiError", "ZitiClient", "ZitiSession", "sha256_fingerprint", "zitiql_string"]
 
 PAGE_LIMIT = 500  # the controller clamps larger limits to 500 (models.ListLimitMax)
+DUPLICATE_VALUE = re.compile(r"duplicate value '(.*)' in unique index", re.S)
+
+
+def refused_for_good(resp: httpx.Response) -> bool:
+    """A 500 that is a unique index's refusal (1.7.2 answers an update to a taken value so): the
+    same request gets the same answer, so the transport does not repeat it."""
+    return resp.status_code == 500 and DUPLICATE_VALUE.search(resp.read().decode(errors="replace")) is not None
 
 
 class _Answer(BaseModel):
@@ -91,16 +99,28 @@ class ZitiApiError(ApiError):
 
     @property
     def is_duplicate(self) -> bool:
-        """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ...",
-        or a rename the controller answered 200 and did not apply (`NAME_TAKEN`, the provider's)."""
-        if self.code == "NAME_TAKEN":
+        """A unique index refused the value: 400 COULD_NOT_VALIDATE, reason "duplicate value ...";
+        an update's 500 UNHANDLED whose nested cause says so (1.7.2: nothing applied); or a rename
+        the controller answered 200 and did not apply (`NAME_TAKEN`, the provider's)."""
+        if self.code == "NAME_TAKEN" or (self.status == 500 and self.duplicate_value is not None):
             return True
         if self.status != 400 or self.code != "COULD_NOT_VALIDATE":
             return False
-        # The controller puts it in cause.reason; read causeMessage and a string cause as well.
-        cause = self.cause.reason if isinstance(self.cause, ApiErrorCause) else self.cause
-        text = " ".join(t for t in (cause, self.cause_message) if t).lower()
+        text = self._cause_text().lower()
         return "duplicate value" in text or "must be unique" in text or "already used" in text
+
+    @property
+    def duplicate_value(self) -> str | None:
+        """The value a unique index refused, as the controller quotes it ("duplicate value 'X' in unique index")."""
+        found = DUPLICATE_VALUE.search(self._cause_text())
+        return found.group(1) if found else None
+
+    def _cause_text(self) -> str:
+        """The controller puts it in cause.reason (a field error) or cause.message (a nested error);
+        read causeMessage and a string cause as well."""
+        cause = self.cause
+        texts = [cause.reason, cause.message] if isinstance(cause, ApiErrorCause) else [cause]
+        return " ".join(t for t in (*texts, self.cause_message) if t)
 
     @classmethod
     def from_response(cls, resp: httpx.Response) -> ZitiApiError:
@@ -235,7 +255,7 @@ class ZitiClient:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def __enter__(self) -> ZitiClient:
-        self._ext = self.retry.extensions(self.sleep, self.connection.ready_timeout)
+        self._ext = {**self.retry.extensions(self.sleep, self.connection.ready_timeout), "final": refused_for_good}
         self.session = ZitiSession.of(self.connection, self._ext)  # a pinned-root fetch raises ZitiApiError
         return self
 

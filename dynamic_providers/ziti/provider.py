@@ -312,7 +312,12 @@ class ZitiProvider(OwnedProvider):
         with 200 and applies none of it (another unique value: 500, nothing applied)."""
         id_, put = str(current["id"]), bool(self.put_fields & body.keys())
         sent = full if put else body
-        (c.put if put else c.patch)(self.collection, id_, sent)
+        try:
+            (c.put if put else c.patch)(self.collection, id_, sent)
+        except ZitiApiError as e:
+            if not e.is_duplicate:
+                raise
+            raise self._value_taken(c, current, sent, e) from e
         if "name" not in sent or sent["name"] == current.get("name"):
             return {**current, **sent}
         stored = c.get(self.collection, id_)
@@ -328,6 +333,21 @@ class ZitiProvider(OwnedProvider):
                 cause=ApiErrorCause(field="name", reason=f"duplicate value {sent['name']!r}"),
             )
         return stored
+
+    def _value_taken(self, c: ZitiClient, current: Entity, sent: Entity, e: ZitiApiError) -> ZitiApiError:
+        """`e` told with the field a unique index refused and the entity that holds its value."""
+        field = next((k for k, v in sent.items() if k != "name" and v == e.duplicate_value), None)
+        if field is None:
+            return e
+        try:
+            held = [h for h in c.find(self.collection, field, str(e.duplicate_value)) if h.get("id") != current["id"]]
+        except ZitiApiError:
+            held = []
+        return e.retold(
+            f"the controller refused to set {field} of {self._named(current)} to {e.duplicate_value!r}: "
+            f"{self._named(held[0]) if held else 'another entity'} holds that value; nothing was applied. "
+            "Two resources that trade values need two updates (first a value no entity holds)"
+        )
 
     def _take(self, c: ZitiClient, existing: Entity, args: Any, owner: Ownership | None) -> Entity:
         """An existing entity becomes this resource: the declared settings and our tags are written."""

@@ -127,6 +127,22 @@ class TestWhatIsRepeated:
             send(server, "GET", sleeps)
         assert server.seen == ["GET"] and sleeps == []
 
+    def test_an_answer_the_system_calls_final_is_returned_at_once(self) -> None:
+        """A system's `final` predicate (extension `final`) marks an answer a repeat cannot change;
+        the others are repeated as ever."""
+        refusal = httpx.Response(500, text="refused for good")
+
+        def final(resp: httpx.Response) -> bool:
+            return resp.read() == b"refused for good"
+
+        server = Server(refusal, OK)
+        sleeps = Sleeps()
+        assert send(server, "PUT", sleeps, final=final).text == "refused for good"
+        assert server.seen == ["PUT"] and sleeps == []
+        server = Server(httpx.Response(500, text="busy"), OK)
+        assert send(server, "PUT", final=final).status_code == 200
+        assert server.seen == ["PUT", "PUT"]
+
     def test_tries_are_bounded_and_the_last_answer_is_returned(self) -> None:
         server = Server(httpx.Response(503, text="still down"))
         resp = send(server, "GET")

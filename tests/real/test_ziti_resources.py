@@ -277,3 +277,25 @@ def test_a_rename_to_a_name_another_entity_holds_fails_and_changes_nothing(ziti,
     finally:
         admin.delete("identities", holder)
         admin.delete("identities", state.id)
+
+
+def test_an_external_id_another_identity_holds_fails_naming_it_and_changes_nothing(ziti, admin, dynamic_host) -> None:
+    """The controller (1.7.2) answers a PATCH giving an identity an externalId another one holds
+    with 500 UNHANDLED and applies none of it: the provider fails the update once, naming the holder."""
+    host = host_for(dynamic_host, zp.IdentityProvider)
+    name, spiffe = unique("mine"), f"spiffe://fidelity.test/{unique('taken')}"
+    props = full(ziti, {"name": name, "external_id": f"{spiffe}-mine", "role_attributes": ["a"]}, "r")
+    state = host.up("r", props)
+    holder_name = unique("holder")
+    holder = admin.create("identities", {"name": holder_name, "type": "Default", "isAdmin": False,
+                                         "externalId": spiffe})
+    try:
+        message = (rf"refused to set externalId of identity '{name}' \(id {state.id}\) to '{spiffe}': identity "
+                   rf"'{holder_name}' \(id {holder}\) holds that value; nothing was applied")
+        with pytest.raises(ProviderCallError, match=message):
+            host.change("r", state, {**props, "external_id": spiffe, "role_attributes": ["b"]})
+        stored = admin.get(f"/identities/{state.id}")
+        assert stored is not None and stored["externalId"] == f"{spiffe}-mine" and stored["roleAttributes"] == ["a"]
+    finally:
+        admin.delete("identities", holder)
+        admin.delete("identities", state.id)

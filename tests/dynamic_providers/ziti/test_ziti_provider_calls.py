@@ -1072,6 +1072,43 @@ class TestRenames:
         assert stored["name"] == "payments-api" and stored["roleAttributes"] == ["p"]
 
 
+class TestTakenValues:
+    """An update giving an entity a unique value (an identity's externalId, a signer's issuer)
+    another entity holds: the controller (1.7.2, as the fake) answers 500 UNHANDLED and applies
+    nothing. The provider sends it once (a repeat gets the same answer) and names the holder."""
+
+    CASES = {
+        "identity": ("externalId", "external_id", "spiffe://prod.example/billing",
+                     {**IDENTITY_BY_HAND, "name": "billing"}),
+        "external-jwt-signer": ("issuer", "issuer", "https://auth.example.com/realms/other",
+                                {"name": "other", "audience": "a", "jwksEndpoint": "https://o/jwks", "enabled": True}),
+    }
+
+    @pytest.mark.parametrize("kind_key", sorted(CASES))
+    def test_the_update_fails_once_naming_the_holder_and_changes_nothing(self, ziti: Ziti, kind_key: str) -> None:
+        fake, srv = ziti
+        kind = ZITI_KINDS[kind_key]
+        api_field, field, value, by_hand = self.CASES[kind_key]
+        collection = kind.provider.collection
+        olds = inputs(kind, ziti)
+        created = kind.provider().create(olds)
+        before = copy.deepcopy(entity(fake, kind, created.id))
+        holder = fake.put_entity(collection, {**by_hand, api_field: value})
+        srv.reset_log()
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().update(created.id, {**olds, **created.outs}, inputs(kind, ziti, **{field: value}))
+        assert err.value.status == 500 and err.value.is_duplicate and err.value.duplicate_value == value
+        assert str(err.value) == (
+            f"PATCH /edge/management/v1/{collection}/{created.id}: HTTP 500 UNHANDLED: the controller refused to "
+            f"set {api_field} of {kind.provider.label} {before['name']!r} (id {created.id}) to {value!r}: "
+            f"{kind.provider.label} {by_hand['name']!r} (id {holder}) holds that value; nothing was applied. Two "
+            "resources that trade values need two updates (first a value no entity holds) "
+            f"[duplicate value '{value}' in unique index on {fake_ziti.KINDS[collection].store} store]"
+        )
+        assert writes(srv) == [f"PATCH {API}/{collection}/{{id}}"]  # not repeated
+        assert entity(fake, kind, created.id) == before
+
+
 class TestRefresh:
     """What a refresh records: the entity as the controller holds it, its settings as the inputs."""
 
