@@ -43,6 +43,7 @@ from components.kubernetes.mesh import OBSERVABILITY_NAMESPACE, IamMeshArgs
 from components.kubernetes.observability import ObservabilityArgs
 from components.kubernetes.ziti_controller import ZITI_NAMESPACE, ZitiController, ZitiControllerArgs
 from components.kubernetes.ziti_edge_router import ZitiEdgeRouterPod, ZitiEdgeRouterPodArgs
+from components.moves import Moves
 from components.root_ca import RootCa, RootCaArgs
 from components.spire_connection import spire_connection
 from components.spire_registrations import Registration, SpireRegistrations, SpireRegistrationsArgs
@@ -228,7 +229,8 @@ def _chain_exports(
 
 def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
     """The stack for `config.platform`; `imports` are taken over instead of created."""
-    seen = _import_existing(config.imports) if config.imports else None
+    moves = Moves.of_this_stack()
+    seen = _import_existing(config.imports, moves) if config.imports or moves.held else None
     platform: Platform
     if config.platform == "kubernetes":
         platform = build_kubernetes(config, secrets)
@@ -236,7 +238,7 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
         platform = build_external(config, secrets)
     else:
         platform = build_swarm(config, secrets)
-    if seen is not None:
+    if seen is not None and config.imports:
         problems = []
         for name in sorted(config.imports):
             fix = f"(fix: `pulumi config rm --path 'imports.{name}'`)"
@@ -258,9 +260,10 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
 IMPORTABLE = "pulumi-python:dynamic/ziti:"
 
 
-def _import_existing(imports: Mapping[str, str]) -> dict[str, str]:
-    """Hand each existing object named in `imports` to the resource of that name; returns the
-    name -> type of every resource the program registers (filled in as they are constructed).
+def _import_existing(imports: Mapping[str, str], moves: Moves) -> dict[str, str]:
+    """Hand each existing object named in `imports` to the resource of that name, and each object
+    a renamed key moved to its resource's new name (`Moves`); returns the name -> type of every
+    resource the program registers (filled in as they are constructed).
 
     Pulumi cannot import a Python dynamic resource (`pulumi import` or the `import` option: its
     provider host finds no serialized provider without state, pulumi/pulumi#16175). So the id
@@ -270,9 +273,13 @@ def _import_existing(imports: Mapping[str, str]) -> dict[str, str]:
 
     def transformation(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
         seen[args.name] = args.type_
-        if args.name not in imports or not args.type_.startswith(IMPORTABLE):
-            return None
-        return pulumi.ResourceTransformationResult({**args.props, "import_id": imports[args.name]}, args.opts)
+        props, opts = args.props, args.opts
+        if args.name in imports and args.type_.startswith(IMPORTABLE):
+            props = {**props, "import_id": imports[args.name]}
+        moved_from = moves.alias(args.type_, args.name, props)
+        if moved_from is not None:  # components/moves.py: the same object under a renamed key
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[moved_from]))
+        return None if props is args.props and opts is args.opts else pulumi.ResourceTransformationResult(props, opts)
 
     pulumi.runtime.register_stack_transformation(transformation)
     return seen

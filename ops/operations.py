@@ -99,7 +99,9 @@ def check_moves(report: Report) -> None:
     when a workload key is renamed in the stack file and its SPIFFE ID kept: the update would create
     the new resource first, which adopts the object by its key (a SPIRE entry, a Keycloak realm or
     client) or is refused (a Ziti identity's unique external id), and then delete the old resource,
-    which removes the object. `pulumi state rename` makes it the same resource under the new name."""
+    which removes the object. `pulumi state rename` makes it the same resource under the new name.
+    The program follows a renamed workload or user key itself (components/moves.py): this is the
+    net for what it cannot follow."""
     created: dict[str, str] = {}
     for op, urn, keys in report.keyed:
         if op == "create":

@@ -13,11 +13,11 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   `delete_before_replace`); of a SPIRE entry it is refused (exit 64): with the raw CLI, the
   replacement adopts the entry itself (same id) and the delete then removes it, which `ops drift`
   reports and `ops up --refresh` repairs;
-- a workload key renamed with its SPIFFE ID kept: `ops preview` refuses the move (exit 12: the
-  entry and the identity would be adopted by the new names and deleted under the old), so does
-  `ops up` (its own preview, nothing applied) and `scripts/up` (which previews through `ops`), the
-  `pulumi state rename` commands it gives fix it, and `scripts/up --yes` then applies the plan it
-  previewed and keeps both objects;
+- a workload key renamed with its SPIFFE ID kept, and a user key with its email: the program reads
+  the previous deployment and follows the objects to their new resource names (aliases), so the
+  preview proposes no create or delete, `scripts/up --yes` (which previews through `ops` and
+  applies that plan) keeps the entry and both identities, and so does the raw `pulumi up` renaming
+  them back;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -272,36 +271,34 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         assert spire_admin.get(ops.outputs()["spireEntryIds"][ext.workload]) is not None
         assert ops("drift")[0] == ExitCode.OK
 
-        # -- a workload key renamed, its SPIFFE ID kept: the preview refuses the move ------------
+        # -- keys renamed, the objects kept: followed to the new names, with ops and the raw CLI --
         outputs = ops.outputs()
         entry_id, identity_id = outputs["spireEntryIds"][ext.workload], outputs["zitiIdentityIds"][ext.workload]
-        renamed = f"{ext.workload}-renamed"
+        user_identity = outputs["zitiUserIdentityIds"][ext.user]
         plain = ops.settings()
-        plain["workloads"] = {renamed: plain["workloads"][ext.workload]}
-        write_stack_file(ext.cli.dir, ext.stack, plain)
-        code, doc = ops("preview")
-        assert code == ExitCode.OBJECT_MOVED and doc["error"]["kind"] == "object_moved", doc
-        assert f"spire-entries-entry-{ext.workload} -> spire-entries-entry-{renamed}" in doc["error"]["message"]
-        code, up_doc = ops("up")  # up previews first and stops there: nothing created or deleted
-        assert code == ExitCode.OBJECT_MOVED and up_doc["error"]["hint"] == doc["error"]["hint"], up_doc
-        deployed = scripts_up(ext, "--yes")  # the deploy script previews through ops: refused the same way
-        assert deployed.returncode == ExitCode.OBJECT_MOVED, deployed.stdout + deployed.stderr
-        assert f"fix: {doc['error']['hint']}" in deployed.stderr, deployed.stderr
-        assert ops.outputs()["spireEntryIds"] == {ext.workload: entry_id} and spire_admin.get(entry_id) is not None
-        for command in doc["error"]["hint"].split(": ", 1)[1].split(" && "):
-            argv = shlex.split(command)
-            at = argv.index("--stack")
-            ext.cli(*argv[1:at], *argv[at + 2:])  # the Cli names the stack itself
-        code, doc = ops("preview")
-        assert code == ExitCode.OK, doc
-        assert not {"create", "delete"} & set().union(*changed(doc).values()), doc["steps"]
-        deployed = scripts_up(ext, "--yes")
-        assert deployed.returncode == ExitCode.OK, deployed.stdout + deployed.stderr
-        assert "installing" not in deployed.stdout and f"up {ext.stack}: " in deployed.stdout, deployed.stdout
-        outputs = ops.outputs()
-        assert outputs["spireEntryIds"] == {renamed: entry_id} and spire_admin.get(entry_id) is not None
-        assert outputs["zitiIdentityIds"] == {renamed: identity_id} and ziti.get(f"/identities/{identity_id}")
-        assert ops("drift")[0] == ExitCode.OK
+        first = {"workloads": dict(plain["workloads"]), "users": dict(plain["users"])}
+        renamed = {"workloads": {f"{ext.workload}-renamed": plain["workloads"][ext.workload]},
+                   "users": {f"{ext.user}-renamed": plain["users"][ext.user]}}
+        for keys, how in ((renamed, "scripts/up"), (first, "pulumi up")):
+            write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **keys})
+            code, doc = ops("preview")
+            assert code == ExitCode.OK, doc
+            assert not {"create", "delete"} & set().union(*changed(doc).values()), doc["steps"]
+            if how == "scripts/up":
+                deployed = scripts_up(ext, "--yes")
+                assert deployed.returncode == ExitCode.OK, deployed.stdout + deployed.stderr
+                assert "installing" not in deployed.stdout and f"up {ext.stack}: " in deployed.stdout, deployed.stdout
+            else:
+                ext.cli("up", "--yes")
+            (workload,), (user,) = keys["workloads"], keys["users"]
+            outputs = ops.outputs()
+            assert outputs["spireEntryIds"] == {workload: entry_id} and spire_admin.get(entry_id) is not None, how
+            assert outputs["zitiIdentityIds"] == {workload: identity_id}, how
+            assert outputs["zitiUserIdentityIds"] == {user: user_identity}, how
+            for id_ in (identity_id, user_identity):
+                assert ziti.get(f"/identities/{id_}") is not None, how
+            assert f"spire-entries-entry-{workload}" in ops.names(), how
+            assert ops("drift")[0] == ExitCode.OK, how
     finally:
         ext.cli("destroy", "--yes", ok=False)
         spire_admin.close()

@@ -125,6 +125,7 @@ class Registered:
     # What this resource's `aliases` name: earlier parents' URNs and earlier names.
     alias_parents: tuple[str, ...] = ()
     alias_names: tuple[str, ...] = ()
+    alias_urns: tuple[str, ...] = ()  # aliases given as whole URNs
 
 
 @dataclass(frozen=True)
@@ -353,6 +354,7 @@ class RecordingMonitor(pmocks.MockMonitor):
                         a.spec.parentUrn for a in request.aliases if a.HasField("spec") and a.spec.parentUrn
                     ),
                     alias_names=tuple(a.spec.name for a in request.aliases if a.HasField("spec") and a.spec.name),
+                    alias_urns=tuple(a.urn for a in request.aliases if a.HasField("urn")),
                 )
             )
         return response

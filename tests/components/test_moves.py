@@ -1,0 +1,121 @@
+"""components/moves.py under the mock engine: a workload or user key renamed in the stack file,
+its object kept, registers the new resource with the old one's URN as an alias (so the engine
+renames it instead of creating one and deleting the other); nothing else changes. The previous
+deployment is what the engine's builtin `readStackResourceOutputs` answers (here the mock's call).
+That the real engine follows it (no create, no delete, the objects kept, with `ops`, `scripts/up`
+and the raw `pulumi up`) is tests/engine/test_ops_engine.py's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.moves import ENTRY, IDENTITY, READ_STATE, Moves, object_key
+from dynamic_providers.spire.models import parse_connection
+from tests.conftest import MODES
+from tests.harness import mock_engine
+from tests.harness.mock_engine import ProgramRun, run_program
+
+STACK = "external"  # workload payments-api, user alice
+ENTRY_NAME, IDENTITY_NAME, USER_NAME = (
+    "spire-entries-entry-payments-api", "ziti-trust-identity-payments-api", "ziti-trust-user-alice")
+OLD = {ENTRY_NAME: "spire-entries-entry-api-v1", IDENTITY_NAME: "ziti-trust-identity-api-v1",
+       USER_NAME: "ziti-trust-user-alice-smith"}
+
+
+def urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:{STACK}::identity-platform::identity-platform:component${type_}::{name}"
+
+
+@pytest.fixture
+def previous() -> Iterator[dict[str, Any]]:
+    """The state the mock engine answers `readStackResourceOutputs` with (URN -> type, outputs)."""
+    state: dict[str, Any] = {}
+    mock_engine.CALLS[READ_STATE] = lambda args: {"name": args.args["stackName"], "outputs": dict(state)}
+    yield state
+    del mock_engine.CALLS[READ_STATE]
+
+
+def deployed(run: ProgramRun, names: dict[str, str]) -> dict[str, Any]:
+    """The previous deployment: `run`'s entry and identities held under the names `names` gives them,
+    their outputs their inputs (what the providers store for these fields)."""
+    out = {}
+    for r in run.resources:
+        if r.type in (ENTRY, IDENTITY):
+            out[urn(r.type, names.get(r.name, r.name))] = {"type": r.type, "outputs": dict(r.inputs)}
+    return out
+
+
+def aliased(run: ProgramRun) -> dict[str, tuple[str, ...]]:
+    return {r.name: r.alias_urns for r in run.resources if r.alias_urns}
+
+
+@pytest.mark.parametrize("preview", MODES)
+class TestRenamedKeys:
+    def test_each_renamed_object_is_registered_with_its_old_urn_as_alias(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        previous.update(deployed(run_program(STACK, preview), OLD))
+        run = run_program(STACK, preview)
+        assert aliased(run) == {
+            ENTRY_NAME: (urn(ENTRY, OLD[ENTRY_NAME]),),
+            IDENTITY_NAME: (urn(IDENTITY, OLD[IDENTITY_NAME]),),
+            USER_NAME: (urn(IDENTITY, OLD[USER_NAME]),),
+        }
+
+    def test_a_resource_the_previous_deployment_knows_by_its_name_gets_no_alias(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        previous.update(deployed(run_program(STACK, preview), {}))
+        assert aliased(run_program(STACK, preview)) == {}
+
+    def test_another_object_under_the_old_name_is_not_followed(self, previous: dict[str, Any], preview: bool) -> None:
+        """The old key named another SPIFFE ID (and selectors), or another email: a new object."""
+        previous.update(deployed(run_program(STACK, preview), OLD))
+        for res in previous.values():
+            res["outputs"].update(external_id="spiffe://zt.acme-identity.net/other", selectors=["unix:uid:2002"])
+        assert aliased(run_program(STACK, preview)) == {}
+
+    def test_without_a_previous_deployment_the_registrations_are_unchanged(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        assert previous == {}
+        run = run_program(STACK, preview)
+        assert aliased(run) == {}
+        assert any(r.type == ENTRY for r in run.resources)
+
+
+class TestObjectKeys:
+    CONNECTION = {"transport": "grpc", "socket_path": "/run/spire/admin.sock", "trust_domain": "td.example",
+                  "project": "identity-platform", "stack": "prod"}
+    ENTRY_PROPS = {"spiffe_id": "spiffe://td.example/a", "parent_id": "spiffe://td.example/agent",
+                   "selectors": ["unix:uid:1", "unix:gid:2"], "connection": CONNECTION}
+
+    def test_an_entry_is_its_server_and_triple_selectors_in_any_order(self) -> None:
+        key = object_key(ENTRY, self.ENTRY_PROPS)
+        assert key is not None
+        assert object_key(ENTRY, {**self.ENTRY_PROPS, "selectors": ["unix:gid:2", "unix:uid:1"]}) == key
+        other_server = {**self.CONNECTION, "socket_path": "/run/other/admin.sock"}
+        assert object_key(ENTRY, {**self.ENTRY_PROPS, "connection": other_server}) != key
+        assert object_key(ENTRY, {**self.ENTRY_PROPS, "parent_id": "spiffe://td.example/agent-2"}) != key
+
+    def test_a_connection_the_provider_stored_with_its_defaults_is_the_same_server(self) -> None:
+        full = parse_connection(self.CONNECTION).model_dump(mode="json")
+        assert object_key(ENTRY, {**self.ENTRY_PROPS, "connection": full}) == object_key(ENTRY, self.ENTRY_PROPS)
+
+    def test_what_is_not_plain_or_not_followed_has_no_key(self) -> None:
+        unknown = pulumi.Output.from_input("x")
+        assert object_key(ENTRY, {**self.ENTRY_PROPS, "connection": unknown}) is None
+        assert object_key(ENTRY, {k: v for k, v in self.ENTRY_PROPS.items() if k != "parent_id"}) is None
+        assert object_key(IDENTITY, {"external_id": unknown}) is None
+        assert object_key(IDENTITY, {"external_id": ""}) is None
+        assert object_key("pulumi-python:dynamic/ziti:EdgeRouter", {"name": "r"}) is None
+
+    def test_a_damaged_previous_state_is_read_as_far_as_it_goes(self) -> None:
+        moves = Moves({"urn:a::x": "not a resource", "urn:b::y": {"type": IDENTITY, "outputs": None},
+                       "urn:c::z": {"type": IDENTITY, "outputs": {"external_id": "spiffe://td/z"}}})
+        assert moves.alias(IDENTITY, "new", {"external_id": "spiffe://td/z"}) == "urn:c::z"
+        assert moves.alias(IDENTITY, "z", {"external_id": "spiffe://td/z"}) is None
