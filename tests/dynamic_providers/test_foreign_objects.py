@@ -22,6 +22,7 @@ from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
 from dynamic_providers.spire.models import entry_id_for, owner_prefix
 from dynamic_providers.spire.provider import DEFAULTS, SpireEntryProvider
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes import ziti as fake_ziti
 from tests.fakes.keycloak import KeycloakFake
 from tests.fakes.spire_env import TRANSPORTS, SpireTarget, make_target
@@ -54,10 +55,7 @@ def refused(call: Callable[[], Any], *fragments: str) -> str:
 
 @pytest.fixture
 def keycloak(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    kc.seed_realm("platform", {"pulumi.stack": OWNER})
-    return kc
+    return fake_keycloak.start(loopback, platform_owner=OWNER)
 
 
 def realm_props(fake: KeycloakFake, **extra: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.models import ClientRepresentation, Connection, RealmRepresentation
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes.keycloak import SERVER_ERROR_BODY, KeycloakFake
 from tests.harness.loopback import LoopbackServer
 
@@ -34,9 +35,7 @@ def _cold_tokens() -> Iterator[None]:
 
 @pytest.fixture
 def fake(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    return kc
+    return fake_keycloak.start(loopback)
 
 
 class Sleeps:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes.keycloak import FULL_SPEC_PATH, SUBSET_PATH, KeycloakFake, build_subset
 from tests.harness.loopback import LoopbackServer
 
@@ -25,9 +26,7 @@ FULL_SPEC_SHA256 = "c7580b4a4a732d38e91b816a4759926c64c2167d6d65ea7ffdb96eb5d0e7
 
 @pytest.fixture
 def fake(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    return kc
+    return fake_keycloak.start(loopback)
 
 
 @pytest.fixture

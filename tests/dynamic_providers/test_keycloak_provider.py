@@ -17,6 +17,7 @@ from pulumi.runtime import rpc
 
 from dynamic_providers.keycloak.client import RetryPolicy
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes.keycloak import KeycloakFake
 from tests.harness.dynamic_host import DynamicProviderHost, ProviderCallError, State
 from tests.harness.loopback import LoopbackServer
@@ -33,10 +34,7 @@ Host = Callable[..., DynamicProviderHost]
 
 @pytest.fixture
 def fake(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    kc.seed_realm("platform", {"pulumi.stack": OWNER})
-    return kc
+    return fake_keycloak.start(loopback, platform_owner=OWNER)
 
 
 @pytest.fixture

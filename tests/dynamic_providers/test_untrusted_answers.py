@@ -28,6 +28,7 @@ from dynamic_providers.spire.models import GrpcConnection
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import ZitiConnection
 from dynamic_providers.ziti.provider import CertificateAuthorityProvider
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes import ziti as fake_ziti
 from tests.fakes.keycloak import KeycloakFake
 from tests.fakes.ziti import API, ZitiController, make_ca
@@ -129,10 +130,7 @@ class TestZitiLookups:
 
 @pytest.fixture
 def keycloak(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    kc.seed_realm("platform", {"pulumi.stack": OWNER})
-    return kc
+    return fake_keycloak.start(loopback, platform_owner=OWNER)
 
 
 def admin(fake: KeycloakFake) -> KeycloakAdmin:

@@ -1011,3 +1011,13 @@ class KeycloakFake:
             mid = by_name.get(m.get("name", "")) or str(uuid.uuid4())
             keep[mid] = {"protocol": "openid-connect", "config": {}, **copy.deepcopy(m), "id": mid}
         client.mappers = keep
+
+
+def start(loopback: Callable[..., LoopbackServer], *, platform_owner: str | None = None, **kwargs: Any) -> KeycloakFake:
+    """A fake Keycloak on a loopback TLS server (use with the `loopback` fixture); with
+    `platform_owner`, realm `platform` already exists, owned by that stack."""
+    fake = KeycloakFake(**kwargs)
+    fake.serve(loopback)
+    if platform_owner is not None:
+        fake.seed_realm("platform", {"pulumi.stack": platform_owner})
+    return fake

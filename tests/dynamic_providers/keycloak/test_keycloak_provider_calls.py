@@ -27,6 +27,7 @@ from pulumi.output import Unknown
 from dynamic_providers._kernel import ForeignObjectError
 from dynamic_providers.keycloak.client import KeycloakApiError, RetryPolicy, forget_tokens
 from dynamic_providers.keycloak.provider import KeycloakClientProvider, KeycloakRealmProvider, normalise
+from tests.fakes import keycloak as fake_keycloak
 from tests.fakes.keycloak import KeycloakFake
 from tests.harness.loopback import LoopbackServer
 
@@ -50,10 +51,7 @@ def _this_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def fake(loopback: Callable[..., LoopbackServer]) -> KeycloakFake:
-    kc = KeycloakFake()
-    kc.serve(loopback)
-    kc.seed_realm("platform", {"pulumi.stack": OWNER})
-    return kc
+    return fake_keycloak.start(loopback, platform_owner=OWNER)
 
 
 def server(fake: KeycloakFake) -> LoopbackServer:
