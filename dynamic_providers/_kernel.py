@@ -520,7 +520,13 @@ class OwnedProvider(Provider):
             current = self.fetch(client, state, id_)
             if current is not None:  # else already gone
                 self.ownership(state, id_).require("delete", current, id_, self.state_marks(state))
-                self.remove(client, state, id_)
+                if not self.handed_over(current, state):
+                    self.remove(client, state, id_)
+
+    def handed_over(self, obj: Any, props: Mapping[str, Any]) -> bool:
+        """Whether another resource of this stack took the object over since the state last saw it
+        (made before this delete: a replacement, a renamed resource), so it is left to that one."""
+        return False
 
 
 # --- resource classes -----------------------------------------------------------------------------

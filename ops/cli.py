@@ -67,7 +67,7 @@ EXIT_MEANINGS = {
     10: "drift: the real resources differ from the program",
     11: "--plan: the update needed an operation the saved plan does not contain",
     12: "preview (and up's own preview): an object would move to another resource name, whose delete would remove it",
-    64: "usage: unknown command or flag; missing --stack, --yes or --confirm-stack; a refused --replace",
+    64: "usage: unknown command or flag; missing --stack, --yes or --confirm-stack",
     130: "interrupted",
 }
 # The exit codes each command can end with besides 0, 2, 3, 64 and 130 (every command's).

@@ -40,35 +40,6 @@ PLAN_REJECTIONS = ("is not allowed by the plan", "violates plan")
 NO_CHANGE = frozenset({"same", "refresh"})
 
 
-# The program's resources a forced replacement would lose: replaced create-before-delete, the new
-# resource adopts the old object by its key and the old one's delete removes it. Keycloak and Ziti
-# resources register `delete_before_replace` for that reason (docs/operations.md, "--replace").
-CREATE_BEFORE_DELETE = frozenset({"pulumi-python:dynamic/spire:Entry"})
-
-
-def urn_type(urn: str) -> str:
-    """The resource type of a URN (`urn:pulumi:<stack>::<project>::<parent types$>type::<name>`)."""
-    parts = urn.split("::")
-    return parts[2].rsplit("$", 1)[-1] if len(parts) >= 4 else ""
-
-
-def check_replacements(stack: str, replace: Sequence[str]) -> None:
-    """Refuse `--replace` of a SPIRE entry (exit 64), before the engine runs: its replacement
-    would be the entry itself (same deterministic id), which the delete that follows removes
-    (tests/engine/test_ops_engine.py shows it with the raw CLI)."""
-    lost = [u for u in replace if urn_type(u) in CREATE_BEFORE_DELETE]
-    if lost:
-        raise OpsError(
-            ExitCode.USAGE,
-            f"--replace {lost[0]}: a forced replacement of a SPIRE entry creates the new entry before deleting "
-            "the old; both have the same entry id, so the new resource adopts the entry and the delete then "
-            "removes it",
-            f"replace it in two steps: `ops destroy --stack {stack} --yes --target {lost[0]}` (with "
-            f"--target-dependents when others depend on it; prod also --confirm-stack), then `ops up --stack {stack}`",
-            kind="replace_refused",
-        )
-
-
 # Where the servers keep the program's objects unique, per resource type: the inputs that name one
 # object (any of the listed sets). A create and a delete of the same object in one update is that
 # object moving to another resource name: the create adopts it, the delete then removes it.
@@ -296,7 +267,6 @@ def preview(
     """`pulumi preview`: zero side effects; `expect_no_changes` turns any change into exit 7.
     `refresh` previews against the real resources (read in memory, state untouched); `save_plan`
     writes the proposed operations for `up(plan=...)`."""
-    check_replacements(stack, replace)
     validate_stack_config(stack, root)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = _preview(
@@ -414,7 +384,6 @@ def up(
     `ops preview` refuses it when an object would move to another resource name (exit 12, nothing
     applied). With `plan` (a `preview(save_plan=...)` file, already checked) the engine does only
     what that preview showed and no second preview runs."""
-    check_replacements(stack, replace)
     validate_stack_config(stack, root)
     if plan is not None and not Path(plan).is_file():
         raise OpsError(

@@ -175,8 +175,8 @@ class EntryClient(ABC):
                 code="ALREADY_EXISTS",
                 entry_id=existing.id,
             )
-        if existing.fields().normalized() == fields.normalized():  # the same triple: compares the owned fields
-            return existing
+        # Written even when it holds these fields already: the revision that moves on tells the delete
+        # of the resource it came from that another resource took it over (provider.handed_over).
         return self.update(existing.id, fields, current=existing)
 
     def update(self, entry_id: str, fields: EntryFields, *, current: Entry | None = None) -> Entry:

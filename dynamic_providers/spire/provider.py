@@ -208,6 +208,18 @@ class SpireEntryProvider(OwnedProvider):
     def remove(self, client: EntryClient, props: Mapping[str, Any], id_: str) -> None:
         client.delete(id_)
 
+    def handed_over(self, entry: Entry, props: Mapping[str, Any]) -> bool:
+        """Written since this state saw it, and holding what this state recorded: a create of this
+        stack adopted it by its id (the replacement of `pulumi up --replace`, or a renamed key, made
+        before this delete) and adoption writes the entry, so its revision moved on. It is that
+        resource's entry now; deleting it would leave the workload without one."""
+        try:
+            seen = int(props["revision_number"])
+            recorded = EntryFields.from_props(props).normalized()
+        except (KeyError, TypeError, ValueError, ValidationError):
+            return False
+        return entry.revision_number > seen and entry.fields().normalized() == recorded
+
 
 class SpireEntry(Resource, module="spire", name="Entry"):
     """A SPIRE registration entry (`pulumi-python:dynamic/spire:Entry`); its inputs are tabled in

@@ -10,9 +10,9 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
 - `--target`: only the targeted identity changes on the server;
 - `--replace` of the Ziti CA and the Keycloak client (through `ops`) and of the edge router (the
   raw CLI) deletes the old object first and makes a new one (the resource option
-  `delete_before_replace`); of a SPIRE entry it is refused (exit 64): with the raw CLI, the
-  replacement adopts the entry itself (same id) and the delete then removes it, which `ops drift`
-  reports and `ops up --refresh` repairs;
+  `delete_before_replace`); of a SPIRE entry (through `ops` and the raw CLI) the replacement, made
+  first, takes the entry over (same id, written again) and the old resource's delete leaves it:
+  the entry stays, no drift;
 - a workload key renamed with its SPIFFE ID kept, and a user key with its email: the program reads
   the previous deployment and follows the objects to their new resource names (aliases), so the
   preview proposes no create or delete, `scripts/up --yes` (which previews through `ops` and
@@ -254,22 +254,22 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         assert ziti.get(f"/edge-routers/{replaced['id']}") is not None
         assert ops("drift")[0] == ExitCode.OK
 
-        # -- --replace of a SPIRE entry: refused by ops; what it does, with the raw CLI ------------
+        # -- --replace of a SPIRE entry: the replacement takes the entry over, with ops and the raw CLI --
         entry_name = f"spire-entries-entry-{ext.workload}"
         entry_urn, entry_id = ops.urn(entry_name), ops.outputs()["spireEntryIds"][ext.workload]
-        code, doc = ops("up", "--replace", entry_urn)
-        assert code == ExitCode.USAGE and doc["error"]["kind"] == "replace_refused", doc
-        assert spire_admin.get(entry_id) is not None
-        ext.cli("up", "--yes", "--replace", entry_urn, "--target", entry_urn)
-        # create-before-delete: the "replacement" adopted the entry (same id), and the delete removed it.
-        assert ops.resource(entry_name)["id"] == entry_id
-        assert spire_admin.get(entry_id) is None, "the forced replacement kept the entry"
-        code, doc = ops("drift")
-        assert code == ExitCode.DRIFT and "create" in changed(doc).get(entry_name, set()), doc["steps"]
-        code, doc = ops("up", "--refresh")
-        assert code == ExitCode.OK, doc
-        assert spire_admin.get(ops.outputs()["spireEntryIds"][ext.workload]) is not None
-        assert ops("drift")[0] == ExitCode.OK
+        for how in ("ops", "pulumi up"):
+            before = spire_admin.get(entry_id)
+            assert before is not None
+            if how == "ops":
+                code, doc = ops("up", "--replace", entry_urn)
+                assert code == ExitCode.OK, doc
+            else:
+                ext.cli("up", "--yes", "--replace", entry_urn, "--target", entry_urn)
+            after = spire_admin.get(entry_id)
+            assert ops.resource(entry_name)["id"] == entry_id, how
+            assert after is not None, f"{how}: the forced replacement lost the entry"
+            assert after.revision_number > before.revision_number, how  # written by the replacement
+            assert ops("drift")[0] == ExitCode.OK, how
 
         # -- keys renamed, the objects kept: followed to the new names, with ops and the raw CLI --
         outputs = ops.outputs()

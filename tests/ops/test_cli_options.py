@@ -18,7 +18,6 @@ import pytest
 
 from ops.cli import COMMAND_EXITS, EXIT_MEANINGS, build_parser, main
 from ops.errors import ExitCode
-from ops.operations import CREATE_BEFORE_DELETE
 from ops.workspace import PROJECT_ENV, local_backend
 from tests.harness.mock_engine import ROOT
 from tests.ops.conftest import FakeCli
@@ -76,40 +75,19 @@ class TestEngineOptionsArePassedAsTheCliFlags:
         assert fake_cli.call(command).opt("--target") == REALM
 
 
-class TestReplacingASpireEntryIsRefused:
-    """A forced replacement is create-before-delete unless the resource registered
-    `delete_before_replace`; a SPIRE entry's replacement has the old entry's id, adopts it, and the
-    delete then removes it (tests/engine/test_ops_engine.py shows it for real). Keycloak and Ziti
-    resources delete first, so their replacement goes to the engine."""
+class TestReplacingGoesToTheEngine:
+    """A forced replacement of any of the program's resources is the engine's: Keycloak and Ziti
+    resources delete first (`delete_before_replace`); a SPIRE entry's replacement, made first, has
+    the old entry's id and adopts it, and the old resource's delete leaves it to the new one
+    (`SpireEntryProvider.handed_over`; tests/engine/test_ops_engine.py shows it for real)."""
 
+    @pytest.mark.parametrize("urn", [REALM, CA, ENTRY], ids=["top-level", "in-a-component", "spire-entry"])
     @pytest.mark.parametrize("command", ["preview", "up"])
-    def test_refused_before_the_engine_with_the_two_step_way(self, fake_cli: FakeCli, command: str) -> None:
-        res = fake_cli.run(command, "--stack", "dev", "--replace", KEY, "--replace", ENTRY, "--json")
-        assert res.code == ExitCode.USAGE
-        error = res.json()["error"]
-        assert error["kind"] == "replace_refused" and ENTRY in error["message"]
-        assert f"ops destroy --stack dev --yes --target {ENTRY}" in error["hint"]
-        assert "then `ops up --stack dev`" in error["hint"]
-        assert fake_cli.calls() == []
-
-    @pytest.mark.parametrize("urn", [REALM, CA], ids=["top-level", "in-a-component"])
-    def test_keycloak_and_ziti_resources_are_replaced_by_the_engine(self, fake_cli: FakeCli, urn: str) -> None:
-        preview_with(fake_cli, "preview.dev.events.jsonl")
-        assert fake_cli.run("preview", "--stack", "dev", "--replace", urn).code == 0
-        assert fake_cli.call("preview").opt("--replace") == urn
-
-    def test_the_refused_types_are_the_create_before_delete_resources_of_the_program(self) -> None:
-        """`ops`' list against the resource classes' own setting."""
-        from dynamic_providers._kernel import Resource
-        from dynamic_providers.keycloak import provider as keycloak
-        from dynamic_providers.spire import provider as spire
-        from dynamic_providers.ziti import provider as ziti
-
-        kinds = [c for m in (keycloak, spire, ziti) for c in vars(m).values()
-                 if isinstance(c, type) and issubclass(c, Resource) and "provider" in vars(c)]
-        assert len(kinds) == 11
-        later = {f"pulumi-python:{c._resource_type_name}" for c in kinds if not c.provider.delete_before_replace}
-        assert later == CREATE_BEFORE_DELETE
+    def test_passed_to_the_engine(self, fake_cli: FakeCli, command: str, urn: str) -> None:
+        fake_cli.configure(stacks=["dev"], operations={
+            "preview": {"events": ["preview.dev.events.jsonl"]}, "up": UP_PROD})
+        assert fake_cli.run(command, "--stack", "dev", "--replace", urn).code == 0
+        assert fake_cli.call(command).opt("--replace") == urn
 
 
 class TestAnObjectMovingToAnotherResourceName:

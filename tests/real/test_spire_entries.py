@@ -196,6 +196,22 @@ class TestOwnership:
         st = host.up("api", props)  # the next `pulumi up` creates again: ALREADY_EXISTS, ours
         assert admin.ids() == [st.id] == [_our_id(props)]
 
+    def test_a_replacement_made_before_the_delete_keeps_the_entry(
+        self, host: DynamicProviderHost, target: RealTarget, state: dict[str, Any], admin: Admin
+    ) -> None:
+        """`pulumi up --replace` of an entry: the new resource is created first, under the same id;
+        it writes the entry (the real server moves its revision on), and the old one's delete leaves it."""
+        props = _props(state, target)
+        old = host.up("api", props)
+        new = host.up("api", props)  # the replacement
+        stored = admin.get(old.id)
+        assert new.id == old.id and stored is not None
+        assert stored.revision_number == new.outputs["revision_number"] > old.outputs["revision_number"]
+        host.delete("api", old.id, old.outputs)
+        assert admin.ids() == [new.id]
+        host.delete("api", new.id, new.outputs)
+        assert admin.ids() == []
+
     @pytest.mark.parametrize("foreign_id", ["4f1c8d2e-controller-manager", owner_prefix("identity-platform",
                                                                                           "staging") + "abc"])
     def test_foreign_similar_entry_is_refused_by_name(

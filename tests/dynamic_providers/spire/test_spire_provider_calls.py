@@ -276,6 +276,46 @@ class TestCreateOrAdopt:
         assert fake.entries == before
 
 
+class TestHandedOver:
+    """A forced replacement (`pulumi up --replace`) or a renamed key the program could not follow
+    creates the new resource before deleting the old, and both name one entry (its id is derived
+    from the triple): the create adopts the entry and writes it, so its revision moves on, and the
+    old resource's delete leaves it to the new one. Every other delete deletes."""
+
+    def test_the_replacement_keeps_the_entry_and_its_own_delete_removes_it(self, fake: FakeSpireServer) -> None:
+        provider, inputs = SpireEntryProvider(), props(fake)
+        old = provider.create(inputs)
+        fake.calls.clear()
+        new = provider.create(inputs)  # the replacement: the same entry id
+        assert new.id == old.id and new.outs["revision_number"] > old.outs["revision_number"]
+        assert writes(fake) == {"BatchCreateEntry": 1, "BatchUpdateEntry": 1}
+        fake.calls.clear()
+        provider.delete(old.id, old.outs)  # the engine deletes the replaced resource last
+        assert writes(fake) == {} and list(fake.entries) == [new.id]
+        provider.delete(new.id, new.outs)
+        assert writes(fake) == {"BatchDeleteEntry": 1} and fake.entries == {}
+
+    def test_an_entry_changed_outside_pulumi_since_is_deleted(self, fake: FakeSpireServer) -> None:
+        provider = SpireEntryProvider()
+        created = provider.create(props(fake))
+        stored = fake.entries[created.id]
+        fake.entries[created.id] = entry(API, AGENT, ["unix:uid:1000"], entry_id=created.id, hint="by hand",
+                                         revision_number=stored.revision_number + 1)
+        provider.delete(created.id, created.outs)
+        assert fake.entries == {}
+
+    @pytest.mark.parametrize("revision", [None, "three"], ids=["absent", "unreadable"])
+    def test_a_state_without_a_readable_revision_deletes(self, fake: FakeSpireServer, revision: Any) -> None:
+        provider, inputs = SpireEntryProvider(), props(fake)
+        old = provider.create(inputs)
+        provider.create(inputs)
+        state = {**old.outs, "revision_number": revision}
+        if revision is None:
+            del state["revision_number"]
+        provider.delete(old.id, state)
+        assert fake.entries == {}
+
+
 # --- check: every broken item, in one run --------------------------------------------------------------
 
 GRPC = {"transport": "grpc", "socket_path": "/run/spire/api.sock", "trust_domain": TD, "project": "p", "stack": "s"}
