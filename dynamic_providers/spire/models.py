@@ -5,6 +5,7 @@ see docs/providers/spire.md (Check rules)."""
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal, Self
@@ -76,7 +77,7 @@ _LISTS = ("selectors", "dns_names", "federates_with")
 
 
 def _whole_seconds(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v != int(v):
         raise ValueError(f"must be a whole number of seconds, got {v!r}")
     if v < 0:
         raise ValueError(f"must be >= 0 (0 = the server's default TTL), got {v:g}")

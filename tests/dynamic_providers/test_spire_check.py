@@ -13,7 +13,7 @@ import string
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
@@ -314,6 +314,8 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
+@example(overrides={"x509_svid_ttl": float("inf")})  # found by CI: int(inf) raised OverflowError
+@example(overrides={"x509_svid_ttl": float("-inf"), "jwt_svid_ttl": float("nan")})
 @given(
     overrides=st.dictionaries(
         st.sampled_from(
