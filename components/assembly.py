@@ -228,7 +228,8 @@ def _chain_exports(
 
 
 def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
-    """The stack for `config.platform`; `imports` are taken over instead of created."""
+    """The stack for `config.platform`; `imports` are taken over instead of created, and objects a
+    renamed key moved keep their resources (`Moves`: the previous deployment, read once)."""
     moves = Moves.of_this_stack()
     seen = _import_existing(config.imports, moves) if config.imports or moves.held else None
     platform: Platform

@@ -48,7 +48,8 @@ KEYS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {ENTRY: _entry_key,
 def object_key(type_: str, props: Mapping[str, Any]) -> str | None:
     """What names the object of a resource of `type_` on its server, or None (not a followed type)."""
     key = KEYS.get(type_)
-    return f"{type_} {key(props)}" if key is not None and key(props) is not None else None
+    found = key(props) if key is not None else None
+    return f"{type_} {found}" if found is not None else None
 
 
 class Moves:
