@@ -219,7 +219,7 @@ class TestDeployPreviewsThenAppliesThePlan:
 
     def test_a_stack_off_swarm_needs_no_docker(self, deploy: Deploy, tmp_path: Path) -> None:
         """An external or Kubernetes stack deploys nothing through Docker: no engine is asked for."""
-        (deploy.bin / "docker").unlink()
+        Deploy._tool(deploy.bin / "docker", f'echo "docker $*" >> "{deploy.log}"; exit 1')  # a broken engine
         code, output, calls = deploy.run("external", "--yes", env={"PULUMI_BACKEND_URL": "s3://st", **PASSPHRASE})
         assert code == 0, output
         assert not any(c.startswith("docker") for c in calls)
