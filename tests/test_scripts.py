@@ -217,7 +217,7 @@ class TestDeployPreviewsThenAppliesThePlan:
         assert code == 0, output
         assert "docker info" in calls and any(c.startswith("docker node update --label-add zt.db=true") for c in calls)
 
-    def test_a_stack_off_swarm_needs_no_docker(self, deploy: Deploy, tmp_path: Path) -> None:
+    def test_a_stack_off_swarm_needs_no_docker(self, deploy: Deploy) -> None:
         """An external or Kubernetes stack deploys nothing through Docker: no engine is asked for."""
         Deploy._tool(deploy.bin / "docker", f'echo "docker $*" >> "{deploy.log}"; exit 1')  # a broken engine
         code, output, calls = deploy.run("external", "--yes", env={"PULUMI_BACKEND_URL": "s3://st", **PASSPHRASE})
