@@ -53,15 +53,16 @@ def object_key(type_: str, props: Mapping[str, Any]) -> str | None:
 
 
 class Moves:
-    """The previous deployment's followed objects: object key -> URN, and every (type, name) it held."""
+    """The previous deployment's followed objects: object key -> URN, and the (type, name) of each
+    resource of a followed type it held."""
 
     def __init__(self, previous: Mapping[str, Any]) -> None:
         self.held: dict[str, str] = {}
         self.names: set[tuple[str, str]] = set()
         for urn, res in previous.items():
-            if not isinstance(res, Mapping):
+            if not isinstance(res, Mapping) or res.get("type") not in KEYS:
                 continue
-            type_, outputs = str(res.get("type", "")), res.get("outputs")
+            type_, outputs = str(res["type"]), res.get("outputs")
             self.names.add((type_, str(urn).rsplit("::", 1)[-1]))
             key = object_key(type_, outputs) if isinstance(outputs, Mapping) else None
             if key is not None:
@@ -80,8 +81,9 @@ class Moves:
         return cls(answer.get("outputs") or {})
 
     def alias(self, type_: str, name: str, props: Mapping[str, Any]) -> str | None:
-        """The URN under which the previous deployment held this new resource's object, if any."""
-        if (type_, name) in self.names:
+        """The URN under which the previous deployment held this new resource's object, if any (run
+        for every resource the program registers: other types return at once)."""
+        if type_ not in KEYS or (type_, name) in self.names:
             return None  # the resource is not new
         key = object_key(type_, props)
         return self.held.get(key) if key is not None else None
