@@ -233,12 +233,17 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
     moves = Moves.of_this_stack()
     seen = _import_existing(config.imports, moves) if config.imports or moves.held else None
     platform: Platform
-    if config.platform == "kubernetes":
-        platform = build_kubernetes(config, secrets)
-    elif config.platform == "external":
-        platform = build_external(config, secrets)
-    else:
-        platform = build_swarm(config, secrets)
+    try:
+        if config.platform == "kubernetes":
+            platform = build_kubernetes(config, secrets)
+        elif config.platform == "external":
+            platform = build_external(config, secrets)
+        else:
+            platform = build_swarm(config, secrets)
+    finally:
+        conflict = moves.settle()  # the moved resources' aliases, now that every name is known
+    if conflict is not None:
+        raise conflict
     if seen is not None and config.imports:
         problems = []
         for name in sorted(config.imports):

@@ -7,13 +7,14 @@ and the raw `pulumi up`) is tests/engine/test_ops_engine.py's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
 
-from components.moves import ENTRY, IDENTITY, READ_STATE, Moves, object_key
+from components.moves import ENTRY, IDENTITY, READ_STATE, MoveConflictError, Moves, object_key
 from dynamic_providers.spire.models import parse_connection
 from tests.conftest import MODES
 from tests.harness import mock_engine
@@ -77,7 +78,9 @@ class TestRenamedKeys:
         previous.update(deployed(run_program(STACK, preview), OLD))
         for res in previous.values():
             res["outputs"].update(external_id="spiffe://zt.acme-identity.net/other", selectors=["unix:uid:2002"])
-        assert aliased(run_program(STACK, preview)) == {}
+        run = run_program(STACK, preview)
+        assert aliased(run) == {}
+        assert {r.name for r in run.resources if r.type in (ENTRY, IDENTITY)} == set(OLD)
 
     def test_without_a_previous_deployment_the_registrations_are_unchanged(
         self, previous: dict[str, Any], preview: bool
@@ -86,6 +89,38 @@ class TestRenamedKeys:
         run = run_program(STACK, preview)
         assert aliased(run) == {}
         assert any(r.type == ENTRY for r in run.resources)
+
+
+USER = {"email": "alice@acme-identity.net", "zitiRoleAttributes": ["operators"]}  # the stack file's alice
+OTHER_USER = {"email": "alice.new@acme-identity.net", "zitiRoleAttributes": ["operators"]}
+
+
+@pytest.mark.parametrize("preview", MODES)
+class TestAnOldKeyDeclaredAgain:
+    """A user key renamed with its email kept while the old key is declared again for another email:
+    the engine refuses an alias naming a URN the program still declares, so the moved resource gets
+    none and the program fails with one error saying what to do, whichever of the two it registers
+    first."""
+
+    @pytest.mark.parametrize("renamed", ["alice-smith", "aaron"])  # registered after / before the old key
+    def test_the_program_fails_naming_both_and_sends_no_alias(
+        self, previous: dict[str, Any], preview: bool, renamed: str
+    ) -> None:
+        previous.update(deployed(run_program(STACK, preview), {}))
+        users = {renamed: USER, "alice": OTHER_USER}
+        with pytest.raises(MoveConflictError) as err:
+            run_program(STACK, preview, config={"identity-platform:users": json.dumps(users)})
+        message = str(err.value)
+        assert f"ziti-trust-user-{renamed} would take over what ziti-trust-user-alice held" in message, message
+        assert "Deploy the rename alone first" in message, message
+        sent = {r.name: r.alias_urns for r in err.value.registered if r.type == IDENTITY}  # type: ignore[attr-defined]
+        assert sent.get(f"ziti-trust-user-{renamed}") == (), sent  # registered, with no alias the engine refuses
+        assert sent.get(USER_NAME) == (), sent
+
+    def test_the_rename_alone_is_followed(self, previous: dict[str, Any], preview: bool) -> None:
+        previous.update(deployed(run_program(STACK, preview), {}))
+        run = run_program(STACK, preview, config={"identity-platform:users": json.dumps({"aaron": USER})})
+        assert aliased(run) == {"ziti-trust-user-aaron": (urn(IDENTITY, USER_NAME),)}
 
 
 class TestObjectKeys:
@@ -117,5 +152,5 @@ class TestObjectKeys:
     def test_a_damaged_previous_state_is_read_as_far_as_it_goes(self) -> None:
         moves = Moves({"urn:a::x": "not a resource", "urn:b::y": {"type": IDENTITY, "outputs": None},
                        "urn:c::z": {"type": IDENTITY, "outputs": {"external_id": "spiffe://td/z"}}})
-        assert moves.alias(IDENTITY, "new", {"external_id": "spiffe://td/z"}) == "urn:c::z"
-        assert moves.alias(IDENTITY, "z", {"external_id": "spiffe://td/z"}) is None
+        assert moves.moved_from(IDENTITY, "new", {"external_id": "spiffe://td/z"}) == "urn:c::z"
+        assert moves.moved_from(IDENTITY, "z", {"external_id": "spiffe://td/z"}) is None

@@ -299,6 +299,21 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
                 assert ziti.get(f"/identities/{id_}") is not None, how
             assert f"spire-entries-entry-{workload}" in ops.names(), how
             assert ops("drift")[0] == ExitCode.OK, how
+
+        # -- a key renamed while its old key is declared again: one error saying what to do, nothing applied --
+        email = plain["users"][ext.user]["email"]
+        other = {**plain["users"][ext.user], "email": "someone-else@" + email.split("@", 1)[1]}
+        write_stack_file(ext.cli.dir, ext.stack, {
+            **ops.settings(), "users": {f"{ext.user}-moved": plain["users"][ext.user], ext.user: other}})
+        done = ext.cli("up", "--yes", ok=False)
+        out = done.stdout + done.stderr
+        assert done.returncode != 0, out
+        assert f"ziti-trust-user-{ext.user}-moved would take over what ziti-trust-user-{ext.user} held" in out, out
+        assert "Deploy the rename alone first" in out and "Duplicate resource alias" not in out, out
+        assert ops.outputs()["zitiUserIdentityIds"] == {ext.user: user_identity}
+        assert ziti.get(f"/identities/{user_identity}")["externalId"] == email
+        write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
+        assert ops("drift")[0] == ExitCode.OK
     finally:
         ext.cli("destroy", "--yes", ok=False)
         spire_admin.close()

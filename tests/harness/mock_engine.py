@@ -396,7 +396,8 @@ def run(
     mocks: pmocks.Mocks | None = None,
     config: dict[str, str] | None = None,
 ) -> ProgramRun:
-    """Evaluate `body` (program code) under the mock engine and collect resources and exports."""
+    """Evaluate `body` (program code) under the mock engine and collect resources and exports. An
+    error the program fails with carries `registered`: what the engine was sent all the same."""
     with mocked_engine(stack, preview, mocks, config) as monitor:
         settings.SETTINGS.rpc_manager.clear()
         settings.SETTINGS.outputs.clear()
@@ -421,7 +422,11 @@ def run(
 
         from pulumi.runtime.stack import run_pulumi_func
 
-        _sync_await(run_pulumi_func(program))
+        try:
+            _sync_await(run_pulumi_func(program))
+        except Exception as e:
+            e.registered = list(monitor.registered)  # type: ignore[attr-defined]  # what reached the engine anyway
+            raise
         _, secret_keys = stack_config(stack)
         secret_values = [SECRET_PREFIX + k.replace(":", "-") for k in secret_keys]
         return ProgramRun(stack, preview, list(monitor.registered), exports, secret_values)
