@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import closing
@@ -108,6 +109,15 @@ def _props_of(entry: Entry, reference: Mapping[str, Any]) -> dict[str, Any]:
     return props
 
 
+# (server, entry id) -> the revision this provider process last wrote: one process serves a whole
+# deployment, so a replaced resource's delete can tell the entry its replacement just wrote.
+_WRITTEN: dict[tuple[str, str], int] = {}
+
+
+def _server(props: Mapping[str, Any]) -> str:
+    return json.dumps(parse_connection(props["connection"]).model_dump(mode="json"), sort_keys=True)
+
+
 def _outs(entry: Entry, props: Mapping[str, Any]) -> dict[str, Any]:
     """The outputs: the entry as the server holds it, `props`' connection and list order."""
     return {
@@ -117,6 +127,12 @@ def _outs(entry: Entry, props: Mapping[str, Any]) -> dict[str, Any]:
         "revision_number": entry.revision_number,
         "created_at": entry.created_at,
     }
+
+
+def _wrote(entry: Entry, props: Mapping[str, Any]) -> Entry:
+    """`entry`, just written by this process, noted for `handed_over`."""
+    _WRITTEN[(_server(props), entry.id)] = entry.revision_number
+    return entry
 
 
 class SpireEntryProvider(OwnedProvider):
@@ -177,7 +193,7 @@ class SpireEntryProvider(OwnedProvider):
         return client.get(id_)
 
     def make(self, client: EntryClient, fields: EntryFields, props: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        entry = client.create(fields)
+        entry = _wrote(client.create(fields), props)
         return entry.id, _outs(entry, props)
 
     def read_outputs(self, client: EntryClient, props: Mapping[str, Any], entry: Entry) -> dict[str, Any]:
@@ -193,7 +209,7 @@ class SpireEntryProvider(OwnedProvider):
         changed: set[str],
     ) -> dict[str, Any]:
         try:
-            return _outs(client.update(current.id, fields, current=current), news)
+            return _outs(_wrote(client.update(current.id, fields, current=current), news), news)
         except SpireError as e:
             if e.code != "NOT_FOUND":
                 raise
@@ -203,22 +219,25 @@ class SpireEntryProvider(OwnedProvider):
         """Gone (deleted outside Pulumi, or pruned after its expiry): re-created only under our own id."""
         if client.entry_id_for(fields) != id_:
             raise self.gone(id_, news)
-        return _outs(client.create(fields), news)
+        return _outs(_wrote(client.create(fields), news), news)
 
     def remove(self, client: EntryClient, props: Mapping[str, Any], id_: str) -> None:
         client.delete(id_)
 
     def handed_over(self, entry: Entry, props: Mapping[str, Any]) -> bool:
-        """Written since this state saw it, and holding what this state recorded: a create of this
-        stack adopted it by its id (the replacement of `pulumi up --replace`, or a renamed key, made
-        before this delete) and adoption writes the entry, so its revision moved on. It is that
-        resource's entry now; deleting it would leave the workload without one."""
+        """Written since this state saw it, by a create of this stack that adopted it by its id (the
+        replacement of `pulumi up --replace`, or a renamed key, made before this delete; adoption
+        writes the entry, so its revision moved on): this process wrote that revision, or the entry
+        holds what this state recorded (the create ran in an earlier deployment that stopped before
+        this delete). It is that resource's entry now; deleting it would leave the workload without one."""
         try:
             seen = int(props["revision_number"])
             recorded = EntryFields.from_props(props).normalized()
+            written = _WRITTEN.get((_server(props), entry.id))
         except (KeyError, TypeError, ValueError, ValidationError):
             return False
-        return entry.revision_number > seen and entry.fields().normalized() == recorded
+        return entry.revision_number > seen and (
+            written == entry.revision_number or entry.fields().normalized() == recorded)
 
 
 class SpireEntry(Resource, module="spire", name="Entry"):

@@ -270,6 +270,18 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
             assert after is not None, f"{how}: the forced replacement lost the entry"
             assert after.revision_number > before.revision_number, how  # written by the replacement
             assert ops("drift")[0] == ExitCode.OK, how
+        # ... and when the same run also changes its settings (the replacement writes other fields than
+        # the old state recorded: the delete knows the revision its own provider process wrote).
+        dns_name = "svc." + ops.settings()["users"][ext.user]["email"].split("@", 1)[1]
+        plain = ops.settings()
+        plain["workloads"][ext.workload]["dnsNames"] = [dns_name]
+        write_stack_file(ext.cli.dir, ext.stack, plain)
+        ext.cli("up", "--yes", "--replace", entry_urn)
+        after = spire_admin.get(entry_id)
+        assert after is not None and list(after.dns_names) == [dns_name], "the replacement lost the entry"
+        del plain["workloads"][ext.workload]["dnsNames"]
+        write_stack_file(ext.cli.dir, ext.stack, plain)
+        assert ops("up")[0] == ExitCode.OK and ops("drift")[0] == ExitCode.OK
 
         # -- keys renamed, the objects kept: followed to the new names, with ops and the raw CLI --
         outputs = ops.outputs()

@@ -295,6 +295,17 @@ class TestHandedOver:
         provider.delete(new.id, new.outs)
         assert writes(fake) == {"BatchDeleteEntry": 1} and fake.entries == {}
 
+    def test_a_replacement_with_new_settings_keeps_the_entry(self, fake: FakeSpireServer) -> None:
+        """`pulumi up --replace` of an entry whose dns names changed in the same run: the replacement
+        writes other fields than the old state recorded; this process wrote that revision."""
+        provider = SpireEntryProvider()
+        old = provider.create(props(fake))
+        new = provider.create(props(fake, dns_names=["api.internal"]))
+        assert new.id == old.id and fake.entries[new.id].dns_names == ["api.internal"]
+        fake.calls.clear()
+        provider.delete(old.id, old.outs)
+        assert writes(fake) == {} and list(fake.entries) == [new.id]
+
     def test_an_entry_changed_outside_pulumi_since_is_deleted(self, fake: FakeSpireServer) -> None:
         provider = SpireEntryProvider()
         created = provider.create(props(fake))
