@@ -43,7 +43,7 @@ from typing import Any, TextIO
 
 from pulumi import automation as auto
 
-from ops.errors import ExitCode, OpsError
+from ops.errors import ExitCode, OpsError, engine_error
 from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, validate_stack_config
 
 FORMATS = ("mermaid", "dot", "svg")
@@ -763,18 +763,8 @@ def _preview_failure(err: auto.CommandError) -> OpsError:
         if isinstance(d, Mapping) and d.get("severity") == "error" and str(d.get("message", "")).strip()
     ]
     if errors and failure.code == ExitCode.FAILED:
-        failure.message = _summary(errors[-1])
+        failure.message = engine_error(errors)
     return failure
-
-
-def _summary(message: str) -> str:
-    """One line for a diagnostic: a program's exception and its message, not its traceback."""
-    lines = [ln for ln in message.splitlines() if ln.strip()]
-    for i in range(len(lines) - 1, -1, -1):
-        m = re.match(r"^[\w.]+(?:Error|Exception): (.*)$", lines[i])
-        if m:
-            return " ".join([m.group(1).strip(), *(ln.strip() for ln in lines[i + 1 :])]).strip()
-    return lines[0] if lines else "pulumi preview failed"
 
 
 def match_changed(resources: Sequence[Resource], wanted: Sequence[str]) -> dict[str, str]:

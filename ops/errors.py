@@ -7,6 +7,8 @@ read the message; both are documented in docs/operations.md.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from enum import IntEnum
 
 
@@ -44,3 +46,19 @@ class OpsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
+
+
+_EXCEPTION = re.compile(r"^[\w.]+(?:Error|Exception): (.*)$", re.MULTILINE)
+
+
+def engine_error(diagnostics: Sequence[str]) -> str:
+    """One line for a failed engine run's error diagnostics: a program's exception and its message
+    (not its traceback, nor the engine's generic lines after it), else the last diagnostic's first line."""
+    for message in reversed(diagnostics):
+        lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+        for i in range(len(lines) - 1, -1, -1):
+            found = _EXCEPTION.match(lines[i])
+            if found:
+                return " ".join([found.group(1).strip(), *lines[i + 1 :]]).strip()
+    lines = diagnostics[-1].strip().splitlines() if diagnostics else []
+    return lines[0] if lines else "the engine reported an error"

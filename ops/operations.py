@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pulumi import automation as auto
 
-from ops.errors import ExitCode, OpsError
+from ops.errors import ExitCode, OpsError, engine_error
 from ops.outputs import MASKED, OutputsContractError, StackOutputs
 from ops.workspace import PROJECT_ROOT, classify_command_error, open_stack, validate_stack_config
 
@@ -221,7 +221,7 @@ def _failure(err: auto.CommandError, report: Report) -> OpsError:
     else:
         failure = classify_command_error(err)
         if failure.code == ExitCode.FAILED and report.diagnostics:
-            failure.message = report.diagnostics[-1].splitlines()[0]
+            failure.message = engine_error(report.diagnostics)
     failure.report = report
     return failure
 

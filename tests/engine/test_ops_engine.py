@@ -322,6 +322,8 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         assert done.returncode != 0, out
         assert f"ziti-trust-user-{ext.user}-moved would take over what ziti-trust-user-{ext.user} held" in out, out
         assert "Deploy the rename alone first" in out and "Duplicate resource alias" not in out, out
+        code, doc = ops("preview")  # ops says it in one line: the exception's message, not the traceback
+        assert code == ExitCode.FAILED and doc["error"]["message"].startswith("a renamed key cannot be followed"), doc
         assert ops.outputs()["zitiUserIdentityIds"] == {ext.user: user_identity}
         assert ziti.get(f"/identities/{user_identity}")["externalId"] == email
         write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
