@@ -12,12 +12,13 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   raw CLI) deletes the old object first and makes a new one (the resource option
   `delete_before_replace`); of a SPIRE entry (through `ops` and the raw CLI) the replacement, made
   first, takes the entry over (same id, written again) and the old resource's delete leaves it:
-  the entry stays, no drift;
+  the entry stays, no drift, also when the same run changes the entry's settings (raw CLI);
 - a workload key renamed with its SPIFFE ID kept, and a user key with its email: the program reads
   the previous deployment and follows the objects to their new resource names (aliases), so the
   preview proposes no create or delete, `scripts/up --yes` (which previews through `ops` and
   applies that plan) keeps the entry and both identities, and so does the raw `pulumi up` renaming
-  them back;
+  them back; a user key renamed while its old key is declared again for another email fails the
+  preview with one error saying what to do (raw CLI, and `ops` in one line), nothing applied;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
