@@ -72,6 +72,10 @@ class _Move:
     moved_from: str  # the URN that held its object (of the same type)
     resolve: Callable[[pulumi.Output[str | pulumi.Alias]], None]
 
+    @property
+    def old_name(self) -> str:
+        return self.moved_from.rsplit("::", 1)[-1]
+
 
 class Moves:
     """The previous deployment's followed objects: object key -> URN, and the (type, name) of each
@@ -131,14 +135,14 @@ class Moves:
         naming a URN the program still declares): then no move gets its alias (each resolves to the
         resource itself, which is none) and the error, for the program to raise, asks for two
         deployments."""
-        blocked = [m for m in self._moves if (m.type_, m.moved_from.rsplit("::", 1)[-1]) in self._registered]
+        blocked = [m for m in self._moves if (m.type_, m.old_name) in self._registered]
         for m in self._moves:
             m.resolve(pulumi.Output.from_input(pulumi.Alias() if blocked else m.moved_from))
         self._moves.clear()
         if not blocked:
             return None
-        moved = "; ".join(f"{m.name} would take over what {m.moved_from.rsplit('::', 1)[-1]} held, and "
-                          f"{m.moved_from.rsplit('::', 1)[-1]} is declared again" for m in blocked)
+        moved = "; ".join(f"{m.name} would take over what {m.old_name} held, and {m.old_name} is declared again"
+                          for m in blocked)
         return MoveConflictError(
             f"a renamed key cannot be followed in the deployment that declares its old key again ({moved}): the "
             "engine cannot give a resource the URN of one the program still declares. Deploy the rename alone first "

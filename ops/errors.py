@@ -48,7 +48,7 @@ class OpsError(Exception):
         return f"{self.message}\n  fix: {self.hint}" if self.hint else self.message
 
 
-_EXCEPTION = re.compile(r"^[\w.]+(?:Error|Exception): (.*)$", re.MULTILINE)
+_EXCEPTION = re.compile(r"^[\w.]+(?:Error|Exception): (.*)$")
 
 
 def engine_error(diagnostics: Sequence[str]) -> str:
