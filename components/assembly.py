@@ -52,7 +52,14 @@ from components.storage import SpacesBucket, bucket_name
 from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
 from components.ziti_router import ZitiRouter, ZitiRouterArgs
 from components.ziti_stack import SvidHelperSpec, ZitiStack, ZitiStackArgs
-from components.ziti_trust import ZitiTrust, ZitiTrustArgs, ZitiUserSpec, ZitiWorkload
+from components.ziti_trust import (
+    USER_IDENTITY,
+    WORKLOAD_IDENTITY,
+    ZitiTrust,
+    ZitiTrustArgs,
+    ZitiUserSpec,
+    ZitiWorkload,
+)
 from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
 from stack_config.kubernetes_iam import REPLICAS, IamSettings
 
@@ -241,7 +248,7 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
         else:
             platform = build_swarm(config, secrets)
     finally:
-        conflict = moves.settle()  # the moved resources' aliases, now that every name is known
+        conflict = moves.settle(_stack_file_key)  # aliases and orderings, now that every name is known
     if conflict is not None:
         raise conflict
     if seen is not None and config.imports:
@@ -264,6 +271,16 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
 
 
 IMPORTABLE = "pulumi-python:dynamic/ziti:"
+ZITI_TRUST = "ziti-trust"
+
+
+def _stack_file_key(resource_name: str) -> str:
+    """The stack-file key a workload's or user's identity comes from (`Moves`' messages name it)."""
+    for pattern, section in ((WORKLOAD_IDENTITY, "workloads"), (USER_IDENTITY, "users")):
+        prefix = pattern.format(name=ZITI_TRUST, key="")
+        if resource_name.startswith(prefix):
+            return f"{PROJECT}:{section}.{resource_name.removeprefix(prefix)}"
+    return resource_name
 
 
 def _import_existing(imports: Mapping[str, str], moves: Moves) -> dict[str, str]:
@@ -282,9 +299,9 @@ def _import_existing(imports: Mapping[str, str], moves: Moves) -> dict[str, str]
         props, opts = args.props, args.opts
         if args.name in imports and args.type_.startswith(IMPORTABLE):
             props = {**props, "import_id": imports[args.name]}
-        moved_from = moves.alias(args.type_, args.name, props)
-        if moved_from is not None:  # components/moves.py: the same object under a renamed key
-            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=[moved_from]))
+        moved = moves.options(args.resource, args.type_, args.name, props)
+        if moved is not None:  # components/moves.py: an object or a value that changes resource
+            opts = pulumi.ResourceOptions.merge(opts, moved)
         return None if props is args.props and opts is args.opts else pulumi.ResourceTransformationResult(props, opts)
 
     pulumi.runtime.register_stack_transformation(transformation)
@@ -373,7 +390,7 @@ def ziti_trust(
     reaches it, None: the one the realm advertises), the policies and the router entity. The same
     on every platform; `after`: the controller's resources the providers talk to."""
     return ZitiTrust(
-        "ziti-trust",
+        ZITI_TRUST,
         ZitiTrustArgs(
             connection=connection,
             root_ca_cert_pem=root_ca_cert_pem,

@@ -9,11 +9,16 @@ per run: the state's outputs, never written anywhere) and gives a new resource w
 one held the old URN as an alias: the engine renames it in the state, and updates it in place
 (an identity's name) — with `pulumi up` as with `ops`. docs/operations.md#replacing-and-renaming.
 
-The engine refuses an alias naming a URN the program registers again, so a key renamed while its
-old key is declared anew for another object cannot be followed in one deployment. Which names the
-program registers is known only once it has registered them all, so a moved resource's alias is an
-Output resolved after the build; in that case it names the resource itself (no alias), and the
-program fails asking for two deployments: the rename alone, then the old key again.
+A value can also change hands between resources that stay (a workload's SPIFFE ID or a user's
+email given to another key while that key takes a new one, or a renamed key whose old key is
+declared again): the engine refuses an alias naming a URN the program still declares, so the old
+name keeps its resource and the program orders the two instead. Ziti refuses one external id on
+two identities, so the identity that takes the value is written after the one that gives it up;
+a SPIRE entry's create adopts the entry of its triple, and the old resource's delete leaves it.
+Which names the program registers is known only once it has registered them all, so these
+aliases and dependencies are Outputs resolved after the build. Resources that trade values, and a
+value taken from a resource the deployment removes, have no order: the program fails at preview
+naming them and the two deployments that do it.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ def _identity_key(props: Mapping[str, Any]) -> str | None:
 
 
 KEYS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {ENTRY: _entry_key, IDENTITY: _identity_key}
+# Types whose key the server refuses on a second object: a resource takes it only once its holder let go.
+# (An entry is taken over: its create adopts the entry of that triple, and the old resource's delete leaves it.)
+EXCLUSIVE = frozenset({IDENTITY})
 
 
 def object_key(type_: str, props: Mapping[str, Any]) -> str | None:
@@ -60,17 +68,21 @@ def object_key(type_: str, props: Mapping[str, Any]) -> str | None:
 
 
 class MoveConflictError(ValueError):
-    """A renamed key's object cannot be followed: its old resource name is declared again."""
+    """Values that change hands among this stack's resources in a way no single deployment can apply."""
 
 
 @dataclass(frozen=True)
-class _Move:
-    """A new resource of a followed type whose object the previous deployment held under another name."""
+class _Handover:
+    """A resource of a followed type whose object key another resource name held in the previous
+    deployment: a renamed key (a new resource) or a value taken from another resource."""
 
     type_: str
     name: str
-    moved_from: str  # the URN that held its object (of the same type)
-    resolve: Callable[[pulumi.Output[str | pulumi.Alias]], None]
+    key: str  # the object key it declares
+    moved_from: str  # the URN that held it (of the same type)
+    new: bool  # a resource the previous deployment did not have
+    resolve_alias: Callable[[pulumi.Output[str | pulumi.Alias]], None] | None
+    resolve_after: Callable[[pulumi.Output[list[pulumi.Resource]]], None] | None
 
     @property
     def old_name(self) -> str:
@@ -84,8 +96,8 @@ class Moves:
     def __init__(self, previous: Mapping[str, Any]) -> None:
         self.held: dict[str, str] = {}
         self.names: set[tuple[str, str]] = set()
-        self._registered: set[tuple[str, str]] = set()
-        self._moves: list[_Move] = []
+        self._registered: dict[tuple[str, str], pulumi.Resource] = {}
+        self._handovers: list[_Handover] = []
         for urn, res in previous.items():
             if not isinstance(res, Mapping) or res.get("type") not in KEYS:
                 continue
@@ -107,44 +119,94 @@ class Moves:
             return cls({})
         return cls(answer.get("outputs") or {})
 
+    def holder(self, type_: str, name: str, props: Mapping[str, Any]) -> str | None:
+        """The URN under which the previous deployment held the object key this resource declares,
+        when that was another resource name."""
+        key = object_key(type_, props)
+        held = self.held.get(key) if key is not None else None
+        return held if held is not None and held.rsplit("::", 1)[-1] != name else None
+
     def moved_from(self, type_: str, name: str, props: Mapping[str, Any]) -> str | None:
         """The URN under which the previous deployment held the object of this new resource, if any."""
         if type_ not in KEYS or (type_, name) in self.names:
             return None  # not a followed type, or not a new resource
+        return self.holder(type_, name, props)
+
+    def options(self, resource: pulumi.Resource, type_: str, name: str,
+                props: Mapping[str, Any]) -> pulumi.ResourceOptions | None:
+        """What a resource the program registers needs (run for every one; None for most): a new
+        resource whose object another name held gets that URN as an alias; one whose unique value
+        (`EXCLUSIVE`) another name held is updated after that one. Both are Outputs that `settle`
+        resolves once every resource is registered (until then the engine does not see this one)."""
+        if type_ not in KEYS:
+            return None
+        self._registered[(type_, name)] = resource
+        moved_from = self.holder(type_, name, props) if self.held else None
+        new = (type_, name) not in self.names
+        if moved_from is None or not (new or type_ in EXCLUSIVE):
+            return None  # an entry taking another's triple adopts it; the old one's delete then leaves it
+        alias: pulumi.Output[str | pulumi.Alias] | None = None
+        after: pulumi.Output[list[pulumi.Resource]] | None = None
+        resolve_alias: Callable[[pulumi.Output[str | pulumi.Alias]], None] | None = None
+        resolve_after: Callable[[pulumi.Output[list[pulumi.Resource]]], None] | None = None
+        if new:
+            alias, resolve_alias = pulumi.deferred_output()
+        if type_ in EXCLUSIVE:
+            after, resolve_after = pulumi.deferred_output()
         key = object_key(type_, props)
-        return self.held.get(key) if key is not None else None
+        assert key is not None
+        self._handovers.append(_Handover(type_, name, key, moved_from, new, resolve_alias, resolve_after))
+        return pulumi.ResourceOptions(aliases=[alias] if alias is not None else None, depends_on=after)
 
-    def alias(self, type_: str, name: str, props: Mapping[str, Any]) -> pulumi.Output[str | pulumi.Alias] | None:
-        """The alias of a resource the program registers (run for every one; None unless it moved):
-        `moved_from`, once `settle` has seen every resource the program registers (until then the
-        engine does not see this one)."""
-        if type_ not in KEYS or not self.held:
-            return None
-        self._registered.add((type_, name))
-        moved_from = self.moved_from(type_, name, props)
-        if moved_from is None:
-            return None
-        resolve: Callable[[pulumi.Output[str | pulumi.Alias]], None]
-        alias, resolve = pulumi.deferred_output()
-        self._moves.append(_Move(type_, name, moved_from, resolve))
-        return alias
+    def settle(self, label: Callable[[str], str] = str) -> MoveConflictError | None:
+        """Resolve what `options` handed out, once the program has registered every resource.
 
-    def settle(self) -> MoveConflictError | None:
-        """Resolve the aliases `alias` handed out, once the program has registered every resource.
-        A move whose old name is registered again cannot be followed (the engine refuses an alias
-        naming a URN the program still declares): then no move gets its alias (each resolves to the
-        resource itself, which is none) and the error, for the program to raise, asks for two
-        deployments."""
-        blocked = [m for m in self._moves if (m.type_, m.old_name) in self._registered]
-        for m in self._moves:
-            m.resolve(pulumi.Output.from_input(pulumi.Alias() if blocked else m.moved_from))
-        self._moves.clear()
-        if not blocked:
+        A new resource whose object's old name is not declared again moves (its alias). Otherwise
+        the old name keeps its resource (the engine refuses an alias naming a URN the program still
+        declares): an entry adopts the object, an identity is updated or created after the resource
+        that gives the value up. Two cases have no order and make the error returned for the
+        program to raise: resources that trade values (a cycle), and a value taken from a resource
+        this deployment removes (the engine deletes after every create and update). `label`: how
+        the messages name a resource (the stack-file key it comes from)."""
+        handovers, self._handovers = self._handovers, []
+        declared = {h.name: h for h in handovers if (h.type_, h.old_name) in self._registered}
+        def takes(h: _Handover) -> str:
+            return f"{label(h.name)} takes {h.key.split(' ', 1)[-1]!r} from {label(h.old_name)}"
+
+        problems = [
+            f"{takes(h)}, which this deployment removes: deploy the removal of {label(h.old_name)} first, then "
+            f"the change of {label(h.name)}"
+            for h in handovers if h.type_ in EXCLUSIVE and not h.new and h.name not in declared
+        ]
+        for cycle in _cycles({n: h.old_name for n, h in declared.items() if h.type_ in EXCLUSIVE}):
+            problems.append(
+                f"{' and '.join(map(label, cycle))} trade values ({'; '.join(takes(declared[n]) for n in cycle)}): "
+                "the controller holds a value on one identity at a time, so give one of them a value no identity "
+                "holds first, deploy, then the value it should have")
+        for h in handovers:
+            if h.resolve_alias is not None:
+                keep = problems or h.name in declared
+                h.resolve_alias(pulumi.Output.from_input(pulumi.Alias() if keep else h.moved_from))
+            if h.resolve_after is not None:
+                holder = self._registered.get((h.type_, h.old_name))
+                after = [holder] if holder is not None and not problems else []
+                h.resolve_after(pulumi.Output.from_input(after))
+        if not problems:
             return None
-        moved = "; ".join(f"{m.name} would take over what {m.old_name} held, and {m.old_name} is declared again"
-                          for m in blocked)
         return MoveConflictError(
-            f"a renamed key cannot be followed in the deployment that declares its old key again ({moved}): the "
-            "engine cannot give a resource the URN of one the program still declares. Deploy the rename alone first "
-            "(without the key that reuses the old name), then add that key back in a second deployment"
-        )
+            "values change hands among this stack's resources in a way one deployment cannot apply: "
+            + "; ".join(problems))
+
+
+def _cycles(edges: Mapping[str, str]) -> list[list[str]]:
+    """The cycles of a graph of at most one edge per node (name -> the name it waits for), each
+    once, from its smallest name."""
+    found = []
+    for start in sorted(edges):
+        path, node = [start], edges[start]
+        while node in edges and node not in path:
+            path.append(node)
+            node = edges[node]
+        if node == start and start == min(path):
+            found.append(path)
+    return found

@@ -46,6 +46,9 @@ SPIFFE_CLAIM = {
     "parser_criteria": "",
     "index": 0,
 }
+# The resource names of a workload's and a user's identity (`name`: the component's).
+WORKLOAD_IDENTITY = "{name}-identity-{key}"
+USER_IDENTITY = "{name}-user-{key}"
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ class ZitiTrust(pulumi.ComponentResource):
         for key, spec in sorted(a.workloads.items()):
             workload = _workload(spec)
             identity = ZitiIdentity(
-                f"{name}-identity-{key}",
+                WORKLOAD_IDENTITY.format(name=name, key=key),
                 name=f"{scope}{key}",
                 # type "Default", is_admin False: the provider's check fills them in (each input
                 # given is one more Output per identity for the SDK).
@@ -203,7 +206,7 @@ class ZitiTrust(pulumi.ComponentResource):
         self.user_identity_ids = {}
         for key, user in sorted(a.users.items()):
             self.user_identity_ids[key] = ZitiIdentity(
-                f"{name}-user-{key}",
+                USER_IDENTITY.format(name=name, key=key),
                 name=f"{scope}user-{key}",
                 external_id=user.email,
                 auth_policy_id=user_policy.id,

@@ -16,6 +16,7 @@ import pytest
 
 from components.moves import ENTRY, IDENTITY, READ_STATE, MoveConflictError, Moves, object_key
 from dynamic_providers.spire.models import parse_connection
+from stack_config import PROJECT
 from tests.conftest import MODES
 from tests.harness import mock_engine
 from tests.harness.mock_engine import ProgramRun, run_program
@@ -93,34 +94,116 @@ class TestRenamedKeys:
 
 USER = {"email": "alice@acme-identity.net", "zitiRoleAttributes": ["operators"]}  # the stack file's alice
 OTHER_USER = {"email": "alice.new@acme-identity.net", "zitiRoleAttributes": ["operators"]}
+BOB = {"email": "bob@acme-identity.net", "zitiRoleAttributes": ["operators"]}
+CAROL = {"email": "carol@acme-identity.net", "zitiRoleAttributes": ["operators"]}
+
+
+def users(**declared: dict[str, Any]) -> dict[str, str]:
+    return {"identity-platform:users": json.dumps(declared)}
+
+
+def user_identities(run: ProgramRun) -> dict[str, Any]:
+    """Each user's identity as registered: name -> (aliases, the user identities it waits for)."""
+    identities = {r.urn: r.name for r in run.resources if r.type == IDENTITY}
+    return {r.name: (r.alias_urns, {identities[d] for d in r.dependencies if d in identities})
+            for r in run.resources if r.type == IDENTITY and r.name.startswith("ziti-trust-user-")}
 
 
 @pytest.mark.parametrize("preview", MODES)
 class TestAnOldKeyDeclaredAgain:
     """A user key renamed with its email kept while the old key is declared again for another email:
-    the engine refuses an alias naming a URN the program still declares, so the moved resource gets
-    none and the program fails with one error saying what to do, whichever of the two it registers
-    first."""
+    the engine refuses an alias naming a URN the program still declares, so the old key keeps its
+    resource (its identity takes the new email) and the renamed key's identity is created after it
+    has let the email go, whichever of the two the program registers first."""
 
     @pytest.mark.parametrize("renamed", ["alice-smith", "aaron"])  # registered after / before the old key
-    def test_the_program_fails_naming_both_and_sends_no_alias(
+    def test_the_renamed_key_waits_for_the_old_one_and_gets_no_alias(
         self, previous: dict[str, Any], preview: bool, renamed: str
     ) -> None:
         previous.update(deployed(run_program(STACK, preview), {}))
-        users = {renamed: USER, "alice": OTHER_USER}
-        with pytest.raises(MoveConflictError) as err:
-            run_program(STACK, preview, config={"identity-platform:users": json.dumps(users)})
-        message = str(err.value)
-        assert f"ziti-trust-user-{renamed} would take over what ziti-trust-user-alice held" in message, message
-        assert "Deploy the rename alone first" in message, message
-        sent = {r.name: r.alias_urns for r in err.value.registered if r.type == IDENTITY}  # type: ignore[attr-defined]
-        assert sent.get(f"ziti-trust-user-{renamed}") == (), sent  # registered, with no alias the engine refuses
-        assert sent.get(USER_NAME) == (), sent
+        run = run_program(STACK, preview, config=users(**{renamed: USER, "alice": OTHER_USER}))
+        assert user_identities(run) == {
+            f"ziti-trust-user-{renamed}": ((), {USER_NAME}),
+            USER_NAME: ((), set()),
+        }
+
+    def test_a_renamed_workload_key_gets_no_alias_and_its_entry_adopts_the_old_one(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        """The old key declared again with another SPIFFE path: its entry is replaced (a new triple);
+        the renamed key's create adopts the entry of the old triple, so the entry needs no ordering."""
+        previous.update(deployed(run_program(STACK, preview), {}))
+        workload = {"spiffePath": "/ns/payments/sa/api", "node": "worker-1", "selectors": ["unix:uid:1001"]}
+        moved = {"payments-api": {**workload, "spiffePath": "/ns/payments/sa/api-v2"}, "payments": workload}
+        run = run_program(STACK, preview, config={"identity-platform:workloads": json.dumps(moved)})
+        entries = {r.name: r for r in run.resources if r.type == ENTRY}
+        assert set(entries) == {ENTRY_NAME, "spire-entries-entry-payments"}
+        assert aliased(run).get("spire-entries-entry-payments") is None
+        assert entries[ENTRY_NAME].inputs["spiffe_id"].endswith("/api-v2")
+        identities = {r.urn: r.name for r in run.resources if r.type == IDENTITY}
+        waits = {r.name: {identities[d] for d in r.dependencies if d in identities}
+                 for r in run.resources if r.type == IDENTITY}
+        # its Ziti identity takes the SPIFFE ID after the old key's identity has let it go
+        assert waits == {"ziti-trust-identity-payments": {IDENTITY_NAME}, IDENTITY_NAME: set(), USER_NAME: set()}
 
     def test_the_rename_alone_is_followed(self, previous: dict[str, Any], preview: bool) -> None:
         previous.update(deployed(run_program(STACK, preview), {}))
-        run = run_program(STACK, preview, config={"identity-platform:users": json.dumps({"aaron": USER})})
+        run = run_program(STACK, preview, config=users(aaron=USER))
         assert aliased(run) == {"ziti-trust-user-aaron": (urn(IDENTITY, USER_NAME),)}
+        assert user_identities(run)["ziti-trust-user-aaron"][1] == set()
+
+
+@pytest.mark.parametrize("preview", MODES)
+class TestValuesChangingHands:
+    """An email given to another user key, which takes a new one: Ziti holds an external id on one
+    identity at a time, so the identity that takes it is updated after the one that gives it up."""
+
+    def test_a_chain_is_applied_in_order(self, previous: dict[str, Any], preview: bool) -> None:
+        previous.update(deployed(run_program(STACK, preview, config=users(alice=USER, bob=BOB, carol=CAROL)), {}))
+        run = run_program(STACK, preview, config=users(alice=BOB, bob=CAROL, carol=OTHER_USER))
+        assert user_identities(run) == {
+            USER_NAME: ((), {"ziti-trust-user-bob"}),
+            "ziti-trust-user-bob": ((), {"ziti-trust-user-carol"}),
+            "ziti-trust-user-carol": ((), set()),
+        }
+
+    def test_unchanged_values_add_no_ordering(self, previous: dict[str, Any], preview: bool) -> None:
+        previous.update(deployed(run_program(STACK, preview, config=users(alice=USER, bob=BOB)), {}))
+        run = run_program(STACK, preview, config=users(alice=USER, bob=CAROL))
+        assert user_identities(run) == {USER_NAME: ((), set()), "ziti-trust-user-bob": ((), set())}
+
+    def test_a_trade_fails_naming_both_and_the_way_to_do_it(self, previous: dict[str, Any], preview: bool) -> None:
+        previous.update(deployed(run_program(STACK, preview, config=users(alice=USER, bob=BOB, carol=CAROL)), {}))
+        with pytest.raises(MoveConflictError) as err:
+            run_program(STACK, preview, config=users(alice=BOB, bob=CAROL, carol=USER))
+        message = str(err.value)
+        for taker, value, giver in (("alice", "bob@", "bob"), ("bob", "carol@", "carol"), ("carol", "alice@", "alice")):
+            assert f"{PROJECT}:users.{taker} takes '{value}acme-identity.net' from {PROJECT}:users.{giver}" in message
+        assert "trade values" in message and "a value no identity holds first" in message, message
+        registered = {r.urn: r for r in err.value.registered}  # type: ignore[attr-defined]
+        waits = {r.name: [registered[d].name for d in r.dependencies if registered[d].type == IDENTITY]
+                 for r in registered.values() if r.type == IDENTITY}
+        assert waits[USER_NAME] == [] and waits["ziti-trust-user-bob"] == [], waits  # nothing waits on a failed run
+
+    def test_a_value_taken_from_a_removed_key_fails_naming_the_removal_to_deploy_first(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        previous.update(deployed(run_program(STACK, preview, config=users(alice=USER, bob=BOB)), {}))
+        with pytest.raises(MoveConflictError) as err:
+            run_program(STACK, preview, config=users(alice=BOB))
+        message = str(err.value)
+        assert f"{PROJECT}:users.alice takes 'bob@acme-identity.net' from {PROJECT}:users.bob, which this " \
+               f"deployment removes: deploy the removal of {PROJECT}:users.bob first" in message, message
+
+    def test_a_renamed_key_taking_a_removed_keys_value_is_a_move(
+        self, previous: dict[str, Any], preview: bool
+    ) -> None:
+        previous.update(deployed(run_program(STACK, preview, config=users(alice=USER, bob=BOB)), {}))
+        run = run_program(STACK, preview, config=users(alice=USER, robert=BOB))
+        assert user_identities(run) == {
+            USER_NAME: ((), set()),
+            "ziti-trust-user-robert": ((urn(IDENTITY, "ziti-trust-user-bob"),), set()),
+        }
 
 
 class TestObjectKeys:

@@ -17,8 +17,11 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   the previous deployment and follows the objects to their new resource names (aliases), so the
   preview proposes no create or delete, `scripts/up --yes` (which previews through `ops` and
   applies that plan) keeps the entry and both identities, and so does the raw `pulumi up` renaming
-  them back; a user key renamed while its old key is declared again for another email fails the
-  preview with one error saying what to do (raw CLI, and `ops` in one line), nothing applied;
+  them back; a user key renamed while its old key is declared again for another email, and an email
+  passed along a chain of user keys, are each applied in one deployment (the identity that takes an
+  email is written after the one that lets it go), while a trade of emails, or an email taken from
+  a key the same change removes, fails the preview with one error saying what to do (raw CLI, and
+  `ops` in one line), nothing applied;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -194,7 +197,7 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
         spire_admin.stub.BatchDeleteEntry(entry_pb2.BatchDeleteEntryRequest(ids=[entry_id]), timeout=10)
         state_before = ext.cli.state_text()
         code, doc = ops("drift")
-        assert code == ExitCode.DRIFT and doc["error"]["kind"] == "drift", doc
+        assert code == ExitCode.DRIFT and doc["error"]["kind"] == "drift", (doc["error"], doc.get("diagnostics"))
         assert [(s["op"], s["urn"].rsplit("::", 1)[1]) for s in doc["steps"]] == [
             ("create", f"spire-entries-entry-{ext.workload}")], doc["steps"]
         assert ext.cli.state_text() == state_before, "drift wrote to the state"
@@ -313,22 +316,47 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
             assert f"spire-entries-entry-{workload}" in ops.names(), how
             assert ops("drift")[0] == ExitCode.OK, how
 
-        # -- a key renamed while its old key is declared again: one error saying what to do, nothing applied --
+        # -- values changing hands among keys that stay: ordered in one deployment, or one error --
         email = plain["users"][ext.user]["email"]
-        other = {**plain["users"][ext.user], "email": "someone-else@" + email.split("@", 1)[1]}
+        domain, moved = email.split("@", 1)[1], f"{ext.user}-moved"
+
+        def emails(**declared: str) -> dict[str, Any]:
+            return {k: {**plain["users"][ext.user], "email": v} for k, v in declared.items()}
+
+        def external_ids() -> dict[str, str]:
+            ids = ops.outputs()["zitiUserIdentityIds"]
+            return {key: ziti.get(f"/identities/{id_}")["externalId"] for key, id_ in ids.items()}
+
+        # A key renamed while its old key is declared again for another email (raw CLI): the old key
+        # keeps its identity, which takes the new email; the renamed key's is made once it let go.
         write_stack_file(ext.cli.dir, ext.stack, {
-            **ops.settings(), "users": {f"{ext.user}-moved": plain["users"][ext.user], ext.user: other}})
-        done = ext.cli("up", "--yes", ok=False)
-        out = done.stdout + done.stderr
-        assert done.returncode != 0, out
-        assert f"ziti-trust-user-{ext.user}-moved would take over what ziti-trust-user-{ext.user} held" in out, out
-        assert "Deploy the rename alone first" in out and "Duplicate resource alias" not in out, out
-        code, doc = ops("preview")  # ops says it in one line: the exception's message, not the traceback
-        assert code == ExitCode.FAILED and doc["error"]["message"].startswith("a renamed key cannot be followed"), doc
-        assert ops.outputs()["zitiUserIdentityIds"] == {ext.user: user_identity}
-        assert ziti.get(f"/identities/{user_identity}")["externalId"] == email
-        write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
+            **ops.settings(), "users": emails(**{moved: email, ext.user: f"someone-else@{domain}"})})
+        ext.cli("up", "--yes")
+        assert ops.outputs()["zitiUserIdentityIds"][ext.user] == user_identity
+        assert external_ids() == {ext.user: f"someone-else@{domain}", moved: email}
         assert ops("drift")[0] == ExitCode.OK
+        # A chain (ops up): the user takes the renamed key's email back, which takes a third one.
+        write_stack_file(ext.cli.dir, ext.stack, {
+            **ops.settings(), "users": emails(**{ext.user: email, moved: f"third@{domain}"})})
+        code, doc = ops("up")
+        assert code == ExitCode.OK, doc
+        assert external_ids() == {ext.user: email, moved: f"third@{domain}"}
+        # A trade, and an email taken from a key the same change removes: one error each at preview,
+        # nothing applied (raw CLI, and `ops` in one line: the exception's message, not the traceback).
+        held = external_ids()
+        for declared, said in ((emails(**{ext.user: f"third@{domain}", moved: email}), "trade values"),
+                               (emails(**{ext.user: f"third@{domain}"}), "which this deployment removes")):
+            write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), "users": declared})
+            done = ext.cli("up", "--yes", ok=False)
+            out = done.stdout + done.stderr
+            assert done.returncode != 0 and said in out and "Duplicate resource alias" not in out, out
+            code, doc = ops("preview")
+            assert code == ExitCode.FAILED and doc["error"]["message"].startswith("values change hands"), doc
+            assert said in doc["error"]["message"], doc
+            assert external_ids() == held
+        write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
+        assert ops("up")[0] == ExitCode.OK and ops("drift")[0] == ExitCode.OK
+        assert external_ids() == {ext.user: email}
     finally:
         ext.cli("destroy", "--yes", ok=False)
         spire_admin.close()

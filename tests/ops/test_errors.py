@@ -7,16 +7,16 @@ from ops.errors import engine_error
 TRACEBACK = (
     "Program failed with an unhandled exception:\nTraceback (most recent call last):\n"
     '  File "/proj/__main__.py", line 13, in <module>\n'
-    "components.moves.MoveConflictError: a renamed key cannot be followed (x would take over what y held)"
+    "components.moves.MoveConflictError: values change hands (x and y trade values)"
 )
 
 
 def test_a_program_exception_is_its_message_without_the_traceback() -> None:
-    assert engine_error([TRACEBACK]) == "a renamed key cannot be followed (x would take over what y held)"
+    assert engine_error([TRACEBACK]) == "values change hands (x and y trade values)"
 
 
 def test_the_exception_wins_over_the_engine_lines_after_it() -> None:
-    assert engine_error([TRACEBACK, "update failed"]).startswith("a renamed key cannot be followed")
+    assert engine_error([TRACEBACK, "update failed"]).startswith("values change hands")
 
 
 def test_a_message_continued_on_the_next_lines_is_kept_whole() -> None:
