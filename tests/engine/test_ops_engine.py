@@ -21,7 +21,9 @@ environment. What the pinned CLI does with each flag is what is checked, on the 
   passed along a chain of user keys, are each applied in one deployment (the identity that takes an
   email is written after the one that lets it go), while a trade of emails, or an email taken from
   a key the same change removes, fails the preview with one error saying what to do (raw CLI, and
-  `ops` in one line), nothing applied;
+  `ops` in one line), nothing applied; a workload key renamed with its SPIFFE path while the old
+  key is declared again with another: the renamed key's entry adopts the entry, kept, and the
+  identities take their SPIFFE IDs in order;
 - the policy pack, copied out of the repository under another name, runs in the preview
   (`pulumi preview --policy-pack <copy>`, started by the CLI through the language host);
 - docs/operations.md's `StackReference` example, run as a second project on the same file backend,
@@ -354,6 +356,31 @@ def test_drift_plans_targets_and_replacements_on_a_live_external_stack(
             assert code == ExitCode.FAILED and doc["error"]["message"].startswith("values change hands"), doc
             assert said in doc["error"]["message"], doc
             assert external_ids() == held
+        # A workload key renamed with its SPIFFE path while the old key is declared again with another:
+        # the renamed key's entry adopts the entry (its id kept), the old key's is replaced, and its
+        # identity lets the SPIFFE ID go before the renamed key's identity takes it (ops up).
+        write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
+        assert ops("up")[0] == ExitCode.OK
+        outputs, spec = ops.outputs(), plain["workloads"][ext.workload]
+        entry_id, identity_id = outputs["spireEntryIds"][ext.workload], outputs["zitiIdentityIds"][ext.workload]
+        spiffe_id = ziti.get(f"/identities/{identity_id}")["externalId"]
+        kept = f"{ext.workload}-kept"
+        write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), "workloads": {
+            kept: spec, ext.workload: {**spec, "spiffePath": spec["spiffePath"] + "-next"}}})
+        code, doc = ops("up")
+        assert code == ExitCode.OK, doc
+        outputs = ops.outputs()
+        assert outputs["spireEntryIds"][kept] == entry_id and spire_admin.get(entry_id) is not None
+        moved_entry = spire_admin.get(outputs["spireEntryIds"][ext.workload])
+        assert moved_entry is not None and moved_entry.spiffe_id.path.endswith("-next"), moved_entry
+        assert outputs["zitiIdentityIds"][ext.workload] == identity_id
+        assert ziti.get(f"/identities/{identity_id}")["externalId"] == spiffe_id + "-next"
+        assert ziti.get(f"/identities/{outputs['zitiIdentityIds'][kept]}")["externalId"] == spiffe_id
+        assert ops("drift")[0] == ExitCode.OK
+        # Back in two deployments, as the error for a value taken from a removed key says.
+        write_stack_file(ext.cli.dir, ext.stack, {
+            **ops.settings(), "workloads": {ext.workload: {**spec, "spiffePath": spec["spiffePath"] + "-next"}}})
+        assert ops("up")[0] == ExitCode.OK
         write_stack_file(ext.cli.dir, ext.stack, {**ops.settings(), **first})
         assert ops("up")[0] == ExitCode.OK and ops("drift")[0] == ExitCode.OK
         assert external_ids() == {ext.user: email}
