@@ -37,6 +37,7 @@ from dynamic_providers.ziti.provider import (
     ZitiIdentity,
     ZitiServiceEdgeRouterPolicy,
 )
+from stack_config import USER_IDENTITY_PREFIX
 
 SPIFFE_CLAIM = {
     "location": "SAN_URI",
@@ -207,7 +208,7 @@ class ZitiTrust(pulumi.ComponentResource):
         for key, user in sorted(a.users.items()):
             self.user_identity_ids[key] = ZitiIdentity(
                 USER_IDENTITY.format(name=name, key=key),
-                name=f"{scope}user-{key}",
+                name=f"{scope}{USER_IDENTITY_PREFIX}{key}",
                 external_id=user.email,
                 auth_policy_id=user_policy.id,
                 role_attributes=list(user.role_attributes),

@@ -98,6 +98,8 @@ SWARM_PORTS = {
 PROXY_PORTS = {80: "caddy-docker-proxy's HTTP port (prod)", 443: "caddy-docker-proxy's HTTPS port (prod)"}
 # SPIRE guarantees an SVID's full lifetime only up to a sixth of the CA TTL, and never beyond 7
 # days (`manager.MaxSVIDTTLForCATTL`); above that it warns and issues shorter SVIDs.
+# A user's Ziti identity is named `<prefix>user-<key>`, a workload's `<prefix><key>` (components/ziti_trust.py).
+USER_IDENTITY_PREFIX = "user-"
 SVID_TTL_DIVISOR = 6
 MAX_GUARANTEED_SVID_SECONDS = 7 * 24 * 3600
 
@@ -538,6 +540,14 @@ class StackConfig(Model):
                     "a token to one identity by it; give each user their own"
                 )
             emails.setdefault(email, uname)
+            named = f"{USER_IDENTITY_PREFIX}{uname}"
+            if named in self.workloads:
+                problems.append(
+                    f"workloads.{named}: its Ziti identity would be named {named!r} like the one of users.{uname} "
+                    f"(a user's identity is named {USER_IDENTITY_PREFIX}<key>, a workload's <key>, and the controller "
+                    "keeps identity names unique): declare the workload under another key "
+                    f"(fix: `pulumi config rm --path 'workloads.{named}'`, then set it under the new key)"
+                )
         return problems
 
     def _federation_problems(self, wname: str, federates_with: list[str], own: str) -> list[str]:

@@ -197,6 +197,9 @@ GATES = [
           set_("workloads.ledger.spiffePath"))),
     case("same-email", "external", {"users.bob": {"email": "Alice@acme-identity.net"}},
          ("users.bob.email", "'Alice@acme-identity.net' is also the email of users.alice", set_("users.bob.email"))),
+    case("workload-named-like-a-user", "external", {"workloads.user-alice": PROD_WORKLOAD},
+         ("workloads.user-alice", "its Ziti identity would be named 'user-alice' like the one of users.alice",
+          "(fix: `pulumi config rm --path 'workloads.user-alice'`, then set it under the new key)")),
     # -- names: Docker objects, Ziti entities, host names, DNS names
     case("workload-name-space", "prod", {("workloads", "batch job"): PROD_WORKLOAD},
          ('workloads["batch job"]', "'batch job' is not a valid name",
