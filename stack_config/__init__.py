@@ -533,7 +533,7 @@ class StackConfig(Model):
             problems += self._federation_problems(wname, w.federates_with, td)
         emails: dict[str, str] = {}
         for uname, user in sorted(self.users.items()):
-            email = user.email.lower()
+            email = user.email
             if email in emails:
                 problems.append(
                     f"users.{uname}.email: {user.email!r} is also the email of users.{emails[email]}: Ziti matches "

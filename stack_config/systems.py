@@ -339,9 +339,12 @@ class ZitiUser(Model):
     """A Keycloak user who reaches Ziti with a token: a Ziti identity whose externalId is the
     claim the signer matches (the user's email), under the auth policy that admits only Keycloak."""
 
-    email: str = Field(
+    # Keycloak stores an email lowercased, and its tokens carry it so: the identity's externalId,
+    # which Ziti compares with the claim as it is, is that form.
+    email: Annotated[str, AfterValidator(str.lower)] = Field(
         pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        description="The user's email in Keycloak (the `email` claim Ziti matches to this identity).",
+        description="The user's email in Keycloak (the `email` claim Ziti matches to this identity; Keycloak "
+        "keeps it lowercased, and so does the identity's externalId).",
     )
     ziti_role_attributes: list[RoleAttribute] = Field(
         default_factory=list, description="Role attributes for Ziti policies."

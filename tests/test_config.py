@@ -160,3 +160,16 @@ class TestPlatformSettings:
         assert cfg.keycloak.proxy_network == "caddy_caddy"
         assert cfg.images.rclone_plugin.startswith("rclone/docker-volume-rclone:amd64-")
         assert not any(w.svid_helper for w in cfg.workloads.values())
+
+
+class TestUserEmails:
+    """Keycloak stores an email lowercased and its tokens carry it so, and Ziti compares the claim
+    with an identity's externalId as it is: a user's identity takes the lowercased email (the real
+    chain, with a mixed-case email in the stack file: tests/engine/test_external_stack.py)."""
+
+    @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+    def test_a_mixed_case_email_is_the_identity_s_lowercased_external_id(self, preview: bool) -> None:
+        users = {"alice": {"email": "Alice.Smith@Acme-Identity.NET", "zitiRoleAttributes": ["operators"]}}
+        run = run_program("external", preview, config={"identity-platform:users": json.dumps(users)})
+        identity = run.get("pulumi-python:dynamic/ziti:Identity", "ziti-trust-user-alice")
+        assert identity.inputs["external_id"] == "alice.smith@acme-identity.net"

@@ -196,7 +196,7 @@ GATES = [
          ("workloads.ledger.spiffePath", "'/ns/payments/sa/ledger' is also the path of workloads.batch",
           set_("workloads.ledger.spiffePath"))),
     case("same-email", "external", {"users.bob": {"email": "Alice@acme-identity.net"}},
-         ("users.bob.email", "'Alice@acme-identity.net' is also the email of users.alice", set_("users.bob.email"))),
+         ("users.bob.email", "'alice@acme-identity.net' is also the email of users.alice", set_("users.bob.email"))),
     case("workload-named-like-a-user", "external", {"workloads.user-alice": PROD_WORKLOAD},
          ("workloads.user-alice", "its Ziti identity would be named 'user-alice' like the one of users.alice",
           "(fix: `pulumi config rm --path 'workloads.user-alice'`, then set it under the new key)")),

@@ -113,7 +113,7 @@ def test_an_external_stack_lives_and_dies_under_the_real_engine(
         # -- configure as `scripts/servers configure` does, through the recording proxies ---------
         plain, secret_values = external_settings(servers)
         workload, user, realm = f"shell-{tag}", f"alice-{tag}", f"engine-{tag}"
-        email = f"{user}@acme-identity.net"
+        email = f"{user}@Acme-Identity.net"  # Keycloak keeps it lowercased: so must the identity
         plain["spire"]["transport"]["socketPath"] = rec.spire.socket_path
         plain["keycloak"].update(url=rec.kc_server.url, caBundle=_ca_pem(rec.kc_server), realm=realm)
         plain["ziti"].update(controllerUrl=rec.zt_server.url, caBundle=_ca_pem(rec.zt_server),
@@ -146,7 +146,7 @@ def test_an_external_stack_lives_and_dies_under_the_real_engine(
         entry = spire_admin.get(outputs["spireEntryIds"][workload])
         assert entry is not None and entry.spiffe_id.path == f"/engine/{tag}/shell"
         assert ziti_admin.get(f"/identities/{outputs['zitiIdentityIds'][workload]}")["externalId"] == spiffe_id
-        assert ziti_admin.get(f"/identities/{outputs['zitiUserIdentityIds'][user]}")["externalId"] == email
+        assert ziti_admin.get(f"/identities/{outputs['zitiUserIdentityIds'][user]}")["externalId"] == email.lower()
         ca = ziti_admin.get(f"/cas/{outputs['zitiCaId']}")
         assert ca is not None and ca["isVerified"] is True and ca["name"] == f"{stack}-ziti-trust-spire"
         assert kc_admin.realm(realm) is not None
