@@ -170,6 +170,7 @@ class Moves:
         the messages name a resource (the stack-file key it comes from)."""
         handovers, self._handovers = self._handovers, []
         declared = {h.name: h for h in handovers if (h.type_, h.old_name) in self._registered}
+
         def takes(h: _Handover) -> str:
             return f"{label(h.name)} takes {h.key.split(' ', 1)[-1]!r} from {label(h.old_name)}"
 

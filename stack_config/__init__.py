@@ -96,10 +96,10 @@ SWARM_PORTS = {
 }
 # prod: Keycloak sits behind caddy-docker-proxy (`keycloak.proxyNetwork`), which publishes these.
 PROXY_PORTS = {80: "caddy-docker-proxy's HTTP port (prod)", 443: "caddy-docker-proxy's HTTPS port (prod)"}
-# SPIRE guarantees an SVID's full lifetime only up to a sixth of the CA TTL, and never beyond 7
-# days (`manager.MaxSVIDTTLForCATTL`); above that it warns and issues shorter SVIDs.
 # A user's Ziti identity is named `<prefix>user-<key>`, a workload's `<prefix><key>` (components/ziti_trust.py).
 USER_IDENTITY_PREFIX = "user-"
+# SPIRE guarantees an SVID's full lifetime only up to a sixth of the CA TTL, and never beyond 7
+# days (`manager.MaxSVIDTTLForCATTL`); above that it warns and issues shorter SVIDs.
 SVID_TTL_DIVISOR = 6
 MAX_GUARANTEED_SVID_SECONDS = 7 * 24 * 3600
 
