@@ -148,7 +148,7 @@ class StackConfig(Model):
     workloads: dict[ObjectName, Workload] = Field(
         default_factory=dict, description="Workloads by name: a SPIRE entry and a Ziti identity each."
     )
-    users: dict[Annotated[str, Field(min_length=1)], ZitiUser] = Field(
+    users: dict[ObjectName, ZitiUser] = Field(
         default_factory=dict, description="Keycloak users by name who reach Ziti with their token (one identity each)."
     )
     root_ca: RootCaSettings | None = Field(
