@@ -1,9 +1,10 @@
 """components/moves.py under the mock engine: a workload or user key renamed in the stack file,
 its object kept, registers the new resource with the old one's URN as an alias (so the engine
-renames it instead of creating one and deleting the other); nothing else changes. The previous
-deployment is what the engine's builtin `readStackResourceOutputs` answers (here the mock's call).
-That the real engine follows it (no create, no delete, the objects kept, with `ops`, `scripts/up`
-and the raw `pulumi up`) is tests/engine/test_ops_engine.py's."""
+renames it instead of creating one and deleting the other); a value that changes hands between
+keys that stay orders the identity that takes it after the one that lets it go; a trade, or a value
+taken from a removed key, fails naming the keys. The previous deployment is what the engine's
+builtin `readStackResourceOutputs` answers (here the mock's call). That the real engine follows it
+(with `ops`, `scripts/up` and the raw `pulumi up`, the objects kept) is tests/engine/test_ops_engine.py's."""
 
 from __future__ import annotations
 
