@@ -86,7 +86,7 @@ class _Handover:
 
     @property
     def old_name(self) -> str:
-        return self.moved_from.rsplit("::", 1)[-1]
+        return _name(self.moved_from)
 
 
 class Moves:
@@ -102,7 +102,7 @@ class Moves:
             if not isinstance(res, Mapping) or res.get("type") not in KEYS:
                 continue
             type_, outputs = str(res["type"]), res.get("outputs")
-            self.names.add((type_, str(urn).rsplit("::", 1)[-1]))
+            self.names.add((type_, _name(str(urn))))
             key = object_key(type_, outputs) if isinstance(outputs, Mapping) else None
             if key is not None:
                 self.held[key] = str(urn)
@@ -122,9 +122,11 @@ class Moves:
     def holder(self, type_: str, name: str, props: Mapping[str, Any]) -> str | None:
         """The URN under which the previous deployment held the object key this resource declares,
         when that was another resource name."""
-        key = object_key(type_, props)
+        return self._held(object_key(type_, props), name)
+
+    def _held(self, key: str | None, name: str) -> str | None:
         held = self.held.get(key) if key is not None else None
-        return held if held is not None and held.rsplit("::", 1)[-1] != name else None
+        return held if held is not None and _name(held) != name else None
 
     def moved_from(self, type_: str, name: str, props: Mapping[str, Any]) -> str | None:
         """The URN under which the previous deployment held the object of this new resource, if any."""
@@ -141,9 +143,10 @@ class Moves:
         if type_ not in KEYS:
             return None
         self._registered[(type_, name)] = resource
-        moved_from = self.holder(type_, name, props) if self.held else None
+        key = object_key(type_, props) if self.held else None  # no work when nothing was held
+        moved_from = self._held(key, name)
         new = (type_, name) not in self.names
-        if moved_from is None or not (new or type_ in EXCLUSIVE):
+        if key is None or moved_from is None or not (new or type_ in EXCLUSIVE):
             return None  # an entry taking another's triple adopts it; the old one's delete then leaves it
         alias: pulumi.Output[str | pulumi.Alias] | None = None
         after: pulumi.Output[list[pulumi.Resource]] | None = None
@@ -153,8 +156,6 @@ class Moves:
             alias, resolve_alias = pulumi.deferred_output()
         if type_ in EXCLUSIVE:
             after, resolve_after = pulumi.deferred_output()
-        key = object_key(type_, props)
-        assert key is not None
         self._handovers.append(_Handover(type_, name, key, moved_from, new, resolve_alias, resolve_after))
         return pulumi.ResourceOptions(aliases=[alias] if alias is not None else None, depends_on=after)
 
@@ -197,6 +198,11 @@ class Moves:
         return MoveConflictError(
             "values change hands among this stack's resources in a way one deployment cannot apply: "
             + "; ".join(problems))
+
+
+def _name(urn: str) -> str:
+    """A URN's resource name."""
+    return urn.rsplit("::", 1)[-1]
 
 
 def _cycles(edges: Mapping[str, str]) -> list[list[str]]:

@@ -533,13 +533,12 @@ class StackConfig(Model):
             problems += self._federation_problems(wname, w.federates_with, td)
         emails: dict[str, str] = {}
         for uname, user in sorted(self.users.items()):
-            email = user.email
-            if email in emails:
+            if user.email in emails:
                 problems.append(
-                    f"users.{uname}.email: {user.email!r} is also the email of users.{emails[email]}: Ziti matches "
-                    "a token to one identity by it; give each user their own"
+                    f"users.{uname}.email: {user.email!r} is also the email of users.{emails[user.email]}: Ziti "
+                    "matches a token to one identity by it; give each user their own"
                 )
-            emails.setdefault(email, uname)
+            emails.setdefault(user.email, uname)
             named = f"{USER_IDENTITY_PREFIX}{uname}"
             if named in self.workloads:
                 problems.append(
