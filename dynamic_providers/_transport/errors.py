@@ -9,6 +9,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from dynamic_providers._transport.retry import RETRY_STATUSES, idempotent, never_sent, parse_retry_after
+from dynamic_providers._transport.tls import tls_failure
 
 T = TypeVar("T")
 
@@ -85,9 +86,9 @@ class ApiError(ServerError, httpx.HTTPStatusError):
     @classmethod
     def unanswered(cls, exc: httpx.TransportError, message: str, **fields: Any) -> Self:
         """The error for a request that got no answer: its outcome is unknown unless it was never
-        sent or repeating it is harmless."""
+        sent (also a handshake refused over the server's certificate) or repeating it is harmless."""
         request = exc._request  # set by httpx.Client.send
-        sent = not never_sent(exc)
+        sent = not never_sent(exc) and tls_failure(exc) is None
         fields.setdefault("outcome_unknown", sent and (request is None or not idempotent(request)))
         return cls(message, request=request, **fields)
 

@@ -360,6 +360,13 @@ class TestSessions:
         assert "authorization" not in seen[0].headers
 
 
+def _refused_handshake() -> httpx.ConnectError:
+    """What httpx raises when the server's certificate fails verification: no request byte left."""
+    error = httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]")
+    error.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    return error
+
+
 class TestErrors:
     def test_an_api_error_is_an_httpx_status_error(self) -> None:
         resp = httpx.Response(503, headers={"Retry-After": "4"}, request=httpx.Request("POST", URL))
@@ -379,7 +386,7 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("method", "error", "unknown"),
         [("POST", httpx.ReadError("reset"), True), ("POST", httpx.ConnectError("refused"), False),
-         ("GET", httpx.ReadError("reset"), False)],
+         ("GET", httpx.ReadError("reset"), False), ("POST", _refused_handshake(), False)],
     )
     def test_no_answer_leaves_the_outcome_unknown_only_when_a_post_was_sent(
         self, method: str, error: httpx.TransportError, unknown: bool
