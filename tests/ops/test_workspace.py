@@ -147,7 +147,13 @@ class TestBackendAndEnvironment:
             assert "PULUMI_CONFIG_PASSPHRASE" not in env
 
     def test_passphrase_file_counts_as_a_passphrase(self, project: Path) -> None:
-        workspace_env("prod", project, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/pp", "PULUMI_BACKEND_URL": "s3://s"})
+        """prod on a DIY backend is refused without a passphrase (the test below); a passphrase file
+        is one, and stays in the inherited environment (no empty passphrase shadows it)."""
+        env = workspace_env(
+            "prod", project, {"PULUMI_CONFIG_PASSPHRASE_FILE": "/run/secrets/pp", "PULUMI_BACKEND_URL": "s3://s"}
+        )
+        assert env["PULUMI_BACKEND_URL"] == "s3://s"
+        assert not {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & env.keys()
 
     @pytest.mark.parametrize("url", ["s3://state?region=fra1", None])
     def test_prod_without_passphrase_on_a_diy_backend_fails(self, project: Path, url: str | None) -> None:
