@@ -72,6 +72,15 @@ class RetryPolicy:
         """Seconds before the next try: the server's `Retry-After` (capped), else `backoff(attempt)`."""
         return self.backoff(attempt) if retry_after is None else min(retry_after, self.max_retry_after)
 
+    def pause(self, attempt: int, error: BaseException | None, sleep: Sleep = time.sleep) -> None:
+        """Wait before a system repeats a call that failed `attempt` times with `error` (a create that
+        looks up, then posts again): `delay` with the server's `Retry-After` (`error.retry_after`);
+        one longer than `max_retry_after` raises `error` at once, as `send` does not repeat it either."""
+        asked = getattr(error, "retry_after", None)
+        if error is not None and asked is not None and asked > self.max_retry_after:
+            raise error
+        sleep(self.delay(attempt, asked))
+
     def extensions(self, sleep: Sleep = time.sleep, ready_timeout: float = 0.0) -> dict[str, Any]:
         """Request extensions that carry this policy to `RetryTransport`; a login honours the readiness window."""
         until = time.monotonic() + ready_timeout if ready_timeout else None

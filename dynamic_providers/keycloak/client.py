@@ -222,13 +222,8 @@ class KeycloakAdmin:
         self.session.renew(self._ext)
 
     def pause(self, attempt: int, err: KeycloakApiError | None) -> None:
-        """Wait before repeating a call that failed `attempt` times: the same policy as the transport's
-        own retries (the server's `Retry-After` when `err` carries one, else jittered backoff); a
-        `Retry-After` longer than the policy waits fails with `err` at once."""
-        asked = err.retry_after if err is not None else None
-        if err is not None and asked is not None and asked > self.retry.max_retry_after:
-            raise err
-        self._sleep(self.retry.delay(attempt, asked))
+        """Wait before repeating a call that failed `attempt` times (`RetryPolicy.pause`)."""
+        self.retry.pause(attempt, err, self._sleep)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -95,7 +95,8 @@ class ZitiApiError(ApiError):
             detail = f" [{self.cause.message}]"
         elif self.cause_message:
             detail = f" [{self.cause_message}]"
-        return f"{where}{status}{code}{self.args[0]}{detail}"
+        asked = f" (the controller asked to retry after {self.retry_after:.0f} s)" if self.retry_after else ""
+        return f"{where}{status}{code}{self.args[0]}{detail}{asked}"
 
     @property
     def is_duplicate(self) -> bool:
@@ -264,9 +265,9 @@ class ZitiClient:
 
     # --- transport ------------------------------------------------------------------------------
 
-    def pause(self, attempt: int, retry_after: float | None = None) -> None:
-        """Wait before attempt `attempt + 1`: the server's Retry-After if given, else backoff."""
-        self.sleep(self.retry.delay(attempt, retry_after))
+    def pause(self, attempt: int, err: ZitiApiError) -> None:
+        """Wait before repeating a call that failed `attempt` times (`RetryPolicy.pause`)."""
+        self.retry.pause(attempt, err, self.sleep)
 
     def authenticate(self) -> None:
         """Log in now (a fresh session); raises what the controller answered."""

@@ -447,7 +447,7 @@ class ZitiProvider(OwnedProvider):
             attempts=c.retry.attempts,
             conflict=lambda e: e.is_duplicate,
             lost=lambda e: e.retryable,
-            pause=lambda attempt, e: c.pause(attempt, e.retry_after),
+            pause=c.pause,
             unheld_conflict=unheld,
         )
 

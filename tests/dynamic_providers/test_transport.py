@@ -205,6 +205,24 @@ class TestWaiting:
         send(server, "GET", sleeps)
         assert sleeps == [0.01, 0.02, 0.04]  # base * 2^(n-1); the 4th try is the last
 
+    def test_a_pause_between_a_systems_own_tries_follows_the_same_rule(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`RetryPolicy.pause` (a create looking up before it posts again): the server's Retry-After,
+        else backoff; a Retry-After longer than the policy waits raises the error at once, as the
+        transport returns such an answer without repeating it."""
+        monkeypatch.setattr(random, "uniform", lambda low, high: high)
+        policy, sleeps = RetryPolicy(base_delay=1.0, max_retry_after=60.0), Sleeps()
+        post = httpx.Request("POST", URL)
+        busy = ApiError.answered(httpx.Response(429, headers={"Retry-After": "7"}, request=post), "x")
+        reset = ApiError("lost", outcome_unknown=True)
+        policy.pause(1, busy, sleeps)
+        policy.pause(2, reset, sleeps)
+        policy.pause(1, None, sleeps)
+        assert sleeps == [7.0, 2.0, 1.0]
+        later = ApiError.answered(httpx.Response(429, headers={"Retry-After": "3600"}, request=post), "later")
+        with pytest.raises(ApiError) as err:
+            policy.pause(1, later, sleeps)
+        assert err.value is later and sleeps == [7.0, 2.0, 1.0]
+
     @pytest.mark.parametrize(
         ("value", "seconds"), [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), ("", None), (None, None), ("soon", None)]
     )

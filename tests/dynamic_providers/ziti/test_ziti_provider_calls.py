@@ -448,9 +448,7 @@ class TestCreateOrAdopt:
         first attempt) before it looks up and, finding nothing, posts again."""
         fake, srv = ziti
         pauses: list[tuple[Any, Any]] = []
-        monkeypatch.setattr(
-            ZitiClient, "pause", lambda _c, attempt, retry_after=None: pauses.append((attempt, retry_after))
-        )
+        monkeypatch.setattr(ZitiClient, "pause", lambda _c, attempt, err: pauses.append((attempt, err.retry_after)))
         kind = ZITI_KINDS["identity"]
         srv.inject("POST", f"{API}/identities", status=503, headers={"Retry-After": "2"},
                    body={"error": {"code": "UNAVAILABLE", "message": "busy"}})
@@ -458,6 +456,20 @@ class TestCreateOrAdopt:
         assert pauses == [(1, 2.0)]
         assert [e["id"] for e in fake.all("identities")] == [created.id]
         assert srv.count("POST", f"{API}/identities") == 2
+
+    def test_a_create_the_controller_asks_to_retry_much_later_fails_at_once(self, ziti: Ziti) -> None:
+        """A 429 with `Retry-After: 3600` to the POST: the transport does not repeat an answer that
+        asks for more than the policy waits (60 s), and neither does the create's own loop: no wait,
+        no lookup, no second POST; the error says what the controller asked."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        srv.inject("POST", f"{API}/identities", status=429, headers={"Retry-After": "3600"},
+                   body={"error": {"code": "RATE_LIMITED", "message": "slow down"}})
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti))
+        assert err.value.status == 429 and "retry after 3600 s" in str(err.value)
+        assert srv.count("POST", f"{API}/identities") == 1 and srv.count("GET", f"{API}/identities") == 0
+        assert fake.all("identities") == []
 
     def test_a_signer_whose_post_answer_was_lost_is_this_resources_not_refused(self, ziti: Ziti) -> None:
         """The controller drops a signer's tags on create, so a tag cannot say whose the signer a lost
