@@ -287,9 +287,9 @@ def create_or_adopt(
 
     A conflict (the unique key is taken) looks the holder up and hands it to `adopt`, which checks
     ownership, writes the declared settings and says whether it counts as created; a conflict
-    nobody holds goes to `unheld_conflict` (raise, or return to POST again). A lost answer (reset,
-    timeout, 5xx, 429) pauses, looks up and adopts what the lost POST may have made, else POSTs
-    again; `adopt` is told whether a POST of this call may have landed. Any other error propagates.
+    nobody holds goes to `unheld_conflict` (raise, or return to POST again). A lost answer (`lost`:
+    a reset, a timeout, a 5xx to the POST) pauses, looks up and adopts what the lost POST may have
+    made, else POSTs again; `adopt` is told whether a POST of this call may have landed. Any other error propagates.
     After `attempts` POSTs the last error goes to `exhausted` (default: raised as is)."""
     uncertain = False
     last: E | None = None

@@ -59,11 +59,6 @@ class ApiError(ServerError, httpx.HTTPStatusError):
         self.method = method or (request.method if request is not None else "")
         self.url = url or (str(request.url) if request is not None else "")
 
-    @property
-    def retryable(self) -> bool:
-        """Worth another try later: the outcome is unknown, or the server said it was busy or failing."""
-        return self.outcome_unknown or self.status in RETRY_STATUSES
-
     def retold(self, message: str) -> Self:
         """This error told with `message` (what the caller was doing), keeping what the server said."""
         told = copy.copy(self)
@@ -93,11 +88,12 @@ class ApiError(ServerError, httpx.HTTPStatusError):
         return cls(message, request=request, **fields)
 
 
-def unless_absent(call: Callable[[], T], errors: type[ApiError] = ApiError) -> T | None:
-    """`call()`, or None when the server answered 404: the object is not (or no longer) there."""
+def unless_absent(call: Callable[[], T], path: str, errors: type[ApiError] = ApiError) -> T | None:
+    """`call()`, or None when the server answered 404 to the object's own URL (ending in `path`): it
+    is not (or no longer) there. A 404 to another request on the way (a login) proves nothing."""
     try:
         return call()
     except errors as e:
-        if e.status == 404:
+        if e.status == 404 and e.response is not None and e.response.request.url.path.endswith(path):
             return None
         raise

@@ -357,7 +357,7 @@ class ZitiClient:
         return data
 
     def get_or_none(self, collection: str, id_: str) -> dict[str, Any] | None:
-        return unless_absent(lambda: self.get(collection, id_))
+        return unless_absent(lambda: self.get(collection, id_), f"/{collection}/{id_}")
 
     def create(self, collection: str, body: dict[str, Any]) -> str:
         """POST once. A lost answer raises with `outcome_unknown`: the caller looks up before re-posting."""
@@ -376,7 +376,8 @@ class ZitiClient:
 
     def delete(self, collection: str, id_: str) -> bool:
         """DELETE; False when it was already gone (404 counts as done)."""
-        return unless_absent(lambda: self._send("DELETE", f"/{collection}/{id_}")) is not None
+        path = f"/{collection}/{id_}"
+        return unless_absent(lambda: self._send("DELETE", path), path) is not None
 
     # --- specific endpoints ------------------------------------------------------------------------
 

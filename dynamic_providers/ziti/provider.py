@@ -446,7 +446,7 @@ class ZitiProvider(OwnedProvider):
             errors=ZitiApiError,
             attempts=c.retry.attempts,
             conflict=lambda e: e.is_duplicate,
-            lost=lambda e: e.retryable,
+            lost=lambda e: e.outcome_unknown,
             pause=c.pause,
             unheld_conflict=unheld,
         )

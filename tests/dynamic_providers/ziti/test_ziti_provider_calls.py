@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from pulumi.runtime import rpc
 
 from dynamic_providers._kernel import REFRESH_HINT, ForeignObjectError
+from dynamic_providers._transport import RetryPolicy, forget_sessions
 from dynamic_providers.ziti import provider as zp
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from tests.fakes import ziti as fake_ziti
@@ -456,6 +457,40 @@ class TestCreateOrAdopt:
         assert pauses == [(1, 2.0)]
         assert [e["id"] for e in fake.all("identities")] == [created.id]
         assert srv.count("POST", f"{API}/identities") == 2
+
+    def test_a_login_answered_404_is_an_error_not_an_entity_gone(self, ziti: Ziti) -> None:
+        """A 404 to `POST /authenticate` (a proxy, a wrong URL) says nothing of the entity: read and
+        delete fail with it, where taking it as "gone" would drop the resource from the state on a
+        refresh and leave the entity behind on a destroy."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        props = inputs(kind, ziti)
+        created = kind.provider().create(props)
+        state = {**props, **created.outs}
+        forget_sessions()  # the next call logs in again
+        srv.inject("POST", f"{API}/authenticate", status=404, times=10, body={"error": {"code": "NOT_FOUND"}})
+        with pytest.raises(ZitiApiError) as read:
+            kind.provider().read(created.id, state)
+        with pytest.raises(ZitiApiError) as delete:
+            kind.provider().delete(created.id, state)
+        assert read.value.status == delete.value.status == 404
+        assert [e["id"] for e in fake.all("identities")] == [created.id]
+        assert srv.count("DELETE", f"{API}/identities/{{id}}") == 0
+
+    def test_a_create_the_controller_keeps_refusing_with_429_is_tried_as_often_as_the_policy_says(
+        self, ziti: Ziti
+    ) -> None:
+        """A 429 is a request not processed: the transport repeats it (4 attempts, the policy's) and
+        the create adds no lookup and no further POSTs of its own on top (it did: 16 POSTs)."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        srv.inject("POST", f"{API}/identities", status=429, times=100, headers={"Retry-After": "0"},
+                   body={"error": {"code": "RATE_LIMITED", "message": "slow down"}})
+        with pytest.raises(ZitiApiError) as err:
+            kind.provider().create(inputs(kind, ziti))
+        assert err.value.status == 429
+        assert srv.count("POST", f"{API}/identities") == RetryPolicy().attempts == 4
+        assert srv.count("GET", f"{API}/identities") == 0 and fake.all("identities") == []
 
     def test_a_create_the_controller_asks_to_retry_much_later_fails_at_once(self, ziti: Ziti) -> None:
         """A 429 with `Retry-After: 3600` to the POST: the transport does not repeat an answer that
