@@ -360,10 +360,16 @@ class ZitiClient:
         return unless_absent(lambda: self.get(collection, id_), f"/{collection}/{id_}")
 
     def create(self, collection: str, body: dict[str, Any]) -> str:
-        """POST once. A lost answer raises with `outcome_unknown`: the caller looks up before re-posting."""
-        data = self._data(self._send("POST", f"/{collection}", json=body), dict, "create answered without an id")
-        if not data.get("id"):
-            raise ZitiApiError("create answered without an id", method="POST", path=f"/{collection}")
+        """POST once. A lost answer, or a 2xx that names no id (it may have created the entity), raises
+        with `outcome_unknown`: the caller looks up before re-posting."""
+        resp = self._send("POST", f"/{collection}", json=body)
+        try:
+            data = self._data(resp, dict, "create answered without an id")
+            if not data.get("id"):
+                raise ZitiApiError("create answered without an id", method="POST", path=f"/{collection}")
+        except ZitiApiError as e:
+            e.outcome_unknown = True
+            raise
         return str(data["id"])
 
     def patch(self, collection: str, id_: str, body: dict[str, Any]) -> None:

@@ -492,6 +492,18 @@ class TestCreateOrAdopt:
         assert srv.count("POST", f"{API}/identities") == RetryPolicy().attempts == 4
         assert srv.count("GET", f"{API}/identities") == 0 and fake.all("identities") == []
 
+    @pytest.mark.parametrize("body", [{"data": {}}, {"meta": {}}, "<html>proxy</html>"])
+    def test_a_create_answered_2xx_without_an_id_looks_up_before_it_posts_again(self, ziti: Ziti, body: Any) -> None:
+        """A 2xx whose body names no id (a proxy's page, a broken envelope) leaves the create's outcome
+        unknown: the provider looks the entity up by name (adopting it if the POST made it) and
+        posts again only when nothing holds the name."""
+        fake, srv = ziti
+        kind = ZITI_KINDS["identity"]
+        srv.inject("POST", f"{API}/identities", status=201, body=body)
+        created = kind.provider().create(inputs(kind, ziti))
+        assert [e["id"] for e in fake.all("identities")] == [created.id]
+        assert srv.count("POST", f"{API}/identities") == 2 and srv.count("GET", f"{API}/identities") == 1
+
     def test_a_create_the_controller_asks_to_retry_much_later_fails_at_once(self, ziti: Ziti) -> None:
         """A 429 with `Retry-After: 3600` to the POST: the transport does not repeat an answer that
         asks for more than the policy waits (60 s), and neither does the create's own loop: no wait,
