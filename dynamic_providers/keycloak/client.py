@@ -147,8 +147,11 @@ class KeycloakSession(Session):
             if tls_failure(e):
                 raise unreachable(e, self.conn, f"POST {self.token_url}") from e
             raise self._silent(gave_up, f"{type(e).__name__}: {e or 'no detail'}") from e
-        if resp.status_code in RETRY_STATUSES:
-            raise self._silent(gave_up, f"{resp.status_code} {error_detail(resp)}")
+        if resp.status_code in RETRY_STATUSES:  # as often as the policy repeats it, or asked to wait longer
+            err = KeycloakApiError.from_response(resp, f"cannot {what} at realm {self.conn.token_realm!r}")
+            err.args = (f"{err.args[0]}; Keycloak is reachable but not serving logins now: check its health and "
+                        "load, then run the same Pulumi command again",)
+            raise err.without_exchange()
         if resp.status_code != 200:
             raise self._refused(resp, what)
         try:

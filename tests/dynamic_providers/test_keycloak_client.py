@@ -206,6 +206,26 @@ class TestRetries:
         with admin(fake) as kc, pytest.raises(KeycloakApiError, match="after 3600 s"):
             kc.get_realm("master")
 
+    def test_a_login_keycloak_refuses_for_now_says_what_it_answered(self, fake: KeycloakFake) -> None:
+        """A 429 to the token POST asking for longer than the policy waits: one attempt, and the
+        error is Keycloak's answer (status, Retry-After), not "did not answer after 4 attempts"."""
+        assert fake.server is not None
+        fake.server.inject("POST", TOKEN, status=429, times=10, headers={"Retry-After": "120"},
+                           body={"error": "too_many_requests"})
+        with admin(fake) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.get_realm("master")
+        assert err.value.status == 429 and err.value.retry_after == 120.0
+        assert "retry after 120 s" in str(err.value) and "did not answer" not in str(err.value)
+        assert statuses(fake, "POST", TOKEN) == [429]
+
+    def test_a_login_answered_503_on_every_attempt_says_so(self, fake: KeycloakFake) -> None:
+        assert fake.server is not None
+        fake.server.inject("POST", TOKEN, status=503, times=10)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.get_realm("master")
+        assert err.value.status == 503 and "answered 503" in str(err.value)
+        assert statuses(fake, "POST", TOKEN) == [503] * 4  # the policy's attempts
+
     def test_connection_reset_on_get_is_retried(self, fake: KeycloakFake) -> None:
         assert fake.server is not None
         fake.server.inject("GET", "/admin/realms/{realm}", reset=True)
