@@ -258,9 +258,16 @@ class KeycloakAdmin:
             raise KeycloakApiError(
                 f"{method} {resp.request.url}: Keycloak answered {resp.status_code} without JSON",
                 status=resp.status_code, method=method, url=str(resp.request.url)) from None
-        if many:
-            return [model.model_validate(b) for b in body or []]
-        return None if body is None else model.model_validate(body)
+        try:
+            if many:
+                return [model.model_validate(b) for b in body or []]
+            return None if body is None else model.model_validate(body)
+        except ValidationError as e:  # its text would quote the body, which may hold a secret
+            raise KeycloakApiError(
+                f"{method} {resp.request.url}: Keycloak answered {resp.status_code} with JSON that is not the "
+                f"representation asked for ({'a list of ' if many else ''}{model.__name__}; {e.error_count()} "
+                "problem(s)); check that connection.url points at Keycloak",
+                status=resp.status_code, method=method, url=str(resp.request.url)) from None
 
     def _another(self, path: str, found: str, asked: str) -> KeycloakApiError:
         """A read answered about another object than the one asked for: never taken as it."""

@@ -226,6 +226,22 @@ class TestRetries:
         assert err.value.status == 503 and "answered 503" in str(err.value)
         assert statuses(fake, "POST", TOKEN) == [503] * 4  # the policy's attempts
 
+    @pytest.mark.parametrize(
+        ("method", "pattern", "body", "call"),
+        [("GET", "/admin/realms/{realm}", ["not", "a", "realm"], lambda kc: kc.get_realm("master")),
+         ("GET", CLIENTS, {"clientId": "not a list"}, lambda kc: kc.find_client("master", "admin-cli"))],
+    )
+    def test_an_answer_of_the_wrong_shape_is_a_keycloak_error(
+        self, fake: KeycloakFake, method: str, pattern: str, body: Any, call: Callable[[KeycloakAdmin], Any]
+    ) -> None:
+        """A 200 whose JSON is not the representation asked for (a proxy, another server) fails as
+        a `KeycloakApiError` naming the call, like every other bad answer, not as pydantic's error."""
+        assert fake.server is not None
+        fake.server.inject(method, pattern, status=200, body=body)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError, match="not the representation") as err:
+            call(kc)
+        assert err.value.status == 200
+
     def test_connection_reset_on_get_is_retried(self, fake: KeycloakFake) -> None:
         assert fake.server is not None
         fake.server.inject("GET", "/admin/realms/{realm}", reset=True)
