@@ -132,8 +132,8 @@ class EntryClient(ABC):
         """Create the entry under this stack's deterministic id, or adopt our similar entry."""
         entry_id = self.entry_id_for(fields)
         status = self._retry(lambda: self._create(fields, entry_id))
-        if status.code == "OK" and status.entry is not None:
-            return status.entry
+        if status.code == "OK":
+            return status.entry or self._read_back("creating", entry_id)
         if status.code != "ALREADY_EXISTS":
             raise SpireError(
                 f"creating entry {entry_id} for {fields.spiffe_id} failed ({status.code}): {status.message}",
@@ -188,9 +188,17 @@ class EntryClient(ABC):
             known, current = current, None
             return self._update(entry_id, fields, known).ok("updating", entry_id).entry
 
-        entry = self._retry(attempt)
+        return self._retry(attempt) or self._read_back("updating", entry_id)
+
+    def _read_back(self, doing: str, entry_id: str) -> Entry:
+        """The entry a write answered OK without (an answer trimmed on its way): read by its id."""
+        entry = self.get(entry_id)
         if entry is None:
-            raise SpireError(f"updating entry {entry_id}: the answer holds no entry", code="INTERNAL")
+            raise SpireError(
+                f"{doing} entry {entry_id}: SPIRE answered OK but has no entry with that id: run `pulumi up` again",
+                code="INTERNAL",
+                entry_id=entry_id,
+            )
         return entry
 
     def delete(self, entry_id: str) -> bool:
@@ -403,7 +411,10 @@ class ExecEntryClient(EntryClient):
         if not isinstance(status, dict):
             return BatchResult("UNKNOWN", "the result has no status")
         # protojson drops zero values unless told otherwise, so a status without `code` is OK (0).
-        code = CODE_NAMES.get(int(status.get("code") or 0), "UNKNOWN")
+        try:
+            code = CODE_NAMES.get(int(status.get("code") or 0), "UNKNOWN")
+        except (TypeError, ValueError):
+            return BatchResult("UNKNOWN", f"spire-server entry {args[0]} answered a status code that is not a number")
         entry = _entry_from_json(result["entry"]) if code == "OK" and result.get("entry") else None
         return BatchResult(code, str(status.get("message", "")), entry)
 
@@ -454,9 +465,12 @@ def _flags(identity: EntryFields, fields: EntryFields) -> list[str]:
     return flags + [f"-{name}" for name, on in switches.items() if on]
 
 
-def _entry_from_json(raw: dict[str, Any]) -> Entry:
+def _entry_from_json(raw: Any) -> Entry:
     """An entry from the CLI's protojson (proto field names, int64 as strings)."""
-    pb = json_format.ParseDict(raw, types_pb2.Entry(), ignore_unknown_fields=True)
+    try:
+        pb = json_format.ParseDict(raw, types_pb2.Entry(), ignore_unknown_fields=True)
+    except (json_format.ParseError, AttributeError, TypeError) as e:
+        raise SpireError(f"spire-server entry answered JSON that is not an Entry ({e})", code="UNKNOWN") from None
     return Entry.from_proto(pb)
 
 

@@ -495,3 +495,84 @@ def test_go_code_names() -> None:
         "OK",
         "CANCELLED",
     } == {c.name for c in grpc.StatusCode} - {"OK", "CANCELLED"}
+
+
+class TestAnOkWithoutTheEntry:
+    """A write answered OK whose result carries no entry (an `output_mask` of nothing, a proxy that
+    trims the answer): the entry was written, so the client reads it back by its id instead of
+    failing a step that changed the server."""
+
+    @staticmethod
+    def _trimmed(client: Any, name: str) -> None:
+        real = getattr(client, name)
+
+        def without_entry(*args: Any) -> BatchResult:
+            result = real(*args)
+            return BatchResult(result.code, result.message, None) if result.code == "OK" else result
+
+        setattr(client, name, without_entry)
+
+    def test_create_reads_the_entry_back(self, target: SpireTarget) -> None:
+        with _client(target) as client:
+            client.sleep = lambda _s: None
+            self._trimmed(client, "_create")
+            created = client.create(FIELDS)
+            assert created.id == client.entry_id_for(FIELDS)
+            assert created.fields() == FIELDS
+        assert list(target.server.entries) == [created.id]
+
+    def test_update_reads_the_entry_back(self, target: SpireTarget) -> None:
+        with _client(target) as client:
+            client.sleep = lambda _s: None
+            created = client.create(FIELDS)
+            self._trimmed(client, "_update")
+            updated = client.update(created.id, FIELDS.model_copy(update={"hint": "read back"}))
+        assert updated.id == created.id and updated.hint == "read back"
+
+    def test_an_ok_create_whose_entry_cannot_be_found_is_an_error(self) -> None:
+        class Vanishing(EntryClient):
+            def _get(self, entry_id: str) -> Entry | None:
+                return None
+
+            def _create(self, fields: EntryFields, entry_id: str) -> BatchResult:
+                return BatchResult("OK", "OK")
+
+            def _update(self, entry_id: str, fields: EntryFields, current: Entry | None) -> BatchResult:
+                raise AssertionError("no update after a create")
+
+            def _delete(self, entry_id: str) -> BatchResult:
+                raise AssertionError("no delete after a create")
+
+        conn = parse_connection(
+            {"transport": "grpc", "socket_path": "/x.sock", "trust_domain": TD, "project": "p", "stack": "s"}
+        )
+        with pytest.raises(SpireError, match="answered OK but") as err:
+            Vanishing(conn).create(FIELDS)
+        assert err.value.entry_id == Vanishing(conn).entry_id_for(FIELDS)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"results": [{"status": {"code": 0}, "entry": {"id": "x", "revision_number": "not a number"}}]},
+        {"results": [{"status": {"code": "zero"}}]},
+        {"entries": [{"id": "x", "selectors": "not a list"}]},
+    ],
+)
+def test_a_malformed_cli_answer_is_a_spire_error(answer: dict[str, Any]) -> None:
+    """JSON that is not the Entry API's shape fails as a SpireError naming the command, never as a
+    protobuf or ValueError trace."""
+
+    def runner(argv: list[str], **_kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 0, json.dumps(answer), "")
+
+    conn = parse_connection(
+        {"transport": "docker-exec", "container": "spire", "trust_domain": TD, "project": "p", "stack": "s"}
+    )
+    client = ExecEntryClient(conn, runner=runner)
+    with pytest.raises(SpireError, match="spire-server entry") as err:
+        if "entries" in answer:
+            client.get("x")
+        else:
+            client.update("x", FIELDS, current=Entry(id="x", **FIELDS.model_dump()))
+    assert err.value.code == "UNKNOWN"
