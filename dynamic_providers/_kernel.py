@@ -436,7 +436,7 @@ class OwnedProvider(Provider):
     gone_where: ClassVar[str] = ""  # where the object was, in `gone`'s message
     mark_key: ClassVar[str] = "owner"  # the input whose recorded value is the state's ownership mark
 
-    def connect(self, connection: Any, *, creating: bool = False) -> AbstractContextManager[Any]:
+    def connect(self, connection: Any) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def parse(self, props: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -483,7 +483,7 @@ class OwnedProvider(Provider):
     def create(self, props: dict[str, Any]) -> dynamic.CreateResult:
         news = strip(props)
         spec, connection, _mark = self.parse(news)
-        with self.connect(connection, creating=True) as client:
+        with self.connect(connection) as client:
             return dynamic.CreateResult(*self.make(client, spec, news))
 
     def read(self, id_: str, props: dict[str, Any]) -> dynamic.ReadResult:

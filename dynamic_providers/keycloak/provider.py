@@ -188,8 +188,8 @@ class _KeycloakProvider(OwnedProvider):
 
     # --- the kernel's hooks ----------------------------------------------------------------------
 
-    def connect(self, connection: Connection, *, creating: bool = False) -> KeycloakAdmin:
-        return KeycloakAdmin(connection, retry=self.retry, ready_timeout=self.ready_timeout if creating else 0.0)
+    def connect(self, connection: Connection) -> KeycloakAdmin:
+        return KeycloakAdmin(connection, retry=self.retry, ready_timeout=self.ready_timeout)
 
     def parse(self, props: Mapping[str, Any]) -> tuple[Any, Connection, str]:
         spec: Any = self.args_model.model_validate(self.settings(props))

@@ -170,7 +170,7 @@ class SpireEntryProvider(OwnedProvider):
 
     # --- the kernel's hooks ------------------------------------------------------------------------
 
-    def connect(self, connection: Connection, *, creating: bool = False) -> closing[EntryClient]:
+    def connect(self, connection: Connection) -> closing[EntryClient]:
         return open_client(connection)
 
     def parse(self, props: Mapping[str, Any]) -> tuple[EntryFields, Connection, Any]:

@@ -226,7 +226,7 @@ class ZitiProvider(OwnedProvider):
 
     # -- the kernel's hooks --
 
-    def connect(self, connection: ZitiConnection, *, creating: bool = False) -> ZitiClient:
+    def connect(self, connection: ZitiConnection) -> ZitiClient:
         return ZitiClient(connection)  # every call waits for a controller still starting (`ready_timeout`)
 
     def parse(self, props: Props) -> tuple[Spec, ZitiConnection, Ownership | None]:

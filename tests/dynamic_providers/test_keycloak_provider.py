@@ -669,6 +669,24 @@ class TestReadinessThroughTheHost:
         host.up("ziti", ziti_client(fake))
         assert fake.count_clients("platform", "openziti") == 1
 
+    def test_update_and_refresh_wait_for_keycloak_restarting(self, fake: KeycloakFake, dynamic_host: Host) -> None:
+        """Keycloak replaced in the same `up` (a new image) before a change to its client: the
+        update, and a refresh, wait for it as the first create does."""
+        state = dynamic_host(KeycloakClientProvider(retry=FAST, ready_timeout=30), resource_type=CLIENT_TYPE).up(
+            "ziti", ziti_client(fake)
+        )
+        assert fake.server is not None
+        token = "/realms/{realm}/protocol/openid-connect/token"
+        fake.server.inject("POST", token, status=503, times=8)
+        host = dynamic_host(KeycloakClientProvider(retry=FAST, ready_timeout=30), resource_type=CLIENT_TYPE)
+        changed, diff = host.change("ziti", state, {**ziti_client(fake), "description": "restarted"})
+        assert diff.changes == "DIFF_SOME"
+        stored = fake.client_by_client_id("platform", "openziti")
+        assert stored is not None and stored["description"] == "restarted"
+        fake.server.inject("POST", token, status=503, times=8)
+        refreshed = dynamic_host(KeycloakClientProvider(retry=FAST, ready_timeout=30), resource_type=CLIENT_TYPE)
+        assert refreshed.refresh("ziti", changed) is not None
+
     def test_gives_up_with_the_url_when_keycloak_never_answers(self, dynamic_host: Host) -> None:
         host = dynamic_host(KeycloakClientProvider(retry=FAST, ready_timeout=1), resource_type=CLIENT_TYPE)
         import socket

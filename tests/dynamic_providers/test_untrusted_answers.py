@@ -190,7 +190,7 @@ class TestKeycloakPostBackoff:
         """The provider's admin sessions record their waits instead of sleeping them."""
         recorded = Sleeps()
 
-        def session(self: _KeycloakProvider, conn: Connection, *, creating: bool = False) -> KeycloakAdmin:
+        def session(self: _KeycloakProvider, conn: Connection) -> KeycloakAdmin:
             return KeycloakAdmin(conn, retry=self.retry, sleep=recorded)
 
         monkeypatch.setattr(_KeycloakProvider, "connect", session)
