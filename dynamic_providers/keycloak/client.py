@@ -4,6 +4,7 @@ See docs/providers/keycloak.md ("Tokens", "Faults")."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -157,13 +158,18 @@ class KeycloakSession(Session):
         try:
             body = TokenResponse.model_validate(resp.json())
         except (ValueError, ValidationError) as e:
+            # Never the body itself: it holds tokens.
+            why = ("; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+                   if isinstance(e, ValidationError) else "not JSON")
             raise KeycloakApiError(
-                f"the token endpoint {self.token_url} did not return a token ({e}); is connection.url pointing at "
+                f"the token endpoint {self.token_url} did not return a token ({why}); is connection.url pointing at "
                 "Keycloak?", status=200, method="POST", url=self.token_url) from None
         now = time.monotonic()
+        # No expires_in (RFC 6749: recommended only): used until refused, then renewed on the 401.
+        fresh_until = now + 0.9 * body.expires_in if body.expires_in is not None else math.inf
         # refresh_expires_in 0 means "no expiry" (offline tokens)
         refresh_until = now + 0.9 * body.refresh_expires_in if body.refresh_expires_in else None
-        return _Token(body.access_token, body.refresh_token, now + 0.9 * body.expires_in, refresh_until)
+        return _Token(body.access_token, body.refresh_token, fresh_until, refresh_until)
 
     def _silent(self, gave_up: str, last: str) -> KeycloakApiError:
         return KeycloakApiError(
@@ -306,9 +312,14 @@ class KeycloakAdmin:
             self.call("DELETE", _path(realm), f"delete realm {realm!r}", absent_ok=True)
 
     def discovery(self, realm: str) -> dict[str, Any]:
-        """The realm's OpenID discovery document (public): the issuer Keycloak really puts in tokens."""
-        url = f"{self.conn.issuer_url(quote(realm, safe=''))}/.well-known/openid-configuration"
+        """The realm's OpenID discovery document (public): the issuer Keycloak really puts in tokens.
+        A server that does not serve it (404: OpenID Connect's, not the Admin API's) gets what
+        Keycloak derives from this URL when no frontend URL is set."""
+        issuer = self.conn.issuer_url(quote(realm, safe=""))
+        url = f"{issuer}/.well-known/openid-configuration"
         resp = self._send("GET", url, auth=None)
+        if resp.status_code == 404:
+            return {"issuer": issuer, "jwks_uri": f"{issuer}/protocol/openid-connect/certs"}
         if resp.status_code != 200:
             raise KeycloakApiError.from_response(resp, f"read the OpenID configuration of realm {realm!r}")
         body = resp.json()

@@ -408,10 +408,10 @@ class ClientScopeRepresentation(Representation, wire.ClientScopeRepresentation):
 class TokenResponse(BaseModel):
     """The token endpoint's answer (RFC 6749 §5.1 plus Keycloak's refresh_expires_in)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
     access_token: str
-    expires_in: int = Field(ge=0)
+    expires_in: int | None = Field(default=None, ge=0)  # RFC 6749 §5.1: recommended, not required
     refresh_token: str | None = None
     refresh_expires_in: int | None = None
 

@@ -131,7 +131,14 @@ class EntryClient(ABC):
     def create(self, fields: EntryFields) -> Entry:
         """Create the entry under this stack's deterministic id, or adopt our similar entry."""
         entry_id = self.entry_id_for(fields)
-        status = self._retry(lambda: self._create(fields, entry_id))
+
+        def attempt() -> BatchResult:
+            result = self._create(fields, entry_id)
+            if result.code in TRANSIENT_CODES:  # retried as any transient failure: the id finds a landed one
+                result.ok("creating", entry_id)
+            return result
+
+        status = self._retry(attempt)
         if status.code == "OK":
             return status.entry or self._read_back("creating", entry_id)
         if status.code != "ALREADY_EXISTS":

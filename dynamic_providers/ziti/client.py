@@ -107,8 +107,8 @@ class ZitiApiError(ApiError):
             return True
         if self.status != 400 or self.code != "COULD_NOT_VALIDATE":
             return False
-        text = self._cause_text().lower()
-        return "duplicate value" in text or "must be unique" in text or "already used" in text
+        text = self._cause_text().lower()  # the swagger names no code or wording for it
+        return any(words in text for words in ("duplicate", "must be unique", "already used", "already exists"))
 
     @property
     def duplicate_value(self) -> str | None:
@@ -302,7 +302,7 @@ class ZitiClient:
         return resp
 
     @staticmethod
-    def _data(resp: httpx.Response, kind: type = object, what: str = "") -> Any:
+    def _data(resp: httpx.Response, kind: type | tuple[type, ...] = object, what: str = "") -> Any:
         """The envelope's `data`, refused unless it is a `kind` (`what`: how to say it is not)."""
         try:
             data = resp.json()["data"]
@@ -322,7 +322,7 @@ class ZitiClient:
         found: list[dict[str, Any]] = []
         while True:
             resp = self._send("GET", f"/{collection}", params={**params, "offset": len(found)})
-            page = self._data(resp, list, "list answer is not an array")
+            page = self._data(resp, (list, type(None)), "list answer is not an array") or []  # Go's nil slice
             found += page
             try:
                 total = int(resp.json()["meta"]["pagination"]["totalCount"])

@@ -69,8 +69,8 @@ def _canonical(field: FieldInfo, value: Any) -> Any:
     nested = nested_model(field.annotation)
     if nested is not None and isinstance(value, Mapping) and not is_unknown(value):
         value = canonical(nested, value)
-    elif isinstance(value, Mapping) and {"entity", "id"} <= value.keys() and get_origin(field.annotation) is not dict:
-        value = value["id"]  # a reference the controller renders as an entity ref (an identity's `type`)
+    elif isinstance(value, Mapping) and "id" in value and get_origin(field.annotation) is not dict:
+        value = value["id"]  # an entityRef (an identity's `type`); the swagger requires none of its other keys
     # Every list of these models (roles, role attributes, signers, scopes) is a set to the controller:
     # compared sorted, so reordering is no diff.
     if get_origin(field.annotation) is list and isinstance(value, list) and not contains_unknown(value):

@@ -73,6 +73,43 @@ class TestTokenLifetime:
         assert fake.grants == {"password": 1, "refresh_token": 1}
         assert 401 not in statuses(fake, "GET", "/admin/realms/{realm}")
 
+    def test_a_token_answer_without_expires_in_is_used_until_refused(
+        self, fake: KeycloakFake, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """RFC 6749 §5.1 makes expires_in RECOMMENDED, not REQUIRED: a token without it is used, and
+        a 401 renews it as any expired token."""
+        issue = KeycloakFake._issue
+
+        def without_expiry(self: KeycloakFake, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            body = issue(self, *args, **kwargs)
+            del body["expires_in"]
+            return body
+
+        monkeypatch.setattr(KeycloakFake, "_issue", without_expiry)
+        with admin(fake) as kc:
+            assert kc.get_realm("master") is not None
+            fake.expire_tokens()
+            assert kc.get_realm("master") is not None
+        assert fake.grants == {"password": 1, "refresh_token": 1}
+
+    def test_a_token_answer_that_is_not_a_token_never_quotes_it(
+        self, fake: KeycloakFake, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        issue = KeycloakFake._issue
+        issued: list[str] = []
+
+        def malformed(self: KeycloakFake, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            body = issue(self, *args, **kwargs)
+            issued.append(body["refresh_token"])
+            del body["access_token"]
+            return {"refresh_token": body.pop("refresh_token"), **body}  # first: what a quote would show
+
+        monkeypatch.setattr(KeycloakFake, "_issue", malformed)
+        with admin(fake) as kc, pytest.raises(KeycloakApiError) as err:
+            kc.get_realm("master")
+        assert "did not return a token" in str(err.value)
+        assert issued and issued[0][:8] not in str(err.value) and "input_value" not in str(err.value)
+
     def test_401_renews_with_the_refresh_token_and_retries_once(self, fake: KeycloakFake) -> None:
         with admin(fake) as kc:
             kc.get_realm("master")

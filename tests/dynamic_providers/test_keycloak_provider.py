@@ -590,6 +590,23 @@ class TestPreviewMakesNoRequests:
 
 
 class TestRealmLifecycle:
+    def test_a_keycloak_without_discovery_gives_the_issuer_of_its_url(
+        self, loopback: Callable[..., LoopbackServer], realms: DynamicProviderHost
+    ) -> None:
+        """The discovery document is OpenID Connect's, not the Admin API's: a server that answers it
+        404 gets the issuer Keycloak derives from the URL the provider uses (no frontend URL set)."""
+        kc = KeycloakFake()
+        kc.serve(loopback)
+        assert kc.server is not None
+        kc.server.inject("GET", "/realms/{realm}/.well-known/openid-configuration", status=404,
+                         body={"error": "HTTP 404 Not Found"}, times=10)
+        state = realms.up("users", {"realm": "users", "connection": kc.connection(), "owner": OWNER})
+        assert state.outputs["issuer_url"] == f"{kc.url}/realms/users"
+        assert state.outputs["jwks_url"] == f"{kc.url}/realms/users/protocol/openid-connect/certs"
+        refreshed = realms.refresh("users", state)
+        assert refreshed is not None and refreshed.outputs["issuer_url"] == f"{kc.url}/realms/users"
+        assert "users" in kc.realms
+
     def test_create_read_update_delete_with_issuer_from_discovery(
         self, loopback: Callable[..., LoopbackServer], realms: DynamicProviderHost, clients: DynamicProviderHost
     ) -> None:

@@ -551,6 +551,24 @@ class TestAnOkWithoutTheEntry:
         assert err.value.entry_id == Vanishing(conn).entry_id_for(FIELDS)
 
 
+def test_a_transient_status_of_the_created_entry_is_retried(target: SpireTarget) -> None:
+    """A per-entry UNAVAILABLE in a create's batch result is retried as update's is; the derived id
+    makes a create that landed anyway be found and adopted, never made twice."""
+    with _client(target) as client:
+        client.sleep = lambda _s: None
+        real, answers = client._create, []
+
+        def busy_once(fields: EntryFields, entry_id: str) -> BatchResult:
+            result = real(fields, entry_id)  # applied: the answer is the one lost
+            answers.append(result.code)
+            return BatchResult("UNAVAILABLE", "datastore busy", None) if len(answers) == 1 else result
+
+        client._create = busy_once
+        created = client.create(FIELDS)
+    assert answers == ["OK", "ALREADY_EXISTS"]
+    assert list(target.server.entries) == [created.id] and created.fields() == FIELDS
+
+
 @pytest.mark.parametrize(
     "answer",
     [

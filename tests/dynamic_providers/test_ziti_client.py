@@ -153,6 +153,10 @@ class TestErrorsAndLists:
             ({"code": "COULD_NOT_VALIDATE", "cause": "duplicate value 'w' in unique index on x store"}, True),
             ({"code": "COULD_NOT_VALIDATE", "causeMessage": "name: duplicate value 'w' in unique index"}, True),
             ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "certPem", "reason": "certificate already used"}}, True),
+            # The swagger defines no duplicate code or wording: other phrasings of the same refusal.
+            ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "name", "reason": "an entity named 'w' already exists"}},
+             True),
+            ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "name", "reason": "Duplicate name 'w'"}}, True),
             ({"code": "COULD_NOT_VALIDATE", "cause": {"field": "name", "reason": "name is required"}}, False),
             ({"code": "INVALID_FIELD", "cause": {"field": "name", "reason": "duplicate value 'w'"}}, False),
         ],
@@ -181,6 +185,14 @@ class TestErrorsAndLists:
             names = [e["name"] for e in c.list_all("identities")]
         assert len(names) == 2 * PAGE_LIMIT + 3 and len(set(names)) == len(names)
         assert srv.count("GET", IDENTITIES) == 3
+
+    def test_a_list_answered_with_null_data_is_empty(self, ziti) -> None:
+        """A Go server renders an empty slice as `null`; the swagger's list envelopes allow it."""
+        fake, srv = ziti
+        empty = {"data": None, "meta": {"pagination": {"limit": PAGE_LIMIT, "offset": 0, "totalCount": 0}}}
+        srv.inject("GET", IDENTITIES, status=200, body=empty)
+        with client(fake, srv) as c:
+            assert c.find_by_name("identities", "w") is None
 
     def test_lookup_by_name_quotes_the_filter(self, ziti) -> None:
         fake, srv = ziti

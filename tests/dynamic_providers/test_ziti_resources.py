@@ -236,6 +236,26 @@ class TestIdentity:
         assert "another entity already holds a unique value" in err.value.details
         assert "externalId" in err.value.details and spiffe in err.value.details
 
+    def test_a_type_reference_without_entity_reads_as_its_id(self, ziti, host, monkeypatch) -> None:
+        """The swagger's entityRef requires none of its keys, and its own identity example renders
+        `type` as {_links, id, name, urlName}: read as the type's id, it is no drift."""
+        fake, srv = ziti
+        detail = ZitiController._detail
+
+        def spec_example(self: ZitiController, collection: str, entity: dict[str, Any]) -> dict[str, Any]:
+            d = detail(self, collection, entity)
+            if collection == "identities":
+                d["type"] = {"_links": {}, "id": d["typeId"], "name": d["typeId"], "urlName": "identity-types"}
+            return d
+
+        monkeypatch.setattr(ZitiController, "_detail", spec_example)
+        props = full({"name": "w", "type": "Router"}, fake, srv, "w")
+        state = host.up("w", props)
+        assert state.outputs["type"] == "Router"
+        refreshed = host.refresh("w", state)
+        assert refreshed is not None and refreshed.outputs["type"] == "Router"
+        assert host.preview_change("w", refreshed, props)[1].changes == "DIFF_NONE"
+
     def test_a_missing_auth_policy_is_reported_with_the_controllers_message(self, ziti, host) -> None:
         fake, srv = ziti
         with pytest.raises(ProviderCallError) as err:
