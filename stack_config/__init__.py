@@ -104,6 +104,37 @@ SVID_TTL_DIVISOR = 6
 MAX_GUARANTEED_SVID_SECONDS = 7 * 24 * 3600
 
 
+# swarm dev: what `environment: dev` alone deploys. Each default applies per field (and per label),
+# so setting one nested key (`pulumi config set --path keycloak.realm acme`) keeps the others.
+DEV_LOCAL_NODE: dict[str, Any] = {"dockerHost": LOCAL_ENGINE, "labels": {DB_LABEL: "true"}, "manager": True}
+DEV_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spire": {"trustDomain": "dev.zt.internal"},
+    "keycloak": {"hostname": "localhost", "publishedPort": 8080},
+    "ziti": {
+        "advertisedAddress": "localhost",
+        "clusterTrustDomain": "ctrl.dev.zt.internal",
+        "routerAdvertisedAddress": "localhost",
+    },
+}
+
+
+def _with_defaults(value: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`value` with each key of `defaults` it lacks (in either spelling: camelCase or snake_case);
+    nested objects are completed key by key. A key set to null stays null (and is refused)."""
+    out = dict(value)
+    for key, default in defaults.items():
+        present = next((k for k in (key, _to_snake(key)) if k in out), None)
+        if present is None:
+            out[key] = copy.deepcopy(default)
+        elif isinstance(default, dict) and isinstance(out[present], dict):
+            out[present] = _with_defaults(out[present], default)
+    return out
+
+
+def _to_snake(key: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+
+
 def _pulumi_bool(v: Any) -> Any:
     """`strict` as `pulumi.Config.get_bool` reads it: true/True/false/False, nothing else."""
     if v is None or isinstance(v, bool):
@@ -179,17 +210,20 @@ class StackConfig(Model):
         if not isinstance(data, dict) or data.get("environment") != "dev" or data.get("platform", "swarm") != "swarm":
             return data
         data = dict(data)
-        data.setdefault("nodes", {"local": {"dockerHost": LOCAL_ENGINE, "labels": {DB_LABEL: "true"}, "manager": True}})
-        data.setdefault("spire", {"trustDomain": "dev.zt.internal"})
-        data.setdefault("keycloak", {"hostname": "localhost", "publishedPort": 8080})
-        data.setdefault(
-            "ziti",
-            {
-                "advertisedAddress": "localhost",
-                "clusterTrustDomain": "ctrl.dev.zt.internal",
-                "routerAdvertisedAddress": "localhost",
-            },
-        )
+        nodes = data.get("nodes")
+        if "nodes" not in data:
+            data["nodes"] = {"local": copy.deepcopy(DEV_LOCAL_NODE)}
+        elif isinstance(nodes, dict) and isinstance(nodes.get("local"), dict):
+            others = [n for k, n in nodes.items() if k != "local" and isinstance(n, dict)]
+            default = dict(DEV_LOCAL_NODE)
+            if any(isinstance(n.get("labels"), dict) and DB_LABEL in n["labels"] for n in others):
+                default["labels"] = {}  # another node is the stateful one: do not make this one too
+            if any(n.get("manager") for n in others):
+                del default["manager"]
+            data["nodes"] = {**nodes, "local": _with_defaults(nodes["local"], default)}
+        for section, default in DEV_DEFAULTS.items():
+            value = data.get(section, {})
+            data[section] = _with_defaults(value, default) if isinstance(value, dict) else value
         return data
 
     @model_validator(mode="after")
@@ -237,7 +271,7 @@ class StackConfig(Model):
         if not self.is_prod and self.keycloak.published_port is None:
             problems.append(
                 "keycloak.publishedPort: required in dev: without Caddy, Keycloak is reached on "
-                f"http://{self.keycloak.hostname}:<port> (e.g. 8080)"
+                f"http://{self.keycloak.hostname or '<keycloak.hostname>'}:<port> (e.g. 8080)"
             )
         if not self.is_prod and self.storage.restore_on_first_start:
             problems.append(

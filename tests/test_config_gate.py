@@ -385,7 +385,7 @@ GATES = [
           set_("workloads.ledger.node"))),
     case("ziti-cluster-td-is-spires", "prod", {"ziti.clusterTrustDomain": "zt.acme-identity.net"},
          ("ziti.clusterTrustDomain", "must differ from spire.trustDomain", set_("ziti.clusterTrustDomain"))),
-    case("dev-keycloak-without-port", "dev", {"keycloak": {"hostname": "localhost"}},
+    case("dev-keycloak-without-port", "dev", {"keycloak": {"hostname": "localhost", "publishedPort": None}},
          ("keycloak.publishedPort", "required in dev: without Caddy", set_("keycloak.publishedPort"))),
     case("no-stateful-node", "prod", {"nodes.manager-1.labels": {"zt.role": "manager"}},
          ("nodes", "no node carries the label zt.db=true",
