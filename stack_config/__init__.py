@@ -31,6 +31,7 @@ from stack_config.base import (
     did_you_mean,
     error_lines,
     format_duration,
+    formatted,
     go_duration_seconds,
     host_of,
     is_local_host,
@@ -161,7 +162,9 @@ class StackConfig(Model):
         description="Public DNS domain; services are published as auth.<domain>, ziti.<domain>, router.<domain>.",
     )
     region: str = Field(
-        default="fra1", pattern=r"^[a-z]{3}[0-9]$", description="DigitalOcean region of the Spaces buckets (prod)."
+        default="fra1",
+        pattern=formatted(r"^[a-z]{3}[0-9]$", "a DigitalOcean region slug: three lowercase letters, a digit (fra1)"),
+        description="DigitalOcean region of the Spaces buckets (prod).",
     )
     strict: Annotated[bool | None, BeforeValidator(_pulumi_bool)] = Field(
         default=None, description="Defaults to true in prod, false in dev."

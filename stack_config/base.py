@@ -265,22 +265,33 @@ def key_path(loc: list[Any]) -> str:
 
 def known_keys(model: type[BaseModel], loc: list[Any]) -> list[str]:
     """The keys a model of the tree accepts at `loc` (the location of an unknown key)."""
-    current: Any = model
-    i = 0
-    while i < len(loc) - 1:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = next((f for n, f in current.model_fields.items() if (f.alias or n) == loc[i] or n == loc[i]), None)
-        if field is None:
-            return []
-        current = _unwrap(field.annotation)
-        i += 1
-        while typing.get_origin(current) is dict:  # a map: the next location is an entry name
-            current = _unwrap(typing.get_args(current)[1])
-            i += 1
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or n for n, f in current.model_fields.items()]
+    return _model_keys(annotation_at(model, loc[:-1]))
+
+
+def _model_keys(annotation: Any) -> list[str]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or n for n, f in annotation.model_fields.items()]
     return []
+
+
+def annotation_at(model: type[BaseModel], loc: list[Any]) -> Any:
+    """The type the tree expects at `loc` (None when `loc` leaves the tree): a model, a
+    `dict[K, V]`, a `list[X]` or a scalar type, without `| None` and `Annotated`."""
+    current: Any = model
+    for p in loc:
+        origin = typing.get_origin(current)
+        if origin is dict and not isinstance(p, int):
+            current = _unwrap(typing.get_args(current)[1])
+        elif origin is list and isinstance(p, int):
+            current = _unwrap(typing.get_args(current)[0])
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if p in (f.alias or n, n)), None)
+            if field is None:
+                return None
+            current = _unwrap(field.annotation)
+        else:
+            return None
+    return current
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -295,11 +306,17 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
-def did_you_mean(word: str, candidates: list[str]) -> str:
-    """` (did you mean 'x'?)` for the closest candidate, or ``."""
+def closest(word: str, candidates: list[str]) -> str | None:
+    """The candidate `word` is most likely a misspelling of, or None."""
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """` (did you mean 'x'?)` for the closest candidate, or ``."""
+    near = closest(word, candidates)
+    return f" (did you mean {near!r}?)" if near else ""
 
 
 def problem_line(loc: list[Any], msg: str, kind: str = "value_error", known: list[str] | None = None) -> str:
@@ -326,11 +343,123 @@ def problem_line(loc: list[Any], msg: str, kind: str = "value_error", known: lis
 _KEYED_LINE = re.compile(r"^([A-Za-z0-9_.-]+): (.*)$", re.S)
 
 
+# --- pydantic's errors in the user's words -----------------------------------------------------
+
+_PATTERN_FORMATS: dict[str, str] = {}
+
+
+def formatted(pattern: str, description: str) -> str:
+    """`pattern` for a Field, registered with the format it stands for: a value that does not match
+    is refused with `description` (what the format is, with an example), never the regex."""
+    _PATTERN_FORMATS[pattern] = description
+    return pattern
+
+
+# What a user calls a map's keys, by the map's config key.
+_MAP_KEY_NOUNS = {
+    "nodes": "node name", "workloads": "workload name", "users": "user name", "imports": "resource name",
+    "clusters": "cluster name", "agents": "agent name", "labels": "label", "gatewaySelector": "label",
+    "images": "role",
+}  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    """A value a user typed, for a message: a short scalar as written; anything else by its kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 80 and "\n" not in value else "a long text"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "another kind of value"
+
+
+def _kind(annotation: Any, loc: list[Any]) -> str:
+    """What the tree expects at `loc`, in words: `a map of node name to {dockerHost, labels}`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "{" + ", ".join(_model_keys(annotation)) + "}"
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        noun = _MAP_KEY_NOUNS.get(str(loc[-1]) if loc else "", "name")
+        return f"a map of {noun} to {_kind(_unwrap(typing.get_args(annotation)[1]), [])}"
+    if origin is list:
+        return f"a list of {_kind(_unwrap(typing.get_args(annotation)[0]), [])}"
+    return {str: "text", int: "whole number", bool: "true or false"}.get(annotation, "value")
+
+
+def _expected(model: type[BaseModel] | None, loc: list[Any]) -> str:
+    annotation = annotation_at(model, loc) if model is not None else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return f"must be an object with keys {', '.join(_model_keys(annotation))}"
+    if typing.get_origin(annotation) in (dict, list):
+        return f"must be {_kind(annotation, loc)}"
+    return "must be an object (key: value lines)"
+
+
+def _literal(error: Any) -> str:
+    allowed = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+    return f"{_shown(error['input'])} is not one of {', '.join(allowed)}"
+
+
+def _pattern(error: Any) -> str:
+    described = _PATTERN_FORMATS.get(error["ctx"]["pattern"])
+    return f"{_shown(error['input'])} is not {described}" if described else (
+        f"{_shown(error['input'])} is not in the format this key takes (docs/configuration.md)"
+    )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{'one' if n == 1 else n} {what}{'' if n == 1 else 's'}"
+
+
+_Messages = dict[str, Callable[[Any, "type[BaseModel] | None", list[Any]], str]]
+# pydantic's error type -> the message a config line carries; a type not here keeps pydantic's own.
+PLAIN_MESSAGES: _Messages = {
+    "literal_error": lambda e, m, loc: _literal(e),
+    "less_than_equal": lambda e, m, loc: f"must be at most {e['ctx']['le']}, not {_shown(e['input'])}",
+    "less_than": lambda e, m, loc: f"must be less than {e['ctx']['lt']}, not {_shown(e['input'])}",
+    "greater_than_equal": lambda e, m, loc: f"must be at least {e['ctx']['ge']}, not {_shown(e['input'])}",
+    "greater_than": lambda e, m, loc: f"must be more than {e['ctx']['gt']}, not {_shown(e['input'])}",
+    "int_parsing": lambda e, m, loc: f"must be a whole number, not {_shown(e['input'])}",
+    "int_type": lambda e, m, loc: f"must be a whole number, not {_shown(e['input'])}",
+    "int_from_float": lambda e, m, loc: f"must be a whole number, not {_shown(e['input'])}",
+    "bool_parsing": lambda e, m, loc: f"must be true or false, not {_shown(e['input'])}",
+    "bool_type": lambda e, m, loc: f"must be true or false, not {_shown(e['input'])}",
+    "string_type": lambda e, m, loc: f"must be text, not {_shown(e['input'])}",
+    "dict_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",
+    "model_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",
+    "model_attributes_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",
+    "list_type": lambda e, m, loc: f"{_expected(m, loc)} (- item lines, or [a, b]), not {_shown(e['input'])}",
+    "string_pattern_mismatch": lambda e, m, loc: _pattern(e),
+    "string_too_short": lambda e, m, loc: "must not be empty" if e["ctx"]["min_length"] == 1 else (
+        f"must have at least {e['ctx']['min_length']} characters"
+    ),
+    "string_too_long": lambda e, m, loc: f"must have at most {e['ctx']['max_length']} characters",
+    "too_short": lambda e, m, loc: f"needs at least {_count(e['ctx']['min_length'], 'item')}",
+    "too_long": lambda e, m, loc: f"takes at most {_count(e['ctx']['max_length'], 'item')}",
+}
+
+
+def plain_message(error: Any, model: type[BaseModel] | None = None) -> str:
+    """The message of one pydantic error in the user's words: the allowed values, range or format,
+    never pydantic's wording or a model class name."""
+    plain = PLAIN_MESSAGES.get(error["type"])
+    if plain is not None:
+        return plain(error, model, [p for p in error["loc"] if p != "[key]"])
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def error_lines(error: Any, model: type[BaseModel] | None = None) -> list[str]:
     """One pydantic error (an item of `ValidationError.errors()`) as lines: one for a field, one
     per "<key.path>: <what to do>" line of a model-level validator's message."""
     loc: list[Any] = list(error["loc"])
-    msg = error["msg"].removeprefix("Value error, ")
+    msg = plain_message(error, model)
     if not loc:
         lines = []
         for line in msg.split("\n"):
@@ -342,8 +471,21 @@ def error_lines(error: Any, model: type[BaseModel] | None = None) -> list[str]:
 
 
 def validation_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
-    """Every error of `err` as `<project>:<key>: <problem> (fix: ...)` lines."""
-    return [line for e in err.errors() for line in error_lines(e, model)]
+    """Every error of `err` as `<project>:<key>: <problem> (fix: ...)` lines. A required key that
+    an unknown key of the same object misspells has one line: the unknown key's did-you-mean."""
+    errors = err.errors()
+    misspelt = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden" and model is not None:
+            near = closest(str(e["loc"][-1]), known_keys(model, list(e["loc"])))
+            if near is not None:
+                misspelt.add((*e["loc"][:-1], near))
+    return [
+        line
+        for e in errors
+        if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)
+        for line in error_lines(e, model)
+    ]
 
 
 HEADER = "invalid stack configuration:"

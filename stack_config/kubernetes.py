@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Hostname, Model, checked
+from stack_config.base import Hostname, Model, checked, formatted
 from stack_config.kubernetes_enterprise import EnterpriseSettings
 from stack_config.kubernetes_iam import IamSettings
 from stack_config.kubernetes_ziti import ZitiOnKubernetes
@@ -91,7 +91,11 @@ class KubernetesSettings(Model):
     )
     storage_class: str | None = Field(
         default=None,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=formatted(
+            r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+            "a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or "
+            "digit, e.g. fast-ssd",
+        ),
         description="StorageClass of the SPIRE server's and its PostgreSQL's volumes (default: the cluster's default).",
     )
     server_storage: str = Field(

@@ -23,11 +23,15 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Hostname, Model, checked, is_local_host, is_placeholder_domain
+from stack_config.base import Hostname, Model, checked, formatted, is_local_host, is_placeholder_domain
 from stack_config.systems import HttpUrl
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_LABEL_KEY_FORMAT = (
+    "a Kubernetes label key: [prefix/]name, the name 1-63 letters, digits, '-', '_' or '.', starting and ending "
+    "with a letter or digit, e.g. app.kubernetes.io/name"
+)
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
@@ -38,6 +42,7 @@ def _dns_label_problem(v: str) -> str | None:
 
 
 DnsLabel = Annotated[str, checked(_dns_label_problem, lambda v, p: f"{v!r} {p}")]
+LabelKey = Annotated[str, Field(pattern=formatted(_LABEL_KEY.pattern, _LABEL_KEY_FORMAT))]
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ class GitOpsSettings(Model):
     repo_url: HttpUrl = Field(description="Git repository ArgoCD syncs from, e.g. https://git.acme.net/platform/iam.")
     revision: str = Field(default="main", min_length=1, description="Branch, tag or commit ArgoCD follows.")
     path: str = Field(
-        default="deploy/iam", min_length=1, pattern=r"^[^/].*[^/]$|^[^/]$",
+        default="deploy/iam", min_length=1, pattern=formatted(
+            r"^[^/].*[^/]$|^[^/]$", "a relative directory, without a leading or trailing '/', e.g. deploy/iam"
+        ),
         description="Directory of the repository that holds one sub-directory per application (istio, gateway, "
         "cnpg, iam, observability), relative, without leading or trailing '/'.",
     )
@@ -106,7 +113,7 @@ class IamSettings(Model):
     gateway_namespace: DnsLabel = Field(
         default="istio-system", description="Namespace of the Istio ingress gateway (its pods and service account)."
     )
-    gateway_selector: dict[Annotated[str, Field(pattern=_LABEL_KEY.pattern)], str] = Field(
+    gateway_selector: dict[LabelKey, str] = Field(
         default_factory=lambda: {"istio": "ingressgateway"},
         min_length=1,
         description="Labels of the ingress gateway's pods (the Gateway's selector).",

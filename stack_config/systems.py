@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
-from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName
+from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
 
@@ -177,7 +177,10 @@ class KeycloakSettings(Model):
     published_port: int | None = Field(default=None, ge=1, le=65535, description="Host port (dev); prod uses Caddy.")
     proxy_network: str = Field(
         default="caddy_caddy",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        pattern=formatted(
+            r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+            "a Docker network name: letters, digits, '_', '.' or '-', starting with a letter or digit (caddy_caddy)",
+        ),
         description="External overlay network of caddy-docker-proxy that Keycloak joins in prod.",
     )
 
@@ -342,7 +345,9 @@ class ZitiUser(Model):
     # Keycloak stores an email lowercased, and its tokens carry it so: the identity's externalId,
     # which Ziti compares with the claim as it is, is that form.
     email: Annotated[str, AfterValidator(str.lower)] = Field(
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        pattern=formatted(
+            r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an email address: name@domain with a dot in the domain, e.g. alice@acme.net"
+        ),
         description="The user's email in Keycloak (the `email` claim Ziti matches to this identity; Keycloak "
         "keeps it lowercased, and so does the identity's externalId).",
     )

@@ -53,7 +53,7 @@ class TestStackFilesAreValid:
 # (dotted path, bad value, expected key in the message, expected hint)
 BAD_VALUES = [
     ("environment", "staging", "identity-platform:environment", "dev"),
-    ("region", "Frankfurt", "identity-platform:region", "pattern"),
+    ("region", "Frankfurt", "identity-platform:region", "is not a DigitalOcean region slug"),
     ("domain", "example.org", "identity-platform:domain", "placeholder"),
     ("domain", "localhost", "identity-platform:domain", "localhost"),
     ("spire.trustDomain", "example.org", "identity-platform:spire.trustDomain", "placeholder"),
@@ -62,7 +62,7 @@ BAD_VALUES = [
     ("spire.transport.kind", "ssh", "identity-platform:spire.transport.kind", "docker-exec"),
     ("spire.transport.node", "nope", "identity-platform:spire.transport.node", "not a key of `nodes`"),
     ("keycloak.hostname", "auth.example.com", "identity-platform:keycloak.hostname", "placeholder"),
-    ("keycloak.realm", "", "identity-platform:keycloak.realm", "at least 1"),
+    ("keycloak.realm", "", "identity-platform:keycloak.realm", "must not be empty"),
     ("keycloak.publishedPort", 70000, "identity-platform:keycloak.publishedPort", "65535"),
     ("ziti.advertisedAddress", "localhost", "identity-platform:ziti.advertisedAddress", "localhost"),
     ("ziti.clusterTrustDomain", "zt.acme-identity.net", "identity-platform:ziti.clusterTrustDomain", "must differ"),
@@ -74,10 +74,10 @@ BAD_VALUES = [
     ("nodes.worker-1.dockerHost", "tcp://localhost:2375", "identity-platform:nodes.worker-1.dockerHost", "local"),
     ("nodes.Worker_1", {"dockerHost": "ssh://root@10.0.0.9"}, "identity-platform:nodes", "DNS label"),
     ("storage.backupIntervalMinutes", 60, "identity-platform:storage.backupIntervalMinutes", "15"),
-    ("storage.noncurrentVersionDays", 0, "identity-platform:storage.noncurrentVersionDays", "greater than or equal"),
+    ("storage.noncurrentVersionDays", 0, "identity-platform:storage.noncurrentVersionDays", "must be at least 1"),
     ("workloads.ledger.node", "ghost", "identity-platform:workloads.ledger.node", "not a key of `nodes`"),
     ("workloads.ledger.spiffePath", "ns/x/", "identity-platform:workloads.ledger.spiffePath", "start with '/'"),
-    ("workloads.ledger.selectors", [], "identity-platform:workloads.ledger.selectors", "at least 1"),
+    ("workloads.ledger.selectors", [], "identity-platform:workloads.ledger.selectors", "needs at least one item"),
     ("typo", 1, "identity-platform:typo", "unknown key"),
     ("keycloak.hostnam", "auth.acme.net", "identity-platform:keycloak.hostnam", "unknown key"),
 ]
@@ -127,7 +127,7 @@ class TestPlatformSettings:
             ("images.rcloneplugin", "x", "identity-platform:images.rcloneplugin", "unknown key"),
             ("images.rclonePlugin", "rclone/docker-volume-rclone", "identity-platform:images.rclonePlugin", "pinned"),
             ("images.sqliteBackup", "python:latest", "identity-platform:images.sqliteBackup", "latest"),
-            ("keycloak.proxyNetwork", "caddy net", "identity-platform:keycloak.proxyNetwork", "pattern"),
+            ("keycloak.proxyNetwork", "caddy net", "identity-platform:keycloak.proxyNetwork", "not a Docker network"),
         ],
     )
     def test_bad_value(self, path: str, value: Any, key: str, hint: str) -> None:

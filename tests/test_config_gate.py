@@ -186,7 +186,7 @@ GATES = [
          ("workloads.ledger.selectors", "selector 'unix:uid:1000' is listed more than once",
           set_("workloads.ledger.selectors"))),
     case("selectors-empty", "prod", {"workloads.ledger.selectors": []},
-         ("workloads.ledger.selectors", "at least 1 item", set_("workloads.ledger.selectors"))),
+         ("workloads.ledger.selectors", "needs at least one item", set_("workloads.ledger.selectors"))),
     # -- one Ziti identity per SPIFFE ID and per email
     case("same-spiffe-id", "prod", {"workloads.ledger.spiffePath": "/ns/payments/sa/api"},
          ("workloads.payments-api.spiffePath", "'/ns/payments/sa/api' is also the path of workloads.ledger",
@@ -286,7 +286,7 @@ GATES = [
          ("workloads.ledger.x509SvidTtl", "'86400s' is more than a sixth of spire.caTtl ('24h')",
           set_("workloads.ledger.x509SvidTtl"))),
     case("ttl-entry-int32", "external", {"workloads.payments-api.x509SvidTtl": 2**31},
-         ("workloads.payments-api.x509SvidTtl", "less than or equal to 2147483647",
+         ("workloads.payments-api.x509SvidTtl", "must be at most 2147483647, not 2147483648",
           set_("workloads.payments-api.x509SvidTtl"))),
     # -- strict mode: documentation names, local addresses, remote nodes on a local socket, realms
     case("example-co-uk", "prod", {"domain": "example.co.uk"},

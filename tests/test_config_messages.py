@@ -48,3 +48,86 @@ class TestDevDefaultsPerField:
         lines = only("dev", {"keycloak.hostname": None})
         assert lines == [f"keycloak.hostname: required: set it {set_('keycloak.hostname')}"]
         assert not any("None" in line for line in problems("dev", {"keycloak.hostname": None}))
+
+
+# -- 5. plain wording for pydantic's errors: allowed values, ranges and formats ---------------------
+
+WORKLOAD_KEYS = "{spiffePath, node, selectors, zitiRoleAttributes, dnsNames, x509SvidTtl, federatesWith, svidHelper}"
+PLAIN = [
+    pytest.param("prod", {"environment": "production"},
+                 "environment: 'production' is not one of dev, prod (fix: `pulumi config set 'environment' <value>`)",
+                 id="literal"),
+    pytest.param("prod", {"platform": "k8s"},
+                 "platform: 'k8s' is not one of swarm, external, kubernetes "
+                 "(fix: `pulumi config set 'platform' <value>`)", id="literal-platform"),
+    pytest.param("prod", {"storage.backupIntervalMinutes": 30},
+                 "storage.backupIntervalMinutes: must be at most 15, not 30 "
+                 f"{set_('storage.backupIntervalMinutes')}", id="le"),
+    pytest.param("prod", {"ziti.advertisedPort": 0},
+                 f"ziti.advertisedPort: must be at least 1, not 0 {set_('ziti.advertisedPort')}", id="ge"),
+    pytest.param("prod", {"spire.rootCaValidityHours": 24},
+                 f"spire.rootCaValidityHours: must be more than 24, not 24 {set_('spire.rootCaValidityHours')}",
+                 id="gt"),
+    pytest.param("prod", {"spire.rootCaValidityHours": "10y"},
+                 f"spire.rootCaValidityHours: must be a whole number, not '10y' {set_('spire.rootCaValidityHours')}",
+                 id="int-parsing"),
+    pytest.param("prod", {"ziti.routerPort": 3022.5},
+                 f"ziti.routerPort: must be a whole number, not 3022.5 {set_('ziti.routerPort')}", id="int-from-float"),
+    pytest.param("prod", {"workloads": [{"spiffePath": "/a", "node": "worker-1", "selectors": ["unix:uid:1"]}]},
+                 f"workloads: must be a map of workload name to {WORKLOAD_KEYS}, not a list "
+                 "(fix: `pulumi config set 'workloads' <value>`)", id="dict-type"),
+    pytest.param("prod", {("nodes", "worker-1", "labels"): ["zt.role=worker"]},
+                 "nodes.worker-1.labels: must be a map of label to text, not a list "
+                 f"{set_('nodes.worker-1.labels')}", id="labels-dict-type"),
+    pytest.param("prod", {("workloads", "ledger"): None},
+                 f"workloads.ledger: must be an object with keys {WORKLOAD_KEYS[1:-1]}, not null "
+                 f"{set_('workloads.ledger')}", id="model-type"),
+    pytest.param("prod", {"workloads.ledger.selectors": "unix:uid:1500"},
+                 "workloads.ledger.selectors: must be a list of text (- item lines, or [a, b]), not 'unix:uid:1500' "
+                 f"{set_('workloads.ledger.selectors')}", id="list-type"),
+    pytest.param("prod", {"region": "FRA1"},
+                 "region: 'FRA1' is not a DigitalOcean region slug: three lowercase letters, a digit (fra1) "
+                 "(fix: `pulumi config set 'region' <value>`)", id="pattern-region"),
+    pytest.param("external", {"users.alice.email": "alice@acme"},
+                 "users.alice.email: 'alice@acme' is not an email address: name@domain with a dot in the domain, "
+                 f"e.g. alice@acme.net {set_('users.alice.email')}", id="pattern-email"),
+    pytest.param("prod", {"keycloak.proxyNetwork": "caddy caddy"},
+                 "keycloak.proxyNetwork: 'caddy caddy' is not a Docker network name: letters, digits, '_', '.' or "
+                 f"'-', starting with a letter or digit (caddy_caddy) {set_('keycloak.proxyNetwork')}",
+                 id="pattern-name"),
+    pytest.param("prod", {"keycloak.realm": ""},
+                 f"keycloak.realm: must not be empty {set_('keycloak.realm')}", id="string-too-short"),
+    pytest.param("prod", {"workloads.ledger.selectors": []},
+                 f"workloads.ledger.selectors: needs at least one item {set_('workloads.ledger.selectors')}",
+                 id="too-short"),
+]  # fmt: skip
+
+
+class TestPlainWording:
+    @pytest.mark.parametrize(("stack", "changes", "expected"), PLAIN)
+    def test_the_line(self, stack: str, changes: dict[Any, Any], expected: str) -> None:
+        assert only(stack, changes) == [expected]
+
+    def test_no_pydantic_wording_or_class_name(self) -> None:
+        for stack, changes in (("prod", {"spire": "zt.acme-identity.net"}), ("prod", {"nodes.worker-2": 3})):
+            text = "\n".join(problems(stack, changes))
+            for jargon in ("Input should", "instance of", "SpireSettings", "NodeSpec", "dictionary"):
+                assert jargon not in text, text
+
+
+# -- 6. a misspelt required key: the did-you-mean line alone ---------------------------------------
+
+
+def test_a_misspelt_required_key_has_one_line() -> None:
+    assert only("prod", {("nodes", "worker-2"): {"dockerhost": "ssh://root@10.114.0.4"}}) == [
+        "nodes.worker-2.dockerhost: unknown key (did you mean 'dockerHost'?): remove it or check its spelling "
+        "(fix: `pulumi config rm --path 'nodes.worker-2.dockerhost'`)"
+    ]
+
+
+def test_a_misspelt_optional_key_beside_a_missing_one_keeps_both() -> None:
+    assert only("prod", {("nodes", "worker-2"): {"labelz": {}}}) == [
+        f"nodes.worker-2.dockerHost: required: set it {set_('nodes.worker-2.dockerHost')}",
+        "nodes.worker-2.labelz: unknown key (did you mean 'labels'?): remove it or check its spelling "
+        "(fix: `pulumi config rm --path 'nodes.worker-2.labelz'`)",
+    ]

@@ -146,8 +146,8 @@ class TestConfigShape:
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
-            pytest.param({DEMO_API: ""}, f"{KEY}.{DEMO_API}: String should have at least 1", id="empty-id"),
-            pytest.param([DEMO_API], f"{KEY}: Input should be a valid dictionary", id="list"),
+            pytest.param({DEMO_API: ""}, f"{KEY}.{DEMO_API}: must not be empty", id="empty-id"),
+            pytest.param([DEMO_API], f"{KEY}: must be a map of resource name to text, not a list", id="list"),
         ],
     )
     def test_an_empty_id_or_a_list_is_a_config_error(self, value: Any, expected: str) -> None:
