@@ -360,28 +360,38 @@ class StackConfig(Model):
         """SVID TTLs within what SPIRE's CA TTL can guarantee (server.conf; entries' x509SvidTtl)."""
         ca = go_duration_seconds(self.spire.ca_ttl)
         limit = min(ca / SVID_TTL_DIVISOR, MAX_GUARANTEED_SVID_SECONDS)
-        ttls = [
-            (f"spire.{to_camel(f)}", text, go_duration_seconds(text))
+        # (key, the value as the user wrote it, its seconds, how to propose a bound): the spire TTLs
+        # are Go durations, an entry's x509SvidTtl is whole seconds.
+        def as_duration(bound: float) -> str:
+            return f"{format_duration(bound)} or less"
+
+        def as_seconds(bound: float) -> str:
+            days = int(bound) // 86400
+            spoken = f"{days} day{'s' * (days != 1)}" if bound % 86400 == 0 else format_duration(bound)
+            return f"at most {int(bound)} seconds ({spoken})"
+
+        ttls: list[tuple[str, str, float, Callable[[float], str]]] = [
+            (f"spire.{to_camel(f)}", repr(text), go_duration_seconds(text), as_duration)
             for f, text in (
                 ("default_x509_svid_ttl", self.spire.default_x509_svid_ttl),
                 ("default_jwt_svid_ttl", self.spire.default_jwt_svid_ttl),
             )
         ]
         ttls += [
-            (f"workloads.{w}.x509SvidTtl", f"{spec.x509_svid_ttl}s", float(spec.x509_svid_ttl))
+            (f"workloads.{w}.x509SvidTtl", f"{spec.x509_svid_ttl} seconds", float(spec.x509_svid_ttl), as_seconds)
             for w, spec in sorted(self.workloads.items())
         ]
         problems = []
-        for key, text, seconds in ttls:
+        for key, shown, seconds, bound in ttls:
             if seconds > MAX_GUARANTEED_SVID_SECONDS:
                 problems.append(
-                    f"{key}: {text!r} is longer than 7 days, the longest SVID lifetime SPIRE guarantees across CA "
-                    "rotations: set it to 168h or less"
+                    f"{key}: {shown} is longer than 7 days, the longest SVID lifetime SPIRE guarantees across CA "
+                    f"rotations: set it to {bound(MAX_GUARANTEED_SVID_SECONDS)}"
                 )
             elif seconds > limit:
                 problems.append(
-                    f"{key}: {text!r} is more than a sixth of spire.caTtl ({self.spire.ca_ttl!r}), so SPIRE would "
-                    f"issue shorter SVIDs around CA rotations: set it to {format_duration(limit)} or less, or "
+                    f"{key}: {shown} is more than a sixth of spire.caTtl ({self.spire.ca_ttl!r}), so SPIRE would "
+                    f"issue shorter SVIDs around CA rotations: set it to {bound(limit)}, or "
                     f"spire.caTtl to {format_duration(seconds * SVID_TTL_DIVISOR)} or more"
                 )
         return problems

@@ -13,9 +13,9 @@ from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
-from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted
+from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted, go_duration_seconds
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
 
@@ -31,6 +31,20 @@ def _no_repeats(values: Sequence[str], what: str) -> None:
         if v in seen:
             raise ValueError(f"{what} {v!r} is listed more than once: remove the repeat")
         seen.add(v)
+
+
+def _seconds(v: object) -> object:
+    """Whole seconds as a number or its digits; a Go duration (`1h`) is refused with its seconds."""
+    if not isinstance(v, str) or v.strip().isdigit():
+        return v
+    try:
+        seconds = go_duration_seconds(v.strip())
+    except ValueError:
+        raise ValueError(
+            f"{v!r} is not a number of seconds: x509SvidTtl is whole seconds, e.g. 3600 for an hour "
+            "(0: the server's default)"
+        ) from None
+    raise ValueError(f"{v!r} is a duration, but x509SvidTtl is whole seconds: write {int(seconds)}")
 
 
 def _role_attribute(v: str) -> str:
@@ -250,7 +264,9 @@ class Workload(Model):
         default_factory=list, description="Role attributes of its Ziti identity (selected by Ziti policies)."
     )
     dns_names: list[DnsName] = Field(default_factory=list, description="DNS SANs of its X.509 SVID.")
-    x509_svid_ttl: int = Field(default=0, ge=0, le=MAX_INT32, description="Seconds; 0 = server default.")
+    x509_svid_ttl: Annotated[int, BeforeValidator(_seconds)] = Field(
+        default=0, ge=0, le=MAX_INT32, description="Whole seconds (3600: an hour); 0 = server default."
+    )
     federates_with: list[TrustDomain] = Field(
         default_factory=list,
         description="Federated trust domains whose bundles the workload receives with its SVID, so it can "

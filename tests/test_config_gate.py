@@ -283,7 +283,7 @@ GATES = [
     case("ttl-beyond-seven-days", "prod", {"spire.caTtl": "2000h", "spire.defaultX509SvidTtl": "200h"},
          ("spire.defaultX509SvidTtl", "'200h' is longer than 7 days", set_("spire.defaultX509SvidTtl"))),
     case("ttl-entry-beyond-ca", "prod", {"workloads.ledger.x509SvidTtl": 86400},
-         ("workloads.ledger.x509SvidTtl", "'86400s' is more than a sixth of spire.caTtl ('24h')",
+         ("workloads.ledger.x509SvidTtl", "86400 seconds is more than a sixth of spire.caTtl ('24h')",
           set_("workloads.ledger.x509SvidTtl"))),
     case("ttl-entry-int32", "external", {"workloads.payments-api.x509SvidTtl": 2**31},
          ("workloads.payments-api.x509SvidTtl", "must be at most 2147483647, not 2147483648",

@@ -131,3 +131,32 @@ def test_a_misspelt_optional_key_beside_a_missing_one_keeps_both() -> None:
         "nodes.worker-2.labelz: unknown key (did you mean 'labels'?): remove it or check its spelling "
         "(fix: `pulumi config rm --path 'nodes.worker-2.labelz'`)",
     ]
+
+
+# -- 3. workloads.<name>.x509SvidTtl is whole seconds, and its messages say so ---------------------
+
+SVID_TTL = "workloads.ledger.x509SvidTtl"
+SECONDS = [
+    pytest.param({SVID_TTL: 2592000},
+                 f"{SVID_TTL}: 2592000 seconds is longer than 7 days, the longest SVID lifetime SPIRE guarantees "
+                 f"across CA rotations: set it to at most 604800 seconds (7 days) {set_(SVID_TTL)}", id="over-7-days"),
+    pytest.param({SVID_TTL: 86400},
+                 f"{SVID_TTL}: 86400 seconds is more than a sixth of spire.caTtl ('24h'), so SPIRE would issue "
+                 "shorter SVIDs around CA rotations: set it to at most 14400 seconds (4h), or spire.caTtl to 144h "
+                 f"or more {set_(SVID_TTL)}", id="over-a-sixth"),
+    pytest.param({SVID_TTL: "1h"},
+                 f"{SVID_TTL}: '1h' is a duration, but x509SvidTtl is whole seconds: write 3600 {set_(SVID_TTL)}",
+                 id="go-duration"),
+    pytest.param({SVID_TTL: "an hour"},
+                 f"{SVID_TTL}: 'an hour' is not a number of seconds: x509SvidTtl is whole seconds, e.g. 3600 "
+                 f"for an hour (0: the server's default) {set_(SVID_TTL)}", id="text"),
+]  # fmt: skip
+
+
+class TestSvidTtlInSeconds:
+    @pytest.mark.parametrize(("changes", "expected"), SECONDS)
+    def test_the_line(self, changes: dict[Any, Any], expected: str) -> None:
+        assert only("prod", changes) == [expected]
+
+    def test_seconds_as_text_are_seconds(self) -> None:
+        assert load("prod", {SVID_TTL: "3600"}).workloads["ledger"].x509_svid_ttl == 3600
