@@ -28,6 +28,7 @@ from stack_config.base import (
     Hostname,
     Model,
     ObjectName,
+    ScalarText,
     did_you_mean,
     error_lines,
     format_duration,
@@ -192,7 +193,7 @@ class StackConfig(Model):
         default=None,
         description="platform kubernetes: the topology and the clusters (kubeconfig and context of each).",
     )
-    imports: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+    imports: dict[Annotated[str, Field(min_length=1)], Annotated[ScalarText, Field(min_length=1)]] = Field(
         default_factory=dict,
         description="Existing server objects to take over: resource name (as `pulumi stack --show-urns` or "
         "`pulumi preview` names it) -> the object's id on its server. The next `pulumi up` imports each "

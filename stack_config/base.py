@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from policy.image_ref import pin_problem
@@ -199,12 +199,34 @@ DURATION_HINT = (
 )
 
 
+_NO_UNIT = "has no unit: a bare number is ambiguous for a duration; write it with its unit, e.g. 24h, 45m or 90s"
+
+
+def _duration_text(v: Any) -> Any:
+    """A YAML number where a duration is expected: refused, since its unit is anyone's guess."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        raise ValueError(f"{v} {_NO_UNIT}")
+    return v
+
+
+def _scalar_text(v: Any) -> Any:
+    """A YAML boolean or integer where text is expected, as the text a user meant: `true`,
+    `false`, `12345` (`pulumi config set --path k true` stores a boolean)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return v
+
+
 def go_duration_seconds(text: str) -> float:
     """The length of a positive Go duration (`1h30m` -> 5400.0); raises ValueError with the rule."""
     if text.startswith(("-", "+")):
         raise ValueError(f"{text!r} has a sign: a TTL is a positive duration; {DURATION_HINT}")
     if text == "0":  # Go's one unitless duration
         raise ValueError(f"{text!r} is zero: SPIRE would silently use its default; {DURATION_HINT}")
+    if re.fullmatch(r"[0-9.]+", text):
+        raise ValueError(f"{text!r} {_NO_UNIT}")
     if not _GO_DURATION.match(text):
         raise ValueError(f"{text!r} is not a duration SPIRE can read: {DURATION_HINT}")
     nanos = sum(float(n) * _NANOS[unit] for n, unit in _GO_UNIT.findall(text))
@@ -243,8 +265,11 @@ ObjectName = Annotated[str, checked(object_name_problem, lambda v, p: f"{v!r} {p
 """A name that is valid for Docker objects and Ziti entities."""
 RealmName = Annotated[str, checked(realm_problem, lambda v, p: f"{v!r} {p}")]
 """A path-safe Keycloak realm name other than master."""
-GoDuration = Annotated[str, AfterValidator(_go_duration)]
+GoDuration = Annotated[str, BeforeValidator(_duration_text), AfterValidator(_go_duration)]
 """A positive Go duration (`24h`, `1h30m`), as SPIRE's configuration takes it."""
+ScalarText = Annotated[str, BeforeValidator(_scalar_text)]
+"""Text where a user naturally types a YAML boolean or integer (a label value, an id, a revision):
+`true` -> "true", `12345` -> "12345". Every other text key stays strict."""
 
 
 # --- problems as lines -------------------------------------------------------------------------
@@ -431,7 +456,9 @@ PLAIN_MESSAGES: _Messages = {
     "int_from_float": lambda e, m, loc: f"must be a whole number, not {_shown(e['input'])}",
     "bool_parsing": lambda e, m, loc: f"must be true or false, not {_shown(e['input'])}",
     "bool_type": lambda e, m, loc: f"must be true or false, not {_shown(e['input'])}",
-    "string_type": lambda e, m, loc: f"must be text, not {_shown(e['input'])}",
+    "string_type": lambda e, m, loc: f"must be text, not {_shown(e['input'])}" + (
+        f': write it in quotes ("{_shown(e["input"])}")' if isinstance(e["input"], (int, float)) else ""
+    ),
     "dict_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",
     "model_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",
     "model_attributes_type": lambda e, m, loc: f"{_expected(m, loc)}, not {_shown(e['input'])}",

@@ -23,7 +23,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Hostname, Model, checked, formatted, is_local_host, is_placeholder_domain
+from stack_config.base import Hostname, Model, ScalarText, checked, formatted, is_local_host, is_placeholder_domain
 from stack_config.systems import HttpUrl
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -84,7 +84,7 @@ class GitOpsSettings(Model):
     """Where ArgoCD reads the rendered manifests from (the ApplicationSet's git generator)."""
 
     repo_url: HttpUrl = Field(description="Git repository ArgoCD syncs from, e.g. https://git.acme.net/platform/iam.")
-    revision: str = Field(default="main", min_length=1, description="Branch, tag or commit ArgoCD follows.")
+    revision: ScalarText = Field(default="main", min_length=1, description="Branch, tag or commit ArgoCD follows.")
     path: str = Field(
         default="deploy/iam", min_length=1, pattern=formatted(
             r"^[^/].*[^/]$|^[^/]$", "a relative directory, without a leading or trailing '/', e.g. deploy/iam"
@@ -113,7 +113,7 @@ class IamSettings(Model):
     gateway_namespace: DnsLabel = Field(
         default="istio-system", description="Namespace of the Istio ingress gateway (its pods and service account)."
     )
-    gateway_selector: dict[LabelKey, str] = Field(
+    gateway_selector: dict[LabelKey, ScalarText] = Field(
         default_factory=lambda: {"istio": "ingressgateway"},
         min_length=1,
         description="Labels of the ingress gateway's pods (the Gateway's selector).",

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
 
-from stack_config.base import Model, checked
+from stack_config.base import Model, ScalarText, checked
 
 _NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DB_LABEL = "zt.db"
@@ -45,7 +45,7 @@ class NodeSpec(Model):
     docker_host: DockerHost = Field(
         description="Docker host URL for this node: unix:///var/run/docker.sock, ssh://root@10.0.0.2 or tcp://host:2376."
     )
-    labels: dict[str, str] = Field(
+    labels: dict[str, ScalarText] = Field(
         default_factory=dict,
         description="Swarm node labels used in placement constraints (e.g. zt.db=true for stateful services).",
     )

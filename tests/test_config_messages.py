@@ -160,3 +160,47 @@ class TestSvidTtlInSeconds:
 
     def test_seconds_as_text_are_seconds(self) -> None:
         assert load("prod", {SVID_TTL: "3600"}).workloads["ledger"].x509_svid_ttl == 3600
+
+
+# -- 2. YAML scalars where a user naturally types them into a text value ---------------------------
+
+
+class TestYamlScalarsAsText:
+    def test_the_programs_own_zt_db_hint_is_accepted(self) -> None:
+        """`pulumi config set --path 'nodes.<name>.labels["zt.db"]' true` stores a YAML boolean."""
+        cfg = load("prod", {("nodes", "manager-1", "labels", "zt.db"): False,
+                            ("nodes", "worker-1", "labels", "zt.db"): True,
+                            ("nodes", "worker-1", "labels", "rack"): 7,
+                            "spire.transport.node": "worker-1"})  # fmt: skip
+        assert cfg.nodes["worker-1"].labels == {"zt.role": "worker", "zt.db": "true", "rack": "7"}
+        assert cfg.nodes["manager-1"].labels["zt.db"] == "false"
+        assert cfg.stateful_nodes == ["worker-1"]
+
+    def test_imports_ids_gitops_revision_and_gateway_selector(self) -> None:
+        assert load("prod", {"imports": {"ziti-trust-ca": 12345}}).imports == {"ziti-trust-ca": "12345"}
+        cfg = load("k8s-prod", {("kubernetes", "iam", "gitops", "revision"): 2024,
+                                ("kubernetes", "iam", "gatewaySelector"): {"istio": "ingressgateway", "canary": True}})
+        assert cfg.kubernetes is not None and cfg.kubernetes.iam is not None
+        assert cfg.kubernetes.iam.gitops is not None and cfg.kubernetes.iam.gitops.revision == "2024"
+        assert cfg.kubernetes.iam.gateway_selector == {"istio": "ingressgateway", "canary": "true"}
+
+    @pytest.mark.parametrize(
+        ("changes", "expected"),
+        [
+            pytest.param({"spire.caTtl": 24},
+                         "spire.caTtl: 24 has no unit: a bare number is ambiguous for a duration; write it with its "
+                         f"unit, e.g. 24h, 45m or 90s {set_('spire.caTtl')}", id="duration-number"),
+            pytest.param({"spire.defaultX509SvidTtl": "3600"},
+                         "spire.defaultX509SvidTtl: '3600' has no unit: a bare number is ambiguous for a duration; "
+                         f"write it with its unit, e.g. 24h, 45m or 90s {set_('spire.defaultX509SvidTtl')}",
+                         id="duration-digits"),
+            pytest.param({"workloads.ledger.selectors": [1500]},
+                         "workloads.ledger.selectors[0]: must be text, not 1500: write it in quotes (\"1500\") "
+                         f"{set_('workloads.ledger.selectors[0]')}", id="other-text-stays-strict"),
+            pytest.param({("nodes", "worker-1", "labels", "rack"): 1.5},
+                         "nodes.worker-1.labels.rack: must be text, not 1.5: write it in quotes (\"1.5\") "
+                         f"{set_('nodes.worker-1.labels.rack')}", id="label-float"),
+        ],
+    )  # fmt: skip
+    def test_refused(self, changes: dict[Any, Any], expected: str) -> None:
+        assert only("prod", changes) == [expected]
