@@ -55,6 +55,7 @@ from stack_config.systems import (
     Workload,
     ZitiSettings,
     ZitiUser,
+    keycloak_url_problem,
 )
 
 __all__ = [
@@ -277,6 +278,15 @@ class StackConfig(Model):
                 "keycloak.publishedPort: required in dev: without Caddy, Keycloak is reached on "
                 f"http://{self.keycloak.hostname or '<keycloak.hostname>'}:<port> (e.g. 8080)"
             )
+        kc = self.keycloak
+        if not self.is_prod and kc.hostname and kc.published_port:
+            url = f"http://{kc.hostname}:{kc.published_port}"  # components/keycloak_stack.keycloak_public_url
+            if keycloak_url_problem(url):
+                problems.append(
+                    "keycloak.hostname: in dev Keycloak is served over plain http, so the program would write the "
+                    f"realm through {url!r}, which the Keycloak provider refuses to a host other than this machine: "
+                    "use localhost or a name under .localhost"
+                )
         if not self.is_prod and self.storage.restore_on_first_start:
             problems.append(
                 "storage.restoreOnFirstStart: backups exist only in prod (buckets): there is nothing to restore "
@@ -489,6 +499,8 @@ class StackConfig(Model):
                 f"kubernetes.iam: built for the basic topology's cluster (its metrics scrape the SPIRE server there), "
                 f"not {k8s.topology}: remove it (fix: `pulumi config rm --path 'kubernetes.iam'`)"
             )
+        if k8s.iam is not None and (admin := k8s.iam.admin_url_problem(prod=self.is_prod)):
+            problems.append(admin)
         if k8s.iam is not None:
             # Keycloak runs in the cluster: its realm, client and admin user come from `keycloak`, its
             # host name and the way the program reaches it from `kubernetes.iam`.
@@ -699,10 +711,8 @@ class StackConfig(Model):
             if problem:
                 shown = self.users[key.split(".")[1]].email if key.startswith("users.") else value
                 problems.append(f"{key}: {shown!r} {problem}")
-        for key, value in {"keycloak.url": self.keycloak.url, "ziti.controllerUrl": self.ziti.controller_url}.items():
-            if value is not None and not value.startswith("https://"):
-                problems.append(f"{key}: {value!r} is plain http: admin credentials would cross the network "
-                                "in clear; use https (strict mode)")
+        # keycloak.url and ziti.controllerUrl: plain http is refused in any mode (the providers' rules:
+        # Keycloak's only to a loopback host, which strict mode refuses above; Ziti's never).
         if self.kubernetes is not None and self.kubernetes.iam is not None:
             problems += self.kubernetes.iam.strict_problems()
         if self.kubernetes is not None and self.kubernetes.skip_kubelet_verification:

@@ -468,7 +468,9 @@ PLAIN_MESSAGES: _Messages = {
         f"must have at least {e['ctx']['min_length']} characters"
     ),
     "string_too_long": lambda e, m, loc: f"must have at most {e['ctx']['max_length']} characters",
-    "too_short": lambda e, m, loc: f"needs at least {_count(e['ctx']['min_length'], 'item')}",
+    "too_short": lambda e, m, loc: "must not be empty" if e["input"] == "" else (
+        f"needs at least {_count(e['ctx']['min_length'], 'item')}"
+    ),
     "too_long": lambda e, m, loc: f"takes at most {_count(e['ctx']['max_length'], 'item')}",
 }
 

@@ -24,7 +24,7 @@ from typing import Annotated, Final, Literal
 from pydantic import Field, field_validator
 
 from stack_config.base import Hostname, Model, ScalarText, checked, formatted, is_local_host, is_placeholder_domain
-from stack_config.systems import HttpUrl
+from stack_config.systems import HttpUrl, keycloak_url_problem
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -100,7 +100,7 @@ class IamSettings(Model):
         description="Public host name of Keycloak on the Istio ingress gateway (the Gateway's host and "
         "KC_HOSTNAME), e.g. auth.acme.net.",
     )
-    admin_url: HttpUrl | None = Field(
+    admin_url: Annotated[HttpUrl, checked(keycloak_url_problem, lambda v, p: f"{v!r} {p}")] | None = Field(
         default=None,
         description="URL the program reaches Keycloak's admin API at (default: https://<hostname>, in dev "
         "http://<hostname>): the realm and the Ziti client are written through it.",
@@ -176,6 +176,20 @@ class IamSettings(Model):
         if self.admin_url is not None:
             return self.admin_url.rstrip("/")
         return f"https://{self.hostname}" if prod or self.tls_credential else f"http://{self.hostname}"
+
+    def admin_url_problem(self, *, prod: bool) -> str | None:
+        """`kubernetes.iam.hostname: ...` when the admin URL the program derives (no `adminUrl`) is one
+        the Keycloak provider refuses: plain http (no TLS credential) to a host other than this one."""
+        url = self.admin_base_url(prod=prod)
+        if self.admin_url is not None or keycloak_url_problem(url) is None:
+            return None
+        return (
+            "kubernetes.iam.hostname: without kubernetes.iam.tlsCredential the Gateway serves plain http, so the "
+            f"program would write the realm through {url!r}, which the Keycloak provider refuses to a host other "
+            "than this machine: name the Gateway's TLS Secret, or use a name under .localhost, or set "
+            "kubernetes.iam.adminUrl to an https URL "
+            "(fix: `pulumi config set --path 'kubernetes.iam.tlsCredential' <secret>`)"
+        )
 
     def public_url(self) -> str:
         """Keycloak's hostname (v2, a full URL): the issuer every token carries."""

@@ -63,6 +63,9 @@ def secret_problems(
                 f"{full}: not used with platform {platform}: the program generates this password "
                 f"(fix: `pulumi config rm {key}`)"
             )
+        value = values.get(key)
+        if platform == "external" and key in EXTERNAL_ONLY and value is not None and not value.strip():
+            problems.append(f"{full}: is empty: set the password {_fix(key)}")
         if platform == "external" and key in EXTERNAL_ONLY and not present:
             problems.append(f"{full}: required with platform external: {SECRET_KEYS[key]} {_fix(key)}")
     has_key = "rootCaKey" in values

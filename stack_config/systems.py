@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
+from dynamic_providers.keycloak.models import Connection as KeycloakConnection
+from dynamic_providers.ziti.models import _controller_url as ziti_controller_url_rule
 from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted, go_duration_seconds
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
@@ -163,6 +165,42 @@ def _http_url(v: str) -> str:
     return v.rstrip("/")
 
 
+def keycloak_url_problem(url: str) -> str | None:
+    """Why the Keycloak provider would refuse `url` as its connection URL (its own rule,
+    `Connection.url`: plain http only to a loopback host), in the configuration's words; or None."""
+    try:
+        KeycloakConnection._url(url)
+    except ValueError as e:
+        if "plain http" not in str(e):
+            return str(e)
+        return (
+            "is plain http to a host other than this machine, which the Keycloak provider refuses: use https "
+            "(plain http only to localhost)"
+        )
+    return None
+
+
+def _keycloak_url(v: str) -> str:
+    """keycloak.url: the base URL the Keycloak provider accepts, not a realm's issuer URL."""
+    path = urlsplit(v).path
+    realm = re.search(r"/realms/([^/]+)$", path)
+    if realm:
+        base = v[: v.rindex("/realms/")]
+        raise ValueError(
+            f"{v!r} is a realm's issuer URL: give the base URL, without /realms/{realm.group(1)} (e.g. {base})"
+        )
+    problem = keycloak_url_problem(v)
+    if problem:
+        raise ValueError(f"{v!r} {problem}; a private CA goes in keycloak.caBundle")
+    return v
+
+
+def _ziti_controller_url(v: str) -> str:
+    """ziti.controllerUrl: https, and the base or the management API URL (the Ziti provider's rule)."""
+    ziti_controller_url_rule(v)
+    return v
+
+
 # The external servers' endpoints: an http(s) URL without query (no trailing slash), a PEM bundle.
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PemBundle = Annotated[str, AfterValidator(_pem_bundle)]
@@ -172,9 +210,10 @@ class KeycloakSettings(Model):
     hostname: Hostname | None = Field(
         default=None, description="swarm: public host name of Keycloak (KC_HOSTNAME), e.g. auth.acme.net."
     )
-    url: HttpUrl | None = Field(
+    url: Annotated[HttpUrl, AfterValidator(_keycloak_url)] | None = Field(
         default=None,
-        description="platform external: base URL of your Keycloak (admin API and realms), e.g. https://auth.acme.net.",
+        description="platform external: base URL of your Keycloak (admin API and realms), e.g. https://auth.acme.net, "
+        "not a realm's issuer URL; plain http only to localhost (the Keycloak provider's rule).",
     )
     ca_bundle: PemBundle | None = Field(
         default=None,
@@ -222,8 +261,10 @@ class ZitiSettings(Model):
         default=None, description="swarm: host name the edge router advertises to clients."
     )
     router_port: int = Field(default=3022, ge=1, le=65535, description="Edge router port clients dial (swarm).")
-    controller_url: HttpUrl | None = Field(
-        default=None, description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280."
+    controller_url: Annotated[HttpUrl, AfterValidator(_ziti_controller_url)] | None = Field(
+        default=None,
+        description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280 (https "
+        "always; no path, or /edge/management/v1).",
     )
     ca_bundle: PemBundle | None = Field(
         default=None,

@@ -145,7 +145,7 @@ class TestStacksThatLoad:
         "config",
         [
             pytest.param(urls(keycloak="http://localhost:8080"), id="keycloak-http-localhost"),
-            pytest.param(urls(ziti="http://127.0.0.1:1280"), id="ziti-http-loopback"),
+            pytest.param(urls(ziti="https://127.0.0.1:1280"), id="ziti-https-loopback"),
             pytest.param(urls(keycloak="https://auth.example.com", ziti="https://ziti.example.net"), id="example"),
         ],
     )
@@ -211,7 +211,6 @@ NOT_IN_TD = "'spiffe://elsewhere.net/spire/agent/x/w9' is not a SPIFFE ID in the
 PLAIN = "set in plain text; it is a secret"
 HELPER = {"spiffePath": "/ns/a/sa/api", "node": "worker-1", "selectors": ["docker:label:app:api"], "svidHelper": True}
 CA_FIX = "pulumi config set --path 'rootCa.certificate'"
-STRICT_HTTP = "is plain http: admin credentials would cross the network in clear; use https (strict mode)"
 STRICT_LOCAL = "points at localhost: set a name reachable by clients (strict mode)"
 STRICT_EXAMPLE = "is a placeholder (example.*): set your real domain (strict mode)"
 
@@ -272,11 +271,12 @@ REFUSED = [
          [("rootCa.certificate", "not one PEM certificate: paste the CA certificate", CA_FIX)],
          {"rootCaKey": ROOT.key}),
     # -- strict mode on the connection URLs
-    case("strict-keycloak-http", "external", urls(keycloak="http://auth.zt.acme-identity.net"),
-         [("keycloak.url", f"'http://auth.zt.acme-identity.net' {STRICT_HTTP}", set_("keycloak.url"))]),
-    case("strict-ziti-http", "external", urls(ziti="http://ziti.zt.acme-identity.net:1280"),
-         [("ziti.controllerUrl", f"'http://ziti.zt.acme-identity.net:1280' {STRICT_HTTP}",
-           set_("ziti.controllerUrl"))]),
+    case("keycloak-http", "external", urls(keycloak="http://auth.zt.acme-identity.net"),
+         [("keycloak.url", "'http://auth.zt.acme-identity.net' is plain http to a host other than this machine, "
+                           "which the Keycloak provider refuses", set_("keycloak.url"))]),
+    case("ziti-http", "external", urls(ziti="http://ziti.zt.acme-identity.net:1280"),
+         [("ziti.controllerUrl", "'http://ziti.zt.acme-identity.net:1280' must be an https:// URL with a host "
+                                 "(the controller only serves TLS)", set_("ziti.controllerUrl"))]),
     case("strict-keycloak-localhost", "external", urls(keycloak="https://localhost:8443"),
          [("keycloak.url", f"'https://localhost:8443' {STRICT_LOCAL}", set_("keycloak.url"))]),
     case("strict-ziti-loopback", "external", urls(ziti="https://127.0.0.1:1280"),

@@ -204,3 +204,88 @@ class TestYamlScalarsAsText:
     )  # fmt: skip
     def test_refused(self, changes: dict[Any, Any], expected: str) -> None:
         assert only("prod", changes) == [expected]
+
+
+# -- 4. what the providers refuse later is refused at load -----------------------------------------
+
+KC_PLAIN = ("is plain http to a host other than this machine, which the Keycloak provider refuses: use https "
+            "(plain http only to localhost)")  # fmt: skip
+REFUSED_URLS = [
+    pytest.param("external", {"strict": "false", "keycloak.url": "http://auth.zt.acme-identity.net"},
+                 f"keycloak.url: 'http://auth.zt.acme-identity.net' {KC_PLAIN}; a private CA goes in keycloak.caBundle "
+                 f"{set_('keycloak.url')}", id="keycloak-http"),
+    pytest.param("external", {"keycloak.url": "https://auth.zt.acme-identity.net/realms/platform"},
+                 "keycloak.url: 'https://auth.zt.acme-identity.net/realms/platform' is a realm's issuer URL: give the "
+                 f"base URL, without /realms/platform (e.g. https://auth.zt.acme-identity.net) {set_('keycloak.url')}",
+                 id="keycloak-issuer"),
+    pytest.param("external", {"strict": "false", "ziti.controllerUrl": "http://localhost:1280"},
+                 "ziti.controllerUrl: 'http://localhost:1280' must be an https:// URL with a host (the controller "
+                 f"only serves TLS) {set_('ziti.controllerUrl')}", id="ziti-http-loopback"),
+    pytest.param("external", {"strict": "false", "ziti.controllerUrl": "http://ziti.lab.acme-identity.net:1280"},
+                 "ziti.controllerUrl: 'http://ziti.lab.acme-identity.net:1280' must be an https:// URL with a host "
+                 f"(the controller only serves TLS) {set_('ziti.controllerUrl')}", id="ziti-http"),
+    pytest.param("external", {"ziti.controllerUrl": "https://ziti.zt.acme-identity.net:1280/edge/client/v1"},
+                 "ziti.controllerUrl: 'https://ziti.zt.acme-identity.net:1280/edge/client/v1': give the controller "
+                 f"base URL (https://host:port) or its /edge/management/v1 URL {set_('ziti.controllerUrl')}",
+                 id="ziti-path"),
+    pytest.param("k8s-dev", {("kubernetes", "iam", "adminUrl"): "http://auth.dev.acme-identity.net"},
+                 f"kubernetes.iam.adminUrl: 'http://auth.dev.acme-identity.net' {KC_PLAIN} "
+                 f"{set_('kubernetes.iam.adminUrl')}", id="iam-admin-url-http"),
+    pytest.param("k8s-dev", {("kubernetes", "iam", "hostname"): "auth.dev.acme-identity.net"},
+                 "kubernetes.iam.hostname: without kubernetes.iam.tlsCredential the Gateway serves plain http, so "
+                 "the program would write the realm through 'http://auth.dev.acme-identity.net', which the Keycloak "
+                 "provider refuses to a host other than this machine: name the Gateway's TLS Secret, or use a name "
+                 "under .localhost, or set kubernetes.iam.adminUrl to an https URL "
+                 "(fix: `pulumi config set --path 'kubernetes.iam.tlsCredential' <secret>`)", id="iam-hostname-dev"),
+    pytest.param("dev", {"keycloak.hostname": "auth.lab.acme-identity.net"},
+                 "keycloak.hostname: in dev Keycloak is served over plain http, so the program would write the realm "
+                 "through 'http://auth.lab.acme-identity.net:8080', which the Keycloak provider refuses to a host "
+                 "other than this machine: use localhost or a name under .localhost "
+                 f"{set_('keycloak.hostname')}", id="swarm-dev-hostname"),
+]  # fmt: skip
+
+
+class TestProviderRulesAtLoad:
+    @pytest.mark.parametrize(("stack", "changes", "expected"), REFUSED_URLS)
+    def test_the_line(self, stack: str, changes: dict[Any, Any], expected: str) -> None:
+        assert only(stack, changes) == [expected]
+
+    @pytest.mark.parametrize(
+        ("stack", "changes"),
+        [
+            pytest.param("external", {"ziti.controllerUrl": "https://ziti.zt.acme-identity.net:1280/edge/management/v1"},
+                         id="ziti-management-path"),
+            pytest.param("external", {"strict": "false", "keycloak.url": "http://localhost:8080"},
+                         id="keycloak-http-loopback"),
+            pytest.param("k8s-dev", {("kubernetes", "iam", "hostname"): "auth.dev.acme-identity.net",
+                                     ("kubernetes", "iam", "tlsCredential"): "auth-tls"}, id="iam-dev-with-tls"),
+            pytest.param("dev", {"keycloak.hostname": "auth.localhost"}, id="swarm-dev-localhost-name"),
+        ],
+    )  # fmt: skip
+    def test_accepted(self, stack: str, changes: dict[Any, Any]) -> None:
+        load(stack, changes)
+
+    @pytest.mark.parametrize("key", ["keycloakAdminPassword", "zitiAdminPassword"])
+    @pytest.mark.parametrize("empty", ["", "  \n"])
+    def test_an_empty_admin_password(self, key: str, empty: str) -> None:
+        import stack_config
+        from stack_config import ConfigError
+        from tests.test_config_gate import stack_values
+
+        values, secret = stack_values("external")
+        values[f"{P}:{key}"] = empty
+        with pytest.raises(ConfigError) as e:
+            stack_config.parse_stack_values(values, secret | {f"{P}:{key}"})
+        assert str(e.value).split("\n  ")[1:] == [
+            f"{P}:{key}: is empty: set the password (fix: `pulumi config set --secret {key}` and paste the value, "
+            "or pipe it in on stdin)"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("stack", "key"),
+    [("prod", ("imports", "ziti-trust-ca")), ("k8s-prod", ("kubernetes", "iam", "gitops", "revision"))],
+)
+def test_an_empty_text_that_takes_yaml_scalars_must_not_be_empty(stack: str, key: tuple[str, ...]) -> None:
+    path = ".".join(key)
+    assert only(stack, {key: ""}) == [f"{path}: must not be empty {set_(path)}"]
