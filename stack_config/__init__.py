@@ -546,6 +546,8 @@ class StackConfig(Model):
                     f"workloads.{wname}.selectors: needs exactly one k8s:ns and one k8s:sa selector, so the entry "
                     "names one service account (the identity a pod runs as)"
                 )
+            if k8s.sample_workloads:
+                problems += _sample_name_problems(wname, w)
             if w.svid_helper:
                 problems.append(
                     f"workloads.{wname}.svidHelper: a Swarm container; on Kubernetes the pod mounts the Workload "
@@ -734,6 +736,34 @@ class StackConfig(Model):
                     f"which can only be the manager ({manager!r}): reach this node over ssh:// or tcp:// (strict mode)"
                 )
         return problems
+
+
+K8S_NAME_RULE = (
+    "a Kubernetes object name is 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+)
+_K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1123 label
+
+
+def _sample_name_problems(wname: str, w: Workload) -> list[str]:
+    """kubernetes.sampleWorkloads runs a workload as a Deployment named by its key, in its k8s:ns
+    Namespace, as its k8s:sa ServiceAccount: each must be a Kubernetes object name."""
+    why = "(kubernetes.sampleWorkloads)"
+    problems = []
+    if not _K8S_NAME.match(wname):
+        problems.append(
+            f"workloads.{wname}: {wname!r} names the workload's Deployment, ServiceAccount and ConfigMap {why}: "
+            f"{K8S_NAME_RULE}: declare the workload under another key "
+            f"(fix: `pulumi config rm --path 'workloads.{wname}'`, then set it under the new key)"
+        )
+    objects = {"ns": "Namespace", "sa": "ServiceAccount"}
+    bad = [
+        f"{value!r} (k8s:{field}) names the sample's {objects[field]}"
+        for kind, field, value in (sel.split(":", 2) for sel in w.selectors if sel.count(":") >= 2)
+        if kind == "k8s" and field in objects and not _K8S_NAME.match(value)
+    ]
+    if bad:  # one line per key: the cross-checks keep the first line of each
+        problems.append(f"workloads.{wname}.selectors: {' and '.join(bad)} {why}: {K8S_NAME_RULE}")
+    return problems
 
 
 def strict_name_problem(host: str) -> str | None:

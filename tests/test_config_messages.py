@@ -289,3 +289,30 @@ class TestProviderRulesAtLoad:
 def test_an_empty_text_that_takes_yaml_scalars_must_not_be_empty(stack: str, key: tuple[str, ...]) -> None:
     path = ".".join(key)
     assert only(stack, {key: ""}) == [f"{path}: must not be empty {set_(path)}"]
+
+
+# -- 7. kubernetes.sampleWorkloads: workload keys and k8s:ns / k8s:sa values are object names --------
+
+K8S_NAME = (
+    "a Kubernetes object name is 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
+)
+SAMPLE = {"spiffePath": "/ns/production/sa/us2", "node": "dev", "selectors": ["k8s:ns:production", "k8s:sa:us2"]}
+
+
+class TestSampleWorkloadNames:
+    def test_a_workload_key(self) -> None:
+        assert only("k8s-dev", {"workloads.user_service": SAMPLE}) == [
+            "workloads.user_service: 'user_service' names the workload's Deployment, ServiceAccount and ConfigMap "
+            f"(kubernetes.sampleWorkloads): {K8S_NAME}: declare the workload under another key "
+            "(fix: `pulumi config rm --path 'workloads.user_service'`, then set it under the new key)"
+        ]
+
+    def test_namespace_and_service_account_selectors(self) -> None:
+        sample = {**SAMPLE, "selectors": ["k8s:ns:Production", "k8s:sa:us_2"]}
+        assert only("k8s-dev", {"workloads.us2": sample}) == [
+            "workloads.us2.selectors: 'Production' (k8s:ns) names the sample's Namespace and 'us_2' (k8s:sa) names "
+            f"the sample's ServiceAccount (kubernetes.sampleWorkloads): {K8S_NAME} {set_('workloads.us2.selectors')}"
+        ]
+
+    def test_without_samples_the_names_are_not_the_programs(self) -> None:
+        load("k8s-dev", {"workloads.user_service": SAMPLE, ("kubernetes", "sampleWorkloads"): False})
