@@ -424,7 +424,10 @@ def _config(env: str = "dev", **iam: Any) -> dict[str, Any]:
     return {
         "environment": env, "platform": "kubernetes",
         "spire": {"trustDomain": "k8s.acme-identity.net"},
-        "kubernetes": {"clusters": {"c1": {"context": "c1"}}, "iam": {"hostname": "auth.acme-identity.net", **iam}},
+        # dev: a loopback name (the Gateway serves plain http without tlsCredential, which the Keycloak
+        # provider accepts only to a loopback host)
+        "kubernetes": {"clusters": {"c1": {"context": "c1"}},
+                       "iam": {"hostname": "auth.localhost" if env == "dev" else "auth.acme-identity.net", **iam}},
     }
 
 

@@ -341,7 +341,8 @@ def _config(env: str = "dev", *, ziti: dict[str, Any] | None = None, **k8s_ziti:
     return {
         "environment": env, "platform": "kubernetes",
         "spire": {"trustDomain": "k8s.acme-identity.net"},
-        "kubernetes": {"clusters": {"c1": {"context": "c1"}}, "iam": {"hostname": "auth.acme-identity.net"},
+        "kubernetes": {"clusters": {"c1": {"context": "c1"}},
+                       "iam": {"hostname": "auth.localhost" if env == "dev" else "auth.acme-identity.net"},
                        "ziti": k8s_ziti},
         "ziti": ziti if ziti is not None else {"advertisedAddress": "ziti.acme-identity.net",
                                                "routerAdvertisedAddress": "router.acme-identity.net",
