@@ -98,6 +98,8 @@ SWARM_PORTS = {
     4789: "Docker Swarm's overlay network (VXLAN) port",
 }
 # prod: Keycloak sits behind caddy-docker-proxy (`keycloak.proxyNetwork`), which publishes these.
+# The workload attestors of the Swarm agents (components/spire_stack.py configures exactly these).
+SWARM_WORKLOAD_ATTESTORS = ("docker", "unix")
 PROXY_PORTS = {80: "caddy-docker-proxy's HTTP port (prod)", 443: "caddy-docker-proxy's HTTPS port (prod)"}
 # A user's Ziti identity is named `<prefix>user-<key>`, a workload's `<prefix><key>` (components/ziti_trust.py).
 USER_IDENTITY_PREFIX = "user-"
@@ -312,6 +314,14 @@ class StackConfig(Model):
                     f"(fix: `pulumi config set --path 'spire.transport.node' {db[0]}`)"
                 )
         problems += _set_fields("spire.transport", t, ("docker_host", "container", "service"), "platform swarm")
+        for wname, w in sorted(self.workloads.items()):
+            unmatched = [sel for sel in w.selectors if sel.split(":", 1)[0] not in SWARM_WORKLOAD_ATTESTORS]
+            if unmatched:
+                problems.append(
+                    f"workloads.{wname}.selectors: the Swarm agents attest workloads with the docker and unix workload "
+                    f"attestors only, so {', '.join(map(repr, unmatched))} would never match: use docker:* "
+                    "(e.g. docker:label:com.docker.swarm.service.name:<stack>_<service>) or unix:* selectors"
+                )
         problems += self._port_problems()
         problems += self._ttl_problems()
         return problems

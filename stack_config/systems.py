@@ -16,6 +16,7 @@ from cryptography import x509
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
 from dynamic_providers.keycloak.models import Connection as KeycloakConnection
+from dynamic_providers.keycloak.models import is_loopback_host
 from dynamic_providers.ziti.models import _controller_url as ziti_controller_url_rule
 from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted, go_duration_seconds
 from stack_config.nodes import DockerHost
@@ -160,9 +161,26 @@ def _pem_bundle(v: str) -> str:
 
 def _http_url(v: str) -> str:
     u = urlsplit(v)
+    if u.username is not None or u.password is not None:  # the URL is not quoted: it holds the password
+        bare = u._replace(netloc=u.netloc.rpartition("@")[2]).geturl()
+        raise ValueError(
+            "carries credentials (user:password@), which would be stored in the state and the stack outputs in the "
+            f"clear: give the bare URL ({bare}) and the credentials as the admin secrets"
+        )
     if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
         raise ValueError(f"{v!r} is not an http(s) URL without query: use e.g. https://host:port")
     return v.rstrip("/")
+
+
+def _jwks_url(v: str) -> str:
+    """The realm's signing keys: whoever can rewrite them in transit can forge tokens Ziti accepts."""
+    u = urlsplit(v)
+    if u.scheme == "http" and not is_loopback_host(u.hostname or ""):
+        raise ValueError(
+            f"{v!r} is plain http to a host other than this machine: anyone on the path could swap the realm's "
+            "signing keys and forge tokens Ziti accepts; use https (plain http only to localhost)"
+        )
+    return v
 
 
 def keycloak_url_problem(url: str) -> str | None:
@@ -219,7 +237,7 @@ class KeycloakSettings(Model):
         default=None,
         description="platform external: PEM CA bundle that verifies `url` (default: the system trust store).",
     )
-    jwks_url: HttpUrl | None = Field(
+    jwks_url: Annotated[HttpUrl, AfterValidator(_jwks_url)] | None = Field(
         default=None,
         description="platform external: the realm's JWKS URL as your Ziti controller reaches it "
         "(default: the one in the realm's discovery document).",

@@ -316,3 +316,53 @@ class TestSampleWorkloadNames:
 
     def test_without_samples_the_names_are_not_the_programs(self) -> None:
         load("k8s-dev", {"workloads.user_service": SAMPLE, ("kubernetes", "sampleWorkloads"): False})
+
+
+# -- URLs that would carry credentials or token keys in the clear; selectors no agent attests ------
+
+
+class TestUrlsInTheClear:
+    @pytest.mark.parametrize(
+        ("key", "url"),
+        [("keycloak.url", "https://admin:s3cret@auth.zt.acme-identity.net"),
+         ("ziti.controllerUrl", "https://admin:s3cret@ziti.zt.acme-identity.net:1280"),
+         ("keycloak.jwksUrl", "https://u:s3cret@auth.zt.acme-identity.net/realms/platform/protocol/openid-connect/certs")],
+    )  # fmt: skip
+    def test_credentials_in_a_url_are_refused_without_echoing_them(self, key: str, url: str) -> None:
+        lines = only("external", {key: url})
+        assert len(lines) == 1 and lines[0].startswith(f"{key}: carries credentials (user:password@)")
+        assert "s3cret" not in "\n".join(problems("external", {key: url}))
+
+    def test_the_token_keys_over_plain_http_to_another_host_are_refused(self) -> None:
+        url = "http://auth.zt.acme-identity.net/realms/platform/protocol/openid-connect/certs"
+        assert only("external", {"strict": "false", "keycloak.jwksUrl": url}) == [
+            f"keycloak.jwksUrl: {url!r} is plain http to a host other than this machine: anyone on the path could "
+            "swap the realm's signing keys and forge tokens Ziti accepts; use https (plain http only to localhost) "
+            f"{set_('keycloak.jwksUrl')}"
+        ]
+
+    def test_the_token_keys_over_plain_http_to_this_machine_are_accepted(self) -> None:
+        load("external", {"strict": "false",
+                          "keycloak.jwksUrl": "http://localhost:8080/realms/platform/protocol/openid-connect/certs"})
+
+
+class TestSwarmSelectors:
+    def test_a_selector_no_swarm_agent_attests_is_refused(self) -> None:
+        changes = {("workloads", "ledger", "selectors"): ["k8s:ns:payments", "systemd:id:ledger.service"]}
+        assert only("prod", changes) == [
+            "workloads.ledger.selectors: the Swarm agents attest workloads with the docker and unix workload "
+            "attestors only, so 'k8s:ns:payments', 'systemd:id:ledger.service' would never match: use docker:* "
+            "(e.g. docker:label:com.docker.swarm.service.name:<stack>_<service>) or unix:* selectors "
+            f"{set_('workloads.ledger.selectors')}"
+        ]
+
+    def test_docker_and_unix_selectors_are_accepted(self) -> None:
+        load("prod", {("workloads", "ledger", "selectors"): ["docker:label:app:ledger", "unix:uid:1500"]})
+
+
+def test_the_swarm_attestors_the_rule_names_are_the_agents_own() -> None:
+    from components.spire_stack import build_agent_conf
+    from stack_config import SWARM_WORKLOAD_ATTESTORS
+
+    attestors = build_agent_conf("prod.example").workload_attestors
+    assert sorted(p.name for p in attestors) == sorted(SWARM_WORKLOAD_ATTESTORS) == ["docker", "unix"]
