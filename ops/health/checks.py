@@ -152,6 +152,12 @@ def spire_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
     return [ready, _entries_row(t, set(ids), conn.owner_prefix, where)]
 
 
+def _recreate(stack: str) -> str:
+    """The command that makes an object deleted out of band again: the state still has it, so a
+    plain `up` reports no changes; a refresh first drops it from the state (what `ops drift` says)."""
+    return f"`python -m ops up --stack {stack} --refresh`"
+
+
 def _entries_row(t: Target, ids: set[str], prefix: str, where: str) -> Check:
     program = t.outputs.spire_entry_ids
     owned = {i for i in ids if i.startswith(prefix)}
@@ -161,7 +167,7 @@ def _entries_row(t: Target, ids: set[str], prefix: str, where: str) -> Check:
     if missing:
         return Check("spire", "entries", "fail",
                      f"{counts}; missing on the server: {', '.join(missing)} (deleted out of band? "
-                     "`python -m ops up` makes them again)", where)
+                     f"{_recreate(t.stack)} makes them again)", where)
     if extra:
         return Check("spire", "entries", "warn",
                      f"{counts}; {len(extra)} owned entries the stack does not know (left by an interrupted "
@@ -552,7 +558,7 @@ def swarm_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
 def kubernetes_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
     """platform kubernetes: each cluster's API server and the readiness of the platform's workloads
     (`ops.health.kubernetes`)."""
-    return kube_rows(t.config, o.timeout)
+    return kube_rows(t.config, o.timeout, stack=t.stack)
 
 
 PROBES: tuple[tuple[str, str, Probe], ...] = (

@@ -349,8 +349,9 @@ def _secret_row(cluster: str, need: NeededSecret, code: int | None, target: str 
 
 
 def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float,
-                 secrets: list[NeededSecret] | None = None) -> list[Check]:
-    """The API server row, one row per workload and one per needed Secret of one cluster."""
+                 secrets: list[NeededSecret] | None = None, *, stack: str = "<stack>") -> list[Check]:
+    """The API server row, one row per workload and one per needed Secret of one cluster.
+    `stack` names the stack in the fix for an object deleted out of band."""
     target = api.server
     secrets = secrets or []
     codes: dict[NeededSecret, int] = {}
@@ -389,7 +390,8 @@ def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float
     for w in want:
         if w.key not in found:
             rows.append(_check(name, w.key, "fail", f"{w.kind} {w.what}: not found in the cluster (not deployed, or "
-                                                "deleted out of band: `python -m ops up` makes it again)", target))
+                               f"deleted out of band: `python -m ops up --stack {stack} --refresh` makes it again)",
+                               target))
     for key in sorted(found):
         status, detail = readiness(key[0], found[key])
         what = whats.get(key)
@@ -398,7 +400,8 @@ def cluster_rows(name: str, api: ApiAccess, want: list[Workload], timeout: float
     return rows
 
 
-def rows(config: StackConfig, timeout: float, environ: Mapping[str, str] | None = None) -> list[Check]:
+def rows(config: StackConfig, timeout: float, environ: Mapping[str, str] | None = None, *,
+         stack: str = "<stack>") -> list[Check]:
     """Every cluster's rows (platform kubernetes); nothing for the other platforms."""
     k8s = config.kubernetes
     if config.platform != "kubernetes" or k8s is None:
@@ -413,5 +416,5 @@ def rows(config: StackConfig, timeout: float, environ: Mapping[str, str] | None 
             out += [_check(name, w.key, "fail", f"{w.what}: not checked: no usable kubeconfig", None) for w in want]
             out += [_secret_row(name, need, None, None) for need in secrets.get(name, [])]
             continue
-        out += cluster_rows(name, api, want, timeout, secrets.get(name))
+        out += cluster_rows(name, api, want, timeout, secrets.get(name), stack=stack)
     return out

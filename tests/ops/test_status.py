@@ -397,6 +397,8 @@ def test_spire_entry_deleted_fails_entries_only(world: World) -> None:
     row = rows(report)[("spire", "entries")]
     assert row.status == "fail" and "owned by this stack (pulumi.identity-platform.status-test.*): 0;" in row.detail
     assert "missing on the server: api" in row.detail
+    # A plain `up` sees no change (the state still has the entry): only a refresh makes it again.
+    assert f"`python -m ops up --stack {STACK} --refresh` makes them again" in row.detail
 
 
 def test_spire_owned_entries_the_stack_does_not_know_warn(world: World) -> None:

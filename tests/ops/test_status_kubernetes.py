@@ -190,6 +190,14 @@ def test_the_kubeconfig_secret_row(code: int, status: str, detail: str) -> None:
         "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1")
 
 
+def test_a_missing_workload_names_the_refreshing_up() -> None:
+    """An object deleted out of band is still in the state: a plain `up` reports no changes."""
+    want = [w for ws in expected(_config("k8s-dev")).values() for w in ws]
+    found = cluster_rows("hq", FakeApi(200), want[:1], timeout=2, stack="dev")
+    (missing,) = [c for c in found if c.status == "fail"]
+    assert "`python -m ops up --stack dev --refresh` makes it again" in missing.detail
+
+
 def test_the_kubeconfig_secret_is_not_checked_when_the_cluster_does_not_answer(tmp_path: Path) -> None:
     path = _kubeconfig(tmp_path, {"token": "x"}, {"server": f"https://127.0.0.1:{free_port()}"})
     config = _config("k8s-enterprise-nested")
