@@ -268,6 +268,8 @@ def preview(
     `refresh` previews against the real resources (read in memory, state untouched); `save_plan`
     writes the proposed operations for `up(plan=...)`."""
     validate_stack_config(stack, root)
+    if save_plan:
+        check_save_plan_path(stack, save_plan)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     report = _preview(
         Report("preview", stack), st, on_output=on_output, on_error=on_error, policy_packs=policy_packs,
@@ -290,6 +292,34 @@ def preview(
         err.report = report
         raise err
     return report
+
+
+def check_plan_file(stack: str, plan: str) -> None:
+    """`up --plan FILE`: the file is a readable saved plan (a JSON object), else exit 64 before the
+    engine starts (the CLI would fail later, with a less telling message)."""
+    fix = f"save one: ops preview --stack {stack} --save-plan {plan}"
+    path = Path(plan)
+    if not path.is_file():
+        raise OpsError(ExitCode.USAGE, f"no plan file {plan}", fix)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise OpsError(ExitCode.USAGE, f"plan file {plan} cannot be read: {e.strerror or e}", fix) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise OpsError(ExitCode.USAGE, f"plan file {plan} is not a saved plan (not JSON: {e})", fix) from None
+    if not isinstance(doc, dict):
+        raise OpsError(ExitCode.USAGE, f"plan file {plan} is not a saved plan (not a JSON object)", fix)
+
+
+def check_save_plan_path(stack: str, save_plan: str) -> None:
+    """`preview --save-plan FILE`: its directory exists, else exit 64 before the engine starts."""
+    parent = Path(save_plan).resolve().parent
+    if not parent.is_dir():
+        raise OpsError(
+            ExitCode.USAGE,
+            f"--save-plan {save_plan}: no directory {parent}",
+            f"create it, or name a file in an existing directory: ops preview --stack {stack} --save-plan FILE",
+        )
 
 
 def _preview(
@@ -385,10 +415,8 @@ def up(
     applied). With `plan` (a `preview(save_plan=...)` file, already checked) the engine does only
     what that preview showed and no second preview runs."""
     validate_stack_config(stack, root)
-    if plan is not None and not Path(plan).is_file():
-        raise OpsError(
-            ExitCode.USAGE, f"no plan file {plan}", f"save one: ops preview --stack {stack} --save-plan {plan}"
-        )
+    if plan is not None:
+        check_plan_file(stack, plan)
     st = open_stack(stack, create=True, root=root, environ=environ, command=command)
     if plan is None:
         check_moves(_preview(

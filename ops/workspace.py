@@ -365,29 +365,60 @@ def open_stack(
         raise classify_command_error(e) from None
 
 
+# What the CLI says when it cannot open the backend or log in to it, or cannot read the passphrase
+# file: configuration the operator fixes (exit 3), not a failed operation.
+BACKEND_PROBLEMS = (
+    "unable to open state directory",
+    "unable to open bucket",
+    "pulumi_access_token must be set",
+    "problem logging in",
+    "failed to log in",
+    "could not log in",
+    "getting user info",
+    "pulumi_config_passphrase_file",
+)
+
+
 def classify_command_error(err: auto.CommandError) -> OpsError:
-    """Map an Automation API CommandError to an exit code and a readable message."""
-    text = str(err)
+    """Map an Automation API CommandError to an exit code and the CLI's own error line."""
+    line = cli_error_line(err)
     if isinstance(err, auto.StackNotFoundError):
-        return OpsError(ExitCode.STACK_NOT_FOUND, _last_error_line(text) or "stack not found")
+        return OpsError(ExitCode.STACK_NOT_FOUND, line or "stack not found")
     if isinstance(err, auto.ConcurrentUpdateError):
         return OpsError(
             ExitCode.STACK_LOCKED,
-            _last_error_line(text) or "the stack is locked by another update",
+            line or "the stack is locked by another update",
             "wait for the other update to finish; if it crashed, release the lock: Pulumi Cloud "
             "`pulumi cancel --stack <name>`, file/S3 backends: delete the stale file under <backend>/.pulumi/locks/",
         )
-    lowered = text.lower()
+    lowered = line.lower()
     if "passphrase" in lowered and ("incorrect" in lowered or "must be set" in lowered):
         return OpsError(
             ExitCode.CONFIG_ERROR,
-            _last_error_line(text) or "wrong or missing secrets passphrase",
+            line or "wrong or missing secrets passphrase",
             "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase",
             kind="passphrase_invalid",
         )
-    return OpsError(ExitCode.FAILED, _last_error_line(text) or "the Pulumi CLI failed", kind="failed")
+    if any(p in lowered for p in BACKEND_PROBLEMS):
+        return OpsError(
+            ExitCode.CONFIG_ERROR,
+            line,
+            "check PULUMI_BACKEND_URL (or backend.url in Pulumi.yaml), its credentials "
+            "(PULUMI_ACCESS_TOKEN for Pulumi Cloud) and PULUMI_CONFIG_PASSPHRASE_FILE",
+            kind="backend_unavailable",
+        )
+    return OpsError(ExitCode.FAILED, line or "the Pulumi CLI failed", kind="failed")
 
 
-def _last_error_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("error:")]
-    return lines[-1] if lines else ""
+def cli_error_line(err: auto.CommandError) -> str:
+    """The CLI's own error: the last `error:` line it wrote to stderr (else to stdout), else the last
+    line of its stderr that is not a warning. The SDK keeps only the text
+    `"\\n code: N\\n stdout: ...\\n stderr: ..."` of its CommandResult: the streams are split out of it."""
+    head, sep, stderr = str(err).partition("\n stderr: ")
+    stdout = head.partition("\n stdout: ")[2] if sep else str(err)
+    for stream in (stderr, stdout):
+        errors = [ln.strip() for ln in stream.splitlines() if ln.strip().startswith("error:")]
+        if errors:
+            return errors[-1]
+    others = [ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.strip().startswith("warning:")]
+    return others[-1] if others else ""

@@ -180,6 +180,30 @@ class TestSavedPlans:
         assert res.code == ExitCode.USAGE and "no plan file" in res.stderr
         assert fake_cli.calls() == []
 
+    @pytest.mark.parametrize("text", ["garbage{", "[1, 2]"])
+    def test_a_plan_file_that_is_not_a_json_plan_is_a_usage_error_before_anything_runs(
+        self, fake_cli: FakeCli, tmp_path: Path, text: str
+    ) -> None:
+        plan = tmp_path / "bad.plan"
+        plan.write_text(text)
+        res = fake_cli.run("up", "--stack", "dev", "--plan", str(plan))
+        assert res.code == ExitCode.USAGE and str(plan) in res.stderr and "not a saved plan" in res.stderr
+        assert fake_cli.calls() == []
+
+    def test_a_save_plan_path_in_a_missing_directory_is_a_usage_error_before_anything_runs(
+        self, fake_cli: FakeCli, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "nope" / "reviewed.plan.json"
+        res = fake_cli.run("preview", "--stack", "dev", "--save-plan", str(path))
+        assert res.code == ExitCode.USAGE and str(path) in res.stderr and "no directory" in res.stderr
+        assert fake_cli.calls() == []
+
+    def test_an_unopenable_backend_is_a_config_error_with_the_clis_line(self, fake_cli: FakeCli) -> None:
+        line = "error: unable to open state directory /nope: permission denied"
+        fake_cli.configure(fail={"stack select": {"stderr": line}})
+        res = fake_cli.run("outputs", "--stack", "dev")
+        assert res.code == ExitCode.CONFIG_ERROR and line in res.stderr
+
     @pytest.mark.parametrize("words", [
         "create is not allowed by the plan: no steps were expected for this resource",
         f"resource {REALM} violates plan: properties changed: ~~displayName[U{{a}}!=U{{b}}]",

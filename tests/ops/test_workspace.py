@@ -312,3 +312,31 @@ class TestProjectDiscovery:
         with pytest.raises(OpsError) as err:
             find_project(None, {}, tmp_path)
         assert "--project-dir" in (err.value.hint or "") and PROJECT_ENV in (err.value.hint or "")
+
+
+# --- the CLI's own error, classified ----------------------------------------------------------------
+
+
+def _cli_failure(stderr: str, stdout: str = "", code: int = 255) -> OpsError:
+    from pulumi import automation as auto
+    from pulumi.automation._cmd import CommandResult
+
+    from ops.workspace import classify_command_error
+
+    return classify_command_error(auto.CommandError(CommandResult(stdout=stdout, stderr=stderr, code=code)))
+
+
+@pytest.mark.parametrize("line", [
+    "error: unable to open state directory /nope/.pulumi-state: open /nope: permission denied",
+    "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions",
+    "error: problem logging in: unable to open bucket s3://nope: dial tcp 127.0.0.1:1: connect: connection refused",
+    "error: unable to read PULUMI_CONFIG_PASSPHRASE_FILE: open /nope/pass: no such file or directory",
+])
+def test_a_backend_login_or_passphrase_file_problem_is_a_config_error_with_the_clis_line(line: str) -> None:
+    failure = _cli_failure(f"warning: something first\n{line}\n")
+    assert failure.code == ExitCode.CONFIG_ERROR and failure.message == line
+
+
+def test_another_cli_failure_keeps_the_clis_own_error_line() -> None:
+    failure = _cli_failure("error: something the CLI says\n", stdout="Previewing update (dev):\n")
+    assert failure.code == ExitCode.FAILED and failure.message == "error: something the CLI says"
