@@ -286,7 +286,9 @@ class ZitiClient:
                 path=path,
                 code="TLS_ERROR",
             )
-        waited = f" (not reachable within {self.connection.ready_timeout:g}s)" if never_sent(e) else ""
+        # Only when it waited: with ready_timeout 0 (`ops status`) nothing was waited for.
+        ready = self.connection.ready_timeout
+        waited = f" (not reachable within {ready:g}s)" if ready and never_sent(e) else ""
         return ZitiApiError.unanswered(
             e, f"{type(e).__name__}: {e or 'no response'}{waited}", method=method, path=path, code="NO_RESPONSE"
         )

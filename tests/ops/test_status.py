@@ -415,6 +415,15 @@ def test_spire_server_down_fails_both_rows_and_nothing_else(world: World) -> Non
     assert "the Entry API did not answer" in rows(report)[("spire", "server ready")].detail
 
 
+def test_ziti_controller_down_claims_no_wait(world: World) -> None:
+    """The checks wait for nothing (ready_timeout 0): "not reachable within 0s" would be nonsense."""
+    world.zt_srv.stop()
+    report = world.run(timeout=2.0)
+    details = [c.detail for c in report.checks if c.component == "ziti"]
+    assert details and all("within 0s" not in d for d in details)
+    assert any("cannot log in" in d for d in details)
+
+
 def test_wrong_issuer_fails_the_issuer_row(world: World) -> None:
     world.kc.frontend_url = "https://auth.elsewhere.example"
     report = world.run()
