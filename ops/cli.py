@@ -31,13 +31,22 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ops import dashboard, diagram, manifests, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
-from ops.workspace import PROJECT_ENV, backend_url, chosen_backend, find_project, is_prod, local_backend
+from ops.workspace import (
+    PROJECT_ENV,
+    backend_url,
+    chosen_backend,
+    find_project,
+    is_prod,
+    keep_stack_selection,
+    local_backend,
+)
 
 NEEDS_CONFIRMATION = ("destroy",)
 PROG = "ops"
@@ -235,9 +244,11 @@ def main(
     def emit_err(line: str) -> None:
         print(line, file=err, flush=True)
 
+    selection = ExitStack()
     try:
         if root is None:
             root = find_project(args.project_dir, environ, Path.cwd())
+        selection.enter_context(keep_stack_selection(environ))  # the operator's `pulumi stack select` stays
         environ = _with_local_state(args, environ, root)
         if args.command == "diagram":
             return diagram.run(args, out, err, environ=environ, root=root)
@@ -270,6 +281,8 @@ def main(
     except KeyboardInterrupt:
         _print_error(OpsError(ExitCode.INTERRUPTED, "interrupted"), args, out, err, as_json)
         return ExitCode.INTERRUPTED
+    finally:
+        selection.close()
     if as_json:
         doc = {"command": args.command, "stack": args.stack, "ok": True, "exitCode": 0, **report.as_json()}
         print(json.dumps(doc, indent=2, default=str), file=out)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,37 @@ def _needs_passphrase(stack: str, root: Path, url: str) -> bool:
     doc = yaml.safe_load(path.read_text()) if path.is_file() else None
     provider = str((doc or {}).get("secretsprovider", "passphrase"))
     return provider in ("passphrase", "default")
+
+
+@contextmanager
+def keep_stack_selection(environ: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Leave the operator's selected stack as it was: the Automation API runs `pulumi stack select`
+    to open a stack, which would make a raw `pulumi up` after `ops status` act on ops' stack. The CLI
+    keeps the selection in `$PULUMI_HOME/workspaces/<project>-<sha1 of the Pulumi.yaml path>-workspace.json`
+    (`~/.pulumi` without PULUMI_HOME); this project's files there are put back as they were."""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("PULUMI_HOME") or os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    workspaces = home / "workspaces"
+    pattern = f"{stack_config.PROJECT}-*-workspace.json"
+
+    def snapshot() -> dict[Path, bytes]:
+        try:
+            return {p: p.read_bytes() for p in workspaces.glob(pattern)}
+        except OSError:
+            return {}
+
+    before = snapshot()
+    try:
+        yield
+    finally:
+        for path in set(snapshot()) - set(before):
+            path.unlink(missing_ok=True)
+        for path, data in before.items():
+            try:
+                if not path.is_file() or path.read_bytes() != data:
+                    path.write_bytes(data)
+            except OSError:
+                pass  # never fail the command over the selection
 
 
 def pulumi_command() -> auto.PulumiCommand:

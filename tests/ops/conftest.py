@@ -134,5 +134,6 @@ def fake_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCl
     for name in PULUMI_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FAKE_PULUMI_DIR", str(home))
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / "pulumi-home"))  # the selected stack is kept there
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     yield FakeCli(home, bindir, project).configure()

@@ -120,6 +120,21 @@ def operation(command: str, args: list[str], stack: str, state: dict[str, Any]) 
     save_state(state)
 
 
+def select(name: str) -> None:
+    """Remember `name` as the selected stack, where the CLI does: the project's workspace file
+    `$PULUMI_HOME/workspaces/<project>-<sha1 of the Pulumi.yaml path>-workspace.json`."""
+    home = os.environ.get("PULUMI_HOME")
+    if not home:
+        return
+    import hashlib
+
+    yaml_path = os.path.join(os.getcwd(), "Pulumi.yaml")
+    digest = hashlib.sha1(yaml_path.encode(), usedforsecurity=False).hexdigest()  # the CLI's own naming
+    path = Path(home) / "workspaces" / f"identity-platform-{digest}-workspace.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stacks": {os.environ.get("PULUMI_BACKEND_URL", ""): name}}))
+
+
 def main() -> None:
     argv = sys.argv[1:]
     with open(HOME / "calls.jsonl", "a", encoding="utf-8") as f:
@@ -139,6 +154,7 @@ def main() -> None:
     if key == "stack select":
         if stack not in stacks:
             fail(f"error: no stack named '{stack}' found")
+        select(stack)
         return
     if key == "stack init":
         name = args[2]
@@ -146,6 +162,7 @@ def main() -> None:
             fail(f"error: stack '{name}' already exists")
         stacks[name] = {"outputs": {}, "history": []}
         save_state(state)
+        select(name)
         print(f"Created stack '{name}'")
         return
     if stack is None or stack not in stacks:

@@ -355,3 +355,17 @@ class TestConsoleScript:
     def test_help_names_the_exit_codes(self, tmp_path: Path) -> None:
         done = self._run("preview", "--help", cwd=tmp_path)
         assert done.returncode == 0 and "exit codes:" in done.stdout and done.stdout.startswith("usage: ops preview")
+
+
+@pytest.mark.parametrize("argv", [["outputs"], ["preview"], ["drift"]])
+def test_an_ops_command_leaves_the_users_selected_stack_alone(fake_cli: FakeCli, argv: list[str]) -> None:
+    """`pulumi stack select probe; ops outputs --stack dev`: a raw `pulumi up` after it still acts on probe."""
+    fake_cli.configure(stacks=["dev", "probe"])
+    workspaces = Path(os.environ["PULUMI_HOME"]) / "workspaces"
+    workspaces.mkdir(parents=True)
+    chosen = workspaces / "identity-platform-0123-workspace.json"
+    chosen.write_text('{"stacks": {"file:///state": "probe"}}')
+    fake_cli.run(*argv, "--stack", "dev")
+    assert [c.args[:2] for c in fake_cli.calls() if c.args[:2] == ["stack", "select"]], "the fake was not asked"
+    assert {p.name: p.read_text() for p in workspaces.iterdir()} == {chosen.name: chosen.read_text()}
+    assert chosen.read_text() == '{"stacks": {"file:///state": "probe"}}'
