@@ -35,7 +35,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ops import dashboard, diagram, manifests, operations
+from ops import dashboard, diagram, interrupt, manifests, operations
 from ops.errors import ExitCode, OpsError
 from ops.outputs import SCHEMA_PATH, render_schema
 from ops.workspace import (
@@ -245,6 +245,7 @@ def main(
         print(line, file=err, flush=True)
 
     selection = ExitStack()
+    selection.enter_context(interrupt.handled())  # SIGTERM as Ctrl-C; no reader-thread tracebacks
     try:
         if root is None:
             root = find_project(args.project_dir, environ, Path.cwd())
@@ -279,7 +280,10 @@ def main(
         _print_error(e, args, out, err, as_json)
         return int(e.code)
     except KeyboardInterrupt:
-        _print_error(OpsError(ExitCode.INTERRUPTED, "interrupted"), args, out, err, as_json)
+        # The CLI cancels on its own SIGINT (a Ctrl-C reached it already; SIGTERM did not): wait for it.
+        interrupt.stop_children()
+        hint = interrupt.LOCK_HINT if args.command in LOCKING else None
+        _print_error(OpsError(ExitCode.INTERRUPTED, "interrupted", hint), args, out, err, as_json)
         return ExitCode.INTERRUPTED
     finally:
         selection.close()
@@ -289,6 +293,10 @@ def main(
     else:
         _print_human(report, out)
     return ExitCode.OK
+
+
+# Commands whose engine run takes the stack's lock (an interrupted one may leave it behind).
+LOCKING = frozenset({"up", "refresh", "destroy", "preview", "drift"})
 
 
 def _with_local_state(
