@@ -35,9 +35,18 @@ def children(names: tuple[str, ...] = ("pulumi",)) -> list[int]:
             continue
         comm, _, rest = text.partition("(")[2].rpartition(")")
         fields = rest.split()
-        if len(fields) > 1 and fields[1] == str(me) and comm.startswith(names):
+        if len(fields) > 1 and fields[1] == str(me) and (comm.startswith(names) or _argv_named(stat.parent, names)):
             found.append(int(stat.parent.name))
     return found
+
+
+def _argv_named(proc: Path, names: tuple[str, ...]) -> bool:
+    """The program or (for an interpreted script, e.g. a `pulumi` wrapper) its script is one of `names`."""
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")[:2]
+    except OSError:
+        return False
+    return any(os.path.basename(a.decode(errors="replace")) in names for a in argv)
 
 
 def _alive(pid: int) -> bool:
