@@ -2,8 +2,9 @@
 
 The Automation API leaves its `pulumi` child behind on KeyboardInterrupt (`Popen.__exit__` waits a
 quarter of a second), so ops would exit while the CLI still cancels and holds the stack's lock,
-and its plugins would be orphaned. `stop_children` forwards one SIGINT to each `pulumi` child
-(the CLI's own graceful cancel) and waits for them to exit; a second Ctrl-C stops the waiting.
+and its plugins would be orphaned. `stop_children` lets each `pulumi` child cancel (the CLI's own
+graceful cancel: one SIGINT, forwarded unless the child had it from the process group, as from a
+terminal's Ctrl-C) and waits for them to exit; a second Ctrl-C stops the waiting.
 Children are found in /proc (Linux); elsewhere nothing is found and nothing is waited for.
 """
 
@@ -23,6 +24,7 @@ LOCK_HINT = (
     "file/S3 backends: delete the stale file under <backend>/.pulumi/locks/"
 )
 _interrupted = threading.Event()
+_last_signal: int | None = None  # what interrupted this run (SIGINT, SIGTERM), if a signal did
 
 
 def children(names: tuple[str, ...] = ("pulumi",)) -> list[int]:
@@ -58,11 +60,23 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _got_it_too(pid: int) -> bool:
+    """A SIGINT to ops' process group (a terminal's Ctrl-C) reached the child as well: a second one
+    would be the CLI's "^C again", which stops it at once, lock and all."""
+    try:
+        return _last_signal == signal.SIGINT and os.getpgid(pid) == os.getpgrp()
+    except ProcessLookupError:
+        return True
+
+
 def stop_children(names: tuple[str, ...] = ("pulumi",), timeout: float = 120.0) -> list[int]:
-    """Send one SIGINT to each child named `names` and wait (up to `timeout`) for them to exit.
-    Returns the pids signalled; a KeyboardInterrupt while waiting stops the wait."""
+    """Let each child named `names` cancel (one SIGINT, unless it had its own from the process group)
+    and wait (up to `timeout`) for them to exit. Returns their pids; a KeyboardInterrupt while
+    waiting stops the wait."""
     pids = children(names)
     for pid in pids:
+        if _got_it_too(pid):
+            continue
         try:
             os.kill(pid, signal.SIGINT)
         except ProcessLookupError:
@@ -77,6 +91,8 @@ def stop_children(names: tuple[str, ...] = ("pulumi",), timeout: float = 120.0) 
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    global _last_signal
+    _last_signal = signum
     _interrupted.set()
     raise KeyboardInterrupt
 
@@ -98,7 +114,9 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _last_signal
     _interrupted.clear()
+    _last_signal = None
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -39,6 +39,38 @@ def test_stop_children_forwards_one_sigint_and_waits_for_the_exit() -> None:
         child.wait()
 
 
+COUNTS_SIGINTS = (
+    "import signal, sys, time\n"
+    "n = [0]\n"
+    "signal.signal(signal.SIGINT, lambda *_: n.__setitem__(0, n[0] + 1))\n"
+    "print('ready', flush=True)\n"
+    "while not n[0]: time.sleep(0.01)\n"
+    "time.sleep(0.5)\n"
+    "sys.exit(2 + n[0])\n"
+)
+
+
+def test_a_ctrl_c_the_child_got_from_the_terminal_is_not_sent_twice() -> None:
+    """A terminal's Ctrl-C reaches the whole foreground process group, the CLI included: a second
+    SIGINT would be the CLI's "^C again", which stops it at once and leaves the lock."""
+    child = subprocess.Popen([sys.executable, "-c", COUNTS_SIGINTS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert os.getpgid(child.pid) == os.getpgrp()
+        name = open(f"/proc/{child.pid}/comm").read().strip()
+        os.kill(child.pid, signal.SIGINT)  # what the terminal sent the group
+        with pytest.raises(KeyboardInterrupt):
+            interrupt._raise_interrupt(signal.SIGINT, None)  # and ops
+        started = time.monotonic()
+        assert interrupt.stop_children((name,), timeout=10) == [child.pid]
+        assert time.monotonic() - started >= 0.3  # waited for the cancel
+        assert child.wait(timeout=1) == 3  # one SIGINT, the terminal's
+    finally:
+        interrupt._last_signal = None
+        child.kill()
+        child.wait()
+
+
 def test_no_children_no_wait() -> None:
     assert interrupt.stop_children(("no-such-command",), timeout=10) == []
 
