@@ -513,10 +513,11 @@ def outputs(
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
 ) -> Report:
-    """The stack's outputs, validated against `StackOutputs` (exit 8 when they do not match)."""
+    """The stack's outputs, validated against `StackOutputs` (exit 8 when they do not match); read
+    masked unless `show_secrets`, so the stack's passphrase is needed only to show them."""
     report = Report("outputs", stack)
     try:
-        parsed = StackOutputs.from_stack(stack, root=root, environ=environ, command=command)
+        parsed = StackOutputs.from_stack(stack, secrets=show_secrets, root=root, environ=environ, command=command)
     except OutputsContractError as e:
         raise OpsError(ExitCode.OUTPUTS_INVALID, str(e), "redeploy with a program that honours the contract") from None
     report.outputs = parsed.to_exports(show_secrets=show_secrets)

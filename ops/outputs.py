@@ -7,7 +7,8 @@ in reprs, logs or `model_dump()` unless revealed on purpose.
 
 Loaders:
 - `StackOutputs.from_stack("prod")` reads a deployed stack through the Automation API
-  (`stack output --json --show-secrets` under the hood);
+  (`stack output --json --show-secrets` under the hood); `from_stack("prod", secrets=False)` reads
+  them masked (`stack output --json`: no passphrase needed, secret fields hold `[secret]`);
 - `StackOutputs.from_json(text)` parses the JSON of `pulumi stack output --json --show-secrets`.
 
 The committed JSON Schema (`schema/stack-outputs.schema.json`) is generated from this model by
@@ -151,12 +152,21 @@ class StackOutputs(_Model):
     # -- loaders -----------------------------------------------------------------------------------
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> StackOutputs:
-        """Validate plain export values (keys as exported); raise OutputsContractError."""
-        masked = sorted(k for k in cls.secret_keys() if data.get(k) == MASKED)
+    def from_mapping(cls, data: Mapping[str, Any], *, masked: bool = False) -> StackOutputs:
+        """Validate plain export values (keys as exported); raise OutputsContractError. With
+        `masked`, the values are the CLI's masked print: secret fields may hold `[secret]`, and an
+        output masked where the contract has plain text is named as such."""
+        hidden = sorted(k for k in data if data[k] == MASKED)
         if masked:
+            plain = [k for k in hidden if k not in cls.secret_keys()]
+            if plain:
+                raise OutputsContractError(
+                    f"outputs the contract has as plain text are secrets in the stack ({', '.join(plain)}): "
+                    "the program must export them with pulumi.Output.unsecret, or the contract type them SecretStr"
+                )
+        elif hidden := [k for k in hidden if k in cls.secret_keys()]:
             raise OutputsContractError(
-                f"secret outputs are masked ({', '.join(masked)} = {MASKED!r}): "
+                f"secret outputs are masked ({', '.join(hidden)} = {MASKED!r}): "
                 "read them with `pulumi stack output --json --show-secrets`"
             )
         try:
@@ -188,8 +198,9 @@ class StackOutputs(_Model):
         return cls.from_mapping({k: v.value for k, v in outputs.items()})
 
     @classmethod
-    def from_stack(cls, stack: str, **workspace_args: Any) -> StackOutputs:
-        """Read a deployed stack's outputs through the Automation API (secrets included).
+    def from_stack(cls, stack: str, *, secrets: bool = True, **workspace_args: Any) -> StackOutputs:
+        """Read a deployed stack's outputs through the Automation API: secrets included, or, with
+        `secrets=False`, masked and without the stack's passphrase.
 
         Raises `ops.errors.OpsError` (exit-code carrying) when the CLI is missing or the stack
         does not exist or has no outputs, `OutputsContractError` when the outputs do not match.
@@ -198,21 +209,27 @@ class StackOutputs(_Model):
         from pulumi import automation as auto
 
         from ops.errors import ExitCode, OpsError
-        from ops.workspace import classify_command_error, open_stack
+        from ops.workspace import classify_command_error, open_stack, read_masked
 
-        st = open_stack(stack, create=False, **workspace_args)
-        try:
-            outputs = st.outputs()
-        except auto.CommandError as e:
-            raise classify_command_error(e) from None
-        if not outputs:
+        st = open_stack(stack, create=False, secrets=secrets, **workspace_args)
+        data: Mapping[str, Any]
+        if secrets:
+            try:
+                data = {k: v.value for k, v in st.outputs().items()}
+            except auto.CommandError as e:
+                raise classify_command_error(e) from None
+        else:
+            data = read_masked(st, "stack", "output", "--json")
+        if not data:
             raise OpsError(
                 ExitCode.STACK_NOT_FOUND,
                 f"stack {stack!r} has no outputs: it has never been deployed",
                 f"python -m ops up --stack {stack} --yes",
                 kind="not_deployed",
             )
-        return cls.from_output_map(outputs)
+        if not isinstance(data, Mapping):
+            raise OutputsContractError(f"stack outputs must be a JSON object, got {type(data).__name__}")
+        return cls.from_mapping(data, masked=not secrets)
 
     # -- views -------------------------------------------------------------------------------------
 

@@ -287,11 +287,15 @@ def backend_url(
     return local_backend(root), True
 
 
-def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def workspace_env(
+    stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> dict[str, str]:
     """Extra environment for every CLI call; never contains a user-provided secret.
 
     `LocalWorkspace` prints its `env_vars` in its repr, so a passphrase the user set stays in the
-    inherited process environment and is not copied here.
+    inherited process environment and is not copied here. With `secrets=False` (the caller only
+    reads what the CLI prints masked: `stack output`, `stack export` without --show-secrets) a
+    missing passphrase is not an error: the CLI opens the state without its secrets manager.
     """
     env = os.environ if environ is None else environ
     url, default = backend_url(root, env, stack=stack)
@@ -302,7 +306,7 @@ def workspace_env(stack: str, root: Path = PROJECT_ROOT, environ: Mapping[str, s
     if not has_passphrase and _needs_passphrase(stack, root, url):
         if default and short_name(stack) == "dev":
             extra["PULUMI_CONFIG_PASSPHRASE"] = ""  # dev on the local backend: nothing worth encrypting
-        else:
+        elif secrets:
             raise OpsError(
                 ExitCode.CONFIG_ERROR,
                 f"stack {stack!r} encrypts its secrets with a passphrase and none is set",
@@ -376,11 +380,13 @@ def open_stack(
     root: Path = PROJECT_ROOT,
     environ: Mapping[str, str] | None = None,
     command: auto.PulumiCommand | None = None,
+    secrets: bool = True,
 ) -> auto.Stack:
-    """Select (or, with `create`, create) `stack` as a local program rooted at `root`."""
+    """Select (or, with `create`, create) `stack` as a local program rooted at `root`; with
+    `secrets=False` for a caller that only runs `read_masked` on it (no passphrase needed)."""
     cli = command or pulumi_command()  # before anything touches the disk
     opts = auto.LocalWorkspaceOptions(
-        work_dir=str(root), env_vars=workspace_env(stack, root, environ), pulumi_command=cli
+        work_dir=str(root), env_vars=workspace_env(stack, root, environ, secrets=secrets), pulumi_command=cli
     )
     try:
         if create:
@@ -395,6 +401,19 @@ def open_stack(
         ) from None
     except auto.CommandError as e:
         raise classify_command_error(e) from None
+
+
+def read_masked(st: auto.Stack, *args: str) -> Any:
+    """The JSON one read-only command prints about the stack with its secrets masked (`stack output
+    --json`, `stack export`): the Automation API's own readers always add --show-secrets, which makes
+    the CLI build the secrets manager and so ask for the passphrase."""
+    ws = st.workspace
+    env = {**({"PULUMI_HOME": ws.pulumi_home} if ws.pulumi_home else {}), **ws.env_vars}
+    try:
+        result = ws.pulumi_command.run([*args, "--stack", st.name], str(ws.work_dir), env)
+    except auto.CommandError as e:
+        raise classify_command_error(e) from None
+    return json.loads(result.stdout)
 
 
 # What the CLI says when it cannot open the backend or log in to it, or cannot read the passphrase

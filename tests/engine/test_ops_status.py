@@ -6,7 +6,8 @@ that CLI's environment (backend, passphrase, PULUMI_HOME, PATH).
 Healthy: every row ok, score 100, exit 0. Without `--keycloak-health-url` the real Keycloak (health
 on its management port only) is named "not exposed": a warning, exit 0. Then things are broken on
 the servers behind the stack's back, one at a time: the SPIRE entry deleted, the Ziti signer
-disabled; each time that row fails and the exit code is 9, while every other row stays ok.
+disabled; each time that row fails and the exit code is 9, while every other row stays ok. Without
+the passphrase, `ops outputs` (masked) and `ops diagram` still read the stack; `--show-secrets` is exit 3.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from dynamic_providers.spire._proto import entry_pb2
 from ops.cli import main
 from ops.errors import ExitCode
+from ops.outputs import StackOutputs
 from tests.engine.cli import external_stack
 from tests.real._ziti import Admin as ZitiAdmin
 from tests.real.conftest import RealServers
@@ -87,6 +89,26 @@ def test_ops_status_on_a_live_external_stack_and_after_breaking_it(
                             "root CA key": "".join(secret_values["rootCaKey"].strip().splitlines()[1:-1])[:40],
                             "router JWT": outputs.get("zitiRouterEnrollmentJwt") or "no-router-jwt"}.items():
             assert value not in text, f"ops status printed the {what}"
+
+        # -- without the passphrase: masked outputs and the state's graph, not the secrets ----------
+        with pytest.MonkeyPatch.context() as mp:
+            mp.delenv("PULUMI_CONFIG_PASSPHRASE")
+            bare = {k: v for k, v in cli.env.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
+            out = io.StringIO()
+            code = main(["outputs", "--stack", stack, "--json"], stdout=out, stderr=io.StringIO(), environ=bare,
+                        root=cli.dir)
+            doc = json.loads(out.getvalue())
+            assert code == ExitCode.OK, doc
+            assert doc["outputs"]["spireEntryIds"] == outputs["spireEntryIds"]
+            assert doc["outputs"]["keycloakIssuerUrl"] == outputs["keycloakIssuerUrl"]
+            assert all(doc["outputs"][k] == "[secret]" for k in StackOutputs.secret_keys() & set(outputs))
+            out = io.StringIO()
+            code = main(["diagram", "--stack", stack], stdout=out, stderr=io.StringIO(), environ=bare, root=cli.dir)
+            assert code == ExitCode.OK and workload in out.getvalue(), out.getvalue()
+            out = io.StringIO()
+            code = main(["outputs", "--stack", stack, "--json", "--show-secrets"], stdout=out, stderr=io.StringIO(),
+                        environ=bare, root=cli.dir)
+            assert code == ExitCode.CONFIG_ERROR and "PULUMI_CONFIG_PASSPHRASE" in out.getvalue()
 
         # -- Keycloak's health not named: not exposed on the public URL, a warning ----------------
         code, doc, _ = status()

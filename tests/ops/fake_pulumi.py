@@ -5,7 +5,8 @@ PATH, which is exactly how `pulumi.automation.PulumiCommand()` finds the real CL
 the calls the Automation API 3.272 makes for the flows under test, with the CLI's observable
 behaviour: `version`; `stack select --stack S` (error text "no stack named 'S' found", exit 255,
 which the SDK maps to StackNotFoundError); `stack init S`; `stack output --json [--show-secrets]`
-(secrets masked as "[secret]" without the flag); `stack history --json`; and `preview`, `up`,
+(secrets masked as "[secret]" without the flag; with it, no passphrase in the environment is the
+CLI's error); `stack history --json`; and `preview`, `up`,
 `refresh`, `destroy`, which print recorded engine output lines and send recorded engine events to
 `--event-log` (a `tcp://` gRPC Events stream, as CLIs newer than 3.205 do, or a file otherwise).
 
@@ -32,6 +33,11 @@ RECORDED_ENV = (
     "PULUMI_SKIP_UPDATE_CHECK",
 )
 OPERATIONS = ("preview", "up", "refresh", "destroy")
+# The CLI 3.274.1's words for a passphrase stack read with --show-secrets and no passphrase set.
+NO_PASSPHRASE = (
+    'error: constructing secrets manager of type "passphrase": constructing secrets manager: passphrase must be '
+    "set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables"
+)
 
 HOME = Path(os.environ["FAKE_PULUMI_DIR"])
 SCENARIO: dict[str, Any] = json.loads((HOME / "scenario.json").read_text())
@@ -168,6 +174,9 @@ def main() -> None:
     if stack is None or stack not in stacks:
         fail(f"error: no stack named '{stack}' found")
     assert stack is not None
+    passphrase = {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & set(os.environ)
+    if "--show-secrets" in args and not passphrase:
+        fail(NO_PASSPHRASE)  # the secrets manager is built only to show secrets
     if key == "stack output":
         outs = stacks[stack]["outputs"]
         shown = outs.get("plain" if "--show-secrets" in args else "masked", {})

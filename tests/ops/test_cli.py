@@ -327,6 +327,31 @@ class TestOutputs:
         line = next(ln for ln in res.stdout.splitlines() if ln.startswith("keycloakAdminPassword"))
         assert line.split()[-1] == SECRETS[0]
 
+    def test_masked_outputs_need_no_passphrase(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Reading what the CLI prints masked does not build the secrets manager: an operator (or a
+        CI job) without the prod passphrase still gets the plain outputs."""
+        self._deployed(fake_cli, monkeypatch)
+        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+        res = fake_cli.run("outputs", "--stack", "prod", "--json")
+        assert res.code == 0, res.stderr
+        outs = res.json()["outputs"]
+        assert outs["keycloakAdminPassword"] == "[secret]"
+        assert outs["zitiControllerUrl"] == "https://ziti.zt.acme-identity.net:1280"
+        reads = [c for c in fake_cli.commands() if c[:2] == ["stack", "output"]]
+        assert reads and all("--show-secrets" not in c for c in reads), reads
+
+    def test_show_secrets_without_a_passphrase_exits_3(
+        self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        self._deployed(fake_cli, monkeypatch)
+        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+        before = len(fake_cli.commands())
+        res = fake_cli.run("outputs", "--stack", "prod", "--show-secrets", "--json")
+        assert res.code == ExitCode.CONFIG_ERROR
+        error = res.json()["error"]
+        assert error["kind"] == "passphrase_missing" and "PULUMI_CONFIG_PASSPHRASE" in error["hint"]
+        assert fake_cli.commands()[before:] == [["version"]]  # refused before any stack is opened
+
     def test_never_deployed_stack_exits_4(self, fake_cli: FakeCli, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
         monkeypatch.setenv("PULUMI_BACKEND_URL", BACKEND)

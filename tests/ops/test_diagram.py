@@ -591,22 +591,29 @@ class TestCommand:
         assert code == ExitCode.USAGE and message in err and out == ""
 
     def test_state_comes_from_stack_export(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        opened: list[tuple[str, bool]] = []
+        opened: list[tuple[str, bool, bool]] = []
+        read: list[tuple[str, ...]] = []
 
-        def open_stack(stack: str, *, create: bool, **_: Any) -> Any:
-            opened.append((stack, create))
-            exported = SimpleNamespace(deployment=state_doc("dev")["deployment"])
-            return SimpleNamespace(export_stack=lambda: exported)
+        def open_stack(stack: str, *, create: bool, secrets: bool = True, **_: Any) -> Any:
+            opened.append((stack, create, secrets))
+            return SimpleNamespace(name=stack)
+
+        def read_masked(st: Any, *args: str) -> Any:
+            read.append(args)
+            return state_doc("dev")
 
         monkeypatch.setattr(diagram, "open_stack", open_stack)
+        monkeypatch.setattr(diagram, "read_masked", read_masked)
         code, out, err = ops("diagram", "--stack", "dev")
         assert code == 0, err
-        assert opened == [("dev", False)]  # never creates a stack
+        assert opened == [("dev", False, False)]  # never creates a stack, needs no passphrase
+        assert read == [("stack", "export")]  # secrets stay encrypted: no --show-secrets
         assert "spire-root-ca" in out
 
     def test_a_stack_without_resources_points_at_preview(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        empty = SimpleNamespace(deployment={"resources": [exports._stack_resource("dev")]})
-        monkeypatch.setattr(diagram, "open_stack", lambda *a, **k: SimpleNamespace(export_stack=lambda: empty))
+        empty = {"deployment": {"resources": [exports._stack_resource("dev")]}}
+        monkeypatch.setattr(diagram, "open_stack", lambda *a, **k: SimpleNamespace(name="dev"))
+        monkeypatch.setattr(diagram, "read_masked", lambda *a: empty)
         code, _, err = ops("diagram", "--stack", "dev")
         assert code == ExitCode.STACK_NOT_FOUND and "--from preview" in err
 

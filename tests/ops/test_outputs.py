@@ -107,6 +107,16 @@ class TestLoaders:
             StackOutputs.from_json((RECORDED / "stack-output.prod.json").read_text())
         assert "keycloakAdminPassword" in str(err.value) and "zitiAdminPassword" in str(err.value)
 
+    def test_masked_outputs_validate_when_read_as_masked(self) -> None:
+        masked = json.loads((RECORDED / "stack-output.prod.json").read_text())
+        outs = StackOutputs.from_mapping(masked, masked=True)
+        assert outs.to_exports() == masked  # what the CLI printed, secrets still masked
+
+    def test_a_plain_contract_output_masked_in_the_stack_is_named(self) -> None:
+        masked = {**json.loads((RECORDED / "stack-output.prod.json").read_text()), "zitiControllerUrl": "[secret]"}
+        with pytest.raises(OutputsContractError, match=r"secrets in the stack \(zitiControllerUrl\)"):
+            StackOutputs.from_mapping(masked, masked=True)
+
     @pytest.mark.parametrize("text", ["", "[1, 2]", "{not json"])
     def test_non_object_json_is_rejected(self, text: str) -> None:
         with pytest.raises(OutputsContractError):
