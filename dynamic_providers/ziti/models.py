@@ -81,11 +81,17 @@ def _pem_bundle(v: str) -> None:
         raise ValueError("contains no certificate")
 
 
+def plain_hex(fingerprint: object) -> str:
+    """A fingerprint as it is compared: lowercase hex without colons (the controller writes SHA-1s
+    that way; the swagger only says string)."""
+    return str(fingerprint).replace(":", "").lower()
+
+
 def _sha256_hex(v: str) -> str:
-    """The fingerprint as the client compares it: lowercase hex without colons."""
+    """The fingerprint as the client compares it."""
     if is_unknown(v):
         return v
-    hexed = v.replace(":", "").lower()
+    hexed = plain_hex(v)
     if not re.fullmatch(r"[0-9a-f]{64}", hexed):
         raise ValueError("must be the SHA-256 of the root CA certificate: 64 hex digits (colons allowed)")
     return hexed

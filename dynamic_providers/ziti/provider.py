@@ -46,6 +46,7 @@ from dynamic_providers.ziti.models import (
     first_pem_certificate,
     load_private_key,
     nested_model,
+    plain_hex,
     sha1_fingerprint,
 )
 
@@ -495,7 +496,7 @@ class CertificateAuthorityProvider(ZitiProvider):
 
     def check_adoptable(self, existing: Entity, args: Any) -> None:
         fingerprint = sha1_fingerprint(first_pem_certificate(args.cert_pem))
-        if existing.get("fingerprint") != fingerprint:
+        if plain_hex(existing.get("fingerprint")) != fingerprint:
             raise ZitiApiError(
                 f"{self._named(existing)} is owned by this resource but registers a different certificate "
                 f"(fingerprint {existing.get('fingerprint')}, expected {fingerprint}); "
