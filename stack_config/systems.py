@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator
 
-from dynamic_providers.keycloak.models import Connection as KeycloakConnection
+from dynamic_providers.keycloak.models import connection_url_rule as keycloak_connection_url_rule
 from dynamic_providers.keycloak.models import is_loopback_host
-from dynamic_providers.ziti.models import _controller_url as ziti_controller_url_rule
+from dynamic_providers.ziti.models import controller_url_rule as ziti_controller_url_rule
 from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted, go_duration_seconds
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
@@ -187,7 +187,7 @@ def keycloak_url_problem(url: str) -> str | None:
     """Why the Keycloak provider would refuse `url` as its connection URL (its own rule,
     `Connection.url`: plain http only to a loopback host), in the configuration's words; or None."""
     try:
-        KeycloakConnection._url(url)
+        keycloak_connection_url_rule(url)
     except ValueError as e:
         if "plain http" not in str(e):
             return str(e)
@@ -215,8 +215,7 @@ def _keycloak_url(v: str) -> str:
 
 def _ziti_controller_url(v: str) -> str:
     """ziti.controllerUrl: https, and the base or the management API URL (the Ziti provider's rule)."""
-    ziti_controller_url_rule(v)
-    return v
+    return ziti_controller_url_rule(v)
 
 
 # The external servers' endpoints: an http(s) URL without query (no trailing slash), a PEM bundle.

@@ -60,6 +60,24 @@ def is_loopback_host(host: str) -> bool:
 # --- connection -------------------------------------------------------------------------------
 
 
+def connection_url_rule(v: str) -> str:
+    """`Connection.url`'s rule: an http(s) URL without query, plain http only to a loopback host;
+    returns it without surrounding space and trailing '/'. Public because stack_config applies it
+    to keycloak.url and kubernetes.iam.adminUrl."""
+    v = v.strip().rstrip("/")
+    parts = urlsplit(v)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"{v!r} is not an http(s) URL: use e.g. https://auth.example.net")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(
+            f"{v!r} uses plain http to a non-loopback host: use https (trust a private CA with "
+            "connection.ca_bundle_pem); http is only accepted for localhost"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"{v!r} must not carry a query or fragment")
+    return v
+
+
 class Connection(BaseModel):
     """Where and as whom a provider call talks to Keycloak (docs/providers/keycloak.md, `connection`).
     An input, rebuilt in every call and never kept on the provider."""
@@ -79,18 +97,7 @@ class Connection(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        parts = urlsplit(v)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError(f"{v!r} is not an http(s) URL: use e.g. https://auth.example.net")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError(
-                f"{v!r} uses plain http to a non-loopback host: use https (trust a private CA with "
-                "connection.ca_bundle_pem); http is only accepted for localhost"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError(f"{v!r} must not carry a query or fragment")
-        return v
+        return connection_url_rule(v)
 
     @field_validator("base_path")
     @classmethod

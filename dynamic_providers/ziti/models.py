@@ -57,7 +57,9 @@ def _known(check: Callable[[Any], object]) -> AfterValidator:
     return AfterValidator(run)
 
 
-def _controller_url(v: str) -> None:
+def controller_url_rule(v: str) -> str:
+    """The controller URL the connection accepts (https, no query, the base or management API
+    path), returned as given; public because stack_config applies it to ziti.controllerUrl."""
     parts = urlsplit(v)
     if parts.scheme != "https" or not parts.hostname:
         raise ValueError(f"{v!r} must be an https:// URL with a host (the controller only serves TLS)")
@@ -65,6 +67,7 @@ def _controller_url(v: str) -> None:
         raise ValueError(f"{v!r} must not carry a query or fragment")
     if parts.path.rstrip("/") not in ("", API_PATH):
         raise ValueError(f"{v!r}: give the controller base URL (https://host:port) or its {API_PATH} URL")
+    return v
 
 
 def _password(v: SecretStr) -> None:
@@ -100,7 +103,7 @@ def _sha256_hex(v: str) -> str:
 class ZitiConnection(_Model):
     """How the provider reaches the controller's Edge Management API, and how it trusts it."""
 
-    url: Annotated[str, _known(_controller_url)] = Field(
+    url: Annotated[str, _known(controller_url_rule)] = Field(
         description="Controller base URL, e.g. https://ziti.example.com:1280."
     )
     username: str = Field(min_length=1, description="Admin user (password authentication).")

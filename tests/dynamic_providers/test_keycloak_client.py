@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError, RetryPolicy, forget_tokens
-from dynamic_providers.keycloak.models import ClientRepresentation, Connection, RealmRepresentation
+from dynamic_providers.keycloak.models import ClientRepresentation, Connection, RealmRepresentation, connection_url_rule
 from tests.fakes import keycloak as fake_keycloak
 from tests.fakes.keycloak import SERVER_ERROR_BODY, KeycloakFake
 from tests.harness.loopback import LoopbackServer
@@ -461,6 +461,28 @@ class TestTransportSecurity:
     @pytest.mark.parametrize("url", ["http://localhost:8080", "http://127.0.0.1:8080", "http://[::1]:8080"])
     def test_plain_http_to_loopback_is_accepted(self, url: str) -> None:
         assert Connection(url=url, username="a", password="b").url == url
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("http://auth.acme.net", "'http://auth.acme.net' uses plain http to a non-loopback host: use https (trust "
+             "a private CA with connection.ca_bundle_pem); http is only accepted for localhost"),
+            ("ftp://auth.acme.net", "'ftp://auth.acme.net' is not an http(s) URL: use e.g. https://auth.example.net"),
+            ("https://auth.acme.net/#x", "'https://auth.acme.net/#x' must not carry a query or fragment"),
+        ],
+    )  # fmt: skip
+    def test_the_public_connection_url_rule_is_the_connections(self, url: str, message: str) -> None:
+        """stack_config applies this rule to keycloak.url and kubernetes.iam.adminUrl."""
+        with pytest.raises(ValueError) as e:
+            connection_url_rule(url)
+        assert str(e.value) == message
+        with pytest.raises(ValidationError) as v:
+            Connection(url=url, username="a", password="b")
+        assert message in str(v.value)
+
+    def test_the_connection_url_rule_returns_the_url_trimmed(self) -> None:
+        assert connection_url_rule(" https://auth.acme.net/ ") == "https://auth.acme.net"
+        assert Connection(url=" https://auth.acme.net/ ", username="a", password="b").url == "https://auth.acme.net"
 
     def test_a_malformed_ca_bundle_is_refused(self) -> None:
         with pytest.raises(ValidationError, match="ca_bundle_pem"):

@@ -108,3 +108,29 @@ def test_no_import_cycle_among_the_package_modules() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name)
+
+
+def _private_uses(path: Path) -> list[str]:
+    """Private names (`_x`) of dynamic_providers that `path` imports or reaches as an attribute of
+    a name it imported from there."""
+    tree = ast.parse(path.read_text(), str(path))
+    imported: set[str] = set()
+    bad = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dynamic_providers"):
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    bad.append(f"{node.module}.{alias.name}")
+                imported.add(alias.asname or alias.name)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in imported
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            bad.append(f"{node.value.id}.{node.attr}")
+    return bad
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "stack_config").glob("*.py")), ids=lambda p: p.name)
+def test_stack_config_reuses_provider_rules_by_public_names(path: Path) -> None:
+    """The configuration applies the providers' own URL rules at load; a private name could be
+    renamed or changed by the provider without anyone seeing that the config relies on it."""
+    assert _private_uses(path) == [], f"stack_config/{path.name} uses private provider names"

@@ -258,3 +258,33 @@ def test_read_and_delete_of_a_state_without_connection_name_it() -> None:
     ):
         with pytest.raises(ValueError, match=r"^connection: connection is required$"):
             call()
+
+
+class TestControllerUrlRule:
+    """The public rule stack_config applies to ziti.controllerUrl is the connection's own."""
+
+    @pytest.mark.parametrize(
+        ("url", "message"),
+        [
+            ("http://ziti:1280",
+             "'http://ziti:1280' must be an https:// URL with a host (the controller only serves TLS)"),
+            ("https://ziti:1280/?a=1", "'https://ziti:1280/?a=1' must not carry a query or fragment"),
+            ("https://ziti:1280/edge/client/v1", "'https://ziti:1280/edge/client/v1': give the controller base URL "
+             "(https://host:port) or its /edge/management/v1 URL"),
+        ],
+    )  # fmt: skip
+    def test_refused_url_by_the_rule_and_by_the_connection(self, url: str, message: str) -> None:
+        from dynamic_providers.ziti.models import controller_url_rule
+
+        with pytest.raises(ValueError) as e:
+            controller_url_rule(url)
+        assert str(e.value) == message
+        found = {f.property: f.reason for f in CA.check({}, {"connection": {**CONN, "url": url}, "owner": OWNER,
+                                                                           **ca()}).failures}
+        assert message in found["connection.url"]
+
+    @pytest.mark.parametrize("url", ["https://ziti:1280", "https://ziti:1280/edge/management/v1/"])
+    def test_accepted_url_is_returned_as_given(self, url: str) -> None:
+        from dynamic_providers.ziti.models import controller_url_rule
+
+        assert controller_url_rule(url) == url
