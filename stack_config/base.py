@@ -219,6 +219,18 @@ def _scalar_text(v: Any) -> Any:
     return v
 
 
+def port_number(example: int) -> BeforeValidator:
+    """A port key's guard: a YAML boolean (`pulumi config set --path k true` stores one) is refused
+    instead of read as 1 or 0. Digits as text (`"8080"`) stay a port, as pydantic reads them."""
+
+    def refuse_bool(v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(f"{'true' if v else 'false'} is not a port number: give the port, e.g. {example}")
+        return v
+
+    return BeforeValidator(refuse_bool)
+
+
 def go_duration_seconds(text: str) -> float:
     """The length of a positive Go duration (`1h30m` -> 5400.0); raises ValueError with the rule."""
     if text.startswith(("-", "+")):

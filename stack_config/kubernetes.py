@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Hostname, Model, checked, formatted
+from stack_config.base import Hostname, Model, checked, formatted, port_number
 from stack_config.kubernetes_enterprise import EnterpriseSettings
 from stack_config.kubernetes_iam import IamSettings
 from stack_config.kubernetes_ziti import ZitiOnKubernetes
@@ -72,7 +72,9 @@ class ExternalSpireServer(Model):
     """crd-free: the SPIRE server outside the cluster that the agents attest to."""
 
     address: Hostname = Field(description="Host name or IPv4 address the agents dial, e.g. spire.acme.net.")
-    port: int = Field(default=8081, ge=1, le=65535, description="The server's agent API port.")
+    port: Annotated[int, port_number(8081)] = Field(
+        default=8081, ge=1, le=65535, description="The server's agent API port."
+    )
     trust_bundle: PemBundle = Field(
         description="The server's trust bundle (PEM): the agents bootstrap with it (`spire-server bundle show`)."
     )

@@ -17,11 +17,11 @@ Service), since the controller's certificate carries only that name.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Model
+from stack_config.base import Model, port_number
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
@@ -33,11 +33,11 @@ class ZitiOnKubernetes(Model):
         description="Type of the controller's and the router's Services: LoadBalancer (a cloud's load "
         "balancer), NodePort (e.g. kind with extraPortMappings) or ClusterIP (reached from inside the cluster only).",
     )
-    controller_node_port: int | None = Field(
+    controller_node_port: Annotated[int, port_number(31280)] | None = Field(
         default=None, ge=NODE_PORTS[0], le=NODE_PORTS[1],
         description="NodePort of the controller's edge API (serviceType NodePort; default: the cluster picks one).",
     )
-    router_node_port: int | None = Field(
+    router_node_port: Annotated[int, port_number(31022)] | None = Field(
         default=None, ge=NODE_PORTS[0], le=NODE_PORTS[1],
         description="NodePort of the edge router's listener (serviceType NodePort; default: the cluster picks one).",
     )

@@ -18,7 +18,16 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 from dynamic_providers.keycloak.models import connection_url_rule as keycloak_connection_url_rule
 from dynamic_providers.keycloak.models import is_loopback_host
 from dynamic_providers.ziti.models import controller_url_rule as ziti_controller_url_rule
-from stack_config.base import GoDuration, Hostname, Model, ObjectName, RealmName, formatted, go_duration_seconds
+from stack_config.base import (
+    GoDuration,
+    Hostname,
+    Model,
+    ObjectName,
+    RealmName,
+    formatted,
+    go_duration_seconds,
+    port_number,
+)
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
 
@@ -244,7 +253,9 @@ class KeycloakSettings(Model):
     realm: RealmName = Field(default="platform", min_length=1, description="Realm the platform's users live in.")
     admin_user: str = Field(default="admin", min_length=1, description="Bootstrap admin user name.")
     ziti_client_id: str = Field(default="openziti", min_length=1, description="OIDC client Ziti users log in with.")
-    published_port: int | None = Field(default=None, ge=1, le=65535, description="Host port (dev); prod uses Caddy.")
+    published_port: Annotated[int, port_number(8080)] | None = Field(
+        default=None, ge=1, le=65535, description="Host port (dev); prod uses Caddy."
+    )
     proxy_network: str = Field(
         default="caddy_caddy",
         pattern=formatted(
@@ -264,7 +275,9 @@ class ZitiSettings(Model):
     advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name clients and routers use to reach the controller."
     )
-    advertised_port: int = Field(default=1280, ge=1, le=65535, description="Controller edge API port (swarm).")
+    advertised_port: Annotated[int, port_number(1280)] = Field(
+        default=1280, ge=1, le=65535, description="Controller edge API port (swarm)."
+    )
     cluster_trust_domain: TrustDomain | None = Field(
         default=None, description="swarm: trust domain of the controller cluster; must differ from SPIRE's."
     )
@@ -277,7 +290,9 @@ class ZitiSettings(Model):
     router_advertised_address: Hostname | None = Field(
         default=None, description="swarm: host name the edge router advertises to clients."
     )
-    router_port: int = Field(default=3022, ge=1, le=65535, description="Edge router port clients dial (swarm).")
+    router_port: Annotated[int, port_number(3022)] = Field(
+        default=3022, ge=1, le=65535, description="Edge router port clients dial (swarm)."
+    )
     controller_url: Annotated[HttpUrl, AfterValidator(_ziti_controller_url)] | None = Field(
         default=None,
         description="platform external: your controller's edge API, e.g. https://ziti.acme.net:1280 (https "

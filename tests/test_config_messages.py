@@ -8,6 +8,7 @@ change, and asserts the exact user-facing parts of each line.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -366,3 +367,33 @@ def test_the_swarm_attestors_the_rule_names_are_the_agents_own() -> None:
 
     attestors = build_agent_conf("prod.example").workload_attestors
     assert sorted(p.name for p in attestors) == sorted(SWARM_WORKLOAD_ATTESTORS) == ["docker", "unix"]
+
+
+# -- ports: a YAML boolean is not a port (`pulumi config set --path k true` stores one) -------------
+
+PORTS = [
+    pytest.param("dev", "keycloak.publishedPort", 8080, id="keycloak-published"),
+    pytest.param("prod", "ziti.advertisedPort", 1280, id="ziti-advertised"),
+    pytest.param("prod", "ziti.routerPort", 3022, id="ziti-router"),
+    pytest.param("k8s-crd-free", "kubernetes.externalServer.port", 8081, id="external-server"),
+    pytest.param("k8s-dev", "kubernetes.ziti.controllerNodePort", 31280, id="controller-node-port"),
+    pytest.param("k8s-dev", "kubernetes.ziti.routerNodePort", 31022, id="router-node-port"),
+]
+
+
+class TestPortsAreNumbers:
+    @pytest.mark.parametrize("value", [True, False])
+    @pytest.mark.parametrize(("stack", "key", "example"), PORTS)
+    def test_a_boolean_is_refused(self, stack: str, key: str, example: int, value: bool) -> None:
+        shown = "true" if value else "false"
+        assert only(stack, {tuple(key.split(".")): value}) == [
+            f"{key}: {shown} is not a port number: give the port, e.g. {example} {set_(key)}"
+        ]
+
+    @pytest.mark.parametrize(("stack", "key", "example"), PORTS)
+    def test_the_port_as_text_is_the_port(self, stack: str, key: str, example: int) -> None:
+        cfg = load(stack, {tuple(key.split(".")): str(example)})
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
+        assert value == example
