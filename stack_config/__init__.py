@@ -378,7 +378,9 @@ class StackConfig(Model):
         return problems
 
     def _ttl_problems(self) -> list[str]:
-        """SVID TTLs within what SPIRE's CA TTL can guarantee (server.conf; entries' x509SvidTtl)."""
+        """SVID TTLs within what SPIRE's CA TTL can guarantee (server.conf; entries' x509SvidTtl).
+        Every server the program runs, on Swarm and in the Kubernetes topologies, renders ca_ttl and
+        the default SVID TTLs from these `spire` keys (components/kubernetes/spire_config.py)."""
         ca = go_duration_seconds(self.spire.ca_ttl)
         limit = min(ca / SVID_TTL_DIVISOR, MAX_GUARANTEED_SVID_SECONDS)
         # (key, the value as the user wrote it, its seconds, how to propose a bound): the spire TTLs
@@ -534,6 +536,8 @@ class StackConfig(Model):
                 "its own server pod, through the cluster's kubeconfig: remove it "
                 "(fix: `pulumi config rm --path 'spire.transport'`)"
             )
+        if k8s.topology != "crd-free":  # crd-free: the server, and its CA TTL, are someone else's
+            problems += self._ttl_problems()
         if self.spire.agents:
             problems.append(
                 "spire.agents: with platform kubernetes the agents are the clusters' DaemonSets (a workload's `node` "

@@ -145,9 +145,19 @@ class SpireSettings(Model):
     datastore: Literal["sqlite3", "postgres"] = Field(
         default="sqlite3", description="SPIRE server datastore (swarm): SQLite on its volume, or PostgreSQL."
     )
-    ca_ttl: GoDuration = Field(default="24h", description="TTL of SPIRE's intermediate CA signed by the root CA.")
-    default_x509_svid_ttl: GoDuration = Field(default="1h", description="Default X.509 SVID lifetime (swarm).")
-    default_jwt_svid_ttl: GoDuration = Field(default="5m", description="Default JWT SVID lifetime (swarm).")
+    ca_ttl: GoDuration = Field(
+        default="24h",
+        description="TTL of SPIRE's intermediate CA signed by the root CA (the servers the program runs: swarm, "
+        "kubernetes).",
+    )
+    default_x509_svid_ttl: GoDuration = Field(
+        default="1h",
+        description="Default X.509 SVID lifetime (swarm, kubernetes); at most a sixth of caTtl and 7 days.",
+    )
+    default_jwt_svid_ttl: GoDuration = Field(
+        default="5m",
+        description="Default JWT SVID lifetime (swarm, kubernetes); at most a sixth of caTtl and 7 days.",
+    )
     root_ca_validity_hours: int = Field(default=87600, gt=24, description="Validity of the Pulumi-owned root CA.")
     transport: SpireTransport = Field(
         default_factory=SpireTransport, description="How registration entries reach the SPIRE server."
@@ -338,7 +348,11 @@ class Workload(Model):
     )
     dns_names: list[DnsName] = Field(default_factory=list, description="DNS SANs of its X.509 SVID.")
     x509_svid_ttl: Annotated[int, BeforeValidator(_seconds)] = Field(
-        default=0, ge=0, le=MAX_INT32, description="Whole seconds (3600: an hour); 0 = server default."
+        default=0,
+        ge=0,
+        le=MAX_INT32,
+        description="Whole seconds (3600: an hour); 0 = server default. Where the program runs the server (swarm, "
+        "kubernetes except crd-free): at most a sixth of spire.caTtl and 7 days.",
     )
     federates_with: list[TrustDomain] = Field(
         default_factory=list,

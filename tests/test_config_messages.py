@@ -163,6 +163,61 @@ class TestSvidTtlInSeconds:
         assert load("prod", {SVID_TTL: "3600"}).workloads["ledger"].x509_svid_ttl == 3600
 
 
+class TestSvidTtlOnKubernetes:
+    """The Kubernetes topologies that run the SPIRE server render its ca_ttl and default SVID TTLs
+    from the same `spire` keys as Swarm, so an entry's x509SvidTtl is held to the same bound."""
+
+    @pytest.mark.parametrize(
+        ("stack", "workload"),
+        [("k8s-dev", "user-service"), ("k8s-enterprise", "enterprise-api"),
+         ("k8s-enterprise-nested", "enterprise-api")],
+    )  # fmt: skip
+    def test_an_entry_beyond_a_sixth_of_the_ca_ttl(self, stack: str, workload: str) -> None:
+        key = f"workloads.{workload}.x509SvidTtl"
+        assert only(stack, {(*key.split("."),): 86400}) == [
+            f"{key}: 86400 seconds is more than a sixth of spire.caTtl ('24h'), so SPIRE would issue shorter SVIDs "
+            f"around CA rotations: set it to at most 14400 seconds (4h), or spire.caTtl to 144h or more {set_(key)}"
+        ]
+
+    def test_an_entry_beyond_seven_days(self) -> None:
+        key = "workloads.user-service.x509SvidTtl"
+        assert only("k8s-dev", {("spire", "caTtl"): "2000h", (*key.split("."),): 2592000}) == [
+            f"{key}: 2592000 seconds is longer than 7 days, the longest SVID lifetime SPIRE guarantees across CA "
+            f"rotations: set it to at most 604800 seconds (7 days) {set_(key)}"
+        ]
+
+    def test_the_servers_default_svid_ttl(self) -> None:
+        assert only("k8s-enterprise", {("spire", "defaultX509SvidTtl"): "5h"}) == [
+            "spire.defaultX509SvidTtl: '5h' is more than a sixth of spire.caTtl ('24h'), so SPIRE would issue "
+            f"shorter SVIDs around CA rotations: set it to 4h or less, or spire.caTtl to 30h or more "
+            f"{set_('spire.defaultX509SvidTtl')}"
+        ]
+
+    def test_a_longer_ca_ttl_admits_the_entry(self) -> None:
+        cfg = load("k8s-dev", {("spire", "caTtl"): "144h", ("workloads", "user-service", "x509SvidTtl"): 86400})
+        assert cfg.workloads["user-service"].x509_svid_ttl == 86400
+
+    def test_crd_free_leaves_the_entry_to_the_external_server(self) -> None:
+        """Its server and CA TTL are someone else's: the program cannot know the bound."""
+        cfg = load("k8s-crd-free", {("workloads", "ledger", "x509SvidTtl"): 86400})
+        assert cfg.workloads["ledger"].x509_svid_ttl == 86400
+
+    @pytest.mark.parametrize("stack", ["k8s-dev", "k8s-enterprise", "k8s-enterprise-nested"])
+    def test_the_ca_ttl_checked_is_the_one_each_server_conf_renders(self, stack: str) -> None:
+        from components.kubernetes.enterprise_config import build_side_server_conf, enterprise_sides
+        from components.kubernetes.spire_config import build_server_conf
+
+        cfg = load(stack, {("spire", "caTtl"): "48h", ("spire", "defaultX509SvidTtl"): "2h"})
+        assert cfg.kubernetes is not None
+        if cfg.kubernetes.enterprise is None:
+            confs = [build_server_conf(cfg.spire, "dev")]
+        else:
+            confs = [build_side_server_conf(cfg.spire, cfg.kubernetes.enterprise, side)
+                     for side in enterprise_sides(cfg.spire.trust_domain, cfg.kubernetes.enterprise).values()]
+        assert len(confs) == (1 if stack == "k8s-dev" else 2)
+        assert {(c.server.ca_ttl, c.server.default_x509_svid_ttl) for c in confs} == {("48h", "2h")}
+
+
 # -- 2. YAML scalars where a user naturally types them into a text value ---------------------------
 
 
