@@ -22,7 +22,6 @@ connections from stack config:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,14 +52,12 @@ from components.swarm_nodes import SwarmNodes, SwarmNodesArgs
 from components.ziti_router import ZitiRouter, ZitiRouterArgs
 from components.ziti_stack import SvidHelperSpec, ZitiStack, ZitiStackArgs
 from components.ziti_trust import (
-    USER_IDENTITY,
-    WORKLOAD_IDENTITY,
     ZitiTrust,
     ZitiTrustArgs,
     ZitiUserSpec,
     ZitiWorkload,
 )
-from stack_config import PROJECT, ConfigError, StackConfig, StackSecrets
+from stack_config import PROJECT, USER_IDENTITY, WORKLOAD_IDENTITY, ZITI_TRUST, StackConfig, StackSecrets
 from stack_config.kubernetes_iam import REPLICAS, IamSettings
 
 BUCKET_ROLES = ("spire", "keycloak", "ziti")
@@ -238,7 +235,8 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
     """The stack for `config.platform`; `imports` are taken over instead of created, and objects a
     renamed key moved keep their resources (`Moves`: the previous deployment, read once)."""
     moves = Moves.of_this_stack()
-    seen = _import_existing(config.imports, moves) if config.imports or moves.held else None
+    if config.imports or moves.held:  # `imports` names only Ziti resources: StackConfig checked each name
+        _import_existing(config.imports, moves)
     platform: Platform
     try:
         if config.platform == "kubernetes":
@@ -251,27 +249,10 @@ def build_platform(config: StackConfig, secrets: StackSecrets) -> Platform:
         conflict = moves.settle(_stack_file_key)  # aliases and orderings, now that every name is known
     if conflict is not None:
         raise conflict
-    if seen is not None and config.imports:
-        problems = []
-        for name in sorted(config.imports):
-            fix = f"(fix: `pulumi config rm --path 'imports.{name}'`)"
-            if name not in seen:
-                close = difflib.get_close_matches(name, list(seen), 1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                problems.append(f"{PROJECT}:imports.{name}: this stack has no resource of that name{hint} {fix}")
-            elif not seen[name].startswith(IMPORTABLE):
-                problems.append(
-                    f"{PROJECT}:imports.{name}: a resource of type {seen[name]} cannot be taken over; "
-                    "only Ziti objects can "
-                    f"(others are adopted by their ownership marker: docs/providers/) {fix}"
-                )
-        if problems:
-            raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(problems))
     return platform
 
 
 IMPORTABLE = "pulumi-python:dynamic/ziti:"
-ZITI_TRUST = "ziti-trust"
 
 
 def _stack_file_key(resource_name: str) -> str:
@@ -283,19 +264,16 @@ def _stack_file_key(resource_name: str) -> str:
     return resource_name
 
 
-def _import_existing(imports: Mapping[str, str], moves: Moves) -> dict[str, str]:
+def _import_existing(imports: Mapping[str, str], moves: Moves) -> None:
     """Hand each existing object named in `imports` to the resource of that name, and each object
-    a renamed key moved to its resource's new name (`Moves`); returns the name -> type of every
-    resource the program registers (filled in as they are constructed).
+    a renamed key moved to its resource's new name (`Moves`).
 
     Pulumi cannot import a Python dynamic resource (`pulumi import` or the `import` option: its
     provider host finds no serialized provider without state, pulumi/pulumi#16175). So the id
     goes in as the input `import_id`, and the provider's create takes the object over (writes its
     ownership and the declared settings) instead of creating one; its connection is the stack's."""
-    seen: dict[str, str] = {}
 
     def transformation(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
-        seen[args.name] = args.type_
         props, opts = args.props, args.opts
         if args.name in imports and args.type_.startswith(IMPORTABLE):
             props = {**props, "import_id": imports[args.name]}
@@ -305,7 +283,6 @@ def _import_existing(imports: Mapping[str, str], moves: Moves) -> dict[str, str]
         return None if props is args.props and opts is args.opts else pulumi.ResourceTransformationResult(props, opts)
 
     pulumi.runtime.register_stack_transformation(transformation)
-    return seen
 
 
 def registrations(config: StackConfig, agent_ids: Mapping[str, str]) -> dict[str, Registration]:

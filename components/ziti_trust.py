@@ -37,7 +37,7 @@ from dynamic_providers.ziti.provider import (
     ZitiIdentity,
     ZitiServiceEdgeRouterPolicy,
 )
-from stack_config import USER_IDENTITY_PREFIX
+from stack_config import USER_IDENTITY, USER_IDENTITY_PREFIX, WORKLOAD_IDENTITY
 
 SPIFFE_CLAIM = {
     "location": "SAN_URI",
@@ -47,9 +47,6 @@ SPIFFE_CLAIM = {
     "parser_criteria": "",
     "index": 0,
 }
-# The resource names of a workload's and a user's identity (`name`: the component's).
-WORKLOAD_IDENTITY = "{name}-identity-{key}"
-USER_IDENTITY = "{name}-user-{key}"
 
 
 @dataclass(frozen=True)

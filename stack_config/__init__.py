@@ -29,6 +29,7 @@ from stack_config.base import (
     Model,
     ObjectName,
     ScalarText,
+    closest,
     did_you_mean,
     error_lines,
     format_duration,
@@ -103,6 +104,14 @@ SWARM_WORKLOAD_ATTESTORS = ("docker", "unix")
 PROXY_PORTS = {80: "caddy-docker-proxy's HTTP port (prod)", 443: "caddy-docker-proxy's HTTPS port (prod)"}
 # A user's Ziti identity is named `<prefix>user-<key>`, a workload's `<prefix><key>` (components/ziti_trust.py).
 USER_IDENTITY_PREFIX = "user-"
+# The Pulumi resource names of the trust chain's Ziti objects (components/ziti_trust.py registers
+# them under the component ZITI_TRUST): the only resources `imports` can take over.
+ZITI_TRUST = "ziti-trust"
+WORKLOAD_IDENTITY = "{name}-identity-{key}"
+USER_IDENTITY = "{name}-user-{key}"
+ZITI_TRUST_OBJECTS = (
+    "spire-ca", "workload-policy", "keycloak-signer", "user-policy", "router", "all-routers", "all-services",
+)
 # SPIRE guarantees an SVID's full lifetime only up to a sixth of the CA TTL, and never beyond 7
 # days (`manager.MaxSVIDTTLForCATTL`); above that it warns and issues shorter SVIDs.
 SVID_TTL_DIVISOR = 6
@@ -198,9 +207,12 @@ class StackConfig(Model):
     )
     imports: dict[Annotated[str, Field(min_length=1)], Annotated[ScalarText, Field(min_length=1)]] = Field(
         default_factory=dict,
-        description="Existing server objects to take over: resource name (as `pulumi stack --show-urns` or "
-        "`pulumi preview` names it) -> the object's id on its server. The next `pulumi up` imports each "
-        "instead of creating it (the program's settings must match the object); remove the entry afterwards.",
+        description="Existing Ziti objects to take over (swarm, external): resource name -> the object's id on its "
+        "server. The names are the trust chain's Ziti resources (ziti-trust-spire-ca, ziti-trust-workload-policy, "
+        "ziti-trust-keycloak-signer, ziti-trust-user-policy, ziti-trust-router, ziti-trust-all-routers, "
+        "ziti-trust-all-services, ziti-trust-identity-<workload>, ziti-trust-user-<user>); any other name is refused "
+        "at preview, listing this stack's. The next `pulumi up` imports each instead of creating it (the program's "
+        "settings must match the object); remove the entry afterwards.",
     )
 
     @model_validator(mode="before")
@@ -241,6 +253,8 @@ class StackConfig(Model):
         }[self.platform]()
         problems += self._transport_problems()
         problems += self._workload_problems()
+        if self.platform != "kubernetes":  # kubernetes refuses `imports` as a whole
+            problems += self._import_problems()
         if self.is_strict:
             problems += self._strict_problems()
         seen: set[str] = set()
@@ -623,6 +637,50 @@ class StackConfig(Model):
                     "keeps identity names unique): declare the workload under another key "
                     f"(fix: `pulumi config rm --path 'workloads.{named}'`, then set it under the new key)"
                 )
+        return problems
+
+    @property
+    def ziti_resource_names(self) -> list[str]:
+        """The resource names of the Ziti objects the trust chain registers (components/ziti_trust.py,
+        under ZITI_TRUST): the router's only when the stack makes one, an identity per workload and
+        per user."""
+        fixed = [f"{ZITI_TRUST}-{part}" for part in ZITI_TRUST_OBJECTS if part != "router" or self.makes_router]
+        return (fixed + [WORKLOAD_IDENTITY.format(name=ZITI_TRUST, key=w) for w in sorted(self.workloads)]
+                + [USER_IDENTITY.format(name=ZITI_TRUST, key=u) for u in sorted(self.users)])
+
+    def _import_problems(self) -> list[str]:
+        """Every key of `imports` names a Ziti resource of this stack. The names follow from the
+        config alone, so a wrong one is refused at load with every other problem, not after the
+        program has registered its resources."""
+        names = self.ziti_resource_names
+        patterns = [(WORKLOAD_IDENTITY, "workloads"), (USER_IDENTITY, "users")]
+        shown = [n for n in names if n.removeprefix(f"{ZITI_TRUST}-") in ZITI_TRUST_OBJECTS]
+        shown += [pattern.format(name=ZITI_TRUST, key=f"<key of {section}>") for pattern, section in patterns
+                  if getattr(self, section)]
+        listing = f"{', '.join(shown[:-1])} and {shown[-1]}"
+        problems = []
+        for key in sorted(self.imports):
+            if key in names:
+                continue
+            hints = []
+            if key == f"{ZITI_TRUST}-router":  # platform external without ziti.routerName
+                hints.append("the stack makes no edge router entity without ziti.routerName")
+            for pattern, section in patterns:
+                prefix = pattern.format(name=ZITI_TRUST, key="")
+                if key.startswith(prefix):  # an identity's name: compare what follows the prefix
+                    hints.append(f"{key.removeprefix(prefix)!r} is not a key of {section}")
+                    near = closest(key.removeprefix(prefix), [n.removeprefix(prefix) for n in names
+                                                              if n.startswith(prefix)])
+                    hints += [f"did you mean {prefix + near!r}?"] if near is not None else []
+            if not hints and (near := closest(key, names)) is not None:
+                hints.append(f"did you mean {near!r}?")
+            path = key_path(["imports", key])
+            detail = f" ({'; '.join(hints)})" if hints else ""
+            problems.append(
+                f"{path}: names no Ziti object of this stack{detail}: "
+                f"only the trust chain's Ziti objects can be taken over, here {listing}; other objects are adopted "
+                f"by their ownership marker (docs/providers/) (fix: `pulumi config rm --path '{path}'`)"
+            )
         return problems
 
     def _federation_problems(self, wname: str, federates_with: list[str], own: str) -> list[str]:

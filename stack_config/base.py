@@ -377,7 +377,17 @@ def problem_line(loc: list[Any], msg: str, kind: str = "value_error", known: lis
     return f"{full}: {msg} (fix: `pulumi config {verb}{path_flag} '{path}'{value}`)"
 
 
-_KEYED_LINE = re.compile(r"^([A-Za-z0-9_.-]+): (.*)$", re.S)
+# A model-level line: a key path (dotted, or with `key_path`'s ["name"] and [0] parts), ": ", the problem.
+_KEYED_LINE = re.compile(r'^((?:[A-Za-z0-9_.-]|\["[^"]*"\]|\[[0-9]+\])+): (.*)$', re.S)
+_KEY_PART = re.compile(r'\["([^"]*)"\]|\[([0-9]+)\]|([^.\[\]]+)')
+
+
+def parse_key_path(path: str) -> list[Any]:
+    """`key_path`'s inverse: `a.b[0]["zt.db"]` -> ["a", "b", 0, "zt.db"]."""
+    return [
+        m.group(1) if m.group(1) is not None else int(m.group(2)) if m.group(2) is not None else m.group(3)
+        for m in _KEY_PART.finditer(path)
+    ]
 
 
 # --- pydantic's errors in the user's words -----------------------------------------------------
@@ -505,7 +515,8 @@ def error_lines(error: Any, model: type[BaseModel] | None = None) -> list[str]:
         lines = []
         for line in msg.split("\n"):
             m = _KEYED_LINE.match(line)
-            lines.append(problem_line(m.group(1).split(".") if m else [], m.group(2) if m else line, error["type"]))
+            keyed = parse_key_path(m.group(1)) if m else []
+            lines.append(problem_line(keyed, m.group(2) if m else line, error["type"]))
         return lines
     known = known_keys(model, loc) if model is not None and error["type"] == "extra_forbidden" else None
     return [problem_line(loc, msg, error["type"], known)]

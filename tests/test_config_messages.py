@@ -233,7 +233,7 @@ class TestYamlScalarsAsText:
         assert cfg.stateful_nodes == ["worker-1"]
 
     def test_imports_ids_gitops_revision_and_gateway_selector(self) -> None:
-        assert load("prod", {"imports": {"ziti-trust-ca": 12345}}).imports == {"ziti-trust-ca": "12345"}
+        assert load("prod", {"imports": {"ziti-trust-spire-ca": 12345}}).imports == {"ziti-trust-spire-ca": "12345"}
         cfg = load("k8s-prod", {("kubernetes", "iam", "gitops", "revision"): 2024,
                                 ("kubernetes", "iam", "gatewaySelector"): {"istio": "ingressgateway", "canary": True}})
         assert cfg.kubernetes is not None and cfg.kubernetes.iam is not None
@@ -338,9 +338,79 @@ class TestProviderRulesAtLoad:
         ]
 
 
+# -- imports: a name no Ziti resource of the stack has is refused at load, with the others ------------
+
+CHAIN = ("ziti-trust-spire-ca, ziti-trust-workload-policy, ziti-trust-keycloak-signer, ziti-trust-user-policy, "
+         "ziti-trust-router, ziti-trust-all-routers, ziti-trust-all-services")  # fmt: skip
+OWNED = "other objects are adopted by their ownership marker (docs/providers/)"
+
+
+def rm(key: str) -> str:
+    return f"(fix: `pulumi config rm --path '{key}'`)"
+
+
+class TestImportsAtLoad:
+    def test_a_misspelt_name(self) -> None:
+        assert only("dev", {("imports", "ziti-trust-routr"): "id-1"}) == [
+            "imports.ziti-trust-routr: names no Ziti object of this stack (did you mean 'ziti-trust-router'?): "
+            f"only the trust chain's Ziti objects can be taken over, here {CHAIN} and "
+            f"ziti-trust-identity-<key of workloads>; {OWNED} {rm('imports.ziti-trust-routr')}"
+        ]
+
+    def test_a_workload_the_stack_does_not_have(self) -> None:
+        assert only("dev", {("imports", "ziti-trust-identity-ledger"): "id-1"}) == [
+            "imports.ziti-trust-identity-ledger: names no Ziti object of this stack ('ledger' is not a key of "
+            "workloads): only the trust chain's Ziti objects can be "
+            f"taken over, here {CHAIN} and ziti-trust-identity-<key of workloads>; {OWNED} "
+            f"{rm('imports.ziti-trust-identity-ledger')}"
+        ]
+
+    def test_a_misspelt_workload_key(self) -> None:
+        [line] = only("dev", {("imports", "ziti-trust-identity-demo-apj"): "id-1"})
+        assert line.startswith("imports.ziti-trust-identity-demo-apj: names no Ziti object of this stack "
+                               "('demo-apj' is not a key of workloads; did you mean 'ziti-trust-identity-demo-api'?): ")
+
+    def test_a_misspelt_policy_under_the_user_prefix(self) -> None:
+        [line] = only("external", {("imports", "ziti-trust-user-polcy"): "id-1"})
+        assert line.startswith("imports.ziti-trust-user-polcy: names no Ziti object of this stack "
+                               "('polcy' is not a key of users; did you mean 'ziti-trust-user-policy'?): ")
+
+    def test_a_resource_that_is_no_ziti_object(self) -> None:
+        line = only("external", {("imports", "keycloak-identity-realm"): "id-1"})
+        assert line == [
+            "imports.keycloak-identity-realm: names no Ziti object of this stack: only the trust chain's Ziti "
+            f"objects can be taken over, here {CHAIN.replace('ziti-trust-router, ', '')}, "
+            "ziti-trust-identity-<key of workloads> and ziti-trust-user-<key of users>; "
+            f"{OWNED} {rm('imports.keycloak-identity-realm')}"
+        ]
+
+    def test_a_key_with_a_dot_is_named_as_config_set_takes_it(self) -> None:
+        [line] = only("dev", {("imports", "ziti-trust-identity-demo.api"): "id-1"})
+        assert line.startswith('imports["ziti-trust-identity-demo.api"]: names no Ziti object of this stack')
+        assert line.endswith(rm('imports["ziti-trust-identity-demo.api"]'))
+
+    def test_reported_with_the_other_problems_at_load(self) -> None:
+        lines = only("dev", {("imports", "qqqq"): "id-1", "keycloak.realm": "master"})
+        assert [line.split(": ", 1)[0] for line in lines] == ["keycloak.realm", "imports.qqqq"]
+
+    def test_the_router_only_where_the_stack_makes_it(self) -> None:
+        [line] = only("external", {("imports", "ziti-trust-router"): "id-1"})
+        assert line.startswith("imports.ziti-trust-router: names no Ziti object of this stack (the stack makes no "
+                               "edge router entity without ziti.routerName): ")
+        cfg = load("external", {("imports", "ziti-trust-router"): "id-1", "ziti.routerName": "edge-1"})
+        assert cfg.imports == {"ziti-trust-router": "id-1"}
+
+    def test_every_name_of_the_stack_is_accepted(self) -> None:
+        names = ["ziti-trust-spire-ca", "ziti-trust-workload-policy", "ziti-trust-keycloak-signer",
+                 "ziti-trust-user-policy", "ziti-trust-all-routers", "ziti-trust-all-services",
+                 "ziti-trust-identity-payments-api", "ziti-trust-user-alice"]  # fmt: skip
+        cfg = load("external", {"imports": {n: f"id-{n}" for n in names}})
+        assert sorted(cfg.imports) == sorted(names)
+
+
 @pytest.mark.parametrize(
     ("stack", "key"),
-    [("prod", ("imports", "ziti-trust-ca")), ("k8s-prod", ("kubernetes", "iam", "gitops", "revision"))],
+    [("prod", ("imports", "ziti-trust-spire-ca")), ("k8s-prod", ("kubernetes", "iam", "gitops", "revision"))],
 )
 def test_an_empty_text_that_takes_yaml_scalars_must_not_be_empty(stack: str, key: tuple[str, ...]) -> None:
     path = ".".join(key)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import stack_config
 from stack_config import ConfigError
 from tests.conftest import MODES, STACKS, program_run
 from tests.harness.mock_engine import ProgramRun, Registered, run_program, stack_platform
@@ -88,37 +89,58 @@ def test_every_ziti_resource_of_every_stack_can_be_imported(stack: str, preview:
     assert carrying_import_id(run_program(stack, preview, config=imports(wanted))) == wanted
 
 
+@pytest.mark.parametrize(
+    ("stack", "router_name", "router"),
+    [("dev", None, True), ("prod", None, True), ("external", None, False), ("external", "edge-1", True)],
+)
+def test_the_config_names_exactly_the_ziti_resources_the_program_registers(
+    stack: str, router_name: str | None, router: bool
+) -> None:
+    """StackConfig refuses an `imports` key at load from the names it derives; they must be the
+    names the program registers, or a valid key would be refused or a wrong one silently ignored.
+    Swarm always makes the router entity; external only with ziti.routerName."""
+    from tests.test_config_gate import change, stack_values
+
+    values, secret = stack_values(stack)
+    overrides = {}
+    if router_name is not None:
+        change(values, "ziti.routerName", router_name)
+        overrides["identity-platform:ziti"] = str(values["identity-platform:ziti"])
+    config = stack_config.parse_stack_values(values, secret)
+    run = run_program(stack, True, config=overrides)
+    registered = sorted(r.name for r in run.resources if r.type.startswith(ZITI))
+    assert ("ziti-trust-router" in registered) == router
+    assert sorted(config.ziti_resource_names) == registered
+
+
 class TestRefusedNames:
+    """The names are checked at load (stack_config), before any resource is registered."""
+
     def test_a_misspelt_name_is_refused_with_the_closest_name(self) -> None:
         message = config_error("dev", {"ziti-trust-identity-demo-apj": "id-1"})
         assert (
-            "identity-platform:imports.ziti-trust-identity-demo-apj: this stack has no resource of that name "
-            f"(did you mean {DEMO_API!r}?) {fix('ziti-trust-identity-demo-apj')}"
+            "identity-platform:imports.ziti-trust-identity-demo-apj: names no Ziti object of this stack "
+            f"('demo-apj' is not a key of workloads; did you mean {DEMO_API!r}?)"
         ) in message
+        assert fix("ziti-trust-identity-demo-apj") in message
 
     def test_a_name_like_nothing_gets_no_hint(self) -> None:
         message = config_error("dev", {"qqqq": "id-1"})
-        assert f"identity-platform:imports.qqqq: this stack has no resource of that name {fix('qqqq')}" in message
-        assert "did you mean" not in message
+        assert "identity-platform:imports.qqqq: names no Ziti object of this stack: only the trust chain's" in message
+        assert fix("qqqq") in message and "did you mean" not in message
 
-    @pytest.mark.parametrize(
-        ("name", "type_"),
-        [
-            pytest.param("keycloak-identity-realm", "pulumi-python:dynamic/keycloak:Realm", id="keycloak-realm"),
-            pytest.param("spire-server", "docker:index/service:Service", id="docker-service"),
-            pytest.param("ziti-trust", "identity-platform:ziti:ZitiTrust", id="ziti-component"),
-        ],
-    )
-    def test_a_resource_that_is_not_a_ziti_object_is_refused_naming_its_type(self, name: str, type_: str) -> None:
+    @pytest.mark.parametrize("name", ["keycloak-identity-realm", "spire-server", "ziti-trust"])
+    def test_a_resource_that_is_not_a_ziti_object_is_refused(self, name: str) -> None:
         message = config_error("dev", {name: "id-1"})
-        expected = f"identity-platform:imports.{name}: a resource of type {type_} cannot be taken over; only Ziti"
-        assert expected in message
+        assert f"identity-platform:imports.{name}: names no Ziti object of this stack" in message
+        assert "other objects are adopted by their ownership marker (docs/providers/)" in message
         assert fix(name) in message
 
     def test_a_resource_of_another_stack_is_unknown_here(self) -> None:
         # prod registers ziti-trust-identity-ledger; dev has no such workload.
         message = config_error("dev", {"ziti-trust-identity-ledger": "id-1"})
-        expected = "identity-platform:imports.ziti-trust-identity-ledger: this stack has no resource of that name"
+        expected = ("identity-platform:imports.ziti-trust-identity-ledger: names no Ziti object of this stack "
+                    "('ledger' is not a key of workloads)")  # fmt: skip
         assert expected in message
 
     @pytest.mark.parametrize("preview", MODES)
@@ -139,7 +161,7 @@ class TestRefusedNames:
         run = run_program("external", True, config=imports({"ziti-trust-identity-payments-api": "id-1"}))
         assert carrying_import_id(run) == {"ziti-trust-identity-payments-api": "id-1"}
         message = config_error("external", {"spire-server": "id-2"})
-        assert "identity-platform:imports.spire-server: this stack has no resource of that name" in message
+        assert "identity-platform:imports.spire-server: names no Ziti object of this stack" in message
 
 
 class TestConfigShape:
