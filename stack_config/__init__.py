@@ -693,8 +693,10 @@ class StackConfig(Model):
             return [f"workloads.{wname}.federatesWith: only the enterprise topology (platform kubernetes) "
                     "federates two trust domains: remove it "
                     f"(fix: `pulumi config rm --path 'workloads.{wname}.federatesWith'`)"]
+        if k8s.enterprise is None:  # missing or broken: reported as such; which domains federate is unknown
+            return []
         peers = set(self.trust_domains.values()) - {own}
-        if k8s.enterprise is not None and k8s.enterprise.nested:
+        if k8s.enterprise.nested:
             return [f"workloads.{wname}.federatesWith: kubernetes.enterprise.nesting spire puts both servers in "
                     f"{own!r}: there is no other trust domain to federate with: remove it "
                     f"(fix: `pulumi config rm --path 'workloads.{wname}.federatesWith'`)"]
@@ -996,12 +998,15 @@ def _purge(data: Any) -> None:
 
 def _independent(line: str, failed: list[str], dropped: set[str], *, parents: bool = True) -> bool:
     """False for a line about a failed key (or its child; with `parents`, its parent), a dropped
-    entry or a stand-in."""
+    entry or a stand-in, and for a line whose reason names a failed nested key: that check read the
+    key's default, not what the user wrote (a broken kubernetes.enterprise.nesting is not `none`)."""
     if PRUNED in line or any(f"{name!r}" in line for name in dropped):
         return False
-    key = line.split(": ", 1)[0].removeprefix(f"{PROJECT}:")
+    key, _, reason = line.partition(": ")
+    key = key.removeprefix(f"{PROJECT}:")
     return not any(
         key == f or key.startswith((f + ".", f + "[")) or (parents and f.startswith((key + ".", key + "[")))
+        or ("." in f and re.search(rf"(?<![\w.]){re.escape(f)}(?![\w.\[])", reason.split("(fix: `")[0]))
         for f in failed
     )
 

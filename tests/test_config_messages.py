@@ -522,3 +522,45 @@ class TestPortsAreNumbers:
         for part in key.split("."):
             value = getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
         assert value == example
+
+
+# -- a broken kubernetes.enterprise block: its own problem, once, with no consequence after it -------
+
+ENT = ("kubernetes", "enterprise")
+
+
+class TestBrokenEnterpriseBlock:
+    @pytest.mark.parametrize("stack", ["k8s-enterprise", "k8s-enterprise-nested"])
+    @pytest.mark.parametrize(
+        ("changes", "expected"),
+        [
+            pytest.param({ENT: "oops"}, "kubernetes.enterprise: must be an object with keys upstream, downstream, "
+                         "controllerManager, nesting, not 'oops' (fix: `pulumi config set --path "
+                         "'kubernetes.enterprise' <value>`)", id="not-an-object"),
+            pytest.param({(*ENT, "downstream"): "x"}, "kubernetes.enterprise.downstream: must be an object with keys "
+                         "cluster, address, apiServer, trustDomain, not 'x' (fix: `pulumi config set --path "
+                         "'kubernetes.enterprise.downstream' <value>`)", id="downstream-not-an-object"),
+            pytest.param({(*ENT, "upstream", "address"): "bad address!"},
+                         "kubernetes.enterprise.upstream.address: 'bad address!' contains whitespace: give one host "
+                         "name (e.g. auth.acme.net) (fix: `pulumi config set --path "
+                         "'kubernetes.enterprise.upstream.address' <value>`)", id="bad-address"),
+            pytest.param({(*ENT, "nesting"): "deep"}, "kubernetes.enterprise.nesting: 'deep' is not one of none, "
+                         "spire (fix: `pulumi config set --path 'kubernetes.enterprise.nesting' <value>`)",
+                         id="bad-nesting"),
+        ],
+    )  # fmt: skip
+    def test_one_line(self, stack: str, changes: dict[Any, Any], expected: str) -> None:
+        assert only(stack, changes) == [expected]
+
+    def test_a_missing_block_is_one_line(self) -> None:
+        assert only("k8s-enterprise", {ENT: None}) == [
+            "kubernetes.enterprise: required with the enterprise topology: the upstream and downstream clusters, "
+            "the downstream trust domain and each side's node address (fix: `pulumi config set --path "
+            "'kubernetes.enterprise.downstream.trustDomain' <name>`)"
+        ]
+
+    def test_a_federation_problem_of_its_own_is_still_reported(self) -> None:
+        """With a valid block, a workload federating with a trust domain its server lacks stays refused."""
+        [line] = only("k8s-enterprise", {("workloads", "enterprise-api", "federatesWith"): ["elsewhere.acme.net"]})
+        assert line.startswith("workloads.enterprise-api.federatesWith: 'elsewhere.acme.net' is not federated with "
+                               "'branch.acme-identity.net'")
