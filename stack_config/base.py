@@ -219,16 +219,22 @@ def _scalar_text(v: Any) -> Any:
     return v
 
 
-def port_number(example: int) -> BeforeValidator:
-    """A port key's guard: a YAML boolean (`pulumi config set --path k true` stores one) is refused
-    instead of read as 1 or 0. Digits as text (`"8080"`) stay a port, as pydantic reads them."""
+def whole_number(what: str, example: int, give: str = "one") -> BeforeValidator:
+    """A whole-number key's guard: a YAML boolean (`pulumi config set --path k true` stores one) is
+    refused instead of read as 1 or 0, as pydantic's lax mode would. Digits as text (`"30"`) stay
+    the number."""
 
     def refuse_bool(v: Any) -> Any:
         if isinstance(v, bool):
-            raise ValueError(f"{'true' if v else 'false'} is not a port number: give the port, e.g. {example}")
+            raise ValueError(f"{'true' if v else 'false'} is not {what}: give {give}, e.g. {example}")
         return v
 
     return BeforeValidator(refuse_bool)
+
+
+def port_number(example: int) -> BeforeValidator:
+    """A port key's guard (see `whole_number`)."""
+    return whole_number("a port number", example, give="the port")
 
 
 def go_duration_seconds(text: str) -> float:

@@ -23,7 +23,16 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, field_validator
 
-from stack_config.base import Hostname, Model, ScalarText, checked, formatted, is_local_host, is_placeholder_domain
+from stack_config.base import (
+    Hostname,
+    Model,
+    ScalarText,
+    checked,
+    formatted,
+    is_local_host,
+    is_placeholder_domain,
+    whole_number,
+)
 from stack_config.systems import HttpUrl, keycloak_url_problem
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -140,11 +149,11 @@ class IamSettings(Model):
         default=None,
         description="Size of Prometheus's volume, a Kubernetes quantity; default 2Gi in dev, 20Gi in prod.",
     )
-    logs_retention_days: int | None = Field(
+    logs_retention_days: Annotated[int, whole_number("a number of days", 30)] | None = Field(
         default=None, ge=1, le=3650,
         description="Days Loki keeps logs (its compactor deletes older ones); default 3 in dev, 30 in prod.",
     )
-    metrics_retention_days: int | None = Field(
+    metrics_retention_days: Annotated[int, whole_number("a number of days", 30)] | None = Field(
         default=None, ge=1, le=3650,
         description="Days Prometheus keeps samples; default 3 in dev, 30 in prod.",
     )

@@ -27,6 +27,7 @@ from stack_config.base import (
     formatted,
     go_duration_seconds,
     port_number,
+    whole_number,
 )
 from stack_config.nodes import DockerHost
 from stack_config.spiffe import DnsName, Selector, SpiffeId, SpiffePath, TrustDomain
@@ -158,7 +159,9 @@ class SpireSettings(Model):
         default="5m",
         description="Default JWT SVID lifetime (swarm, kubernetes); at most a sixth of caTtl and 7 days.",
     )
-    root_ca_validity_hours: int = Field(default=87600, gt=24, description="Validity of the Pulumi-owned root CA.")
+    root_ca_validity_hours: Annotated[int, whole_number("a number of hours", 87600)] = Field(
+        default=87600, gt=24, description="Validity of the Pulumi-owned root CA."
+    )
     transport: SpireTransport = Field(
         default_factory=SpireTransport, description="How registration entries reach the SPIRE server."
     )
@@ -326,8 +329,10 @@ class ZitiSettings(Model):
 
 
 class StorageSettings(Model):
-    noncurrent_version_days: int = Field(default=30, ge=1, description="Days before old object versions expire.")
-    backup_interval_minutes: int = Field(
+    noncurrent_version_days: Annotated[int, whole_number("a number of days", 30)] = Field(
+        default=30, ge=1, description="Days before old object versions expire."
+    )
+    backup_interval_minutes: Annotated[int, whole_number("a number of minutes", 15)] = Field(
         default=15, ge=1, le=15, description="Backup period of live databases; the RPO is at most this."
     )
     restore_on_first_start: bool = Field(
@@ -347,7 +352,7 @@ class Workload(Model):
         default_factory=list, description="Role attributes of its Ziti identity (selected by Ziti policies)."
     )
     dns_names: list[DnsName] = Field(default_factory=list, description="DNS SANs of its X.509 SVID.")
-    x509_svid_ttl: Annotated[int, BeforeValidator(_seconds)] = Field(
+    x509_svid_ttl: Annotated[int, BeforeValidator(_seconds), whole_number("a number of seconds", 3600)] = Field(
         default=0,
         ge=0,
         le=MAX_INT32,

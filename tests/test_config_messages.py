@@ -564,3 +564,33 @@ class TestBrokenEnterpriseBlock:
         [line] = only("k8s-enterprise", {("workloads", "enterprise-api", "federatesWith"): ["elsewhere.acme.net"]})
         assert line.startswith("workloads.enterprise-api.federatesWith: 'elsewhere.acme.net' is not federated with "
                                "'branch.acme-identity.net'")
+
+
+# -- every other whole-number key: a YAML boolean is not a count of days, hours, minutes or seconds --
+
+WHOLE_NUMBERS = [
+    pytest.param("prod", "spire.rootCaValidityHours", "a number of hours", 87600, id="root-ca-hours"),
+    pytest.param("prod", "storage.noncurrentVersionDays", "a number of days", 30, id="noncurrent-days"),
+    pytest.param("prod", "storage.backupIntervalMinutes", "a number of minutes", 15, id="backup-minutes"),
+    pytest.param("prod", "workloads.payments-api.x509SvidTtl", "a number of seconds", 3600, id="svid-seconds"),
+    pytest.param("k8s-prod", "kubernetes.iam.logsRetentionDays", "a number of days", 30, id="logs-days"),
+    pytest.param("k8s-prod", "kubernetes.iam.metricsRetentionDays", "a number of days", 30, id="metrics-days"),
+]
+
+
+class TestWholeNumbersAreNumbers:
+    @pytest.mark.parametrize("value", [True, False])
+    @pytest.mark.parametrize(("stack", "key", "what", "example"), WHOLE_NUMBERS)
+    def test_a_boolean_is_refused(self, stack: str, key: str, what: str, example: int, value: bool) -> None:
+        shown = "true" if value else "false"
+        assert only(stack, {tuple(key.split(".")): value}) == [
+            f"{key}: {shown} is not {what}: give one, e.g. {example} {set_(key)}"
+        ]
+
+    @pytest.mark.parametrize(("stack", "key", "what", "example"), WHOLE_NUMBERS)
+    def test_the_number_as_text_is_the_number(self, stack: str, key: str, what: str, example: int) -> None:
+        cfg = load(stack, {tuple(key.split(".")): str(example)})
+        value: Any = cfg
+        for part in key.split("."):
+            value = value[part] if isinstance(value, dict) else getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
+        assert value == example
