@@ -253,8 +253,8 @@ class StackConfig(Model):
         }[self.platform]()
         problems += self._transport_problems()
         problems += self._workload_problems()
-        if self.platform != "kubernetes":  # kubernetes refuses `imports` as a whole
-            problems += self._import_problems()
+        if self.platform != "kubernetes" or (self.kubernetes is not None and self.kubernetes.ziti is not None):
+            problems += self._import_problems()  # kubernetes without kubernetes.ziti refuses `imports` as a whole
         if self.is_strict:
             problems += self._strict_problems()
         seen: set[str] = set()
@@ -492,9 +492,10 @@ class StackConfig(Model):
         unused = {
             "nodes": "the clusters are in `kubernetes.clusters`",
             "storage": "the server's volumes are in `kubernetes`",
-            "users": "no Keycloak users without Keycloak",
-            "imports": "there is no Ziti object to take over",
         }
+        if k8s.ziti is None:  # with it, the chain's Ziti side is Swarm's: users' identities, imports
+            unused["users"] = "no Ziti identities for users without kubernetes.ziti"
+            unused["imports"] = "no Ziti object to take over without kubernetes.ziti"
         problems += [
             f"{key}: not used with {why} ({reason}): remove it (fix: `pulumi config rm {key}`)"
             for key, reason in unused.items()

@@ -10,16 +10,28 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 
 import stack_config
 from stack_config import ConfigError
 from tests.conftest import MODES, STACKS, program_run
-from tests.harness.mock_engine import ProgramRun, Registered, run_program, stack_platform
+from tests.harness.mock_engine import ROOT, ProgramRun, Registered, run_program, stack_platform
 
 ZITI = "pulumi-python:dynamic/ziti:"
 IDENTITY = f"{ZITI}Identity"
 DEMO_API = "ziti-trust-identity-demo-api"
 KEY = "identity-platform:imports"
+
+
+def has_ziti(stack: str) -> bool:
+    """Swarm and external stacks always register the chain's Ziti side; kubernetes with kubernetes.ziti."""
+    if stack_platform(stack) != "kubernetes":
+        return True
+    doc = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return "ziti" in doc["config"]["identity-platform:kubernetes"]
+
+
+ZITI_STACKS = [s for s in STACKS if has_ziti(s)]
 
 
 def imports(value: Any) -> dict[str, str]:
@@ -79,7 +91,7 @@ class TestTheNamedResourceCarriesTheId:
 
 
 @pytest.mark.parametrize("preview", MODES)
-@pytest.mark.parametrize("stack", [s for s in STACKS if stack_platform(s) != "kubernetes"])  # no Ziti there (yet)
+@pytest.mark.parametrize("stack", ZITI_STACKS)
 def test_every_ziti_resource_of_every_stack_can_be_imported(stack: str, preview: bool) -> None:
     """Whatever point of the program registers a Ziti resource, its name is known by the time
     the names are checked (no false "no resource of that name")."""
@@ -91,14 +103,15 @@ def test_every_ziti_resource_of_every_stack_can_be_imported(stack: str, preview:
 
 @pytest.mark.parametrize(
     ("stack", "router_name", "router"),
-    [("dev", None, True), ("prod", None, True), ("external", None, False), ("external", "edge-1", True)],
+    [("dev", None, True), ("prod", None, True), ("external", None, False), ("external", "edge-1", True),
+     ("k8s-dev", None, True)],
 )
 def test_the_config_names_exactly_the_ziti_resources_the_program_registers(
     stack: str, router_name: str | None, router: bool
 ) -> None:
     """StackConfig refuses an `imports` key at load from the names it derives; they must be the
     names the program registers, or a valid key would be refused or a wrong one silently ignored.
-    Swarm always makes the router entity; external only with ziti.routerName."""
+    Swarm and kubernetes.ziti always make the router entity; external only with ziti.routerName."""
     from tests.test_config_gate import change, stack_values
 
     values, secret = stack_values(stack)

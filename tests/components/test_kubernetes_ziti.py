@@ -15,6 +15,7 @@ alone; and the configuration rules of the section.
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from stack_config import ConfigError, ZitiSettings, versions
 from tests.components._platform import is_secret, unwrap
 from tests.components.test_kubernetes_iam import _rules, named
 from tests.conftest import program_run
-from tests.harness.mock_engine import ROOT, SECRET_PREFIX, ProgramRun, Registered, mock_cert_pem
+from tests.harness.mock_engine import ROOT, SECRET_PREFIX, ProgramRun, Registered, mock_cert_pem, run_program
 
 STACKS = {"k8s-dev": "dev", "k8s-prod": "prod"}
 ADDRESSES = {"k8s-dev": ("ziti.localhost", "ziti-router.localhost"),
@@ -401,3 +402,39 @@ def test_strict_mode_refuses_local_ziti_names() -> None:
         stack_config.parse(raw)
     assert "identity-platform:ziti.advertisedAddress: 'ziti.localhost'" in str(e.value)
     assert "identity-platform:ziti.routerAdvertisedAddress: 'router.localhost'" in str(e.value)
+
+
+# --- Keycloak users and `imports`: the Ziti side of the chain is the same as on Swarm ---------------
+
+USERS = {"bob": {"email": "bob.ops@acme-identity.net", "zitiRoleAttributes": ["oncall"]}}
+
+
+@pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
+def test_keycloak_users_get_a_ziti_identity_that_logs_in_through_the_realms_signer(preview: bool) -> None:
+    r = run_program("k8s-dev", preview, config={"identity-platform:users": json.dumps(USERS)})
+    user = resource(r, "ziti-trust-user-bob")
+    assert user.type == f"{ZITI_DYNAMIC}Identity"
+    assert resource(r, "ziti-trust-user-policy").urn in user.dependencies
+    assert unwrap(user.inputs["role_attributes"]) == ["oncall"]
+    if not preview:
+        assert unwrap(user.inputs["external_id"]) == "bob.ops@acme-identity.net"
+        assert set(r.exports["zitiUserIdentityIds"].value) == {"bob"}
+
+
+def test_an_existing_ziti_object_can_be_taken_over() -> None:
+    r = run_program("k8s-dev", False, config={"identity-platform:imports": json.dumps({"ziti-trust-spire-ca": "ca-1"})})
+    assert {x.name: x.inputs["import_id"] for x in r.resources if "import_id" in x.inputs} == {
+        "ziti-trust-spire-ca": "ca-1"}
+
+
+def test_users_and_imports_are_refused_without_kubernetes_ziti() -> None:
+    raw = _config()
+    del raw["kubernetes"]["ziti"], raw["ziti"]
+    raw["users"], raw["imports"] = USERS, {"ziti-trust-spire-ca": "ca-1"}
+    with pytest.raises(ConfigError) as e:
+        stack_config.parse(raw)
+    message = str(e.value)
+    assert ("identity-platform:users: not used with platform kubernetes (no Ziti identities for users "
+            "without kubernetes.ziti)") in message
+    assert ("identity-platform:imports: not used with platform kubernetes (no Ziti object to take over "
+            "without kubernetes.ziti)") in message
