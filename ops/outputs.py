@@ -44,6 +44,18 @@ Secret = Annotated[SecretStr, Field(min_length=1)]
 SWARM_ONLY = {"keycloakAdminPassword", "zitiConsoleUrl", "zitiAdminPassword", "zitiRouterId"}
 EXTERNAL_ONLY = {"spireUpstreamCaKeyPem", "zitiRouterEnrollmentJwt"}
 EXTERNAL_OPTIONAL = {"zitiRouterId"}
+# platform kubernetes: where SPIRE runs, always; Keycloak's outputs with kubernetes.iam and Ziti's
+# with kubernetes.ziti, each section whole or not at all (the program runs the servers: their admin
+# credentials and the console are exported, as on Swarm; there are no buckets).
+KUBERNETES_ONLY = {"kubernetesTopology", "kubernetesClusters", "spireServerAddress"}
+KUBERNETES_BASE = {"environment", "platform", "nodes", "spireTrustDomain", "spireBundlePem", "spireEntryIds"}
+KUBERNETES_SECTIONS = {
+    "kubernetes.iam": {"keycloakUrl", "keycloakAdminUser", "keycloakAdminPassword", "keycloakIssuerUrl",
+                       "keycloakJwksUrl", "keycloakRealmId", "keycloakZitiClientId"},
+    "kubernetes.ziti": {"zitiControllerUrl", "zitiConsoleUrl", "zitiAdminUser", "zitiAdminPassword", "zitiCaId",
+                        "zitiCaFingerprint", "zitiExtJwtSignerId", "zitiAuthPolicyId", "zitiIdentityIds",
+                        "zitiUserIdentityIds", "zitiRouterId"},
+}
 
 
 class OutputsContractError(ValueError):
@@ -78,11 +90,12 @@ class StackOutputs(_Model):
     model_config = ConfigDict(title="StackOutputs")
 
     environment: Literal["dev", "prod"] = Field(description="Which environment this stack is.")
-    platform: Literal["swarm", "external"] = Field(
-        description="swarm: the program runs the servers; external: the trust chain on servers the user runs."
+    platform: Literal["swarm", "external", "kubernetes"] = Field(
+        description="swarm: the program runs the servers; external: the trust chain on servers the user runs; "
+        "kubernetes: SPIRE (and with kubernetes.iam/ziti Keycloak and Ziti) in the clusters."
     )
     nodes: list[NonEmpty] = Field(
-        description="Swarm node names (keys of the `nodes` config map), sorted; empty with platform external."
+        description="Swarm node names (keys of the `nodes` config map), sorted; empty on the other platforms."
     )
     spire_trust_domain: str = Field(
         pattern=r"^[a-z0-9._-]+$", description="SPIFFE trust domain of the SPIRE server (no scheme)."
@@ -91,25 +104,35 @@ class StackOutputs(_Model):
         pattern=r"-----BEGIN CERTIFICATE-----",
         description="Root CA certificate (PEM) every SVID chains to; also registered as the Ziti third-party CA.",
     )
-    keycloak_url: Url = Field(description="Public base URL of Keycloak.")
-    keycloak_issuer_url: Url = Field(description="OIDC issuer of the platform realm (`iss` of its tokens).")
-    keycloak_jwks_url: Url = Field(description="JWKS endpoint of the platform realm (verifies its tokens).")
-    keycloak_admin_user: NonEmpty = Field(description="Keycloak bootstrap admin user name.")
+    keycloak_url: Url | None = Field(default=None, description="Public base URL of Keycloak.")
+    keycloak_issuer_url: Url | None = Field(
+        default=None, description="OIDC issuer of the platform realm (`iss` of its tokens)."
+    )
+    keycloak_jwks_url: Url | None = Field(
+        default=None, description="JWKS endpoint of the platform realm (verifies its tokens)."
+    )
+    keycloak_admin_user: NonEmpty | None = Field(default=None, description="Keycloak bootstrap admin user name.")
     keycloak_admin_password: Secret | None = Field(
         default=None, description="Keycloak bootstrap admin password (secret; swarm only: external ones are yours)."
     )
-    keycloak_realm_id: NonEmpty = Field(description="Keycloak id of the platform realm.")
-    keycloak_ziti_client_id: NonEmpty = Field(description="Keycloak UUID of the Ziti OIDC client.")
-    ziti_controller_url: Url = Field(description="Ziti controller edge API base URL.")
+    keycloak_realm_id: NonEmpty | None = Field(default=None, description="Keycloak id of the platform realm.")
+    keycloak_ziti_client_id: NonEmpty | None = Field(default=None, description="Keycloak UUID of the Ziti OIDC client.")
+    ziti_controller_url: Url | None = Field(default=None, description="Ziti controller edge API base URL.")
     ziti_console_url: Url | None = Field(default=None, description="Ziti admin console (ZAC) URL (swarm only).")
-    ziti_admin_user: NonEmpty = Field(description="Ziti default admin user name.")
+    ziti_admin_user: NonEmpty | None = Field(default=None, description="Ziti default admin user name.")
     ziti_admin_password: Secret | None = Field(
         default=None, description="Ziti default admin password (secret; swarm only: external ones are yours)."
     )
-    ziti_ca_id: NonEmpty = Field(description="Ziti id of the verified third-party CA (the SPIRE root).")
-    ziti_ca_fingerprint: NonEmpty = Field(description="Fingerprint Ziti computed for that CA.")
-    ziti_ext_jwt_signer_id: NonEmpty = Field(description="Ziti id of the external JWT signer (Keycloak).")
-    ziti_auth_policy_id: NonEmpty = Field(description="Ziti id of the auth policy accepting Keycloak JWTs.")
+    ziti_ca_id: NonEmpty | None = Field(
+        default=None, description="Ziti id of the verified third-party CA (the SPIRE root)."
+    )
+    ziti_ca_fingerprint: NonEmpty | None = Field(default=None, description="Fingerprint Ziti computed for that CA.")
+    ziti_ext_jwt_signer_id: NonEmpty | None = Field(
+        default=None, description="Ziti id of the external JWT signer (Keycloak)."
+    )
+    ziti_auth_policy_id: NonEmpty | None = Field(
+        default=None, description="Ziti id of the auth policy accepting Keycloak JWTs."
+    )
     ziti_router_id: NonEmpty | None = Field(
         default=None, description="Ziti id of the edge router (external: only when ziti.routerName is set)."
     )
@@ -117,15 +140,30 @@ class StackOutputs(_Model):
         default=None,
         description="One-time enrollment JWT of that router (secret; external only: enroll your router with it).",
     )
-    ziti_identity_ids: dict[str, NonEmpty] = Field(description="Workload name -> Ziti identity id.")
-    ziti_user_identity_ids: dict[str, NonEmpty] = Field(description="User name (`users`) -> Ziti identity id.")
+    ziti_identity_ids: dict[str, NonEmpty] | None = Field(
+        default=None, description="Workload name -> Ziti identity id."
+    )
+    ziti_user_identity_ids: dict[str, NonEmpty] | None = Field(
+        default=None, description="User name (`users`) -> Ziti identity id."
+    )
     spire_upstream_ca_key_pem: Secret | None = Field(
         default=None,
         description="Key of the generated root CA (secret; external only, when the root is not brought): your "
         "SPIRE server's UpstreamAuthority \"disk\" key.",
     )
     spire_entry_ids: dict[str, NonEmpty] = Field(description="Workload name -> SPIRE registration entry id.")
-    buckets: dict[str, Bucket] = Field(description="Storage role -> Spaces bucket (empty in dev).")
+    buckets: dict[str, Bucket] | None = Field(
+        default=None, description="Storage role -> Spaces bucket (empty in dev; swarm and external only)."
+    )
+    kubernetes_topology: Literal["basic", "enterprise", "crd-free"] | None = Field(
+        default=None, description="The Kubernetes topology (kubernetes only)."
+    )
+    kubernetes_clusters: list[NonEmpty] | None = Field(
+        default=None, description="Names of the clusters (keys of `kubernetes.clusters`), sorted (kubernetes only)."
+    )
+    spire_server_address: NonEmpty | None = Field(
+        default=None, description="host:port the SPIRE agents dial (kubernetes only)."
+    )
 
     @model_validator(mode="after")
     def _platform_keys(self) -> StackOutputs:
@@ -140,13 +178,18 @@ class StackOutputs(_Model):
     @classmethod
     def platform_problems(cls, platform: str, present: set[str]) -> list[str]:
         """`<key>: ...` for each key `platform` requires but lacks, or has but does not export."""
-        if platform not in ("swarm", "external"):
+        if platform not in ("swarm", "external", "kubernetes"):
             return []  # the field itself reports it
         required = cls.export_keys(platform)
         known = {f.alias or n for n, f in cls.model_fields.items()}
         allowed = required | cls.optional_keys(platform)
         problems = [f"{k}: required with platform {platform}" for k in sorted(required - present)]
         problems += [f"{k}: not exported with platform {platform}" for k in sorted((present & known) - allowed)]
+        if platform == "kubernetes":
+            for section, keys in KUBERNETES_SECTIONS.items():
+                if present & keys:  # a section is exported whole
+                    problems += [f"{k}: required with {section} (its other outputs are there)"
+                                 for k in sorted(keys - present)]
         return problems
 
     # -- loaders -----------------------------------------------------------------------------------
@@ -236,12 +279,16 @@ class StackOutputs(_Model):
     @classmethod
     def export_keys(cls, platform: str = "swarm") -> set[str]:
         """The export keys (camelCase) a stack of `platform` always has."""
-        keys = {f.alias or name for name, f in cls.model_fields.items()}
+        if platform == "kubernetes":
+            return KUBERNETES_BASE | KUBERNETES_ONLY
+        keys = {f.alias or name for name, f in cls.model_fields.items()} - KUBERNETES_ONLY
         return keys - EXTERNAL_ONLY - (SWARM_ONLY if platform == "external" else set())
 
     @classmethod
     def optional_keys(cls, platform: str = "swarm") -> set[str]:
         """Export keys a stack of `platform` has only in some configurations."""
+        if platform == "kubernetes":
+            return set().union(*KUBERNETES_SECTIONS.values())
         return EXTERNAL_ONLY | EXTERNAL_OPTIONAL if platform == "external" else set()
 
     @classmethod
@@ -277,16 +324,19 @@ def json_schema() -> dict[str, Any]:
             prop.pop("anyOf")
             prop.pop("default", None)
             prop.update(next(o for o in options if o != {"type": "null"}))
-    schema["required"] = sorted(StackOutputs.export_keys("swarm") & StackOutputs.export_keys("external"))
+    platforms = get_args(StackOutputs.model_fields["platform"].annotation)
+    schema["required"] = sorted(set.intersection(*(StackOutputs.export_keys(p) for p in platforms)))
     branches = []
-    for platform in ("swarm", "external"):
+    for platform in platforms:
         allowed = StackOutputs.export_keys(platform) | StackOutputs.optional_keys(platform)
         foreign = sorted(set(schema["properties"]) - allowed)
+        whole = {k: sorted(keys - {k}) for keys in KUBERNETES_SECTIONS.values() for k in sorted(keys)}
         branches.append({
             "if": {"properties": {"platform": {"const": platform}}, "required": ["platform"]},
             "then": {
                 "required": sorted(StackOutputs.export_keys(platform)),
                 **({"not": {"anyOf": [{"required": [k]} for k in foreign]}} if foreign else {}),
+                **({"dependentRequired": whole} if platform == "kubernetes" else {}),
             },
         })
     return {"$schema": JSON_SCHEMA_DIALECT, **schema, "allOf": branches}

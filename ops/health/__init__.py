@@ -76,7 +76,7 @@ import concurrent.futures
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ops.health.checks import PROBES, Context, Probe
+from ops.health.checks import PROBES, Context, Probe, deployed
 from ops.health.inputs import Options, Target, load_target
 from ops.health.model import Check, StatusReport
 from ops.health.swarm import fetch as fetch_swarm
@@ -95,7 +95,8 @@ def collect(target: Target, options: Options | None = None,
     ctx = context
     rows: list[Check] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(probes)), thread_name_prefix="status") as pool:
-        futures = [(component, check, pool.submit(probe, target, opts, ctx)) for component, check, probe in probes]
+        futures = [(component, check, pool.submit(probe, target, opts, ctx)) for component, check, probe in probes
+                   if deployed(target, component)]
         for component, check, future in futures:
             try:
                 rows += future.result()

@@ -12,12 +12,13 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
 
+from components.kubernetes.basic import kubectl_connection
 from components.spire_connection import spire_connection as program_spire_connection
 from dynamic_providers._transport import RetryPolicy, ssl_context
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError
@@ -117,8 +118,14 @@ class _ExecLister(ExecEntryClient):
 
 
 def spire_connection(t: Target, timeout: float) -> Any:
-    """The provider's connection for this stack (`spire.transport`), owned by `t.project`/`t.stack`."""
-    raw = program_spire_connection(t.config)
+    """The provider's connection for this stack, owned by `t.project`/`t.stack`: `spire.transport`,
+    or, for the basic Kubernetes topology, the program's `kubectl exec` into its server pod."""
+    k8s = t.config.kubernetes
+    if t.platform == "kubernetes" and k8s is not None and k8s.topology == "basic":
+        (access,) = k8s.clusters.values()
+        raw = kubectl_connection(t.config.spire.trust_domain, access)
+    else:
+        raw = program_spire_connection(t.config)
     return parse_connection({**raw, "project": t.project, "stack": t.stack, "timeout_seconds": timeout})
 
 
@@ -133,7 +140,11 @@ def _spire_where(conn: Any) -> str:
 
 def spire_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
     """`server ready`: the Entry API answers a full listing through the stack's own transport;
-    `entries`: the entries carrying this stack's ownership prefix against `spireEntryIds`."""
+    `entries`: the entries carrying this stack's ownership prefix against `spireEntryIds`. The
+    enterprise topology's servers (one per cluster) are not asked: their pods' readiness is in the
+    `kubernetes` rows."""
+    if t.config.kubernetes is not None and t.config.kubernetes.topology == "enterprise":
+        return []
     try:
         conn = spire_connection(t, o.timeout)
     except (ConfigError, ValueError) as e:  # a transport the provider would refuse too: name it
@@ -175,13 +186,33 @@ def _entries_row(t: Target, ids: set[str], prefix: str, where: str) -> Check:
     return Check("spire", "entries", "ok", counts, where)
 
 
+T = TypeVar("T")
+
+
+def need(value: T | None) -> T:
+    """An output the probe's component always has where it is checked (`deployed`)."""
+    if value is None:
+        raise ValueError("the stack does not export it")
+    return value
+
+
+def deployed(t: Target, component: str) -> bool:
+    """Keycloak and Ziti are checked where the stack exports them: always on swarm and external,
+    with kubernetes.iam and kubernetes.ziti on platform kubernetes."""
+    if component == "keycloak":
+        return t.outputs.keycloak_url is not None
+    if component == "ziti":
+        return t.outputs.ziti_controller_url is not None
+    return True
+
+
 # --- Keycloak -------------------------------------------------------------------------------------
 
 
 def _health_candidates(t: Target, o: Options) -> list[str]:
     if o.keycloak_health_url:
         return [o.keycloak_health_url]
-    base = t.outputs.keycloak_url.rstrip("/")
+    base = need(t.outputs.keycloak_url).rstrip("/")
     parts = urlsplit(base)
     management = urlunsplit((parts.scheme, f"{parts.hostname}:{KEYCLOAK_MANAGEMENT_PORT}", "/health/ready", "", ""))
     if t.platform == "swarm":
@@ -251,10 +282,10 @@ def keycloak_endpoints(t: Target, o: Options, ctx: Context) -> list[Check]:
     """`issuer`: the realm's discovery document names the stack's `keycloakIssuerUrl`;
     `jwks`: `keycloakJwksUrl` serves at least one key."""
     realm = t.config.keycloak.realm
-    url = f"{t.outputs.keycloak_url.rstrip('/')}/realms/{realm}/.well-known/openid-configuration"
+    url = f"{need(t.outputs.keycloak_url).rstrip('/')}/realms/{realm}/.well-known/openid-configuration"
     verify = ssl_context(t.keycloak_ca_pem)
     rows = [_json_row("keycloak", "issuer", url, o.timeout, verify, lambda doc: _issuer(t, realm, doc))]
-    rows.append(_json_row("keycloak", "jwks", t.outputs.keycloak_jwks_url, o.timeout, verify, _jwks))
+    rows.append(_json_row("keycloak", "jwks", need(t.outputs.keycloak_jwks_url), o.timeout, verify, _jwks))
     return rows
 
 
@@ -294,7 +325,7 @@ def _jwks(doc: Any) -> tuple[Status, str]:
 def keycloak_realm(t: Target, o: Options, ctx: Context) -> list[Check]:
     """`realm` (admin API): the realm has the id the stack made and is enabled, and the Ziti OIDC
     client (`keycloakZitiClientId`) exists and is enabled."""
-    realm, target = t.config.keycloak.realm, public_url(t.outputs.keycloak_url)
+    realm, target = t.config.keycloak.realm, public_url(need(t.outputs.keycloak_url))
     if t.keycloak_admin_password is None:
         return [Check("keycloak", "realm", "fail", "not checked: the stack has no Keycloak admin password", target)]
     try:
@@ -311,7 +342,7 @@ def keycloak_realm(t: Target, o: Options, ctx: Context) -> list[Check]:
                                 "(deleted and made again out of band?)")
             if rep.enabled is False:
                 problems.append("it is disabled")
-            client = kc.get_client(realm, t.outputs.keycloak_ziti_client_id)
+            client = kc.get_client(realm, need(t.outputs.keycloak_ziti_client_id))
             if client is None:
                 problems.append(f"the Ziti client {t.outputs.keycloak_ziti_client_id} is gone")
             elif client.enabled is False:
@@ -335,7 +366,7 @@ def _origin(url: str) -> str:
 def ziti_health(t: Target, o: Options, ctx: Context) -> list[Check]:
     """`health`: the controller's health-checks API (`/health-checks`), verified with the
     controller's CA; a controller without that binding is asked for its management API version."""
-    origin = _origin(t.outputs.ziti_controller_url)
+    origin = _origin(need(t.outputs.ziti_controller_url))
     verify = ssl_context(t.ziti_ca_pem, system_roots=False)
     url = origin + ZITI_HEALTH_PATH
     try:
@@ -374,7 +405,7 @@ def ziti_management(t: Target, o: Options, ctx: Context) -> list[Check]:
     names = ["ca", "ext-jwt signer", "auth policy", "identities"]
     if t.outputs.ziti_router_id:
         names.append("edge router")
-    target = public_url(t.outputs.ziti_controller_url)
+    target = public_url(need(t.outputs.ziti_controller_url))
     if t.ziti_admin_password is None:
         return [Check("ziti", n, "fail", "not checked: the stack has no Ziti admin password", target) for n in names]
     try:
@@ -422,7 +453,7 @@ def _ca(t: Target, z: ZitiClient) -> tuple[Status, str]:
              f"fingerprint {ca.get('fingerprint')} is not the stack's {want}"),
         ) if bad]
 
-    return _entity(z, "cas", t.outputs.ziti_ca_id, "CA", problems, ": workloads cannot log in with their SVIDs",
+    return _entity(z, "cas", need(t.outputs.ziti_ca_id), "CA", problems, ": workloads cannot log in with their SVIDs",
                    "registered, verified, authentication enabled")
 
 
@@ -435,24 +466,25 @@ def _signer(t: Target, z: ZitiClient) -> tuple[Status, str]:
             (signer.get("issuer") != issuer, f"issuer {signer.get('issuer')!r} is not Keycloak's {issuer!r}"),
         ) if bad]
 
-    return _entity(z, "external-jwt-signers", t.outputs.ziti_ext_jwt_signer_id, "signer", problems,
+    return _entity(z, "external-jwt-signers", need(t.outputs.ziti_ext_jwt_signer_id), "signer", problems,
                    ": Keycloak users cannot log in", "present, enabled, issuer is Keycloak's")
 
 
 def _policy(t: Target, z: ZitiClient) -> tuple[Status, str]:
-    return _entity(z, "auth-policies", t.outputs.ziti_auth_policy_id, "auth policy", lambda _: [], "", "present")
+    return _entity(z, "auth-policies", need(t.outputs.ziti_auth_policy_id), "auth policy", lambda _: [], "", "present")
 
 
 def _identities(t: Target, z: ZitiClient) -> tuple[Status, str]:
-    expected = {f"workload {w}": i for w, i in t.outputs.ziti_identity_ids.items()}
-    expected |= {f"user {u}": i for u, i in t.outputs.ziti_user_identity_ids.items()}
+    workloads, users = need(t.outputs.ziti_identity_ids), need(t.outputs.ziti_user_identity_ids)
+    expected = {f"workload {w}": i for w, i in workloads.items()}
+    expected |= {f"user {u}": i for u, i in users.items()}
     if not expected:
         return "ok", "no workloads or users: no identities to look for"
     missing = [name for name, id_ in sorted(expected.items()) if z.get_or_none("identities", id_) is None]
     if missing:
         present = len(expected) - len(missing)
         return "fail", f"identities present: {present}/{len(expected)}; missing: {', '.join(missing)}"
-    w, u = len(t.outputs.ziti_identity_ids), len(t.outputs.ziti_user_identity_ids)
+    w, u = len(workloads), len(users)
     return "ok", f"identities present: all {len(expected)} (workloads: {w}, users: {u})"
 
 
@@ -520,9 +552,12 @@ def certificate_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
     except ValueError as e:
         status, detail = "fail", f"spireBundlePem is not PEM certificates: {e}"
     rows = [Check("certificates", "root CA", status, detail, "spireBundlePem")]
-    url = public_url(t.outputs.ziti_controller_url)
+    controller = t.outputs.ziti_controller_url
+    if controller is None:  # kubernetes without kubernetes.ziti
+        return rows
+    url = public_url(controller)
     try:
-        leaf = peer_certificate(t.outputs.ziti_controller_url, o.timeout)
+        leaf = peer_certificate(controller, o.timeout)
         status, detail = expiry([leaf], o.expiry_warning_days, now)
     except (OSError, ValueError) as e:
         status, detail = "fail", f"could not read the certificate: {_reason(e)}"

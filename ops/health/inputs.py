@@ -30,6 +30,8 @@ from stack_config.secrets import SECRET_KEYS
 
 SERVICE_TYPE = "docker:index/service:Service"
 ZITI_STACK_TYPE = "identity-platform:ziti:ZitiStack"
+# The components that run a controller (swarm, kubernetes.ziti): each keeps its own root CA's PEM.
+ZITI_CONTROLLER_TYPES = (ZITI_STACK_TYPE, "identity-platform:kubernetes:ZitiController")
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def from_deployment(deployment: Mapping[str, Any] | None) -> tuple[str | None, t
         outputs = res.get("outputs") or {}
         if res.get("type") == SERVICE_TYPE and isinstance(outputs.get("name"), str):
             services.append(outputs["name"])
-        elif res.get("type") == ZITI_STACK_TYPE and isinstance(outputs.get("controller_ca_pem"), str):
+        elif res.get("type") in ZITI_CONTROLLER_TYPES and isinstance(outputs.get("controller_ca_pem"), str):
             ca = outputs["controller_ca_pem"]
     return ca, tuple(sorted(set(services)))
 
@@ -140,7 +142,7 @@ def load_target(stack: str, *, root: Path = PROJECT_ROOT, environ: Mapping[str, 
             raise OpsError(ExitCode.CONFIG_ERROR, str(e), kind="config_invalid") from None
         ca_pem: str | None = None
         services: tuple[str, ...] = ()
-        if config.platform == "swarm":
+        if config.platform == "swarm" or (config.kubernetes is not None and config.kubernetes.ziti is not None):
             ca_pem, services = from_deployment(st.export_stack().deployment)
     except auto.CommandError as e:
         raise classify_command_error(e) from None

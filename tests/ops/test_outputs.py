@@ -63,7 +63,7 @@ class TestTheModelIsTheContract:
         with pytest.raises(OutputsContractError) as err:
             StackOutputs.from_mapping(data)
         text = str(err.value)
-        assert "zitiCaId: Field required" in text
+        assert "zitiCaId: required with platform swarm" in text
         assert "zitiCaID: unexpected output" in text
 
     @pytest.mark.parametrize(
@@ -186,7 +186,9 @@ class TestCommittedSchema:
     def test_schema_marks_secrets_write_only(self) -> None:
         props = json_schema()["properties"]
         assert {k for k, v in props.items() if v.get("writeOnly")} == SECRET_KEYS
-        assert set(json_schema()["required"]) == CONTRACT - SWARM_ONLY
+        # What every platform exports; the rest is required per platform (if/then on `platform`).
+        assert set(json_schema()["required"]) == {
+            "environment", "platform", "nodes", "spireTrustDomain", "spireBundlePem", "spireEntryIds"}
 
     def test_schema_applies_the_platform_rules(self) -> None:
         validator = jsonschema.Draft202012Validator(json_schema())
@@ -194,3 +196,19 @@ class TestCommittedSchema:
         external = {k: v for k, v in PROD.items() if k not in SWARM_ONLY} | {"platform": "external"}
         assert list(validator.iter_errors(external)) == []
         assert list(validator.iter_errors({**external, "zitiConsoleUrl": PROD["zitiConsoleUrl"]}))
+
+    def test_schema_types_the_kubernetes_exports(self) -> None:
+        """A Kubernetes stack: its topology keys, Keycloak's and Ziti's outputs each whole or absent."""
+        validator = jsonschema.Draft202012Validator(json_schema())
+        base = {k: PROD[k] for k in ("environment", "spireTrustDomain", "spireBundlePem", "spireEntryIds")}
+        k8s = {**base, "platform": "kubernetes", "nodes": [], "kubernetesTopology": "basic",
+               "kubernetesClusters": ["dev"], "spireServerAddress": "spire-server.spire-server.svc:8081"}
+        assert list(validator.iter_errors(k8s)) == []
+        assert StackOutputs.from_mapping(k8s).keycloak_url is None
+        keycloak = {k: PROD[k] for k in PROD if k.startswith("keycloak")}
+        assert list(validator.iter_errors({**k8s, **keycloak})) == []
+        partial = {**k8s, **{k: v for k, v in keycloak.items() if k != "keycloakRealmId"}}
+        messages = [e.message for e in validator.iter_errors(partial)]
+        assert messages and all(m.startswith("'keycloakRealmId' is a dependency of 'keycloak") for m in messages)
+        assert list(validator.iter_errors({**k8s, "buckets": {}}))  # swarm's and external's, not kubernetes'
+        assert list(validator.iter_errors({**PROD, "kubernetesTopology": "basic"}))

@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 import stack_config
-from ops.health.checks import PROBES
+from ops.health import collect
+from ops.health.checks import PROBES, Context, certificate_rows, spire_connection, spire_rows
+from ops.health.inputs import Options, Target
 from ops.health.kubernetes import (
     ApiAccess,
     KubeconfigError,
@@ -32,9 +34,11 @@ from ops.health.kubernetes import (
     readiness,
     rows,
 )
+from ops.outputs import StackOutputs
 from servers.kubernetes import make_pki, write_kubeconfig
 from servers.process import free_port
 from stack_config import KubernetesCluster
+from tests.conftest import program_run
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 
@@ -253,3 +257,46 @@ def test_the_kubeconfig_written_by_the_test_server_is_read(tmp_path: Path) -> No
     assert access.server == "https://127.0.0.1:6443" and access.headers == {}
     (ca,) = access.verify.get_ca_certs()
     assert dict(x[0] for x in ca["subject"])["commonName"] == "identity-platform loopback Kubernetes CA"
+
+
+# --- the whole status on platform kubernetes: the sections the stack deploys, nothing else -----------
+
+
+def _k8s_target(stack: str) -> Target:
+    """The stack as `load_target` reads it: its config and its real exports (mock engine), contract-checked."""
+    exports = program_run(stack, preview=False).exports
+    outputs = StackOutputs.from_mapping({k: e.value for k, e in exports.items()})
+    return Target(stack=stack, project=stack_config.PROJECT, config=_config(stack), outputs=outputs,
+                  keycloak_admin_password=outputs.keycloak_admin_password,
+                  ziti_admin_password=outputs.ziti_admin_password)
+
+
+@pytest.mark.parametrize(("stack", "sections"), [
+    ("k8s-dev", {"spire", "keycloak", "ziti", "certificates", "swarm", "kubernetes"}),
+    ("k8s-enterprise", {"spire", "certificates", "swarm", "kubernetes"}),
+    ("k8s-crd-free", {"spire", "certificates", "swarm", "kubernetes"}),
+])
+def test_status_probes_only_the_sections_the_stack_deploys(stack: str, sections: set[str]) -> None:
+    """Keycloak and Ziti are asked only where kubernetes.iam / kubernetes.ziti put them (a stack
+    without them used to end `ops status` with exit 8 before any row)."""
+    probed: list[str] = []
+
+    def probe(component: str) -> Any:
+        return lambda t, o, ctx: probed.append(component) or []
+
+    collect(_k8s_target(stack), probes=[(c, n, probe(c)) for c, n, _ in PROBES], context=Context(None))
+    assert set(probed) == sections
+
+
+def test_without_ziti_the_certificates_are_the_root_alone() -> None:
+    rows = certificate_rows(_k8s_target("k8s-enterprise"), Options(), Context(None))
+    assert [(r.component, r.check) for r in rows] == [("certificates", "root CA")]
+
+
+def test_the_basic_topologys_entries_are_read_as_the_program_writes_them() -> None:
+    """Through `kubectl exec` into the first server pod of the cluster's context, not `spire.transport`."""
+    conn = spire_connection(_k8s_target("k8s-dev"), 5.0)
+    assert (conn.transport, conn.namespace, conn.pod, conn.container) == (
+        "kubectl-exec", "spire-server", "spire-server-0", "spire-server")
+    assert conn.context == _config("k8s-dev").kubernetes.clusters["dev"].context
+    assert spire_rows(_k8s_target("k8s-enterprise"), Options(), Context(None)) == []
