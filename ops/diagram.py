@@ -1,6 +1,6 @@
 """`python -m ops diagram`: the stack's topology and trust chain, drawn from its resource graph.
 
-The graph comes from the stack's state (`pulumi stack export`, through the Automation API) or
+The graph comes from the stack's state (`pulumi stack export`, its secrets left encrypted) or
 from a preview (`pulumi preview --json`, whose steps say what would be created, updated, replaced
 or deleted), or from a file holding either (`--input`). Only resource types, names, parents and
 dependency URNs are read, plus a SPIFFE ID where one is a plain `spiffe://` input of a SPIRE

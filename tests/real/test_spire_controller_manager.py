@@ -7,7 +7,7 @@ the k8s-enterprise stack registers it, selects a pod labelled `identity-platform
 in downstream-workloads (a Pod object bound to a Node object: no kubelet is needed to render an
 entry); the manager registers exactly that pod, under the node's k8s_psat agent ID, federated with
 the upstream trust domain, with its ID prefix, and leaves an entry the provider made (ID
-`pulumi.<stack>.<hash>`) untouched, which is what lets SpireEntry resources and the manager share a
+`pulumi.<project>.<stack>.<hash>`) untouched, which is what lets SpireEntry resources and the manager share a
 server.
 """
 
