@@ -113,15 +113,16 @@ class StackOutputs(_Model):
     )
     keycloak_admin_user: NonEmpty | None = Field(default=None, description="Keycloak bootstrap admin user name.")
     keycloak_admin_password: Secret | None = Field(
-        default=None, description="Keycloak bootstrap admin password (secret; swarm only: external ones are yours)."
+        default=None,
+        description="Keycloak bootstrap admin password (secret; swarm and kubernetes: external ones are yours).",
     )
     keycloak_realm_id: NonEmpty | None = Field(default=None, description="Keycloak id of the platform realm.")
     keycloak_ziti_client_id: NonEmpty | None = Field(default=None, description="Keycloak UUID of the Ziti OIDC client.")
     ziti_controller_url: Url | None = Field(default=None, description="Ziti controller edge API base URL.")
-    ziti_console_url: Url | None = Field(default=None, description="Ziti admin console (ZAC) URL (swarm only).")
+    ziti_console_url: Url | None = Field(default=None, description="Ziti admin console (ZAC) URL (swarm, kubernetes).")
     ziti_admin_user: NonEmpty | None = Field(default=None, description="Ziti default admin user name.")
     ziti_admin_password: Secret | None = Field(
-        default=None, description="Ziti default admin password (secret; swarm only: external ones are yours)."
+        default=None, description="Ziti default admin password (secret; swarm and kubernetes: external ones are yours)."
     )
     ziti_ca_id: NonEmpty | None = Field(
         default=None, description="Ziti id of the verified third-party CA (the SPIRE root)."
