@@ -141,16 +141,23 @@ def workloads_side(
         )
 
 
+def alias_registration(trust_domain: str, cluster: str, agent: str = AGENT_NAME) -> tuple[str, str, list[str]]:
+    """(SPIFFE ID, parent ID, selectors) of the node alias entry of the cluster's agents
+    (`spire_config.node_alias`), registered under the server: what `ops status` looks for too."""
+    alias_id, selectors = node_alias(trust_domain, cluster, agent)
+    return alias_id, f"spiffe://{trust_domain}/spire/server", selectors
+
+
 def alias_entry(
     name: str, trust_domain: str, cluster: str, connection: Mapping[str, Any], parent: pulumi.Resource,
     depends_on: Sequence[pulumi.Resource] = (), agent: str = AGENT_NAME,
 ) -> tuple[SpireEntry, str]:
-    """The node alias of the cluster's agents (`spire_config.node_alias`) as a SpireEntry, and its ID."""
-    alias_id, selectors = node_alias(trust_domain, cluster, agent)
+    """The node alias of the cluster's agents (`alias_registration`) as a SpireEntry, and its ID."""
+    alias_id, parent_id, selectors = alias_registration(trust_domain, cluster, agent)
     entry = SpireEntry(
         f"{name}-node-alias",
         spiffe_id=alias_id,
-        parent_id=f"spiffe://{trust_domain}/spire/server",
+        parent_id=parent_id,
         selectors=selectors,
         connection=dict(connection),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),

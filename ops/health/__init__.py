@@ -13,8 +13,11 @@ Rows (component / check: what makes it ok, warn or fail):
   `spire.transport` (external: the admin socket over gRPC, or docker/kubectl exec; swarm: docker
   exec into the `spire-server` task, as `pulumi up` reaches it). fail when it does not answer.
 - spire / entries: entries whose id carries this stack's ownership prefix against
-  `spireEntryIds`: fail when one of the program's is missing, warn when the server holds owned
-  entries the stack does not know.
+  `spireEntryIds` and the entries the Kubernetes topologies register themselves (each cluster's
+  node alias; nested enterprise: the downstream server's entry and its alias upstream), whose ids
+  follow from their triples: fail when one of the program's is missing, warn when the server
+  holds owned entries the stack does not know. On the enterprise topology each cluster's server
+  has its own pair, named after the cluster (`hq server ready`, `hq entries`).
 - keycloak / health: `/health/ready` (`UP`): `--keycloak-health-url`, else `<keycloakUrl>/health/ready`
   (external) and port 9000 of that host (Keycloak's management interface). On swarm the stack does
   not publish 9000: the `keycloak` service's Swarm healthcheck (which probes it) stands in. warn

@@ -11,21 +11,25 @@ import datetime
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
 
-from components.kubernetes.basic import kubectl_connection
+from components.kubernetes.basic import alias_registration, kubectl_connection
+from components.kubernetes.enterprise import downstream_entry
+from components.kubernetes.enterprise_config import enterprise_sides
+from components.kubernetes.spire_config import AGENT_NAME, UPSTREAM_AGENT_NAME
 from components.spire_connection import spire_connection as program_spire_connection
 from dynamic_providers._transport import RetryPolicy, ssl_context
 from dynamic_providers.keycloak.client import KeycloakAdmin, KeycloakApiError
 from dynamic_providers.keycloak.models import Connection as KeycloakConnection
 from dynamic_providers.spire._proto import entry_pb2, types_pb2
 from dynamic_providers.spire.client import ExecEntryClient, GrpcEntryClient, SpireError
-from dynamic_providers.spire.models import GrpcConnection, parse_connection
+from dynamic_providers.spire.models import GrpcConnection, entry_id_for, owner_prefix, parse_connection
 from dynamic_providers.ziti.client import ZitiApiError, ZitiClient
 from dynamic_providers.ziti.models import ZitiConnection
 from ops.health.inputs import Options, Target
@@ -117,16 +121,64 @@ class _ExecLister(ExecEntryClient):
         return [str(e.get("id", "")) for e in self._cli("entry", "show").get("entries") or []]
 
 
+@dataclass(frozen=True)
+class SpireServer:
+    """One SPIRE server the stack registers entries on, and what it must hold there."""
+
+    cluster: str | None  # the enterprise topology's cluster; None: the stack's one server
+    connection: Any  # the provider's connection, owned by the stack
+    workloads: tuple[str, ...]  # the `spireEntryIds` whose entries live here
+    topology: Mapping[str, str]  # id -> what: entries the topology itself registers here (node aliases)
+
+    def label(self, check: str) -> str:
+        return f"{self.cluster} {check}" if self.cluster else check
+
+
+def spire_servers(t: Target, timeout: float) -> list[SpireServer]:
+    """The servers `pulumi up` writes entries to, reached as it reaches them: `spire.transport`; on
+    Kubernetes the program's `kubectl exec` into each cluster's `spire-server-0` (crd-free: the
+    external server, through `spire.transport`). Entry ids are derived from the triple
+    (`entry_id_for`), so the topology's own entries are known without the state."""
+    config, k8s, prefix = t.config, t.config.kubernetes, owner_prefix(t.project, t.stack)
+    every = tuple(t.outputs.spire_entry_ids)
+
+    def connection(raw: Mapping[str, Any]) -> Any:
+        return parse_connection({**raw, "project": t.project, "stack": t.stack, "timeout_seconds": timeout})
+
+    def registered(*entries: tuple[str, str, Sequence[str], str]) -> dict[str, str]:
+        return {entry_id_for(prefix, spiffe_id, parent, selectors): what
+                for spiffe_id, parent, selectors, what in entries}
+
+    def alias(td: str, cluster: str, agent: str = AGENT_NAME) -> tuple[str, str, list[str], str]:
+        return (*alias_registration(td, cluster, agent), f"node alias of cluster {cluster}'s agents")
+
+    if t.platform != "kubernetes" or k8s is None:
+        return [SpireServer(None, connection(program_spire_connection(config)), every, {})]
+    td = config.spire.trust_domain
+    ent = k8s.enterprise
+    if k8s.topology != "enterprise" or ent is None:
+        (cluster, access), = k8s.clusters.items()
+        raw = kubectl_connection(td, access) if k8s.topology == "basic" else program_spire_connection(config)
+        return [SpireServer(None, connection(raw), every, registered(alias(td, cluster)))]
+    sides = enterprise_sides(td, ent)
+    # A workload the config no longer names (removed since the last `up`) is looked for upstream.
+    node = {w: config.workloads[w].node if w in config.workloads else ent.upstream.cluster for w in every}
+    servers = []
+    for role, side in sides.items():
+        entries = [alias(side.trust_domain, side.cluster)]
+        if ent.nested and role == "upstream":
+            nested = alias(td, ent.nested_cluster, UPSTREAM_AGENT_NAME)
+            spiffe_id, selectors = downstream_entry(td, sides["downstream"])
+            entries += [nested, (spiffe_id, nested[0], selectors, "the nested downstream server's entry")]
+        here = tuple(w for w in every if node[w] == side.cluster)
+        raw = kubectl_connection(side.trust_domain, k8s.clusters[side.cluster])
+        servers.append(SpireServer(side.cluster, connection(raw), here, registered(*entries)))
+    return servers
+
+
 def spire_connection(t: Target, timeout: float) -> Any:
-    """The provider's connection for this stack, owned by `t.project`/`t.stack`: `spire.transport`,
-    or, for the basic Kubernetes topology, the program's `kubectl exec` into its server pod."""
-    k8s = t.config.kubernetes
-    if t.platform == "kubernetes" and k8s is not None and k8s.topology == "basic":
-        (access,) = k8s.clusters.values()
-        raw = kubectl_connection(t.config.spire.trust_domain, access)
-    else:
-        raw = program_spire_connection(t.config)
-    return parse_connection({**raw, "project": t.project, "stack": t.stack, "timeout_seconds": timeout})
+    """The connection of the stack's first SPIRE server (the only one outside the enterprise topology)."""
+    return spire_servers(t, timeout)[0].connection
 
 
 def _spire_where(conn: Any) -> str:
@@ -135,32 +187,36 @@ def _spire_where(conn: Any) -> str:
     if conn.transport == "docker-exec":
         target = conn.container or f"service {conn.service}"
         return f"docker exec {target} on {conn.docker_host or 'the current Docker context'}"
-    return f"kubectl exec {conn.namespace}/{conn.pod}"
+    return f"kubectl exec {conn.namespace}/{conn.pod}" + (f" (context {conn.context})" if conn.context else "")
 
 
 def spire_rows(t: Target, o: Options, ctx: Context) -> list[Check]:
-    """`server ready`: the Entry API answers a full listing through the stack's own transport;
-    `entries`: the entries carrying this stack's ownership prefix against `spireEntryIds`. The
-    enterprise topology's servers (one per cluster) are not asked: their pods' readiness is in the
-    `kubernetes` rows."""
-    if t.config.kubernetes is not None and t.config.kubernetes.topology == "enterprise":
-        return []
+    """Per server (`spire_servers`), `server ready`: the Entry API answers a full listing through
+    the stack's own transport; `entries`: the entries carrying this stack's ownership prefix
+    against `spireEntryIds` and the topology's own. The enterprise topology's rows carry the
+    cluster's name (`hq server ready`)."""
     try:
-        conn = spire_connection(t, o.timeout)
+        servers = spire_servers(t, o.timeout)
     except (ConfigError, ValueError) as e:  # a transport the provider would refuse too: name it
         return [Check("spire", "server ready", "fail", f"no usable spire.transport: {e}"),
                 Check("spire", "entries", "fail", "not checked: no usable spire.transport")]
+    return [row for server in servers for row in _server_rows(t, server)]
+
+
+def _server_rows(t: Target, server: SpireServer) -> list[Check]:
+    conn = server.connection
     where = _spire_where(conn)
     client = _GrpcLister(conn) if isinstance(conn, GrpcConnection) else _ExecLister(conn)
     try:
         ids = client.entry_ids()
     except SpireError as e:
-        return [Check("spire", "server ready", "fail", f"the Entry API did not answer: {e}", where),
-                Check("spire", "entries", "fail", "not checked: the Entry API did not answer", where)]
+        return [Check("spire", server.label("server ready"), "fail", f"the Entry API did not answer: {e}", where),
+                Check("spire", server.label("entries"), "fail", "not checked: the Entry API did not answer", where)]
     finally:
         client.close()
-    ready = Check("spire", "server ready", "ok", f"Entry API answers; entries on the server: {len(ids)}", where)
-    return [ready, _entries_row(t, set(ids), conn.owner_prefix, where)]
+    ready = Check("spire", server.label("server ready"), "ok",
+                  f"Entry API answers; entries on the server: {len(ids)}", where)
+    return [ready, _entries_row(t, server, set(ids), conn.owner_prefix, where)]
 
 
 def _recreate(stack: str) -> str:
@@ -169,21 +225,25 @@ def _recreate(stack: str) -> str:
     return f"`python -m ops up --stack {stack} --refresh`"
 
 
-def _entries_row(t: Target, ids: set[str], prefix: str, where: str) -> Check:
-    program = t.outputs.spire_entry_ids
+def _entries_row(t: Target, server: SpireServer, ids: set[str], prefix: str, where: str) -> Check:
+    program = {w: t.outputs.spire_entry_ids[w] for w in server.workloads}
     owned = {i for i in ids if i.startswith(prefix)}
     missing = sorted(w for w, i in program.items() if i not in ids)
-    extra = sorted(owned - set(program.values()))
+    missing += sorted(what for i, what in server.topology.items() if i not in ids)
+    extra = sorted(owned - set(program.values()) - set(server.topology))
     counts = f"entries owned by this stack ({prefix}*): {len(owned)}; in spireEntryIds: {len(program)}"
+    if server.topology:
+        counts += f"; the topology's own: {len(server.topology)}"
+    row = server.label("entries")
     if missing:
-        return Check("spire", "entries", "fail",
+        return Check("spire", row, "fail",
                      f"{counts}; missing on the server: {', '.join(missing)} (deleted out of band? "
                      f"{_recreate(t.stack)} makes them again)", where)
     if extra:
-        return Check("spire", "entries", "warn",
+        return Check("spire", row, "warn",
                      f"{counts}; {len(extra)} owned entries the stack does not know (left by an interrupted "
                      f"run?): {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}", where)
-    return Check("spire", "entries", "ok", counts, where)
+    return Check("spire", row, "ok", counts, where)
 
 
 T = TypeVar("T")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import ssl
 import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import pytest
 import yaml
 
 import stack_config
+from dynamic_providers.spire.models import owner_prefix
+from dynamic_providers.spire.provider import SpireEntryProvider
 from ops.health import collect
 from ops.health.checks import PROBES, Context, certificate_rows, spire_connection, spire_rows
 from ops.health.inputs import Options, Target
@@ -34,11 +38,14 @@ from ops.health.kubernetes import (
     readiness,
     rows,
 )
+from ops.health.model import Check
 from ops.outputs import StackOutputs
 from servers.kubernetes import make_pki, write_kubeconfig
 from servers.process import free_port
 from stack_config import KubernetesCluster
 from tests.conftest import program_run
+from tests.fakes.spire_cli import FakeWorld
+from tests.fakes.spire_server import FakeSpireServer, entry
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
 
@@ -299,4 +306,111 @@ def test_the_basic_topologys_entries_are_read_as_the_program_writes_them() -> No
     assert (conn.transport, conn.namespace, conn.pod, conn.container) == (
         "kubectl-exec", "spire-server", "spire-server-0", "spire-server")
     assert conn.context == _config("k8s-dev").kubernetes.clusters["dev"].context
-    assert spire_rows(_k8s_target("k8s-enterprise"), Options(), Context(None)) == []
+
+
+# --- the SPIRE rows against the entries the provider makes ------------------------------------------
+
+
+@dataclass
+class SpireWorld:
+    """Every SpireEntry of a stack's mock-engine run, created by the SPIRE provider itself through
+    `kubectl exec` (the fake kubectl and spire-server CLIs) into one fake server per cluster context."""
+
+    target: Target
+    servers: dict[str, FakeSpireServer]  # kubectl context -> its server
+    ids: dict[str, str]  # resource name -> the id the provider answered
+
+    def rows(self) -> dict[tuple[str, str], Check]:
+        return {(r.component, r.check): r for r in spire_rows(self.target, Options(timeout=20.0), Context(None))}
+
+
+@pytest.fixture
+def spire_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], SpireWorld]]:
+    started: list[FakeSpireServer] = []
+
+    def make(stack: str) -> SpireWorld:
+        run = program_run(stack, preview=False)
+        entries = run.of_type("pulumi-python:dynamic/spire:Entry")
+        world, servers = FakeWorld(tmp_path / stack), {}
+        domains = {r.inputs["connection"]["trust_domain"] for r in entries}  # federated with each other
+        for r in entries:
+            conn = r.inputs["connection"]
+            if conn["context"] not in servers:
+                server = FakeSpireServer(trust_domain=conn["trust_domain"], federated_bundles=domains - {
+                    conn["trust_domain"]})
+                servers[conn["context"]] = server.start()
+                started.append(server)
+                world.add_pod(conn["context"], conn["namespace"], conn["pod"], conn["container"],
+                              str(server.socket_path), container_socket=conn["socket_path"])
+        for key, value in world.env().items():
+            monkeypatch.setenv(key, value)
+        provider, ids = SpireEntryProvider(), {}
+        for r in entries:
+            news = provider.check({}, {k: v for k, v in r.inputs.items() if k != "__provider"})
+            assert not news.failures, news.failures
+            ids[r.name] = provider.create(news.inputs).id
+        exports = {k: e.value for k, e in run.exports.items()}
+        # spireEntryIds as the engine would export them: the ids the provider answered.
+        exports["spireEntryIds"] = {w: ids[mock.removesuffix("-id")] for w, mock in exports["spireEntryIds"].items()}
+        outputs = StackOutputs.from_mapping(exports)
+        target = Target(stack=stack, project=stack_config.PROJECT, config=_config(stack), outputs=outputs,
+                        keycloak_admin_password=outputs.keycloak_admin_password,
+                        ziti_admin_password=outputs.ziti_admin_password)
+        return SpireWorld(target, servers, ids)
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.mark.parametrize(("stack", "workloads"), [("k8s-dev", 3), ("k8s-prod", 1)])
+def test_a_healthy_basic_topology_is_ok_with_its_node_alias(spire_world: Callable[[str], SpireWorld],
+                                                            stack: str, workloads: int) -> None:
+    """The node alias the topology registers is the stack's own entry, not a stray (it warned)."""
+    world = spire_world(stack)
+    rows = world.rows()
+    assert set(rows) == {("spire", "server ready"), ("spire", "entries")}
+    assert {r.status for r in rows.values()} == {"ok"}, rows
+    assert rows[("spire", "entries")].detail.endswith(
+        f"*): {workloads + 1}; in spireEntryIds: {workloads}; the topology's own: 1")
+
+
+def test_a_deleted_node_alias_fails_the_entries_row(spire_world: Callable[[str], SpireWorld]) -> None:
+    world = spire_world("k8s-dev")
+    (server,) = world.servers.values()
+    del server.entries[world.ids["spire-dev-node-alias"]]
+    row = world.rows()[("spire", "entries")]
+    assert row.status == "fail"
+    assert "missing on the server: node alias of cluster dev's agents" in row.detail
+
+
+ENTERPRISE_ROWS = {("spire", f"{c} {check}") for c in ("hq", "branch") for check in ("server ready", "entries")}
+
+
+@pytest.mark.parametrize("stack", ["k8s-enterprise", "k8s-enterprise-nested"])
+def test_each_enterprise_server_is_asked_for_its_own_entries(spire_world: Callable[[str], SpireWorld],
+                                                             stack: str) -> None:
+    """One pair of rows per cluster, through that cluster's context; the workloads are the
+    downstream's, the nested topology's downstream entry and its alias the upstream's."""
+    world = spire_world(stack)
+    rows = world.rows()
+    assert set(rows) == ENTERPRISE_ROWS
+    assert {r.status for r in rows.values()} == {"ok"}, rows
+    assert "in spireEntryIds: 0" in rows[("spire", "hq entries")].detail
+    assert "in spireEntryIds: 3" in rows[("spire", "branch entries")].detail
+    assert rows[("spire", "hq server ready")].target == "kubectl exec spire-server/spire-server-0 (context acme-hq)"
+
+
+def test_a_stray_entry_on_one_enterprise_server_warns_that_server_only(
+        spire_world: Callable[[str], SpireWorld]) -> None:
+    world = spire_world("k8s-enterprise-nested")
+    stray = owner_prefix(stack_config.PROJECT, "k8s-enterprise-nested") + "0123456789abcdef01234567"
+    world.servers["acme-branch"].seed(
+        entry("spiffe://hq.acme-identity.net/stray", "spiffe://hq.acme-identity.net/k8s/branch/agents",
+              ["k8s:ns:stray"], entry_id=stray))
+    del world.servers["acme-hq"].entries[world.ids["enterprise-downstream-entry"]]
+    rows = world.rows()
+    assert {k: r.status for k, r in rows.items() if r.status != "ok"} == {
+        ("spire", "branch entries"): "warn", ("spire", "hq entries"): "fail"}
+    assert stray in rows[("spire", "branch entries")].detail
+    assert "missing on the server: the nested downstream server's entry" in rows[("spire", "hq entries")].detail
