@@ -494,33 +494,46 @@ def test_the_swarm_attestors_the_rule_names_are_the_agents_own() -> None:
     assert sorted(p.name for p in attestors) == sorted(SWARM_WORKLOAD_ATTESTORS) == ["docker", "unix"]
 
 
-# -- ports: a YAML boolean is not a port (`pulumi config set --path k true` stores one) -------------
+# -- ports and other whole numbers: a YAML boolean is not one (`pulumi config set --path k true` stores one) --
 
-PORTS = [
-    pytest.param("dev", "keycloak.publishedPort", 8080, id="keycloak-published"),
-    pytest.param("prod", "ziti.advertisedPort", 1280, id="ziti-advertised"),
-    pytest.param("prod", "ziti.routerPort", 3022, id="ziti-router"),
-    pytest.param("k8s-crd-free", "kubernetes.externalServer.port", 8081, id="external-server"),
-    pytest.param("k8s-dev", "kubernetes.ziti.controllerNodePort", 31280, id="controller-node-port"),
-    pytest.param("k8s-dev", "kubernetes.ziti.routerNodePort", 31022, id="router-node-port"),
+# (stack, key, the refusal's wording, an example): ports and the other whole-number keys
+NUMBERS = [
+    pytest.param("dev", "keycloak.publishedPort", "a port number: give the port", 8080, id="keycloak-published"),
+    pytest.param("prod", "ziti.advertisedPort", "a port number: give the port", 1280, id="ziti-advertised"),
+    pytest.param("prod", "ziti.routerPort", "a port number: give the port", 3022, id="ziti-router"),
+    pytest.param("k8s-crd-free", "kubernetes.externalServer.port", "a port number: give the port", 8081,
+                 id="external-server"),
+    pytest.param("k8s-dev", "kubernetes.ziti.controllerNodePort", "a port number: give the port", 31280,
+                 id="controller-node-port"),
+    pytest.param("k8s-dev", "kubernetes.ziti.routerNodePort", "a port number: give the port", 31022,
+                 id="router-node-port"),
+    pytest.param("prod", "spire.rootCaValidityHours", "a number of hours: give one", 87600, id="root-ca-hours"),
+    pytest.param("prod", "storage.noncurrentVersionDays", "a number of days: give one", 30, id="noncurrent-days"),
+    pytest.param("prod", "storage.backupIntervalMinutes", "a number of minutes: give one", 15, id="backup-minutes"),
+    pytest.param("prod", "workloads.payments-api.x509SvidTtl", "a number of seconds: give one", 3600,
+                 id="svid-seconds"),
+    pytest.param("k8s-prod", "kubernetes.iam.logsRetentionDays", "a number of days: give one", 30, id="logs-days"),
+    pytest.param("k8s-prod", "kubernetes.iam.metricsRetentionDays", "a number of days: give one", 30,
+                 id="metrics-days"),
 ]
 
 
-class TestPortsAreNumbers:
-    @pytest.mark.parametrize("value", [True, False])
-    @pytest.mark.parametrize(("stack", "key", "example"), PORTS)
-    def test_a_boolean_is_refused(self, stack: str, key: str, example: int, value: bool) -> None:
-        shown = "true" if value else "false"
-        assert only(stack, {tuple(key.split(".")): value}) == [
-            f"{key}: {shown} is not a port number: give the port, e.g. {example} {set_(key)}"
-        ]
+class TestNumbersAreNumbers:
+    """YAML reads `true` as a boolean, which Python counts as 1: refused, not read as a number."""
 
-    @pytest.mark.parametrize(("stack", "key", "example"), PORTS)
-    def test_the_port_as_text_is_the_port(self, stack: str, key: str, example: int) -> None:
+    @pytest.mark.parametrize("value", [True, False])
+    @pytest.mark.parametrize(("stack", "key", "wording", "example"), NUMBERS)
+    def test_a_boolean_is_refused(self, stack: str, key: str, wording: str, example: int, value: bool) -> None:
+        shown = "true" if value else "false"
+        expected = f"{key}: {shown} is not {wording}, e.g. {example} {set_(key)}"
+        assert only(stack, {tuple(key.split(".")): value}) == [expected]
+
+    @pytest.mark.parametrize(("stack", "key", "wording", "example"), NUMBERS)
+    def test_the_number_as_text_is_the_number(self, stack: str, key: str, wording: str, example: int) -> None:
         cfg = load(stack, {tuple(key.split(".")): str(example)})
         value: Any = cfg
         for part in key.split("."):
-            value = getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
+            value = value[part] if isinstance(value, dict) else getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
         assert value == example
 
 
@@ -564,33 +577,3 @@ class TestBrokenEnterpriseBlock:
         [line] = only("k8s-enterprise", {("workloads", "enterprise-api", "federatesWith"): ["elsewhere.acme.net"]})
         assert line.startswith("workloads.enterprise-api.federatesWith: 'elsewhere.acme.net' is not federated with "
                                "'branch.acme-identity.net'")
-
-
-# -- every other whole-number key: a YAML boolean is not a count of days, hours, minutes or seconds --
-
-WHOLE_NUMBERS = [
-    pytest.param("prod", "spire.rootCaValidityHours", "a number of hours", 87600, id="root-ca-hours"),
-    pytest.param("prod", "storage.noncurrentVersionDays", "a number of days", 30, id="noncurrent-days"),
-    pytest.param("prod", "storage.backupIntervalMinutes", "a number of minutes", 15, id="backup-minutes"),
-    pytest.param("prod", "workloads.payments-api.x509SvidTtl", "a number of seconds", 3600, id="svid-seconds"),
-    pytest.param("k8s-prod", "kubernetes.iam.logsRetentionDays", "a number of days", 30, id="logs-days"),
-    pytest.param("k8s-prod", "kubernetes.iam.metricsRetentionDays", "a number of days", 30, id="metrics-days"),
-]
-
-
-class TestWholeNumbersAreNumbers:
-    @pytest.mark.parametrize("value", [True, False])
-    @pytest.mark.parametrize(("stack", "key", "what", "example"), WHOLE_NUMBERS)
-    def test_a_boolean_is_refused(self, stack: str, key: str, what: str, example: int, value: bool) -> None:
-        shown = "true" if value else "false"
-        assert only(stack, {tuple(key.split(".")): value}) == [
-            f"{key}: {shown} is not {what}: give one, e.g. {example} {set_(key)}"
-        ]
-
-    @pytest.mark.parametrize(("stack", "key", "what", "example"), WHOLE_NUMBERS)
-    def test_the_number_as_text_is_the_number(self, stack: str, key: str, what: str, example: int) -> None:
-        cfg = load(stack, {tuple(key.split(".")): str(example)})
-        value: Any = cfg
-        for part in key.split("."):
-            value = value[part] if isinstance(value, dict) else getattr(value, re.sub(r"([A-Z])", r"_\1", part).lower())
-        assert value == example
