@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 import stack_config
-from dynamic_providers.spire.models import owner_prefix
+from dynamic_providers.spire.models import entry_id_for, owner_prefix
 from dynamic_providers.spire.provider import SpireEntryProvider
 from ops.health import collect
-from ops.health.checks import PROBES, Context, certificate_rows, spire_connection, spire_rows
+from ops.health.checks import PROBES, Context, certificate_rows, spire_connection, spire_rows, spire_servers
 from ops.health.inputs import Options, Target
 from ops.health.kubernetes import (
     ApiAccess,
@@ -361,6 +361,18 @@ def spire_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     yield make
     for server in started:
         server.stop()
+
+
+def test_the_crd_free_topologys_alias_is_known_on_its_external_server() -> None:
+    """crd-free registers on the external server through `spire.transport` (a socket no test has):
+    the server ops asks is that one, and the alias it expects is the one the program registers."""
+    run = program_run("k8s-crd-free", preview=False)
+    (alias,) = [r for r in run.of_type("pulumi-python:dynamic/spire:Entry") if r.name.endswith("-node-alias")]
+    (server,) = spire_servers(_k8s_target("k8s-crd-free"), 5.0)
+    assert (server.connection.transport, server.connection.socket_path) == ("grpc", "/run/user/1000/spire-admin.sock")
+    prefix = owner_prefix(stack_config.PROJECT, "k8s-crd-free")
+    ours = entry_id_for(prefix, alias.inputs["spiffe_id"], alias.inputs["parent_id"], alias.inputs["selectors"])
+    assert dict(server.topology) == {ours: "node alias of cluster regulated's agents"}
 
 
 @pytest.mark.parametrize(("stack", "workloads"), [("k8s-dev", 3), ("k8s-prod", 1)])
