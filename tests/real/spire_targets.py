@@ -103,7 +103,8 @@ class RealTarget:
         return self.log.read_text().splitlines()
 
 
-def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str = "test") -> RealTarget:
+def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str = "test",
+                context: str = KUBE_CONTEXT) -> RealTarget:
     base = {"trust_domain": state["trust_domain"], "project": "identity-platform", "stack": stack}
     if kind == "grpc":
         return RealTarget(kind, {"transport": "grpc", "socket_path": state["admin_socket"], **base}, {})
@@ -122,9 +123,10 @@ def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str
     elif kind == "kubectl-exec":
         log = directory / "kubectl-calls.log"
         shim = shim_dir / "kubectl"
-        shim.write_text(_KUBECTL_SHIM.format(log=shlex.quote(str(log)), context=KUBE_CONTEXT, namespace="spire-server",
-                                             pod="spire-server-0", container="spire-server", **common))
-        connection = {"transport": "kubectl-exec", "context": KUBE_CONTEXT, **base}  # the helm chart's defaults
+        shim.write_text(_KUBECTL_SHIM.format(log=shlex.quote(str(log)), context=shlex.quote(context),
+                                             namespace="spire-server", pod="spire-server-0", container="spire-server",
+                                             **common))
+        connection = {"transport": "kubectl-exec", "context": context, **base}  # the helm chart's defaults
     else:
         raise ValueError(kind)
     shim.chmod(0o755)
