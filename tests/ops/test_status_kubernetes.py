@@ -48,6 +48,8 @@ from tests.fakes.spire_cli import FakeWorld
 from tests.fakes.spire_server import FakeSpireServer, entry
 from tests.harness.mock_engine import stack_config as raw_stack_config
 
+SPIRE_ENTRY = "pulumi-python:dynamic/spire:Entry"
+
 
 def _config(stack: str) -> stack_config.StackConfig:
     return stack_config.parse_stack_values(*raw_stack_config(stack))
@@ -269,13 +271,32 @@ def test_the_kubeconfig_written_by_the_test_server_is_read(tmp_path: Path) -> No
 # --- the whole status on platform kubernetes: the sections the stack deploys, nothing else -----------
 
 
-def _k8s_target(stack: str) -> Target:
-    """The stack as `load_target` reads it: its config and its real exports (mock engine), contract-checked."""
-    exports = program_run(stack, preview=False).exports
-    outputs = StackOutputs.from_mapping({k: e.value for k, e in exports.items()})
-    return Target(stack=stack, project=stack_config.PROJECT, config=_config(stack), outputs=outputs,
+def deployed(stack: str, exports: dict[str, Any] | None = None,
+             config: stack_config.StackConfig | None = None) -> Target:
+    """The stack as `load_target` reads it: its config and its exports (default: the mock engine's),
+    contract-checked."""
+    if exports is None:
+        exports = {k: e.value for k, e in program_run(stack, preview=False).exports.items()}
+    outputs = StackOutputs.from_mapping(exports)
+    return Target(stack=stack, project=stack_config.PROJECT, config=config or _config(stack), outputs=outputs,
                   keycloak_admin_password=outputs.keycloak_admin_password,
                   ziti_admin_password=outputs.ziti_admin_password)
+
+
+def create_entries(stack: str, moved: Callable[[Any], Any] = lambda v: v) -> tuple[dict[str, str], dict[str, Any]]:
+    """Every SpireEntry of the stack's mock-engine run (its inputs through `moved`) created by the
+    SPIRE provider (check, then create), where the environment's transport reaches: (resource
+    name -> the id the provider answered, the exports with spireEntryIds as the engine would
+    export them: those ids)."""
+    run = program_run(stack, preview=False)
+    provider, ids = SpireEntryProvider(), {}
+    for r in run.of_type(SPIRE_ENTRY):
+        news = provider.check({}, moved({k: v for k, v in r.inputs.items() if k != "__provider"}))
+        assert not news.failures, news.failures
+        ids[r.name] = provider.create(news.inputs).id
+    exports = moved({k: e.value for k, e in run.exports.items()})
+    exports["spireEntryIds"] = {w: ids[mock.removesuffix("-id")] for w, mock in exports["spireEntryIds"].items()}
+    return ids, exports
 
 
 @pytest.mark.parametrize(("stack", "sections"), [
@@ -291,18 +312,18 @@ def test_status_probes_only_the_sections_the_stack_deploys(stack: str, sections:
     def probe(component: str) -> Any:
         return lambda t, o, ctx: probed.append(component) or []
 
-    collect(_k8s_target(stack), probes=[(c, n, probe(c)) for c, n, _ in PROBES], context=Context(None))
+    collect(deployed(stack), probes=[(c, n, probe(c)) for c, n, _ in PROBES], context=Context(None))
     assert set(probed) == sections
 
 
 def test_without_ziti_the_certificates_are_the_root_alone() -> None:
-    rows = certificate_rows(_k8s_target("k8s-enterprise"), Options(), Context(None))
+    rows = certificate_rows(deployed("k8s-enterprise"), Options(), Context(None))
     assert [(r.component, r.check) for r in rows] == [("certificates", "root CA")]
 
 
 def test_the_basic_topologys_entries_are_read_as_the_program_writes_them() -> None:
     """Through `kubectl exec` into the first server pod of the cluster's context, not `spire.transport`."""
-    conn = spire_connection(_k8s_target("k8s-dev"), 5.0)
+    conn = spire_connection(deployed("k8s-dev"), 5.0)
     assert (conn.transport, conn.namespace, conn.pod, conn.container) == (
         "kubectl-exec", "spire-server", "spire-server-0", "spire-server")
     assert conn.context == _config("k8s-dev").kubernetes.clusters["dev"].context
@@ -329,8 +350,7 @@ def spire_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     started: list[FakeSpireServer] = []
 
     def make(stack: str) -> SpireWorld:
-        run = program_run(stack, preview=False)
-        entries = run.of_type("pulumi-python:dynamic/spire:Entry")
+        entries = program_run(stack, preview=False).of_type(SPIRE_ENTRY)
         world, servers = FakeWorld(tmp_path / stack), {}
         domains = {r.inputs["connection"]["trust_domain"] for r in entries}  # federated with each other
         for r in entries:
@@ -344,19 +364,8 @@ def spire_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
                               str(server.socket_path), container_socket=conn["socket_path"])
         for key, value in world.env().items():
             monkeypatch.setenv(key, value)
-        provider, ids = SpireEntryProvider(), {}
-        for r in entries:
-            news = provider.check({}, {k: v for k, v in r.inputs.items() if k != "__provider"})
-            assert not news.failures, news.failures
-            ids[r.name] = provider.create(news.inputs).id
-        exports = {k: e.value for k, e in run.exports.items()}
-        # spireEntryIds as the engine would export them: the ids the provider answered.
-        exports["spireEntryIds"] = {w: ids[mock.removesuffix("-id")] for w, mock in exports["spireEntryIds"].items()}
-        outputs = StackOutputs.from_mapping(exports)
-        target = Target(stack=stack, project=stack_config.PROJECT, config=_config(stack), outputs=outputs,
-                        keycloak_admin_password=outputs.keycloak_admin_password,
-                        ziti_admin_password=outputs.ziti_admin_password)
-        return SpireWorld(target, servers, ids)
+        ids, exports = create_entries(stack)
+        return SpireWorld(deployed(stack, exports), servers, ids)
 
     yield make
     for server in started:
@@ -367,8 +376,8 @@ def test_the_crd_free_topologys_alias_is_known_on_its_external_server() -> None:
     """crd-free registers on the external server through `spire.transport` (a socket no test has):
     the server ops asks is that one, and the alias it expects is the one the program registers."""
     run = program_run("k8s-crd-free", preview=False)
-    (alias,) = [r for r in run.of_type("pulumi-python:dynamic/spire:Entry") if r.name.endswith("-node-alias")]
-    (server,) = spire_servers(_k8s_target("k8s-crd-free"), 5.0)
+    (alias,) = [r for r in run.of_type(SPIRE_ENTRY) if r.name.endswith("-node-alias")]
+    (server,) = spire_servers(deployed("k8s-crd-free"), 5.0)
     assert (server.connection.transport, server.connection.socket_path) == ("grpc", "/run/user/1000/spire-admin.sock")
     prefix = owner_prefix(stack_config.PROJECT, "k8s-crd-free")
     ours = entry_id_for(prefix, alias.inputs["spiffe_id"], alias.inputs["parent_id"], alias.inputs["selectors"])

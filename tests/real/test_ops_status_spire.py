@@ -17,13 +17,11 @@ import pytest
 
 import stack_config
 from dynamic_providers.spire._proto import entry_pb2
-from dynamic_providers.spire.provider import SpireEntryProvider
 from ops.health.checks import Context, spire_rows
 from ops.health.inputs import Options, Target
 from ops.health.model import Check
-from ops.outputs import StackOutputs
-from tests.conftest import program_run
 from tests.harness.mock_engine import stack_config as raw_stack_config
+from tests.ops.test_status_kubernetes import create_entries, deployed
 from tests.real.conftest import RealServers
 from tests.real.spire_targets import Admin, emptied, make_target
 
@@ -52,22 +50,11 @@ def world(real_servers: RealServers, tmp_path: Path,
     shim = make_target("kubectl-exec", state, tmp_path, stack=STACK, context=CONTEXT)
     for key, value in shim.env.items():
         monkeypatch.setenv(key, value)
-    run = program_run(STACK, preview=False)
     values, secret_keys = raw_stack_config(STACK)
     config = stack_config.parse_stack_values(_moved(values, td), secret_keys)
     with emptied(state) as admin:
-        provider, ids = SpireEntryProvider(), {}
-        for r in run.of_type("pulumi-python:dynamic/spire:Entry"):
-            news = provider.check({}, _moved({k: v for k, v in r.inputs.items() if k != "__provider"}, td))
-            assert not news.failures, news.failures
-            ids[r.name] = provider.create(news.inputs).id
-        exports = _moved({k: e.value for k, e in run.exports.items()}, td)
-        exports["spireEntryIds"] = {w: ids[m.removesuffix("-id")] for w, m in exports["spireEntryIds"].items()}
-        outputs = StackOutputs.from_mapping(exports)
-        target = Target(stack=STACK, project=stack_config.PROJECT, config=config, outputs=outputs,
-                        keycloak_admin_password=outputs.keycloak_admin_password,
-                        ziti_admin_password=outputs.ziti_admin_password)
-        yield target, ids, admin
+        ids, exports = create_entries(STACK, lambda v: _moved(v, td))
+        yield deployed(STACK, exports, config), ids, admin
 
 
 def _rows(target: Target) -> dict[str, Check]:
