@@ -10,7 +10,8 @@
   tests can count round trips. Everything the provider parses comes from the real CLI.
 - kubectl-exec: the same for `kubectl exec --context kind-spire --namespace spire-server
   spire-server-0 --container spire-server -- /opt/spire/bin/spire-server ARGS...` (the helm
-  chart's names); any other context, pod, container or binary is refused.
+  chart's names), or one real server per context (`sockets`, e.g. the enterprise topology's two
+  clusters); any other context, pod, container or binary is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,15 @@ from typing import Any
 
 import grpc
 
+from components.spire_conf import HealthChecks, Plugin, Prometheus, ServerConf, ServerSection, Telemetry
 from dynamic_providers.spire._proto import entry_pb2, entry_pb2_grpc, types_pb2
+from servers.process import Run, free_port
 
 SERVICE = "spire_spire-server"
 TASK = f"{SERVICE}.1.realshim0001"
 DOCKER_HOST = "ssh://root@10.0.0.2"
 SERVER_BINARY = "/opt/spire/bin/spire-server"
+SERVER_READY_SECONDS = 90
 
 _SHIM = """#!/bin/sh
 # docker shim for the real-server tests (tests/real/spire_targets.py): no engine, the real CLI.
@@ -76,7 +80,10 @@ while [ $# -gt 0 ] && [ "$1" != -- ]; do
   esac
 done
 shift
-if [ "$context" != {context} ]; then echo "error: context \\"$context\\" does not exist" >&2; exit 1; fi
+case "$context" in
+{routes}
+  *) echo "error: context \\"$context\\" does not exist" >&2; exit 1 ;;
+esac
 if [ "$ns/$pod" != {namespace}/{pod} ]; then
   echo "Error from server (NotFound): pods \\"$pod\\" not found" >&2; exit 1
 fi
@@ -85,7 +92,7 @@ if [ "$container" != {container} ]; then
 fi
 [ "$1" = {binary} ] || {{ echo "exec: \\"$1\\": no such file" >&2; exit 126; }}
 shift
-exec {server} "$@" -socketPath {socket}
+exec {server} "$@" -socketPath "$socket"
 """
 KUBE_CONTEXT = "kind-spire"
 
@@ -104,7 +111,9 @@ class RealTarget:
 
 
 def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str = "test",
-                context: str = KUBE_CONTEXT) -> RealTarget:
+                context: str = KUBE_CONTEXT, sockets: Mapping[str, str] | None = None) -> RealTarget:
+    """The connection input and environment for `kind`. kubectl-exec: `context` reaches the real
+    server of `state`, or (`sockets`: kubectl context -> admin socket) each context its own server."""
     base = {"trust_domain": state["trust_domain"], "project": "identity-platform", "stack": stack}
     if kind == "grpc":
         return RealTarget(kind, {"transport": "grpc", "socket_path": state["admin_socket"], **base}, {})
@@ -123,9 +132,10 @@ def make_target(kind: str, state: dict[str, Any], directory: Path, *, stack: str
     elif kind == "kubectl-exec":
         log = directory / "kubectl-calls.log"
         shim = shim_dir / "kubectl"
-        shim.write_text(_KUBECTL_SHIM.format(log=shlex.quote(str(log)), context=shlex.quote(context),
-                                             namespace="spire-server", pod="spire-server-0", container="spire-server",
-                                             **common))
+        routes = "\n".join(f"  {shlex.quote(ctx)}) socket={shlex.quote(sock)} ;;"
+                            for ctx, sock in (sockets or {context: state["admin_socket"]}).items())
+        shim.write_text(_KUBECTL_SHIM.format(log=shlex.quote(str(log)), routes=routes, namespace="spire-server",
+                                             pod="spire-server-0", container="spire-server", **common))
         connection = {"transport": "kubectl-exec", "context": context, **base}  # the helm chart's defaults
     else:
         raise ValueError(kind)
@@ -201,3 +211,33 @@ def federate_with(state: dict[str, Any], trust_domain: str, directory: Path) -> 
                            f"spiffe://{trust_domain}", "-path", str(pem), "-socketPath", state["admin_socket"]],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def start_server(run: Run, home: Path, trust_domain: str, name: str) -> dict[str, Any]:
+    """Another real SPIRE server, of `trust_domain`, on its own (SQLite, disk keys, its own CA):
+    an Entry API to register on, as each cluster's server is; stopped with `run`. Returns the
+    keys of `real_servers("spire")` the helpers here read (`trust_domain`, `admin_socket`, `bin_dir`),
+    and its process (`proc`).
+    `home` must be short: the admin socket's path is limited to 108 bytes."""
+    from servers import spire
+
+    bins = spire.bin_dir()
+    (home / "data").mkdir(parents=True)
+    conf = ServerConf(
+        server=ServerSection(trust_domain=trust_domain, bind_address="127.0.0.1", bind_port=str(free_port()),
+                             socket_path=str(home / "api.sock"), data_dir=str(home / "data")),
+        data_store=Plugin(name="sql", data={"database_type": "sqlite3",
+                                            "connection_string": str(home / "data" / "datastore.sqlite3")}),
+        key_manager=Plugin(name="disk", data={"keys_path": str(home / "data" / "keys.json")}),
+        node_attestors=[Plugin(name="join_token")],
+        health_checks=HealthChecks(bind_address="127.0.0.1", bind_port=str(free_port())),
+        telemetry=Telemetry(prometheus=Prometheus(host="127.0.0.1", port=free_port())),
+    )
+    (home / "server.conf").write_text(conf.render())
+    proc = run.spawn("spire", name, [str(bins / "spire-server"), "run", "-config", str(home / "server.conf")],
+                     cwd=home)
+    socket = str(home / "api.sock")
+    healthcheck = [str(bins / "spire-server"), "healthcheck", "-socketPath", socket]
+    run.wait_ready(proc, lambda: subprocess.run(healthcheck, capture_output=True, timeout=15).returncode == 0,
+                   timeout=SERVER_READY_SECONDS, what=f"{trust_domain} healthcheck on {socket}")
+    return {"trust_domain": trust_domain, "admin_socket": socket, "bin_dir": str(bins), "proc": proc}
