@@ -213,6 +213,24 @@ def federate_with(state: dict[str, Any], trust_domain: str, directory: Path) -> 
     assert done.returncode == 0, done.stderr
 
 
+def server_conf(home: Path, trust_domain: str, upstream_authority: Plugin | None = None) -> ServerConf:
+    """A server.conf with what SPIRE needs and nothing of a stack's: SQLite and disk keys under
+    `home/data`, the admin socket `home/api.sock`, a join-token attestor, loopback ports; its own
+    CA unless `upstream_authority` is given. Makes `home/data`."""
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    return ServerConf(
+        server=ServerSection(trust_domain=trust_domain, bind_address="127.0.0.1", bind_port=str(free_port()),
+                             socket_path=str(home / "api.sock"), data_dir=str(home / "data")),
+        data_store=Plugin(name="sql", data={"database_type": "sqlite3",
+                                            "connection_string": str(home / "data" / "datastore.sqlite3")}),
+        key_manager=Plugin(name="disk", data={"keys_path": str(home / "data" / "keys.json")}),
+        node_attestors=[Plugin(name="join_token")],
+        upstream_authority=upstream_authority,
+        health_checks=HealthChecks(bind_address="127.0.0.1", bind_port=str(free_port())),
+        telemetry=Telemetry(prometheus=Prometheus(host="127.0.0.1", port=free_port())),
+    )
+
+
 def start_server(run: Run, home: Path, trust_domain: str, name: str) -> dict[str, Any]:
     """Another real SPIRE server, of `trust_domain`, on its own (SQLite, disk keys, its own CA):
     an Entry API to register on, as each cluster's server is; stopped with `run`. Returns the
@@ -222,17 +240,7 @@ def start_server(run: Run, home: Path, trust_domain: str, name: str) -> dict[str
     from servers import spire
 
     bins = spire.bin_dir()
-    (home / "data").mkdir(parents=True)
-    conf = ServerConf(
-        server=ServerSection(trust_domain=trust_domain, bind_address="127.0.0.1", bind_port=str(free_port()),
-                             socket_path=str(home / "api.sock"), data_dir=str(home / "data")),
-        data_store=Plugin(name="sql", data={"database_type": "sqlite3",
-                                            "connection_string": str(home / "data" / "datastore.sqlite3")}),
-        key_manager=Plugin(name="disk", data={"keys_path": str(home / "data" / "keys.json")}),
-        node_attestors=[Plugin(name="join_token")],
-        health_checks=HealthChecks(bind_address="127.0.0.1", bind_port=str(free_port())),
-        telemetry=Telemetry(prometheus=Prometheus(host="127.0.0.1", port=free_port())),
-    )
+    conf = server_conf(home, trust_domain)
     (home / "server.conf").write_text(conf.render())
     proc = run.spawn("spire", name, [str(bins / "spire-server"), "run", "-config", str(home / "server.conf")],
                      cwd=home)

@@ -38,13 +38,13 @@ import stack_config
 from components.kubernetes.enterprise import downstream_entry
 from components.kubernetes.enterprise_config import enterprise_sides
 from components.kubernetes.spire_config import spire_upstream
-from components.spire_conf import HealthChecks, Plugin, Prometheus, ServerConf, ServerSection, Telemetry
 from dynamic_providers.spire.client import GrpcEntryClient
 from dynamic_providers.spire.models import EntryFields, parse_connection
-from servers.process import Run, free_port
+from servers.process import Run
 from tests.harness.mock_engine import stack_config as raw_stack_config
 from tests.real.conftest import RealServers
 from tests.real.enterprise_support import NESTED_STACK, NestedUpstream, nested_layout, sections
+from tests.real.spire_targets import server_conf
 
 READY_SECONDS = 120
 SERVED_SECONDS = 60
@@ -71,18 +71,7 @@ def _wait_served(bins: Path, agent_socket: str, spiffe_id: str) -> None:
 def _by_hand(upstream: dict[str, Any], home: Path) -> tuple[str, Path]:
     """A server.conf with the plugin alone: its SPIFFE ID on the upstream, its config and admin socket."""
     td = upstream["trust_domain"]
-    (home / "data").mkdir()
-    conf = ServerConf(
-        server=ServerSection(trust_domain=td, bind_address="127.0.0.1", bind_port=str(free_port()),
-                             socket_path=str(home / "api.sock"), data_dir=str(home / "data")),
-        data_store=Plugin(name="sql", data={"database_type": "sqlite3",
-                                            "connection_string": str(home / "data" / "datastore.sqlite3")}),
-        key_manager=Plugin(name="disk", data={"keys_path": str(home / "data" / "keys.json")}),
-        node_attestors=[Plugin(name="join_token")],
-        upstream_authority=spire_upstream("127.0.0.1", upstream["server_port"], upstream["agent_socket"]),
-        health_checks=HealthChecks(bind_address="127.0.0.1", bind_port=str(free_port())),
-        telemetry=Telemetry(prometheus=Prometheus(host="127.0.0.1", port=free_port())),
-    )
+    conf = server_conf(home, td, spire_upstream("127.0.0.1", upstream["server_port"], upstream["agent_socket"]))
     (home / "server.conf").write_text(conf.render())
     return f"spiffe://{td}/nested/downstream-server", home / "server.conf"
 
