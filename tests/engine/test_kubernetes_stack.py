@@ -23,8 +23,10 @@ resources (their plugins cannot be built here).
   controller (`servers/ziti.py`) starts from what the controller pod's Secrets hold (the stack's PKI
   root and admin password), where the stack says the controller is, and a second `up` makes the
   Ziti side on it (SPIRE's root a verified CA, the workloads' identities and policy, the router
-  entity) and the router's enrollment Secret and StatefulSet with the entity's JWT; a preview has
-  no changes; `destroy` removes every object and every Ziti entity.
+  entity) and the router's enrollment Secret and StatefulSet with the entity's JWT. `ops status`'s
+  Ziti rows then read that stack as `load_target` does (the controller's CA from the real engine's
+  state) and are ok against the real controller, but for what was left out; a preview has no
+  changes; `destroy` removes every object and every Ziti entity.
 
 After `destroy` the namespaces stay Terminating: the namespace controller that would finish them is
 part of the controller manager, which does not run here.
@@ -44,16 +46,23 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pulumi.runtime import rpc
 
+import stack_config
 from components import ziti_stack
 from dynamic_providers.spire.models import owner_prefix
+from ops.health import Options, Target
+from ops.health.checks import Context, certificate_rows, ziti_health, ziti_management
+from ops.health.inputs import from_deployment, raw_from_cli_config
+from ops.outputs import StackOutputs
+from ops.workspace import open_stack
 from servers import crds
 from servers import pulumi_kubernetes as plugin
 from servers import ziti as ziti_server
 from servers.process import Run
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
-from tests.engine.cli import REPO
+from tests.engine.cli import CLI_ENV, REPO, Cli
 from tests.engine.kube_stack import (
     PART_OF,
     PROJECT,
@@ -403,8 +412,43 @@ def start_the_stacks_controller(ctrl: ziti_server.Controller, kube: KubeApi) -> 
     return base64.b64decode(pki["cert"]).decode(), ctrl.password
 
 
+# What `EXCLUDED` leaves out has no outputs: the engine exports its unknown sentinel for them.
+LEFT_OUT_OUTPUTS = {"keycloakIssuerUrl", "keycloakJwksUrl", "keycloakRealmId", "keycloakZitiClientId",
+                    "zitiAuthPolicyId", "zitiExtJwtSignerId"}
+
+
+def assert_ops_status_reads_the_ziti_side(cli: Cli, stack: str, root_pem: str) -> None:
+    """`ops status`'s Ziti rows on this stack, against the real controller, with their inputs read
+    as `load_target` reads them: the config through the Automation API, the controller's CA from the
+    real engine's state (the ZitiController component's `controller_ca_pem`, not a secret). The
+    outputs contract refuses the unknowns of what `EXCLUDED` leaves out (Keycloak's outputs, the
+    signer and the users' policy made from the realm): those become stand-ins that name nothing, so
+    those two rows fail as never made; the rest is what `up` made on the controller."""
+    st = open_stack(stack, create=False, root=cli.dir, environ=cli.env)
+    raw, _ = raw_from_cli_config(st.get_all_config(), PROJECT)
+    ca_pem, services = from_deployment(st.export_stack().deployment)
+    assert (ca_pem, services) == (root_pem, ())
+    exports = json.loads(cli("stack", "output", "--json", "--show-secrets").stdout)
+    assert {k for k, v in exports.items() if v == rpc.UNKNOWN} == LEFT_OUT_OUTPUTS
+    exports |= {k: "http://auth.localhost/left-out" if k.endswith("Url") else "left-out" for k in LEFT_OUT_OUTPUTS}
+    outputs = StackOutputs.from_mapping(exports)
+    target = Target(stack=stack, project=PROJECT, config=stack_config.parse(raw), outputs=outputs,
+                    ziti_admin_password=outputs.ziti_admin_password, ziti_ca_pem=ca_pem)
+    o, ctx = Options(timeout=10), Context(None)
+    rows = {r.check: r for r in [*ziti_health(target, o, ctx), *ziti_management(target, o, ctx),
+                                 *certificate_rows(target, o, ctx)] if r.check != "root CA"}
+    assert {check: r.status for check, r in rows.items()} == {
+        "health": "ok", "ca": "ok", "identities": "ok", "controller TLS": "ok",
+        "edge router": "warn",  # its pod never runs here, so it never enrolls
+        "ext-jwt signer": "fail", "auth policy": "fail"}, rows
+    assert rows["ca"].detail == "CA ziti-trust-spire registered, verified, authentication enabled"
+    assert rows["identities"].detail.startswith("identities present: all 3 (workloads: 3")
+    assert rows["ext-jwt signer"].detail.startswith("signer left-out is not on the controller")
+
+
 def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_server(
-    engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, servers_run: Run, tmp_path: Path
+    engine_bin: Path, k8s_plugin_bin: Path, kube: KubeApi, servers_run: Run, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Istio's and ArgoCD's CRDs: the cluster's own. CloudNativePG's are the program's (its operator's release).
     kube.establish([d for d in crds.definitions() if d["spec"]["group"] != CNPG_GROUP])
@@ -451,6 +495,10 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
         cli(*excluded(EXCLUDED, "up", "--yes"))
         zt = Admin({"url": ctrl.url, "ca_pem": root_pem, "admin_user": "admin", "admin_password": admin_password})
         jwt = assert_the_ziti_side_is_on_the_controller(zt, kube, plain, cert_pem)
+        for key in CLI_ENV:  # the Automation API `ops` uses runs the CLI of this process's environment
+            monkeypatch.setenv(key, cli.env[key])
+        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+        assert_ops_status_reads_the_ziti_side(cli, stack, root_pem)
         applied = k8s_state(cli)
         assert_not_in_state(cli, password, key_pem, *ziti_secrets, jwt)
 
