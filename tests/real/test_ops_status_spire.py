@@ -95,7 +95,6 @@ def test_a_node_alias_deleted_out_of_band_fails_by_name(world: tuple[Target, dic
     assert "missing on the server: node alias of cluster dev's agents" in row.detail
 
 
-
 # --- the enterprise topology: one real server per cluster ---------------------------------------------
 
 Servers = dict[str, dict[str, Any]]  # kubectl context -> its real server (`start_server`)
