@@ -65,6 +65,14 @@ CLI_ENV = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_HOME", "PAT
            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION")
 
 
+def take_cli_env(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process takes `cli`'s environment (`CLI_ENV`): `ops` commands run in-process, whose
+    Automation API runs the CLI of this process's environment, reach the same backend and CLI."""
+    for key in CLI_ENV:
+        monkeypatch.setenv(key, cli.env[key])
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+
+
 @dataclass(frozen=True)
 class ExternalStack:
     """A `platform: external` stack of the project's own program, configured (not yet up)."""
@@ -100,7 +108,5 @@ def external_stack(engine_bin: Path, work: Path, servers: dict[str, Any], prefix
     write_stack_file(cli.dir, cli.stack, plain)
     set_secrets(secret_values, stack=cli.stack, cwd=cli.dir, env=cli.env)
     if monkeypatch is not None:
-        for key in CLI_ENV:
-            monkeypatch.setenv(key, cli.env[key])
-        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+        take_cli_env(cli, monkeypatch)
     return ExternalStack(cli, tag, workload, user, secret_values)

@@ -62,7 +62,7 @@ from servers import ziti as ziti_server
 from servers.process import Run
 from servers.stack import set_secrets, write_stack_file
 from stack_config import versions
-from tests.engine.cli import CLI_ENV, REPO, Cli
+from tests.engine.cli import REPO, Cli, take_cli_env
 from tests.engine.kube_stack import (
     PART_OF,
     PROJECT,
@@ -495,9 +495,7 @@ def test_the_basic_topology_with_keycloak_on_cnpg_is_applied_to_a_real_api_serve
         cli(*excluded(EXCLUDED, "up", "--yes"))
         zt = Admin({"url": ctrl.url, "ca_pem": root_pem, "admin_user": "admin", "admin_password": admin_password})
         jwt = assert_the_ziti_side_is_on_the_controller(zt, kube, plain, cert_pem)
-        for key in CLI_ENV:  # the Automation API `ops` uses runs the CLI of this process's environment
-            monkeypatch.setenv(key, cli.env[key])
-        monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+        take_cli_env(cli, monkeypatch)
         assert_ops_status_reads_the_ziti_side(cli, stack, root_pem)
         applied = k8s_state(cli)
         assert_not_in_state(cli, password, key_pem, *ziti_secrets, jwt)

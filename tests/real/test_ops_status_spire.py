@@ -147,7 +147,7 @@ def test_each_cluster_is_answered_by_its_own_server(
     rows = _rows(target)
     assert set(rows) == {check for _, check in ENTERPRISE_ROWS}
     assert {r.status for r in rows.values()} == {"ok"}, rows
-    prefix = owner_prefix("identity-platform", target.stack)
+    prefix = owner_prefix(stack_config.PROJECT, target.stack)
     for cluster, (owned, workloads, topology) in HELD[target.stack].items():
         context = CONTEXTS[cluster]
         assert len(admins[context].ids()) == owned
@@ -166,7 +166,7 @@ def test_a_fault_on_one_server_is_told_on_its_rows_alone(
     target, ids, admins = enterprise
     hq, branch = admins["acme-hq"], admins["acme-branch"]
     hq.stub.BatchDeleteEntry(entry_pb2.BatchDeleteEntryRequest(ids=[ids["enterprise-downstream-entry"]]), timeout=10)
-    stray = owner_prefix("identity-platform", target.stack) + "0123456789abcdef01234567"
+    stray = owner_prefix(stack_config.PROJECT, target.stack) + "0123456789abcdef01234567"
     made = branch.create(types_pb2.Entry(
         id=stray, spiffe_id=types_pb2.SPIFFEID(trust_domain="hq.acme-identity.net", path="/stray"),
         parent_id=types_pb2.SPIFFEID(trust_domain="hq.acme-identity.net", path="/k8s/branch/agents"),
