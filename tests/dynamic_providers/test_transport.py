@@ -7,6 +7,7 @@ every assertion is about requests that were or were not sent, never about the po
 from __future__ import annotations
 
 import ast
+import datetime
 import email.utils
 import random
 import ssl
@@ -19,7 +20,14 @@ from typing import Any
 import httpx
 import pytest
 
-from dynamic_providers._transport import ApiError, RetryPolicy, RetryTransport, Session, forget_sessions
+from dynamic_providers._transport import (
+    ApiError,
+    RetryPolicy,
+    RetryTransport,
+    Session,
+    forget_sessions,
+    unless_absent,
+)
 from dynamic_providers._transport.retry import parse_retry_after
 
 POLICY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_retry_after=30)
@@ -232,6 +240,35 @@ class TestWaiting:
     def test_retry_after_in_the_past_is_zero(self) -> None:
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
+    @pytest.mark.parametrize(
+        "offset",
+        [datetime.timedelta(0), datetime.timedelta(hours=2), datetime.timedelta(hours=-5), None],
+        ids=["gmt", "plus-two-hours", "minus-five-hours", "minus-0000"],
+    )
+    def test_an_http_date_in_any_zone_is_read_as_the_instant_it_names(
+        self, offset: datetime.timedelta | None
+    ) -> None:
+        """RFC 9110 writes GMT; older senders write a numeric zone, or `-0000` (no zone given,
+        taken as UTC). The same instant, 30 s ahead, whichever way it is written."""
+        when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
+        if offset is None:
+            text = when.strftime("%a, %d %b %Y %H:%M:%S -0000")
+        else:
+            text = email.utils.format_datetime(when.astimezone(datetime.timezone(offset)))
+        seconds = parse_retry_after(text)
+        assert seconds is not None and 27.0 <= seconds <= 30.0, text
+
+    def test_a_retry_after_of_exactly_the_cap_is_waited_for(self) -> None:
+        """The cap is the longest wait the policy accepts: equal to it still waits (transport and pause)."""
+        server = Server(httpx.Response(503, headers={"Retry-After": "30"}), OK)
+        sleeps = Sleeps()
+        assert send(server, "GET", sleeps).status_code == 200
+        assert server.seen == ["GET", "GET"] and sleeps == [30.0]
+        post = httpx.Request("POST", URL)
+        busy = ApiError.answered(httpx.Response(429, headers={"Retry-After": "30"}, request=post), "busy")
+        POLICY.pause(1, busy, sleeps)
+        assert sleeps == [30.0, 30.0]
+
 
 class TestReadiness:
     def test_a_login_waits_past_the_attempts_until_the_server_is_up(self) -> None:
@@ -275,9 +312,12 @@ class Api:
         self.calls: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
         self.refuse_all = False
+        self.login_status = 200
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/login":
+            if self.login_status != 200:
+                return httpx.Response(self.login_status, json={"error": "login refused"})
             with self.lock:
                 user = request.headers["x-user"]
                 token = f"{user}-token-{len(self.logins)}"
@@ -305,6 +345,7 @@ class TokenSession(Session):
 
     def login(self, extensions: dict[str, Any], previous: Any) -> str:
         resp = self.http.request("POST", "/login", headers={"x-user": self.user}, auth=None, extensions=extensions)
+        resp.raise_for_status()
         return str(resp.json()["token"])
 
     def apply(self, request: httpx.Request, credential: Any) -> None:
@@ -364,6 +405,42 @@ class TestSessions:
             t.join()
         assert answers == [200] * 8 and api.logins == ["admin"]
 
+    def test_renew_logs_in_again_while_the_credential_is_still_good(self, api: Api) -> None:
+        """Keycloak renews a token that is valid but does not know a realm made since."""
+        call(api)
+        TokenSession.of(api, "admin", "pw").renew(POLICY.extensions(Sleeps()))
+        call(api)
+        assert api.logins == ["admin", "admin"]
+        assert [t for _, t in api.calls] == ["admin-token-0", "admin-token-1"]
+
+    def test_a_failed_login_leaves_no_credential_to_send(self, api: Api) -> None:
+        call(api)
+        api.expire()
+        api.login_status = 400
+        with pytest.raises(httpx.HTTPStatusError):
+            call(api)  # 401, then the login is refused
+        api.login_status = 200
+        api.calls.clear()
+        assert call(api).status_code == 200
+        assert api.calls == [("/things", "admin-token-1")]  # logged in first: neither the refused token nor none
+
+    def test_a_redirect_is_returned_not_followed(self, api: Api) -> None:
+        """Followed, it would carry the session to wherever it points: httpx drops `Authorization` on
+        a redirect to another origin, but not a header such as Ziti's `zt-session`."""
+        seen: list[str] = []
+
+        def server(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            if request.url.path == "/login":
+                return api(request)
+            return httpx.Response(302, headers={"Location": "https://elsewhere.test/collect"})
+
+        session = TokenSession(server, "admin")
+        resp = session.http.get("/things")
+        session.close()
+        assert resp.status_code == 302
+        assert seen == ["https://api.test/login", "https://api.test/things"]
+
     def test_the_login_request_carries_no_credential_of_its_own_session(self, api: Api) -> None:
         seen: list[httpx.Request] = []
 
@@ -412,6 +489,50 @@ class TestErrors:
         error.request = httpx.Request(method, URL)
         err = ApiError.unanswered(error, "x")
         assert err.outcome_unknown is unknown and err.status is None and err.method == method
+
+    def test_an_error_without_an_exchange_names_no_request(self) -> None:
+        err = ApiError("the answer could not be read")
+        assert (err.status, err.method, err.url, err.response) == (None, "", "", None)
+
+
+class TestAbsent:
+    """`unless_absent`: only a 404 to the object's own URL says it is not there."""
+
+    PATH = "/things/abc"
+
+    @staticmethod
+    def failing(status: int, path: str) -> Callable[[], Any]:
+        request = httpx.Request("GET", f"https://server.test{path}")
+        error = ApiError.answered(httpx.Response(status, request=request), "x")
+
+        def fetch() -> Any:
+            raise error
+
+        return fetch
+
+    def test_a_404_to_the_objects_url_is_absence(self) -> None:
+        assert unless_absent(self.failing(404, self.PATH), self.PATH) is None
+
+    def test_the_answer_is_passed_through(self) -> None:
+        assert unless_absent(lambda: {"id": "abc"}, self.PATH) == {"id": "abc"}
+
+    @pytest.mark.parametrize(
+        ("status", "path"),
+        [(404, "/login"), (500, PATH), (503, PATH), (403, PATH), (400, "/things")],
+        ids=["404-to-the-login", "500", "503", "403", "400-elsewhere"],
+    )
+    def test_any_other_failure_is_raised(self, status: int, path: str) -> None:
+        """Read as absence, a refresh would drop an object that is still there from the state."""
+        with pytest.raises(ApiError) as err:
+            unless_absent(self.failing(status, path), self.PATH)
+        assert err.value.status == status
+
+    def test_no_answer_is_raised(self) -> None:
+        def fetch() -> Any:
+            raise ApiError("no answer")
+
+        with pytest.raises(ApiError):
+            unless_absent(fetch, self.PATH)
 
 
 def test_the_transport_imports_no_system_package() -> None:

@@ -415,6 +415,14 @@ class TestControllerPki:
         with client(fake, srv, ca_bundle_pem=None, ca_fingerprint=sha256_fingerprint(root)) as c:
             assert c.list_all("cas") == []
 
+    def test_a_pinned_root_verifies_a_controller_reached_by_its_ip_address(self, pki) -> None:
+        """The host is matched as an IP SAN: a certificate for the address, not a DNS name spelt like one."""
+        fake, srv, root, _ = pki
+        by_ip = srv.url.replace("://localhost:", "://127.0.0.1:")
+        assert by_ip != srv.url
+        with client(fake, srv, url=by_ip, ca_bundle_pem=None, ca_fingerprint=sha256_fingerprint(root)) as c:
+            assert c.list_all("cas") == []
+
     def test_another_root_with_the_same_name_is_refused(self, pki) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
 
