@@ -24,6 +24,7 @@ from dynamic_providers._transport import (
     ApiError,
     RetryPolicy,
     RetryTransport,
+    ServerError,
     Session,
     forget_sessions,
     unless_absent,
@@ -270,6 +271,45 @@ class TestWaiting:
         assert sleeps == [30.0, 30.0]
 
 
+class _Stream(httpx.SyncByteStream):
+    """A response body that records whether it was closed (its connection given back)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class TestRepeating:
+    def test_an_answer_that_is_repeated_is_closed_first(self) -> None:
+        busy = _Stream()
+        server = Server(httpx.Response(503, stream=busy), OK)
+        assert send(server, "GET").status_code == 200
+        assert busy.closed
+
+    def test_a_request_without_the_policys_extensions_follows_the_default_policy(self) -> None:
+        server = Server(httpx.Response(503), OK)
+        with client(server) as http:
+            assert http.get(URL).status_code == 200
+        assert server.seen == ["GET", "GET"]
+
+    def test_a_systems_hook_runs_before_each_repeat_of_its_call(self) -> None:
+        """SPIRE's exec client forgets the container it resolved: a Swarm task may have been replaced."""
+        failures, hooked = [ApiError("gone"), ApiError("gone")], []
+
+        def op() -> str:
+            if failures:
+                raise failures.pop()
+            return "done"
+
+        assert POLICY.call(op, when=lambda e: True, sleep=Sleeps(), before_retry=lambda: hooked.append(1)) == "done"
+        assert hooked == [1, 1]
+
+
 class TestReadiness:
     def test_a_login_waits_past_the_attempts_until_the_server_is_up(self) -> None:
         server = Server(*[httpx.ConnectError("refused")] * 6, OK)
@@ -292,6 +332,20 @@ class TestReadiness:
         with client(server) as http:
             assert http.get(URL, extensions=ext).status_code == 200
         assert len(server.seen) == 7
+
+    def test_no_wait_runs_past_the_deadline(self) -> None:
+        """A Retry-After within the cap is still cut to the readiness window that is left."""
+        server = Server(httpx.Response(429, headers={"Retry-After": "20"}))
+        asked: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            asked.append(seconds)
+            time.sleep(min(seconds, 0.01))
+
+        ext = POLICY.extensions(sleep, ready_timeout=0.5)
+        with client(server) as http:
+            assert http.post(URL, extensions={**ext, "login": True}).status_code == 429
+        assert len(asked) >= 2 and max(asked) <= 0.5
 
     def test_other_failures_of_other_calls_keep_their_attempts(self) -> None:
         server = Server(httpx.Response(503))
@@ -490,9 +544,12 @@ class TestErrors:
         err = ApiError.unanswered(error, "x")
         assert err.outcome_unknown is unknown and err.status is None and err.method == method
 
-    def test_an_error_without_an_exchange_names_no_request(self) -> None:
+    def test_an_error_without_an_exchange_names_no_request_and_claims_nothing_happened(self) -> None:
+        """An error that does not say otherwise reports a failure, not a possibly applied write
+        (which would make a create look the object up before anything else)."""
         err = ApiError("the answer could not be read")
         assert (err.status, err.method, err.url, err.response) == (None, "", "", None)
+        assert err.outcome_unknown is False and ServerError("refused").outcome_unknown is False
 
 
 class TestAbsent:
