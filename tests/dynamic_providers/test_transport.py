@@ -253,7 +253,7 @@ class TestWaiting:
         taken as UTC). The same instant, 30 s ahead, whichever way it is written."""
         when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
         if offset is None:
-            text = when.strftime("%a, %d %b %Y %H:%M:%S -0000")
+            text = email.utils.format_datetime(when.replace(tzinfo=None))  # naive: written with -0000
         else:
             text = email.utils.format_datetime(when.astimezone(datetime.timezone(offset)))
         seconds = parse_retry_after(text)
