@@ -68,6 +68,18 @@ def send(server: Server, method: str, sleeps: Sleeps | None = None, **extensions
         return http.request(method, URL, extensions=ext)
 
 
+def failing_first(*errors: Exception) -> Callable[[], str]:
+    """A call that raises `errors` in turn, then returns "done"."""
+    left = list(errors)
+
+    def op() -> str:
+        if left:
+            raise left.pop(0)
+        return "done"
+
+    return op
+
+
 def reset() -> httpx.ReadError:
     return httpx.ReadError("connection reset by peer")
 
@@ -189,14 +201,7 @@ class TestWaiting:
 
     def test_an_error_carrying_retry_after_sets_the_wait_too(self) -> None:
         """`call` (gRPC, exec, lookups before a repeat) reads `retry_after` off the error."""
-        errors = [ApiError("busy", retry_after=3.0), ApiError("busy", retry_after=3.0)]
-        sleeps = Sleeps()
-
-        def op() -> str:
-            if errors:
-                raise errors.pop()
-            return "done"
-
+        op, sleeps = failing_first(ApiError("busy", retry_after=3.0), ApiError("busy", retry_after=3.0)), Sleeps()
         assert POLICY.call(op, when=lambda e: isinstance(e, ApiError), sleep=sleeps) == "done"
         assert sleeps == [3.0, 3.0]
 
@@ -299,13 +304,7 @@ class TestRepeating:
 
     def test_a_systems_hook_runs_before_each_repeat_of_its_call(self) -> None:
         """SPIRE's exec client forgets the container it resolved: a Swarm task may have been replaced."""
-        failures, hooked = [ApiError("gone"), ApiError("gone")], []
-
-        def op() -> str:
-            if failures:
-                raise failures.pop()
-            return "done"
-
+        op, hooked = failing_first(ApiError("gone"), ApiError("gone")), []
         assert POLICY.call(op, when=lambda e: True, sleep=Sleeps(), before_retry=lambda: hooked.append(1)) == "done"
         assert hooked == [1, 1]
 
