@@ -208,6 +208,133 @@ class TestErrorsAndLists:
         assert filters == [['name="we\\"ird\\\\name"'], ['name="absent"']]
 
 
+class TestWrites:
+    """Which writes are repeated after a fault: the idempotent ones (PATCH of the same fields, the
+    CA proof, a router's new enrollment) and nothing the controller refused for good."""
+
+    def _identity(self, c: ZitiClient) -> str:
+        return c.create("identities", identity("w", authPolicyId="default"))
+
+    def test_a_patch_is_repeated_after_a_lost_answer(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            id_ = self._identity(c)
+            srv.inject("PATCH", f"{IDENTITIES}/{{id}}", reset_after=True)
+            c.patch("identities", id_, {"roleAttributes": ["edge"]})
+        assert srv.count("PATCH", f"{IDENTITIES}/{{id}}") == 2
+        assert fake.all("identities")[0]["roleAttributes"] == ["edge"]
+
+    def test_a_500_that_is_a_unique_index_refusal_is_not_repeated(self, ziti) -> None:
+        fake, srv = ziti
+        refusal = {"error": {"code": "UNHANDLED", "message": "An unhandled error occurred",
+                             "cause": {"code": "UNHANDLED", "message": "duplicate value 'x' in unique index on cas"}}}
+        with client(fake, srv) as c:
+            id_ = self._identity(c)
+            srv.inject("PATCH", f"{IDENTITIES}/{{id}}", status=500, body=refusal, times=5)
+            with pytest.raises(ZitiApiError) as err:
+                c.patch("identities", id_, {"roleAttributes": ["edge"]})
+        assert err.value.status == 500 and err.value.is_duplicate and err.value.duplicate_value == "x"
+        assert srv.count("PATCH", f"{IDENTITIES}/{{id}}") == 1
+
+    def test_any_other_500_on_a_patch_is_repeated(self, ziti) -> None:
+        fake, srv = ziti
+        other = {"error": {"code": "UNHANDLED", "message": "An unhandled error occurred", "cause": "bolt: timeout"}}
+        with client(fake, srv) as c:
+            id_ = self._identity(c)
+            srv.inject("PATCH", f"{IDENTITIES}/{{id}}", status=500, body=other)
+            c.patch("identities", id_, {"roleAttributes": ["edge"]})
+        assert srv.count("PATCH", f"{IDENTITIES}/{{id}}") == 2
+        assert fake.all("identities")[0]["roleAttributes"] == ["edge"]
+
+    @pytest.fixture
+    def ca(self, ziti) -> tuple[ZitiController, Any, ZitiClient, str, str]:
+        """A CA on the fake, not yet verified, and the proof of its key (CN = its token)."""
+        from dynamic_providers.ziti.provider import verification_certificate
+
+        fake, srv = ziti
+        cert, key = fake_ziti.make_ca()
+        body = {"name": "spire", "certPem": cert, "isAutoCaEnrollmentEnabled": False,
+                "isOttCaEnrollmentEnabled": False, "isAuthEnabled": True, "identityRoles": ["spire"]}
+        with client(fake, srv) as c:
+            id_ = c.create("cas", body)
+            proof = verification_certificate(cert, key, c.get("cas", id_)["verificationToken"])
+            yield fake, srv, c, id_, proof
+
+    def test_verify_says_whether_this_call_verified_the_ca(self, ca) -> None:
+        fake, srv, c, id_, proof = ca
+        assert c.verify_ca(id_, proof) is True
+        assert fake.all("cas")[0]["isVerified"] is True
+        assert c.verify_ca(id_, proof) is False  # 409 CA_ALREADY_VERIFIED
+        assert srv.count("POST", f"{CA}/verify") == 2
+
+    def test_a_verification_repeated_after_a_lost_answer_finds_it_done(self, ca) -> None:
+        fake, srv, c, id_, proof = ca
+        srv.inject("POST", f"{CA}/verify", reset_after=True)
+        assert c.verify_ca(id_, proof) is False
+        assert srv.count("POST", f"{CA}/verify") == 2 and fake.all("cas")[0]["isVerified"] is True
+
+    def test_another_409_or_a_refused_proof_is_an_error(self, ca) -> None:
+        fake, srv, c, id_, proof = ca
+        srv.inject("POST", f"{CA}/verify", status=409, body={"error": {"code": "CONFLICT", "message": "busy"}})
+        with pytest.raises(ZitiApiError) as err:
+            c.verify_ca(id_, proof)
+        assert (err.value.status, err.value.code) == (409, "CONFLICT")
+        with pytest.raises(ZitiApiError) as err:
+            c.verify_ca(id_, fake_ziti.make_ca("not the token")[0])
+        assert (err.value.status, err.value.code) == (400, "INVALID_COMMON_NAME")
+        assert fake.all("cas")[0]["isVerified"] is False
+
+    def test_a_re_enrollment_is_repeated_after_a_lost_answer(self, ziti) -> None:
+        fake, srv = ziti
+        with client(fake, srv) as c:
+            id_ = c.create("edge-routers", {"name": "r1"})
+            first = c.get("edge-routers", id_)["enrollmentJwt"]
+            srv.inject("POST", f"{API}/edge-routers/{{id}}/re-enroll", reset_after=True)
+            c.re_enroll_edge_router(id_)
+            assert c.get("edge-routers", id_)["enrollmentJwt"] not in (None, first)
+        assert srv.count("POST", f"{API}/edge-routers/{{id}}/re-enroll") == 2
+
+    def test_the_ca_jwt_is_the_body_as_text(self, ca) -> None:
+        _, _, c, id_, _ = ca
+        token = c.ca_jwt(id_)
+        assert token.count(".") == 2 and not token.endswith("\n")
+
+    def test_a_lost_create_answer_names_the_call_and_not_reachability(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("POST", IDENTITIES, reset_after=True)
+        with client(fake, srv, ready_timeout=5) as c, pytest.raises(ZitiApiError) as err:
+            c.create("identities", identity("w"))
+        assert (err.value.method, err.value.path, err.value.code) == ("POST", "/identities", "NO_RESPONSE")
+        assert str(err.value).startswith("POST /identities: ") and "not reachable" not in str(err.value)
+
+    def test_a_create_answered_without_an_id_may_have_created(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("POST", IDENTITIES, status=201, body={"data": {}, "meta": {}})
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.create("identities", identity("w"))
+        assert err.value.outcome_unknown and (err.value.method, err.value.path) == ("POST", "/identities")
+        assert str(err.value) == "POST /identities: create answered without an id"
+
+    def test_an_error_that_is_not_an_envelope_quotes_the_body(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, status=404, body="<html>no such route</html>")
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert str(err.value) == f"GET {CAS}: HTTP 404 <html>no such route</html>"
+        srv.inject("GET", CAS, status=404, body="")
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert str(err.value) == f"GET {CAS}: HTTP 404 Not Found"
+
+    def test_the_pause_honours_the_error_s_retry_after(self, ziti) -> None:
+        fake, srv = ziti
+        sleeps = Sleeps()
+        err = ZitiApiError("busy", status=429, retry_after=7.0)
+        with client(fake, srv, sleeps) as c:
+            c.pause(1, err)
+        assert sleeps == [7.0]
+
+
 class RealSleeps(Sleeps):
     def __call__(self, seconds: float) -> None:
         super().__call__(seconds)
@@ -321,6 +448,36 @@ class TestTrust:
             pass
         assert "pinned fingerprint" in str(err.value) and "ab" * 32 in str(err.value)
         assert srv.count("POST", AUTH) == 0
+
+    @pytest.mark.parametrize(
+        ("fault", "says"),
+        [
+            ({"status": 404, "body": {"error": {"code": "NOT_FOUND"}}},
+             "could not fetch the controller CA bundle (HTTP 404)"),
+            ({"status": 200, "body": "this is not PKCS#7"}, "the controller CA bundle is not base64 PKCS#7"),
+        ],
+    )
+    def test_a_bundle_that_cannot_be_had_fails_before_any_credentials_are_sent(self, ziti, fault, says) -> None:
+        fake, srv = ziti
+        srv.inject("GET", "/.well-known/est/cacerts", **fault)
+        with pytest.raises(ZitiApiError) as err, client(fake, srv, ca_bundle_pem=None, ca_fingerprint="ab" * 32):
+            pass
+        assert (err.value.method, err.value.path) == ("GET", "/.well-known/est/cacerts")
+        assert str(err.value).startswith(f"GET /.well-known/est/cacerts: {says}")
+        assert srv.count("POST", AUTH) == 0
+
+    def test_a_controller_that_never_answers_the_bundle_request_is_named(self, ziti) -> None:
+        fake, srv = ziti
+        relay = DelayedRelay(srv.port)  # never opened
+        try:
+            conn = {"url": f"https://localhost:{relay.port}", "ready_timeout": 1, "ca_bundle_pem": None,
+                    "ca_fingerprint": "ab" * 32}
+            with pytest.raises(ZitiApiError) as err, client(fake, srv, RealSleeps(), **conn):
+                pass
+        finally:
+            relay.close()
+        assert (err.value.method, err.value.path, err.value.code) == ("GET", "/.well-known/est/cacerts", "NO_RESPONSE")
+        assert "could not fetch the controller CA bundle from localhost within 1s" in str(err.value)
 
 
 def _issue(
