@@ -11,6 +11,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,7 +248,7 @@ class TestWrites:
         assert fake.all("identities")[0]["roleAttributes"] == ["edge"]
 
     @pytest.fixture
-    def ca(self, ziti) -> tuple[ZitiController, Any, ZitiClient, str, str]:
+    def ca(self, ziti) -> Iterator[tuple[ZitiController, Any, ZitiClient, str, str]]:
         """A CA on the fake, not yet verified, and the proof of its key (CN = its token)."""
         from dynamic_providers.ziti.provider import verification_certificate
 
