@@ -86,6 +86,14 @@ class TestRetries:
             assert c.list_all("cas") == []
         assert sleeps == [3.0]
 
+    def test_the_pause_honours_the_error_s_retry_after(self, ziti) -> None:
+        fake, srv = ziti
+        sleeps = Sleeps()
+        err = ZitiApiError("busy", status=429, retry_after=7.0)
+        with client(fake, srv, sleeps) as c:
+            c.pause(1, err)
+        assert sleeps == [7.0]
+
     def test_5xx_and_resets_on_reads_are_retried_with_backoff(self, ziti) -> None:
         fake, srv = ziti
         srv.inject("GET", CAS, status=503, times=1)
@@ -178,6 +186,17 @@ class TestErrorsAndLists:
                 c.get("cas", "nope")
         assert err.value.status == 404 and err.value.code == "NOT_FOUND"
 
+    def test_an_error_that_is_not_an_envelope_quotes_the_body(self, ziti) -> None:
+        fake, srv = ziti
+        srv.inject("GET", CAS, status=404, body="<html>no such route</html>")
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert str(err.value) == f"GET {CAS}: HTTP 404 <html>no such route</html>"
+        srv.inject("GET", CAS, status=404, body="")
+        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
+            c.list_all("cas")
+        assert str(err.value) == f"GET {CAS}: HTTP 404 Not Found"
+
     def test_lists_page_through_everything(self, ziti) -> None:
         fake, srv = ziti
         for i in range(2 * PAGE_LIMIT + 3):
@@ -211,7 +230,8 @@ class TestErrorsAndLists:
 
 class TestWrites:
     """Which writes are repeated after a fault: the idempotent ones (PATCH of the same fields, the
-    CA proof, a router's new enrollment) and nothing the controller refused for good."""
+    CA proof, a router's new enrollment) and nothing the controller refused for good; what the
+    CA endpoints answer."""
 
     def _identity(self, c: ZitiClient) -> str:
         return c.create("identities", identity("w", authPolicyId="default"))
@@ -254,10 +274,8 @@ class TestWrites:
 
         fake, srv = ziti
         cert, key = fake_ziti.make_ca()
-        body = {"name": "spire", "certPem": cert, "isAutoCaEnrollmentEnabled": False,
-                "isOttCaEnrollmentEnabled": False, "isAuthEnabled": True, "identityRoles": ["spire"]}
         with client(fake, srv) as c:
-            id_ = c.create("cas", body)
+            id_ = c.create("cas", fake_ziti.ca_body("spire", cert))
             proof = verification_certificate(cert, key, c.get("cas", id_)["verificationToken"])
             yield fake, srv, c, id_, proof
 
@@ -315,25 +333,6 @@ class TestWrites:
             c.create("identities", identity("w"))
         assert err.value.outcome_unknown and (err.value.method, err.value.path) == ("POST", "/identities")
         assert str(err.value) == "POST /identities: create answered without an id"
-
-    def test_an_error_that_is_not_an_envelope_quotes_the_body(self, ziti) -> None:
-        fake, srv = ziti
-        srv.inject("GET", CAS, status=404, body="<html>no such route</html>")
-        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
-            c.list_all("cas")
-        assert str(err.value) == f"GET {CAS}: HTTP 404 <html>no such route</html>"
-        srv.inject("GET", CAS, status=404, body="")
-        with client(fake, srv) as c, pytest.raises(ZitiApiError) as err:
-            c.list_all("cas")
-        assert str(err.value) == f"GET {CAS}: HTTP 404 Not Found"
-
-    def test_the_pause_honours_the_error_s_retry_after(self, ziti) -> None:
-        fake, srv = ziti
-        sleeps = Sleeps()
-        err = ZitiApiError("busy", status=429, retry_after=7.0)
-        with client(fake, srv, sleeps) as c:
-            c.pause(1, err)
-        assert sleeps == [7.0]
 
 
 class RealSleeps(Sleeps):

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
 from tests.fakes import ziti as fake_ziti
-from tests.fakes.ziti import API, ZitiController, make_ca, validator
+from tests.fakes.ziti import API, ZitiController, ca_body, make_ca, validator
 
 # The published swagger file, vendored (gzip) with its source in tests/specs/README.md.
 FULL_SPEC = Path(__file__).resolve().parents[1] / "specs" / "ziti-edge-management-swagger.yml.gz"
@@ -64,19 +64,6 @@ def api(loopback) -> Api:
     return Api(fake, srv)
 
 
-def _ca_body(name: str = "spire", cert_pem: str | None = None, **extra: Any) -> dict[str, Any]:
-    cert_pem = cert_pem or make_ca()[0]
-    return {
-        "name": name,
-        "certPem": cert_pem,
-        "isAutoCaEnrollmentEnabled": False,
-        "isOttCaEnrollmentEnabled": False,
-        "isAuthEnabled": True,
-        "identityRoles": ["spire"],
-        **extra,
-    }
-
-
 def _error(r: httpx.Response) -> dict[str, Any]:
     body = r.json()
     assert validator("apiErrorEnvelope").is_valid(body), body
@@ -111,7 +98,7 @@ class TestSpecFile:
     def test_every_answer_of_the_fake_matches_its_detail_definition(self, api: Api) -> None:
         cert, _ = make_ca()
         ids = {
-            "cas": api.call("POST", "/cas", json=_ca_body(cert_pem=cert)).json()["data"]["id"],
+            "cas": api.call("POST", "/cas", json=ca_body(cert_pem=cert)).json()["data"]["id"],
             "external-jwt-signers": api.call(
                 "POST",
                 "/external-jwt-signers",
@@ -223,8 +210,8 @@ class TestBodiesAreValidatedAgainstTheSwagger:
 
 class TestUniqueIndexes:
     def test_duplicate_name_is_could_not_validate_with_duplicate_value(self, api: Api) -> None:
-        assert api.call("POST", "/cas", json=_ca_body("spire")).status_code == 201
-        r = api.call("POST", "/cas", json=_ca_body("spire"))
+        assert api.call("POST", "/cas", json=ca_body("spire")).status_code == 201
+        r = api.call("POST", "/cas", json=ca_body("spire"))
         err = _error(r)
         assert (r.status_code, err["code"]) == (400, "COULD_NOT_VALIDATE")
         assert err["cause"] == {
@@ -235,8 +222,8 @@ class TestUniqueIndexes:
 
     def test_same_certificate_twice_is_refused_on_cert_pem(self, api: Api) -> None:
         cert, _ = make_ca()
-        first = api.call("POST", "/cas", json=_ca_body("a", cert)).json()["data"]["id"]
-        err = _error(api.call("POST", "/cas", json=_ca_body("b", cert)))
+        first = api.call("POST", "/cas", json=ca_body("a", cert)).json()["data"]["id"]
+        err = _error(api.call("POST", "/cas", json=ca_body("b", cert)))
         assert (
             err["cause"]["field"] == "certPem" and err["cause"]["reason"] == f"certificate already used as CA {first}"
         )
@@ -252,10 +239,10 @@ class TestUpdates:
     def test_patch_and_put_answer_an_empty_envelope_and_ignore_cert_pem(self, api: Api) -> None:
         cert, _ = make_ca()
         other, _ = make_ca("other")
-        id_ = api.call("POST", "/cas", json=_ca_body("spire", cert)).json()["data"]["id"]
+        id_ = api.call("POST", "/cas", json=ca_body("spire", cert)).json()["data"]["id"]
         r = api.call("PATCH", f"/cas/{id_}", json={"identityRoles": ["a", "b"], "certPem": other})
         assert r.status_code == 200 and r.json() == {"data": {}, "meta": {}}
-        put = {k: v for k, v in _ca_body("renamed", other).items()}
+        put = {k: v for k, v in ca_body("renamed", other).items()}
         put["identityNameFormat"] = "[caName]-[commonName]"
         r = api.call("PUT", f"/cas/{id_}", json=put)
         assert r.status_code == 200 and r.json()["data"] == {}
@@ -277,12 +264,12 @@ class TestUpdates:
             "parserCriteria": "",
             "index": 0,
         }
-        err = _error(api.call("POST", "/cas", json=_ca_body(externalIdClaim=claim)))
+        err = _error(api.call("POST", "/cas", json=ca_body(externalIdClaim=claim)))
         # As the real 1.7.2 controller: 400, a nested cause without a field.
         assert err["code"] == "REFERENCED_ENTITY_NOT_FOUND"  # sic
         assert "scheme matcher can only be used with URI" in err["cause"]["message"]
         lax = {**claim, "location": "SAN_URI", "matcherCriteria": "", "parser": "SPLIT", "index": -1}
-        r = api.call("POST", "/cas", json=_ca_body(name="lax", externalIdClaim=lax))
+        r = api.call("POST", "/cas", json=ca_body(name="lax", externalIdClaim=lax))
         assert r.status_code == 201, "1.7.2 stores claims that can never match; check() refuses them"
 
 
@@ -320,7 +307,7 @@ class TestCaVerification:
     @pytest.fixture
     def ca(self, api: Api) -> tuple[str, str, str, str]:
         cert, key = make_ca()
-        id_ = api.call("POST", "/cas", json=_ca_body("spire", cert)).json()["data"]["id"]
+        id_ = api.call("POST", "/cas", json=ca_body("spire", cert)).json()["data"]["id"]
         detail = api.call("GET", f"/cas/{id_}").json()["data"]
         assert detail["isVerified"] is False
         return id_, detail["verificationToken"], cert, key

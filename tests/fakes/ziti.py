@@ -1114,6 +1114,20 @@ def make_ca(
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
+def ca_body(name: str = "spire", cert_pem: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A CA create body: a fresh self-signed root unless `cert_pem` is given, OTT and auto enrollment off."""
+    cert_pem = cert_pem or make_ca()[0]
+    return {
+        "name": name,
+        "certPem": cert_pem,
+        "isAutoCaEnrollmentEnabled": False,
+        "isOttCaEnrollmentEnabled": False,
+        "isAuthEnabled": True,
+        "identityRoles": ["spire"],
+        **extra,
+    }
+
+
 def connection(srv: LoopbackServer, fake: ZitiController, **overrides: Any) -> dict[str, Any]:
     """The `connection` input for a provider talking to `fake` served by `srv`."""
     return {
